@@ -1,0 +1,104 @@
+"""Every Serve deployment's options, in one place.
+
+`serve run`, the app builder and the KubeRay renderer all read this module, so the pool sizes
+and back-pressure limits a test exercises are the ones production runs. Plain data only: no Ray
+import, so the renderer and docs can load it anywhere.
+
+Why these numbers (2-core reference machine; see README "Scaling and back-pressure"):
+- Enhancer: a job spends almost all its time awaiting I/O (LLM ~2 s, SDP, Postgres), so one
+  replica holds many jobs (``max_ongoing_requests`` 64) and scales on ongoing+queued requests
+  per replica (``target_ongoing_requests`` 32). The dispatcher caps what it hands out, so the
+  queue cap only guards against a runaway caller.
+- ContextGatherer: short Postgres queries; 32 concurrent per replica.
+- Synthesizer: holds one LLM call per request; async, so 64 in flight per replica.
+- Graceful shutdown exceeds the longest LLM call (timeout 60 s x retries) so a rolling update
+  drains instead of killing synthesis mid-call.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+APP_NAME = "ai_agents"
+ROUTE_PREFIX = "/"
+IMPORT_PATH = "serve_app.app_builder:app"
+
+INGRESS = "Ingress"
+DISPATCHER = "Dispatcher"
+ENHANCER = "Enhancer"
+CONTEXT_GATHERER = "ContextGatherer"
+SYNTHESIZER = "Synthesizer"
+
+LLM_CALL_TIMEOUT_S = 60.0
+
+_POOL_OPTIONS: dict[str, dict[str, Any]] = {
+    INGRESS: {
+        "autoscaling_config": {
+            "min_replicas": 1,
+            "max_replicas": 4,
+            "target_ongoing_requests": 64,
+            "upscale_delay_s": 10,
+            "downscale_delay_s": 300,
+        },
+        "max_ongoing_requests": 256,
+        "max_queued_requests": 1024,
+        "graceful_shutdown_timeout_s": 15,
+        "ray_actor_options": {"num_cpus": 0.25},
+    },
+    DISPATCHER: {
+        "num_replicas": 1,
+        "max_ongoing_requests": 16,
+        "graceful_shutdown_timeout_s": 10,
+        "health_check_period_s": 5,
+        "ray_actor_options": {"num_cpus": 0.1},
+    },
+    ENHANCER: {
+        "autoscaling_config": {
+            "min_replicas": 1,
+            "max_replicas": 8,
+            "target_ongoing_requests": 32,
+            "upscale_delay_s": 5,
+            "downscale_delay_s": 120,
+        },
+        "max_ongoing_requests": 64,
+        "max_queued_requests": 256,
+        "graceful_shutdown_timeout_s": 200,
+        "ray_actor_options": {"num_cpus": 0.25},
+    },
+    CONTEXT_GATHERER: {
+        "autoscaling_config": {
+            "min_replicas": 1,
+            "max_replicas": 4,
+            "target_ongoing_requests": 16,
+            "upscale_delay_s": 5,
+            "downscale_delay_s": 120,
+        },
+        "max_ongoing_requests": 32,
+        "max_queued_requests": 256,
+        "graceful_shutdown_timeout_s": 30,
+        "ray_actor_options": {"num_cpus": 0.25},
+    },
+    SYNTHESIZER: {
+        "autoscaling_config": {
+            "min_replicas": 1,
+            "max_replicas": 8,
+            "target_ongoing_requests": 32,
+            "upscale_delay_s": 5,
+            "downscale_delay_s": 120,
+        },
+        "max_ongoing_requests": 64,
+        "max_queued_requests": 256,
+        "graceful_shutdown_timeout_s": 200,
+        "ray_actor_options": {"num_cpus": 0.25},
+    },
+}
+
+
+def pool_options(name: str) -> dict[str, Any]:
+    """A deep copy, so a caller that tweaks options cannot change another's."""
+    return copy.deepcopy(_POOL_OPTIONS[name])
+
+
+def all_pool_options() -> dict[str, dict[str, Any]]:
+    return copy.deepcopy(_POOL_OPTIONS)

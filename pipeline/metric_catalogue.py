@@ -1,0 +1,95 @@
+"""Every metric this system exports, with the name Prometheus sees.
+
+Two scrape targets (README "Metrics"):
+- Ray's metrics agent on each node (port 8080 on KubeRay): counters/histograms/gauges recorded
+  inside replicas with ``ray.util.metrics``. Ray prefixes them with ``ray_`` and appends
+  ``_total`` to counters.
+- The ingress ``GET /metrics``: gauges computed from PostgreSQL at scrape time (queue depth,
+  feedback), correct whatever the replica count, exported with their names unchanged.
+
+Alert rules and dashboards must only use ``exported`` names; a test scrapes a running system
+and checks each one exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["counter", "histogram", "gauge"]
+Target = Literal["ray", "ingress"]
+
+# Buckets reach 600 s+ so a stuck 10-minute enhancement is still measured, not "+Inf".
+LATENCY_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200]
+FAST_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # name given to the client library
+    kind: Kind
+    target: Target
+    labels: tuple[str, ...]
+    description: str
+
+    @property
+    def exported(self) -> str:
+        """The base name Prometheus stores (histograms add _bucket/_sum/_count)."""
+        if self.target == "ingress":
+            return self.name
+        suffix = "_total" if self.kind == "counter" else ""
+        return f"ray_{self.name}{suffix}"
+
+
+def _ray(name: str, kind: Kind, labels: tuple[str, ...], description: str) -> MetricSpec:
+    return MetricSpec(name, kind, "ray", labels, description)
+
+
+def _db(name: str, labels: tuple[str, ...], description: str) -> MetricSpec:
+    return MetricSpec(name, "gauge", "ingress", labels, description)
+
+
+WEBHOOKS = _ray("ai_agents_webhooks", "counter", ("tenant", "outcome"),
+                "Webhooks received, by outcome (accepted, duplicate, rejected_*, throttled, error)")
+HTTP_REQUESTS = _ray("ai_agents_http_requests", "counter", ("route", "method", "status"),
+                     "Ingress requests by route template and status code")
+HTTP_LATENCY = _ray("ai_agents_http_request_duration_seconds", "histogram", ("route", "method"),
+                    "Ingress request latency by route template")
+ENHANCEMENTS = _ray("ai_agents_enhancements", "counter", ("tenant", "status"),
+                    "Finished enhancements: completed, context_only, failed, skipped")
+ENHANCEMENT_LATENCY = _ray("ai_agents_enhancement_duration_seconds", "histogram",
+                           ("tenant", "status"), "Webhook receipt to note, seconds")
+STAGE_LATENCY = _ray("ai_agents_stage_duration_seconds", "histogram", ("stage",),
+                     "Per-stage duration: context, synthesis, writeback")
+JOB_ATTEMPTS = _ray("ai_agents_job_retries", "counter", ("tenant", "reason"),
+                    "Jobs put back in the queue for another attempt")
+EXTERNAL_CALLS = _ray("ai_agents_external_calls", "counter", ("service", "outcome"),
+                      "Calls to the LLM and to SDP by outcome")
+EXTERNAL_LATENCY = _ray("ai_agents_external_call_duration_seconds", "histogram", ("service",),
+                        "Latency of LLM and SDP calls")
+BREAKER_STATE = _ray("ai_agents_circuit_breaker_state", "gauge", ("service",),
+                     "0 closed, 1 half-open, 2 open")
+RATE_LIMIT_WAITS = _ray("ai_agents_rate_limit_waits", "counter", ("tenant", "bucket"),
+                        "Times a call waited on a per-tenant token bucket")
+RATE_LIMIT_WAIT_SECONDS = _ray("ai_agents_rate_limit_wait_seconds", "histogram", ("bucket",),
+                               "Time spent waiting on per-tenant token buckets")
+ISOLATION_VIOLATIONS = _ray("ai_agents_tenant_isolation_violations", "counter", ("tenant",),
+                            "Denied cross-tenant access attempts")
+DB_POOL_CONNECTIONS = _ray("ai_agents_db_pool_connections", "gauge", ("component", "state"),
+                           "asyncpg pool connections in use / idle per component")
+REENHANCE_ITEMS = _ray("ai_agents_reenhance_items", "counter", ("tenant", "outcome"),
+                       "Batch re-enhancement items by outcome")
+
+QUEUE_DEPTH = _db("ai_agents_queue_depth", ("tenant",), "Jobs queued in PostgreSQL")
+OLDEST_QUEUED_AGE = _db("ai_agents_oldest_queued_age_seconds", ("tenant",),
+                        "Age of the oldest queued job")
+JOBS_RUNNING = _db("ai_agents_jobs_running", ("tenant",), "Jobs currently leased")
+FEEDBACK_AVERAGE = _db("ai_agents_feedback_average_rating", ("tenant",),
+                       "Average 1-5 rating over the last 7 days")
+FEEDBACK_POSITIVE = _db("ai_agents_feedback_positive_ratio", ("tenant",),
+                        "Share of positive feedback over the last 7 days (0-1)")
+DATABASE_UP = _db("ai_agents_database_up", (), "1 when the ingress reached PostgreSQL at scrape")
+
+ALL_METRICS: tuple[MetricSpec, ...] = tuple(
+    v for v in globals().values() if isinstance(v, MetricSpec)
+)

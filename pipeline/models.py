@@ -1,0 +1,125 @@
+"""Pydantic models that cross module and process boundaries in the enhancement pipeline.
+
+These are the contracts between the context gatherer, the synthesizer, the note renderer and
+the simulators. Citation ids have the form ``ticket:<id>``, ``kb:<id>`` or ``asset:<ip>`` so a
+claim in a note can always be traced back to the source it came from.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SourceName = Literal["sdp_ticket", "similar_tickets", "kb_articles", "ip_assets"]
+SourceStatus = Literal["ok", "empty", "timeout", "error", "skipped"]
+
+
+class Ticket(BaseModel):
+    """The ticket being enhanced, normalised from either webhook shape or the SDP API."""
+
+    ticket_id: str
+    subject: str = ""
+    description: str = ""
+    priority: str | None = None
+    status: str | None = None
+    requester_name: str | None = None
+    requester_email: str | None = None
+    updated_at: datetime | None = None
+
+
+class SimilarTicket(BaseModel):
+    ticket_id: str
+    subject: str
+    resolution: str
+    score: float
+    resolved_at: datetime | None = None
+
+    @property
+    def citation(self) -> str:
+        return f"ticket:{self.ticket_id}"
+
+
+class KBArticle(BaseModel):
+    article_id: str
+    title: str
+    excerpt: str
+    score: float
+    url: str | None = None
+
+    @property
+    def citation(self) -> str:
+        return f"kb:{self.article_id}"
+
+
+class AssetMatch(BaseModel):
+    ip: str
+    match: Literal["host", "subnet"]
+    network: str
+    hostname: str | None = None
+    role: str | None = None
+    owner: str | None = None
+    location: str | None = None
+
+    @property
+    def citation(self) -> str:
+        return f"asset:{self.ip}"
+
+
+class SourceOutcome(BaseModel):
+    """What one context source did, recorded on the enhancement so partial context is visible."""
+
+    name: SourceName
+    status: SourceStatus
+    duration_ms: float = 0.0
+    items: int = 0
+    error: str | None = None
+
+
+class TicketContext(BaseModel):
+    ticket: Ticket
+    similar_tickets: list[SimilarTicket] = Field(default_factory=list)
+    kb_articles: list[KBArticle] = Field(default_factory=list)
+    assets: list[AssetMatch] = Field(default_factory=list)
+    unmatched_ips: list[str] = Field(default_factory=list)
+    sources: list[SourceOutcome] = Field(default_factory=list)
+
+    def citations(self) -> set[str]:
+        return (
+            {t.citation for t in self.similar_tickets}
+            | {a.citation for a in self.kb_articles}
+            | {a.citation for a in self.assets}
+        )
+
+
+class CitedStatement(BaseModel):
+    text: str = Field(min_length=1, max_length=1000)
+    sources: list[str] = Field(default_factory=list, description="citation ids, e.g. ticket:123")
+
+
+class LLMEnhancement(BaseModel):
+    """The structured JSON the LLM must return; validated before anything reaches a note."""
+
+    summary: str = Field(min_length=1, max_length=2000)
+    likely_causes: list[CitedStatement] = Field(default_factory=list, max_length=8)
+    next_steps: list[CitedStatement] = Field(default_factory=list, max_length=10)
+    related_tickets: list[str] = Field(default_factory=list)
+    related_articles: list[str] = Field(default_factory=list)
+    related_assets: list[str] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+    confidence_reason: str = ""
+
+
+SynthesisMode = Literal["llm", "context_only"]
+
+
+class SynthesisResult(BaseModel):
+    mode: SynthesisMode
+    enhancement: LLMEnhancement | None = None
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    llm_attempts: int = 0
+    reason: str | None = Field(default=None, description="why context_only, when it is")
