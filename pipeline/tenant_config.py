@@ -1,0 +1,47 @@
+"""Per-tenant behaviour settings (stored as JSON on the tenant row) and the decrypted view of a
+tenant that the pipeline works with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Edition = Literal["onprem", "cloud"]
+WebhookAuthMode = Literal["hmac", "token"]
+
+# Cloud SDP throttles at roughly 20 requests/minute per account; on-prem is the operator's call.
+DEFAULT_SDP_RATE = {"cloud": 20, "onprem": 120}
+
+
+class TenantSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_rate_per_minute: int | None = Field(None, ge=1, description="None: service default")
+    llm_rate_per_minute: int = Field(60, ge=1)
+    sdp_rate_per_minute: int | None = Field(None, ge=1, description="None: by edition")
+    max_inflight: int | None = Field(None, ge=1, description="None: service default")
+    redact_pii: bool = False
+    show_to_requester: bool = False
+    note_max_words: int = Field(500, ge=50, le=5000)
+    min_ticket_chars: int = Field(15, ge=0, description="Thinner tickets get a short note")
+    llm_model: str | None = None
+
+    def sdp_rate(self, edition: Edition) -> int:
+        return self.sdp_rate_per_minute or DEFAULT_SDP_RATE[edition]
+
+
+@dataclass(frozen=True)
+class TenantRuntime:
+    """What the pipeline needs of a tenant, with its SDP key decrypted (never logged)."""
+
+    tenant_id: str
+    sdp_base_url: str
+    sdp_edition: Edition
+    sdp_portal: str | None
+    sdp_api_key: str
+    settings: TenantSettings
+
+    def __repr__(self) -> str:  # keep the key out of any accidental log line
+        return f"TenantRuntime(tenant_id={self.tenant_id!r}, edition={self.sdp_edition!r})"

@@ -1,0 +1,54 @@
+"""The `ai-agents` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import typer
+
+from db.migrate import migrate as run_migrations
+from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
+from serve_app.cli_tenants import tenant_app
+from serve_app.runtime import ConfigurationError, resolve_runtime
+from serve_app.settings import Settings
+
+app = typer.Typer(
+    name="ai-agents",
+    help="AI Agents: enhance every new ServiceDesk Plus ticket with a researched private note.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tenant_app, name="tenant")
+
+
+@app.command()
+@one_line_errors
+def migrate(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> None:
+    """Apply database migrations and (re)create the restricted service role.
+
+    Example: AI_AGENTS_MIGRATION_DATABASE_URL=postgresql://owner@db/app ai-agents migrate
+    """
+    overrides = {"data_dir": data_dir} if data_dir else {}
+    settings = Settings(**overrides)
+
+    async def _migrate() -> list[str]:
+        runtime = await resolve_runtime(settings, run_migrations=False)
+        if runtime.owner_url is None:
+            raise ConfigurationError("AI_AGENTS_MIGRATION_DATABASE_URL is required to migrate")
+        return await run_migrations(runtime.owner_url, runtime.service_url)
+
+    applied = asyncio.run(_migrate())
+    if as_json:
+        emit_json({"applied": applied})
+    else:
+        typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Shared plumbing for the `ai-agents` commands: one-line errors, JSON output, DB access."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from db.pool import create_pool
+from serve_app.runtime import Runtime, resolve_runtime
+from serve_app.settings import Settings
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, exit code 1."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "input"
+    return f"invalid {where}: {first['msg']}"
+
+
+def one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
+    """Turn every failure into a single line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ValidationError as exc:
+            fail(_validation_message(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - the CLI's contract is: no traceback
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            fail(message)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        return str(value)
+
+    sys.stdout.write(json.dumps(data, default=default, indent=2, sort_keys=True) + "\n")
+
+
+async def load_runtime(data_dir: str | None = None, *, migrate: bool = True) -> Runtime:
+    overrides = {"data_dir": data_dir} if data_dir else {}
+    return await resolve_runtime(Settings(**overrides), run_migrations=migrate)
+
+
+@asynccontextmanager
+async def service_pool(runtime: Runtime) -> AsyncIterator[Any]:
+    pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+DataDirOption = typer.Option(None, "--data-dir", envvar="AI_AGENTS_DATA_DIR",
+                             help="Embedded database and local state directory")
+JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout")

@@ -1,0 +1,129 @@
+"""`ai-agents tenant ...`: the same TenantAdmin the admin API uses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.credential_cipher import CredentialCipher
+from pipeline.tenant_config import Edition, WebhookAuthMode
+from serve_app.cli_support import (
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    load_runtime,
+    one_line_errors,
+    run_async,
+    service_pool,
+)
+from serve_app.settings import Settings
+from serve_app.tenant_admin import (
+    TenantAdmin,
+    TenantCreate,
+    TenantCredentials,
+    TenantExists,
+    TenantNotFound,
+)
+
+tenant_app = typer.Typer(help="Create and manage tenants (client companies).", no_args_is_help=True)
+ACTOR = "cli"
+
+
+async def _with_admin(data_dir: str | None, action):  # type: ignore[no-untyped-def]
+    runtime = await load_runtime(data_dir)
+    settings = Settings()
+    async with service_pool(runtime) as pool:
+        admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys),
+                            secret_grace=timedelta(hours=settings.secret_grace_hours))
+        try:
+            return await action(admin)
+        except TenantExists as exc:
+            raise RuntimeError(f"tenant {exc.args[0]!r} already exists") from None
+        except TenantNotFound as exc:
+            raise RuntimeError(f"unknown tenant {exc.args[0]!r}") from None
+
+
+def _print_credentials(creds: TenantCredentials, as_json: bool) -> None:
+    if as_json:
+        emit_json(creds)
+        return
+    typer.echo(f"tenant_id:       {creds.tenant_id}")
+    if creds.webhook_secret:
+        typer.echo(f"webhook_secret:  {creds.webhook_secret}")
+    if creds.api_token:
+        typer.echo(f"api_token:       {creds.api_token}")
+    if creds.previous_secret_valid_until:
+        typer.echo(f"previous secret valid until {creds.previous_secret_valid_until.isoformat()}")
+    typer.echo("Store these now: they are not shown again.", err=True)
+
+
+@tenant_app.command("create")
+@one_line_errors
+def create(
+    tenant_id: str = typer.Argument(..., help="Slug, e.g. acme"),
+    sdp_url: str = typer.Option(..., "--sdp-url", help="ServiceDesk Plus base URL"),
+    sdp_key: str = typer.Option(..., "--sdp-key", help="SDP API key (on-prem) or OAuth token"),
+    sdp_edition: Edition = typer.Option("onprem", "--sdp-edition"),
+    webhook_auth: WebhookAuthMode = typer.Option("hmac", "--webhook-auth"),
+    name: str | None = typer.Option(None, "--name"),
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a tenant and print its id, webhook secret and API token once.
+
+    Example: ai-agents tenant create acme --sdp-url https://sdp.acme.example --sdp-key KEY
+    """
+    spec = TenantCreate(id=tenant_id, name=name, sdp_url=sdp_url, sdp_key=sdp_key,
+                        sdp_edition=sdp_edition, webhook_auth=webhook_auth)
+    creds = run_async(_with_admin(data_dir, lambda a: a.create(spec, actor=ACTOR)))
+    _print_credentials(creds, as_json)
+
+
+@tenant_app.command("list")
+@one_line_errors
+def list_(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> None:
+    """List tenants (no secrets). Example: ai-agents tenant list --json"""
+    tenants = run_async(_with_admin(data_dir, lambda a: a.list()))
+    if as_json:
+        emit_json([t.model_dump(mode="json") for t in tenants])
+        return
+    table = Table("id", "name", "status", "edition", "webhook auth", "SDP URL")
+    for t in tenants:
+        table.add_row(t.id, t.name, t.status, t.sdp_edition, t.webhook_auth_mode, t.sdp_base_url)
+    Console().print(table)
+
+
+@tenant_app.command("rotate-secret")
+@one_line_errors
+def rotate_secret(tenant_id: str, data_dir: str | None = DataDirOption,
+                  as_json: bool = JsonOption) -> None:
+    """New webhook secret; the old one stays valid for the grace period (default 24 h).
+
+    Example: ai-agents tenant rotate-secret acme
+    """
+    creds = run_async(_with_admin(data_dir, lambda a: a.rotate_secret(tenant_id, actor=ACTOR)))
+    _print_credentials(creds, as_json)
+
+
+@tenant_app.command("rotate-token")
+@one_line_errors
+def rotate_token(tenant_id: str, data_dir: str | None = DataDirOption,
+                 as_json: bool = JsonOption) -> None:
+    """New API token; the old one stops working at once. Example: ai-agents tenant rotate-token acme"""
+    creds = run_async(_with_admin(data_dir, lambda a: a.rotate_token(tenant_id, actor=ACTOR)))
+    _print_credentials(creds, as_json)
+
+
+@tenant_app.command("disable")
+@one_line_errors
+def disable(tenant_id: str, data_dir: str | None = DataDirOption,
+            as_json: bool = JsonOption) -> None:
+    """Disable a tenant: its webhooks are refused. Example: ai-agents tenant disable acme"""
+    info = run_async(_with_admin(data_dir, lambda a: a.disable(tenant_id, actor=ACTOR)))
+    if as_json:
+        emit_json(info)
+    else:
+        typer.echo(f"tenant {info.id} is {info.status}")
