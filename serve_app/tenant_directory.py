@@ -1,0 +1,85 @@
+"""Looks tenants up for the ingress: webhook credentials and API-token identity.
+
+A short TTL cache keeps the hot webhook path to one round trip (the insert); rotation and
+disabling take effect within ``ttl_s``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from db.pool import tenant_transaction
+from db.repositories.tenants import get_tenant, tenant_for_token_hash
+from pipeline.credential_cipher import CredentialCipher, hash_token
+from pipeline.tenant_config import TenantRuntime, TenantSettings
+from serve_app.webhook_auth import WebhookCredentials
+
+
+@dataclass(frozen=True)
+class TenantAuthView:
+    tenant_id: str
+    webhook: WebhookCredentials
+    settings: TenantSettings
+
+
+class TenantDirectory:
+    def __init__(self, pool: asyncpg.Pool, cipher: CredentialCipher, *, ttl_s: float = 2.0) -> None:
+        self._pool = pool
+        self._cipher = cipher
+        self._ttl = ttl_s
+        self._cache: dict[str, tuple[float, TenantAuthView | None]] = {}
+
+    async def webhook_view(self, tenant_id: str) -> TenantAuthView | None:
+        """None for an unknown or disabled tenant (callers answer the same 403 either way)."""
+        now = time.monotonic()
+        cached = self._cache.get(tenant_id)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        view = await self._load(tenant_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[tenant_id] = (now, view)
+        return view
+
+    async def _load(self, tenant_id: str) -> TenantAuthView | None:
+        async with tenant_transaction(self._pool, tenant_id) as conn:
+            row = await get_tenant(conn, tenant_id)
+        if row is None or row["status"] != "active":
+            return None
+        secrets = [self._cipher.decrypt(row["webhook_secret_enc"])]
+        expires = row["webhook_secret_prev_expires_at"]
+        if row["webhook_secret_prev_enc"] and expires and expires > datetime.now(UTC):
+            secrets.append(self._cipher.decrypt(row["webhook_secret_prev_enc"]))
+        return TenantAuthView(
+            tenant_id=tenant_id,
+            webhook=WebhookCredentials(mode=row["webhook_auth_mode"], secrets=tuple(secrets)),
+            settings=TenantSettings(**row["settings"]),
+        )
+
+    async def tenant_for_token(self, token: str) -> str | None:
+        """The active tenant owning this API token, or None."""
+        row = await tenant_for_token_hash(self._pool, hash_token(token))
+        if row is None or row["status"] != "active":
+            return None
+        return row["tenant_id"]
+
+
+async def load_tenant_runtime(pool: asyncpg.Pool, cipher: CredentialCipher,
+                              tenant_id: str) -> TenantRuntime | None:
+    """The decrypted tenant view the pipeline uses to call SDP."""
+    async with tenant_transaction(pool, tenant_id) as conn:
+        row = await get_tenant(conn, tenant_id)
+    if row is None:
+        return None
+    return TenantRuntime(
+        tenant_id=tenant_id,
+        sdp_base_url=row["sdp_base_url"],
+        sdp_edition=row["sdp_edition"],
+        sdp_portal=row["sdp_portal"],
+        sdp_api_key=cipher.decrypt(row["sdp_api_key_enc"]),
+        settings=TenantSettings(**row["settings"]),
+    )

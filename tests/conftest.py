@@ -1,0 +1,87 @@
+"""Session-wide real components: one embedded PostgreSQL, migrated, and a service-role pool.
+
+Every test talks to a real database as the restricted service role; nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from db.embedded import EmbeddedDatabase, start_embedded
+from db.migrate import migrate
+from db.pool import create_pool
+from pipeline.credential_cipher import CredentialCipher, new_encryption_key
+from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantCredentials
+
+warnings.filterwarnings("ignore", module="platformdirs")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    # Short path: the Postgres Unix socket lives here and socket paths are limited to 107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="aat-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def database(data_dir: Path) -> EmbeddedDatabase:
+    db = start_embedded(data_dir, stop_on_exit=True)
+    await migrate(db.owner_url, db.service_url)
+    return db
+
+
+@pytest.fixture(scope="session")
+async def pool(database: EmbeddedDatabase) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database.service_url, min_size=1, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def owner_conn(database: EmbeddedDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """Only for test set-up/inspection that the service role must not be able to do."""
+    conn = await asyncpg.connect(database.owner_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="session")
+def encryption_keys() -> str:
+    return new_encryption_key()
+
+
+@pytest.fixture(scope="session")
+def cipher(encryption_keys: str) -> CredentialCipher:
+    return CredentialCipher.from_csv(encryption_keys)
+
+
+@pytest.fixture(scope="session")
+def tenant_admin(pool: asyncpg.Pool, cipher: CredentialCipher) -> TenantAdmin:
+    return TenantAdmin(pool, cipher)
+
+
+MakeTenant = Callable[..., Awaitable[TenantCredentials]]
+
+
+@pytest.fixture(scope="session")
+def make_tenant(tenant_admin: TenantAdmin) -> MakeTenant:
+    async def factory(prefix: str = "t", **fields: object) -> TenantCredentials:
+        spec = {"id": f"{prefix}-{uuid.uuid4().hex[:8]}", "sdp_url": "http://127.0.0.1:9",
+                "sdp_key": "sdp-key-" + uuid.uuid4().hex, **fields}
+        return await tenant_admin.create(TenantCreate(**spec), actor="test")
+
+    return factory
+
+
+def external_database_url() -> str | None:
+    return os.environ.get("AI_AGENTS_TEST_EXTERNAL_OWNER_URL")
