@@ -74,7 +74,7 @@ def html_to_text(text: str) -> str:
 
 
 def extract_ips(text: str, *, limit: int = DEFAULT_LIMIT) -> list[str]:
-    """Host addresses in order of first appearance, deduplicated and normalised, at most ``limit``."""
+    """Host addresses by first appearance, deduplicated and normalised, at most ``limit``."""
     found: list[str] = []
     seen: set[str] = set()
     for mention in iter_ip_mentions(html_to_text(text)):
@@ -90,7 +90,7 @@ def extract_ips(text: str, *, limit: int = DEFAULT_LIMIT) -> list[str]:
 
 
 def extract_networks(text: str, *, limit: int = DEFAULT_LIMIT) -> list[str]:
-    """CIDR networks mentioned (``10.0.0.5/24`` counts as ``10.0.0.0/24``), first appearance first."""
+    """CIDR networks by first appearance; ``10.0.0.5/24`` counts as ``10.0.0.0/24``."""
     found: list[str] = []
     seen: set[str] = set()
     for mention in iter_ip_mentions(html_to_text(text)):

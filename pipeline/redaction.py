@@ -48,7 +48,7 @@ _URL_CREDENTIALS_RE = re.compile(r"(?P<keep>://[^/\s:@]+:)(?P<value>[^/\s@]+)(?=
 
 _SECRET_KEYS = (
     r"(?:[A-Za-z0-9]+[_\-.])*"
-    r"(?:password|passwd|passphrase|pwd|pass|secret|client[_\-]?secret|api[_\-]?key|apikey"
+    r"(?:password|passwd|passphrase|pwd|pw|pass|secret|client[_\-]?secret|api[_\-]?key|apikey"
     r"|access[_\-]?key(?:[_\-]?id)?|secret[_\-]?(?:access[_\-]?)?key|private[_\-]?key"
     r"|(?:access|refresh|auth|api|session|bearer|id)[_\-]?token|token|sas|shared[_\-]?key"
     r"|pin|otp)"

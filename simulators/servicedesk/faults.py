@@ -159,7 +159,7 @@ def decide(
             decision.fail_after = server_error(faults.http_5xx_status)
     elif _take("http_5xx_next", "http_5xx_probability", faults, rng):
         decision.error = server_error(faults.http_5xx_status)
-    if decision.error is None and decision.fail_after is None and _take("failed_envelope_next", "failed_envelope_probability",
-                                        faults, rng):
+    undecided = decision.error is None and decision.fail_after is None
+    if undecided and _take("failed_envelope_next", "failed_envelope_probability", faults, rng):
         decision.error = SdpHttpError(200, 4000, faults.failed_envelope_message, as_list=True)
     return decision

@@ -1,0 +1,139 @@
+"""The durable enhancement job. Every function takes a connection already inside a tenant
+transaction (RLS decides what it can see); lifecycle updates are fenced by the lease token so
+a job that was re-claimed after a crash cannot be finished by the old worker."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+JOBS_CHANNEL = "ai_agents_jobs"
+
+PUBLIC_COLUMNS = """id, tenant_id, ticket_id, event, status, outcome, stage, priority, attempts,
+    max_attempts, received_at, started_at, finished_at, updated_at, stage_timings,
+    context_sources, model, prompt_tokens, completion_tokens, cost_usd, note_id, error,
+    trace_id, supersedes, batch_id"""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    id: uuid.UUID
+    status: str
+    created: bool
+    trace_id: str | None
+
+
+async def enqueue(conn: asyncpg.Connection, *, tenant_id: str, ticket_id: str, event: str,
+                  dedupe_key: str, payload: dict[str, Any], trace_context: dict[str, str] | None,
+                  trace_id: str | None, priority: int = 0, max_attempts: int = 5,
+                  supersedes: uuid.UUID | None = None, batch_id: str | None = None,
+                  notify: bool = True) -> Enqueued:
+    row = await conn.fetchrow(
+        """INSERT INTO enhancements (tenant_id, ticket_id, event, dedupe_key, payload,
+               trace_context, trace_id, priority, max_attempts, supersedes, batch_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
+           RETURNING id, status, trace_id""",
+        tenant_id, ticket_id, event, dedupe_key, payload, trace_context, trace_id, priority,
+        max_attempts, supersedes, batch_id,
+    )
+    if row is not None:
+        if notify:
+            await conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, tenant_id)
+        return Enqueued(row["id"], row["status"], True, row["trace_id"])
+    existing = await conn.fetchrow(
+        "SELECT id, status, trace_id FROM enhancements WHERE tenant_id = $1 AND dedupe_key = $2",
+        tenant_id, dedupe_key,
+    )
+    return Enqueued(existing["id"], existing["status"], False, existing["trace_id"])
+
+
+async def get_public(conn: asyncpg.Connection, enhancement_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {PUBLIC_COLUMNS} FROM enhancements WHERE id = $1", enhancement_id)
+
+
+async def list_public(conn: asyncpg.Connection, *, status: str | None, ticket_id: str | None,
+                      since: datetime | None, limit: int, offset: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT {PUBLIC_COLUMNS} FROM enhancements
+            WHERE ($1::text IS NULL OR status = $1 OR outcome = $1)
+              AND ($2::text IS NULL OR ticket_id = $2)
+              AND ($3::timestamptz IS NULL OR received_at >= $3)
+            ORDER BY received_at DESC, id LIMIT $4 OFFSET $5""",
+        status, ticket_id, since, limit, offset,
+    )
+
+
+async def load_job(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
+                   lease_token: uuid.UUID) -> asyncpg.Record | None:
+    """The job as its current lease holder sees it; None if the lease moved on."""
+    return await conn.fetchrow(
+        """SELECT * FROM enhancements
+           WHERE id = $1 AND status = 'running' AND lease_token = $2""",
+        enhancement_id, lease_token,
+    )
+
+
+async def mark_stage(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
+                     lease_token: uuid.UUID, stage: str, lease_s: int) -> bool:
+    """Record progress and extend the lease; False if this worker no longer holds it."""
+    result = await conn.execute(
+        """UPDATE enhancements SET stage = $3, updated_at = now(),
+               lease_expires_at = now() + make_interval(secs => $4)
+           WHERE id = $1 AND lease_token = $2 AND status = 'running'""",
+        enhancement_id, lease_token, stage, lease_s,
+    )
+    return result == "UPDATE 1"
+
+
+async def record_note(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
+                      lease_token: uuid.UUID, note_id: str) -> None:
+    await conn.execute(
+        "UPDATE enhancements SET note_id = $3 WHERE id = $1 AND lease_token = $2",
+        enhancement_id, lease_token, note_id)
+
+
+async def complete(conn: asyncpg.Connection, enhancement_id: uuid.UUID, lease_token: uuid.UUID,
+                   *, outcome: str, stage_timings: dict[str, float],
+                   context_sources: list[dict[str, Any]] | None, model: str | None,
+                   prompt_tokens: int, completion_tokens: int, cost_usd: float,
+                   note_id: str | None, error: str | None = None) -> bool:
+    result = await conn.execute(
+        """UPDATE enhancements SET status = 'completed', outcome = $3, stage = 'done',
+               stage_timings = $4, context_sources = $5, model = $6, prompt_tokens = $7,
+               completion_tokens = $8, cost_usd = $9, note_id = coalesce($10, note_id),
+               error = $11, finished_at = now(), updated_at = now(),
+               lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+           WHERE id = $1 AND lease_token = $2 AND status = 'running'""",
+        enhancement_id, lease_token, outcome, stage_timings, context_sources, model,
+        prompt_tokens, completion_tokens, cost_usd, note_id, error,
+    )
+    return result == "UPDATE 1"
+
+
+async def fail_or_retry(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
+                        lease_token: uuid.UUID, *, error: str, retryable: bool,
+                        retry_in_s: float, stage_timings: dict[str, float] | None = None) -> str:
+    """Back to `queued` (delayed) while attempts remain and the error is retryable, else
+    `failed` with the reason. Returns the new status, or '' if the lease was lost."""
+    row = await conn.fetchrow(
+        """UPDATE enhancements SET
+               status = CASE WHEN $4 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+               not_before = now() + make_interval(secs => $5),
+               error = $3, stage_timings = coalesce($6, stage_timings), updated_at = now(),
+               finished_at = CASE WHEN $4 AND attempts < max_attempts THEN NULL ELSE now() END,
+               lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+           WHERE id = $1 AND lease_token = $2 AND status = 'running'
+           RETURNING status""",
+        enhancement_id, lease_token, error[:2000], retryable, retry_in_s, stage_timings,
+    )
+    if row is None:
+        return ""
+    if row["status"] == "queued":
+        await conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, "retry")
+    return row["status"]

@@ -1,0 +1,444 @@
+"""Render the private note a technician reads in ServiceDesk Plus, as sanitised HTML and text.
+
+Everything shown comes from untrusted places: ticket subjects and resolutions typed by end
+users, KB titles, and LLM output that may have been steered by a hostile ticket. So every
+dynamic string is first reduced to plain text (markup and script content removed), then escaped,
+and the finished HTML is passed once more through nh3 with a small allow-list. Defence in depth:
+either step alone would stop ``<script>``, the two together survive a bug in one of them.
+
+The note is built as structured parts and trimmed *before* rendering, lowest-value content first,
+so the word cap never cuts a sentence in half or drops the footer that carries the idempotency
+marker (``AI-Agents enhancement <id>``) the poster searches for before writing a second note.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import nh3
+
+from pipeline.models import (
+    AssetMatch,
+    CitedStatement,
+    KBArticle,
+    LLMEnhancement,
+    SimilarTicket,
+    SynthesisResult,
+    TicketContext,
+)
+
+ALLOWED_TAGS = frozenset(
+    {"p", "h3", "h4", "ul", "ol", "li", "b", "strong", "i", "em", "code", "br", "a"}
+)
+ALLOWED_ATTRIBUTES = {"a": {"href"}}
+ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
+MARKER_PREFIX = "AI-Agents enhancement"
+DEFAULT_MAX_WORDS = 500
+
+_ONE_LINE_WORDS = 30
+_BLOCK_TAG_RE = re.compile(r"<\s*(?:br|/p|/div|/li|/h\d|/tr|p|div|li|tr)\b[^>]*>", re.I)
+_TAG_RE = re.compile(r"</?[A-Za-z!][^<>]*>")
+_SOURCE_LABELS = {
+    "sdp_ticket": "ticket details",
+    "similar_tickets": "similar tickets",
+    "kb_articles": "knowledge base",
+    "ip_assets": "asset inventory",
+}
+
+# Inline content: (style, text) where style is "", "b", "i", "code" or "href:<url>".
+Span = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class RenderedNote:
+    html: str
+    text: str
+    word_count: int
+
+
+@dataclass
+class _Item:
+    main: list[Span]
+    detail: list[Span] = field(default_factory=list)
+
+
+@dataclass
+class _Section:
+    title: str
+    items: list[_Item]
+    ordered: bool = False
+
+
+@dataclass
+class _Parts:
+    """The note before rendering; trimming mutates it, the short_* fields are compact forms."""
+
+    notices: list[list[Span]]
+    short_notices: list[list[Span]]
+    summary: str
+    body: dict[str, _Section]  # keys: causes, steps, similar, kb, systems (in display order)
+    confidence: list[Span]
+    short_confidence: list[Span]
+    footer: str
+
+
+def note_marker(enhancement_id: str) -> str:
+    """The footer text that identifies an enhancement's note, searched for before posting."""
+    if not enhancement_id or not enhancement_id.strip():
+        raise ValueError("enhancement_id must not be empty")
+    return f"{MARKER_PREFIX} {enhancement_id.strip()}"
+
+
+def note_has_marker(note_html_or_text: str, enhancement_id: str) -> bool:
+    """Whether a stored note carries this enhancement's marker.
+
+    SDP may return the note re-escaped, with tags rewritten or stripped and whitespace changed,
+    so compare visible text, and require the id to end there ("abc" must not match "abcd").
+    """
+    text = note_html_or_text
+    for _ in range(3):
+        unescaped = html.unescape(text)
+        if unescaped == text:
+            break
+        text = unescaped
+    text = html.unescape(_TAG_RE.sub(" ", text))
+    ident = re.escape(note_marker(enhancement_id)[len(MARKER_PREFIX) + 1 :])
+    pattern = rf"AI-Agents\s+enhancement\s+{ident}(?![\w-])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+def render_note(
+    *,
+    enhancement_id: str,
+    context: TicketContext,
+    synthesis: SynthesisResult,
+    max_words: int = DEFAULT_MAX_WORDS,
+    supersedes: str | None = None,
+) -> RenderedNote:
+    """Build the note, trimmed to ``max_words`` visible words unless the footer alone is longer."""
+    parts = _build_parts(enhancement_id, context, synthesis, supersedes)
+    note = _render(parts)
+    for action, key, keep in _TRIM_PLAN:
+        while note.word_count > max_words and _trim_once(
+            parts, action, key, keep, note.word_count - max_words
+        ):
+            note = _render(parts)
+    return note
+
+
+def render_note_text(
+    *,
+    enhancement_id: str,
+    context: TicketContext,
+    synthesis: SynthesisResult,
+    max_words: int = DEFAULT_MAX_WORDS,
+    supersedes: str | None = None,
+) -> str:
+    """The same note as plain text, for the CLI and logs."""
+    return render_note(enhancement_id=enhancement_id, context=context, synthesis=synthesis,
+                       max_words=max_words, supersedes=supersedes).text
+
+
+def plain_text(value: str | None) -> str:
+    """Untrusted HTML or text reduced to one line of plain text (markup and scripts removed).
+
+    Repeated because ``&lt;script&gt;`` decodes to markup that must be removed in turn.
+    """
+    text = value or ""
+    for _ in range(3):
+        cleaned = nh3.clean(_BLOCK_TAG_RE.sub(" ", text), tags=set())
+        decoded = html.unescape(cleaned)
+        if decoded == text:
+            break
+        text = decoded
+    return " ".join(text.split())
+
+
+def _build_parts(
+    enhancement_id: str,
+    context: TicketContext,
+    synthesis: SynthesisResult,
+    supersedes: str | None,
+) -> _Parts:
+    enhancement = synthesis.enhancement if synthesis.mode == "llm" else None
+    refs = _CitationBook(context)
+    notices: list[list[Span]] = []
+    short: list[list[Span]] = []
+    if supersedes:
+        earlier = f"enhancement {plain_text(supersedes)}"
+        notices.append([("b", "Updated analysis: "),
+                        ("", f"this note supersedes the earlier note from {earlier}.")])
+        short.append([("", f"Supersedes {earlier}.")])
+    if enhancement is None:
+        reason = plain_text(synthesis.reason) or "no reason recorded"
+        notices.append([("b", "AI summary unavailable "),
+                        ("", f"({reason}). This note is built from the gathered context only: "
+                             "similar resolved tickets, knowledge-base articles and the asset "
+                             "inventory.")])
+        short.append([("b", "AI summary unavailable "), ("", f"({reason}); context only.")])
+    gaps = [f"{_SOURCE_LABELS.get(s.name, s.name)} ({s.status})"
+            for s in context.sources if s.status in ("timeout", "error")]
+    if gaps:
+        notices.append([("i", "Some context could not be gathered: " + ", ".join(gaps) + ".")])
+
+    body = {
+        "causes": _Section("Likely causes", []),
+        "steps": _Section("Next steps", [], ordered=True),
+        "similar": _Section("Similar resolved tickets", [
+            _similar_item(t, with_resolution=enhancement is not None)
+            for t in context.similar_tickets
+        ]),
+        "kb": _Section("Knowledge-base articles", [_kb_item(a) for a in context.kb_articles]),
+        "systems": _Section("Systems mentioned", _system_items(context)),
+    }
+    marker = note_marker(enhancement_id)
+    if enhancement is not None:
+        body["causes"].items = _statements(enhancement.likely_causes, refs)
+        body["steps"].items = _statements(enhancement.next_steps, refs)
+        confidence = _confidence(enhancement)
+        model = plain_text(synthesis.model) or "unknown"
+        return _Parts(notices, short, plain_text(enhancement.summary), body, confidence,
+                      confidence[:1], f"{marker} · model {model}")
+    body["steps"].title = "Candidate next steps (how similar tickets were resolved)"
+    body["steps"].items = _candidate_steps(context, refs)
+    confidence = [("", "Not assessed: no AI analysis was made; weigh the candidate steps by how "
+                       "closely each similar ticket matches.")]
+    return _Parts(notices, short, _context_summary(context), body, confidence,
+                  [("", "Not assessed.")], f"{marker} · context only")
+
+
+class _CitationBook:
+    """Turns citation ids into references a technician can read; unknown ids are dropped."""
+
+    def __init__(self, context: TicketContext) -> None:
+        self._labels: dict[str, str] = {}
+        for t in context.similar_tickets:
+            self._labels[t.citation] = f"ticket #{plain_text(t.ticket_id)}"
+        for a in context.kb_articles:
+            self._labels[a.citation] = f"KB: {plain_text(a.title) or plain_text(a.article_id)}"
+        for m in context.assets:
+            self._labels[m.citation] = f"asset {m.ip} ({_asset_name(m)})"
+
+    def labels(self, sources: list[str]) -> list[str]:
+        seen: list[str] = []
+        for source in sources:
+            label = self._labels.get(source.strip())
+            if label and label not in seen:
+                seen.append(label)
+        return seen
+
+
+def _asset_name(match: AssetMatch) -> str:
+    if match.hostname:
+        return plain_text(match.hostname)
+    return f"subnet {match.network}" if match.match == "subnet" else "no hostname"
+
+
+def _statements(statements: list[CitedStatement], refs: _CitationBook) -> list[_Item]:
+    items = []
+    for statement in statements:
+        spans: list[Span] = [("", plain_text(statement.text))]
+        labels = refs.labels(statement.sources)
+        if labels:
+            spans.append(("i", f" (sources: {'; '.join(labels)})"))
+        items.append(_Item(spans))
+    return items
+
+
+def _similar_item(ticket: SimilarTicket, *, with_resolution: bool) -> _Item:
+    main: list[Span] = [
+        ("b", f"#{plain_text(ticket.ticket_id)}"),
+        ("", f" {plain_text(ticket.subject)}"),
+        ("i", f" ({_score(ticket.score)})"),
+    ]
+    detail: list[Span] = []
+    if with_resolution and plain_text(ticket.resolution):
+        detail = [("", f"Resolution: {_one_line(ticket.resolution)}")]
+    return _Item(main, detail)
+
+
+def _score(score: float) -> str:
+    return f"{score:.0%} match" if 0.0 <= score <= 1.0 else f"score {score:.2f}"
+
+
+def _kb_item(article: KBArticle) -> _Item:
+    title = plain_text(article.title) or plain_text(article.article_id)
+    url = (article.url or "").strip()
+    main: list[Span] = [(f"href:{url}", title) if _safe_url(url) else ("b", title)]
+    excerpt = _one_line(article.excerpt)
+    return _Item(main, [("", excerpt)] if excerpt else [])
+
+
+def _safe_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme.lower() in ALLOWED_URL_SCHEMES and bool(parts.netloc)
+
+
+def _system_items(context: TicketContext) -> list[_Item]:
+    items = []
+    for match in context.assets:
+        facts = [
+            f"{label} {plain_text(value)}"
+            for label, value in (
+                ("role", match.role),
+                ("owner", match.owner),
+                ("location", match.location),
+            )
+            if value and plain_text(value)
+        ]
+        how = "host match" if match.match == "host" else f"in subnet {match.network}"
+        spans: list[Span] = [("code", match.ip)]
+        if match.hostname and plain_text(match.hostname):
+            spans.extend([("", " → "), ("b", plain_text(match.hostname))])
+        spans.append(("", " — " + "; ".join([*facts, how])))
+        items.append(_Item(spans))
+    if context.unmatched_ips:
+        spans = [("", "Not in the asset inventory: ")]
+        for index, ip in enumerate(context.unmatched_ips):
+            spans.extend([("", ", ")] if index else [])
+            spans.append(("code", plain_text(ip)))
+        items.append(_Item(spans))
+    return items
+
+
+def _confidence(enhancement: LLMEnhancement) -> list[Span]:
+    percent = round(enhancement.confidence * 100)
+    reason = plain_text(enhancement.confidence_reason)
+    return [("b", f"{percent}%")] + ([("", f" — {reason}")] if reason else [])
+
+
+def _context_summary(context: TicketContext) -> str:
+    subject = plain_text(context.ticket.subject) or f"ticket {context.ticket.ticket_id}"
+    return (
+        f"Ticket: {subject}. Found {len(context.similar_tickets)} similar resolved tickets, "
+        f"{len(context.kb_articles)} knowledge-base articles and {len(context.assets)} "
+        "known systems."
+    )
+
+
+def _candidate_steps(context: TicketContext, refs: _CitationBook) -> list[_Item]:
+    steps = [
+        _Item([("", _one_line(t.resolution)), ("i", f" (sources: {refs.labels([t.citation])[0]})")])
+        for t in context.similar_tickets
+        if plain_text(t.resolution)
+    ]
+    if not steps:
+        steps = [
+            _Item([("", "Follow the knowledge-base article"), ("i", f" ({label})")])
+            for a in context.kb_articles
+            for label in refs.labels([a.citation])
+        ]
+    return steps
+
+
+def _one_line(value: str | None, limit: int = _ONE_LINE_WORDS) -> str:
+    words = plain_text(value).split()
+    return " ".join(words[:limit]) + ("…" if len(words) > limit else "")
+
+
+# Least valuable first: (action, section, items to keep).
+_TRIM_PLAN: tuple[tuple[str, str, int], ...] = (
+    ("detail", "similar", 0),
+    ("detail", "kb", 0),
+    ("items", "similar", 1),
+    ("items", "kb", 1),
+    ("items", "causes", 1),
+    ("items", "systems", 2),
+    ("items", "steps", 2),
+    ("summary", "", 12),
+    ("compact", "", 0),
+    ("items", "similar", 0),
+    ("items", "kb", 0),
+    ("items", "systems", 0),
+    ("items", "causes", 0),
+    ("items", "steps", 0),
+    ("summary", "", 0),
+)
+
+
+def _trim_once(parts: _Parts, action: str, key: str, keep: int, excess: int) -> bool:
+    """Remove one unit of content by the plan step; False when that step has nothing left."""
+    if action == "detail":
+        for item in reversed(parts.body[key].items):
+            if item.detail:
+                item.detail = []
+                return True
+        return False
+    if action == "items":
+        items = parts.body[key].items
+        if len(items) > keep:
+            items.pop()
+            return True
+        return False
+    if action == "summary":
+        words = parts.summary.split()
+        if len(words) <= keep:
+            return False
+        kept = max(keep, len(words) - excess - 1)
+        parts.summary = " ".join(words[:kept]).rstrip("…") + "…" if kept else ""
+        return True
+    if parts.notices == parts.short_notices and parts.confidence == parts.short_confidence:
+        return False
+    parts.notices, parts.confidence = list(parts.short_notices), list(parts.short_confidence)
+    return True
+
+
+def _render(parts: _Parts) -> RenderedNote:
+    html_parts = ["<h3>AI-Agents ticket analysis</h3>"]
+    text_parts = ["AI-Agents ticket analysis", ""]
+    for notice in parts.notices:
+        html_parts.append(f"<p>{_html_spans(notice)}</p>")
+        text_parts.append(_text_spans(notice))
+    paragraphs = [("Summary", [("", parts.summary)])] if parts.summary else []
+    for title, spans in paragraphs:
+        html_parts.append(f"<h4>{title}</h4><p>{_html_spans(spans)}</p>")
+        text_parts.extend(["", title, f"  {_text_spans(spans)}"])
+    for section in parts.body.values():
+        if not section.items:
+            continue
+        html_parts.append(f"<h4>{html.escape(section.title)}</h4>")
+        text_parts.extend(["", section.title])
+        tag = "ol" if section.ordered else "ul"
+        html_parts.append(f"<{tag}>")
+        for number, item in enumerate(section.items, start=1):
+            detail = f"<br>{_html_spans(item.detail)}" if item.detail else ""
+            html_parts.append(f"<li>{_html_spans(item.main)}{detail}</li>")
+            bullet = f"{number}." if section.ordered else "-"
+            text_parts.append(f"  {bullet} {_text_spans(item.main)}")
+            if item.detail:
+                text_parts.append(f"    {_text_spans(item.detail)}")
+        html_parts.append(f"</{tag}>")
+    html_parts.append(f"<h4>Confidence</h4><p>{_html_spans(parts.confidence)}</p>")
+    text_parts.extend(["", "Confidence", f"  {_text_spans(parts.confidence)}"])
+    html_parts.append(f"<p><i>{html.escape(parts.footer)}</i></p>")
+    text_parts.extend(["", "-- ", parts.footer])
+    note_html = nh3.clean(
+        "".join(html_parts),
+        tags=set(ALLOWED_TAGS),
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=set(ALLOWED_URL_SCHEMES),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+    visible = html.unescape(_TAG_RE.sub(" ", note_html))
+    return RenderedNote(html=note_html, text="\n".join(text_parts), word_count=len(visible.split()))
+
+
+def _html_spans(spans: list[Span]) -> str:
+    out = []
+    for style, text in spans:
+        escaped = html.escape(text, quote=True)
+        if style.startswith("href:"):
+            out.append(f'<a href="{html.escape(style[5:], quote=True)}">{escaped}</a>')
+        elif style:
+            out.append(f"<{style}>{escaped}</{style}>")
+        else:
+            out.append(escaped)
+    return "".join(out)
+
+
+def _text_spans(spans: list[Span]) -> str:
+    return "".join(text for _, text in spans)

@@ -1,0 +1,78 @@
+"""Typed FastAPI dependencies: the state, the database pool, and who is calling."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, HTTPException, Request
+
+from db.repositories.audit import write_audit
+from pipeline import metric_catalogue as mc
+from pipeline.credential_cipher import hash_token
+from serve_app.api_state import ApiState
+
+log = logging.getLogger("ai_agents.api")
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+State = Annotated[ApiState, Depends(get_state)]
+
+
+async def get_pool(state: State) -> asyncpg.Pool:
+    return await state.pool()
+
+
+Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header or scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "Missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+async def get_tenant_id(request: Request, state: State) -> str:
+    """The tenant is the token's; nothing in the request can choose another one."""
+    token = _bearer(request)
+    tenant_id = await (await state.directory()).tenant_for_token(token)
+    if tenant_id is None:
+        raise HTTPException(403, "Invalid token")
+    request.state.tenant_id = tenant_id
+    claimed = request.query_params.get("tenant_id") or request.headers.get("x-tenant-id")
+    if claimed is not None and claimed != tenant_id:
+        await _deny_cross_tenant(request, state, tenant_id, claimed)
+    return tenant_id
+
+
+async def _deny_cross_tenant(request: Request, state: ApiState, tenant_id: str,
+                             claimed: str) -> None:
+    state.metrics.inc(mc.ISOLATION_VIOLATIONS, {"tenant": tenant_id})
+    await write_audit(await state.pool(), tenant_id=tenant_id, actor=f"api-token:{tenant_id}",
+                      action="cross_tenant_access", target=f"tenant:{claimed[:64]}",
+                      outcome="denied", details={"path": request.url.path,
+                                                 "method": request.method})
+    log.warning("cross-tenant access denied", extra={"tenant_id": tenant_id,
+                                                     "reason": "tenant_id names another tenant"})
+    raise HTTPException(403, "Access to another tenant's data is not allowed")
+
+
+TenantId = Annotated[str, Depends(get_tenant_id)]
+
+
+async def require_admin(request: Request, state: State) -> str:
+    token = _bearer(request)
+    expected = state.admin_token_hash
+    if expected is None or not hmac.compare_digest(hash_token(token), expected):
+        raise HTTPException(403, "Invalid token")
+    return "admin-api"
+
+
+AdminActor = Annotated[str, Depends(require_admin)]

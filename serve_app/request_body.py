@@ -1,0 +1,34 @@
+"""Read a request body with a hard size cap, before anything parses it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """413 as soon as the body is known to exceed ``limit``; never buffers more than that."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise HTTPException(413, f"Request body larger than {limit} bytes")
+        except ValueError:
+            raise HTTPException(400, "Invalid Content-Length") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"Request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"Malformed JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None

@@ -1,0 +1,72 @@
+"""Tenant administration over HTTP: the same TenantAdmin as the CLI."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from serve_app.deps import AdminActor, State
+from serve_app.schemas import ErrorBody
+from serve_app.tenant_admin import (
+    TenantCreate,
+    TenantCredentials,
+    TenantExists,
+    TenantInfo,
+    TenantNotFound,
+    TenantUpdate,
+)
+
+router = APIRouter(prefix="/admin/tenants", tags=["admin"])
+_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
+           503: {"model": ErrorBody}}
+
+
+def _not_found(tenant_id: str) -> HTTPException:
+    return HTTPException(404, f"Unknown tenant {tenant_id!r}")
+
+
+@router.post("", status_code=201, response_model=TenantCredentials,
+             responses={409: {"model": ErrorBody}, **_ERRORS})
+async def create_tenant(spec: TenantCreate, actor: AdminActor, state: State) -> TenantCredentials:
+    """Returns the webhook secret and API token once; store them."""
+    try:
+        return await (await state.tenant_admin()).create(spec, actor=actor)
+    except TenantExists:
+        raise HTTPException(409, f"Tenant {spec.id!r} already exists") from None
+
+
+@router.get("", response_model=list[TenantInfo], responses=_ERRORS)
+async def list_tenants(actor: AdminActor, state: State) -> list[TenantInfo]:
+    return await (await state.tenant_admin()).list()
+
+
+@router.patch("/{tenant_id}", response_model=TenantInfo, responses=_ERRORS)
+async def update_tenant(tenant_id: str, change: TenantUpdate, actor: AdminActor,
+                        state: State) -> TenantInfo:
+    try:
+        return await (await state.tenant_admin()).update(tenant_id, change, actor=actor)
+    except TenantNotFound:
+        raise _not_found(tenant_id) from None
+
+
+@router.post("/{tenant_id}/disable", response_model=TenantInfo, responses=_ERRORS)
+async def disable_tenant(tenant_id: str, actor: AdminActor, state: State) -> TenantInfo:
+    try:
+        return await (await state.tenant_admin()).disable(tenant_id, actor=actor)
+    except TenantNotFound:
+        raise _not_found(tenant_id) from None
+
+
+@router.post("/{tenant_id}/rotate-secret", response_model=TenantCredentials, responses=_ERRORS)
+async def rotate_secret(tenant_id: str, actor: AdminActor, state: State) -> TenantCredentials:
+    try:
+        return await (await state.tenant_admin()).rotate_secret(tenant_id, actor=actor)
+    except TenantNotFound:
+        raise _not_found(tenant_id) from None
+
+
+@router.post("/{tenant_id}/rotate-token", response_model=TenantCredentials, responses=_ERRORS)
+async def rotate_token(tenant_id: str, actor: AdminActor, state: State) -> TenantCredentials:
+    try:
+        return await (await state.tenant_admin()).rotate_token(tenant_id, actor=actor)
+    except TenantNotFound:
+        raise _not_found(tenant_id) from None

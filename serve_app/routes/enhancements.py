@@ -1,0 +1,46 @@
+"""Enhancement status for the tenant that owns it (another tenant's id is simply not found)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from db.pool import tenant_transaction
+from db.repositories.enhancements import get_public, list_public
+from serve_app.deps import Pool, TenantId
+from serve_app.schemas import Enhancement, EnhancementList, ErrorBody
+
+router = APIRouter(prefix="/api/v1/enhancements", tags=["enhancements"])
+_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+
+
+@router.get("/{enhancement_id}", response_model=Enhancement,
+            responses={404: {"model": ErrorBody}, **_ERRORS})
+async def get_enhancement(enhancement_id: uuid.UUID, tenant_id: TenantId,
+                          pool: Pool) -> Enhancement:
+    async with tenant_transaction(pool, tenant_id) as conn:
+        row = await get_public(conn, enhancement_id)
+    if row is None:
+        raise HTTPException(404, "Enhancement not found")
+    return Enhancement(**dict(row))
+
+
+@router.get("", response_model=EnhancementList, responses=_ERRORS)
+async def list_enhancements(
+    tenant_id: TenantId,
+    pool: Pool,
+    status: Literal["queued", "running", "completed", "failed", "context_only", "llm",
+                    "skipped"] | None = None,
+    ticket_id: str | None = Query(None, max_length=64),
+    since: datetime | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> EnhancementList:
+    async with tenant_transaction(pool, tenant_id) as conn:
+        rows = await list_public(conn, status=status, ticket_id=ticket_id, since=since,
+                                 limit=limit, offset=offset)
+    return EnhancementList(items=[Enhancement(**dict(r)) for r in rows], limit=limit,
+                           offset=offset)

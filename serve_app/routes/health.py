@@ -1,0 +1,61 @@
+"""Liveness, readiness and the database-derived metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from serve_app.api_state import DatabaseUnavailable
+from serve_app.db_metrics import render_db_metrics
+from serve_app.deps import State
+from serve_app.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """The process serves HTTP. Says nothing about dependencies (see /api/v1/ready)."""
+    return Health()
+
+
+async def _database(state: State) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        pool = await state.pool()
+        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=3)
+    except (DatabaseUnavailable, OSError, TimeoutError, Exception) as exc:  # noqa: BLE001
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@router.get("/api/v1/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(state: State) -> JSONResponse:
+    """200 when the database, the dispatcher and the pools are all usable; 503 names the part
+    that is not."""
+    components = {"database": await _database(state)}
+    if state.readiness_probe is not None:
+        try:
+            components.update(await asyncio.wait_for(state.readiness_probe(), timeout=5))
+        except Exception as exc:  # noqa: BLE001 - a failing probe is a not-ready answer
+            components["pipeline"] = {"ok": False, "error": type(exc).__name__}
+    ok = all(c.get("ok") for c in components.values())
+    body = Readiness(status="ready" if ok else "not_ready", components=components)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503,
+                        headers=None if ok else {"Retry-After": "5"})
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=True)
+async def metrics(state: State) -> Response:
+    """Prometheus text: queue depth, oldest job, feedback — computed from PostgreSQL. Counters
+    and histograms of the replicas are on Ray's metrics port (README "Metrics")."""
+    try:
+        pool = await state.pool()
+    except DatabaseUnavailable:
+        pool = None
+    return Response(await render_db_metrics(pool), media_type=CONTENT_TYPE_LATEST)

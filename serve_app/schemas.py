@@ -1,0 +1,121 @@
+"""Request and response models of the HTTP API (what /docs shows)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FeedbackType = Literal["thumbs_up", "thumbs_down", "rating"]
+
+
+class WebhookAccepted(BaseModel):
+    enhancement_id: uuid.UUID
+    status: str = Field(examples=["queued"])
+    duplicate: bool = False
+    trace_id: str | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"enhancement_id": "7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11", "status": "queued",
+         "duplicate": False, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}]})
+
+
+class ResolvedAccepted(BaseModel):
+    ticket_id: str
+    status: Literal["stored", "updated"]
+
+
+class ErrorBody(BaseModel):
+    detail: Any = Field(examples=["Invalid signature"])
+
+
+class Enhancement(BaseModel):
+    id: uuid.UUID
+    ticket_id: str
+    event: str
+    status: Literal["queued", "running", "completed", "failed"]
+    outcome: Literal["llm", "context_only", "skipped"] | None = None
+    stage: str | None = None
+    attempts: int
+    max_attempts: int
+    received_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    stage_timings: dict[str, float] = Field(default_factory=dict,
+                                            description="seconds per stage")
+    context_sources: list[dict[str, Any]] | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    note_id: str | None = None
+    error: str | None = None
+    trace_id: str | None = None
+    supersedes: uuid.UUID | None = None
+    batch_id: str | None = None
+
+
+class EnhancementList(BaseModel):
+    items: list[Enhancement]
+    limit: int
+    offset: int
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"enhancement_id": "7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11", "feedback_type": "rating",
+         "rating_value": 4, "technician_email": "tech@msp.example", "comment": "Spot on"}]})
+
+    enhancement_id: uuid.UUID | None = None
+    ticket_id: str | None = Field(None, min_length=1, max_length=64)
+    feedback_type: FeedbackType
+    rating_value: int | None = Field(None, ge=1, le=5)
+    technician_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    comment: str | None = Field(None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeedbackIn:
+        if self.enhancement_id is None and self.ticket_id is None:
+            raise ValueError("enhancement_id or ticket_id is required")
+        if self.feedback_type == "rating" and self.rating_value is None:
+            raise ValueError("rating_value (1-5) is required for feedback_type 'rating'")
+        if self.feedback_type != "rating" and self.rating_value is not None:
+            raise ValueError("rating_value is only allowed with feedback_type 'rating'")
+        return self
+
+
+class Feedback(BaseModel):
+    id: int
+    enhancement_id: uuid.UUID | None
+    ticket_id: str
+    feedback_type: FeedbackType
+    rating_value: int | None
+    technician_email: str | None
+    comment: str | None
+    created_at: datetime
+
+
+class FeedbackList(BaseModel):
+    items: list[Feedback]
+    limit: int
+    offset: int
+
+
+class FeedbackStats(BaseModel):
+    total_feedback: int
+    average_rating: float | None
+    counts: dict[str, int]
+    positive_percentage: float | None
+    start_date: datetime | None
+    end_date: datetime | None
+
+
+class Health(BaseModel):
+    status: Literal["healthy"] = "healthy"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    components: dict[str, dict[str, Any]]
