@@ -82,25 +82,30 @@ def _validation_problems(model: type[BaseModel], data: Any, path: str) -> list[P
             warnings.simplefilter("ignore")
             model.model_validate(data)
     except ValidationError as exc:
-        return [Problem(format_loc(e["loc"], path), e["msg"]) for e in exc.errors()]
+        return [Problem(format_loc(e["loc"], path), e["msg"].removeprefix("Value error, "))
+                for e in exc.errors()]
     return []
 
 
-def _check_value(tp: Any, value: Any, path: str) -> list[Problem]:
+def _check_value(tp: Any, value: Any, path: str, complete: bool) -> list[Problem]:
     models = _models_in(tp)
     if isinstance(value, dict) and len(models) == 1:
-        problems = strict_key_problems(models[0], value, path)
-        if not problems and _accepts_plain_dict(tp):
+        problems = strict_key_problems(models[0], value, path, complete)
+        if complete and not problems and _accepts_plain_dict(tp):
             problems = _validation_problems(models[0], value, path)
         return problems
     item_tp = _list_item_type(tp)
     if isinstance(value, list) and item_tp is not None:
-        return [p for i, v in enumerate(value) for p in _check_value(item_tp, v, f"{path}[{i}]")]
+        return [p for i, v in enumerate(value)
+                for p in _check_value(item_tp, v, f"{path}[{i}]", complete)]
     return []
 
 
-def strict_key_problems(model: type[BaseModel], data: Any, path: str = "") -> list[Problem]:
-    """Every key in ``data`` (recursively) that ``model`` does not define."""
+def strict_key_problems(model: type[BaseModel], data: Any, path: str = "",
+                        complete: bool = True) -> list[Problem]:
+    """Every key in ``data`` (recursively) that ``model`` does not define. With ``complete``,
+    dict-typed sub-configs (``autoscaling_config`` ...) are also validated with their model;
+    a partial override is only checked for its keys."""
     if not isinstance(data, dict):
         return []
     fields = {}
@@ -116,7 +121,7 @@ def strict_key_problems(model: type[BaseModel], data: Any, path: str = "") -> li
             hint = suggestion(str(key), fields)
             problems.append(Problem(key_path, f"unknown option for {model.__name__}{hint}"))
             continue
-        problems.extend(_check_value(field.annotation, value, key_path))
+        problems.extend(_check_value(field.annotation, value, key_path, complete))
     return problems
 
 
@@ -167,11 +172,11 @@ def override_problems(overrides: Mapping[str, Any], path: str = "serve.deploymen
             problems.append(Problem(join_path(at, "ray_actor_options", "runtime_env"),
                                     _FORBIDDEN_OVERRIDE_KEYS["runtime_env"]))
         clean = {k: v for k, v in override.items() if k not in _FORBIDDEN_OVERRIDE_KEYS}
-        problems += strict_key_problems(DeploymentSchema, clean, at)
+        problems += strict_key_problems(DeploymentSchema, clean, at, complete=False)
         if problems:
             continue
         merged = {"name": name, **_merge(pools[name], clean)}
-        problems += _check_value(DeploymentSchema, merged, at)
+        problems += strict_key_problems(DeploymentSchema, merged, at)
         problems += _validation_problems(DeploymentSchema, merged, at)
     return sorted(set(problems))
 

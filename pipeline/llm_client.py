@@ -399,6 +399,8 @@ class LLMClient:
             raise _AttemptFailed("connection_error", f"connection failed: {exc}") from None
         except openai.APIStatusError as exc:
             raise _classify_status(exc) from None
+        except openai.OpenAIError as exc:  # anything else the SDK raises is still LLM trouble
+            raise _AttemptFailed("error_body", f"client error: {type(exc).__name__}") from None
         try:
             body = json.loads(raw.text)
         except ValueError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
@@ -21,25 +22,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential_jitter,
-)
-
-__all__ = [
-    "ACCEPT",
-    "SdpAuthError",
-    "SdpClient",
-    "SdpError",
-    "SdpNotFound",
-    "SdpRateLimited",
-    "SdpRejected",
-    "SdpUnavailable",
-]
+import tenacity
 
 Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
@@ -80,32 +63,27 @@ class SdpError(Exception):
 
 class SdpAuthError(SdpError):
     """401/4022: the tenant's key is wrong, expired or disabled; an operator must act."""
-
     outcome = "auth_error"
 
 
 class SdpNotFound(SdpError):
     """404/4007: the ticket (or URL) does not exist, or is in the trash."""
-
     outcome = "not_found"
 
 
 class SdpRejected(SdpError):
     """SDP refused the call for a business reason (including HTTP 200 failed envelopes)."""
-
     outcome = "rejected"
 
 
 class SdpRateLimited(SdpError):
     """429/4015: throttled; `retry_after` carries SDP's Retry-After in seconds when sent."""
-
     outcome = "rate_limited"
     default_retryable = True
 
 
 class SdpUnavailable(SdpError):
     """5xx, timeouts and connection failures: SDP (or the path to it) is down."""
-
     outcome = "unavailable"
     default_retryable = True
 
@@ -178,22 +156,14 @@ class SdpClient:
     """One tenant's SDP. Cheap to build per job when given a shared `http` client."""
 
     def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        edition: Edition,
-        *,
-        portal: str | None = None,
-        timeout_s: float = 10.0,
-        http: httpx.AsyncClient | None = None,
-        max_attempts: int = 4,
-        deadline_s: float | None = None,
-        before_call: Callable[[], Awaitable[None]] | None = None,
-        on_call: Callable[[str, float], None] | None = None,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        retry_after_cap_s: float = 60.0,
+        self, base_url: str, api_key: str, edition: Edition, *, portal: str | None = None,
+        timeout_s: float = 10.0, http: httpx.AsyncClient | None = None, max_attempts: int = 4,
+        deadline_s: float | None = None, before_call: Callable[[], Awaitable[None]] | None = None,
+        on_call: Callable[[str, float], None] | None = None, backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0, retry_after_cap_s: float = 60.0, note_key: str | None = None,
     ) -> None:
+        """`before_call` runs before every HTTP attempt (the tenant's SDP rate limiter plugs
+        in there); `on_call(outcome, seconds)` reports every attempt for metrics."""
         if edition not in ("onprem", "cloud"):
             raise ValueError(f"edition must be 'onprem' or 'cloud', not {edition!r}")
         if max_attempts < 1:
@@ -210,11 +180,19 @@ class SdpClient:
         self._deadline_s = deadline_s
         self._before_call = before_call
         self._on_call = on_call
-        self._backoff = wait_exponential_jitter(initial=backoff_initial_s, max=backoff_max_s,
-                                                jitter=backoff_initial_s)
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
         self._retry_after_cap_s = retry_after_cap_s
-        # Cloud documents `request_note`, current on-prem `note`; learnt per client on fallback.
-        self._note_key = "request_note" if edition == "cloud" else "note"
+        # Cloud documents `request_note`, current on-prem `note`; learnt per client on fallback
+        # (pass `note_key` to pin what a tenant's build is known to accept).
+        self._note_key = note_key or ("request_note" if edition == "cloud" else "note")
+        if self._note_key not in NOTE_KEYS:
+            raise ValueError(f"note_key must be one of {NOTE_KEYS}")
+
+    @property
+    def note_key(self) -> str:
+        """The note wrapper key this tenant's SDP accepted last (worth persisting per tenant)."""
+        return self._note_key
 
     def __repr__(self) -> str:
         return f"SdpClient(api_root={self.api_root!r}, edition={self.edition!r})"
@@ -275,31 +253,29 @@ class SdpClient:
         finally:
             self._report(outcome, time.perf_counter() - started)
 
-    def _wait(self, state: RetryCallState) -> float:
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """SDP's Retry-After (capped) when given, else exponential back-off with jitter."""
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, SdpError) and error.retry_after is not None:
             return min(error.retry_after, self._retry_after_cap_s)
-        return float(self._backoff(state))
+        base = self._backoff_initial_s * 2 ** (state.attempt_number - 1)
+        return min(base, self._backoff_max_s) + random.uniform(0, self._backoff_initial_s)
 
     async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None,
         input_data: Mapping[str, Any] | None = None,
         probe: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
     ) -> dict[str, Any]:
         """One logical call with retries; `probe` checks whether an ambiguous write landed."""
         form = {"input_data": json.dumps(input_data)} if input_data is not None else None
-        stop = stop_after_attempt(self._max_attempts)
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self._max_attempts)
         if self._deadline_s is not None:
-            stop = stop | stop_before_delay(self._deadline_s)
+            stop = stop | tenacity.stop_before_delay(self._deadline_s)
         started = time.monotonic()
-        last_error: SdpError | None = None
-        retrying = AsyncRetrying(
+        ambiguous = False  # sticky: once a write may have landed, always look before re-posting
+        retrying = tenacity.AsyncRetrying(
             stop=stop, wait=self._wait, reraise=True,
-            retry=retry_if_exception(lambda e: isinstance(e, SdpError) and e.retryable),
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, SdpError) and e.retryable),
             before_sleep=lambda s: log.warning(
                 "SDP %s %s failed (%s), retry %d in %.2fs", method, path,
                 s.outcome.exception() if s.outcome else "?", s.attempt_number,
@@ -308,14 +284,14 @@ class SdpClient:
         async for attempt in retrying:
             with attempt:
                 try:
-                    if probe is not None and last_error is not None and last_error.maybe_applied:
+                    if probe is not None and ambiguous:
                         found = await probe()
                         if found is not None:
                             return found
                     return await self._attempt(method, path, params=params, form=form,
                                                timeout_s=self._attempt_timeout(started))
                 except SdpError as err:
-                    last_error = err
+                    ambiguous = ambiguous or err.maybe_applied
                     raise
         raise AssertionError("tenacity ended without a result")  # pragma: no cover
 
@@ -344,13 +320,9 @@ class SdpClient:
         return list(rows), bool(info.get("has_more_rows", False))
 
     async def iter_requests(
-        self,
-        search_criteria: list[dict[str, Any]] | dict[str, Any] | None = None,
-        *,
-        row_count: int = MAX_ROW_COUNT,
-        sort_field: str = "created_time",
-        sort_order: Literal["asc", "desc"] = "asc",
-        fields_required: list[str] | None = None,
+        self, search_criteria: list[dict[str, Any]] | dict[str, Any] | None = None, *,
+        row_count: int = MAX_ROW_COUNT, sort_field: str = "created_time",
+        sort_order: Literal["asc", "desc"] = "asc", fields_required: list[str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every matching request once, paging until `has_more_rows` is false.
 
@@ -360,13 +332,10 @@ class SdpClient:
         seen: set[str] = set()
         start = 1
         while True:
-            info: dict[str, Any] = {"row_count": row_count, "start_index": start,
-                                    "sort_field": sort_field, "sort_order": sort_order}
-            if search_criteria:
-                info["search_criteria"] = search_criteria
-            if fields_required:
-                info["fields_required"] = fields_required
-            rows, has_more = await self.list_requests(info)
+            info = {"row_count": row_count, "start_index": start, "sort_field": sort_field,
+                    "sort_order": sort_order, "search_criteria": search_criteria,
+                    "fields_required": fields_required}
+            rows, has_more = await self.list_requests({k: v for k, v in info.items() if v})
             for row in rows:
                 key = str(row.get("id"))
                 if key not in seen:

@@ -26,7 +26,6 @@ class TenantSettings(BaseModel):
     show_to_requester: bool = False
     note_max_words: int = Field(500, ge=50, le=5000)
     min_ticket_chars: int = Field(15, ge=0, description="Thinner tickets get a short note")
-    llm_model: str | None = None
 
     def sdp_rate(self, edition: Edition) -> int:
         return self.sdp_rate_per_minute or DEFAULT_SDP_RATE[edition]

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(5, ge=1, le=50)
     job_lease_s: int = Field(300, ge=10)
     job_deadline_s: float = Field(900.0, gt=0)
+    job_retry_base_s: float = Field(5.0, ge=0)
     per_tenant_inflight: int = Field(8, ge=1)
     dispatch_batch: int = Field(64, ge=1)
     dispatcher_poll_s: float = Field(2.0, gt=0)

@@ -50,7 +50,7 @@ class Sim:
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Sim]:
     state = LLMSimulatorState(api_keys=[KEY])
-    with run_in_thread(create_app(state)) as handle:
+    with run_in_thread(create_app(state), graceful_shutdown_s=0.2) as handle:
         yield Sim(state, handle)
 
 

@@ -1,0 +1,39 @@
+"""ContextGatherer pool: similar tickets, KB articles and IP/asset matches for one ticket."""
+
+from __future__ import annotations
+
+import httpx
+from ray import serve
+
+from actors.pool_options import CONTEXT_GATHERER, pool_options
+from actors.ray_metrics import RayMetrics
+from actors.rate_limiter import RayRateLimiter
+from db.pool import create_pool
+from pipeline.context_sources import ContextGathering
+from pipeline.credential_cipher import CredentialCipher
+from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.models import Ticket, TicketContext
+from pipeline.tracing import configure_tracing
+from serve_app.settings import get_settings
+from serve_app.tenant_directory import load_tenant_runtime
+
+
+@serve.deployment(name=CONTEXT_GATHERER, **pool_options(CONTEXT_GATHERER))
+class ContextGatherer:
+    async def __init__(self) -> None:
+        settings = get_settings()
+        configure_tracing()
+        self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
+                                       max_size=settings.db_pool_max_size)
+        cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
+        self._http = httpx.AsyncClient()
+        # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
+        fetcher = EnhancementWorkflow(
+            self._pool, load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
+            gather=None, synthesize=None, limiter=RayRateLimiter(), http=self._http,  # type: ignore[arg-type]
+            metrics=RayMetrics(), config=WorkflowConfig(sdp_timeout_s=settings.sdp_timeout_s))
+        self._logic = ContextGathering(self._pool, fetch_ticket=fetcher.fetch_ticket,
+                                       source_timeout_s=settings.context_source_timeout_s)
+
+    async def gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext:
+        return await self._logic.gather(tenant_id, ticket, needs_fetch=needs_fetch)

@@ -1,0 +1,50 @@
+"""Enhancer pool: runs one job through context → synthesis → write-back."""
+
+from __future__ import annotations
+
+import httpx
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from actors.pool_options import ENHANCER, pool_options
+from actors.ray_metrics import RayMetrics
+from actors.rate_limiter import RayRateLimiter
+from db.pool import create_pool
+from pipeline.credential_cipher import CredentialCipher
+from pipeline.dispatch import ClaimedJob
+from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.tenant_config import TenantSettings
+from pipeline.tracing import configure_tracing
+from serve_app.settings import get_settings
+from serve_app.tenant_directory import load_tenant_runtime
+
+
+@serve.deployment(name=ENHANCER, **pool_options(ENHANCER))
+class Enhancer:
+    async def __init__(self, gatherer: DeploymentHandle, synthesizer: DeploymentHandle) -> None:
+        settings = get_settings()
+        configure_tracing()
+        self._gatherer = gatherer
+        self._synthesizer = synthesizer
+        self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
+                                       max_size=settings.db_pool_max_size)
+        cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
+        self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
+        self._workflow = EnhancementWorkflow(
+            self._pool, load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
+            gather=self._gather, synthesize=self._synthesize, limiter=RayRateLimiter(),
+            http=self._http, metrics=RayMetrics(),
+            config=WorkflowConfig(lease_s=settings.job_lease_s,
+                                  retry_base_s=settings.job_retry_base_s,
+                                  sdp_timeout_s=settings.sdp_timeout_s))
+
+    async def _gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext:
+        return await self._gatherer.gather.remote(tenant_id, ticket, needs_fetch)
+
+    async def _synthesize(self, tenant_id: str, context: TicketContext,
+                          settings: TenantSettings) -> SynthesisResult:
+        return await self._synthesizer.synthesize.remote(tenant_id, context, settings)
+
+    async def run(self, job: ClaimedJob) -> str:
+        return await self._workflow.run(job)

@@ -1,0 +1,60 @@
+"""TenantRateLimiter: sharded, named, detached Ray actors holding per-tenant token buckets.
+
+Every replica of every pool reaches the same buckets (``get_if_exists``), so a tenant's LLM and
+SDP budgets are global, not per replica. The actor only books reservations; callers sleep in
+their own coroutine, so a throttled tenant never blocks another. A restarted actor starts with
+full buckets (a brief burst at most), which is acceptable for these limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import ray
+
+from pipeline.rate_limits import TokenBuckets, shard_for
+from pipeline.tracing import context_from_carrier, current_carrier, tracer
+
+NAMESPACE = "ai_agents"
+SHARDS = 4
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class TenantRateLimiter:
+    def __init__(self) -> None:
+        self._buckets = TokenBuckets()
+
+    def reserve(self, tenant_id: str, bucket: str, per_minute: int,
+                carrier: dict[str, str] | None = None) -> float:
+        with tracer().start_as_current_span("rate_limit.reserve",
+                                            context=context_from_carrier(carrier),
+                                            attributes={"tenant.id": tenant_id,
+                                                        "rate_limit.bucket": bucket}):
+            return self._buckets.reserve(tenant_id, bucket, per_minute)
+
+
+def limiter_actor(shard: int) -> ray.actor.ActorHandle:
+    return TenantRateLimiter.options(  # type: ignore[attr-defined]
+        name=f"tenant_rate_limiter_{shard}", namespace=NAMESPACE, lifetime="detached",
+        get_if_exists=True).remote()
+
+
+class RayRateLimiter:
+    """The ``pipeline.rate_limits.RateLimiter`` the pools use."""
+
+    def __init__(self, shards: int = SHARDS) -> None:
+        self._shards = shards
+        self._handles: dict[int, ray.actor.ActorHandle] = {}
+
+    def _actor(self, tenant_id: str) -> ray.actor.ActorHandle:
+        shard = shard_for(tenant_id, self._shards)
+        if shard not in self._handles:
+            self._handles[shard] = limiter_actor(shard)
+        return self._handles[shard]
+
+    async def acquire(self, tenant_id: str, bucket: str, per_minute: int) -> float:
+        wait = await self._actor(tenant_id).reserve.remote(tenant_id, bucket, per_minute,
+                                                           current_carrier())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return wait

@@ -1,0 +1,141 @@
+"""Gather what a technician would look up: similar resolved tickets, KB articles, and what the
+ticket's IP addresses are. Sources run concurrently, each under its own timeout; a slow or
+failing source is recorded and the rest of the context is still used."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from db.pool import tenant_transaction
+from db.repositories import knowledge
+from pipeline.ip_extraction import extract_ips
+from pipeline.models import (
+    AssetMatch,
+    KBArticle,
+    SimilarTicket,
+    SourceName,
+    SourceOutcome,
+    Ticket,
+    TicketContext,
+)
+from pipeline.text_terms import salient_terms, strip_html, tsquery_for
+
+TicketFetcher = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
+
+
+class ContextGathering:
+    def __init__(self, pool: asyncpg.Pool, *, fetch_ticket: TicketFetcher | None = None,
+                 source_timeout_s: float = 5.0, similar_limit: int = 5, kb_limit: int = 3) -> None:
+        self._pool = pool
+        self._fetch_ticket = fetch_ticket
+        self._timeout = source_timeout_s
+        self._similar_limit = similar_limit
+        self._kb_limit = kb_limit
+
+    async def gather(self, tenant_id: str, ticket: Ticket, *,
+                     needs_fetch: bool = False) -> TicketContext:
+        sources: list[SourceOutcome] = []
+        if needs_fetch and self._fetch_ticket is not None:
+            fetched, outcome = await self._timed(
+                "sdp_ticket", self._fetch_ticket(tenant_id, ticket.ticket_id),
+                timeout=max(self._timeout, 30.0))
+            sources.append(outcome)
+            if fetched is not None:
+                ticket = _merge(ticket, fetched)
+
+        terms = salient_terms(ticket.subject, ticket.description)
+        query = tsquery_for(terms)
+        ips = extract_ips(f"{ticket.subject}\n{ticket.description}")
+        similar, kb, assets = await asyncio.gather(
+            self._timed("similar_tickets", self._similar(tenant_id, query, ticket.ticket_id)),
+            self._timed("kb_articles", self._kb(tenant_id, query)),
+            self._timed("ip_assets", self._assets(tenant_id, ips)),
+        )
+        sources += [similar[1], kb[1], assets[1]]
+        matched = assets[0] or []
+        found = {a.ip for a in matched}
+        return TicketContext(
+            ticket=ticket,
+            similar_tickets=similar[0] or [],
+            kb_articles=kb[0] or [],
+            assets=matched,
+            unmatched_ips=[ip for ip in ips if ip not in found],
+            sources=sources,
+        )
+
+    async def _timed(self, name: SourceName, work: Awaitable[Any],
+                     timeout: float | None = None) -> tuple[Any, SourceOutcome]:
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(work, timeout or self._timeout)
+        except TimeoutError:
+            return None, SourceOutcome(name=name, status="timeout",
+                                       duration_ms=_ms(started), error="timed out")
+        except Exception as exc:  # noqa: BLE001 - one source failing must not sink the others
+            return None, SourceOutcome(name=name, status="error", duration_ms=_ms(started),
+                                       error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        items = len(result) if isinstance(result, list) else int(result is not None)
+        return result, SourceOutcome(name=name, status="ok" if items else "empty",
+                                     duration_ms=_ms(started), items=items)
+
+    async def _similar(self, tenant_id: str, query: str | None,
+                       ticket_id: str) -> list[SimilarTicket]:
+        if query is None:
+            return []
+        async with tenant_transaction(self._pool, tenant_id) as conn:
+            rows = await knowledge.search_similar_tickets(conn, query, exclude_ticket=ticket_id,
+                                                          limit=self._similar_limit)
+        return [SimilarTicket(ticket_id=r["ticket_id"], subject=r["subject"],
+                              resolution=r["resolution"], score=round(float(r["score"]), 4),
+                              resolved_at=r["resolved_at"]) for r in rows]
+
+    async def _kb(self, tenant_id: str, query: str | None) -> list[KBArticle]:
+        if query is None:
+            return []
+        async with tenant_transaction(self._pool, tenant_id) as conn:
+            rows = await knowledge.search_kb(conn, query, limit=self._kb_limit)
+        return [KBArticle(article_id=r["doc_id"], title=r["title"],
+                          excerpt=strip_html(r["excerpt"]), score=round(float(r["score"]), 4),
+                          url=r["url"]) for r in rows]
+
+    async def _assets(self, tenant_id: str, ips: list[str]) -> list[AssetMatch]:
+        if not ips:
+            return []
+        async with tenant_transaction(self._pool, tenant_id) as conn:
+            rows = await knowledge.match_assets(conn, ips)
+        return [AssetMatch(ip=r["ip"], match="host" if r["is_host"] else "subnet",
+                           network=r["network"], hostname=r["hostname"], role=r["role"],
+                           owner=r["owner"], location=r["location"]) for r in rows]
+
+
+def _merge(ticket: Ticket, fetched: Ticket) -> Ticket:
+    return ticket.model_copy(update={
+        k: v for k, v in fetched.model_dump().items() if v not in (None, "") and k != "ticket_id"
+    })
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def ticket_from_sdp(request: dict[str, Any]) -> Ticket:
+    """SDP's v3 request object → our Ticket."""
+
+    def name(value: Any) -> str | None:
+        return value.get("name") if isinstance(value, dict) else value
+
+    requester = request.get("requester") or {}
+    return Ticket(
+        ticket_id=str(request.get("id")),
+        subject=request.get("subject") or "",
+        description=strip_html(request.get("description") or ""),
+        priority=name(request.get("priority")),
+        status=name(request.get("status")),
+        requester_name=requester.get("name"),
+        requester_email=requester.get("email_id"),
+    )

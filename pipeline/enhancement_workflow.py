@@ -1,0 +1,266 @@
+"""One enhancement job, from `running` to a note on the ticket and a finished row.
+
+Ray-free: the context gatherer, synthesizer and rate limiter arrive as plain async callables,
+which are Serve handles / actors in production and in-process objects in unit tests.
+
+Exactly-once effect: before posting, the ticket's notes are searched for this enhancement's
+marker, so a job re-run after a crash finds the note it already wrote instead of adding a
+second one; every row update is fenced by the lease token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+import httpx
+
+from db.pool import tenant_transaction
+from db.repositories import enhancements as jobs
+from pipeline import metric_catalogue as mc
+from pipeline.context_sources import ticket_from_sdp
+from pipeline.credential_cipher import CredentialCipher
+from pipeline.dispatch import ClaimedJob, retry_delay_s
+from pipeline.metrics import InMemoryMetrics, Metrics
+from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.note_renderer import note_has_marker, render_note
+from pipeline.rate_limits import RateLimiter
+from pipeline.sdp_client import (
+    SdpAuthError,
+    SdpClient,
+    SdpError,
+    SdpNotFound,
+    SdpRateLimited,
+    SdpRejected,
+    SdpUnavailable,
+)
+from pipeline.tenant_config import TenantRuntime, TenantSettings
+from pipeline.text_terms import strip_html
+from pipeline.tracing import context_from_carrier, tracer
+
+log = logging.getLogger("ai_agents.enhancer")
+
+
+class ContextPort(Protocol):
+    async def __call__(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext: ...
+
+
+class SynthesisPort(Protocol):
+    async def __call__(self, tenant_id: str, context: TicketContext,
+                       settings: TenantSettings) -> SynthesisResult: ...
+
+
+TenantLoader = Callable[[str], Awaitable[TenantRuntime | None]]
+
+
+@dataclass
+class WorkflowConfig:
+    lease_s: int = 300
+    retry_base_s: float = 5.0
+    sdp_timeout_s: float = 15.0
+    sdp_max_attempts: int = 4
+    sdp_deadline_s: float = 120.0
+
+
+class EnhancementWorkflow:
+    def __init__(self, pool: asyncpg.Pool, *, load_tenant: TenantLoader, gather: ContextPort,
+                 synthesize: SynthesisPort, limiter: RateLimiter, http: httpx.AsyncClient,
+                 metrics: Metrics | None = None, config: WorkflowConfig | None = None) -> None:
+        self._pool = pool
+        self._load_tenant = load_tenant
+        self._gather = gather
+        self._synthesize = synthesize
+        self._limiter = limiter
+        self._http = http
+        self._metrics = metrics or InMemoryMetrics()
+        self.config = config or WorkflowConfig()
+
+    def sdp_client(self, tenant: TenantRuntime) -> SdpClient:
+        async def before_call() -> None:
+            waited = await self._limiter.acquire(tenant.tenant_id, "sdp",
+                                                 tenant.settings.sdp_rate(tenant.sdp_edition))
+            if waited > 0:
+                self._metrics.inc(mc.RATE_LIMIT_WAITS, {"tenant": tenant.tenant_id, "bucket": "sdp"})
+                self._metrics.observe(mc.RATE_LIMIT_WAIT_SECONDS, waited, {"bucket": "sdp"})
+
+        def on_call(outcome: str, seconds: float) -> None:
+            self._metrics.inc(mc.EXTERNAL_CALLS, {"service": "sdp", "outcome": outcome})
+            self._metrics.observe(mc.EXTERNAL_LATENCY, seconds, {"service": "sdp"})
+
+        return SdpClient(tenant.sdp_base_url, tenant.sdp_api_key, tenant.sdp_edition,
+                         portal=tenant.sdp_portal, http=self._http,
+                         timeout_s=self.config.sdp_timeout_s,
+                         max_attempts=self.config.sdp_max_attempts,
+                         deadline_s=self.config.sdp_deadline_s, before_call=before_call,
+                         on_call=on_call)
+
+    async def fetch_ticket(self, tenant_id: str, ticket_id: str) -> Ticket:
+        tenant = await self._load_tenant(tenant_id)
+        if tenant is None:
+            raise LookupError(f"unknown tenant {tenant_id}")
+        return ticket_from_sdp(await self.sdp_client(tenant).get_request(ticket_id))
+
+    async def run(self, job: ClaimedJob) -> str:
+        """Returns the job's status afterwards ('completed', 'queued', 'failed', 'lease_lost')."""
+        attributes = {"tenant.id": job.tenant_id, "ticket.id": job.ticket_id,
+                      "enhancement.id": job.id, "enhancement.attempt": job.attempts}
+        with tracer().start_as_current_span("enhancement.run",
+                                            context=context_from_carrier(job.trace_context),
+                                            attributes=attributes):
+            return await self._run(job)
+
+    async def _run(self, job: ClaimedJob) -> str:
+        enhancement_id, token = uuid.UUID(job.id), uuid.UUID(job.lease_token)
+        async with tenant_transaction(self._pool, job.tenant_id) as conn:
+            row = await jobs.load_job(conn, enhancement_id, token)
+        if row is None:
+            return "lease_lost"
+        timings: dict[str, float] = dict(row["stage_timings"] or {})
+        tenant = await self._load_tenant(job.tenant_id)
+        if tenant is None:
+            return await self._finish_failed(job, "tenant no longer exists", timings)
+        payload = row["payload"]
+        ticket = Ticket(**payload["ticket"])
+        try:
+            await self._stage(job, "context")
+            started = time.perf_counter()
+            with tracer().start_as_current_span("enhancement.context"):
+                context = await self._gather(job.tenant_id, ticket,
+                                             not payload.get("has_description", True))
+            timings["context"] = self._timing("context", started)
+
+            if _too_thin(context.ticket, tenant.settings) and not context.citations():
+                return await self._complete(job, row, timings, context, outcome="skipped",
+                                            synthesis=None, note_id=None,
+                                            reason="ticket too thin to research "
+                                                   f"(< {tenant.settings.min_ticket_chars} chars)")
+
+            await self._stage(job, "synthesis")
+            started = time.perf_counter()
+            with tracer().start_as_current_span("enhancement.synthesis") as span:
+                synthesis = await self._synthesize(job.tenant_id, context, tenant.settings)
+                span.set_attribute("llm.mode", synthesis.mode)
+                if synthesis.model:
+                    span.set_attribute("llm.model", synthesis.model)
+                span.set_attribute("llm.prompt_tokens", synthesis.prompt_tokens)
+                span.set_attribute("llm.completion_tokens", synthesis.completion_tokens)
+            timings["synthesis"] = self._timing("synthesis", started)
+
+            await self._stage(job, "writeback")
+            started = time.perf_counter()
+            with tracer().start_as_current_span("enhancement.writeback"):
+                note_id = await self._write_note(job, row, tenant, context, synthesis)
+            timings["writeback"] = self._timing("writeback", started)
+            outcome = "llm" if synthesis.mode == "llm" else "context_only"
+            return await self._complete(job, row, timings, context, outcome=outcome,
+                                        synthesis=synthesis, note_id=note_id,
+                                        reason=synthesis.reason if outcome != "llm" else None)
+        except (SdpRejected, SdpAuthError, SdpNotFound) as exc:
+            return await self._finish_failed(job, f"ServiceDesk Plus refused: {exc}", timings)
+        except (SdpUnavailable, SdpRateLimited) as exc:
+            return await self._retry(job, f"ServiceDesk Plus unavailable: {exc}", timings)
+        except _LeaseLost:
+            return "lease_lost"
+        except SdpError as exc:
+            return await self._retry(job, f"ServiceDesk Plus error: {exc}", timings)
+        except Exception as exc:  # noqa: BLE001 - bounded by max_attempts, reason kept
+            log.exception("enhancement %s failed", job.id)
+            return await self._retry(job, f"{type(exc).__name__}: {str(exc)[:500]}", timings)
+
+    async def _write_note(self, job: ClaimedJob, row: asyncpg.Record, tenant: TenantRuntime,
+                          context: TicketContext, synthesis: SynthesisResult) -> str:
+        sdp = self.sdp_client(tenant)
+        for note in await sdp.list_notes(job.ticket_id):
+            if note_has_marker(str(note.get("description") or ""), job.id):
+                log.info("enhancement %s: note already on ticket (re-run)", job.id)
+                return str(note.get("id"))
+        supersedes = str(row["supersedes"]) if row["supersedes"] else None
+        note = render_note(enhancement_id=job.id, context=context, synthesis=synthesis,
+                           max_words=tenant.settings.note_max_words, supersedes=supersedes)
+        note_id = await sdp.add_note(job.ticket_id, note.html,
+                                     show_to_requester=tenant.settings.show_to_requester)
+        async with tenant_transaction(self._pool, job.tenant_id) as conn:
+            await jobs.record_note(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), note_id)
+        return note_id
+
+    async def _stage(self, job: ClaimedJob, stage: str) -> None:
+        async with tenant_transaction(self._pool, job.tenant_id) as conn:
+            held = await jobs.mark_stage(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token),
+                                         stage, self.config.lease_s)
+        if not held:
+            raise _LeaseLost()
+
+    def _timing(self, stage: str, started: float) -> float:
+        elapsed = round(time.perf_counter() - started, 4)
+        self._metrics.observe(mc.STAGE_LATENCY, elapsed, {"stage": stage})
+        return elapsed
+
+    async def _complete(self, job: ClaimedJob, row: asyncpg.Record, timings: dict[str, float],
+                        context: TicketContext, *, outcome: str,
+                        synthesis: SynthesisResult | None, note_id: str | None,
+                        reason: str | None) -> str:
+        total = (datetime.now(UTC) - row["received_at"]).total_seconds()
+        timings["total"] = round(total, 4)
+        async with tenant_transaction(self._pool, job.tenant_id) as conn:
+            done = await jobs.complete(
+                conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), outcome=outcome,
+                stage_timings=timings,
+                context_sources=[s.model_dump() for s in context.sources],
+                model=synthesis.model if synthesis else None,
+                prompt_tokens=synthesis.prompt_tokens if synthesis else 0,
+                completion_tokens=synthesis.completion_tokens if synthesis else 0,
+                cost_usd=synthesis.cost_usd if synthesis else 0.0, note_id=note_id,
+                error=reason)
+        if not done:
+            return "lease_lost"
+        status = "completed" if outcome == "llm" else outcome
+        self._metrics.inc(mc.ENHANCEMENTS, {"tenant": job.tenant_id, "status": status})
+        self._metrics.observe(mc.ENHANCEMENT_LATENCY, total,
+                              {"tenant": job.tenant_id, "status": status})
+        log.info("enhancement %s", status, extra={"tenant_id": job.tenant_id,
+                                                  "ticket_id": job.ticket_id,
+                                                  "enhancement_id": job.id})
+        return "completed"
+
+    async def _retry(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
+        delay = retry_delay_s(job.attempts, self.config.retry_base_s)
+        async with tenant_transaction(self._pool, job.tenant_id) as conn:
+            status = await jobs.fail_or_retry(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token),
+                                              error=error, retryable=True, retry_in_s=delay,
+                                              stage_timings=timings)
+        self._after_failure(job, status, error)
+        return status or "lease_lost"
+
+    async def _finish_failed(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
+        async with tenant_transaction(self._pool, job.tenant_id) as conn:
+            status = await jobs.fail_or_retry(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token),
+                                              error=error, retryable=False, retry_in_s=0,
+                                              stage_timings=timings)
+        self._after_failure(job, status, error)
+        return status or "lease_lost"
+
+    def _after_failure(self, job: ClaimedJob, status: str, error: str) -> None:
+        if status == "failed":
+            self._metrics.inc(mc.ENHANCEMENTS, {"tenant": job.tenant_id, "status": "failed"})
+            log.warning("enhancement failed: %s", error,
+                        extra={"tenant_id": job.tenant_id, "ticket_id": job.ticket_id,
+                               "enhancement_id": job.id})
+        elif status == "queued":
+            self._metrics.inc(mc.JOB_ATTEMPTS, {"tenant": job.tenant_id, "reason": "error"})
+            log.info("enhancement will be retried: %s", error,
+                     extra={"tenant_id": job.tenant_id, "enhancement_id": job.id})
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+def _too_thin(ticket: Ticket, settings: TenantSettings) -> bool:
+    text = f"{ticket.subject} {strip_html(ticket.description)}".strip()
+    return len(text) < settings.min_ticket_chars

@@ -1,0 +1,53 @@
+"""One Ray + Serve + simulators stack for all integration tests (started once: Ray is slow
+to start on two cores)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from actors.pool_options import APP_NAME
+from pipeline.credential_cipher import new_secret
+from simulators.llm.app import create_app as create_llm_app
+from simulators.llm.state import LLMSimulatorState
+from simulators.serving import free_port, run_in_thread
+from simulators.servicedesk.app import create_app as create_sdp_app
+from simulators.servicedesk.store import SimulatorState
+from tests.integration.harness import System, test_environment
+
+
+@pytest.fixture(scope="session")
+def simulators():
+    sdp_state = SimulatorState(seed=1)
+    llm_state = LLMSimulatorState(api_keys=["sk-or-v1-test-llm-key"], latency_s=0.05)
+    sdp = run_in_thread(create_sdp_app(sdp_state))
+    llm = run_in_thread(create_llm_app(llm_state))
+    yield sdp_state, sdp.url, llm_state, llm.url
+    sdp.stop()
+    llm.stop()
+
+
+@pytest.fixture(scope="session")
+async def system(database, encryption_keys, simulators, data_dir):
+    import ray
+    from ray import serve
+
+    sdp_state, sdp_url, llm_state, llm_url = simulators
+    admin_token = new_secret("adm_")
+    os.environ.update(test_environment(database.service_url, encryption_keys, admin_token,
+                                       llm_url, str(data_dir)))
+    from serve_app.settings import get_settings
+    get_settings.cache_clear()
+    ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(),
+             logging_level="warning", namespace="ai_agents", log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    from serve_app.app_builder import build_app
+    serve.run(build_app(), name=APP_NAME, route_prefix="/")
+    sys = System(url=f"http://127.0.0.1:{port}", admin_token=admin_token, sdp=sdp_state,
+                 sdp_url=sdp_url, llm=llm_state)
+    yield sys
+    await sys.http.aclose()
+    serve.shutdown()
+    ray.shutdown()

@@ -1,0 +1,121 @@
+"""The whole system for integration tests: embedded PostgreSQL, Ray Serve running the real app
+graph, and both simulators on loopback. Started once per test session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from simulators.llm.state import LLMSimulatorState
+from simulators.servicedesk.store import SimulatorState
+from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload
+
+TERMINAL = {"completed", "failed"}
+
+
+@dataclass
+class TenantHandle:
+    tenant_id: str
+    webhook_secret: str
+    api_token: str
+    sdp_key: str
+    mode: str
+    system: System
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
+
+    def add_ticket(self, **fields: Any) -> dict[str, Any]:
+        return self.system.sdp.add_request(self.tenant_id, **fields)
+
+    async def send(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        return await send_webhook_async(
+            f"{self.system.url}/webhook/servicedesk/{self.tenant_id}", payload, self.mode,
+            self.webhook_secret, client=self.system.http, **kwargs)
+
+    async def send_ticket(self, request: dict[str, Any]) -> str:
+        response = await self.send(v3_payload(request))
+        assert response.status_code == 202, response.text
+        return response.json()["enhancement_id"]
+
+    async def enhancement(self, enhancement_id: str) -> dict[str, Any]:
+        response = await self.system.http.get(
+            f"{self.system.url}/api/v1/enhancements/{enhancement_id}", headers=self.auth)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def wait(self, enhancement_id: str, timeout_s: float = 90.0,
+                   statuses: set[str] = TERMINAL) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            row = await self.enhancement(enhancement_id)
+            if row["status"] in statuses:
+                return row
+            if time.monotonic() > deadline:
+                raise AssertionError(f"enhancement {enhancement_id} stuck: {row}")
+            await asyncio.sleep(0.2)
+
+    def notes(self, request_id: str | None = None) -> list[Any]:
+        return self.system.sdp.recorded_notes(self.tenant_id, request_id)
+
+
+@dataclass
+class System:
+    url: str
+    admin_token: str
+    sdp: SimulatorState
+    sdp_url: str
+    llm: LLMSimulatorState
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    async def tenant(self, prefix: str = "t", *, mode: str = "hmac", edition: str = "onprem",
+                     settings: dict[str, Any] | None = None) -> TenantHandle:
+        tenant_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        sdp_key = f"sdp-{uuid.uuid4().hex}"
+        self.sdp.add_portal(tenant_id, sdp_key, edition)  # type: ignore[arg-type]
+        body: dict[str, Any] = {"id": tenant_id, "sdp_url": self.sdp_url, "sdp_key": sdp_key,
+                                "sdp_edition": edition, "webhook_auth": mode}
+        if edition == "cloud":
+            body["sdp_portal"] = tenant_id
+        if settings:
+            body["settings"] = settings
+        response = await self.http.post(f"{self.url}/admin/tenants", json=body,
+                                        headers=self.admin)
+        assert response.status_code == 201, response.text
+        creds = response.json()
+        return TenantHandle(tenant_id, creds["webhook_secret"], creds["api_token"], sdp_key,
+                            mode, self)
+
+
+def test_environment(database_url: str, encryption_keys: str, admin_token: str, llm_url: str,
+                     data_dir: str) -> dict[str, str]:
+    """Settings for the Serve replicas (inherited by Ray workers started from this process)."""
+    return {
+        "AI_AGENTS_DATABASE_URL": database_url,
+        "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
+        "AI_AGENTS_ADMIN_TOKEN": admin_token,
+        "AI_AGENTS_DATA_DIR": data_dir,
+        "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
+        "AI_AGENTS_LLM_API_KEY": "sk-or-v1-test-llm-key",
+        "AI_AGENTS_LLM_MODEL": "openai/gpt-4o-mini",
+        "AI_AGENTS_LLM_FALLBACK_MODELS": "anthropic/claude-3-haiku",
+        "AI_AGENTS_LLM_TIMEOUT_S": "5",
+        "AI_AGENTS_JOB_RETRY_BASE_S": "0.5",
+        "AI_AGENTS_JOB_LEASE_S": "20",
+        "AI_AGENTS_DISPATCHER_POLL_S": "0.5",
+        "AI_AGENTS_SDP_TIMEOUT_S": "5",
+        "AI_AGENTS_PER_TENANT_INFLIGHT": "4",
+        "AI_AGENTS_LOG_LEVEL": "INFO",
+        **{k: v for k, v in os.environ.items() if k.startswith("AI_AGENTS_TEST_")},
+    }
