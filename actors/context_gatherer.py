@@ -6,8 +6,8 @@ import httpx
 from ray import serve
 
 from actors.pool_options import CONTEXT_GATHERER, pool_options
-from actors.ray_metrics import RayMetrics
 from actors.rate_limiter import RayRateLimiter
+from actors.ray_metrics import RayMetrics
 from db.pool import create_pool
 from pipeline.context_sources import ContextGathering
 from pipeline.credential_cipher import CredentialCipher

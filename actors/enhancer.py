@@ -7,8 +7,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.pool_options import ENHANCER, pool_options
-from actors.ray_metrics import RayMetrics
 from actors.rate_limiter import RayRateLimiter
+from actors.ray_metrics import RayMetrics
 from db.pool import create_pool
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.dispatch import ClaimedJob

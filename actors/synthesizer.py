@@ -5,8 +5,8 @@ from __future__ import annotations
 from ray import serve
 
 from actors.pool_options import SYNTHESIZER, pool_options
-from actors.ray_metrics import RayMetrics
 from actors.rate_limiter import RayRateLimiter
+from actors.ray_metrics import RayMetrics
 from pipeline import metric_catalogue as mc
 from pipeline.circuit_breaker import BreakerState
 from pipeline.models import SynthesisResult, TicketContext

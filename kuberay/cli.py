@@ -72,8 +72,12 @@ def validate_command(
                                      help="Directory of rendered .yaml files."),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Validate rendered manifests offline: KubeRay CRDs (strict), Serve config, core
-    Kubernetes objects, Prometheus Operator objects and alert rules."""
+    """Validate rendered manifests offline (CRDs strict, Serve config, core objects, rules).
+
+    RayService/RayCluster against the vendored KubeRay CRDs with unknown fields rejected,
+    serveConfigV2 against Ray Serve's schema, core objects with kubernetes-validate, and the
+    Prometheus Operator objects and alert rules structurally (plus promtool if installed).
+    """
     try:
         report = validate_dir(directory)
     except OSError as exc:

@@ -52,7 +52,8 @@ def installed_ray_version() -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True,
+                              validate_default=True)
 
 
 class ResourceList(_Model):

@@ -25,7 +25,6 @@ from db.pool import tenant_transaction
 from db.repositories import enhancements as jobs
 from pipeline import metric_catalogue as mc
 from pipeline.context_sources import ticket_from_sdp
-from pipeline.credential_cipher import CredentialCipher
 from pipeline.dispatch import ClaimedJob, retry_delay_s
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext

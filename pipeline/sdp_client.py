@@ -379,13 +379,6 @@ class SdpClient:
             notes.extend(page)
         return notes
 
-    async def find_note(self, request_id: str | int, marker: str) -> dict[str, Any] | None:
-        """The first note whose HTML contains `marker` (e.g. an enhancement id), if any."""
-        for note in await self.list_notes(request_id):
-            if marker in str(note.get("description") or ""):
-                return note
-        return None
-
     async def _landed_note(self, request_id: str | int, html: str) -> dict[str, Any] | None:
         """After an ambiguous failure: did SDP store the note anyway? (single attempts)"""
         async for page in self._notes_pages(request_id, single_attempt=True):

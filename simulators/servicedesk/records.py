@@ -9,7 +9,6 @@ production.
 
 from __future__ import annotations
 
-import html
 import re
 import time
 import zlib
@@ -173,10 +172,6 @@ def resolution_object(value: Any) -> dict[str, Any] | None:
         out.setdefault("resolution_attachments", [])
         return out
     return {"content": str(value), "resolution_attachments": []}
-
-
-def strip_html(text: str) -> str:
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text))).strip()
 
 
 def build_request(fields: Mapping[str, Any], *, request_id: str, display_id: str) -> dict[str, Any]:

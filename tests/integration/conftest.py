@@ -11,9 +11,9 @@ from actors.pool_options import APP_NAME
 from pipeline.credential_cipher import new_secret
 from simulators.llm.app import create_app as create_llm_app
 from simulators.llm.state import LLMSimulatorState
-from simulators.serving import free_port, run_in_thread
 from simulators.servicedesk.app import create_app as create_sdp_app
 from simulators.servicedesk.store import SimulatorState
+from simulators.serving import free_port, run_in_thread
 from tests.integration.harness import System, test_environment
 
 

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from simulators.serving import ServerHandle, free_port, run_in_thread
 from simulators.servicedesk import (
     SimulatorControl,
     SimulatorState,
@@ -31,6 +30,7 @@ from simulators.servicedesk import (
     send_webhook,
     start_in_thread,
 )
+from simulators.serving import ServerHandle, free_port, run_in_thread
 
 CLOUD_KEY, ONPREM_KEY = "1000.acme-oauth-token-abc", "9F2C-ONPREM-GLOBEX-KEY"
 CLOUD = {"Authorization": f"Zoho-oauthtoken {CLOUD_KEY}"}
@@ -167,6 +167,14 @@ def test_note_tolerates_python_repr_input(http: httpx.Client, state: SimulatorSt
                   data=form(str({"note": {"description": "x", "show_to_requester": False}})))
     assert r.status_code == 200
     assert state.recorded_notes()[0].input_format == "python_repr"
+
+
+def test_multipart_input_data_is_accepted(http: httpx.Client, state: SimulatorState) -> None:
+    r = http.post("/api/v3/requests/1001/notes", headers=ONPREM,
+                  data=form({"note": {"description": "via multipart"}}),
+                  files={"attachment": ("a.txt", b"hi")})
+    assert r.status_code == 200, r.text
+    assert state.recorded_notes()[0].description == "via multipart"
 
 
 @pytest.mark.parametrize("kwargs,code,field", [
@@ -355,6 +363,18 @@ def test_rate_limit_per_minute_latency_and_match(http: httpx.Client,
     assert r.status_code == 503
 
 
+def test_probabilistic_faults(http: httpx.Client, state: SimulatorState) -> None:
+    state.set_faults("acme", http_5xx_probability=0.5, http_429_probability=0.0)
+    codes = {http.get(GET_VPN[0], headers=GET_VPN[1]).status_code for _ in range(30)}
+    assert codes == {200, 503}
+    state.set_faults("acme", http_429_probability=1.0)
+    assert http.get(GET_VPN[0], headers=GET_VPN[1]).status_code == 429
+    with pytest.raises(ValueError):
+        state.set_faults("acme", http_5xx_probability=2.0)
+    with pytest.raises(ValueError):
+        state.add_portal("acme", "other-key", "cloud")
+
+
 def test_failed_envelope_and_fail_after_effect(http: httpx.Client,
                                                state: SimulatorState) -> None:
     state.set_faults("acme", failed_envelope_next=1, failed_envelope_message="Try later")
@@ -474,9 +494,10 @@ def test_cli_runs_standalone() -> None:
     )
     try:
         deadline = time.monotonic() + 15
-        while not SimulatorControl(f"http://127.0.0.1:{port}", timeout_s=0.5).health():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        with SimulatorControl(f"http://127.0.0.1:{port}", timeout_s=0.5) as control:
+            while not control.health():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
         r = httpx.get(f"http://127.0.0.1:{port}{ACME}/requests", headers=CLOUD)
         assert r.status_code == 200 and r.json()["requests"] == []
     finally:

@@ -1,0 +1,73 @@
+"""Persist first, then acknowledge: a 202 means a committed row, whatever happens next."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+
+from pipeline.credential_cipher import new_encryption_key
+from serve_app.api import create_api
+from serve_app.api_state import ApiState
+from serve_app.settings import Settings
+from simulators.servicedesk.webhook_sender import send_webhook
+from simulators.serving import run_in_thread
+
+
+def _ingress_pids() -> list[int]:
+    from ray.util.state import list_actors
+
+    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+    return [a.pid for a in actors if a.class_name.endswith(":Ingress")]
+
+
+async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn) -> None:
+    tenant = await system.tenant("kill")
+    pids = _ingress_pids()
+    assert pids, "no ingress replica found"
+    response = await tenant.send({"ticket_id": "KILL-1", "subject": "Server down"})
+    assert response.status_code == 202
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)  # right after the answer
+    enhancement_id = response.json()["enhancement_id"]
+    row = await owner_conn.fetchrow("SELECT tenant_id, ticket_id FROM enhancements WHERE id = $1",
+                                    __import__("uuid").UUID(enhancement_id))
+    assert row is not None and row["ticket_id"] == "KILL-1"
+    # Serve replaces the replica and the job is still processed to the end.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            done = await tenant.wait(enhancement_id, timeout_s=60)
+            break
+        except (httpx.HTTPError, AssertionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    assert done["status"] == "completed"
+
+
+def test_database_down_is_503_with_retry_after_and_no_202() -> None:
+    settings = Settings(database_url="postgresql://nobody@127.0.0.1:1/none",
+                        encryption_keys=new_encryption_key(), admin_token="adm")
+    state = ApiState.from_settings(settings)
+    server = run_in_thread(create_api(state))
+    try:
+        response = send_webhook(f"{server.url}/webhook/servicedesk/acme",
+                                {"ticket_id": "1"}, "hmac", "secret")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert "Traceback" not in response.text and "nobody" not in response.text
+        health = httpx.get(f"{server.url}/health")
+        assert health.status_code == 200  # the process still serves
+        ready = httpx.get(f"{server.url}/api/v1/ready")
+        assert ready.status_code == 503
+        assert ready.json()["components"]["database"]["ok"] is False
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert "ai_agents_database_up 0.0" in metrics
+        api = httpx.get(f"{server.url}/api/v1/enhancements",
+                        headers={"Authorization": "Bearer x"})
+        assert api.status_code == 503
+    finally:
+        server.stop()

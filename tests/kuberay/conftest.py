@@ -1,0 +1,29 @@
+"""Shared fixtures for the KubeRay manifest tests (rendering takes a fraction of a second)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from kuberay.render import render
+from kuberay.values import PRODUCTION_VALUES_FILE, load_values
+
+
+@pytest.fixture(scope="session")
+def default_render() -> dict[str, str]:
+    return render()
+
+
+@pytest.fixture(scope="session")
+def production_render() -> dict[str, str]:
+    return render(load_values(PRODUCTION_VALUES_FILE))
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool is not installed: run `apt-get update && apt-get install -y "
+                    "prometheus` (Debian package) so the alert rules can be checked")
+    return path

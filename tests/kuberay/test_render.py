@@ -1,0 +1,410 @@
+"""`ai-agents kuberay render`: values, the generated Serve config and the manifests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ray.serve.schema import ServeDeploySchema
+from typer.testing import CliRunner
+
+from actors import pool_options
+from kuberay import manifests
+from kuberay.cli import kuberay_app
+from kuberay.problems import KubeRayConfigError
+from kuberay.render import render, write
+from kuberay.serve_config import serve_config_for_local
+from kuberay.validate import validate_dir, validate_files
+from kuberay.values import (
+    ALL_SECRET_KEYS,
+    DEFAULT_VALUES_FILE,
+    MIGRATION_SECRET_KEYS,
+    PRODUCTION_VALUES_FILE,
+    SERVICE_SECRET_KEYS,
+    Values,
+    load_values,
+    values_from_dict,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED_FILES = {
+    "dashboard-service.yaml", "migration-job.yaml", "monitoring.yaml",
+    "rayjob-reenhance.yaml", "rayservice.yaml", "secret-template.yaml", "service-ingress.yaml",
+}
+
+
+def docs(rendered: dict[str, str], filename: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(rendered[filename]) if d]
+
+
+def rayservice(rendered: dict[str, str]) -> dict[str, Any]:
+    (doc,) = docs(rendered, "rayservice.yaml")
+    return doc
+
+
+def serve_config(rendered: dict[str, str]) -> dict[str, Any]:
+    return yaml.safe_load(rayservice(rendered)["spec"]["serveConfigV2"])
+
+
+def deployments(rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
+    (app,) = serve_config(rendered)["applications"]
+    return {d["name"]: d for d in app["deployments"]}
+
+
+def pod_templates(service: dict[str, Any]) -> list[dict[str, Any]]:
+    cluster = service["spec"]["rayClusterConfig"]
+    return [cluster["headGroupSpec"]["template"]] + [
+        g["template"] for g in cluster["workerGroupSpecs"]]
+
+
+def render_error(data: dict[str, Any]) -> str:
+    with pytest.raises(KubeRayConfigError) as info:
+        values_from_dict(data, "values.yaml")
+    return str(info.value)
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def test_values_yaml_documents_exactly_the_defaults():
+    assert load_values(DEFAULT_VALUES_FILE) == Values()
+
+
+def test_misspelt_values_field_is_rejected_with_its_path():
+    message = render_error({"workerGroups": [{"groupName": "pools", "maxReplica": 3}]})
+    assert message == ("values.yaml: workerGroups[0].maxReplica: unknown field "
+                       "(did you mean 'maxReplicas'?)")
+
+
+def test_misspelt_nested_values_field_is_rejected():
+    assert "autoscaler.idleTimeoutSecond: unknown field" in render_error(
+        {"autoscaler": {"idleTimeoutSecond": 30}})
+
+
+def test_misspelt_deployment_option_override_is_rejected():
+    message = render_error({"serve": {"deployments": {"Enhancer": {"max_ongoing_request": 8}}}})
+    assert "serve.deployments.Enhancer.max_ongoing_request: unknown option" in message
+    assert "did you mean 'max_ongoing_requests'" in message
+
+
+def test_misspelt_autoscaling_override_is_rejected():
+    message = render_error({"serve": {"deployments": {
+        "Synthesizer": {"autoscaling_config": {"target_ongoing_request": 4}}}}})
+    assert "serve.deployments.Synthesizer.autoscaling_config.target_ongoing_request" in message
+
+
+def test_override_is_validated_after_merging():
+    message = render_error({"serve": {"deployments": {
+        "Enhancer": {"autoscaling_config": {"min_replicas": 20}}}}})
+    assert "serve.deployments.Enhancer.autoscaling_config" in message
+    assert "must be greater than or equal to min_replicas (20)" in message
+
+
+def test_unknown_deployment_override_is_rejected():
+    assert "serve.deployments.Enhancr: unknown deployment (did you mean 'Enhancer'?)" in (
+        render_error({"serve": {"deployments": {"Enhancr": {"max_ongoing_requests": 8}}}}))
+
+
+def test_runtime_env_override_is_rejected():
+    message = render_error({"serve": {"deployments": {"Enhancer": {
+        "ray_actor_options": {"runtime_env": {"env_vars": {"AI_AGENTS_LLM_API_KEY": "x"}}}}}}})
+    assert "ray_actor_options.runtime_env: not allowed" in message
+
+
+@pytest.mark.parametrize("key", ["AI_AGENTS_LLM_API_KEY", "AI_AGENTS_DATABASE_URL", "SMTP_PASSWORD"])
+def test_secret_looking_env_in_values_is_rejected(key):
+    assert "looks like a secret" in render_error({"env": {key: "value"}})
+
+
+def test_worker_group_bounds_are_checked():
+    assert "need minReplicas <= replicas <= maxReplicas" in render_error(
+        {"workerGroups": [{"groupName": "pools", "replicas": 9, "maxReplicas": 4}]})
+
+
+def test_ray_version_must_match_the_pinned_ray():
+    assert "rayVersion: '2.9.0' differs" in render_error({"rayVersion": "2.9.0"})
+
+
+def test_ingress_may_not_publish_metrics():
+    assert "would publish /metrics" in render_error({"ingress": {"paths": ["/"]}})
+
+
+def test_values_files_layer_later_wins(tmp_path):
+    override = tmp_path / "override.yaml"
+    override.write_text("namespace: staging\nworkerGroups:\n  - groupName: big\n    maxReplicas: 8\n")
+    values = load_values(DEFAULT_VALUES_FILE, override)
+    assert values.namespace == "staging"
+    assert [g.group_name for g in values.worker_groups] == ["big"]
+    assert values.image == Values().image
+
+
+def test_worker_capacity_must_hold_every_pool_at_max():
+    values = values_from_dict({"workerGroups": [{"groupName": "pools", "maxReplicas": 1,
+                                                 "resources": {"limits": {"cpu": "1"}}}]})
+    with pytest.raises(KubeRayConfigError, match="worker groups offer 1 CPUs"):
+        render(values)
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def test_default_and_production_renders_validate(default_render, production_render):
+    for rendered in (default_render, production_render):
+        assert set(rendered) == EXPECTED_FILES
+        report = validate_files(rendered)
+        assert report.ok, [str(e) for e in report.errors]
+
+
+def test_rendering_is_deterministic(default_render):
+    values = load_values(PRODUCTION_VALUES_FILE)
+    assert render(values) == render(values)
+    assert render() == default_render
+
+
+def test_rendering_is_byte_identical_across_processes(default_render, tmp_path):
+    code = ("import sys; from pathlib import Path; from kuberay.render import render, write; "
+            "write(render(), Path(sys.argv[1]))")
+    env = {**os.environ, "PYTHONHASHSEED": "4242"}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, check=True)
+    for name, text in default_render.items():
+        assert (tmp_path / name).read_bytes() == text.encode("utf-8"), name
+
+
+def test_serve_config_is_generated_from_pool_options(default_render):
+    config = serve_config(default_render)
+    ServeDeploySchema.model_validate(config)
+    (app,) = config["applications"]
+    assert app["name"] == pool_options.APP_NAME
+    assert app["import_path"] == pool_options.IMPORT_PATH
+    assert app["route_prefix"] == pool_options.ROUTE_PREFIX
+    assert "runtime_env" not in app
+    assert deployments(default_render) == {
+        name: {"name": name, **options}
+        for name, options in pool_options.all_pool_options().items()}
+    assert config["proxy_location"] == "EveryNode"
+    assert config["http_options"] == {"host": "0.0.0.0", "port": 8000, "request_timeout_s": 30.0,
+                                      "keep_alive_timeout_s": 90}
+    assert config["logging_config"]["encoding"] == "JSON"
+
+
+def test_changing_pool_options_changes_the_rendered_serve_config(monkeypatch):
+    enhancer = pool_options._POOL_OPTIONS[pool_options.ENHANCER]
+    monkeypatch.setitem(enhancer, "autoscaling_config",
+                        {**enhancer["autoscaling_config"], "max_replicas": 12,
+                         "target_ongoing_requests": 8})
+    monkeypatch.setitem(enhancer, "graceful_shutdown_timeout_s", 400)
+    rendered = render()
+    autoscaling = deployments(rendered)["Enhancer"]["autoscaling_config"]
+    assert autoscaling["max_replicas"] == 12
+    assert autoscaling["target_ongoing_requests"] == 8
+    for template in pod_templates(rayservice(rendered)):
+        assert template["spec"]["terminationGracePeriodSeconds"] == 430
+
+
+def test_values_override_changes_one_pool_only(default_render):
+    values = values_from_dict({"serve": {"deployments": {
+        "Enhancer": {"autoscaling_config": {"max_replicas": 12}, "max_queued_requests": 512}}}})
+    rendered = render(values)
+    enhancer = deployments(rendered)["Enhancer"]
+    assert enhancer["autoscaling_config"]["max_replicas"] == 12
+    assert enhancer["autoscaling_config"]["min_replicas"] == 1  # merged, not replaced
+    assert enhancer["max_queued_requests"] == 512
+    assert deployments(rendered)["Synthesizer"] == deployments(default_render)["Synthesizer"]
+
+
+def test_override_can_swap_autoscaling_for_fixed_replicas():
+    values = values_from_dict({"serve": {"deployments": {
+        "ContextGatherer": {"autoscaling_config": None, "num_replicas": 3}}}})
+    gatherer = deployments(render(values))["ContextGatherer"]
+    assert gatherer["num_replicas"] == 3
+    assert "autoscaling_config" not in gatherer
+
+
+def test_rayservice_cluster_shape(default_render):
+    service = rayservice(default_render)
+    spec = service["spec"]
+    assert service["apiVersion"] == "ray.io/v1"
+    assert spec["upgradeStrategy"] == {"type": "NewCluster"}
+    cluster = spec["rayClusterConfig"]
+    assert cluster["rayVersion"] == "2.60.0"
+    assert cluster["enableInTreeAutoscaling"] is True
+    assert cluster["autoscalerOptions"]["upscalingMode"] == "Default"
+    assert cluster["autoscalerOptions"]["idleTimeoutSeconds"] == 60
+    assert cluster["headGroupSpec"]["rayStartParams"] == {
+        "num-cpus": "0", "dashboard-host": "0.0.0.0", "metrics-export-port": "8080"}
+    (group,) = cluster["workerGroupSpecs"]
+    assert (group["minReplicas"], group["replicas"], group["maxReplicas"]) == (1, 1, 4)
+    head, worker = (t["spec"]["containers"][0] for t in pod_templates(service))
+    assert {p["name"]: p["containerPort"] for p in head["ports"]} == {
+        "gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": 8000, "metrics": 8080,
+        "as-metrics": 44217, "dash-metrics": 44227}
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {"serve": 8000,
+                                                                       "metrics": 8080}
+    for container in (head, worker):
+        assert container["lifecycle"]["preStop"]["exec"]["command"][-1] == "ray stop"
+        assert container["resources"]["limits"]["memory"] == "4Gi"
+        assert "local_raylet_healthz" in container["livenessProbe"]["exec"]["command"][-1]
+    assert "gcs_healthz" in head["readinessProbe"]["exec"]["command"][-1]
+    assert "localhost:8000/-/healthz" in worker["readinessProbe"]["exec"]["command"][-1]
+    longest = max(d.get("graceful_shutdown_timeout_s", 20)
+                  for d in deployments(default_render).values())
+    for template in pod_templates(service):
+        assert template["spec"]["terminationGracePeriodSeconds"] >= longest + 30
+    assert spec["serveService"]["metadata"]["name"] == "ai-agents-serve-svc"
+
+
+def test_secrets_are_only_referenced_never_rendered(monkeypatch):
+    sentinels = {key: f"sk-or-v1-SENTINEL-{key}" for key in ALL_SECRET_KEYS}
+    for key, value in sentinels.items():
+        monkeypatch.setenv(key, value)
+    rendered = render(load_values(PRODUCTION_VALUES_FILE))
+    blob = "\n".join(rendered.values())
+    assert "SENTINEL" not in blob
+    (secret,) = docs(rendered, "secret-template.yaml")
+    assert secret["stringData"] == {key: "" for key in ALL_SECRET_KEYS}
+    service = rayservice(rendered)
+    assert "runtime_env" not in service["spec"]["serveConfigV2"]
+    for template in pod_templates(service):
+        env = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
+        assert {k for k in env if k in ALL_SECRET_KEYS} == set(SERVICE_SECRET_KEYS)
+        for key in SERVICE_SECRET_KEYS:
+            assert "value" not in env[key]
+            assert env[key]["valueFrom"]["secretKeyRef"] == {
+                "name": "ai-agents-secrets", "key": key,
+                "optional": key == "AI_AGENTS_LLM_API_KEY"}
+    (job,) = docs(rendered, "migration-job.yaml")
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {k for k in env if k in ALL_SECRET_KEYS} == set(MIGRATION_SECRET_KEYS)
+    assert all("valueFrom" in env[k] for k in MIGRATION_SECRET_KEYS)
+
+
+def test_companion_objects(production_render):
+    (ingress,) = docs(production_render, "service-ingress.yaml")
+    assert ingress["spec"]["tls"] == [{"hosts": ["ai-agents.acme-msp.example"],
+                                       "secretName": "ai-agents-tls"}]
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert {p["backend"]["service"]["name"] for p in paths} == {"ai-agents-serve-svc"}
+    assert "/metrics" not in {p["path"] for p in paths}
+    (dashboard,) = docs(production_render, "dashboard-service.yaml")
+    assert dashboard["spec"]["type"] == "ClusterIP"
+    assert dashboard["spec"]["ports"][0]["port"] == 8265
+    (job,) = docs(production_render, "rayjob-reenhance.yaml")
+    assert job["kind"] == "RayJob"
+    assert job["spec"]["entrypoint"] == "python -m scripts.reenhance --tenant ${TENANT}"
+    assert job["spec"]["clusterSelector"] == {"ray.io/cluster": "${RAYCLUSTER_NAME}"}
+    assert job["spec"]["shutdownAfterJobFinishes"] is False
+    assert "ai-agents-head-svc.ai-agents-production.svc:8265" in production_render[
+        "rayjob-reenhance.yaml"]
+    (migrate,) = docs(production_render, "migration-job.yaml")
+    assert migrate["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "ai-agents", "migrate"]
+
+
+def test_monitoring_objects(production_render):
+    by_kind = {}
+    for doc in docs(production_render, "monitoring.yaml"):
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    head, worker = by_kind["PodMonitor"]
+    assert [e["port"] for e in head["spec"]["podMetricsEndpoints"]] == [
+        "metrics", "as-metrics", "dash-metrics"]
+    assert [e["port"] for e in worker["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    assert head["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (monitor,) = by_kind["ServiceMonitor"]
+    assert monitor["spec"]["endpoints"] == [{"port": "serve", "path": "/metrics",
+                                             "interval": "30s"}]
+    serve_labels = rayservice(production_render)["spec"]["serveService"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= serve_labels.items()
+    (rule,) = by_kind["PrometheusRule"]
+    assert rule["spec"]["groups"] == yaml.safe_load(manifests.ALERTS_FILE.read_text())["groups"]
+    (configmap,) = by_kind["ConfigMap"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    for filename in manifests.DASHBOARD_FILES:
+        embedded = json.loads(configmap["data"][f"ai-agents-{filename}"])
+        assert embedded == json.loads((manifests.DASHBOARDS_DIR / filename).read_text())
+
+
+def test_optional_files_can_be_disabled():
+    rendered = render(values_from_dict({"ingress": {"enabled": False},
+                                        "monitoring": {"enabled": False}}))
+    assert set(rendered) == EXPECTED_FILES - {"service-ingress.yaml", "monitoring.yaml"}
+
+
+def test_serve_config_for_local_has_the_same_applications(default_render):
+    local = serve_config_for_local()
+    ServeDeploySchema.model_validate(local)
+    assert local["applications"] == serve_config(default_render)["applications"]
+    assert local["http_options"]["host"] == "127.0.0.1"
+    values = load_values(PRODUCTION_VALUES_FILE)
+    assert serve_config_for_local(values)["applications"] == serve_config(
+        render(values))["applications"]
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def test_cli_render_then_validate(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(kuberay_app, ["render", "--values", str(PRODUCTION_VALUES_FILE),
+                                         "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)["files"]) == EXPECTED_FILES
+    assert validate_dir(out).ok
+    result = runner.invoke(kuberay_app, ["validate", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "ok   rayservice.yaml: RayService/ai-agents" in result.stdout
+
+
+def test_cli_render_defaults_without_values(tmp_path):
+    result = CliRunner().invoke(kuberay_app, ["render", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rayservice.yaml").read_text() == render()["rayservice.yaml"]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("workerGroups:\n  - groupName: pools\n    maxReplica: 3\n",
+     "workerGroups[0].maxReplica: unknown field (did you mean 'maxReplicas'?)"),
+    ("serve:\n  deployments:\n    Enhancer:\n      max_ongoing_request: 3\n",
+     "serve.deployments.Enhancer.max_ongoing_request: unknown option"),
+    ("name: [unclosed\n", "line 2: expected"),
+    ("- a list\n", "the values file must be a mapping"),
+])
+def test_cli_render_errors_are_one_line(tmp_path, content, expected):
+    values = tmp_path / "values.yaml"
+    values.write_text(content)
+    result = CliRunner().invoke(kuberay_app, ["render", "-f", str(values),
+                                              "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_render_missing_values_file(tmp_path):
+    result = CliRunner().invoke(kuberay_app, ["render", "-f", str(tmp_path / "nope.yaml"),
+                                              "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "cannot read" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["--help"], ["render", "--help"], ["validate", "--help"]])
+def test_cli_help_has_an_example(command):
+    result = CliRunner().invoke(kuberay_app, command)
+    assert result.exit_code == 0
+    if command != ["--help"]:
+        assert "Example: ai-agents kuberay" in result.stdout
+
+
+def test_rendered_files_written_to_disk_match(tmp_path, default_render):
+    paths = write(default_render, tmp_path)
+    assert {p.name for p in paths} == EXPECTED_FILES
+    assert all(p.read_text() == default_render[p.name] for p in paths)
