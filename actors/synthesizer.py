@@ -31,6 +31,8 @@ class Synthesizer:
             base_url=settings.llm_base_url, api_key=key,
             models=[settings.llm_model, *settings.llm_fallback_models],
             timeout_s=settings.llm_timeout_s, max_attempts=settings.llm_max_attempts,
+            breaker_failure_threshold=settings.llm_breaker_threshold,
+            breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
             on_breaker_change=self._breaker_changed, on_call=self._llm_call)
         self._metrics.set(mc.BREAKER_STATE, 0, {"service": "llm"})
 

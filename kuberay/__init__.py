@@ -1,0 +1,8 @@
+"""AI Agents on KubeRay: values -> RayService and companion manifests, offline validation,
+Prometheus alert rules and Grafana dashboards.
+
+Entry points: ``kuberay.render.render(values)``, ``kuberay.values.load_values(*files)``,
+``kuberay.serve_config.serve_config_for_local(values)``, ``kuberay.validate.validate_dir(dir)``
+and the Typer sub-app ``kuberay.cli.kuberay_app`` (mounted as ``ai-agents kuberay``). Nothing
+heavy is imported here.
+"""

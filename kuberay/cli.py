@@ -2,6 +2,8 @@
 
 Errors are one line on stderr and a non-zero exit code (1: invalid input or manifests,
 2: usage), never a traceback. ``--json`` prints one JSON document on stdout and nothing else.
+Ray's schema and the validators are imported inside the commands, so mounting this sub-app
+costs the main CLI nothing at start-up.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from pathlib import Path
 
 import typer
 
-from kuberay import render as render_module
 from kuberay.problems import KubeRayConfigError
-from kuberay.validate import validate_dir
 from kuberay.values import DEFAULT_VALUES_FILE, load_values
 
 kuberay_app = typer.Typer(
@@ -40,14 +40,16 @@ def _fail(message: str) -> typer.Exit:
 def render_command(
     values: list[Path] = typer.Option(
         None, "--values", "-f", metavar="FILE",
-        help=f"Values file; repeat to layer files (later wins). Default: {DEFAULT_VALUES_FILE.name} "
-        "(the documented defaults).",
+        help="Values file; repeat to layer files (later wins). "
+        f"Default: {DEFAULT_VALUES_FILE.name} (the documented defaults).",
     ),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
                              help="Directory to write the YAML files into (created)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Render the manifests from values (deterministic; validated before writing)."""
+    from kuberay import render as render_module  # imports Ray's Serve schema: only when used
+
     try:
         loaded = load_values(*(values or []))
         rendered = render_module.render(loaded)
@@ -78,6 +80,8 @@ def validate_command(
     serveConfigV2 against Ray Serve's schema, core objects with kubernetes-validate, and the
     Prometheus Operator objects and alert rules structurally (plus promtool if installed).
     """
+    from kuberay.validate import validate_dir
+
     try:
         report = validate_dir(directory)
     except OSError as exc:

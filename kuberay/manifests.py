@@ -66,10 +66,6 @@ def serve_service_name(values: Values) -> str:
     return f"{values.name}-serve-svc"
 
 
-def head_service_name(values: Values) -> str:
-    return f"{values.name}-head-svc"
-
-
 # ---------------------------------------------------------------------------- pods
 
 

@@ -15,7 +15,8 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def join_path(base: str, *parts: str | int) -> str:
-    """``join_path("spec", "groups", 0, "ray.io/cluster")`` -> ``spec.groups[0]["ray.io/cluster"]``."""
+    """``join_path("spec", "groups", 0, "ray.io/cluster")``
+    -> ``spec.groups[0]["ray.io/cluster"]``."""
     out = base
     for part in parts:
         if isinstance(part, int):
@@ -58,6 +59,3 @@ class KubeRayConfigError(ValueError):
         first = f"{self.source}: {self.problems[0]}" if self.problems else self.source
         more = len(self.problems) - 1
         return f"{first} (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else first
-
-    def lines(self) -> list[str]:
-        return [f"{self.source}: {p}" for p in self.problems]

@@ -11,20 +11,17 @@ change in the rendered config.
 
 from __future__ import annotations
 
-import copy
 import types
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from ray.serve.schema import DeploymentSchema, ServeDeploySchema
 
 from actors import pool_options
 from kuberay.problems import KubeRayConfigError, Problem, format_loc, join_path, suggestion
-
-if TYPE_CHECKING:
-    from kuberay.values import Values
+from kuberay.values import Values, deep_merge
 
 SERVE_PORT = 8000
 PROXY_LOCATION = "EveryNode"
@@ -137,20 +134,8 @@ def serve_config_problems(config: Any, path: str = "") -> list[Problem]:
 # ---------------------------------------------------------------------------- building
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep merge; a ``null`` in the override removes the key (e.g. ``autoscaling_config``)."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def override_problems(overrides: Mapping[str, Any], path: str = "serve.deployments") -> list[Problem]:
+def override_problems(overrides: Mapping[str, Any],
+                      path: str = "serve.deployments") -> list[Problem]:
     """Problems in the values' per-pool overrides, reported at their values path."""
     pools = pool_options.all_pool_options()
     problems: list[Problem] = []
@@ -160,25 +145,28 @@ def override_problems(overrides: Mapping[str, Any], path: str = "serve.deploymen
             known = ", ".join(pools)
             problems.append(Problem(at, f"unknown deployment{suggestion(name, pools)}; "
                                         f"known: {known}"))
-            continue
-        if not isinstance(override, Mapping):
+        elif not isinstance(override, Mapping):
             problems.append(Problem(at, "must be a mapping of Serve deployment options"))
-            continue
-        for key, reason in _FORBIDDEN_OVERRIDE_KEYS.items():
-            if key in override:
-                problems.append(Problem(join_path(at, key), reason))
-        actor_options = override.get("ray_actor_options")
-        if isinstance(actor_options, Mapping) and "runtime_env" in actor_options:
-            problems.append(Problem(join_path(at, "ray_actor_options", "runtime_env"),
-                                    _FORBIDDEN_OVERRIDE_KEYS["runtime_env"]))
-        clean = {k: v for k, v in override.items() if k not in _FORBIDDEN_OVERRIDE_KEYS}
-        problems += strict_key_problems(DeploymentSchema, clean, at, complete=False)
-        if problems:
-            continue
-        merged = {"name": name, **_merge(pools[name], clean)}
-        problems += strict_key_problems(DeploymentSchema, merged, at)
-        problems += _validation_problems(DeploymentSchema, merged, at)
+        else:
+            problems += _one_override_problems(name, pools[name], override, at)
     return sorted(set(problems))
+
+
+def _one_override_problems(name: str, base: dict[str, Any], override: Mapping[str, Any],
+                           at: str) -> list[Problem]:
+    problems = [Problem(join_path(at, key), reason)
+                for key, reason in _FORBIDDEN_OVERRIDE_KEYS.items() if key in override]
+    actor_options = override.get("ray_actor_options")
+    if isinstance(actor_options, Mapping) and "runtime_env" in actor_options:
+        problems.append(Problem(join_path(at, "ray_actor_options", "runtime_env"),
+                                _FORBIDDEN_OVERRIDE_KEYS["runtime_env"]))
+    clean = {k: v for k, v in override.items() if k not in _FORBIDDEN_OVERRIDE_KEYS}
+    problems += strict_key_problems(DeploymentSchema, clean, at, complete=False)
+    if problems:
+        return problems
+    merged = {"name": name, **deep_merge(base, clean, null_deletes=True)}
+    return (strict_key_problems(DeploymentSchema, merged, at)
+            + _validation_problems(DeploymentSchema, merged, at))
 
 
 def deployment_options(overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -188,7 +176,7 @@ def deployment_options(overrides: Mapping[str, Any] | None = None) -> dict[str, 
     if problems:
         raise KubeRayConfigError("values", problems)
     return {
-        name: _merge(options, overrides.get(name, {}))
+        name: deep_merge(options, overrides.get(name, {}), null_deletes=True)
         for name, options in pool_options.all_pool_options().items()
     }
 
@@ -237,17 +225,17 @@ def build_serve_config(values: Values) -> dict[str, Any]:
     return _checked(config, "serveConfigV2")
 
 
-def serve_config_for_local(values: Values | None = None) -> dict[str, Any]:
-    """The same ``applications`` (and logging) as the RayService, for ``serve deploy``/``serve.run``
-    on one machine: the proxy binds loopback only and runs on the head node."""
-    from kuberay.values import Values
-
+def serve_config_for_local(values: Values | None = None, *, host: str = "127.0.0.1",
+                           port: int = SERVE_PORT) -> dict[str, Any]:
+    """The same ``applications`` (and logging) as the RayService, for ``serve deploy`` or
+    ``ServeDeploySchema``-based deploys on one machine: one proxy on the head node, bound to
+    loopback by default."""
     values = values or Values()
     config = {
         "proxy_location": "HeadOnly",
         "http_options": {
-            "host": "127.0.0.1",
-            "port": SERVE_PORT,
+            "host": host,
+            "port": port,
             "request_timeout_s": values.serve.request_timeout_s,
         },
         "logging_config": _logging_config(values),

@@ -38,6 +38,7 @@ from kuberay.values import ALL_SECRET_KEYS, installed_ray_version
 
 CRD_DIR = Path(__file__).with_name("crds")
 KUBERNETES_VERSION = "1.30"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 _CRD_FILES = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
 _MONITORING_API = "monitoring.coreos.com/v1"
 _SEVERITIES = {"critical", "warning", "info"}
@@ -138,8 +139,7 @@ def _tighten(node: Any) -> Any:
 def crd_schema(kind: str) -> dict[str, Any]:
     """The strict ``openAPIV3Schema`` of the v1 version of a vendored CRD."""
     text = (CRD_DIR / _CRD_FILES[kind]).read_text(encoding="utf-8")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    crd = yaml.load(text, Loader=loader)
+    crd = yaml.load(text, Loader=_LOADER)
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
     schema = _tighten(version["schema"]["openAPIV3Schema"])
     schema["properties"]["metadata"] = _OBJECT_META
@@ -252,9 +252,10 @@ def _check_rayservice(doc: dict[str, Any], report_notes: list[str]) -> list[Prob
         problems.append(Problem("spec.serveConfigV2", "required: the Serve config"))
     elif isinstance(raw, str):
         try:
-            config = yaml.safe_load(raw)
+            config = yaml.load(raw, Loader=_LOADER)
         except yaml.YAMLError as exc:
-            problems.append(Problem("spec.serveConfigV2", f"invalid YAML: {exc}"))
+            detail = getattr(exc, "problem", None) or "cannot parse"
+            problems.append(Problem("spec.serveConfigV2", f"invalid YAML: {detail}"))
             config = None
         if config is not None:
             problems += serve_config_problems(config, "spec.serveConfigV2")
@@ -312,7 +313,8 @@ def _check_rayjob(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]
                                 "needs shutdownAfterJobFinishes: true"))
     mode = spec.get("submissionMode")
     if mode is not None and mode not in _SUBMISSION_MODES:
-        problems.append(Problem("spec.submissionMode", f"must be one of {sorted(_SUBMISSION_MODES)}"))
+        problems.append(Problem("spec.submissionMode",
+                                f"must be one of {sorted(_SUBMISSION_MODES)}"))
     metadata = spec.get("metadata")
     if metadata is not None and not (isinstance(metadata, dict)
                                      and all(isinstance(v, str) for v in metadata.values())):
@@ -429,18 +431,24 @@ def promtool_problems(groups: list[Any], at: str = "spec.groups") -> list[Proble
     promtool = shutil.which("promtool")
     if promtool is None:
         return None
+    detail = _promtool_check(promtool, json.dumps({"groups": groups}, sort_keys=True))
+    return [Problem(at, f"promtool: {detail}")] if detail else []
+
+
+@functools.lru_cache(maxsize=32)
+def _promtool_check(promtool: str, rules_json: str) -> str:
+    """The first error line of ``promtool check rules`` ("" when the rules are fine)."""
     with tempfile.TemporaryDirectory() as tmp:
         rules_file = Path(tmp) / "rules.yaml"
-        rules_file.write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
+        rules_file.write_text(yaml.safe_dump(json.loads(rules_json)), encoding="utf-8")
         proc = subprocess.run([promtool, "check", "rules", str(rules_file)],
                               capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode == 0:
-        return []
+        return ""
     output = (proc.stderr or proc.stdout).replace(str(rules_file), "rules")
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    detail = next((ln for ln in lines if "FAILED" not in ln and "Checking" not in ln),
-                  "promtool check rules failed")
-    return [Problem(at, f"promtool: {detail}")]
+    return next((ln for ln in lines if "FAILED" not in ln and "Checking" not in ln),
+                "promtool check rules failed")
 
 
 def _check_monitoring(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
@@ -522,19 +530,112 @@ def check_document(doc: Any, notes: list[str]) -> list[Problem]:
     if not doc.get("apiVersion") or not doc.get("kind"):
         return [Problem("", "apiVersion and kind are required")]
     check = _CHECKS.get((doc["apiVersion"], doc["kind"]), _check_core)
-    problems = check(doc, notes)
-    if check is not _check_rayservice:  # the RayService also checks its Serve config
-        problems += _secret_env_problems(doc)
-    return problems
+    return check(doc, notes) + _secret_env_problems(doc)
+
+
+# ---------------------------------------------------------------------------- references
+
+
+def _walk(node: Any, path: str = ""):
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, join_path(path, str(key)))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _walk(item, f"{path}[{i}]")
+
+
+def _pod_label_sets(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """Labels the pods of a RayService/RayCluster/Job will carry (KubeRay adds node-type)."""
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "Job":
+        return [((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}]
+    cluster = spec.get("rayClusterConfig") if doc.get("kind") == "RayService" else spec
+    if not isinstance(cluster, dict):
+        return []
+    sets = []
+    for path, template in _pod_templates(cluster, ""):
+        node = "head" if path.startswith("headGroupSpec") else "worker"
+        sets.append({**((template.get("metadata") or {}).get("labels") or {}),
+                     "ray.io/node-type": node})
+    return sets
+
+
+def _selects(selector: Mapping[str, Any], label_sets: list[dict[str, str]]) -> bool:
+    wanted = {k: v for k, v in selector.items()
+              if not (k.startswith("ray.io/") and k != "ray.io/node-type")}  # KubeRay-managed
+    return any(wanted.items() <= labels.items() for labels in label_sets)
+
+
+def _reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Finding]:
+    """Names and selectors that point at nothing among the validated manifests."""
+    secrets: dict[tuple[str, str], set[str]] = {}
+    services: dict[tuple[str, str], dict[str, str]] = {}
+    pods: dict[str, list[dict[str, str]]] = {}
+    for _, _, doc in loaded:
+        meta = doc.get("metadata") or {}
+        ns, name, kind = meta.get("namespace", ""), meta.get("name", ""), doc.get("kind")
+        spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+        if kind == "Secret":
+            secrets[(ns, name)] = set(doc.get("data") or {}) | set(doc.get("stringData") or {})
+        elif kind == "Service":
+            services[(ns, name)] = meta.get("labels") or {}
+        elif kind == "RayService":
+            serve = spec.get("serveService") or {}
+            serve_meta = serve.get("metadata") or {}
+            services[(ns, serve_meta.get("name") or f"{name}-serve-svc")] = (
+                serve_meta.get("labels") or {})
+            services[(ns, f"{name}-head-svc")] = {}
+        pods.setdefault(ns, []).extend(_pod_label_sets(doc) if kind in (
+            "RayService", "RayCluster", "Job") else [])
+    findings = []
+    for filename, name, doc in loaded:
+        ns = (doc.get("metadata") or {}).get("namespace", "")
+        kind = doc.get("kind")
+        spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+        for path, node in _walk(doc):
+            ref = node.get("secretKeyRef")
+            if secrets and isinstance(ref, dict):
+                keys = secrets.get((ns, ref.get("name", "")))
+                if keys is None:
+                    findings.append(Finding(filename, name, join_path(path, "secretKeyRef"),
+                                            f"Secret '{ref.get('name')}' is not among these "
+                                            "manifests"))
+                elif ref.get("key") not in keys:
+                    findings.append(Finding(filename, name, join_path(path, "secretKeyRef"),
+                                            f"Secret '{ref.get('name')}' has no key "
+                                            f"'{ref.get('key')}'"))
+            backend = node.get("service") if kind == "Ingress" and "service" in node else None
+            if isinstance(backend, dict) and (ns, backend.get("name")) not in services:
+                findings.append(Finding(filename, name, join_path(path, "service", "name"),
+                                        f"no Service '{backend.get('name')}' is created by "
+                                        "these manifests"))
+        selector = (spec.get("selector") or {}) if kind in (
+            "ServiceMonitor", "PodMonitor") else {}
+        match = selector.get("matchLabels") or {}
+        if kind == "ServiceMonitor" and not any(
+                match.items() <= labels.items() for (sns, _), labels in services.items()
+                if sns == ns):
+            findings.append(Finding(filename, name, "spec.selector.matchLabels",
+                                    "selects no Service of these manifests"))
+        pod_selector = match if kind == "PodMonitor" else (
+            spec.get("selector") if kind == "Service" else None)
+        if pod_selector and pods.get(ns) and not _selects(pod_selector, pods[ns]):
+            at = "spec.selector.matchLabels" if kind == "PodMonitor" else "spec.selector"
+            findings.append(Finding(filename, name, at, "selects no pods of these manifests"))
+    return findings
 
 
 def validate_files(files: Mapping[str, str]) -> Report:
-    """Validate ``{filename: YAML text}`` (several documents per file allowed)."""
+    """Validate ``{filename: YAML text}`` (several documents per file allowed), each document
+    on its own, then the references between them (Secrets, Services, selectors)."""
     report = Report()
     seen: dict[tuple[str, str, str, str], str] = {}
+    loaded: list[tuple[str, str, dict[str, Any]]] = []
     for filename in sorted(files):
         try:
-            docs = [d for d in yaml.safe_load_all(files[filename]) if d is not None]
+            docs = [d for d in yaml.load_all(files[filename], Loader=_LOADER) if d is not None]
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark else ""
@@ -544,15 +645,25 @@ def validate_files(files: Mapping[str, str]) -> Report:
         for index, doc in enumerate(docs):
             name = _document_name(doc, index) if isinstance(doc, dict) else f"document {index + 1}"
             problems = check_document(doc, report.notes)
-            report.errors += [Finding(filename, name, p.path, p.message) for p in sorted(set(problems))]
+            report.errors += [Finding(filename, name, p.path, p.message)
+                              for p in sorted(set(problems))]
             report.documents.append({"file": filename, "document": name, "ok": not problems})
-            if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) and doc["metadata"].get("name"):
+            if isinstance(doc, dict):
+                loaded.append((filename, name, doc))
+            meta = doc.get("metadata") if isinstance(doc, dict) else None
+            if isinstance(meta, dict) and meta.get("name"):
                 key = (str(doc.get("apiVersion")), str(doc.get("kind")),
-                       str(doc["metadata"].get("namespace", "")), str(doc["metadata"]["name"]))
+                       str(meta.get("namespace", "")), str(meta["name"]))
                 if key in seen:
                     report.errors.append(Finding(filename, name, "metadata.name",
                                                  f"duplicate of a document in {seen[key]}"))
                 seen[key] = filename
+    references = _reference_findings(loaded)
+    report.errors += references
+    for doc_entry in report.documents:
+        if any(f.file == doc_entry["file"] and f.document == doc_entry["document"]
+               for f in references):
+            doc_entry["ok"] = False
     report.notes = sorted(set(report.notes))
     return report
 

@@ -279,12 +279,17 @@ class Values(_Model):
 # ---------------------------------------------------------------------------- loading
 
 
-def merge_values(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Layer one values mapping over another: mappings merge, everything else is replaced."""
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any], *,
+               null_deletes: bool = False) -> dict[str, Any]:
+    """Layer ``override`` over ``base``: mappings merge, everything else is replaced. With
+    ``null_deletes`` a ``null`` removes the key (pool overrides: ``autoscaling_config: null``);
+    without it ``null`` is a value (values files: ``className: null`` means no class)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = merge_values(out[key], value)
+        if value is None and null_deletes:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value, null_deletes=null_deletes)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -370,5 +375,5 @@ def load_values(*paths: Path | str) -> Values:
         paths = (DEFAULT_VALUES_FILE,)
     merged: dict[str, Any] = {}
     for path in paths:
-        merged = merge_values(merged, read_values_file(Path(path)))
+        merged = deep_merge(merged, read_values_file(Path(path)))
     return values_from_dict(merged, source=", ".join(str(p) for p in paths))

@@ -47,7 +47,7 @@ _IPV4_RE = re.compile(
 # embedded dotted IPv4 (tried first so "::ffff:10.0.0.1" is not cut at "10").
 _IPV6_RE = re.compile(
     rf"(?<![\w:.])(?P<addr>(?:[0-9A-Fa-f]{{0,4}}:){{2,8}}(?:{_IPV4}|[0-9A-Fa-f]{{1,4}})?)"
-    rf"(?P<zone>%[0-9A-Za-z_.\-]+)?(?P<prefix>/\d{{1,3}}(?!\d))?(?![\w:]|\.\w)",
+    rf"(?P<zone>%[0-9A-Za-z_.\-]+)?(?P<prefix>/\d{{1,3}}(?!\d))?(?![\w:]|\.\d)",
 )
 
 _TAG_RE = re.compile(r"</?[A-Za-z!][^<>]*>")

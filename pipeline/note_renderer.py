@@ -54,6 +54,8 @@ Span = tuple[str, str]
 
 @dataclass(frozen=True)
 class RenderedNote:
+    """``html`` goes to SDP, ``text`` to the CLI; ``word_count`` counts the HTML's visible words."""
+
     html: str
     text: str
     word_count: int
@@ -220,7 +222,7 @@ class _CitationBook:
         for a in context.kb_articles:
             self._labels[a.citation] = f"KB: {plain_text(a.title) or plain_text(a.article_id)}"
         for m in context.assets:
-            self._labels[m.citation] = f"asset {m.ip} ({_asset_name(m)})"
+            self._labels[m.citation] = f"asset {plain_text(m.ip)} ({_asset_name(m)})"
 
     def labels(self, sources: list[str]) -> list[str]:
         seen: list[str] = []
@@ -232,7 +234,7 @@ class _CitationBook:
 
 
 def _asset_name(match: AssetMatch) -> str:
-    if match.hostname:
+    if plain_text(match.hostname):
         return plain_text(match.hostname)
     return f"subnet {match.network}" if match.match == "subnet" else "no hostname"
 
@@ -280,17 +282,10 @@ def _safe_url(url: str) -> bool:
 def _system_items(context: TicketContext) -> list[_Item]:
     items = []
     for match in context.assets:
-        facts = [
-            f"{label} {plain_text(value)}"
-            for label, value in (
-                ("role", match.role),
-                ("owner", match.owner),
-                ("location", match.location),
-            )
-            if value and plain_text(value)
-        ]
+        labelled = (("role", match.role), ("owner", match.owner), ("location", match.location))
+        facts = [f"{label} {plain_text(value)}" for label, value in labelled if plain_text(value)]
         how = "host match" if match.match == "host" else f"in subnet {match.network}"
-        spans: list[Span] = [("code", match.ip)]
+        spans: list[Span] = [("code", plain_text(match.ip))]
         if match.hostname and plain_text(match.hostname):
             spans.extend([("", " → "), ("b", plain_text(match.hostname))])
         spans.append(("", " — " + "; ".join([*facts, how])))
@@ -311,7 +306,8 @@ def _confidence(enhancement: LLMEnhancement) -> list[Span]:
 
 
 def _context_summary(context: TicketContext) -> str:
-    subject = plain_text(context.ticket.subject) or f"ticket {context.ticket.ticket_id}"
+    ticket = context.ticket
+    subject = plain_text(ticket.subject) or f"ticket {plain_text(ticket.ticket_id)}"
     return (
         f"Ticket: {subject}. Found {len(context.similar_tickets)} similar resolved tickets, "
         f"{len(context.kb_articles)} knowledge-base articles and {len(context.assets)} "
@@ -341,21 +337,11 @@ def _one_line(value: str | None, limit: int = _ONE_LINE_WORDS) -> str:
 
 # Least valuable first: (action, section, items to keep).
 _TRIM_PLAN: tuple[tuple[str, str, int], ...] = (
-    ("detail", "similar", 0),
-    ("detail", "kb", 0),
-    ("items", "similar", 1),
-    ("items", "kb", 1),
-    ("items", "causes", 1),
-    ("items", "systems", 2),
-    ("items", "steps", 2),
-    ("summary", "", 12),
-    ("compact", "", 0),
-    ("items", "similar", 0),
-    ("items", "kb", 0),
-    ("items", "systems", 0),
-    ("items", "causes", 0),
-    ("items", "steps", 0),
-    ("summary", "", 0),
+    ("detail", "similar", 0), ("detail", "kb", 0),
+    ("items", "similar", 1), ("items", "kb", 1), ("items", "causes", 1),
+    ("items", "systems", 2), ("items", "steps", 2), ("summary", "", 12), ("compact", "", 0),
+    ("items", "similar", 0), ("items", "kb", 0), ("items", "systems", 0),
+    ("items", "causes", 0), ("items", "steps", 0), ("summary", "", 0),
 )
 
 
@@ -392,10 +378,9 @@ def _render(parts: _Parts) -> RenderedNote:
     for notice in parts.notices:
         html_parts.append(f"<p>{_html_spans(notice)}</p>")
         text_parts.append(_text_spans(notice))
-    paragraphs = [("Summary", [("", parts.summary)])] if parts.summary else []
-    for title, spans in paragraphs:
-        html_parts.append(f"<h4>{title}</h4><p>{_html_spans(spans)}</p>")
-        text_parts.extend(["", title, f"  {_text_spans(spans)}"])
+    if parts.summary:
+        html_parts.append(f"<h4>Summary</h4><p>{html.escape(parts.summary)}</p>")
+        text_parts.extend(["", "Summary", f"  {parts.summary}"])
     for section in parts.body.values():
         if not section.items:
             continue

@@ -47,15 +47,16 @@ _AUTH_SCHEME_RE = re.compile(
 _URL_CREDENTIALS_RE = re.compile(r"(?P<keep>://[^/\s:@]+:)(?P<value>[^/\s@]+)(?=@)")
 
 _SECRET_KEYS = (
-    r"(?:[A-Za-z0-9]+[_\-.])*"
+    r"(?:[A-Za-z0-9]+[_\-.]){0,4}"  # bounded: unbounded nesting is quadratic on "1-1-1-..."
     r"(?:password|passwd|passphrase|pwd|pw|pass|secret|client[_\-]?secret|api[_\-]?key|apikey"
     r"|access[_\-]?key(?:[_\-]?id)?|secret[_\-]?(?:access[_\-]?)?key|private[_\-]?key"
     r"|(?:access|refresh|auth|api|session|bearer|id)[_\-]?token|token|sas|shared[_\-]?key"
     r"|pin|otp)"
 )
-# "password=x" and "password: x" assign a value; "password is x" / "reset to x" only might.
+# "password=x" and JSON '"password": x' assign a value; "password: x", "password is x" and
+# "reset to x" also occur in prose ("password: expired"), so those need a secret-looking value.
 _STRICT_ASSIGN_RE = re.compile(
-    rf"(?P<keep>\b{_SECRET_KEYS}[\"']?[ \t]*(?:=|:=|=>)[ \t]*)"
+    rf"(?P<keep>\b{_SECRET_KEYS}(?:[\"'][ \t]*:|[\"']?[ \t]*(?:=|:=|=>))[ \t]*)"
     r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|(?!\[)[^\s\"'<;,&]+)",
     re.IGNORECASE,
 )
@@ -69,7 +70,7 @@ _LOOSE_ASSIGN_RE = re.compile(
 )
 
 _EMAIL_RE = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]*[A-Za-z0-9_%+-])?"
+    r"(?<![\w.+%'-])[A-Za-z0-9](?:[A-Za-z0-9._%+'-]*[A-Za-z0-9_%+-])?"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b",
 )
 

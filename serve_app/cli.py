@@ -8,6 +8,7 @@ import warnings
 import typer
 
 from db.migrate import migrate as run_migrations
+from serve_app.cli_import import import_app
 from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
 from serve_app.cli_tenants import tenant_app
 from serve_app.runtime import ConfigurationError, resolve_runtime
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(import_app, name="import")
 
 
 @app.command()

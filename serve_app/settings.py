@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     llm_fallback_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     llm_timeout_s: float = Field(60.0, gt=0)
     llm_max_attempts: int = Field(3, ge=1, le=10)
+    llm_breaker_threshold: int = Field(5, ge=1)
+    llm_breaker_recovery_s: float = Field(30.0, gt=0)
 
     # HTTP
     http_host: str = "127.0.0.1"

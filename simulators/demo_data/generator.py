@@ -40,6 +40,20 @@ class ExpectedLinks:
     kb_files: tuple[str, ...]
     asset_ips: tuple[str, ...]
 
+    @property
+    def kb_ids(self) -> tuple[str, ...]:
+        """The article ids the KB importer derives (the lower-case file stem): ``kb:<id>``."""
+        return tuple(name.removesuffix(".md").lower() for name in self.kb_files)
+
+    @property
+    def citations(self) -> set[str]:
+        """Citation ids a note about this ticket may use, as in ``TicketContext.citations()``."""
+        return (
+            {f"ticket:{i}" for i in self.ticket_ids}
+            | {f"kb:{i}" for i in self.kb_ids}
+            | {f"asset:{ip}" for ip in self.asset_ips}
+        )
+
 
 @dataclass(frozen=True)
 class GeneratedTickets:

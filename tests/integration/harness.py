@@ -117,5 +117,26 @@ def test_environment(database_url: str, encryption_keys: str, admin_token: str, 
         "AI_AGENTS_SDP_TIMEOUT_S": "5",
         "AI_AGENTS_PER_TENANT_INFLIGHT": "4",
         "AI_AGENTS_LOG_LEVEL": "INFO",
+        "AI_AGENTS_LLM_BREAKER_RECOVERY_S": "2",
         **{k: v for k, v in os.environ.items() if k.startswith("AI_AGENTS_TEST_")},
     }
+
+
+async def drain(owner_conn: Any, timeout_s: float = 120.0) -> None:
+    """Wait until no job anywhere is queued or running, so a test's faults hit only its own."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = await owner_conn.fetchval(
+            "SELECT count(*) FROM enhancements WHERE status IN ('queued', 'running')")
+        if busy == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{busy} job(s) still queued/running")
+        await asyncio.sleep(0.25)
+
+
+def replica_pids(deployment: str) -> list[int]:
+    from ray.util.state import list_actors
+
+    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+    return [a.pid for a in actors if a.class_name.endswith(f":{deployment}")]

@@ -117,7 +117,8 @@ def test_runtime_env_override_is_rejected():
     assert "ray_actor_options.runtime_env: not allowed" in message
 
 
-@pytest.mark.parametrize("key", ["AI_AGENTS_LLM_API_KEY", "AI_AGENTS_DATABASE_URL", "SMTP_PASSWORD"])
+@pytest.mark.parametrize("key", ["AI_AGENTS_LLM_API_KEY", "AI_AGENTS_DATABASE_URL",
+                                 "SMTP_PASSWORD"])
 def test_secret_looking_env_in_values_is_rejected(key):
     assert "looks like a secret" in render_error({"env": {key: "value"}})
 
@@ -137,7 +138,8 @@ def test_ingress_may_not_publish_metrics():
 
 def test_values_files_layer_later_wins(tmp_path):
     override = tmp_path / "override.yaml"
-    override.write_text("namespace: staging\nworkerGroups:\n  - groupName: big\n    maxReplicas: 8\n")
+    override.write_text(
+        "namespace: staging\nworkerGroups:\n  - groupName: big\n    maxReplicas: 8\n")
     values = load_values(DEFAULT_VALUES_FILE, override)
     assert values.namespace == "staging"
     assert [g.group_name for g in values.worker_groups] == ["big"]
@@ -408,3 +410,11 @@ def test_rendered_files_written_to_disk_match(tmp_path, default_render):
     paths = write(default_render, tmp_path)
     assert {p.name for p in paths} == EXPECTED_FILES
     assert all(p.read_text() == default_render[p.name] for p in paths)
+
+
+def test_rerender_removes_generated_files_that_are_gone(tmp_path, default_render):
+    write(default_render, tmp_path)
+    (tmp_path / "mine.yaml").write_text("apiVersion: v1\nkind: Namespace\n")
+    write(render(values_from_dict({"ingress": {"enabled": False}})), tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == (EXPECTED_FILES - {"service-ingress.yaml"}) | {"mine.yaml"}

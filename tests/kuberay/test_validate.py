@@ -151,7 +151,8 @@ def test_ray_version_mismatch_fails(default_render):
 
 
 def test_core_object_typo_fails(default_render):
-    broken = mutate(default_render, "dashboard-service.yaml", "  type: ClusterIP", "  typ: ClusterIP")
+    broken = mutate(default_render, "dashboard-service.yaml",
+                    "  type: ClusterIP", "  typ: ClusterIP")
     assert only_error(validate_files(broken)) == (
         "dashboard-service.yaml: Service/ai-agents-dashboard: spec.typ: "
         "additional property not allowed (did you mean 'type'?)")
@@ -300,3 +301,50 @@ def test_cli_validate_bad_directory_is_one_line(tmp_path, make):
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+
+
+# ---------------------------------------------------------------------------- references
+
+
+@pytest.mark.parametrize(("filename", "old", "new", "expected"), [
+    ("service-ingress.yaml", "name: ai-agents-serve-svc", "name: ai-agents-serve",
+     "Ingress/ai-agents: spec.rules[0].http.paths[0].backend.service.name: "
+     "no Service 'ai-agents-serve' is created by these manifests"),
+    ("rayservice.yaml", "key: AI_AGENTS_ADMIN_TOKEN", "key: AI_AGENTS_ADMIN_TOKN",
+     "Secret 'ai-agents-secrets' has no key 'AI_AGENTS_ADMIN_TOKN'"),
+    ("migration-job.yaml", "name: ai-agents-secrets", "name: ai-agent-secrets",
+     "Secret 'ai-agent-secrets' is not among these manifests"),
+    ("monitoring.yaml", "ray.io/node-type: worker", "ray.io/node-type: workers",
+     "PodMonitor/ai-agents-ray-worker: spec.selector.matchLabels: selects no pods"),
+    ("monitoring.yaml", "      app.kubernetes.io/component: serve",
+     "      app.kubernetes.io/component: serving",
+     "ServiceMonitor/ai-agents-ingress-metrics: spec.selector.matchLabels: selects no Service"),
+    ("dashboard-service.yaml", "app.kubernetes.io/component: ray-head",
+     "app.kubernetes.io/component: head", "spec.selector: selects no pods of these manifests"),
+])
+def test_dangling_references_fail(default_render, filename, old, new, expected):
+    report = validate_files(mutate(default_render, filename, old, new))
+    assert expected in only_error(report)
+    (finding,) = report.errors
+    assert [d["ok"] for d in report.documents
+            if (d["file"], d["document"]) == (finding.file, finding.document)] == [False]
+
+
+def test_raycluster_documents_are_checked_against_their_crd(default_render):
+    (service,) = yaml.safe_load_all(default_render["rayservice.yaml"])
+    cluster = {"apiVersion": "ray.io/v1", "kind": "RayCluster",
+               "metadata": {"name": "adhoc", "namespace": "ai-agents"},
+               "spec": service["spec"]["rayClusterConfig"]}
+    assert validate_files({"cluster.yaml": dump_yaml(cluster)}).ok
+    cluster["spec"]["headGroupSpec"]["rayStartParam"] = {}
+    assert only_error(validate_files({"cluster.yaml": dump_yaml(cluster)})) == (
+        "cluster.yaml: RayCluster/adhoc: spec.headGroupSpec.rayStartParam: "
+        "additional property not allowed (did you mean 'rayStartParams'?)")
+
+
+def test_unparseable_serve_config_fails(default_render):
+    def change(doc):
+        doc["spec"]["serveConfigV2"] = "applications: [unclosed\n"
+    message = only_error(validate_files(edit(default_render, "rayservice.yaml", change)))
+    assert message.startswith("rayservice.yaml: RayService/ai-agents: spec.serveConfigV2: "
+                              "invalid YAML")

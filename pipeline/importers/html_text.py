@@ -1,0 +1,111 @@
+"""Readable text out of HTML (SDP ticket descriptions, resolutions, exported KB pages).
+
+A regex that deletes `<...>` keeps what must not be indexed — the source of `<script>` and
+`<style>` blocks, hidden templates — and glues words from adjacent blocks together. A real
+(forgiving) parser drops those elements whole, turns block boundaries into line breaks and
+decodes entities once, so full-text search and note excerpts see the words a reader sees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+# Elements whose content is never reader-visible text.
+_INVISIBLE = frozenset({"script", "style", "noscript", "template", "svg", "math", "head",
+                        "object", "iframe", "select"})
+_BLOCK = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset",
+    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "ul",
+})
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                   "source", "track", "wbr"})
+_SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class HtmlDocument:
+    text: str
+    title: str | None
+    heading: str | None
+
+
+class _Extractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden: list[str] = []  # open invisible elements (a stack: they can nest)
+        self.title: list[str] | None = None
+        self.heading: list[str] | None = None
+        self.title_text: str | None = None
+        self.heading_text: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body" and "head" in self.hidden:
+            self.hidden.clear()  # an unclosed <head> must not hide the whole page
+        if tag == "title" and self.title_text is None:
+            self.title = []
+        elif tag in _INVISIBLE and tag not in _VOID:
+            self.hidden.append(tag)
+        elif tag == "h1" and self.heading_text is None and not self.hidden:
+            self.heading = []
+        if tag in _BLOCK:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title" and self.title is not None:
+            self.title_text = _one_line("".join(self.title)) or None
+            self.title = None
+        elif tag in self.hidden:
+            # Close through the matching open element, tolerating unclosed children.
+            while self.hidden and self.hidden.pop() != tag:
+                pass
+        elif tag == "h1" and self.heading is not None:
+            self.heading_text = _one_line("".join(self.heading)) or None
+            self.heading = None
+        if tag in _BLOCK and tag != "li":  # the next item's own break separates list items
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.title is not None:
+            self.title.append(data)
+            return
+        if self.hidden:
+            return
+        if self.heading is not None:
+            self.heading.append(data)
+        self.parts.append(data)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _tidy(text: str) -> str:
+    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def parse_html(markup: str) -> HtmlDocument:
+    """Visible text plus the `<title>` and first `<h1>`, for titling imported pages."""
+    parser = _Extractor()
+    parser.feed(markup or "")
+    parser.close()
+    if parser.heading is not None:  # an unclosed <h1> still names the page
+        parser.heading_text = _one_line("".join(parser.heading)) or None
+    return HtmlDocument(text=_tidy("".join(parser.parts)), title=parser.title_text,
+                        heading=parser.heading_text)
+
+
+def html_to_text(markup: str | None) -> str:
+    return parse_html(markup or "").text
