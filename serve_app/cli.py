@@ -10,6 +10,7 @@ import typer
 from db.migrate import migrate as run_migrations
 from serve_app.cli_import import import_app
 from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
+from kuberay.cli import kuberay_app
 from serve_app.cli_tenants import tenant_app
 from serve_app.runtime import ConfigurationError, resolve_runtime
 from serve_app.settings import Settings
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(kuberay_app, name="kuberay")
 app.add_typer(import_app, name="import")
 
 

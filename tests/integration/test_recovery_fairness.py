@@ -97,8 +97,10 @@ async def test_restarting_the_whole_application_with_50_jobs_in_flight(system,
 
 async def test_one_tenants_flood_does_not_starve_another(system, owner_conn) -> None:
     await drain(owner_conn)
-    flood = await system.tenant("flood", settings={"webhook_rate_per_minute": 60000})
-    calm = await system.tenant("calm")
+    fast = {"webhook_rate_per_minute": 60000, "llm_rate_per_minute": 60000,
+            "sdp_rate_per_minute": 60000}
+    flood = await system.tenant("flood", settings=fast)
+    calm = await system.tenant("calm", settings=fast)
     flood_tickets = [flood.add_ticket(subject="Disk space low on file server",
                                       description="Drive D: below 5% free on fs-01")
                      for _ in range(300)]
@@ -122,5 +124,5 @@ async def test_one_tenants_flood_does_not_starve_another(system, owner_conn) -> 
         "WHERE tenant_id = ANY($1) GROUP BY tenant_id", [flood.tenant_id, calm.tenant_id])
     done = {r["tenant_id"]: r["done"] for r in last}
     assert done[calm.tenant_id] < done[flood.tenant_id]
-    statuses = Counter((await flood.enhancement(i))["status"] for i in flood_ids[:20])
+    statuses = Counter([(await flood.enhancement(i))["status"] for i in flood_ids[:20]])
     assert statuses == {"completed": 20}
