@@ -12,8 +12,9 @@ from db.pool import create_pool
 from pipeline.context_sources import ContextGathering
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.logging_setup import configure_logging
 from pipeline.models import Ticket, TicketContext
-from pipeline.tracing import configure_tracing
+from pipeline.tracing import configure_tracing, continued
 from serve_app.settings import get_settings
 from serve_app.tenant_directory import load_tenant_runtime
 
@@ -23,6 +24,7 @@ class ContextGatherer:
     async def __init__(self) -> None:
         settings = get_settings()
         configure_tracing()
+        configure_logging(settings.log_level)
         self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
                                        max_size=settings.db_pool_max_size)
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
@@ -35,5 +37,7 @@ class ContextGatherer:
         self._logic = ContextGathering(self._pool, fetch_ticket=fetcher.fetch_ticket,
                                        source_timeout_s=settings.context_source_timeout_s)
 
-    async def gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext:
-        return await self._logic.gather(tenant_id, ticket, needs_fetch=needs_fetch)
+    async def gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool,
+                     carrier: dict[str, str] | None = None) -> TicketContext:
+        with continued(carrier):  # the caller's enhancement trace
+            return await self._logic.gather(tenant_id, ticket, needs_fetch=needs_fetch)

@@ -10,6 +10,7 @@ from ray.serve.handle import DeploymentHandle
 from actors.pool_options import DISPATCHER, pool_options
 from db.pool import create_pool
 from pipeline.dispatch import ClaimedJob, DispatcherConfig, JobDispatcher
+from pipeline.logging_setup import configure_logging
 from serve_app.settings import get_settings
 
 
@@ -17,6 +18,7 @@ from serve_app.settings import get_settings
 class Dispatcher:
     async def __init__(self, enhancer: DeploymentHandle) -> None:
         settings = get_settings()
+        configure_logging(settings.log_level)
         url = settings.database_url.get_secret_value()
         self._enhancer = enhancer
         self._pool = await create_pool(url, min_size=1, max_size=4)

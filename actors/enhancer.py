@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -13,9 +15,11 @@ from db.pool import create_pool
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.dispatch import ClaimedJob
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.pool_gauge import start_pool_gauge
 from pipeline.tenant_config import TenantSettings
-from pipeline.tracing import configure_tracing
+from pipeline.tracing import configure_tracing, current_carrier
 from serve_app.settings import get_settings
 from serve_app.tenant_directory import load_tenant_runtime
 
@@ -25,6 +29,7 @@ class Enhancer:
     async def __init__(self, gatherer: DeploymentHandle, synthesizer: DeploymentHandle) -> None:
         settings = get_settings()
         configure_tracing()
+        configure_logging(settings.log_level)
         self._gatherer = gatherer
         self._synthesizer = synthesizer
         self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
@@ -38,13 +43,19 @@ class Enhancer:
             config=WorkflowConfig(lease_s=settings.job_lease_s,
                                   retry_base_s=settings.job_retry_base_s,
                                   sdp_timeout_s=settings.sdp_timeout_s))
+        self._pool_gauge = start_pool_gauge(RayMetrics(), "enhancer", self._get_pool)
+
+    async def _get_pool(self) -> Any:
+        return self._pool
 
     async def _gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext:
-        return await self._gatherer.gather.remote(tenant_id, ticket, needs_fetch)
+        return await self._gatherer.gather.remote(tenant_id, ticket, needs_fetch,
+                                                  carrier=current_carrier())
 
     async def _synthesize(self, tenant_id: str, context: TicketContext,
                           settings: TenantSettings) -> SynthesisResult:
-        return await self._synthesizer.synthesize.remote(tenant_id, context, settings)
+        return await self._synthesizer.synthesize.remote(tenant_id, context, settings,
+                                                         carrier=current_carrier())
 
     async def run(self, job: ClaimedJob) -> str:
         return await self._workflow.run(job)

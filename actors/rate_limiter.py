@@ -12,8 +12,10 @@ import asyncio
 
 import ray
 
+from pipeline.logging_setup import configure_logging
 from pipeline.rate_limits import TokenBuckets, shard_for
-from pipeline.tracing import context_from_carrier, current_carrier, tracer
+from pipeline.tracing import configure_tracing, context_from_carrier, current_carrier, tracer
+from serve_app.settings import get_settings
 
 NAMESPACE = "ai_agents"
 SHARDS = 4
@@ -22,6 +24,8 @@ SHARDS = 4
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class TenantRateLimiter:
     def __init__(self) -> None:
+        configure_tracing()
+        configure_logging(get_settings().log_level)
         self._buckets = TokenBuckets()
 
     def reserve(self, tenant_id: str, bucket: str, per_minute: int,

@@ -9,11 +9,12 @@ from actors.rate_limiter import RayRateLimiter
 from actors.ray_metrics import RayMetrics
 from pipeline import metric_catalogue as mc
 from pipeline.circuit_breaker import BreakerState
+from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, TicketContext
 from pipeline.redaction import redact_pii
 from pipeline.synthesis import EnhancementSynthesizer
 from pipeline.tenant_config import TenantSettings
-from pipeline.tracing import configure_tracing
+from pipeline.tracing import configure_tracing, continued
 from serve_app.settings import get_settings
 
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
@@ -24,6 +25,7 @@ class Synthesizer:
     def __init__(self) -> None:
         settings = get_settings()
         configure_tracing()
+        configure_logging(settings.log_level)
         self._metrics = RayMetrics()
         self._limiter = RayRateLimiter()
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
@@ -44,15 +46,18 @@ class Synthesizer:
         self._metrics.observe(mc.EXTERNAL_LATENCY, seconds, {"service": "llm"})
 
     async def synthesize(self, tenant_id: str, context: TicketContext,
-                         settings: TenantSettings) -> SynthesisResult:
+                         settings: TenantSettings,
+                         carrier: dict[str, str] | None = None) -> SynthesisResult:
         async def before_llm_call() -> None:
             waited = await self._limiter.acquire(tenant_id, "llm", settings.llm_rate_per_minute)
             if waited > 0:
                 self._metrics.inc(mc.RATE_LIMIT_WAITS, {"tenant": tenant_id, "bucket": "llm"})
                 self._metrics.observe(mc.RATE_LIMIT_WAIT_SECONDS, waited, {"bucket": "llm"})
 
-        return await self._logic.synthesize(context, redact=settings.redact_pii,
-                                            redactor=redact_pii, before_llm_call=before_llm_call)
+        with continued(carrier):  # the caller's enhancement trace
+            return await self._logic.synthesize(context, redact=settings.redact_pii,
+                                                redactor=redact_pii,
+                                                before_llm_call=before_llm_call)
 
     def breaker_state(self) -> str:
         return self._logic.breaker.state

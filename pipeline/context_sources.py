@@ -24,6 +24,7 @@ from pipeline.models import (
     TicketContext,
 )
 from pipeline.text_terms import salient_terms, strip_html, tsquery_for
+from pipeline.tracing import tracer
 
 TicketFetcher = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
 
@@ -43,7 +44,7 @@ class ContextGathering:
         if needs_fetch and self._fetch_ticket is not None:
             fetched, outcome = await self._timed(
                 "sdp_ticket", self._fetch_ticket(tenant_id, ticket.ticket_id),
-                timeout=max(self._timeout, 30.0))
+                timeout_s=max(self._timeout, 30.0), tenant_id=tenant_id)
             sources.append(outcome)
             if fetched is not None:
                 ticket = _merge(ticket, fetched)
@@ -52,9 +53,10 @@ class ContextGathering:
         query = tsquery_for(terms)
         ips = extract_ips(f"{ticket.subject}\n{ticket.description}")
         similar, kb, assets = await asyncio.gather(
-            self._timed("similar_tickets", self._similar(tenant_id, query, ticket.ticket_id)),
-            self._timed("kb_articles", self._kb(tenant_id, query)),
-            self._timed("ip_assets", self._assets(tenant_id, ips)),
+            self._timed("similar_tickets", self._similar(tenant_id, query, ticket.ticket_id),
+                        tenant_id=tenant_id),
+            self._timed("kb_articles", self._kb(tenant_id, query), tenant_id=tenant_id),
+            self._timed("ip_assets", self._assets(tenant_id, ips), tenant_id=tenant_id),
         )
         sources += [similar[1], kb[1], assets[1]]
         matched = assets[0] or []
@@ -68,11 +70,21 @@ class ContextGathering:
             sources=sources,
         )
 
-    async def _timed(self, name: SourceName, work: Awaitable[Any],
-                     timeout: float | None = None) -> tuple[Any, SourceOutcome]:
+    async def _timed(self, name: SourceName, work: Awaitable[Any], timeout_s: float | None = None,
+                     *, tenant_id: str | None = None) -> tuple[Any, SourceOutcome]:
+        with tracer().start_as_current_span(f"context.{name}") as span:
+            if tenant_id is not None:
+                span.set_attribute("tenant.id", tenant_id)
+            result, outcome = await self._timed_work(name, work, timeout_s)
+            span.set_attribute("context.status", outcome.status)
+            span.set_attribute("context.items", outcome.items)
+            return result, outcome
+
+    async def _timed_work(self, name: SourceName, work: Awaitable[Any],
+                          timeout_s: float | None) -> tuple[Any, SourceOutcome]:
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(work, timeout or self._timeout)
+            result = await asyncio.wait_for(work, timeout_s or self._timeout)
         except TimeoutError:
             return None, SourceOutcome(name=name, status="timeout",
                                        duration_ms=_ms(started), error="timed out")

@@ -182,8 +182,12 @@ class EnhancementWorkflow:
         supersedes = str(row["supersedes"]) if row["supersedes"] else None
         note = render_note(enhancement_id=job.id, context=context, synthesis=synthesis,
                            max_words=tenant.settings.note_max_words, supersedes=supersedes)
-        note_id = await sdp.add_note(job.ticket_id, note.html,
-                                     show_to_requester=tenant.settings.show_to_requester)
+        with tracer().start_as_current_span("sdp.add_note", attributes={
+                "tenant.id": job.tenant_id, "ticket.id": job.ticket_id,
+                "enhancement.id": job.id}) as span:
+            note_id = await sdp.add_note(job.ticket_id, note.html,
+                                         show_to_requester=tenant.settings.show_to_requester)
+            span.set_attribute("sdp.note_id", str(note_id))
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
             await jobs.record_note(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), note_id)
         return note_id

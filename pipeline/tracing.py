@@ -2,47 +2,139 @@
 
 The ingress starts the trace and stores a W3C ``traceparent`` carrier on the job row; the
 dispatcher and enhancer continue it from there, so the trace survives queueing, crashes and
-process restarts. Exporter: OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, otherwise
-none (spans still get ids, which are stored and returned by the API). Tests install an
-in-memory exporter with ``configure_tracing(exporter=...)``.
+process restarts. Calls between Serve deployments and to the rate-limiter actors pass a carrier
+explicitly (Serve's own tracing is off by default and does not reach plain actors).
+
+Exporters, all optional and combinable:
+- OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (Jaeger, Tempo, an OTel collector);
+- ``AI_AGENTS_TRACE_FILE=/path/spans.jsonl``: every process appends one JSON line per finished
+  span (how the integration tests see spans made inside Ray replicas; handy on one machine);
+- ``configure_tracing(exporter=...)``: an in-process exporter (unit tests), replacing the
+  previous one given this way.
+Without any, spans still get ids, which are stored and returned by the API.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
-_configured = False
+TRACE_FILE_ENV = "AI_AGENTS_TRACE_FILE"
+
+_provider: TracerProvider | None = None
+_lock = threading.Lock()
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends one JSON object per span; safe for many processes sharing one file.
+
+    Each export is a single ``write`` on an ``O_APPEND`` descriptor, so lines from different
+    replicas never interleave, and nothing is buffered: a test reads the file as soon as the
+    work it waits for is done.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, lines.encode())
+        finally:
+            os.close(fd)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    parent = span.parent
+    return {
+        "name": span.name,
+        "trace_id": format(ctx.trace_id, "032x") if ctx else None,
+        "span_id": format(ctx.span_id, "016x") if ctx else None,
+        "parent_span_id": format(parent.span_id, "016x") if parent else None,
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": dict(span.attributes or {}),
+        "service": span.resource.attributes.get("service.name"),
+        "pid": os.getpid(),
+    }
+
+
+class _ReplaceableProcessor(SpanProcessor):
+    """The slot ``configure_tracing(exporter=...)`` fills; a global provider cannot be swapped
+    once set, but what one of its processors forwards to can."""
+
+    def __init__(self) -> None:
+        self.target: SpanProcessor | None = None
+
+    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
+        if self.target is not None:
+            self.target.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.target is not None:
+            self.target.on_end(span)
+
+    def shutdown(self) -> None:
+        if self.target is not None:
+            self.target.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.target.force_flush(timeout_millis) if self.target is not None else True
+
+
+_slot = _ReplaceableProcessor()
 
 
 def configure_tracing(service_name: str = "ai-agents", *,
-                      exporter: SpanExporter | None = None) -> None:
-    """Idempotent per process; Ray replicas each call it in their constructor."""
-    global _configured
-    if _configured and exporter is None:
-        return
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+                      exporter: SpanExporter | None = None) -> TracerProvider:
+    """Idempotent per process (every Ray replica calls it in its constructor); the first call
+    builds the provider from the environment, an ``exporter`` replaces the previous one."""
+    global _provider
+    with _lock:
+        if _provider is None:
+            provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+            if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter,
+                )
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider) if not _configured else None
-    if _configured and exporter is not None:
-        trace._TRACER_PROVIDER = provider  # type: ignore[attr-defined]  # test re-wiring
-    _configured = True
+                provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            if path := os.environ.get(TRACE_FILE_ENV):
+                provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+            provider.add_span_processor(_slot)
+            trace.set_tracer_provider(provider)
+            _provider = provider
+        if exporter is not None:
+            _slot.target = SimpleSpanProcessor(exporter)
+        return _provider
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("ai_agents")
+    # Our provider when configured, even if something else won the race for the global one.
+    return (_provider or trace.get_tracer_provider()).get_tracer("ai_agents")
 
 
 def current_carrier() -> dict[str, str]:
@@ -53,6 +145,17 @@ def current_carrier() -> dict[str, str]:
 
 def context_from_carrier(carrier: dict[str, Any] | None) -> otel_context.Context:
     return extract(carrier or {})
+
+
+@contextmanager
+def continued(carrier: dict[str, Any] | None) -> Iterator[None]:
+    """Make the caller's span current in another process (a Serve handle call's receiver)."""
+    token = otel_context.attach(context_from_carrier(carrier)) if carrier else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            otel_context.detach(token)
 
 
 def trace_id_hex(span: trace.Span) -> str | None:

@@ -8,7 +8,11 @@ import warnings
 import typer
 
 from db.migrate import migrate as run_migrations
+from pipeline.logging_setup import configure_logging
+from serve_app.cli_demo import demo, serve
+from serve_app.cli_health import health
 from serve_app.cli_import import import_app
+from serve_app.cli_reenhance import reenhance_app
 from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
 from kuberay.cli import kuberay_app
 from serve_app.cli_tenants import tenant_app
@@ -24,6 +28,10 @@ app = typer.Typer(
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(kuberay_app, name="kuberay")
 app.add_typer(import_app, name="import")
+app.add_typer(reenhance_app, name="reenhance")
+app.command("demo")(demo)
+app.command("serve")(serve)
+app.command("health")(health)
 
 
 @app.command()
@@ -51,6 +59,7 @@ def migrate(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) ->
 
 def main() -> None:
     warnings.filterwarnings("ignore", module="platformdirs")
+    configure_logging("WARNING")  # JSON lines, redacted; quiet unless something is wrong
     app()
 
 

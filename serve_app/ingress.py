@@ -11,6 +11,8 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.pool_options import APP_NAME, INGRESS, pool_options
 from actors.ray_metrics import RayMetrics
+from pipeline.logging_setup import configure_logging
+from pipeline.pool_gauge import start_pool_gauge
 from pipeline.tracing import configure_tracing
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
@@ -22,9 +24,11 @@ from serve_app.settings import get_settings
 class Ingress:
     def __init__(self, dispatcher: DeploymentHandle) -> None:
         configure_tracing()
+        configure_logging(get_settings().log_level)
         self._dispatcher = dispatcher
         self._state = ApiState.from_settings(get_settings(), metrics=RayMetrics(),
                                              readiness_probe=self._pipeline_status)
+        self._pool_gauge = start_pool_gauge(self._state.metrics, "ingress", self._state.pool)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_api(self._state)

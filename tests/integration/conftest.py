@@ -39,14 +39,15 @@ async def system(database, encryption_keys, simulators, data_dir):
                                        llm_url, str(data_dir)))
     from serve_app.settings import get_settings
     get_settings.cache_clear()
-    ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(),
-             logging_level="warning", namespace="ai_agents", log_to_driver=False)
+    context = ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(),
+                       logging_level="warning", namespace="ai_agents", log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from serve_app.app_builder import build_app
     serve.run(build_app(), name=APP_NAME, route_prefix="/")
     sys = System(url=f"http://127.0.0.1:{port}", admin_token=admin_token, sdp=sdp_state,
-                 sdp_url=sdp_url, llm=llm_state)
+                 sdp_url=sdp_url, llm=llm_state,
+                 dashboard_url=f"http://{context.dashboard_url}")
     yield sys
     await sys.http.aclose()
     serve.shutdown()

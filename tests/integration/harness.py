@@ -73,6 +73,7 @@ class System:
     sdp: SimulatorState
     sdp_url: str
     llm: LLMSimulatorState
+    dashboard_url: str = ""  # Ray dashboard / Jobs API, e.g. http://127.0.0.1:PORT
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
     @property
@@ -118,6 +119,8 @@ def test_environment(database_url: str, encryption_keys: str, admin_token: str, 
         "AI_AGENTS_PER_TENANT_INFLIGHT": "4",
         "AI_AGENTS_LOG_LEVEL": "INFO",
         "AI_AGENTS_LLM_BREAKER_RECOVERY_S": "2",
+        # Every replica and actor appends its finished spans here (tests read the trace tree).
+        "AI_AGENTS_TRACE_FILE": os.path.join(data_dir, "spans.jsonl"),
         **{k: v for k, v in os.environ.items() if k.startswith("AI_AGENTS_TEST_")},
     }
 

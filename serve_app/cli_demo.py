@@ -1,0 +1,189 @@
+"""`ai-agents demo` and `ai-agents serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from typing import TextIO
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from db.pool import create_pool, verify_service_role
+from serve_app.cli_support import DataDirOption, JsonOption, emit_json, load_runtime, one_line_errors
+from serve_app.demo import (
+    DemoOptions,
+    DemoResult,
+    Simulators,
+    configure_demo_environment,
+    fire_webhooks,
+    import_demo_data,
+    prepare_tenants,
+    start_ray_and_serve,
+    stop_ray_and_serve,
+    wait_for_all,
+)
+from serve_app.settings import Settings
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _wait_forever() -> None:
+    stop = {"flag": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    try:
+        while not stop["flag"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> None:
+    summary = result.summary()
+    table = Table(title="AI Agents demo", show_header=True)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for tenant, counts in imported.items():
+        table.add_row(f"imported for {tenant}",
+                      f"{counts['tickets']} tickets, {counts['kb']} KB, {counts['assets']} assets")
+    table.add_row("tickets enhanced", str(summary["tickets"]))
+    for status, count in sorted(summary["statuses"].items()):
+        table.add_row(f"  {status}", str(count))
+    table.add_row("notes written", str(summary["notes_written"]))
+    table.add_row("end-to-end p50 / p95", f"{summary['p50_s']} s / {summary['p95_s']} s")
+    table.add_row("wall time", f"{summary['seconds']} s")
+    out.print(table)
+    failed = [e for e in result.enhancements if e["status"] == "failed"]
+    for item in failed[:5]:
+        out.print(f"[red]failed[/red] {item['tenant']}/{item['ticket_id']}: {item['error']}")
+    if result.notes:
+        note = result.notes[0]
+        out.rule(f"Private note on {note['tenant']} ticket {note['ticket_id']} "
+                 "(as the technician sees it)")
+        out.print(note["text"])
+        out.rule()
+    for name, url in result.urls.items():
+        out.print(f"{name:>14}: {url}")
+
+
+async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
+                    keep_running: bool, json_out: TextIO | None = None) -> int:
+    started = time.monotonic()
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    say = (lambda *_: None) if as_json else err.print
+    say("[bold]Starting[/bold] embedded PostgreSQL, simulators, Ray and Serve…")
+    runtime = await load_runtime(data_dir)
+    sims = Simulators(options.llm_latency_s)
+    try:
+        configure_demo_environment(runtime, sims, options)
+        pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
+        try:
+            await verify_service_role(pool)
+            creds = await prepare_tenants(pool, runtime, settings.data_dir, sims.sdp.url)
+            say("Importing demo history, KB articles and assets…")
+            imported = await import_demo_data(pool, runtime)
+            await asyncio.to_thread(start_ray_and_serve, options)
+            base = f"http://127.0.0.1:{options.http_port}"
+            say(f"Firing {options.tickets} new-ticket webhooks from the SDP simulator…")
+            sent = await fire_webhooks(base, sims, creds, options.tickets)
+            with Progress(TextColumn("enhancing"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err, disable=as_json) as progress:
+                task = progress.add_task("enhancing", total=len(sent))
+                result = await wait_for_all(pool, sent, sims,
+                                            lambda done: progress.update(task, completed=done))
+        finally:
+            await pool.close()
+        result.seconds = time.monotonic() - started
+        result.urls = {"API docs": f"{base}/docs", "metrics": f"{base}/metrics",
+                       "Ray dashboard": f"http://127.0.0.1:{options.dashboard_port}",
+                       "SDP simulator": sims.sdp.url, "LLM simulator": sims.llm.url}
+        if as_json:  # printed after Ray shuts down: Ray writes shutdown chatter to stdout
+            report = {"summary": result.summary(), "imported": imported,
+                      "enhancements": result.enhancements, "notes": result.notes,
+                      "urls": result.urls}
+        else:
+            _print_result(result, imported)
+        if keep_running:
+            say("Running; Ctrl-C stops everything.")
+            await asyncio.to_thread(_wait_forever)
+        ok = result.all_done() and len(result.notes) > 0
+    finally:
+        await asyncio.to_thread(stop_ray_and_serve)
+        sims.stop()
+    if as_json:
+        with contextlib.redirect_stdout(json_out or sys.stdout):
+            emit_json(report)
+    return 0 if ok else 1
+
+
+@one_line_errors
+def demo(
+    tickets: int = typer.Option(20, "--tickets", min=1, max=60, help="New tickets to enhance"),
+    keep_running: bool = typer.Option(False, "--keep-running",
+                                      help="Leave everything up afterwards (Ctrl-C stops)"),
+    port: int = typer.Option(8000, "--port", help="HTTP port of the Serve ingress"),
+    dashboard_port: int = typer.Option(8265, "--dashboard-port", help="Ray dashboard port"),
+    llm_latency: float = typer.Option(1.0, "--llm-latency", help="Simulated LLM latency (s)"),
+    configured_llm: bool = typer.Option(
+        False, "--use-configured-llm",
+        help="Use AI_AGENTS_LLM_* (e.g. OpenRouter) instead of the LLM simulator"),
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the whole system on this machine and enhance demo tickets end to end.
+
+    Example: ai-agents demo --tickets 20
+    """
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    options = DemoOptions(tickets=tickets, http_port=port, dashboard_port=dashboard_port,
+                          llm_latency_s=llm_latency, use_configured_llm=configured_llm)
+    if as_json:  # Ray's driver prints its own log lines on stdout; keep stdout for the JSON
+        real_stdout = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            code = asyncio.run(_run_demo(options, data_dir, as_json, keep_running,
+                                         json_out=real_stdout))
+    else:
+        code = asyncio.run(_run_demo(options, data_dir, as_json, keep_running))
+    raise typer.Exit(code)
+
+
+@one_line_errors
+def serve(
+    port: int = typer.Option(None, "--port", help="HTTP port (default AI_AGENTS_HTTP_PORT)"),
+    host: str = typer.Option(None, "--host", help="Bind address (default AI_AGENTS_HTTP_HOST)"),
+    data_dir: str | None = DataDirOption,
+) -> None:
+    """Run the service: migrations, then the Serve application on a local or existing Ray.
+
+    Example: AI_AGENTS_LLM_API_KEY=sk-or-... ai-agents serve --port 8000
+    """
+    import ray
+    from ray import serve as ray_serve
+
+    from actors.pool_options import APP_NAME
+    from serve_app.app_builder import build_app
+    from serve_app.runtime import export_environment
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    runtime = asyncio.run(load_runtime(data_dir))
+    export_environment(runtime)
+    ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING,
+             **({} if "RAY_ADDRESS" in __import__("os").environ else
+                {"include_dashboard": True, "dashboard_host": "127.0.0.1"}))
+    ray_serve.start(http_options={"host": host or settings.http_host,
+                                  "port": port or settings.http_port})
+    ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
+    err.print(f"Serving on http://{host or settings.http_host}:{port or settings.http_port} "
+              "(Ctrl-C stops)")
+    try:
+        _wait_forever()
+    finally:
+        ray_serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,370 @@
+"""`ai-agents reenhance`: redo a tenant's past enhancements as a Ray Job.
+
+The CLI only submits and watches. The job runs on the cluster, which already holds the database
+URL and the secrets, so an operator's machine needs nothing but the Jobs API address and no
+secret is ever put into a job's runtime_env. Progress comes from the job's own log lines (the
+job reads it from the database): the same lines the Ray dashboard's Jobs view shows.
+`--local` runs the same code in-process against the configured database instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from pipeline.reenhance import (
+    LOG_PREFIX,
+    BatchProgress,
+    ReenhanceFilters,
+    default_status,
+    parse_progress_line,
+    parse_result_line,
+)
+from pipeline.reenhance_runner import BatchOptions, plan_batch, run_batch
+from scripts.reenhance import job_arguments, parse_ticket_ids, parse_when
+from serve_app.cli_reenhance_view import ProgressBar, outcome_table, progress_summary
+from serve_app.cli_support import (
+    CommandError,
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    fail,
+    load_runtime,
+    one_line_errors,
+    run_async,
+    service_pool,
+)
+from serve_app.settings import Settings
+
+reenhance_app = typer.Typer(invoke_without_command=True)
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+AddressOption = typer.Option(
+    None, "--address", help="Ray Jobs API (dashboard) URL. Default: $RAY_API_SERVER_ADDRESS, "
+                            f"else $RAY_ADDRESS, else {DEFAULT_ADDRESS}")
+IdArgument = typer.Argument(..., metavar="SUBMISSION_ID", help="The batch's submission id")
+ENTRYPOINT = ["python", "-m", "scripts.reenhance"]
+ERROR_PREFIX = f"{LOG_PREFIX} error: "
+
+
+def jobs_address(address: str | None) -> str:
+    return (address or os.environ.get("RAY_API_SERVER_ADDRESS")
+            or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS)
+
+
+def jobs_client(address: str | None) -> Any:
+    from ray.job_submission import JobSubmissionClient
+
+    target = jobs_address(address)
+    try:
+        return JobSubmissionClient(target)
+    except Exception as exc:  # noqa: BLE001 - unreachable, wrong scheme, not a dashboard
+        raise CommandError(f"cannot reach the Ray Jobs API at {target} "
+                           f"({type(exc).__name__}); pass --address") from None
+
+
+def job_info(client: Any, job_id: str) -> Any:
+    try:
+        return client.get_job_info(job_id)
+    except RuntimeError as exc:
+        if "404" in str(exc) or "does not exist" in str(exc):
+            raise CommandError(f"no re-enhancement job {job_id!r} on this cluster") from None
+        raise
+
+
+@dataclass
+class JobLogView:
+    """What the job has said so far: its last progress line, its result, its error."""
+
+    progress: BatchProgress | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @classmethod
+    def scan(cls, logs: str) -> JobLogView:
+        view = cls()
+        for line in logs.splitlines():
+            view.progress = parse_progress_line(line) or view.progress
+            view.result = parse_result_line(line) or view.result
+            if line.startswith(ERROR_PREFIX):
+                view.error = line[len(ERROR_PREFIX):].strip()
+        return view
+
+
+def default_submission_id(tenant_id: str) -> str:
+    return f"reenhance-{tenant_id}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def _build_filters(tenant: str | None, since: str | None, until: str | None,
+                   status: str | None, thumbs_down: bool, max_rating: int | None,
+                   tickets_file: Path | None, limit: int | None) -> ReenhanceFilters:
+    if not tenant:
+        raise CommandError("--tenant is required")
+    tickets = None
+    if tickets_file is not None:
+        try:
+            tickets = parse_ticket_ids(tickets_file.read_text())
+        except OSError as exc:
+            raise CommandError(f"cannot read {tickets_file}: {exc.strerror}") from None
+        if not tickets:
+            raise CommandError(f"no ticket ids in {tickets_file}")
+    chosen = status or default_status(thumbs_down=thumbs_down, max_rating=max_rating,
+                                      ticket_ids=tickets)
+    return ReenhanceFilters(
+        tenant_id=tenant, since=parse_when(since) if since else None,
+        until=parse_when(until) if until else None, statuses=chosen,  # type: ignore[arg-type]
+        thumbs_down=thumbs_down, max_rating=max_rating, ticket_ids=tickets, limit=limit)
+
+
+def _free_submission_id(client: Any, job_id: str) -> bool:
+    """Ray refuses a used submission id; a finished job's record is deleted so the same id
+    (= the same batch) can run again and resume. Returns True when one was replaced."""
+    try:
+        info = client.get_job_info(job_id)
+    except RuntimeError:
+        return False
+    if not info.status.is_terminal():
+        raise CommandError(f"{job_id} is still {info.status.value}: watch it with `ai-agents "
+                           f"reenhance status {job_id}` or stop it first")
+    client.delete_job(job_id)
+    return True
+
+
+def _watch(client: Any, job_id: str, bar: ProgressBar,
+           poll_s: float = 1.0) -> tuple[Any, JobLogView]:
+    while True:
+        status = client.get_job_status(job_id)
+        view = JobLogView.scan(client.get_job_logs(job_id))
+        bar.update(view.progress)
+        if status.is_terminal():
+            return status, view
+        time.sleep(poll_s)
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    cost = plan["estimate"]
+    lines = [f"Dry run for tenant {plan['tenant']} (submission {plan['submission_id']}): "
+             f"{plan['candidates']} item(s) would be re-enhanced "
+             f"({plan['already_enqueued']} already enqueued by this submission)",
+             f"  estimated {cost['llm_calls']} LLM call(s), {cost['sdp_calls']} SDP call(s); "
+             f"at least {cost['minutes_at_least']} min at {cost['llm_rate_per_minute']} LLM/min "
+             f"and {cost['sdp_rate_per_minute']} SDP/min"]
+    if plan["sample_ticket_ids"]:
+        lines.append("  tickets: " + ", ".join(plan["sample_ticket_ids"])
+                     + (" …" if plan["to_enqueue"] > len(plan["sample_ticket_ids"]) else ""))
+    return "\n".join(lines)
+
+
+def _print_plan(plan: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(plan)
+    else:
+        typer.echo(_plan_text(plan))
+
+
+def _finish(job_id: str, tenant: str, status: str, view: JobLogView, as_json: bool,
+            message: str | None, fail_on_error: bool) -> None:
+    progress = view.progress
+    if as_json:
+        emit_json({"submission_id": job_id, "tenant": tenant, "job_status": status,
+                   "progress": progress.counts() if progress else None, "result": view.result,
+                   "error": view.error if status != "SUCCEEDED" else None})
+    else:
+        typer.echo(f"Re-enhancement {job_id} for tenant {tenant}: {status}")
+        if progress is not None:
+            Console().print(outcome_table(progress))
+    if status == "SUCCEEDED":
+        return
+    if status == "STOPPED":
+        fail(f"{job_id} was stopped; run the same command with --submission-id {job_id} "
+             "to finish it")
+    if fail_on_error and progress is not None and progress.failed and view.error is None:
+        fail(f"{progress.failed} item(s) failed (--fail-on-error)")
+    fail(view.error or (message or "the job failed").splitlines()[0])
+
+
+@reenhance_app.callback(invoke_without_command=True)
+@one_line_errors
+def submit(
+    ctx: typer.Context,
+    tenant: str | None = typer.Option(None, "--tenant", "-t", help="Tenant id"),
+    since: str | None = typer.Option(None, "--since", help="Received at/after: 2024-05-01, "
+                                     "2024-05-01T08:00 (UTC), or 7d / 12h ago"),
+    until: str | None = typer.Option(None, "--until", help="Received before (same forms)"),
+    status: str | None = typer.Option(
+        None, "--status", help="failed | context_only | any. Default: failed, or any when "
+                               "--thumbs-down, --max-rating or --tickets-file is given"),
+    thumbs_down: bool = typer.Option(False, "--thumbs-down", help="Notes given a thumbs-down"),
+    max_rating: int | None = typer.Option(None, "--max-rating",
+                                          help="Notes rated N or lower (1-5)"),
+    tickets_file: Path | None = typer.Option(None, "--tickets-file",
+                                             help="Ticket ids, one per line (# comments)"),
+    limit: int | None = typer.Option(None, "--limit", help="At most N items, oldest first"),
+    submission_id: str | None = typer.Option(
+        None, "--submission-id", help="Batch id (default reenhance-<tenant>-<UTC time>); "
+                                      "re-using one resumes that batch without duplicates"),
+    max_in_flight: int | None = typer.Option(
+        None, "--max-in-flight", help="Batch jobs queued/running at once (default: half the "
+                                      "per-tenant in-flight cap), so live tickets stay fast"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count and estimate; change nothing"),
+    local: bool = typer.Option(False, "--local", help="Run in this process, not as a Ray Job"),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Submit and return"),
+    fail_on_error: bool = typer.Option(False, "--fail-on-error",
+                                       help="Exit 1 if any item ends failed"),
+    address: str | None = AddressOption,
+    linger_s: float | None = typer.Option(None, "--linger-s", hidden=True),
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Re-enhance a tenant's past tickets (failed, context-only or disliked notes) as a Ray Job.
+
+    Each selected ticket gets a new note that supersedes the earlier one.
+
+    Batch jobs run below live webhooks' priority, at most --max-in-flight at a time.
+
+    Runs as a Ray Job (dashboard: Jobs view) unless --local; `status`, `stop`, `logs` follow it.
+
+    Example: ai-agents reenhance --tenant acme --status failed --since 7d --dry-run
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    filters = _build_filters(tenant, since, until, status, thumbs_down, max_rating,
+                             tickets_file, limit)
+    batch_id = submission_id or default_submission_id(filters.tenant_id)
+    if local:
+        _run_local(filters, batch_id, max_in_flight, dry_run, data_dir, as_json, fail_on_error)
+        return
+    args = job_arguments(filters, batch_id, max_in_flight=max_in_flight, dry_run=dry_run,
+                         fail_on_error=fail_on_error, linger_s=linger_s)
+    client = jobs_client(address)
+    job_id = f"{batch_id}-dry-run-{int(time.time())}" if dry_run else batch_id
+    resumed = False if dry_run else _free_submission_id(client, job_id)
+    client.submit_job(entrypoint=shlex.join([*ENTRYPOINT, *args]), submission_id=job_id,
+                      runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
+                      metadata={"kind": "reenhance", "tenant": filters.tenant_id,
+                                "batch_id": batch_id})
+    if not as_json:
+        typer.echo(f"{'Resubmitted' if resumed else 'Submitted'} {job_id} to "
+                   f"{jobs_address(address)} (logs: ai-agents reenhance logs {job_id} --follow)",
+                   err=True)
+    if no_wait:
+        if as_json:
+            emit_json({"submission_id": job_id, "tenant": filters.tenant_id,
+                       "job_status": "PENDING", "resumed": resumed})
+        return
+    bar = ProgressBar(job_id, enabled=not as_json and not dry_run)
+    try:
+        with bar:
+            job_status, view = _watch(client, job_id, bar)
+    except KeyboardInterrupt:
+        fail(f"detached; {job_id} keeps running (ai-agents reenhance stop {job_id})", 130)
+    if dry_run and job_status.value == "SUCCEEDED" and view.result is not None:
+        _print_plan(view.result, as_json)
+        return
+    _finish(job_id, filters.tenant_id, job_status.value, view, as_json,
+            job_info(client, job_id).message, fail_on_error)
+
+
+def _run_local(filters: ReenhanceFilters, batch_id: str, max_in_flight: int | None,
+               dry_run: bool, data_dir: str | None, as_json: bool, fail_on_error: bool) -> None:
+    """Same plan and runner as the Ray Job; the service must be running against the same
+    database, because this only enqueues and waits."""
+    bar = ProgressBar(batch_id, enabled=not as_json and not dry_run)
+
+    async def go() -> dict[str, Any] | BatchProgress:
+        runtime = await load_runtime(data_dir)
+        async with service_pool(runtime) as pool:
+            plan = await plan_batch(pool, filters, batch_id)
+            if dry_run:
+                return {**plan.to_dict(), "dry_run": True}
+            cap = max(1, Settings().per_tenant_inflight // 2)
+            options = BatchOptions(max_in_flight=max_in_flight or cap)
+            return await run_batch(pool, plan, options=options, on_progress=bar.update)
+
+    with bar:
+        outcome = run_async(go())
+    if isinstance(outcome, dict):
+        _print_plan(outcome, as_json)
+        return
+    view = JobLogView(progress=outcome)
+    status = "FAILED" if fail_on_error and outcome.failed else "SUCCEEDED"
+    _finish(batch_id, filters.tenant_id, status, view, as_json, None, fail_on_error)
+
+
+@reenhance_app.command("status")
+@one_line_errors
+def status_command(job_id: str = IdArgument, address: str | None = AddressOption,
+                   as_json: bool = JsonOption) -> None:
+    """Show a batch's job state and progress.
+
+    Example: ai-agents reenhance status reenhance-acme-20240501T080000Z
+    """
+    client = jobs_client(address)
+    info = job_info(client, job_id)
+    view = JobLogView.scan(client.get_job_logs(job_id))
+    if as_json:
+        emit_json({"submission_id": job_id, "job_status": info.status.value,
+                   "message": info.message, "metadata": info.metadata,
+                   "entrypoint": info.entrypoint, "start_time": info.start_time,
+                   "end_time": info.end_time,
+                   "progress": view.progress.counts() if view.progress else None,
+                   "result": view.result, "error": view.error})
+        return
+    tenant = (info.metadata or {}).get("tenant", "?")
+    typer.echo(f"{job_id}: {info.status.value} (tenant {tenant})")
+    typer.echo(f"  progress: {progress_summary(view.progress)}")
+    if view.error:
+        typer.echo(f"  error: {view.error}")
+
+
+@reenhance_app.command("stop")
+@one_line_errors
+def stop_command(job_id: str = IdArgument, address: str | None = AddressOption,
+                 as_json: bool = JsonOption) -> None:
+    """Stop a batch; re-submit with the same --submission-id to continue it later.
+
+    Jobs already released to the queue (at most --max-in-flight) still finish.
+
+    Example: ai-agents reenhance stop reenhance-acme-20240501T080000Z
+    """
+    client = jobs_client(address)
+    job_info(client, job_id)
+    stopped = client.stop_job(job_id)
+    status = client.get_job_status(job_id).value
+    if as_json:
+        emit_json({"submission_id": job_id, "stopped": stopped, "job_status": status})
+    else:
+        typer.echo(f"stop requested for {job_id}" if stopped
+                   else f"{job_id} was not running ({status})")
+
+
+@reenhance_app.command("logs")
+@one_line_errors
+def logs_command(job_id: str = IdArgument, follow: bool = typer.Option(
+                     False, "--follow", "-f", help="Keep printing until the job ends"),
+                 address: str | None = AddressOption) -> None:
+    """Print a batch job's logs (the same as the dashboard's Jobs view).
+
+    Example: ai-agents reenhance logs reenhance-acme-20240501T080000Z --follow
+    """
+    client = jobs_client(address)
+    job_info(client, job_id)
+    if not follow:
+        sys.stdout.write(client.get_job_logs(job_id))
+        return
+
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+    asyncio.run(tail())

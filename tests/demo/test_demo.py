@@ -1,0 +1,52 @@
+"""The main job, as a user runs it: `ai-agents demo` on a fresh data directory.
+
+Lives in tests/demo so it runs before the integration suite starts its own Ray cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from simulators.serving import free_port
+
+
+def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="aad-", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
+    try:
+        result = subprocess.run(
+            ["ai-agents", "demo", "--tickets", "6", "--json", "--data-dir", str(data_dir),
+             "--port", str(free_port()), "--dashboard-port", str(free_port()),
+             "--llm-latency", "0.2"],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads(result.stdout)  # --json: one document, nothing else on stdout
+        summary = report["summary"]
+        assert summary["tickets"] == 6
+        assert summary["statuses"] == {"completed (llm)": 6}
+        assert summary["notes_written"] == 6
+        assert report["imported"]["acme"]["tickets"] >= 150
+        for note in report["notes"]:
+            assert note["private"] is True
+            cited = set(re.findall(r"#(\d+)", note["text"]))
+            expected_tickets = {c.split(":", 1)[1] for c in note["expected_citations"]
+                                if c.startswith("ticket:")}
+            assert cited & expected_tickets, (note["ticket_id"], cited, expected_tickets)
+            assert note["enhancement_id"] in note["text"]
+        assert (data_dir / "local-secrets.json").stat().st_mode & 0o777 == 0o600
+
+        again = subprocess.run(  # re-running reuses the data directory and its tenants
+            ["ai-agents", "demo", "--tickets", "2", "--json", "--data-dir", str(data_dir),
+             "--port", str(free_port()), "--dashboard-port", str(free_port()),
+             "--llm-latency", "0.2"],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert json.loads(again.stdout)["summary"]["notes_written"] == 2
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
