@@ -21,10 +21,14 @@ class RayMetrics:
             if spec.kind == "counter":
                 instrument = ray_metrics.Counter(spec.name, spec.description, tag_keys=spec.labels)
             elif spec.kind == "histogram":
-                buckets = (mc.FAST_BUCKETS_S if spec in (mc.HTTP_LATENCY, mc.RATE_LIMIT_WAIT_SECONDS)
-                           else mc.LATENCY_BUCKETS_S)
-                instrument = ray_metrics.Histogram(spec.name, spec.description,
-                                                   boundaries=buckets, tag_keys=spec.labels)
+                buckets = (
+                    mc.FAST_BUCKETS_S
+                    if spec in (mc.HTTP_LATENCY, mc.RATE_LIMIT_WAIT_SECONDS)
+                    else mc.LATENCY_BUCKETS_S
+                )
+                instrument = ray_metrics.Histogram(
+                    spec.name, spec.description, boundaries=buckets, tag_keys=spec.labels
+                )
             else:
                 instrument = ray_metrics.Gauge(spec.name, spec.description, tag_keys=spec.labels)
             self._instruments[spec.name] = instrument

@@ -98,13 +98,28 @@ async def ensure_service_role(conn: asyncpg.Connection, role: RoleCredentials) -
     owner = await conn.fetchval("SELECT current_user")
     if role.user == owner:
         raise MigrationError("the service role must differ from the migration (owner) role")
-    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role.user)
+    current = await conn.fetchrow(
+        """SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolreplication, rolcanlogin
+           FROM pg_roles WHERE rolname = $1""", role.user)
     ident = _quote_ident(role.user)
-    attrs = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"
-    if not exists:
-        await conn.execute(f"CREATE ROLE {ident} {attrs}")
+    if current is None:
+        # Defaults are NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION; a
+        # non-superuser owner with CREATEROLE may not even name those attributes.
+        await conn.execute(f"CREATE ROLE {ident} LOGIN")
     else:
-        await conn.execute(f"ALTER ROLE {ident} {attrs}")
+        wanted = {"rolsuper": "NOSUPERUSER", "rolbypassrls": "NOBYPASSRLS",
+                  "rolcreaterole": "NOCREATEROLE", "rolcreatedb": "NOCREATEDB",
+                  "rolreplication": "NOREPLICATION"}
+        changes = [attr for column, attr in wanted.items() if current[column]]
+        if not current["rolcanlogin"]:
+            changes.append("LOGIN")
+        if changes:
+            try:
+                await conn.execute(f"ALTER ROLE {ident} {' '.join(changes)}")
+            except asyncpg.InsufficientPrivilegeError as exc:
+                raise MigrationError(
+                    f"service role {role.user!r} has {', '.join(changes)} to remove and the "
+                    "migration role may not change that; fix it as a superuser") from exc
     if role.password:
         await conn.execute(f"ALTER ROLE {ident} PASSWORD {_quote_literal(role.password)}")
     db_ident = _quote_ident(role.database)

@@ -16,8 +16,13 @@ from typing import Any
 import asyncpg
 
 TENANT_TABLES = (
-    "tenants", "enhancements", "enhancement_feedback", "audit_log",
-    "ticket_history", "kb_documents", "assets",
+    "tenants",
+    "enhancements",
+    "enhancement_feedback",
+    "audit_log",
+    "ticket_history",
+    "kb_documents",
+    "assets",
 )
 
 
@@ -32,17 +37,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10,
-                      command_timeout: float = 30.0) -> asyncpg.Pool:
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float = 30.0
+) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection,
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
         command_timeout=command_timeout,
         server_settings={"application_name": "ai-agents"},
     )
 
 
 @asynccontextmanager
-async def tenant_transaction(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
+async def tenant_transaction(
+    pool: asyncpg.Pool, tenant_id: str
+) -> AsyncIterator[asyncpg.Connection]:
     if not tenant_id:
         raise ValueError("tenant_id is required for a tenant transaction")
     async with pool.acquire() as conn, conn.transaction():

@@ -22,7 +22,9 @@ class CipherError(RuntimeError):
 class CredentialCipher:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
-            raise CipherError("AI_AGENTS_ENCRYPTION_KEYS is empty: at least one Fernet key is needed")
+            raise CipherError(
+                "AI_AGENTS_ENCRYPTION_KEYS is empty: at least one Fernet key is needed"
+            )
         try:
             self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys])
         except (ValueError, TypeError) as exc:
@@ -39,7 +41,9 @@ class CredentialCipher:
         try:
             return self._fernet.decrypt(bytes(token)).decode()
         except InvalidToken as exc:
-            raise CipherError("stored credential cannot be decrypted with the configured keys") from exc
+            raise CipherError(
+                "stored credential cannot be decrypted with the configured keys"
+            ) from exc
 
     def rotate(self, token: bytes) -> bytes:
         return self._fernet.rotate(bytes(token))

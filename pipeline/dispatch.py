@@ -59,8 +59,15 @@ class DispatcherConfig:
 
 
 class JobDispatcher:
-    def __init__(self, pool: asyncpg.Pool, submit: Submit, *, listen_url: str,
-                 config: DispatcherConfig | None = None, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        submit: Submit,
+        *,
+        listen_url: str,
+        config: DispatcherConfig | None = None,
+        owner: str | None = None,
+    ) -> None:
         self._pool = pool
         self._submit = submit
         self._listen_url = listen_url
@@ -79,10 +86,11 @@ class JobDispatcher:
         recovered = await self._pool.fetch("SELECT * FROM app_requeue_jobs($1, false)", self.owner)
         self.recovered_on_start = len(recovered)
         if recovered:
-            log.warning("re-queued %d job(s) left running by an earlier dispatcher",
-                        len(recovered))
-        self._tasks = [asyncio.create_task(self._listen_forever(), name="dispatcher-listen"),
-                       asyncio.create_task(self._run_forever(), name="dispatcher-loop")]
+            log.warning("re-queued %d job(s) left running by an earlier dispatcher", len(recovered))
+        self._tasks = [
+            asyncio.create_task(self._listen_forever(), name="dispatcher-listen"),
+            asyncio.create_task(self._run_forever(), name="dispatcher-loop"),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -102,7 +110,9 @@ class JobDispatcher:
             "handoff_failures": self.handoff_failures,
             "recovered_on_start": self.recovered_on_start,
             "listening": self._listener is not None and not self._listener.is_closed(),
-            "loop_age_s": round(time.monotonic() - self.last_loop_at, 3) if self.last_loop_at else None,
+            "loop_age_s": round(time.monotonic() - self.last_loop_at, 3)
+            if self.last_loop_at
+            else None,
         }
 
     def healthy(self) -> bool:
@@ -117,13 +127,14 @@ class JobDispatcher:
                 self._listener = await asyncpg.connect(self._listen_url)
                 await self._listener.add_listener(JOBS_CHANNEL, lambda *_: self._wake.set())
                 self._wake.set()
-                while not self._listener.is_closed():
+                while not self._listener.is_closed():  # noqa: ASYNC110 - asyncpg has no close event
                     await asyncio.sleep(1.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polling covers us while we reconnect
-                log.warning("LISTEN connection lost (%s); polling until it is back",
-                            type(exc).__name__)
+                log.warning(
+                    "LISTEN connection lost (%s); polling until it is back", type(exc).__name__
+                )
             await asyncio.sleep(1.0)
 
     async def _run_forever(self) -> None:
@@ -151,21 +162,34 @@ class JobDispatcher:
     async def _reap(self) -> None:
         rows = await self._pool.fetch("SELECT * FROM app_requeue_jobs($1, true)", self.owner)
         for row in rows:
-            log.warning("lease expired for enhancement %s (tenant %s) -> %s", row["id"],
-                        row["tenant_id"], row["status"])
+            log.warning(
+                "lease expired for enhancement %s (tenant %s) -> %s",
+                row["id"],
+                row["tenant_id"],
+                row["status"],
+            )
 
     async def _claim(self) -> int:
         room = self.config.max_inflight - len(self._inflight)
         if room <= 0:
             return 0
         rows = await self._pool.fetch(
-            "SELECT * FROM app_claim_jobs($1, $2, $3, $4)", self.owner,
-            min(room, self.config.batch), self.config.per_tenant_cap, self.config.lease_s)
+            "SELECT * FROM app_claim_jobs($1, $2, $3, $4)",
+            self.owner,
+            min(room, self.config.batch),
+            self.config.per_tenant_cap,
+            self.config.lease_s,
+        )
         for row in rows:
-            job = ClaimedJob(id=str(row["id"]), tenant_id=row["tenant_id"],
-                             ticket_id=row["ticket_id"], attempts=row["attempts"],
-                             lease_token=str(row["lease_token"]),
-                             trace_context=row["trace_context"], priority=row["priority"])
+            job = ClaimedJob(
+                id=str(row["id"]),
+                tenant_id=row["tenant_id"],
+                ticket_id=row["ticket_id"],
+                attempts=row["attempts"],
+                lease_token=str(row["lease_token"]),
+                trace_context=row["trace_context"],
+                priority=row["priority"],
+            )
             task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
             self._inflight.add(task)
         self.claimed_total += len(rows)
@@ -183,9 +207,13 @@ class JobDispatcher:
             with contextlib.suppress(Exception):
                 async with tenant_transaction(self._pool, job.tenant_id) as conn:
                     await fail_or_retry(
-                        conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), error=error,
+                        conn,
+                        uuid.UUID(job.id),
+                        uuid.UUID(job.lease_token),
+                        error=error,
                         retryable=True,
-                        retry_in_s=retry_delay_s(job.attempts, self.config.retry_base_s))
+                        retry_in_s=retry_delay_s(job.attempts, self.config.retry_base_s),
+                    )
         finally:
             self._inflight.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._wake.set()

@@ -47,12 +47,15 @@ log = logging.getLogger("ai_agents.enhancer")
 
 
 class ContextPort(Protocol):
-    async def __call__(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext: ...
+    async def __call__(
+        self, tenant_id: str, ticket: Ticket, needs_fetch: bool
+    ) -> TicketContext: ...
 
 
 class SynthesisPort(Protocol):
-    async def __call__(self, tenant_id: str, context: TicketContext,
-                       settings: TenantSettings) -> SynthesisResult: ...
+    async def __call__(
+        self, tenant_id: str, context: TicketContext, settings: TenantSettings
+    ) -> SynthesisResult: ...
 
 
 TenantLoader = Callable[[str], Awaitable[TenantRuntime | None]]
@@ -68,9 +71,18 @@ class WorkflowConfig:
 
 
 class EnhancementWorkflow:
-    def __init__(self, pool: asyncpg.Pool, *, load_tenant: TenantLoader, gather: ContextPort,
-                 synthesize: SynthesisPort, limiter: RateLimiter, http: httpx.AsyncClient,
-                 metrics: Metrics | None = None, config: WorkflowConfig | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        load_tenant: TenantLoader,
+        gather: ContextPort,
+        synthesize: SynthesisPort,
+        limiter: RateLimiter,
+        http: httpx.AsyncClient,
+        metrics: Metrics | None = None,
+        config: WorkflowConfig | None = None,
+    ) -> None:
         self._pool = pool
         self._load_tenant = load_tenant
         self._gather = gather
@@ -82,22 +94,31 @@ class EnhancementWorkflow:
 
     def sdp_client(self, tenant: TenantRuntime) -> SdpClient:
         async def before_call() -> None:
-            waited = await self._limiter.acquire(tenant.tenant_id, "sdp",
-                                                 tenant.settings.sdp_rate(tenant.sdp_edition))
+            waited = await self._limiter.acquire(
+                tenant.tenant_id, "sdp", tenant.settings.sdp_rate(tenant.sdp_edition)
+            )
             if waited > 0:
-                self._metrics.inc(mc.RATE_LIMIT_WAITS, {"tenant": tenant.tenant_id, "bucket": "sdp"})
+                self._metrics.inc(
+                    mc.RATE_LIMIT_WAITS, {"tenant": tenant.tenant_id, "bucket": "sdp"}
+                )
                 self._metrics.observe(mc.RATE_LIMIT_WAIT_SECONDS, waited, {"bucket": "sdp"})
 
         def on_call(outcome: str, seconds: float) -> None:
             self._metrics.inc(mc.EXTERNAL_CALLS, {"service": "sdp", "outcome": outcome})
             self._metrics.observe(mc.EXTERNAL_LATENCY, seconds, {"service": "sdp"})
 
-        return SdpClient(tenant.sdp_base_url, tenant.sdp_api_key, tenant.sdp_edition,
-                         portal=tenant.sdp_portal, http=self._http,
-                         timeout_s=self.config.sdp_timeout_s,
-                         max_attempts=self.config.sdp_max_attempts,
-                         deadline_s=self.config.sdp_deadline_s, before_call=before_call,
-                         on_call=on_call)
+        return SdpClient(
+            tenant.sdp_base_url,
+            tenant.sdp_api_key,
+            tenant.sdp_edition,
+            portal=tenant.sdp_portal,
+            http=self._http,
+            timeout_s=self.config.sdp_timeout_s,
+            max_attempts=self.config.sdp_max_attempts,
+            deadline_s=self.config.sdp_deadline_s,
+            before_call=before_call,
+            on_call=on_call,
+        )
 
     async def fetch_ticket(self, tenant_id: str, ticket_id: str) -> Ticket:
         tenant = await self._load_tenant(tenant_id)
@@ -107,11 +128,17 @@ class EnhancementWorkflow:
 
     async def run(self, job: ClaimedJob) -> str:
         """Returns the job's status afterwards ('completed', 'queued', 'failed', 'lease_lost')."""
-        attributes = {"tenant.id": job.tenant_id, "ticket.id": job.ticket_id,
-                      "enhancement.id": job.id, "enhancement.attempt": job.attempts}
-        with tracer().start_as_current_span("enhancement.run",
-                                            context=context_from_carrier(job.trace_context),
-                                            attributes=attributes):
+        attributes = {
+            "tenant.id": job.tenant_id,
+            "ticket.id": job.ticket_id,
+            "enhancement.id": job.id,
+            "enhancement.attempt": job.attempts,
+        }
+        with tracer().start_as_current_span(
+            "enhancement.run",
+            context=context_from_carrier(job.trace_context),
+            attributes=attributes,
+        ):
             return await self._run(job)
 
     async def _run(self, job: ClaimedJob) -> str:
@@ -130,15 +157,23 @@ class EnhancementWorkflow:
             await self._stage(job, "context")
             started = time.perf_counter()
             with tracer().start_as_current_span("enhancement.context"):
-                context = await self._gather(job.tenant_id, ticket,
-                                             not payload.get("has_description", True))
+                context = await self._gather(
+                    job.tenant_id, ticket, not payload.get("has_description", True)
+                )
             timings["context"] = self._timing("context", started)
 
             if _too_thin(context.ticket, tenant.settings) and not context.citations():
-                return await self._complete(job, row, timings, context, outcome="skipped",
-                                            synthesis=None, note_id=None,
-                                            reason="ticket too thin to research "
-                                                   f"(< {tenant.settings.min_ticket_chars} chars)")
+                return await self._complete(
+                    job,
+                    row,
+                    timings,
+                    context,
+                    outcome="skipped",
+                    synthesis=None,
+                    note_id=None,
+                    reason="ticket too thin to research "
+                    f"(< {tenant.settings.min_ticket_chars} chars)",
+                )
 
             await self._stage(job, "synthesis")
             started = time.perf_counter()
@@ -157,9 +192,16 @@ class EnhancementWorkflow:
                 note_id = await self._write_note(job, row, tenant, context, synthesis)
             timings["writeback"] = self._timing("writeback", started)
             outcome = "llm" if synthesis.mode == "llm" else "context_only"
-            return await self._complete(job, row, timings, context, outcome=outcome,
-                                        synthesis=synthesis, note_id=note_id,
-                                        reason=synthesis.reason if outcome != "llm" else None)
+            return await self._complete(
+                job,
+                row,
+                timings,
+                context,
+                outcome=outcome,
+                synthesis=synthesis,
+                note_id=note_id,
+                reason=synthesis.reason if outcome != "llm" else None,
+            )
         except (SdpRejected, SdpAuthError, SdpNotFound) as exc:
             return await self._finish_failed(job, f"ServiceDesk Plus refused: {exc}", timings)
         except (SdpUnavailable, SdpRateLimited) as exc:
@@ -172,21 +214,38 @@ class EnhancementWorkflow:
             log.exception("enhancement %s failed", job.id)
             return await self._retry(job, f"{type(exc).__name__}: {str(exc)[:500]}", timings)
 
-    async def _write_note(self, job: ClaimedJob, row: asyncpg.Record, tenant: TenantRuntime,
-                          context: TicketContext, synthesis: SynthesisResult) -> str:
+    async def _write_note(
+        self,
+        job: ClaimedJob,
+        row: asyncpg.Record,
+        tenant: TenantRuntime,
+        context: TicketContext,
+        synthesis: SynthesisResult,
+    ) -> str:
         sdp = self.sdp_client(tenant)
         for note in await sdp.list_notes(job.ticket_id):
             if note_has_marker(str(note.get("description") or ""), job.id):
                 log.info("enhancement %s: note already on ticket (re-run)", job.id)
                 return str(note.get("id"))
         supersedes = str(row["supersedes"]) if row["supersedes"] else None
-        note = render_note(enhancement_id=job.id, context=context, synthesis=synthesis,
-                           max_words=tenant.settings.note_max_words, supersedes=supersedes)
-        with tracer().start_as_current_span("sdp.add_note", attributes={
-                "tenant.id": job.tenant_id, "ticket.id": job.ticket_id,
-                "enhancement.id": job.id}) as span:
-            note_id = await sdp.add_note(job.ticket_id, note.html,
-                                         show_to_requester=tenant.settings.show_to_requester)
+        note = render_note(
+            enhancement_id=job.id,
+            context=context,
+            synthesis=synthesis,
+            max_words=tenant.settings.note_max_words,
+            supersedes=supersedes,
+        )
+        with tracer().start_as_current_span(
+            "sdp.add_note",
+            attributes={
+                "tenant.id": job.tenant_id,
+                "ticket.id": job.ticket_id,
+                "enhancement.id": job.id,
+            },
+        ) as span:
+            note_id = await sdp.add_note(
+                job.ticket_id, note.html, show_to_requester=tenant.settings.show_to_requester
+            )
             span.set_attribute("sdp.note_id", str(note_id))
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
             await jobs.record_note(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), note_id)
@@ -194,8 +253,9 @@ class EnhancementWorkflow:
 
     async def _stage(self, job: ClaimedJob, stage: str) -> None:
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            held = await jobs.mark_stage(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token),
-                                         stage, self.config.lease_s)
+            held = await jobs.mark_stage(
+                conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), stage, self.config.lease_s
+            )
         if not held:
             raise _LeaseLost()
 
@@ -204,60 +264,101 @@ class EnhancementWorkflow:
         self._metrics.observe(mc.STAGE_LATENCY, elapsed, {"stage": stage})
         return elapsed
 
-    async def _complete(self, job: ClaimedJob, row: asyncpg.Record, timings: dict[str, float],
-                        context: TicketContext, *, outcome: str,
-                        synthesis: SynthesisResult | None, note_id: str | None,
-                        reason: str | None) -> str:
+    async def _complete(
+        self,
+        job: ClaimedJob,
+        row: asyncpg.Record,
+        timings: dict[str, float],
+        context: TicketContext,
+        *,
+        outcome: str,
+        synthesis: SynthesisResult | None,
+        note_id: str | None,
+        reason: str | None,
+    ) -> str:
         total = (datetime.now(UTC) - row["received_at"]).total_seconds()
         timings["total"] = round(total, 4)
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
             done = await jobs.complete(
-                conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), outcome=outcome,
+                conn,
+                uuid.UUID(job.id),
+                uuid.UUID(job.lease_token),
+                outcome=outcome,
                 stage_timings=timings,
                 context_sources=[s.model_dump() for s in context.sources],
                 model=synthesis.model if synthesis else None,
                 prompt_tokens=synthesis.prompt_tokens if synthesis else 0,
                 completion_tokens=synthesis.completion_tokens if synthesis else 0,
-                cost_usd=synthesis.cost_usd if synthesis else 0.0, note_id=note_id,
-                error=reason)
+                cost_usd=synthesis.cost_usd if synthesis else 0.0,
+                note_id=note_id,
+                error=reason,
+            )
         if not done:
             return "lease_lost"
         status = "completed" if outcome == "llm" else outcome
         self._metrics.inc(mc.ENHANCEMENTS, {"tenant": job.tenant_id, "status": status})
-        self._metrics.observe(mc.ENHANCEMENT_LATENCY, total,
-                              {"tenant": job.tenant_id, "status": status})
-        log.info("enhancement %s", status, extra={"tenant_id": job.tenant_id,
-                                                  "ticket_id": job.ticket_id,
-                                                  "enhancement_id": job.id})
+        self._metrics.observe(
+            mc.ENHANCEMENT_LATENCY, total, {"tenant": job.tenant_id, "status": status}
+        )
+        log.info(
+            "enhancement %s",
+            status,
+            extra={
+                "tenant_id": job.tenant_id,
+                "ticket_id": job.ticket_id,
+                "enhancement_id": job.id,
+            },
+        )
         return "completed"
 
     async def _retry(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
         delay = retry_delay_s(job.attempts, self.config.retry_base_s)
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            status = await jobs.fail_or_retry(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token),
-                                              error=error, retryable=True, retry_in_s=delay,
-                                              stage_timings=timings)
+            status = await jobs.fail_or_retry(
+                conn,
+                uuid.UUID(job.id),
+                uuid.UUID(job.lease_token),
+                error=error,
+                retryable=True,
+                retry_in_s=delay,
+                stage_timings=timings,
+            )
         self._after_failure(job, status, error)
         return status or "lease_lost"
 
     async def _finish_failed(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            status = await jobs.fail_or_retry(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token),
-                                              error=error, retryable=False, retry_in_s=0,
-                                              stage_timings=timings)
+            status = await jobs.fail_or_retry(
+                conn,
+                uuid.UUID(job.id),
+                uuid.UUID(job.lease_token),
+                error=error,
+                retryable=False,
+                retry_in_s=0,
+                stage_timings=timings,
+            )
         self._after_failure(job, status, error)
         return status or "lease_lost"
 
     def _after_failure(self, job: ClaimedJob, status: str, error: str) -> None:
         if status == "failed":
             self._metrics.inc(mc.ENHANCEMENTS, {"tenant": job.tenant_id, "status": "failed"})
-            log.warning("enhancement failed: %s", error,
-                        extra={"tenant_id": job.tenant_id, "ticket_id": job.ticket_id,
-                               "enhancement_id": job.id})
+            log.warning(
+                "enhancement failed: %s",
+                error,
+                extra={
+                    "tenant_id": job.tenant_id,
+                    "ticket_id": job.ticket_id,
+                    "enhancement_id": job.id,
+                },
+            )
         elif status == "queued":
             self._metrics.inc(mc.JOB_ATTEMPTS, {"tenant": job.tenant_id, "reason": "error"})
-            log.info("enhancement will be retried: %s", error,
-                     extra={"tenant_id": job.tenant_id, "enhancement_id": job.id})
+            log.info(
+                "enhancement will be retried: %s",
+                error,
+                extra={"tenant_id": job.tenant_id, "enhancement_id": job.id},
+            )
 
 
 class _LeaseLost(Exception):

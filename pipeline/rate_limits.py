@@ -28,7 +28,9 @@ class TokenBuckets:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._clock = clock
 
-    def reserve(self, tenant_id: str, bucket: str, per_minute: int, burst: int | None = None) -> float:
+    def reserve(
+        self, tenant_id: str, bucket: str, per_minute: int, burst: int | None = None
+    ) -> float:
         """Take one token (possibly one not yet earned); seconds to wait before using it."""
         now = self._clock()
         rate = per_minute / 60.0

@@ -13,7 +13,19 @@ import re
 
 _TAG = re.compile(r"<[^>]+>")
 _WORD = re.compile(r"[a-z][a-z0-9]{2,}")
-_STOP = frozenset(["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "cannot", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "hi", "hello", "hey", "team", "thanks", "thank", "please", "pls", "help", "urgent", "asap", "issue", "issues", "problem", "problems", "ticket", "user", "users", "since", "today", "yesterday", "morning", "afternoon", "evening", "still", "again", "get", "got", "getting", "anyone", "someone", "working", "work", "works", "seems", "seem", "able", "unable", "cant", "can't", "won't", "dont", "regards", "best", "kind", "dear", "sir", "madam", "know", "let", "need", "needs", "want", "trying", "tried", "see", "seeing", "also", "via"])
+_STOP = frozenset("""
+a about above after again against all also am an and any are as at be because been before
+being below between both but by can cannot could did do does doing down during each few
+for from further had has have having he her here hers him his how i if in into is it its
+itself just me more most my no nor not now of off on once only or other our out over own
+same she should so some such than that the their them then there these they this those
+through to too under until up very was we were what when where which while who whom why
+will with would you your yours hi hello hey team thanks thank please pls help urgent asap
+issue issues problem problems ticket user users since today yesterday morning afternoon
+evening still again get got getting anyone someone working work works seems seem able
+unable cant can't won't dont regards best kind dear sir madam know let need needs want
+trying tried see seeing also via
+""".split())  # noqa: SIM905 - a word list reads better as text
 
 
 def strip_html(text: str) -> str:

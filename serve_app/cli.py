@@ -8,13 +8,13 @@ import warnings
 import typer
 
 from db.migrate import migrate as run_migrations
+from kuberay.cli import kuberay_app
 from pipeline.logging_setup import configure_logging
 from serve_app.cli_demo import demo, serve
 from serve_app.cli_health import health
 from serve_app.cli_import import import_app
 from serve_app.cli_reenhance import reenhance_app
 from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
-from kuberay.cli import kuberay_app
 from serve_app.cli_tenants import tenant_app
 from serve_app.runtime import ConfigurationError, resolve_runtime
 from serve_app.settings import Settings
@@ -54,7 +54,8 @@ def migrate(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) ->
     if as_json:
         emit_json({"applied": applied})
     else:
-        typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+        names = f": {', '.join(applied)}" if applied else ""
+        typer.echo(f"applied {len(applied)} migration(s){names}")
 
 
 def main() -> None:

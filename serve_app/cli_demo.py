@@ -16,7 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from db.pool import create_pool, verify_service_role
-from serve_app.cli_support import DataDirOption, JsonOption, emit_json, load_runtime, one_line_errors
+from serve_app.cli_support import (
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    load_runtime,
+    one_line_errors,
+)
 from serve_app.demo import (
     DemoOptions,
     DemoResult,

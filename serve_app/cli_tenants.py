@@ -36,8 +36,11 @@ async def _with_admin(data_dir: str | None, action):  # type: ignore[no-untyped-
     runtime = await load_runtime(data_dir)
     settings = Settings()
     async with service_pool(runtime) as pool:
-        admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys),
-                            secret_grace=timedelta(hours=settings.secret_grace_hours))
+        admin = TenantAdmin(
+            pool,
+            CredentialCipher.from_csv(runtime.encryption_keys),
+            secret_grace=timedelta(hours=settings.secret_grace_hours),
+        )
         try:
             return await action(admin)
         except TenantExists as exc:
@@ -76,8 +79,14 @@ def create(
 
     Example: ai-agents tenant create acme --sdp-url https://sdp.acme.example --sdp-key KEY
     """
-    spec = TenantCreate(id=tenant_id, name=name, sdp_url=sdp_url, sdp_key=sdp_key,
-                        sdp_edition=sdp_edition, webhook_auth=webhook_auth)
+    spec = TenantCreate(
+        id=tenant_id,
+        name=name,
+        sdp_url=sdp_url,
+        sdp_key=sdp_key,
+        sdp_edition=sdp_edition,
+        webhook_auth=webhook_auth,
+    )
     creds = run_async(_with_admin(data_dir, lambda a: a.create(spec, actor=ACTOR)))
     _print_credentials(creds, as_json)
 
@@ -98,8 +107,9 @@ def list_(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> N
 
 @tenant_app.command("rotate-secret")
 @one_line_errors
-def rotate_secret(tenant_id: str, data_dir: str | None = DataDirOption,
-                  as_json: bool = JsonOption) -> None:
+def rotate_secret(
+    tenant_id: str, data_dir: str | None = DataDirOption, as_json: bool = JsonOption
+) -> None:
     """New webhook secret; the old one stays valid for the grace period (default 24 h).
 
     Example: ai-agents tenant rotate-secret acme
@@ -110,17 +120,22 @@ def rotate_secret(tenant_id: str, data_dir: str | None = DataDirOption,
 
 @tenant_app.command("rotate-token")
 @one_line_errors
-def rotate_token(tenant_id: str, data_dir: str | None = DataDirOption,
-                 as_json: bool = JsonOption) -> None:
-    """New API token; the old one stops working at once. Example: ai-agents tenant rotate-token acme"""
+def rotate_token(
+    tenant_id: str, data_dir: str | None = DataDirOption, as_json: bool = JsonOption
+) -> None:
+    """New API token; the old one stops working at once.
+
+    Example: ai-agents tenant rotate-token acme
+    """
     creds = run_async(_with_admin(data_dir, lambda a: a.rotate_token(tenant_id, actor=ACTOR)))
     _print_credentials(creds, as_json)
 
 
 @tenant_app.command("disable")
 @one_line_errors
-def disable(tenant_id: str, data_dir: str | None = DataDirOption,
-            as_json: bool = JsonOption) -> None:
+def disable(
+    tenant_id: str, data_dir: str | None = DataDirOption, as_json: bool = JsonOption
+) -> None:
     """Disable a tenant: its webhooks are refused. Example: ai-agents tenant disable acme"""
     info = run_async(_with_admin(data_dir, lambda a: a.disable(tenant_id, actor=ACTOR)))
     if as_json:

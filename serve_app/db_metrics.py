@@ -30,7 +30,11 @@ async def render_db_metrics(pool: asyncpg.Pool | None) -> bytes:
         up.set(0)
         return generate_latest(registry)
     up.set(1)
-    depth, oldest, running = gauge(mc.QUEUE_DEPTH), gauge(mc.OLDEST_QUEUED_AGE), gauge(mc.JOBS_RUNNING)
+    depth, oldest, running = (
+        gauge(mc.QUEUE_DEPTH),
+        gauge(mc.OLDEST_QUEUED_AGE),
+        gauge(mc.JOBS_RUNNING),
+    )
     for row in queue:
         depth.labels(row["tenant_id"]).set(row["queued"])
         oldest.labels(row["tenant_id"]).set(row["oldest_queued_age_s"])

@@ -22,8 +22,8 @@ import asyncpg
 
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
-from pipeline.importers.tickets import import_client
 from pipeline.importers.html_text import html_to_text
+from pipeline.importers.tickets import import_client
 from serve_app.runtime import Runtime, export_environment
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantUpdate
 from serve_app.tenant_directory import load_tenant_runtime
@@ -32,8 +32,11 @@ from simulators.demo_data import TENANTS, load_demo_dataset, seed_servicedesk
 DEMO_TENANT_FILE = "demo-tenants.json"
 # The simulators do not throttle, so the demo tenants get generous limits; production tenants
 # keep the defaults (cloud SDP: 20 requests/minute).
-DEMO_TENANT_SETTINGS = {"llm_rate_per_minute": 600, "sdp_rate_per_minute": 600,
-                        "webhook_rate_per_minute": 6000}
+DEMO_TENANT_SETTINGS = {
+    "llm_rate_per_minute": 600,
+    "sdp_rate_per_minute": 600,
+    "webhook_rate_per_minute": 6000,
+}
 log = logging.getLogger("ai_agents.demo")
 
 
@@ -54,14 +57,18 @@ class DemoResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        statuses = Counter(e["status"] if e["status"] != "completed" else
-                           f"completed ({e['outcome']})" for e in self.enhancements)
+        statuses = Counter(
+            e["status"] if e["status"] != "completed" else f"completed ({e['outcome']})"
+            for e in self.enhancements
+        )
         totals = sorted(e["total_s"] for e in self.enhancements if e["total_s"] is not None)
         return {
             "tickets": len(self.enhancements),
             "statuses": dict(statuses),
             "p50_s": round(statistics.median(totals), 2) if totals else None,
-            "p95_s": round(totals[max(0, int(len(totals) * 0.95 + 0.5) - 1)], 2) if totals else None,
+            "p95_s": round(totals[max(0, int(len(totals) * 0.95 + 0.5) - 1)], 2)
+            if totals
+            else None,
             "notes_written": len(self.notes),
             "seconds": round(self.seconds, 1),
         }
@@ -74,9 +81,9 @@ class Simulators:
     def __init__(self, llm_latency_s: float) -> None:
         from simulators.llm.app import create_app as create_llm_app
         from simulators.llm.state import LLMSimulatorState
-        from simulators.serving import run_in_thread
         from simulators.servicedesk.app import create_app as create_sdp_app
         from simulators.servicedesk.store import SimulatorState
+        from simulators.serving import run_in_thread
 
         self.sdp_state = SimulatorState(seed=7)
         seed_servicedesk(self.sdp_state)
@@ -105,8 +112,9 @@ def _save_credentials(data_dir: Path, creds: dict[str, dict[str, str]]) -> None:
         json.dump(creds, handle)
 
 
-async def prepare_tenants(pool: asyncpg.Pool, runtime: Runtime, data_dir: Path,
-                          sdp_url: str) -> dict[str, dict[str, str]]:
+async def prepare_tenants(
+    pool: asyncpg.Pool, runtime: Runtime, data_dir: Path, sdp_url: str
+) -> dict[str, dict[str, str]]:
     """Create the demo tenants, or point the existing ones at this run's simulator."""
     admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys))
     saved = _load_credentials(data_dir)
@@ -115,20 +123,32 @@ async def prepare_tenants(pool: asyncpg.Pool, runtime: Runtime, data_dir: Path,
         data = load_demo_dataset(tenant)
         portal = tenant if data.sdp_edition == "cloud" else None
         if tenant not in existing:
-            created = await admin.create(TenantCreate(
-                id=tenant, name=tenant.title(), sdp_url=sdp_url, sdp_key=data.sdp_api_key,
-                sdp_edition=data.sdp_edition, sdp_portal=portal,
-                settings=DEMO_TENANT_SETTINGS), actor="demo")
-            saved[tenant] = {"webhook_secret": created.webhook_secret,
-                             "api_token": created.api_token}
+            created = await admin.create(
+                TenantCreate(
+                    id=tenant,
+                    name=tenant.title(),
+                    sdp_url=sdp_url,
+                    sdp_key=data.sdp_api_key,
+                    sdp_edition=data.sdp_edition,
+                    sdp_portal=portal,
+                    settings=DEMO_TENANT_SETTINGS,
+                ),
+                actor="demo",
+            )
+            saved[tenant] = {
+                "webhook_secret": created.webhook_secret,
+                "api_token": created.api_token,
+            }
             continue
-        await admin.update(tenant, TenantUpdate(sdp_url=sdp_url, sdp_key=data.sdp_api_key,
-                                                status="active"), actor="demo")
+        await admin.update(
+            tenant,
+            TenantUpdate(sdp_url=sdp_url, sdp_key=data.sdp_api_key, status="active"),
+            actor="demo",
+        )
         if tenant not in saved:
             secret = await admin.rotate_secret(tenant, actor="demo")
             token = await admin.rotate_token(tenant, actor="demo")
-            saved[tenant] = {"webhook_secret": secret.webhook_secret,
-                             "api_token": token.api_token}
+            saved[tenant] = {"webhook_secret": secret.webhook_secret, "api_token": token.api_token}
     _save_credentials(data_dir, saved)
     return saved
 
@@ -152,8 +172,9 @@ async def import_demo_data(pool: asyncpg.Pool, runtime: Runtime) -> dict[str, di
     return counts
 
 
-async def fire_webhooks(base_url: str, sims: Simulators, creds: dict[str, dict[str, str]],
-                        count: int) -> list[tuple[str, str, str]]:
+async def fire_webhooks(
+    base_url: str, sims: Simulators, creds: dict[str, dict[str, str]], count: int
+) -> list[tuple[str, str, str]]:
     """What configured SDP instances do: one signed webhook per new ticket, tenants alternating.
     Returns (tenant, ticket id, enhancement id)."""
     import httpx
@@ -175,20 +196,29 @@ async def fire_webhooks(base_url: str, sims: Simulators, creds: dict[str, dict[s
             stored = sims.sdp_state.get_request(tenant, ticket["id"])
             # Each run is a fresh edit of the ticket (new version), so a re-run of the demo
             # enhances again instead of being answered as a duplicate delivery.
-            stored["last_updated_time"] = {"value": str(time.time_ns() // 1_000_000),
-                                           "display_value": "now"}
+            stored["last_updated_time"] = {
+                "value": str(time.time_ns() // 1_000_000),
+                "display_value": "now",
+            }
             response = await send_webhook_async(
-                f"{base_url}/webhook/servicedesk/{tenant}", v3_payload(stored), "hmac",
-                creds[tenant]["webhook_secret"], client=http)
+                f"{base_url}/webhook/servicedesk/{tenant}",
+                v3_payload(stored),
+                "hmac",
+                creds[tenant]["webhook_secret"],
+                client=http,
+            )
             if response.status_code not in (200, 202):
-                raise RuntimeError(f"webhook for {tenant}/{ticket['id']} answered "
-                                   f"{response.status_code}: {response.text[:200]}")
+                raise RuntimeError(
+                    f"webhook for {tenant}/{ticket['id']} answered "
+                    f"{response.status_code}: {response.text[:200]}"
+                )
             sent.append((tenant, ticket["id"], response.json()["enhancement_id"]))
     return sent
 
 
-async def poll_results(pool: asyncpg.Pool, sent: list[tuple[str, str, str]],
-                       sims: Simulators) -> DemoResult:
+async def poll_results(
+    pool: asyncpg.Pool, sent: list[tuple[str, str, str]], sims: Simulators
+) -> DemoResult:
     result = DemoResult()
     from db.pool import tenant_transaction
 
@@ -196,24 +226,45 @@ async def poll_results(pool: asyncpg.Pool, sent: list[tuple[str, str, str]],
         async with tenant_transaction(pool, tenant) as conn:
             row = await conn.fetchrow(
                 "SELECT status, outcome, stage_timings, note_id, error FROM enhancements "
-                "WHERE id = $1::uuid", enhancement_id)
-        result.enhancements.append({
-            "tenant": tenant, "ticket_id": ticket_id, "enhancement_id": enhancement_id,
-            "status": row["status"], "outcome": row["outcome"], "error": row["error"],
-            "total_s": (row["stage_timings"] or {}).get("total"), "note_id": row["note_id"]})
+                "WHERE id = $1::uuid",
+                enhancement_id,
+            )
+        result.enhancements.append(
+            {
+                "tenant": tenant,
+                "ticket_id": ticket_id,
+                "enhancement_id": enhancement_id,
+                "status": row["status"],
+                "outcome": row["outcome"],
+                "error": row["error"],
+                "total_s": (row["stage_timings"] or {}).get("total"),
+                "note_id": row["note_id"],
+            }
+        )
         for note in sims.sdp_state.recorded_notes(tenant, ticket_id):
             if enhancement_id in note.description:
                 links = load_demo_dataset(tenant).expected_links.get(ticket_id)
-                result.notes.append({
-                    "tenant": tenant, "ticket_id": ticket_id, "enhancement_id": enhancement_id,
-                    "note_id": note.note_id, "private": not note.show_to_requester,
-                    "text": html_to_text(note.description),
-                    "expected_citations": sorted(links.citations) if links else []})
+                result.notes.append(
+                    {
+                        "tenant": tenant,
+                        "ticket_id": ticket_id,
+                        "enhancement_id": enhancement_id,
+                        "note_id": note.note_id,
+                        "private": not note.show_to_requester,
+                        "text": html_to_text(note.description),
+                        "expected_citations": sorted(links.citations) if links else [],
+                    }
+                )
     return result
 
 
-async def wait_for_all(pool: asyncpg.Pool, sent: list[tuple[str, str, str]], sims: Simulators,
-                       on_progress: Any, timeout_s: float = 600) -> DemoResult:
+async def wait_for_all(
+    pool: asyncpg.Pool,
+    sent: list[tuple[str, str, str]],
+    sims: Simulators,
+    on_progress: Any,
+    timeout_s: float = 600,
+) -> DemoResult:
     deadline = time.monotonic() + timeout_s
     while True:
         result = await poll_results(pool, sent, sims)
@@ -245,9 +296,14 @@ def start_ray_and_serve(options: DemoOptions) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=True, dashboard_host="127.0.0.1",
-                 dashboard_port=options.dashboard_port, namespace="ai_agents",
-                 log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=options.dashboard_port,
+            namespace="ai_agents",
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     serve.start(http_options={"host": "127.0.0.1", "port": options.http_port})
     serve.run(build_app(), name=APP_NAME, route_prefix="/")
 

@@ -28,6 +28,7 @@ import asyncpg
 import httpx
 
 from db.pool import system_fetch
+from pipeline.redaction import redact_secrets_only
 
 Status = Literal["ok", "warn", "fail", "skip"]
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
@@ -93,7 +94,8 @@ def ray_auth_token(explicit: str | None = None) -> str | None:
 
 
 def describe_failure(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    """One line; credentials in a connection error's URL are masked."""
+    text = redact_secrets_only(str(exc).splitlines()[0]) if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 

@@ -31,4 +31,6 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"Malformed JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        raise HTTPException(
+            400, f"Malformed JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
+        ) from None

@@ -46,11 +46,14 @@ def _local_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
-async def resolve_runtime(settings: Settings, *, run_migrations: bool = True,
-                    stop_embedded_on_exit: bool = True) -> Runtime:
+async def resolve_runtime(
+    settings: Settings, *, run_migrations: bool = True, stop_embedded_on_exit: bool = True
+) -> Runtime:
     if settings.database_url is not None:
         if settings.encryption_keys is None:
-            raise ConfigurationError("AI_AGENTS_ENCRYPTION_KEYS is required with an external database")
+            raise ConfigurationError(
+                "AI_AGENTS_ENCRYPTION_KEYS is required with an external database"
+            )
         if settings.admin_token is None:
             raise ConfigurationError("AI_AGENTS_ADMIN_TOKEN is required with an external database")
         owner = settings.migration_database_url
@@ -70,10 +73,16 @@ async def resolve_runtime(settings: Settings, *, run_migrations: bool = True,
     runtime = Runtime(
         service_url=embedded.service_url,
         owner_url=embedded.owner_url,
-        encryption_keys=(settings.encryption_keys.get_secret_value()
-                         if settings.encryption_keys else local["encryption_key"]),
-        admin_token=(settings.admin_token.get_secret_value()
-                     if settings.admin_token else local["admin_token"]),
+        encryption_keys=(
+            settings.encryption_keys.get_secret_value()
+            if settings.encryption_keys
+            else local["encryption_key"]
+        ),
+        admin_token=(
+            settings.admin_token.get_secret_value()
+            if settings.admin_token
+            else local["admin_token"]
+        ),
         embedded=embedded,
     )
     if run_migrations:

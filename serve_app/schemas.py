@@ -17,9 +17,18 @@ class WebhookAccepted(BaseModel):
     duplicate: bool = False
     trace_id: str | None = None
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"enhancement_id": "7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11", "status": "queued",
-         "duplicate": False, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "enhancement_id": "7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11",
+                    "status": "queued",
+                    "duplicate": False,
+                    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                }
+            ]
+        }
+    )
 
 
 class ResolvedAccepted(BaseModel):
@@ -43,8 +52,7 @@ class Enhancement(BaseModel):
     received_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    stage_timings: dict[str, float] = Field(default_factory=dict,
-                                            description="seconds per stage")
+    stage_timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     context_sources: list[dict[str, Any]] | None = None
     model: str | None = None
     prompt_tokens: int | None = None
@@ -64,15 +72,28 @@ class EnhancementList(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"enhancement_id": "7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11", "feedback_type": "rating",
-         "rating_value": 4, "technician_email": "tech@msp.example", "comment": "Spot on"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "enhancement_id": "7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11",
+                    "feedback_type": "rating",
+                    "rating_value": 4,
+                    "technician_email": "tech@msp.example",
+                    "comment": "Spot on",
+                }
+            ]
+        },
+    )
 
     enhancement_id: uuid.UUID | None = None
     ticket_id: str | None = Field(None, min_length=1, max_length=64)
     feedback_type: FeedbackType
     rating_value: int | None = Field(None, ge=1, le=5)
-    technician_email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    technician_email: str | None = Field(
+        None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    )
     comment: str | None = Field(None, max_length=4000)
 
     @model_validator(mode="after")

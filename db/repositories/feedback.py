@@ -12,37 +12,66 @@ async def ticket_for_enhancement(conn: asyncpg.Connection, enhancement_id: uuid.
     return await conn.fetchval("SELECT ticket_id FROM enhancements WHERE id = $1", enhancement_id)
 
 
-async def latest_enhancement_for_ticket(conn: asyncpg.Connection, ticket_id: str) -> uuid.UUID | None:
+async def latest_enhancement_for_ticket(
+    conn: asyncpg.Connection, ticket_id: str
+) -> uuid.UUID | None:
     return await conn.fetchval(
         "SELECT id FROM enhancements WHERE ticket_id = $1 ORDER BY received_at DESC LIMIT 1",
-        ticket_id)
+        ticket_id,
+    )
 
 
-async def insert_feedback(conn: asyncpg.Connection, *, tenant_id: str,
-                          enhancement_id: uuid.UUID | None, ticket_id: str, feedback_type: str,
-                          rating_value: int | None, technician_email: str | None,
-                          comment: str | None) -> asyncpg.Record:
+async def insert_feedback(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    enhancement_id: uuid.UUID | None,
+    ticket_id: str,
+    feedback_type: str,
+    rating_value: int | None,
+    technician_email: str | None,
+    comment: str | None,
+) -> asyncpg.Record:
     return await conn.fetchrow(
         """INSERT INTO enhancement_feedback (tenant_id, enhancement_id, ticket_id, feedback_type,
                rating_value, technician_email, comment)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
-        tenant_id, enhancement_id, ticket_id, feedback_type, rating_value, technician_email,
-        comment)
+        tenant_id,
+        enhancement_id,
+        ticket_id,
+        feedback_type,
+        rating_value,
+        technician_email,
+        comment,
+    )
 
 
-async def list_feedback(conn: asyncpg.Connection, *, start: datetime | None, end: datetime | None,
-                        feedback_type: str | None, limit: int, offset: int) -> list[asyncpg.Record]:
+async def list_feedback(
+    conn: asyncpg.Connection,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    feedback_type: str | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT * FROM enhancement_feedback
            WHERE ($1::timestamptz IS NULL OR created_at >= $1)
              AND ($2::timestamptz IS NULL OR created_at < $2)
              AND ($3::text IS NULL OR feedback_type = $3)
            ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5""",
-        start, end, feedback_type, limit, offset)
+        start,
+        end,
+        feedback_type,
+        limit,
+        offset,
+    )
 
 
-async def feedback_stats(conn: asyncpg.Connection, *, start: datetime | None,
-                         end: datetime | None) -> asyncpg.Record:
+async def feedback_stats(
+    conn: asyncpg.Connection, *, start: datetime | None, end: datetime | None
+) -> asyncpg.Record:
     return await conn.fetchrow(
         """SELECT count(*) AS total,
                   avg(rating_value) FILTER (WHERE feedback_type = 'rating') AS average_rating,
@@ -54,4 +83,6 @@ async def feedback_stats(conn: asyncpg.Connection, *, start: datetime | None,
            FROM enhancement_feedback
            WHERE ($1::timestamptz IS NULL OR created_at >= $1)
              AND ($2::timestamptz IS NULL OR created_at < $2)""",
-        start, end)
+        start,
+        end,
+    )

@@ -8,10 +8,18 @@ from datetime import datetime
 import asyncpg
 
 
-async def upsert_resolved_ticket(conn: asyncpg.Connection, *, tenant_id: str, ticket_id: str,
-                                 subject: str, description: str, resolution: str,
-                                 priority: str | None, tags: list[str],
-                                 resolved_at: datetime | None) -> bool:
+async def upsert_resolved_ticket(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    ticket_id: str,
+    subject: str,
+    description: str,
+    resolution: str,
+    priority: str | None,
+    tags: list[str],
+    resolved_at: datetime | None,
+) -> bool:
     """Insert or refresh one resolved ticket; True when it was new."""
     return await conn.fetchval(
         """INSERT INTO ticket_history (tenant_id, ticket_id, subject, description, resolution,
@@ -22,12 +30,27 @@ async def upsert_resolved_ticket(conn: asyncpg.Connection, *, tenant_id: str, ti
                priority = EXCLUDED.priority, tags = EXCLUDED.tags,
                resolved_at = EXCLUDED.resolved_at, updated_at = now()
            RETURNING (xmax = 0)""",
-        tenant_id, ticket_id, subject, description, resolution, priority, tags, resolved_at)
+        tenant_id,
+        ticket_id,
+        subject,
+        description,
+        resolution,
+        priority,
+        tags,
+        resolved_at,
+    )
 
 
-async def upsert_kb_document(conn: asyncpg.Connection, *, tenant_id: str, doc_id: str,
-                             title: str, body: str, url: str | None,
-                             source_path: str | None) -> bool:
+async def upsert_kb_document(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    doc_id: str,
+    title: str,
+    body: str,
+    url: str | None,
+    source_path: str | None,
+) -> bool:
     return await conn.fetchval(
         """INSERT INTO kb_documents (tenant_id, doc_id, title, body, url, source_path)
            VALUES ($1, $2, $3, $4, $5, $6)
@@ -35,12 +58,25 @@ async def upsert_kb_document(conn: asyncpg.Connection, *, tenant_id: str, doc_id
                body = EXCLUDED.body, url = EXCLUDED.url, source_path = EXCLUDED.source_path,
                updated_at = now()
            RETURNING (xmax = 0)""",
-        tenant_id, doc_id, title, body, url, source_path)
+        tenant_id,
+        doc_id,
+        title,
+        body,
+        url,
+        source_path,
+    )
 
 
-async def upsert_asset(conn: asyncpg.Connection, *, tenant_id: str, network: str,
-                       hostname: str | None, role: str | None, owner: str | None,
-                       location: str | None) -> bool:
+async def upsert_asset(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    network: str,
+    hostname: str | None,
+    role: str | None,
+    owner: str | None,
+    location: str | None,
+) -> bool:
     return await conn.fetchval(
         """INSERT INTO assets (tenant_id, network, hostname, role, owner, location)
            VALUES ($1, $2::cidr, $3, $4, $5, $6)
@@ -48,11 +84,18 @@ async def upsert_asset(conn: asyncpg.Connection, *, tenant_id: str, network: str
                role = EXCLUDED.role, owner = EXCLUDED.owner, location = EXCLUDED.location,
                updated_at = now()
            RETURNING (xmax = 0)""",
-        tenant_id, network, hostname, role, owner, location)
+        tenant_id,
+        network,
+        hostname,
+        role,
+        owner,
+        location,
+    )
 
 
-async def search_similar_tickets(conn: asyncpg.Connection, query: str, *, exclude_ticket: str,
-                                 limit: int = 5) -> list[asyncpg.Record]:
+async def search_similar_tickets(
+    conn: asyncpg.Connection, query: str, *, exclude_ticket: str, limit: int = 5
+) -> list[asyncpg.Record]:
     """Full-text ranking over subject (A), description (B), resolution (C).
 
     ``query`` is a tsquery built from the ticket's salient terms, OR-ed so partial overlap
@@ -64,10 +107,15 @@ async def search_similar_tickets(conn: asyncpg.Connection, query: str, *, exclud
            FROM ticket_history, to_tsquery('english', $1) q
            WHERE search @@ q AND ticket_id <> $2
            ORDER BY score DESC, resolved_at DESC NULLS LAST LIMIT $3""",
-        query, exclude_ticket, limit)
+        query,
+        exclude_ticket,
+        limit,
+    )
 
 
-async def search_kb(conn: asyncpg.Connection, query: str, *, limit: int = 3) -> list[asyncpg.Record]:
+async def search_kb(
+    conn: asyncpg.Connection, query: str, *, limit: int = 3
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT doc_id, title, url,
                   ts_headline('english', body, q, 'MaxWords=40, MinWords=15, MaxFragments=1')
@@ -75,7 +123,9 @@ async def search_kb(conn: asyncpg.Connection, query: str, *, limit: int = 3) -> 
                   ts_rank_cd(search, q, 32) AS score
            FROM kb_documents, to_tsquery('english', $1) q
            WHERE search @@ q ORDER BY score DESC LIMIT $2""",
-        query, limit)
+        query,
+        limit,
+    )
 
 
 async def match_assets(conn: asyncpg.Connection, ips: list[str]) -> list[asyncpg.Record]:
@@ -87,4 +137,5 @@ async def match_assets(conn: asyncpg.Connection, ips: list[str]) -> list[asyncpg
            FROM unnest($1::inet[]) AS ip
            JOIN assets ON network >>= ip
            ORDER BY ip, masklen(network) DESC""",
-        ips)
+        ips,
+    )

@@ -10,9 +10,18 @@ import asyncpg
 from db.pool import system_fetch, tenant_transaction
 
 _UPDATABLE = {
-    "name", "status", "sdp_base_url", "sdp_edition", "sdp_portal", "sdp_api_key_enc",
-    "webhook_auth_mode", "webhook_secret_enc", "webhook_secret_prev_enc",
-    "webhook_secret_prev_expires_at", "api_token_hash", "settings",
+    "name",
+    "status",
+    "sdp_base_url",
+    "sdp_edition",
+    "sdp_portal",
+    "sdp_api_key_enc",
+    "webhook_auth_mode",
+    "webhook_secret_enc",
+    "webhook_secret_prev_enc",
+    "webhook_secret_prev_expires_at",
+    "api_token_hash",
+    "settings",
 }
 
 
@@ -47,12 +56,14 @@ async def fetch_tenant(pool: asyncpg.Pool, tenant_id: str) -> asyncpg.Record:
     return row
 
 
-async def update_tenant(pool: asyncpg.Pool, tenant_id: str, fields: dict[str, Any]) -> asyncpg.Record:
+async def update_tenant(
+    pool: asyncpg.Pool, tenant_id: str, fields: dict[str, Any]
+) -> asyncpg.Record:
     unknown = set(fields) - _UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
-    sql = (f"UPDATE tenants SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *")
+    sql = f"UPDATE tenants SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *"
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await conn.fetchrow(sql, tenant_id, *fields.values())
     if row is None:

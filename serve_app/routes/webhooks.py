@@ -35,30 +35,44 @@ _ERRORS = {
 }
 
 
-async def _authenticate(request: Request, state: State, tenant_id: str) -> tuple[TenantAuthView, bytes]:
+async def _authenticate(
+    request: Request, state: State, tenant_id: str
+) -> tuple[TenantAuthView, bytes]:
     body = await read_limited_body(request, state.settings.max_body_bytes)
     view = None
     if TENANT_ID_PATTERN.match(tenant_id):
         view = await (await state.directory()).webhook_view(tenant_id)
     try:
-        verify_webhook(request.headers, body, view.webhook if view else None, now=time.time(),
-                       max_skew_s=state.settings.webhook_max_skew_s)
+        verify_webhook(
+            request.headers,
+            body,
+            view.webhook if view else None,
+            now=time.time(),
+            max_skew_s=state.settings.webhook_max_skew_s,
+        )
     except WebhookAuthError as exc:
         outcome = "rejected_missing" if exc.status_code == 401 else "rejected_auth"
-        state.metrics.inc(mc.WEBHOOKS, {"tenant": view.tenant_id if view else "unknown",
-                                        "outcome": outcome})
-        log.warning("webhook rejected", extra={"tenant_id": tenant_id, "reason": exc.reason,
-                                               "status": exc.status_code})
+        state.metrics.inc(
+            mc.WEBHOOKS, {"tenant": view.tenant_id if view else "unknown", "outcome": outcome}
+        )
+        log.warning(
+            "webhook rejected",
+            extra={"tenant_id": tenant_id, "reason": exc.reason, "status": exc.status_code},
+        )
         raise HTTPException(exc.status_code, exc.detail) from None
     assert view is not None
-    per_minute = (view.settings.webhook_rate_per_minute
-                  or state.settings.default_webhook_rate_per_minute)
+    per_minute = (
+        view.settings.webhook_rate_per_minute or state.settings.default_webhook_rate_per_minute
+    )
     wait = state.throttle.try_acquire(tenant_id, per_minute)
     if wait > 0:
         state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "throttled"})
         log.warning("webhook throttled", extra={"tenant_id": tenant_id, "reason": "rate"})
-        raise HTTPException(429, "Too many webhooks for this tenant",
-                            headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+        raise HTTPException(
+            429,
+            "Too many webhooks for this tenant",
+            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
     return view, body
 
 
@@ -69,56 +83,98 @@ def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
     except PayloadError as exc:
         state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "rejected_payload"})
         log.warning("webhook payload rejected", extra={"tenant_id": tenant_id, "reason": str(exc)})
-        raise HTTPException(422, [{"loc": ["body", *exc.field.split(".")], "msg": exc.message,
-                                   "type": "value_error"}]) from None
+        raise HTTPException(
+            422,
+            [{"loc": ["body", *exc.field.split(".")], "msg": exc.message, "type": "value_error"}],
+        ) from None
 
 
-@router.post("/webhook/servicedesk/{tenant_id}", status_code=202, response_model=WebhookAccepted,
-             responses={200: {"model": WebhookAccepted, "description": "Duplicate delivery"},
-                        **_ERRORS})
+@router.post(
+    "/webhook/servicedesk/{tenant_id}",
+    status_code=202,
+    response_model=WebhookAccepted,
+    responses={200: {"model": WebhookAccepted, "description": "Duplicate delivery"}, **_ERRORS},
+)
 async def ticket_created(tenant_id: str, request: Request, state: State) -> JSONResponse:
     """A new (or updated) ticket. Committed as a `queued` job before the 202 is sent."""
     _, body = await _authenticate(request, state, tenant_id)
     webhook = _parse(state, tenant_id, body)
-    with tracer().start_as_current_span("webhook.receive", attributes={
-            "tenant.id": tenant_id, "ticket.id": webhook.ticket.ticket_id}) as span:
+    with tracer().start_as_current_span(
+        "webhook.receive",
+        attributes={"tenant.id": tenant_id, "ticket.id": webhook.ticket.ticket_id},
+    ) as span:
         pool = await state.pool()
         async with tenant_transaction(pool, tenant_id) as conn:
             queued = await enqueue(
-                conn, tenant_id=tenant_id, ticket_id=webhook.ticket.ticket_id,
-                event=webhook.event, dedupe_key=webhook.dedupe_key(),
-                payload=webhook.model_dump(mode="json"), trace_context=current_carrier(),
-                trace_id=trace_id_hex(span), max_attempts=state.settings.job_max_attempts)
+                conn,
+                tenant_id=tenant_id,
+                ticket_id=webhook.ticket.ticket_id,
+                event=webhook.event,
+                dedupe_key=webhook.dedupe_key(),
+                payload=webhook.model_dump(mode="json"),
+                trace_context=current_carrier(),
+                trace_id=trace_id_hex(span),
+                max_attempts=state.settings.job_max_attempts,
+            )
         span.set_attribute("enhancement.id", str(queued.id))
     outcome = "accepted" if queued.created else "duplicate"
     state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": outcome})
-    log.info("webhook %s", outcome, extra={"tenant_id": tenant_id,
-                                           "ticket_id": webhook.ticket.ticket_id,
-                                           "enhancement_id": str(queued.id)})
-    answer = WebhookAccepted(enhancement_id=queued.id, status=queued.status,
-                             duplicate=not queued.created, trace_id=queued.trace_id)
+    log.info(
+        "webhook %s",
+        outcome,
+        extra={
+            "tenant_id": tenant_id,
+            "ticket_id": webhook.ticket.ticket_id,
+            "enhancement_id": str(queued.id),
+        },
+    )
+    answer = WebhookAccepted(
+        enhancement_id=queued.id,
+        status=queued.status,
+        duplicate=not queued.created,
+        trace_id=queued.trace_id,
+    )
     return JSONResponse(answer.model_dump(mode="json"), status_code=202 if queued.created else 200)
 
 
-@router.post("/webhook/servicedesk/{tenant_id}/resolved", status_code=202,
-             response_model=ResolvedAccepted, responses=_ERRORS)
+@router.post(
+    "/webhook/servicedesk/{tenant_id}/resolved",
+    status_code=202,
+    response_model=ResolvedAccepted,
+    responses=_ERRORS,
+)
 async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSONResponse:
     """A resolved ticket joins the tenant's history (the similar-ticket source)."""
     _, body = await _authenticate(request, state, tenant_id)
     webhook = _parse(state, tenant_id, body)
     if not webhook.resolution:
-        raise HTTPException(422, [{"loc": ["body", "resolution"], "type": "missing",
-                                   "msg": "the resolution text is required"}])
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "resolution"],
+                    "type": "missing",
+                    "msg": "the resolution text is required",
+                }
+            ],
+        )
     pool = await state.pool()
     async with tenant_transaction(pool, tenant_id) as conn:
         created = await upsert_resolved_ticket(
-            conn, tenant_id=tenant_id, ticket_id=webhook.ticket.ticket_id,
-            subject=webhook.ticket.subject, description=webhook.ticket.description,
-            resolution=webhook.resolution, priority=webhook.ticket.priority, tags=webhook.tags,
-            resolved_at=webhook.resolved_at)
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=webhook.ticket.ticket_id,
+            subject=webhook.ticket.subject,
+            description=webhook.ticket.description,
+            resolution=webhook.resolution,
+            priority=webhook.ticket.priority,
+            tags=webhook.tags,
+            resolved_at=webhook.resolved_at,
+        )
     state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "resolved_stored"})
-    answer = ResolvedAccepted(ticket_id=webhook.ticket.ticket_id,
-                              status="stored" if created else "updated")
+    answer = ResolvedAccepted(
+        ticket_id=webhook.ticket.ticket_id, status="stored" if created else "updated"
+    )
     return JSONResponse(answer.model_dump(), status_code=202)
 
 

@@ -13,21 +13,32 @@ async def _seed(pool: asyncpg.Pool, tenant_id: str) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
         enh = await conn.fetchval(
             """INSERT INTO enhancements (tenant_id, ticket_id, dedupe_key, payload)
-               VALUES ($1, 'T1', $2, '{}') RETURNING id""", tenant_id, f"k-{tenant_id}")
+               VALUES ($1, 'T1', $2, '{}') RETURNING id""",
+            tenant_id,
+            f"k-{tenant_id}",
+        )
         await conn.execute(
-            """INSERT INTO enhancement_feedback (tenant_id, enhancement_id, ticket_id, feedback_type)
-               VALUES ($1, $2, 'T1', 'thumbs_up')""", tenant_id, enh)
+            """INSERT INTO enhancement_feedback
+                   (tenant_id, enhancement_id, ticket_id, feedback_type)
+               VALUES ($1, $2, 'T1', 'thumbs_up')""",
+            tenant_id,
+            enh,
+        )
         await conn.execute(
             "INSERT INTO ticket_history (tenant_id, ticket_id, subject) VALUES ($1, 'R1', 'vpn')",
-            tenant_id)
+            tenant_id,
+        )
         await conn.execute(
             "INSERT INTO kb_documents (tenant_id, doc_id, title, body) VALUES ($1, 'd1', 't', 'b')",
-            tenant_id)
+            tenant_id,
+        )
         await conn.execute(
             "INSERT INTO assets (tenant_id, network, hostname) VALUES ($1, '10.0.0.5', 'h')",
-            tenant_id)
-    await pool.execute("SELECT app_write_audit($1, 'test', 'seed', NULL, 'success', '{}')",
-                       tenant_id)
+            tenant_id,
+        )
+    await pool.execute(
+        "SELECT app_write_audit($1, 'test', 'seed', NULL, 'success', '{}')", tenant_id
+    )
 
 
 async def test_service_role_sees_only_its_tenant_in_every_table(pool, make_tenant) -> None:
@@ -56,13 +67,16 @@ async def test_writing_another_tenants_row_fails(pool, make_tenant) -> None:
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         async with tenant_transaction(pool, a) as conn:
             await conn.execute(
-                "INSERT INTO ticket_history (tenant_id, ticket_id) VALUES ($1, 'X')", b)
+                "INSERT INTO ticket_history (tenant_id, ticket_id) VALUES ($1, 'X')", b
+            )
     # updates and deletes of B's rows silently match nothing
     await _seed(pool, b)
     async with tenant_transaction(pool, a) as conn:
         assert await conn.execute("UPDATE ticket_history SET subject = 'x'") == "UPDATE 0"
         assert await conn.execute("DELETE FROM assets") == "DELETE 0"
-        assert await conn.execute("UPDATE tenants SET name = 'pwned' WHERE id = $1", b) == "UPDATE 0"
+        assert (
+            await conn.execute("UPDATE tenants SET name = 'pwned' WHERE id = $1", b) == "UPDATE 0"
+        )
 
 
 async def test_pooled_connection_carries_no_tenant_into_next_transaction(database) -> None:
@@ -72,7 +86,10 @@ async def test_pooled_connection_carries_no_tenant_into_next_transaction(databas
     try:
         async with tenant_transaction(single, "someone") as conn:
             first_pid = conn.get_server_pid()
-            assert await conn.fetchval("SELECT current_setting('app.current_tenant_id', true)") == "someone"
+            assert (
+                await conn.fetchval("SELECT current_setting('app.current_tenant_id', true)")
+                == "someone"
+            )
         async with single.acquire() as conn:
             assert conn.get_server_pid() == first_pid  # the very same connection
             leftover = await conn.fetchval("SELECT current_setting('app.current_tenant_id', true)")
@@ -85,11 +102,13 @@ async def test_service_role_is_restricted(pool) -> None:
     await verify_service_role(pool)  # does not raise
     async with pool.acquire() as conn:
         role = await conn.fetchrow(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
         assert role["rolsuper"] is False and role["rolbypassrls"] is False
         owned = await conn.fetchval(
             """SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
-               WHERE r.rolname = current_user""")
+               WHERE r.rolname = current_user"""
+        )
         assert owned == 0
         for table in TENANT_TABLES:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -103,7 +122,8 @@ async def test_service_role_is_restricted(pool) -> None:
 async def test_rls_is_forced_on_every_tenant_table(owner_conn) -> None:
     rows = await owner_conn.fetch(
         "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = ANY($1)",
-        list(TENANT_TABLES))
+        list(TENANT_TABLES),
+    )
     assert len(rows) == len(TENANT_TABLES)
     assert all(r["relrowsecurity"] and r["relforcerowsecurity"] for r in rows)
 
@@ -131,8 +151,9 @@ async def test_unsafe_roles_are_refused(database, owner_conn) -> None:
     await owner_conn.execute("CREATE TABLE IF NOT EXISTS scratch_owned (x int)")
     await owner_conn.execute("ALTER TABLE assets OWNER TO tableowner")
     try:
-        owner_pool = await create_pool(database.service_url.replace("ai_agents_app", "tableowner"),
-                                       min_size=1, max_size=1)
+        owner_pool = await create_pool(
+            database.service_url.replace("ai_agents_app", "tableowner"), min_size=1, max_size=1
+        )
         try:
             with pytest.raises(UnsafeDatabaseRole, match="owns tenant tables"):
                 await verify_service_role(owner_pool)

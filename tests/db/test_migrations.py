@@ -42,8 +42,10 @@ async def _assert_idempotent(owner_url: str, service_url: str) -> None:
     assert await _fingerprint(owner_url) == before
     conn = await asyncpg.connect(owner_url)
     try:
-        versions = [r["version"] for r in await conn.fetch(
-            "SELECT version FROM schema_migrations ORDER BY version")]
+        versions = [
+            r["version"]
+            for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        ]
     finally:
         await conn.close()
     assert versions == [m.version for m in load_migrations()]
@@ -57,7 +59,12 @@ async def test_migrations_are_idempotent_on_a_fresh_embedded_database() -> None:
         # the service role can log in and is restricted
         conn = await asyncpg.connect(db.service_url)
         try:
-            assert await conn.fetchval("SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user") is False
+            assert (
+                await conn.fetchval(
+                    "SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user"
+                )
+                is False
+            )
         finally:
             await conn.close()
     finally:

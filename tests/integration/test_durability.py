@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -32,8 +33,10 @@ async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)  # right after the answer
     enhancement_id = response.json()["enhancement_id"]
-    row = await owner_conn.fetchrow("SELECT tenant_id, ticket_id FROM enhancements WHERE id = $1",
-                                    __import__("uuid").UUID(enhancement_id))
+    row = await owner_conn.fetchrow(
+        "SELECT tenant_id, ticket_id FROM enhancements WHERE id = $1",
+        __import__("uuid").UUID(enhancement_id),
+    )
     assert row is not None and row["ticket_id"] == "KILL-1"
     # Serve replaces the replica and the job is still processed to the end.
     deadline = time.monotonic() + 60
@@ -44,18 +47,22 @@ async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn)
         except (httpx.HTTPError, AssertionError):
             if time.monotonic() > deadline:
                 raise
-            time.sleep(1)
+            await asyncio.sleep(1)
     assert done["status"] == "completed"
 
 
 def test_database_down_is_503_with_retry_after_and_no_202() -> None:
-    settings = Settings(database_url="postgresql://nobody@127.0.0.1:1/none",
-                        encryption_keys=new_encryption_key(), admin_token="adm")
+    settings = Settings(
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        encryption_keys=new_encryption_key(),
+        admin_token="adm",
+    )
     state = ApiState.from_settings(settings)
     server = run_in_thread(create_api(state))
     try:
-        response = send_webhook(f"{server.url}/webhook/servicedesk/acme",
-                                {"ticket_id": "1"}, "hmac", "secret")
+        response = send_webhook(
+            f"{server.url}/webhook/servicedesk/acme", {"ticket_id": "1"}, "hmac", "secret"
+        )
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "5"
         assert "Traceback" not in response.text and "nobody" not in response.text
@@ -66,8 +73,7 @@ def test_database_down_is_503_with_retry_after_and_no_202() -> None:
         assert ready.json()["components"]["database"]["ok"] is False
         metrics = httpx.get(f"{server.url}/metrics").text
         assert "ai_agents_database_up 0.0" in metrics
-        api = httpx.get(f"{server.url}/api/v1/enhancements",
-                        headers={"Authorization": "Bearer x"})
+        api = httpx.get(f"{server.url}/api/v1/enhancements", headers={"Authorization": "Bearer x"})
         assert api.status_code == 503
     finally:
         server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -17,14 +18,24 @@ def _url(system, tenant_id: str, suffix: str = "") -> str:
     return f"{system.url}/webhook/servicedesk/{tenant_id}{suffix}"
 
 
-async def _post_signed(system, tenant, body: bytes, *, ts: int | None = None,
-                       secret: str | None = None, suffix: str = "") -> httpx.Response:
+async def _post_signed(
+    system,
+    tenant,
+    body: bytes,
+    *,
+    ts: int | None = None,
+    secret: str | None = None,
+    suffix: str = "",
+) -> httpx.Response:
     stamp = int(time.time()) if ts is None else ts
-    headers = {"X-Timestamp": str(stamp),
-               "X-Signature": sign(secret or tenant.webhook_secret, stamp, body),
-               "Content-Type": "application/json"}
-    return await system.http.post(_url(system, tenant.tenant_id, suffix), content=body,
-                                  headers=headers)
+    headers = {
+        "X-Timestamp": str(stamp),
+        "X-Signature": sign(secret or tenant.webhook_secret, stamp, body),
+        "Content-Type": "application/json",
+    }
+    return await system.http.post(
+        _url(system, tenant.tenant_id, suffix), content=body, headers=headers
+    )
 
 
 def _assert_no_trace(response: httpx.Response) -> None:
@@ -43,8 +54,9 @@ async def test_missing_credentials_is_401(system) -> None:
 async def test_forgeries_get_identical_403s(system, pool) -> None:
     tenant = await system.tenant("h403")
     disabled = await system.tenant("h403d")
-    await system.http.post(f"{system.url}/admin/tenants/{disabled.tenant_id}/disable",
-                           headers=system.admin)
+    await system.http.post(
+        f"{system.url}/admin/tenants/{disabled.tenant_id}/disable", headers=system.admin
+    )
     body = json.dumps({"ticket_id": "T-1", "subject": "x"}).encode()
     now = int(time.time())
     answers = [
@@ -52,13 +64,22 @@ async def test_forgeries_get_identical_403s(system, pool) -> None:
         await _post_signed(system, tenant, body, ts=now - 301),  # stale
         await _post_signed(system, tenant, body, ts=now + 400),  # from the future
         await _post_signed(system, tenant, body, ts=now - 3600),  # a replay of an old delivery
-        await system.http.post(_url(system, "no-such-tenant"), content=body, headers={
-            "X-Timestamp": str(now), "X-Signature": sign("x", now, body)}),
-        await system.http.post(_url(system, "../../etc"), content=body, headers={
-            "X-Timestamp": str(now), "X-Signature": sign("x", now, body)}),
+        await system.http.post(
+            _url(system, "no-such-tenant"),
+            content=body,
+            headers={"X-Timestamp": str(now), "X-Signature": sign("x", now, body)},
+        ),
+        await system.http.post(
+            _url(system, "../../etc"),
+            content=body,
+            headers={"X-Timestamp": str(now), "X-Signature": sign("x", now, body)},
+        ),
         await _post_signed(system, disabled, body),
-        await system.http.post(_url(system, tenant.tenant_id), content=body,
-                               headers={"X-Webhook-Token": tenant.webhook_secret}),  # wrong mode
+        await system.http.post(
+            _url(system, tenant.tenant_id),
+            content=body,
+            headers={"X-Webhook-Token": tenant.webhook_secret},
+        ),  # wrong mode
     ]
     for response in answers:
         assert response.status_code in (403, 404), response.text
@@ -73,8 +94,11 @@ async def test_token_mode_and_base64_signatures(system) -> None:
     token_tenant = await system.tenant("htok", mode="token")
     ok = await token_tenant.send({"ticket_id": "TK-1", "subject": "Email bounce"})
     assert ok.status_code == 202
-    bad = await system.http.post(_url(system, token_tenant.tenant_id), json={"ticket_id": "1"},
-                                 headers={"X-Webhook-Token": "nope"})
+    bad = await system.http.post(
+        _url(system, token_tenant.tenant_id),
+        json={"ticket_id": "1"},
+        headers={"X-Webhook-Token": "nope"},
+    )
     assert bad.status_code == 403 and bad.json() == {"detail": "Invalid signature"}
     hmac_tenant = await system.tenant("hb64")
     response = await hmac_tenant.send({"ticket_id": "B64-1", "subject": "x"}, encoding="base64")
@@ -89,7 +113,9 @@ async def test_malformed_json_is_400_and_schema_errors_are_422(system) -> None:
     response = await _post_signed(system, tenant, json.dumps({"subject": "no id"}).encode())
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "ticket_id"]
-    response = await _post_signed(system, tenant, json.dumps({"request": {"subject": "x"}}).encode())
+    response = await _post_signed(
+        system, tenant, json.dumps({"request": {"subject": "x"}}).encode()
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "request", "id"]
     response = await _post_signed(system, tenant, json.dumps([1, 2]).encode())
@@ -100,8 +126,10 @@ async def test_malformed_json_is_400_and_schema_errors_are_422(system) -> None:
 
 async def test_duplicate_delivery_is_one_enhancement(system, pool) -> None:
     tenant = await system.tenant("hdup")
-    ticket = tenant.add_ticket(subject="Outlook keeps asking for password",
-                               description="Since the password change Outlook prompts again")
+    ticket = tenant.add_ticket(
+        subject="Outlook keeps asking for password",
+        description="Since the password change Outlook prompts again",
+    )
     from simulators.servicedesk.webhook_sender import v3_payload
 
     first = await tenant.send(v3_payload(ticket))
@@ -118,17 +146,19 @@ async def test_rotated_secret_grace_period_over_http(system, owner_conn) -> None
     tenant = await system.tenant("hrot")
     old_secret = tenant.webhook_secret
     rotated = await system.http.post(
-        f"{system.url}/admin/tenants/{tenant.tenant_id}/rotate-secret", headers=system.admin)
+        f"{system.url}/admin/tenants/{tenant.tenant_id}/rotate-secret", headers=system.admin
+    )
     assert rotated.status_code == 200
     new_secret = rotated.json()["webhook_secret"]
-    time.sleep(2.1)  # the ingress caches tenant credentials for 2 s
+    await asyncio.sleep(2.1)  # the ingress caches tenant credentials for 2 s
     body = json.dumps({"ticket_id": "G-1", "subject": "grace"}).encode()
     assert (await _post_signed(system, tenant, body, secret=old_secret)).status_code == 202
     assert (await _post_signed(system, tenant, body, secret=new_secret)).status_code == 200
     await owner_conn.execute(
         "UPDATE tenants SET webhook_secret_prev_expires_at = now() - interval '1 s' WHERE id = $1",
-        tenant.tenant_id)
-    time.sleep(2.1)
+        tenant.tenant_id,
+    )
+    await asyncio.sleep(2.1)
     body2 = json.dumps({"ticket_id": "G-2", "subject": "after grace"}).encode()
     assert (await _post_signed(system, tenant, body2, secret=old_secret)).status_code == 403
     assert (await _post_signed(system, tenant, body2, secret=new_secret)).status_code == 202
@@ -161,58 +191,77 @@ async def test_enhancement_api_tenant_scoping(system, pool) -> None:
     b = await system.tenant("hapib")
     response = await a.send({"ticket_id": "A-1", "subject": "Printer jam on 2nd floor"})
     enhancement_id = response.json()["enhancement_id"]
-    mine = await system.http.get(f"{system.url}/api/v1/enhancements/{enhancement_id}",
-                                 headers=a.auth)
+    mine = await system.http.get(
+        f"{system.url}/api/v1/enhancements/{enhancement_id}", headers=a.auth
+    )
     assert mine.status_code == 200 and mine.json()["ticket_id"] == "A-1"
-    theirs = await system.http.get(f"{system.url}/api/v1/enhancements/{enhancement_id}",
-                                   headers=b.auth)
+    theirs = await system.http.get(
+        f"{system.url}/api/v1/enhancements/{enhancement_id}", headers=b.auth
+    )
     assert theirs.status_code == 404
-    unknown = await system.http.get(f"{system.url}/api/v1/enhancements/{uuid.uuid4()}",
-                                    headers=a.auth)
+    unknown = await system.http.get(
+        f"{system.url}/api/v1/enhancements/{uuid.uuid4()}", headers=a.auth
+    )
     assert unknown.status_code == 404
     assert (await system.http.get(f"{system.url}/api/v1/enhancements")).status_code == 401
-    bad = await system.http.get(f"{system.url}/api/v1/enhancements",
-                                headers={"Authorization": "Bearer nope"})
+    bad = await system.http.get(
+        f"{system.url}/api/v1/enhancements", headers={"Authorization": "Bearer nope"}
+    )
     assert bad.status_code == 403
-    listed = await system.http.get(f"{system.url}/api/v1/enhancements?ticket_id=A-1&limit=5",
-                                   headers=a.auth)
+    listed = await system.http.get(
+        f"{system.url}/api/v1/enhancements?ticket_id=A-1&limit=5", headers=a.auth
+    )
     assert [e["id"] for e in listed.json()["items"]] == [enhancement_id]
-    assert (await system.http.get(f"{system.url}/api/v1/enhancements?limit=0",
-                                  headers=a.auth)).status_code == 422
+    assert (
+        await system.http.get(f"{system.url}/api/v1/enhancements?limit=0", headers=a.auth)
+    ).status_code == 422
 
     cross = await system.http.get(
-        f"{system.url}/api/v1/enhancements?tenant_id={b.tenant_id}", headers=a.auth)
+        f"{system.url}/api/v1/enhancements?tenant_id={b.tenant_id}", headers=a.auth
+    )
     assert cross.status_code == 403
     async with tenant_transaction(pool, a.tenant_id) as conn:
-        audit = await conn.fetch(
-            "SELECT * FROM audit_log WHERE action = 'cross_tenant_access'")
+        audit = await conn.fetch("SELECT * FROM audit_log WHERE action = 'cross_tenant_access'")
     assert len(audit) == 1 and audit[0]["target"] == f"tenant:{b.tenant_id}"
 
 
 async def test_feedback_api_and_stats(system) -> None:
     tenant = await system.tenant("hfb")
     enhancement_id = (await tenant.send({"ticket_id": "F-1", "subject": "Disk full"})).json()[
-        "enhancement_id"]
+        "enhancement_id"
+    ]
     url = f"{system.url}/api/v1/feedback"
-    for body in ({"enhancement_id": enhancement_id, "feedback_type": "thumbs_up"},
-                 {"ticket_id": "F-1", "feedback_type": "rating", "rating_value": 4,
-                  "technician_email": "tech@msp.example", "comment": "useful"},
-                 {"enhancement_id": enhancement_id, "feedback_type": "rating", "rating_value": 2},
-                 {"enhancement_id": enhancement_id, "feedback_type": "thumbs_down"}):
+    for body in (
+        {"enhancement_id": enhancement_id, "feedback_type": "thumbs_up"},
+        {
+            "ticket_id": "F-1",
+            "feedback_type": "rating",
+            "rating_value": 4,
+            "technician_email": "tech@msp.example",
+            "comment": "useful",
+        },
+        {"enhancement_id": enhancement_id, "feedback_type": "rating", "rating_value": 2},
+        {"enhancement_id": enhancement_id, "feedback_type": "thumbs_down"},
+    ):
         response = await system.http.post(url, json=body, headers=tenant.auth)
         assert response.status_code == 201, response.text
-    for bad, field in (({"enhancement_id": enhancement_id, "feedback_type": "rating",
-                         "rating_value": 7}, "rating_value"),
-                       ({"enhancement_id": enhancement_id, "feedback_type": "meh"},
-                        "feedback_type"),
-                       ({"feedback_type": "thumbs_up"}, "body")):
+    for bad, field in (
+        (
+            {"enhancement_id": enhancement_id, "feedback_type": "rating", "rating_value": 7},
+            "rating_value",
+        ),
+        ({"enhancement_id": enhancement_id, "feedback_type": "meh"}, "feedback_type"),
+        ({"feedback_type": "thumbs_up"}, "body"),
+    ):
         response = await system.http.post(url, json=bad, headers=tenant.auth)
         assert response.status_code == 422
         assert field in json.dumps(response.json()["detail"])
     other = await system.tenant("hfb2")
-    response = await system.http.post(url, json={"enhancement_id": enhancement_id,
-                                                 "feedback_type": "thumbs_up"},
-                                      headers=other.auth)
+    response = await system.http.post(
+        url,
+        json={"enhancement_id": enhancement_id, "feedback_type": "thumbs_up"},
+        headers=other.auth,
+    )
     assert response.status_code == 404
     stats = (await system.http.get(f"{url}/stats", headers=tenant.auth)).json()
     assert stats["total_feedback"] == 4
@@ -221,15 +270,21 @@ async def test_feedback_api_and_stats(system) -> None:
     assert stats["positive_percentage"] == pytest.approx(50.0)
     listed = (await system.http.get(f"{url}?feedback_type=rating", headers=tenant.auth)).json()
     assert {f["rating_value"] for f in listed["items"]} == {4, 2}
-    future = (await system.http.get(f"{url}/stats?start_date=2999-01-01T00:00:00Z",
-                                    headers=tenant.auth)).json()
+    future = (
+        await system.http.get(f"{url}/stats?start_date=2999-01-01T00:00:00Z", headers=tenant.auth)
+    ).json()
     assert future["total_feedback"] == 0 and future["positive_percentage"] is None
 
 
 async def test_resolved_webhook_stores_history(system, pool) -> None:
     tenant = await system.tenant("hres")
-    body = {"ticket_id": "RES-1", "subject": "Backup job failed", "description": "Veeam error",
-            "resolution": "Freed space on the repository", "resolved_at": "2026-11-01T10:00:00Z"}
+    body = {
+        "ticket_id": "RES-1",
+        "subject": "Backup job failed",
+        "description": "Veeam error",
+        "resolution": "Freed space on the repository",
+        "resolved_at": "2026-11-01T10:00:00Z",
+    }
     response = await tenant.send(body)  # wrong route first: it is a new-ticket webhook
     assert response.status_code == 202
     from simulators.servicedesk.webhook_sender import send_webhook_async
@@ -256,8 +311,12 @@ async def test_health_ready_metrics_and_docs(system) -> None:
     metrics = (await system.http.get(f"{system.url}/metrics")).text
     assert "ai_agents_queue_depth" in metrics and "ai_agents_database_up 1.0" in metrics
     spec = (await system.http.get(f"{system.url}/openapi.json")).json()
-    for path in ("/webhook/servicedesk/{tenant_id}", "/api/v1/feedback/stats",
-                 "/admin/tenants/{tenant_id}/rotate-secret", "/api/v1/ready"):
+    for path in (
+        "/webhook/servicedesk/{tenant_id}",
+        "/api/v1/feedback/stats",
+        "/admin/tenants/{tenant_id}/rotate-secret",
+        "/api/v1/ready",
+    ):
         assert path in spec["paths"]
     assert (await system.http.get(f"{system.url}/docs")).status_code == 200
 
@@ -270,10 +329,15 @@ async def test_admin_requires_admin_token(system) -> None:
     listed = await system.http.get(f"{system.url}/admin/tenants", headers=system.admin)
     assert tenant.tenant_id in [t["id"] for t in listed.json()]
     assert tenant.webhook_secret not in listed.text
-    patch = await system.http.patch(f"{system.url}/admin/tenants/{tenant.tenant_id}",
-                                    json={"settings": {"note_max_words": 5}},
-                                    headers=system.admin)
+    patch = await system.http.patch(
+        f"{system.url}/admin/tenants/{tenant.tenant_id}",
+        json={"settings": {"note_max_words": 5}},
+        headers=system.admin,
+    )
     assert patch.status_code == 422  # below the 50-word floor
-    dup = await system.http.post(f"{system.url}/admin/tenants", headers=system.admin, json={
-        "id": tenant.tenant_id, "sdp_url": "http://x.example", "sdp_key": "k"})
+    dup = await system.http.post(
+        f"{system.url}/admin/tenants",
+        headers=system.admin,
+        json={"id": tenant.tenant_id, "sdp_url": "http://x.example", "sdp_key": "k"},
+    )
     assert dup.status_code == 409
