@@ -10,11 +10,9 @@ job reads it from the database): the same lines the Ray dashboard's Jobs view sh
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,14 +20,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from pipeline.reenhance import (
-    LOG_PREFIX,
-    BatchProgress,
-    ReenhanceFilters,
-    default_status,
-    parse_progress_line,
-    parse_result_line,
-)
+from pipeline.reenhance import BatchProgress, ReenhanceFilters, default_status
 from pipeline.reenhance_runner import BatchOptions, plan_batch, run_batch
 from scripts.reenhance import job_arguments, parse_ticket_ids, parse_when
 from serve_app.cli_reenhance_view import ProgressBar, outcome_table, progress_summary
@@ -44,60 +35,25 @@ from serve_app.cli_support import (
     run_async,
     service_pool,
 )
+from serve_app.reenhance_jobs import (
+    DEFAULT_ADDRESS,
+    ENTRYPOINT,
+    JOB_KIND,
+    JobLogView,
+    job_info,
+    jobs_address,
+    jobs_client,
+    latest_job_id,
+    next_job_id,
+)
 from serve_app.settings import Settings
 
 reenhance_app = typer.Typer(invoke_without_command=True)
-DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 AddressOption = typer.Option(
     None, "--address", help="Ray Jobs API (dashboard) URL. Default: $RAY_API_SERVER_ADDRESS, "
                             f"else $RAY_ADDRESS, else {DEFAULT_ADDRESS}")
-IdArgument = typer.Argument(..., metavar="SUBMISSION_ID", help="The batch's submission id")
-ENTRYPOINT = ["python", "-m", "scripts.reenhance"]
-ERROR_PREFIX = f"{LOG_PREFIX} error: "
-
-
-def jobs_address(address: str | None) -> str:
-    return (address or os.environ.get("RAY_API_SERVER_ADDRESS")
-            or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS)
-
-
-def jobs_client(address: str | None) -> Any:
-    from ray.job_submission import JobSubmissionClient
-
-    target = jobs_address(address)
-    try:
-        return JobSubmissionClient(target)
-    except Exception as exc:  # noqa: BLE001 - unreachable, wrong scheme, not a dashboard
-        raise CommandError(f"cannot reach the Ray Jobs API at {target} "
-                           f"({type(exc).__name__}); pass --address") from None
-
-
-def job_info(client: Any, job_id: str) -> Any:
-    try:
-        return client.get_job_info(job_id)
-    except RuntimeError as exc:
-        if "404" in str(exc) or "does not exist" in str(exc):
-            raise CommandError(f"no re-enhancement job {job_id!r} on this cluster") from None
-        raise
-
-
-@dataclass
-class JobLogView:
-    """What the job has said so far: its last progress line, its result, its error."""
-
-    progress: BatchProgress | None = None
-    result: dict[str, Any] | None = None
-    error: str | None = None
-
-    @classmethod
-    def scan(cls, logs: str) -> JobLogView:
-        view = cls()
-        for line in logs.splitlines():
-            view.progress = parse_progress_line(line) or view.progress
-            view.result = parse_result_line(line) or view.result
-            if line.startswith(ERROR_PREFIX):
-                view.error = line[len(ERROR_PREFIX):].strip()
-        return view
+IdArgument = typer.Argument(..., metavar="SUBMISSION_ID",
+                            help="The batch's submission id (or one run's Ray job id)")
 
 
 def default_submission_id(tenant_id: str) -> str:
@@ -123,20 +79,6 @@ def _build_filters(tenant: str | None, since: str | None, until: str | None,
         tenant_id=tenant, since=parse_when(since) if since else None,
         until=parse_when(until) if until else None, statuses=chosen,  # type: ignore[arg-type]
         thumbs_down=thumbs_down, max_rating=max_rating, ticket_ids=tickets, limit=limit)
-
-
-def _free_submission_id(client: Any, job_id: str) -> bool:
-    """Ray refuses a used submission id; a finished job's record is deleted so the same id
-    (= the same batch) can run again and resume. Returns True when one was replaced."""
-    try:
-        info = client.get_job_info(job_id)
-    except RuntimeError:
-        return False
-    if not info.status.is_terminal():
-        raise CommandError(f"{job_id} is still {info.status.value}: watch it with `ai-agents "
-                           f"reenhance status {job_id}` or stop it first")
-    client.delete_job(job_id)
-    return True
 
 
 def _watch(client: Any, job_id: str, bar: ProgressBar,
@@ -171,21 +113,22 @@ def _print_plan(plan: dict[str, Any], as_json: bool) -> None:
         typer.echo(_plan_text(plan))
 
 
-def _finish(job_id: str, tenant: str, status: str, view: JobLogView, as_json: bool,
-            message: str | None, fail_on_error: bool) -> None:
+def _finish(batch_id: str, job_id: str | None, tenant: str, status: str, view: JobLogView,
+            as_json: bool, message: str | None, fail_on_error: bool) -> None:
     progress = view.progress
     if as_json:
-        emit_json({"submission_id": job_id, "tenant": tenant, "job_status": status,
+        emit_json({"submission_id": batch_id, "job_id": job_id, "tenant": tenant,
+                   "job_status": status,
                    "progress": progress.counts() if progress else None, "result": view.result,
                    "error": view.error if status != "SUCCEEDED" else None})
     else:
-        typer.echo(f"Re-enhancement {job_id} for tenant {tenant}: {status}")
+        typer.echo(f"Re-enhancement {batch_id} for tenant {tenant}: {status}")
         if progress is not None:
             Console().print(outcome_table(progress))
     if status == "SUCCEEDED":
         return
     if status == "STOPPED":
-        fail(f"{job_id} was stopped; run the same command with --submission-id {job_id} "
+        fail(f"{batch_id} was stopped; run the same command with --submission-id {batch_id} "
              "to finish it")
     if fail_on_error and progress is not None and progress.failed and view.error is None:
         fail(f"{progress.failed} item(s) failed (--fail-on-error)")
@@ -246,20 +189,21 @@ def submit(
     args = job_arguments(filters, batch_id, max_in_flight=max_in_flight, dry_run=dry_run,
                          fail_on_error=fail_on_error, linger_s=linger_s)
     client = jobs_client(address)
-    job_id = f"{batch_id}-dry-run-{int(time.time())}" if dry_run else batch_id
-    resumed = False if dry_run else _free_submission_id(client, job_id)
+    job_id, attempt = ((f"{batch_id}-dry-run-{int(time.time())}", 0) if dry_run
+                       else next_job_id(client, batch_id))
     client.submit_job(entrypoint=shlex.join([*ENTRYPOINT, *args]), submission_id=job_id,
                       runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
-                      metadata={"kind": "reenhance", "tenant": filters.tenant_id,
-                                "batch_id": batch_id})
+                      metadata={"kind": f"{JOB_KIND}-dry-run" if dry_run else JOB_KIND,
+                                "tenant": filters.tenant_id, "batch_id": batch_id,
+                                "attempt": str(attempt)})
     if not as_json:
-        typer.echo(f"{'Resubmitted' if resumed else 'Submitted'} {job_id} to "
-                   f"{jobs_address(address)} (logs: ai-agents reenhance logs {job_id} --follow)",
-                   err=True)
+        run = f"run {attempt} of batch {batch_id}, resuming it" if attempt > 1 else batch_id
+        typer.echo(f"Submitted {job_id} ({run}) to {jobs_address(address)}; logs: "
+                   f"ai-agents reenhance logs {batch_id} --follow", err=True)
     if no_wait:
         if as_json:
-            emit_json({"submission_id": job_id, "tenant": filters.tenant_id,
-                       "job_status": "PENDING", "resumed": resumed})
+            emit_json({"submission_id": batch_id, "job_id": job_id, "attempt": attempt,
+                       "tenant": filters.tenant_id, "job_status": "PENDING"})
         return
     bar = ProgressBar(job_id, enabled=not as_json and not dry_run)
     try:
@@ -270,7 +214,7 @@ def submit(
     if dry_run and job_status.value == "SUCCEEDED" and view.result is not None:
         _print_plan(view.result, as_json)
         return
-    _finish(job_id, filters.tenant_id, job_status.value, view, as_json,
+    _finish(batch_id, job_id, filters.tenant_id, job_status.value, view, as_json,
             job_info(client, job_id).message, fail_on_error)
 
 
@@ -297,7 +241,7 @@ def _run_local(filters: ReenhanceFilters, batch_id: str, max_in_flight: int | No
         return
     view = JobLogView(progress=outcome)
     status = "FAILED" if fail_on_error and outcome.failed else "SUCCEEDED"
-    _finish(batch_id, filters.tenant_id, status, view, as_json, None, fail_on_error)
+    _finish(batch_id, None, filters.tenant_id, status, view, as_json, None, fail_on_error)
 
 
 @reenhance_app.command("status")
@@ -309,10 +253,13 @@ def status_command(job_id: str = IdArgument, address: str | None = AddressOption
     Example: ai-agents reenhance status reenhance-acme-20240501T080000Z
     """
     client = jobs_client(address)
-    info = job_info(client, job_id)
-    view = JobLogView.scan(client.get_job_logs(job_id))
+    run_id = latest_job_id(client, job_id)
+    info = job_info(client, run_id)
+    view = JobLogView.scan(client.get_job_logs(run_id))
+    batch_id = (info.metadata or {}).get("batch_id", job_id)
     if as_json:
-        emit_json({"submission_id": job_id, "job_status": info.status.value,
+        emit_json({"submission_id": batch_id, "job_id": run_id,
+                   "job_status": info.status.value,
                    "message": info.message, "metadata": info.metadata,
                    "entrypoint": info.entrypoint, "start_time": info.start_time,
                    "end_time": info.end_time,
@@ -320,7 +267,7 @@ def status_command(job_id: str = IdArgument, address: str | None = AddressOption
                    "result": view.result, "error": view.error})
         return
     tenant = (info.metadata or {}).get("tenant", "?")
-    typer.echo(f"{job_id}: {info.status.value} (tenant {tenant})")
+    typer.echo(f"{batch_id}: {info.status.value} (tenant {tenant}; Ray job {run_id})")
     typer.echo(f"  progress: {progress_summary(view.progress)}")
     if view.error:
         typer.echo(f"  error: {view.error}")
@@ -337,14 +284,16 @@ def stop_command(job_id: str = IdArgument, address: str | None = AddressOption,
     Example: ai-agents reenhance stop reenhance-acme-20240501T080000Z
     """
     client = jobs_client(address)
-    job_info(client, job_id)
-    stopped = client.stop_job(job_id)
-    status = client.get_job_status(job_id).value
+    run_id = latest_job_id(client, job_id)
+    job_info(client, run_id)
+    stopped = client.stop_job(run_id)
+    status = client.get_job_status(run_id).value
     if as_json:
-        emit_json({"submission_id": job_id, "stopped": stopped, "job_status": status})
+        emit_json({"submission_id": job_id, "job_id": run_id, "stopped": stopped,
+                   "job_status": status})
     else:
-        typer.echo(f"stop requested for {job_id}" if stopped
-                   else f"{job_id} was not running ({status})")
+        typer.echo(f"stop requested for {run_id}" if stopped
+                   else f"{run_id} was not running ({status})")
 
 
 @reenhance_app.command("logs")
@@ -357,13 +306,14 @@ def logs_command(job_id: str = IdArgument, follow: bool = typer.Option(
     Example: ai-agents reenhance logs reenhance-acme-20240501T080000Z --follow
     """
     client = jobs_client(address)
-    job_info(client, job_id)
+    run_id = latest_job_id(client, job_id)
+    job_info(client, run_id)
     if not follow:
-        sys.stdout.write(client.get_job_logs(job_id))
+        sys.stdout.write(client.get_job_logs(run_id))
         return
 
     async def tail() -> None:
-        async for chunk in client.tail_job_logs(job_id):
+        async for chunk in client.tail_job_logs(run_id):
             sys.stdout.write(chunk)
             sys.stdout.flush()
 

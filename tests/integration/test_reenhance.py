@@ -155,7 +155,10 @@ async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplica
         batch, "--max-in-flight", "4", "--address", system.dashboard_url, "--json",
         "--linger-s", "0")
     assert code == 0, err
-    assert json.loads(out)["progress"]["completed"] == len(originals)
+    report = json.loads(out)
+    assert report["progress"]["completed"] == len(originals)
+    assert (report["submission_id"], report["job_id"]) == (batch, f"{batch}-run2")
+    assert "15 to enqueue" not in client.get_job_logs(f"{batch}-run2")  # it resumed
     for ticket_id in originals:
         assert len(tenant.notes(ticket_id)) == 1, ticket_id
     per_original = await owner_conn.fetch(
