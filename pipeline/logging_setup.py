@@ -31,7 +31,7 @@ from pipeline.redaction import redact_secrets_only
 
 CONTEXT_FIELDS = ("tenant_id", "ticket_id", "enhancement_id")
 DEBUG_ONLY_FIELDS = frozenset({"prompt", "messages", "response", "completion", "llm_response"})
-NOISY_LOGGERS = ("httpx", "httpcore", "asyncio", "urllib3", "openai")
+NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "asyncio", "urllib3", "openai")
 
 # Everything a bare LogRecord has: whatever else is on a record came in through ``extra=``.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

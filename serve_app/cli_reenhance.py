@@ -45,6 +45,7 @@ from serve_app.reenhance_jobs import (
     jobs_client,
     latest_job_id,
     next_job_id,
+    submit_with_retry,
 )
 from serve_app.settings import Settings
 
@@ -191,7 +192,7 @@ def submit(
     client = jobs_client(address)
     job_id, attempt = ((f"{batch_id}-dry-run-{int(time.time())}", 0) if dry_run
                        else next_job_id(client, batch_id))
-    client.submit_job(entrypoint=shlex.join([*ENTRYPOINT, *args]), submission_id=job_id,
+    submit_with_retry(client, entrypoint=shlex.join([*ENTRYPOINT, *args]), submission_id=job_id,
                       runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
                       metadata={"kind": f"{JOB_KIND}-dry-run" if dry_run else JOB_KIND,
                                 "tenant": filters.tenant_id, "batch_id": batch_id,

@@ -13,6 +13,7 @@ follow the latest one.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,19 @@ def latest_job_id(client: Any, batch_or_job_id: str) -> str:
     """A batch id resolves to its latest run; anything else is taken as a Ray job id."""
     runs = batch_attempts(client, batch_or_job_id)
     return runs[-1].submission_id if runs else batch_or_job_id
+
+
+def submit_with_retry(client: Any, *, wait_s: float = 30.0, **job: Any) -> str:
+    """Submit, riding out the moments after a cluster start when the head has no job agent
+    yet (Ray answers 500 "No available agent ... try again later")."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(1.0)
 
 
 def job_info(client: Any, job_id: str) -> Any:

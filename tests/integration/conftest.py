@@ -3,6 +3,7 @@ to start on two cores)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -39,8 +40,13 @@ async def system(database, encryption_keys, simulators, data_dir):
                                        llm_url, str(data_dir)))
     from serve_app.settings import get_settings
     get_settings.cache_clear()
-    context = ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(),
-                       logging_level="warning", namespace="ai_agents", log_to_driver=False)
+    # ray.init() cannot pick the dashboard agent's port (always 52365): with a second Ray
+    # cluster on the machine the agent cannot bind and the Jobs API has no agent to submit to.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ray._private.parameter, "RayParams", functools.partial(
+            ray._private.parameter.RayParams, dashboard_agent_listen_port=free_port()))
+        context = ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(),
+                           logging_level="warning", namespace="ai_agents", log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from serve_app.app_builder import build_app
