@@ -8,7 +8,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.pool_options import DISPATCHER, pool_options
-from db.pool import create_pool
+from db.pool import create_pool, verify_service_role
 from pipeline.dispatch import ClaimedJob, DispatcherConfig, JobDispatcher
 from pipeline.logging_setup import configure_logging
 from serve_app.settings import get_settings
@@ -22,6 +22,7 @@ class Dispatcher:
         url = settings.database_url.get_secret_value()
         self._enhancer = enhancer
         self._pool = await create_pool(url, min_size=1, max_size=4)
+        await verify_service_role(self._pool)  # refuse to run with a role that bypasses RLS
         self._dispatcher = JobDispatcher(
             self._pool, self._submit, listen_url=url,
             config=DispatcherConfig(per_tenant_cap=settings.per_tenant_inflight,

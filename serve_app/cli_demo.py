@@ -160,6 +160,15 @@ def demo(
     raise typer.Exit(code)
 
 
+async def _check_service_role(url: str) -> None:
+    """Refuse to start (one line, exit 1) with a role that could read across tenants."""
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        await verify_service_role(pool)
+    finally:
+        await pool.close()
+
+
 @one_line_errors
 def serve(
     port: int = typer.Option(None, "--port", help="HTTP port (default AI_AGENTS_HTTP_PORT)"),
@@ -179,6 +188,7 @@ def serve(
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
     runtime = asyncio.run(load_runtime(data_dir))
+    asyncio.run(_check_service_role(runtime.service_url))
     export_environment(runtime)
     ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING,
              **({} if "RAY_ADDRESS" in __import__("os").environ else

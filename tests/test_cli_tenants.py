@@ -65,3 +65,11 @@ def test_every_command_has_help_with_example(cli_env) -> None:
         result = run(cli_env, *args, "--help")
         assert result.returncode == 0
         assert "Example" in result.stdout, args
+
+
+def test_serve_refuses_a_superuser_role(database, cli_env) -> None:
+    env = dict(cli_env)
+    env.update({"AI_AGENTS_DATABASE_URL": database.owner_url,  # the superuser owner
+                "AI_AGENTS_ENCRYPTION_KEYS": "x" * 43 + "=", "AI_AGENTS_ADMIN_TOKEN": "adm"})
+    result = run(env, "serve", "--port", "1")
+    assert_one_line_error(result, "superuser")
