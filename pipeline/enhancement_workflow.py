@@ -312,29 +312,24 @@ class EnhancementWorkflow:
         return "completed"
 
     async def _retry(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
-        delay = retry_delay_s(job.attempts, self.config.retry_base_s)
-        async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            status = await jobs.fail_or_retry(
-                conn,
-                uuid.UUID(job.id),
-                uuid.UUID(job.lease_token),
-                error=error,
-                retryable=True,
-                retry_in_s=delay,
-                stage_timings=timings,
-            )
-        self._after_failure(job, status, error)
-        return status or "lease_lost"
+        return await self._fail(job, error, timings, retryable=True)
 
     async def _finish_failed(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
+        return await self._fail(job, error, timings, retryable=False)
+
+    async def _fail(
+        self, job: ClaimedJob, error: str, timings: dict[str, Any], *, retryable: bool
+    ) -> str:
+        """Back to the queue (retryable, attempts left) or `failed` with the reason."""
+        delay = retry_delay_s(job.attempts, self.config.retry_base_s) if retryable else 0
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
             status = await jobs.fail_or_retry(
                 conn,
                 uuid.UUID(job.id),
                 uuid.UUID(job.lease_token),
                 error=error,
-                retryable=False,
-                retry_in_s=0,
+                retryable=retryable,
+                retry_in_s=delay,
                 stage_timings=timings,
             )
         self._after_failure(job, status, error)

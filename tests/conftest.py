@@ -83,5 +83,9 @@ def make_tenant(tenant_admin: TenantAdmin) -> MakeTenant:
     return factory
 
 
-def external_database_url() -> str | None:
-    return os.environ.get("AI_AGENTS_TEST_EXTERNAL_OWNER_URL")
+@pytest.fixture(scope="module")
+def cli_env(data_dir: Path) -> dict[str, str]:
+    """Environment for the real `ai-agents` executable: the session's embedded database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
+    env["AI_AGENTS_DATA_DIR"] = str(data_dir)
+    return env

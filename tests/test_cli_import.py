@@ -4,8 +4,6 @@ simulator served from this process over loopback HTTP."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,13 +13,7 @@ import pytest
 
 from simulators.servicedesk import SimulatorState, start_in_thread
 from simulators.serving import ServerHandle
-
-
-@pytest.fixture(scope="module")
-def cli_env(data_dir) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
-    env["AI_AGENTS_DATA_DIR"] = str(data_dir)
-    return env
+from tests.cli_runner import assert_one_line_error, run
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +23,6 @@ def sdp() -> Iterator[tuple[ServerHandle, SimulatorState]]:
     handle.stop()
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ai-agents", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert fragment in lines[0]
 
 
 @pytest.fixture(scope="module")

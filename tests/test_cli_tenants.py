@@ -3,30 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def cli_env(data_dir) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
-    env["AI_AGENTS_DATA_DIR"] = str(data_dir)
-    return env
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ai-agents", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert fragment in lines[0]
+from tests.cli_runner import assert_one_line_error, run
 
 
 def test_tenant_lifecycle_and_errors(database, cli_env) -> None:
