@@ -143,6 +143,14 @@ def filters_from_args(ns: argparse.Namespace) -> ReenhanceFilters:
         limit=ns.limit)
 
 
+def duration(minutes: float) -> str:
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
+
+
 def _emit(message: str) -> None:
     print(f"{LOG_PREFIX} {message}", flush=True)
 
@@ -164,8 +172,8 @@ async def run(ns: argparse.Namespace, *, database_url: str, default_in_flight: i
         cost = plan.estimate
         emit(f"batch {plan.batch_id} for tenant {filters.tenant_id}: {plan.total} item(s) "
              f"({plan.already} already enqueued, {len(plan.pending)} to enqueue); estimated "
-             f"{cost.llm_calls} LLM call(s), {cost.sdp_calls} SDP call(s), at least "
-             f"{cost.minutes_at_least} min at the tenant's rate limits")
+             f"{cost.llm_calls} LLM call(s), {cost.sdp_calls} SDP call(s), "
+             f"{duration(cost.minutes_at_least)} at least at the tenant's rate limits")
         if ns.dry_run:
             print(result_line({**plan.to_dict(), "dry_run": True}), flush=True)
             return 0

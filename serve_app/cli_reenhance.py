@@ -22,7 +22,7 @@ from rich.console import Console
 
 from pipeline.reenhance import BatchProgress, ReenhanceFilters, default_status
 from pipeline.reenhance_runner import BatchOptions, plan_batch, run_batch
-from scripts.reenhance import job_arguments, parse_ticket_ids, parse_when
+from scripts.reenhance import duration, job_arguments, parse_ticket_ids, parse_when
 from serve_app.cli_reenhance_view import ProgressBar, outcome_table, progress_summary
 from serve_app.cli_support import (
     CommandError,
@@ -99,8 +99,8 @@ def _plan_text(plan: dict[str, Any]) -> str:
              f"{plan['candidates']} item(s) would be re-enhanced "
              f"({plan['already_enqueued']} already enqueued by this submission)",
              f"  estimated {cost['llm_calls']} LLM call(s), {cost['sdp_calls']} SDP call(s); "
-             f"at least {cost['minutes_at_least']} min at {cost['llm_rate_per_minute']} LLM/min "
-             f"and {cost['sdp_rate_per_minute']} SDP/min"]
+             f"{duration(cost['minutes_at_least'])} at least at the tenant's "
+             f"{cost['llm_rate_per_minute']} LLM and {cost['sdp_rate_per_minute']} SDP calls/min"]
     if plan["sample_ticket_ids"]:
         lines.append("  tickets: " + ", ".join(plan["sample_ticket_ids"])
                      + (" …" if plan["to_enqueue"] > len(plan["sample_ticket_ids"]) else ""))

@@ -76,7 +76,8 @@ async def test_planted_secrets_never_reach_logs_or_traces(system, caplog) -> Non
     sent = await send_webhook_async(url, ticket, "token", creds["webhook_secret"],
                                     client=system.http)
     assert sent.status_code == 202, sent.text
-    fetched = await send_webhook_async(url, {"ticket_id": "SEC-2", "subject": "No body"},
+    fetched = await send_webhook_async(url, {"ticket_id": "SEC-2",
+                                              "subject": "Laptop cannot join the office wifi"},
                                        "token", creds["webhook_secret"], client=system.http)
     wrong = await send_webhook_async(url, ticket, "token", f"{creds['webhook_secret']}x",
                                      client=system.http)

@@ -12,6 +12,9 @@ import time
 import uuid
 from typing import Any
 
+import httpx
+import ray
+from prometheus_client.parser import text_string_to_metric_families
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from serve_app.webhook_payload import parse_ticket_webhook
@@ -73,6 +76,29 @@ async def failed_originals(owner_conn, tenant: TenantHandle, count: int) -> dict
     return originals
 
 
+async def scrape_reenhance_counters(tenant_id: str, *, until: Any,
+                                   timeout_s: float = 60) -> dict[str, float]:
+    """`ray_ai_agents_reenhance_items_total` for one tenant, by outcome, as this node's Ray
+    metrics agent exports it (what Prometheus scrapes)."""
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    deadline = time.monotonic() + timeout_s
+    counts: dict[str, float] = {}
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            counts = {}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if (sample.name == "ray_ai_agents_reenhance_items_total"
+                            and sample.labels.get("tenant") == tenant_id):
+                        outcome = sample.labels["outcome"]
+                        counts[outcome] = counts.get(outcome, 0.0) + sample.value
+            if until(counts):
+                return counts
+            await asyncio.sleep(1)
+    raise AssertionError(f"counters never reached the expected values: {counts}")
+
+
 def entrypoint(*args: str) -> str:
     return shlex.join(["python", "-m", "scripts.reenhance", "--linger-s", "0", *args])
 
@@ -102,7 +128,12 @@ async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
     assert await owner_conn.fetchval(
         "SELECT count(*) FROM enhancements WHERE batch_id = $1", batch) == 0
 
-    code, out, err = await ai_agents(*common, "--linger-s", "0")
+    # Default linger: the driver stays up until Ray's metrics agent has exported its counters.
+    cli = asyncio.create_task(ai_agents(*common))
+    exported = await scrape_reenhance_counters(tenant.tenant_id, until=lambda c: c.get(
+        "completed") == 2.0)
+    assert exported == {"enqueued": 2.0, "completed": 2.0}
+    code, out, err = await cli
     assert code == 0, err
     report = json.loads(out)
     assert report["job_status"] == "SUCCEEDED"
@@ -196,4 +227,4 @@ async def test_live_webhooks_finish_before_a_large_batch(system, owner_conn) -> 
         batch)
     assert {r["status"]: r["n"] for r in statuses} == {"completed": len(originals)}
     # The live tickets did not queue behind the batch: most of it finished after them.
-    print("AFTER", after, "of", len(originals)); assert after >= 20, after
+    assert after >= 20, after
