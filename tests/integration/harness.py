@@ -138,8 +138,9 @@ async def drain(owner_conn: Any, timeout_s: float = 120.0) -> None:
         await asyncio.sleep(0.25)
 
 
-def replica_pids(deployment: str) -> list[int]:
+def replica_pids(deployment: str, address: str) -> list[int]:
+    """PIDs of a deployment's live replicas on the cluster whose dashboard is ``address``."""
     from ray.util.state import list_actors
 
-    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+    actors = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000)
     return [a.pid for a in actors if a.class_name.endswith(f":{deployment}")]

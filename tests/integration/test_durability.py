@@ -15,18 +15,12 @@ from serve_app.api_state import ApiState
 from serve_app.settings import Settings
 from simulators.servicedesk.webhook_sender import send_webhook
 from simulators.serving import run_in_thread
-
-
-def _ingress_pids() -> list[int]:
-    from ray.util.state import list_actors
-
-    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
-    return [a.pid for a in actors if a.class_name.endswith(":Ingress")]
+from tests.integration.harness import replica_pids
 
 
 async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn) -> None:
     tenant = await system.tenant("kill")
-    pids = _ingress_pids()
+    pids = replica_pids("Ingress", system.dashboard_url)
     assert pids, "no ingress replica found"
     response = await tenant.send({"ticket_id": "KILL-1", "subject": "Server down"})
     assert response.status_code == 202

@@ -51,7 +51,7 @@ async def test_killing_an_enhancer_replica_mid_job_loses_nothing(system, owner_c
     try:
         tickets, ids = await _send_all(tenants, 4, "Mail outage")
         await _wait_running(owner_conn, [t.tenant_id for t in tenants], 3)
-        pids = replica_pids("Enhancer")
+        pids = replica_pids("Enhancer", system.dashboard_url)
         assert pids
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -78,7 +78,7 @@ async def test_restarting_the_whole_application_with_50_jobs_in_flight(system,
         tickets, ids = await _send_all(tenants, 10, "VPN drops")
         await _wait_running(owner_conn, [t.tenant_id for t in tenants], 5)
         for name in ("Dispatcher", "Enhancer", "ContextGatherer", "Synthesizer", "Ingress"):
-            for pid in replica_pids(name):
+            for pid in replica_pids(name, system.dashboard_url):
                 os.kill(pid, signal.SIGKILL)
     finally:
         system.llm.set_latency(0.05)
