@@ -75,10 +75,13 @@ def health(
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Check Ray, Serve replicas, queue depth, database, API health/readiness, recent errors
-    and firing alerts. Exits 1 when any check fails.
+    """Quick health check: Ray, Serve replicas, queue, database, API, errors, alerts.
 
-    Example: ai-agents health --url http://127.0.0.1:8000 --prometheus http://prom:9090
+    Each check is OK, WARN, FAIL or SKIP; exits 1 when any check fails.
+    Reads the Ray dashboard API without joining the cluster, and PostgreSQL
+    as the service role (AI_AGENTS_DATABASE_URL or the embedded database).
+
+    Example: ai-agents health --url http://127.0.0.1:8000 --json
     """
     options = HealthOptions(api_url=url.rstrip("/"), dashboard_url=dashboard_address(dashboard),
                             prometheus_url=prometheus, ray_token=ray_auth_token(ray_token),

@@ -62,6 +62,7 @@ async def _retried_enhancement(system) -> dict[str, Any]:
     tenant = await system.tenant("obsretry", settings={"sdp_rate_per_minute": 24})
     ticket = tenant.add_ticket(subject="Outlook crashes on start",
                                description="Outlook 365 crashes right after the splash screen")
+    # 4 = the SDP client's attempts per call (WorkflowConfig.sdp_max_attempts).
     system.sdp.set_faults(tenant.tenant_id, http_429_next=4, retry_after_s=0.1)
     return await tenant.wait(await tenant.send_ticket(ticket), timeout_s=60)
 

@@ -33,12 +33,16 @@ async def test_health_passes_against_the_running_system(system, owner_conn) -> N
     await drain(owner_conn)
     result = await asyncio.to_thread(_health, "--url", system.url,
                                      "--dashboard", system.dashboard_url)
-    assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     statuses = {c["name"]: c["status"] for c in report["checks"]}
-    assert report["ok"] is True
     assert all(statuses[name] == "ok" for name in MUST_BE_OK), statuses
-    assert statuses["recent_errors"] in ("ok", "warn") and statuses["alerts"] == "skip"
+    assert statuses["alerts"] == "skip"
+    # Earlier test modules may have failed enhancements on purpose within the last five
+    # minutes; that check may then fail, and then (only then) the exit code must say so.
+    failing = {name for name, status in statuses.items() if status == "fail"}
+    assert failing <= {"recent_errors"}, statuses
+    assert report["ok"] is (not failing)
+    assert result.returncode == (1 if failing else 0), result.stdout + result.stderr
     checks = {c["name"]: c for c in report["checks"]}
     deployments = checks["serve"]["details"]["deployments"]
     assert set(deployments) == {"Ingress", "Dispatcher", "Enhancer", "ContextGatherer",

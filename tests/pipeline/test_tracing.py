@@ -81,9 +81,9 @@ def test_empty_carrier_starts_a_new_trace(spans) -> None:
 def test_json_lines_exporter_appends_whole_lines_from_many_threads(tmp_path, spans) -> None:
     path = tmp_path / "spans.jsonl"
     exporter = JsonLinesSpanExporter(str(path))
-    with tracer().start_as_current_span("parent", attributes={"tenant.id": "acme"}):
-        with tracer().start_as_current_span("child", attributes={"llm.prompt_tokens": 12}):
-            pass
+    with (tracer().start_as_current_span("parent", attributes={"tenant.id": "acme"}),
+          tracer().start_as_current_span("child", attributes={"llm.prompt_tokens": 12})):
+        pass
     finished = spans.get_finished_spans()
 
     def export_many() -> None:
