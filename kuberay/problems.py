@@ -2,6 +2,7 @@
 
 Every check in this package reports ``Problem(path, message)``; the path is a JSON-style
 location (``workerGroups[0].maxReplicas``) so the message points at the exact field to fix.
+Validation of rendered files adds the file and document to it as a ``Finding``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,20 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """A problem located in a file and one of its documents (validation of rendered output)."""
+
+    file: str
+    document: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        parts = [self.file, self.document, self.path, self.message]
+        return ": ".join(p for p in parts if p)
 
 
 class KubeRayConfigError(ValueError):

@@ -30,9 +30,9 @@ from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note_renderer import note_has_marker, render_note
 from pipeline.rate_limits import RateLimiter
-from pipeline.sdp_client import (
+from pipeline.sdp_client import SdpClient
+from pipeline.sdp_errors import (
     SdpAuthError,
-    SdpClient,
     SdpError,
     SdpNotFound,
     SdpRateLimited,

@@ -9,13 +9,13 @@ either step alone would stop ``<script>``, the two together survive a bug in one
 The note is built as structured parts and trimmed *before* rendering, lowest-value content first,
 so the word cap never cuts a sentence in half or drops the footer that carries the idempotency
 marker (``AI-Agents enhancement <id>``) the poster searches for before writing a second note.
+How the parts are laid out as HTML and text, and the nh3 pass, live in :mod:`pipeline.note_layout`.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import nh3
@@ -29,62 +29,28 @@ from pipeline.models import (
     SynthesisResult,
     TicketContext,
 )
-
-ALLOWED_TAGS = frozenset(
-    {"p", "h3", "h4", "ul", "ol", "li", "b", "strong", "i", "em", "code", "br", "a"}
+from pipeline.note_layout import (
+    ALLOWED_URL_SCHEMES,
+    Item,
+    NoteParts,
+    RenderedNote,
+    Section,
+    Span,
+    render_parts,
+    visible_text,
 )
-ALLOWED_ATTRIBUTES = {"a": {"href"}}
-ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
+
 MARKER_PREFIX = "AI-Agents enhancement"
 DEFAULT_MAX_WORDS = 500
 
 _ONE_LINE_WORDS = 30
 _BLOCK_TAG_RE = re.compile(r"<\s*(?:br|/p|/div|/li|/h\d|/tr|p|div|li|tr)\b[^>]*>", re.I)
-_TAG_RE = re.compile(r"</?[A-Za-z!][^<>]*>")
 _SOURCE_LABELS = {
     "sdp_ticket": "ticket details",
     "similar_tickets": "similar tickets",
     "kb_articles": "knowledge base",
     "ip_assets": "asset inventory",
 }
-
-# Inline content: (style, text) where style is "", "b", "i", "code" or "href:<url>".
-Span = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class RenderedNote:
-    """``html`` goes to SDP, ``text`` to the CLI; ``word_count`` counts the HTML's visible words."""
-
-    html: str
-    text: str
-    word_count: int
-
-
-@dataclass
-class _Item:
-    main: list[Span]
-    detail: list[Span] = field(default_factory=list)
-
-
-@dataclass
-class _Section:
-    title: str
-    items: list[_Item]
-    ordered: bool = False
-
-
-@dataclass
-class _Parts:
-    """The note before rendering; trimming mutates it, the short_* fields are compact forms."""
-
-    notices: list[list[Span]]
-    short_notices: list[list[Span]]
-    summary: str
-    body: dict[str, _Section]  # keys: causes, steps, similar, kb, systems (in display order)
-    confidence: list[Span]
-    short_confidence: list[Span]
-    footer: str
 
 
 def note_marker(enhancement_id: str) -> str:
@@ -106,7 +72,7 @@ def note_has_marker(note_html_or_text: str, enhancement_id: str) -> bool:
         if unescaped == text:
             break
         text = unescaped
-    text = html.unescape(_TAG_RE.sub(" ", text))
+    text = visible_text(text)
     ident = re.escape(note_marker(enhancement_id)[len(MARKER_PREFIX) + 1 :])
     pattern = rf"AI-Agents\s+enhancement\s+{ident}(?![\w-])"
     return re.search(pattern, text, re.IGNORECASE) is not None
@@ -122,12 +88,12 @@ def render_note(
 ) -> RenderedNote:
     """Build the note, trimmed to ``max_words`` visible words unless the footer alone is longer."""
     parts = _build_parts(enhancement_id, context, synthesis, supersedes)
-    note = _render(parts)
+    note = render_parts(parts)
     for action, key, keep in _TRIM_PLAN:
         while note.word_count > max_words and _trim_once(
             parts, action, key, keep, note.word_count - max_words
         ):
-            note = _render(parts)
+            note = render_parts(parts)
     return note
 
 
@@ -164,7 +130,7 @@ def _build_parts(
     context: TicketContext,
     synthesis: SynthesisResult,
     supersedes: str | None,
-) -> _Parts:
+) -> NoteParts:
     enhancement = synthesis.enhancement if synthesis.mode == "llm" else None
     refs = _CitationBook(context)
     notices: list[list[Span]] = []
@@ -187,14 +153,14 @@ def _build_parts(
         notices.append([("i", "Some context could not be gathered: " + ", ".join(gaps) + ".")])
 
     body = {
-        "causes": _Section("Likely causes", []),
-        "steps": _Section("Next steps", [], ordered=True),
-        "similar": _Section("Similar resolved tickets", [
+        "causes": Section("Likely causes", []),
+        "steps": Section("Next steps", [], ordered=True),
+        "similar": Section("Similar resolved tickets", [
             _similar_item(t, with_resolution=enhancement is not None)
             for t in context.similar_tickets
         ]),
-        "kb": _Section("Knowledge-base articles", [_kb_item(a) for a in context.kb_articles]),
-        "systems": _Section("Systems mentioned", _system_items(context)),
+        "kb": Section("Knowledge-base articles", [_kb_item(a) for a in context.kb_articles]),
+        "systems": Section("Systems mentioned", _system_items(context)),
     }
     marker = note_marker(enhancement_id)
     if enhancement is not None:
@@ -202,13 +168,13 @@ def _build_parts(
         body["steps"].items = _statements(enhancement.next_steps, refs)
         confidence = _confidence(enhancement)
         model = plain_text(synthesis.model) or "unknown"
-        return _Parts(notices, short, plain_text(enhancement.summary), body, confidence,
+        return NoteParts(notices, short, plain_text(enhancement.summary), body, confidence,
                       confidence[:1], f"{marker} · model {model}")
     body["steps"].title = "Candidate next steps (how similar tickets were resolved)"
     body["steps"].items = _candidate_steps(context, refs)
     confidence = [("", "Not assessed: no AI analysis was made; weigh the candidate steps by how "
                        "closely each similar ticket matches.")]
-    return _Parts(notices, short, _context_summary(context), body, confidence,
+    return NoteParts(notices, short, _context_summary(context), body, confidence,
                   [("", "Not assessed.")], f"{marker} · context only")
 
 
@@ -239,18 +205,18 @@ def _asset_name(match: AssetMatch) -> str:
     return f"subnet {match.network}" if match.match == "subnet" else "no hostname"
 
 
-def _statements(statements: list[CitedStatement], refs: _CitationBook) -> list[_Item]:
+def _statements(statements: list[CitedStatement], refs: _CitationBook) -> list[Item]:
     items = []
     for statement in statements:
         spans: list[Span] = [("", plain_text(statement.text))]
         labels = refs.labels(statement.sources)
         if labels:
             spans.append(("i", f" (sources: {'; '.join(labels)})"))
-        items.append(_Item(spans))
+        items.append(Item(spans))
     return items
 
 
-def _similar_item(ticket: SimilarTicket, *, with_resolution: bool) -> _Item:
+def _similar_item(ticket: SimilarTicket, *, with_resolution: bool) -> Item:
     main: list[Span] = [
         ("b", f"#{plain_text(ticket.ticket_id)}"),
         ("", f" {plain_text(ticket.subject)}"),
@@ -259,19 +225,19 @@ def _similar_item(ticket: SimilarTicket, *, with_resolution: bool) -> _Item:
     detail: list[Span] = []
     if with_resolution and plain_text(ticket.resolution):
         detail = [("", f"Resolution: {_one_line(ticket.resolution)}")]
-    return _Item(main, detail)
+    return Item(main, detail)
 
 
 def _score(score: float) -> str:
     return f"{score:.0%} match" if 0.0 <= score <= 1.0 else f"score {score:.2f}"
 
 
-def _kb_item(article: KBArticle) -> _Item:
+def _kb_item(article: KBArticle) -> Item:
     title = plain_text(article.title) or plain_text(article.article_id)
     url = (article.url or "").strip()
     main: list[Span] = [(f"href:{url}", title) if _safe_url(url) else ("b", title)]
     excerpt = _one_line(article.excerpt)
-    return _Item(main, [("", excerpt)] if excerpt else [])
+    return Item(main, [("", excerpt)] if excerpt else [])
 
 
 def _safe_url(url: str) -> bool:
@@ -279,7 +245,7 @@ def _safe_url(url: str) -> bool:
     return parts.scheme.lower() in ALLOWED_URL_SCHEMES and bool(parts.netloc)
 
 
-def _system_items(context: TicketContext) -> list[_Item]:
+def _system_items(context: TicketContext) -> list[Item]:
     items = []
     for match in context.assets:
         labelled = (("role", match.role), ("owner", match.owner), ("location", match.location))
@@ -289,13 +255,13 @@ def _system_items(context: TicketContext) -> list[_Item]:
         if match.hostname and plain_text(match.hostname):
             spans.extend([("", " → "), ("b", plain_text(match.hostname))])
         spans.append(("", " — " + "; ".join([*facts, how])))
-        items.append(_Item(spans))
+        items.append(Item(spans))
     if context.unmatched_ips:
         spans = [("", "Not in the asset inventory: ")]
         for index, ip in enumerate(context.unmatched_ips):
             spans.extend([("", ", ")] if index else [])
             spans.append(("code", plain_text(ip)))
-        items.append(_Item(spans))
+        items.append(Item(spans))
     return items
 
 
@@ -315,15 +281,15 @@ def _context_summary(context: TicketContext) -> str:
     )
 
 
-def _candidate_steps(context: TicketContext, refs: _CitationBook) -> list[_Item]:
+def _candidate_steps(context: TicketContext, refs: _CitationBook) -> list[Item]:
     steps = [
-        _Item([("", _one_line(t.resolution)), ("i", f" (sources: {refs.labels([t.citation])[0]})")])
+        Item([("", _one_line(t.resolution)), ("i", f" (sources: {refs.labels([t.citation])[0]})")])
         for t in context.similar_tickets
         if plain_text(t.resolution)
     ]
     if not steps:
         steps = [
-            _Item([("", "Follow the knowledge-base article"), ("i", f" ({label})")])
+            Item([("", "Follow the knowledge-base article"), ("i", f" ({label})")])
             for a in context.kb_articles
             for label in refs.labels([a.citation])
         ]
@@ -345,7 +311,7 @@ _TRIM_PLAN: tuple[tuple[str, str, int], ...] = (
 )
 
 
-def _trim_once(parts: _Parts, action: str, key: str, keep: int, excess: int) -> bool:
+def _trim_once(parts: NoteParts, action: str, key: str, keep: int, excess: int) -> bool:
     """Remove one unit of content by the plan step; False when that step has nothing left."""
     if action == "detail":
         for item in reversed(parts.body[key].items):
@@ -370,60 +336,3 @@ def _trim_once(parts: _Parts, action: str, key: str, keep: int, excess: int) -> 
         return False
     parts.notices, parts.confidence = list(parts.short_notices), list(parts.short_confidence)
     return True
-
-
-def _render(parts: _Parts) -> RenderedNote:
-    html_parts = ["<h3>AI-Agents ticket analysis</h3>"]
-    text_parts = ["AI-Agents ticket analysis", ""]
-    for notice in parts.notices:
-        html_parts.append(f"<p>{_html_spans(notice)}</p>")
-        text_parts.append(_text_spans(notice))
-    if parts.summary:
-        html_parts.append(f"<h4>Summary</h4><p>{html.escape(parts.summary)}</p>")
-        text_parts.extend(["", "Summary", f"  {parts.summary}"])
-    for section in parts.body.values():
-        if not section.items:
-            continue
-        html_parts.append(f"<h4>{html.escape(section.title)}</h4>")
-        text_parts.extend(["", section.title])
-        tag = "ol" if section.ordered else "ul"
-        html_parts.append(f"<{tag}>")
-        for number, item in enumerate(section.items, start=1):
-            detail = f"<br>{_html_spans(item.detail)}" if item.detail else ""
-            html_parts.append(f"<li>{_html_spans(item.main)}{detail}</li>")
-            bullet = f"{number}." if section.ordered else "-"
-            text_parts.append(f"  {bullet} {_text_spans(item.main)}")
-            if item.detail:
-                text_parts.append(f"    {_text_spans(item.detail)}")
-        html_parts.append(f"</{tag}>")
-    html_parts.append(f"<h4>Confidence</h4><p>{_html_spans(parts.confidence)}</p>")
-    text_parts.extend(["", "Confidence", f"  {_text_spans(parts.confidence)}"])
-    html_parts.append(f"<p><i>{html.escape(parts.footer)}</i></p>")
-    text_parts.extend(["", "-- ", parts.footer])
-    note_html = nh3.clean(
-        "".join(html_parts),
-        tags=set(ALLOWED_TAGS),
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=set(ALLOWED_URL_SCHEMES),
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
-    visible = html.unescape(_TAG_RE.sub(" ", note_html))
-    return RenderedNote(html=note_html, text="\n".join(text_parts), word_count=len(visible.split()))
-
-
-def _html_spans(spans: list[Span]) -> str:
-    out = []
-    for style, text in spans:
-        escaped = html.escape(text, quote=True)
-        if style.startswith("href:"):
-            out.append(f'<a href="{html.escape(style[5:], quote=True)}">{escaped}</a>')
-        elif style:
-            out.append(f"<{style}>{escaped}</{style}>")
-        else:
-            out.append(escaped)
-    return "".join(out)
-
-
-def _text_spans(spans: list[Span]) -> str:
-    return "".join(text for _, text in spans)

@@ -2,16 +2,13 @@
 
 SDP's wire format is unusual and unforgiving (reference §1): writes are the form field
 `input_data=<JSON>`, auth differs by edition, `response_status` is an object or an array, and
-a failure can arrive with HTTP 200. This module hides all of that behind typed exceptions so
-the pipeline can decide per class: retry later (`SdpRateLimited`, `SdpUnavailable`), fail the
-job with SDP's own words (`SdpRejected`, `SdpNotFound`), or flag the tenant's credentials
-(`SdpAuthError`). The API key goes only into request headers — never into a URL, a log line,
-an exception message or a repr.
+a failure can arrive with HTTP 200. This module hides all of that behind the typed exceptions
+of `pipeline.sdp_errors`, so the pipeline can decide per class what to do. The API key goes
+only into request headers — never into a URL, a log line, an exception message or a repr.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
@@ -24,128 +21,13 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
+from pipeline.sdp_errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
+
 Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
 MAX_ROW_COUNT = 100
 NOTE_KEYS = ("request_note", "note")
 log = logging.getLogger(__name__)
-
-
-class SdpError(Exception):
-    """A failed SDP call. `retryable` says whether trying again later can help."""
-
-    outcome = "error"
-    default_retryable = False
-
-    def __init__(self, message: str, http_status: int | None = None,
-                 sdp_code: int | None = None, retryable: bool | None = None, *,
-                 fields: tuple[str, ...] = (), retry_after: float | None = None,
-                 maybe_applied: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
-        self.sdp_code = sdp_code
-        self.retryable = self.default_retryable if retryable is None else retryable
-        self.fields = fields
-        self.retry_after = retry_after
-        # True when a write may have been applied although the call failed (timeout, 5xx).
-        self.maybe_applied = maybe_applied
-
-    def scrub(self, secret: str) -> None:
-        """Remove a secret that SDP or a proxy might have echoed into the message."""
-        if secret and secret in self.message:
-            self.message = self.message.replace(secret, "***")
-            self.args = (self.message,)
-
-    def __str__(self) -> str:
-        return f"{self.message} (HTTP {self.http_status}, SDP code {self.sdp_code})"
-
-
-class SdpAuthError(SdpError):
-    """401/4022: the tenant's key is wrong, expired or disabled; an operator must act."""
-    outcome = "auth_error"
-
-
-class SdpNotFound(SdpError):
-    """404/4007: the ticket (or URL) does not exist, or is in the trash."""
-    outcome = "not_found"
-
-
-class SdpRejected(SdpError):
-    """SDP refused the call for a business reason (including HTTP 200 failed envelopes)."""
-    outcome = "rejected"
-
-
-class SdpRateLimited(SdpError):
-    """429/4015: throttled; `retry_after` carries SDP's Retry-After in seconds when sent."""
-    outcome = "rate_limited"
-    default_retryable = True
-
-
-class SdpUnavailable(SdpError):
-    """5xx, timeouts and connection failures: SDP (or the path to it) is down."""
-    outcome = "unavailable"
-    default_retryable = True
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Parse `Retry-After` as seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _failure(body: Any) -> tuple[str, int | None, tuple[str, ...]] | None:
-    """(message, code, fields) of the first failed `response_status`, object or array."""
-    status = body.get("response_status") if isinstance(body, dict) else None
-    entries = [status] if isinstance(status, dict) else list(status or [])
-    for entry in (e for e in entries if isinstance(e, dict)):
-        code = entry.get("status_code")
-        outer = int(code) if str(code).isdigit() else None
-        if (outer or 0) < 4000 and str(entry.get("status", "")).lower() != "failed":
-            continue
-        first = next((m for m in entry.get("messages") or [] if isinstance(m, dict)), {})
-        inner = int(first["status_code"]) if str(first.get("status_code")).isdigit() else outer
-        fields = tuple(first.get("fields") or ([first["field"]] if first.get("field") else []))
-        text = first.get("message") or (f"mandatory field(s) missing: {', '.join(fields)}"
-                                         if fields else f"SDP call failed (code {inner})")
-        return str(text), inner, fields
-    return None
-
-
-def raise_for_envelope(response: httpx.Response, *, write: bool) -> dict[str, Any]:
-    """Return the body of a successful call; raise the typed error for anything else."""
-    status = response.status_code
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
-    failure = _failure(body)
-    if 200 <= status < 300 and failure is None:
-        if not isinstance(body, dict):
-            raise SdpError(f"SDP answered HTTP {status} without a JSON object", status)
-        return body
-    message, code, fields = failure or (f"HTTP {status} {response.reason_phrase}".strip(),
-                                        None, ())
-    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    if status == 429 or code == 4015:
-        raise SdpRateLimited(message, status, code, retry_after=retry_after)
-    if status == 401 or code == 4022:
-        raise SdpAuthError(message, status, code)
-    if status == 404 or code == 4007:
-        raise SdpNotFound(message, status, code)
-    if status >= 500 or status == 408 or code == 4004:
-        raise SdpUnavailable(message, status, code, retry_after=retry_after,
-                             maybe_applied=write and status != 503)
-    raise SdpRejected(message, status, code, fields=fields)
 
 
 def _segment(value: str | int) -> str:

@@ -38,7 +38,7 @@ from pipeline.importers import (
     import_resolved_tickets,
 )
 from pipeline.importers.outcome import UnknownTenant
-from pipeline.sdp_client import SdpRateLimited
+from pipeline.sdp_errors import SdpRateLimited
 from serve_app.cli_support import (
     DataDirOption,
     JsonOption,

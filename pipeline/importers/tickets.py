@@ -20,7 +20,8 @@ import asyncpg
 
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.rate_limits import LocalRateLimiter
-from pipeline.sdp_client import SdpClient, SdpError, SdpNotFound
+from pipeline.sdp_client import SdpClient
+from pipeline.sdp_errors import SdpError, SdpNotFound
 from pipeline.tenant_config import TenantRuntime
 
 from .html_text import html_to_text

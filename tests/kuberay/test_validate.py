@@ -10,8 +10,10 @@ import yaml
 from typer.testing import CliRunner
 
 from kuberay.cli import kuberay_app
+from kuberay.prometheus_checks import promtool_problems
 from kuberay.render import dump_yaml, write
-from kuberay.validate import Report, crd_schema, promtool_problems, validate_dir, validate_files
+from kuberay.strict_schemas import crd_schema
+from kuberay.validate import Report, validate_dir, validate_files
 
 
 def mutate(rendered: dict[str, str], filename: str, old: str, new: str, count: int = 1):

@@ -15,15 +15,8 @@ from typing import Any
 import pytest
 
 from pipeline.circuit_breaker import CircuitBreaker
-from pipeline.llm_client import (
-    LLMClient,
-    LLMClientConfig,
-    LLMRejected,
-    LLMUnavailable,
-    _AttemptFailed,
-    parse_enhancement,
-    parse_retry_after,
-)
+from pipeline.llm_client import LLMClient, LLMClientConfig, LLMRejected, LLMUnavailable
+from pipeline.llm_response import AttemptFailed, parse_body, parse_enhancement, parse_retry_after
 from simulators.llm import LLMSimulatorState, create_app
 from simulators.serving import ServerHandle, free_port, run_in_thread
 
@@ -320,8 +313,7 @@ def test_parse_retry_after_forms() -> None:
     ({"choices": [{"finish_reason": "length", "message": {"content": '{"summary": "cut'}}]},
      "invalid_output", True),
 ])
-async def test_200_bodies_are_classified(make_client: MakeClient, body: dict[str, Any],
-                                         outcome: str, retryable: bool) -> None:
-    with pytest.raises(_AttemptFailed) as exc:
-        make_client()._parse_body(body, {}, PRIMARY)
+def test_200_bodies_are_classified(body: dict[str, Any], outcome: str, retryable: bool) -> None:
+    with pytest.raises(AttemptFailed) as exc:
+        parse_body(body, {}, PRIMARY)
     assert exc.value.outcome == outcome and exc.value.retryable is retryable

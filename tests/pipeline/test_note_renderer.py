@@ -21,13 +21,8 @@ from pipeline.models import (
     Ticket,
     TicketContext,
 )
-from pipeline.note_renderer import (
-    ALLOWED_TAGS,
-    note_has_marker,
-    note_marker,
-    render_note,
-    render_note_text,
-)
+from pipeline.note_layout import ALLOWED_TAGS
+from pipeline.note_renderer import note_has_marker, note_marker, render_note, render_note_text
 
 XSS = [
     "<script>alert(1)</script>",

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from pipeline.sdp_client import (
+from pipeline.sdp_client import SdpClient
+from pipeline.sdp_errors import (
     SdpAuthError,
-    SdpClient,
     SdpError,
     SdpNotFound,
     SdpRateLimited,
