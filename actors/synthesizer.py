@@ -36,10 +36,15 @@ class Synthesizer:
             breaker_failure_threshold=settings.llm_breaker_threshold,
             breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
             on_breaker_change=self._breaker_changed, on_call=self._llm_call)
-        self._metrics.set(mc.BREAKER_STATE, 0, {"service": "llm"})
+        self._report_breaker()
 
-    def _breaker_changed(self, _old: BreakerState, new: BreakerState) -> None:
-        self._metrics.set(mc.BREAKER_STATE, _BREAKER_VALUE[new], {"service": "llm"})
+    def _breaker_changed(self, _old: BreakerState, _new: BreakerState) -> None:
+        self._report_breaker()
+
+    def _report_breaker(self) -> None:
+        """Re-set on every call too: a gauge written once at start can age out of the export."""
+        self._metrics.set(mc.BREAKER_STATE, _BREAKER_VALUE[self._logic.breaker.state],
+                          {"service": "llm"})
 
     def _llm_call(self, outcome: str, seconds: float) -> None:
         self._metrics.inc(mc.EXTERNAL_CALLS, {"service": "llm", "outcome": outcome})
@@ -55,9 +60,11 @@ class Synthesizer:
                 self._metrics.observe(mc.RATE_LIMIT_WAIT_SECONDS, waited, {"bucket": "llm"})
 
         with continued(carrier):  # the caller's enhancement trace
-            return await self._logic.synthesize(context, redact=settings.redact_pii,
-                                                redactor=redact_pii,
-                                                before_llm_call=before_llm_call)
+            result = await self._logic.synthesize(context, redact=settings.redact_pii,
+                                                  redactor=redact_pii,
+                                                  before_llm_call=before_llm_call)
+        self._report_breaker()
+        return result
 
     def breaker_state(self) -> str:
         return self._logic.breaker.state
