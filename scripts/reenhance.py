@@ -69,8 +69,7 @@ def parse_ticket_ids(text: str) -> list[str]:
 
 def job_arguments(filters: ReenhanceFilters, submission_id: str, *,
                   max_in_flight: int | None = None, poll_s: float | None = None,
-                  fail_on_error: bool = False, dry_run: bool = False,
-                  linger_s: float | None = None) -> list[str]:
+                  fail_on_error: bool = False, dry_run: bool = False) -> list[str]:
     """The argv after `python -m scripts.reenhance` that reproduces these filters."""
     args = ["--tenant", filters.tenant_id, "--submission-id", submission_id,
             "--status", filters.statuses]
@@ -94,8 +93,6 @@ def job_arguments(filters: ReenhanceFilters, submission_id: str, *,
         args += ["--max-in-flight", str(max_in_flight)]
     if poll_s is not None:
         args += ["--poll-s", str(poll_s)]
-    if linger_s is not None:
-        args += ["--linger-s", str(linger_s)]
     if fail_on_error:
         args.append("--fail-on-error")
     if dry_run:
@@ -124,9 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Batch jobs queued/running at once (default: half the per-tenant "
                              "in-flight cap, AI_AGENTS_PER_TENANT_INFLIGHT)")
     parser.add_argument("--poll-s", type=float, default=1.0)
-    parser.add_argument("--linger-s", type=float, default=10.0,
-                        help="Stay up this long after the result so the metrics agent exports "
-                             "the final counters")
     parser.add_argument("--fail-on-error", action="store_true")
     parser.add_argument("--dry-run", action="store_true")
     return parser
@@ -204,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from actors.ray_metrics import RayMetrics
 
     ray.init(logging_level=logging.WARNING, log_to_driver=False)
+    _emit(f"attached to the Ray cluster at {ray.get_runtime_context().gcs_address}")
     try:
         code = asyncio.run(run(ns, database_url=settings.database_url.get_secret_value(),
                                default_in_flight=max(1, settings.per_tenant_inflight // 2),
@@ -216,8 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{LOG_PREFIX} error: {type(exc).__name__}: {detail}", file=sys.stderr, flush=True)
         traceback.print_exc()
         return 2
-    if ns.linger_s > 0 and not ns.dry_run:
-        time.sleep(ns.linger_s)
+    finally:
+        # Shutting down pushes the last counter values to the metrics agent; without it a
+        # driver shorter than one report interval (10 s) would take them with it.
+        ray.shutdown()
     return code
 
 

@@ -165,7 +165,6 @@ def submit(
     fail_on_error: bool = typer.Option(False, "--fail-on-error",
                                        help="Exit 1 if any item ends failed"),
     address: str | None = AddressOption,
-    linger_s: float | None = typer.Option(None, "--linger-s", hidden=True),
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -188,7 +187,7 @@ def submit(
         _run_local(filters, batch_id, max_in_flight, dry_run, data_dir, as_json, fail_on_error)
         return
     args = job_arguments(filters, batch_id, max_in_flight=max_in_flight, dry_run=dry_run,
-                         fail_on_error=fail_on_error, linger_s=linger_s)
+                         fail_on_error=fail_on_error)
     client = jobs_client(address)
     job_id, attempt = ((f"{batch_id}-dry-run-{int(time.time())}", 0) if dry_run
                        else next_job_id(client, batch_id))
@@ -198,8 +197,8 @@ def submit(
                                 "tenant": filters.tenant_id, "batch_id": batch_id,
                                 "attempt": str(attempt)})
     if not as_json:
-        run = f"run {attempt} of batch {batch_id}, resuming it" if attempt > 1 else batch_id
-        typer.echo(f"Submitted {job_id} ({run}) to {jobs_address(address)}; logs: "
+        run = f" (run {attempt} of batch {batch_id}: resumes it)" if attempt > 1 else ""
+        typer.echo(f"Submitted {job_id}{run} to {jobs_address(address)}; logs: "
                    f"ai-agents reenhance logs {batch_id} --follow", err=True)
     if no_wait:
         if as_json:
@@ -211,8 +210,10 @@ def submit(
         with bar:
             job_status, view = _watch(client, job_id, bar)
     except KeyboardInterrupt:
-        fail(f"detached; {job_id} keeps running (ai-agents reenhance stop {job_id})", 130)
-    if dry_run and job_status.value == "SUCCEEDED" and view.result is not None:
+        fail(f"detached; {job_id} keeps running (ai-agents reenhance stop {batch_id})", 130)
+    if dry_run:
+        if job_status.value != "SUCCEEDED" or view.result is None:
+            fail(view.error or f"the dry run ended {job_status.value}")
         _print_plan(view.result, as_json)
         return
     _finish(batch_id, job_id, filters.tenant_id, job_status.value, view, as_json,

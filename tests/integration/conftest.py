@@ -46,7 +46,12 @@ async def system(database, encryption_keys, simulators, data_dir):
         patch.setattr(ray._private.parameter, "RayParams", functools.partial(
             ray._private.parameter.RayParams, dashboard_agent_listen_port=free_port()))
         context = ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(),
-                           logging_level="warning", namespace="ai_agents", log_to_driver=False)
+                           logging_level="warning", namespace="ai_agents", log_to_driver=False,
+                           _temp_dir=str(data_dir / "ray"))
+    # A Ray Job's driver is pointed at the cluster named in <temp dir>/ray_current_cluster,
+    # else at any Ray cluster found running on the machine; name this one, in its own dir.
+    ray._private.utils.write_ray_address(context.address_info["gcs_address"],
+                                         str(data_dir / "ray"))
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from serve_app.app_builder import build_app

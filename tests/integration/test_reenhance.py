@@ -10,16 +10,16 @@ import os
 import shlex
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import ray
-from prometheus_client.parser import text_string_to_metric_families
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from serve_app.webhook_payload import parse_ticket_webhook
 from simulators.servicedesk.webhook_sender import v3_payload
 from tests.integration.harness import TenantHandle, drain
+from tests.integration.observability_support import metrics_port, samples, scrape
 
 FAST = {"llm_rate_per_minute": 6000, "sdp_rate_per_minute": 6000,
         "webhook_rate_per_minute": 6000}
@@ -77,30 +77,24 @@ async def failed_originals(owner_conn, tenant: TenantHandle, count: int) -> dict
 
 
 async def scrape_reenhance_counters(tenant_id: str, *, until: Any,
-                                   timeout_s: float = 60) -> dict[str, float]:
-    """`ray_ai_agents_reenhance_items_total` for one tenant, by outcome, as this node's Ray
-    metrics agent exports it (what Prometheus scrapes)."""
-    port = ray._private.worker.global_worker.node.metrics_export_port
+                                   timeout_s: float = 15) -> dict[str, float]:
+    """`ray_ai_agents_reenhance_items_total` for one tenant, by outcome, as this session's
+    Ray metrics agent exports it (what Prometheus scrapes)."""
     deadline = time.monotonic() + timeout_s
-    counts: dict[str, float] = {}
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-            counts = {}
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if (sample.name == "ray_ai_agents_reenhance_items_total"
-                            and sample.labels.get("tenant") == tenant_id):
-                        outcome = sample.labels["outcome"]
-                        counts[outcome] = counts.get(outcome, 0.0) + sample.value
-            if until(counts):
-                return counts
-            await asyncio.sleep(1)
-    raise AssertionError(f"counters never reached the expected values: {counts}")
+    while True:
+        text = await scrape(f"http://127.0.0.1:{metrics_port()}/metrics")
+        counts: dict[str, float] = {}
+        for labels, value in samples(text, "ray_ai_agents_reenhance_items_total"):
+            if labels.get("tenant") == tenant_id:
+                counts[labels["outcome"]] = counts.get(labels["outcome"], 0.0) + value
+        if until(counts):
+            return counts
+        assert time.monotonic() < deadline, f"counters never reached the expected values: {counts}"
+        await asyncio.sleep(1)
 
 
 def entrypoint(*args: str) -> str:
-    return shlex.join(["python", "-m", "scripts.reenhance", "--linger-s", "0", *args])
+    return shlex.join(["python", "-m", "scripts.reenhance", *args])
 
 
 async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
@@ -128,19 +122,20 @@ async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
     assert await owner_conn.fetchval(
         "SELECT count(*) FROM enhancements WHERE batch_id = $1", batch) == 0
 
-    # Default linger: the driver stays up until Ray's metrics agent has exported its counters.
-    cli = asyncio.create_task(ai_agents(*common))
+    code, out, err = await ai_agents(*common)
+    assert code == 0, err
     exported = await scrape_reenhance_counters(tenant.tenant_id, until=lambda c: c.get(
         "completed") == 2.0)
     assert exported == {"enqueued": 2.0, "completed": 2.0}
-    code, out, err = await cli
-    assert code == 0, err
     report = json.loads(out)
     assert report["job_status"] == "SUCCEEDED"
     assert report["progress"]["completed"] == 2 and report["progress"]["failed"] == 0
     client = JobSubmissionClient(system.dashboard_url)
     assert client.get_job_status(batch) == JobStatus.SUCCEEDED
-    assert "reenhance: progress total=2 done=2" in client.get_job_logs(batch)
+    logs = client.get_job_logs(batch)
+    assert "reenhance: progress total=2 done=2" in logs
+    gcs = ray.get_runtime_context().gcs_address
+    assert f"attached to the Ray cluster at {gcs}" in logs  # this cluster, not another one
 
     rows = await owner_conn.fetch(
         "SELECT id, ticket_id, supersedes, batch_id, priority, status FROM enhancements "
@@ -160,6 +155,10 @@ async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
                                      system.dashboard_url, "--json")
     assert code == 0, err
     assert json.loads(out)["progress"]["done"] == 2
+    code, out, err = await ai_agents("reenhance", "logs", batch, "--follow", "--address",
+                                     system.dashboard_url)
+    assert code == 0, err
+    assert "reenhance: finished: 2/2 item(s): 2 completed" in out
 
 
 async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplicates(
@@ -174,7 +173,10 @@ async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplica
                       submission_id=batch)
     await wait_for(owner_conn, "SELECT count(*) FROM enhancements WHERE batch_id = $1 "
                    "AND status = 'completed'", batch, at_least=3)
-    assert client.stop_job(batch)
+    code, out, err = await ai_agents("reenhance", "stop", batch, "--address",
+                                     system.dashboard_url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["stopped"] is True
     assert await wait_job(client, batch) == JobStatus.STOPPED
     await drain(owner_conn)  # the wave released before the stop still finishes
     enqueued = await owner_conn.fetchval(
@@ -183,8 +185,7 @@ async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplica
 
     code, out, err = await ai_agents(
         "reenhance", "--tenant", tenant.tenant_id, "--status", "failed", "--submission-id",
-        batch, "--max-in-flight", "4", "--address", system.dashboard_url, "--json",
-        "--linger-s", "0")
+        batch, "--max-in-flight", "4", "--address", system.dashboard_url, "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["progress"]["completed"] == len(originals)
@@ -228,3 +229,30 @@ async def test_live_webhooks_finish_before_a_large_batch(system, owner_conn) -> 
     assert {r["status"]: r["n"] for r in statuses} == {"completed": len(originals)}
     # The live tickets did not queue behind the batch: most of it finished after them.
     assert after >= 20, after
+
+
+async def test_job_errors_come_back_as_one_line(system) -> None:
+    code, out, err = await ai_agents("reenhance", "--tenant", "no-such-tenant", "--dry-run",
+                                     "--address", system.dashboard_url)
+    assert code != 0 and out == ""
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines == ["error: unknown tenant 'no-such-tenant'"], err
+    assert "Traceback" not in err
+
+
+async def test_bulk_ticket_import_runs_as_a_ray_job(system, owner_conn) -> None:
+    tenant = await system.tenant("imp-job", settings=FAST)
+    now = datetime.now(UTC)
+    system.sdp.add_requests(tenant.tenant_id, [
+        {"subject": f"Printer jam {i}", "description": "<p>Tray 2 jams on every job</p>",
+         "status": "Resolved", "resolution": "Replaced the pickup roller",
+         "resolved_time": now - timedelta(days=i)} for i in range(12)])
+    job = f"import-{tenant.tenant_id}"
+    client = JobSubmissionClient(system.dashboard_url)
+    client.submit_job(submission_id=job, entrypoint=shlex.join([
+        "python", "-m", "scripts.import_tickets", "--tenant", tenant.tenant_id, "--days", "30"]))
+    assert await wait_job(client, job) == JobStatus.SUCCEEDED, client.get_job_logs(job)
+    result = json.loads(client.get_job_logs(job).split("import-tickets: result ")[-1])
+    assert (result["fetched"], result["new"]) == (12, 12)
+    assert await owner_conn.fetchval(
+        "SELECT count(*) FROM ticket_history WHERE tenant_id = $1", tenant.tenant_id) == 12
