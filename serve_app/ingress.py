@@ -18,6 +18,9 @@ from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from serve_app.settings import get_settings
 
+_BROKEN_STATES = {"UNHEALTHY", "DEPLOY_FAILED", "DeploymentStatus.UNHEALTHY",
+                  "DeploymentStatus.DEPLOY_FAILED"}
+
 
 @serve.deployment(name=INGRESS, **pool_options(INGRESS))
 @serve.ingress()
@@ -44,8 +47,9 @@ class Ingress:
             app = (await asyncio.to_thread(serve.status)).applications.get(APP_NAME)
             for name, deployment in (app.deployments.items() if app else []):
                 running = deployment.replica_states.get("RUNNING", 0)
-                components[f"pool:{name}"] = {"ok": deployment.status == "HEALTHY"
-                                              and running > 0,
+                # UPSCALING/DOWNSCALING are healthy pools changing size, not failures.
+                healthy = str(deployment.status) not in _BROKEN_STATES
+                components[f"pool:{name}"] = {"ok": healthy and running > 0,
                                               "status": str(deployment.status),
                                               "running_replicas": running}
         except Exception as exc:  # noqa: BLE001

@@ -218,17 +218,28 @@ def _expected_catalogue_series() -> dict[str, str]:
     return expected
 
 
+def _tenant_samples_exported(ray_text: str, tenant: str) -> bool:
+    """Ray exports on an interval: wait for this test's own samples, not just the names."""
+    violations = samples(ray_text, "ray_ai_agents_tenant_isolation_violations_total")
+    webhooks = samples(ray_text, "ray_ai_agents_webhooks_total")
+    return (any(labels.get("tenant") == tenant for labels, _ in violations)
+            and any(labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
+                    for labels, _ in webhooks))
+
+
 async def test_every_alert_and_dashboard_metric_is_exported(system, traffic) -> None:
     referenced = _referenced_names()
     assert referenced >= promql.RAY_NATIVE_METRICS  # the dashboards do use them
     expected = _expected_catalogue_series()
     ray_url = f"http://127.0.0.1:{metrics_port()}/metrics"
     wanted = (referenced | set(expected)) - NOT_DRIVEN_HERE
-    deadline = time.monotonic() + 45
+    deadline = time.monotonic() + 90
     while True:  # Ray's agent exports what replicas recorded every few seconds
         ray_text, ingress_text = await scrape(ray_url), await scrape(f"{system.url}/metrics")
         ray_names, ingress_names = series_names(ray_text), series_names(ingress_text)
         missing = wanted - set(ray_names) - set(ingress_names)
+        if not _tenant_samples_exported(ray_text, traffic.tenant.tenant_id):
+            missing.add("(this test's tenant-labelled samples)")
         if not missing or time.monotonic() > deadline:
             break
         await asyncio.sleep(2)
