@@ -1,4 +1,6 @@
-"""The Serve graph the intake benchmark deploys.
+"""Serve graphs the benchmarks deploy.
+
+Intake:
 
 ``ingress``: the product ``Ingress`` deployment bound to ``IdleDispatcher`` — a stand-in that
 answers ``status()`` (so ``/api/v1/ready`` works) and claims nothing, so the run measures intake
@@ -10,10 +12,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI, Request
 from ray import serve
 from ray.serve import Application
 
 from actors.pool_options import DISPATCHER
+from serve_app.api_state import ApiState
+from serve_app.ingress import Ingress
+
+
+async def get_state_async(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+def with_async_state(app: FastAPI) -> FastAPI:
+    """The product's ``serve_app.deps.get_state`` is a plain ``def``, so FastAPI runs it in its
+    thread pool on every request (a thread hop, and GIL hand-offs). The same dependency as
+    ``async def`` — what a one-word product change would do — via ``dependency_overrides``."""
+    from serve_app.deps import get_state
+
+    app.dependency_overrides[get_state] = get_state_async
+    return app
+
+
+class _AsyncStateIngress(Ingress.func_or_class):  # type: ignore[misc, name-defined]
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return with_async_state(super().__serve_build_asgi_app__())
+
+
+# The product Ingress (same name, options and constructor) with the async dependency.
+AsyncStateIngress = Ingress.options(func_or_class=_AsyncStateIngress)
 
 
 @serve.deployment(name=DISPATCHER, num_replicas=1, ray_actor_options={"num_cpus": 0.1})
@@ -31,14 +59,14 @@ def ingress_options(replicas: int = 0, max_ongoing: int = 0) -> dict[str, Any]:
     return options
 
 
-def build_intake_app(graph: str = "ingress", *, replicas: int = 0,
-                     max_ongoing: int = 0) -> Application:
+def build_intake_app(graph: str = "ingress", *, replicas: int = 0, max_ongoing: int = 0,
+                     async_state: bool = False) -> Application:
     from serve_app.app_builder import build_app
-    from serve_app.ingress import Ingress
 
     options = ingress_options(replicas, max_ongoing)
+    ingress_deployment = AsyncStateIngress if async_state else Ingress
     if graph == "full":
-        if not options:
+        if not options and not async_state:
             return build_app()
         from actors.context_gatherer import ContextGatherer
         from actors.dispatcher import Dispatcher
@@ -46,6 +74,26 @@ def build_intake_app(graph: str = "ingress", *, replicas: int = 0,
         from actors.synthesizer import Synthesizer
 
         enhancer = Enhancer.bind(ContextGatherer.bind(), Synthesizer.bind())
-        return Ingress.options(**options).bind(Dispatcher.bind(enhancer))
-    ingress = Ingress.options(**options) if options else Ingress
+        return ingress_deployment.options(**options).bind(Dispatcher.bind(enhancer))
+    ingress = ingress_deployment.options(**options) if options else ingress_deployment
     return ingress.bind(IdleDispatcher.bind())
+
+
+def build_pipeline_app(overrides: dict[str, dict[str, Any]] | None = None, *,
+                       async_state: bool = False) -> Application:
+    """The product graph with per-deployment option overrides (``Deployment.options``), so a
+    benchmark can try pool settings without editing ``actors/pool_options.py``."""
+    from actors.context_gatherer import ContextGatherer
+    from actors.dispatcher import Dispatcher
+    from actors.enhancer import Enhancer
+    from actors.synthesizer import Synthesizer
+
+    overrides = overrides or {}
+    ingress = AsyncStateIngress if async_state else Ingress
+
+    def opt(deployment: Any) -> Any:
+        extra = overrides.get(deployment.name)
+        return deployment.options(**extra) if extra else deployment
+
+    enhancer = opt(Enhancer).bind(opt(ContextGatherer).bind(), opt(Synthesizer).bind())
+    return opt(ingress).bind(opt(Dispatcher).bind(enhancer))

@@ -19,19 +19,27 @@ from serve_app.api_state import ApiState
 from serve_app.settings import get_settings
 
 
-def build():  # type: ignore[no-untyped-def]
+def build(async_state: bool = False):  # type: ignore[no-untyped-def]
     settings = get_settings()
     configure_tracing()
     configure_logging(settings.log_level)
-    return create_api(ApiState.from_settings(settings))
+    app = create_api(ApiState.from_settings(settings))
+    if async_state:
+        from benchmarks.apps import with_async_state
+
+        app = with_async_state(app)
+    return app
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--async-state", action="store_true",
+                        help="serve_app.deps.get_state as async def (see benchmarks.apps)")
     args = parser.parse_args()
-    uvicorn.run(build(), host=args.host, port=args.port, loop="uvloop", http="httptools",
+    uvicorn.run(build(args.async_state), host=args.host, port=args.port, loop="uvloop",
+                http="httptools",
                 access_log=False, log_level="warning", lifespan="off")
 
 

@@ -1,4 +1,9 @@
-"""Closed-loop webhook load generator, run as its own process so its CPU is measurable.
+"""Webhook load generator, run as its own process so its CPU is measurable.
+
+Closed loop (default): ``clients`` connections each send the next webhook as soon as the last
+one is answered (measures capacity). Open loop (``rate`` in the spec): webhooks are due at a
+fixed rate whatever the answers, latency counted from the due time (measures latency at a
+given load, without coordinated omission).
 
 ``python -m benchmarks.loadgen SPEC.json`` reads a spec (URL, tenants with their webhook
 secrets, clients, seconds, request cap, ticket-id prefix), drives ``clients`` concurrent
@@ -62,7 +67,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
-    url = spec["url"].rstrip("/")
+    urls = [u.rstrip("/") for u in spec.get("urls") or [spec["url"]]]
     tenants = [(t["id"], t["secret"].encode()) for t in spec["tenants"]]
     clients = int(spec["clients"])
     seconds = float(spec["seconds"])
@@ -84,6 +89,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         async def client(index: int) -> None:
             nonlocal issued, measured
             tenant_id, secret = tenants[index % len(tenants)]
+            url = urls[index % len(urls)]
             target = f"{url}/webhook/servicedesk/{tenant_id}"
             n = 0
             while issued < cap:
@@ -108,11 +114,44 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                     if status in ("200", "202"):
                         measured += 1
 
-        await asyncio.gather(*(client(i) for i in range(clients)))
+        async def scheduled(i: int, at: float) -> None:
+            """Open loop: request ``i`` is due at ``at``; its latency counts from then, so
+            waiting for a free connection is included (no coordinated omission)."""
+            nonlocal issued, measured
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            issued += 1
+            tenant_id, secret = tenants[i % len(tenants)]
+            url = urls[i % len(urls)]
+            body = ticket_body(f"{prefix}-o-{i}", int(time.time() * 1000))
+            headers = signed_headers(secret, body)
+            try:
+                async with session.post(f"{url}/webhook/servicedesk/{tenant_id}", data=body,
+                                        headers=headers) as response:
+                    await response.read()
+                    status = str(response.status)
+            except Exception as exc:  # noqa: BLE001 - counted, not fatal
+                status = type(exc).__name__
+            t1 = time.perf_counter()
+            statuses[status] = statuses.get(status, 0) + 1
+            if at >= measure_from:
+                latencies.append((t1 - at) * 1000.0)
+                if status in ("200", "202"):
+                    measured += 1
+
+        rate = float(spec.get("rate") or 0)
+        if rate > 0:
+            count = min(cap, int(rate * (warmup + seconds)))
+            await asyncio.gather(*(scheduled(i, started + i / rate) for i in range(count)))
+        else:
+            await asyncio.gather(*(client(i) for i in range(clients)))
     wall = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     latencies.sort()
     window = max(1e-9, min(seconds, wall - warmup))
+    if float(spec.get("rate") or 0) > 0:  # achieved rate of the measured window
+        window = max(1e-9, wall - warmup)
     return {
         "issued": issued,
         "statuses": statuses,
@@ -130,7 +169,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    spec = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as handle:
+        spec = json.load(handle)
     try:
         import uvloop
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -77,7 +78,10 @@ def print_table(title: str, headers: list[str], rows: Iterable[Iterable[Any]]) -
     rows = [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
     text = "\n".join([f"\n### {title}\n", line(headers),
                       "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *(line(r) for r in rows)])
@@ -131,6 +135,21 @@ def make_data_dir(label: str) -> Path:
 
 
 def remove_data_dir(path: Path) -> None:
+    """Stop the embedded PostgreSQL living in ``path`` (if any), then delete ``path``.
+
+    pgserver stops its server at interpreter exit with ``pg_ctl -D``; once the directory is
+    gone that cannot work, so a server would be left running. Stop it first (SIGINT = fast
+    shutdown)."""
+    pid_file = path / "postgres" / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 15
+        while psutil.pid_exists(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            time.sleep(0.1)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -182,6 +201,7 @@ class Tenant:
     id: str
     secret: str
     api_token: str
+    templates: list[dict[str, Any]] = field(default_factory=list)
 
     def spec(self) -> dict[str, str]:
         return {"id": self.id, "secret": self.secret}
@@ -215,6 +235,197 @@ async def create_tenants(db: Database, count: int, prefix: str, *, sdp_url: str,
         return tenants
     finally:
         await pool.close()
+
+
+async def seed_knowledge(db: Database, tenants: list[Tenant]) -> dict[str, int]:
+    """Give each tenant a demo tenant's history, KB and assets (acme/globex alternating), so
+    context gathering and prompts have realistic sizes. Returns rows per kind."""
+    from db.pool import create_pool, tenant_transaction
+    from db.repositories.knowledge import upsert_resolved_ticket
+    from pipeline.importers import import_assets_csv, import_kb_directory
+    from pipeline.importers.tickets import ticket_record
+    from simulators.demo_data import TENANTS, load_demo_dataset
+
+    counts = {"tickets": 0, "kb": 0, "assets": 0}
+    datasets = [load_demo_dataset(name) for name in TENANTS]
+    pool = await create_pool(db.service_url, min_size=1, max_size=2)
+    try:
+        for i, tenant in enumerate(tenants):
+            data = datasets[i % len(datasets)]
+            async with tenant_transaction(pool, tenant.id) as conn:
+                for request in data.resolved_tickets:
+                    rec = ticket_record(request)
+                    await upsert_resolved_ticket(
+                        conn, tenant_id=tenant.id, ticket_id=rec.ticket_id, subject=rec.subject,
+                        description=rec.description, resolution=rec.resolution,
+                        priority=rec.priority, tags=rec.tags, resolved_at=rec.resolved_at)
+                    counts["tickets"] += 1
+            counts["kb"] += (await import_kb_directory(pool, tenant.id, data.kb_dir)).seen
+            counts["assets"] += (await import_assets_csv(pool, tenant.id, data.assets_csv)).seen
+            tenant.templates = data.open_tickets
+    finally:
+        await pool.close()
+    return counts
+
+
+@dataclass
+class Sent:
+    tenant_id: str
+    ticket_id: str
+    enhancement_id: str | None
+    status: int
+    sent_at: float  # time.time()
+    ack_ms: float
+
+
+class TicketSender:
+    """New tickets as SDP would report them: created in the SDP simulator (so the note can be
+    written), then a signed v3 webhook with the full request object."""
+
+    def __init__(self, url: str, sims: Simulators, *, timeout_s: float = 30) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.sims = sims
+        self.http = httpx.AsyncClient(timeout=timeout_s,
+                                      limits=httpx.Limits(max_connections=64))
+        self._n = 0
+
+    def new_request(self, tenant: Tenant) -> dict[str, Any]:
+        templates = tenant.templates or [{
+            "subject": "Outlook keeps prompting for password",
+            "description": "<div>Outlook prompts for credentials; mail server 10.20.30.40</div>"}]
+        template = dict(templates[self._n % len(templates)])
+        self._n += 1
+        for key in ("id", "display_id", "created_time", "last_updated_time"):
+            template.pop(key, None)
+        return self.sims.sdp.add_request(tenant.id, template)
+
+    async def send(self, tenant: Tenant, *, retries: int = 0) -> Sent:
+        from benchmarks.loadgen import signed_headers
+
+        request = self.new_request(tenant)
+        body = json.dumps({"request": request}).encode()
+        for attempt in range(retries + 1):
+            sent_at = time.time()
+            t0 = time.perf_counter()
+            try:
+                response = await self.http.post(
+                    f"{self.url}/webhook/servicedesk/{tenant.id}", content=body,
+                    headers=signed_headers(tenant.secret.encode(), body))
+                status = response.status_code
+                enhancement_id = response.json().get("enhancement_id") if status in (
+                    200, 202) else None
+            except Exception:  # noqa: BLE001 - e.g. the ingress is restarting
+                status, enhancement_id = 0, None
+            ack_ms = (time.perf_counter() - t0) * 1000
+            if enhancement_id or attempt == retries:
+                return Sent(tenant.id, request["id"], enhancement_id, status, sent_at, ack_ms)
+            await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    async def open_loop(self, rate_per_s: float, count: int, pick: Any) -> list[Sent]:
+        """``count`` webhooks at a fixed rate, not waiting for answers (open loop)."""
+        start = time.monotonic()
+        tasks = []
+        for i in range(count):
+            delay = start + i / rate_per_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.send(pick(i))))
+        return list(await asyncio.gather(*tasks))
+
+    async def burst(self, count: int, pick: Any, concurrency: int = 32) -> list[Sent]:
+        """``count`` webhooks as fast as ``concurrency`` connections allow."""
+        queue = list(range(count))
+        out: list[Sent] = []
+
+        async def worker() -> None:
+            while queue:
+                i = queue.pop(0)
+                out.append(await self.send(pick(i), retries=3))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return out
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+JOB_COLUMNS = """id::text AS id, tenant_id, ticket_id, status, outcome, attempts, error,
+    extract(epoch FROM received_at) AS received, extract(epoch FROM finished_at) AS finished,
+    extract(epoch FROM started_at) AS started, stage_timings, note_id"""
+
+
+async def fetch_jobs(db: Database, ids: list[str]) -> list[dict[str, Any]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(db.owner_url)
+    try:
+        rows = await conn.fetch(
+            f"SELECT {JOB_COLUMNS} FROM enhancements WHERE id = ANY($1::uuid[])", ids)
+        out = []
+        for r in rows:
+            row = dict(r)
+            if isinstance(row.get("stage_timings"), str):
+                row["stage_timings"] = json.loads(row["stage_timings"])
+            out.append(row)
+        return out
+    finally:
+        await conn.close()
+
+
+async def wait_terminal(db: Database, ids: list[str], timeout_s: float,
+                        on_progress: Any = None) -> list[dict[str, Any]]:
+    """Poll until every job is completed/failed (or the timeout); returns the rows."""
+    import asyncpg
+
+    deadline = time.monotonic() + timeout_s
+    conn = await asyncpg.connect(db.owner_url)
+    try:
+        while True:
+            done = await conn.fetchval(
+                "SELECT count(*) FROM enhancements WHERE id = ANY($1::uuid[]) "
+                "AND status IN ('completed', 'failed')", ids)
+            if on_progress is not None:
+                await on_progress(done)
+            if done >= len(ids) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await conn.close()
+    return await fetch_jobs(db, ids)
+
+
+def e2e_seconds(rows: list[dict[str, Any]]) -> list[float]:
+    return [float(r["finished"]) - float(r["received"]) for r in rows
+            if r["status"] == "completed" and r["finished"] is not None]
+
+
+def stage_breakdown(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """p50/p95 seconds of each stage: waiting to be claimed, context, synthesis, write-back."""
+    stages: dict[str, list[float]] = {"queued": [], "context": [], "synthesis": [],
+                                      "writeback": []}
+    for r in rows:
+        if r["status"] != "completed":
+            continue
+        if r.get("started") is not None:
+            stages["queued"].append(float(r["started"]) - float(r["received"]))
+        for key in ("context", "synthesis", "writeback"):
+            value = (r.get("stage_timings") or {}).get(key)
+            if value is not None:
+                stages[key].append(float(value))
+    return {k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in stages.items()}
+
+
+def steady_rate(rows: list[dict[str, Any]], low: float = 0.1, high: float = 0.9) -> float | None:
+    """Completions per second between the ``low`` and ``high`` fractions of completions."""
+    ends = sorted(float(r["finished"]) for r in rows if r["finished"] is not None)
+    if len(ends) < 10:
+        return None
+    i, j = int(len(ends) * low), int(len(ends) * high) - 1
+    span = ends[j] - ends[i]
+    return (j - i) / span if span > 0 else None
 
 
 def service_env(db: Database, *, llm_url: str = "http://127.0.0.1:9",
@@ -257,16 +468,32 @@ def classify(proc: psutil.Process) -> str:
     if name == "haproxy" or head.endswith("/haproxy"):
         return "haproxy"
     if head.startswith("ray::ServeReplica"):
-        return "replica:" + head.split(":")[-1].strip()
+        return "replica:" + head.split(":")[-1].split(".")[0].strip()
     if head.startswith("ray::ProxyActor"):
         return "serve proxy"
     if head.startswith("ray::ServeController"):
         return "serve controller"
+    if head.startswith("ray::TenantRateLimiter"):
+        return "rate limiter actors"
+    if head.startswith("ray::IDLE"):
+        return "ray idle workers"
+    if head.startswith(("ray::HAProxy", "ray::JobSupervisor")):
+        return head[5:].split(".")[0].split(" ")[0]
+    if head.startswith("ray::DashboardAgent"):
+        return "ray dashboard"
+    if head.startswith("ray::RuntimeEnvAgent"):
+        return "ray runtime-env agent"
     if head.startswith("ray::"):
         return "ray actor/worker"
     joined = " ".join(cmd)
-    if "gcs_server" in joined or "raylet" in joined or "dashboard" in joined or \
-            "ray/_private" in joined or "runtime_env" in joined or "log_monitor" in joined:
+    if "benchmarks.bare_server" in joined:
+        return "bare uvicorn"
+    if "benchmarks.loadgen" in joined:
+        return "load generator"
+    if "dashboard" in joined:
+        return "ray dashboard"
+    if any(part in joined for part in ("gcs_server", "raylet", "ray/_private", "ray/autoscaler",
+                                       "runtime_env", "log_monitor", "resource_tracker")):
         return "ray core"
     if proc.pid == os.getpid():
         return "driver+simulators"
@@ -308,6 +535,10 @@ class ProcessSampler:
                     found[child.pid] = child
         for pid in self.exclude:
             found.pop(pid, None)
+        for pid, proc in list(found.items()):  # the profiler is not part of the system
+            with contextlib.suppress(psutil.Error):
+                if proc.name() == "py-spy":
+                    del found[pid]
         # Keep the cached Process objects (cpu_times needs the same object across samples).
         out = []
         for pid, proc in found.items():
@@ -384,6 +615,30 @@ class ProcessSampler:
 
 
 # -- Ray + Serve in this process -------------------------------------------------------------
+def isolated_serve_env() -> dict[str, str]:
+    """Ports and paths that Serve's direct-ingress/HAProxy mode would otherwise take from fixed
+    defaults (8404, 9101, /tmp/haproxy-serve, 30000-31000), so a run cannot collide with
+    another Ray instance on the machine."""
+    base = 33000 + (os.getpid() % 40) * 50
+    # HAProxy nests a 56-character hash directory under these paths and caps socket paths at
+    # 97 bytes, so the directory must be short.
+    state = Path(tempfile.mkdtemp(prefix="hp", dir="/tmp"))
+    atexit.register(shutil.rmtree, state, True)
+    return {
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(base),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(base + 24),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(base + 25),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(base + 49),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(state / "metrics.sock"),
+    }
+
+
 def serve_instance_details() -> dict[str, Any]:
     import ray
     from ray.serve.context import _get_global_client
@@ -433,6 +688,8 @@ class RayServe:
 
         started = time.monotonic()
         apply_env(self.env)
+        if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+            os.environ.update(isolated_serve_env())
         ray.init(**ray_init_kwargs(num_cpus=self.num_cpus, dashboard=self.dashboard))
         serve.start(http_options={"host": "127.0.0.1", "port": self.http_port})
         return time.monotonic() - started
@@ -478,7 +735,11 @@ class ServeChild:
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError(f"serve child exited ({self.proc.poll()}); see {self.log_path}")
+                tail = ""
+                if self.log_path and self.log_path.exists():
+                    tail = "\n".join(self.log_path.read_text().splitlines()[-25:])
+                self.stop(5)
+                raise RuntimeError(f"serve child exited ({self.proc.poll()}):\n{tail}")
             if line.startswith("{"):
                 self.info = json.loads(line)
                 return self.info
@@ -504,24 +765,29 @@ def _child_main(argv: list[str]) -> None:
     parser.add_argument("--replicas", type=int, default=0, help="0: product autoscaling")
     parser.add_argument("--max-ongoing", type=int, default=0, help="0: product value")
     parser.add_argument("--num-cpus", type=int, default=0)
+    parser.add_argument("--async-state", action="store_true")
     args = parser.parse_args(argv)
     import ray
     from ray import serve
 
-    from benchmarks.intake_app import build_intake_app
+    from benchmarks.apps import build_intake_app
 
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # Ray prints chatter on stdout; keep it for the ready line
     port = free_port()
     ray.init(**ray_init_kwargs(num_cpus=args.num_cpus or None, dashboard=False))
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_intake_app(args.graph, replicas=args.replicas,
-                               max_ongoing=args.max_ongoing), name=APP_NAME, route_prefix="/")
+    serve.run(build_intake_app(args.graph, replicas=args.replicas, max_ongoing=args.max_ongoing,
+                               async_state=args.async_state), name=APP_NAME, route_prefix="/")
     pids = replica_pids()
+    low = int(os.environ.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "30000"))
+    high = int(os.environ.get("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", "31000"))
+    from ray.serve._private.constants import RAY_SERVE_ENABLE_DIRECT_INGRESS as direct
+
     direct_ports = sorted({c.laddr.port for pid in pids.get("Ingress", [])
                            for c in psutil.Process(pid).net_connections("tcp")
-                           if c.status == psutil.CONN_LISTEN
-                           and 30000 <= c.laddr.port <= 32999})
+                           if direct and c.status == psutil.CONN_LISTEN
+                           and low <= c.laddr.port <= high})
     real_stdout.write(json.dumps({"url": f"http://127.0.0.1:{port}", "pids": pids,
                                   "direct_ports": direct_ports}) + "\n")
     real_stdout.flush()

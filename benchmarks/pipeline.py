@@ -1,0 +1,384 @@
+"""Benchmark 2 — the enhancement pipeline end to end, and what it costs in CPU and memory.
+
+    python -m benchmarks.pipeline --rate 20 --latency-seconds 30 --backlog 1500
+
+The whole product graph (``serve_app.app_builder``) on a fresh local Ray, embedded PostgreSQL,
+the LLM simulator at 2 s +- 20 % and the SDP simulator at 50 ms per call, ``--tenants`` tenants
+each seeded with a demo tenant's history/KB/assets and generous limits (LLM, SDP and webhook
+rates far above the load; ``AI_AGENTS_PER_TENANT_INFLIGHT`` high). Tickets are created in the
+SDP simulator and announced with signed webhooks, so every job gathers context, calls the LLM
+and writes its private note.
+
+Phase 1 (latency): ``--rate`` webhooks/s open loop for ``--latency-seconds``; end-to-end is
+received -> completed (the job row's timestamps; the note is written before completion).
+Phase 2 (capacity): ``--backlog`` webhooks as fast as possible; sustained enhancements/s is the
+completion rate between 10 % and 90 % of completions.
+CPU per enhancement = CPU seconds of every process of the run (Ray core, Serve controller and
+proxy, all replicas, PostgreSQL, this process with both simulators) over the phase / jobs;
+"marginal" subtracts the idle system's background CPU (measured for ``--idle-seconds`` before
+phase 1), and the CPU ceiling is (cores - idle cores) / marginal CPU per job.
+
+Variants (``--configs``, each in a fresh process and Ray):
+  default  the product as it is (pool options of actors/pool_options.py, Serve defaults)
+  tput     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + RAY_SERVE_LOG_TO_STDERR=1
+  pools    product Serve flags, I/O pools tuned: Enhancer/Synthesizer 256 in flight per
+           replica, ContextGatherer 128, 0.05 logical CPU per replica (``TUNED`` below)
+  tuned    HAProxy ingress + tput flags + the pool tuning
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import stack
+from benchmarks.profiling import start_record, summarise
+
+MIB = 2**20
+TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_LOG_TO_STDERR": "1"}
+HA = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
+IO_POOL = {"min_replicas": 1, "max_replicas": 4, "upscale_delay_s": 5, "downscale_delay_s": 120}
+TUNED = {
+    # Async, I/O-bound pools: one process holds hundreds of awaiting jobs, so fewer, fuller
+    # replicas (less per-process overhead) and a small logical-CPU reservation so autoscaling
+    # is not blocked by the node's logical CPU count (2 here).
+    "Enhancer": {"max_ongoing_requests": 256, "max_queued_requests": 512,
+                 "autoscaling_config": {**IO_POOL, "target_ongoing_requests": 192},
+                 "ray_actor_options": {"num_cpus": 0.05}},
+    "Synthesizer": {"max_ongoing_requests": 256, "max_queued_requests": 512,
+                    "autoscaling_config": {**IO_POOL, "target_ongoing_requests": 192},
+                    "ray_actor_options": {"num_cpus": 0.05}},
+    "ContextGatherer": {"max_ongoing_requests": 128, "max_queued_requests": 512,
+                        "autoscaling_config": {**IO_POOL, "target_ongoing_requests": 96},
+                        "ray_actor_options": {"num_cpus": 0.05}},
+}
+VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
+    "default": ("product pool options, Serve defaults", {}, {}),
+    "tput": ("RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + LOG_TO_STDERR=1", TPUT, {}),
+    "pools": ("product Serve flags; I/O pools 256 in flight/replica, 0.05 CPU", {}, TUNED),
+    "tuned": ("HAProxy + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1 + I/O pools 256/replica",
+              {**HA, **TPUT}, TUNED),
+}
+
+
+async def run_phase(name: str, sender: stack.TicketSender, db: stack.Database,
+                    sampler: stack.ProcessSampler, tenants: list[stack.Tenant], *,
+                    rate: float | None, count: int, timeout_s: float,
+                    profile_s: float = 0.0, profile_dir: str = "") -> dict[str, Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(db.owner_url)
+    peak_running = 0
+    mem_mid: dict[str, Any] | None = None
+
+    async def progress(done: int) -> None:
+        nonlocal peak_running, mem_mid
+        running = await conn.fetchval("SELECT count(*) FROM enhancements WHERE status='running'")
+        peak_running = max(peak_running, running)
+        if mem_mid is None and done >= count // 2:
+            mem_mid = await asyncio.to_thread(sampler.memory)
+
+    pick = lambda i: tenants[i % len(tenants)]  # noqa: E731
+    sampler.start_window()
+    profiling = (asyncio.create_task(asyncio.to_thread(profile_pipeline, profile_s, name,
+                                                       profile_dir, sampler))
+                 if profile_s > 0 else None)
+    started = time.time()
+    if rate:
+        sent = await sender.open_loop(rate, count, pick)
+    else:
+        sent = await sender.burst(count, pick)
+    sent_s = time.time() - started
+    ids = [s.enhancement_id for s in sent if s.enhancement_id]
+    rows = await stack.wait_terminal(db, ids, timeout_s, progress)
+    window = sampler.end_window()
+    await conn.close()
+    profile = await profiling if profiling is not None else None
+    wall = time.time() - started
+    e2e = stack.e2e_seconds(rows)
+    outcomes: dict[str, int] = {}
+    for r in rows:
+        key = r["status"] if r["status"] != "completed" else f"completed/{r['outcome']}"
+        outcomes[key] = outcomes.get(key, 0) + 1
+    finished = [float(r["finished"]) for r in rows if r["finished"] is not None]
+    overall = len(finished) / (max(finished) - started) if finished else None
+    completed = sum(1 for r in rows if r["status"] == "completed")
+    cpu_ms = 1000 * window["cpu_s"] / max(1, completed)
+    return {
+        "phase": name, "offered": count, "offered_rate": rate, "send_s": round(sent_s, 1),
+        "accepted": len(ids), "rejected": len(sent) - len(ids), "completed": completed,
+        "outcomes": outcomes, "wall_s": wall,
+        "e2e_p50": stack.percentile(e2e, 50), "e2e_p95": stack.percentile(e2e, 95),
+        "e2e_p99": stack.percentile(e2e, 99), "e2e_max": max(e2e) if e2e else None,
+        "ack_p99_ms": stack.percentile([s.ack_ms for s in sent], 99),
+        "steady_rate": stack.steady_rate(rows), "overall_rate": overall,
+        "peak_running": peak_running,
+        "cpu_s": window["cpu_s"], "cpu_ms_per_job": cpu_ms,
+        "cpu_ms_by_kind": {k: round(1000 * v / max(1, completed), 2)
+                           for k, v in sorted(window["cpu_by_kind"].items(),
+                                              key=lambda kv: -kv[1])},
+        "cores_used": window["cpu_s"] / wall, "wall_s_exact": wall,
+        "peak_rss_mib": window["peak_rss_bytes"] / MIB,
+        "memory_mid": mem_mid,
+        "stages": stack.stage_breakdown(rows),
+        "profile": profile,
+        "retried": sum(1 for r in rows if (r["attempts"] or 0) > 1),
+    }
+
+
+def profile_pipeline(seconds: float, phase: str, keep_dir: str,
+                     sampler: stack.ProcessSampler) -> dict[str, Any]:
+    """py-spy one replica of each deployment, the Serve proxy and controller, and this process
+    (simulators) for ``seconds``, starting 2 s into the phase."""
+    import tempfile
+
+    time.sleep(2)
+    targets = {name: pids[0] for name, pids in stack.replica_pids().items() if pids}
+    for proc in sampler.processes():
+        kind = stack.classify(proc)
+        if kind in ("serve proxy", "serve controller", "rate limiter actors") and \
+                kind not in targets:
+            targets[kind] = proc.pid
+    workdir = Path(keep_dir or tempfile.mkdtemp(prefix="aab-prof-", dir="/tmp"))
+    recorders = {name: start_record(pid, seconds, workdir / f"{phase}-{name}.txt".replace(" ", "_"))
+                 for name, pid in targets.items()}
+    out = {}
+    for name, rec in recorders.items():
+        rec.wait(seconds + 30)
+        out[name] = summarise(workdir / f"{phase}-{name}.txt".replace(" ", "_"))
+    if not keep_dir:
+        stack.remove_data_dir(workdir)
+    return out
+
+
+def replica_counts() -> dict[str, int]:
+    return {name: len(pids) for name, pids in stack.replica_pids().items()}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    machine = stack.machine_info()
+    data_dir = stack.make_data_dir("pipe")
+    sims = stack.Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
+                            sdp_latency_ms=args.sdp_latency_ms)
+    ray_serve = None
+    sender = None
+    try:
+        db = await stack.start_database(data_dir)
+        tenants = await stack.create_tenants(db, args.tenants, "pipe", sdp_url=sims.sdp_url,
+                                             sims=sims)
+        seeded = await stack.seed_knowledge(db, tenants)
+        env = stack.service_env(db, llm_url=sims.llm_url,
+                                AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight))
+        ray_serve = stack.RayServe(env, num_cpus=args.num_cpus or None)
+        ray_start = ray_serve.start()
+        from benchmarks.apps import build_pipeline_app
+
+        deploy_s = ray_serve.deploy(build_pipeline_app(VARIANTS[args.single][2]))
+        sampler = stack.ProcessSampler(db.postmaster_pid)
+        sender = stack.TicketSender(ray_serve.url, sims)
+        say = lambda m: print(f"[pipeline] {m}", file=sys.stderr, flush=True)  # noqa: E731
+        say(f"up: ray {ray_start:.1f} s, deploy {deploy_s:.1f} s; warming up")
+        warm = await sender.burst(len(tenants), lambda i: tenants[i % len(tenants)])
+        await stack.wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
+        await asyncio.sleep(3)
+        idle = await asyncio.to_thread(sampler.memory)
+        sampler.start_window()  # background CPU of the idle system (controller loops, agents)
+        await asyncio.sleep(args.idle_seconds)
+        idle_cpu = sampler.end_window()
+        idle_cores = idle_cpu["cpu_s"] / args.idle_seconds
+        phases = []
+        if args.latency_seconds > 0:
+            say(f"phase 1: {args.rate}/s for {args.latency_seconds} s")
+            phases.append(await run_phase(
+                "latency", sender, db, sampler, tenants, rate=args.rate,
+                count=int(args.rate * args.latency_seconds), timeout_s=args.timeout))
+            phases[-1]["replicas"] = replica_counts()
+            say(json.dumps({k: phases[-1][k] for k in ("completed", "e2e_p95", "cpu_ms_per_job")}))
+        if args.backlog > 0:
+            say(f"phase 2: backlog of {args.backlog}")
+            phases.append(await run_phase("capacity", sender, db, sampler, tenants, rate=None,
+                                          count=args.backlog, timeout_s=args.timeout,
+                                          profile_s=args.profile_seconds
+                                          if args.single in args.profile else 0.0,
+                                          profile_dir=args.profile_dir))
+            phases[-1]["replicas"] = replica_counts()
+            say(json.dumps({k: phases[-1][k] for k in ("completed", "steady_rate",
+                                                        "cpu_ms_per_job")}))
+        sampler.stop()
+        for phase in phases:
+            marginal = phase["cpu_s"] - idle_cores * phase["wall_s"]
+            phase["marginal_cpu_ms_per_job"] = 1000 * marginal / max(1, phase["completed"])
+        return {"variant": args.single, "label": VARIANTS[args.single][0],
+                "idle_cores": idle_cores,
+                "idle_cpu_by_kind": {k: v / args.idle_seconds
+                                     for k, v in idle_cpu["cpu_by_kind"].items()},
+                "machine": machine, "args": vars(args), "seeded": seeded,
+                "startup": {"ray_s": ray_start, "deploy_s": deploy_s},
+                "memory_idle": idle, "phases": phases}
+    finally:
+        if sender is not None:
+            await sender.close()
+        if ray_serve is not None:
+            ray_serve.stop()
+        sims.stop()
+        stack.remove_data_dir(data_dir)
+
+
+def report(runs: list[dict[str, Any]]) -> str:
+    first = runs[0]
+    args = first["args"]
+    nproc = first["machine"]["nproc"]
+    rows = []
+    for data in runs:
+        for p in data["phases"]:
+            marginal = p.get("marginal_cpu_ms_per_job")
+            ceiling = ((nproc - data["idle_cores"]) * 1000 / marginal) if marginal else None
+            rate = (f"{stack.fmt(p['overall_rate'])} ({stack.fmt(p['steady_rate'])})"
+                    if p["phase"] == "capacity" else stack.fmt(p["overall_rate"]))
+            rows.append([
+                data["variant"], p["phase"], f"{p['offered']} @ {p['offered_rate'] or 'max'}/s",
+                f"{p['completed']}/{p['accepted']}",
+                ", ".join(f"{k.replace('completed/', '')} {v}" for k, v in p["outcomes"].items()),
+                rate, stack.fmt(p["e2e_p50"], 2), stack.fmt(p["e2e_p95"], 2),
+                stack.fmt(p["e2e_p99"], 2), p["peak_running"], stack.fmt(p["cpu_ms_per_job"]),
+                stack.fmt(marginal), stack.fmt(p["cores_used"], 2),
+                f"{stack.fmt(data['idle_cores'], 2)}", stack.fmt(ceiling),
+                " ".join(f"{k[:3]}{v}" for k, v in p["replicas"].items()),
+            ])
+    text = stack.print_table(
+        f"Pipeline: LLM {args['llm_latency']} s ±{args['jitter']} %, SDP {args['sdp_latency_ms']}"
+        f" ms, {args['tenants']} tenants, per-tenant in-flight {args['per_tenant_inflight']}",
+        ["config", "phase", "offered", "completed", "outcomes",
+         "enh/s (capacity: all/wall (10-90 %))", "p50 s", "p95 s", "p99 s", "peak running",
+         "CPU ms/enh", "marginal CPU ms/enh", "cores used", "idle cores",
+         "CPU ceiling enh/s", "replicas"], rows)
+    text += stack.print_table(
+        "Where the end-to-end time goes (p50 / p95 seconds)",
+        ["config", "phase", "queued (received -> claimed)", "context", "synthesis (LLM)",
+         "write-back"],
+        [[data["variant"], p["phase"], *(f"{stack.fmt(p['stages'][k]['p50'], 2)} / "
+                                         f"{stack.fmt(p['stages'][k]['p95'], 2)}"
+                                         for k in ("queued", "context", "synthesis",
+                                                   "writeback"))]
+         for data in runs for p in data["phases"]])
+    for phase in ("latency", "capacity"):
+        per = {d["variant"]: next((p for p in d["phases"] if p["phase"] == phase), None)
+               for d in runs}
+        per = {k: v for k, v in per.items() if v}
+        if not per:
+            continue
+        kinds = sorted({k for p in per.values() for k in p["cpu_ms_by_kind"]},
+                       key=lambda k: -max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()))
+        text += stack.print_table(
+            f"CPU ms per enhancement by process kind ({phase} phase)",
+            ["process kind", *per],
+            [[k, *(stack.fmt(p["cpu_ms_by_kind"].get(k), 1) for p in per.values())]
+             for k in kinds if max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()) >= 0.5]
+            + [["TOTAL", *(stack.fmt(p["cpu_ms_per_job"], 1) for p in per.values())]])
+    for data in runs:
+        for p in data["phases"]:
+            for target, summary in (p.get("profile") or {}).items():
+                text += stack.print_table(
+                    f"py-spy {data['variant']} {p['phase']} / {target} "
+                    f"({summary['samples']} samples): layers",
+                    ["layer", "% of samples"], summary["layers"][:8])
+    mem_rows = []
+    for data in runs:
+        idle = data["memory_idle"]
+        mem_rows.append([data["variant"], "idle (after warm-up)",
+                         stack.fmt(idle["rss_bytes"] / MIB, 0),
+                         stack.fmt(idle["pss_bytes"] / MIB, 0)])
+        for p in data["phases"]:
+            if p.get("memory_mid"):
+                mem_rows.append([data["variant"], f"under load ({p['phase']}, mid-phase)",
+                                 stack.fmt(p["memory_mid"]["rss_bytes"] / MIB, 0),
+                                 stack.fmt(p["memory_mid"]["pss_bytes"] / MIB, 0)])
+    text += stack.print_table("Resident memory of the run (all processes)",
+                              ["config", "when", "RSS sum MiB", "PSS sum MiB"], mem_rows)
+    best = max((p["overall_rate"] or 0 for d in runs for p in d["phases"]
+                if p["phase"] == "capacity"), default=0)
+    if best:
+        line = ("Replaced design (Celery prefork, 4 concurrent jobs per worker, ~2 jobs/s per "
+                f"worker at 2 s LLM latency): {best:.1f} enh/s would take ~{best / 2:.0f} prefork "
+                "workers.")
+        print(line)
+        text += "\n" + line + "\n"
+    return text
+
+
+def run_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each variant in its own process: Serve reads its feature flags at import time."""
+    import os
+    import subprocess
+    import tempfile
+
+    runs = []
+    for name in args.configs:
+        if name not in VARIANTS:
+            raise SystemExit(f"unknown config {name!r}; known: {sorted(VARIANTS)}")
+        out = Path(tempfile.mkstemp(prefix="aab-pipe-", suffix=".json")[1])
+        passthrough = [a for a in (args.argv or []) if a]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}
+        env.update(VARIANTS[name][1])
+        print(f"[pipeline] {name}: {VARIANTS[name][0]}", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.pipeline", *passthrough,
+                        "--single", name, "--json", str(out)], check=True, env=env,
+                       cwd=stack.REPO)
+        runs.append(json.loads(out.read_text()))
+        out.unlink()
+    return runs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=20.0, help="phase 1 webhooks/s")
+    parser.add_argument("--latency-seconds", type=float, default=25.0)
+    parser.add_argument("--backlog", type=int, default=1000, help="phase 2 webhooks")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="measure the idle system's background CPU this long")
+    parser.add_argument("--tenants", type=int, default=10)
+    parser.add_argument("--llm-latency", type=float, default=2.0)
+    parser.add_argument("--jitter", type=float, default=20.0, help="LLM latency jitter, %%")
+    parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
+    parser.add_argument("--per-tenant-inflight", type=int, default=1000)
+    parser.add_argument("--num-cpus", type=int, default=0, help="Ray logical CPUs (0: nproc)")
+    parser.add_argument("--timeout", type=float, default=240.0, help="per phase drain")
+    parser.add_argument("--configs", default="default,pools,tuned",
+                        help=f"variants to compare, from {sorted(VARIANTS)}")
+    parser.add_argument("--single", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", default="", help="variants to py-spy during phase 2")
+    parser.add_argument("--profile-seconds", type=float, default=10.0,
+                        help="py-spy every deployment for this long during phase 2")
+    parser.add_argument("--profile-dir", default="", help="keep the raw py-spy stacks here")
+    parser.add_argument("--json", default="")
+    args = parser.parse_args(argv)
+    args.configs = [c for c in args.configs.split(",") if c]
+    args.profile = [c for c in args.profile.split(",") if c]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.single:
+        data = asyncio.run(main_async(args))
+        Path(args.json).write_text(json.dumps(data, default=str))
+        return
+    skip = {"--json", "--configs"}
+    args.argv = [a for i, a in enumerate(argv)
+                 if a.split("=")[0] not in skip and (i == 0 or argv[i - 1] not in skip)]
+    runs = run_variants(args)
+    print(f"\nmachine: {json.dumps(runs[0]['machine'])}")
+    report(runs)
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
