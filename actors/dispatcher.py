@@ -26,6 +26,7 @@ class Dispatcher:
         self._dispatcher = JobDispatcher(
             self._pool, self._submit, listen_url=url,
             config=DispatcherConfig(per_tenant_cap=settings.per_tenant_inflight,
+                                    max_inflight=settings.dispatch_max_inflight,
                                     batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
                                     poll_s=settings.dispatcher_poll_s,
                                     retry_base_s=settings.job_retry_base_s))

@@ -28,11 +28,11 @@ from benchmarks import stack
 def deploy_with_cap(ray_serve: stack.RayServe, cap: int, pools: str) -> float:
     from actors.pool_options import DISPATCHER, pool_options
     from benchmarks.apps import build_pipeline_app
-    from benchmarks.pipeline import TUNED
+    from benchmarks.pipeline import PREVIOUS_POOLS
 
     actor_options = pool_options(DISPATCHER)["ray_actor_options"]
     actor_options["runtime_env"] = {"env_vars": {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)}}
-    overrides = {**(TUNED if pools == "tuned" else {}),
+    overrides = {**(PREVIOUS_POOLS if pools == "previous" else {}),
                  DISPATCHER: {"ray_actor_options": actor_options}}
     return ray_serve.deploy(build_pipeline_app(overrides))
 
@@ -197,8 +197,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jitter", type=float, default=20.0)
     parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
     parser.add_argument("--num-cpus", type=int, default=0)
-    parser.add_argument("--pools", choices=["product", "tuned"], default="product",
-                        help="tuned: benchmarks.pipeline.TUNED pool options")
+    parser.add_argument("--pools", choices=["product", "previous"], default="product",
+                        help="previous: the pool options before 2026-11-26 "
+                             "(benchmarks.pipeline.PREVIOUS_POOLS)")
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)

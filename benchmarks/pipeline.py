@@ -19,11 +19,12 @@ proxy, all replicas, PostgreSQL, this process with both simulators) over the pha
 phase 1), and the CPU ceiling is (cores - idle cores) / marginal CPU per job.
 
 Variants (``--configs``, each in a fresh process and Ray):
-  default  the product as it is (pool options of actors/pool_options.py, Serve defaults)
-  tput     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + RAY_SERVE_LOG_TO_STDERR=1
-  pools    product Serve flags, I/O pools tuned: Enhancer/Synthesizer 256 in flight per
-           replica, ContextGatherer 128, 0.05 logical CPU per replica (``TUNED`` below)
-  tuned    HAProxy ingress + tput flags + the pool tuning
+  default         the product as it is (actors/pool_options.py, Serve's proxy)
+  haproxy         the product with ``--ingress haproxy`` (HAProxy + direct ingress +
+                  RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + RAY_SERVE_LOG_TO_STDERR=1)
+  tput            the throughput flags without HAProxy
+  previous-pools  the pool options before 2026-11-26 (``PREVIOUS_POOLS``: 64 in flight per
+                  Enhancer/Synthesizer replica, up to 8 replicas, 0.25 logical CPU each)
 """
 
 from __future__ import annotations
@@ -38,31 +39,32 @@ from typing import Any
 
 from benchmarks import stack
 from benchmarks.profiling import start_record, summarise
+from serve_app.ingress_mode import HAPROXY_FLAGS
 
 MIB = 2**20
 TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_LOG_TO_STDERR": "1"}
-HA = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
-IO_POOL = {"min_replicas": 1, "max_replicas": 4, "upscale_delay_s": 5, "downscale_delay_s": 120}
-TUNED = {
-    # Async, I/O-bound pools: one process holds hundreds of awaiting jobs, so fewer, fuller
-    # replicas (less per-process overhead) and a small logical-CPU reservation so autoscaling
-    # is not blocked by the node's logical CPU count (2 here).
-    "Enhancer": {"max_ongoing_requests": 256, "max_queued_requests": 512,
-                 "autoscaling_config": {**IO_POOL, "target_ongoing_requests": 192},
-                 "ray_actor_options": {"num_cpus": 0.05}},
-    "Synthesizer": {"max_ongoing_requests": 256, "max_queued_requests": 512,
-                    "autoscaling_config": {**IO_POOL, "target_ongoing_requests": 192},
-                    "ray_actor_options": {"num_cpus": 0.05}},
-    "ContextGatherer": {"max_ongoing_requests": 128, "max_queued_requests": 512,
-                        "autoscaling_config": {**IO_POOL, "target_ongoing_requests": 96},
-                        "ray_actor_options": {"num_cpus": 0.05}},
+OLD_IO_POOL = {"min_replicas": 1, "upscale_delay_s": 5, "downscale_delay_s": 120}
+PREVIOUS_POOLS = {
+    # Many small replicas with a 0.25 logical-CPU reservation each: more per-process overhead
+    # per job, and a scaled-out Enhancer could take every CPU slot of a 2-CPU node.
+    "Enhancer": {"max_ongoing_requests": 64, "max_queued_requests": 256,
+                 "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 8,
+                                        "target_ongoing_requests": 32},
+                 "ray_actor_options": {"num_cpus": 0.25}},
+    "Synthesizer": {"max_ongoing_requests": 64, "max_queued_requests": 256,
+                    "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 8,
+                                           "target_ongoing_requests": 32},
+                    "ray_actor_options": {"num_cpus": 0.25}},
+    "ContextGatherer": {"max_ongoing_requests": 32, "max_queued_requests": 256,
+                        "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 4,
+                                               "target_ongoing_requests": 16},
+                        "ray_actor_options": {"num_cpus": 0.25}},
 }
 VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
-    "default": ("product pool options, Serve defaults", {}, {}),
+    "default": ("the product: pool_options.py, Serve's proxy", {}, {}),
+    "haproxy": ("the product with --ingress haproxy", HAPROXY_FLAGS, {}),
     "tput": ("RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + LOG_TO_STDERR=1", TPUT, {}),
-    "pools": ("product Serve flags; I/O pools 256 in flight/replica, 0.05 CPU", {}, TUNED),
-    "tuned": ("HAProxy + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1 + I/O pools 256/replica",
-              {**HA, **TPUT}, TUNED),
+    "previous-pools": ("pool options before 2026-11-26, Serve's proxy", {}, PREVIOUS_POOLS),
 }
 
 
@@ -349,7 +351,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-tenant-inflight", type=int, default=1000)
     parser.add_argument("--num-cpus", type=int, default=0, help="Ray logical CPUs (0: nproc)")
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase drain")
-    parser.add_argument("--configs", default="default,pools,tuned",
+    parser.add_argument("--configs", default="default,haproxy,previous-pools",
                         help=f"variants to compare, from {sorted(VARIANTS)}")
     parser.add_argument("--single", default="", help=argparse.SUPPRESS)
     parser.add_argument("--profile", default="", help="variants to py-spy during phase 2")

@@ -64,9 +64,9 @@ def kill_all_replicas() -> dict[str, Any]:
 
 def build(pools: str) -> Any:
     from benchmarks.apps import build_pipeline_app
-    from benchmarks.pipeline import TUNED
+    from benchmarks.pipeline import PREVIOUS_POOLS
 
-    return build_pipeline_app(TUNED if pools == "tuned" else None)
+    return build_pipeline_app(PREVIOUS_POOLS if pools == "previous" else None)
 
 
 def serve_diagnostics() -> dict[str, Any]:
@@ -269,8 +269,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--stall-s", type=float, default=60.0,
                         help="give up (and report why) after this long without a completion")
-    parser.add_argument("--pools", choices=["product", "tuned"], default="product",
-                        help="tuned: benchmarks.pipeline.TUNED pool options")
+    parser.add_argument("--pools", choices=["product", "previous"], default="product",
+                        help="previous: the pool options before 2026-11-26 "
+                             "(benchmarks.pipeline.PREVIOUS_POOLS)")
     parser.add_argument("--json", default="")
     return parser.parse_args(argv)
 

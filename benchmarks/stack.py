@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import datetime as dt
 import json
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from serve_app.ingress_mode import haproxy_private_environment
 
 REPO = Path(__file__).resolve().parents[1]
 APP_NAME = "ai_agents"
@@ -620,22 +621,12 @@ def isolated_serve_env() -> dict[str, str]:
     defaults (8404, 9101, /tmp/haproxy-serve, 30000-31000), so a run cannot collide with
     another Ray instance on the machine."""
     base = 33000 + (os.getpid() % 40) * 50
-    # HAProxy nests a 56-character hash directory under these paths and caps socket paths at
-    # 97 bytes, so the directory must be short.
-    state = Path(tempfile.mkdtemp(prefix="hp", dir="/tmp"))
-    atexit.register(shutil.rmtree, state, True)
     return {
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(base),
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(base + 24),
         "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(base + 25),
         "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(base + 49),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
-        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(state / "metrics.sock"),
+        **haproxy_private_environment(),
     }
 
 

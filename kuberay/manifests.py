@@ -24,6 +24,7 @@ from kuberay.values import (
     Scheduling,
     Values,
 )
+from serve_app.ingress_mode import HAPROXY_FLAGS
 
 ALERTS_FILE = Path(__file__).with_name("alerts.yaml")
 DASHBOARDS_DIR = Path(__file__).with_name("dashboards")
@@ -84,7 +85,8 @@ def _secret_env(values: Values, keys: tuple[str, ...]) -> list[dict[str, Any]]:
 
 def container_env(values: Values, secret_keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """Non-secret env from values, secrets by reference only; sorted by name."""
-    env = [{"name": k, "value": v} for k, v in values.env.items()]
+    plain = HAPROXY_FLAGS if values.serve.ingress_mode == "haproxy" else {}
+    env = [{"name": k, "value": v} for k, v in {**plain, **values.env}.items()]
     env += _secret_env(values, secret_keys)
     return sorted(env, key=lambda e: e["name"])
 

@@ -146,6 +146,9 @@ class Serve(_Model):
     keep_alive_timeout_s: int = Field(default=90, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     enable_access_log: bool = True
+    # proxy: Serve's proxy actor; haproxy: Ray 2.60's HAProxy + direct ingress and the
+    # throughput flags (serve_app/ingress_mode.py), ~3.5x the webhook throughput per CPU.
+    ingress_mode: Literal["proxy", "haproxy"] = "proxy"
     # Per-pool overrides, deep-merged onto actors/pool_options.py; keys are Ray's own
     # deployment options and are checked against Ray's models like everything else.
     deployments: dict[str, dict[str, Any]] = {}

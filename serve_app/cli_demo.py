@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
+from enum import StrEnum
 from typing import TextIO
 
 import typer
@@ -35,7 +37,19 @@ from serve_app.demo import (
     stop_ray_and_serve,
     wait_for_all,
 )
+from serve_app.ingress_mode import apply_ingress_mode
 from serve_app.settings import Settings
+
+
+class IngressChoice(StrEnum):
+    proxy = "proxy"
+    haproxy = "haproxy"
+
+
+IngressOption = typer.Option(
+    None, "--ingress", case_sensitive=False,
+    help="proxy: Serve's proxy actor (Ray default); haproxy: HAProxy + direct ingress, ~3.5x "
+         "the webhook throughput (default AI_AGENTS_SERVE_INGRESS, else proxy)")
 
 err = Console(stderr=True)
 out = Console()
@@ -135,6 +149,7 @@ def demo(
     keep_running: bool = typer.Option(False, "--keep-running",
                                       help="Leave everything up afterwards (Ctrl-C stops)"),
     port: int = typer.Option(8000, "--port", help="HTTP port of the Serve ingress"),
+    ingress: IngressChoice | None = IngressOption,
     dashboard_port: int = typer.Option(8265, "--dashboard-port", help="Ray dashboard port"),
     llm_latency: float = typer.Option(1.0, "--llm-latency", help="Simulated LLM latency (s)"),
     configured_llm: bool = typer.Option(
@@ -149,7 +164,8 @@ def demo(
     """
     logging.getLogger("ray").setLevel(logging.ERROR)
     options = DemoOptions(tickets=tickets, http_port=port, dashboard_port=dashboard_port,
-                          llm_latency_s=llm_latency, use_configured_llm=configured_llm)
+                          llm_latency_s=llm_latency, use_configured_llm=configured_llm,
+                          ingress=ingress.value if ingress else Settings().serve_ingress)
     if as_json:  # Ray's driver prints its own log lines on stdout; keep stdout for the JSON
         real_stdout = sys.stdout
         with contextlib.redirect_stdout(sys.stderr):
@@ -173,6 +189,7 @@ async def _check_service_role(url: str) -> None:
 def serve(
     port: int = typer.Option(None, "--port", help="HTTP port (default AI_AGENTS_HTTP_PORT)"),
     host: str = typer.Option(None, "--host", help="Bind address (default AI_AGENTS_HTTP_HOST)"),
+    ingress: IngressChoice | None = IngressOption,
     data_dir: str | None = DataDirOption,
 ) -> None:
     """Run the service: migrations, then the Serve application on a local or existing Ray.
@@ -190,9 +207,11 @@ def serve(
     runtime = asyncio.run(load_runtime(data_dir))
     asyncio.run(_check_service_role(runtime.service_url))
     export_environment(runtime)
+    joining = "RAY_ADDRESS" in os.environ
+    if not joining:
+        apply_ingress_mode(ingress.value if ingress else settings.serve_ingress)
     ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING,
-             **({} if "RAY_ADDRESS" in __import__("os").environ else
-                {"include_dashboard": True, "dashboard_host": "127.0.0.1"}))
+             **({} if joining else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}))
     ray_serve.start(http_options={"host": host or settings.http_host,
                                   "port": port or settings.http_port})
     ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")

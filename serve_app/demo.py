@@ -24,6 +24,7 @@ from pipeline.credential_cipher import CredentialCipher
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
 from pipeline.importers.html_text import html_to_text
 from pipeline.importers.tickets import import_client
+from serve_app.ingress_mode import IngressMode, apply_ingress_mode
 from serve_app.runtime import Runtime, export_environment
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantUpdate
 from serve_app.tenant_directory import load_tenant_runtime
@@ -47,6 +48,7 @@ class DemoOptions:
     dashboard_port: int = 8265
     llm_latency_s: float = 1.0
     use_configured_llm: bool = False
+    ingress: IngressMode = "proxy"
 
 
 @dataclass
@@ -296,6 +298,7 @@ def start_ray_and_serve(options: DemoOptions) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING)
     else:
+        apply_ingress_mode(options.ingress)
         ray.init(
             include_dashboard=True,
             dashboard_host="127.0.0.1",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    serve_ingress: Literal["proxy", "haproxy"] = Field(
+        "proxy", description="How HTTP reaches the Ingress when this process starts Ray")
     webhook_max_skew_s: int = Field(300, ge=1)
     secret_grace_hours: float = Field(24.0, ge=0)
     default_webhook_rate_per_minute: int = Field(1200, ge=1)
@@ -58,7 +60,8 @@ class Settings(BaseSettings):
     job_lease_s: int = Field(300, ge=10)
     job_deadline_s: float = Field(900.0, gt=0)
     job_retry_base_s: float = Field(5.0, ge=0)
-    per_tenant_inflight: int = Field(8, ge=1)
+    per_tenant_inflight: int = Field(8, ge=1, description="a tenant's max_inflight overrides")
+    dispatch_max_inflight: int = Field(256, ge=1, description="jobs in flight, all tenants")
     dispatch_batch: int = Field(64, ge=1)
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)

@@ -11,9 +11,18 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from simulators.serving import free_port
+
+
+def _serve_controller_logged(text: str, since: float) -> bool:
+    """Whether a Serve controller started after ``since`` logged ``text`` (Ray's own word on
+    which ingress it ran)."""
+    logs = Path(tempfile.gettempdir(), "ray").glob("session_*/logs/serve/controller_*.log")
+    return any(text in log.read_text(errors="replace")
+               for log in logs if log.stat().st_mtime >= since)
 
 
 def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
@@ -41,12 +50,16 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
             assert note["enhancement_id"] in note["text"]
         assert (data_dir / "local-secrets.json").stat().st_mode & 0o777 == 0o600
 
-        again = subprocess.run(  # re-running reuses the data directory and its tenants
+        # re-running reuses the data directory and its tenants; this time webhooks arrive
+        # through Ray 2.60's HAProxy front and direct ingress instead of Serve's proxy actor
+        started = time.time()
+        again = subprocess.run(
             ["ai-agents", "demo", "--tickets", "2", "--json", "--data-dir", str(data_dir),
              "--port", str(free_port()), "--dashboard-port", str(free_port()),
-             "--llm-latency", "0.2"],
+             "--llm-latency", "0.2", "--ingress", "haproxy"],
             env=env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr[-3000:]
         assert json.loads(again.stdout)["summary"]["notes_written"] == 2
+        assert _serve_controller_logged("HAProxy is enabled", since=started)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

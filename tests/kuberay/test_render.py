@@ -19,7 +19,7 @@ from kuberay import manifests
 from kuberay.cli import kuberay_app
 from kuberay.problems import KubeRayConfigError
 from kuberay.render import render, write
-from kuberay.serve_config import serve_config_for_local
+from kuberay.serve_config import build_serve_config, replica_cpu_demand, serve_config_for_local
 from kuberay.validate import validate_dir, validate_files
 from kuberay.values import (
     ALL_SECRET_KEYS,
@@ -195,6 +195,13 @@ def test_serve_config_is_generated_from_pool_options(default_render):
     assert config["logging_config"]["encoding"] == "JSON"
 
 
+def test_every_pool_at_max_replicas_fits_the_reference_node():
+    # 0.25 CPU per I/O-bound replica once let a scaled-out Enhancer pool take every CPU slot
+    # of a 2-CPU node after a restart, so the other pools could never be placed.
+    demand = replica_cpu_demand(build_serve_config(Values()))
+    assert 0 < demand <= pool_options.REFERENCE_NODE_CPUS
+
+
 def test_changing_pool_options_changes_the_rendered_serve_config(monkeypatch):
     enhancer = pool_options._POOL_OPTIONS[pool_options.ENHANCER]
     monkeypatch.setitem(enhancer, "autoscaling_config",
@@ -226,6 +233,22 @@ def test_override_can_swap_autoscaling_for_fixed_replicas():
     gatherer = deployments(render(values))["ContextGatherer"]
     assert gatherer["num_replicas"] == 3
     assert "autoscaling_config" not in gatherer
+
+
+def test_haproxy_ingress_mode_sets_the_flags_in_every_ray_container(default_render):
+    def plain_env(rendered):
+        containers = (t["spec"]["containers"][0] for t in pod_templates(rayservice(rendered)))
+        return [{e["name"]: e.get("value") for e in c["env"] if "value" in e}
+                for c in containers]
+
+    assert all("RAY_SERVE_ENABLE_HA_PROXY" not in env for env in plain_env(default_render))
+    rendered = render(values_from_dict({
+        "serve": {"ingressMode": "haproxy"}, "env": {"RAY_SERVE_LOG_TO_STDERR": "0"}}))
+    for env in plain_env(rendered):  # head and worker group
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+        assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+        assert env["RAY_SERVE_LOG_TO_STDERR"] == "0"  # the operator's env wins
+    assert validate_files(rendered).ok
 
 
 def test_rayservice_cluster_shape(default_render):

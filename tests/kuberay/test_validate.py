@@ -104,16 +104,16 @@ def test_metadata_typo_fails(default_render):
 
 def test_misspelt_serve_option_inside_serve_config_fails(default_render):
     broken = mutate(default_render, "rayservice.yaml",
-                    "max_ongoing_requests: 64", "max_ongoing_request: 64")
+                    "max_ongoing_requests: 16", "max_ongoing_request: 16")
     assert only_error(validate_files(broken)).endswith(
-        "spec.serveConfigV2.applications[0].deployments[2].max_ongoing_request: unknown option "
+        "spec.serveConfigV2.applications[0].deployments[1].max_ongoing_request: unknown option "
         "for DeploymentSchema (did you mean 'max_ongoing_requests'?)")
 
 
 def test_invalid_autoscaling_inside_serve_config_fails(default_render):
-    broken = mutate(default_render, "rayservice.yaml", "max_replicas: 8", "max_replicas: 0")
+    broken = mutate(default_render, "rayservice.yaml", "max_replicas: 4", "max_replicas: 0")
     message = only_error(validate_files(broken))
-    assert "spec.serveConfigV2.applications[0].deployments[2].autoscaling_config" in message
+    assert "spec.serveConfigV2.applications[0].deployments[0].autoscaling_config" in message
 
 
 def test_secret_in_serve_runtime_env_fails(default_render):
