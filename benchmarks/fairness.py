@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks import stack
@@ -130,29 +128,11 @@ async def measure_cap(cap: int, args: argparse.Namespace, ray_serve: stack.RaySe
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     machine = stack.machine_info()
-    data_dir = stack.make_data_dir("fair")
-    sims = stack.Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
-                            sdp_latency_ms=args.sdp_latency_ms)
-    ray_serve = None
-    sender = None
-    try:
-        db = await stack.start_database(data_dir)
-        a, b = await stack.create_tenants(db, 2, "fair", sdp_url=sims.sdp_url, sims=sims)
-        await stack.seed_knowledge(db, [a, b])
-        env = stack.service_env(db, llm_url=sims.llm_url)
-        ray_serve = stack.RayServe(env, num_cpus=args.num_cpus or None)
-        ray_serve.start()
-        sender = stack.TicketSender(ray_serve.url, sims)
+    async with stack.pipeline_rig(args, "fair", 2) as rig:
+        ray_serve, db, sender, (a, b) = rig.ray_serve, rig.db, rig.sender, rig.tenants
         results = [await measure_cap(cap, args, ray_serve, db, sender, a, b)
                    for cap in args.caps]
         return {"machine": machine, "args": vars(args), "results": results}
-    finally:
-        if sender is not None:
-            await sender.close()
-        if ray_serve is not None:
-            ray_serve.stop()
-        sims.stop()
-        stack.remove_data_dir(data_dir)
 
 
 def report(data: dict[str, Any]) -> str:
@@ -193,13 +173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--b-rate", type=float, default=1.0)
     parser.add_argument("--b-seconds", type=float, default=20.0)
     parser.add_argument("--caps", default="8,64", help="per-tenant in-flight caps to compare")
-    parser.add_argument("--llm-latency", type=float, default=2.0)
-    parser.add_argument("--jitter", type=float, default=20.0)
-    parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
-    parser.add_argument("--num-cpus", type=int, default=0)
-    parser.add_argument("--pools", choices=["product", "previous"], default="product",
-                        help="previous: the pool options before 2026-11-26 "
-                             "(benchmarks.pipeline.PREVIOUS_POOLS)")
+    stack.add_pipeline_options(parser)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
@@ -208,12 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    data = asyncio.run(main_async(args))
-    print(f"\nmachine: {json.dumps(data['machine'])}")
-    report(data)
-    if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    stack.run_script(parse_args, main_async, report, argv)
 
 
 if __name__ == "__main__":

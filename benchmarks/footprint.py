@@ -53,22 +53,11 @@ def demo_run(data_dir: Path, timeout_s: float) -> dict[str, Any]:
 
 
 async def memory_part(args: argparse.Namespace) -> dict[str, Any]:
-    data_dir = stack.make_data_dir("foot")
-    sims = stack.Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
-                            sdp_latency_ms=args.sdp_latency_ms)
-    ray_serve = None
-    sender = None
-    try:
-        db = await stack.start_database(data_dir)
-        tenants = await stack.create_tenants(db, args.tenants, "foot", sdp_url=sims.sdp_url,
-                                             sims=sims)
-        await stack.seed_knowledge(db, tenants)
-        env = stack.service_env(db, llm_url=sims.llm_url, AI_AGENTS_PER_TENANT_INFLIGHT="1000")
-        ray_serve = stack.RayServe(env, dashboard=True)
-        ray_serve.start()
-        ray_serve.deploy()
+    async with stack.pipeline_rig(args, "foot", args.tenants, dashboard=True,
+                                  AI_AGENTS_PER_TENANT_INFLIGHT="1000") as rig:
+        db, tenants, sender = rig.db, rig.tenants, rig.sender
+        rig.ray_serve.deploy()
         sampler = stack.ProcessSampler(db.postmaster_pid)
-        sender = stack.TicketSender(ray_serve.url, sims)
         warm = await sender.burst(len(tenants), lambda i: tenants[i % len(tenants)])
         await stack.wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
         await asyncio.sleep(args.settle)
@@ -77,13 +66,6 @@ async def memory_part(args: argparse.Namespace) -> dict[str, Any]:
                                count=int(args.rate * args.load_seconds), timeout_s=180)
         sampler.stop()
         return {"idle": idle, "load": load}
-    finally:
-        if sender is not None:
-            await sender.close()
-        if ray_serve is not None:
-            ray_serve.stop()
-        sims.stop()
-        stack.remove_data_dir(data_dir)
 
 
 def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,9 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="-1 skips the memory part")
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--settle", type=float, default=5.0, help="idle seconds before sampling")
-    parser.add_argument("--llm-latency", type=float, default=2.0)
-    parser.add_argument("--jitter", type=float, default=20.0)
-    parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
+    stack.add_pipeline_options(parser, pools=False)
     parser.add_argument("--demo-runs", type=int, default=3, help="0 skips the demo timing")
     parser.add_argument("--demo-timeout", type=float, default=300.0)
     parser.add_argument("--json", default="")
@@ -166,10 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     data = main_async(args)
-    print(f"\nmachine: {json.dumps(data['machine'])}")
-    report(data)
-    if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    stack.finish(data, data["machine"], report, args.json)
 
 
 if __name__ == "__main__":

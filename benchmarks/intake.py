@@ -48,7 +48,6 @@ Configurations named *-async are compared with bare-async (the same app change).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import subprocess
@@ -419,12 +418,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    data = asyncio.run(main_async(args))
-    print(f"\nmachine: {json.dumps(data['machine'])}")
-    report(data)
-    if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    stack.run_script(parse_args, main_async, report, argv)
 
 
 if __name__ == "__main__":

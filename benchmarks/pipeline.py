@@ -164,25 +164,15 @@ def replica_counts() -> dict[str, int]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     machine = stack.machine_info()
-    data_dir = stack.make_data_dir("pipe")
-    sims = stack.Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
-                            sdp_latency_ms=args.sdp_latency_ms)
-    ray_serve = None
-    sender = None
-    try:
-        db = await stack.start_database(data_dir)
-        tenants = await stack.create_tenants(db, args.tenants, "pipe", sdp_url=sims.sdp_url,
-                                             sims=sims)
-        seeded = await stack.seed_knowledge(db, tenants)
-        env = stack.service_env(db, llm_url=sims.llm_url,
-                                AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight))
-        ray_serve = stack.RayServe(env, num_cpus=args.num_cpus or None)
-        ray_start = ray_serve.start()
-        from benchmarks.apps import build_pipeline_app
+    from benchmarks.apps import build_pipeline_app
 
-        deploy_s = ray_serve.deploy(build_pipeline_app(VARIANTS[args.single][2]))
+    async with stack.pipeline_rig(
+            args, "pipe", args.tenants,
+            AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)) as rig:
+        db, tenants, sender, ray_start = rig.db, rig.tenants, rig.sender, rig.ray_start_s
+        seeded = rig.seeded
+        deploy_s = rig.ray_serve.deploy(build_pipeline_app(VARIANTS[args.single][2]))
         sampler = stack.ProcessSampler(db.postmaster_pid)
-        sender = stack.TicketSender(ray_serve.url, sims)
         say = lambda m: print(f"[pipeline] {m}", file=sys.stderr, flush=True)  # noqa: E731
         say(f"up: ray {ray_start:.1f} s, deploy {deploy_s:.1f} s; warming up")
         warm = await sender.burst(len(tenants), lambda i: tenants[i % len(tenants)])
@@ -222,13 +212,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "machine": machine, "args": vars(args), "seeded": seeded,
                 "startup": {"ray_s": ray_start, "deploy_s": deploy_s},
                 "memory_idle": idle, "phases": phases}
-    finally:
-        if sender is not None:
-            await sender.close()
-        if ray_serve is not None:
-            ray_serve.stop()
-        sims.stop()
-        stack.remove_data_dir(data_dir)
 
 
 def report(runs: list[dict[str, Any]]) -> str:
@@ -345,11 +328,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="measure the idle system's background CPU this long")
     parser.add_argument("--tenants", type=int, default=10)
-    parser.add_argument("--llm-latency", type=float, default=2.0)
-    parser.add_argument("--jitter", type=float, default=20.0, help="LLM latency jitter, %%")
-    parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
+    stack.add_pipeline_options(parser, pools=False)
     parser.add_argument("--per-tenant-inflight", type=int, default=1000)
-    parser.add_argument("--num-cpus", type=int, default=0, help="Ray logical CPUs (0: nproc)")
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase drain")
     parser.add_argument("--configs", default="default,haproxy,previous-pools",
                         help=f"variants to compare, from {sorted(VARIANTS)}")
@@ -376,10 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     args.argv = [a for i, a in enumerate(argv)
                  if a.split("=")[0] not in skip and (i == 0 or argv[i - 1] not in skip)]
     runs = run_variants(args)
-    print(f"\nmachine: {json.dumps(runs[0]['machine'])}")
-    report(runs)
-    if args.json:
-        Path(args.json).write_text(json.dumps(runs, indent=1, default=str))
+    stack.finish(runs, runs[0]["machine"], report, args.json)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks import stack
@@ -122,23 +121,13 @@ def recovery_figures(event_at: float, ends: list[float], window_s: float = 5.0, 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     machine = stack.machine_info()
-    data_dir = stack.make_data_dir("recov")
-    sims = stack.Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
-                            sdp_latency_ms=args.sdp_latency_ms)
-    ray_serve = None
-    sender = None
     say = lambda m: print(f"[recovery] {m}", file=sys.stderr, flush=True)  # noqa: E731
-    try:
-        db = await stack.start_database(data_dir)
-        tenants = await stack.create_tenants(db, args.tenants, "recov", sdp_url=sims.sdp_url,
-                                             sims=sims)
-        await stack.seed_knowledge(db, tenants)
-        env = stack.service_env(db, llm_url=sims.llm_url,
-                                AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight))
-        ray_serve = stack.RayServe(env, num_cpus=args.num_cpus or None)
-        ray_serve.start()
+    async with stack.pipeline_rig(
+            args, "recov", args.tenants,
+            AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)) as rig:
+        db, sims, tenants, sender = rig.db, rig.sims, rig.tenants, rig.sender
+        ray_serve = rig.ray_serve
         ray_serve.deploy(build(args.pools))
-        sender = stack.TicketSender(ray_serve.url, sims)
         started = time.time()
         sent = await sender.burst(args.tickets, lambda i: tenants[i % len(tenants)])
         ids = [s.enhancement_id for s in sent if s.enhancement_id]
@@ -211,13 +200,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 e.get("killed", []))} for e in events],
             "errors": sorted({(r["error"] or "")[:120] for r in rows if r["attempts"] > 1})[:5],
         }
-    finally:
-        if sender is not None:
-            await sender.close()
-        if ray_serve is not None:
-            ray_serve.stop()
-        sims.stop()
-        stack.remove_data_dir(data_dir)
 
 
 def report(data: dict[str, Any]) -> str:
@@ -259,30 +241,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kill-at", type=float, default=0.15)
     parser.add_argument("--restart-at", type=float, default=0.35)
     parser.add_argument("--redeploy-at", type=float, default=0.6)
-    parser.add_argument("--llm-latency", type=float, default=2.0)
-    parser.add_argument("--jitter", type=float, default=20.0)
-    parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
+    stack.add_pipeline_options(parser)
     parser.add_argument("--per-tenant-inflight", type=int, default=16,
                         help="keeps a queued backlog behind the in-flight jobs at every "
                              "disruption (5 tenants x 16 = 80 in flight)")
-    parser.add_argument("--num-cpus", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--stall-s", type=float, default=60.0,
                         help="give up (and report why) after this long without a completion")
-    parser.add_argument("--pools", choices=["product", "previous"], default="product",
-                        help="previous: the pool options before 2026-11-26 "
-                             "(benchmarks.pipeline.PREVIOUS_POOLS)")
     parser.add_argument("--json", default="")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    data = asyncio.run(main_async(args))
-    print(f"\nmachine: {json.dumps(data['machine'])}")
-    report(data)
-    if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    stack.run_script(parse_args, main_async, report, argv)
 
 
 if __name__ == "__main__":

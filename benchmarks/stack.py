@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,33 @@ log = logging.getLogger("benchmarks")
 
 
 # -- machine ---------------------------------------------------------------------------------
+def add_pipeline_options(parser: argparse.ArgumentParser, *, pools: bool = True) -> None:
+    """The simulator and Ray options every pipeline-driving script takes."""
+    parser.add_argument("--llm-latency", type=float, default=2.0)
+    parser.add_argument("--jitter", type=float, default=20.0, help="LLM latency jitter, %%")
+    parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
+    parser.add_argument("--num-cpus", type=int, default=0, help="Ray logical CPUs (0: nproc)")
+    if pools:
+        parser.add_argument("--pools", choices=["product", "previous"], default="product",
+                            help="previous: the pool options before 2026-11-26 "
+                                 "(benchmarks.pipeline.PREVIOUS_POOLS)")
+
+
+def run_script(parse_args: Any, main_async: Any, report: Any, argv: list[str] | None) -> None:
+    """``main()`` of a script whose ``main_async`` returns one result document."""
+    args = parse_args(argv)
+    data = asyncio.run(main_async(args))
+    finish(data, data["machine"], report, args.json)
+
+
+def finish(data: Any, machine: dict[str, Any], report: Any, json_path: str) -> None:
+    """Every script's ending: the machine line, the tables, and the raw figures if asked."""
+    print(f"\nmachine: {json.dumps(machine)}")
+    report(data)
+    if json_path:
+        Path(json_path).write_text(json.dumps(data, indent=1, default=str))
+
+
 def machine_info() -> dict[str, Any]:
     import ray
 
@@ -699,6 +726,47 @@ class RayServe:
 
         if ray.is_initialized():
             ray.shutdown()  # kills the local cluster (no 20-200 s graceful drains)
+
+
+@dataclass
+class Rig:
+    """Everything a pipeline benchmark runs against, started by ``pipeline_rig``."""
+
+    db: Database
+    sims: Simulators
+    tenants: list[Tenant]
+    seeded: dict[str, int]
+    ray_serve: RayServe
+    ray_start_s: float
+    sender: TicketSender
+
+
+@contextlib.asynccontextmanager
+async def pipeline_rig(args: argparse.Namespace, prefix: str, tenant_count: int, *,
+                       dashboard: bool = False, **env: str) -> AsyncIterator[Rig]:
+    """Database, simulators (``args.llm_latency``/``jitter``/``sdp_latency_ms``), seeded
+    tenants, and Ray + Serve started (not yet deployed); all torn down on exit."""
+    data_dir = make_data_dir(prefix)
+    sims = Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
+                      sdp_latency_ms=args.sdp_latency_ms)
+    ray_serve: RayServe | None = None
+    sender: TicketSender | None = None
+    try:
+        db = await start_database(data_dir)
+        tenants = await create_tenants(db, tenant_count, prefix, sdp_url=sims.sdp_url, sims=sims)
+        seeded = await seed_knowledge(db, tenants)
+        ray_serve = RayServe(service_env(db, llm_url=sims.llm_url, **env),
+                             num_cpus=getattr(args, "num_cpus", 0) or None, dashboard=dashboard)
+        ray_start_s = ray_serve.start()
+        sender = TicketSender(ray_serve.url, sims)
+        yield Rig(db, sims, tenants, seeded, ray_serve, ray_start_s, sender)
+    finally:
+        if sender is not None:
+            await sender.close()
+        if ray_serve is not None:
+            ray_serve.stop()
+        sims.stop()
+        remove_data_dir(data_dir)
 
 
 # -- Ray + Serve in a child process (intake configurations) ----------------------------------
