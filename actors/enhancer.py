@@ -20,8 +20,9 @@ from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.pool_gauge import start_pool_gauge
 from pipeline.tenant_config import TenantSettings
 from pipeline.tracing import configure_tracing, current_carrier
+from pipeline.ttl_cache import TtlCache
 from serve_app.settings import get_settings
-from serve_app.tenant_directory import load_tenant_runtime
+from serve_app.tenant_directory import TENANT_CACHE_TTL_S, load_tenant_runtime
 
 
 @serve.deployment(name=ENHANCER, **pool_options(ENHANCER))
@@ -36,8 +37,12 @@ class Enhancer:
                                        max_size=settings.db_pool_max_size)
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
         self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
+        # jobs of one tenant arrive in runs; a few seconds of staleness is what the ingress
+        # already accepts for rotation and disabling
+        tenants = TtlCache(lambda t: load_tenant_runtime(self._pool, cipher, t),
+                           ttl_s=TENANT_CACHE_TTL_S)
         self._workflow = EnhancementWorkflow(
-            self._pool, load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
+            self._pool, load_tenant=tenants.get,
             gather=self._gather, synthesize=self._synthesize, limiter=RayRateLimiter(),
             http=self._http, metrics=RayMetrics(),
             config=WorkflowConfig(lease_s=settings.job_lease_s,

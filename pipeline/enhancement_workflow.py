@@ -144,7 +144,8 @@ class EnhancementWorkflow:
     async def _run(self, job: ClaimedJob) -> str:
         enhancement_id, token = uuid.UUID(job.id), uuid.UUID(job.lease_token)
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            row = await jobs.load_job(conn, enhancement_id, token)
+            row = await jobs.start_stage(conn, enhancement_id, token, "context",
+                                         self.config.lease_s)
         if row is None:
             return "lease_lost"
         timings: dict[str, float] = dict(row["stage_timings"] or {})
@@ -154,7 +155,6 @@ class EnhancementWorkflow:
         payload = row["payload"]
         ticket = Ticket(**payload["ticket"])
         try:
-            await self._stage(job, "context")
             started = time.perf_counter()
             with tracer().start_as_current_span("enhancement.context"):
                 context = await self._gather(
@@ -247,8 +247,8 @@ class EnhancementWorkflow:
                 job.ticket_id, note.html, show_to_requester=tenant.settings.show_to_requester
             )
             span.set_attribute("sdp.note_id", str(note_id))
-        async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            await jobs.record_note(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), note_id)
+        # the note id is stored with completion; a crash before that is covered by the
+        # marker check above on the re-run
         return note_id
 
     async def _stage(self, job: ClaimedJob, stage: str) -> None:

@@ -6,7 +6,6 @@ disabling take effect within ``ttl_s``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,7 +15,10 @@ from db.pool import tenant_transaction
 from db.repositories.tenants import get_tenant, tenant_for_token_hash
 from pipeline.credential_cipher import CredentialCipher, hash_token
 from pipeline.tenant_config import TenantRuntime, TenantSettings
+from pipeline.ttl_cache import TtlCache
 from serve_app.webhook_auth import WebhookCredentials
+
+TENANT_CACHE_TTL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -27,23 +29,15 @@ class TenantAuthView:
 
 
 class TenantDirectory:
-    def __init__(self, pool: asyncpg.Pool, cipher: CredentialCipher, *, ttl_s: float = 2.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, cipher: CredentialCipher, *,
+                 ttl_s: float = TENANT_CACHE_TTL_S) -> None:
         self._pool = pool
         self._cipher = cipher
-        self._ttl = ttl_s
-        self._cache: dict[str, tuple[float, TenantAuthView | None]] = {}
+        self._views: TtlCache[str, TenantAuthView | None] = TtlCache(self._load, ttl_s=ttl_s)
 
     async def webhook_view(self, tenant_id: str) -> TenantAuthView | None:
         """None for an unknown or disabled tenant (callers answer the same 403 either way)."""
-        now = time.monotonic()
-        cached = self._cache.get(tenant_id)
-        if cached and now - cached[0] < self._ttl:
-            return cached[1]
-        view = await self._load(tenant_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[tenant_id] = (now, view)
-        return view
+        return await self._views.get(tenant_id)
 
     async def _load(self, tenant_id: str) -> TenantAuthView | None:
         async with tenant_transaction(self._pool, tenant_id) as conn:

@@ -1,6 +1,6 @@
-"""The durable enhancement job. Every function takes a connection already inside a tenant
-transaction (RLS decides what it can see); lifecycle updates are fenced by the lease token so
-a job that was re-claimed after a crash cannot be finished by the old worker."""
+"""The durable enhancement job. Every function but ``enqueue`` takes a connection already
+inside a tenant transaction (RLS decides what it can see); lifecycle updates are fenced by the
+lease token so a job that was re-claimed after a crash cannot be finished by the old worker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-JOBS_CHANNEL = "ai_agents_jobs"
+JOBS_CHANNEL = "ai_agents_jobs"  # also spelt out in app_enqueue_job (migration 0005)
 
 PUBLIC_COLUMNS = """id, tenant_id, ticket_id, event, status, outcome, stage, priority, attempts,
     max_attempts, received_at, started_at, finished_at, updated_at, stage_timings,
@@ -32,24 +32,15 @@ async def enqueue(conn: asyncpg.Connection, *, tenant_id: str, ticket_id: str, e
                   trace_id: str | None, priority: int = 0, max_attempts: int = 5,
                   supersedes: uuid.UUID | None = None, batch_id: str | None = None,
                   notify: bool = True) -> Enqueued:
+    """Insert the job unless this delivery was seen (then return the existing one) and wake
+    the dispatcher: one round trip (``app_enqueue_job``). Outside a transaction it sets the
+    tenant itself; inside one it must be that transaction's tenant."""
     row = await conn.fetchrow(
-        """INSERT INTO enhancements (tenant_id, ticket_id, event, dedupe_key, payload,
-               trace_context, trace_id, priority, max_attempts, supersedes, batch_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
-           RETURNING id, status, trace_id""",
+        "SELECT * FROM app_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         tenant_id, ticket_id, event, dedupe_key, payload, trace_context, trace_id, priority,
-        max_attempts, supersedes, batch_id,
+        max_attempts, supersedes, batch_id, notify,
     )
-    if row is not None:
-        if notify:
-            await conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, tenant_id)
-        return Enqueued(row["id"], row["status"], True, row["trace_id"])
-    existing = await conn.fetchrow(
-        "SELECT id, status, trace_id FROM enhancements WHERE tenant_id = $1 AND dedupe_key = $2",
-        tenant_id, dedupe_key,
-    )
-    return Enqueued(existing["id"], existing["status"], False, existing["trace_id"])
+    return Enqueued(row["id"], row["status"], row["created"], row["trace_id"])
 
 
 async def get_public(conn: asyncpg.Connection, enhancement_id: uuid.UUID) -> asyncpg.Record | None:
@@ -69,13 +60,16 @@ async def list_public(conn: asyncpg.Connection, *, status: str | None, ticket_id
     )
 
 
-async def load_job(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
-                   lease_token: uuid.UUID) -> asyncpg.Record | None:
-    """The job as its current lease holder sees it; None if the lease moved on."""
+async def start_stage(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
+                      lease_token: uuid.UUID, stage: str, lease_s: int) -> asyncpg.Record | None:
+    """The job as its lease holder sees it, moved to its first stage with the lease extended,
+    in one statement; None if the lease moved on."""
     return await conn.fetchrow(
-        """SELECT * FROM enhancements
-           WHERE id = $1 AND status = 'running' AND lease_token = $2""",
-        enhancement_id, lease_token,
+        """UPDATE enhancements SET stage = $3, updated_at = now(),
+               lease_expires_at = now() + make_interval(secs => $4)
+           WHERE id = $1 AND lease_token = $2 AND status = 'running'
+           RETURNING *""",
+        enhancement_id, lease_token, stage, lease_s,
     )
 
 
@@ -89,13 +83,6 @@ async def mark_stage(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
         enhancement_id, lease_token, stage, lease_s,
     )
     return result == "UPDATE 1"
-
-
-async def record_note(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
-                      lease_token: uuid.UUID, note_id: str) -> None:
-    await conn.execute(
-        "UPDATE enhancements SET note_id = $3 WHERE id = $1 AND lease_token = $2",
-        enhancement_id, lease_token, note_id)
 
 
 async def complete(conn: asyncpg.Connection, enhancement_id: uuid.UUID, lease_token: uuid.UUID,

@@ -104,7 +104,7 @@ async def ticket_created(tenant_id: str, request: Request, state: State) -> JSON
         attributes={"tenant.id": tenant_id, "ticket.id": webhook.ticket.ticket_id},
     ) as span:
         pool = await state.pool()
-        async with tenant_transaction(pool, tenant_id) as conn:
+        async with pool.acquire() as conn:  # one statement, its own transaction (see enqueue)
             queued = await enqueue(
                 conn,
                 tenant_id=tenant_id,
