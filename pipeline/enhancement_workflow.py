@@ -223,10 +223,14 @@ class EnhancementWorkflow:
         synthesis: SynthesisResult,
     ) -> str:
         sdp = self.sdp_client(tenant)
-        for note in await sdp.list_notes(job.ticket_id):
-            if note_has_marker(str(note.get("description") or ""), job.id):
-                log.info("enhancement %s: note already on ticket (re-run)", job.id)
-                return str(note.get("id"))
+        if job.attempts > 1:
+            # Only a re-run can find its own note: every claim counts an attempt, so on the
+            # first one no earlier holder existed. Skipping the look saves an SDP call per job
+            # (cloud SDP allows ~20 a minute per tenant).
+            for note in await sdp.list_notes(job.ticket_id):
+                if note_has_marker(str(note.get("description") or ""), job.id):
+                    log.info("enhancement %s: note already on ticket (re-run)", job.id)
+                    return str(note.get("id"))
         supersedes = str(row["supersedes"]) if row["supersedes"] else None
         note = render_note(
             enhancement_id=job.id,
