@@ -48,8 +48,8 @@ class IngressChoice(StrEnum):
 
 IngressOption = typer.Option(
     None, "--ingress", case_sensitive=False,
-    help="proxy: Serve's proxy actor (Ray default); haproxy: HAProxy + direct ingress, ~3.5x "
-         "the webhook throughput (default AI_AGENTS_SERVE_INGRESS, else proxy)")
+    help="haproxy: Ray's HAProxy + direct ingress, ~3.5x the webhook throughput of proxy: "
+         "Serve's proxy actor (default AI_AGENTS_SERVE_INGRESS, else haproxy)")
 
 err = Console(stderr=True)
 out = Console()

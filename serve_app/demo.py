@@ -48,7 +48,7 @@ class DemoOptions:
     dashboard_port: int = 8265
     llm_latency_s: float = 1.0
     use_configured_llm: bool = False
-    ingress: IngressMode = "proxy"
+    ingress: IngressMode = "haproxy"
 
 
 @dataclass
@@ -299,6 +299,8 @@ def start_ray_and_serve(options: DemoOptions) -> None:
         ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING)
     else:
         apply_ingress_mode(options.ingress)
+        # the demo stops after its last note: nothing is left for direct ingress to drain
+        os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
         ray.init(
             include_dashboard=True,
             dashboard_host="127.0.0.1",

@@ -1,9 +1,10 @@
 """How HTTP reaches the Ingress replica, for the Ray instance this process starts itself.
 
 ``proxy`` is Ray's default: Serve's proxy actor receives each request and forwards it to the
-replica over Ray RPC (~11 ms of CPU per webhook, ~140 webhooks/s on 2 cores). ``haproxy`` is
-Ray 2.60's HAProxy front with direct ingress (each Ingress replica runs its own uvicorn) plus
-the throughput flags: ~2.8 ms per webhook, ~500/s (benchmarks/README.md section 1).
+replica over Ray RPC (~8 ms of CPU per webhook, ~195 webhooks/s on 2 cores). ``haproxy`` (our
+default) is Ray 2.60's HAProxy front with direct ingress (each Ingress replica runs its own
+uvicorn) plus the throughput flags: ~2 ms per webhook, ~710/s, and a third less CPU per
+enhancement (benchmarks/README.md).
 
 Ray reads these variables once, in every process it spawns, so they must be in ``os.environ``
 before ``ray.init``. Joining an existing cluster (``RAY_ADDRESS``), the cluster's own

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     http_port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     serve_ingress: Literal["proxy", "haproxy"] = Field(
-        "proxy", description="How HTTP reaches the Ingress when this process starts Ray")
+        "haproxy", description="How HTTP reaches the Ingress when this process starts Ray")
     webhook_max_skew_s: int = Field(300, ge=1)
     secret_grace_hours: float = Field(24.0, ge=0)
     default_webhook_rate_per_minute: int = Field(1200, ge=1)

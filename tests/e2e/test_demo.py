@@ -28,6 +28,7 @@ def _serve_controller_logged(text: str, since: float) -> bool:
 def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="aad-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
+    started = time.time()
     try:
         result = subprocess.run(
             ["ai-agents", "demo", "--tickets", "6", "--json", "--data-dir", str(data_dir),
@@ -50,16 +51,19 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
             assert note["enhancement_id"] in note["text"]
         assert (data_dir / "local-secrets.json").stat().st_mode & 0o777 == 0o600
 
+        # the default ingress is Ray 2.60's HAProxy front with direct ingress
+        assert _serve_controller_logged("HAProxy is enabled", since=started)
+
         # re-running reuses the data directory and its tenants; this time webhooks arrive
-        # through Ray 2.60's HAProxy front and direct ingress instead of Serve's proxy actor
+        # through Serve's proxy actor
         started = time.time()
         again = subprocess.run(
             ["ai-agents", "demo", "--tickets", "2", "--json", "--data-dir", str(data_dir),
              "--port", str(free_port()), "--dashboard-port", str(free_port()),
-             "--llm-latency", "0.2", "--ingress", "haproxy"],
+             "--llm-latency", "0.2", "--ingress", "proxy"],
             env=env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr[-3000:]
         assert json.loads(again.stdout)["summary"]["notes_written"] == 2
-        assert _serve_controller_logged("HAProxy is enabled", since=started)
+        assert not _serve_controller_logged("HAProxy is enabled", since=started)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
