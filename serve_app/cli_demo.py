@@ -65,6 +65,19 @@ def _wait_forever() -> None:
         pass
 
 
+async def _wait_for_stop_signal() -> None:
+    """Until Ctrl-C or SIGTERM. Signal handlers belong to the main thread, i.e. this loop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
 def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> None:
     summary = result.summary()
     table = Table(title="AI Agents demo", show_header=True)
@@ -132,7 +145,7 @@ async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
             _print_result(result, imported)
         if keep_running:
             say("Running; Ctrl-C stops everything.")
-            await asyncio.to_thread(_wait_forever)
+            await _wait_for_stop_signal()
         ok = result.all_done() and len(result.notes) > 0
     finally:
         await asyncio.to_thread(stop_ray_and_serve)

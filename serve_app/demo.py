@@ -298,9 +298,8 @@ def start_ray_and_serve(options: DemoOptions) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING)
     else:
-        apply_ingress_mode(options.ingress)
         # the demo stops after its last note: nothing is left for direct ingress to drain
-        os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+        apply_ingress_mode(options.ingress, drain_s=2.0)
         ray.init(
             include_dashboard=True,
             dashboard_host="127.0.0.1",

@@ -31,11 +31,16 @@ HAPROXY_FLAGS = {
 }
 
 
-def ingress_environment(mode: IngressMode) -> dict[str, str]:
-    """The Ray Serve variables for ``mode``."""
+def ingress_environment(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str, str]:
+    """The Ray Serve variables for ``mode``.
+
+    ``drain_s`` replaces direct ingress's 30 s minimum drain on shutdown, which exists so
+    load balancers on other nodes notice a replica leaving; here HAProxy runs on the same node.
+    """
     if mode == "proxy":
         return {}
-    return {**HAPROXY_FLAGS, **haproxy_private_environment()}
+    return {**HAPROXY_FLAGS, **haproxy_private_environment(),
+            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{drain_s:g}"}
 
 
 def haproxy_private_environment() -> dict[str, str]:
@@ -60,9 +65,9 @@ def haproxy_private_environment() -> dict[str, str]:
     }
 
 
-def apply_ingress_mode(mode: IngressMode) -> dict[str, str]:
+def apply_ingress_mode(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str, str]:
     """Export the mode's variables; ones the operator already set win."""
     applied = {}
-    for key, value in ingress_environment(mode).items():
+    for key, value in ingress_environment(mode, drain_s=drain_s).items():
         applied[key] = os.environ.setdefault(key, value)
     return applied

@@ -9,10 +9,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
+import pytest
 
 from simulators.serving import free_port
 
@@ -66,4 +70,33 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
         assert json.loads(again.stdout)["summary"]["notes_written"] == 2
         assert not _serve_controller_logged("HAProxy is enabled", since=started)
     finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_demo_keep_running_serves_until_sigterm() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="aak-", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
+    port = free_port()
+    proc = subprocess.Popen(
+        ["ai-agents", "demo", "--tickets", "1", "--keep-running", "--data-dir", str(data_dir),
+         "--port", str(port), "--dashboard-port", str(free_port()), "--llm-latency", "0.1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        for line in proc.stderr:  # progress and the "Running" line go to stderr
+            lines.append(line)
+            if "Running; Ctrl-C stops everything." in line:
+                break
+        else:
+            raise AssertionError("demo ended without staying up:\n" + "".join(lines[-30:]))
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert health.status_code == 200 and health.json() == {"status": "healthy"}
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=120)
+        assert proc.returncode == 0, rest[-3000:]
+        with pytest.raises(httpx.ConnectError):  # everything was stopped
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
