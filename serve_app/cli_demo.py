@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from enum import StrEnum
 from typing import TextIO
@@ -53,16 +54,6 @@ IngressOption = typer.Option(
 
 err = Console(stderr=True)
 out = Console()
-
-
-def _wait_forever() -> None:
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
-    try:
-        while not stop["flag"]:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
 
 
 async def _wait_for_stop_signal() -> None:
@@ -225,13 +216,19 @@ def serve(
         apply_ingress_mode(ingress.value if ingress else settings.serve_ingress)
     ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING,
              **({} if joining else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}))
-    ray_serve.start(http_options={"host": host or settings.http_host,
-                                  "port": port or settings.http_port})
-    ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
-    err.print(f"Serving on http://{host or settings.http_host}:{port or settings.http_port} "
-              "(Ctrl-C stops)")
+    # ray.init installs a SIGTERM handler that exits on the spot; ours stops cleanly, and is
+    # in place before the app starts so an early SIGTERM is not lost either
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        _wait_forever()
+        ray_serve.start(http_options={"host": host or settings.http_host,
+                                      "port": port or settings.http_port})
+        ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
+        err.print(f"Serving on http://{host or settings.http_host}:"
+                  f"{port or settings.http_port} (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stop.wait(0.5):
+                pass
     finally:
         ray_serve.shutdown()
         ray.shutdown()
