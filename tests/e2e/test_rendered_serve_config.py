@@ -7,15 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import time
 
-import httpx
 import yaml
 
 from kuberay.render import render
 from kuberay.serve_config import serve_config_for_local
 from pipeline.credential_cipher import new_secret
 from simulators.serving import free_port
+from tests.e2e.serve_process import wait_until_ready
 
 
 def test_rendered_serve_config_runs_with_serve_run(database, encryption_keys, tmp_path) -> None:
@@ -34,18 +33,7 @@ def test_rendered_serve_config_runs_with_serve_run(database, encryption_keys, tm
     process = subprocess.Popen(["serve", "run", str(config_file)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 150
-        ready = None
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read()[-3000:]
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=5)
-                if ready.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        assert ready is not None and ready.status_code == 200, ready and ready.text
+        ready = wait_until_ready(process, f"http://127.0.0.1:{port}", timeout_s=150)
         components = ready.json()["components"]
         for pool in ("Ingress", "Dispatcher", "Enhancer", "ContextGatherer", "Synthesizer"):
             assert components[f"pool:{pool}"]["ok"], json.dumps(components)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from simulators.serving import free_port
+from tests.e2e.serve_process import wait_until_ready
 
 
 def test_serve_becomes_ready_and_stops_cleanly_on_sigterm() -> None:
@@ -26,17 +27,7 @@ def test_serve_becomes_ready_and_stops_cleanly_on_sigterm() -> None:
                              str(data_dir)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        ready = None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                ready = httpx.get(f"{base}/api/v1/ready", timeout=5)
-                if ready.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        assert ready is not None and ready.status_code == 200, proc.stderr and proc.poll()
+        ready = wait_until_ready(proc, base)
         components = ready.json()["components"]
         assert components["database"]["ok"] and components["dispatcher"]["ok"]
         assert {f"pool:{p}" for p in ("Ingress", "Dispatcher", "Enhancer", "ContextGatherer",
