@@ -111,4 +111,3 @@ def pool_options(name: str) -> dict[str, Any]:
 
 def all_pool_options() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(_POOL_OPTIONS)
-

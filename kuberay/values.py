@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from kuberay.problems import KubeRayConfigError, Problem, format_loc, suggestion
+from serve_app.ingress_mode import IngressMode
 
 DEFAULT_VALUES_FILE = Path(__file__).with_name("values.yaml")
 PRODUCTION_VALUES_FILE = Path(__file__).with_name("values.production.yaml")
@@ -148,7 +149,7 @@ class Serve(_Model):
     enable_access_log: bool = True
     # proxy: Serve's proxy actor; haproxy: Ray 2.60's HAProxy + direct ingress and the
     # throughput flags (serve_app/ingress_mode.py), ~3.5x the webhook throughput per CPU.
-    ingress_mode: Literal["proxy", "haproxy"] = "proxy"
+    ingress_mode: IngressMode = "proxy"
     # Per-pool overrides, deep-merged onto actors/pool_options.py; keys are Ray's own
     # deployment options and are checked against Ray's models like everything else.
     deployments: dict[str, dict[str, Any]] = {}

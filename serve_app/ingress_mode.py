@@ -65,9 +65,7 @@ def haproxy_private_environment() -> dict[str, str]:
     }
 
 
-def apply_ingress_mode(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str, str]:
+def apply_ingress_mode(mode: IngressMode, *, drain_s: float = 5.0) -> None:
     """Export the mode's variables; ones the operator already set win."""
-    applied = {}
     for key, value in ingress_environment(mode, drain_s=drain_s).items():
-        applied[key] = os.environ.setdefault(key, value)
-    return applied
+        os.environ.setdefault(key, value)

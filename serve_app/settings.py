@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from serve_app.ingress_mode import IngressMode
 
 
 class Settings(BaseSettings):
@@ -49,7 +51,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    serve_ingress: Literal["proxy", "haproxy"] = Field(
+    serve_ingress: IngressMode = Field(
         "haproxy", description="How HTTP reaches the Ingress when this process starts Ray")
     webhook_max_skew_s: int = Field(300, ge=1)
     secret_grace_hours: float = Field(24.0, ge=0)

@@ -3,11 +3,11 @@
 -- ingress spent five (BEGIN, set_config, INSERT, pg_notify, COMMIT) on every webhook.
 -- SECURITY INVOKER: row-level security applies to the caller exactly as in a tenant
 -- transaction. Called inside a transaction that already belongs to a tenant, it refuses any
--- other tenant instead of switching the transaction over.
+-- other tenant instead of switching the transaction over. p_notify_channel NULL: no NOTIFY.
 CREATE FUNCTION app_enqueue_job(p_tenant_id text, p_ticket_id text, p_event text,
                                 p_dedupe_key text, p_payload jsonb, p_trace_context jsonb,
                                 p_trace_id text, p_priority integer, p_max_attempts integer,
-                                p_supersedes uuid, p_batch_id text, p_notify boolean)
+                                p_supersedes uuid, p_batch_id text, p_notify_channel text)
 RETURNS TABLE (id uuid, status text, created boolean, trace_id text)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, public AS $$
 #variable_conflict use_column
@@ -29,8 +29,8 @@ BEGIN
         ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
         RETURNING e.id, e.status, true, e.trace_id;
     IF FOUND THEN
-        IF p_notify THEN
-            PERFORM pg_notify('ai_agents_jobs', p_tenant_id);
+        IF p_notify_channel IS NOT NULL THEN
+            PERFORM pg_notify(p_notify_channel, p_tenant_id);
         END IF;
         RETURN;
     END IF;
@@ -41,4 +41,4 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION app_enqueue_job(text, text, text, text, jsonb, jsonb, text, integer,
-                                       integer, uuid, text, boolean) FROM PUBLIC;
+                                       integer, uuid, text, text) FROM PUBLIC;

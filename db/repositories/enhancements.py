@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-JOBS_CHANNEL = "ai_agents_jobs"  # also spelt out in app_enqueue_job (migration 0005)
+JOBS_CHANNEL = "ai_agents_jobs"
 
 PUBLIC_COLUMNS = """id, tenant_id, ticket_id, event, status, outcome, stage, priority, attempts,
     max_attempts, received_at, started_at, finished_at, updated_at, stage_timings,
@@ -38,7 +38,7 @@ async def enqueue(conn: asyncpg.Connection, *, tenant_id: str, ticket_id: str, e
     row = await conn.fetchrow(
         "SELECT * FROM app_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         tenant_id, ticket_id, event, dedupe_key, payload, trace_context, trace_id, priority,
-        max_attempts, supersedes, batch_id, notify,
+        max_attempts, supersedes, batch_id, JOBS_CHANNEL if notify else None,
     )
     return Enqueued(row["id"], row["status"], row["created"], row["trace_id"])
 
