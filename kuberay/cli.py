@@ -47,19 +47,22 @@ def render_command(
                              help="Directory to write the YAML files into (created)."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Render the manifests from values (deterministic; validated before writing)."""
+    """Render the manifests from values (deterministic; validated before writing) into
+    OUT/base/ with a kustomization.yaml, plus a production overlay in OUT/overlays/production/."""
     from kuberay import render as render_module  # imports Ray's Serve schema: only when used
+    from kuberay.kustomize import output_files
 
     try:
         loaded = load_values(*(values or []))
         rendered = render_module.render(loaded)
-        paths = render_module.write(rendered, out)
+        paths = render_module.write(output_files(loaded, rendered), out)
     except KubeRayConfigError as exc:
         raise _fail(exc.one_line()) from None
     except OSError as exc:
         raise _fail(f"{exc.filename or out}: {exc.strerror or exc}") from None
     if json_output:
-        typer.echo(json.dumps({"out": str(out), "files": [p.name for p in paths]}, sort_keys=True))
+        files = [p.relative_to(out).as_posix() for p in paths]
+        typer.echo(json.dumps({"out": str(out), "files": files}, sort_keys=True))
         return
     for path in paths:
         typer.echo(f"wrote {path}")

@@ -167,15 +167,18 @@ def render(values: Values | None = None) -> dict[str, str]:
 
 
 def write(rendered: dict[str, str], out_dir: Path) -> list[Path]:
-    """Write the files; earlier generated files no longer rendered (e.g. the Ingress after
-    ``ingress.enabled: false``) are removed, so the directory matches the values."""
+    """Write the files (names may contain directories); earlier generated files no longer
+    rendered (e.g. the Ingress after ``ingress.enabled: false``, or files of an older layout)
+    are removed, so the directory matches the values."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(out_dir.glob("*.yaml")):
-        if stale.name not in rendered and stale.read_text(encoding="utf-8").startswith(_GENERATED):
+    for stale in sorted(out_dir.rglob("*.yaml")):
+        if (stale.relative_to(out_dir).as_posix() not in rendered
+                and stale.read_text(encoding="utf-8").startswith(_GENERATED)):
             stale.unlink()
     paths = []
     for name, text in rendered.items():
         path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)  # overlays/production/
         path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths

@@ -328,11 +328,16 @@ def validate_files(files: Mapping[str, str]) -> Report:
 
 
 def validate_dir(directory: Path | str) -> Report:
-    """Validate every ``*.yaml``/``*.yml`` file in ``directory``."""
+    """Validate every ``*.yaml``/``*.yml`` file in ``directory`` except kustomize's own
+    ``kustomization.yaml`` (not a Kubernetes object; ``kubectl kustomize`` checks it). Given
+    the output directory of ``render``, the manifests are those in its ``base/``."""
     directory = Path(directory)
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory}: not a directory")
-    paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if (directory / "base").is_dir() and not any(directory.glob("*.y*ml")):
+        directory = directory / "base"
+    paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                   and p.name not in ("kustomization.yaml", "kustomization.yml"))
     if not paths:
         raise FileNotFoundError(f"{directory}: no .yaml files to validate")
     return validate_files({p.name: p.read_text(encoding="utf-8") for p in paths})

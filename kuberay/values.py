@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from kuberay.problems import KubeRayConfigError, Problem, format_loc, suggestion
 from serve_app.ingress_mode import IngressMode
+from serve_app.version import package_version
 
 DEFAULT_VALUES_FILE = Path(__file__).with_name("values.yaml")
 PRODUCTION_VALUES_FILE = Path(__file__).with_name("values.production.yaml")
@@ -84,13 +85,15 @@ class Resources(_Model):
 
 class Image(_Model):
     repository: str = "ghcr.io/example/ai-agents"
-    tag: str = "0.1.0"
+    # None: the version of the ai-agents package doing the rendering, which is the tag the
+    # Dockerfile's build instructions give the image (one place for the version).
+    tag: str | None = None
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     pull_secrets: list[str] = []
 
     @property
     def reference(self) -> str:
-        return f"{self.repository}:{self.tag}"
+        return f"{self.repository}:{self.tag or package_version()}"
 
 
 class Scheduling(_Model):

@@ -18,6 +18,7 @@ from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line
 from serve_app.cli_tenants import tenant_app
 from serve_app.runtime import ConfigurationError, resolve_runtime
 from serve_app.settings import Settings
+from serve_app.version import package_version
 
 app = typer.Typer(
     name="ai-agents",
@@ -32,6 +33,20 @@ app.add_typer(reenhance_app, name="reenhance")
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.command("health")(health)
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"ai-agents {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the installed version and exit."),
+) -> None:
+    """AI Agents: enhance every new ServiceDesk Plus ticket with a researched private note."""
 
 
 @app.command()

@@ -27,3 +27,12 @@ def promtool() -> str:
         pytest.fail("promtool is not installed: run `apt-get update && apt-get install -y "
                     "prometheus` (Debian package) so the alert rules can be checked")
     return path
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.fail("kubectl is not installed: `kubectl kustomize` checks the rendered "
+                    "kustomizations offline (apt-get install -y kubectl)")
+    return path

@@ -379,8 +379,10 @@ def test_cli_render_then_validate(tmp_path):
     result = runner.invoke(kuberay_app, ["render", "--values", str(PRODUCTION_VALUES_FILE),
                                          "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    assert set(json.loads(result.stdout)["files"]) == EXPECTED_FILES
-    assert validate_dir(out).ok
+    assert set(json.loads(result.stdout)["files"]) == (
+        {f"base/{name}" for name in EXPECTED_FILES}
+        | {"base/kustomization.yaml", "overlays/production/kustomization.yaml"})
+    assert validate_dir(out).ok and validate_dir(out / "base").ok
     result = runner.invoke(kuberay_app, ["validate", str(out)])
     assert result.exit_code == 0, result.output
     assert "ok   rayservice.yaml: RayService/ai-agents" in result.stdout
@@ -389,7 +391,7 @@ def test_cli_render_then_validate(tmp_path):
 def test_cli_render_defaults_without_values(tmp_path):
     result = CliRunner().invoke(kuberay_app, ["render", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "rayservice.yaml").read_text() == render()["rayservice.yaml"]
+    assert (tmp_path / "base" / "rayservice.yaml").read_text() == render()["rayservice.yaml"]
 
 
 @pytest.mark.parametrize(("content", "expected"), [
