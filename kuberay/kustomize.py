@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kuberay.alerting import alertmanager_config, plain_config
 from kuberay.render import dump_yaml
 from kuberay.values import Values
 
@@ -70,11 +71,38 @@ def _production_overlay(values: Values) -> dict[str, Any]:
     }
 
 
+_ALERTMANAGER_CR_COMMENT = """\
+# Alert routing for the Prometheus Operator: apply in a namespace your Alertmanager's
+# alertmanagerConfigSelector/alertmanagerConfigNamespaceSelector pick up, after creating the
+# Secret {secret} (keys pagerduty-routing-key, slack-webhook-url, smtp-password):
+#   kubectl apply -f alertmanagerconfig.yaml
+"""
+_ALERTMANAGER_YML_COMMENT = """\
+# Alert routing for an Alertmanager without the operator (`alertmanager --config.file=...`).
+# Credentials are read from files: mount the Secret {secret} at /etc/alertmanager/secrets/{secret}/.
+# Check: amtool check-config alertmanager.yml
+"""
+
+
+def alerting_files(values: Values) -> dict[str, str]:
+    """``alertmanager/``: the routing as an AlertmanagerConfig and as a plain alertmanager.yml."""
+    secret = values.monitoring.alerting.secret_name
+    return {
+        "alertmanager/alertmanagerconfig.yaml": (
+            _HEADER + _ALERTMANAGER_CR_COMMENT.replace("{secret}", secret)
+            + dump_yaml(alertmanager_config(values))),
+        "alertmanager/alertmanager.yml": (
+            _HEADER + _ALERTMANAGER_YML_COMMENT.replace("{secret}", secret)
+            + dump_yaml(plain_config(values))),
+    }
+
+
 def output_files(values: Values, rendered: Mapping[str, str]) -> dict[str, str]:
     """``{path relative to --out: YAML text}``: the manifests and the kustomization under
-    ``base/``, and the production overlay."""
+    ``base/``, the production overlay, and the Alertmanager routing (with monitoring on)."""
     image = values.image.repository
     return {
+        **(alerting_files(values) if values.monitoring.enabled else {}),
         **{f"{BASE_DIR}/{name}": text for name, text in rendered.items()},
         KUSTOMIZATION: _HEADER + _BASE_COMMENT + dump_yaml(_base(rendered)),
         PRODUCTION_OVERLAY: (_HEADER + _OVERLAY_COMMENT.replace("{image}", image)

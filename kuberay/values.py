@@ -181,12 +181,34 @@ class Ingress(_Model):
         return paths
 
 
+class Alerting(_Model):
+    """Alertmanager receivers (kuberay/alerting.py): critical → PagerDuty, warning → Slack,
+    every alert → an e-mail digest. Credentials only as keys of the Secret ``secret_name``."""
+
+    secret_name: str = "ai-agents-alerting"
+    slack_channel: str = "#ai-agents-alerts"
+    email_to: str = "ai-agents-oncall@example.com"
+    email_from: str = "alertmanager@example.com"
+    smarthost: str = "smtp.example.com:587"
+    smtp_username: str = "alertmanager"
+
+
 class Monitoring(_Model):
     enabled: bool = True
     labels: dict[str, str] = {}
     scrape_interval: str = "30s"
     dashboard_labels: dict[str, str] = {"grafana_dashboard": "1"}
     dashboard_annotations: dict[str, str] = {}
+    # None: the URLs in kuberay/alerts.yaml (the README of the project's repository).
+    runbook_base_url: str | None = None
+    alerting: Alerting = Alerting()
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _runbook_base(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^#\s]+$", v):
+            raise ValueError(f"'{v}' is not an http(s) URL without a #fragment")
+        return v
 
     @field_validator("scrape_interval")
     @classmethod
