@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 
+from db.query_tracing import trace_queries
+
 TENANT_TABLES = (
     "tenants",
     "enhancements",
@@ -35,6 +37,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
+    trace_queries(conn)
 
 
 async def create_pool(

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import openai
 
 from pipeline.circuit_breaker import CircuitBreaker
+from pipeline.genai_span import llm_attempt_span, record_failure, record_result
 from pipeline.llm_response import AttemptFailed, LLMCallResult, classify_status, parse_body
 from pipeline.models import LLMEnhancement
 
@@ -236,6 +237,26 @@ class LLMClient:
         return backoff * (0.75 + 0.25 * self._jitter())
 
     async def _attempt(
+        self,
+        messages: list[dict[str, str]],
+        models: list[str],
+        model_idx: int,
+        attempt_no: int,
+        timeout_s: float,
+    ) -> LLMCallResult:
+        """One attempt inside its GenAI client span (``chat <model>``)."""
+        cfg = self.config
+        with llm_attempt_span(cfg.base_url, models[model_idx], attempt=attempt_no,
+                              temperature=cfg.temperature, max_tokens=cfg.max_tokens) as span:
+            try:
+                result = await self._call(messages, models, model_idx, attempt_no, timeout_s)
+            except AttemptFailed as failure:
+                record_failure(span, failure)
+                raise
+            record_result(span, result)
+            return result
+
+    async def _call(
         self,
         messages: list[dict[str, str]],
         models: list[str],

@@ -12,10 +12,18 @@ Exporters, all optional and combinable:
 - ``configure_tracing(exporter=...)``: an in-process exporter (unit tests), replacing the
   previous one given this way.
 Without any, spans still get ids, which are stored and returned by the API.
+
+The resource follows OpenTelemetry's environment conventions: ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES`` win over the built-in ``service.name``/``service.version``
+(the KubeRay values set them per deployment). Outgoing httpx requests (SDP, the LLM endpoint)
+become client spans through opentelemetry-instrumentation-httpx; database queries through
+``db.query_tracing``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import os
 import threading
@@ -26,7 +34,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -108,6 +116,29 @@ class _ReplaceableProcessor(SpanProcessor):
 _slot = _ReplaceableProcessor()
 
 
+def service_resource(service_name: str = "ai-agents") -> Resource:
+    """The process's resource: environment first (``OTEL_SERVICE_NAME``, then
+    ``OTEL_RESOURCE_ATTRIBUTES``), our defaults only for what it leaves unset."""
+    from_env = OTELResourceDetector().detect().attributes
+    defaults: dict[str, str] = {}
+    if not from_env.get("service.name"):
+        defaults["service.name"] = service_name
+    if not from_env.get("service.version"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            defaults["service.version"] = importlib.metadata.version("ai-agents")
+    return Resource.create(defaults)
+
+
+def instrument_httpx() -> None:
+    """Every httpx client in this process (our SDP client, the openai SDK's transport) makes
+    a client span per request and sends ``traceparent``; idempotent."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    instrumentor = HTTPXClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=_provider)
+
+
 def configure_tracing(service_name: str = "ai-agents", *,
                       exporter: SpanExporter | None = None) -> TracerProvider:
     """Idempotent per process (every Ray replica calls it in its constructor); the first call
@@ -115,7 +146,7 @@ def configure_tracing(service_name: str = "ai-agents", *,
     global _provider
     with _lock:
         if _provider is None:
-            provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+            provider = TracerProvider(resource=service_resource(service_name))
             if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                     OTLPSpanExporter,
@@ -127,6 +158,7 @@ def configure_tracing(service_name: str = "ai-agents", *,
             provider.add_span_processor(_slot)
             trace.set_tracer_provider(provider)
             _provider = provider
+            instrument_httpx()
         if exporter is not None:
             _slot.target = SimpleSpanProcessor(exporter)
         return _provider
