@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from kuberay import ray_dashboards
 from kuberay.serve_config import SERVE_PORT, longest_graceful_shutdown_s
 from kuberay.values import (
     ALL_SECRET_KEYS,
@@ -127,7 +128,9 @@ def _ray_container(values: Values, node: str, resources: Resources) -> dict[str,
         "image": values.image.reference,
         "imagePullPolicy": values.image.pull_policy,
         "ports": ports,
-        "env": container_env(values, SERVICE_SECRET_KEYS),
+        "env": sorted(container_env(values, SERVICE_SECRET_KEYS)
+                      + (ray_dashboards.head_env(values) if head else []),
+                      key=lambda e: e["name"]),
         "resources": _resources(resources),
         "livenessProbe": liveness,
         "readinessProbe": readiness,
@@ -343,15 +346,21 @@ def prometheus_rule(values: Values) -> dict[str, Any]:
     }
 
 
+def dashboard_metadata(values: Values, name: str) -> dict[str, Any]:
+    """Metadata the Grafana sidecar selects dashboards by (ours and Ray's)."""
+    meta = _metadata(values, name, "dashboards")
+    meta["labels"] = {**meta["labels"], **values.monitoring.dashboard_labels}
+    if values.monitoring.dashboard_annotations:
+        meta["annotations"] = dict(values.monitoring.dashboard_annotations)
+    return meta
+
+
 def dashboards_configmap(values: Values) -> dict[str, Any]:
     data = {}
     for filename in DASHBOARD_FILES:
         board = json.loads((DASHBOARDS_DIR / filename).read_text(encoding="utf-8"))
         data[f"ai-agents-{filename}"] = json.dumps(board, indent=2, sort_keys=True) + "\n"
-    meta = _metadata(values, f"{values.name}-grafana-dashboards", "dashboards")
-    meta["labels"] = {**meta["labels"], **values.monitoring.dashboard_labels}
-    if values.monitoring.dashboard_annotations:
-        meta["annotations"] = dict(values.monitoring.dashboard_annotations)
+    meta = dashboard_metadata(values, f"{values.name}-grafana-dashboards")
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
 
 

@@ -14,6 +14,7 @@ import yaml
 
 from kuberay import manifests
 from kuberay.problems import KubeRayConfigError, Problem
+from kuberay.ray_dashboards import ray_dashboard_configmaps
 from kuberay.serve_config import build_serve_config, replica_cpu_demand
 from kuberay.validate import validate_files
 from kuberay.values import Values
@@ -150,6 +151,7 @@ def manifest_documents(values: Values) -> dict[str, list[dict[str, Any]]]:
             manifests.service_monitor(values),
             manifests.prometheus_rule(values),
             manifests.dashboards_configmap(values),
+            *ray_dashboard_configmaps(values),
         ]
     return dict(sorted(files.items()))
 

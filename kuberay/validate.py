@@ -34,6 +34,7 @@ from kuberay.manifest_references import pod_templates, reference_findings
 from kuberay.problems import Finding, Problem, join_path, suggestion
 from kuberay.prometheus_checks import check_monitoring
 from kuberay.promql import RAY_NATIVE_METRICS, unknown_metrics
+from kuberay.ray_dashboards import RAY_DASHBOARDS_ANNOTATION
 from kuberay.serve_config import longest_graceful_shutdown_s, serve_config_problems
 from kuberay.strict_schemas import crd_validator, metadata_problems, schema_problems
 from kuberay.values import ALL_SECRET_KEYS, installed_ray_version
@@ -228,10 +229,22 @@ def _check_secret(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]
     return problems
 
 
+def _json_problems(doc: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for name, text in (doc.get("data") or {}).items():
+        try:
+            json.loads(text)
+        except (TypeError, ValueError) as exc:
+            problems.append(Problem(join_path("data", name), f"not a JSON dashboard: {exc}"))
+    return problems
+
+
 def _check_configmap(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
     problems = _check_core(doc, report_notes)
     if "grafana_dashboard" not in ((doc.get("metadata") or {}).get("labels") or {}):
         return problems
+    if RAY_DASHBOARDS_ANNOTATION in ((doc.get("metadata") or {}).get("annotations") or {}):
+        return problems + _json_problems(doc)  # Ray's own: its metrics, its schema version
     for name, text in (doc.get("data") or {}).items():
         at = join_path("data", name)
         try:

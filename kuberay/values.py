@@ -218,6 +218,15 @@ class Monitoring(_Model):
         return v
 
 
+class RayDashboard(_Model):
+    """Where the head pod's Ray dashboard finds Grafana and Prometheus (ray_dashboards.py)."""
+
+    grafana_host: str | None = None
+    grafana_iframe_host: str | None = None
+    prometheus_host: str | None = None
+    prometheus_datasource: str | None = None
+
+
 class Reenhance(_Model):
     tenant: str = "${TENANT}"
     ray_cluster_name: str = "${RAYCLUSTER_NAME}"
@@ -253,6 +262,7 @@ class Values(_Model):
     serve: Serve = Serve()
     ingress: Ingress = Ingress()
     monitoring: Monitoring = Monitoring()
+    ray_dashboard: RayDashboard = RayDashboard()
     reenhance: Reenhance = Reenhance()
     migration: Migration = Migration()
 

@@ -347,11 +347,15 @@ def test_monitoring_objects(production_render):
     assert monitor["spec"]["selector"]["matchLabels"].items() <= serve_labels.items()
     (rule,) = by_kind["PrometheusRule"]
     source = yaml.safe_load(manifests.ALERTS_FILE.read_text())["groups"]
-    for group in source:  # the rendered rule adds the namespace label, nothing else
+    base = load_values(PRODUCTION_VALUES_FILE).monitoring.runbook_base_url
+    for group in source:  # the rendered rule adds the namespace label and moves the runbooks
         for alert in group["rules"]:
             alert["labels"]["namespace"] = "ai-agents-production"
+            anchor = alert["annotations"]["runbook_url"].split("#")[1]
+            alert["annotations"]["runbook_url"] = f"{base}#{anchor}"
     assert rule["spec"]["groups"] == source
-    (configmap,) = by_kind["ConfigMap"]
+    configmap, *ray_boards = by_kind["ConfigMap"]  # ours, then Ray's own (test_ray_dashboards)
+    assert len(ray_boards) == 3
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     for filename in manifests.DASHBOARD_FILES:
         embedded = json.loads(configmap["data"][f"ai-agents-{filename}"])
