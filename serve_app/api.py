@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import metric_catalogue as mc
 from serve_app.api_state import ApiState, DatabaseUnavailable
+from serve_app.openapi_security import install_openapi_security
 from serve_app.routes import admin, enhancements, feedback, health, webhooks
+from serve_app.version import package_version
 
 log = logging.getLogger("ai_agents.api")
 
@@ -82,7 +84,8 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
-    app = FastAPI(title="AI Agents", version="0.1.0", description=DESCRIPTION, **fastapi_kwargs)
+    app = FastAPI(title="AI Agents", version=package_version(), description=DESCRIPTION,
+                  **fastapi_kwargs)
     app.state.api = state
     for router in (webhooks.router, enhancements.router, feedback.router, admin.router,
                    health.router):
@@ -94,4 +97,5 @@ def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
         app.add_exception_handler(exc_type, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(RequestMetrics, state=state)
+    install_openapi_security(app)
     return app

@@ -7,7 +7,8 @@ import logging
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from db.repositories.audit import write_audit
 from pipeline import metric_catalogue as mc
@@ -31,6 +32,16 @@ async def get_pool(state: State) -> asyncpg.Pool:
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 
+# Declared for the OpenAPI document (the Authorize button, generated clients); the checks and
+# their 401/403 answers stay in _bearer below, so auto_error is off.
+_TENANT_SCHEME = HTTPBearer(auto_error=False, scheme_name="TenantToken",
+                            description="The tenant's API token (`tenant create` prints it).")
+_ADMIN_SCHEME = HTTPBearer(auto_error=False, scheme_name="AdminToken",
+                           description="The admin token (AI_AGENTS_ADMIN_TOKEN).")
+Declared = Annotated[HTTPAuthorizationCredentials | None, Security(_TENANT_SCHEME)]
+DeclaredAdmin = Annotated[HTTPAuthorizationCredentials | None, Security(_ADMIN_SCHEME)]
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -39,7 +50,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def get_tenant_id(request: Request, state: State) -> str:
+async def get_tenant_id(request: Request, state: State, _scheme: Declared) -> str:
     """The tenant is the token's; nothing in the request can choose another one."""
     token = _bearer(request)
     tenant_id = await (await state.directory()).tenant_for_token(token)
@@ -67,7 +78,7 @@ async def _deny_cross_tenant(request: Request, state: ApiState, tenant_id: str,
 TenantId = Annotated[str, Depends(get_tenant_id)]
 
 
-async def require_admin(request: Request, state: State) -> str:
+async def require_admin(request: Request, state: State, _scheme: DeclaredAdmin) -> str:
     token = _bearer(request)
     expected = state.admin_token_hash
     if expected is None or not hmac.compare_digest(hash_token(token), expected):

@@ -1,0 +1,53 @@
+"""Security schemes in the OpenAPI document, so `/docs` has a working Authorize button and
+generated clients know how each route authenticates.
+
+The tenant and admin bearer schemes come from the dependencies themselves (`serve_app.deps`
+declares them with FastAPI's ``HTTPBearer``). The webhook routes read their headers from the
+raw request (the signature covers the exact body bytes), so their schemes are added here to
+every ``/webhook/`` operation: either the HMAC pair (``X-Signature`` + ``X-Timestamp``) or the
+static ``X-Webhook-Token``, whichever the tenant's ``webhook_auth`` mode is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+WEBHOOK_SCHEMES: dict[str, dict[str, Any]] = {
+    "WebhookSignature": {
+        "type": "apiKey", "in": "header", "name": "X-Signature",
+        "description": "HMAC mode: `sha256=` + hex HMAC-SHA256 of `<X-Timestamp>.<raw body>` "
+                       "with the tenant's webhook secret (base64 of the digest also accepted).",
+    },
+    "WebhookTimestamp": {
+        "type": "apiKey", "in": "header", "name": "X-Timestamp",
+        "description": "HMAC mode: Unix seconds when signed; rejected beyond 300 s of skew.",
+    },
+    "WebhookToken": {
+        "type": "apiKey", "in": "header", "name": "X-Webhook-Token",
+        "description": "Token mode: the tenant's webhook secret as a static header "
+                       "(for SDP, which cannot sign).",
+    },
+}
+WEBHOOK_SECURITY = [{"WebhookSignature": [], "WebhookTimestamp": []}, {"WebhookToken": []}]
+
+
+def install_openapi_security(app: FastAPI) -> None:
+    """Replace ``app.openapi`` with one that adds the webhook schemes (built once, cached)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {})
+            components.setdefault("securitySchemes", {}).update(WEBHOOK_SCHEMES)
+            for path, operations in schema.get("paths", {}).items():
+                if path.startswith("/webhook/"):
+                    for operation in operations.values():
+                        operation["security"] = WEBHOOK_SECURITY
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
