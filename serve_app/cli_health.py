@@ -51,7 +51,8 @@ def _print_table(report: HealthReport) -> None:
         table.add_row(check.name, f"[{style}]{check.status.upper()}[/{style}]", check.summary)
     console = Console()
     console.print(table)
-    verdict = "[green]healthy[/green]" if report.ok else "[bold red]UNHEALTHY[/bold red]"
+    verdict = {"healthy": "[green]healthy[/green]", "degraded": "[yellow]DEGRADED[/yellow]",
+               "unhealthy": "[bold red]UNHEALTHY[/bold red]"}[report.verdict]
     console.print(f"{verdict} — checked at {report.checked_at}")
 
 
@@ -77,7 +78,8 @@ def health(
 ) -> None:
     """Quick health check: Ray, Serve replicas, queue, database, API, errors, alerts.
 
-    Each check is OK, WARN, FAIL or SKIP; exits 1 when any check fails.
+    Each check is OK, WARN, FAIL or SKIP. Exit code: 0 healthy, 1 a check failed (or the
+    check could not run), 2 usage error, 3 degraded (a warning, no failure).
     Reads the Ray dashboard API without joining the cluster, and PostgreSQL
     as the service role (AI_AGENTS_DATABASE_URL or the embedded database).
 
@@ -91,5 +93,5 @@ def health(
         emit_json(report.to_dict())
     else:
         _print_table(report)
-    if not report.ok:
-        raise typer.Exit(1)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

@@ -56,6 +56,9 @@ class HealthOptions:
     ray_token: str | None = None
 
 
+HEALTH_EXIT_CODES = {"healthy": 0, "unhealthy": 1, "degraded": 3}
+
+
 @dataclass
 class HealthReport:
     checks: list[Check]
@@ -65,8 +68,20 @@ class HealthReport:
     def ok(self) -> bool:
         return all(c.status != "fail" for c in self.checks)
 
+    @property
+    def verdict(self) -> Literal["healthy", "degraded", "unhealthy"]:
+        if not self.ok:
+            return "unhealthy"
+        return "degraded" if any(c.status == "warn" for c in self.checks) else "healthy"
+
+    @property
+    def exit_code(self) -> int:
+        """0 healthy (OK/SKIP only), 1 unhealthy (a FAIL), 3 degraded (WARN, no FAIL): a
+        script must not read a warning as success. 2 stays the usage-error code."""
+        return HEALTH_EXIT_CODES[self.verdict]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked_at": self.checked_at,
+        return {"ok": self.ok, "verdict": self.verdict, "checked_at": self.checked_at,
                 "checks": [asdict(c) for c in self.checks]}
 
 

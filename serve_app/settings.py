@@ -12,13 +12,28 @@ from typing import Annotated
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from serve_app.ingress_mode import IngressMode
+from serve_app.settings_sources import settings_sources
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AI_AGENTS_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Code, environment, .env file, secrets directory, defaults (settings_sources.py)."""
+        return settings_sources(settings_cls, init_settings, env_settings)
 
     # database
     database_url: SecretStr | None = Field(
