@@ -27,7 +27,8 @@ from kuberay.alerting import (
 from kuberay.values import PRODUCTION_VALUES_FILE, load_values
 from simulators.serving import free_port
 
-EXPECTED_RECEIVERS = {"critical": "pagerduty,email-digest", "warning": "slack,email-digest"}
+EXPECTED_RECEIVERS = {"critical": "pagerduty,email-digest", "warning": "slack,email-digest",
+                      "info": "email-digest"}
 ALERTS = [(rule["alert"], rule["labels"]["severity"])
           for group in manifests.alert_groups() for rule in group["rules"] if "alert" in rule]
 
