@@ -11,6 +11,8 @@ ARG RAY_IMAGE=rayproject/ray:2.60.0-py311
 
 # --- builder: the project's wheel and wheels of every locked dependency --------------------
 FROM ${RAY_IMAGE} AS builder
+# Made by the image's user (1000), so the build can write build/ and *.egg-info in it.
+RUN mkdir -p /home/ray/src
 WORKDIR /home/ray/src
 COPY --chown=1000:100 pyproject.toml README.md constraints.txt ./
 COPY --chown=1000:100 actors/ actors/
