@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from kuberay.monitoring_values import Alerting, RayDashboard
 from kuberay.problems import KubeRayConfigError, Problem, format_loc, suggestion
 from serve_app.ingress_mode import IngressMode
 from serve_app.version import package_version
@@ -181,18 +182,6 @@ class Ingress(_Model):
         return paths
 
 
-class Alerting(_Model):
-    """Alertmanager receivers (kuberay/alerting.py): critical → PagerDuty, warning → Slack,
-    every alert → an e-mail digest. Credentials only as keys of the Secret ``secret_name``."""
-
-    secret_name: str = "ai-agents-alerting"
-    slack_channel: str = "#ai-agents-alerts"
-    email_to: str = "ai-agents-oncall@example.com"
-    email_from: str = "alertmanager@example.com"
-    smarthost: str = "smtp.example.com:587"
-    smtp_username: str = "alertmanager"
-
-
 class Monitoring(_Model):
     enabled: bool = True
     labels: dict[str, str] = {}
@@ -216,15 +205,6 @@ class Monitoring(_Model):
         if not re.match(r"^[0-9]+(ms|s|m|h)$", v):
             raise ValueError(f"'{v}' is not a Prometheus duration (e.g. 30s)")
         return v
-
-
-class RayDashboard(_Model):
-    """Where the head pod's Ray dashboard finds Grafana and Prometheus (ray_dashboards.py)."""
-
-    grafana_host: str | None = None
-    grafana_iframe_host: str | None = None
-    prometheus_host: str | None = None
-    prometheus_datasource: str | None = None
 
 
 class Reenhance(_Model):

@@ -188,3 +188,12 @@ def test_database_outage_inhibits_its_symptoms_only(running_alertmanager: str):
         assert state[name]["state"] == "suppressed", name
     for name in ("DatabaseConnectionIssues", "TenantIsolationViolation", "CircuitBreakerOpen"):
         assert state[name]["state"] == "active" and not state[name]["inhibitedBy"], name
+
+
+def test_misspelt_alerting_value_is_rejected_with_its_path():
+    from kuberay.problems import KubeRayConfigError
+    from kuberay.values import values_from_dict
+
+    with pytest.raises(KubeRayConfigError) as error:
+        values_from_dict({"monitoring": {"alerting": {"slackChanel": "#x"}}}, "values.yaml")
+    assert "monitoring.alerting.slackChanel: unknown field" in error.value.one_line()
