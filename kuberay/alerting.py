@@ -37,6 +37,23 @@ _ROOT_TIMING = {"group_by": ["alertname", "tenant"], "group_wait": "30s",
                 "group_interval": "5m", "repeat_interval": "4h"}
 
 
+def rules_for_deployment(groups: list[dict[str, Any]], values: Values) -> list[dict[str, Any]]:
+    """The alert rules with two changes: every alert carries ``namespace`` (an
+    AlertmanagerConfig only receives alerts labelled with its namespace, and the rules'
+    aggregations drop the scraped one) and, when ``monitoring.runbookBaseUrl`` is set, the
+    runbook links point there, keeping each alert's #section anchor."""
+    base = values.monitoring.runbook_base_url
+    for group in groups:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            rule["labels"] = {**rule.get("labels", {}), "namespace": values.namespace}
+            if base:
+                anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
+                rule["annotations"]["runbook_url"] = f"{base}#{anchor}"
+    return groups
+
+
 def _camel(key: str) -> str:
     head, *rest = key.split("_")
     return head + "".join(part.title() for part in rest)

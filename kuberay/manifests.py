@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from kuberay import ray_dashboards
+from kuberay.alerting import rules_for_deployment
 from kuberay.serve_config import SERVE_PORT, longest_graceful_shutdown_s
 from kuberay.values import (
     ALL_SECRET_KEYS,
@@ -324,25 +325,12 @@ def alert_groups() -> list[dict[str, Any]]:
 
 
 def prometheus_rule(values: Values) -> dict[str, Any]:
-    """kuberay/alerts.yaml with two changes: every alert carries ``namespace`` (an
-    AlertmanagerConfig only receives alerts labelled with its namespace, and the rules'
-    aggregations drop the scraped one) and, when ``monitoring.runbookBaseUrl`` is set, the
-    runbook links point there, keeping each alert's #section anchor."""
-    groups = alert_groups()
-    base = values.monitoring.runbook_base_url
-    for group in groups:
-        for rule in group["rules"]:
-            if "alert" not in rule:
-                continue
-            rule["labels"] = {**rule.get("labels", {}), "namespace": values.namespace}
-            if base:
-                anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
-                rule["annotations"]["runbook_url"] = f"{base}#{anchor}"
+    """kuberay/alerts.yaml, labelled and linked for this deployment (alerting.py)."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": _monitoring_metadata(values, f"{values.name}-alerts"),
-        "spec": {"groups": groups},
+        "spec": {"groups": rules_for_deployment(alert_groups(), values)},
     }
 
 
