@@ -22,6 +22,7 @@ import httpx
 import tenacity
 
 from pipeline.sdp_errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
+from pipeline.sdp_url_policy import SdpUrlRefused
 
 Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
@@ -118,6 +119,8 @@ class SdpClient:
                     method, f"{self.api_root}{path}", params=params, data=form,
                     headers=self._headers(), timeout=timeout_s,
                 )
+            except SdpUrlRefused as err:  # the SSRF rules (sdp_transport): retrying cannot help
+                raise SdpRejected(f"SDP {method} {path}: {err}", retryable=False) from None
             except httpx.TransportError as err:
                 sent = not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout
                                       | httpx.PoolTimeout)
