@@ -22,7 +22,8 @@ import httpx
 import tenacity
 
 from pipeline.sdp_errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
-from pipeline.sdp_url_policy import SdpUrlRefused
+from pipeline.sdp_transport import guarded_http_client
+from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused
 
 Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
@@ -44,6 +45,7 @@ class SdpClient:
         deadline_s: float | None = None, before_call: Callable[[], Awaitable[None]] | None = None,
         on_call: Callable[[str, float], None] | None = None, backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0, retry_after_cap_s: float = 60.0, note_key: str | None = None,
+        url_policy: SdpUrlPolicy | None = None,
     ) -> None:
         """`before_call` runs before every HTTP attempt (the tenant's SDP rate limiter plugs
         in there); `on_call(outcome, seconds)` reports every attempt for metrics."""
@@ -56,8 +58,10 @@ class SdpClient:
         self.edition: Edition = edition
         self.portal = portal
         self._api_key = api_key
-        self._http = http if http is not None else httpx.AsyncClient()
         self._owns_http = http is None
+        if http is None:  # `url_policy`: an own client that checks every address it connects to
+            http = guarded_http_client(url_policy) if url_policy else httpx.AsyncClient()
+        self._http = http
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._deadline_s = deadline_s

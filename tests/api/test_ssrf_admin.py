@@ -47,3 +47,22 @@ async def test_stored_credentials_are_never_shown(bare_api, owner_conn) -> None:
     assert "s3cret" not in listed.text and "admin:" not in listed.text
     mine = next(t for t in listed.json() if t["id"] == tenant.tenant_id)
     assert mine["sdp_base_url"] == "http://***@sdp.acme.example:8080"
+
+
+def test_cli_applies_the_same_rules(database, cli_env) -> None:
+    """`ai-agents tenant create` from a fresh environment: loopback only when allowed."""
+    from tests.cli_runner import assert_one_line_error, run
+
+    strict = {k: v for k, v in cli_env.items() if k != "AI_AGENTS_SDP_ALLOW_LOOPBACK"}
+    assert_one_line_error(run(strict, "tenant", "create", "cli-ssrf", "--sdp-url",
+                              "http://127.0.0.1:5432", "--sdp-key", "k"),
+                          "AI_AGENTS_SDP_ALLOW_LOOPBACK")
+    assert_one_line_error(run(cli_env, "tenant", "create", "cli-ssrf", "--sdp-url",
+                              "http://169.254.169.254/latest/meta-data/", "--sdp-key", "k"),
+                          "link-local")
+    assert_one_line_error(run({**strict, "AI_AGENTS_SDP_ALLOWED_NETWORKS": "10.20.0.0/16"},
+                              "tenant", "create", "cli-ssrf", "--sdp-url", "http://10.99.0.1",
+                              "--sdp-key", "k"), "AI_AGENTS_SDP_ALLOWED_NETWORKS")
+    created = run(cli_env, "tenant", "create", "cli-ssrf", "--sdp-url", "http://127.0.0.1:9",
+                  "--sdp-key", "k")
+    assert created.returncode == 0, created.stderr
