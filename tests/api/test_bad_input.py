@@ -135,3 +135,19 @@ async def test_out_of_range_dates_are_422(bare_api) -> None:
     fine = await bare_api.http.get(f"{bare_api.url}/api/v1/enhancements",
                                    params={"since": "0001-01-01T00:00:00+00:00"}, headers=auth)
     assert fine.status_code == 200, fine.text
+
+
+async def test_signed_absurd_timestamp_is_403(bare_api) -> None:
+    """A correctly signed delivery whose timestamp no float can hold (only the tenant itself
+    could send it) is an ordinary stale-timestamp refusal."""
+    from simulators.servicedesk.webhook_sender import sign
+
+    tenant = await bare_api.tenant("bad-ts")
+    body = _json({"ticket_id": "T-1", "subject": "s"})
+    for stamp in ("1" * 400, "-" + "9" * 4000):
+        headers = {"X-Timestamp": stamp, "Content-Type": "application/json",
+                   "X-Signature": sign(tenant.webhook_secret, stamp, body)}  # type: ignore[arg-type]
+        answer = await bare_api.http.post(
+            f"{bare_api.url}/webhook/servicedesk/{tenant.tenant_id}", content=body,
+            headers=headers)
+        assert _assert_client_error(answer, 403) == "Invalid signature"
