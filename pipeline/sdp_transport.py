@@ -25,7 +25,8 @@ class _PolicyCheckedBackend(httpcore.AsyncNetworkBackend):
         self._policy = policy
         self._inner = inner
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore interface
+    async def connect_tcp(self, host: str, port: int,
+                          timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
                           local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None,
                           ) -> httpcore.AsyncNetworkStream:

@@ -57,7 +57,8 @@ class BareApi:
     async def webhook(self, tenant: BareTenant, body: bytes, suffix: str = "",
                       content_type: str = "application/json") -> httpx.Response:
         """Raw bytes, correctly signed (hmac) or carrying the token (token mode)."""
-        headers = webhook_headers(body, tenant.mode, tenant.webhook_secret)  # type: ignore[arg-type]
+        headers = webhook_headers(body, tenant.mode,  # type: ignore[arg-type]
+                                  tenant.webhook_secret)
         headers["Content-Type"] = content_type
         return await self.http.post(
             f"{self.url}/webhook/servicedesk/{tenant.tenant_id}{suffix}", content=body,
@@ -65,7 +66,11 @@ class BareApi:
 
 
 def bare_settings(database, encryption_keys: str, data_dir, **overrides: Any) -> Settings:
-    """Explicit values: nothing from the environment of whoever runs the tests."""
+    """Explicit values: nothing from the environment of whoever runs the tests (the Ray
+    integration session exports AI_AGENTS_* variables into this process)."""
+    for name, value in (("sdp_allow_loopback", False), ("sdp_allowed_networks", []),
+                        ("max_body_bytes", 1024 * 1024)):
+        overrides.setdefault(name, value)
     return Settings(database_url=database.service_url, encryption_keys=encryption_keys,
                     admin_token=overrides.pop("admin_token"), data_dir=data_dir,
                     **overrides)
