@@ -23,6 +23,9 @@ from pydantic import AfterValidator
 MAX_JSON_DEPTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# A decoded string can only hold NUL or a lone surrogate if the JSON text has a \u escape
+# for one (raw NUL is not allowed in a JSON string; a raw surrogate is not UTF-8).
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 class BadInput(Exception):
@@ -86,6 +89,20 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _int64(digits: str) -> int:
+    value = int(digits) if len(digits) <= 20 else INT64_MAX + 1
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("integer out of range (integers must fit in 64 bits)")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
 def decode_json(body: bytes) -> Any:
     """``json.loads`` with every refusal a client error: 400 for what is not acceptable JSON,
     422 (with the field's location) for text that cannot be stored."""
@@ -94,22 +111,23 @@ def decode_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadInput(400, "Malformed JSON: the body is not UTF-8") from None
     try:
-        data = json.loads(text, parse_constant=_no_constants)
+        data = json.loads(text, parse_constant=_no_constants, parse_int=_int64,
+                          parse_float=_finite)
     except RecursionError:
         raise BadInput(400, f"Malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise BadInput(400, f"Malformed JSON: {exc.msg} at position {exc.pos}") from None
-    except ValueError as exc:  # 4,300+ digit integers, NaN/Infinity
+    except ValueError as exc:  # integers beyond 64 bits, 1e999, NaN/Infinity
         raise BadInput(400, f"Malformed JSON: {_short(exc)}") from None
-    check_json_value(data)
+    # the walk costs several parses: only when the text can hold what it looks for
+    if (("\\u" in text and _UNSTORABLE_ESCAPE.search(text))
+            or text.count("[") + text.count("{") > MAX_JSON_DEPTH):
+        check_json_value(data)
     return data
 
 
 def _short(exc: Exception) -> str:
-    message = str(exc)
-    if "integer string conversion" in message:
-        return "integer too large (integers must fit in 64 bits)"
-    return message.split(";")[0][:200]
+    return str(exc).split(";")[0][:200]
 
 
 def check_json_value(data: Any) -> None:
