@@ -23,7 +23,7 @@ import tenacity
 
 from pipeline.sdp_errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
 from pipeline.sdp_transport import guarded_http_client
-from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused
+from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 
 Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
@@ -53,6 +53,11 @@ class SdpClient:
             raise ValueError(f"edition must be 'onprem' or 'cloud', not {edition!r}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        try:  # a URL stored before the SSRF rules (e.g. user:pass@) fails its calls, not this
+            check_url_always(base_url)
+            self._refusal: str | None = None
+        except SdpUrlRefused as err:
+            self._refusal = str(err)
         prefix = f"/app/{_segment(portal)}" if portal else ""
         self.api_root = f"{base_url.rstrip('/')}{prefix}/api/v3"
         self.edition: Edition = edition
@@ -118,6 +123,8 @@ class SdpClient:
         started = time.perf_counter()
         outcome = "error"
         try:
+            if self._refusal is not None:
+                raise SdpRejected(f"SDP {method} {path}: {self._refusal}", retryable=False)
             try:
                 response = await self._http.request(
                     method, f"{self.api_root}{path}", params=params, data=form,

@@ -147,3 +147,14 @@ async def test_unresolvable_name_is_an_ordinary_connect_error() -> None:
     async with guarded_http_client(STRICT) as http:
         with pytest.raises(httpx.ConnectError):
             await http.get("http://no-such-host.invalid/", timeout=5)
+
+
+async def test_stored_url_with_credentials_fails_its_calls_at_once(
+        sdp_simulator) -> None:
+    """A tenant row written before the rules (or by hand) with user:pass@ in its URL."""
+    url = f"http://admin:s3cret@127.0.0.1:{sdp_simulator.port}"
+    async with SdpClient(url, "key-1", "onprem", max_attempts=4,
+                         backoff_initial_s=0.01) as client:
+        with pytest.raises(SdpRejected, match="credentials") as refused:
+            await client.get_request(1)
+    assert not refused.value.retryable and "s3cret" not in str(refused.value)
