@@ -32,6 +32,12 @@ def buggy_server(database, encryption_keys, data_dir):
     async def deliberate_bug() -> None:
         raise DeliberateBug("the bug under test")
 
+    @app.get("/unchecked-value")
+    async def unchecked_value() -> None:
+        """A value no input rule caught reaching PostgreSQL (the safety net's case)."""
+        pool = await app.state.api.pool()
+        await pool.fetchval("SELECT $1::text", "a\x00b")
+
     with run_in_thread(app, lifespan="off") as handle:
         yield handle
 
@@ -82,3 +88,12 @@ def test_500_logs_traceback_and_keeps_the_connection(buggy_server, json_log) -> 
     assert errors[0]["message"] == "unhandled error on GET /deliberate-bug"
     assert "Traceback (most recent call last)" in errors[0]["exc"]
     assert "DeliberateBug: the bug under test" in errors[0]["exc"]
+
+
+def test_a_value_the_database_refuses_is_422_not_500(buggy_server, json_log) -> None:
+    with socket.create_connection((buggy_server.host, buggy_server.port), timeout=10) as sock:
+        status, body = _exchange(sock, "/unchecked-value")
+    assert status == 422, body
+    assert "cannot be stored" in json.loads(body)["detail"]
+    warnings = [line for line in json_log() if line["logger"] == "ai_agents.api"]
+    assert any("value refused by the database" in line["message"] for line in warnings)
