@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from ray import serve
 
 from actors.pool_options import CONTEXT_GATHERER, pool_options
@@ -14,6 +13,7 @@ from pipeline.credential_cipher import CredentialCipher
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
 from pipeline.logging_setup import configure_logging
 from pipeline.models import Ticket, TicketContext
+from pipeline.sdp_transport import guarded_http_client
 from pipeline.tracing import configure_tracing, continued
 from serve_app.settings import get_settings
 from serve_app.tenant_directory import load_tenant_runtime
@@ -28,7 +28,7 @@ class ContextGatherer:
         self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
                                        max_size=settings.db_pool_max_size)
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
-        self._http = httpx.AsyncClient()
+        self._http = guarded_http_client(settings.sdp_url_policy)
         # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
         fetcher = EnhancementWorkflow(
             self._pool, load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),

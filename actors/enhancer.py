@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -18,6 +17,7 @@ from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
 from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.pool_gauge import start_pool_gauge
+from pipeline.sdp_transport import guarded_http_client
 from pipeline.tenant_config import TenantSettings
 from pipeline.tracing import configure_tracing, current_carrier
 from pipeline.ttl_cache import TtlCache
@@ -36,7 +36,7 @@ class Enhancer:
         self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
                                        max_size=settings.db_pool_max_size)
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
-        self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
+        self._http = guarded_http_client(settings.sdp_url_policy, max_connections=200)
         # jobs of one tenant arrive in runs; a few seconds of staleness is what the ingress
         # already accepts for rotation and disabling
         tenants = TtlCache(lambda t: load_tenant_runtime(self._pool, cipher, t),

@@ -244,11 +244,13 @@ async def create_tenants(db: Database, count: int, prefix: str, *, sdp_url: str,
                          settings: dict[str, Any] | None = None) -> list[Tenant]:
     from db.pool import create_pool
     from pipeline.credential_cipher import CredentialCipher
+    from pipeline.sdp_url_policy import SdpUrlPolicy
     from serve_app.tenant_admin import TenantAdmin, TenantCreate
 
     pool = await create_pool(db.service_url, min_size=1, max_size=2)
     try:
-        admin = TenantAdmin(pool, CredentialCipher.from_csv(db.encryption_keys))
+        admin = TenantAdmin(pool, CredentialCipher.from_csv(db.encryption_keys),
+                            url_policy=SdpUrlPolicy(allow_loopback=True))  # simulators
         tenants = []
         for _ in range(count):
             tenant_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -464,6 +466,7 @@ def service_env(db: Database, *, llm_url: str = "http://127.0.0.1:9",
         "AI_AGENTS_ADMIN_TOKEN": db.admin_token,
         "AI_AGENTS_DATA_DIR": str(db.data_dir),
         "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
+        "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true",  # the SDP simulator listens on 127.0.0.1
         "AI_AGENTS_LLM_API_KEY": TEST_LLM_KEY,
         "AI_AGENTS_LOG_LEVEL": "INFO",
         # Workers import `benchmarks.*` deployments (not an installed package).

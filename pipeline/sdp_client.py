@@ -22,6 +22,8 @@ import httpx
 import tenacity
 
 from pipeline.sdp_errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
+from pipeline.sdp_transport import guarded_http_client
+from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 
 Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
@@ -43,6 +45,7 @@ class SdpClient:
         deadline_s: float | None = None, before_call: Callable[[], Awaitable[None]] | None = None,
         on_call: Callable[[str, float], None] | None = None, backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0, retry_after_cap_s: float = 60.0, note_key: str | None = None,
+        url_policy: SdpUrlPolicy | None = None,
     ) -> None:
         """`before_call` runs before every HTTP attempt (the tenant's SDP rate limiter plugs
         in there); `on_call(outcome, seconds)` reports every attempt for metrics."""
@@ -50,13 +53,20 @@ class SdpClient:
             raise ValueError(f"edition must be 'onprem' or 'cloud', not {edition!r}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        try:  # a URL stored before the SSRF rules (e.g. user:pass@) fails its calls, not this
+            check_url_always(base_url)
+            self._refusal: str | None = None
+        except SdpUrlRefused as err:
+            self._refusal = str(err)
         prefix = f"/app/{_segment(portal)}" if portal else ""
         self.api_root = f"{base_url.rstrip('/')}{prefix}/api/v3"
         self.edition: Edition = edition
         self.portal = portal
         self._api_key = api_key
-        self._http = http if http is not None else httpx.AsyncClient()
         self._owns_http = http is None
+        if http is None:  # `url_policy`: an own client that checks every address it connects to
+            http = guarded_http_client(url_policy) if url_policy else httpx.AsyncClient()
+        self._http = http
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._deadline_s = deadline_s
@@ -113,11 +123,15 @@ class SdpClient:
         started = time.perf_counter()
         outcome = "error"
         try:
+            if self._refusal is not None:
+                raise SdpRejected(f"SDP {method} {path}: {self._refusal}", retryable=False)
             try:
                 response = await self._http.request(
                     method, f"{self.api_root}{path}", params=params, data=form,
                     headers=self._headers(), timeout=timeout_s,
                 )
+            except SdpUrlRefused as err:  # the SSRF rules (sdp_transport): retrying cannot help
+                raise SdpRejected(f"SDP {method} {path}: {err}", retryable=False) from None
             except httpx.TransportError as err:
                 sent = not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout
                                       | httpx.PoolTimeout)

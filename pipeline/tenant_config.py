@@ -16,16 +16,23 @@ DEFAULT_SDP_RATE = {"cloud": 20, "onprem": 120}
 
 
 class TenantSettings(BaseModel):
+    """Every number is bounded: the admin API stores what it accepts, and an unbounded value
+    (a max_inflight of 10**12) would only fail later, inside the dispatcher or PostgreSQL.
+    The rate bounds leave room for "effectively unlimited" (the benchmarks use 10^6/min)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    webhook_rate_per_minute: int | None = Field(None, ge=1, description="None: service default")
-    llm_rate_per_minute: int = Field(60, ge=1)
-    sdp_rate_per_minute: int | None = Field(None, ge=1, description="None: by edition")
-    max_inflight: int | None = Field(None, ge=1, description="None: service default")
+    webhook_rate_per_minute: int | None = Field(None, ge=1, le=10_000_000,
+                                                description="None: service default")
+    llm_rate_per_minute: int = Field(60, ge=1, le=1_000_000)
+    sdp_rate_per_minute: int | None = Field(None, ge=1, le=1_000_000,
+                                            description="None: by edition")
+    max_inflight: int | None = Field(None, ge=1, le=10_000, description="None: service default")
     redact_pii: bool = False
     show_to_requester: bool = False
     note_max_words: int = Field(500, ge=50, le=5000)
-    min_ticket_chars: int = Field(15, ge=0, description="Thinner tickets get a short note")
+    min_ticket_chars: int = Field(15, ge=0, le=100_000,
+                                  description="Thinner tickets get a short note")
 
     def sdp_rate(self, edition: Edition) -> int:
         return self.sdp_rate_per_minute or DEFAULT_SDP_RATE[edition]

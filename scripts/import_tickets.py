@@ -31,6 +31,7 @@ from pipeline.importers import (
     import_client,
     import_resolved_tickets,
 )
+from pipeline.sdp_url_policy import SdpUrlPolicy
 from serve_app.tenant_directory import load_tenant_runtime
 
 PREFIX = "import-tickets:"
@@ -68,7 +69,8 @@ def _result(result: ImportResult, **extra: Any) -> None:
           flush=True)
 
 
-async def run(ns: argparse.Namespace, *, database_url: str, encryption_keys: str) -> int:
+async def run(ns: argparse.Namespace, *, database_url: str, encryption_keys: str,
+              url_policy: SdpUrlPolicy | None = None) -> int:
     statuses = [s.strip() for s in ns.status.split(",") if s.strip()]
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
@@ -79,7 +81,8 @@ async def run(ns: argparse.Namespace, *, database_url: str, encryption_keys: str
         _say(f"importing tickets resolved in the last {ns.days} day(s) for {ns.tenant} "
              f"(status {', '.join(statuses) or 'any'})")
         stats = SdpCallStats()
-        async with import_client(tenant, calls_per_minute=ns.sdp_rate, on_call=stats) as client:
+        async with import_client(tenant, calls_per_minute=ns.sdp_rate, on_call=stats,
+                                 url_policy=url_policy) as client:
             try:
                 result = await import_resolved_tickets(
                     pool, ns.tenant, client, days=ns.days, statuses=statuses, limit=ns.limit,
@@ -107,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(run(ns, database_url=settings.database_url.get_secret_value(),
-                               encryption_keys=settings.encryption_keys.get_secret_value()))
+                               encryption_keys=settings.encryption_keys.get_secret_value(),
+                               url_policy=settings.sdp_url_policy))
     except (UnknownTenant, ValueError) as exc:
         print(f"{PREFIX} error: {exc}", file=sys.stderr, flush=True)
         return 2

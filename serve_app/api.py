@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline import metric_catalogue as mc
 from serve_app.api_state import ApiState, DatabaseUnavailable
 from serve_app.openapi_security import install_openapi_security
+from serve_app.request_guard import RequestGuard, UnhandledErrors
 from serve_app.routes import admin, enhancements, feedback, health, webhooks
 from serve_app.version import package_version
 
@@ -78,8 +79,20 @@ def _unavailable(_: Request, exc: Exception) -> JSONResponse:
                         headers={"Retry-After": "5"})
 
 
+def _unrepresentable(request: Request, exc: Exception) -> JSONResponse:
+    """Defence in depth: PostgreSQL's class 22 (a value it cannot represent or convert), and
+    asyncpg's own encoding failures, are caused by a value the client sent; the input rules of
+    the request guard should have refused it first, so this is logged as a gap to close."""
+    log.warning("value refused by the database on %s %s: %s", request.method,
+                request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": "A value in the request cannot be stored (out of range or "
+                                   "not representable)"}, status_code=422)
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # exc_info explicitly: this handler may run on a worker thread where sys.exc_info() is
+    # empty (the JSON log line then said "exc": "NoneType: None")
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
 
@@ -95,7 +108,11 @@ def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
                      asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
                      asyncpg.InterfaceError, ConnectionError, OSError, TimeoutError):
         app.add_exception_handler(exc_type, _unavailable)
+    app.add_exception_handler(asyncpg.DataError, _unrepresentable)
     app.add_exception_handler(Exception, _unexpected)
+    # added innermost first: metrics see every answer, including the guard's 4xx and 500s
+    app.add_middleware(RequestGuard, max_body_bytes=state.settings.max_body_bytes)
+    app.add_middleware(UnhandledErrors)
     app.add_middleware(RequestMetrics, state=state)
     install_openapi_security(app)
     return app

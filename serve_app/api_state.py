@@ -80,7 +80,8 @@ class ApiState:
 
     async def tenant_admin(self) -> TenantAdmin:
         return TenantAdmin(await self.pool(), self.cipher,
-                           secret_grace=timedelta(hours=self.settings.secret_grace_hours))
+                           secret_grace=timedelta(hours=self.settings.secret_grace_hours),
+                           url_policy=self.settings.sdp_url_policy)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -49,6 +49,7 @@ from serve_app.cli_support import (
     run_async,
     service_pool,
 )
+from serve_app.settings import Settings
 from serve_app.tenant_directory import load_tenant_runtime
 
 import_app = typer.Typer(
@@ -188,7 +189,8 @@ def tickets(
         if runtime is None:
             raise UnknownTenant(tenant_id)
         stats = SdpCallStats()
-        async with import_client(runtime, calls_per_minute=sdp_rate, on_call=stats) as client:
+        async with import_client(runtime, calls_per_minute=sdp_rate, on_call=stats,
+                                 url_policy=Settings().sdp_url_policy) as client:
             try:
                 return await import_resolved_tickets(
                     pool, tenant_id, client, days=days, statuses=statuses, limit=limit,

@@ -21,6 +21,7 @@ from serve_app.cli_support import (
 )
 from serve_app.settings import Settings
 from serve_app.tenant_admin import (
+    SdpUrlRefused,
     TenantAdmin,
     TenantCreate,
     TenantCredentials,
@@ -40,6 +41,7 @@ async def _with_admin(data_dir: str | None, action):  # type: ignore[no-untyped-
             pool,
             CredentialCipher.from_csv(runtime.encryption_keys),
             secret_grace=timedelta(hours=settings.secret_grace_hours),
+            url_policy=settings.sdp_url_policy,
         )
         try:
             return await action(admin)
@@ -47,6 +49,8 @@ async def _with_admin(data_dir: str | None, action):  # type: ignore[no-untyped-
             raise RuntimeError(f"tenant {exc.args[0]!r} already exists") from None
         except TenantNotFound as exc:
             raise RuntimeError(f"unknown tenant {exc.args[0]!r}") from None
+        except SdpUrlRefused as exc:
+            raise RuntimeError(str(exc)) from None
 
 
 def _print_credentials(creds: TenantCredentials, as_json: bool) -> None:

@@ -24,6 +24,7 @@ from pipeline.credential_cipher import CredentialCipher
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
 from pipeline.importers.html_text import html_to_text
 from pipeline.importers.tickets import import_client
+from pipeline.sdp_url_policy import SdpUrlPolicy
 from serve_app.ingress_mode import IngressMode, apply_ingress_mode
 from serve_app.runtime import Runtime, export_environment
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantUpdate
@@ -118,7 +119,9 @@ async def prepare_tenants(
     pool: asyncpg.Pool, runtime: Runtime, data_dir: Path, sdp_url: str
 ) -> dict[str, dict[str, str]]:
     """Create the demo tenants, or point the existing ones at this run's simulator."""
-    admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys))
+    # the demo's SDP simulator listens on loopback, which the SSRF rules refuse by default
+    admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys),
+                        url_policy=SdpUrlPolicy(allow_loopback=True))
     saved = _load_credentials(data_dir)
     existing = {t.id for t in await admin.list()}
     for tenant in TENANTS:
@@ -279,6 +282,7 @@ async def wait_for_all(
 
 def configure_demo_environment(runtime: Runtime, sims: Simulators, options: DemoOptions) -> None:
     export_environment(runtime)
+    os.environ["AI_AGENTS_SDP_ALLOW_LOOPBACK"] = "true"  # the SDP simulator is on 127.0.0.1
     if not options.use_configured_llm:
         os.environ["AI_AGENTS_LLM_BASE_URL"] = f"{sims.llm.url}/api/v1"
         os.environ["AI_AGENTS_LLM_API_KEY"] = "sk-or-v1-demo-simulator"

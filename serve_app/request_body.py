@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import HTTPException, Request
+
+from serve_app.input_rules import BadInput, decode_json
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
@@ -28,9 +29,9 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
+    """The webhook's JSON, under the same rules as every other body (``input_rules``): the
+    request guard checked bodies declared as JSON already, this covers any other type."""
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(
-            400, f"Malformed JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
-        ) from None
+        return decode_json(body)
+    except BadInput as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serve_app.input_rules import CleanText
+
 FeedbackType = Literal["thumbs_up", "thumbs_down", "rating"]
 
 
@@ -88,13 +90,13 @@ class FeedbackIn(BaseModel):
     )
 
     enhancement_id: uuid.UUID | None = None
-    ticket_id: str | None = Field(None, min_length=1, max_length=64)
+    ticket_id: CleanText | None = Field(None, min_length=1, max_length=64)
     feedback_type: FeedbackType
     rating_value: int | None = Field(None, ge=1, le=5)
-    technician_email: str | None = Field(
+    technician_email: CleanText | None = Field(
         None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     )
-    comment: str | None = Field(None, max_length=4000)
+    comment: CleanText | None = Field(None, max_length=4000)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackIn:

@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from pipeline.sdp_url_policy import SdpUrlPolicy, parse_networks
 from serve_app.ingress_mode import IngressMode
 from serve_app.settings_sources import settings_sources
 
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)
     sdp_timeout_s: float = Field(15.0, gt=0)
+    # SSRF rules for tenants' sdp_url (link-local and URL credentials are always refused)
+    sdp_allow_loopback: bool = Field(False, description="allow SDP URLs on 127.0.0.0/8 and ::1")
+    sdp_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDRs; when set, private SDP addresses must be in one")
 
     log_level: str = "INFO"
 
@@ -92,6 +97,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
+
+    @field_validator("sdp_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [n.strip() for n in value.split(",") if n.strip()]
+        parse_networks(value)  # type: ignore[arg-type]  # refuse a typo at start-up
+        return value
+
+    @property
+    def sdp_url_policy(self) -> SdpUrlPolicy:
+        return SdpUrlPolicy(allow_loopback=self.sdp_allow_loopback,
+                            allowed_networks=parse_networks(self.sdp_allowed_networks))
 
     @property
     def embedded(self) -> bool:

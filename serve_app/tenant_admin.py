@@ -8,20 +8,44 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from db.repositories import tenants as repo
 from db.repositories.audit import write_audit
 from db.repositories.tenants import TenantExists, TenantNotFound
 from pipeline.credential_cipher import CredentialCipher, hash_token, new_secret
+from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 from pipeline.tenant_config import Edition, TenantSettings, WebhookAuthMode
+from serve_app.input_rules import CleanText
 
-__all__ = ["TenantAdmin", "TenantCreate", "TenantUpdate", "TenantExists", "TenantNotFound"]
+__all__ = ["TenantAdmin", "TenantCreate", "TenantUpdate", "TenantExists", "TenantNotFound",
+           "SdpUrlRefused"]
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def _sdp_url_rules(value: HttpUrl) -> HttpUrl:
+    try:
+        check_url_always(str(value))
+    except SdpUrlRefused as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+# One definition per field, used by create and update alike, so PATCH cannot store what create
+# refuses (a 100,000-character portal used to make every job of the tenant retry forever).
+TenantName = Annotated[CleanText, Field(min_length=1, max_length=200, examples=["Acme Corp"])]
+SdpUrl = Annotated[HttpUrl, AfterValidator(_sdp_url_rules),
+                   Field(examples=["https://sdp.acme.example:8080"])]
+SdpKey = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$",
+                              description="SDP API key / OAuth token (printable ASCII)")]
+SdpPortal = Annotated[str, Field(min_length=1, max_length=100,
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                                 description="Cloud portal name: letters, digits, _ . -")]
 
 
 class TenantCreate(BaseModel):
@@ -29,11 +53,11 @@ class TenantCreate(BaseModel):
 
     id: str = Field(description="Slug: lowercase letters, digits and dashes, 2-63 chars",
                     examples=["acme"])
-    name: str | None = Field(None, max_length=200, examples=["Acme Corp"])
-    sdp_url: HttpUrl = Field(examples=["https://sdp.acme.example:8080"])
-    sdp_key: str = Field(min_length=1, max_length=4096, description="SDP API key / OAuth token")
+    name: TenantName | None = None
+    sdp_url: SdpUrl
+    sdp_key: SdpKey
     sdp_edition: Edition = "onprem"
-    sdp_portal: str | None = Field(None, max_length=100)
+    sdp_portal: SdpPortal | None = None
     webhook_auth: WebhookAuthMode = "hmac"
     settings: TenantSettings = Field(default_factory=TenantSettings)
 
@@ -49,11 +73,11 @@ class TenantCreate(BaseModel):
 class TenantUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=200)
-    sdp_url: HttpUrl | None = None
-    sdp_key: str | None = Field(None, min_length=1, max_length=4096)
+    name: TenantName | None = None
+    sdp_url: SdpUrl | None = None
+    sdp_key: SdpKey | None = None
     sdp_edition: Edition | None = None
-    sdp_portal: str | None = None
+    sdp_portal: SdpPortal | None = None
     webhook_auth: WebhookAuthMode | None = None
     settings: TenantSettings | None = None
     status: str | None = Field(None, pattern="^(active|disabled)$")
@@ -80,18 +104,34 @@ class TenantCredentials(BaseModel):
     previous_secret_valid_until: datetime | None = None
 
 
+def without_credentials(url: str) -> str:
+    """Tenants stored before URL credentials were refused may still carry them: never show
+    them (``GET /admin/tenants``, ``tenant list``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def _info(row: asyncpg.Record) -> TenantInfo:
-    return TenantInfo(**{k: row[k] for k in TenantInfo.model_fields})
+    info = {k: row[k] for k in TenantInfo.model_fields}
+    info["sdp_base_url"] = without_credentials(info["sdp_base_url"])
+    return TenantInfo(**info)
 
 
 class TenantAdmin:
     def __init__(self, pool: asyncpg.Pool, cipher: CredentialCipher, *,
-                 secret_grace: timedelta = timedelta(hours=24)) -> None:
+                 secret_grace: timedelta = timedelta(hours=24),
+                 url_policy: SdpUrlPolicy | None = None) -> None:
+        """``url_policy``: the operator's SSRF rules (``Settings.sdp_url_policy``); the
+        default is the strict one, which refuses loopback SDP URLs."""
         self._pool = pool
         self._cipher = cipher
         self._grace = secret_grace
+        self._url_policy = url_policy or SdpUrlPolicy()
 
     async def create(self, spec: TenantCreate, *, actor: str) -> TenantCredentials:
+        self._url_policy.check_url(str(spec.sdp_url))
         secret = new_secret("whsec_")
         token = new_secret("aat_")
         row = {
@@ -126,6 +166,7 @@ class TenantAdmin:
         if change.name is not None:
             fields["name"] = change.name
         if change.sdp_url is not None:
+            self._url_policy.check_url(str(change.sdp_url))
             fields["sdp_base_url"] = str(change.sdp_url).rstrip("/")
         if change.sdp_key is not None:
             fields["sdp_api_key_enc"] = self._cipher.encrypt(change.sdp_key)

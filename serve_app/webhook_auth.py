@@ -86,7 +86,7 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, credentials: Webhook
             raise WebhookAuthError(403, INVALID, "signature mismatch")
         try:
             skew = abs(now - int(timestamp))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: 400 digits, correctly signed
             raise WebhookAuthError(403, INVALID, "timestamp not an integer") from None
         if skew > max_skew_s:
             raise WebhookAuthError(403, INVALID, f"timestamp {int(skew)} s away from now")

@@ -20,6 +20,7 @@ from db.embedded import EmbeddedDatabase, start_embedded
 from db.migrate import migrate
 from db.pool import create_pool
 from pipeline.credential_cipher import CredentialCipher, new_encryption_key
+from pipeline.sdp_url_policy import SdpUrlPolicy
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantCredentials
 
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -67,7 +68,8 @@ def cipher(encryption_keys: str) -> CredentialCipher:
 
 @pytest.fixture(scope="session")
 def tenant_admin(pool: asyncpg.Pool, cipher: CredentialCipher) -> TenantAdmin:
-    return TenantAdmin(pool, cipher)
+    # the SDP simulators of these tests listen on loopback, which the default policy refuses
+    return TenantAdmin(pool, cipher, url_policy=SdpUrlPolicy(allow_loopback=True))
 
 
 MakeTenant = Callable[..., Awaitable[TenantCredentials]]
@@ -88,4 +90,5 @@ def cli_env(data_dir: Path) -> dict[str, str]:
     """Environment for the real `ai-agents` executable: the session's embedded database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
     env["AI_AGENTS_DATA_DIR"] = str(data_dir)
+    env["AI_AGENTS_SDP_ALLOW_LOOPBACK"] = "true"  # tenants point at loopback SDP simulators
     return env

@@ -22,6 +22,7 @@ from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import SdpError, SdpNotFound
+from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.tenant_config import TenantRuntime
 
 from .html_text import html_to_text
@@ -53,7 +54,8 @@ class SdpCallStats:
 
 
 def import_client(tenant: TenantRuntime, *, calls_per_minute: int | None = None,
-                  on_call: SdpCallStats | None = None) -> SdpClient:
+                  on_call: SdpCallStats | None = None,
+                  url_policy: SdpUrlPolicy | None = None) -> SdpClient:
     """An SdpClient tuned for a long batch: patient retries, paced at `calls_per_minute`.
 
     The default pace is half the tenant's SDP rate, because the live service shares the
@@ -68,7 +70,7 @@ def import_client(tenant: TenantRuntime, *, calls_per_minute: int | None = None,
     return SdpClient(tenant.sdp_base_url, tenant.sdp_api_key, tenant.sdp_edition,
                      portal=tenant.sdp_portal, timeout_s=30.0, max_attempts=8,
                      retry_after_cap_s=120.0, backoff_max_s=60.0, before_call=before_call,
-                     on_call=on_call)
+                     on_call=on_call, url_policy=url_policy)
 
 
 @dataclass(frozen=True)

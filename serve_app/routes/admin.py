@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException
 from serve_app.deps import AdminActor, State
 from serve_app.schemas import ErrorBody
 from serve_app.tenant_admin import (
+    SdpUrlRefused,
     TenantCreate,
     TenantCredentials,
     TenantExists,
@@ -17,11 +18,16 @@ from serve_app.tenant_admin import (
 
 router = APIRouter(prefix="/admin/tenants", tags=["admin"])
 _ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
-           503: {"model": ErrorBody}}
+           413: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
 
 def _not_found(tenant_id: str) -> HTTPException:
     return HTTPException(404, f"Unknown tenant {tenant_id!r}")
+
+
+def _url_refused(exc: SdpUrlRefused) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", "sdp_url"], "msg": str(exc),
+                                "type": "url_refused"}])
 
 
 @router.post("", status_code=201, response_model=TenantCredentials,
@@ -32,6 +38,8 @@ async def create_tenant(spec: TenantCreate, actor: AdminActor, state: State) -> 
         return await (await state.tenant_admin()).create(spec, actor=actor)
     except TenantExists:
         raise HTTPException(409, f"Tenant {spec.id!r} already exists") from None
+    except SdpUrlRefused as exc:
+        raise _url_refused(exc) from None
 
 
 @router.get("", response_model=list[TenantInfo], responses=_ERRORS)
@@ -46,6 +54,8 @@ async def update_tenant(tenant_id: str, change: TenantUpdate, actor: AdminActor,
         return await (await state.tenant_admin()).update(tenant_id, change, actor=actor)
     except TenantNotFound:
         raise _not_found(tenant_id) from None
+    except SdpUrlRefused as exc:
+        raise _url_refused(exc) from None
 
 
 @router.post("/{tenant_id}/disable", response_model=TenantInfo, responses=_ERRORS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -11,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from db.pool import tenant_transaction
 from db.repositories.enhancements import get_public, list_public
 from serve_app.deps import Pool, TenantId
+from serve_app.input_rules import UtcDatetime
 from serve_app.schemas import Enhancement, EnhancementList, ErrorBody
 
 router = APIRouter(prefix="/api/v1/enhancements", tags=["enhancements"])
@@ -35,7 +35,7 @@ async def list_enhancements(
     status: Literal["queued", "running", "completed", "failed", "context_only", "llm",
                     "skipped"] | None = None,
     ticket_id: str | None = Query(None, max_length=64),
-    since: datetime | None = None,
+    since: UtcDatetime | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> EnhancementList:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, HTTPException, Query
 
 from db.pool import tenant_transaction
 from db.repositories import feedback as repo
 from db.repositories.audit import write_audit
 from serve_app.deps import Pool, TenantId
+from serve_app.input_rules import UtcDatetime
 from serve_app.schemas import ErrorBody, Feedback, FeedbackIn, FeedbackList, FeedbackStats
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
@@ -45,8 +44,8 @@ async def submit_feedback(body: FeedbackIn, tenant_id: TenantId, pool: Pool) -> 
 async def list_feedback(
     tenant_id: TenantId,
     pool: Pool,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
+    start_date: UtcDatetime | None = None,
+    end_date: UtcDatetime | None = None,
     feedback_type: str | None = Query(None, pattern="^(thumbs_up|thumbs_down|rating)$"),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000),
@@ -58,8 +57,8 @@ async def list_feedback(
 
 
 @router.get("/stats", response_model=FeedbackStats, responses=_ERRORS)
-async def feedback_stats(tenant_id: TenantId, pool: Pool, start_date: datetime | None = None,
-                         end_date: datetime | None = None) -> FeedbackStats:
+async def feedback_stats(tenant_id: TenantId, pool: Pool, start_date: UtcDatetime | None = None,
+                         end_date: UtcDatetime | None = None) -> FeedbackStats:
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await repo.feedback_stats(conn, start=start_date, end=end_date)
     total = row["total"]

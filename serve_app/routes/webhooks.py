@@ -7,6 +7,7 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
@@ -14,6 +15,7 @@ from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline import metric_catalogue as mc
 from pipeline.tracing import current_carrier, trace_id_hex, tracer
 from serve_app.deps import State
+from serve_app.input_rules import BadInput, check_datetime
 from serve_app.request_body import parse_json, read_limited_body
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted
 from serve_app.tenant_admin import TENANT_ID_PATTERN
@@ -77,9 +79,19 @@ async def _authenticate(
 
 
 def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
+    """The mapper's result, then the rules it does not own: dates PostgreSQL can store, and
+    any pydantic refusal of the mapped model as a 422 rather than a 500."""
     data = parse_json(body)
     try:
-        return parse_ticket_webhook(data, body)
+        webhook = parse_ticket_webhook(data, body)
+        check_datetime(webhook.resolved_at, ["body", "resolved_at"])
+        check_datetime(webhook.ticket.updated_at, ["body", "updated_at"])
+        return webhook
+    except BadInput as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
+    except ValidationError as exc:
+        raise HTTPException(422, [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"],
+                                   "type": e["type"]} for e in exc.errors()]) from None
     except PayloadError as exc:
         state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "rejected_payload"})
         log.warning("webhook payload rejected", extra={"tenant_id": tenant_id, "reason": str(exc)})

@@ -108,6 +108,7 @@ def test_environment(database_url: str, encryption_keys: str, admin_token: str, 
         "AI_AGENTS_ADMIN_TOKEN": admin_token,
         "AI_AGENTS_DATA_DIR": data_dir,
         "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
+        "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true",  # the SDP simulator listens on 127.0.0.1
         "AI_AGENTS_LLM_API_KEY": "sk-or-v1-test-llm-key",
         "AI_AGENTS_LLM_MODEL": "openai/gpt-4o-mini",
         "AI_AGENTS_LLM_FALLBACK_MODELS": "anthropic/claude-3-haiku",
