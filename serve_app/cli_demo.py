@@ -103,7 +103,8 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         out.rule()
     for name, url in result.urls.items():
         out.print(f"{name:>14}: {url}")
-    out.print(f"{'':>14}  (the Ray dashboard is {DASHBOARD_TOKEN_HINT})")
+    out.print(f"{'':>14}  (the Ray dashboard is {DASHBOARD_TOKEN_HINT}; metrics need "
+              f"Authorization: Bearer <metrics_token from local-secrets.json in the data dir>)")
 
 
 async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
