@@ -19,6 +19,7 @@ from kuberay.alerting import rules_for_deployment
 from kuberay.serve_config import SERVE_PORT, longest_graceful_shutdown_s
 from kuberay.values import (
     ALL_SECRET_KEYS,
+    METRICS_TOKEN_SECRET_KEY,
     MIGRATION_SECRET_KEYS,
     OPTIONAL_SECRET_KEYS,
     SERVICE_SECRET_KEYS,
@@ -314,8 +315,12 @@ def service_monitor(values: Values) -> dict[str, Any]:
             "namespaceSelector": {"matchNames": [values.namespace]},
             "selector": {"matchLabels": {"app.kubernetes.io/instance": values.name,
                                          "app.kubernetes.io/component": "serve"}},
+            # /metrics names every tenant: it answers only the metrics token, which
+            # Prometheus reads from the service's Secret (same namespace as this monitor)
             "endpoints": [{"port": "serve", "path": "/metrics",
-                           "interval": values.monitoring.scrape_interval}],
+                           "interval": values.monitoring.scrape_interval,
+                           "authorization": {"type": "Bearer", "credentials": {
+                               "name": values.secret_name, "key": METRICS_TOKEN_SECRET_KEY}}}],
         },
     }
 

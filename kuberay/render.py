@@ -36,7 +36,7 @@ _HEADERS = {
 #     --from-literal=AI_AGENTS_DATABASE_URL=... \\
 #     --from-literal=AI_AGENTS_MIGRATION_DATABASE_URL=... \\
 #     --from-literal=AI_AGENTS_ADMIN_TOKEN=... --from-literal=AI_AGENTS_ENCRYPTION_KEYS=... \\
-#     --from-literal=AI_AGENTS_LLM_API_KEY=...
+#     --from-literal=AI_AGENTS_LLM_API_KEY=... --from-literal=AI_AGENTS_METRICS_TOKEN=...
 # Never `kubectl apply` this file over a populated Secret: it would blank every key.
 # AI_AGENTS_MIGRATION_DATABASE_URL (the owner role) is read only by the migration Job.
 """,
@@ -54,7 +54,8 @@ _HEADERS = {
 """,
     "monitoring.yaml": """\
 # Prometheus Operator scrape targets (Ray metrics agents on 8080, autoscaler 44217, dashboard
-# 44227; the ingress /metrics through the Serve service), the alert rules (kuberay/alerts.yaml)
+# 44227; the ingress /metrics through the Serve service, authenticated with the Secret's
+# AI_AGENTS_METRICS_TOKEN, which /metrics requires), the alert rules (kuberay/alerts.yaml)
 # and the Grafana dashboards (ConfigMap for the Grafana sidecar, label grafana_dashboard).
 #   kubectl apply -f monitoring.yaml
 """,

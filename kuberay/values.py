@@ -33,12 +33,16 @@ SERVICE_SECRET_KEYS = (
     "AI_AGENTS_DATABASE_URL",
     "AI_AGENTS_ENCRYPTION_KEYS",
     "AI_AGENTS_LLM_API_KEY",
+    "AI_AGENTS_METRICS_TOKEN",
 )
 # Only the migration Job sees the owner role's URL.
 MIGRATION_SECRET_KEYS = ("AI_AGENTS_DATABASE_URL", "AI_AGENTS_MIGRATION_DATABASE_URL")
 ALL_SECRET_KEYS = tuple(sorted(set(SERVICE_SECRET_KEYS) | set(MIGRATION_SECRET_KEYS)))
 # Without an LLM key the service writes context-only notes, so pods may start without it.
-OPTIONAL_SECRET_KEYS = frozenset({"AI_AGENTS_LLM_API_KEY"})
+# Without the metrics token the service runs but refuses /metrics (the scrape then fails).
+OPTIONAL_SECRET_KEYS = frozenset({"AI_AGENTS_LLM_API_KEY", "AI_AGENTS_METRICS_TOKEN"})
+# Prometheus reads the same key to authenticate its scrape of the ingress /metrics.
+METRICS_TOKEN_SECRET_KEY = "AI_AGENTS_METRICS_TOKEN"
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -10,12 +10,14 @@ import typer
 from db.migrate import migrate as run_migrations
 from kuberay.cli import kuberay_app
 from pipeline.logging_setup import configure_logging
-from serve_app.cli_demo import demo, serve
+from serve_app.cli_demo import demo
 from serve_app.cli_health import health
 from serve_app.cli_import import import_app
 from serve_app.cli_reenhance import reenhance_app
+from serve_app.cli_serve import serve
 from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
 from serve_app.cli_tenants import tenant_app
+from serve_app.ray_auth import use_ray_token_if_available
 from serve_app.runtime import ConfigurationError, resolve_runtime
 from serve_app.settings import Settings
 from serve_app.version import package_version
@@ -76,6 +78,7 @@ def migrate(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) ->
 def main() -> None:
     warnings.filterwarnings("ignore", module="platformdirs")
     configure_logging("WARNING")  # JSON lines, redacted; quiet unless something is wrong
+    use_ray_token_if_available()  # reenhance/health from a second terminal reach a local Ray
     app()
 
 

@@ -1,16 +1,15 @@
-"""`ai-agents demo` and `ai-agents serve`."""
+"""`ai-agents demo`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
-import threading
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import TextIO
 
 import typer
@@ -38,7 +37,8 @@ from serve_app.demo import (
     stop_ray_and_serve,
     wait_for_all,
 )
-from serve_app.ingress_mode import apply_ingress_mode
+from serve_app.local_processes import RunRecorder, stop_previous_run
+from serve_app.ray_auth import DASHBOARD_TOKEN_HINT
 from serve_app.settings import Settings
 
 
@@ -54,6 +54,14 @@ IngressOption = typer.Option(
 
 err = Console(stderr=True)
 out = Console()
+
+
+def clean_up_after_crash(data_dir: Path) -> None:
+    """Stop what a previous run on this data directory left behind (see local_processes)."""
+    stopped = stop_previous_run(data_dir)
+    if stopped:
+        err.print(f"Stopped {len(stopped)} process(es) left by a previous run that did not "
+                  f"end cleanly (pids {', '.join(map(str, sorted(stopped)))})")
 
 
 async def _wait_for_stop_signal() -> None:
@@ -95,6 +103,8 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         out.rule()
     for name, url in result.urls.items():
         out.print(f"{name:>14}: {url}")
+    out.print(f"{'':>14}  (the Ray dashboard is {DASHBOARD_TOKEN_HINT}; metrics need "
+              f"Authorization: Bearer <metrics_token from local-secrets.json in the data dir>)")
 
 
 async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
@@ -103,8 +113,10 @@ async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
     say = (lambda *_: None) if as_json else err.print
     say("[bold]Starting[/bold] embedded PostgreSQL, simulators, Ray and Serve…")
+    clean_up_after_crash(settings.data_dir)
     runtime = await load_runtime(data_dir)
     sims = Simulators(options.llm_latency_s)
+    recorder: RunRecorder | None = None
     try:
         configure_demo_environment(runtime, sims, options)
         pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
@@ -113,7 +125,9 @@ async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
             creds = await prepare_tenants(pool, runtime, settings.data_dir, sims.sdp.url)
             say("Importing demo history, KB articles and assets…")
             imported = await import_demo_data(pool, runtime)
+            recorder = RunRecorder(settings.data_dir, "demo").start()
             await asyncio.to_thread(start_ray_and_serve, options)
+            recorder.refresh()
             base = f"http://127.0.0.1:{options.http_port}"
             say(f"Firing {options.tickets} new-ticket webhooks from the SDP simulator…")
             sent = await fire_webhooks(base, sims, creds, options.tickets)
@@ -141,6 +155,8 @@ async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
     finally:
         await asyncio.to_thread(stop_ray_and_serve)
         sims.stop()
+        if recorder is not None:
+            recorder.stop()
     if as_json:
         with contextlib.redirect_stdout(json_out or sys.stdout):
             emit_json(report)
@@ -178,57 +194,3 @@ def demo(
     else:
         code = asyncio.run(_run_demo(options, data_dir, as_json, keep_running))
     raise typer.Exit(code)
-
-
-async def _check_service_role(url: str) -> None:
-    """Refuse to start (one line, exit 1) with a role that could read across tenants."""
-    pool = await create_pool(url, min_size=1, max_size=1)
-    try:
-        await verify_service_role(pool)
-    finally:
-        await pool.close()
-
-
-@one_line_errors
-def serve(
-    port: int = typer.Option(None, "--port", help="HTTP port (default AI_AGENTS_HTTP_PORT)"),
-    host: str = typer.Option(None, "--host", help="Bind address (default AI_AGENTS_HTTP_HOST)"),
-    ingress: IngressChoice | None = IngressOption,
-    data_dir: str | None = DataDirOption,
-) -> None:
-    """Run the service: migrations, then the Serve application on a local or existing Ray.
-
-    Example: AI_AGENTS_LLM_API_KEY=sk-or-... ai-agents serve --port 8000
-    """
-    import ray
-    from ray import serve as ray_serve
-
-    from actors.pool_options import APP_NAME
-    from serve_app.app_builder import build_app
-    from serve_app.runtime import export_environment
-
-    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
-    runtime = asyncio.run(load_runtime(data_dir))
-    asyncio.run(_check_service_role(runtime.service_url))
-    export_environment(runtime)
-    joining = "RAY_ADDRESS" in os.environ
-    if not joining:
-        apply_ingress_mode(ingress.value if ingress else settings.serve_ingress)
-    ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING,
-             **({} if joining else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}))
-    # ray.init installs a SIGTERM handler that exits on the spot; ours stops cleanly, and is
-    # in place before the app starts so an early SIGTERM is not lost either
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        ray_serve.start(http_options={"host": host or settings.http_host,
-                                      "port": port or settings.http_port})
-        ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
-        err.print(f"Serving on http://{host or settings.http_host}:"
-                  f"{port or settings.http_port} (Ctrl-C stops)")
-        with contextlib.suppress(KeyboardInterrupt):
-            while not stop.wait(0.5):
-                pass
-    finally:
-        ray_serve.shutdown()
-        ray.shutdown()

@@ -26,6 +26,20 @@ from serve_app.health_check import (
     ray_auth_token,
     run_health_checks,
 )
+from serve_app.settings import Settings
+
+
+def local_api_url() -> str:
+    """Where `ai-agents serve` listens with the same configuration (a wildcard bind address
+    is reached on loopback)."""
+    settings = Settings()
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.http_port}"
+
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 DB_CONNECT_TIMEOUT_S = 20.0
@@ -58,8 +72,10 @@ def _print_table(report: HealthReport) -> None:
 
 @one_line_errors
 def health(
-    url: str = typer.Option("http://127.0.0.1:8000", "--url", envvar="AI_AGENTS_API_URL",
-                            help="Base URL of the ingress (where /health is served)"),
+    url: str | None = typer.Option(
+        None, "--url", envvar="AI_AGENTS_API_URL",
+        help="Base URL of the ingress (where /health is served); default "
+             "http://AI_AGENTS_HTTP_HOST:AI_AGENTS_HTTP_PORT, as `ai-agents serve` binds"),
     dashboard: str | None = typer.Option(
         None, "--dashboard",
         help="Ray dashboard URL (default: RAY_API_SERVER_ADDRESS, an http RAY_ADDRESS, "
@@ -85,7 +101,8 @@ def health(
 
     Example: ai-agents health --url http://127.0.0.1:8000 --json
     """
-    options = HealthOptions(api_url=url.rstrip("/"), dashboard_url=dashboard_address(dashboard),
+    options = HealthOptions(api_url=(url or local_api_url()).rstrip("/"),
+                            dashboard_url=dashboard_address(dashboard),
                             prometheus_url=prometheus, ray_token=ray_auth_token(ray_token),
                             max_queue_depth=max_queue, window_s=window)
     report = asyncio.run(_collect(options, data_dir))

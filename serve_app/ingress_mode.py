@@ -48,7 +48,11 @@ def haproxy_private_environment() -> dict[str, str]:
 
     HAProxy otherwise shares ``/tmp/haproxy-serve`` and ports 8404/9101 with any other Ray on
     the machine. The directory must be short: HAProxy nests a 56-character hash under it and
-    caps socket paths at 97 bytes.
+    caps socket paths at 97 bytes. Serve's fallback proxy (where HAProxy sends requests while
+    no Ingress replica is ready) binds 8500/9500 with SO_REUSEPORT, so a second HAProxy-mode
+    Ray on the machine silently shared that port and the kernel handed it some of our
+    webhooks (seen in a test: answered 403 "unknown tenant" by the other instance); it gets
+    private ports too.
     """
     from simulators.serving import free_port  # keeps this module light for the renderer
 
@@ -57,6 +61,8 @@ def haproxy_private_environment() -> dict[str, str]:
     return {
         "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),

@@ -32,14 +32,24 @@ class Runtime:
     encryption_keys: str
     admin_token: str | None
     embedded: EmbeddedDatabase | None
+    metrics_token: str | None = None  # Prometheus' bearer token for GET /metrics
 
 
 def _local_secrets(data_dir: Path) -> dict[str, str]:
     path = data_dir / LOCAL_SECRETS_FILE
     if path.exists():
-        return json.loads(path.read_text())
+        values = json.loads(path.read_text())
+        if "metrics_token" not in values:  # written by a version without metrics auth
+            values["metrics_token"] = new_secret("met_")
+            temporary = path.with_suffix(".tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(values, handle)
+            temporary.replace(path)
+        return values
     data_dir.mkdir(parents=True, exist_ok=True)
-    values = {"encryption_key": new_encryption_key(), "admin_token": new_secret("adm_")}
+    values = {"encryption_key": new_encryption_key(), "admin_token": new_secret("adm_"),
+              "metrics_token": new_secret("met_")}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(values, handle)
@@ -63,6 +73,8 @@ async def resolve_runtime(
             encryption_keys=settings.encryption_keys.get_secret_value(),
             admin_token=settings.admin_token.get_secret_value(),
             embedded=None,
+            metrics_token=(settings.metrics_token.get_secret_value()
+                           if settings.metrics_token else None),
         )
         if run_migrations and runtime.owner_url:
             await migrate(runtime.owner_url, runtime.service_url)
@@ -84,6 +96,11 @@ async def resolve_runtime(
             else local["admin_token"]
         ),
         embedded=embedded,
+        metrics_token=(
+            settings.metrics_token.get_secret_value()
+            if settings.metrics_token
+            else local["metrics_token"]
+        ),
     )
     if run_migrations:
         await migrate(runtime.owner_url, runtime.service_url)
@@ -96,3 +113,5 @@ def export_environment(runtime: Runtime) -> None:
     os.environ["AI_AGENTS_ENCRYPTION_KEYS"] = runtime.encryption_keys
     if runtime.admin_token:
         os.environ["AI_AGENTS_ADMIN_TOKEN"] = runtime.admin_token
+    if runtime.metrics_token:
+        os.environ["AI_AGENTS_METRICS_TOKEN"] = runtime.metrics_token

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = Field(
         None, description="Comma-separated Fernet keys, newest first"
     )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for GET /metrics (embedded: generated); unset: refused")
 
     # LLM
     llm_base_url: str = "https://openrouter.ai/api/v1"

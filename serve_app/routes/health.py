@@ -13,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from serve_app.api_state import DatabaseUnavailable
 from serve_app.db_metrics import render_db_metrics
 from serve_app.deps import State
-from serve_app.schemas import Health, Readiness
+from serve_app.metrics_auth import MetricsReader
+from serve_app.schemas import ErrorBody, Health, Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -50,10 +51,12 @@ async def ready(state: State) -> JSONResponse:
                         headers=None if ok else {"Retry-After": "5"})
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=True)
-async def metrics(state: State) -> Response:
+@router.get("/metrics", response_class=Response, include_in_schema=True,
+            responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+async def metrics(state: State, _reader: MetricsReader) -> Response:
     """Prometheus text: queue depth, oldest job, feedback — computed from PostgreSQL. Counters
-    and histograms of the replicas are on Ray's metrics port (README "Metrics")."""
+    and histograms of the replicas are on Ray's metrics port (README "Metrics"). Needs
+    `Authorization: Bearer <metrics token>`: the series name every tenant."""
     try:
         pool = await state.pool()
     except DatabaseUnavailable:

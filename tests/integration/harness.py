@@ -99,6 +99,10 @@ class System:
                             mode, self)
 
 
+METRICS_TOKEN = "met_integration-test"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # what Prometheus sends /metrics
+
+
 def test_environment(database_url: str, encryption_keys: str, admin_token: str, llm_url: str,
                      data_dir: str) -> dict[str, str]:
     """Settings for the Serve replicas (inherited by Ray workers started from this process)."""
@@ -106,6 +110,7 @@ def test_environment(database_url: str, encryption_keys: str, admin_token: str, 
         "AI_AGENTS_DATABASE_URL": database_url,
         "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
         "AI_AGENTS_ADMIN_TOKEN": admin_token,
+        "AI_AGENTS_METRICS_TOKEN": METRICS_TOKEN,
         "AI_AGENTS_DATA_DIR": data_dir,
         "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
         "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true",  # the SDP simulator listens on 127.0.0.1

@@ -93,8 +93,8 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
             for s in family.samples if s.name == name]
 
 
-async def scrape(url: str) -> str:
+async def scrape(url: str, headers: dict[str, str] | None = None) -> str:
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(url)
+        response = await client.get(url, headers=headers)
         response.raise_for_status()
         return response.text

@@ -50,6 +50,7 @@ def test_database_down_is_503_with_retry_after_and_no_202() -> None:
         database_url="postgresql://nobody@127.0.0.1:1/none",
         encryption_keys=new_encryption_key(),
         admin_token="adm",
+        metrics_token="met",
     )
     state = ApiState.from_settings(settings)
     server = run_in_thread(create_api(state))
@@ -65,7 +66,7 @@ def test_database_down_is_503_with_retry_after_and_no_202() -> None:
         ready = httpx.get(f"{server.url}/api/v1/ready")
         assert ready.status_code == 503
         assert ready.json()["components"]["database"]["ok"] is False
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer met"}).text
         assert "ai_agents_database_up 0.0" in metrics
         api = httpx.get(f"{server.url}/api/v1/enhancements", headers={"Authorization": "Bearer x"})
         assert api.status_code == 503

@@ -12,6 +12,7 @@ import pytest
 
 from db.pool import tenant_transaction
 from simulators.servicedesk.webhook_sender import sign
+from tests.integration.harness import METRICS_AUTH
 
 
 def _url(system, tenant_id: str, suffix: str = "") -> str:
@@ -308,8 +309,10 @@ async def test_health_ready_metrics_and_docs(system) -> None:
     components = ready.json()["components"]
     assert components["database"]["ok"] and components["dispatcher"]["ok"]
     assert any(k.startswith("pool:Enhancer") for k in components)
-    metrics = (await system.http.get(f"{system.url}/metrics")).text
+    metrics = (await system.http.get(f"{system.url}/metrics", headers=METRICS_AUTH)).text
     assert "ai_agents_queue_depth" in metrics and "ai_agents_database_up 1.0" in metrics
+    anonymous = await system.http.get(f"{system.url}/metrics")  # tenant ids are not public
+    assert anonymous.status_code == 401 and "ai_agents_" not in anonymous.text
     spec = (await system.http.get(f"{system.url}/openapi.json")).json()
     for path in (
         "/webhook/servicedesk/{tenant_id}",

@@ -17,7 +17,7 @@ from kuberay import promql
 from kuberay.validate import dashboard_expressions
 from pipeline import metric_catalogue as mc
 from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload
-from tests.integration.harness import TenantHandle, drain
+from tests.integration.harness import METRICS_AUTH, TenantHandle, drain
 from tests.integration.observability_support import (
     json_log_lines,
     metrics_port,
@@ -235,7 +235,8 @@ async def test_every_alert_and_dashboard_metric_is_exported(system, traffic) -> 
     wanted = (referenced | set(expected)) - NOT_DRIVEN_HERE
     deadline = time.monotonic() + 90
     while True:  # Ray's agent exports what replicas recorded every few seconds
-        ray_text, ingress_text = await scrape(ray_url), await scrape(f"{system.url}/metrics")
+        ray_text, ingress_text = await scrape(ray_url), await scrape(f"{system.url}/metrics",
+                                                                    METRICS_AUTH)
         ray_names, ingress_names = series_names(ray_text), series_names(ingress_text)
         missing = wanted - set(ray_names) - set(ingress_names)
         if not _tenant_samples_exported(ray_text, traffic.tenant.tenant_id):

@@ -302,7 +302,7 @@ def test_secrets_are_only_referenced_never_rendered(monkeypatch):
             assert "value" not in env[key]
             assert env[key]["valueFrom"]["secretKeyRef"] == {
                 "name": "ai-agents-secrets", "key": key,
-                "optional": key == "AI_AGENTS_LLM_API_KEY"}
+                "optional": key in ("AI_AGENTS_LLM_API_KEY", "AI_AGENTS_METRICS_TOKEN")}
     (job,) = docs(rendered, "migration-job.yaml")
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert {k for k in env if k in ALL_SECRET_KEYS} == set(MIGRATION_SECRET_KEYS)
@@ -341,8 +341,12 @@ def test_monitoring_objects(production_render):
     assert [e["port"] for e in worker["spec"]["podMetricsEndpoints"]] == ["metrics"]
     assert head["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (monitor,) = by_kind["ServiceMonitor"]
-    assert monitor["spec"]["endpoints"] == [{"port": "serve", "path": "/metrics",
-                                             "interval": "30s"}]
+    assert monitor["spec"]["endpoints"] == [{
+        "port": "serve", "path": "/metrics", "interval": "30s",
+        "authorization": {"type": "Bearer", "credentials": {
+            "name": "ai-agents-secrets", "key": "AI_AGENTS_METRICS_TOKEN"}}}]
+    secret_keys = next(iter(docs(production_render, "secret-template.yaml")))["stringData"]
+    assert "AI_AGENTS_METRICS_TOKEN" in secret_keys  # the key Prometheus reads exists
     serve_labels = rayservice(production_render)["spec"]["serveService"]["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= serve_labels.items()
     (rule,) = by_kind["PrometheusRule"]

@@ -1,0 +1,85 @@
+"""`ai-agents serve`: the service on a local Ray (or an existing cluster via ``RAY_ADDRESS``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+
+import typer
+
+from db.pool import create_pool, verify_service_role
+from serve_app.cli_demo import IngressChoice, IngressOption, clean_up_after_crash, err
+from serve_app.cli_support import DataDirOption, load_runtime, one_line_errors
+from serve_app.ingress_mode import apply_ingress_mode
+from serve_app.local_processes import RunRecorder
+from serve_app.ray_auth import DASHBOARD_TOKEN_HINT
+from serve_app.settings import Settings
+
+
+async def _check_service_role(url: str) -> None:
+    """Refuse to start (one line, exit 1) with a role that could read across tenants."""
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        await verify_service_role(pool)
+    finally:
+        await pool.close()
+
+
+@one_line_errors
+def serve(
+    port: int = typer.Option(None, "--port", help="HTTP port (default AI_AGENTS_HTTP_PORT)"),
+    host: str = typer.Option(None, "--host", help="Bind address (default AI_AGENTS_HTTP_HOST)"),
+    ingress: IngressChoice | None = IngressOption,
+    dashboard_port: int = typer.Option(
+        8265, "--dashboard-port", help="Ray dashboard port when this command starts Ray"),
+    data_dir: str | None = DataDirOption,
+) -> None:
+    """Run the service: migrations, then the Serve application on a local or existing Ray.
+
+    Example: AI_AGENTS_LLM_API_KEY=sk-or-... ai-agents serve --port 8000
+    """
+    import ray
+    from ray import serve as ray_serve
+
+    from actors.pool_options import APP_NAME
+    from serve_app.app_builder import build_app
+    from serve_app.runtime import export_environment
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    clean_up_after_crash(settings.data_dir)
+    runtime = asyncio.run(load_runtime(data_dir))
+    asyncio.run(_check_service_role(runtime.service_url))
+    export_environment(runtime)
+    joining = "RAY_ADDRESS" in os.environ
+    if not joining:
+        apply_ingress_mode(ingress.value if ingress else settings.serve_ingress)
+    recorder = RunRecorder(settings.data_dir, "serve").start()  # before Ray spawns anything
+    # ray.init installs a SIGTERM handler that exits on the spot; ours (set right after) stops
+    # cleanly, and is in place before the app starts so an early SIGTERM is not lost either
+    stop = threading.Event()
+    try:
+        ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING,
+                 **({} if joining else {"include_dashboard": True, "dashboard_host": "127.0.0.1",
+                                        "dashboard_port": dashboard_port}))
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        ray_serve.start(http_options={"host": host or settings.http_host,
+                                      "port": port or settings.http_port})
+        ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
+        recorder.refresh()
+        err.print(f"Serving on http://{host or settings.http_host}:"
+                  f"{port or settings.http_port} (Ctrl-C stops)")
+        if not joining:
+            err.print(f"Ray dashboard: http://127.0.0.1:{dashboard_port} "
+                      f"({DASHBOARD_TOKEN_HINT})")
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stop.wait(0.5):
+                pass
+    finally:
+        if ray.is_initialized():
+            ray_serve.shutdown()
+            ray.shutdown()
+        recorder.stop()

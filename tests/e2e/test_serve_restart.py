@@ -1,0 +1,90 @@
+"""`ai-agents serve` after a `kill -9` of its main process, and the CLI from a second terminal.
+
+The restart runs on the same data directory and the same HTTP port, as an operator (or
+systemd) would restart it. Then, as from a new shell (only PATH and HOME), `ai-agents health`
+finds the service through AI_AGENTS_HTTP_PORT and `ai-agents reenhance` submits a Ray Job
+through the token-protected Jobs API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from benchmarks.stack import remove_data_dir
+from serve_app.local_processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
+from simulators.serving import free_port
+from tests.e2e.serve_process import wait_until_ready
+
+
+def _new_shell(**extra: str) -> dict[str, str]:
+    """What a second terminal has: no AI_AGENTS_*, no RAY_* variables."""
+    return {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **extra}
+
+
+def _start(data_dir: Path, port: int, dashboard_port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["ai-agents", "serve", "--port", str(port), "--dashboard-port", str(dashboard_port),
+         "--data-dir", str(data_dir)],
+        env=_new_shell(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ai-agents", *args], env=_new_shell(**env), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="aar-", dir="/tmp"))
+    port, dashboard_port = free_port(), free_port()
+    base, dashboard = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dashboard_port}"
+    first = _start(data_dir, port, dashboard_port)
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_until_ready(first, base)
+        record = RunRecord.load(data_dir / RUN_RECORD_FILE)
+        assert record is not None and record.owner.pid == first.pid
+        assert record.processes  # Ray's processes (and HAProxy) were recorded
+        first.send_signal(signal.SIGKILL)  # the main process alone
+        first.wait(30)
+
+        second = _start(data_dir, port, dashboard_port)
+        wait_until_ready(second, base)
+        assert not [ref for ref in record.processes if is_alive(ref)]  # nothing of run 1 left
+        assert RunRecord.load(data_dir / RUN_RECORD_FILE).owner.pid == second.pid
+
+        # a second terminal: the port comes from AI_AGENTS_HTTP_PORT, the token from ~/.ray
+        health = _cli("health", "--json", "--data-dir", str(data_dir),
+                      "--dashboard", dashboard, AI_AGENTS_HTTP_PORT=str(port))
+        report = json.loads(health.stdout)
+        statuses = {c["name"]: c["status"] for c in report["checks"]}
+        assert health.returncode == 0, (statuses, health.stderr[-2000:])
+        assert {k: statuses[k] for k in ("ray", "serve", "api_health", "api_ready")} == {
+            "ray": "ok", "serve": "ok", "api_health": "ok", "api_ready": "ok"}, report
+
+        created = _cli("tenant", "create", "restart-t", "--sdp-url", "https://sdp.example.com",
+                       "--sdp-key", "k", "--data-dir", str(data_dir), "--json")
+        assert created.returncode == 0, created.stderr
+        plan = _cli("reenhance", "--tenant", "restart-t", "--status", "failed", "--dry-run",
+                    "--address", dashboard, "--json")
+        assert plan.returncode == 0, plan.stderr[-2000:]
+        assert json.loads(plan.stdout)["candidates"] == 0
+        # the cluster does require the token: without it the same command is refused
+        refused = _cli("reenhance", "status", "any-batch", "--address", dashboard,
+                       RAY_AUTH_MODE="disabled")
+        assert refused.returncode == 1 and "Authentication" in refused.stderr, refused.stderr
+
+        second.send_signal(signal.SIGTERM)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 0, stderr[-3000:]
+        assert not (data_dir / RUN_RECORD_FILE).exists()  # a clean stop leaves no record
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        stop_previous_run(data_dir)
+        remove_data_dir(data_dir)
