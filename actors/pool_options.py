@@ -37,6 +37,10 @@ ENHANCER = "Enhancer"
 CONTEXT_GATHERER = "ContextGatherer"
 SYNTHESIZER = "Synthesizer"
 
+# The pools that scale on the durable backlog (claimable jobs in PostgreSQL) plus requests in
+# flight, through this Serve autoscaling policy (actors/backlog_policy.py).
+BACKLOG_POLICY = {"policy_function": "actors.backlog_policy:BacklogPolicy"}
+
 LLM_CALL_TIMEOUT_S = 60.0
 # The smallest node the whole application must fit on with every pool at max_replicas.
 REFERENCE_NODE_CPUS = 2.0
@@ -69,6 +73,7 @@ _POOL_OPTIONS: dict[str, dict[str, Any]] = {
             "target_ongoing_requests": 192,
             "upscale_delay_s": 5,
             "downscale_delay_s": 120,
+            "policy": BACKLOG_POLICY,
         },
         "max_ongoing_requests": 256,
         "max_queued_requests": 512,
@@ -82,6 +87,7 @@ _POOL_OPTIONS: dict[str, dict[str, Any]] = {
             "target_ongoing_requests": 96,
             "upscale_delay_s": 5,
             "downscale_delay_s": 120,
+            "policy": BACKLOG_POLICY,
         },
         "max_ongoing_requests": 128,
         "max_queued_requests": 512,
@@ -95,6 +101,7 @@ _POOL_OPTIONS: dict[str, dict[str, Any]] = {
             "target_ongoing_requests": 192,
             "upscale_delay_s": 5,
             "downscale_delay_s": 120,
+            "policy": BACKLOG_POLICY,
         },
         "max_ongoing_requests": 256,
         "max_queued_requests": 512,
