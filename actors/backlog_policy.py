@@ -48,14 +48,15 @@ class BacklogPolicy:
         report = self._report
         return report.claimable if report is not None and report.is_fresh() else 0
 
-    def _publish_replicas(self, deployment: str, running: int) -> None:
+    def _publish_replicas(self, deployment: str, running: int, target: float) -> None:
+        """At most every 10 s unless the count changed (a GCS write is a blocking RPC)."""
         if deployment != ENHANCER:
             return
         now = time.monotonic()
         if self._published and self._published[0] == running and now - self._published[1] < 10:
             return
         try:
-            autoscale_channel.publish_running_replicas(deployment, running)
+            autoscale_channel.publish_running_replicas(deployment, running, target)
             self._published = (running, now)
         except Exception as exc:  # noqa: BLE001
             log.warning("publishing the replica count failed: %s", exc)
@@ -75,9 +76,9 @@ class BacklogPolicy:
 
     def __call__(self, ctx: Any) -> tuple[float, dict[str, Any]]:
         backlog = self._backlog()
-        desired = desired_replicas(backlog, ctx.total_num_requests,
-                                   ctx.config.get_target_ongoing_requests())
-        self._publish_replicas(ctx.deployment_name, ctx.current_num_replicas)
+        target = ctx.config.get_target_ongoing_requests()
+        desired = desired_replicas(backlog, ctx.total_num_requests, target)
+        self._publish_replicas(ctx.deployment_name, ctx.current_num_replicas, target)
         self._record(ctx.deployment_name, desired, ctx.capacity_adjusted_min_replicas,
                      ctx.capacity_adjusted_max_replicas)
         return desired, {"backlog_jobs": backlog}

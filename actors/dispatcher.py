@@ -50,7 +50,11 @@ class Dispatcher:
     def _on_backlog(self, report: BacklogReport) -> None:
         """Publish the backlog for the policy; learn the Enhancer's running replicas."""
         autoscale_channel.publish_backlog(report)
-        self._dispatcher.running_replicas = autoscale_channel.read_running_replicas(ENHANCER)
+        capacity = autoscale_channel.read_running_replicas(ENHANCER)
+        if capacity is None:
+            self._dispatcher.running_replicas = None
+        else:
+            self._dispatcher.running_replicas, self._dispatcher.config.target_per_replica = capacity
 
     async def _submit(self, job: ClaimedJob) -> Any:
         return await self._enhancer.run.remote(job)

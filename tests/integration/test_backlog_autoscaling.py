@@ -41,6 +41,14 @@ def _deploy(downscale_delay_s: float | None) -> None:
     serve.run(Ingress.bind(Dispatcher.bind(enhancer)), name=APP_NAME, route_prefix="/")
 
 
+def _dispatcher_status() -> dict[str, Any]:
+    from ray import serve
+
+    from actors.pool_options import DISPATCHER
+
+    return serve.get_deployment_handle(DISPATCHER, APP_NAME).status.remote().result()
+
+
 def _enhancer_replicas() -> tuple[int, int]:
     """(running, target) of the Enhancer deployment, from Serve's controller."""
     from ray import serve
@@ -75,6 +83,11 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
     await drain(owner_conn)
     await asyncio.to_thread(_deploy, 5.0)
     assert (await asyncio.to_thread(_enhancer_replicas))[1] == 1
+    # the Dispatcher learns the running Enhancer replicas: its cap is 1 x 192
+    status = await _wait("Dispatcher sized by one replica",
+                         lambda: (s := _dispatcher_status())["running_replicas"] == 1 and s,
+                         timeout_s=60)
+    assert status["inflight_limit"] == 192
     tenant = await system.tenant("scale", settings={"max_inflight": 1})
     system.llm.set_latency(0.5)
     try:
@@ -86,6 +99,12 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
                     lambda: _enhancer_replicas()[1] >= 3, timeout_s=90)
         await _wait("Enhancer replicas running", lambda: _enhancer_replicas()[0] >= 3,
                     timeout_s=120)
+        # more replicas, more in flight: 3+ x 192, bounded by AI_AGENTS_DISPATCH_MAX_INFLIGHT
+        status = await _wait("Dispatcher cap follows the replicas",
+                             lambda: (s := _dispatcher_status())["running_replicas"] >= 3 and s,
+                             timeout_s=60)
+        assert status["inflight_limit"] == 256
+        assert status["backlog"] > 100
         # what the policy used and asked for is exported (Ray adds the ray_ prefix)
         url = f"http://127.0.0.1:{metrics_port()}/metrics"
         deadline = time.monotonic() + 60
