@@ -175,3 +175,45 @@ def test_the_inflight_cap_follows_running_replicas(pool) -> None:
     assert dispatcher.inflight_limit == 192
     dispatcher.running_replicas = 8
     assert dispatcher.inflight_limit == 256  # bounded by AI_AGENTS_DISPATCH_MAX_INFLIGHT
+
+
+async def test_a_dispatcher_restarted_elsewhere_requeues_and_fences_the_old_ones_jobs(
+        pool, database, make_tenant) -> None:
+    tenant = (await make_tenant("moved")).tenant_id
+    await _enqueue(pool, tenant, 3)
+    held: list[ClaimedJob] = []
+    release = asyncio.Event()
+
+    async def stuck(job: ClaimedJob) -> None:  # the old node stops answering mid-job
+        if job.tenant_id != tenant:
+            raise RuntimeError("not this test's job")
+        held.append(job)
+        await release.wait()
+
+    old = JobDispatcher(pool, stuck, listen_url=database.service_url,
+                        config=DispatcherConfig(poll_s=0.2, reap_every_s=0.3))
+    await old.start()
+
+    async def all_held() -> bool:
+        return len(held) == 3
+    try:
+        await _wait_for(all_held)
+    finally:
+        await old.stop()
+    new = Rig(pool, database.service_url, {tenant})  # another incarnation, another owner
+    await new.dispatcher.start()
+    try:
+        assert new.dispatcher.recovered_on_start >= 3
+
+        async def done() -> bool:
+            return await _statuses(pool, tenant) == [("completed", "llm")] * 3
+        await _wait_for(done)
+    finally:
+        await new.dispatcher.stop()
+        release.set()
+    # the old incarnation's late answer is refused: its lease token no longer matches
+    async with tenant_transaction(pool, tenant) as conn:
+        assert not await complete(conn, uuid.UUID(held[0].id), uuid.UUID(held[0].lease_token),
+                                  outcome="llm", stage_timings={}, context_sources=None,
+                                  model=None, prompt_tokens=0, completion_tokens=0,
+                                  cost_usd=0.0, note_id=None)
