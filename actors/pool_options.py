@@ -11,6 +11,9 @@ benchmarks/README.md sections 2 and 4):
   per replica (``target_ongoing_requests`` 192). Fewer, fuller replicas cost less CPU per job
   than many half-empty ones (80 -> 70 ms per enhancement measured). The dispatcher caps what it
   hands out, so the queue cap only guards against a runaway caller.
+- Enhancer, ContextGatherer, Synthesizer scale on the durable backlog (claimable jobs in
+  PostgreSQL) plus requests in flight, through ``BACKLOG_POLICY`` (actors/backlog_policy.py):
+  Serve alone sees only what the dispatcher has already handed out.
 - ContextGatherer: short Postgres queries; 128 concurrent per replica.
 - Synthesizer: holds one LLM call per request; async, so 256 in flight per replica.
 - Logical CPUs: the I/O pools reserve 0.05 CPU per replica. With 0.25 each, an Enhancer pool
