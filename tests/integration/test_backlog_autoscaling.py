@@ -1,5 +1,6 @@
-"""The Enhancer pool scales on the durable backlog: jobs waiting in PostgreSQL (not requests in
-flight) raise its target replicas, and the target falls again once the backlog is gone.
+"""The pools scale on the durable backlog: jobs waiting in PostgreSQL (not requests in flight)
+raise the Enhancer's, Synthesizer's and ContextGatherer's target replicas and the Dispatcher's
+in-flight cap, and the Enhancer's target falls again once the backlog is gone.
 
 The tenant's `max_inflight` of 1 keeps almost every job claimable but unclaimed, so the only
 signal that can raise the pool is the backlog the Dispatcher publishes. The Enhancer's
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from actors.pool_options import APP_NAME, ENHANCER, pool_options
+from actors.pool_options import APP_NAME, CONTEXT_GATHERER, ENHANCER, SYNTHESIZER, pool_options
 from tests.integration.harness import drain
 from tests.integration.observability_support import metrics_port, samples, scrape
 
@@ -49,13 +50,13 @@ def _dispatcher_status() -> dict[str, Any]:
     return serve.get_deployment_handle(DISPATCHER, APP_NAME).status.remote().result()
 
 
-def _enhancer_replicas() -> tuple[int, int]:
-    """(running, target) of the Enhancer deployment, from Serve's controller."""
+def _replicas(deployment: str = ENHANCER) -> tuple[int, int]:
+    """(running, target) of a deployment, from Serve's controller."""
     from ray import serve
 
-    running = serve.status().applications[APP_NAME].deployments[ENHANCER].replica_states
+    running = serve.status().applications[APP_NAME].deployments[deployment].replica_states
     details = serve.context._get_global_client().get_serve_details()
-    target = details["applications"][APP_NAME]["deployments"][ENHANCER]["target_num_replicas"]
+    target = details["applications"][APP_NAME]["deployments"][deployment]["target_num_replicas"]
     return int(running.get("RUNNING", 0)), int(target)
 
 
@@ -82,7 +83,7 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
         system, owner_conn) -> None:
     await drain(owner_conn)
     await asyncio.to_thread(_deploy, 5.0)
-    assert (await asyncio.to_thread(_enhancer_replicas))[1] == 1
+    assert (await asyncio.to_thread(_replicas))[1] == 1
     # the Dispatcher learns the running Enhancer replicas: its cap is 1 x 192
     status = await _wait("Dispatcher sized by one replica",
                          lambda: (s := _dispatcher_status())["running_replicas"] == 1 and s,
@@ -96,9 +97,13 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
         await _clone_jobs(owner_conn, tenant.tenant_id, first, BACKLOG)
 
         await _wait("Enhancer target raised by the backlog",
-                    lambda: _enhancer_replicas()[1] >= 3, timeout_s=90)
-        await _wait("Enhancer replicas running", lambda: _enhancer_replicas()[0] >= 3,
+                    lambda: _replicas()[1] >= 3, timeout_s=90)
+        await _wait("Enhancer replicas running", lambda: _replicas()[0] >= 3,
                     timeout_s=120)
+        # the pools it calls follow the same backlog (ContextGatherer at its own target of 96)
+        for pool in (SYNTHESIZER, CONTEXT_GATHERER):
+            await _wait(f"{pool} target raised by the backlog",
+                        lambda pool=pool: _replicas(pool)[1] >= 3, timeout_s=60)
         # more replicas, more in flight: 3+ x 192, bounded by AI_AGENTS_DISPATCH_MAX_INFLIGHT
         status = await _wait("Dispatcher cap follows the replicas",
                              lambda: (s := _dispatcher_status())["running_replicas"] >= 3 and s,
@@ -127,7 +132,7 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
         assert response.status_code == 200, response.text
         await drain(owner_conn, timeout_s=60)
         await _wait("Enhancer target back at min after the downscale delay",
-                    lambda: _enhancer_replicas()[1] == 1, timeout_s=90)
+                    lambda: _replicas()[1] == 1, timeout_s=90)
         skipped = await owner_conn.fetchval(
             "SELECT count(*) FROM enhancements WHERE tenant_id = $1 AND status = 'completed' "
             "AND outcome = 'skipped' AND error = 'tenant disabled'", tenant.tenant_id)
