@@ -1,17 +1,29 @@
-"""Dispatcher: the singleton that moves persisted jobs into the Enhancer pool."""
+"""Dispatcher: the singleton that moves persisted jobs into the Enhancer pool.
+
+Every reap tick it publishes the claimable backlog for the pools' autoscaling policy
+(``actors.backlog_policy``) and reads back how many Enhancer replicas run, which sizes its
+in-flight cap (``pipeline.scaling.inflight_cap``). Both go through Ray's GCS, so a Dispatcher
+restarted on another node picks them up again; jobs it held are re-queued by lease recovery.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors.pool_options import DISPATCHER, pool_options
+from actors import autoscale_channel
+from actors.pool_options import DISPATCHER, ENHANCER, pool_options
+from actors.ray_metrics import RayMetrics
 from db.pool import create_pool, verify_service_role
 from pipeline.dispatch import ClaimedJob, DispatcherConfig, JobDispatcher
 from pipeline.logging_setup import configure_logging
+from pipeline.scaling import BacklogReport
 from serve_app.settings import get_settings
+
+log = logging.getLogger("ai_agents.dispatcher")
 
 
 @serve.deployment(name=DISPATCHER, **pool_options(DISPATCHER))
@@ -23,14 +35,26 @@ class Dispatcher:
         self._enhancer = enhancer
         self._pool = await create_pool(url, min_size=1, max_size=4)
         await verify_service_role(self._pool)  # refuse to run with a role that bypasses RLS
+        target = pool_options(ENHANCER)["autoscaling_config"]["target_ongoing_requests"]
         self._dispatcher = JobDispatcher(
             self._pool, self._submit, listen_url=url,
             config=DispatcherConfig(per_tenant_cap=settings.per_tenant_inflight,
                                     max_inflight=settings.dispatch_max_inflight,
+                                    target_per_replica=float(target),
                                     batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
                                     poll_s=settings.dispatcher_poll_s,
-                                    retry_base_s=settings.job_retry_base_s))
+                                    retry_base_s=settings.job_retry_base_s),
+            metrics=RayMetrics(), on_backlog=self._on_backlog)
         await self._dispatcher.start()
+
+    def _on_backlog(self, report: BacklogReport) -> None:
+        """Publish the backlog for the policy; learn the Enhancer's running replicas."""
+        autoscale_channel.publish_backlog(report)
+        capacity = autoscale_channel.read_running_replicas(ENHANCER)
+        if capacity is None:
+            self._dispatcher.running_replicas = None
+        else:
+            self._dispatcher.running_replicas, self._dispatcher.config.target_per_replica = capacity
 
     async def _submit(self, job: ClaimedJob) -> Any:
         return await self._enhancer.run.remote(job)

@@ -11,6 +11,9 @@ benchmarks/README.md sections 2 and 4):
   per replica (``target_ongoing_requests`` 192). Fewer, fuller replicas cost less CPU per job
   than many half-empty ones (80 -> 70 ms per enhancement measured). The dispatcher caps what it
   hands out, so the queue cap only guards against a runaway caller.
+- Enhancer, ContextGatherer, Synthesizer scale on the durable backlog (claimable jobs in
+  PostgreSQL) plus requests in flight, through ``BACKLOG_POLICY`` (actors/backlog_policy.py):
+  Serve alone sees only what the dispatcher has already handed out.
 - ContextGatherer: short Postgres queries; 128 concurrent per replica.
 - Synthesizer: holds one LLM call per request; async, so 256 in flight per replica.
 - Logical CPUs: the I/O pools reserve 0.05 CPU per replica. With 0.25 each, an Enhancer pool
@@ -36,6 +39,10 @@ DISPATCHER = "Dispatcher"
 ENHANCER = "Enhancer"
 CONTEXT_GATHERER = "ContextGatherer"
 SYNTHESIZER = "Synthesizer"
+
+# The pools that scale on the durable backlog (claimable jobs in PostgreSQL) plus requests in
+# flight, through this Serve autoscaling policy (actors/backlog_policy.py).
+BACKLOG_POLICY = {"policy_function": "actors.backlog_policy:BacklogPolicy"}
 
 LLM_CALL_TIMEOUT_S = 60.0
 # The smallest node the whole application must fit on with every pool at max_replicas.
@@ -69,6 +76,7 @@ _POOL_OPTIONS: dict[str, dict[str, Any]] = {
             "target_ongoing_requests": 192,
             "upscale_delay_s": 5,
             "downscale_delay_s": 120,
+            "policy": BACKLOG_POLICY,
         },
         "max_ongoing_requests": 256,
         "max_queued_requests": 512,
@@ -82,6 +90,7 @@ _POOL_OPTIONS: dict[str, dict[str, Any]] = {
             "target_ongoing_requests": 96,
             "upscale_delay_s": 5,
             "downscale_delay_s": 120,
+            "policy": BACKLOG_POLICY,
         },
         "max_ongoing_requests": 128,
         "max_queued_requests": 512,
@@ -95,6 +104,7 @@ _POOL_OPTIONS: dict[str, dict[str, Any]] = {
             "target_ongoing_requests": 192,
             "upscale_delay_s": 5,
             "downscale_delay_s": 120,
+            "policy": BACKLOG_POLICY,
         },
         "max_ongoing_requests": 256,
         "max_queued_requests": 512,

@@ -1,8 +1,17 @@
 """The dispatcher's logic: claim queued jobs fairly, hand them to the Enhancer pool, and make
 sure nothing that was accepted is ever lost.
 
-- Claims go through ``app_claim_jobs`` (round-robin across tenants, per-tenant in-flight cap,
-  ``FOR UPDATE SKIP LOCKED``, a lease).
+- Claims go through ``app_claim_jobs``: work-conserving weighted fair share across tenants (a
+  tenant alone may take every free slot; tenants with backlog converge to running in proportion
+  to their ``dispatch_weight``; a tenant's ``max_inflight`` is a hard cap), ``FOR UPDATE SKIP
+  LOCKED``, a lease, one round trip.
+- How much may be in flight follows capacity: running Enhancer replicas x their per-replica
+  target (``pipeline.scaling.inflight_cap``), bounded by ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``.
+- One tenant cannot stall dispatch for all: if the claim across tenants fails, each tenant with
+  backlog is claimed on its own; a tenant whose claim fails is logged, counted
+  (``ai_agents_dispatch_failures{tenant}``) and left out for a while, the others flow.
+- Every reap tick: jobs of disabled tenants end ``skipped`` ("tenant disabled"), and the
+  claimable backlog is measured and handed to ``on_backlog`` (metrics and autoscaling).
 - Woken by ``LISTEN ai_agents_jobs`` the moment a webhook commits; polls as a fallback.
 - A job whose hand-off fails (replica crashed, back-pressure) is put back with its error; a job
   whose lease expires (worker died silently) is re-queued by the reaper; on start every job left
@@ -25,6 +34,9 @@ import asyncpg
 
 from db.pool import tenant_transaction
 from db.repositories.enhancements import JOBS_CHANNEL, fail_or_retry
+from pipeline import metric_catalogue as mc
+from pipeline.metrics import InMemoryMetrics, Metrics
+from pipeline.scaling import BacklogReport, inflight_cap
 
 log = logging.getLogger("ai_agents.dispatcher")
 
@@ -41,6 +53,7 @@ class ClaimedJob:
 
 
 Submit = Callable[[ClaimedJob], Awaitable[Any]]
+OnBacklog = Callable[[BacklogReport], None]
 
 
 def retry_delay_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:
@@ -49,13 +62,15 @@ def retry_delay_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:
 
 @dataclass
 class DispatcherConfig:
-    per_tenant_cap: int = 8
-    max_inflight: int = 256
+    per_tenant_cap: int | None = None  # service-wide hard cap; None: fair share only
+    max_inflight: int = 256  # upper bound of the in-flight cap
+    target_per_replica: float = 192.0  # the Enhancer's target_ongoing_requests
     batch: int = 64
     lease_s: int = 300
     poll_s: float = 2.0
     reap_every_s: float = 5.0
     retry_base_s: float = 5.0
+    tenant_quarantine_s: float = 30.0  # how long a tenant whose claim failed is left out
 
 
 class JobDispatcher:
@@ -67,6 +82,8 @@ class JobDispatcher:
         listen_url: str,
         config: DispatcherConfig | None = None,
         owner: str | None = None,
+        metrics: Metrics | None = None,
+        on_backlog: OnBacklog | None = None,
     ) -> None:
         self._pool = pool
         self._submit = submit
@@ -81,6 +98,19 @@ class JobDispatcher:
         self.handoff_failures = 0
         self.recovered_on_start = 0
         self.last_loop_at = 0.0
+        self._metrics = metrics or InMemoryMetrics()
+        self._on_backlog = on_backlog
+        self.running_replicas: int | None = None  # Enhancer replicas, from the policy's report
+        self.backlog: BacklogReport | None = None
+        self.skipped_disabled = 0
+        self.tenant_failures = 0
+        self._quarantined: dict[str, float] = {}  # tenant -> monotonic time it may return
+        self._reported_tenants: set[str] = set()
+
+    @property
+    def inflight_limit(self) -> int:
+        return inflight_cap(self.running_replicas, self.config.target_per_replica,
+                            self.config.max_inflight)
 
     async def start(self) -> None:
         recovered = await self._pool.fetch("SELECT * FROM app_requeue_jobs($1, false)", self.owner)
@@ -106,6 +136,12 @@ class JobDispatcher:
         return {
             "owner": self.owner,
             "inflight": len(self._inflight),
+            "inflight_limit": self.inflight_limit,
+            "running_replicas": self.running_replicas,
+            "backlog": self.backlog.claimable if self.backlog else None,
+            "skipped_disabled": self.skipped_disabled,
+            "tenant_failures": self.tenant_failures,
+            "quarantined": sorted(self._quarantined),
             "claimed_total": self.claimed_total,
             "handoff_failures": self.handoff_failures,
             "recovered_on_start": self.recovered_on_start,
@@ -145,6 +181,7 @@ class JobDispatcher:
                 if time.monotonic() - last_reap >= self.config.reap_every_s:
                     last_reap = time.monotonic()
                     await self._reap()
+                    await self._housekeeping()
                 claimed = await self._claim()
             except asyncio.CancelledError:
                 raise
@@ -152,7 +189,7 @@ class JobDispatcher:
                 log.error("dispatch cycle failed: %s", exc)
                 claimed = 0
                 await asyncio.sleep(self.config.poll_s)
-            room = self.config.max_inflight - len(self._inflight)
+            room = self.inflight_limit - len(self._inflight)
             if claimed and room > 0:
                 continue  # there may be more waiting
             self._wake.clear()
@@ -169,17 +206,62 @@ class JobDispatcher:
                 row["status"],
             )
 
+    async def _housekeeping(self) -> None:
+        """Skip disabled tenants' jobs and measure the backlog; each step on its own, so a
+        failure of one never stops the claim loop (the next tick tries again)."""
+        try:
+            skipped = await self._pool.fetch("SELECT * FROM app_skip_disabled_jobs()")
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.error("skipping disabled tenants' jobs failed: %s", exc)
+        else:
+            self._count_skipped(skipped)
+        try:
+            await self.measure_backlog()
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.error("measuring the backlog failed: %s", exc)
+
+    def _count_skipped(self, rows: list[asyncpg.Record]) -> None:
+        per_tenant: dict[str, int] = {}
+        for row in rows:
+            per_tenant[row["tenant_id"]] = per_tenant.get(row["tenant_id"], 0) + 1
+        for tenant, n in per_tenant.items():
+            log.warning("tenant %s is disabled: %d queued job(s) skipped", tenant, n)
+            self._metrics.inc(mc.ENHANCEMENTS, {"tenant": tenant, "status": "skipped"}, n)
+        self.skipped_disabled += len(rows)
+
+    async def measure_backlog(self) -> BacklogReport:
+        """The claimable backlog now (one query), recorded as ``ai_agents_backlog_jobs``."""
+        rows = await self._pool.fetch("SELECT * FROM app_dispatch_backlog()")
+        per_tenant = {r["tenant_id"]: int(r["claimable"]) for r in rows}
+        report = BacklogReport(claimable=sum(per_tenant.values()),
+                               running=sum(int(r["running"]) for r in rows),
+                               per_tenant=per_tenant)
+        for tenant in self._reported_tenants - per_tenant.keys():
+            self._metrics.set(mc.BACKLOG_JOBS, 0, {"tenant": tenant})  # drained: say so
+        for tenant, n in per_tenant.items():
+            self._metrics.set(mc.BACKLOG_JOBS, n, {"tenant": tenant})
+        self._reported_tenants = set(per_tenant)
+        self.backlog = report
+        if self._on_backlog is not None:
+            try:
+                self._on_backlog(report)
+            except Exception as exc:  # noqa: BLE001 - publishing must not stop dispatch
+                log.warning("publishing the backlog failed: %s", exc)
+        return report
+
     async def _claim(self) -> int:
-        room = self.config.max_inflight - len(self._inflight)
+        room = self.inflight_limit - len(self._inflight)
         if room <= 0:
             return 0
-        rows = await self._pool.fetch(
-            "SELECT * FROM app_claim_jobs($1, $2, $3, $4)",
-            self.owner,
-            min(room, self.config.batch),
-            self.config.per_tenant_cap,
-            self.config.lease_s,
-        )
+        limit = min(room, self.config.batch)
+        try:
+            rows = await self._claim_rows(limit, None)
+        except asyncpg.PostgresConnectionError:
+            raise
+        except asyncpg.PostgresError as exc:
+            log.error("claim across tenants failed (%s: %s); claiming tenant by tenant",
+                      type(exc).__name__, exc)
+            rows = await self._claim_tenant_by_tenant(limit)
         for row in rows:
             job = ClaimedJob(
                 id=str(row["id"]),
@@ -194,6 +276,37 @@ class JobDispatcher:
             self._inflight.add(task)
         self.claimed_total += len(rows)
         return len(rows)
+
+    async def _claim_rows(self, limit: int, tenant_id: str | None) -> list[asyncpg.Record]:
+        return await self._pool.fetch(
+            "SELECT * FROM app_claim_jobs($1, $2, $3, $4, $5)",
+            self.owner, limit, self.config.per_tenant_cap, self.config.lease_s, tenant_id,
+        )
+
+    async def _claim_tenant_by_tenant(self, limit: int) -> list[asyncpg.Record]:
+        """Degraded mode: an equal slice of ``limit`` per tenant with backlog, each claimed on its
+        own so that a tenant whose claim fails (a poisoned setting or job) is left out."""
+        now = time.monotonic()
+        self._quarantined = {t: until for t, until in self._quarantined.items() if until > now}
+        report = await self.measure_backlog()
+        tenants = [t for t, n in sorted(report.per_tenant.items())
+                   if n > 0 and t not in self._quarantined]
+        rows: list[asyncpg.Record] = []
+        for tenant in tenants:
+            share = max(1, -(-limit // len(tenants)))
+            if len(rows) >= limit:
+                break
+            try:
+                rows += await self._claim_rows(min(share, limit - len(rows)), tenant)
+            except asyncpg.PostgresConnectionError:
+                raise
+            except asyncpg.PostgresError as exc:
+                self.tenant_failures += 1
+                self._quarantined[tenant] = now + self.config.tenant_quarantine_s
+                self._metrics.inc(mc.DISPATCH_FAILURES, {"tenant": tenant})
+                log.error("claim for tenant %s failed (%s: %s); left out for %.0f s",
+                          tenant, type(exc).__name__, exc, self.config.tenant_quarantine_s)
+        return rows
 
     async def _handle(self, job: ClaimedJob) -> None:
         try:

@@ -79,6 +79,12 @@ DB_POOL_CONNECTIONS = _ray("ai_agents_db_pool_connections", "gauge", ("component
                            "asyncpg pool connections in use / idle per component")
 REENHANCE_ITEMS = _ray("ai_agents_reenhance_items", "counter", ("tenant", "outcome"),
                        "Batch re-enhancement items by outcome")
+BACKLOG_JOBS = _ray("ai_agents_backlog_jobs", "gauge", ("tenant",),
+                   "Claimable jobs (queued, due, tenant enabled) the autoscaling policy uses")
+AUTOSCALE_DESIRED = _ray("ai_agents_autoscale_desired_replicas", "gauge", ("deployment",),
+                         "Replicas the backlog policy asks for, within min/max, before the delays")
+DISPATCH_FAILURES = _ray("ai_agents_dispatch_failures", "counter", ("tenant",),
+                         "Claims for one tenant that failed and left the tenant out for a while")
 
 QUEUE_DEPTH = _db("ai_agents_queue_depth", ("tenant",), "Jobs queued in PostgreSQL")
 OLDEST_QUEUED_AGE = _db("ai_agents_oldest_queued_age_seconds", ("tenant",),

@@ -13,6 +13,9 @@ WebhookAuthMode = Literal["hmac", "token"]
 
 # Cloud SDP throttles at roughly 20 requests/minute per account; on-prem is the operator's call.
 DEFAULT_SDP_RATE = {"cloud": 20, "onprem": 120}
+# The claim (app_claim_jobs) clamps stored values to the same bound, so a value written before
+# validation existed can never make dispatch fail.
+MAX_INFLIGHT_LIMIT = 100_000
 
 
 class TenantSettings(BaseModel):
@@ -27,7 +30,10 @@ class TenantSettings(BaseModel):
     llm_rate_per_minute: int = Field(60, ge=1, le=1_000_000)
     sdp_rate_per_minute: int | None = Field(None, ge=1, le=1_000_000,
                                             description="None: by edition")
-    max_inflight: int | None = Field(None, ge=1, le=10_000, description="None: service default")
+    max_inflight: int | None = Field(None, ge=1, le=MAX_INFLIGHT_LIMIT,
+                                     description="hard cap on running jobs; None: fair share only")
+    dispatch_weight: int = Field(1, ge=1, le=100,
+                                 description="share of capacity when several tenants have backlog")
     redact_pii: bool = False
     show_to_requester: bool = False
     note_max_words: int = Field(500, ge=50, le=5000)

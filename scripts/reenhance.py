@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _emit(f"attached to the Ray cluster at {ray.get_runtime_context().gcs_address}")
     try:
         code = asyncio.run(run(ns, database_url=settings.database_url.get_secret_value(),
-                               default_in_flight=max(1, settings.per_tenant_inflight // 2),
+                               default_in_flight=max(1, (settings.per_tenant_inflight or 8) // 2),
                                metrics=RayMetrics()))
     except ReenhanceError as exc:
         print(f"{LOG_PREFIX} error: {exc}", file=sys.stderr, flush=True)

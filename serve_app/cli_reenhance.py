@@ -232,7 +232,7 @@ def _run_local(filters: ReenhanceFilters, batch_id: str, max_in_flight: int | No
             plan = await plan_batch(pool, filters, batch_id)
             if dry_run:
                 return {**plan.to_dict(), "dry_run": True}
-            cap = max(1, Settings().per_tenant_inflight // 2)
+            cap = max(1, (Settings().per_tenant_inflight or 8) // 2)
             options = BatchOptions(max_in_flight=max_in_flight or cap)
             return await run_batch(pool, plan, options=options, on_progress=bar.update)
 

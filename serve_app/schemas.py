@@ -47,7 +47,9 @@ class Enhancement(BaseModel):
     ticket_id: str
     event: str
     status: Literal["queued", "running", "completed", "failed"]
-    outcome: Literal["llm", "context_only", "skipped"] | None = None
+    outcome: Literal["llm", "context_only", "skipped"] | None = Field(
+        None, description="skipped: no note was written; `error` says why (e.g. 'tenant "
+                          "disabled' for jobs still queued when the tenant was disabled)")
     stage: str | None = None
     attempts: int
     max_attempts: int
@@ -61,7 +63,7 @@ class Enhancement(BaseModel):
     completion_tokens: int | None = None
     cost_usd: float | None = None
     note_id: str | None = None
-    error: str | None = None
+    error: str | None = Field(None, description="last error, or the reason a job was skipped")
     trace_id: str | None = None
     supersedes: uuid.UUID | None = None
     batch_id: str | None = None

@@ -80,8 +80,13 @@ class Settings(BaseSettings):
     job_lease_s: int = Field(300, ge=10)
     job_deadline_s: float = Field(900.0, gt=0)
     job_retry_base_s: float = Field(5.0, ge=0)
-    per_tenant_inflight: int = Field(8, ge=1, description="a tenant's max_inflight overrides")
-    dispatch_max_inflight: int = Field(256, ge=1, description="jobs in flight, all tenants")
+    per_tenant_inflight: int | None = Field(
+        None, ge=1, le=100_000,
+        description="optional hard cap per tenant (a tenant's max_inflight overrides); "
+                    "unset: work-conserving fair share")
+    dispatch_max_inflight: int = Field(
+        256, ge=1, description="upper bound of jobs in flight, all tenants; the cap in use is "
+                               "running Enhancer replicas x their target_ongoing_requests")
     dispatch_batch: int = Field(64, ge=1)
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)

@@ -18,7 +18,7 @@ BAD_FIELDS = [
     ("sdp_edition", "mainframe"), ("webhook_auth", "none"),
 ]
 BAD_SETTINGS = [
-    {"max_inflight": 10_001}, {"max_inflight": 0}, {"webhook_rate_per_minute": 10_000_001},
+    {"max_inflight": 100_001}, {"max_inflight": 0}, {"webhook_rate_per_minute": 10_000_001},
     {"llm_rate_per_minute": 1_000_001}, {"sdp_rate_per_minute": 1_000_001},
     {"note_max_words": 5001}, {"min_ticket_chars": 100_001}, {"min_ticket_chars": -1},
     {"max_inflight": 2**62}, {"unknown_setting": 1},
@@ -44,13 +44,13 @@ async def test_every_field_has_the_same_bounds_on_create_and_patch(bare_api) -> 
 async def test_values_at_the_bounds_are_accepted(bare_api) -> None:
     tenant = await bare_api.tenant("bounds-ok")
     change = {"name": "n" * 200, "sdp_portal": "it-desk_2.eu", "sdp_key": "1000.ab~cd!",
-              "settings": {"max_inflight": 10_000, "webhook_rate_per_minute": 10_000_000,
+              "settings": {"max_inflight": 100_000, "webhook_rate_per_minute": 10_000_000,
                            "llm_rate_per_minute": 1_000_000, "sdp_rate_per_minute": 1_000_000,
                            "min_ticket_chars": 100_000}}
     answer = await bare_api.http.patch(f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
                                        json=change, headers=bare_api.admin)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["settings"]["max_inflight"] == 10_000
+    assert answer.json()["settings"]["max_inflight"] == 100_000
 
 
 @pytest.mark.parametrize("name", [n for n, f in TenantSettings.model_fields.items()

@@ -456,3 +456,21 @@ def test_rerender_removes_generated_files_that_are_gone(tmp_path, default_render
     write(render(values_from_dict({"ingress": {"enabled": False}})), tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
     assert names == (EXPECTED_FILES - {"service-ingress.yaml"}) | {"mine.yaml"}
+
+
+def test_production_pools_scale_on_the_backlog_and_need_added_pods(production_render):
+    pools = deployments(production_render)
+    for name in (pool_options.ENHANCER, pool_options.SYNTHESIZER, pool_options.CONTEXT_GATHERER):
+        assert pools[name]["autoscaling_config"]["policy"] == pool_options.BACKLOG_POLICY, name
+    cluster = rayservice(production_render)["spec"]["rayClusterConfig"]
+    assert cluster["enableInTreeAutoscaling"] is True
+    (group,) = cluster["workerGroupSpecs"]
+    cpus = float(group["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"])
+    demand = replica_cpu_demand(serve_config(production_render))
+    # the pools at max do not fit the minimum workers (the autoscaler must add pods) but do fit
+    # the maximum
+    assert group["minReplicas"] * cpus < demand <= group["maxReplicas"] * cpus
+    enhancer = pools[pool_options.ENHANCER]["autoscaling_config"]
+    env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
+    assert int(env["AI_AGENTS_DISPATCH_MAX_INFLIGHT"]) >= (
+        enhancer["max_replicas"] * enhancer["target_ongoing_requests"])

@@ -1,0 +1,84 @@
+"""The Serve autoscaling policy of the Enhancer, Synthesizer and ContextGatherer pools: scale on
+the durable backlog (claimable jobs in PostgreSQL) plus the requests already in flight.
+
+Configured in ``actors/pool_options.py`` as ``autoscaling_config.policy`` =
+``{"policy_function": "actors.backlog_policy:BacklogPolicy"}``. Serve instantiates the class once
+per deployment in its controller and calls it every control-loop tick; Serve's wrapper then
+applies min/max replicas, the upscale/downscale delays and the scaling factors. The maths is
+``pipeline.scaling.desired_replicas``; this is only the glue: read the Dispatcher's report from
+the GCS at most every ``poll_interval_s``, publish the Enhancer's running replica count for the
+Dispatcher, and record ``ai_agents_autoscale_desired_replicas{deployment}``.
+
+Without a fresh report (Dispatcher down, database unreachable) the backlog counts as 0 and the
+pool scales on in-flight requests exactly as Serve's default policy would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from actors import autoscale_channel
+from actors.pool_options import ENHANCER
+from pipeline import metric_catalogue as mc
+from pipeline.scaling import BacklogReport, desired_replicas
+
+log = logging.getLogger("ray.serve")
+
+
+class BacklogPolicy:
+    def __init__(self, poll_interval_s: float = 2.0) -> None:
+        self._poll_interval_s = poll_interval_s
+        self._report: BacklogReport | None = None
+        self._polled_at = 0.0
+        self._published: tuple[int, float] | None = None  # (running replicas, when)
+        self._gauge: Any = None
+
+    def _backlog(self) -> int:
+        now = time.monotonic()
+        if now - self._polled_at >= self._poll_interval_s:
+            self._polled_at = now
+            try:
+                self._report = autoscale_channel.read_backlog()
+            except Exception as exc:  # noqa: BLE001 - never break Serve's control loop
+                log.warning("reading the backlog report failed: %s", exc)
+                self._report = None
+        report = self._report
+        return report.claimable if report is not None and report.is_fresh() else 0
+
+    def _publish_replicas(self, deployment: str, running: int, target: float) -> None:
+        """At most every 10 s unless the count changed (a GCS write is a blocking RPC)."""
+        if deployment != ENHANCER:
+            return
+        now = time.monotonic()
+        if self._published and self._published[0] == running and now - self._published[1] < 10:
+            return
+        try:
+            autoscale_channel.publish_running_replicas(deployment, running, target)
+            self._published = (running, now)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("publishing the replica count failed: %s", exc)
+
+    def _record(self, deployment: str, desired: float, low: int, high: int) -> None:
+        """The gauge shows what the policy asks for within min/max (before the delays)."""
+        try:
+            if self._gauge is None:
+                from ray.util import metrics
+
+                spec = mc.AUTOSCALE_DESIRED
+                self._gauge = metrics.Gauge(spec.name, spec.description, tag_keys=spec.labels)
+            self._gauge.set(min(max(math.ceil(desired), low), high),
+                            tags={"deployment": deployment})
+        except Exception as exc:  # noqa: BLE001
+            log.warning("recording the desired replicas failed: %s", exc)
+
+    def __call__(self, ctx: Any) -> tuple[float, dict[str, Any]]:
+        backlog = self._backlog()
+        target = ctx.config.get_target_ongoing_requests()
+        desired = desired_replicas(backlog, ctx.total_num_requests, target)
+        self._publish_replicas(ctx.deployment_name, ctx.current_num_replicas, target)
+        self._record(ctx.deployment_name, desired, ctx.capacity_adjusted_min_replicas,
+                     ctx.capacity_adjusted_max_replicas)
+        return desired, {"backlog_jobs": backlog}

@@ -1,0 +1,59 @@
+"""The backlog policy inside Serve's own policy wrapper (delays, scaling factors), without a
+cluster: only the GCS read is replaced, by a backlog the test sets."""
+
+from __future__ import annotations
+
+import time
+
+from ray.serve._private.common import DeploymentID
+from ray.serve.autoscaling_policy import _apply_autoscaling_config
+from ray.serve.config import AutoscalingConfig, AutoscalingContext
+
+from actors.backlog_policy import BacklogPolicy
+from actors.pool_options import SYNTHESIZER
+
+
+class SetBacklog(BacklogPolicy):
+    backlog = 0
+
+    def _backlog(self) -> int:
+        return self.backlog
+
+
+def _context(config: AutoscalingConfig, current: int, target: int, in_flight: float,
+             state: dict) -> AutoscalingContext:
+    return AutoscalingContext(
+        deployment_id=DeploymentID(name=SYNTHESIZER, app_name="ai_agents"),
+        deployment_name=SYNTHESIZER, app_name="ai_agents", current_num_replicas=current,
+        target_num_replicas=target, running_replicas=[], total_num_requests=in_flight,
+        total_queued_requests=0, aggregated_metrics={}, raw_metrics={},
+        capacity_adjusted_min_replicas=config.min_replicas,
+        capacity_adjusted_max_replicas=config.max_replicas, policy_state=state,
+        last_scale_up_time=None, last_scale_down_time=None, current_time=time.time(),
+        config=config)
+
+
+def test_backlog_raises_the_target_after_the_upscale_delay_and_lowers_it_after_drain() -> None:
+    config = AutoscalingConfig(min_replicas=1, max_replicas=4, target_ongoing_requests=192,
+                               upscale_delay_s=0.3, downscale_delay_s=0.6)
+    policy = SetBacklog()
+    decide = _apply_autoscaling_config(policy)
+    replicas, state = 1, {}
+
+    def tick() -> int:
+        nonlocal replicas, state
+        wanted, state = decide(_context(config, replicas, replicas, 2, state))
+        replicas = min(max(wanted, config.min_replicas), config.max_replicas)  # Serve's clamp
+        return replicas
+
+    assert tick() == 1  # 2 requests in flight, no backlog: one replica is plenty
+    policy.backlog = 700  # (700 + 2) / 192 -> 4 replicas wanted
+    assert tick() == 1  # not before the upscale delay
+    time.sleep(0.35)
+    assert tick() == 4
+    policy.backlog = 0  # drained
+    assert tick() == 4
+    time.sleep(0.3)
+    assert tick() == 4  # still inside the downscale delay
+    time.sleep(0.35)
+    assert tick() == 1
