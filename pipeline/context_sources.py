@@ -13,6 +13,7 @@ import asyncpg
 
 from db.pool import tenant_transaction
 from db.repositories import knowledge
+from pipeline.html_text import html_to_text
 from pipeline.ip_extraction import extract_ips
 from pipeline.models import (
     AssetMatch,
@@ -23,7 +24,8 @@ from pipeline.models import (
     Ticket,
     TicketContext,
 )
-from pipeline.text_terms import salient_terms, strip_html, tsquery_for
+from pipeline.sdp_ticket import map_sdp_request
+from pipeline.text_terms import salient_terms, tsquery_for
 from pipeline.tracing import tracer
 
 TicketFetcher = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
@@ -112,7 +114,7 @@ class ContextGathering:
         async with tenant_transaction(self._pool, tenant_id) as conn:
             rows = await knowledge.search_kb(conn, query, limit=self._kb_limit)
         return [KBArticle(article_id=r["doc_id"], title=r["title"],
-                          excerpt=strip_html(r["excerpt"]), score=round(float(r["score"]), 4),
+                          excerpt=html_to_text(r["excerpt"]), score=round(float(r["score"]), 4),
                           url=r["url"]) for r in rows]
 
     async def _assets(self, tenant_id: str, ips: list[str]) -> list[AssetMatch]:
@@ -136,18 +138,5 @@ def _ms(started: float) -> float:
 
 
 def ticket_from_sdp(request: dict[str, Any]) -> Ticket:
-    """SDP's v3 request object → our Ticket."""
-
-    def name(value: Any) -> str | None:
-        return value.get("name") if isinstance(value, dict) else value
-
-    requester = request.get("requester") or {}
-    return Ticket(
-        ticket_id=str(request.get("id")),
-        subject=request.get("subject") or "",
-        description=strip_html(request.get("description") or ""),
-        priority=name(request.get("priority")),
-        status=name(request.get("status")),
-        requester_name=requester.get("name"),
-        requester_email=requester.get("email_id"),
-    )
+    """SDP's v3 request object → our Ticket, through the one mapper webhooks and imports use."""
+    return map_sdp_request(request).ticket

@@ -26,6 +26,7 @@ from db.repositories import enhancements as jobs
 from pipeline import metric_catalogue as mc
 from pipeline.context_sources import ticket_from_sdp
 from pipeline.dispatch import ClaimedJob, retry_delay_s
+from pipeline.html_text import html_to_text
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note_renderer import note_has_marker, render_note
@@ -40,7 +41,6 @@ from pipeline.sdp_errors import (
     SdpUnavailable,
 )
 from pipeline.tenant_config import TenantRuntime, TenantSettings
-from pipeline.text_terms import strip_html
 from pipeline.tracing import context_from_carrier, tracer
 
 log = logging.getLogger("ai_agents.enhancer")
@@ -365,5 +365,5 @@ class _LeaseLost(Exception):
 
 
 def _too_thin(ticket: Ticket, settings: TenantSettings) -> bool:
-    text = f"{ticket.subject} {strip_html(ticket.description)}".strip()
+    text = f"{ticket.subject} {html_to_text(ticket.description)}".strip()
     return len(text) < settings.min_ticket_chars

@@ -21,8 +21,8 @@ from typing import Any
 import asyncpg
 
 from pipeline.credential_cipher import CredentialCipher
+from pipeline.html_text import html_to_text
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
-from pipeline.importers.html_text import html_to_text
 from pipeline.importers.tickets import import_client
 from serve_app.ingress_mode import IngressMode, apply_ingress_mode
 from serve_app.runtime import Runtime, export_environment

@@ -19,8 +19,8 @@ from pathlib import Path
 import asyncpg
 
 from db.repositories.knowledge import upsert_kb_document
+from pipeline.html_text import parse_html
 
-from .html_text import parse_html
 from .outcome import ImportResult, ProgressCallback, Skipped
 from .storage import require_tenant, write_batch
 

@@ -22,9 +22,9 @@ from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import SdpError, SdpNotFound
+from pipeline.sdp_ticket import map_sdp_request, read_time
 from pipeline.tenant_config import TenantRuntime
 
-from .html_text import html_to_text
 from .outcome import ImportInterrupted, ImportResult, ProgressCallback
 from .storage import require_tenant, write_batch
 
@@ -32,7 +32,6 @@ DEFAULT_STATUSES = ("Resolved", "Closed")
 LIST_FIELDS = ["description", "resolution", "priority", "category", "subcategory", "item",
                "status", "resolved_time", "completed_time"]
 BATCH_SIZE = 50
-_TAG_FIELDS = ("category", "subcategory", "item")
 
 
 @dataclass
@@ -89,45 +88,13 @@ def _name(value: Any) -> str | None:
     return text or None
 
 
-def _time(value: Any) -> datetime | None:
-    raw = value.get("value") if isinstance(value, Mapping) else value
-    try:
-        return datetime.fromtimestamp(int(str(raw)) / 1000, UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-
-
-def _tags(request: Mapping[str, Any]) -> list[str]:
-    """Category, subcategory and item names (SDP's own classification), then any tags."""
-    names = [_name(request.get(key)) for key in _TAG_FIELDS]
-    extra = request.get("tags")
-    if isinstance(extra, list):
-        names.extend(_name(tag) for tag in extra)
-    out: list[str] = []
-    for tag in names:
-        if tag and tag.lower() not in (t.lower() for t in out):
-            out.append(tag)
-    return out
-
-
-def _resolution_text(request: Mapping[str, Any]) -> str:
-    resolution = request.get("resolution")
-    content = resolution.get("content") if isinstance(resolution, Mapping) else resolution
-    return html_to_text(str(content)) if content else ""
-
-
 def ticket_record(request: Mapping[str, Any]) -> TicketRecord:
-    """SDP's v3 request object → the row the similar-ticket search indexes."""
-    resolved = _time(request.get("resolved_time")) or _time(request.get("completed_time"))
-    return TicketRecord(
-        ticket_id=str(request.get("id")),
-        subject=str(request.get("subject") or "").strip(),
-        description=html_to_text(str(request.get("description") or "")),
-        resolution=_resolution_text(request),
-        priority=_name(request.get("priority")),
-        tags=_tags(request),
-        resolved_at=resolved,
-    )
+    """SDP's v3 request object → the row the similar-ticket search indexes (the one mapper)."""
+    mapped = map_sdp_request(request)
+    return TicketRecord(ticket_id=mapped.ticket_id, subject=mapped.subject,
+                        description=mapped.description, resolution=mapped.resolution,
+                        priority=mapped.priority, tags=mapped.tags,
+                        resolved_at=mapped.resolved_at)
 
 
 def _needs_detail(row: Mapping[str, Any]) -> bool:
@@ -194,7 +161,7 @@ class _TicketImport:
         status = _name(request.get("status"))
         if self.wanted and status and status.lower() not in self.wanted:
             return "status not imported", status
-        resolved = _time(request.get("resolved_time"))
+        resolved = read_time(request.get("resolved_time"), "resolved_time", strict=False)
         if resolved is not None and resolved < self.since:
             return "resolved before the window", resolved.isoformat()
         return None
