@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     context_source_timeout_s: float = Field(5.0, gt=0)
     sdp_timeout_s: float = Field(15.0, gt=0)
 
+    # embeddings (no base URL: the offline wordllama model shipped in its wheel)
+    embedding_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint for /embeddings; unset: offline model")
+    embedding_api_key: SecretStr | None = None
+    embedding_model: str | None = Field(None, description="default text-embedding-3-small")
+    embedding_dimensions: int | None = Field(None, ge=1, le=4096, description="default 256")
+
     log_level: str = "INFO"
 
     @field_validator("llm_fallback_models", mode="before")
