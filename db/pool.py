@@ -23,6 +23,8 @@ TENANT_TABLES = (
     "ticket_history",
     "kb_documents",
     "assets",
+    "ticket_embeddings",
+    "kb_chunks",
 )
 
 

@@ -79,6 +79,11 @@ DB_POOL_CONNECTIONS = _ray("ai_agents_db_pool_connections", "gauge", ("component
                            "asyncpg pool connections in use / idle per component")
 REENHANCE_ITEMS = _ray("ai_agents_reenhance_items", "counter", ("tenant", "outcome"),
                        "Batch re-enhancement items by outcome")
+RETRIEVAL_LATENCY = _ray("ai_agents_retrieval_seconds", "histogram", ("source",),
+                        "Similar-ticket / KB retrieval (full-text + vector + fusion), seconds")
+VECTOR_SEARCH_AVAILABLE = _ray("ai_agents_vector_search_available", "gauge", (),
+                               "1 when pgvector search is on, 0 when retrieval fell back to "
+                               "full-text only (extension missing or embedding failing)")
 
 QUEUE_DEPTH = _db("ai_agents_queue_depth", ("tenant",), "Jobs queued in PostgreSQL")
 OLDEST_QUEUED_AGE = _db("ai_agents_oldest_queued_age_seconds", ("tenant",),

@@ -14,6 +14,7 @@ from serve_app.cli_demo import demo, serve
 from serve_app.cli_health import health
 from serve_app.cli_import import import_app
 from serve_app.cli_reenhance import reenhance_app
+from serve_app.cli_reindex import reindex
 from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
 from serve_app.cli_tenants import tenant_app
 from serve_app.runtime import ConfigurationError, resolve_runtime
@@ -32,6 +33,7 @@ app.add_typer(reenhance_app, name="reenhance")
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.command("health")(health)
+app.command("reindex")(reindex)
 
 
 @app.command()

@@ -19,12 +19,15 @@ from typing import Any
 import asyncpg
 
 from db.repositories.knowledge import upsert_resolved_ticket
+from pipeline.embeddings import Embedder
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import SdpError, SdpNotFound
 from pipeline.sdp_ticket import map_sdp_request, read_time
 from pipeline.tenant_config import TenantRuntime
+from pipeline.vector_index import TicketText
 
+from .embedding import BatchEmbedding
 from .outcome import ImportInterrupted, ImportResult, ProgressCallback
 from .storage import require_tenant, write_batch
 
@@ -127,8 +130,10 @@ class _TicketImport:
     """One run's state: the pending batch and the result it accumulates."""
 
     def __init__(self, pool: asyncpg.Pool, client: SdpClient, result: ImportResult, *,
-                 statuses: Sequence[str], since: datetime) -> None:
+                 statuses: Sequence[str], since: datetime,
+                 embedder: Embedder | None = None) -> None:
         self.pool = pool
+        self.vectors = BatchEmbedding(pool, embedder, result)
         self.client = client
         self.result = result
         self.wanted = {s.lower() for s in statuses}
@@ -173,19 +178,22 @@ class _TicketImport:
                                          lambda conn, rec: _upsert(conn, rec, tenant_id))
         self.result.new += new
         self.result.updated += updated
+        await self.vectors.tickets(
+            [TicketText(r.ticket_id, r.subject, r.description) for r in batch])
 
 
 async def import_resolved_tickets(
     pool: asyncpg.Pool, tenant_id: str, client: SdpClient, *, days: int = 90,
     statuses: Sequence[str] = DEFAULT_STATUSES, limit: int | None = None,
     now: datetime | None = None, progress: ProgressCallback | None = None,
-    stats: SdpCallStats | None = None,
+    stats: SdpCallStats | None = None, embedder: Embedder | None = None,
 ) -> ImportResult:
     """Page the tenant's SDP for tickets resolved in the last `days` and upsert them.
 
     Newest first, so `limit` keeps the most recent tickets and a ticket resolved during the
     run shifts later pages down (seen twice, de-duplicated) rather than out of sight.
     Raises `ImportInterrupted` (carrying the committed part) when SDP gives up mid-way.
+    With an `embedder`, each committed batch is embedded for vector search too.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
@@ -195,7 +203,7 @@ async def import_resolved_tickets(
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     result = ImportResult("tickets", tenant_id, details={
         "since": since.isoformat(), "statuses": list(statuses)})
-    run = _TicketImport(pool, client, result, statuses=statuses, since=since)
+    run = _TicketImport(pool, client, result, statuses=statuses, since=since, embedder=embedder)
     rows = client.iter_requests(search_criteria(since, statuses), sort_field="resolved_time",
                                 sort_order="desc", fields_required=LIST_FIELDS)
     try:
