@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 
@@ -25,6 +26,7 @@ from pipeline.html_text import html_to_text
 from pipeline.models import KBArticle, SimilarTicket
 
 RRF_K = 60
+FusionMethod = Literal["rrf", "weighted"]
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,26 @@ class RetrievalQuery:
     exclude_ticket: str
 
 
-def fuse(rankings: Mapping[str, Sequence[str]], weights: Mapping[str, float], *,
-         k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of ranked id lists → (id, normalised score), best first.
+Ranked = Sequence[tuple[str, float]]  # (id, the source's own score), best first
 
-    Ties keep the order of first appearance, full-text before vector (rankings' order).
+
+def fuse(rankings: Mapping[str, Ranked], weights: Mapping[str, float], *,
+         method: FusionMethod = "rrf", k: int = RRF_K) -> list[tuple[str, float]]:
+    """Fuse ranked candidate lists → (id, score in 0..1), best first.
+
+    ``rrf``: ``Σ weight / (k + rank)``, divided by the best possible (first everywhere).
+    ``weighted``: ``Σ weight · score`` over the sources (cosine similarity, ``ts_rank_cd``
+    with normalisation 32, both in 0..1), divided by the sum of the weights. Ties keep the
+    order of first appearance, full-text before vector.
     """
     scores: dict[str, float] = {}
-    for source, ids in rankings.items():
-        for rank, item in enumerate(ids, start=1):
-            scores[item] = scores.get(item, 0.0) + weights.get(source, 1.0) / (k + rank)
-    best = sum(weights.get(source, 1.0) for source in rankings) / (k + 1) or 1.0
+    for source, ranked in rankings.items():
+        weight = weights.get(source, 1.0)
+        for rank, (item, score) in enumerate(ranked, start=1):
+            part = weight / (k + rank) if method == "rrf" else weight * max(0.0, score)
+            scores[item] = scores.get(item, 0.0) + part
+    total = sum(weights.get(source, 1.0) for source in rankings)
+    best = (total / (k + 1) if method == "rrf" else total) or 1.0
     ordered = sorted(scores.items(), key=lambda kv: -kv[1])
     return [(item, round(score / best, 4)) for item, score in ordered]
 
@@ -61,8 +72,9 @@ def fuse(rankings: Mapping[str, Sequence[str]], weights: Mapping[str, float], *,
 @dataclass(frozen=True)
 class HybridRetrieval:
     candidates: int = 20
-    min_similarity: float = 0.35
-    weights: FusionWeights = FusionWeights()
+    min_similarity: float = 0.2
+    weights: FusionWeights = FusionWeights(fulltext=1.0, vector=5.0)
+    method: FusionMethod = "weighted"
 
     def _weights(self) -> dict[str, float]:
         return {"fulltext": self.weights.fulltext, "vector": self.weights.vector}
@@ -70,44 +82,44 @@ class HybridRetrieval:
     async def tickets(self, conn: asyncpg.Connection, query: RetrievalQuery, *,
                       limit: int) -> list[SimilarTicket]:
         rows: dict[str, asyncpg.Record] = {}
-        rankings: dict[str, list[str]] = {}
+        rankings: dict[str, list[tuple[str, float]]] = {}
         if query.tsquery is not None and self.weights.fulltext > 0:
             found = await knowledge.search_similar_tickets(
                 conn, query.tsquery, exclude_ticket=query.exclude_ticket, limit=self.candidates)
-            rankings["fulltext"] = [r["ticket_id"] for r in found]
+            rankings["fulltext"] = [(r["ticket_id"], float(r["score"])) for r in found]
             rows.update((r["ticket_id"], r) for r in found)
         if query.vector is not None and query.model is not None and self.weights.vector > 0:
             near = await vectors.search_ticket_vectors(
                 conn, query.vector, model=query.model, exclude_ticket=query.exclude_ticket,
                 limit=self.candidates)
             near = [r for r in near if float(r["score"]) >= self.min_similarity]
-            rankings["vector"] = [r["ticket_id"] for r in near]
+            rankings["vector"] = [(r["ticket_id"], float(r["score"])) for r in near]
             for r in near:
                 rows.setdefault(r["ticket_id"], r)
         return [SimilarTicket(ticket_id=i, subject=rows[i]["subject"],
                               resolution=rows[i]["resolution"], score=score,
                               resolved_at=rows[i]["resolved_at"])
-                for i, score in fuse(rankings, self._weights())[:limit]]
+                for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]]
 
     async def kb(self, conn: asyncpg.Connection, query: RetrievalQuery, *,
                  limit: int) -> list[KBArticle]:
         rows: dict[str, asyncpg.Record] = {}
-        rankings: dict[str, list[str]] = {}
+        rankings: dict[str, list[tuple[str, float]]] = {}
         if query.tsquery is not None and self.weights.fulltext > 0:
             found = await knowledge.search_kb(conn, query.tsquery, limit=self.candidates)
-            rankings["fulltext"] = [r["doc_id"] for r in found]
+            rankings["fulltext"] = [(r["doc_id"], float(r["score"])) for r in found]
             rows.update((r["doc_id"], r) for r in found)
         if query.vector is not None and query.model is not None and self.weights.vector > 0:
             near = await vectors.search_kb_vectors(conn, query.vector, model=query.model,
                                                    limit=self.candidates)
             near = sorted((r for r in near if float(r["score"]) >= self.min_similarity),
                           key=lambda r: -float(r["score"]))[:self.candidates]
-            rankings["vector"] = [r["doc_id"] for r in near]
+            rankings["vector"] = [(r["doc_id"], float(r["score"])) for r in near]
             for r in near:
                 rows.setdefault(r["doc_id"], r)
         return [KBArticle(article_id=i, title=rows[i]["title"],
                           excerpt=_excerpt(rows[i]["excerpt"]), score=score, url=rows[i]["url"])
-                for i, score in fuse(rankings, self._weights())[:limit]]
+                for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]]
 
 
 def _excerpt(text: str, words: int = 40) -> str:

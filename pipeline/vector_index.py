@@ -42,6 +42,9 @@ def kb_chunks(title: str, body: str, *, words: int = CHUNK_WORDS) -> list[str]:
     current: list[str] = []
     for paragraph in _PARAGRAPH.split(body or ""):
         tokens = paragraph.split()
+        if current and len(current) + len(tokens) > words:  # keep paragraphs whole if we can
+            pieces.append(current)
+            current = []
         while tokens:
             room = words - len(current)
             if room <= 0:
