@@ -118,11 +118,12 @@ async def test_payload_without_description_fetches_the_ticket(system, quiet) -> 
     assert any(c.path.endswith(f"/requests/{ticket['id']}") for c in gets)
 
 
-async def test_thin_ticket_is_skipped_with_reason(system, quiet) -> None:
+async def test_thin_ticket_gets_a_short_note_asking_for_details(system, quiet) -> None:
     tenant = await system.tenant("thin")
     response = await tenant.send({"ticket_id": "THIN-1", "subject": "help",
                                   "description": "pls"})
     row = await tenant.wait(response.json()["enhancement_id"])
     assert row["status"] == "completed" and row["outcome"] == "skipped", row
     assert "too thin" in row["error"]
-    assert tenant.notes("THIN-1") == []
+    notes = tenant.notes("THIN-1")
+    assert len(notes) == 1 and "Ask the requester" in str(notes[0])
