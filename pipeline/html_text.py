@@ -29,6 +29,10 @@ _BLOCK = frozenset({
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
                    "source", "track", "wbr"})
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+# A "<" that no ">" closes before the next "<" cannot start a tag. Escaping it first keeps
+# parsing linear: HTMLParser rescans the rest of the input for every such "<" (quadratic;
+# 100 kB of "<a " took half a minute), and ticket text comes from anyone.
+_UNCLOSED_LT = re.compile(r"<(?![^<>]*>)")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -107,7 +111,7 @@ def _tidy(text: str) -> str:
 def parse_html(markup: str) -> HtmlDocument:
     """Visible text plus the `<title>` and first `<h1>`, for titling imported pages."""
     parser = _Extractor()
-    parser.feed(markup or "")
+    parser.feed(_UNCLOSED_LT.sub("&lt;", markup or ""))
     parser.close()
     if parser.heading is not None:  # an unclosed <h1> still names the page
         parser.heading_text = _one_line("".join(parser.heading)) or None

@@ -5,6 +5,7 @@ same words whichever way it came, and no path may keep `<script>`/`<style>` text
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -71,3 +72,12 @@ def test_strict_mapping_names_the_bad_field_and_lenient_mapping_drops_it() -> No
     lenient = map_sdp_request(bad)
     assert lenient.subject == "" and lenient.resolved_at is None
     assert lenient.description == "VPN drops hourly\n\nGateway 10.10.0.2"
+
+
+@pytest.mark.parametrize("unit", ["<b", "<a ", "<!--", "</", '<a x="', "<script>x<"])
+def test_html_to_text_stays_linear_on_unclosed_markup(unit: str) -> None:
+    """Ticket text comes from anyone; HTMLParser alone is quadratic on unclosed `<`."""
+    text = unit * (100_000 // len(unit))
+    started = time.perf_counter()
+    html_to_text(text)
+    assert time.perf_counter() - started < 2.0
