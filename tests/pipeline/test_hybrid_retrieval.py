@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest
 
 from db.embedded import EmbeddedDatabase
@@ -22,6 +23,9 @@ from pipeline.metric_catalogue import RETRIEVAL_LATENCY, VECTOR_SEARCH_AVAILABLE
 from pipeline.metrics import InMemoryMetrics
 from pipeline.models import Ticket
 from pipeline.vector_index import kb_chunks, reindex_tenant
+from serve_app.api import create_api
+from serve_app.api_state import ApiState
+from serve_app.settings import Settings
 from serve_app.tenant_admin import TenantAdmin, TenantCreate
 
 HISTORY = [
@@ -144,6 +148,21 @@ async def no_vector_pool(database: EmbeddedDatabase) -> AsyncIterator[asyncpg.Po
     pool = await create_pool(service_url, min_size=1, max_size=2)
     yield pool
     await pool.close()
+
+
+async def test_without_pgvector_ready_says_full_text_only(
+        no_vector_pool, database, encryption_keys) -> None:
+    service_url = database.service_url.replace("/postgres?", "/novector?")
+    state = ApiState.from_settings(Settings(database_url=service_url,
+                                            encryption_keys=encryption_keys,
+                                            admin_token="adm_x"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_api(state)),
+                                 base_url="http://api") as client:
+        ready = await client.get("/api/v1/ready")
+    await state.close()
+    vector = ready.json()["components"]["vector_search"]
+    assert vector["ok"] is True and vector["mode"] == "full-text only"
+    assert "pgvector" in vector["detail"]
 
 
 async def test_without_pgvector_retrieval_falls_back_to_fulltext_and_says_so(
