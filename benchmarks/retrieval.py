@@ -3,7 +3,7 @@ and prompt size per enhancement before (full-text only) and after (hybrid).
 
 Starts an embedded PostgreSQL in a temporary directory, creates two tenants and gives each
 ``--tickets`` resolved tickets: the demo history, repeated with new ids and a varying
-requester line so rows are not identical (the vectors of repeated text are near-duplicates:
+reference number so rows are not identical (the vectors of repeated text are near-duplicates:
 the HNSW graph is denser than on real data, which makes this an upper bound for the index
 walk). Then times the context gatherer's ticket + KB retrieval (both sources, as a note
 needs them) for every case of the shipped evaluation set.
@@ -58,7 +58,7 @@ async def _fill(pool: Any, tenant: str, count: int,
         for n in range(start, min(count, start + BATCH)):
             rec = base[n % len(base)]
             batch.append((f"{rec.ticket_id}-{n}", rec.subject,
-                          f"{rec.description}\nRequester desk {n % 97}", rec.resolution))
+                          f"{rec.description}\n#{n}", rec.resolution))
         texts = [ticket_text(s, d) for _, s, d, _ in batch]
         cpu = time.process_time()
         vectors = await embedder.embed(texts)

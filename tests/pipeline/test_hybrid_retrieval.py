@@ -181,3 +181,19 @@ async def test_without_pgvector_retrieval_falls_back_to_fulltext_and_says_so(
     assert metrics.gauges[(VECTOR_SEARCH_AVAILABLE.name, ())] == 0.0
     assert "pgvector" in gathering.vectors.detail()
     assert any("full-text only" in r.getMessage() for r in caplog.records)
+
+
+async def test_resolved_webhook_embedding_is_stored_or_logged_never_raised(
+        pool, make_tenant, caplog) -> None:
+    from serve_app.embedding_provider import embed_resolved_ticket
+
+    tenant = (await make_tenant("res")).tenant_id
+    await seed(pool, tenant)
+    stored = Ticket(ticket_id="1002", subject="VPN disconnects every few minutes",
+                    description="Remote VPN session drops when idle.")
+    assert await embed_resolved_ticket(pool, tenant, stored) is True
+    async with tenant_transaction(pool, tenant) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM ticket_embeddings") == 1
+    missing = Ticket(ticket_id="no-such-row", subject="x y z")  # no history row: FK refuses
+    assert await embed_resolved_ticket(pool, tenant, missing) is False
+    assert any("without a vector" in r.getMessage() for r in caplog.records)
