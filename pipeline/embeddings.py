@@ -105,7 +105,7 @@ class WordLlamaEmbedder:
         return [[float(x) for x in row] for row in vectors]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        # CPU work (~2 ms per ticket): off the event loop so other jobs keep moving.
+        # CPU work (< 1 ms per ticket): off the event loop so other jobs keep moving.
         return await asyncio.to_thread(self.embed_sync, list(texts))
 
 
