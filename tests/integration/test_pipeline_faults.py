@@ -120,10 +120,9 @@ async def test_payload_without_description_fetches_the_ticket(system, quiet) -> 
 
 async def test_thin_ticket_gets_a_short_note_asking_for_details(system, quiet) -> None:
     tenant = await system.tenant("thin")
-    response = await tenant.send({"ticket_id": "THIN-1", "subject": "help",
-                                  "description": "pls"})
-    row = await tenant.wait(response.json()["enhancement_id"])
+    ticket = tenant.add_ticket(subject="help", description="pls")
+    row = await tenant.wait(await tenant.send_ticket(ticket))
     assert row["status"] == "completed" and row["outcome"] == "skipped", row
     assert "too thin" in row["error"]
-    notes = tenant.notes("THIN-1")
-    assert len(notes) == 1 and "Ask the requester" in str(notes[0])
+    notes = tenant.notes(ticket["id"])
+    assert len(notes) == 1 and "Ask the requester" in notes[0].description
