@@ -15,6 +15,7 @@ from pipeline.logging_setup import configure_logging
 from pipeline.models import Ticket, TicketContext
 from pipeline.sdp_transport import guarded_http_client
 from pipeline.tracing import configure_tracing, continued
+from serve_app.embedding_provider import service_embedder
 from serve_app.settings import get_settings
 from serve_app.tenant_directory import load_tenant_runtime
 
@@ -34,8 +35,16 @@ class ContextGatherer:
             self._pool, load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
             gather=None, synthesize=None, limiter=RayRateLimiter(), http=self._http,  # type: ignore[arg-type]
             metrics=RayMetrics(), config=WorkflowConfig(sdp_timeout_s=settings.sdp_timeout_s))
+        limiter = RayRateLimiter()
+
+        async def before_embed(tenant_id: str) -> None:  # remote embeddings share the LLM limit
+            tenant = await load_tenant_runtime(self._pool, cipher, tenant_id)
+            await limiter.acquire(tenant_id, "llm", tenant.settings.llm_rate_per_minute)
+
         self._logic = ContextGathering(self._pool, fetch_ticket=fetcher.fetch_ticket,
-                                       source_timeout_s=settings.context_source_timeout_s)
+                                       source_timeout_s=settings.context_source_timeout_s,
+                                       embedder=service_embedder(), metrics=RayMetrics(),
+                                       before_embed=before_embed)
 
     async def gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool,
                      carrier: dict[str, str] | None = None) -> TicketContext:

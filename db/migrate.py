@@ -8,12 +8,14 @@ and holds only the grants the service needs; running this twice changes nothing.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import unquote, urlparse
 
 import asyncpg
 
+log = logging.getLogger("ai_agents.migrate")
 MIGRATIONS_PACKAGE = "db.migrations"
 _LOCK_KEY = 0x41494147  # advisory lock so two starting replicas do not migrate at once
 
@@ -128,7 +130,7 @@ async def ensure_service_role(conn: asyncpg.Connection, role: RoleCredentials) -
         f"GRANT USAGE ON SCHEMA public TO {ident}",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON enhancements, enhancement_feedback, "
-        f"ticket_history, kb_documents, assets TO {ident}",
+        f"ticket_history, kb_documents, assets, ticket_embeddings, kb_chunks TO {ident}",
         f"GRANT SELECT, INSERT, UPDATE ON tenants TO {ident}",
         f"GRANT SELECT ON audit_log TO {ident}",
         f"GRANT SELECT ON schema_migrations TO {ident}",
@@ -149,10 +151,35 @@ async def migrate(owner_url: str, service_url: str) -> list[str]:
     conn = await asyncpg.connect(owner_url)
     try:
         applied = await apply_migrations(conn)
+        await ensure_vector_indexes(conn)
         await ensure_service_role(conn, credentials_from_url(service_url))
         return applied
     finally:
         await conn.close()
+
+
+VECTOR_INDEX_DIMENSIONS = (256,)  # the offline model's; other sizes are searched exactly
+
+
+async def ensure_vector_indexes(conn: asyncpg.Connection) -> bool:
+    """HNSW indexes for vector search, whenever the `vector` extension exists.
+
+    Not a numbered migration because pgvector may be installed (by a superuser) after 0007
+    ran; re-running `ai-agents migrate` then picks it up. Returns whether vector search is
+    possible; when not, says why in a warning.
+    """
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension "
+                               "WHERE extname = 'vector')"):
+        log.warning("pgvector (extension 'vector') is missing: similar-ticket and KB search "
+                    "are full-text only. Install it and, as a superuser, CREATE EXTENSION "
+                    "vector; then run ai-agents migrate again.")
+        return False
+    for dims in VECTOR_INDEX_DIMENSIONS:
+        for table in ("ticket_embeddings", "kb_chunks"):
+            await conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_hnsw_{dims} ON {table} USING hnsw "
+                f"((embedding::vector({dims})) vector_cosine_ops) WHERE dimensions = {dims}")
+    return True
 
 
 def _quote_ident(name: str) -> str:

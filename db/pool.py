@@ -25,6 +25,8 @@ TENANT_TABLES = (
     "ticket_history",
     "kb_documents",
     "assets",
+    "ticket_embeddings",
+    "kb_chunks",
 )
 
 

@@ -1,6 +1,11 @@
 """Gather what a technician would look up: similar resolved tickets, KB articles, and what the
 ticket's IP addresses are. Sources run concurrently, each under its own timeout; a slow or
-failing source is recorded and the rest of the context is still used."""
+failing source is recorded and the rest of the context is still used.
+
+Tickets and KB are retrieved by full-text and by meaning (embeddings in pgvector), fused into
+one ranking (:mod:`pipeline.hybrid_retrieval`). Without the ``vector`` extension, or while the
+embedder fails, retrieval is full-text only: a warning is logged (once per state change) and
+``ai_agents_vector_search_available`` reads 0."""
 
 from __future__ import annotations
 
@@ -13,7 +18,11 @@ import asyncpg
 
 from db.pool import tenant_transaction
 from db.repositories import knowledge
+from pipeline import metric_catalogue as mc
+from pipeline.embeddings import Embedder
+from pipeline.hybrid_retrieval import HybridRetrieval, RetrievalQuery
 from pipeline.ip_extraction import extract_ips
+from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import (
     AssetMatch,
     KBArticle,
@@ -23,16 +32,24 @@ from pipeline.models import (
     Ticket,
     TicketContext,
 )
-from pipeline.text_terms import salient_terms, strip_html, tsquery_for
+from pipeline.sdp_ticket import map_sdp_request
+from pipeline.text_terms import salient_terms, tsquery_for
 from pipeline.tracing import tracer
+from pipeline.vector_availability import BeforeEmbed, VectorAvailability
 
 TicketFetcher = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
 
 
 class ContextGathering:
     def __init__(self, pool: asyncpg.Pool, *, fetch_ticket: TicketFetcher | None = None,
-                 source_timeout_s: float = 5.0, similar_limit: int = 5, kb_limit: int = 3) -> None:
+                 source_timeout_s: float = 5.0, similar_limit: int = 5, kb_limit: int = 3,
+                 embedder: Embedder | None = None, retrieval: HybridRetrieval | None = None,
+                 metrics: Metrics | None = None, before_embed: BeforeEmbed | None = None) -> None:
         self._pool = pool
+        self._retrieval = retrieval or HybridRetrieval()
+        self._metrics = metrics or InMemoryMetrics()
+        self.vectors = VectorAvailability(pool, embedder, self._metrics,
+                                          before_embed=before_embed)
         self._fetch_ticket = fetch_ticket
         self._timeout = source_timeout_s
         self._similar_limit = similar_limit
@@ -50,7 +67,7 @@ class ContextGathering:
                 ticket = _merge(ticket, fetched)
 
         terms = salient_terms(ticket.subject, ticket.description)
-        query = tsquery_for(terms)
+        query = await self.vectors.query(tenant_id, tsquery_for(terms), ticket)
         ips = extract_ips(f"{ticket.subject}\n{ticket.description}")
         similar, kb, assets = await asyncio.gather(
             self._timed("similar_tickets", self._similar(tenant_id, query, ticket.ticket_id),
@@ -95,25 +112,26 @@ class ContextGathering:
         return result, SourceOutcome(name=name, status="ok" if items else "empty",
                                      duration_ms=_ms(started), items=items)
 
-    async def _similar(self, tenant_id: str, query: str | None,
+    async def _similar(self, tenant_id: str, query: RetrievalQuery,
                        ticket_id: str) -> list[SimilarTicket]:
-        if query is None:
+        if query.tsquery is None and query.vector is None:
             return []
+        started = time.perf_counter()
         async with tenant_transaction(self._pool, tenant_id) as conn:
-            rows = await knowledge.search_similar_tickets(conn, query, exclude_ticket=ticket_id,
-                                                          limit=self._similar_limit)
-        return [SimilarTicket(ticket_id=r["ticket_id"], subject=r["subject"],
-                              resolution=r["resolution"], score=round(float(r["score"]), 4),
-                              resolved_at=r["resolved_at"]) for r in rows]
+            found = await self._retrieval.tickets(conn, query, limit=self._similar_limit)
+        self._metrics.observe(mc.RETRIEVAL_LATENCY, time.perf_counter() - started,
+                              {"source": "tickets"})
+        return found
 
-    async def _kb(self, tenant_id: str, query: str | None) -> list[KBArticle]:
-        if query is None:
+    async def _kb(self, tenant_id: str, query: RetrievalQuery) -> list[KBArticle]:
+        if query.tsquery is None and query.vector is None:
             return []
+        started = time.perf_counter()
         async with tenant_transaction(self._pool, tenant_id) as conn:
-            rows = await knowledge.search_kb(conn, query, limit=self._kb_limit)
-        return [KBArticle(article_id=r["doc_id"], title=r["title"],
-                          excerpt=strip_html(r["excerpt"]), score=round(float(r["score"]), 4),
-                          url=r["url"]) for r in rows]
+            found = await self._retrieval.kb(conn, query, limit=self._kb_limit)
+        self._metrics.observe(mc.RETRIEVAL_LATENCY, time.perf_counter() - started,
+                              {"source": "kb"})
+        return found
 
     async def _assets(self, tenant_id: str, ips: list[str]) -> list[AssetMatch]:
         if not ips:
@@ -136,18 +154,5 @@ def _ms(started: float) -> float:
 
 
 def ticket_from_sdp(request: dict[str, Any]) -> Ticket:
-    """SDP's v3 request object → our Ticket."""
-
-    def name(value: Any) -> str | None:
-        return value.get("name") if isinstance(value, dict) else value
-
-    requester = request.get("requester") or {}
-    return Ticket(
-        ticket_id=str(request.get("id")),
-        subject=request.get("subject") or "",
-        description=strip_html(request.get("description") or ""),
-        priority=name(request.get("priority")),
-        status=name(request.get("status")),
-        requester_name=requester.get("name"),
-        requester_email=requester.get("email_id"),
-    )
+    """SDP's v3 request object → our Ticket, through the one mapper webhooks and imports use."""
+    return map_sdp_request(request).ticket

@@ -40,7 +40,7 @@ from pipeline.sdp_errors import (
     SdpUnavailable,
 )
 from pipeline.tenant_config import TenantRuntime, TenantSettings
-from pipeline.text_terms import strip_html
+from pipeline.thin_ticket import is_thin, thin_ticket_note
 from pipeline.tracing import context_from_carrier, tracer
 
 log = logging.getLogger("ai_agents.enhancer")
@@ -162,18 +162,14 @@ class EnhancementWorkflow:
                 )
             timings["context"] = self._timing("context", started)
 
-            if _too_thin(context.ticket, tenant.settings) and not context.citations():
+            if is_thin(context.ticket, min_chars=tenant.settings.min_ticket_chars):
+                # No research: a short note asking for the details (no unrelated matches).
+                await self._stage(job, "writeback")
+                thin = context.model_copy(update={"similar_tickets": [], "kb_articles": []})
+                note_id = await self._write_note(job, row, tenant, thin, None)
                 return await self._complete(
-                    job,
-                    row,
-                    timings,
-                    context,
-                    outcome="skipped",
-                    synthesis=None,
-                    note_id=None,
-                    reason="ticket too thin to research "
-                    f"(< {tenant.settings.min_ticket_chars} chars)",
-                )
+                    job, row, timings, thin, outcome="skipped", synthesis=None,
+                    note_id=note_id, reason="ticket too thin to research: asked for details")
 
             await self._stage(job, "synthesis")
             started = time.perf_counter()
@@ -220,7 +216,7 @@ class EnhancementWorkflow:
         row: asyncpg.Record,
         tenant: TenantRuntime,
         context: TicketContext,
-        synthesis: SynthesisResult,
+        synthesis: SynthesisResult | None,
     ) -> str:
         sdp = self.sdp_client(tenant)
         if job.attempts > 1:
@@ -232,7 +228,7 @@ class EnhancementWorkflow:
                     log.info("enhancement %s: note already on ticket (re-run)", job.id)
                     return str(note.get("id"))
         supersedes = str(row["supersedes"]) if row["supersedes"] else None
-        note = render_note(
+        note = thin_ticket_note(job.id, context.ticket) if synthesis is None else render_note(
             enhancement_id=job.id,
             context=context,
             synthesis=synthesis,
@@ -362,8 +358,3 @@ class EnhancementWorkflow:
 
 class _LeaseLost(Exception):
     pass
-
-
-def _too_thin(ticket: Ticket, settings: TenantSettings) -> bool:
-    text = f"{ticket.subject} {strip_html(ticket.description)}".strip()
-    return len(text) < settings.min_ticket_chars

@@ -21,11 +21,12 @@ Decisions that callers rely on:
 
 from __future__ import annotations
 
-import html
 import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from pipeline.html_text import html_to_text
 
 DEFAULT_LIMIT = 20
 
@@ -50,7 +51,6 @@ _IPV6_RE = re.compile(
     rf"(?P<zone>%[0-9A-Za-z_.\-]+)?(?P<prefix>/\d{{1,3}}(?!\d))?(?![\w:]|\.\d)",
 )
 
-_TAG_RE = re.compile(r"</?[A-Za-z!][^<>]*>")
 _EUI64_RE = re.compile(r"^(?:[0-9A-Fa-f]{2}:){7}[0-9A-Fa-f]{2}$")
 
 
@@ -62,15 +62,6 @@ class IPMention:
     end: int
     address: IPAddress | None
     network: IPNetwork | None
-
-
-def html_to_text(text: str) -> str:
-    """Turn an HTML-ish ticket description into text so tags cannot hide or glue addresses.
-
-    Tags become spaces (``<b>10.0.0.1</b><br>10.0.0.2`` must stay two addresses) and entities
-    are decoded (``10&#46;0&#46;0&#46;1`` is still an address a human reads).
-    """
-    return html.unescape(_TAG_RE.sub(" ", text))
 
 
 def extract_ips(text: str, *, limit: int = DEFAULT_LIMIT) -> list[str]:

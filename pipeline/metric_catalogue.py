@@ -85,6 +85,11 @@ AUTOSCALE_DESIRED = _ray("ai_agents_autoscale_desired_replicas", "gauge", ("depl
                          "Replicas the backlog policy asks for, within min/max, before the delays")
 DISPATCH_FAILURES = _ray("ai_agents_dispatch_failures", "counter", ("tenant",),
                          "Claims for one tenant that failed and left the tenant out for a while")
+RETRIEVAL_LATENCY = _ray("ai_agents_retrieval_seconds", "histogram", ("source",),
+                        "Similar-ticket / KB retrieval (full-text + vector + fusion), seconds")
+VECTOR_SEARCH_AVAILABLE = _ray("ai_agents_vector_search_available", "gauge", (),
+                               "1 when pgvector search is on, 0 when retrieval fell back to "
+                               "full-text only (extension missing or embedding failing)")
 
 QUEUE_DEPTH = _db("ai_agents_queue_depth", ("tenant",), "Jobs queued in PostgreSQL")
 OLDEST_QUEUED_AGE = _db("ai_agents_oldest_queued_age_seconds", ("tenant",),

@@ -8,10 +8,10 @@ documents that share the most, and the closest, terms.
 
 from __future__ import annotations
 
-import html
 import re
 
-_TAG = re.compile(r"<[^>]+>")
+from pipeline.html_text import html_to_text
+
 _WORD = re.compile(r"[a-z][a-z0-9]{2,}")
 _STOP = frozenset("""
 a about above after again against all also am an and any are as at be because been before
@@ -28,14 +28,10 @@ trying tried see seeing also via
 """.split())  # noqa: SIM905 - a word list reads better as text
 
 
-def strip_html(text: str) -> str:
-    return html.unescape(_TAG.sub(" ", text or ""))
-
-
 def salient_terms(subject: str, description: str, *, max_terms: int = 12) -> list[str]:
     terms: list[str] = []
     for source in (subject, description):
-        for word in _WORD.findall(strip_html(source).lower()):
+        for word in _WORD.findall(html_to_text(source).lower()):
             if word not in _STOP and word not in terms:
                 terms.append(word)
                 if len(terms) >= max_terms:

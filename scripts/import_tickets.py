@@ -32,6 +32,7 @@ from pipeline.importers import (
     import_resolved_tickets,
 )
 from pipeline.sdp_url_policy import SdpUrlPolicy
+from serve_app.embedding_provider import service_embedder
 from serve_app.tenant_directory import load_tenant_runtime
 
 PREFIX = "import-tickets:"
@@ -86,7 +87,7 @@ async def run(ns: argparse.Namespace, *, database_url: str, encryption_keys: str
             try:
                 result = await import_resolved_tickets(
                     pool, ns.tenant, client, days=ns.days, statuses=statuses, limit=ns.limit,
-                    progress=_progress, stats=stats)
+                    progress=_progress, stats=stats, embedder=service_embedder())
             except ImportInterrupted as exc:
                 _say(f"error: {exc}")
                 _result(exc.result, error=str(exc))

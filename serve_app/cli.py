@@ -11,9 +11,11 @@ from db.migrate import migrate as run_migrations
 from kuberay.cli import kuberay_app
 from pipeline.logging_setup import configure_logging
 from serve_app.cli_demo import demo
+from serve_app.cli_eval import eval_app
 from serve_app.cli_health import health
 from serve_app.cli_import import import_app
 from serve_app.cli_reenhance import reenhance_app
+from serve_app.cli_reindex import reindex
 from serve_app.cli_serve import serve
 from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
 from serve_app.cli_tenants import tenant_app
@@ -32,9 +34,11 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(kuberay_app, name="kuberay")
 app.add_typer(import_app, name="import")
 app.add_typer(reenhance_app, name="reenhance")
+app.add_typer(eval_app, name="eval")
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.command("health")(health)
+app.command("reindex")(reindex)
 
 
 def _print_version(requested: bool) -> None:

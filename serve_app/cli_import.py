@@ -49,6 +49,7 @@ from serve_app.cli_support import (
     run_async,
     service_pool,
 )
+from serve_app.embedding_provider import service_embedder
 from serve_app.settings import Settings
 from serve_app.tenant_directory import load_tenant_runtime
 
@@ -147,6 +148,11 @@ def _report(result: ImportResult, heading: str, as_json: bool) -> None:
     typer.echo(heading)
     typer.echo(f"  {label} {result.seen}, new {result.new}, updated {result.updated}, "
                f"skipped {len(result.skipped)}")
+    if "embedded" in result.details:
+        typer.echo(f"  embedded {result.details['embedded']} for vector search "
+                   f"({result.details['embedding_model']})")
+    if "embedding_error" in result.details:
+        typer.echo(f"  embedding stopped: {result.details['embedding_error']}")
     for reason, count in result.skipped_by_reason().items():
         items = [s for s in result.skipped if s.reason == reason]
         typer.echo(f"  skipped ({reason}): {count}")
@@ -194,7 +200,7 @@ def tickets(
             try:
                 return await import_resolved_tickets(
                     pool, tenant_id, client, days=days, statuses=statuses, limit=limit,
-                    progress=display.update, stats=stats)
+                    progress=display.update, stats=stats, embedder=service_embedder())
             except ImportInterrupted as exc:
                 if as_json:
                     emit_json({**exc.result.to_dict(), "error": str(exc)})
@@ -228,7 +234,7 @@ def kb(
 
     async def action(pool: asyncpg.Pool, keys: str) -> ImportResult:
         return await import_kb_directory(pool, tenant_id, directory, base_url=base_url,
-                                         progress=display.update)
+                                         progress=display.update, embedder=service_embedder())
 
     with display:
         result = run_async(_with_pool(data_dir, action))

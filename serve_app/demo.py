@@ -21,10 +21,11 @@ from typing import Any
 import asyncpg
 
 from pipeline.credential_cipher import CredentialCipher
+from pipeline.html_text import html_to_text
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
-from pipeline.importers.html_text import html_to_text
 from pipeline.importers.tickets import import_client
 from pipeline.sdp_url_policy import SdpUrlPolicy
+from serve_app.embedding_provider import service_embedder
 from serve_app.ingress_mode import IngressMode, apply_ingress_mode
 from serve_app.runtime import Runtime, export_environment
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantUpdate
@@ -168,10 +169,11 @@ async def import_demo_data(pool: asyncpg.Pool, runtime: Runtime) -> dict[str, di
         assert tenant_runtime is not None
         client = import_client(tenant_runtime, calls_per_minute=6000)
         try:
-            tickets = await import_resolved_tickets(pool, tenant, client, days=150)
+            tickets = await import_resolved_tickets(pool, tenant, client, days=150,
+                                                    embedder=service_embedder())
         finally:
             await client.aclose()
-        kb = await import_kb_directory(pool, tenant, data.kb_dir)
+        kb = await import_kb_directory(pool, tenant, data.kb_dir, embedder=service_embedder())
         assets = await import_assets_csv(pool, tenant, data.assets_csv)
         counts[tenant] = {"tickets": tickets.seen, "kb": kb.seen, "assets": assets.seen}
     return counts

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     sdp_allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="CIDRs; when set, private SDP addresses must be in one")
 
+    # embeddings (no base URL: the offline wordllama model shipped in its wheel)
+    embedding_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint for /embeddings; unset: offline model")
+    embedding_api_key: SecretStr | None = None
+    embedding_model: str | None = Field(None, description="default text-embedding-3-small")
+    embedding_dimensions: int | None = Field(None, ge=1, le=4096, description="default 256")
+
     log_level: str = "INFO"
 
     @field_validator("llm_fallback_models", mode="before")

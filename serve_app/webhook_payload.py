@@ -1,7 +1,10 @@
 """Normalise the two webhook shapes SDP can send (DESIGN §4.3) into one model.
 
 SDP's own ``{"request": {...}}`` (custom action / ``$COMPLETE_V3_JSON_FILE``) and a flat shape
-that a hand-written payload template produces. Errors name the offending field so a tenant's
+that a hand-written payload template produces. SDP's own shape goes through the same mapper
+as SDP fetches and the history import, and every description and resolution through the same
+HTML → text function, so a live ticket is normalised exactly like the history it is matched
+against. Errors name the offending field so a tenant's
 admin can fix their webhook template from the 422 alone.
 """
 
@@ -9,23 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
+from pipeline.html_text import html_to_text
 from pipeline.models import Ticket
+from pipeline.sdp_ticket import SdpFieldError, map_sdp_request, read_text, read_time
 
 _TICKET_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _EVENT = re.compile(r"^[a-z0-9_.-]{1,40}$")
-MAX_TEXT = 100_000
 
 
-class PayloadError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class PayloadError(SdpFieldError):
+    """A webhook field that cannot be used; ``field`` names it for the 422."""
 
 
 class TicketWebhook(BaseModel):
@@ -43,20 +44,10 @@ class TicketWebhook(BaseModel):
 
 
 def _text(obj: dict[str, Any], key: str, field: str) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, dict):  # {"name": ...} / {"content": ...} / {"value": ...}
-        value = value.get("name", value.get("content", value.get("value")))
-        if value is None:
-            return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise PayloadError(field, "must be a string")
-    if len(value) > MAX_TEXT:
-        raise PayloadError(field, f"longer than {MAX_TEXT} characters")
-    return value
+    try:
+        return read_text(obj, key, field, strict=True)
+    except SdpFieldError as err:
+        raise PayloadError(err.field, err.message) from err
 
 
 def _ticket_id(value: Any, field: str) -> str:
@@ -70,21 +61,10 @@ def _ticket_id(value: Any, field: str) -> str:
 
 
 def _time(value: Any, field: str) -> datetime | None:
-    """SDP sends ``{"value": "<ms epoch>"}``; flat payloads ISO 8601 or epoch seconds/ms."""
-    if isinstance(value, dict):
-        value = value.get("value")
-    if value in (None, ""):
-        return None
     try:
-        if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-            number = float(value)
-            return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
-    raise PayloadError(field, "not a timestamp (ISO 8601, epoch seconds or SDP {value: ms})")
+        return read_time(value, field, strict=True)
+    except SdpFieldError as err:
+        raise PayloadError(err.field, err.message) from err
 
 
 def parse_ticket_webhook(data: Any, raw_body: bytes) -> TicketWebhook:
@@ -98,38 +78,31 @@ def parse_ticket_webhook(data: Any, raw_body: bytes) -> TicketWebhook:
         req = data["request"]
         if not isinstance(req, dict):
             raise PayloadError("request", "must be an object")
-        prefix = "request."
         ticket_id = _ticket_id(req.get("id"), "request.id")
-        requester = req.get("requester") if isinstance(req.get("requester"), dict) else {}
-        updated = _time(req.get("last_updated_time"), "request.last_updated_time")
-        ticket = Ticket(
-            ticket_id=ticket_id,
-            subject=_text(req, "subject", prefix + "subject") or "",
-            description=_text(req, "description", prefix + "description") or "",
-            priority=_text(req, "priority", prefix + "priority"),
-            status=_text(req, "status", prefix + "status"),
-            requester_name=_text(requester, "name", prefix + "requester.name"),
-            requester_email=_text(requester, "email_id", prefix + "requester.email_id"),
-            updated_at=updated,
-        )
-        resolution = _text(req, "resolution", prefix + "resolution")
-        resolved_at = _time(req.get("resolved_time"), prefix + "resolved_time")
-        has_description = bool(req.get("description"))
-        tags_source = req.get("tags") or ([req["category"]] if req.get("category") else [])
+        try:  # the same mapper as SDP fetches and the history import
+            mapped = map_sdp_request(req, ticket_id=ticket_id, strict=True)
+        except SdpFieldError as err:
+            raise PayloadError(err.field, err.message) from err
+        updated = mapped.updated_at
+        ticket = mapped.ticket
+        resolution = mapped.resolution or None
+        resolved_at = mapped.resolved_at
+        has_description = mapped.has_description
+        tags_source = mapped.tags
     else:
         ticket_id = _ticket_id(data.get("ticket_id"), "ticket_id")
         updated = _time(data.get("updated_at"), "updated_at")
         ticket = Ticket(
             ticket_id=ticket_id,
             subject=_text(data, "subject", "subject") or "",
-            description=_text(data, "description", "description") or "",
+            description=html_to_text(_text(data, "description", "description")),
             priority=_text(data, "priority", "priority"),
             status=_text(data, "status", "status"),
             requester_name=_text(data, "requester", "requester"),
             requester_email=_text(data, "requester_email", "requester_email"),
             updated_at=updated,
         )
-        resolution = _text(data, "resolution", "resolution")
+        resolution = html_to_text(_text(data, "resolution", "resolution")) or None
         resolved_at = _time(data.get("resolved_at"), "resolved_at")
         has_description = bool(data.get("description"))
         tags_source = data.get("tags") or ([data["category"]] if data.get("category") else [])

@@ -97,6 +97,7 @@ async def test_api_checks_against_the_real_api(api_client) -> None:
     ready = await check_api_ready(api_client, options)
     assert ready.status == "ok", ready
     assert ready.details["components"]["database"]["ok"] is True
+    assert ready.details["components"]["vector_search"] == {"ok": True, "mode": "hybrid"}
 
 
 async def test_api_not_ready_when_its_database_is_away(encryption_keys) -> None:

@@ -5,8 +5,9 @@ each importer takes an asyncpg pool and a tenant id (plus an `SdpClient` for tic
 writes through `tenant_transaction`, and returns an `ImportResult`.
 """
 
+from pipeline.html_text import html_to_text, parse_html
+
 from .assets import AssetRow, InventoryFormatError, import_assets_csv, parse_inventory
-from .html_text import html_to_text, parse_html
 from .kb import KbDocument, doc_id_for, import_kb_directory, load_kb_document
 from .outcome import ImportInterrupted, ImportResult, ProgressCallback, Skipped, UnknownTenant
 from .tickets import (

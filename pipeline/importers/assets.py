@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from db.repositories.knowledge import upsert_asset
 from .outcome import ImportResult, ProgressCallback, Skipped
 from .storage import require_tenant, write_batch
 
-ADDRESS_COLUMNS = ("address", "ip", "cidr", "network")
+# Header spellings CMDB exports use; compared ignoring case, spaces, underscores and hyphens
+# ("IP Address", "ip_address", "IP-Address" are one column). The first one present is used.
+ADDRESS_COLUMNS = ("ip_address", "ip", "address", "cidr", "network", "subnet")
 TEXT_COLUMNS = ("hostname", "role", "owner", "location")
 
 
@@ -59,9 +62,15 @@ def parse_network(text: str) -> str:
     return network.with_prefixlen
 
 
+def _column_key(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name.replace("\ufeff", "").lower())
+
+
 def _header(fields: list[str]) -> tuple[dict[str, int], str]:
-    columns = {name.strip().lower().replace(" ", "_"): i for i, name in enumerate(fields)}
-    address = next((name for name in ADDRESS_COLUMNS if name in columns), None)
+    columns: dict[str, int] = {}
+    for i, name in enumerate(fields):
+        columns.setdefault(_column_key(name), i)
+    address = next((_column_key(n) for n in ADDRESS_COLUMNS if _column_key(n) in columns), None)
     if address is None:
         found = ", ".join(f for f in fields if f.strip()) or "none"
         raise InventoryFormatError(
@@ -98,7 +107,7 @@ def parse_inventory(text: str) -> tuple[list[AssetRow], list[Skipped]]:
             continue
 
         def cell(name: str, fields: list[str] = fields) -> str | None:
-            index = columns.get(name)
+            index = columns.get(_column_key(name))
             value = fields[index].strip() if index is not None and index < len(fields) else ""
             return value or None
 

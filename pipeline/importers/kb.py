@@ -19,8 +19,10 @@ from pathlib import Path
 import asyncpg
 
 from db.repositories.knowledge import upsert_kb_document
+from pipeline.embeddings import Embedder
+from pipeline.html_text import parse_html
 
-from .html_text import parse_html
+from .embedding import BatchEmbedding
 from .outcome import ImportResult, ProgressCallback, Skipped
 from .storage import require_tenant, write_batch
 
@@ -155,7 +157,8 @@ async def _upsert(conn: asyncpg.Connection, doc: KbDocument, tenant_id: str) -> 
 
 async def import_kb_directory(pool: asyncpg.Pool, tenant_id: str, directory: Path | str, *,
                               base_url: str | None = None,
-                              progress: ProgressCallback | None = None) -> ImportResult:
+                              progress: ProgressCallback | None = None,
+                              embedder: Embedder | None = None) -> ImportResult:
     """Upsert every supported file below `directory` as a KB document of `tenant_id`.
 
     `base_url`, when given, makes each document's `url` (base + relative path) so notes can
@@ -168,11 +171,14 @@ async def import_kb_directory(pool: asyncpg.Pool, tenant_id: str, directory: Pat
     owners: dict[str, str] = {}
     batch: list[KbDocument] = []
 
+    vectors = BatchEmbedding(pool, embedder, result)
+
     async def flush() -> None:
         new, updated = await write_batch(pool, tenant_id, batch,
                                          lambda conn, doc: _upsert(conn, doc, tenant_id))
         result.new += new
         result.updated += updated
+        await vectors.documents([(d.doc_id, d.title, d.body) for d in batch])
         batch.clear()
 
     for path in files:

@@ -19,13 +19,16 @@ from typing import Any
 import asyncpg
 
 from db.repositories.knowledge import upsert_resolved_ticket
+from pipeline.embeddings import Embedder
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import SdpError, SdpNotFound
+from pipeline.sdp_ticket import map_sdp_request, read_time
 from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.tenant_config import TenantRuntime
+from pipeline.vector_index import TicketText
 
-from .html_text import html_to_text
+from .embedding import BatchEmbedding
 from .outcome import ImportInterrupted, ImportResult, ProgressCallback
 from .storage import require_tenant, write_batch
 
@@ -33,7 +36,6 @@ DEFAULT_STATUSES = ("Resolved", "Closed")
 LIST_FIELDS = ["description", "resolution", "priority", "category", "subcategory", "item",
                "status", "resolved_time", "completed_time"]
 BATCH_SIZE = 50
-_TAG_FIELDS = ("category", "subcategory", "item")
 
 
 @dataclass
@@ -91,45 +93,13 @@ def _name(value: Any) -> str | None:
     return text or None
 
 
-def _time(value: Any) -> datetime | None:
-    raw = value.get("value") if isinstance(value, Mapping) else value
-    try:
-        return datetime.fromtimestamp(int(str(raw)) / 1000, UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-
-
-def _tags(request: Mapping[str, Any]) -> list[str]:
-    """Category, subcategory and item names (SDP's own classification), then any tags."""
-    names = [_name(request.get(key)) for key in _TAG_FIELDS]
-    extra = request.get("tags")
-    if isinstance(extra, list):
-        names.extend(_name(tag) for tag in extra)
-    out: list[str] = []
-    for tag in names:
-        if tag and tag.lower() not in (t.lower() for t in out):
-            out.append(tag)
-    return out
-
-
-def _resolution_text(request: Mapping[str, Any]) -> str:
-    resolution = request.get("resolution")
-    content = resolution.get("content") if isinstance(resolution, Mapping) else resolution
-    return html_to_text(str(content)) if content else ""
-
-
 def ticket_record(request: Mapping[str, Any]) -> TicketRecord:
-    """SDP's v3 request object → the row the similar-ticket search indexes."""
-    resolved = _time(request.get("resolved_time")) or _time(request.get("completed_time"))
-    return TicketRecord(
-        ticket_id=str(request.get("id")),
-        subject=str(request.get("subject") or "").strip(),
-        description=html_to_text(str(request.get("description") or "")),
-        resolution=_resolution_text(request),
-        priority=_name(request.get("priority")),
-        tags=_tags(request),
-        resolved_at=resolved,
-    )
+    """SDP's v3 request object → the row the similar-ticket search indexes (the one mapper)."""
+    mapped = map_sdp_request(request)
+    return TicketRecord(ticket_id=mapped.ticket_id, subject=mapped.subject,
+                        description=mapped.description, resolution=mapped.resolution,
+                        priority=mapped.priority, tags=mapped.tags,
+                        resolved_at=mapped.resolved_at)
 
 
 def _needs_detail(row: Mapping[str, Any]) -> bool:
@@ -162,8 +132,10 @@ class _TicketImport:
     """One run's state: the pending batch and the result it accumulates."""
 
     def __init__(self, pool: asyncpg.Pool, client: SdpClient, result: ImportResult, *,
-                 statuses: Sequence[str], since: datetime) -> None:
+                 statuses: Sequence[str], since: datetime,
+                 embedder: Embedder | None = None) -> None:
         self.pool = pool
+        self.vectors = BatchEmbedding(pool, embedder, result)
         self.client = client
         self.result = result
         self.wanted = {s.lower() for s in statuses}
@@ -196,7 +168,7 @@ class _TicketImport:
         status = _name(request.get("status"))
         if self.wanted and status and status.lower() not in self.wanted:
             return "status not imported", status
-        resolved = _time(request.get("resolved_time"))
+        resolved = read_time(request.get("resolved_time"), "resolved_time", strict=False)
         if resolved is not None and resolved < self.since:
             return "resolved before the window", resolved.isoformat()
         return None
@@ -208,19 +180,22 @@ class _TicketImport:
                                          lambda conn, rec: _upsert(conn, rec, tenant_id))
         self.result.new += new
         self.result.updated += updated
+        await self.vectors.tickets(
+            [TicketText(r.ticket_id, r.subject, r.description) for r in batch])
 
 
 async def import_resolved_tickets(
     pool: asyncpg.Pool, tenant_id: str, client: SdpClient, *, days: int = 90,
     statuses: Sequence[str] = DEFAULT_STATUSES, limit: int | None = None,
     now: datetime | None = None, progress: ProgressCallback | None = None,
-    stats: SdpCallStats | None = None,
+    stats: SdpCallStats | None = None, embedder: Embedder | None = None,
 ) -> ImportResult:
     """Page the tenant's SDP for tickets resolved in the last `days` and upsert them.
 
     Newest first, so `limit` keeps the most recent tickets and a ticket resolved during the
     run shifts later pages down (seen twice, de-duplicated) rather than out of sight.
     Raises `ImportInterrupted` (carrying the committed part) when SDP gives up mid-way.
+    With an `embedder`, each committed batch is embedded for vector search too.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
@@ -230,7 +205,7 @@ async def import_resolved_tickets(
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     result = ImportResult("tickets", tenant_id, details={
         "since": since.isoformat(), "statuses": list(statuses)})
-    run = _TicketImport(pool, client, result, statuses=statuses, since=since)
+    run = _TicketImport(pool, client, result, statuses=statuses, since=since, embedder=embedder)
     rows = client.iter_requests(search_criteria(since, statuses), sort_field="resolved_time",
                                 sort_order="desc", fields_required=LIST_FIELDS)
     try:

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from db.repositories.vectors import vector_search_available
 from serve_app.api_state import DatabaseUnavailable
 from serve_app.db_metrics import render_db_metrics
 from serve_app.deps import State
@@ -35,11 +36,28 @@ async def _database(state: State) -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+async def _vector_search(state: State) -> dict[str, Any]:
+    """Degraded, not down: without pgvector the notes still come, from full-text search."""
+    try:
+        pool = await state.pool()
+        async with pool.acquire() as conn:
+            present = await asyncio.wait_for(vector_search_available(conn), timeout=3)
+    except Exception as exc:  # noqa: BLE001 - the database component reports the outage
+        return {"ok": True, "mode": "unknown", "error": type(exc).__name__}
+    if present:
+        return {"ok": True, "mode": "hybrid"}
+    return {"ok": True, "mode": "full-text only",
+            "detail": "the pgvector extension ('vector') is not installed in the database; "
+                      "install it, CREATE EXTENSION vector as a superuser, re-run migrate"}
+
+
 @router.get("/api/v1/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(state: State) -> JSONResponse:
     """200 when the database, the dispatcher and the pools are all usable; 503 names the part
     that is not."""
     components = {"database": await _database(state)}
+    if components["database"]["ok"]:
+        components["vector_search"] = await _vector_search(state)
     if state.readiness_probe is not None:
         try:
             components.update(await asyncio.wait_for(state.readiness_probe(), timeout=5))

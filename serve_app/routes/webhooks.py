@@ -15,6 +15,7 @@ from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline import metric_catalogue as mc
 from pipeline.tracing import current_carrier, trace_id_hex, tracer
 from serve_app.deps import State
+from serve_app.embedding_provider import embed_resolved_ticket
 from serve_app.input_rules import BadInput, check_datetime
 from serve_app.request_body import parse_json, read_limited_body
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted
@@ -183,6 +184,7 @@ async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSO
             tags=webhook.tags,
             resolved_at=webhook.resolved_at,
         )
+    await embed_resolved_ticket(pool, tenant_id, webhook.ticket)
     state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "resolved_stored"})
     answer = ResolvedAccepted(
         ticket_id=webhook.ticket.ticket_id, status="stored" if created else "updated"

@@ -9,7 +9,7 @@ to relate to, so tests can check that a note cites it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ class DemoDataset:
     expected_links: dict[str, ExpectedLinks]
     sdp_api_key: str
     sdp_edition: str
+    resolved_by_scenario: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def kb_files(self) -> list[Path]:
         return sorted(self.kb_dir.glob("*.md"))
@@ -72,6 +73,7 @@ def load_demo_dataset(tenant: str, *, now: datetime | None = None) -> DemoDatase
         expected_links=tickets.expected_links,
         sdp_api_key=profile.sdp_api_key,
         sdp_edition=profile.sdp_edition,
+        resolved_by_scenario=tickets.resolved_by_scenario,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,8 @@ class GeneratedTickets:
     resolved: list[dict[str, Any]]
     open: list[dict[str, Any]]
     expected_links: dict[str, ExpectedLinks]
+    # scenario key -> ids of its resolved tickets (labels for the retrieval evaluation)
+    resolved_by_scenario: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +98,8 @@ def generate(
             kb_files=kb_files,
             asset_ips=draft.addresses,
         )
-    return GeneratedTickets([d.ticket for d in resolved], [d.ticket for d in opened], links)
+    return GeneratedTickets([d.ticket for d in resolved], [d.ticket for d in opened], links,
+                            {key: tuple(ids) for key, ids in by_scenario.items()})
 
 
 def _resolved_plan(rng: random.Random, profile: TenantProfile) -> list[Scenario]:

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from simulators.llm.embeddings_route import register_embeddings
 from simulators.llm.responder import (
     MALFORMED,
     NOT_JSON,
@@ -213,6 +214,7 @@ def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
 
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/api/v1/chat/completions", chat_completions, methods=["POST"])
+    register_embeddings(app, state)
 
     @app.get("/_sim/health")
     async def health() -> dict[str, str]:

@@ -44,7 +44,17 @@ class ParsedPrompt:
     sources: list[Source] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[Source]:
-        return [s for s in self.sources if s.kind == kind]
+        """Sources of one kind, best first: by the ``score`` the service computed (its fused
+        retrieval rank), prompt order among equals and for sources without a score."""
+        found = [s for s in self.sources if s.kind == kind]
+        return sorted(found, key=lambda s: -_score(s))
+
+
+def _score(source: Source) -> float:
+    try:
+        return float(source.fields.get("score", ""))
+    except ValueError:
+        return float("-inf")
 
 
 def message_text(content: Any) -> str:

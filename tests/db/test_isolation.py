@@ -36,6 +36,18 @@ async def _seed(pool: asyncpg.Pool, tenant_id: str) -> None:
             "INSERT INTO assets (tenant_id, network, hostname) VALUES ($1, '10.0.0.5', 'h')",
             tenant_id,
         )
+        await conn.execute(
+            """INSERT INTO ticket_embeddings
+                   (tenant_id, ticket_id, model, dimensions, content_hash, embedding)
+               VALUES ($1, 'R1', 'm', 2, 'h', '{0.6,0.8}')""",
+            tenant_id,
+        )
+        await conn.execute(
+            """INSERT INTO kb_chunks (tenant_id, doc_id, chunk_no, chunk_text, model,
+                   dimensions, content_hash, embedding)
+               VALUES ($1, 'd1', 0, 'b', 'm', 2, 'h', '{0.6,0.8}')""",
+            tenant_id,
+        )
     await pool.execute(
         "SELECT app_write_audit($1, 'test', 'seed', NULL, 'success', '{}')", tenant_id
     )

@@ -118,11 +118,11 @@ async def test_payload_without_description_fetches_the_ticket(system, quiet) -> 
     assert any(c.path.endswith(f"/requests/{ticket['id']}") for c in gets)
 
 
-async def test_thin_ticket_is_skipped_with_reason(system, quiet) -> None:
+async def test_thin_ticket_gets_a_short_note_asking_for_details(system, quiet) -> None:
     tenant = await system.tenant("thin")
-    response = await tenant.send({"ticket_id": "THIN-1", "subject": "help",
-                                  "description": "pls"})
-    row = await tenant.wait(response.json()["enhancement_id"])
+    ticket = tenant.add_ticket(subject="help", description="pls")
+    row = await tenant.wait(await tenant.send_ticket(ticket))
     assert row["status"] == "completed" and row["outcome"] == "skipped", row
     assert "too thin" in row["error"]
-    assert tenant.notes("THIN-1") == []
+    notes = tenant.notes(ticket["id"])
+    assert len(notes) == 1 and "Ask the requester" in notes[0].description

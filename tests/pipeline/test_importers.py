@@ -308,3 +308,18 @@ async def test_demo_dataset_imports_cleanly(pool, cipher, make_tenant, sdp):
     assert tickets.new == len(data.resolved_tickets) and not tickets.skipped
     assert kb.new >= 1 and not kb.skipped
     assert assets.new >= 1 and not assets.skipped
+
+
+@pytest.mark.parametrize("header", ["ip_address", "IP Address", "ip", "Address", "CIDR",
+                                    "network", "Subnet", "\ufeffIP_ADDRESS", "ip-address"])
+def test_asset_import_accepts_cmdb_header_spellings(header: str) -> None:
+    rows, skipped = parse_inventory(f"{header},Host Name,ROLE\n10.0.0.5,web01,web\n")
+    assert skipped == []
+    assert [(r.network, r.hostname, r.role) for r in rows] == [("10.0.0.5/32", "web01", "web")]
+
+
+def test_asset_import_without_any_address_spelling_names_them_all() -> None:
+    with pytest.raises(InventoryFormatError) as caught:
+        parse_inventory("host,ip_addr_x\na,b\n")
+    assert str(caught.value) == ("no address column: expected one of ip_address, ip, address, "
+                                 "cidr, network, subnet (found host, ip_addr_x)")

@@ -302,3 +302,24 @@ def test_runs_standalone_as_a_module() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_answer_follows_the_fused_score_order_not_the_line_order() -> None:
+    from simulators.llm.responder import build_enhancement, parse_prompt
+
+    prompt = """<<<TICKET>>>
+id: 9
+subject: screen black after docking
+<<<END TICKET>>>
+
+SOURCES (cite only these ids):
+[ticket:7] subject: Printer offline | resolution: Restored the reservation | score: 0.31
+[ticket:8] subject: External display not detected | resolution: Updated the driver | score: 0.92
+[kb:KB-1] title: Printing | excerpt: x | score: 0.20
+[kb:KB-2] title: Docking | excerpt: y | score: 0.70
+"""
+    answer = build_enhancement(parse_prompt([{"role": "user", "content": prompt}]))
+    assert answer["related_tickets"] == ["ticket:8", "ticket:7"]
+    assert answer["related_articles"] == ["kb:KB-2", "kb:KB-1"]
+    assert answer["likely_causes"][0]["sources"] == ["ticket:8"]
+    assert answer["next_steps"][0]["sources"] == ["ticket:8"]

@@ -1,9 +1,14 @@
-"""Readable text out of HTML (SDP ticket descriptions, resolutions, exported KB pages).
+"""The one HTML → text function: live tickets (webhooks, SDP fetches), imported history and
+KB pages all go through it, so the words a new ticket is matched on and the words of the
+tickets it is matched against are produced the same way.
 
 A regex that deletes `<...>` keeps what must not be indexed — the source of `<script>` and
 `<style>` blocks, hidden templates — and glues words from adjacent blocks together. A real
 (forgiving) parser drops those elements whole, turns block boundaries into line breaks and
 decodes entities once, so full-text search and note excerpts see the words a reader sees.
+Inline tags separate words too (``<b>10.0.0.1</b><i>10.0.0.2</i>`` stays two addresses): a
+word split by a tag is far rarer in tickets than two values glued by one. Plain text (most
+tickets) passes through with its line breaks intact.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ _BLOCK = frozenset({
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
                    "source", "track", "wbr"})
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+# A "<" that no ">" closes before the next "<" cannot start a tag. Escaping it first keeps
+# parsing linear: HTMLParser rescans the rest of the input for every such "<" (quadratic;
+# 100 kB of "<a " took half a minute), and ticket text comes from anyone.
+_UNCLOSED_LT = re.compile(r"<(?![^<>]*>)")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -55,12 +64,13 @@ class _Extractor(HTMLParser):
             self.heading = []
         if tag in _BLOCK:
             self.parts.append("\n")
+        else:
+            self.parts.append(" ")
         if tag == "li":
             self.parts.append("- ")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK:
-            self.parts.append("\n")
+        self.parts.append("\n" if tag in _BLOCK else " ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "title" and self.title is not None:
@@ -75,6 +85,8 @@ class _Extractor(HTMLParser):
             self.heading = None
         if tag in _BLOCK and tag != "li":  # the next item's own break separates list items
             self.parts.append("\n")
+        elif tag not in _BLOCK:
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
         if self.title is not None:
@@ -99,7 +111,7 @@ def _tidy(text: str) -> str:
 def parse_html(markup: str) -> HtmlDocument:
     """Visible text plus the `<title>` and first `<h1>`, for titling imported pages."""
     parser = _Extractor()
-    parser.feed(markup or "")
+    parser.feed(_UNCLOSED_LT.sub("&lt;", markup or ""))
     parser.close()
     if parser.heading is not None:  # an unclosed <h1> still names the page
         parser.heading_text = _one_line("".join(parser.heading)) or None
@@ -108,4 +120,5 @@ def parse_html(markup: str) -> HtmlDocument:
 
 
 def html_to_text(markup: str | None) -> str:
+    """Reader-visible text of ``markup`` (HTML or plain text); ``<script>``/``<style>`` dropped."""
     return parse_html(markup or "").text

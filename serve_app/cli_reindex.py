@@ -1,0 +1,80 @@
+"""`ai-agents reindex --tenant T`: embed a tenant's tickets and KB articles that have no vector
+or a stale one (other model, other dimension, edited text).
+
+Runs locally against the configured database (not as a Ray Job): with the offline model a
+10,000-ticket tenant takes well under a minute of CPU, and the work is resumable by
+construction — each batch commits, and a re-run skips every fresh vector — so an interrupted
+run loses at most one batch. Progress goes to stderr; `--json` prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.importers import UnknownTenant
+from pipeline.importers.storage import require_tenant
+from pipeline.vector_index import ReindexResult, reindex_tenant
+from serve_app.cli_support import (
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    fail,
+    load_runtime,
+    one_line_errors,
+    run_async,
+    service_pool,
+)
+from serve_app.embedding_provider import service_embedder
+
+
+async def _reindex(tenant: str, data_dir: str | None, progress: Progress | None
+                   ) -> ReindexResult:
+    runtime = await load_runtime(data_dir)
+    tasks: dict[str, object] = {}
+
+    def report(kind: str, done: int, total: int) -> None:
+        if progress is None:
+            return
+        if kind not in tasks:
+            tasks[kind] = progress.add_task("tickets" if kind == "tickets" else "KB articles",
+                                            total=total)
+        progress.update(tasks[kind], completed=done, total=total)  # type: ignore[arg-type]
+
+    async with service_pool(runtime) as pool:
+        try:
+            await require_tenant(pool, tenant)
+        except UnknownTenant:
+            fail(f"unknown tenant {tenant!r} (see `ai-agents tenant list`)")
+        return await reindex_tenant(pool, tenant, service_embedder(), progress=report)
+
+
+@one_line_errors
+def reindex(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant id"),
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Embed the tenant's tickets and KB articles whose vectors are missing or stale.
+
+    Example: ai-agents reindex --tenant acme
+    """
+    progress = None if as_json else Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    if progress is not None:
+        progress.start()
+    try:
+        result = run_async(_reindex(tenant, data_dir, progress))
+    finally:
+        if progress is not None:
+            progress.stop()
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    typer.echo(f"reindexed {tenant} with {result.model} ({result.dimensions} dimensions)")
+    typer.echo(f"  tickets: {result.tickets_embedded} embedded of {result.tickets_total} "
+               f"(the rest were fresh)")
+    typer.echo(f"  KB articles: {result.docs_embedded} embedded of {result.docs_total} "
+               f"({result.chunks_embedded} chunks)")
