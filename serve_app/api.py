@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import metric_catalogue as mc
 from serve_app.api_state import ApiState, DatabaseUnavailable
-from serve_app.routes import admin, enhancements, feedback, health, webhooks
+from serve_app.routes import admin, enhancements, feedback, feedback_links, health, webhooks
 
 log = logging.getLogger("ai_agents.api")
 
@@ -85,7 +85,7 @@ def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
     app = FastAPI(title="AI Agents", version="0.1.0", description=DESCRIPTION, **fastapi_kwargs)
     app.state.api = state
     for router in (webhooks.router, enhancements.router, feedback.router, admin.router,
-                   health.router):
+                   health.router, feedback_links.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     for exc_type in (DatabaseUnavailable, asyncpg.PostgresConnectionError,

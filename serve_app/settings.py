@@ -6,6 +6,7 @@ show up in a repr, a log line or an error body.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -69,6 +70,15 @@ class Settings(BaseSettings):
     context_source_timeout_s: float = Field(5.0, gt=0)
     sdp_timeout_s: float = Field(15.0, gt=0)
 
+    # feedback links, suggestion quality, explain
+    public_url: str | None = Field(
+        None, description="Base URL technicians reach the service at; the one-click feedback "
+        "links in notes are omitted when unset")
+    feedback_link_ttl_days: float = Field(30.0, gt=0, description="how long a note's links work")
+    feedback_link_rate_per_minute: int = Field(30, ge=1, description="per client address")
+    explain_retention_days: float = Field(
+        30.0, ge=0, description="keep each enhancement's prompt and raw answer this long")
+
     log_level: str = "INFO"
 
     @field_validator("llm_fallback_models", mode="before")
@@ -76,6 +86,16 @@ class Settings(BaseSettings):
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _check_public_url(cls, value: object) -> object:
+        """Links in notes must survive nh3's http/https allow-list, so refuse anything else."""
+        if isinstance(value, str):
+            value = value.strip().rstrip("/") or None
+            if value is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+                raise ValueError("must be an http:// or https:// URL, e.g. https://ai.example.com")
         return value
 
     @property
