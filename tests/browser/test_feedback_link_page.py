@@ -18,22 +18,15 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from db.repositories.enhancements import enqueue
-from pipeline.context_sources import ContextGathering
-from pipeline.dispatch import ClaimedJob
-from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
 from pipeline.feedback_links import FeedbackLinkSigner, derive_link_keys
-from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.rate_limits import LocalRateLimiter
-from pipeline.tenant_config import TenantSettings
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from serve_app.settings import Settings
-from serve_app.tenant_directory import load_tenant_runtime
 from simulators.servicedesk.app import create_app as create_sdp_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import ServerHandle, run_in_thread
 from tests.browser.webdriver import Browser, browser_available
+from tests.workflow_runner import enhance_once
 
 pytestmark = pytest.mark.skipif(not browser_available(), reason="chromium/chromedriver missing")
 
@@ -68,39 +61,12 @@ def api(database, encryption_keys) -> Iterator[ServerHandle]:
         yield server
 
 
-async def _context_only(tenant_id: str, context: TicketContext,
-                        settings: TenantSettings) -> SynthesisResult:
-    return SynthesisResult(mode="context_only", reason="no LLM in this test")
-
-
 async def _enhance(pool, cipher, owner_conn, encryption_keys, sdp, public_url: str,
                    tenant_id: str) -> tuple[str, str]:
-    """Run one enhancement through the real workflow; returns (enhancement id, note HTML)."""
-    state, _ = sdp
-    runtime = await load_tenant_runtime(pool, cipher, tenant_id)
-    state.add_portal(tenant_id, runtime.sdp_api_key)
-    ticket_id = str(state.add_request(tenant_id, **TICKET)["id"])
-    async with pool.acquire() as conn:
-        queued = await enqueue(
-            conn, tenant_id=tenant_id, ticket_id=ticket_id, event="created",
-            dedupe_key=uuid.uuid4().hex, trace_context=None, trace_id=None, notify=False,
-            payload={"ticket": Ticket(ticket_id=ticket_id, **TICKET).model_dump(mode="json")})
-    token = await owner_conn.fetchval(  # set-up only: as if the dispatcher had claimed it
-        """UPDATE enhancements SET status = 'running', attempts = 1, lease_owner = 'test',
-               lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
-           WHERE id = $1 RETURNING lease_token""", queued.id)
-    job = ClaimedJob(id=str(queued.id), tenant_id=tenant_id, ticket_id=ticket_id, attempts=1,
-                     lease_token=str(token))
-    async with httpx.AsyncClient() as http:
-        workflow = EnhancementWorkflow(
-            pool, load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
-            gather=lambda t, ticket, needs_fetch: ContextGathering(pool).gather(t, ticket),
-            synthesize=_context_only, limiter=LocalRateLimiter(), http=http,
-            config=WorkflowConfig(public_url=public_url),
-            feedback_links=FeedbackLinkSigner.from_encryption_keys(encryption_keys))
-        assert await workflow.run(job) == "completed"
-    [note] = state.recorded_notes(tenant_id, ticket_id)
-    return job.id, note.description
+    enhancement_id, _, note_html = await enhance_once(
+        pool, cipher, owner_conn, sdp[0], tenant_id, TICKET, encryption_keys=encryption_keys,
+        public_url=public_url)
+    return enhancement_id, note_html
 
 
 def _feedback(api_url: str, api_token: str) -> list[dict]:
