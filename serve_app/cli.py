@@ -11,6 +11,7 @@ from db.migrate import migrate as run_migrations
 from kuberay.cli import kuberay_app
 from pipeline.logging_setup import configure_logging
 from serve_app.cli_demo import demo, serve
+from serve_app.cli_explain import explain
 from serve_app.cli_health import health
 from serve_app.cli_import import import_app
 from serve_app.cli_reenhance import reenhance_app
@@ -32,6 +33,7 @@ app.add_typer(reenhance_app, name="reenhance")
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.command("health")(health)
+app.command("explain")(explain)
 
 
 @app.command()
