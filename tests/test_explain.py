@@ -122,6 +122,8 @@ def _check_cli(cli_env: dict[str, str], enhancement_id: str, api_view: dict) -> 
     assert "jane.doe@acme.example" not in text.stdout
     assert_one_line_error(run(cli_env, "explain", str(uuid.uuid4())), "not found")
     assert_one_line_error(run(cli_env, "explain", "nope"), "not an enhancement id")
+    helped = run(cli_env, "explain", "--help")
+    assert helped.returncode == 0 and "Example" in helped.stdout
 
 
 async def test_explain_records_expire_with_the_retention(pool, cipher, owner_conn, make_tenant,
