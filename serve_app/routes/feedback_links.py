@@ -78,6 +78,10 @@ def _claims(request: Request, state: State, token: str) -> LinkClaims:
 
 async def _ticket_and_previous(conn: asyncpg.Connection,
                                claims: LinkClaims) -> tuple[str, str | None]:
+    status = await conn.fetchval("SELECT status FROM tenants WHERE id = $1", claims.tenant_id)
+    if status != "active":  # a disabled tenant's links stop with the rest of its access
+        raise _Refused(403 if status else 404, "This feedback link is no longer accepted."
+                       if status else "This note is not known to the service.")
     ticket_id = await repo.ticket_for_enhancement(conn, claims.enhancement_id)
     if ticket_id is None:
         raise _Refused(404, "This note is not known to the service.")

@@ -180,3 +180,24 @@ async def test_feedback_links_are_rate_limited_per_client(database, encryption_k
                                  base_url="http://api") as client:
         statuses = [(await client.get("/f/not-a-token")).status_code for _ in range(3)]
     assert statuses[0] == 400 and statuses[1:] == [429, 429]
+
+
+async def test_a_disabled_tenants_links_stop_working(database, encryption_keys, make_tenant,
+                                                     tenant_admin, pool, cipher, owner_conn,
+                                                     sdp) -> None:
+    tenant = await make_tenant("fbd", sdp_url=sdp[1])
+    enhancement_id, _ = await _enhance(pool, cipher, owner_conn, encryption_keys, sdp,
+                                       "https://ai.example.com", tenant.tenant_id)
+    token = FeedbackLinkSigner(derive_link_keys(encryption_keys)).token(
+        tenant.tenant_id, enhancement_id, "up")
+    app = create_api(ApiState.from_settings(Settings(
+        database_url=database.service_url, encryption_keys=encryption_keys)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                 base_url="http://api") as client:
+        assert (await client.get(f"/f/{token}")).status_code == 200
+        await tenant_admin.disable(tenant.tenant_id, actor="test")
+        refused = await client.post(f"/f/{token}", headers={"Accept": "application/json"})
+    assert refused.status_code == 403 and "no longer accepted" in refused.json()["detail"]
+    assert await owner_conn.fetchval(
+        "SELECT count(*) FROM enhancement_feedback WHERE enhancement_id = $1",
+        uuid.UUID(enhancement_id)) == 0
