@@ -313,11 +313,7 @@ class EnhancementWorkflow:
                 error=reason,
             )
             if done:
-                await insight.store_insight(
-                    conn, uuid.UUID(job.id),
-                    suggestions=proposals(context, synthesis) if note_id else [],
-                    explain=explain_record(context, synthesis, outcome=outcome),
-                    retention_days=self.config.explain_retention_days)
+                await self._store_insight(conn, job, context, synthesis, outcome, note_id)
         if not done:
             return "lease_lost"
         status = "completed" if outcome == "llm" else outcome
@@ -335,6 +331,22 @@ class EnhancementWorkflow:
             },
         )
         return "completed"
+
+    async def _store_insight(self, conn: asyncpg.Connection, job: ClaimedJob,
+                             context: TicketContext, synthesis: SynthesisResult | None,
+                             outcome: str, note_id: str | None) -> None:
+        """Proposals and the explain record, in a savepoint: they must never cost the job its
+        completion (the note is already on the ticket)."""
+        try:
+            async with conn.transaction():
+                await insight.store_insight(
+                    conn, uuid.UUID(job.id),
+                    suggestions=proposals(context, synthesis) if note_id else [],
+                    explain=explain_record(context, synthesis, outcome=outcome),
+                    retention_days=self.config.explain_retention_days)
+        except (asyncpg.PostgresError, ValueError) as exc:
+            log.warning("enhancement %s: explain record not stored: %s", job.id,
+                        type(exc).__name__, extra={"tenant_id": job.tenant_id})
 
     async def _retry(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
         return await self._fail(job, error, timings, retryable=True)

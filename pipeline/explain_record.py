@@ -72,7 +72,7 @@ def explain_record(context: TicketContext, synthesis: SynthesisResult | None,
         llm = {"mode": synthesis.mode, "model": synthesis.model,
                "models_tried": list(synthesis.models_tried),
                "attempts": synthesis.llm_attempts, "reason": synthesis.reason}
-    return {
+    return _without_nul({
         "recorded_at": datetime.now(UTC).isoformat(),
         "outcome": outcome,
         "candidates": candidates,
@@ -80,4 +80,15 @@ def explain_record(context: TicketContext, synthesis: SynthesisResult | None,
         "llm": llm,
         "prompt": synthesis.prompt_messages if synthesis else None,
         "raw_answer": synthesis.raw_answer if synthesis else None,
-    }
+    })
+
+
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL's jsonb refuses U+0000, which a model's raw answer may contain."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value

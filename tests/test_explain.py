@@ -12,8 +12,11 @@ import httpx
 import pytest
 
 from db.pool import tenant_transaction
+from db.repositories.enhancement_insight import store_insight
+from db.repositories.enhancements import enqueue
 from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.models import SynthesisResult, TicketContext
+from pipeline.explain_record import explain_record
+from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.redaction import EMAIL, redact_pii
 from pipeline.synthesis import EnhancementSynthesizer
 from pipeline.tenant_config import TenantSettings
@@ -141,3 +144,18 @@ async def test_explain_records_expire_with_the_retention(pool, cipher, owner_con
     assert old["outcome"] == "context_only" and old["stage_timings"]  # the row itself stays
     assert new["explain_available"] is True and new["prompt"] is None  # no LLM was called
     assert any(f.startswith("context-only note") for f in new["fallbacks"])
+
+
+async def test_a_nul_in_the_model_answer_cannot_cost_the_record(pool, make_tenant) -> None:
+    """jsonb refuses U+0000; the record drops it instead of failing the completion."""
+    tenant = await make_tenant("exn")
+    context = TicketContext(ticket=Ticket(ticket_id="1", subject="s"))
+    synthesis = SynthesisResult(mode="context_only", reason="x", raw_answer="{\x00}")
+    async with tenant_transaction(pool, tenant.tenant_id) as conn:
+        job = await enqueue(conn, tenant_id=tenant.tenant_id, ticket_id="1", event="created",
+                            dedupe_key="n", payload={}, trace_context=None, trace_id=None,
+                            notify=False)
+        await store_insight(conn, job.id, suggestions=[], retention_days=30,
+                            explain=explain_record(context, synthesis, outcome="context_only"))
+        stored = await conn.fetchval("SELECT explain FROM enhancements WHERE id = $1", job.id)
+    assert stored["raw_answer"] == "{}"
