@@ -119,3 +119,15 @@ def test_without_a_public_url_the_note_has_no_links_and_unsafe_urls_are_dropped(
     assert "/f/" not in note_html and "useful" not in note_text
     note_html, _ = _note([("👍 Helpful", "javascript:alert(1)")])
     assert "javascript" not in note_html and "useful" not in note_html
+
+
+def test_public_url_must_be_http_or_https() -> None:
+    from pydantic import ValidationError
+
+    from serve_app.settings import Settings
+
+    assert Settings(public_url="https://ai.example.com/").public_url == "https://ai.example.com"
+    assert Settings(public_url="").public_url is None
+    for bad in ("javascript:alert(1)", "ftp://x.example", "ai.example.com", "https://"):
+        with pytest.raises(ValidationError, match="http:// or https://"):
+            Settings(public_url=bad)
