@@ -14,6 +14,7 @@ from db.pool import create_pool
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.dispatch import ClaimedJob
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.pool_gauge import start_pool_gauge
@@ -47,7 +48,12 @@ class Enhancer:
             http=self._http, metrics=RayMetrics(),
             config=WorkflowConfig(lease_s=settings.job_lease_s,
                                   retry_base_s=settings.job_retry_base_s,
-                                  sdp_timeout_s=settings.sdp_timeout_s))
+                                  sdp_timeout_s=settings.sdp_timeout_s,
+                                  public_url=settings.public_url,
+                                  explain_retention_days=settings.explain_retention_days),
+            feedback_links=FeedbackLinkSigner.from_encryption_keys(
+                settings.encryption_keys.get_secret_value(),
+                ttl_days=settings.feedback_link_ttl_days))
         self._pool_gauge = start_pool_gauge(RayMetrics(), "enhancer", self._get_pool)
 
     async def _get_pool(self) -> Any:

@@ -169,7 +169,7 @@ class Ingress(_Model):
     host: str = "ai-agents.example.com"
     tls_secret_name: str = "ai-agents-tls"
     annotations: dict[str, str] = {}
-    paths: list[str] = ["/webhook", "/api", "/health", "/admin"]
+    paths: list[str] = ["/webhook", "/api", "/health", "/admin", "/f"]
 
     @field_validator("paths")
     @classmethod

@@ -22,10 +22,13 @@ import asyncpg
 import httpx
 
 from db.pool import tenant_transaction
+from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
 from pipeline import metric_catalogue as mc
 from pipeline.context_sources import ticket_from_sdp
 from pipeline.dispatch import ClaimedJob, retry_delay_s
+from pipeline.explain_record import explain_record
+from pipeline.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note_renderer import note_has_marker, render_note
@@ -39,6 +42,7 @@ from pipeline.sdp_errors import (
     SdpRejected,
     SdpUnavailable,
 )
+from pipeline.suggestion_quality import proposals
 from pipeline.tenant_config import TenantRuntime, TenantSettings
 from pipeline.thin_ticket import is_thin, thin_ticket_note
 from pipeline.tracing import context_from_carrier, tracer
@@ -68,6 +72,8 @@ class WorkflowConfig:
     sdp_timeout_s: float = 15.0
     sdp_max_attempts: int = 4
     sdp_deadline_s: float = 120.0
+    public_url: str | None = None  # base of the feedback links; None: notes carry none
+    explain_retention_days: float = 30.0
 
 
 class EnhancementWorkflow:
@@ -82,6 +88,7 @@ class EnhancementWorkflow:
         http: httpx.AsyncClient,
         metrics: Metrics | None = None,
         config: WorkflowConfig | None = None,
+        feedback_links: FeedbackLinkSigner | None = None,
     ) -> None:
         self._pool = pool
         self._load_tenant = load_tenant
@@ -91,6 +98,7 @@ class EnhancementWorkflow:
         self._http = http
         self._metrics = metrics or InMemoryMetrics()
         self.config = config or WorkflowConfig()
+        self._links = feedback_links
 
     def sdp_client(self, tenant: TenantRuntime) -> SdpClient:
         async def before_call() -> None:
@@ -234,6 +242,7 @@ class EnhancementWorkflow:
             synthesis=synthesis,
             max_words=tenant.settings.note_max_words,
             supersedes=supersedes,
+            feedback_links=self._feedback_links(job),
         )
         with tracer().start_as_current_span(
             "sdp.add_note",
@@ -250,6 +259,12 @@ class EnhancementWorkflow:
         # the note id is stored with completion; a crash before that is covered by the
         # marker check above on the re-run
         return note_id
+
+    def _feedback_links(self, job: ClaimedJob) -> list[tuple[str, str]]:
+        if self._links is None or not self.config.public_url:
+            return []
+        return [(ANSWER_LABELS[answer], url) for answer, url in
+                self._links.links(self.config.public_url, job.tenant_id, job.id)]
 
     async def _stage(self, job: ClaimedJob, stage: str) -> None:
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
@@ -293,6 +308,8 @@ class EnhancementWorkflow:
                 note_id=note_id,
                 error=reason,
             )
+            if done:
+                await self._store_insight(conn, job, context, synthesis, outcome, note_id)
         if not done:
             return "lease_lost"
         status = "completed" if outcome == "llm" else outcome
@@ -310,6 +327,22 @@ class EnhancementWorkflow:
             },
         )
         return "completed"
+
+    async def _store_insight(self, conn: asyncpg.Connection, job: ClaimedJob,
+                             context: TicketContext, synthesis: SynthesisResult | None,
+                             outcome: str, note_id: str | None) -> None:
+        """Proposals and the explain record, in a savepoint: they must never cost the job its
+        completion (the note is already on the ticket)."""
+        try:
+            async with conn.transaction():
+                await insight.store_insight(
+                    conn, uuid.UUID(job.id),
+                    suggestions=proposals(context, synthesis) if note_id else [],
+                    explain=explain_record(context, synthesis, outcome=outcome),
+                    retention_days=self.config.explain_retention_days)
+        except (asyncpg.PostgresError, ValueError) as exc:
+            log.warning("enhancement %s: explain record not stored: %s", job.id,
+                        type(exc).__name__, extra={"tenant_id": job.tenant_id})
 
     async def _retry(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
         return await self._fail(job, error, timings, retryable=True)

@@ -46,6 +46,7 @@ class LLMCallResult:
     provider: str | None = None
     seconds: float = 0.0
     models_tried: list[str] = field(default_factory=list)
+    raw_content: str = ""  # the model's answer as received, kept for `ai-agents explain`
 
 
 class AttemptFailed(Exception):
@@ -181,4 +182,5 @@ def parse_body(body: Any, headers: Mapping[str, str], model: str) -> LLMCallResu
         cost_usd=float(usage.get("cost") or 0.0),
         generation_id=headers.get("x-generation-id") or body.get("id"),
         provider=body.get("provider"),
+        raw_content=content,
     )

@@ -99,6 +99,9 @@ FEEDBACK_AVERAGE = _db("ai_agents_feedback_average_rating", ("tenant",),
                        "Average 1-5 rating over the last 7 days")
 FEEDBACK_POSITIVE = _db("ai_agents_feedback_positive_ratio", ("tenant",),
                         "Share of positive feedback over the last 7 days (0-1)")
+SUGGESTION_HIT_RATIO = _db("ai_agents_suggestion_hit_ratio", ("tenant",),
+                          "Share of resolved enhanced tickets whose note proposed the fix, "
+                          "last 30 days (tenants with at least 5)")
 DATABASE_UP = _db("ai_agents_database_up", (), "1 when the ingress reached PostgreSQL at scrape")
 
 ALL_METRICS: tuple[MetricSpec, ...] = tuple(

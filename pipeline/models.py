@@ -123,3 +123,7 @@ class SynthesisResult(BaseModel):
     cost_usd: float = 0.0
     llm_attempts: int = 0
     reason: str | None = Field(default=None, description="why context_only, when it is")
+    # what the LLM saw (redacted as sent) and said, for `ai-agents explain`
+    prompt_messages: list[dict[str, str]] | None = None
+    raw_answer: str | None = None
+    models_tried: list[str] = Field(default_factory=list)

@@ -62,6 +62,8 @@ class NoteParts:
     confidence: list[Span]
     short_confidence: list[Span]
     footer: str
+    # (label, URL) one-click feedback links; never trimmed, shown just above the footer
+    feedback_links: list[tuple[str, str]] = field(default_factory=list)
 
 
 def visible_text(markup: str) -> str:
@@ -95,6 +97,10 @@ def render_parts(parts: NoteParts) -> RenderedNote:
         html_parts.append(f"</{tag}>")
     html_parts.append(f"<h4>Confidence</h4><p>{_html_spans(parts.confidence)}</p>")
     text_parts.extend(["", "Confidence", f"  {_text_spans(parts.confidence)}"])
+    if parts.feedback_links:
+        html_parts.append(f"<p>{_html_spans(_feedback_spans(parts.feedback_links))}</p>")
+        text_parts.extend(["", FEEDBACK_PROMPT.strip()])
+        text_parts.extend(f"  {label}: {url}" for label, url in parts.feedback_links)
     html_parts.append(f"<p><i>{html.escape(parts.footer)}</i></p>")
     text_parts.extend(["", "-- ", parts.footer])
     note_html = nh3.clean(
@@ -107,6 +113,22 @@ def render_parts(parts: NoteParts) -> RenderedNote:
     )
     visible = visible_text(note_html)
     return RenderedNote(html=note_html, text="\n".join(text_parts), word_count=len(visible.split()))
+
+
+FEEDBACK_PROMPT = "Was this note useful? "
+
+
+def _feedback_spans(links: list[tuple[str, str]]) -> list[Span]:
+    """Thumbs first, then "Rate: 1 2 3 4 5"; labels of ratings are shown as bare digits."""
+    spans: list[Span] = [("b", FEEDBACK_PROMPT)]
+    for index, (label, url) in enumerate(links):
+        rating = label.split("/")[0] if label.endswith("/5") else None
+        if rating is not None and (index == 0 or not links[index - 1][0].endswith("/5")):
+            spans.append(("", " · Rate: "))
+        elif index:
+            spans.append(("", " " if rating is not None else " · "))
+        spans.append((f"href:{url}", rating or label))
+    return spans
 
 
 def _html_spans(spans: list[Span]) -> str:

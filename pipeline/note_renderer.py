@@ -85,9 +85,15 @@ def render_note(
     synthesis: SynthesisResult,
     max_words: int = DEFAULT_MAX_WORDS,
     supersedes: str | None = None,
+    feedback_links: list[tuple[str, str]] | None = None,
 ) -> RenderedNote:
-    """Build the note, trimmed to ``max_words`` visible words unless the footer alone is longer."""
+    """Build the note, trimmed to ``max_words`` visible words unless the footer alone is longer.
+
+    ``feedback_links`` are (label, URL) pairs shown above the footer and never trimmed.
+    """
     parts = _build_parts(enhancement_id, context, synthesis, supersedes)
+    parts.feedback_links = [(label, url) for label, url in feedback_links or ()
+                            if _safe_url(url)]
     note = render_parts(parts)
     for action, key, keep in _TRIM_PLAN:
         while note.word_count > max_words and _trim_once(
@@ -104,10 +110,12 @@ def render_note_text(
     synthesis: SynthesisResult,
     max_words: int = DEFAULT_MAX_WORDS,
     supersedes: str | None = None,
+    feedback_links: list[tuple[str, str]] | None = None,
 ) -> str:
     """The same note as plain text, for the CLI and logs."""
     return render_note(enhancement_id=enhancement_id, context=context, synthesis=synthesis,
-                       max_words=max_words, supersedes=supersedes).text
+                       max_words=max_words, supersedes=supersedes,
+                       feedback_links=feedback_links).text
 
 
 def plain_text(value: str | None) -> str:

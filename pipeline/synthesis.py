@@ -178,16 +178,17 @@ class EnhancementSynthesizer:
                 mode="context_only", reason="redaction requested but no redactor available")
         messages = build_messages(
             context, redact=redactor if redact else None, budget=self.prompt_budget)
+        sent = [dict(m) for m in messages]
         try:
             call = await self._client.complete(messages, before_call=before_llm_call)
         except LLMRejected as exc:
             log.warning("LLM rejected the request (HTTP %s): %s", exc.status, exc.reason)
             return SynthesisResult(mode="context_only", reason=f"LLM rejected: {exc.reason}",
-                                   llm_attempts=exc.attempts)
+                                   llm_attempts=exc.attempts, prompt_messages=sent)
         except LLMUnavailable as exc:
             log.warning("LLM unavailable: %s", exc.reason)
             return SynthesisResult(mode="context_only", reason=f"LLM unavailable: {exc.reason}",
-                                   llm_attempts=exc.attempts)
+                                   llm_attempts=exc.attempts, prompt_messages=sent)
         enhancement, dropped = filter_citations(call.enhancement, context.citations())
         reason = None
         if dropped:
@@ -202,6 +203,9 @@ class EnhancementSynthesizer:
             cost_usd=call.cost_usd,
             llm_attempts=call.attempts,
             reason=reason,
+            prompt_messages=sent,
+            raw_answer=call.raw_content,
+            models_tried=list(call.models_tried),
         )
 
     async def close(self) -> None:

@@ -21,7 +21,7 @@ from pipeline import metric_catalogue as mc
 from serve_app.api_state import ApiState, DatabaseUnavailable
 from serve_app.openapi_security import install_openapi_security
 from serve_app.request_guard import RequestGuard, UnhandledErrors
-from serve_app.routes import admin, enhancements, feedback, health, webhooks
+from serve_app.routes import admin, enhancements, feedback, feedback_links, health, webhooks
 from serve_app.version import package_version
 
 log = logging.getLogger("ai_agents.api")
@@ -101,7 +101,7 @@ def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
                   **fastapi_kwargs)
     app.state.api = state
     for router in (webhooks.router, enhancements.router, feedback.router, admin.router,
-                   health.router):
+                   health.router, feedback_links.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     for exc_type in (DatabaseUnavailable, asyncpg.PostgresConnectionError,

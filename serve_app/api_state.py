@@ -17,6 +17,7 @@ import asyncpg
 
 from db.pool import create_pool, verify_service_role
 from pipeline.credential_cipher import CredentialCipher, hash_token
+from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.metrics import InMemoryMetrics, Metrics
 from serve_app.intake_throttle import IntakeThrottle
 from serve_app.settings import Settings
@@ -40,6 +41,7 @@ class ApiState:
     throttle: IntakeThrottle = field(default_factory=IntakeThrottle)
     readiness_probe: ReadinessProbe | None = None
     directory_ttl_s: float = 2.0
+    feedback_links: FeedbackLinkSigner | None = None
     _pool: asyncpg.Pool | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _directory: TenantDirectory | None = None
@@ -49,6 +51,9 @@ class ApiState:
         if settings.database_url is None or settings.encryption_keys is None:
             raise RuntimeError("database URL and encryption keys must be resolved before serving")
         admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+        kwargs.setdefault("feedback_links", FeedbackLinkSigner.from_encryption_keys(
+            settings.encryption_keys.get_secret_value(),
+            ttl_days=settings.feedback_link_ttl_days))
         return cls(
             settings=settings,
             database_url=settings.database_url.get_secret_value(),

@@ -12,6 +12,7 @@ from kuberay.cli import kuberay_app
 from pipeline.logging_setup import configure_logging
 from serve_app.cli_demo import demo
 from serve_app.cli_eval import eval_app
+from serve_app.cli_explain import explain
 from serve_app.cli_health import health
 from serve_app.cli_import import import_app
 from serve_app.cli_reenhance import reenhance_app
@@ -53,6 +54,7 @@ def _global_options(
                                  help="Print the installed version and exit."),
 ) -> None:
     """AI Agents: enhance every new ServiceDesk Plus ticket with a researched private note."""
+app.command("explain")(explain)
 
 
 @app.command()

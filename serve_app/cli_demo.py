@@ -37,6 +37,7 @@ from serve_app.demo import (
     stop_ray_and_serve,
     wait_for_all,
 )
+from serve_app.demo_quality import resolve_some
 from serve_app.local_processes import RunRecorder, stop_previous_run
 from serve_app.ray_auth import DASHBOARD_TOKEN_HINT
 from serve_app.settings import Settings
@@ -90,6 +91,9 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         table.add_row(f"  {status}", str(count))
     table.add_row("notes written", str(summary["notes_written"]))
     table.add_row("end-to-end p50 / p95", f"{summary['p50_s']} s / {summary['p95_s']} s")
+    for tenant, hits in sorted(result.suggestion_hits.items()):
+        table.add_row(f"suggestion hit rate {tenant}",
+                      f"{hits['hit_rate']:.0%} ({hits['hits']} of {hits['resolved']} resolved)")
     table.add_row("wall time", f"{summary['seconds']} s")
     out.print(table)
     failed = [e for e in result.enhancements if e["status"] == "failed"]
@@ -100,6 +104,10 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         out.rule(f"Private note on {note['tenant']} ticket {note['ticket_id']} "
                  "(as the technician sees it)")
         out.print(note["text"])
+        if note.get("feedback_links"):
+            out.print("Feedback links (open one, then Confirm):")
+            for link in note["feedback_links"]:
+                out.print(f"  {link['label']:>15}  {link['url']}", soft_wrap=True)
         out.rule()
     for name, url in result.urls.items():
         out.print(f"{name:>14}: {url}")
@@ -136,6 +144,9 @@ async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
                 task = progress.add_task("enhancing", total=len(sent))
                 result = await wait_for_all(pool, sent, sims,
                                             lambda done: progress.update(task, completed=done))
+            say("Resolving some demo tickets in the SDP simulator (resolved-ticket webhooks)…")
+            result.suggestion_hits = await resolve_some(base, sims.sdp_state, creds,
+                                                        result.enhancements)
         finally:
             await pool.close()
         result.seconds = time.monotonic() - started

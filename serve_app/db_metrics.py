@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from db.pool import system_fetch
 from pipeline import metric_catalogue as mc
 
+MIN_CHECKED_FOR_HIT_RATIO = 5
+
 
 async def render_db_metrics(pool: asyncpg.Pool | None) -> bytes:
     registry = CollectorRegistry()
@@ -26,6 +28,7 @@ async def render_db_metrics(pool: asyncpg.Pool | None) -> bytes:
     try:
         queue = await system_fetch(pool, "SELECT * FROM app_queue_stats()")
         feedback = await system_fetch(pool, "SELECT * FROM app_feedback_stats(7)")
+        suggestions = await system_fetch(pool, "SELECT * FROM app_suggestion_stats(30)")
     except (OSError, asyncpg.PostgresError, TimeoutError):
         up.set(0)
         return generate_latest(registry)
@@ -44,4 +47,8 @@ async def render_db_metrics(pool: asyncpg.Pool | None) -> bytes:
         if row["average_rating"] is not None:
             average.labels(row["tenant_id"]).set(row["average_rating"])
         positive.labels(row["tenant_id"]).set(row["positive_ratio"])
+    hit_ratio = gauge(mc.SUGGESTION_HIT_RATIO)
+    for row in suggestions:
+        if row["checked"] >= MIN_CHECKED_FOR_HIT_RATIO:  # a ratio of two tickets is noise
+            hit_ratio.labels(row["tenant_id"]).set(row["hit_ratio"])
     return generate_latest(registry)

@@ -25,6 +25,7 @@ from pipeline.html_text import html_to_text
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
 from pipeline.importers.tickets import import_client
 from pipeline.sdp_url_policy import SdpUrlPolicy
+from serve_app.demo_quality import feedback_links
 from serve_app.embedding_provider import service_embedder
 from serve_app.ingress_mode import IngressMode, apply_ingress_mode
 from serve_app.runtime import Runtime, export_environment
@@ -59,6 +60,8 @@ class DemoResult:
     notes: list[dict[str, Any]] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    # per tenant: demo tickets the SDP simulator resolved, and how many notes proposed the fix
+    suggestion_hits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(
@@ -74,6 +77,7 @@ class DemoResult:
             if totals
             else None,
             "notes_written": len(self.notes),
+            "suggestion_hits": self.suggestion_hits,
             "seconds": round(self.seconds, 1),
         }
 
@@ -259,6 +263,7 @@ async def poll_results(
                         "note_id": note.note_id,
                         "private": not note.show_to_requester,
                         "text": html_to_text(note.description),
+                        "feedback_links": feedback_links(note.description),
                         "expected_citations": sorted(links.citations) if links else [],
                     }
                 )
@@ -285,6 +290,8 @@ async def wait_for_all(
 def configure_demo_environment(runtime: Runtime, sims: Simulators, options: DemoOptions) -> None:
     export_environment(runtime)
     os.environ["AI_AGENTS_SDP_ALLOW_LOOPBACK"] = "true"  # the SDP simulator is on 127.0.0.1
+    # the notes' one-click feedback links point at this run's Serve app
+    os.environ.setdefault("AI_AGENTS_PUBLIC_URL", f"http://127.0.0.1:{options.http_port}")
     if not options.use_configured_llm:
         os.environ["AI_AGENTS_LLM_BASE_URL"] = f"{sims.llm.url}/api/v1"
         os.environ["AI_AGENTS_LLM_API_KEY"] = "sk-or-v1-demo-simulator"

@@ -36,6 +36,8 @@ class WebhookAccepted(BaseModel):
 class ResolvedAccepted(BaseModel):
     ticket_id: str
     status: Literal["stored", "updated"]
+    suggestion_hit: bool | None = Field(
+        None, description="whether the note on this ticket proposed the fix; null: no note")
 
 
 class ErrorBody(BaseModel):
@@ -67,6 +69,10 @@ class Enhancement(BaseModel):
     trace_id: str | None = None
     supersedes: uuid.UUID | None = None
     batch_id: str | None = None
+    suggestion_hit: bool | None = Field(
+        None, description="the note proposed what fixed the ticket; null until it is resolved")
+    suggestion_rank: int | None = Field(None, description="position of the matching proposal")
+    suggestion_similarity: float | None = Field(None, description="0-1, resolution vs proposal")
 
 
 class EnhancementList(BaseModel):
@@ -128,11 +134,21 @@ class FeedbackList(BaseModel):
     offset: int
 
 
+class SuggestionStats(BaseModel):
+    """Measured from resolved tickets, not clicks: see README "Suggestion hit rate"."""
+
+    checked: int = Field(description="enhanced tickets whose resolution arrived")
+    hits: int
+    hit_rate: float | None = Field(description="hits / checked, 0-1")
+    average_rank: float | None = Field(description="mean position of the matching proposal")
+
+
 class FeedbackStats(BaseModel):
     total_feedback: int
     average_rating: float | None
     counts: dict[str, int]
     positive_percentage: float | None
+    suggestions: SuggestionStats | None = None
     start_date: datetime | None
     end_date: datetime | None
 

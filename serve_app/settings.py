@@ -6,6 +6,7 @@ show up in a repr, a log line or an error body.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(None, description="default text-embedding-3-small")
     embedding_dimensions: int | None = Field(None, ge=1, le=4096, description="default 256")
 
+    # feedback links, suggestion quality, explain
+    public_url: str | None = Field(
+        None, description="Base URL technicians reach the service at; the one-click feedback "
+        "links in notes are omitted when unset")
+    feedback_link_ttl_days: float = Field(30.0, gt=0, description="how long a note's links work")
+    feedback_link_rate_per_minute: int = Field(30, ge=1, description="per client address")
+    explain_retention_days: float = Field(
+        30.0, ge=0, description="keep each enhancement's prompt and raw answer this long")
+
     log_level: str = "INFO"
 
     @field_validator("llm_fallback_models", mode="before")
@@ -124,6 +134,16 @@ class Settings(BaseSettings):
     def sdp_url_policy(self) -> SdpUrlPolicy:
         return SdpUrlPolicy(allow_loopback=self.sdp_allow_loopback,
                             allowed_networks=parse_networks(self.sdp_allowed_networks))
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _check_public_url(cls, value: object) -> object:
+        """Links in notes must survive nh3's http/https allow-list, so refuse anything else."""
+        if isinstance(value, str):
+            value = value.strip().rstrip("/") or None
+            if value is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+                raise ValueError("must be an http:// or https:// URL, e.g. https://ai.example.com")
+        return value
 
     @property
     def embedded(self) -> bool:

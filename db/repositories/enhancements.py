@@ -16,7 +16,7 @@ JOBS_CHANNEL = "ai_agents_jobs"
 PUBLIC_COLUMNS = """id, tenant_id, ticket_id, event, status, outcome, stage, priority, attempts,
     max_attempts, received_at, started_at, finished_at, updated_at, stage_timings,
     context_sources, model, prompt_tokens, completion_tokens, cost_usd, note_id, error,
-    trace_id, supersedes, batch_id"""
+    trace_id, supersedes, batch_id, suggestion_hit, suggestion_rank, suggestion_similarity"""
 
 
 @dataclass(frozen=True)

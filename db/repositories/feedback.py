@@ -86,3 +86,43 @@ async def feedback_stats(
         start,
         end,
     )
+
+
+async def upsert_link_feedback(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    enhancement_id: uuid.UUID,
+    ticket_id: str,
+    vote: str,
+    feedback_type: str,
+    rating_value: int | None,
+    comment: str | None,
+) -> tuple[asyncpg.Record, bool]:
+    """Record a confirmed feedback link: one row per enhancement and vote kind ('thumbs' or
+    'rating'); confirming again replaces the answer and comment. Returns (row, created)."""
+    row = await conn.fetchrow(
+        """INSERT INTO enhancement_feedback (tenant_id, enhancement_id, ticket_id, feedback_type,
+               rating_value, comment, link_vote)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (tenant_id, enhancement_id, link_vote) WHERE link_vote IS NOT NULL
+           DO UPDATE SET feedback_type = EXCLUDED.feedback_type,
+               rating_value = EXCLUDED.rating_value, comment = EXCLUDED.comment,
+               updated_at = now()
+           RETURNING *, (xmax = 0) AS created""",
+        tenant_id,
+        enhancement_id,
+        ticket_id,
+        feedback_type,
+        rating_value,
+        comment,
+        vote,
+    )
+    return row, bool(row["created"])
+
+
+async def link_feedback(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
+                        vote: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM enhancement_feedback WHERE enhancement_id = $1 AND link_vote = $2",
+        enhancement_id, vote)

@@ -25,6 +25,7 @@ from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import SdpError, SdpNotFound
 from pipeline.sdp_ticket import map_sdp_request, read_time
 from pipeline.sdp_url_policy import SdpUrlPolicy
+from pipeline.suggestion_quality import assess_resolution
 from pipeline.tenant_config import TenantRuntime
 from pipeline.vector_index import TicketText
 
@@ -122,10 +123,13 @@ def search_criteria(since: datetime, statuses: Sequence[str]) -> list[dict[str, 
 
 
 async def _upsert(conn: asyncpg.Connection, record: TicketRecord, tenant_id: str) -> bool:
-    return await upsert_resolved_ticket(
+    created = await upsert_resolved_ticket(
         conn, tenant_id=tenant_id, ticket_id=record.ticket_id, subject=record.subject,
         description=record.description, resolution=record.resolution,
         priority=record.priority, tags=record.tags, resolved_at=record.resolved_at)
+    # a ticket this service enhanced: did its note propose what fixed it?
+    await assess_resolution(conn, record.ticket_id, record.resolution)
+    return created
 
 
 class _TicketImport:

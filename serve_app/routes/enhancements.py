@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from db.pool import tenant_transaction
 from db.repositories.enhancements import get_public, list_public
-from serve_app.deps import Pool, TenantId
+from serve_app.deps import Pool, State, TenantId
+from serve_app.explain_view import Explanation, load_explanation
 from serve_app.input_rules import UtcDatetime
 from serve_app.schemas import Enhancement, EnhancementList, ErrorBody
 
@@ -26,6 +27,19 @@ async def get_enhancement(enhancement_id: uuid.UUID, tenant_id: TenantId,
     if row is None:
         raise HTTPException(404, "Enhancement not found")
     return Enhancement(**dict(row))
+
+
+@router.get("/{enhancement_id}/explain", response_model=Explanation,
+            responses={404: {"model": ErrorBody}, **_ERRORS})
+async def explain_enhancement(enhancement_id: uuid.UUID, tenant_id: TenantId, pool: Pool,
+                              state: State) -> Explanation:
+    """Retrieval candidates with scores, the prompt as the LLM saw it, its raw answer,
+    outcome and fallbacks, stage timings, attempts, cost and trace id."""
+    found = await load_explanation(pool, enhancement_id, tenant_id=tenant_id,
+                                   retention_days=state.settings.explain_retention_days)
+    if found is None:
+        raise HTTPException(404, "Enhancement not found")
+    return found
 
 
 @router.get("", response_model=EnhancementList, responses=_ERRORS)

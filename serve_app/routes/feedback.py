@@ -5,11 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query
 
 from db.pool import tenant_transaction
+from db.repositories import enhancement_insight as insight
 from db.repositories import feedback as repo
 from db.repositories.audit import write_audit
 from serve_app.deps import Pool, TenantId
 from serve_app.input_rules import UtcDatetime
-from serve_app.schemas import ErrorBody, Feedback, FeedbackIn, FeedbackList, FeedbackStats
+from serve_app.schemas import (
+    ErrorBody,
+    Feedback,
+    FeedbackIn,
+    FeedbackList,
+    FeedbackStats,
+    SuggestionStats,
+)
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
 _ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}}
@@ -61,12 +69,19 @@ async def feedback_stats(tenant_id: TenantId, pool: Pool, start_date: UtcDatetim
                          end_date: UtcDatetime | None = None) -> FeedbackStats:
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await repo.feedback_stats(conn, start=start_date, end=end_date)
+        hits = await insight.suggestion_stats(conn, start=start_date, end=end_date)
     total = row["total"]
+    checked = hits["checked"]
+    suggestions = SuggestionStats(
+        checked=checked, hits=hits["hits"],
+        hit_rate=round(hits["hits"] / checked, 4) if checked else None,
+        average_rank=round(float(hits["average_rank"]), 3) if hits["average_rank"] else None)
     return FeedbackStats(
         total_feedback=total,
         average_rating=round(float(row["average_rating"]), 3) if row["average_rating"] else None,
         counts={"thumbs_up": row["thumbs_up"], "thumbs_down": row["thumbs_down"],
                 "rating": row["rating"]},
         positive_percentage=round(100.0 * row["positive"] / total, 2) if total else None,
+        suggestions=suggestions,
         start_date=start_date, end_date=end_date,
     )

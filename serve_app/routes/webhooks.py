@@ -13,6 +13,7 @@ from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline import metric_catalogue as mc
+from pipeline.suggestion_quality import assess_resolution
 from pipeline.tracing import current_carrier, trace_id_hex, tracer
 from serve_app.deps import State
 from serve_app.embedding_provider import embed_resolved_ticket
@@ -184,10 +185,13 @@ async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSO
             tags=webhook.tags,
             resolved_at=webhook.resolved_at,
         )
+        # a ticket this service enhanced: did its note propose what fixed it?
+        verdict = await assess_resolution(conn, webhook.ticket.ticket_id, webhook.resolution)
     await embed_resolved_ticket(pool, tenant_id, webhook.ticket)
     state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "resolved_stored"})
     answer = ResolvedAccepted(
-        ticket_id=webhook.ticket.ticket_id, status="stored" if created else "updated"
+        ticket_id=webhook.ticket.ticket_id, status="stored" if created else "updated",
+        suggestion_hit=verdict.hit if verdict else None,
     )
     return JSONResponse(answer.model_dump(), status_code=202)
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .faults import FaultConfig, RateWindow
-from .records import build_request
+from .records import build_request, now_ms, sdp_time, status_object
 
 Edition = Literal["onprem", "cloud"]
 NOTE_KEYS = ("request_note", "note")
@@ -193,6 +193,18 @@ class SimulatorState:
             if "deleted" in flags:
                 record.deleted = bool(flags["deleted"])
                 record.data["is_trashed"] = record.deleted
+
+    def resolve_request(self, portal: str, request_id: str, resolution: str) -> dict[str, Any]:
+        """What a technician closing the ticket does: status Resolved, the resolution text and
+        its time; returns a copy (send it with the resolved-ticket webhook)."""
+        stamp = now_ms()
+        with self.lock:
+            record = self.stored(portal, request_id)
+            record.data["status"] = status_object("Resolved")
+            record.data["resolution"] = {"content": resolution}
+            record.data["resolved_time"] = sdp_time(stamp)
+            record.data["last_updated_time"] = sdp_time(stamp)
+            return copy.deepcopy(record.data)
 
     # -- faults ------------------------------------------------------------------------------
     def set_faults(self, portal: str, faults: FaultConfig | None = None, /,

@@ -33,10 +33,11 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="aad-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
     started = time.time()
+    port = free_port()
     try:
         result = subprocess.run(
             ["ai-agents", "demo", "--tickets", "6", "--json", "--data-dir", str(data_dir),
-             "--port", str(free_port()), "--dashboard-port", str(free_port()),
+             "--port", str(port), "--dashboard-port", str(free_port()),
              "--llm-latency", "0.2"],
             env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -53,6 +54,18 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
                                 if c.startswith("ticket:")}
             assert cited & expected_tickets, (note["ticket_id"], cited, expected_tickets)
             assert note["enhancement_id"] in note["text"]
+            links = note["feedback_links"]  # AI_AGENTS_PUBLIC_URL: this run's Serve app
+            assert [link["label"] for link in links] == [
+                "👍 Helpful", "👎 Not helpful", "1", "2", "3", "4", "5"]
+            assert all(link["url"].startswith(f"http://127.0.0.1:{port}/f/v1.") for link in links)
+        # the SDP simulator resolved two tickets per tenant; the service judged each note
+        hits = summary["suggestion_hits"]
+        assert {t: h["resolved"] for t, h in hits.items()} == {"acme": 2, "globex": 2}
+        for tenant_hits in hits.values():
+            assert 0 <= tenant_hits["hits"] <= 2
+            assert tenant_hits["hit_rate"] == tenant_hits["hits"] / 2
+        judged = [e for e in report["enhancements"] if "suggestion_hit" in e]
+        assert len(judged) == 4 and all(isinstance(e["suggestion_hit"], bool) for e in judged)
         assert (data_dir / "local-secrets.json").stat().st_mode & 0o777 == 0o600
 
         # the default ingress is Ray 2.60's HAProxy front with direct ingress

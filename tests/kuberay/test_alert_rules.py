@@ -29,6 +29,7 @@ EXPECTED_ALERTS = {
     "CircuitBreakerOpen": "circuit-breaker-open",
     "HighEnhancementLatency": "high-enhancement-latency",
     "LowFeedbackRating": "low-feedback-rating",
+    "LowSuggestionHitRate": "low-suggestion-hit-rate",
 }
 
 
@@ -99,6 +100,7 @@ def test_support_guide_thresholds():
     assert by_name["HighEnhancementLatency"]["expr"].strip().endswith("> 60")
     assert by_name["LowFeedbackRating"]["expr"].endswith("< 3")
     assert by_name["LowFeedbackRating"]["for"] == "1h"
+    assert by_name["LowSuggestionHitRate"]["expr"].endswith("< 0.3")
     assert by_name["CircuitBreakerOpen"]["expr"].endswith("== 2")
     assert by_name["TenantIsolationViolation"]["labels"]["severity"] == "critical"
     assert by_name["DatabaseConnectionIssues"]["labels"]["severity"] == "critical"

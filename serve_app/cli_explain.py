@@ -1,0 +1,109 @@
+"""`ai-agents explain ENHANCEMENT_ID`: why a note says what it says.
+
+Reads the database the service uses (``AI_AGENTS_DATABASE_URL`` or the embedded one in
+``--data-dir``) as the restricted service role; the tenant is looked up from the id.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from serve_app.cli_support import (
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    load_runtime,
+    one_line_errors,
+    run_async,
+    service_pool,
+)
+from serve_app.explain_view import Explanation, load_explanation
+from serve_app.settings import Settings
+
+
+async def _load(enhancement_id: uuid.UUID, data_dir: str | None) -> Explanation | None:
+    runtime = await load_runtime(data_dir, migrate=False)
+    async with service_pool(runtime) as pool:
+        return await load_explanation(pool, enhancement_id, tenant_id=None,
+                                      retention_days=Settings().explain_retention_days)
+
+
+def _candidates(console: Console, found: Explanation) -> None:
+    candidates = found.candidates or {}
+    for source, key in (("similar_tickets", "ticket_id"), ("kb_articles", "article_id")):
+        items = candidates.get(source) or []
+        table = Table("rank", key, "score", "why kept", title=f"Retrieval: {source}")
+        for item in items:
+            table.add_row(str(item["rank"]), escape(str(item[key])), f"{item['score']:.3f}",
+                          escape(item["why"]))
+        console.print(table if items else f"[dim]Retrieval: {source}: nothing found[/dim]")
+    for asset in candidates.get("ip_assets") or []:
+        console.print(f"asset {escape(asset['ip'])} → {escape(str(asset['hostname']))}: "
+                      f"{escape(asset['why'])}")
+    if candidates.get("unmatched_ips"):
+        console.print("IPs not in the inventory: " + ", ".join(candidates["unmatched_ips"]))
+
+
+def _print(found: Explanation) -> None:
+    console = Console()
+    console.print(f"[bold]Enhancement {found.id}[/bold] — ticket #{escape(found.ticket_id)}")
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in found.stage_timings.items()) or "none"
+    rows = [("status / outcome", f"{found.status} / {found.outcome or '-'}"),
+            ("attempts", f"{found.attempts} of {found.max_attempts}"),
+            ("stage timings", timings),
+            ("model", found.model or "-"),
+            ("tokens / cost", f"{found.prompt_tokens or 0} + {found.completion_tokens or 0} / "
+                              f"${found.cost_usd or 0:.6f}"),
+            ("trace id", found.trace_id or "-"),
+            ("note id", found.note_id or "-"),
+            ("suggestion hit", "not known yet" if found.suggestion_hit is None else
+             f"{found.suggestion_hit} (rank {found.suggestion_rank}, similarity "
+             f"{found.suggestion_similarity})")]
+    table = Table(show_header=False)
+    for name, value in rows:
+        table.add_row(name, escape(value))
+    console.print(table)
+    for line in found.fallbacks:
+        console.print(f"[yellow]fallback:[/yellow] {escape(line)}")
+    if not found.explain_available:
+        console.print(f"[dim]No prompt or retrieval record: {found.explain_missing_reason}[/dim]")
+        return
+    _candidates(console, found)
+    for message in found.prompt or []:
+        console.rule(f"prompt: {message.get('role')}")
+        console.print(escape(message.get("content", "")), soft_wrap=True)
+    console.rule("raw model answer")
+    reason = escape(str((found.llm or {}).get("reason")))
+    console.print(escape(found.raw_answer) if found.raw_answer else
+                  f"[dim](no model answer: {reason})[/dim]", soft_wrap=True)
+
+
+@one_line_errors
+def explain(
+    enhancement_id: str = typer.Argument(..., help="The enhancement id (from the note footer "
+                                                    "or the enhancements API)"),
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Why a note says what it says: retrieval candidates with scores, the prompt as the LLM
+    saw it, its raw answer, fallbacks, stage timings, attempts, cost and the trace id.
+
+    Example: ai-agents explain 7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11 --json
+    """
+    try:
+        ident = uuid.UUID(enhancement_id.strip())
+    except ValueError:
+        raise ValueError(f"not an enhancement id: {enhancement_id!r}") from None
+    found = run_async(_load(ident, data_dir))
+    if found is None:
+        raise LookupError(f"enhancement {ident} not found")
+    if as_json:
+        emit_json(json.loads(found.model_dump_json()))
+    else:
+        _print(found)

@@ -1,0 +1,62 @@
+"""Run one enhancement through the real workflow without Ray: real PostgreSQL (service role),
+real context gathering, the SDP simulator over HTTP, and a synthesizer given by the test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import httpx
+
+from db.repositories.enhancements import enqueue
+from pipeline.context_sources import ContextGathering
+from pipeline.credential_cipher import CredentialCipher
+from pipeline.dispatch import ClaimedJob
+from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.feedback_links import FeedbackLinkSigner
+from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.rate_limits import LocalRateLimiter
+from pipeline.tenant_config import TenantSettings
+from serve_app.tenant_directory import load_tenant_runtime
+from simulators.servicedesk.store import SimulatorState
+
+Synthesize = Callable[[str, TicketContext, TenantSettings], Awaitable[SynthesisResult]]
+
+
+async def context_only(tenant_id: str, context: TicketContext,
+                       settings: TenantSettings) -> SynthesisResult:
+    return SynthesisResult(mode="context_only", reason="no LLM in this test")
+
+
+async def enhance_once(pool: asyncpg.Pool, cipher: CredentialCipher,
+                       owner_conn: asyncpg.Connection, sdp: SimulatorState, tenant_id: str,
+                       ticket: dict[str, str], *, encryption_keys: str | None = None,
+                       public_url: str | None = None,
+                       synthesize: Synthesize = context_only) -> tuple[str, str, str]:
+    """Returns (enhancement id, SDP ticket id, the note's HTML as SDP stored it)."""
+    runtime = await load_tenant_runtime(pool, cipher, tenant_id)
+    if tenant_id not in sdp.portals:
+        sdp.add_portal(tenant_id, runtime.sdp_api_key)
+    ticket_id = str(sdp.add_request(tenant_id, **ticket)["id"])
+    async with pool.acquire() as conn:
+        queued = await enqueue(
+            conn, tenant_id=tenant_id, ticket_id=ticket_id, event="created",
+            dedupe_key=uuid.uuid4().hex, trace_context=None, trace_id=None, notify=False,
+            payload={"ticket": Ticket(ticket_id=ticket_id, **ticket).model_dump(mode="json")})
+    lease = await owner_conn.fetchval(  # set-up only: as if the dispatcher had claimed it
+        """UPDATE enhancements SET status = 'running', attempts = 1, lease_owner = 'test',
+               lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
+           WHERE id = $1 RETURNING lease_token""", queued.id)
+    job = ClaimedJob(id=str(queued.id), tenant_id=tenant_id, ticket_id=ticket_id, attempts=1,
+                     lease_token=str(lease))
+    links = FeedbackLinkSigner.from_encryption_keys(encryption_keys) if encryption_keys else None
+    async with httpx.AsyncClient() as http:
+        workflow = EnhancementWorkflow(
+            pool, load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
+            gather=lambda t, tk, needs_fetch: ContextGathering(pool).gather(t, tk),
+            synthesize=synthesize, limiter=LocalRateLimiter(), http=http,
+            config=WorkflowConfig(public_url=public_url), feedback_links=links)
+        assert await workflow.run(job) == "completed"
+    [note] = sdp.recorded_notes(tenant_id, ticket_id)
+    return job.id, ticket_id, note.description
