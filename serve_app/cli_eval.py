@@ -24,6 +24,7 @@ from pipeline.credential_cipher import CredentialCipher
 from pipeline.embeddings import Embedder
 from pipeline.importers import ticket_record
 from pipeline.retrieval_eval import EvalCase, ModeScore, evaluate, load_eval_set
+from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.vector_index import reindex_tenant
 from serve_app.cli_support import JsonOption, emit_json, fail, one_line_errors, run_async
 from serve_app.embedding_provider import service_embedder
@@ -74,7 +75,9 @@ async def _run(cases: list[EvalCase]) -> dict[str, ModeScore]:
     runtime = await resolve_runtime(Settings(data_dir=scratch))
     pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
     try:
-        admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys))
+        # a scratch database whose tenants never call SDP: their placeholder URL is loopback
+        admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys),
+                            url_policy=SdpUrlPolicy(allow_loopback=True))
         embedder = service_embedder()
         tenants = sorted({c.tenant for c in cases})
         by_tenant = {t: await _load_history(pool, admin, t, embedder) for t in tenants}

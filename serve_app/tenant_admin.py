@@ -6,6 +6,7 @@ secret, SDP key) or hashed (API token). Every change leaves an audit row.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -116,6 +117,13 @@ def without_credentials(url: str) -> str:
 def _info(row: asyncpg.Record) -> TenantInfo:
     info = {k: row[k] for k in TenantInfo.model_fields}
     info["sdp_base_url"] = without_credentials(info["sdp_base_url"])
+    if not isinstance(info.get("settings"), dict):
+        # a value written behind the API's back (or before validation existed) must not make
+        # the whole tenant list fail: show it as empty and say so in the log
+        logging.getLogger("ai_agents.tenant_admin").warning(
+            "tenant settings are not a JSON object; shown as {}",
+            extra={"tenant_id": info.get("tenant_id")})
+        info["settings"] = {}
     return TenantInfo(**info)
 
 

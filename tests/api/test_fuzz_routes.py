@@ -29,6 +29,7 @@ ROUTES = [
     ("POST", "/webhook/servicedesk/{tenant_id}"),
     ("POST", "/webhook/servicedesk/{tenant_id}/resolved"),
     ("GET", "/api/v1/enhancements/{enhancement_id}"),
+    ("GET", "/api/v1/enhancements/{enhancement_id}/explain"),
     ("GET", "/api/v1/enhancements"),
     ("POST", "/api/v1/feedback"),
     ("GET", "/api/v1/feedback"),

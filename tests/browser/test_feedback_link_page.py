@@ -50,10 +50,13 @@ def sdp() -> Iterator[tuple[SimulatorState, str]]:
         yield state, server.url
 
 
+METRICS_TOKEN = "met_browser-test"
+
+
 @pytest.fixture(scope="module")
 def api(database, encryption_keys) -> Iterator[ServerHandle]:
     settings = Settings(database_url=database.service_url, encryption_keys=encryption_keys,
-                        feedback_link_rate_per_minute=600)
+                        feedback_link_rate_per_minute=600, metrics_token=METRICS_TOKEN)
     state = ApiState.from_settings(settings)
     app = create_api(state)
     app.router.on_shutdown.append(state.close)
@@ -124,7 +127,8 @@ def _check_totals(api_url: str, tenant_id: str, api_token: str) -> None:
                       headers={"Authorization": f"Bearer {api_token}"}).json()
     assert (stats["total_feedback"], stats["average_rating"], stats["positive_percentage"]) \
         == (2, 4.0, 100.0)
-    metrics = httpx.get(f"{api_url}/metrics").text
+    metrics = httpx.get(f"{api_url}/metrics",
+                        headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     assert f'ai_agents_feedback_average_rating{{tenant="{tenant_id}"}} 4.0' in metrics
 
 

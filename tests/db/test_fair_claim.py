@@ -149,10 +149,14 @@ async def test_a_bad_stored_setting_never_makes_the_claim_fail(
     # written behind the API's back, as a value stored before validation existed would be
     await owner_conn.execute("UPDATE tenants SET settings = $2::jsonb WHERE id = $1",
                              poisoned, stored)
-    await _enqueue(tx_conn, poisoned, 5)
-    await _enqueue(tx_conn, healthy, 5)
-    claimed = await _claim(tx_conn, 100)
-    assert claimed == {healthy: 5, poisoned: expected}
+    try:
+        await _enqueue(tx_conn, poisoned, 5)
+        await _enqueue(tx_conn, healthy, 5)
+        claimed = await _claim(tx_conn, 100)
+        assert claimed == {healthy: 5, poisoned: expected}
+    finally:  # the database is shared by the session: leave no poisoned tenant behind
+        await owner_conn.execute("UPDATE tenants SET settings = '{}'::jsonb WHERE id = $1",
+                                 poisoned)
 
 
 async def test_settings_are_bounded_when_written() -> None:

@@ -28,7 +28,9 @@ def _start(data_dir: Path, port: int, dashboard_port: int,
            llm_url: str) -> subprocess.Popen[str]:
     env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"],
            "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
-           "AI_AGENTS_LLM_API_KEY": stack.TEST_LLM_KEY}
+           "AI_AGENTS_LLM_API_KEY": stack.TEST_LLM_KEY,
+           # the SDP simulator the tenants point at is on loopback
+           "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true"}
     return subprocess.Popen(
         ["ai-agents", "serve", "--port", str(port), "--dashboard-port", str(dashboard_port),
          "--data-dir", str(data_dir)],

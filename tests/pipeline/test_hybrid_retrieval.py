@@ -22,6 +22,7 @@ from pipeline.hybrid_retrieval import fuse
 from pipeline.metric_catalogue import RETRIEVAL_LATENCY, VECTOR_SEARCH_AVAILABLE
 from pipeline.metrics import InMemoryMetrics
 from pipeline.models import Ticket
+from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.vector_index import kb_chunks, reindex_tenant
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
@@ -169,7 +170,7 @@ async def test_without_pgvector_retrieval_falls_back_to_fulltext_and_says_so(
         no_vector_pool, cipher, caplog) -> None:
     pool = no_vector_pool
     owner_tenant = "nv"
-    admin = TenantAdmin(pool, cipher)
+    admin = TenantAdmin(pool, cipher, url_policy=SdpUrlPolicy(allow_loopback=True))
     await admin.create(TenantCreate(id=owner_tenant, sdp_url="http://127.0.0.1:9",
                                     sdp_key="k"), actor="test")
     await seed(pool, owner_tenant)

@@ -45,10 +45,23 @@ def sdp() -> Iterator[tuple[SimulatorState, str]]:
         yield state, server.url
 
 
+METRICS_TOKEN = "met_suggestion-test"
+
+
+async def _scrape(api: httpx.AsyncClient) -> str:
+    """/metrics as Prometheus scrapes it (with the metrics token), checked to be a real scrape
+    so that a "not in" assertion cannot pass on an error body."""
+    answer = await api.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    assert "ai_agents_queue_depth" in answer.text
+    return answer.text
+
+
 @pytest.fixture(scope="module")
 async def api(database, encryption_keys) -> AsyncIterator[httpx.AsyncClient]:
     state = ApiState.from_settings(Settings(database_url=database.service_url,
-                                            encryption_keys=encryption_keys))
+                                            encryption_keys=encryption_keys,
+                                            metrics_token=METRICS_TOKEN))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(create_api(state)),
                                  base_url="http://api") as client:
         yield client
@@ -121,9 +134,9 @@ async def test_resolutions_become_hits_and_misses_in_the_api_stats_and_metrics(
                           tenant.tenant_id)
     stats = (await api.get("/api/v1/feedback/stats", headers=auth)).json()["suggestions"]
     assert (stats["checked"], stats["hits"], stats["hit_rate"]) == (4, 3, 0.75)
-    metrics = (await api.get("/metrics")).text
+    metrics = await _scrape(api)
     assert f'ai_agents_suggestion_hit_ratio{{tenant="{tenant.tenant_id}"}}' not in metrics  # < 5
 
     await _resolve(api, tenant, enhanced[4][1], HISTORY["903"][1])
-    metrics = (await api.get("/metrics")).text
+    metrics = await _scrape(api)
     assert f'ai_agents_suggestion_hit_ratio{{tenant="{tenant.tenant_id}"}} 0.8' in metrics
