@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)
     sdp_timeout_s: float = Field(15.0, gt=0)
+    pipeline_nice: int = Field(19, ge=0, le=19, description="OS niceness of pipeline replicas")
 
     log_level: str = "INFO"
 
