@@ -96,3 +96,15 @@ def test_pipeline_reports_the_product_as_a_ratio_to_its_floor(tmp_path: Path) ->
     assert ratio["overall_rate"] == round(product["capacity"]["overall_rate"]
                                           / floor["capacity"]["overall_rate"], 3)
     assert ratio["cpu_ms_per_job"] > 0
+
+
+def test_intake_reports_the_floor_and_token_mode(tmp_path: Path) -> None:
+    stdout, data = run("intake", "--configs", "floor,serve-token", "--seconds", "1", "--reps",
+                       "1", "--passes", "1", "--warmup", "0.5", "--clients", "4", "--tenants",
+                       "2", "--rate", "0", tmp_path=tmp_path)
+    assert "ratio to floor" in stdout
+    results = {r["name"]: r for r in data["results"]}
+    for result in results.values():
+        assert result["accepted"] > 0 and result["errors"] == 0
+        assert result["durable"], result  # every 202 is a committed job row
+    assert results["floor"]["kind"] == "floor"
