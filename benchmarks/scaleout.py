@@ -106,6 +106,14 @@ async def mode_autoscale(args: argparse.Namespace, rig: dict[str, Any],
     bounds = pool_options(ENHANCER).get("autoscaling_config") or {}
     cluster.deploy(scaled_app(args, replicas=0), workers=max(args.replicas))
     say(f"autoscale: Enhancer autoscaling_config from pool_options: {bounds}")
+    # Start from rest: replicas left by an earlier mode scale in first (downscale delay).
+    floor = bounds.get("min_replicas", 1)
+    settle_until = time.monotonic() + bounds.get("downscale_delay_s", 0) + 90
+    while time.monotonic() < settle_until:
+        if len(deployment_nodes().get(ENHANCER, [])) <= floor:
+            break
+        await asyncio.sleep(2)
+    at_rest = len(deployment_nodes().get(ENHANCER, []))
     spike = time.time()
     sent = await send_backlog(rig, args.backlog)
     ids = [s.enhancement_id for s in sent]
@@ -129,7 +137,8 @@ async def mode_autoscale(args: argparse.Namespace, rig: dict[str, Any],
     back_at = next((t for t, r, _ in timeline
                     if drained_at is not None and t >= drained_at
                     and r <= bounds.get("min_replicas", 1)), None)
-    return {"autoscaling_config": bounds, "backlog": len(sent), "peak_replicas": peak,
+    return {"autoscaling_config": bounds, "backlog": len(sent), "replicas_at_spike": at_rest,
+            "peak_replicas": peak,
             "seconds_to_peak": peak_at, "drained_s": drained_at,
             "seconds_drained_to_scaled_in": (back_at - drained_at) if back_at is not None
             and drained_at is not None else None, "timeline": timeline}
@@ -210,10 +219,12 @@ def report(data: dict[str, Any]) -> str:
     if "autoscale" in data:
         a = data["autoscale"]
         text += stack.print_table(
-            "Autoscaling (pool_options.py's config)", ["backlog", "peak replicas",
+            "Autoscaling (pool_options.py's config)", ["backlog", "replicas at spike",
+                                                       "peak replicas",
                                                        "s spike -> peak", "s to drain",
                                                        "s drained -> min replicas"],
-            [[a["backlog"], a["peak_replicas"], stack.fmt(a["seconds_to_peak"]),
+            [[a["backlog"], a["replicas_at_spike"], a["peak_replicas"],
+              stack.fmt(a["seconds_to_peak"]),
               stack.fmt(a["drained_s"]), stack.fmt(a["seconds_drained_to_scaled_in"])]])
     if "node-loss" in data:
         n = data["node-loss"]
