@@ -36,6 +36,7 @@ class LocalCluster:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
         self.node_cpus = node_cpus
+        self.temp_dir = temp_dir
         self.cluster = Cluster(initialize_head=True, connect=False, head_node_args={
             "num_cpus": head_cpus, "node_ip_address": "127.0.0.1", "include_dashboard": False,
             "dashboard_agent_listen_port": stack.free_port(), "gcs_server_port": stack.free_port()})
@@ -110,6 +111,19 @@ class LocalCluster:
         finally:
             self._ray.shutdown()
             self.cluster.shutdown()
+            self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
+        """Worker processes that outlived their raylet (seen after ``remove_node``): every
+        process naming this run's own temp dir on its command line is ours."""
+        import psutil
+
+        marker = str(self.temp_dir / "ray")  # Ray's dir under RAY_TMPDIR, not PostgreSQL's
+        for proc in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if proc.pid != os.getpid() and any(marker in part
+                                                   for part in proc.info["cmdline"] or []):
+                    proc.kill()
 
 
 def _deployments() -> dict[str, Any]:
