@@ -13,6 +13,7 @@ from pipeline.credential_cipher import CredentialCipher
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
 from pipeline.logging_setup import configure_logging
 from pipeline.models import Ticket, TicketContext
+from pipeline.process_priority import lower_pipeline_priority
 from pipeline.sdp_transport import guarded_http_client
 from pipeline.tracing import configure_tracing, continued
 from serve_app.embedding_provider import service_embedder
@@ -26,6 +27,7 @@ class ContextGatherer:
         settings = get_settings()
         configure_tracing()
         configure_logging(settings.log_level)
+        lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
         self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
                                        max_size=settings.db_pool_max_size)
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())

@@ -18,6 +18,7 @@ from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.pool_gauge import start_pool_gauge
+from pipeline.process_priority import lower_pipeline_priority
 from pipeline.sdp_transport import guarded_http_client
 from pipeline.tenant_config import TenantSettings
 from pipeline.tracing import configure_tracing, current_carrier
@@ -32,6 +33,7 @@ class Enhancer:
         settings = get_settings()
         configure_tracing()
         configure_logging(settings.log_level)
+        lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
         self._gatherer = gatherer
         self._synthesizer = synthesizer
         self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,

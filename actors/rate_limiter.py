@@ -13,6 +13,7 @@ import asyncio
 import ray
 
 from pipeline.logging_setup import configure_logging
+from pipeline.process_priority import lower_pipeline_priority
 from pipeline.rate_limits import TokenBuckets, shard_for
 from pipeline.tracing import configure_tracing, context_from_carrier, current_carrier, tracer
 from serve_app.settings import get_settings
@@ -26,6 +27,7 @@ class TenantRateLimiter:
     def __init__(self) -> None:
         configure_tracing()
         configure_logging(get_settings().log_level)
+        lower_pipeline_priority(get_settings().pipeline_nice)  # pipeline-only process
         self._buckets = TokenBuckets()
 
     def reserve(self, tenant_id: str, bucket: str, per_minute: int,

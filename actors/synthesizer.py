@@ -11,6 +11,7 @@ from pipeline import metric_catalogue as mc
 from pipeline.circuit_breaker import BreakerState
 from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, TicketContext
+from pipeline.process_priority import lower_pipeline_priority
 from pipeline.redaction import redact_pii
 from pipeline.synthesis import EnhancementSynthesizer
 from pipeline.tenant_config import TenantSettings
@@ -26,6 +27,7 @@ class Synthesizer:
         settings = get_settings()
         configure_tracing()
         configure_logging(settings.log_level)
+        lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
         self._metrics = RayMetrics()
         self._limiter = RayRateLimiter()
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None

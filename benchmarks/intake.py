@@ -42,6 +42,19 @@ Configurations (``--configs``, comma-separated):
                     which extracts a stack trace per line) + async ``get_state``
   haproxy-tput-async-2r  the same with 2 Ingress replicas
   direct-tput-async the same tuning with direct ingress (client -> replica port)
+  floor             the intake floor (``benchmarks.intake_floor``): uvicorn + asyncpg, a
+                    constant-time token check, one INSERT with synchronous commit; token-mode
+                    tenants. Every config is also reported as a ratio to it.
+  serve-token       what ``ai-agents serve`` runs (HAProxy + THROUGHPUT_OPTIMIZED +
+                    LOG_TO_STDERR=1), token-mode webhooks, pipeline idle
+  busy-pipeline     the same with the whole pipeline deployed and busy: ``--backlog`` real
+                    tickets (created in the SDP simulator, LLM simulator 2 s) are enqueued
+                    before the measurement, and every webhook the load generator sends is a
+                    job too (its ticket does not exist in the SDP simulator, so it ends
+                    ``failed`` at write-back after context and the LLM call); the table shows
+                    what the pipeline finished per second while intake was measured.
+  busy-pipeline-nice0  the same with AI_AGENTS_PIPELINE_NICE=0: pipeline replicas at the
+                    Ingress's CPU priority (how the product behaved before the setting)
 Configurations named *-async are compared with bare-async (the same app change).
 """
 
@@ -58,7 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import stack
+from benchmarks import intake_busy, stack
 from benchmarks.profiling import py_spy_available, start_record, summarise
 
 TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
@@ -75,6 +88,8 @@ class Config:
     graph: str = "ingress"
     replicas: int = 0
     async_state: bool = False  # serve_app.deps.get_state as async def (benchmarks.apps)
+    auth: str = "hmac"  # "token": X-Webhook-Token tenants (what SDP sends out of the box)
+    backlog: bool = False  # enqueue --backlog real tickets before measuring (busy pipeline)
 
 
 CONFIGS = {c.name: c for c in [
@@ -108,6 +123,16 @@ CONFIGS = {c.name: c for c in [
            "get_state", env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, async_state=True),
     Config("haproxy-tput-async-2r", "the same with 2 Ingress replicas",
            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, async_state=True, replicas=2),
+    Config("floor", "floor: uvicorn + asyncpg, token check, one INSERT", kind="floor",
+           auth="token"),
+    Config("serve-token", "ai-agents serve's ingress mode, token webhooks, pipeline idle",
+           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, auth="token"),
+    Config("busy-pipeline", "the same, whole pipeline deployed and busy with a backlog",
+           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, auth="token", graph="full",
+           backlog=True),
+    Config("busy-pipeline-nice0", "busy-pipeline, AI_AGENTS_PIPELINE_NICE=0: all at Ray's 15",
+           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "AI_AGENTS_PIPELINE_NICE": "0"},
+           auth="token", graph="full", backlog=True),
     Config("direct-tput-async", "direct ingress + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1, "
            "async get_state", env={**TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, target="direct",
            async_state=True),
@@ -156,11 +181,13 @@ def median(values: list[float | None]) -> float | None:
 
 
 async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Database,
-                         tenants: list[stack.Tenant], env: dict[str, str], workdir: Path,
-                         sampler: stack.ProcessSampler, tag: str,
-                         profile: bool) -> dict[str, Any]:
+                         tenant_sets: dict[str, list[stack.Tenant]], env: dict[str, str],
+                         workdir: Path, sampler: stack.ProcessSampler, tag: str,
+                         profile: bool, sims: stack.Simulators | None = None) -> dict[str, Any]:
     """One pass of one configuration: start it, warm up, ``--reps`` measured repetitions."""
     import asyncpg
+
+    tenants = tenant_sets[cfg.auth]
 
     conn = await asyncpg.connect(db.owner_url)
     await conn.execute("TRUNCATE enhancements CASCADE")
@@ -181,6 +208,11 @@ async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Databa
         pids = {"bare": [bare_proc.pid]}
         stack.wait_http(f"http://127.0.0.1:{port}/health")
         urls = [f"http://127.0.0.1:{port}"]
+    elif cfg.kind == "floor":
+        bare_cm = intake_busy.intake_floor(db, tenants, env, workdir, log_path)
+        url, pid = bare_cm.__enter__()
+        pids = {"floor": [pid]}
+        urls = [url]
     else:
         child_env = {**env, **stack.isolated_serve_env(), **cfg.env}
         child_args = ["--graph", cfg.graph]
@@ -200,7 +232,13 @@ async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Databa
     startup_s = time.monotonic() - started
     try:
         base = {"urls": urls, "url": urls[0], "tenants": [t.spec() for t in tenants],
-                "clients": args.clients, "max_requests": args.max_requests}
+                "clients": args.clients, "max_requests": args.max_requests, "auth": cfg.auth}
+        backlog = None
+        if cfg.backlog and args.backlog > 0:
+            assert sims is not None
+            backlog = await intake_busy.enqueue_backlog(urls[0], sims, tenant_sets["hmac"],
+                                                        args.backlog)
+        measuring_since = time.time()
         # Warm-up: connections, tenant cache, pools, JIT-free but cache-warm paths.
         run_loadgen({**base, "seconds": args.warmup, "prefix": f"{tag}-w"}, workdir, sampler)
         reps = []
@@ -216,13 +254,18 @@ async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Databa
             profile_result = profile_config(cfg, base, args, workdir, sampler, pids)
         rows = await stack.owner_count(db, "SELECT count(*) FROM enhancements "
                                            "WHERE ticket_id LIKE $1", f"{tag}-r%")
+        pipeline = (await intake_busy.pipeline_progress(db, measuring_since)
+                    if cfg.graph == "full" else None)
+        if pipeline is not None:
+            pipeline["nice"] = intake_busy.niceness(pids)
     finally:
         if child is not None:
             child.stop()
         if bare_cm is not None:
             bare_cm.__exit__(None, None, None)
     return {"reps": reps, "rows": rows, "startup_s": startup_s, "pids": pids,
-            "profile": profile_result, "open": open_loop}
+            "profile": profile_result, "open": open_loop, "backlog": backlog,
+            "pipeline": pipeline}
 
 
 def aggregate(cfg: Config, passes: list[dict[str, Any]], nproc: int) -> dict[str, Any]:
@@ -239,6 +282,10 @@ def aggregate(cfg: Config, passes: list[dict[str, Any]], nproc: int) -> dict[str
         "open_p99_ms": median([o.p99_ms for o in opens]),
         "open_errors": sum(n for o in opens for s, n in o.statuses.items() if s != "202"),
         "name": cfg.name, "label": cfg.label,
+        "pipeline_finished_per_s": median([p["pipeline"]["finished_per_s"] for p in passes
+                                           if p.get("pipeline")]),
+        "pipeline": [p.get("pipeline") for p in passes], "backlog": [p.get("backlog")
+                                                                     for p in passes],
         "startup_s": round(statistics.mean(p["startup_s"] for p in passes), 1),
         "kind": cfg.kind, "async_state": cfg.async_state,
         "throughput": median([r.throughput for r in reps]),
@@ -314,6 +361,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         tenants = await stack.create_tenants(
             db, args.tenants, "intake", sdp_url=sims.sdp_url if sims else "http://127.0.0.1:9",
             sims=sims)
+        tenant_sets = {"hmac": tenants}
+        if any(CONFIGS[n].auth == "token" for n in names):
+            tenant_sets["token"] = await stack.create_tenants(
+                db, args.tenants, "intake-tok",
+                sdp_url=sims.sdp_url if sims else "http://127.0.0.1:9", sims=sims,
+                webhook_auth="token")
         env = stack.service_env(db, llm_url=sims.llm_url if sims else "http://127.0.0.1:9",
                                 AI_AGENTS_PER_TENANT_INFLIGHT="64")
         sampler = stack.ProcessSampler(db.postmaster_pid)
@@ -326,9 +379,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 cfg = CONFIGS[name]
                 print(f"[intake] pass {k + 1}: {name}: {cfg.label} …", file=sys.stderr,
                       flush=True)
-                one = await measure_config(cfg, args, db, tenants, env, workdir, sampler,
+                one = await measure_config(cfg, args, db, tenant_sets, env, workdir, sampler,
                                            tag=f"{name}-p{k}",
-                                           profile=k == 0 and name in args.profile)
+                                           profile=k == 0 and name in args.profile, sims=sims)
                 passes[name].append(one)
                 print(f"[intake] {name}: "
                       f"{'/'.join(stack.fmt(r.throughput, 0) for r in one['reps'])} req/s",
@@ -350,6 +403,7 @@ def report(data: dict[str, Any]) -> str:
     for flavour in (False, True):
         bare = [r for r in results if r["kind"] == "bare" and r["async_state"] == flavour]
         baselines[flavour] = median([t for r in bare for t in r["throughputs"]]) if bare else None
+    floor = median([t for r in results if r["kind"] == "floor" for t in r["throughputs"]])
     rows = []
     for r in results:
         baseline = baselines[r["async_state"]] or baselines[False]
@@ -366,6 +420,8 @@ def report(data: dict[str, Any]) -> str:
             "yes" if r["durable"] else f"NO ({r['rows']} rows / {r['accepted']} 202s)",
             stack.fmt(r.get("open_rate"), 0), stack.fmt(r.get("open_p50_ms")),
             stack.fmt(r.get("open_p99_ms")),
+            stack.fmt(r["throughput"] / floor, 2) if floor and r["throughput"] else "–",
+            stack.fmt(r.get("pipeline_finished_per_s")),
         ])
     args = data["args"]
     text = stack.print_table(
@@ -373,7 +429,8 @@ def report(data: dict[str, Any]) -> str:
         f"{args['seconds']} s per config (medians), {args['tenants']} tenants",
         ["config", "webhooks/s", "reps", "p50 ms", "p99 ms", "ratio to bare",
          "server CPU ms/req", "server cores", "loadgen CPU", "errors", "202 == rows",
-         f"open loop @ {args['rate']:g}/s: achieved", "p50 ms", "p99 ms"], rows)
+         f"open loop @ {args['rate']:g}/s: achieved", "p50 ms", "p99 ms",
+         "ratio to floor", "pipeline finished/s meanwhile"], rows)
     kinds = sorted({k for r in results for k in r["cpu_by_kind"]},
                    key=lambda k: -max(r["cpu_by_kind"].get(k, 0) for r in results))
     kinds = [k for k in kinds if max(r["cpu_by_kind"].get(k, 0) for r in results) >= 0.05]
@@ -406,6 +463,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500.0,
                         help="open-loop repetition per pass at this rate (0: none)")
     parser.add_argument("--tenants", type=int, default=8)
+    parser.add_argument("--backlog", type=int, default=1000,
+                        help="busy-pipeline: real tickets enqueued before measuring")
     parser.add_argument("--max-requests", type=int, default=50_000, help="cap per repetition")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--profile", default="", help="configs to py-spy (comma-separated)")

@@ -13,7 +13,8 @@ counts per status, latencies of the measured window, and the generator's own CPU
 
 Every request is a distinct ticket (``{prefix}-{client}-{n}``) in SDP's v3 webhook shape,
 signed exactly like ``simulators.servicedesk.webhook_sender.sign`` (HMAC-SHA256 over
-``"{timestamp}." + body``), so each 202 is a new durable job row.
+``"{timestamp}." + body``) or, with ``"auth": "token"`` in the spec, carrying the tenant's
+``X-Webhook-Token``; each 202 is a new durable job row.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def signed_headers(secret: bytes, body: bytes) -> dict[str, str]:
             "X-Signature": f"sha256={digest}"}
 
 
+def token_headers(secret: bytes) -> dict[str, str]:
+    """Token mode, what an SDP custom action sends out of the box."""
+    return {"Content-Type": "application/json", "X-Webhook-Token": secret.decode()}
+
+
 def percentile(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
@@ -84,14 +90,17 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     stop_at = measure_from + seconds
     measured = 0
 
+    token_mode = spec.get("auth") == "token"  # X-Webhook-Token instead of an HMAC signature
+
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def post_signed(target: str, secret: str, ticket_id: str) -> str:
             """One signed webhook; its status code, or the exception's name (counted)."""
             body = ticket_body(ticket_id, int(time.time() * 1000))
             try:
-                async with session.post(target, data=body,
-                                        headers=signed_headers(secret, body)) as response:
+                headers = (token_headers(secret) if token_mode
+                           else signed_headers(secret, body))
+                async with session.post(target, data=body, headers=headers) as response:
                     await response.read()
                     status = str(response.status)
             except Exception as exc:  # noqa: BLE001 - counted, not fatal

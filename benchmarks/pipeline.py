@@ -25,19 +25,27 @@ Variants (``--configs``, each in a fresh process and Ray):
   tput            the throughput flags without HAProxy
   previous-pools  the pool options before 2026-11-26 (``PREVIOUS_POOLS``: 64 in flight per
                   Enhancer/Synthesizer replica, up to 8 replicas, 0.25 logical CPU each)
+  floor           the pipeline's floor (``benchmarks.pipeline_floor``): the same intake and
+                  per-enhancement work (claim, context queries, LLM call, SDP note, completion)
+                  with the product's own functions, in one plain asyncio process — no Ray, no
+                  hops. When it is in the run, every other config is also reported as a ratio
+                  to it (throughput: higher is better; CPU per enhancement: lower is better).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks import stack
+from benchmarks.floor_report import FLOOR, floor_table, ratios_to_floor
 from benchmarks.profiling import start_record, summarise
 from serve_app.ingress_mode import HAPROXY_FLAGS
 
@@ -65,6 +73,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "haproxy": ("the product with --ingress haproxy", HAPROXY_FLAGS, {}),
     "tput": ("RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + LOG_TO_STDERR=1", TPUT, {}),
     "previous-pools": ("pool options before 2026-11-26, Serve's proxy", {}, PREVIOUS_POOLS),
+    "floor": ("floor: one asyncio process, same work, no Ray", {}, {}),
 }
 
 
@@ -158,20 +167,37 @@ def profile_pipeline(seconds: float, phase: str, keep_dir: str,
     return out
 
 
-def replica_counts() -> dict[str, int]:
+def replica_counts(floor: bool = False) -> dict[str, int]:
+    if floor:
+        return {"floor process": 1}
     return {name: len(pids) for name, pids in stack.replica_pids().items()}
+
+
+@contextlib.contextmanager
+def started_floor(rig: stack.Rig) -> Iterator[float]:
+    """The floor process on the port the rig reserved for Serve; yields its start-up seconds."""
+    started = time.monotonic()
+    with stack.child_process([sys.executable, "-m", "benchmarks.pipeline_floor",
+                              "--port", str(rig.ray_serve.http_port)], rig.ray_serve.env):
+        stack.wait_http(f"{rig.ray_serve.url}/health")
+        yield time.monotonic() - started
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     machine = stack.machine_info()
     from benchmarks.apps import build_pipeline_app
 
+    floor = args.single == FLOOR
     async with stack.pipeline_rig(
-            args, "pipe", args.tenants,
-            AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)) as rig:
+            args, "pipe", args.tenants, start_ray=not floor,
+            AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)) as rig, \
+            contextlib.AsyncExitStack() as cleanup:
         db, tenants, sender, ray_start = rig.db, rig.tenants, rig.sender, rig.ray_start_s
         seeded = rig.seeded
-        deploy_s = rig.ray_serve.deploy(build_pipeline_app(VARIANTS[args.single][2]))
+        if floor:
+            deploy_s = cleanup.enter_context(started_floor(rig))
+        else:
+            deploy_s = rig.ray_serve.deploy(build_pipeline_app(VARIANTS[args.single][2]))
         sampler = stack.ProcessSampler(db.postmaster_pid)
         say = lambda m: print(f"[pipeline] {m}", file=sys.stderr, flush=True)  # noqa: E731
         say(f"up: ray {ray_start:.1f} s, deploy {deploy_s:.1f} s; warming up")
@@ -189,7 +215,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             phases.append(await run_phase(
                 "latency", sender, db, sampler, tenants, rate=args.rate,
                 count=int(args.rate * args.latency_seconds), timeout_s=args.timeout))
-            phases[-1]["replicas"] = replica_counts()
+            phases[-1]["replicas"] = replica_counts(floor)
             say(json.dumps({k: phases[-1][k] for k in ("completed", "e2e_p95", "cpu_ms_per_job")}))
         if args.backlog > 0:
             say(f"phase 2: backlog of {args.backlog}")
@@ -198,7 +224,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                           profile_s=args.profile_seconds
                                           if args.single in args.profile else 0.0,
                                           profile_dir=args.profile_dir))
-            phases[-1]["replicas"] = replica_counts()
+            phases[-1]["replicas"] = replica_counts(floor)
             say(json.dumps({k: phases[-1][k] for k in ("completed", "steady_rate",
                                                         "cpu_ms_per_job")}))
         sampler.stop()
@@ -242,6 +268,7 @@ def report(runs: list[dict[str, Any]]) -> str:
          "enh/s (capacity: all/wall (10-90 %))", "p50 s", "p95 s", "p99 s", "peak running",
          "CPU ms/enh", "marginal CPU ms/enh", "cores used", "idle cores",
          "CPU ceiling enh/s", "replicas"], rows)
+    text += floor_table(runs)
     text += stack.print_table(
         "Where the end-to-end time goes (p50 / p95 seconds)",
         ["config", "phase", "queued (received -> claimed)", "context", "synthesis (LLM)",
@@ -331,7 +358,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     stack.add_pipeline_options(parser, pools=False)
     parser.add_argument("--per-tenant-inflight", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase drain")
-    parser.add_argument("--configs", default="default,haproxy,previous-pools",
+    parser.add_argument("--configs", default="floor,default,haproxy,previous-pools",
                         help=f"variants to compare, from {sorted(VARIANTS)}")
     parser.add_argument("--single", default="", help=argparse.SUPPRESS)
     parser.add_argument("--profile", default="", help="variants to py-spy during phase 2")
@@ -356,6 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     args.argv = [a for i, a in enumerate(argv)
                  if a.split("=")[0] not in skip and (i == 0 or argv[i - 1] not in skip)]
     runs = run_variants(args)
+    ratios_to_floor(runs)
     stack.finish(runs, runs[0]["machine"], report, args.json)
 
 

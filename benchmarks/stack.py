@@ -241,7 +241,8 @@ GENEROUS = {"llm_rate_per_minute": 1_000_000, "sdp_rate_per_minute": 1_000_000,
 
 async def create_tenants(db: Database, count: int, prefix: str, *, sdp_url: str,
                          sims: Simulators | None = None,
-                         settings: dict[str, Any] | None = None) -> list[Tenant]:
+                         settings: dict[str, Any] | None = None,
+                         webhook_auth: str = "hmac") -> list[Tenant]:
     from db.pool import create_pool
     from pipeline.credential_cipher import CredentialCipher
     from pipeline.sdp_url_policy import SdpUrlPolicy
@@ -258,7 +259,7 @@ async def create_tenants(db: Database, count: int, prefix: str, *, sdp_url: str,
             if sims is not None:
                 sims.add_portal(tenant_id, key)
             created = await admin.create(
-                TenantCreate(id=tenant_id, sdp_url=sdp_url, sdp_key=key, webhook_auth="hmac",
+                TenantCreate(id=tenant_id, sdp_url=sdp_url, sdp_key=key, webhook_auth=webhook_auth,
                              settings=settings or GENEROUS), actor="benchmark")
             assert created.webhook_secret and created.api_token
             tenants.append(Tenant(tenant_id, created.webhook_secret, created.api_token))
@@ -519,6 +520,10 @@ def classify(proc: psutil.Process) -> str:
     joined = " ".join(cmd)
     if "benchmarks.bare_server" in joined:
         return "bare uvicorn"
+    if "benchmarks.pipeline_floor" in joined:
+        return "floor process"
+    if "benchmarks.intake_floor" in joined:
+        return "intake floor"
     if "benchmarks.loadgen" in joined:
         return "load generator"
     if "dashboard" in joined:
@@ -746,9 +751,12 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def pipeline_rig(args: argparse.Namespace, prefix: str, tenant_count: int, *,
-                       dashboard: bool = False, **env: str) -> AsyncIterator[Rig]:
+                       dashboard: bool = False, start_ray: bool = True,
+                       **env: str) -> AsyncIterator[Rig]:
     """Database, simulators (``args.llm_latency``/``jitter``/``sdp_latency_ms``), seeded
-    tenants, and Ray + Serve started (not yet deployed); all torn down on exit."""
+    tenants, and Ray + Serve started (not yet deployed); all torn down on exit.
+    ``start_ray=False`` (the pipeline floor): the port and environment are reserved but Ray is
+    not started; whatever the caller starts on ``rig.ray_serve.url`` receives the webhooks."""
     data_dir = make_data_dir(prefix)
     sims = Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
                       sdp_latency_ms=args.sdp_latency_ms)
@@ -760,7 +768,7 @@ async def pipeline_rig(args: argparse.Namespace, prefix: str, tenant_count: int,
         seeded = await seed_knowledge(db, tenants)
         ray_serve = RayServe(service_env(db, llm_url=sims.llm_url, **env),
                              num_cpus=getattr(args, "num_cpus", 0) or None, dashboard=dashboard)
-        ray_start_s = ray_serve.start()
+        ray_start_s = ray_serve.start() if start_ray else 0.0
         sender = TicketSender(ray_serve.url, sims)
         yield Rig(db, sims, tenants, seeded, ray_serve, ray_start_s, sender)
     finally:

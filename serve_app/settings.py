@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     feedback_link_rate_per_minute: int = Field(30, ge=1, description="per client address")
     explain_retention_days: float = Field(
         30.0, ge=0, description="keep each enhancement's prompt and raw answer this long")
+    pipeline_nice: int = Field(19, ge=0, le=19, description="OS niceness of pipeline replicas")
 
     log_level: str = "INFO"
 

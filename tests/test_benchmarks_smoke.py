@@ -78,3 +78,33 @@ def test_footprint_reports_memory(tmp_path: Path) -> None:
     assert "### Resident memory" in stdout
     assert data["memory"]["idle"]["rss_bytes"] > 0
     assert data["memory"]["load"]["completed"] == 4
+
+
+def test_pipeline_reports_the_product_as_a_ratio_to_its_floor(tmp_path: Path) -> None:
+    stdout, runs = run("pipeline", "--configs", "floor,default", "--rate", "4",
+                       "--latency-seconds", "1", "--backlog", "12", "--tenants", "2",
+                       "--idle-seconds", "1", "--llm-latency", "0.05", "--jitter", "0",
+                       tmp_path=tmp_path)
+    assert "### Against the floor" in stdout
+    by_variant = {r["variant"]: {p["phase"]: p for p in r["phases"]} for r in runs}
+    floor, product = by_variant["floor"], by_variant["default"]
+    # The floor does the real work: every job reaches a note through the LLM simulator.
+    assert floor["capacity"]["completed"] == 12
+    assert floor["capacity"]["outcomes"] == {"completed/llm": 12}
+    assert floor["capacity"]["replicas"] == {"floor process": 1}
+    ratio = product["capacity"]["ratio_to_floor"]
+    assert ratio["overall_rate"] == round(product["capacity"]["overall_rate"]
+                                          / floor["capacity"]["overall_rate"], 3)
+    assert ratio["cpu_ms_per_job"] > 0
+
+
+def test_intake_reports_the_floor_and_token_mode(tmp_path: Path) -> None:
+    stdout, data = run("intake", "--configs", "floor,serve-token", "--seconds", "1", "--reps",
+                       "1", "--passes", "1", "--warmup", "0.5", "--clients", "4", "--tenants",
+                       "2", "--rate", "0", tmp_path=tmp_path)
+    assert "ratio to floor" in stdout
+    results = {r["name"]: r for r in data["results"]}
+    for result in results.values():
+        assert result["accepted"] > 0 and result["errors"] == 0
+        assert result["durable"], result  # every 202 is a committed job row
+    assert results["floor"]["kind"] == "floor"
