@@ -122,7 +122,7 @@ def _info(row: asyncpg.Record) -> TenantInfo:
         # the whole tenant list fail: show it as empty and say so in the log
         logging.getLogger("ai_agents.tenant_admin").warning(
             "tenant settings are not a JSON object; shown as {}",
-            extra={"tenant_id": info.get("tenant_id")})
+            extra={"tenant_id": info.get("id")})
         info["settings"] = {}
     return TenantInfo(**info)
 

@@ -58,3 +58,21 @@ async def test_values_at_the_bounds_are_accepted(bare_api) -> None:
 def test_every_numeric_tenant_setting_has_an_upper_bound(name: str) -> None:
     metadata = TenantSettings.model_fields[name].metadata
     assert any(getattr(m, "le", None) is not None for m in metadata), name
+
+
+async def test_a_stored_settings_value_that_is_not_an_object_does_not_break_the_list(
+        bare_api, owner_conn) -> None:
+    """One tenant's bad stored data (written behind the API's back, or before validation
+    existed) must not make `GET /admin/tenants` fail for every tenant."""
+    broken, fine = await bare_api.tenant("bad-settings"), await bare_api.tenant("fine-settings")
+    await owner_conn.execute("UPDATE tenants SET settings = '\"not an object\"'::jsonb "
+                             "WHERE id = $1", broken.tenant_id)
+    try:
+        answer = await bare_api.http.get(f"{bare_api.url}/admin/tenants", headers=bare_api.admin)
+        assert answer.status_code == 200, answer.text
+        listed = {t["id"]: t for t in answer.json()}
+        assert listed[broken.tenant_id]["settings"] == {}
+        assert listed[fine.tenant_id]["settings"]["webhook_rate_per_minute"] == 1_000_000
+    finally:
+        await owner_conn.execute("UPDATE tenants SET settings = '{}'::jsonb WHERE id = $1",
+                                 broken.tenant_id)
