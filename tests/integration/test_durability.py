@@ -15,14 +15,17 @@ from serve_app.api_state import ApiState
 from serve_app.settings import Settings
 from simulators.servicedesk.webhook_sender import send_webhook
 from simulators.serving import run_in_thread
-from tests.integration.harness import replica_pids
+from tests.integration.harness import replica_pids, v3_payload
 
 
 async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn) -> None:
     tenant = await system.tenant("kill")
     pids = replica_pids("Ingress", system.dashboard_url)
     assert pids, "no ingress replica found"
-    response = await tenant.send({"ticket_id": "KILL-1", "subject": "Server down"})
+    # a ticket that exists in SDP, so the job can end with its note written
+    ticket = tenant.add_ticket(subject="Server down",
+                               description="File server 10.0.0.5 stopped answering at 09:10")
+    response = await tenant.send(v3_payload(ticket))
     assert response.status_code == 202
     for pid in pids:
         os.kill(pid, signal.SIGKILL)  # right after the answer
@@ -31,7 +34,7 @@ async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn)
         "SELECT tenant_id, ticket_id FROM enhancements WHERE id = $1",
         __import__("uuid").UUID(enhancement_id),
     )
-    assert row is not None and row["ticket_id"] == "KILL-1"
+    assert row is not None and row["ticket_id"] == str(ticket["id"])
     # Serve replaces the replica and the job is still processed to the end.
     deadline = time.monotonic() + 60
     while True:
@@ -42,7 +45,7 @@ async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn)
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(1)
-    assert done["status"] == "completed"
+    assert done["status"] == "completed", (done.get("error"), done.get("stage"))
 
 
 def test_database_down_is_503_with_retry_after_and_no_202() -> None:
