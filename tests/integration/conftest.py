@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 
+import asyncpg
 import pytest
 
 from actors.pool_options import APP_NAME
@@ -29,12 +30,29 @@ def simulators():
     llm.stop()
 
 
+async def _close_jobs_left_by_ray_free_tests(owner_url: str) -> None:
+    """The session database is shared: Ray-free tests (tests/api, tests/browser, ...) accept
+    webhooks for tenants whose SDP is a placeholder, and no dispatcher ran for them. Left
+    queued, this session's dispatcher would retry them against unreachable SDPs while the
+    integration tests wait for an idle queue; they are not this suite's work, so end them."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        await conn.execute(
+            """UPDATE enhancements SET status = 'failed', finished_at = now(), updated_at = now(),
+                      error = 'left queued by a Ray-free test (no dispatcher was running)',
+                      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                WHERE status IN ('queued', 'running')""")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 async def system(database, encryption_keys, simulators, data_dir):
     import ray
     from ray import serve
 
     sdp_state, sdp_url, llm_state, llm_url = simulators
+    await _close_jobs_left_by_ray_free_tests(database.owner_url)
     admin_token = new_secret("adm_")
     os.environ.update(test_environment(database.service_url, encryption_keys, admin_token,
                                        llm_url, str(data_dir)))
