@@ -2,8 +2,8 @@
 
 Alert rules may only use names from ``pipeline.metric_catalogue`` (as exported: ``ray_`` prefix
 and ``_total`` for counters from Ray's agent; ``_bucket/_sum/_count`` for histograms). The
-dashboards may also use the few Ray-native Serve metrics listed here (names as in the
-reference §3.2 and Ray's own Serve Grafana panels).
+dashboards may also use the few Ray-native Serve metrics listed here (names as in
+Ray's own Serve Grafana panels).
 """
 
 from __future__ import annotations

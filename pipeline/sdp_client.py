@@ -1,6 +1,6 @@
 """Async client for a tenant's ServiceDesk Plus v3 API: read tickets, write private notes.
 
-SDP's wire format is unusual and unforgiving (reference §1): writes are the form field
+SDP's wire format is unusual and unforgiving (ServiceDesk Plus v3 API): writes are the form field
 `input_data=<JSON>`, auth differs by edition, `response_status` is an object or an array, and
 a failure can arrive with HTTP 200. This module hides all of that behind the typed exceptions
 of `pipeline.sdp_errors`, so the pipeline can decide per class what to do. The API key goes

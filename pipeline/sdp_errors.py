@@ -2,7 +2,8 @@
 
 SDP reports failure in more than one place: the HTTP status, a `response_status` that is an
 object or an array, and an inner `messages[].status_code` — and a failed envelope can arrive
-with HTTP 200 (reference §1). Each class here names one decision: retry later
+with HTTP 200 (`"status": "failed"` inside `response_status`). Each class here names one
+decision: retry later
 (`SdpRateLimited`, `SdpUnavailable`), fail the job with SDP's own words (`SdpRejected`,
 `SdpNotFound`), or flag the tenant's credentials (`SdpAuthError`). Kept apart from the client
 because this follows SDP's error conventions, while the client follows our transport and retry

@@ -1,6 +1,7 @@
 """Service configuration (pydantic-settings, prefix ``AI_AGENTS_``).
 
-Names fixed by DESIGN §4.9 are kept. Values that are secrets are ``SecretStr`` so they never
+The `AI_AGENTS_*` names are a public contract (README, KubeRay values, operators' secrets):
+keep them. Values that are secrets are ``SecretStr`` so they never
 show up in a repr, a log line or an error body.
 """
 

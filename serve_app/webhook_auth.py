@@ -1,4 +1,7 @@
-"""Per-tenant webhook authentication over the raw body bytes (DESIGN §4.2).
+"""Per-tenant webhook authentication over the raw body bytes.
+
+Two modes: `token` (a static `X-Webhook-Token` header) and `hmac` (`X-Timestamp` +
+`X-Signature`).
 
 Every failure that could tell an attacker something (unknown tenant, disabled tenant, wrong
 secret, stale timestamp) gets the same 403 body; only absent credentials get 401. Digests are

@@ -1,4 +1,4 @@
-"""Normalise the two webhook shapes SDP can send (DESIGN §4.3) into one model.
+"""Normalise the two webhook shapes SDP can send into one model.
 
 SDP's own ``{"request": {...}}`` (custom action / ``$COMPLETE_V3_JSON_FILE``) and a flat shape
 that a hand-written payload template produces. SDP's own shape goes through the same mapper

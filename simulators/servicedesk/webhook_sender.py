@@ -1,7 +1,8 @@
 """Sending webhooks the way a tenant's configured SDP instance would.
 
 SDP cannot sign natively; tenants either add a static `X-Webhook-Token` header to the webhook
-custom action, or compute an HMAC in a Deluge function (DESIGN §4.2). The sender signs the
+custom action, or compute an HMAC in a Deluge function (`X-Timestamp` plus
+`X-Signature: sha256=<HMAC-SHA256 of "{timestamp}." + raw body>`). The sender signs the
 exact bytes it puts on the wire, so a receiver that re-serialises JSON before verifying fails
 against it, as it would in production.
 """

@@ -1,5 +1,5 @@
 """Tenant isolation is enforced by PostgreSQL, proven with hand-written queries as the service
-role (DESIGN §4.6, issue: foundation)."""
+role (FORCE ROW LEVEL SECURITY, NOBYPASSRLS, tenant set per transaction)."""
 
 from __future__ import annotations
 

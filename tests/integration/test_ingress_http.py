@@ -1,4 +1,5 @@
-"""Every error path of the HTTP contract (DESIGN §4.1-4.3), through real HTTP to Serve."""
+"""Every error path of the HTTP contract (routes, webhook auth, payloads), through real HTTP
+to Serve."""
 
 from __future__ import annotations
 

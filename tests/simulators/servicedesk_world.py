@@ -14,7 +14,7 @@ CLOUD_KEY, ONPREM_KEY = "1000.acme-oauth-token-abc", "9F2C-ONPREM-GLOBEX-KEY"
 CLOUD = {"Authorization": f"Zoho-oauthtoken {CLOUD_KEY}"}
 ONPREM = {"authtoken": ONPREM_KEY}
 ACME = "/app/acme/api/v3"
-# Modelled on the real Cloud GET sample (reference §1.8), with our own data.
+# Modelled on the real Cloud GET sample (SDP Cloud v3), with our own data.
 VPN_TICKET = {
     "id": "123640000000240013", "display_id": "102", "subject": "VPN drops every 10 minutes",
     "description": "<div>User at 10.20.30.40 loses the tunnel.</div>",
