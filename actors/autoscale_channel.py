@@ -29,8 +29,7 @@ def _replicas_key(deployment: str) -> str:
 
 
 def publish_backlog(report: BacklogReport) -> None:
-    internal_kv._internal_kv_put(BACKLOG_KEY, report.to_json(), overwrite=True,
-                                 namespace=NAMESPACE)
+    internal_kv._internal_kv_put(BACKLOG_KEY, report.to_json(), overwrite=True, namespace=NAMESPACE)
 
 
 def read_backlog() -> BacklogReport | None:
@@ -38,14 +37,17 @@ def read_backlog() -> BacklogReport | None:
 
 
 def publish_running_replicas(deployment: str, running: int, target_per_replica: float) -> None:
-    value = json.dumps({"running": int(running), "target": float(target_per_replica),
-                        "at": time.time()}).encode()
-    internal_kv._internal_kv_put(_replicas_key(deployment), value, overwrite=True,
-                                 namespace=NAMESPACE)
+    value = json.dumps(
+        {"running": int(running), "target": float(target_per_replica), "at": time.time()}
+    ).encode()
+    internal_kv._internal_kv_put(
+        _replicas_key(deployment), value, overwrite=True, namespace=NAMESPACE
+    )
 
 
-def read_running_replicas(deployment: str, max_age_s: float = BACKLOG_REPORT_MAX_AGE_S
-                          ) -> tuple[int, float] | None:
+def read_running_replicas(
+    deployment: str, max_age_s: float = BACKLOG_REPORT_MAX_AGE_S
+) -> tuple[int, float] | None:
     """(running replicas, their target_ongoing_requests as deployed, which values overrides may
     have changed); None when never published, unreadable or stale."""
     raw = internal_kv._internal_kv_get(_replicas_key(deployment), namespace=NAMESPACE)

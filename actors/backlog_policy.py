@@ -69,8 +69,9 @@ class BacklogPolicy:
 
                 spec = mc.AUTOSCALE_DESIRED
                 self._gauge = metrics.Gauge(spec.name, spec.description, tag_keys=spec.labels)
-            self._gauge.set(min(max(math.ceil(desired), low), high),
-                            tags={"deployment": deployment})
+            self._gauge.set(
+                min(max(math.ceil(desired), low), high), tags={"deployment": deployment}
+            )
         except Exception as exc:  # noqa: BLE001
             log.warning("recording the desired replicas failed: %s", exc)
 
@@ -79,6 +80,10 @@ class BacklogPolicy:
         target = ctx.config.get_target_ongoing_requests()
         desired = desired_replicas(backlog, ctx.total_num_requests, target)
         self._publish_replicas(ctx.deployment_name, ctx.current_num_replicas, target)
-        self._record(ctx.deployment_name, desired, ctx.capacity_adjusted_min_replicas,
-                     ctx.capacity_adjusted_max_replicas)
+        self._record(
+            ctx.deployment_name,
+            desired,
+            ctx.capacity_adjusted_min_replicas,
+            ctx.capacity_adjusted_max_replicas,
+        )
         return desired, {"backlog_jobs": backlog}

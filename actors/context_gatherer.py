@@ -28,27 +28,43 @@ class ContextGatherer:
         configure_tracing()
         configure_logging(settings.log_level)
         lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
-        self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
-                                       max_size=settings.db_pool_max_size)
+        self._pool = await create_pool(
+            settings.database_url.get_secret_value(), min_size=0, max_size=settings.db_pool_max_size
+        )
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
         self._http = guarded_http_client(settings.sdp_url_policy)
         # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
         fetcher = EnhancementWorkflow(
-            self._pool, load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
-            gather=None, synthesize=None, limiter=RayRateLimiter(), http=self._http,  # type: ignore[arg-type]
-            metrics=RayMetrics(), config=WorkflowConfig(sdp_timeout_s=settings.sdp_timeout_s))
+            self._pool,
+            load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
+            gather=None,
+            synthesize=None,
+            limiter=RayRateLimiter(),
+            http=self._http,  # type: ignore[arg-type]
+            metrics=RayMetrics(),
+            config=WorkflowConfig(sdp_timeout_s=settings.sdp_timeout_s),
+        )
         limiter = RayRateLimiter()
 
         async def before_embed(tenant_id: str) -> None:  # remote embeddings share the LLM limit
             tenant = await load_tenant_runtime(self._pool, cipher, tenant_id)
             await limiter.acquire(tenant_id, "llm", tenant.settings.llm_rate_per_minute)
 
-        self._logic = ContextGathering(self._pool, fetch_ticket=fetcher.fetch_ticket,
-                                       source_timeout_s=settings.context_source_timeout_s,
-                                       embedder=service_embedder(), metrics=RayMetrics(),
-                                       before_embed=before_embed)
+        self._logic = ContextGathering(
+            self._pool,
+            fetch_ticket=fetcher.fetch_ticket,
+            source_timeout_s=settings.context_source_timeout_s,
+            embedder=service_embedder(),
+            metrics=RayMetrics(),
+            before_embed=before_embed,
+        )
 
-    async def gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool,
-                     carrier: dict[str, str] | None = None) -> TicketContext:
+    async def gather(
+        self,
+        tenant_id: str,
+        ticket: Ticket,
+        needs_fetch: bool,
+        carrier: dict[str, str] | None = None,
+    ) -> TicketContext:
         with continued(carrier):  # the caller's enhancement trace
             return await self._logic.gather(tenant_id, ticket, needs_fetch=needs_fetch)

@@ -37,14 +37,21 @@ class Dispatcher:
         await verify_service_role(self._pool)  # refuse to run with a role that bypasses RLS
         target = pool_options(ENHANCER)["autoscaling_config"]["target_ongoing_requests"]
         self._dispatcher = JobDispatcher(
-            self._pool, self._submit, listen_url=url,
-            config=DispatcherConfig(per_tenant_cap=settings.per_tenant_inflight,
-                                    max_inflight=settings.dispatch_max_inflight,
-                                    target_per_replica=float(target),
-                                    batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
-                                    poll_s=settings.dispatcher_poll_s,
-                                    retry_base_s=settings.job_retry_base_s),
-            metrics=RayMetrics(), on_backlog=self._on_backlog)
+            self._pool,
+            self._submit,
+            listen_url=url,
+            config=DispatcherConfig(
+                per_tenant_cap=settings.per_tenant_inflight,
+                max_inflight=settings.dispatch_max_inflight,
+                target_per_replica=float(target),
+                batch=settings.dispatch_batch,
+                lease_s=settings.job_lease_s,
+                poll_s=settings.dispatcher_poll_s,
+                retry_base_s=settings.job_retry_base_s,
+            ),
+            metrics=RayMetrics(),
+            on_backlog=self._on_backlog,
+        )
         await self._dispatcher.start()
 
     def _on_backlog(self, report: BacklogReport) -> None:

@@ -36,39 +36,52 @@ class Enhancer:
         lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
         self._gatherer = gatherer
         self._synthesizer = synthesizer
-        self._pool = await create_pool(settings.database_url.get_secret_value(), min_size=0,
-                                       max_size=settings.db_pool_max_size)
+        self._pool = await create_pool(
+            settings.database_url.get_secret_value(), min_size=0, max_size=settings.db_pool_max_size
+        )
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
         self._http = guarded_http_client(settings.sdp_url_policy, max_connections=200)
         # jobs of one tenant arrive in runs; a few seconds of staleness is what the ingress
         # already accepts for rotation and disabling
-        tenants = TtlCache(lambda t: load_tenant_runtime(self._pool, cipher, t),
-                           ttl_s=TENANT_CACHE_TTL_S)
+        tenants = TtlCache(
+            lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
+        )
         self._workflow = EnhancementWorkflow(
-            self._pool, load_tenant=tenants.get,
-            gather=self._gather, synthesize=self._synthesize, limiter=RayRateLimiter(),
-            http=self._http, metrics=RayMetrics(),
-            config=WorkflowConfig(lease_s=settings.job_lease_s,
-                                  retry_base_s=settings.job_retry_base_s,
-                                  sdp_timeout_s=settings.sdp_timeout_s,
-                                  public_url=settings.public_url,
-                                  explain_retention_days=settings.explain_retention_days),
+            self._pool,
+            load_tenant=tenants.get,
+            gather=self._gather,
+            synthesize=self._synthesize,
+            limiter=RayRateLimiter(),
+            http=self._http,
+            metrics=RayMetrics(),
+            config=WorkflowConfig(
+                lease_s=settings.job_lease_s,
+                retry_base_s=settings.job_retry_base_s,
+                sdp_timeout_s=settings.sdp_timeout_s,
+                public_url=settings.public_url,
+                explain_retention_days=settings.explain_retention_days,
+            ),
             feedback_links=FeedbackLinkSigner.from_encryption_keys(
                 settings.encryption_keys.get_secret_value(),
-                ttl_days=settings.feedback_link_ttl_days))
+                ttl_days=settings.feedback_link_ttl_days,
+            ),
+        )
         self._pool_gauge = start_pool_gauge(RayMetrics(), "enhancer", self._get_pool)
 
     async def _get_pool(self) -> Any:
         return self._pool
 
     async def _gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext:
-        return await self._gatherer.gather.remote(tenant_id, ticket, needs_fetch,
-                                                  carrier=current_carrier())
+        return await self._gatherer.gather.remote(
+            tenant_id, ticket, needs_fetch, carrier=current_carrier()
+        )
 
-    async def _synthesize(self, tenant_id: str, context: TicketContext,
-                          settings: TenantSettings) -> SynthesisResult:
-        return await self._synthesizer.synthesize.remote(tenant_id, context, settings,
-                                                         carrier=current_carrier())
+    async def _synthesize(
+        self, tenant_id: str, context: TicketContext, settings: TenantSettings
+    ) -> SynthesisResult:
+        return await self._synthesizer.synthesize.remote(
+            tenant_id, context, settings, carrier=current_carrier()
+        )
 
     async def run(self, job: ClaimedJob) -> str:
         return await self._workflow.run(job)

@@ -30,19 +30,24 @@ class TenantRateLimiter:
         lower_pipeline_priority(get_settings().pipeline_nice)  # pipeline-only process
         self._buckets = TokenBuckets()
 
-    def reserve(self, tenant_id: str, bucket: str, per_minute: int,
-                carrier: dict[str, str] | None = None) -> float:
-        with tracer().start_as_current_span("rate_limit.reserve",
-                                            context=context_from_carrier(carrier),
-                                            attributes={"tenant.id": tenant_id,
-                                                        "rate_limit.bucket": bucket}):
+    def reserve(
+        self, tenant_id: str, bucket: str, per_minute: int, carrier: dict[str, str] | None = None
+    ) -> float:
+        with tracer().start_as_current_span(
+            "rate_limit.reserve",
+            context=context_from_carrier(carrier),
+            attributes={"tenant.id": tenant_id, "rate_limit.bucket": bucket},
+        ):
             return self._buckets.reserve(tenant_id, bucket, per_minute)
 
 
 def limiter_actor(shard: int) -> ray.actor.ActorHandle:
     return TenantRateLimiter.options(  # type: ignore[attr-defined]
-        name=f"tenant_rate_limiter_{shard}", namespace=NAMESPACE, lifetime="detached",
-        get_if_exists=True).remote()
+        name=f"tenant_rate_limiter_{shard}",
+        namespace=NAMESPACE,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote()
 
 
 class RayRateLimiter:
@@ -59,8 +64,9 @@ class RayRateLimiter:
         return self._handles[shard]
 
     async def acquire(self, tenant_id: str, bucket: str, per_minute: int) -> float:
-        wait = await self._actor(tenant_id).reserve.remote(tenant_id, bucket, per_minute,
-                                                           current_carrier())
+        wait = await self._actor(tenant_id).reserve.remote(
+            tenant_id, bucket, per_minute, current_carrier()
+        )
         if wait > 0:
             await asyncio.sleep(wait)
         return wait

@@ -32,12 +32,16 @@ class Synthesizer:
         self._limiter = RayRateLimiter()
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
         self._logic = EnhancementSynthesizer(
-            base_url=settings.llm_base_url, api_key=key,
+            base_url=settings.llm_base_url,
+            api_key=key,
             models=[settings.llm_model, *settings.llm_fallback_models],
-            timeout_s=settings.llm_timeout_s, max_attempts=settings.llm_max_attempts,
+            timeout_s=settings.llm_timeout_s,
+            max_attempts=settings.llm_max_attempts,
             breaker_failure_threshold=settings.llm_breaker_threshold,
             breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
-            on_breaker_change=self._breaker_changed, on_call=self._llm_call)
+            on_breaker_change=self._breaker_changed,
+            on_call=self._llm_call,
+        )
         self._report_breaker()
 
     def _breaker_changed(self, _old: BreakerState, _new: BreakerState) -> None:
@@ -45,16 +49,21 @@ class Synthesizer:
 
     def _report_breaker(self) -> None:
         """Re-set on every call too: a gauge written once at start can age out of the export."""
-        self._metrics.set(mc.BREAKER_STATE, _BREAKER_VALUE[self._logic.breaker.state],
-                          {"service": "llm"})
+        self._metrics.set(
+            mc.BREAKER_STATE, _BREAKER_VALUE[self._logic.breaker.state], {"service": "llm"}
+        )
 
     def _llm_call(self, outcome: str, seconds: float) -> None:
         self._metrics.inc(mc.EXTERNAL_CALLS, {"service": "llm", "outcome": outcome})
         self._metrics.observe(mc.EXTERNAL_LATENCY, seconds, {"service": "llm"})
 
-    async def synthesize(self, tenant_id: str, context: TicketContext,
-                         settings: TenantSettings,
-                         carrier: dict[str, str] | None = None) -> SynthesisResult:
+    async def synthesize(
+        self,
+        tenant_id: str,
+        context: TicketContext,
+        settings: TenantSettings,
+        carrier: dict[str, str] | None = None,
+    ) -> SynthesisResult:
         async def before_llm_call() -> None:
             waited = await self._limiter.acquire(tenant_id, "llm", settings.llm_rate_per_minute)
             if waited > 0:
@@ -62,9 +71,12 @@ class Synthesizer:
                 self._metrics.observe(mc.RATE_LIMIT_WAIT_SECONDS, waited, {"bucket": "llm"})
 
         with continued(carrier):  # the caller's enhancement trace
-            result = await self._logic.synthesize(context, redact=settings.redact_pii,
-                                                  redactor=redact_pii,
-                                                  before_llm_call=before_llm_call)
+            result = await self._logic.synthesize(
+                context,
+                redact=settings.redact_pii,
+                redactor=redact_pii,
+                before_llm_call=before_llm_call,
+            )
         self._report_breaker()
         return result
 

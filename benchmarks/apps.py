@@ -59,8 +59,9 @@ def ingress_options(replicas: int = 0, max_ongoing: int = 0) -> dict[str, Any]:
     return options
 
 
-def build_intake_app(graph: str = "ingress", *, replicas: int = 0, max_ongoing: int = 0,
-                     async_state: bool = False) -> Application:
+def build_intake_app(
+    graph: str = "ingress", *, replicas: int = 0, max_ongoing: int = 0, async_state: bool = False
+) -> Application:
     from serve_app.app_builder import build_app
 
     options = ingress_options(replicas, max_ongoing)
@@ -79,8 +80,9 @@ def build_intake_app(graph: str = "ingress", *, replicas: int = 0, max_ongoing: 
     return ingress.bind(IdleDispatcher.bind())
 
 
-def build_pipeline_app(overrides: dict[str, dict[str, Any]] | None = None, *,
-                       async_state: bool = False) -> Application:
+def build_pipeline_app(
+    overrides: dict[str, dict[str, Any]] | None = None, *, async_state: bool = False
+) -> Application:
     """The product graph with per-deployment option overrides (``Deployment.options``), so a
     benchmark can try pool settings without editing ``actors/pool_options.py``."""
     from actors.context_gatherer import ContextGatherer

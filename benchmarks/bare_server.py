@@ -35,12 +35,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--async-state", action="store_true",
-                        help="serve_app.deps.get_state as async def (see benchmarks.apps)")
+    parser.add_argument(
+        "--async-state",
+        action="store_true",
+        help="serve_app.deps.get_state as async def (see benchmarks.apps)",
+    )
     args = parser.parse_args()
-    uvicorn.run(build(args.async_state), host=args.host, port=args.port, loop="uvloop",
-                http="httptools",
-                access_log=False, log_level="warning", lifespan="off")
+    uvicorn.run(
+        build(args.async_state),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+    )
 
 
 if __name__ == "__main__":

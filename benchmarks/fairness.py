@@ -30,13 +30,16 @@ def deploy_with_cap(ray_serve: stack.RayServe, cap: int, pools: str) -> float:
 
     actor_options = pool_options(DISPATCHER)["ray_actor_options"]
     actor_options["runtime_env"] = {"env_vars": {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)}}
-    overrides = {**(PREVIOUS_POOLS if pools == "previous" else {}),
-                 DISPATCHER: {"ray_actor_options": actor_options}}
+    overrides = {
+        **(PREVIOUS_POOLS if pools == "previous" else {}),
+        DISPATCHER: {"ray_actor_options": actor_options},
+    }
     return ray_serve.deploy(build_pipeline_app(overrides))
 
 
-async def b_stream(sender: stack.TicketSender, tenant: stack.Tenant, rate: float,
-                   seconds: float) -> list[stack.Sent]:
+async def b_stream(
+    sender: stack.TicketSender, tenant: stack.Tenant, rate: float, seconds: float
+) -> list[stack.Sent]:
     return await sender.open_loop(rate, max(1, int(rate * seconds)), lambda _: tenant)
 
 
@@ -49,7 +52,9 @@ async def discard_backlog(db: stack.Database, tenant_id: str, timeout_s: float =
         dropped = await conn.fetchval(
             "WITH d AS (UPDATE enhancements SET status = 'failed', error = 'benchmark: discarded',"
             " finished_at = now() WHERE tenant_id = $1 AND status = 'queued' RETURNING 1)"
-            " SELECT count(*) FROM d", tenant_id)
+            " SELECT count(*) FROM d",
+            tenant_id,
+        )
         deadline = time.monotonic() + timeout_s
         busy_sql = "SELECT count(*) FROM enhancements WHERE status IN ('queued', 'running')"
         while await conn.fetchval(busy_sql) and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -63,62 +68,85 @@ def summary(rows: list[dict[str, Any]], sent: list[stack.Sent]) -> dict[str, Any
     """End to end from the moment the webhook was sent (so intake queueing under the flood
     counts) to the job's completion (its note is written before that)."""
     sent_at = {s.enhancement_id: s.sent_at for s in sent if s.enhancement_id}
-    e2e = [float(r["finished"]) - sent_at[r["id"]] for r in rows
-           if r["status"] == "completed" and r["finished"] is not None]
+    e2e = [
+        float(r["finished"]) - sent_at[r["id"]]
+        for r in rows
+        if r["status"] == "completed" and r["finished"] is not None
+    ]
     stages = stack.stage_breakdown(rows)
     intake, handoff = [], []
     for r in rows:
         if r["status"] != "completed" or r["finished"] is None or r["started"] is None:
             continue
         intake.append(float(r["received"]) - sent_at[r["id"]])
-        timed = sum(float((r["stage_timings"] or {}).get(k) or 0)
-                    for k in ("context", "synthesis", "writeback"))
+        timed = sum(
+            float((r["stage_timings"] or {}).get(k) or 0)
+            for k in ("context", "synthesis", "writeback")
+        )
         handoff.append(float(r["finished"]) - float(r["started"]) - timed)
     stages["intake"] = {"p50": stack.percentile(intake, 50), "p95": stack.percentile(intake, 95)}
-    stages["handoff"] = {"p50": stack.percentile(handoff, 50),
-                         "p95": stack.percentile(handoff, 95)}
-    return {"n": len(rows), "completed": len(e2e), "p50": stack.percentile(e2e, 50),
-            "p95": stack.percentile(e2e, 95), "max": max(e2e) if e2e else None,
-            "stages": stages}
+    stages["handoff"] = {"p50": stack.percentile(handoff, 50), "p95": stack.percentile(handoff, 95)}
+    return {
+        "n": len(rows),
+        "completed": len(e2e),
+        "p50": stack.percentile(e2e, 50),
+        "p95": stack.percentile(e2e, 95),
+        "max": max(e2e) if e2e else None,
+        "stages": stages,
+    }
 
 
-async def measure_cap(cap: int, args: argparse.Namespace, ray_serve: stack.RayServe,
-                      db: stack.Database, sender: stack.TicketSender, a: stack.Tenant,
-                      b: stack.Tenant) -> dict[str, Any]:
+async def measure_cap(
+    cap: int,
+    args: argparse.Namespace,
+    ray_serve: stack.RayServe,
+    db: stack.Database,
+    sender: stack.TicketSender,
+    a: stack.Tenant,
+    b: stack.Tenant,
+) -> dict[str, Any]:
     say = lambda m: print(f"[fairness] cap {cap}: {m}", file=sys.stderr, flush=True)  # noqa: E731
     redeploy_s = deploy_with_cap(ray_serve, cap, args.pools)
     warm = await sender.burst(4, lambda i: (a, b)[i % 2])
     await stack.wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
     say("B alone")
     alone_sent = await b_stream(sender, b, args.b_rate, args.b_seconds)
-    alone = await stack.wait_terminal(db, [s.enhancement_id for s in alone_sent
-                                           if s.enhancement_id], args.timeout)
+    alone = await stack.wait_terminal(
+        db, [s.enhancement_id for s in alone_sent if s.enhancement_id], args.timeout
+    )
     say(f"alone p95 {summary(alone, alone_sent)['p95']}; A floods {args.flood}")
     flood_started = time.time()
     flood_task = asyncio.create_task(sender.burst(args.flood, lambda _: a, concurrency=32))
     under_sent = await b_stream(sender, b, args.b_rate, args.b_seconds)
-    under = await stack.wait_terminal(db, [s.enhancement_id for s in under_sent
-                                           if s.enhancement_id], args.timeout)
+    under = await stack.wait_terminal(
+        db, [s.enhancement_id for s in under_sent if s.enhancement_id], args.timeout
+    )
     b_done_at = max((float(r["finished"]) for r in under if r["finished"]), default=time.time())
     flood_sent = await flood_task
     flood_ids = [s.enhancement_id for s in flood_sent if s.enhancement_id]
     flood_rows = await stack.fetch_jobs(db, flood_ids)
-    a_done_in_window = sum(1 for r in flood_rows
-                           if r["finished"] and float(r["finished"]) <= b_done_at
-                           and r["status"] == "completed")
+    a_done_in_window = sum(
+        1
+        for r in flood_rows
+        if r["finished"] and float(r["finished"]) <= b_done_at and r["status"] == "completed"
+    )
     a_left = sum(1 for r in flood_rows if r["status"] in ("queued", "running"))
-    a_e2e = stack.e2e_seconds([r for r in flood_rows if r["finished"]
-                               and float(r["finished"]) <= b_done_at])
+    a_e2e = stack.e2e_seconds(
+        [r for r in flood_rows if r["finished"] and float(r["finished"]) <= b_done_at]
+    )
     dropped = await discard_backlog(db, a.id)
     result = {
-        "cap": cap, "redeploy_s": redeploy_s,
-        "alone": summary(alone, alone_sent), "under": summary(under, under_sent),
+        "cap": cap,
+        "redeploy_s": redeploy_s,
+        "alone": summary(alone, alone_sent),
+        "under": summary(under, under_sent),
         "flood_accepted": len(flood_ids),
         "flood_send_s": None,
         "a_completed_during_b": a_done_in_window,
         "a_rate_during_b": a_done_in_window / max(1e-9, b_done_at - flood_started),
         "a_p50_during_b": stack.percentile(a_e2e, 50),
-        "a_backlog_left": a_left, "a_discarded": dropped,
+        "a_backlog_left": a_left,
+        "a_discarded": dropped,
     }
     alone_p95, under_p95 = result["alone"]["p95"], result["under"]["p95"]
     result["ratio"] = under_p95 / alone_p95 if alone_p95 and under_p95 else None
@@ -130,8 +158,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     machine = stack.machine_info()
     async with stack.pipeline_rig(args, "fair", 2) as rig:
         ray_serve, db, sender, (a, b) = rig.ray_serve, rig.db, rig.sender, rig.tenants
-        results = [await measure_cap(cap, args, ray_serve, db, sender, a, b)
-                   for cap in args.caps]
+        results = [await measure_cap(cap, args, ray_serve, db, sender, a, b) for cap in args.caps]
         return {"machine": machine, "args": vars(args), "results": results}
 
 
@@ -139,36 +166,67 @@ def report(data: dict[str, Any]) -> str:
     args = data["args"]
     rows = []
     for r in data["results"]:
-        rows.append([
-            r["cap"], f"{stack.fmt(r['alone']['p50'], 2)} / {stack.fmt(r['alone']['p95'], 2)}",
-            f"{stack.fmt(r['under']['p50'], 2)} / {stack.fmt(r['under']['p95'], 2)}",
-            stack.fmt(r["ratio"], 2),
-            "yes" if r["ratio"] is not None and r["ratio"] <= 1.5 else "no",
-            f"{r['under']['completed']}/{r['under']['n']}",
-            f"{r['a_completed_during_b']} ({stack.fmt(r['a_rate_during_b'])}/s)",
-            stack.fmt(r["a_p50_during_b"], 1), r["a_backlog_left"],
-        ])
+        rows.append(
+            [
+                r["cap"],
+                f"{stack.fmt(r['alone']['p50'], 2)} / {stack.fmt(r['alone']['p95'], 2)}",
+                f"{stack.fmt(r['under']['p50'], 2)} / {stack.fmt(r['under']['p95'], 2)}",
+                stack.fmt(r["ratio"], 2),
+                "yes" if r["ratio"] is not None and r["ratio"] <= 1.5 else "no",
+                f"{r['under']['completed']}/{r['under']['n']}",
+                f"{r['a_completed_during_b']} ({stack.fmt(r['a_rate_during_b'])}/s)",
+                stack.fmt(r["a_p50_during_b"], 1),
+                r["a_backlog_left"],
+            ]
+        )
     text = stack.print_table(
         f"Fairness: A floods {args['flood']}, B sends {args['b_rate']}/s for {args['b_seconds']} s"
         f" (alone, then under the flood); LLM {args['llm_latency']} s; pools {args['pools']}",
-        ["per-tenant in-flight cap", "B p50/p95 s alone", "B p50/p95 s under flood",
-         "p95 ratio", "<= 1.5", "B completed", "A done while B measured", "A p50 s",
-         "A backlog left"], rows)
+        [
+            "per-tenant in-flight cap",
+            "B p50/p95 s alone",
+            "B p50/p95 s under flood",
+            "p95 ratio",
+            "<= 1.5",
+            "B completed",
+            "A done while B measured",
+            "A p50 s",
+            "A backlog left",
+        ],
+        rows,
+    )
     text += stack.print_table(
         "Where B's time goes (p95 seconds per stage: alone -> under the flood)",
-        ["cap", "intake (sent -> committed)", "queued (-> claimed)",
-         "hand-off (Serve queues, untimed)", "context", "synthesis (LLM)", "write-back"],
-        [[r["cap"], *(f"{stack.fmt(r['alone']['stages'][k]['p95'], 2)} -> "
-                      f"{stack.fmt(r['under']['stages'][k]['p95'], 2)}"
-                      for k in ("intake", "queued", "handoff", "context", "synthesis",
-                                "writeback"))]
-         for r in data["results"]])
+        [
+            "cap",
+            "intake (sent -> committed)",
+            "queued (-> claimed)",
+            "hand-off (Serve queues, untimed)",
+            "context",
+            "synthesis (LLM)",
+            "write-back",
+        ],
+        [
+            [
+                r["cap"],
+                *(
+                    f"{stack.fmt(r['alone']['stages'][k]['p95'], 2)} -> "
+                    f"{stack.fmt(r['under']['stages'][k]['p95'], 2)}"
+                    for k in ("intake", "queued", "handoff", "context", "synthesis", "writeback")
+                ),
+            ]
+            for r in data["results"]
+        ],
+    )
     return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fairness", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.fairness",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--flood", type=int, default=1000)
     parser.add_argument("--b-rate", type=float, default=1.0)
     parser.add_argument("--b-seconds", type=float, default=20.0)

@@ -30,21 +30,45 @@ def ratios_to_floor(runs: list[dict[str, Any]]) -> None:
             if f is not None:
                 p["ratio_to_floor"] = {
                     key: ratio(p.get(key), f.get(key))
-                    for key in ("overall_rate", "steady_rate", "cpu_ms_per_job",
-                                "marginal_cpu_ms_per_job")}
+                    for key in (
+                        "overall_rate",
+                        "steady_rate",
+                        "cpu_ms_per_job",
+                        "marginal_cpu_ms_per_job",
+                    )
+                }
 
 
 def floor_table(runs: list[dict[str, Any]]) -> str:
-    rows = [[d["variant"], p["phase"], stack.fmt(p["overall_rate"]),
-             stack.fmt(p["ratio_to_floor"]["overall_rate"], 2),
-             stack.fmt(p["ratio_to_floor"]["steady_rate"], 2), stack.fmt(p["cpu_ms_per_job"]),
-             stack.fmt(p["ratio_to_floor"]["cpu_ms_per_job"], 2),
-             stack.fmt(p["ratio_to_floor"]["marginal_cpu_ms_per_job"], 2)]
-            for d in runs for p in d["phases"] if p.get("ratio_to_floor")]
+    rows = [
+        [
+            d["variant"],
+            p["phase"],
+            stack.fmt(p["overall_rate"]),
+            stack.fmt(p["ratio_to_floor"]["overall_rate"], 2),
+            stack.fmt(p["ratio_to_floor"]["steady_rate"], 2),
+            stack.fmt(p["cpu_ms_per_job"]),
+            stack.fmt(p["ratio_to_floor"]["cpu_ms_per_job"], 2),
+            stack.fmt(p["ratio_to_floor"]["marginal_cpu_ms_per_job"], 2),
+        ]
+        for d in runs
+        for p in d["phases"]
+        if p.get("ratio_to_floor")
+    ]
     if not rows:
         return ""
     return stack.print_table(
         "Against the floor (one asyncio process, same work, no Ray; same run): throughput "
         "ratio (goal >= 0.5 at capacity) and CPU per enhancement ratio (lower is better)",
-        ["config", "phase", "enh/s", "x floor enh/s", "x floor enh/s (10-90 %)",
-         "CPU ms/enh", "x floor CPU/enh", "x floor marginal CPU/enh"], rows)
+        [
+            "config",
+            "phase",
+            "enh/s",
+            "x floor enh/s",
+            "x floor enh/s (10-90 %)",
+            "CPU ms/enh",
+            "x floor CPU/enh",
+            "x floor marginal CPU/enh",
+        ],
+        rows,
+    )

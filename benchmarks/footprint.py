@@ -38,23 +38,45 @@ def demo_run(data_dir: Path, timeout_s: float) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_SERVE_"))}
     started = time.monotonic()
     proc = subprocess.run(
-        ["ai-agents", "demo", "--tickets", "1", "--json", "--data-dir", str(data_dir),
-         "--port", str(stack.free_port()), "--dashboard-port", str(stack.free_port())],
-        capture_output=True, text=True, timeout=timeout_s, env=env, cwd=stack.REPO)
+        [
+            "ai-agents",
+            "demo",
+            "--tickets",
+            "1",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(stack.free_port()),
+            "--dashboard-port",
+            str(stack.free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=env,
+        cwd=stack.REPO,
+    )
     wall = time.monotonic() - started
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
         report = {}
     summary = report.get("summary", {})
-    return {"exit": proc.returncode, "wall_s": wall, "demo_s": summary.get("seconds"),
-            "notes": summary.get("notes_written"), "statuses": summary.get("statuses"),
-            "stderr_tail": proc.stderr[-600:] if proc.returncode else ""}
+    return {
+        "exit": proc.returncode,
+        "wall_s": wall,
+        "demo_s": summary.get("seconds"),
+        "notes": summary.get("notes_written"),
+        "statuses": summary.get("statuses"),
+        "stderr_tail": proc.stderr[-600:] if proc.returncode else "",
+    }
 
 
 async def memory_part(args: argparse.Namespace) -> dict[str, Any]:
-    async with stack.pipeline_rig(args, "foot", args.tenants, dashboard=True,
-                                  AI_AGENTS_PER_TENANT_INFLIGHT="1000") as rig:
+    async with stack.pipeline_rig(
+        args, "foot", args.tenants, dashboard=True, AI_AGENTS_PER_TENANT_INFLIGHT="1000"
+    ) as rig:
         db, tenants, sender = rig.db, rig.tenants, rig.sender
         rig.ray_serve.deploy()
         sampler = stack.ProcessSampler(db.postmaster_pid)
@@ -62,8 +84,16 @@ async def memory_part(args: argparse.Namespace) -> dict[str, Any]:
         await stack.wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
         await asyncio.sleep(args.settle)
         idle = await asyncio.to_thread(sampler.memory)
-        load = await run_phase("latency", sender, db, sampler, tenants, rate=args.rate,
-                               count=int(args.rate * args.load_seconds), timeout_s=180)
+        load = await run_phase(
+            "latency",
+            sender,
+            db,
+            sampler,
+            tenants,
+            rate=args.rate,
+            count=int(args.rate * args.load_seconds),
+            timeout_s=180,
+        )
         sampler.stop()
         return {"idle": idle, "load": load}
 
@@ -76,8 +106,11 @@ def main_async(args: argparse.Namespace) -> dict[str, Any]:
         data_dir = stack.make_data_dir("demo")
         try:
             for i in range(args.demo_runs):
-                print(f"[footprint] ai-agents demo --tickets 1 ({'cold' if i == 0 else 'warm'})",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[footprint] ai-agents demo --tickets 1 ({'cold' if i == 0 else 'warm'})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 demos.append(demo_run(data_dir, args.demo_timeout))
         finally:
             stack.remove_data_dir(data_dir)
@@ -90,38 +123,82 @@ def report(data: dict[str, Any]) -> str:
     if memory:
         idle, load = memory["idle"], memory["load"]
         mid = load.get("memory_mid") or {}
-        kinds = sorted(set(idle["by_kind"]) | set(mid.get("by_kind", {})),
-                       key=lambda k: -idle["by_kind"].get(k, {}).get("pss", 0))
+        kinds = sorted(
+            set(idle["by_kind"]) | set(mid.get("by_kind", {})),
+            key=lambda k: -idle["by_kind"].get(k, {}).get("pss", 0),
+        )
         rows = []
         for kind in kinds:
             a = idle["by_kind"].get(kind, {"rss": 0, "pss": 0, "count": 0})
             b = mid.get("by_kind", {}).get(kind, {"rss": 0, "pss": 0, "count": 0})
-            rows.append([kind, a["count"], stack.fmt(a["rss"] / MIB, 0),
-                         stack.fmt(a["pss"] / MIB, 0), b["count"], stack.fmt(b["rss"] / MIB, 0),
-                         stack.fmt(b["pss"] / MIB, 0)])
-        rows.append(["TOTAL", sum(e["count"] for e in idle["by_kind"].values()),
-                     stack.fmt(idle["rss_bytes"] / MIB, 0), stack.fmt(idle["pss_bytes"] / MIB, 0),
-                     sum(e["count"] for e in mid.get("by_kind", {}).values()),
-                     stack.fmt(mid.get("rss_bytes", 0) / MIB, 0),
-                     stack.fmt(mid.get("pss_bytes", 0) / MIB, 0)])
+            rows.append(
+                [
+                    kind,
+                    a["count"],
+                    stack.fmt(a["rss"] / MIB, 0),
+                    stack.fmt(a["pss"] / MIB, 0),
+                    b["count"],
+                    stack.fmt(b["rss"] / MIB, 0),
+                    stack.fmt(b["pss"] / MIB, 0),
+                ]
+            )
+        rows.append(
+            [
+                "TOTAL",
+                sum(e["count"] for e in idle["by_kind"].values()),
+                stack.fmt(idle["rss_bytes"] / MIB, 0),
+                stack.fmt(idle["pss_bytes"] / MIB, 0),
+                sum(e["count"] for e in mid.get("by_kind", {}).values()),
+                stack.fmt(mid.get("rss_bytes", 0) / MIB, 0),
+                stack.fmt(mid.get("pss_bytes", 0) / MIB, 0),
+            ]
+        )
         args = data["args"]
         text += stack.print_table(
             f"Resident memory, idle and under load ({args['rate']}/s, LLM {args['llm_latency']} s;"
             f" peak RSS under load {stack.fmt(load['peak_rss_mib'], 0)} MiB)",
-            ["process kind", "idle n", "idle RSS MiB", "idle PSS MiB", "load n", "load RSS MiB",
-             "load PSS MiB"], rows)
+            [
+                "process kind",
+                "idle n",
+                "idle RSS MiB",
+                "idle PSS MiB",
+                "load n",
+                "load RSS MiB",
+                "load PSS MiB",
+            ],
+            rows,
+        )
     if data["demos"]:
-        rows = [[("cold (fresh data dir)" if i == 0 else "warm (data dir reused)"), d["exit"],
-                 stack.fmt(d["demo_s"]), stack.fmt(d["wall_s"]), d["notes"]]
-                for i, d in enumerate(data["demos"])]
+        rows = [
+            [
+                ("cold (fresh data dir)" if i == 0 else "warm (data dir reused)"),
+                d["exit"],
+                stack.fmt(d["demo_s"]),
+                stack.fmt(d["wall_s"]),
+                d["notes"],
+            ]
+            for i, d in enumerate(data["demos"])
+        ]
         warm = [d["wall_s"] for d in data["demos"][1:] if d["exit"] == 0]
         if warm:
-            rows.append(["warm median", "", stack.fmt(statistics.median(
-                [d["demo_s"] for d in data["demos"][1:] if d["demo_s"]] or [0])),
-                stack.fmt(statistics.median(warm)), ""])
-        text += stack.print_table("ai-agents demo --tickets 1: start to first note",
-                                  ["run", "exit", "demo's own seconds", "process wall s",
-                                   "notes"], rows)
+            rows.append(
+                [
+                    "warm median",
+                    "",
+                    stack.fmt(
+                        statistics.median(
+                            [d["demo_s"] for d in data["demos"][1:] if d["demo_s"]] or [0]
+                        )
+                    ),
+                    stack.fmt(statistics.median(warm)),
+                    "",
+                ]
+            )
+        text += stack.print_table(
+            "ai-agents demo --tickets 1: start to first note",
+            ["run", "exit", "demo's own seconds", "process wall s", "notes"],
+            rows,
+        )
         for d in data["demos"]:
             if d["exit"]:
                 print("demo failed:", d["stderr_tail"])
@@ -129,11 +206,13 @@ def report(data: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.footprint", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.footprint",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--load-seconds", type=float, default=20.0,
-                        help="-1 skips the memory part")
+    parser.add_argument("--load-seconds", type=float, default=20.0, help="-1 skips the memory part")
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--settle", type=float, default=5.0, help="idle seconds before sampling")
     stack.add_pipeline_options(parser, pools=False)

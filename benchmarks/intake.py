@@ -92,51 +92,113 @@ class Config:
     backlog: bool = False  # enqueue --backlog real tickets before measuring (busy pipeline)
 
 
-CONFIGS = {c.name: c for c in [
-    Config("bare", "bare uvicorn, same create_api app", kind="bare"),
-    Config("proxy", "Serve default proxy (product options)"),
-    Config("proxy-sameloop", "Serve proxy, user code + router on main loop, log buffer",
-           env={"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+CONFIGS = {
+    c.name: c
+    for c in [
+        Config("bare", "bare uvicorn, same create_api app", kind="bare"),
+        Config("proxy", "Serve default proxy (product options)"),
+        Config(
+            "proxy-sameloop",
+            "Serve proxy, user code + router on main loop, log buffer",
+            env={
+                "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
                 "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-                "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000"}),
-    Config("direct", "Serve direct ingress (client -> replica)",
-           env={"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}, target="direct"),
-    Config("direct-tput", "direct ingress + THROUGHPUT_OPTIMIZED", env=TPUT, target="direct"),
-    Config("haproxy", "Serve HAProxy ingress", env=HA),
-    Config("haproxy-tput", "HAProxy + THROUGHPUT_OPTIMIZED", env={**HA, **TPUT}),
-    Config("haproxy-tput-nometrics", "HAProxy + THROUGHPUT_OPTIMIZED, HAProxy metrics off",
-           env={**HA, **TPUT, "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}),
-    Config("direct-tput-2r", "direct ingress + THROUGHPUT_OPTIMIZED, 2 replicas",
-           env=TPUT, target="direct", replicas=2),
-    Config("haproxy-tput-2r", "HAProxy + THROUGHPUT_OPTIMIZED, 2 Ingress replicas",
-           env={**HA, **TPUT}, replicas=2),
-    Config("haproxy-tput-stderr", "HAProxy + THROUGHPUT_OPTIMIZED + RAY_SERVE_LOG_TO_STDERR=1",
-           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}),
-    Config("haproxy-tput-stderr-2r", "the same with 2 Ingress replicas",
-           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, replicas=2),
-    Config("haproxy-tput-full", "HAProxy + THROUGHPUT_OPTIMIZED, pipeline running",
-           env={**HA, **TPUT}, graph="full"),
-    Config("bare-end", "bare uvicorn again (drift check)", kind="bare"),
-    Config("bare-async", "bare uvicorn, get_state as async def", kind="bare",
-           async_state=True),
-    Config("haproxy-tput-async", "HAProxy + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1, async "
-           "get_state", env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, async_state=True),
-    Config("haproxy-tput-async-2r", "the same with 2 Ingress replicas",
-           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, async_state=True, replicas=2),
-    Config("floor", "floor: uvicorn + asyncpg, token check, one INSERT", kind="floor",
-           auth="token"),
-    Config("serve-token", "ai-agents serve's ingress mode, token webhooks, pipeline idle",
-           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, auth="token"),
-    Config("busy-pipeline", "the same, whole pipeline deployed and busy with a backlog",
-           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, auth="token", graph="full",
-           backlog=True),
-    Config("busy-pipeline-nice0", "busy-pipeline, AI_AGENTS_PIPELINE_NICE=0: all at Ray's 15",
-           env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "AI_AGENTS_PIPELINE_NICE": "0"},
-           auth="token", graph="full", backlog=True),
-    Config("direct-tput-async", "direct ingress + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1, "
-           "async get_state", env={**TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"}, target="direct",
-           async_state=True),
-]}
+                "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+            },
+        ),
+        Config(
+            "direct",
+            "Serve direct ingress (client -> replica)",
+            env={"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
+            target="direct",
+        ),
+        Config("direct-tput", "direct ingress + THROUGHPUT_OPTIMIZED", env=TPUT, target="direct"),
+        Config("haproxy", "Serve HAProxy ingress", env=HA),
+        Config("haproxy-tput", "HAProxy + THROUGHPUT_OPTIMIZED", env={**HA, **TPUT}),
+        Config(
+            "haproxy-tput-nometrics",
+            "HAProxy + THROUGHPUT_OPTIMIZED, HAProxy metrics off",
+            env={**HA, **TPUT, "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"},
+        ),
+        Config(
+            "direct-tput-2r",
+            "direct ingress + THROUGHPUT_OPTIMIZED, 2 replicas",
+            env=TPUT,
+            target="direct",
+            replicas=2,
+        ),
+        Config(
+            "haproxy-tput-2r",
+            "HAProxy + THROUGHPUT_OPTIMIZED, 2 Ingress replicas",
+            env={**HA, **TPUT},
+            replicas=2,
+        ),
+        Config(
+            "haproxy-tput-stderr",
+            "HAProxy + THROUGHPUT_OPTIMIZED + RAY_SERVE_LOG_TO_STDERR=1",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+        ),
+        Config(
+            "haproxy-tput-stderr-2r",
+            "the same with 2 Ingress replicas",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            replicas=2,
+        ),
+        Config(
+            "haproxy-tput-full",
+            "HAProxy + THROUGHPUT_OPTIMIZED, pipeline running",
+            env={**HA, **TPUT},
+            graph="full",
+        ),
+        Config("bare-end", "bare uvicorn again (drift check)", kind="bare"),
+        Config("bare-async", "bare uvicorn, get_state as async def", kind="bare", async_state=True),
+        Config(
+            "haproxy-tput-async",
+            "HAProxy + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1, async get_state",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            async_state=True,
+        ),
+        Config(
+            "haproxy-tput-async-2r",
+            "the same with 2 Ingress replicas",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            async_state=True,
+            replicas=2,
+        ),
+        Config(
+            "floor", "floor: uvicorn + asyncpg, token check, one INSERT", kind="floor", auth="token"
+        ),
+        Config(
+            "serve-token",
+            "ai-agents serve's ingress mode, token webhooks, pipeline idle",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            auth="token",
+        ),
+        Config(
+            "busy-pipeline",
+            "the same, whole pipeline deployed and busy with a backlog",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            auth="token",
+            graph="full",
+            backlog=True,
+        ),
+        Config(
+            "busy-pipeline-nice0",
+            "busy-pipeline, AI_AGENTS_PIPELINE_NICE=0: all at Ray's 15",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "AI_AGENTS_PIPELINE_NICE": "0"},
+            auth="token",
+            graph="full",
+            backlog=True,
+        ),
+        Config(
+            "direct-tput-async",
+            "direct ingress + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1, async get_state",
+            env={**TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            target="direct",
+            async_state=True,
+        ),
+    ]
+}
 DEFAULT_CONFIGS = "bare,proxy,haproxy,haproxy-tput-stderr,haproxy-tput-stderr-2r,direct-tput"
 
 
@@ -157,9 +219,13 @@ class Rep:
 def run_loadgen(spec: dict[str, Any], workdir: Path, sampler: stack.ProcessSampler) -> Rep:
     spec_path = workdir / f"spec-{spec['prefix']}.json"
     spec_path.write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", str(spec_path)],
-                            cwd=stack.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.loadgen", str(spec_path)],
+        cwd=stack.REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sampler.exclude.add(proc.pid)
     sampler.start_window()
     out, err = proc.communicate(timeout=spec["seconds"] + spec.get("warmup_s", 0) + 120)
@@ -168,11 +234,18 @@ def run_loadgen(spec: dict[str, Any], workdir: Path, sampler: stack.ProcessSampl
         raise RuntimeError(f"load generator failed: {err[-2000:]}")
     result = json.loads(out)
     by_kind = {k: v for k, v in window["cpu_by_kind"].items() if k != "driver+simulators"}
-    return Rep(throughput=result["throughput"], p50_ms=result["p50_ms"],
-               p99_ms=result["p99_ms"], statuses=result["statuses"], issued=result["issued"],
-               accepted=result["accepted"], loadgen_cpu_s=result["cpu_s"],
-               loadgen_wall_s=result["wall_s"], server_cpu_s=sum(by_kind.values()),
-               cpu_by_kind=by_kind)
+    return Rep(
+        throughput=result["throughput"],
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        statuses=result["statuses"],
+        issued=result["issued"],
+        accepted=result["accepted"],
+        loadgen_cpu_s=result["cpu_s"],
+        loadgen_wall_s=result["wall_s"],
+        server_cpu_s=sum(by_kind.values()),
+        cpu_by_kind=by_kind,
+    )
 
 
 def median(values: list[float | None]) -> float | None:
@@ -180,10 +253,18 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Database,
-                         tenant_sets: dict[str, list[stack.Tenant]], env: dict[str, str],
-                         workdir: Path, sampler: stack.ProcessSampler, tag: str,
-                         profile: bool, sims: stack.Simulators | None = None) -> dict[str, Any]:
+async def measure_config(
+    cfg: Config,
+    args: argparse.Namespace,
+    db: stack.Database,
+    tenant_sets: dict[str, list[stack.Tenant]],
+    env: dict[str, str],
+    workdir: Path,
+    sampler: stack.ProcessSampler,
+    tag: str,
+    profile: bool,
+    sims: stack.Simulators | None = None,
+) -> dict[str, Any]:
     """One pass of one configuration: start it, warm up, ``--reps`` measured repetitions."""
     import asyncpg
 
@@ -200,10 +281,18 @@ async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Databa
     pids: dict[str, list[int]] = {}
     if cfg.kind == "bare":
         port = stack.free_port()
-        bare_cm = stack.child_process([sys.executable, "-m", "benchmarks.bare_server",
-                                       "--port", str(port),
-                                       *(["--async-state"] if cfg.async_state else [])],
-                                      env, log_path)
+        bare_cm = stack.child_process(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.bare_server",
+                "--port",
+                str(port),
+                *(["--async-state"] if cfg.async_state else []),
+            ],
+            env,
+            log_path,
+        )
         bare_proc = bare_cm.__enter__()
         pids = {"bare": [bare_proc.pid]}
         stack.wait_http(f"http://127.0.0.1:{port}/health")
@@ -231,31 +320,56 @@ async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Databa
             urls = [info["url"]]
     startup_s = time.monotonic() - started
     try:
-        base = {"urls": urls, "url": urls[0], "tenants": [t.spec() for t in tenants],
-                "clients": args.clients, "max_requests": args.max_requests, "auth": cfg.auth}
+        base = {
+            "urls": urls,
+            "url": urls[0],
+            "tenants": [t.spec() for t in tenants],
+            "clients": args.clients,
+            "max_requests": args.max_requests,
+            "auth": cfg.auth,
+        }
         backlog = None
         if cfg.backlog and args.backlog > 0:
             assert sims is not None
-            backlog = await intake_busy.enqueue_backlog(urls[0], sims, tenant_sets["hmac"],
-                                                        args.backlog)
+            backlog = await intake_busy.enqueue_backlog(
+                urls[0], sims, tenant_sets["hmac"], args.backlog
+            )
         measuring_since = time.time()
         # Warm-up: connections, tenant cache, pools, JIT-free but cache-warm paths.
         run_loadgen({**base, "seconds": args.warmup, "prefix": f"{tag}-w"}, workdir, sampler)
         reps = []
         for rep in range(args.reps):
-            reps.append(run_loadgen({**base, "seconds": args.seconds, "warmup_s": 0.5,
-                                     "prefix": f"{tag}-r{rep}"}, workdir, sampler))
+            reps.append(
+                run_loadgen(
+                    {**base, "seconds": args.seconds, "warmup_s": 0.5, "prefix": f"{tag}-r{rep}"},
+                    workdir,
+                    sampler,
+                )
+            )
         open_loop = None
         if args.rate > 0:
-            open_loop = run_loadgen({**base, "seconds": args.seconds, "warmup_s": 0.5,
-                                     "rate": args.rate, "prefix": f"{tag}-o"}, workdir, sampler)
+            open_loop = run_loadgen(
+                {
+                    **base,
+                    "seconds": args.seconds,
+                    "warmup_s": 0.5,
+                    "rate": args.rate,
+                    "prefix": f"{tag}-o",
+                },
+                workdir,
+                sampler,
+            )
         profile_result = None
         if profile and py_spy_available():
             profile_result = profile_config(cfg, base, args, workdir, sampler, pids)
-        rows = await stack.owner_count(db, "SELECT count(*) FROM enhancements "
-                                           "WHERE ticket_id LIKE $1", f"{tag}-r%")
-        pipeline = (await intake_busy.pipeline_progress(db, measuring_since)
-                    if cfg.graph == "full" else None)
+        rows = await stack.owner_count(
+            db, "SELECT count(*) FROM enhancements WHERE ticket_id LIKE $1", f"{tag}-r%"
+        )
+        pipeline = (
+            await intake_busy.pipeline_progress(db, measuring_since)
+            if cfg.graph == "full"
+            else None
+        )
         if pipeline is not None:
             pipeline["nice"] = intake_busy.niceness(pids)
     finally:
@@ -263,9 +377,16 @@ async def measure_config(cfg: Config, args: argparse.Namespace, db: stack.Databa
             child.stop()
         if bare_cm is not None:
             bare_cm.__exit__(None, None, None)
-    return {"reps": reps, "rows": rows, "startup_s": startup_s, "pids": pids,
-            "profile": profile_result, "open": open_loop, "backlog": backlog,
-            "pipeline": pipeline}
+    return {
+        "reps": reps,
+        "rows": rows,
+        "startup_s": startup_s,
+        "pids": pids,
+        "profile": profile_result,
+        "open": open_loop,
+        "backlog": backlog,
+        "pipeline": pipeline,
+    }
 
 
 def aggregate(cfg: Config, passes: list[dict[str, Any]], nproc: int) -> dict[str, Any]:
@@ -281,13 +402,16 @@ def aggregate(cfg: Config, passes: list[dict[str, Any]], nproc: int) -> dict[str
         "open_p50_ms": median([o.p50_ms for o in opens]),
         "open_p99_ms": median([o.p99_ms for o in opens]),
         "open_errors": sum(n for o in opens for s, n in o.statuses.items() if s != "202"),
-        "name": cfg.name, "label": cfg.label,
-        "pipeline_finished_per_s": median([p["pipeline"]["finished_per_s"] for p in passes
-                                           if p.get("pipeline")]),
-        "pipeline": [p.get("pipeline") for p in passes], "backlog": [p.get("backlog")
-                                                                     for p in passes],
+        "name": cfg.name,
+        "label": cfg.label,
+        "pipeline_finished_per_s": median(
+            [p["pipeline"]["finished_per_s"] for p in passes if p.get("pipeline")]
+        ),
+        "pipeline": [p.get("pipeline") for p in passes],
+        "backlog": [p.get("backlog") for p in passes],
         "startup_s": round(statistics.mean(p["startup_s"] for p in passes), 1),
-        "kind": cfg.kind, "async_state": cfg.async_state,
+        "kind": cfg.kind,
+        "async_state": cfg.async_state,
         "throughput": median([r.throughput for r in reps]),
         "throughputs": [round(r.throughput, 1) for r in reps],
         "p50_ms": median([r.p50_ms for r in reps]),
@@ -295,23 +419,29 @@ def aggregate(cfg: Config, passes: list[dict[str, Any]], nproc: int) -> dict[str
         "errors": errors,
         "statuses": [r.statuses for r in reps],
         "durable": rows == accepted_total,
-        "rows": rows, "accepted": accepted_total,
-        "server_cpu_ms_per_req": median([1000 * r.server_cpu_s / max(1, r.issued)
-                                         for r in reps]),
+        "rows": rows,
+        "accepted": accepted_total,
+        "server_cpu_ms_per_req": median([1000 * r.server_cpu_s / max(1, r.issued) for r in reps]),
         "server_cores": median([r.server_cpu_s / r.loadgen_wall_s for r in reps]),
         "loadgen_share": median([r.loadgen_cpu_s / (r.loadgen_wall_s * nproc) for r in reps]),
-        "loadgen_cpu_ms_per_req": median([1000 * r.loadgen_cpu_s / max(1, r.issued)
-                                          for r in reps]),
-        "cpu_by_kind": {k: round(sum(r.cpu_by_kind.get(k, 0) for r in reps)
-                                 / max(1, total_issued) * 1000, 3)
-                        for k in sorted({k for r in reps for k in r.cpu_by_kind})},
+        "loadgen_cpu_ms_per_req": median([1000 * r.loadgen_cpu_s / max(1, r.issued) for r in reps]),
+        "cpu_by_kind": {
+            k: round(sum(r.cpu_by_kind.get(k, 0) for r in reps) / max(1, total_issued) * 1000, 3)
+            for k in sorted({k for r in reps for k in r.cpu_by_kind})
+        },
         "pids": passes[-1]["pids"],
         "profile": next((p["profile"] for p in passes if p["profile"]), None),
     }
 
 
-def profile_config(cfg: Config, base: dict[str, Any], args: argparse.Namespace, workdir: Path,
-                   sampler: stack.ProcessSampler, pids: dict[str, list[int]]) -> dict[str, Any]:
+def profile_config(
+    cfg: Config,
+    base: dict[str, Any],
+    args: argparse.Namespace,
+    workdir: Path,
+    sampler: stack.ProcessSampler,
+    pids: dict[str, list[int]],
+) -> dict[str, Any]:
     """One extra (unmeasured) repetition with py-spy on the Ingress replica(s), the Serve proxy
     and the bare server."""
     import psutil
@@ -322,12 +452,17 @@ def profile_config(cfg: Config, base: dict[str, Any], args: argparse.Namespace, 
             targets[f"{name}{i or ''}"] = pid
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if cmd and cmd[0].startswith("ray::ProxyActor") and proc.pid in {
-                p.pid for p in sampler.processes()}:
+        if (
+            cmd
+            and cmd[0].startswith("ray::ProxyActor")
+            and proc.pid in {p.pid for p in sampler.processes()}
+        ):
             targets["ServeProxy"] = proc.pid
     seconds = max(3.0, args.seconds)
-    recorders = {name: start_record(pid, seconds, workdir / f"{cfg.name}-{name}.txt")
-                 for name, pid in targets.items()}
+    recorders = {
+        name: start_record(pid, seconds, workdir / f"{cfg.name}-{name}.txt")
+        for name, pid in targets.items()
+    }
     run_loadgen({**base, "seconds": seconds, "prefix": f"{cfg.name}-prof"}, workdir, sampler)
     out = {}
     for name, rec in recorders.items():
@@ -359,16 +494,27 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if needs_pipeline:
             sims = stack.Simulators(llm_latency_s=2.0, llm_jitter_pct=20, sdp_latency_ms=50)
         tenants = await stack.create_tenants(
-            db, args.tenants, "intake", sdp_url=sims.sdp_url if sims else "http://127.0.0.1:9",
-            sims=sims)
+            db,
+            args.tenants,
+            "intake",
+            sdp_url=sims.sdp_url if sims else "http://127.0.0.1:9",
+            sims=sims,
+        )
         tenant_sets = {"hmac": tenants}
         if any(CONFIGS[n].auth == "token" for n in names):
             tenant_sets["token"] = await stack.create_tenants(
-                db, args.tenants, "intake-tok",
-                sdp_url=sims.sdp_url if sims else "http://127.0.0.1:9", sims=sims,
-                webhook_auth="token")
-        env = stack.service_env(db, llm_url=sims.llm_url if sims else "http://127.0.0.1:9",
-                                AI_AGENTS_PER_TENANT_INFLIGHT="64")
+                db,
+                args.tenants,
+                "intake-tok",
+                sdp_url=sims.sdp_url if sims else "http://127.0.0.1:9",
+                sims=sims,
+                webhook_auth="token",
+            )
+        env = stack.service_env(
+            db,
+            llm_url=sims.llm_url if sims else "http://127.0.0.1:9",
+            AI_AGENTS_PER_TENANT_INFLIGHT="64",
+        )
         sampler = stack.ProcessSampler(db.postmaster_pid)
         passes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for k in range(args.passes):
@@ -377,15 +523,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             order = names if k % 2 == 0 else list(reversed(names))
             for name in order:
                 cfg = CONFIGS[name]
-                print(f"[intake] pass {k + 1}: {name}: {cfg.label} …", file=sys.stderr,
-                      flush=True)
-                one = await measure_config(cfg, args, db, tenant_sets, env, workdir, sampler,
-                                           tag=f"{name}-p{k}",
-                                           profile=k == 0 and name in args.profile, sims=sims)
+                print(f"[intake] pass {k + 1}: {name}: {cfg.label} …", file=sys.stderr, flush=True)
+                one = await measure_config(
+                    cfg,
+                    args,
+                    db,
+                    tenant_sets,
+                    env,
+                    workdir,
+                    sampler,
+                    tag=f"{name}-p{k}",
+                    profile=k == 0 and name in args.profile,
+                    sims=sims,
+                )
                 passes[name].append(one)
-                print(f"[intake] {name}: "
-                      f"{'/'.join(stack.fmt(r.throughput, 0) for r in one['reps'])} req/s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[intake] {name}: "
+                    f"{'/'.join(stack.fmt(r.throughput, 0) for r in one['reps'])} req/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
         results = [aggregate(CONFIGS[name], passes[name], args.nproc) for name in names]
         sampler.stop()
     finally:
@@ -408,63 +565,112 @@ def report(data: dict[str, Any]) -> str:
     for r in results:
         baseline = baselines[r["async_state"]] or baselines[False]
         ratio = (r["throughput"] / baseline) if baseline and r["throughput"] else None
-        rows.append([
-            r["name"], stack.fmt(r["throughput"], 0),
-            "/".join(stack.fmt(t, 0) for t in r["throughputs"]),
-            stack.fmt(r["p50_ms"]), stack.fmt(r["p99_ms"]),
-            stack.fmt(ratio, 2) if r["kind"] != "bare" else (
-                "1 (baseline)" if not r["async_state"] or not baselines[False] else
-                f"1 (async baseline; {r['throughput'] / baselines[False]:.2f} x bare)"),
-            stack.fmt(r["server_cpu_ms_per_req"], 2), stack.fmt(r["server_cores"], 2),
-            f"{100 * r['loadgen_share']:.0f} %", r["errors"],
-            "yes" if r["durable"] else f"NO ({r['rows']} rows / {r['accepted']} 202s)",
-            stack.fmt(r.get("open_rate"), 0), stack.fmt(r.get("open_p50_ms")),
-            stack.fmt(r.get("open_p99_ms")),
-            stack.fmt(r["throughput"] / floor, 2) if floor and r["throughput"] else "–",
-            stack.fmt(r.get("pipeline_finished_per_s")),
-        ])
+        rows.append(
+            [
+                r["name"],
+                stack.fmt(r["throughput"], 0),
+                "/".join(stack.fmt(t, 0) for t in r["throughputs"]),
+                stack.fmt(r["p50_ms"]),
+                stack.fmt(r["p99_ms"]),
+                stack.fmt(ratio, 2)
+                if r["kind"] != "bare"
+                else (
+                    "1 (baseline)"
+                    if not r["async_state"] or not baselines[False]
+                    else f"1 (async baseline; {r['throughput'] / baselines[False]:.2f} x bare)"
+                ),
+                stack.fmt(r["server_cpu_ms_per_req"], 2),
+                stack.fmt(r["server_cores"], 2),
+                f"{100 * r['loadgen_share']:.0f} %",
+                r["errors"],
+                "yes" if r["durable"] else f"NO ({r['rows']} rows / {r['accepted']} 202s)",
+                stack.fmt(r.get("open_rate"), 0),
+                stack.fmt(r.get("open_p50_ms")),
+                stack.fmt(r.get("open_p99_ms")),
+                stack.fmt(r["throughput"] / floor, 2) if floor and r["throughput"] else "–",
+                stack.fmt(r.get("pipeline_finished_per_s")),
+            ]
+        )
     args = data["args"]
     text = stack.print_table(
         f"Intake: {args['clients']} clients, {args['passes']} passes x {args['reps']} x "
         f"{args['seconds']} s per config (medians), {args['tenants']} tenants",
-        ["config", "webhooks/s", "reps", "p50 ms", "p99 ms", "ratio to bare",
-         "server CPU ms/req", "server cores", "loadgen CPU", "errors", "202 == rows",
-         f"open loop @ {args['rate']:g}/s: achieved", "p50 ms", "p99 ms",
-         "ratio to floor", "pipeline finished/s meanwhile"], rows)
-    kinds = sorted({k for r in results for k in r["cpu_by_kind"]},
-                   key=lambda k: -max(r["cpu_by_kind"].get(k, 0) for r in results))
+        [
+            "config",
+            "webhooks/s",
+            "reps",
+            "p50 ms",
+            "p99 ms",
+            "ratio to bare",
+            "server CPU ms/req",
+            "server cores",
+            "loadgen CPU",
+            "errors",
+            "202 == rows",
+            f"open loop @ {args['rate']:g}/s: achieved",
+            "p50 ms",
+            "p99 ms",
+            "ratio to floor",
+            "pipeline finished/s meanwhile",
+        ],
+        rows,
+    )
+    kinds = sorted(
+        {k for r in results for k in r["cpu_by_kind"]},
+        key=lambda k: -max(r["cpu_by_kind"].get(k, 0) for r in results),
+    )
     kinds = [k for k in kinds if max(r["cpu_by_kind"].get(k, 0) for r in results) >= 0.05]
     text += stack.print_table(
         "Server CPU ms per webhook by process kind (all repetitions)",
         ["config", *kinds],
-        [[r["name"], *(stack.fmt(r["cpu_by_kind"].get(k), 2) for k in kinds)] for r in results])
+        [[r["name"], *(stack.fmt(r["cpu_by_kind"].get(k), 2) for k in kinds)] for r in results],
+    )
     for r in results:
         if r.get("profile"):
             for target, summary in r["profile"].items():
                 text += stack.print_table(
                     f"py-spy {r['name']} / {target}: where the CPU goes "
-                    f"({summary['samples']} samples)", ["layer", "% of samples"],
-                    summary["layers"][:10])
+                    f"({summary['samples']} samples)",
+                    ["layer", "% of samples"],
+                    summary["layers"][:10],
+                )
                 text += stack.print_table(
                     f"py-spy {r['name']} / {target}: top self-time functions",
-                    ["function", "%"], summary["leaves"][:10])
+                    ["function", "%"],
+                    summary["leaves"][:10],
+                )
     return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.intake", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.intake",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seconds", type=float, default=4.0, help="per repetition")
     parser.add_argument("--reps", type=int, default=2, help="per configuration and pass")
-    parser.add_argument("--passes", type=int, default=2,
-                        help="run the configuration list this many times, alternating order")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=2,
+        help="run the configuration list this many times, alternating order",
+    )
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--rate", type=float, default=500.0,
-                        help="open-loop repetition per pass at this rate (0: none)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=500.0,
+        help="open-loop repetition per pass at this rate (0: none)",
+    )
     parser.add_argument("--tenants", type=int, default=8)
-    parser.add_argument("--backlog", type=int, default=1000,
-                        help="busy-pipeline: real tickets enqueued before measuring")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=1000,
+        help="busy-pipeline: real tickets enqueued before measuring",
+    )
     parser.add_argument("--max-requests", type=int, default=50_000, help="cap per repetition")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--profile", default="", help="configs to py-spy (comma-separated)")

@@ -19,23 +19,38 @@ from benchmarks import stack
 
 
 @contextlib.contextmanager
-def intake_floor(db: stack.Database, tenants: list[stack.Tenant], env: dict[str, str],
-                 workdir: Path, log_path: Path) -> Iterator[tuple[str, int]]:
+def intake_floor(
+    db: stack.Database,
+    tenants: list[stack.Tenant],
+    env: dict[str, str],
+    workdir: Path,
+    log_path: Path,
+) -> Iterator[tuple[str, int]]:
     """``benchmarks.intake_floor`` on a free port; yields (url, pid)."""
     tenants_file = workdir / "floor-tenants.json"
     tenants_file.write_text(json.dumps([t.spec() for t in tenants]))
     port = stack.free_port()
-    with stack.child_process([sys.executable, "-m", "benchmarks.intake_floor", "--port",
-                              str(port), "--tenants-file", str(tenants_file)],
-                             {**env, "AI_AGENTS_FLOOR_DATABASE_URL": db.owner_url},
-                             log_path) as proc:
+    with stack.child_process(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.intake_floor",
+            "--port",
+            str(port),
+            "--tenants-file",
+            str(tenants_file),
+        ],
+        {**env, "AI_AGENTS_FLOOR_DATABASE_URL": db.owner_url},
+        log_path,
+    ) as proc:
         url = f"http://127.0.0.1:{port}"
         stack.wait_http(f"{url}/health")
         yield url, proc.pid
 
 
-async def enqueue_backlog(url: str, sims: stack.Simulators, tenants: list[stack.Tenant],
-                          count: int) -> dict[str, Any]:
+async def enqueue_backlog(
+    url: str, sims: stack.Simulators, tenants: list[stack.Tenant], count: int
+) -> dict[str, Any]:
     """``count`` real tickets (created in the SDP simulator, so each ends in a note) sent as
     signed webhooks before intake is measured: the pipeline is busy from the first request."""
     sender = stack.TicketSender(url, sims)
@@ -44,8 +59,10 @@ async def enqueue_backlog(url: str, sims: stack.Simulators, tenants: list[stack.
         sent = await sender.burst(count, lambda i: tenants[i % len(tenants)])
     finally:
         await sender.close()
-    return {"accepted": sum(1 for s in sent if s.enhancement_id),
-            "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "accepted": sum(1 for s in sent if s.enhancement_id),
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 async def pipeline_progress(db: stack.Database, since_epoch: float) -> dict[str, Any]:
@@ -59,13 +76,17 @@ async def pipeline_progress(db: stack.Database, since_epoch: float) -> dict[str,
             "count(*) FILTER (WHERE finished_at >= to_timestamp($1) AND status = 'completed') "
             "AS completed, count(*) FILTER (WHERE status = 'queued') AS queued, "
             "count(*) FILTER (WHERE status = 'running') AS running FROM enhancements",
-            since_epoch)
+            since_epoch,
+        )
     finally:
         await conn.close()
     seconds = max(1e-9, time.time() - since_epoch)
-    return {"finished_per_s": row["finished"] / seconds,
-            "completed_per_s": row["completed"] / seconds,
-            "queued_after": row["queued"], "running_after": row["running"]}
+    return {
+        "finished_per_s": row["finished"] / seconds,
+        "completed_per_s": row["completed"] / seconds,
+        "queued_after": row["queued"],
+        "running_after": row["running"],
+    }
 
 
 def niceness(pids: dict[str, list[int]]) -> dict[str, list[int]]:

@@ -23,8 +23,10 @@ from typing import Any
 import asyncpg
 import uvicorn
 
-INSERT = ("INSERT INTO enhancements (tenant_id, ticket_id, dedupe_key, payload) "
-          "VALUES ($1, $2, $3, $4::jsonb) RETURNING id")
+INSERT = (
+    "INSERT INTO enhancements (tenant_id, ticket_id, dedupe_key, payload) "
+    "VALUES ($1, $2, $3, $4::jsonb) RETURNING id"
+)
 PREFIX = "/webhook/servicedesk/"
 
 
@@ -37,8 +39,13 @@ class IntakeFloor:
         self._pool: asyncpg.Pool | None = None
 
     async def _answer(self, send: Any, status: int, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -54,7 +61,7 @@ class IntakeFloor:
             message = await receive()
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
-        tenant_id = path[len(PREFIX):] if path.startswith(PREFIX) else ""
+        tenant_id = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
         secret = self._secrets.get(tenant_id, b"")
         token = next((v for k, v in scope["headers"] if k == b"x-webhook-token"), b"")
         if not secret or not hmac.compare_digest(token, secret):
@@ -69,15 +76,18 @@ class IntakeFloor:
             return
         if self._pool is None:
             self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=10)
-        job_id = await self._pool.fetchval(INSERT, tenant_id, ticket_id,
-                                           f"{ticket_id}:created", raw.decode())
-        await self._answer(send, 202, json.dumps({"enhancement_id": str(job_id),
-                                                  "status": "queued"}).encode())
+        job_id = await self._pool.fetchval(
+            INSERT, tenant_id, ticket_id, f"{ticket_id}:created", raw.decode()
+        )
+        await self._answer(
+            send, 202, json.dumps({"enhancement_id": str(job_id), "status": "queued"}).encode()
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tenants-file", required=True, help='[{"id": ..., "secret": ...}]')
@@ -85,8 +95,16 @@ def main() -> None:
     with open(args.tenants_file) as handle:
         secrets = {t["id"]: t["secret"].encode() for t in json.load(handle)}
     app = IntakeFloor(os.environ["AI_AGENTS_FLOOR_DATABASE_URL"], secrets)
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning", lifespan="off")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,11 @@ def ticket_body(ticket_id: str, now_ms: int) -> bytes:
 def signed_headers(secret: bytes, body: bytes) -> dict[str, str]:
     stamp = str(int(time.time()))
     digest = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-Timestamp": stamp,
-            "X-Signature": f"sha256={digest}"}
+    return {
+        "Content-Type": "application/json",
+        "X-Timestamp": stamp,
+        "X-Signature": f"sha256={digest}",
+    }
 
 
 def token_headers(secret: bytes) -> dict[str, str]:
@@ -98,8 +101,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             """One signed webhook; its status code, or the exception's name (counted)."""
             body = ticket_body(ticket_id, int(time.time() * 1000))
             try:
-                headers = (token_headers(secret) if token_mode
-                           else signed_headers(secret, body))
+                headers = token_headers(secret) if token_mode else signed_headers(secret, body)
                 async with session.post(target, data=body, headers=headers) as response:
                     await response.read()
                     status = str(response.status)
@@ -138,8 +140,9 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             issued += 1
             tenant_id, secret = tenants[i % len(tenants)]
             url = urls[i % len(urls)]
-            status = await post_signed(f"{url}/webhook/servicedesk/{tenant_id}", secret,
-                                       f"{prefix}-o-{i}")
+            status = await post_signed(
+                f"{url}/webhook/servicedesk/{tenant_id}", secret, f"{prefix}-o-{i}"
+            )
             t1 = time.perf_counter()
             if at >= measure_from:
                 latencies.append((t1 - at) * 1000.0)

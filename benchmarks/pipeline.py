@@ -55,18 +55,24 @@ OLD_IO_POOL = {"min_replicas": 1, "upscale_delay_s": 5, "downscale_delay_s": 120
 PREVIOUS_POOLS = {
     # Many small replicas with a 0.25 logical-CPU reservation each: more per-process overhead
     # per job, and a scaled-out Enhancer could take every CPU slot of a 2-CPU node.
-    "Enhancer": {"max_ongoing_requests": 64, "max_queued_requests": 256,
-                 "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 8,
-                                        "target_ongoing_requests": 32},
-                 "ray_actor_options": {"num_cpus": 0.25}},
-    "Synthesizer": {"max_ongoing_requests": 64, "max_queued_requests": 256,
-                    "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 8,
-                                           "target_ongoing_requests": 32},
-                    "ray_actor_options": {"num_cpus": 0.25}},
-    "ContextGatherer": {"max_ongoing_requests": 32, "max_queued_requests": 256,
-                        "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 4,
-                                               "target_ongoing_requests": 16},
-                        "ray_actor_options": {"num_cpus": 0.25}},
+    "Enhancer": {
+        "max_ongoing_requests": 64,
+        "max_queued_requests": 256,
+        "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 8, "target_ongoing_requests": 32},
+        "ray_actor_options": {"num_cpus": 0.25},
+    },
+    "Synthesizer": {
+        "max_ongoing_requests": 64,
+        "max_queued_requests": 256,
+        "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 8, "target_ongoing_requests": 32},
+        "ray_actor_options": {"num_cpus": 0.25},
+    },
+    "ContextGatherer": {
+        "max_ongoing_requests": 32,
+        "max_queued_requests": 256,
+        "autoscaling_config": {**OLD_IO_POOL, "max_replicas": 4, "target_ongoing_requests": 16},
+        "ray_actor_options": {"num_cpus": 0.25},
+    },
 }
 VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "default": ("the product: pool_options.py, Serve's proxy", {}, {}),
@@ -77,10 +83,19 @@ VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
 }
 
 
-async def run_phase(name: str, sender: stack.TicketSender, db: stack.Database,
-                    sampler: stack.ProcessSampler, tenants: list[stack.Tenant], *,
-                    rate: float | None, count: int, timeout_s: float,
-                    profile_s: float = 0.0, profile_dir: str = "") -> dict[str, Any]:
+async def run_phase(
+    name: str,
+    sender: stack.TicketSender,
+    db: stack.Database,
+    sampler: stack.ProcessSampler,
+    tenants: list[stack.Tenant],
+    *,
+    rate: float | None,
+    count: int,
+    timeout_s: float,
+    profile_s: float = 0.0,
+    profile_dir: str = "",
+) -> dict[str, Any]:
     import asyncpg
 
     conn = await asyncpg.connect(db.owner_url)
@@ -96,9 +111,13 @@ async def run_phase(name: str, sender: stack.TicketSender, db: stack.Database,
 
     pick = lambda i: tenants[i % len(tenants)]  # noqa: E731
     sampler.start_window()
-    profiling = (asyncio.create_task(asyncio.to_thread(profile_pipeline, profile_s, name,
-                                                       profile_dir, sampler))
-                 if profile_s > 0 else None)
+    profiling = (
+        asyncio.create_task(
+            asyncio.to_thread(profile_pipeline, profile_s, name, profile_dir, sampler)
+        )
+        if profile_s > 0
+        else None
+    )
     started = time.time()
     if rate:
         sent = await sender.open_loop(rate, count, pick)
@@ -121,19 +140,31 @@ async def run_phase(name: str, sender: stack.TicketSender, db: stack.Database,
     completed = sum(1 for r in rows if r["status"] == "completed")
     cpu_ms = 1000 * window["cpu_s"] / max(1, completed)
     return {
-        "phase": name, "offered": count, "offered_rate": rate, "send_s": round(sent_s, 1),
-        "accepted": len(ids), "rejected": len(sent) - len(ids), "completed": completed,
-        "outcomes": outcomes, "wall_s": wall,
-        "e2e_p50": stack.percentile(e2e, 50), "e2e_p95": stack.percentile(e2e, 95),
-        "e2e_p99": stack.percentile(e2e, 99), "e2e_max": max(e2e) if e2e else None,
+        "phase": name,
+        "offered": count,
+        "offered_rate": rate,
+        "send_s": round(sent_s, 1),
+        "accepted": len(ids),
+        "rejected": len(sent) - len(ids),
+        "completed": completed,
+        "outcomes": outcomes,
+        "wall_s": wall,
+        "e2e_p50": stack.percentile(e2e, 50),
+        "e2e_p95": stack.percentile(e2e, 95),
+        "e2e_p99": stack.percentile(e2e, 99),
+        "e2e_max": max(e2e) if e2e else None,
         "ack_p99_ms": stack.percentile([s.ack_ms for s in sent], 99),
-        "steady_rate": stack.steady_rate(rows), "overall_rate": overall,
+        "steady_rate": stack.steady_rate(rows),
+        "overall_rate": overall,
         "peak_running": peak_running,
-        "cpu_s": window["cpu_s"], "cpu_ms_per_job": cpu_ms,
-        "cpu_ms_by_kind": {k: round(1000 * v / max(1, completed), 2)
-                           for k, v in sorted(window["cpu_by_kind"].items(),
-                                              key=lambda kv: -kv[1])},
-        "cores_used": window["cpu_s"] / wall, "wall_s_exact": wall,
+        "cpu_s": window["cpu_s"],
+        "cpu_ms_per_job": cpu_ms,
+        "cpu_ms_by_kind": {
+            k: round(1000 * v / max(1, completed), 2)
+            for k, v in sorted(window["cpu_by_kind"].items(), key=lambda kv: -kv[1])
+        },
+        "cores_used": window["cpu_s"] / wall,
+        "wall_s_exact": wall,
         "peak_rss_mib": window["peak_rss_bytes"] / MIB,
         "memory_mid": mem_mid,
         "stages": stack.stage_breakdown(rows),
@@ -142,8 +173,9 @@ async def run_phase(name: str, sender: stack.TicketSender, db: stack.Database,
     }
 
 
-def profile_pipeline(seconds: float, phase: str, keep_dir: str,
-                     sampler: stack.ProcessSampler) -> dict[str, Any]:
+def profile_pipeline(
+    seconds: float, phase: str, keep_dir: str, sampler: stack.ProcessSampler
+) -> dict[str, Any]:
     """py-spy one replica of each deployment, the Serve proxy and controller, and this process
     (simulators) for ``seconds``, starting 2 s into the phase."""
     import tempfile
@@ -152,12 +184,16 @@ def profile_pipeline(seconds: float, phase: str, keep_dir: str,
     targets = {name: pids[0] for name, pids in stack.replica_pids().items() if pids}
     for proc in sampler.processes():
         kind = stack.classify(proc)
-        if kind in ("serve proxy", "serve controller", "rate limiter actors") and \
-                kind not in targets:
+        if (
+            kind in ("serve proxy", "serve controller", "rate limiter actors")
+            and kind not in targets
+        ):
             targets[kind] = proc.pid
     workdir = Path(keep_dir or tempfile.mkdtemp(prefix="aab-prof-", dir="/tmp"))
-    recorders = {name: start_record(pid, seconds, workdir / f"{phase}-{name}.txt".replace(" ", "_"))
-                 for name, pid in targets.items()}
+    recorders = {
+        name: start_record(pid, seconds, workdir / f"{phase}-{name}.txt".replace(" ", "_"))
+        for name, pid in targets.items()
+    }
     out = {}
     for name, rec in recorders.items():
         rec.wait(seconds + 30)
@@ -177,8 +213,10 @@ def replica_counts(floor: bool = False) -> dict[str, int]:
 def started_floor(rig: stack.Rig) -> Iterator[float]:
     """The floor process on the port the rig reserved for Serve; yields its start-up seconds."""
     started = time.monotonic()
-    with stack.child_process([sys.executable, "-m", "benchmarks.pipeline_floor",
-                              "--port", str(rig.ray_serve.http_port)], rig.ray_serve.env):
+    with stack.child_process(
+        [sys.executable, "-m", "benchmarks.pipeline_floor", "--port", str(rig.ray_serve.http_port)],
+        rig.ray_serve.env,
+    ):
         stack.wait_http(f"{rig.ray_serve.url}/health")
         yield time.monotonic() - started
 
@@ -188,10 +226,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.apps import build_pipeline_app
 
     floor = args.single == FLOOR
-    async with stack.pipeline_rig(
-            args, "pipe", args.tenants, start_ray=not floor,
-            AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)) as rig, \
-            contextlib.AsyncExitStack() as cleanup:
+    async with (
+        stack.pipeline_rig(
+            args,
+            "pipe",
+            args.tenants,
+            start_ray=not floor,
+            AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight),
+        ) as rig,
+        contextlib.AsyncExitStack() as cleanup,
+    ):
         db, tenants, sender, ray_start = rig.db, rig.tenants, rig.sender, rig.ray_start_s
         seeded = rig.seeded
         if floor:
@@ -212,32 +256,60 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         phases = []
         if args.latency_seconds > 0:
             say(f"phase 1: {args.rate}/s for {args.latency_seconds} s")
-            phases.append(await run_phase(
-                "latency", sender, db, sampler, tenants, rate=args.rate,
-                count=int(args.rate * args.latency_seconds), timeout_s=args.timeout))
+            phases.append(
+                await run_phase(
+                    "latency",
+                    sender,
+                    db,
+                    sampler,
+                    tenants,
+                    rate=args.rate,
+                    count=int(args.rate * args.latency_seconds),
+                    timeout_s=args.timeout,
+                )
+            )
             phases[-1]["replicas"] = replica_counts(floor)
             say(json.dumps({k: phases[-1][k] for k in ("completed", "e2e_p95", "cpu_ms_per_job")}))
         if args.backlog > 0:
             say(f"phase 2: backlog of {args.backlog}")
-            phases.append(await run_phase("capacity", sender, db, sampler, tenants, rate=None,
-                                          count=args.backlog, timeout_s=args.timeout,
-                                          profile_s=args.profile_seconds
-                                          if args.single in args.profile else 0.0,
-                                          profile_dir=args.profile_dir))
+            phases.append(
+                await run_phase(
+                    "capacity",
+                    sender,
+                    db,
+                    sampler,
+                    tenants,
+                    rate=None,
+                    count=args.backlog,
+                    timeout_s=args.timeout,
+                    profile_s=args.profile_seconds if args.single in args.profile else 0.0,
+                    profile_dir=args.profile_dir,
+                )
+            )
             phases[-1]["replicas"] = replica_counts(floor)
-            say(json.dumps({k: phases[-1][k] for k in ("completed", "steady_rate",
-                                                        "cpu_ms_per_job")}))
+            say(
+                json.dumps(
+                    {k: phases[-1][k] for k in ("completed", "steady_rate", "cpu_ms_per_job")}
+                )
+            )
         sampler.stop()
         for phase in phases:
             marginal = phase["cpu_s"] - idle_cores * phase["wall_s"]
             phase["marginal_cpu_ms_per_job"] = 1000 * marginal / max(1, phase["completed"])
-        return {"variant": args.single, "label": VARIANTS[args.single][0],
-                "idle_cores": idle_cores,
-                "idle_cpu_by_kind": {k: v / args.idle_seconds
-                                     for k, v in idle_cpu["cpu_by_kind"].items()},
-                "machine": machine, "args": vars(args), "seeded": seeded,
-                "startup": {"ray_s": ray_start, "deploy_s": deploy_s},
-                "memory_idle": idle, "phases": phases}
+        return {
+            "variant": args.single,
+            "label": VARIANTS[args.single][0],
+            "idle_cores": idle_cores,
+            "idle_cpu_by_kind": {
+                k: v / args.idle_seconds for k, v in idle_cpu["cpu_by_kind"].items()
+            },
+            "machine": machine,
+            "args": vars(args),
+            "seeded": seeded,
+            "startup": {"ray_s": ray_start, "deploy_s": deploy_s},
+            "memory_idle": idle,
+            "phases": phases,
+        }
 
 
 def report(runs: list[dict[str, Any]]) -> str:
@@ -249,75 +321,146 @@ def report(runs: list[dict[str, Any]]) -> str:
         for p in data["phases"]:
             marginal = p.get("marginal_cpu_ms_per_job")
             ceiling = ((nproc - data["idle_cores"]) * 1000 / marginal) if marginal else None
-            rate = (f"{stack.fmt(p['overall_rate'])} ({stack.fmt(p['steady_rate'])})"
-                    if p["phase"] == "capacity" else stack.fmt(p["overall_rate"]))
-            rows.append([
-                data["variant"], p["phase"], f"{p['offered']} @ {p['offered_rate'] or 'max'}/s",
-                f"{p['completed']}/{p['accepted']}",
-                ", ".join(f"{k.replace('completed/', '')} {v}" for k, v in p["outcomes"].items()),
-                rate, stack.fmt(p["e2e_p50"], 2), stack.fmt(p["e2e_p95"], 2),
-                stack.fmt(p["e2e_p99"], 2), p["peak_running"], stack.fmt(p["cpu_ms_per_job"]),
-                stack.fmt(marginal), stack.fmt(p["cores_used"], 2),
-                f"{stack.fmt(data['idle_cores'], 2)}", stack.fmt(ceiling),
-                " ".join(f"{k[:3]}{v}" for k, v in p["replicas"].items()),
-            ])
+            rate = (
+                f"{stack.fmt(p['overall_rate'])} ({stack.fmt(p['steady_rate'])})"
+                if p["phase"] == "capacity"
+                else stack.fmt(p["overall_rate"])
+            )
+            rows.append(
+                [
+                    data["variant"],
+                    p["phase"],
+                    f"{p['offered']} @ {p['offered_rate'] or 'max'}/s",
+                    f"{p['completed']}/{p['accepted']}",
+                    ", ".join(
+                        f"{k.replace('completed/', '')} {v}" for k, v in p["outcomes"].items()
+                    ),
+                    rate,
+                    stack.fmt(p["e2e_p50"], 2),
+                    stack.fmt(p["e2e_p95"], 2),
+                    stack.fmt(p["e2e_p99"], 2),
+                    p["peak_running"],
+                    stack.fmt(p["cpu_ms_per_job"]),
+                    stack.fmt(marginal),
+                    stack.fmt(p["cores_used"], 2),
+                    f"{stack.fmt(data['idle_cores'], 2)}",
+                    stack.fmt(ceiling),
+                    " ".join(f"{k[:3]}{v}" for k, v in p["replicas"].items()),
+                ]
+            )
     text = stack.print_table(
         f"Pipeline: LLM {args['llm_latency']} s ±{args['jitter']} %, SDP {args['sdp_latency_ms']}"
         f" ms, {args['tenants']} tenants, per-tenant in-flight {args['per_tenant_inflight']}",
-        ["config", "phase", "offered", "completed", "outcomes",
-         "enh/s (capacity: all/wall (10-90 %))", "p50 s", "p95 s", "p99 s", "peak running",
-         "CPU ms/enh", "marginal CPU ms/enh", "cores used", "idle cores",
-         "CPU ceiling enh/s", "replicas"], rows)
+        [
+            "config",
+            "phase",
+            "offered",
+            "completed",
+            "outcomes",
+            "enh/s (capacity: all/wall (10-90 %))",
+            "p50 s",
+            "p95 s",
+            "p99 s",
+            "peak running",
+            "CPU ms/enh",
+            "marginal CPU ms/enh",
+            "cores used",
+            "idle cores",
+            "CPU ceiling enh/s",
+            "replicas",
+        ],
+        rows,
+    )
     text += floor_table(runs)
     text += stack.print_table(
         "Where the end-to-end time goes (p50 / p95 seconds)",
-        ["config", "phase", "queued (received -> claimed)", "context", "synthesis (LLM)",
-         "write-back"],
-        [[data["variant"], p["phase"], *(f"{stack.fmt(p['stages'][k]['p50'], 2)} / "
-                                         f"{stack.fmt(p['stages'][k]['p95'], 2)}"
-                                         for k in ("queued", "context", "synthesis",
-                                                   "writeback"))]
-         for data in runs for p in data["phases"]])
+        [
+            "config",
+            "phase",
+            "queued (received -> claimed)",
+            "context",
+            "synthesis (LLM)",
+            "write-back",
+        ],
+        [
+            [
+                data["variant"],
+                p["phase"],
+                *(
+                    f"{stack.fmt(p['stages'][k]['p50'], 2)} / {stack.fmt(p['stages'][k]['p95'], 2)}"
+                    for k in ("queued", "context", "synthesis", "writeback")
+                ),
+            ]
+            for data in runs
+            for p in data["phases"]
+        ],
+    )
     for phase in ("latency", "capacity"):
-        per = {d["variant"]: next((p for p in d["phases"] if p["phase"] == phase), None)
-               for d in runs}
+        per = {
+            d["variant"]: next((p for p in d["phases"] if p["phase"] == phase), None) for d in runs
+        }
         per = {k: v for k, v in per.items() if v}
         if not per:
             continue
-        kinds = sorted({k for p in per.values() for k in p["cpu_ms_by_kind"]},
-                       key=lambda k: -max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()))
+        kinds = sorted(
+            {k for p in per.values() for k in p["cpu_ms_by_kind"]},
+            key=lambda k: -max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()),
+        )
         text += stack.print_table(
             f"CPU ms per enhancement by process kind ({phase} phase)",
             ["process kind", *per],
-            [[k, *(stack.fmt(p["cpu_ms_by_kind"].get(k), 1) for p in per.values())]
-             for k in kinds if max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()) >= 0.5]
-            + [["TOTAL", *(stack.fmt(p["cpu_ms_per_job"], 1) for p in per.values())]])
+            [
+                [k, *(stack.fmt(p["cpu_ms_by_kind"].get(k), 1) for p in per.values())]
+                for k in kinds
+                if max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()) >= 0.5
+            ]
+            + [["TOTAL", *(stack.fmt(p["cpu_ms_per_job"], 1) for p in per.values())]],
+        )
     for data in runs:
         for p in data["phases"]:
             for target, summary in (p.get("profile") or {}).items():
                 text += stack.print_table(
                     f"py-spy {data['variant']} {p['phase']} / {target} "
                     f"({summary['samples']} samples): layers",
-                    ["layer", "% of samples"], summary["layers"][:8])
+                    ["layer", "% of samples"],
+                    summary["layers"][:8],
+                )
     mem_rows = []
     for data in runs:
         idle = data["memory_idle"]
-        mem_rows.append([data["variant"], "idle (after warm-up)",
-                         stack.fmt(idle["rss_bytes"] / MIB, 0),
-                         stack.fmt(idle["pss_bytes"] / MIB, 0)])
+        mem_rows.append(
+            [
+                data["variant"],
+                "idle (after warm-up)",
+                stack.fmt(idle["rss_bytes"] / MIB, 0),
+                stack.fmt(idle["pss_bytes"] / MIB, 0),
+            ]
+        )
         for p in data["phases"]:
             if p.get("memory_mid"):
-                mem_rows.append([data["variant"], f"under load ({p['phase']}, mid-phase)",
-                                 stack.fmt(p["memory_mid"]["rss_bytes"] / MIB, 0),
-                                 stack.fmt(p["memory_mid"]["pss_bytes"] / MIB, 0)])
-    text += stack.print_table("Resident memory of the run (all processes)",
-                              ["config", "when", "RSS sum MiB", "PSS sum MiB"], mem_rows)
-    best = max((p["overall_rate"] or 0 for d in runs for p in d["phases"]
-                if p["phase"] == "capacity"), default=0)
+                mem_rows.append(
+                    [
+                        data["variant"],
+                        f"under load ({p['phase']}, mid-phase)",
+                        stack.fmt(p["memory_mid"]["rss_bytes"] / MIB, 0),
+                        stack.fmt(p["memory_mid"]["pss_bytes"] / MIB, 0),
+                    ]
+                )
+    text += stack.print_table(
+        "Resident memory of the run (all processes)",
+        ["config", "when", "RSS sum MiB", "PSS sum MiB"],
+        mem_rows,
+    )
+    best = max(
+        (p["overall_rate"] or 0 for d in runs for p in d["phases"] if p["phase"] == "capacity"),
+        default=0,
+    )
     if best:
-        line = ("Replaced design (Celery prefork, 4 concurrent jobs per worker, ~2 jobs/s per "
-                f"worker at 2 s LLM latency): {best:.1f} enh/s would take ~{best / 2:.0f} prefork "
-                "workers.")
+        line = (
+            "Replaced design (Celery prefork, 4 concurrent jobs per worker, ~2 jobs/s per "
+            f"worker at 2 s LLM latency): {best:.1f} enh/s would take ~{best / 2:.0f} prefork "
+            "workers."
+        )
         print(line)
         text += "\n" + line + "\n"
     return text
@@ -338,32 +481,58 @@ def run_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}
         env.update(VARIANTS[name][1])
         print(f"[pipeline] {name}: {VARIANTS[name][0]}", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.pipeline", *passthrough,
-                        "--single", name, "--json", str(out)], check=True, env=env,
-                       cwd=stack.REPO)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.pipeline",
+                *passthrough,
+                "--single",
+                name,
+                "--json",
+                str(out),
+            ],
+            check=True,
+            env=env,
+            cwd=stack.REPO,
+        )
         runs.append(json.loads(out.read_text()))
         out.unlink()
     return runs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="phase 1 webhooks/s")
     parser.add_argument("--latency-seconds", type=float, default=25.0)
     parser.add_argument("--backlog", type=int, default=1000, help="phase 2 webhooks")
-    parser.add_argument("--idle-seconds", type=float, default=5.0,
-                        help="measure the idle system's background CPU this long")
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5.0,
+        help="measure the idle system's background CPU this long",
+    )
     parser.add_argument("--tenants", type=int, default=10)
     stack.add_pipeline_options(parser, pools=False)
     parser.add_argument("--per-tenant-inflight", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase drain")
-    parser.add_argument("--configs", default="floor,default,haproxy,previous-pools",
-                        help=f"variants to compare, from {sorted(VARIANTS)}")
+    parser.add_argument(
+        "--configs",
+        default="floor,default,haproxy,previous-pools",
+        help=f"variants to compare, from {sorted(VARIANTS)}",
+    )
     parser.add_argument("--single", default="", help=argparse.SUPPRESS)
     parser.add_argument("--profile", default="", help="variants to py-spy during phase 2")
-    parser.add_argument("--profile-seconds", type=float, default=10.0,
-                        help="py-spy every deployment for this long during phase 2")
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=10.0,
+        help="py-spy every deployment for this long during phase 2",
+    )
     parser.add_argument("--profile-dir", default="", help="keep the raw py-spy stacks here")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
@@ -380,8 +549,11 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.json).write_text(json.dumps(data, default=str))
         return
     skip = {"--json", "--configs"}
-    args.argv = [a for i, a in enumerate(argv)
-                 if a.split("=")[0] not in skip and (i == 0 or argv[i - 1] not in skip)]
+    args.argv = [
+        a
+        for i, a in enumerate(argv)
+        if a.split("=")[0] not in skip and (i == 0 or argv[i - 1] not in skip)
+    ]
     runs = run_variants(args)
     ratios_to_floor(runs)
     stack.finish(runs, runs[0]["machine"], report, args.json)

@@ -62,11 +62,14 @@ class FloorPipeline:
         self.limiter = LocalRateLimiter()
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
         self.synthesizer = EnhancementSynthesizer(
-            base_url=settings.llm_base_url, api_key=key,
+            base_url=settings.llm_base_url,
+            api_key=key,
             models=[settings.llm_model, *settings.llm_fallback_models],
-            timeout_s=settings.llm_timeout_s, max_attempts=settings.llm_max_attempts,
+            timeout_s=settings.llm_timeout_s,
+            max_attempts=settings.llm_max_attempts,
             breaker_failure_threshold=settings.llm_breaker_threshold,
-            breaker_recovery_timeout_s=settings.llm_breaker_recovery_s)
+            breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
+        )
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
         self.dispatcher: JobDispatcher | None = None
         self._pool: Any = None
@@ -78,37 +81,58 @@ class FloorPipeline:
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
         # One pool for the three roles (the product has one per replica, each this size).
         self._pool = await create_pool(url, min_size=1, max_size=settings.db_pool_max_size * 2)
-        tenants = TtlCache(lambda t: load_tenant_runtime(self._pool, cipher, t),
-                           ttl_s=TENANT_CACHE_TTL_S)
+        tenants = TtlCache(
+            lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
+        )
         self.workflow = EnhancementWorkflow(
-            self._pool, load_tenant=tenants.get, gather=self._gather,
-            synthesize=self._synthesize, limiter=self.limiter, http=self.http,
+            self._pool,
+            load_tenant=tenants.get,
+            gather=self._gather,
+            synthesize=self._synthesize,
+            limiter=self.limiter,
+            http=self.http,
             metrics=self.metrics,
-            config=WorkflowConfig(lease_s=settings.job_lease_s,
-                                  retry_base_s=settings.job_retry_base_s,
-                                  sdp_timeout_s=settings.sdp_timeout_s))
-        self.gathering = ContextGathering(self._pool, fetch_ticket=self.workflow.fetch_ticket,
-                                          source_timeout_s=settings.context_source_timeout_s)
+            config=WorkflowConfig(
+                lease_s=settings.job_lease_s,
+                retry_base_s=settings.job_retry_base_s,
+                sdp_timeout_s=settings.sdp_timeout_s,
+            ),
+        )
+        self.gathering = ContextGathering(
+            self._pool,
+            fetch_ticket=self.workflow.fetch_ticket,
+            source_timeout_s=settings.context_source_timeout_s,
+        )
         self.dispatcher = JobDispatcher(
-            self._pool, self.workflow.run, listen_url=url,
-            config=DispatcherConfig(per_tenant_cap=settings.per_tenant_inflight,
-                                    max_inflight=settings.dispatch_max_inflight,
-                                    batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
-                                    poll_s=settings.dispatcher_poll_s,
-                                    retry_base_s=settings.job_retry_base_s))
+            self._pool,
+            self.workflow.run,
+            listen_url=url,
+            config=DispatcherConfig(
+                per_tenant_cap=settings.per_tenant_inflight,
+                max_inflight=settings.dispatch_max_inflight,
+                batch=settings.dispatch_batch,
+                lease_s=settings.job_lease_s,
+                poll_s=settings.dispatcher_poll_s,
+                retry_base_s=settings.job_retry_base_s,
+            ),
+        )
         await self.dispatcher.start()
 
     async def _gather(self, tenant_id: str, ticket: Ticket, needs_fetch: bool) -> TicketContext:
         return await self.gathering.gather(tenant_id, ticket, needs_fetch=needs_fetch)
 
-    async def _synthesize(self, tenant_id: str, context: TicketContext,
-                          settings: TenantSettings) -> SynthesisResult:
+    async def _synthesize(
+        self, tenant_id: str, context: TicketContext, settings: TenantSettings
+    ) -> SynthesisResult:
         async def before_llm_call() -> None:
             await self.limiter.acquire(tenant_id, "llm", settings.llm_rate_per_minute)
 
-        return await self.synthesizer.synthesize(context, redact=settings.redact_pii,
-                                                 redactor=redact_pii,
-                                                 before_llm_call=before_llm_call)
+        return await self.synthesizer.synthesize(
+            context,
+            redact=settings.redact_pii,
+            redactor=redact_pii,
+            before_llm_call=before_llm_call,
+        )
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
@@ -124,9 +148,16 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
     logging.basicConfig(level=logging.WARNING)
     pipeline = FloorPipeline(settings)
     await pipeline.start()
-    config = uvicorn.Config(create_api(ApiState.from_settings(settings)), host=host, port=port,
-                            loop="none", http="httptools", access_log=False,
-                            log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        create_api(ApiState.from_settings(settings)),
+        host=host,
+        port=port,
+        loop="none",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     try:
         await server.serve()  # returns on SIGTERM / SIGINT (uvicorn's own handlers)
@@ -136,8 +167,9 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

@@ -21,9 +21,25 @@ def start_record(pid: int, seconds: float, out: Path, rate: int = 97) -> subproc
     per-process CPU totals of ``stack.ProcessSampler`` cover it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-         "--rate", str(rate), "--format", "raw", "--gil", "--nonblocking", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(seconds))),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--gil",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _short(frame: str) -> str:
@@ -42,10 +58,14 @@ NATIVE_LEAVES = [
     ("run_forever (", "event loop, native (uvloop I/O, C callbacks)"),
     ("run_until_complete (", "event loop, native (uvloop I/O, C callbacks)"),
     ("Thread.run (", "event loop, native (uvloop I/O, C callbacks)"),
-    ("UserCallableWrapper.__init__.<locals>._run_user_code_event_loop (",
-     "event loop, native (uvloop I/O, C callbacks)"),
-    ("SingletonThreadRouter._get_singleton_asyncio_loop.<locals>._run_router_event_loop (",
-     "event loop, native (uvloop I/O, C callbacks)"),
+    (
+        "UserCallableWrapper.__init__.<locals>._run_user_code_event_loop (",
+        "event loop, native (uvloop I/O, C callbacks)",
+    ),
+    (
+        "SingletonThreadRouter._get_singleton_asyncio_loop.<locals>._run_router_event_loop (",
+        "event loop, native (uvloop I/O, C callbacks)",
+    ),
     ("Condition.wait (", "cross-thread hand-off (threading waits)"),
     ("Condition.notify (", "cross-thread hand-off (threading waits)"),
     ("_worker (", "cross-thread hand-off (threading waits)"),
@@ -113,13 +133,16 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
         if not stack_text or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [f for f in stack_text.split(";")
-                  if f and not f.startswith(("process ", "thread "))]
+        frames = [
+            f for f in stack_text.split(";") if f and not f.startswith(("process ", "thread "))
+        ]
         total += count
         if frames:
             leaves[_short(frames[-1])] += count
         layers[_bucket(frames)] += count
     pct = lambda n: round(100.0 * n / total, 1) if total else 0.0  # noqa: E731
-    return {"samples": total,
-            "leaves": [(name, pct(n)) for name, n in leaves.most_common(top)],
-            "layers": [(name, pct(n)) for name, n in layers.most_common()]}
+    return {
+        "samples": total,
+        "leaves": [(name, pct(n)) for name, n in leaves.most_common(top)],
+        "layers": [(name, pct(n)) for name, n in layers.most_common()],
+    }

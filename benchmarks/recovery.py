@@ -73,12 +73,17 @@ def serve_diagnostics() -> dict[str, Any]:
     import ray
     from ray import serve
 
-    out: dict[str, Any] = {"available": ray.available_resources().get("CPU"),
-                           "total": ray.cluster_resources().get("CPU"), "deployments": {}}
+    out: dict[str, Any] = {
+        "available": ray.available_resources().get("CPU"),
+        "total": ray.cluster_resources().get("CPU"),
+        "deployments": {},
+    }
     app = serve.status().applications.get(stack.APP_NAME)
-    for name, dep in (app.deployments.items() if app else []):
-        out["deployments"][name] = {"status": str(dep.status).split(".")[-1],
-                                    "replicas": dict(dep.replica_states)}
+    for name, dep in app.deployments.items() if app else []:
+        out["deployments"][name] = {
+            "status": str(dep.status).split(".")[-1],
+            "replicas": dict(dep.replica_states),
+        }
     return out
 
 
@@ -89,17 +94,21 @@ def redeploy(ray_serve: stack.RayServe, pools: str) -> dict[str, Any]:
     serve.shutdown()
     serve.start(http_options={"host": "127.0.0.1", "port": ray_serve.http_port})
     ray_serve.deploy(build(pools))
-    return {"action": "serve.shutdown() + serve.run()",
-            "blocking_s": round(time.monotonic() - started, 1)}
+    return {
+        "action": "serve.shutdown() + serve.run()",
+        "blocking_s": round(time.monotonic() - started, 1),
+    }
 
 
 def completion_times(rows: list[dict[str, Any]]) -> list[float]:
-    return sorted(float(r["finished"]) for r in rows
-                  if r["status"] == "completed" and r["finished"])
+    return sorted(
+        float(r["finished"]) for r in rows if r["status"] == "completed" and r["finished"]
+    )
 
 
-def recovery_figures(event_at: float, ends: list[float], window_s: float = 5.0, *,
-                     before_at: float | None = None) -> dict[str, float | None]:
+def recovery_figures(
+    event_at: float, ends: list[float], window_s: float = 5.0, *, before_at: float | None = None
+) -> dict[str, float | None]:
     """From the end of the disruption (``event_at``): the first completion, and the first
     1-second window reaching half the completion rate of the ``window_s`` before it began."""
     start = before_at if before_at is not None else event_at
@@ -123,8 +132,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     machine = stack.machine_info()
     say = lambda m: print(f"[recovery] {m}", file=sys.stderr, flush=True)  # noqa: E731
     async with stack.pipeline_rig(
-            args, "recov", args.tenants,
-            AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)) as rig:
+        args, "recov", args.tenants, AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)
+    ) as rig:
         db, sims, tenants, sender = rig.db, rig.sims, rig.tenants, rig.sender
         ray_serve = rig.ray_serve
         ray_serve.deploy(build(args.pools))
@@ -132,8 +141,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         sent = await sender.burst(args.tickets, lambda i: tenants[i % len(tenants)])
         ids = [s.enhancement_id for s in sent if s.enhancement_id]
         say(f"{len(ids)}/{args.tickets} accepted in {time.time() - started:.1f} s")
-        plan = [(args.kill_at, "kill"), (args.restart_at, "restart"),
-                (args.redeploy_at, "redeploy")]
+        plan = [
+            (args.kill_at, "kill"),
+            (args.restart_at, "restart"),
+            (args.redeploy_at, "redeploy"),
+        ]
         plan = [(frac, what) for frac, what in plan if frac > 0]
         events: list[dict[str, Any]] = []
 
@@ -144,8 +156,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             if done != last["done"]:
                 last.update(done=done, at=time.monotonic())
             elif not stalled and time.monotonic() - last["at"] > args.stall_s:
-                stalled.update(await asyncio.to_thread(serve_diagnostics),
-                               completed=done, after_s=args.stall_s)
+                stalled.update(
+                    await asyncio.to_thread(serve_diagnostics), completed=done, after_s=args.stall_s
+                )
                 say(f"no completion for {args.stall_s:.0f} s: {json.dumps(stalled)}")
                 raise _Stalled()
             while plan and done >= plan[0][0] * len(ids):
@@ -189,15 +202,24 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for r in rows:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
         return {
-            "machine": machine, "args": vars(args), "accepted": len(ids),
-            "unfinished": unfinished, "missing_rows": len(ids) - len(rows), "stalled": stalled,
-            "rejected": args.tickets - len(ids), "statuses": statuses, "lost": lost,
-            "missing_notes": missing_note, "duplicate_notes": duplicates,
+            "machine": machine,
+            "args": vars(args),
+            "accepted": len(ids),
+            "unfinished": unfinished,
+            "missing_rows": len(ids) - len(rows),
+            "stalled": stalled,
+            "rejected": args.tickets - len(ids),
+            "statuses": statuses,
+            "lost": lost,
+            "missing_notes": missing_note,
+            "duplicate_notes": duplicates,
             "retried": sum(1 for r in rows if (r["attempts"] or 0) > 1),
             "max_attempts": max((r["attempts"] or 0) for r in rows) if rows else 0,
             "wall_s": (max(ends) - started) if ends else None,
-            "events": [{k: v for k, v in e.items() if k != "killed"} | {"killed": len(
-                e.get("killed", []))} for e in events],
+            "events": [
+                {k: v for k, v in e.items() if k != "killed"} | {"killed": len(e.get("killed", []))}
+                for e in events
+            ],
             "errors": sorted({(r["error"] or "")[:120] for r in rows if r["attempts"] > 1})[:5],
         }
 
@@ -206,48 +228,101 @@ def report(data: dict[str, Any]) -> str:
     text = stack.print_table(
         f"Recovery: {data['args']['tickets']} tickets, {data['args']['tenants']} tenants, "
         f"pools {data['args']['pools']}",
-        ["accepted", "completed", "not completed (rows still queued/running)", "failed",
-         "rows missing (lost)", "completed without note", "duplicate notes", "jobs retried",
-         "max attempts", "wall s"],
-        [[data["accepted"], data["statuses"].get("completed", 0), data["unfinished"],
-          data["statuses"].get("failed", 0), data["missing_rows"], data["missing_notes"],
-          data["duplicate_notes"], data["retried"], data["max_attempts"],
-          stack.fmt(data["wall_s"])]])
+        [
+            "accepted",
+            "completed",
+            "not completed (rows still queued/running)",
+            "failed",
+            "rows missing (lost)",
+            "completed without note",
+            "duplicate notes",
+            "jobs retried",
+            "max attempts",
+            "wall s",
+        ],
+        [
+            [
+                data["accepted"],
+                data["statuses"].get("completed", 0),
+                data["unfinished"],
+                data["statuses"].get("failed", 0),
+                data["missing_rows"],
+                data["missing_notes"],
+                data["duplicate_notes"],
+                data["retried"],
+                data["max_attempts"],
+                stack.fmt(data["wall_s"]),
+            ]
+        ],
+    )
     if data["stalled"]:
         st = data["stalled"]
         text += stack.print_table(
             f"STALLED: no completion for {st['after_s']:.0f} s after {st['completed']} "
             f"completions; logical CPUs available {st['available']} of {st['total']}",
             ["deployment", "status", "replica states"],
-            [[name, d["status"], json.dumps(d["replicas"])]
-             for name, d in st["deployments"].items()])
+            [
+                [name, d["status"], json.dumps(d["replicas"])]
+                for name, d in st["deployments"].items()
+            ],
+        )
     text += stack.print_table(
         "Disruptions: time until the backlog flows again",
-        ["disruption", "at completed", "replicas killed", "action took s",
-         "completed during it", "left after it", "rate before /s",
-         "first completion after s", "rate back to 50 % after s"],
-        [[e["action"], e["completed_before"], e["killed"], stack.fmt(e["end"] - e["at"]),
-          e["completed_during"], e["remaining_after"], stack.fmt(e["rate_before"]),
-          stack.fmt(e["first_completion_s"]), stack.fmt(e["rate_back_s"])]
-         for e in data["events"]])
+        [
+            "disruption",
+            "at completed",
+            "replicas killed",
+            "action took s",
+            "completed during it",
+            "left after it",
+            "rate before /s",
+            "first completion after s",
+            "rate back to 50 % after s",
+        ],
+        [
+            [
+                e["action"],
+                e["completed_before"],
+                e["killed"],
+                stack.fmt(e["end"] - e["at"]),
+                e["completed_during"],
+                e["remaining_after"],
+                stack.fmt(e["rate_before"]),
+                stack.fmt(e["first_completion_s"]),
+                stack.fmt(e["rate_back_s"]),
+            ]
+            for e in data["events"]
+        ],
+    )
     return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recovery", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.recovery",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--tickets", type=int, default=500)
     parser.add_argument("--tenants", type=int, default=5)
     parser.add_argument("--kill-at", type=float, default=0.15)
     parser.add_argument("--restart-at", type=float, default=0.35)
     parser.add_argument("--redeploy-at", type=float, default=0.6)
     stack.add_pipeline_options(parser)
-    parser.add_argument("--per-tenant-inflight", type=int, default=16,
-                        help="keeps a queued backlog behind the in-flight jobs at every "
-                             "disruption (5 tenants x 16 = 80 in flight)")
+    parser.add_argument(
+        "--per-tenant-inflight",
+        type=int,
+        default=16,
+        help="keeps a queued backlog behind the in-flight jobs at every "
+        "disruption (5 tenants x 16 = 80 in flight)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--stall-s", type=float, default=60.0,
-                        help="give up (and report why) after this long without a completion")
+    parser.add_argument(
+        "--stall-s",
+        type=float,
+        default=60.0,
+        help="give up (and report why) after this long without a completion",
+    )
     parser.add_argument("--json", default="")
     return parser.parse_args(argv)
 

@@ -50,8 +50,9 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def _fill(pool: Any, tenant: str, count: int,
-                embedder: WordLlamaEmbedder) -> dict[str, float]:
+async def _fill(
+    pool: Any, tenant: str, count: int, embedder: WordLlamaEmbedder
+) -> dict[str, float]:
     data = load_demo_dataset(tenant, now=ANCHOR)
     base = [ticket_record(r) for r in data.resolved_tickets]
     embed_cpu = 0.0
@@ -59,8 +60,9 @@ async def _fill(pool: Any, tenant: str, count: int,
         batch = []
         for n in range(start, min(count, start + BATCH)):
             rec = base[n % len(base)]
-            batch.append((f"{rec.ticket_id}-{n}", rec.subject,
-                          f"{rec.description}\n#{n}", rec.resolution))
+            batch.append(
+                (f"{rec.ticket_id}-{n}", rec.subject, f"{rec.description}\n#{n}", rec.resolution)
+            )
         texts = [ticket_text(s, d) for _, s, d, _ in batch]
         cpu = time.process_time()
         vectors = await embedder.embed(texts)
@@ -68,11 +70,19 @@ async def _fill(pool: Any, tenant: str, count: int,
         async with tenant_transaction(pool, tenant) as conn:
             for ticket_id, subject, description, resolution in batch:
                 await upsert_resolved_ticket(
-                    conn, tenant_id=tenant, ticket_id=ticket_id, subject=subject,
-                    description=description, resolution=resolution, priority=None, tags=[],
-                    resolved_at=None)
-            await store_ticket_vectors(conn, embedder, tenant, [
-                TicketText(i, s, d) for i, s, d, _ in batch], vectors)
+                    conn,
+                    tenant_id=tenant,
+                    ticket_id=ticket_id,
+                    subject=subject,
+                    description=description,
+                    resolution=resolution,
+                    priority=None,
+                    tags=[],
+                    resolved_at=None,
+                )
+            await store_ticket_vectors(
+                conn, embedder, tenant, [TicketText(i, s, d) for i, s, d, _ in batch], vectors
+            )
     await import_kb_directory(pool, tenant, data.kb_dir, embedder=embedder)
     return {"embed_cpu_ms_per_ticket_batch": embed_cpu * 1000 / count}
 
@@ -93,14 +103,18 @@ async def run(tickets: int) -> dict[str, Any]:
         cases = load_eval_set(SET)
         figures: dict[str, Any] = {"tickets_per_tenant": tickets, "cases": len(cases)}
         for tenant in sorted({c.tenant for c in cases}):
-            await admin.create(TenantCreate(id=tenant, sdp_url="http://127.0.0.1:9",
-                                            sdp_key="bench"), actor="bench")
+            await admin.create(
+                TenantCreate(id=tenant, sdp_url="http://127.0.0.1:9", sdp_key="bench"),
+                actor="bench",
+            )
             figures.update(await _fill(pool, tenant, tickets, embedder))
         # What autovacuum's auto-analyze does within a minute of a bulk import; without fresh
         # statistics the planner scans the tenant's rows instead of walking the HNSW index.
         owner = await asyncpg.connect(runtime.owner_url)
-        await owner.execute("ANALYZE ticket_history; ANALYZE ticket_embeddings; "
-                            "ANALYZE kb_documents; ANALYZE kb_chunks")
+        await owner.execute(
+            "ANALYZE ticket_history; ANALYZE ticket_embeddings; "
+            "ANALYZE kb_documents; ANALYZE kb_chunks"
+        )
         await owner.close()
         cpu = time.process_time()
         for case in cases:  # the live path: one ticket per call
@@ -113,13 +127,17 @@ async def run(tickets: int) -> dict[str, Any]:
         tokens: dict[str, list[int]] = {"hybrid": [], "fulltext": []}
         for _round in range(2):  # the first round warms caches; both are kept (p95 over all)
             for case in cases:
-                ticket = Ticket(ticket_id=f"new-{case.case_id}", subject=case.subject,
-                                description=case.description)
+                ticket = Ticket(
+                    ticket_id=f"new-{case.case_id}",
+                    subject=case.subject,
+                    description=case.description,
+                )
                 for name, gathering in (("hybrid", hybrid), ("fulltext", fulltext)):
                     context = await gathering.gather(case.tenant, ticket)
                     wanted = {"similar_tickets", "kb_articles"}
-                    timings[name].append(max(s.duration_ms for s in context.sources
-                                             if s.name in wanted))
+                    timings[name].append(
+                        max(s.duration_ms for s in context.sources if s.name in wanted)
+                    )
                     tokens[name].append(_prompt_tokens(context))
         for name in timings:
             figures[f"{name}_retrieval_p50_ms"] = round(statistics.median(timings[name]), 1)

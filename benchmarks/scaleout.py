@@ -54,8 +54,12 @@ async def send_backlog(rig: dict[str, Any], count: int) -> list[stack.Sent]:
     return [s for s in sent if s.enhancement_id]
 
 
-def note_check(sims: stack.Simulators, tenants: list[stack.Tenant], sent: list[stack.Sent],
-               rows: list[dict[str, Any]]) -> dict[str, int]:
+def note_check(
+    sims: stack.Simulators,
+    tenants: list[stack.Tenant],
+    sent: list[stack.Sent],
+    rows: list[dict[str, Any]],
+) -> dict[str, int]:
     """Lost jobs (accepted, not completed), completed without a note, duplicate notes."""
     notes = sims.notes_by_ticket(t.id for t in tenants)
     by_id = {r["id"]: r for r in rows}
@@ -69,28 +73,36 @@ def note_check(sims: stack.Simulators, tenants: list[stack.Tenant], sent: list[s
         elif count == 0:
             missing += 1
         duplicates += max(0, count - 1)
-    return {"lost": lost, "missing_notes": missing, "duplicate_notes": duplicates,
-            "retried": sum(1 for r in rows if (r["attempts"] or 0) > 1)}
+    return {
+        "lost": lost,
+        "missing_notes": missing,
+        "duplicate_notes": duplicates,
+        "retried": sum(1 for r in rows if (r["attempts"] or 0) > 1),
+    }
 
 
-async def mode_throughput(args: argparse.Namespace, rig: dict[str, Any],
-                          cluster: LocalCluster) -> list[dict[str, Any]]:
+async def mode_throughput(
+    args: argparse.Namespace, rig: dict[str, Any], cluster: LocalCluster
+) -> list[dict[str, Any]]:
     out = []
     for n in args.replicas:
         cluster.deploy(scaled_app(args, replicas=n), workers=n)
         say(f"throughput: {n} replica(s) on {cluster.worker_count()} worker node(s)")
         started = time.time()
         sent = await send_backlog(rig, args.backlog)
-        rows = await stack.wait_terminal(rig["db"], [s.enhancement_id for s in sent],
-                                         args.timeout)
+        rows = await stack.wait_terminal(rig["db"], [s.enhancement_id for s in sent], args.timeout)
         placement = deployment_nodes()
-        out.append({
-            "replicas": n, "worker_nodes": cluster.worker_count(),
-            "enhancer_nodes": len(set(placement.get("Enhancer", []))),
-            "accepted": len(sent),
-            "completed": sum(1 for r in rows if r["status"] == "completed"),
-            "steady_rate": stack.steady_rate(rows), "wall_s": time.time() - started,
-        })
+        out.append(
+            {
+                "replicas": n,
+                "worker_nodes": cluster.worker_count(),
+                "enhancer_nodes": len(set(placement.get("Enhancer", []))),
+                "accepted": len(sent),
+                "completed": sum(1 for r in rows if r["status"] == "completed"),
+                "steady_rate": stack.steady_rate(rows),
+                "wall_s": time.time() - started,
+            }
+        )
         say(str(out[-1]))
     base = next((r["steady_rate"] for r in out if r["steady_rate"]), None)
     for r in out:
@@ -99,8 +111,9 @@ async def mode_throughput(args: argparse.Namespace, rig: dict[str, Any],
     return out
 
 
-async def mode_autoscale(args: argparse.Namespace, rig: dict[str, Any],
-                         cluster: LocalCluster) -> dict[str, Any]:
+async def mode_autoscale(
+    args: argparse.Namespace, rig: dict[str, Any], cluster: LocalCluster
+) -> dict[str, Any]:
     from actors.pool_options import ENHANCER, pool_options
 
     bounds = pool_options(ENHANCER).get("autoscaling_config") or {}
@@ -123,8 +136,11 @@ async def mode_autoscale(args: argparse.Namespace, rig: dict[str, Any],
     while time.monotonic() < deadline:
         replicas = len(deployment_nodes().get(ENHANCER, []))
         remaining = await stack.owner_count(
-            rig["db"], "SELECT count(*) FROM enhancements WHERE id = ANY($1::uuid[]) AND "
-            "status NOT IN ('completed', 'failed')", ids)
+            rig["db"],
+            "SELECT count(*) FROM enhancements WHERE id = ANY($1::uuid[]) AND "
+            "status NOT IN ('completed', 'failed')",
+            ids,
+        )
         now = time.time() - spike
         timeline.append((round(now, 1), replicas, remaining))
         if remaining == 0 and drained_at is None:
@@ -134,18 +150,31 @@ async def mode_autoscale(args: argparse.Namespace, rig: dict[str, Any],
         await asyncio.sleep(2)
     peak = max(r for _, r, _ in timeline)
     peak_at = next(t for t, r, _ in timeline if r == peak)
-    back_at = next((t for t, r, _ in timeline
-                    if drained_at is not None and t >= drained_at
-                    and r <= bounds.get("min_replicas", 1)), None)
-    return {"autoscaling_config": bounds, "backlog": len(sent), "replicas_at_spike": at_rest,
-            "peak_replicas": peak,
-            "seconds_to_peak": peak_at, "drained_s": drained_at,
-            "seconds_drained_to_scaled_in": (back_at - drained_at) if back_at is not None
-            and drained_at is not None else None, "timeline": timeline}
+    back_at = next(
+        (
+            t
+            for t, r, _ in timeline
+            if drained_at is not None and t >= drained_at and r <= bounds.get("min_replicas", 1)
+        ),
+        None,
+    )
+    return {
+        "autoscaling_config": bounds,
+        "backlog": len(sent),
+        "replicas_at_spike": at_rest,
+        "peak_replicas": peak,
+        "seconds_to_peak": peak_at,
+        "drained_s": drained_at,
+        "seconds_drained_to_scaled_in": (back_at - drained_at)
+        if back_at is not None and drained_at is not None
+        else None,
+        "timeline": timeline,
+    }
 
 
-async def mode_node_loss(args: argparse.Namespace, rig: dict[str, Any],
-                         cluster: LocalCluster) -> dict[str, Any]:
+async def mode_node_loss(
+    args: argparse.Namespace, rig: dict[str, Any], cluster: LocalCluster
+) -> dict[str, Any]:
     cluster.deploy(scaled_app(args, replicas=2), workers=2)
     before = deployment_nodes()
     sent = await send_backlog(rig, args.backlog)
@@ -154,44 +183,62 @@ async def mode_node_loss(args: argparse.Namespace, rig: dict[str, Any],
 
     async def progress(done: int) -> None:
         if not removed and done >= args.kill_at * len(ids):
-            removed.update(cluster.remove_worker_with(before.get("Enhancer", [])),
-                           completed_before=done)
+            removed.update(
+                cluster.remove_worker_with(before.get("Enhancer", [])), completed_before=done
+            )
             say(f"node-loss: removed {removed} at {done}/{len(ids)}; adding a fresh node")
             cluster.ensure_workers(2)
 
     rows = await stack.wait_terminal(rig["db"], ids, args.timeout, progress)
     await asyncio.sleep(1)  # let the last notes land in the simulator's record
-    return {"accepted": len(ids), "head_node": cluster.head_node_id,
-            "placement_before": before, "removed": removed,
-            "placement_after": deployment_nodes(),
-            "statuses": {s: sum(1 for r in rows if r["status"] == s)
-                         for s in {r["status"] for r in rows}},
-            **note_check(rig["sims"], rig["tenants"], sent, rows)}
+    return {
+        "accepted": len(ids),
+        "head_node": cluster.head_node_id,
+        "placement_before": before,
+        "removed": removed,
+        "placement_after": deployment_nodes(),
+        "statuses": {
+            s: sum(1 for r in rows if r["status"] == s) for s in {r["status"] for r in rows}
+        },
+        **note_check(rig["sims"], rig["tenants"], sent, rows),
+    }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     machine = stack.machine_info()
     data_dir = stack.make_data_dir("scale")
-    sims = stack.Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
-                            sdp_latency_ms=args.sdp_latency_ms)
+    sims = stack.Simulators(
+        llm_latency_s=args.llm_latency,
+        llm_jitter_pct=args.jitter,
+        sdp_latency_ms=args.sdp_latency_ms,
+    )
     cluster: LocalCluster | None = None
     sender = None
     try:
         db = await stack.start_database(data_dir)
-        tenants = await stack.create_tenants(db, args.tenants, "scale", sdp_url=sims.sdp_url,
-                                             sims=sims)
-        env = stack.service_env(db, llm_url=sims.llm_url, AI_AGENTS_PER_TENANT_INFLIGHT="100000",
-                                AI_AGENTS_JOB_RETRY_BASE_S="0.5")
+        tenants = await stack.create_tenants(
+            db, args.tenants, "scale", sdp_url=sims.sdp_url, sims=sims
+        )
+        env = stack.service_env(
+            db,
+            llm_url=sims.llm_url,
+            AI_AGENTS_PER_TENANT_INFLIGHT="100000",
+            AI_AGENTS_JOB_RETRY_BASE_S="0.5",
+        )
         started = time.monotonic()
-        cluster = LocalCluster(env, head_cpus=args.head_cpus, node_cpus=args.node_cpus,
-                               temp_dir=data_dir)
+        cluster = LocalCluster(
+            env, head_cpus=args.head_cpus, node_cpus=args.node_cpus, temp_dir=data_dir
+        )
         say(f"cluster up in {time.monotonic() - started:.1f} s")
         sender = stack.TicketSender(cluster.url, sims)
         rig = {"db": db, "sims": sims, "tenants": tenants, "sender": sender}
         result: dict[str, Any] = {"machine": machine, "args": vars(args)}
         for mode in args.modes:
-            runner = {"throughput": mode_throughput, "autoscale": mode_autoscale,
-                      "node-loss": mode_node_loss}[mode]
+            runner = {
+                "throughput": mode_throughput,
+                "autoscale": mode_autoscale,
+                "node-loss": mode_node_loss,
+            }[mode]
             result[mode] = await runner(args, rig, cluster)
         return result
     finally:
@@ -210,40 +257,85 @@ def report(data: dict[str, Any]) -> str:
         text += stack.print_table(
             f"Scale-out: LLM {args['llm_latency']} s, backlog {args['backlog']}, "
             f"{args['per_replica']} jobs per replica, {args['replica_cpus']} CPU per replica",
-            ["Enhancer/Synthesizer replicas", "worker nodes", "nodes holding Enhancers",
-             "completed", "enh/s (10-90 %)", "x linear", "wall s"],
-            [[r["replicas"], r["worker_nodes"], r["enhancer_nodes"],
-              f"{r['completed']}/{r['accepted']}", stack.fmt(r["steady_rate"], 2),
-              stack.fmt(r["ratio_to_linear"], 2), stack.fmt(r["wall_s"], 0)]
-             for r in data["throughput"]])
+            [
+                "Enhancer/Synthesizer replicas",
+                "worker nodes",
+                "nodes holding Enhancers",
+                "completed",
+                "enh/s (10-90 %)",
+                "x linear",
+                "wall s",
+            ],
+            [
+                [
+                    r["replicas"],
+                    r["worker_nodes"],
+                    r["enhancer_nodes"],
+                    f"{r['completed']}/{r['accepted']}",
+                    stack.fmt(r["steady_rate"], 2),
+                    stack.fmt(r["ratio_to_linear"], 2),
+                    stack.fmt(r["wall_s"], 0),
+                ]
+                for r in data["throughput"]
+            ],
+        )
     if "autoscale" in data:
         a = data["autoscale"]
         text += stack.print_table(
-            "Autoscaling (pool_options.py's config)", ["backlog", "replicas at spike",
-                                                       "peak replicas",
-                                                       "s spike -> peak", "s to drain",
-                                                       "s drained -> min replicas"],
-            [[a["backlog"], a["replicas_at_spike"], a["peak_replicas"],
-              stack.fmt(a["seconds_to_peak"]),
-              stack.fmt(a["drained_s"]), stack.fmt(a["seconds_drained_to_scaled_in"])]])
+            "Autoscaling (pool_options.py's config)",
+            [
+                "backlog",
+                "replicas at spike",
+                "peak replicas",
+                "s spike -> peak",
+                "s to drain",
+                "s drained -> min replicas",
+            ],
+            [
+                [
+                    a["backlog"],
+                    a["replicas_at_spike"],
+                    a["peak_replicas"],
+                    stack.fmt(a["seconds_to_peak"]),
+                    stack.fmt(a["drained_s"]),
+                    stack.fmt(a["seconds_drained_to_scaled_in"]),
+                ]
+            ],
+        )
     if "node-loss" in data:
         n = data["node-loss"]
         text += stack.print_table(
-            "Worker node removed mid-run", ["accepted", "statuses", "lost", "missing notes",
-                                            "duplicate notes", "jobs retried"],
-            [[n["accepted"], n["statuses"], n["lost"], n["missing_notes"],
-              n["duplicate_notes"], n["retried"]]])
+            "Worker node removed mid-run",
+            ["accepted", "statuses", "lost", "missing notes", "duplicate notes", "jobs retried"],
+            [
+                [
+                    n["accepted"],
+                    n["statuses"],
+                    n["lost"],
+                    n["missing_notes"],
+                    n["duplicate_notes"],
+                    n["retried"],
+                ]
+            ],
+        )
     return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaleout", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scaleout",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--modes", default="throughput,autoscale,node-loss")
     parser.add_argument("--replicas", default="1,2,4")
     parser.add_argument("--backlog", type=int, default=2000)
-    parser.add_argument("--per-replica", type=int, default=32,
-                        help="jobs one Enhancer/Synthesizer replica holds (max_ongoing_requests)")
+    parser.add_argument(
+        "--per-replica",
+        type=int,
+        default=32,
+        help="jobs one Enhancer/Synthesizer replica holds (max_ongoing_requests)",
+    )
     parser.add_argument("--replica-cpus", type=float, default=1.0)
     parser.add_argument("--head-cpus", type=float, default=1.0)
     parser.add_argument("--node-cpus", type=float, default=2.0)

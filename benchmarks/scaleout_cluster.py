@@ -23,8 +23,9 @@ class LocalCluster:
     """Head node (``head_cpus``: Ingress, Dispatcher, ContextGatherer) plus worker nodes of
     ``node_cpus`` each, Serve with one HTTP proxy on the head."""
 
-    def __init__(self, env: dict[str, str], *, head_cpus: float, node_cpus: float,
-                 temp_dir: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], *, head_cpus: float, node_cpus: float, temp_dir: Path
+    ) -> None:
         import ray
         from ray import serve
         from ray.cluster_utils import Cluster
@@ -37,11 +38,23 @@ class LocalCluster:
         ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
         self.node_cpus = node_cpus
         self.temp_dir = temp_dir
-        self.cluster = Cluster(initialize_head=True, connect=False, head_node_args={
-            "num_cpus": head_cpus, "node_ip_address": "127.0.0.1", "include_dashboard": False,
-            "dashboard_agent_listen_port": stack.free_port(), "gcs_server_port": stack.free_port()})
-        ray.init(address=self.cluster.address, namespace=stack.APP_NAME, log_to_driver=False,
-                 logging_level="warning")
+        self.cluster = Cluster(
+            initialize_head=True,
+            connect=False,
+            head_node_args={
+                "num_cpus": head_cpus,
+                "node_ip_address": "127.0.0.1",
+                "include_dashboard": False,
+                "dashboard_agent_listen_port": stack.free_port(),
+                "gcs_server_port": stack.free_port(),
+            },
+        )
+        ray.init(
+            address=self.cluster.address,
+            namespace=stack.APP_NAME,
+            log_to_driver=False,
+            logging_level="warning",
+        )
         self.workers: list[Any] = []
         port = stack.free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -57,8 +70,9 @@ class LocalCluster:
 
     def ensure_workers(self, count: int) -> None:
         while len(self.workers) < count:
-            self.workers.append(self.cluster.add_node(
-                num_cpus=self.node_cpus, node_ip_address="127.0.0.1"))
+            self.workers.append(
+                self.cluster.add_node(num_cpus=self.node_cpus, node_ip_address="127.0.0.1")
+            )
 
     def remove_worker_with(self, node_ids: list[str]) -> dict[str, Any]:
         """Kill the first worker node that holds one of ``node_ids``, as a lost machine dies:
@@ -67,9 +81,12 @@ class LocalCluster:
         import signal
 
         node = next((n for n in self.workers if n.node_id in node_ids), self.workers[0])
-        replica_pids = [r["pid"] for info in _deployments().values()
-                        for r in info.get("replicas", [])
-                        if r.get("node_id") == node.node_id and r.get("pid")]
+        replica_pids = [
+            r["pid"]
+            for info in _deployments().values()
+            for r in info.get("replicas", [])
+            if r.get("node_id") == node.node_id and r.get("pid")
+        ]
         self.workers.remove(node)
         self.cluster.remove_node(node, allow_graceful=False)
         for pid in replica_pids:
@@ -121,8 +138,9 @@ class LocalCluster:
         marker = str(self.temp_dir / "ray")  # Ray's dir under RAY_TMPDIR, not PostgreSQL's
         for proc in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
-                if proc.pid != os.getpid() and any(marker in part
-                                                   for part in proc.info["cmdline"] or []):
+                if proc.pid != os.getpid() and any(
+                    marker in part for part in proc.info["cmdline"] or []
+                ):
                     proc.kill()
 
 
@@ -133,9 +151,10 @@ def _deployments() -> dict[str, Any]:
 
 def deployment_nodes() -> dict[str, list[str]]:
     """Node id of every RUNNING replica, per deployment (from the Serve controller)."""
-    return {name: [r["node_id"] for r in info.get("replicas", [])
-                   if r.get("state") == "RUNNING"]
-            for name, info in _deployments().items()}
+    return {
+        name: [r["node_id"] for r in info.get("replicas", []) if r.get("state") == "RUNNING"]
+        for name, info in _deployments().items()
+    }
 
 
 def scaled_app(args: argparse.Namespace, *, replicas: int) -> Any:
@@ -152,11 +171,22 @@ def scaled_app(args: argparse.Namespace, *, replicas: int) -> Any:
     for name in (ENHANCER, SYNTHESIZER):
         options: dict[str, Any] = {"ray_actor_options": {"num_cpus": args.replica_cpus}}
         if replicas:
-            options.update(num_replicas=replicas, autoscaling_config=None,
-                           max_ongoing_requests=args.per_replica)
+            options.update(
+                num_replicas=replicas,
+                autoscaling_config=None,
+                max_ongoing_requests=args.per_replica,
+            )
         overrides[name] = options
     if replicas:
         dispatcher = pool_options(DISPATCHER)["ray_actor_options"]
-        overrides[DISPATCHER] = {"ray_actor_options": {**dispatcher, "runtime_env": {
-            "env_vars": {"AI_AGENTS_DISPATCH_MAX_INFLIGHT": str(replicas * args.per_replica)}}}}
+        overrides[DISPATCHER] = {
+            "ray_actor_options": {
+                **dispatcher,
+                "runtime_env": {
+                    "env_vars": {
+                        "AI_AGENTS_DISPATCH_MAX_INFLIGHT": str(replicas * args.per_replica)
+                    }
+                },
+            }
+        }
     return build_pipeline_app(overrides)

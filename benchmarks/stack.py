@@ -54,9 +54,13 @@ def add_pipeline_options(parser: argparse.ArgumentParser, *, pools: bool = True)
     parser.add_argument("--sdp-latency-ms", type=float, default=50.0)
     parser.add_argument("--num-cpus", type=int, default=0, help="Ray logical CPUs (0: nproc)")
     if pools:
-        parser.add_argument("--pools", choices=["product", "previous"], default="product",
-                            help="previous: the pool options before 2026-11-26 "
-                                 "(benchmarks.pipeline.PREVIOUS_POOLS)")
+        parser.add_argument(
+            "--pools",
+            choices=["product", "previous"],
+            default="product",
+            help="previous: the pool options before 2026-11-26 "
+            "(benchmarks.pipeline.PREVIOUS_POOLS)",
+        )
 
 
 def run_script(parse_args: Any, main_async: Any, report: Any, argv: list[str] | None) -> None:
@@ -104,15 +108,21 @@ def free_port() -> int:
 def print_table(title: str, headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
     """A GitHub-markdown table (also readable in a terminal); returned and printed."""
     rows = [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
 
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
-    text = "\n".join([f"\n### {title}\n", line(headers),
-                      "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-                      *(line(r) for r in rows)])
+    text = "\n".join(
+        [
+            f"\n### {title}\n",
+            line(headers),
+            "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+            *(line(r) for r in rows),
+        ]
+    )
     print(text, flush=True)
     return text
 
@@ -149,12 +159,22 @@ async def start_database(data_dir: Path) -> Database:
     from serve_app.runtime import resolve_runtime
     from serve_app.settings import Settings
 
-    settings = Settings(data_dir=data_dir, database_url=None, encryption_keys=None,
-                        admin_token=None, migration_database_url=None)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=None,
+        encryption_keys=None,
+        admin_token=None,
+        migration_database_url=None,
+    )
     runtime = await resolve_runtime(settings)
     assert runtime.owner_url and runtime.admin_token
-    return Database(data_dir, runtime.service_url, runtime.owner_url, runtime.encryption_keys,
-                    runtime.admin_token)
+    return Database(
+        data_dir,
+        runtime.service_url,
+        runtime.owner_url,
+        runtime.encryption_keys,
+        runtime.admin_token,
+    )
 
 
 def make_data_dir(label: str) -> Path:
@@ -183,8 +203,13 @@ def remove_data_dir(path: Path) -> None:
 
 # -- simulators ------------------------------------------------------------------------------
 class Simulators:
-    def __init__(self, *, llm_latency_s: float = 0.0, llm_jitter_pct: float = 0.0,
-                 sdp_latency_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        llm_latency_s: float = 0.0,
+        llm_jitter_pct: float = 0.0,
+        sdp_latency_ms: float = 0.0,
+    ) -> None:
         from simulators.llm.app import create_app as create_llm_app
         from simulators.llm.state import LLMSimulatorState
         from simulators.servicedesk.app import create_app as create_sdp_app
@@ -235,14 +260,23 @@ class Tenant:
         return {"id": self.id, "secret": self.secret}
 
 
-GENEROUS = {"llm_rate_per_minute": 1_000_000, "sdp_rate_per_minute": 1_000_000,
-            "webhook_rate_per_minute": 10_000_000}
+GENEROUS = {
+    "llm_rate_per_minute": 1_000_000,
+    "sdp_rate_per_minute": 1_000_000,
+    "webhook_rate_per_minute": 10_000_000,
+}
 
 
-async def create_tenants(db: Database, count: int, prefix: str, *, sdp_url: str,
-                         sims: Simulators | None = None,
-                         settings: dict[str, Any] | None = None,
-                         webhook_auth: str = "hmac") -> list[Tenant]:
+async def create_tenants(
+    db: Database,
+    count: int,
+    prefix: str,
+    *,
+    sdp_url: str,
+    sims: Simulators | None = None,
+    settings: dict[str, Any] | None = None,
+    webhook_auth: str = "hmac",
+) -> list[Tenant]:
     from db.pool import create_pool
     from pipeline.credential_cipher import CredentialCipher
     from pipeline.sdp_url_policy import SdpUrlPolicy
@@ -250,8 +284,11 @@ async def create_tenants(db: Database, count: int, prefix: str, *, sdp_url: str,
 
     pool = await create_pool(db.service_url, min_size=1, max_size=2)
     try:
-        admin = TenantAdmin(pool, CredentialCipher.from_csv(db.encryption_keys),
-                            url_policy=SdpUrlPolicy(allow_loopback=True))  # simulators
+        admin = TenantAdmin(
+            pool,
+            CredentialCipher.from_csv(db.encryption_keys),
+            url_policy=SdpUrlPolicy(allow_loopback=True),
+        )  # simulators
         tenants = []
         for _ in range(count):
             tenant_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -259,8 +296,15 @@ async def create_tenants(db: Database, count: int, prefix: str, *, sdp_url: str,
             if sims is not None:
                 sims.add_portal(tenant_id, key)
             created = await admin.create(
-                TenantCreate(id=tenant_id, sdp_url=sdp_url, sdp_key=key, webhook_auth=webhook_auth,
-                             settings=settings or GENEROUS), actor="benchmark")
+                TenantCreate(
+                    id=tenant_id,
+                    sdp_url=sdp_url,
+                    sdp_key=key,
+                    webhook_auth=webhook_auth,
+                    settings=settings or GENEROUS,
+                ),
+                actor="benchmark",
+            )
             assert created.webhook_secret and created.api_token
             tenants.append(Tenant(tenant_id, created.webhook_secret, created.api_token))
         return tenants
@@ -287,9 +331,16 @@ async def seed_knowledge(db: Database, tenants: list[Tenant]) -> dict[str, int]:
                 for request in data.resolved_tickets:
                     rec = ticket_record(request)
                     await upsert_resolved_ticket(
-                        conn, tenant_id=tenant.id, ticket_id=rec.ticket_id, subject=rec.subject,
-                        description=rec.description, resolution=rec.resolution,
-                        priority=rec.priority, tags=rec.tags, resolved_at=rec.resolved_at)
+                        conn,
+                        tenant_id=tenant.id,
+                        ticket_id=rec.ticket_id,
+                        subject=rec.subject,
+                        description=rec.description,
+                        resolution=rec.resolution,
+                        priority=rec.priority,
+                        tags=rec.tags,
+                        resolved_at=rec.resolved_at,
+                    )
                     counts["tickets"] += 1
             counts["kb"] += (await import_kb_directory(pool, tenant.id, data.kb_dir)).seen
             counts["assets"] += (await import_assets_csv(pool, tenant.id, data.assets_csv)).seen
@@ -318,14 +369,18 @@ class TicketSender:
 
         self.url = url.rstrip("/")
         self.sims = sims
-        self.http = httpx.AsyncClient(timeout=timeout_s,
-                                      limits=httpx.Limits(max_connections=64))
+        self.http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=64))
         self._n = 0
 
     def new_request(self, tenant: Tenant) -> dict[str, Any]:
-        templates = tenant.templates or [{
-            "subject": "Outlook keeps prompting for password",
-            "description": "<div>Outlook prompts for credentials; mail server 10.20.30.40</div>"}]
+        templates = tenant.templates or [
+            {
+                "subject": "Outlook keeps prompting for password",
+                "description": (
+                    "<div>Outlook prompts for credentials; mail server 10.20.30.40</div>"
+                ),
+            }
+        ]
         template = dict(templates[self._n % len(templates)])
         self._n += 1
         for key in ("id", "display_id", "created_time", "last_updated_time"):
@@ -342,11 +397,14 @@ class TicketSender:
             t0 = time.perf_counter()
             try:
                 response = await self.http.post(
-                    f"{self.url}/webhook/servicedesk/{tenant.id}", content=body,
-                    headers=signed_headers(tenant.secret.encode(), body))
+                    f"{self.url}/webhook/servicedesk/{tenant.id}",
+                    content=body,
+                    headers=signed_headers(tenant.secret.encode(), body),
+                )
                 status = response.status_code
-                enhancement_id = response.json().get("enhancement_id") if status in (
-                    200, 202) else None
+                enhancement_id = (
+                    response.json().get("enhancement_id") if status in (200, 202) else None
+                )
             except Exception:  # noqa: BLE001 - e.g. the ingress is restarting
                 status, enhancement_id = 0, None
             ack_ms = (time.perf_counter() - t0) * 1000
@@ -394,7 +452,8 @@ async def fetch_jobs(db: Database, ids: list[str]) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(db.owner_url)
     try:
         rows = await conn.fetch(
-            f"SELECT {JOB_COLUMNS} FROM enhancements WHERE id = ANY($1::uuid[])", ids)
+            f"SELECT {JOB_COLUMNS} FROM enhancements WHERE id = ANY($1::uuid[])", ids
+        )
         out = []
         for r in rows:
             row = dict(r)
@@ -406,8 +465,9 @@ async def fetch_jobs(db: Database, ids: list[str]) -> list[dict[str, Any]]:
         await conn.close()
 
 
-async def wait_terminal(db: Database, ids: list[str], timeout_s: float,
-                        on_progress: Any = None) -> list[dict[str, Any]]:
+async def wait_terminal(
+    db: Database, ids: list[str], timeout_s: float, on_progress: Any = None
+) -> list[dict[str, Any]]:
     """Poll until every job is completed/failed (or the timeout); returns the rows."""
     import asyncpg
 
@@ -417,7 +477,9 @@ async def wait_terminal(db: Database, ids: list[str], timeout_s: float,
         while True:
             done = await conn.fetchval(
                 "SELECT count(*) FROM enhancements WHERE id = ANY($1::uuid[]) "
-                "AND status IN ('completed', 'failed')", ids)
+                "AND status IN ('completed', 'failed')",
+                ids,
+            )
             if on_progress is not None:
                 await on_progress(done)
             if done >= len(ids) or time.monotonic() > deadline:
@@ -429,14 +491,16 @@ async def wait_terminal(db: Database, ids: list[str], timeout_s: float,
 
 
 def e2e_seconds(rows: list[dict[str, Any]]) -> list[float]:
-    return [float(r["finished"]) - float(r["received"]) for r in rows
-            if r["status"] == "completed" and r["finished"] is not None]
+    return [
+        float(r["finished"]) - float(r["received"])
+        for r in rows
+        if r["status"] == "completed" and r["finished"] is not None
+    ]
 
 
 def stage_breakdown(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     """p50/p95 seconds of each stage: waiting to be claimed, context, synthesis, write-back."""
-    stages: dict[str, list[float]] = {"queued": [], "context": [], "synthesis": [],
-                                      "writeback": []}
+    stages: dict[str, list[float]] = {"queued": [], "context": [], "synthesis": [], "writeback": []}
     for r in rows:
         if r["status"] != "completed":
             continue
@@ -459,8 +523,9 @@ def steady_rate(rows: list[dict[str, Any]], low: float = 0.1, high: float = 0.9)
     return (j - i) / span if span > 0 else None
 
 
-def service_env(db: Database, *, llm_url: str = "http://127.0.0.1:9",
-                **overrides: str) -> dict[str, str]:
+def service_env(
+    db: Database, *, llm_url: str = "http://127.0.0.1:9", **overrides: str
+) -> dict[str, str]:
     env = {
         "AI_AGENTS_DATABASE_URL": db.service_url,
         "AI_AGENTS_ENCRYPTION_KEYS": db.encryption_keys,
@@ -471,8 +536,7 @@ def service_env(db: Database, *, llm_url: str = "http://127.0.0.1:9",
         "AI_AGENTS_LLM_API_KEY": TEST_LLM_KEY,
         "AI_AGENTS_LOG_LEVEL": "INFO",
         # Workers import `benchmarks.*` deployments (not an installed package).
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
-                                      if p),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
     }
     env.update({k: str(v) for k, v in overrides.items()})
     return env
@@ -528,8 +592,18 @@ def classify(proc: psutil.Process) -> str:
         return "load generator"
     if "dashboard" in joined:
         return "ray dashboard"
-    if any(part in joined for part in ("gcs_server", "raylet", "ray/_private", "ray/autoscaler",
-                                       "runtime_env", "log_monitor", "resource_tracker")):
+    if any(
+        part in joined
+        for part in (
+            "gcs_server",
+            "raylet",
+            "ray/_private",
+            "ray/autoscaler",
+            "runtime_env",
+            "log_monitor",
+            "resource_tracker",
+        )
+    ):
         return "ray core"
     if proc.pid == os.getpid():
         return "driver+simulators"
@@ -543,8 +617,13 @@ class ProcessSampler:
     when it appears mid-window); a process that dies between samples loses at most one interval.
     """
 
-    def __init__(self, postmaster_pid: int | None = None, *, interval_s: float = 0.5,
-                 exclude: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        postmaster_pid: int | None = None,
+        *,
+        interval_s: float = 0.5,
+        exclude: Iterable[int] = (),
+    ) -> None:
         self.postmaster_pid = postmaster_pid
         self.interval_s = interval_s
         self.exclude = set(exclude)
@@ -624,8 +703,11 @@ class ProcessSampler:
             for pid, last in self._last.items():
                 kind = self._kind.get(pid, "?")
                 per_kind[kind] = per_kind.get(kind, 0.0) + max(0.0, last - self._base[pid])
-            return {"cpu_s": sum(per_kind.values()), "cpu_by_kind": per_kind,
-                    "peak_rss_bytes": self._peak_rss}
+            return {
+                "cpu_s": sum(per_kind.values()),
+                "cpu_by_kind": per_kind,
+                "peak_rss_bytes": self._peak_rss,
+            }
 
     def stop(self) -> None:
         self._stop.set()
@@ -646,8 +728,11 @@ class ProcessSampler:
             entry["rss"] += info.rss
             entry["pss"] += getattr(info, "pss", 0)
             entry["count"] += 1
-        return {"rss_bytes": sum(e["rss"] for e in by_kind.values()),
-                "pss_bytes": sum(e["pss"] for e in by_kind.values()), "by_kind": by_kind}
+        return {
+            "rss_bytes": sum(e["rss"] for e in by_kind.values()),
+            "pss_bytes": sum(e["pss"] for e in by_kind.values()),
+            "by_kind": by_kind,
+        }
 
 
 # -- Ray + Serve in this process -------------------------------------------------------------
@@ -680,16 +765,23 @@ def replica_pids(deployment: str | None = None, app: str = APP_NAME) -> dict[str
     for name, info in deployments.items():
         if deployment and name != deployment:
             continue
-        out[name] = [r["pid"] for r in info.get("replicas", [])
-                     if r.get("pid") and r.get("state") == "RUNNING"]
+        out[name] = [
+            r["pid"]
+            for r in info.get("replicas", [])
+            if r.get("pid") and r.get("state") == "RUNNING"
+        ]
     return out
 
 
-def ray_init_kwargs(*, num_cpus: int | None, dashboard: bool,
-                    dashboard_port: int | None = None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"namespace": APP_NAME, "log_to_driver": False,
-                              "logging_level": logging.WARNING,
-                              "include_dashboard": dashboard}
+def ray_init_kwargs(
+    *, num_cpus: int | None, dashboard: bool, dashboard_port: int | None = None
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "namespace": APP_NAME,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "include_dashboard": dashboard,
+    }
     if num_cpus is not None:
         kwargs["num_cpus"] = num_cpus
     if dashboard:
@@ -700,8 +792,9 @@ def ray_init_kwargs(*, num_cpus: int | None, dashboard: bool,
 class RayServe:
     """Ray (a fresh local cluster) + Serve in this process."""
 
-    def __init__(self, env: dict[str, str], *, num_cpus: int | None = None,
-                 dashboard: bool = False) -> None:
+    def __init__(
+        self, env: dict[str, str], *, num_cpus: int | None = None, dashboard: bool = False
+    ) -> None:
         self.env = env
         self.num_cpus = num_cpus
         self.dashboard = dashboard
@@ -750,24 +843,36 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def pipeline_rig(args: argparse.Namespace, prefix: str, tenant_count: int, *,
-                       dashboard: bool = False, start_ray: bool = True,
-                       **env: str) -> AsyncIterator[Rig]:
+async def pipeline_rig(
+    args: argparse.Namespace,
+    prefix: str,
+    tenant_count: int,
+    *,
+    dashboard: bool = False,
+    start_ray: bool = True,
+    **env: str,
+) -> AsyncIterator[Rig]:
     """Database, simulators (``args.llm_latency``/``jitter``/``sdp_latency_ms``), seeded
     tenants, and Ray + Serve started (not yet deployed); all torn down on exit.
     ``start_ray=False`` (the pipeline floor): the port and environment are reserved but Ray is
     not started; whatever the caller starts on ``rig.ray_serve.url`` receives the webhooks."""
     data_dir = make_data_dir(prefix)
-    sims = Simulators(llm_latency_s=args.llm_latency, llm_jitter_pct=args.jitter,
-                      sdp_latency_ms=args.sdp_latency_ms)
+    sims = Simulators(
+        llm_latency_s=args.llm_latency,
+        llm_jitter_pct=args.jitter,
+        sdp_latency_ms=args.sdp_latency_ms,
+    )
     ray_serve: RayServe | None = None
     sender: TicketSender | None = None
     try:
         db = await start_database(data_dir)
         tenants = await create_tenants(db, tenant_count, prefix, sdp_url=sims.sdp_url, sims=sims)
         seeded = await seed_knowledge(db, tenants)
-        ray_serve = RayServe(service_env(db, llm_url=sims.llm_url, **env),
-                             num_cpus=getattr(args, "num_cpus", 0) or None, dashboard=dashboard)
+        ray_serve = RayServe(
+            service_env(db, llm_url=sims.llm_url, **env),
+            num_cpus=getattr(args, "num_cpus", 0) or None,
+            dashboard=dashboard,
+        )
         ray_start_s = ray_serve.start() if start_ray else 0.0
         sender = TicketSender(ray_serve.url, sims)
         yield Rig(db, sims, tenants, seeded, ray_serve, ray_start_s, sender)
@@ -793,13 +898,22 @@ class ServeChild:
     proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 180) -> dict[str, Any]:
-        full_env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AI_AGENTS_", "RAY_SERVE_", "RAY_USE_"))}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AI_AGENTS_", "RAY_SERVE_", "RAY_USE_"))
+        }
         full_env.update(self.env)
         log = open(self.log_path or os.devnull, "w")  # noqa: SIM115 - closed with the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.stack", "serve", *self.args], cwd=REPO,
-            env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+            [sys.executable, "-m", "benchmarks.stack", "serve", *self.args],
+            cwd=REPO,
+            env=full_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
         deadline = time.monotonic() + timeout_s
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -847,27 +961,42 @@ def _child_main(argv: list[str]) -> None:
     port = free_port()
     ray.init(**ray_init_kwargs(num_cpus=args.num_cpus or None, dashboard=False))
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_intake_app(args.graph, replicas=args.replicas, max_ongoing=args.max_ongoing,
-                               async_state=args.async_state), name=APP_NAME, route_prefix="/")
+    serve.run(
+        build_intake_app(
+            args.graph,
+            replicas=args.replicas,
+            max_ongoing=args.max_ongoing,
+            async_state=args.async_state,
+        ),
+        name=APP_NAME,
+        route_prefix="/",
+    )
     pids = replica_pids()
     low = int(os.environ.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "30000"))
     high = int(os.environ.get("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", "31000"))
     from ray.serve._private.constants import RAY_SERVE_ENABLE_DIRECT_INGRESS as direct
 
-    direct_ports = sorted({c.laddr.port for pid in pids.get("Ingress", [])
-                           for c in psutil.Process(pid).net_connections("tcp")
-                           if direct and c.status == psutil.CONN_LISTEN
-                           and low <= c.laddr.port <= high})
-    real_stdout.write(json.dumps({"url": f"http://127.0.0.1:{port}", "pids": pids,
-                                  "direct_ports": direct_ports}) + "\n")
+    direct_ports = sorted(
+        {
+            c.laddr.port
+            for pid in pids.get("Ingress", [])
+            for c in psutil.Process(pid).net_connections("tcp")
+            if direct and c.status == psutil.CONN_LISTEN and low <= c.laddr.port <= high
+        }
+    )
+    real_stdout.write(
+        json.dumps({"url": f"http://127.0.0.1:{port}", "pids": pids, "direct_ports": direct_ports})
+        + "\n"
+    )
     real_stdout.flush()
     sys.stdin.read()  # parent closes stdin to stop us
     ray.shutdown()
 
 
 @contextlib.contextmanager
-def child_process(cmd: list[str], env: dict[str, str], log_path: Path | None = None
-                  ) -> Iterator[subprocess.Popen[bytes]]:
+def child_process(
+    cmd: list[str], env: dict[str, str], log_path: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
     full_env.update(env)
     with open(log_path or os.devnull, "w") as log:

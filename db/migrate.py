@@ -53,23 +53,21 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
                    version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        applied = {
-            r["version"]: r for r in await conn.fetch("SELECT * FROM schema_migrations")
-        }
+        applied = {r["version"]: r for r in await conn.fetch("SELECT * FROM schema_migrations")}
         done: list[str] = []
         for migration in load_migrations():
             row = applied.get(migration.version)
             if row is not None:
                 if row["checksum"] != migration.checksum:
-                    raise MigrationError(
-                        f"migration {migration.name} changed after it was applied"
-                    )
+                    raise MigrationError(f"migration {migration.name} changed after it was applied")
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1,$2,$3)",
-                    migration.version, migration.name, migration.checksum,
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
                 )
             done.append(migration.name)
         return done
@@ -102,16 +100,22 @@ async def ensure_service_role(conn: asyncpg.Connection, role: RoleCredentials) -
         raise MigrationError("the service role must differ from the migration (owner) role")
     current = await conn.fetchrow(
         """SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolreplication, rolcanlogin
-           FROM pg_roles WHERE rolname = $1""", role.user)
+           FROM pg_roles WHERE rolname = $1""",
+        role.user,
+    )
     ident = _quote_ident(role.user)
     if current is None:
         # Defaults are NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION; a
         # non-superuser owner with CREATEROLE may not even name those attributes.
         await conn.execute(f"CREATE ROLE {ident} LOGIN")
     else:
-        wanted = {"rolsuper": "NOSUPERUSER", "rolbypassrls": "NOBYPASSRLS",
-                  "rolcreaterole": "NOCREATEROLE", "rolcreatedb": "NOCREATEDB",
-                  "rolreplication": "NOREPLICATION"}
+        wanted = {
+            "rolsuper": "NOSUPERUSER",
+            "rolbypassrls": "NOBYPASSRLS",
+            "rolcreaterole": "NOCREATEROLE",
+            "rolcreatedb": "NOCREATEDB",
+            "rolreplication": "NOREPLICATION",
+        }
         changes = [attr for column, attr in wanted.items() if current[column]]
         if not current["rolcanlogin"]:
             changes.append("LOGIN")
@@ -121,7 +125,8 @@ async def ensure_service_role(conn: asyncpg.Connection, role: RoleCredentials) -
             except asyncpg.InsufficientPrivilegeError as exc:
                 raise MigrationError(
                     f"service role {role.user!r} has {', '.join(changes)} to remove and the "
-                    "migration role may not change that; fix it as a superuser") from exc
+                    "migration role may not change that; fix it as a superuser"
+                ) from exc
     if role.password:
         await conn.execute(f"ALTER ROLE {ident} PASSWORD {_quote_literal(role.password)}")
     db_ident = _quote_ident(role.database)
@@ -168,17 +173,21 @@ async def ensure_vector_indexes(conn: asyncpg.Connection) -> bool:
     ran; re-running `ai-agents migrate` then picks it up. Returns whether vector search is
     possible; when not, says why in a warning.
     """
-    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension "
-                               "WHERE extname = 'vector')"):
-        log.warning("pgvector (extension 'vector') is missing: similar-ticket and KB search "
-                    "are full-text only. Install it and, as a superuser, CREATE EXTENSION "
-                    "vector; then run ai-agents migrate again.")
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')"
+    ):
+        log.warning(
+            "pgvector (extension 'vector') is missing: similar-ticket and KB search "
+            "are full-text only. Install it and, as a superuser, CREATE EXTENSION "
+            "vector; then run ai-agents migrate again."
+        )
         return False
     for dims in VECTOR_INDEX_DIMENSIONS:
         for table in ("ticket_embeddings", "kb_chunks"):
             await conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {table}_hnsw_{dims} ON {table} USING hnsw "
-                f"((embedding::vector({dims})) vector_cosine_ops) WHERE dimensions = {dims}")
+                f"((embedding::vector({dims})) vector_cosine_ops) WHERE dimensions = {dims}"
+            )
     return True
 
 

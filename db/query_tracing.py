@@ -42,8 +42,11 @@ def _span_for(record: Any) -> None:
         attributes["server.address"] = str(address[0])
         attributes["server.port"] = int(address[1])
     span = trace.get_tracer("ai_agents.db").start_span(
-        f"{operation} {database}".strip(), kind=SpanKind.CLIENT, start_time=start_ns,
-        attributes=attributes)
+        f"{operation} {database}".strip(),
+        kind=SpanKind.CLIENT,
+        start_time=start_ns,
+        attributes=attributes,
+    )
     if record.exception is not None:
         span.set_attribute("error.type", type(record.exception).__name__)
         span.set_status(Status(StatusCode.ERROR, type(record.exception).__name__))

@@ -22,19 +22,38 @@ SECRETS_MOUNT = "/etc/alertmanager/secrets"
 
 # Alerts that follow from the database being unreachable: paging for them too is noise.
 # Never inhibited: TenantIsolationViolation (security) and CircuitBreakerOpen (LLM/SDP side).
-DATABASE_SYMPTOMS = ("HighQueueDepth", "WorkerFailures", "HighAPILatency", "LowSuccessRate",
-                     "HighEnhancementLatency", "LowFeedbackRating")
+DATABASE_SYMPTOMS = (
+    "HighQueueDepth",
+    "WorkerFailures",
+    "HighAPILatency",
+    "LowSuccessRate",
+    "HighEnhancementLatency",
+    "LowFeedbackRating",
+)
 
 # (severity matcher or None for every alert, receiver, timing overrides, continue)
 _ROUTES: tuple[tuple[str | None, str, dict[str, Any], bool], ...] = (
     ("critical", "pagerduty", {"group_wait": "10s", "repeat_interval": "1h"}, True),
     ("warning", "slack", {}, True),
     # The digest: one mail per severity, new alerts joining it at most hourly, repeated daily.
-    (None, "email-digest", {"group_by": ["severity"], "group_wait": "5m",
-                            "group_interval": "1h", "repeat_interval": "24h"}, False),
+    (
+        None,
+        "email-digest",
+        {
+            "group_by": ["severity"],
+            "group_wait": "5m",
+            "group_interval": "1h",
+            "repeat_interval": "24h",
+        },
+        False,
+    ),
 )
-_ROOT_TIMING = {"group_by": ["alertname", "tenant"], "group_wait": "30s",
-                "group_interval": "5m", "repeat_interval": "4h"}
+_ROOT_TIMING = {
+    "group_by": ["alertname", "tenant"],
+    "group_wait": "30s",
+    "group_interval": "5m",
+    "repeat_interval": "4h",
+}
 
 
 def rules_for_deployment(groups: list[dict[str, Any]], values: Values) -> list[dict[str, Any]]:
@@ -80,21 +99,36 @@ def plain_config(values: Values) -> dict[str, Any]:
             "smtp_auth_password_file": f"{secret_dir}/{SMTP_PASSWORD_KEY}",
         },
         "route": {"receiver": "email-digest", **_ROOT_TIMING, "routes": routes},
-        "inhibit_rules": [{
-            "source_matchers": ['alertname="DatabaseConnectionIssues"'],
-            "target_matchers": [f'alertname=~"{"|".join(DATABASE_SYMPTOMS)}"'],
-        }],
+        "inhibit_rules": [
+            {
+                "source_matchers": ['alertname="DatabaseConnectionIssues"'],
+                "target_matchers": [f'alertname=~"{"|".join(DATABASE_SYMPTOMS)}"'],
+            }
+        ],
         "receivers": [
-            {"name": "pagerduty", "pagerduty_configs": [{
-                "routing_key_file": f"{secret_dir}/{PAGERDUTY_KEY}", "send_resolved": True}]},
-            {"name": "slack", "slack_configs": [{
-                "api_url_file": f"{secret_dir}/{SLACK_KEY}", "channel": alerting.slack_channel,
-                "send_resolved": True,
-                "title": '{{ .CommonLabels.alertname }} ({{ .Status }})',
-                "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n"
-                        "{{ .Annotations.runbook_url }}\n{{ end }}"}]},
-            {"name": "email-digest", "email_configs": [{
-                "to": alerting.email_to, "send_resolved": False}]},
+            {
+                "name": "pagerduty",
+                "pagerduty_configs": [
+                    {"routing_key_file": f"{secret_dir}/{PAGERDUTY_KEY}", "send_resolved": True}
+                ],
+            },
+            {
+                "name": "slack",
+                "slack_configs": [
+                    {
+                        "api_url_file": f"{secret_dir}/{SLACK_KEY}",
+                        "channel": alerting.slack_channel,
+                        "send_resolved": True,
+                        "title": "{{ .CommonLabels.alertname }} ({{ .Status }})",
+                        "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n"
+                        "{{ .Annotations.runbook_url }}\n{{ end }}",
+                    }
+                ],
+            },
+            {
+                "name": "email-digest",
+                "email_configs": [{"to": alerting.email_to, "send_resolved": False}],
+            },
         ],
     }
 
@@ -135,26 +169,51 @@ def alertmanager_config(values: Values) -> dict[str, Any]:
         "metadata": {
             "name": f"{values.name}-alerting",
             "namespace": values.namespace,
-            "labels": {"app.kubernetes.io/name": "ai-agents",
-                       "app.kubernetes.io/instance": values.name,
-                       **values.labels, **values.monitoring.labels},
+            "labels": {
+                "app.kubernetes.io/name": "ai-agents",
+                "app.kubernetes.io/instance": values.name,
+                **values.labels,
+                **values.monitoring.labels,
+            },
         },
         "spec": {
             "route": route(plain["route"]),
-            "inhibitRules": [{
-                "sourceMatch": [_matcher(m) for m in inhibit["source_matchers"]],
-                "targetMatch": [_matcher(m) for m in inhibit["target_matchers"]],
-            }],
+            "inhibitRules": [
+                {
+                    "sourceMatch": [_matcher(m) for m in inhibit["source_matchers"]],
+                    "targetMatch": [_matcher(m) for m in inhibit["target_matchers"]],
+                }
+            ],
             "receivers": [
-                {"name": "pagerduty", "pagerdutyConfigs": [
-                    {"routingKey": ref(PAGERDUTY_KEY), "sendResolved": True}]},
-                {"name": "slack", "slackConfigs": [
-                    {"apiURL": ref(SLACK_KEY), "channel": alerting.slack_channel,
-                     "sendResolved": True, "title": slack["title"], "text": slack["text"]}]},
-                {"name": "email-digest", "emailConfigs": [{
-                    "to": alerting.email_to, "from": alerting.email_from,
-                    "smarthost": alerting.smarthost, "authUsername": alerting.smtp_username,
-                    "authPassword": ref(SMTP_PASSWORD_KEY), "sendResolved": False}]},
+                {
+                    "name": "pagerduty",
+                    "pagerdutyConfigs": [{"routingKey": ref(PAGERDUTY_KEY), "sendResolved": True}],
+                },
+                {
+                    "name": "slack",
+                    "slackConfigs": [
+                        {
+                            "apiURL": ref(SLACK_KEY),
+                            "channel": alerting.slack_channel,
+                            "sendResolved": True,
+                            "title": slack["title"],
+                            "text": slack["text"],
+                        }
+                    ],
+                },
+                {
+                    "name": "email-digest",
+                    "emailConfigs": [
+                        {
+                            "to": alerting.email_to,
+                            "from": alerting.email_from,
+                            "smarthost": alerting.smarthost,
+                            "authUsername": alerting.smtp_username,
+                            "authPassword": ref(SMTP_PASSWORD_KEY),
+                            "sendResolved": False,
+                        }
+                    ],
+                },
             ],
         },
     }

@@ -39,12 +39,16 @@ def _fail(message: str) -> typer.Exit:
 )
 def render_command(
     values: list[Path] = typer.Option(
-        None, "--values", "-f", metavar="FILE",
+        None,
+        "--values",
+        "-f",
+        metavar="FILE",
         help="Values file; repeat to layer files (later wins). "
         f"Default: {DEFAULT_VALUES_FILE.name} (the documented defaults).",
     ),
-    out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
-                             help="Directory to write the YAML files into (created)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", metavar="DIR", help="Directory to write the YAML files into (created)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Render the manifests from values (deterministic; validated before writing) into
@@ -73,8 +77,7 @@ def render_command(
     epilog="Example: ai-agents kuberay validate rendered/ --json",
 )
 def validate_command(
-    directory: Path = typer.Argument(..., metavar="DIR",
-                                     help="Directory of rendered .yaml files."),
+    directory: Path = typer.Argument(..., metavar="DIR", help="Directory of rendered .yaml files."),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Validate rendered manifests offline (CRDs strict, Serve config, core objects, rules).
@@ -100,5 +103,7 @@ def validate_command(
             typer.echo(f"note: {note}")
     if not report.ok:
         count = len(report.errors)
-        raise _fail(f"{directory}: {count} problem{'s' if count > 1 else ''} "
-                    f"(first: {sorted(report.errors)[0]})")
+        raise _fail(
+            f"{directory}: {count} problem{'s' if count > 1 else ''} "
+            f"(first: {sorted(report.errors)[0]})"
+        )

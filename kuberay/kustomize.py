@@ -48,10 +48,16 @@ _OVERLAY_COMMENT = """\
 
 
 def _base(rendered: Mapping[str, str]) -> dict[str, Any]:
-    resources = [name for name in sorted(rendered)
-                 if name.endswith(".yaml") and name not in NOT_DESIRED_STATE]
-    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": resources}
+    resources = [
+        name
+        for name in sorted(rendered)
+        if name.endswith(".yaml") and name not in NOT_DESIRED_STATE
+    ]
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    }
 
 
 def _production_overlay(values: Values) -> dict[str, Any]:
@@ -62,12 +68,19 @@ def _production_overlay(values: Values) -> dict[str, Any]:
         "kind": "Kustomization",
         "resources": ["../../base"],
         "images": [{"name": values.image.repository, "newTag": tag}],
-        "patches": [{
-            "target": {"group": "batch", "version": "v1", "kind": "Job",
-                       "name": f"{values.name}-migrate"},
-            "patch": dump_yaml({"apiVersion": "batch/v1", "kind": "Job",
-                                "metadata": patch_metadata}),
-        }],
+        "patches": [
+            {
+                "target": {
+                    "group": "batch",
+                    "version": "v1",
+                    "kind": "Job",
+                    "name": f"{values.name}-migrate",
+                },
+                "patch": dump_yaml(
+                    {"apiVersion": "batch/v1", "kind": "Job", "metadata": patch_metadata}
+                ),
+            }
+        ],
     }
 
 
@@ -89,11 +102,15 @@ def alerting_files(values: Values) -> dict[str, str]:
     secret = values.monitoring.alerting.secret_name
     return {
         "alertmanager/alertmanagerconfig.yaml": (
-            _HEADER + _ALERTMANAGER_CR_COMMENT.replace("{secret}", secret)
-            + dump_yaml(alertmanager_config(values))),
+            _HEADER
+            + _ALERTMANAGER_CR_COMMENT.replace("{secret}", secret)
+            + dump_yaml(alertmanager_config(values))
+        ),
         "alertmanager/alertmanager.yml": (
-            _HEADER + _ALERTMANAGER_YML_COMMENT.replace("{secret}", secret)
-            + dump_yaml(plain_config(values))),
+            _HEADER
+            + _ALERTMANAGER_YML_COMMENT.replace("{secret}", secret)
+            + dump_yaml(plain_config(values))
+        ),
     }
 
 
@@ -105,6 +122,9 @@ def output_files(values: Values, rendered: Mapping[str, str]) -> dict[str, str]:
         **(alerting_files(values) if values.monitoring.enabled else {}),
         **{f"{BASE_DIR}/{name}": text for name, text in rendered.items()},
         KUSTOMIZATION: _HEADER + _BASE_COMMENT + dump_yaml(_base(rendered)),
-        PRODUCTION_OVERLAY: (_HEADER + _OVERLAY_COMMENT.replace("{image}", image)
-                             + dump_yaml(_production_overlay(values))),
+        PRODUCTION_OVERLAY: (
+            _HEADER
+            + _OVERLAY_COMMENT.replace("{image}", image)
+            + dump_yaml(_production_overlay(values))
+        ),
     }

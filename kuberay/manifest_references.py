@@ -47,14 +47,18 @@ def _pod_label_sets(doc: dict[str, Any]) -> list[dict[str, str]]:
     sets = []
     for path, template in pod_templates(cluster, ""):
         node = "head" if path.startswith("headGroupSpec") else "worker"
-        sets.append({**((template.get("metadata") or {}).get("labels") or {}),
-                     "ray.io/node-type": node})
+        sets.append(
+            {**((template.get("metadata") or {}).get("labels") or {}), "ray.io/node-type": node}
+        )
     return sets
 
 
 def _selects(selector: Mapping[str, Any], label_sets: list[dict[str, str]]) -> bool:
-    wanted = {k: v for k, v in selector.items()
-              if not (k.startswith("ray.io/") and k != "ray.io/node-type")}  # KubeRay-managed
+    wanted = {
+        k: v
+        for k, v in selector.items()
+        if not (k.startswith("ray.io/") and k != "ray.io/node-type")
+    }  # KubeRay-managed
     return any(wanted.items() <= labels.items() for labels in label_sets)
 
 
@@ -75,10 +79,12 @@ def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Fi
             serve = spec.get("serveService") or {}
             serve_meta = serve.get("metadata") or {}
             services[(ns, serve_meta.get("name") or f"{name}-serve-svc")] = (
-                serve_meta.get("labels") or {})
+                serve_meta.get("labels") or {}
+            )
             services[(ns, f"{name}-head-svc")] = {}
-        pods.setdefault(ns, []).extend(_pod_label_sets(doc) if kind in (
-            "RayService", "RayCluster", "Job") else [])
+        pods.setdefault(ns, []).extend(
+            _pod_label_sets(doc) if kind in ("RayService", "RayCluster", "Job") else []
+        )
     findings = []
     for filename, name, doc in loaded:
         ns = (doc.get("metadata") or {}).get("namespace", "")
@@ -89,28 +95,49 @@ def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Fi
             if secrets and isinstance(ref, dict):
                 keys = secrets.get((ns, ref.get("name", "")))
                 if keys is None:
-                    findings.append(Finding(filename, name, join_path(path, "secretKeyRef"),
-                                            f"Secret '{ref.get('name')}' is not among these "
-                                            "manifests"))
+                    findings.append(
+                        Finding(
+                            filename,
+                            name,
+                            join_path(path, "secretKeyRef"),
+                            f"Secret '{ref.get('name')}' is not among these manifests",
+                        )
+                    )
                 elif ref.get("key") not in keys:
-                    findings.append(Finding(filename, name, join_path(path, "secretKeyRef"),
-                                            f"Secret '{ref.get('name')}' has no key "
-                                            f"'{ref.get('key')}'"))
+                    findings.append(
+                        Finding(
+                            filename,
+                            name,
+                            join_path(path, "secretKeyRef"),
+                            f"Secret '{ref.get('name')}' has no key '{ref.get('key')}'",
+                        )
+                    )
             backend = node.get("service") if kind == "Ingress" and "service" in node else None
             if isinstance(backend, dict) and (ns, backend.get("name")) not in services:
-                findings.append(Finding(filename, name, join_path(path, "service", "name"),
-                                        f"no Service '{backend.get('name')}' is created by "
-                                        "these manifests"))
-        selector = (spec.get("selector") or {}) if kind in (
-            "ServiceMonitor", "PodMonitor") else {}
+                findings.append(
+                    Finding(
+                        filename,
+                        name,
+                        join_path(path, "service", "name"),
+                        f"no Service '{backend.get('name')}' is created by these manifests",
+                    )
+                )
+        selector = (spec.get("selector") or {}) if kind in ("ServiceMonitor", "PodMonitor") else {}
         match = selector.get("matchLabels") or {}
         if kind == "ServiceMonitor" and not any(
-                match.items() <= labels.items() for (sns, _), labels in services.items()
-                if sns == ns):
-            findings.append(Finding(filename, name, "spec.selector.matchLabels",
-                                    "selects no Service of these manifests"))
-        pod_selector = match if kind == "PodMonitor" else (
-            spec.get("selector") if kind == "Service" else None)
+            match.items() <= labels.items() for (sns, _), labels in services.items() if sns == ns
+        ):
+            findings.append(
+                Finding(
+                    filename,
+                    name,
+                    "spec.selector.matchLabels",
+                    "selects no Service of these manifests",
+                )
+            )
+        pod_selector = (
+            match if kind == "PodMonitor" else (spec.get("selector") if kind == "Service" else None)
+        )
         if pod_selector and pods.get(ns) and not _selects(pod_selector, pods[ns]):
             at = "spec.selector.matchLabels" if kind == "PodMonitor" else "spec.selector"
             findings.append(Finding(filename, name, at, "selects no pods of these manifests"))

@@ -79,9 +79,16 @@ def _resources(res: Resources) -> dict[str, Any]:
 
 def _secret_env(values: Values, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     return [
-        {"name": key, "valueFrom": {"secretKeyRef": {
-            "name": values.secret_name, "key": key, "optional": key in OPTIONAL_SECRET_KEYS,
-        }}}
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": values.secret_name,
+                    "key": key,
+                    "optional": key in OPTIONAL_SECRET_KEYS,
+                }
+            },
+        }
         for key in keys
     ]
 
@@ -113,9 +120,12 @@ def _ray_container(values: Values, node: str, resources: Resources) -> dict[str,
     head = node == "head"
     if head:
         ports = [
-            _port("gcs-server", GCS_PORT), _port("dashboard", DASHBOARD_PORT),
-            _port("client", CLIENT_PORT), _port("serve", SERVE_PORT),
-            _port("metrics", METRICS_PORT), _port("as-metrics", AUTOSCALER_METRICS_PORT),
+            _port("gcs-server", GCS_PORT),
+            _port("dashboard", DASHBOARD_PORT),
+            _port("client", CLIENT_PORT),
+            _port("serve", SERVE_PORT),
+            _port("metrics", METRICS_PORT),
+            _port("as-metrics", AUTOSCALER_METRICS_PORT),
             _port("dash-metrics", DASHBOARD_METRICS_PORT),
         ]
         liveness = _probe([_RAYLET_OK, _GCS_OK], 5, 30, 120)
@@ -130,9 +140,11 @@ def _ray_container(values: Values, node: str, resources: Resources) -> dict[str,
         "image": values.image.reference,
         "imagePullPolicy": values.image.pull_policy,
         "ports": ports,
-        "env": sorted(container_env(values, SERVICE_SECRET_KEYS)
-                      + (ray_dashboards.head_env(values) if head else []),
-                      key=lambda e: e["name"]),
+        "env": sorted(
+            container_env(values, SERVICE_SECRET_KEYS)
+            + (ray_dashboards.head_env(values) if head else []),
+            key=lambda e: e["name"],
+        ),
         "resources": _resources(resources),
         "livenessProbe": liveness,
         "readinessProbe": readiness,
@@ -160,8 +172,9 @@ def _pod_spec_extras(values: Values, scheduling: Scheduling) -> dict[str, Any]:
     return spec
 
 
-def _pod_template(values: Values, node: str, scheduling: Scheduling, resources: Resources,
-                  grace_s: int) -> dict[str, Any]:
+def _pod_template(
+    values: Values, node: str, scheduling: Scheduling, resources: Resources, grace_s: int
+) -> dict[str, Any]:
     return {
         "metadata": {"labels": labels(values, f"ray-{node}")},
         "spec": {
@@ -199,10 +212,17 @@ def rayservice(values: Values, serve_config: dict[str, Any], serve_config_yaml: 
             # Serve replicas never run on the head (num-cpus 0); keep ingress traffic off it.
             "excludeHeadPodFromServeSvc": True,
             "serveService": {
-                "metadata": {"name": serve_service_name(values),
-                             "labels": labels(values, "serve")},
-                "spec": {"ports": [{"name": "serve", "port": SERVE_PORT,
-                                    "targetPort": SERVE_PORT, "protocol": "TCP"}]},
+                "metadata": {"name": serve_service_name(values), "labels": labels(values, "serve")},
+                "spec": {
+                    "ports": [
+                        {
+                            "name": "serve",
+                            "port": SERVE_PORT,
+                            "targetPort": SERVE_PORT,
+                            "protocol": "TCP",
+                        }
+                    ]
+                },
             },
             "serveConfigV2": serve_config_yaml,
             "rayClusterConfig": {
@@ -219,8 +239,9 @@ def rayservice(values: Values, serve_config: dict[str, Any], serve_config_yaml: 
                         "dashboard-host": "0.0.0.0",
                         "metrics-export-port": str(METRICS_PORT),
                     },
-                    "template": _pod_template(values, "head", values.head,
-                                              values.head.resources, grace_s),
+                    "template": _pod_template(
+                        values, "head", values.head, values.head.resources, grace_s
+                    ),
                 },
                 "workerGroupSpecs": workers,
             },
@@ -246,17 +267,23 @@ def ingress(values: Values) -> dict[str, Any]:
     backend = {"service": {"name": serve_service_name(values), "port": {"name": "serve"}}}
     spec: dict[str, Any] = {
         "tls": [{"hosts": [ing.host], "secretName": ing.tls_secret_name}],
-        "rules": [{"host": ing.host, "http": {"paths": [
-            {"path": p, "pathType": "Prefix", "backend": backend} for p in ing.paths
-        ]}}],
+        "rules": [
+            {
+                "host": ing.host,
+                "http": {
+                    "paths": [
+                        {"path": p, "pathType": "Prefix", "backend": backend} for p in ing.paths
+                    ]
+                },
+            }
+        ],
     }
     if ing.class_name:
         spec["ingressClassName"] = ing.class_name
     meta = _metadata(values, values.name, "ingress")
     if ing.annotations:
         meta["annotations"] = dict(ing.annotations)
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
-            "spec": spec}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
 
 
 def dashboard_service(values: Values) -> dict[str, Any]:
@@ -266,10 +293,18 @@ def dashboard_service(values: Values) -> dict[str, Any]:
         "metadata": _metadata(values, f"{values.name}-dashboard", "dashboard"),
         "spec": {
             "type": "ClusterIP",
-            "selector": {"app.kubernetes.io/instance": values.name,
-                         "app.kubernetes.io/component": "ray-head"},
-            "ports": [{"name": "dashboard", "port": DASHBOARD_PORT,
-                       "targetPort": "dashboard", "protocol": "TCP"}],
+            "selector": {
+                "app.kubernetes.io/instance": values.name,
+                "app.kubernetes.io/component": "ray-head",
+            },
+            "ports": [
+                {
+                    "name": "dashboard",
+                    "port": DASHBOARD_PORT,
+                    "targetPort": "dashboard",
+                    "protocol": "TCP",
+                }
+            ],
         },
     }
 
@@ -285,8 +320,12 @@ def _pod_endpoint(values: Values, port: str) -> dict[str, Any]:
         "port": port,
         "interval": values.monitoring.scrape_interval,
         # The label Ray's own Grafana dashboards filter on.
-        "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_label_ray_io_cluster"],
-                         "targetLabel": "ray_io_cluster"}],
+        "relabelings": [
+            {
+                "sourceLabels": ["__meta_kubernetes_pod_label_ray_io_cluster"],
+                "targetLabel": "ray_io_cluster",
+            }
+        ],
     }
 
 
@@ -299,8 +338,9 @@ def pod_monitor(values: Values, node: str) -> dict[str, Any]:
         "spec": {
             "jobLabel": f"ray-{node}",
             "namespaceSelector": {"matchNames": [values.namespace]},
-            "selector": {"matchLabels": {"app.kubernetes.io/instance": values.name,
-                                         "ray.io/node-type": node}},
+            "selector": {
+                "matchLabels": {"app.kubernetes.io/instance": values.name, "ray.io/node-type": node}
+            },
             "podMetricsEndpoints": [_pod_endpoint(values, p) for p in ports],
         },
     }
@@ -313,14 +353,28 @@ def service_monitor(values: Values) -> dict[str, Any]:
         "metadata": _monitoring_metadata(values, f"{values.name}-ingress-metrics"),
         "spec": {
             "namespaceSelector": {"matchNames": [values.namespace]},
-            "selector": {"matchLabels": {"app.kubernetes.io/instance": values.name,
-                                         "app.kubernetes.io/component": "serve"}},
+            "selector": {
+                "matchLabels": {
+                    "app.kubernetes.io/instance": values.name,
+                    "app.kubernetes.io/component": "serve",
+                }
+            },
             # /metrics names every tenant: it answers only the metrics token, which
             # Prometheus reads from the service's Secret (same namespace as this monitor)
-            "endpoints": [{"port": "serve", "path": "/metrics",
-                           "interval": values.monitoring.scrape_interval,
-                           "authorization": {"type": "Bearer", "credentials": {
-                               "name": values.secret_name, "key": METRICS_TOKEN_SECRET_KEY}}}],
+            "endpoints": [
+                {
+                    "port": "serve",
+                    "path": "/metrics",
+                    "interval": values.monitoring.scrape_interval,
+                    "authorization": {
+                        "type": "Bearer",
+                        "credentials": {
+                            "name": values.secret_name,
+                            "key": METRICS_TOKEN_SECRET_KEY,
+                        },
+                    },
+                }
+            ],
         },
     }
 
@@ -390,12 +444,17 @@ def migration_job(values: Values) -> dict[str, Any]:
         "imagePullPolicy": values.image.pull_policy,
         "command": ["ai-agents", "migrate"],
         "env": container_env(values, MIGRATION_SECRET_KEYS),
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                      "limits": {"cpu": "500m", "memory": "512Mi"}},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi"},
+        },
         "securityContext": {"allowPrivilegeEscalation": False},
     }
-    pod_spec = {"restartPolicy": "Never", "containers": [container],
-                **_pod_spec_extras(values, Scheduling())}
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        **_pod_spec_extras(values, Scheduling()),
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -52,8 +52,9 @@ def check_monitoring(doc: dict[str, Any], report_notes: list[str]) -> list[Probl
     else:
         for i, endpoint in enumerate(endpoints):
             if not isinstance(endpoint, dict) or not endpoint.get("port"):
-                problems.append(Problem(join_path("spec", list_key, i, "port"),
-                                        "required named port"))
+                problems.append(
+                    Problem(join_path("spec", list_key, i, "port"), "required named port")
+                )
     return problems
 
 
@@ -79,8 +80,10 @@ def _check_rule_groups(spec: dict[str, Any], report_notes: list[str]) -> list[Pr
         return problems
     promtool = promtool_problems(groups)
     if promtool is None:
-        report_notes.append("PrometheusRule: promtool not installed; PromQL syntax not checked "
-                            "(apt-get install prometheus)")
+        report_notes.append(
+            "PrometheusRule: promtool not installed; PromQL syntax not checked "
+            "(apt-get install prometheus)"
+        )
         return []
     return promtool
 
@@ -88,17 +91,22 @@ def _check_rule_groups(spec: dict[str, Any], report_notes: list[str]) -> list[Pr
 def _rule_problems(rule: Any, at: str) -> list[Problem]:
     if not isinstance(rule, dict):
         return [Problem(at, "a rule must be a mapping")]
-    problems = [Problem(join_path(at, k), "unknown rule field" + suggestion(k, _RULE_KEYS))
-                for k in sorted(set(rule) - _RULE_KEYS)]
+    problems = [
+        Problem(join_path(at, k), "unknown rule field" + suggestion(k, _RULE_KEYS))
+        for k in sorted(set(rule) - _RULE_KEYS)
+    ]
     expr = rule.get("expr")
     if not isinstance(expr, str) or not expr.strip():
         problems.append(Problem(join_path(at, "expr"), "required PromQL expression"))
     else:
         unknown = unknown_metrics(expr)
         if unknown:
-            problems.append(Problem(join_path(at, "expr"),
-                                    f"metrics not in pipeline/metric_catalogue.py: "
-                                    f"{sorted(unknown)}"))
+            problems.append(
+                Problem(
+                    join_path(at, "expr"),
+                    f"metrics not in pipeline/metric_catalogue.py: {sorted(unknown)}",
+                )
+            )
     if "record" in rule:
         return problems
     if not isinstance(rule.get("alert"), str) or not rule["alert"]:
@@ -107,16 +115,21 @@ def _rule_problems(rule: Any, at: str) -> list[Problem]:
         problems.append(Problem(join_path(at, "for"), "required duration such as 5m"))
     severity = (rule.get("labels") or {}).get("severity")
     if severity not in _SEVERITIES:
-        problems.append(Problem(join_path(at, "labels", "severity"),
-                                f"required, one of {sorted(_SEVERITIES)}"))
+        problems.append(
+            Problem(join_path(at, "labels", "severity"), f"required, one of {sorted(_SEVERITIES)}")
+        )
     annotations = rule.get("annotations") or {}
     for key in _REQUIRED_ANNOTATIONS:
         if not isinstance(annotations.get(key), str) or not annotations[key].strip():
             problems.append(Problem(join_path(at, "annotations", key), "required annotation"))
     runbook = annotations.get("runbook_url")
     if isinstance(runbook, str) and not re.match(r"^https?://[^#\s]+#[a-z0-9-]+$", runbook):
-        problems.append(Problem(join_path(at, "annotations", "runbook_url"),
-                                "must be an http(s) URL with a #section anchor"))
+        problems.append(
+            Problem(
+                join_path(at, "annotations", "runbook_url"),
+                "must be an http(s) URL with a #section anchor",
+            )
+        )
     return problems
 
 
@@ -135,11 +148,18 @@ def _promtool_check(promtool: str, rules_json: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         rules_file = Path(tmp) / "rules.yaml"
         rules_file.write_text(yaml.safe_dump(json.loads(rules_json)), encoding="utf-8")
-        proc = subprocess.run([promtool, "check", "rules", str(rules_file)],
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [promtool, "check", "rules", str(rules_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     if proc.returncode == 0:
         return ""
     output = (proc.stderr or proc.stdout).replace(str(rules_file), "rules")
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    return next((ln for ln in lines if "FAILED" not in ln and "Checking" not in ln),
-                "promtool check rules failed")
+    return next(
+        (ln for ln in lines if "FAILED" not in ln and "Checking" not in ln),
+        "promtool check rules failed",
+    )

@@ -13,18 +13,36 @@ import re
 from pipeline import metric_catalogue
 
 # Ray-native metrics the dashboards use (exported by Ray's metrics agent, port 8080).
-RAY_NATIVE_METRICS = frozenset({
-    "ray_serve_deployment_replica_healthy",
-    "ray_serve_deployment_queued_queries",
-    "ray_serve_num_ongoing_requests_at_replicas",
-})
+RAY_NATIVE_METRICS = frozenset(
+    {
+        "ray_serve_deployment_replica_healthy",
+        "ray_serve_deployment_queued_queries",
+        "ray_serve_num_ongoing_requests_at_replicas",
+    }
+)
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
-_KEYWORDS = frozenset({
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "atan2", "inf", "nan", "start", "end",
-})
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "offset",
+        "atan2",
+        "inf",
+        "nan",
+        "start",
+        "end",
+    }
+)
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGE = re.compile(r"\[[^\]]*\]")

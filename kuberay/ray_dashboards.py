@@ -26,10 +26,12 @@ RAY_DASHBOARDS_ANNOTATION = "ai-agents.io/dashboards-from"
 def head_env(values: Values) -> list[dict[str, str]]:
     """The three variables Ray's dashboard reads, for the head container only."""
     settings = values.ray_dashboard
-    pairs = {"RAY_GRAFANA_HOST": settings.grafana_host,
-             "RAY_GRAFANA_IFRAME_HOST": settings.grafana_iframe_host,
-             "RAY_PROMETHEUS_HOST": settings.prometheus_host,
-             "RAY_PROMETHEUS_NAME": settings.prometheus_datasource}
+    pairs = {
+        "RAY_GRAFANA_HOST": settings.grafana_host,
+        "RAY_GRAFANA_IFRAME_HOST": settings.grafana_iframe_host,
+        "RAY_PROMETHEUS_HOST": settings.prometheus_host,
+        "RAY_PROMETHEUS_NAME": settings.prometheus_datasource,
+    }
     return [{"name": k, "value": v} for k, v in pairs.items() if v and k not in values.env]
 
 
@@ -55,6 +57,12 @@ def ray_dashboard_configmaps(values: Values) -> list[dict[str, Any]]:
     for name, board in _ray_dashboards().items():
         meta = dashboard_metadata(values, f"{values.name}-ray-dashboard-{name}")
         meta["annotations"] = {**meta.get("annotations", {}), RAY_DASHBOARDS_ANNOTATION: "ray"}
-        maps.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-                     "data": {f"ray-{name}-grafana-dashboard.json": board + "\n"}})
+        maps.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": meta,
+                "data": {f"ray-{name}-grafana-dashboard.json": board + "\n"},
+            }
+        )
     return maps

@@ -101,13 +101,23 @@ _Dumper.add_representer(str, _str)
 
 
 def dump_yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
-                     allow_unicode=True, width=4096)
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+    )
 
 
 def _file(name: str, documents: list[dict[str, Any]], values: Values) -> str:
-    header = (_HEADERS[name].replace("{ns}", values.namespace)
-              .replace("{secret}", values.secret_name).replace("{name}", values.name))
+    header = (
+        _HEADERS[name]
+        .replace("{ns}", values.namespace)
+        .replace("{secret}", values.secret_name)
+        .replace("{name}", values.name)
+    )
     body = "---\n".join(dump_yaml(doc) for doc in documents)
     return _GENERATED + header + body
 
@@ -121,10 +131,16 @@ def _capacity_problems(values: Values, serve_config: dict[str, Any]) -> list[Pro
             return []  # CPUs come from elsewhere (rayStartParams/node shape); cannot check
         supply += cpus * group.max_replicas
     if demand > supply + 1e-9:
-        return [Problem("workerGroups", (
-            f"at maxReplicas the worker groups offer {supply:g} CPUs, but the Serve "
-            f"deployments reserve {demand:g} CPUs at their max_replicas; raise maxReplicas "
-            f"or worker CPUs, or lower the pools' max_replicas"))]
+        return [
+            Problem(
+                "workerGroups",
+                (
+                    f"at maxReplicas the worker groups offer {supply:g} CPUs, but the Serve "
+                    f"deployments reserve {demand:g} CPUs at their max_replicas; raise maxReplicas "
+                    f"or worker CPUs, or lower the pools' max_replicas"
+                ),
+            )
+        ]
     return []
 
 
@@ -135,9 +151,7 @@ def manifest_documents(values: Values) -> dict[str, list[dict[str, Any]]]:
     if problems:
         raise KubeRayConfigError("values", problems)
     files: dict[str, list[dict[str, Any]]] = {
-        "rayservice.yaml": [
-            manifests.rayservice(values, serve_config, dump_yaml(serve_config))
-        ],
+        "rayservice.yaml": [manifests.rayservice(values, serve_config, dump_yaml(serve_config))],
         "secret-template.yaml": [manifests.secret_template(values)],
         "dashboard-service.yaml": [manifests.dashboard_service(values)],
         "rayjob-reenhance.yaml": [manifests.reenhance_rayjob(values)],
@@ -160,12 +174,12 @@ def manifest_documents(values: Values) -> dict[str, list[dict[str, Any]]]:
 def render(values: Values | None = None) -> dict[str, str]:
     """``{filename: YAML text}``, validated; raises ``KubeRayConfigError`` with paths."""
     values = values or Values()
-    rendered = {name: _file(name, docs, values)
-                for name, docs in manifest_documents(values).items()}
+    rendered = {
+        name: _file(name, docs, values) for name, docs in manifest_documents(values).items()
+    }
     report = validate_files(rendered)
     if not report.ok:
-        raise KubeRayConfigError("rendered manifests",
-                                 [Problem("", str(f)) for f in report.errors])
+        raise KubeRayConfigError("rendered manifests", [Problem("", str(f)) for f in report.errors])
     return rendered
 
 
@@ -175,8 +189,9 @@ def write(rendered: dict[str, str], out_dir: Path) -> list[Path]:
     are removed, so the directory matches the values."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in sorted(out_dir.rglob("*.yaml")):
-        if (stale.relative_to(out_dir).as_posix() not in rendered
-                and stale.read_text(encoding="utf-8").startswith(_GENERATED)):
+        if stale.relative_to(out_dir).as_posix() not in rendered and stale.read_text(
+            encoding="utf-8"
+        ).startswith(_GENERATED):
             stale.unlink()
     paths = []
     for name, text in rendered.items():

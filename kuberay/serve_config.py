@@ -79,8 +79,10 @@ def _validation_problems(model: type[BaseModel], data: Any, path: str) -> list[P
             warnings.simplefilter("ignore")
             model.model_validate(data)
     except ValidationError as exc:
-        return [Problem(format_loc(e["loc"], path), e["msg"].removeprefix("Value error, "))
-                for e in exc.errors()]
+        return [
+            Problem(format_loc(e["loc"], path), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
     return []
 
 
@@ -93,13 +95,17 @@ def _check_value(tp: Any, value: Any, path: str, complete: bool) -> list[Problem
         return problems
     item_tp = _list_item_type(tp)
     if isinstance(value, list) and item_tp is not None:
-        return [p for i, v in enumerate(value)
-                for p in _check_value(item_tp, v, f"{path}[{i}]", complete)]
+        return [
+            p
+            for i, v in enumerate(value)
+            for p in _check_value(item_tp, v, f"{path}[{i}]", complete)
+        ]
     return []
 
 
-def strict_key_problems(model: type[BaseModel], data: Any, path: str = "",
-                        complete: bool = True) -> list[Problem]:
+def strict_key_problems(
+    model: type[BaseModel], data: Any, path: str = "", complete: bool = True
+) -> list[Problem]:
     """Every key in ``data`` (recursively) that ``model`` does not define. With ``complete``,
     dict-typed sub-configs (``autoscaling_config`` ...) are also validated with their model;
     a partial override is only checked for its keys."""
@@ -134,8 +140,9 @@ def serve_config_problems(config: Any, path: str = "") -> list[Problem]:
 # ---------------------------------------------------------------------------- building
 
 
-def override_problems(overrides: Mapping[str, Any],
-                      path: str = "serve.deployments") -> list[Problem]:
+def override_problems(
+    overrides: Mapping[str, Any], path: str = "serve.deployments"
+) -> list[Problem]:
     """Problems in the values' per-pool overrides, reported at their values path."""
     pools = pool_options.all_pool_options()
     problems: list[Problem] = []
@@ -143,8 +150,9 @@ def override_problems(overrides: Mapping[str, Any],
         at = join_path(path, name)
         if name not in pools:
             known = ", ".join(pools)
-            problems.append(Problem(at, f"unknown deployment{suggestion(name, pools)}; "
-                                        f"known: {known}"))
+            problems.append(
+                Problem(at, f"unknown deployment{suggestion(name, pools)}; known: {known}")
+            )
         elif not isinstance(override, Mapping):
             problems.append(Problem(at, "must be a mapping of Serve deployment options"))
         else:
@@ -152,21 +160,30 @@ def override_problems(overrides: Mapping[str, Any],
     return sorted(set(problems))
 
 
-def _one_override_problems(name: str, base: dict[str, Any], override: Mapping[str, Any],
-                           at: str) -> list[Problem]:
-    problems = [Problem(join_path(at, key), reason)
-                for key, reason in _FORBIDDEN_OVERRIDE_KEYS.items() if key in override]
+def _one_override_problems(
+    name: str, base: dict[str, Any], override: Mapping[str, Any], at: str
+) -> list[Problem]:
+    problems = [
+        Problem(join_path(at, key), reason)
+        for key, reason in _FORBIDDEN_OVERRIDE_KEYS.items()
+        if key in override
+    ]
     actor_options = override.get("ray_actor_options")
     if isinstance(actor_options, Mapping) and "runtime_env" in actor_options:
-        problems.append(Problem(join_path(at, "ray_actor_options", "runtime_env"),
-                                _FORBIDDEN_OVERRIDE_KEYS["runtime_env"]))
+        problems.append(
+            Problem(
+                join_path(at, "ray_actor_options", "runtime_env"),
+                _FORBIDDEN_OVERRIDE_KEYS["runtime_env"],
+            )
+        )
     clean = {k: v for k, v in override.items() if k not in _FORBIDDEN_OVERRIDE_KEYS}
     problems += strict_key_problems(DeploymentSchema, clean, at, complete=False)
     if problems:
         return problems
     merged = {"name": name, **deep_merge(base, clean, null_deletes=True)}
-    return (strict_key_problems(DeploymentSchema, merged, at)
-            + _validation_problems(DeploymentSchema, merged, at))
+    return strict_key_problems(DeploymentSchema, merged, at) + _validation_problems(
+        DeploymentSchema, merged, at
+    )
 
 
 def deployment_options(overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -186,12 +203,14 @@ def _applications(values: Values) -> list[dict[str, Any]]:
         {"name": name, **options}
         for name, options in deployment_options(values.serve.deployments).items()
     ]
-    return [{
-        "name": pool_options.APP_NAME,
-        "route_prefix": pool_options.ROUTE_PREFIX,
-        "import_path": pool_options.IMPORT_PATH,
-        "deployments": deployments,
-    }]
+    return [
+        {
+            "name": pool_options.APP_NAME,
+            "route_prefix": pool_options.ROUTE_PREFIX,
+            "import_path": pool_options.IMPORT_PATH,
+            "deployments": deployments,
+        }
+    ]
 
 
 def _logging_config(values: Values) -> dict[str, Any]:
@@ -225,8 +244,9 @@ def build_serve_config(values: Values) -> dict[str, Any]:
     return _checked(config, "serveConfigV2")
 
 
-def serve_config_for_local(values: Values | None = None, *, host: str = "127.0.0.1",
-                           port: int = SERVE_PORT) -> dict[str, Any]:
+def serve_config_for_local(
+    values: Values | None = None, *, host: str = "127.0.0.1", port: int = SERVE_PORT
+) -> dict[str, Any]:
     """The same ``applications`` (and logging) as the RayService, for ``serve deploy`` or
     ``ServeDeploySchema``-based deploys on one machine: one proxy on the head node, bound to
     loopback by default."""

@@ -28,16 +28,21 @@ _CRD_FILES = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_ray
 _OBJECT_META = {
     "type": "object",
     "properties": {
-        "name": {"type": "string"}, "generateName": {"type": "string"},
+        "name": {"type": "string"},
+        "generateName": {"type": "string"},
         "namespace": {"type": "string"},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
         "finalizers": {"type": "array", "items": {"type": "string"}},
         "ownerReferences": {"type": "array", "items": {"type": "object"}},
-        "uid": {"type": "string"}, "resourceVersion": {"type": "string"},
-        "generation": {"type": "integer"}, "creationTimestamp": {},
-        "deletionTimestamp": {}, "deletionGracePeriodSeconds": {"type": "integer"},
-        "managedFields": {"type": "array"}, "selfLink": {"type": "string"},
+        "uid": {"type": "string"},
+        "resourceVersion": {"type": "string"},
+        "generation": {"type": "integer"},
+        "creationTimestamp": {},
+        "deletionTimestamp": {},
+        "deletionGracePeriodSeconds": {"type": "integer"},
+        "managedFields": {"type": "array"},
+        "selfLink": {"type": "string"},
     },
     "additionalProperties": False,
 }
@@ -63,8 +68,11 @@ def _tighten(node: Any) -> Any:
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     if out.get("nullable") and isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -106,8 +114,9 @@ def schema_problems(errors: Iterable[jsonschema.ValidationError], base: str = ""
             allowed = set(error.schema.get("properties", {}))
             for key in sorted(k for k in error.instance if k not in allowed):
                 hint = suggestion(key, allowed)
-                problems.append(Problem(join_path(path, key),
-                                        f"additional property not allowed{hint}"))
+                problems.append(
+                    Problem(join_path(path, key), f"additional property not allowed{hint}")
+                )
         elif error.validator == "required":
             missing = re.match(r"'([^']*)'", error.message)
             key = missing.group(1) if missing else ""

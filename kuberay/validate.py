@@ -44,13 +44,29 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when availabl
 _MONITORING_API = "monitoring.coreos.com/v1"
 
 # RayJobSpec fields of KubeRay v1.7 (ray-operator/apis/ray/v1/rayjob_types.go).
-_RAYJOB_SPEC_FIELDS = frozenset({
-    "activeDeadlineSeconds", "backoffLimit", "clusterSelector", "deletionStrategy",
-    "entrypoint", "entrypointNumCpus", "entrypointNumGpus", "entrypointResources", "jobId",
-    "managedBy", "metadata", "rayClusterSpec", "runtimeEnvYAML", "shutdownAfterJobFinishes",
-    "submissionMode", "submitterConfig", "submitterPodTemplate", "suspend",
-    "ttlSecondsAfterFinished",
-})
+_RAYJOB_SPEC_FIELDS = frozenset(
+    {
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "clusterSelector",
+        "deletionStrategy",
+        "entrypoint",
+        "entrypointNumCpus",
+        "entrypointNumGpus",
+        "entrypointResources",
+        "jobId",
+        "managedBy",
+        "metadata",
+        "rayClusterSpec",
+        "runtimeEnvYAML",
+        "shutdownAfterJobFinishes",
+        "submissionMode",
+        "submitterConfig",
+        "submitterPodTemplate",
+        "suspend",
+        "ttlSecondsAfterFinished",
+    }
+)
 _SUBMISSION_MODES = {"K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"}
 
 
@@ -80,15 +96,25 @@ def _secret_env_problems(node: Any, path: str = "") -> list[Problem]:
         for key, value in node.items():
             problems += _secret_env_problems(value, join_path(path, str(key)))
         if path.endswith("env_vars"):
-            problems += [Problem(join_path(path, k), "secret passed by value; use the Secret")
-                         for k in node if k in ALL_SECRET_KEYS]
+            problems += [
+                Problem(join_path(path, k), "secret passed by value; use the Secret")
+                for k in node
+                if k in ALL_SECRET_KEYS
+            ]
     elif isinstance(node, list):
         for i, item in enumerate(node):
             problems += _secret_env_problems(item, f"{path}[{i}]")
-            if (path.endswith("env") and isinstance(item, dict)
-                    and item.get("name") in ALL_SECRET_KEYS and "value" in item):
-                problems.append(Problem(f"{path}[{i}].value",
-                                        "secret passed by value; use valueFrom.secretKeyRef"))
+            if (
+                path.endswith("env")
+                and isinstance(item, dict)
+                and item.get("name") in ALL_SECRET_KEYS
+                and "value" in item
+            ):
+                problems.append(
+                    Problem(
+                        f"{path}[{i}].value", "secret passed by value; use valueFrom.secretKeyRef"
+                    )
+                )
     return problems
 
 
@@ -98,16 +124,22 @@ def _cluster_problems(cluster_spec: Any, base: str, longest_shutdown_s: float) -
     problems = []
     version = cluster_spec.get("rayVersion")
     if version is not None and version != installed_ray_version():
-        problems.append(Problem(join_path(base, "rayVersion"),
-                                f"'{version}' differs from the Ray this project pins "
-                                f"({installed_ray_version()})"))
+        problems.append(
+            Problem(
+                join_path(base, "rayVersion"),
+                f"'{version}' differs from the Ray this project pins ({installed_ray_version()})",
+            )
+        )
     for path, template in pod_templates(cluster_spec, base):
         grace = (template.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
         if isinstance(grace, int) and grace < longest_shutdown_s:
-            problems.append(Problem(
-                join_path(path, "spec", "terminationGracePeriodSeconds"),
-                f"{grace} s is shorter than the longest graceful_shutdown_timeout_s "
-                f"({longest_shutdown_s:g} s): pods would be killed mid-drain"))
+            problems.append(
+                Problem(
+                    join_path(path, "spec", "terminationGracePeriodSeconds"),
+                    f"{grace} s is shorter than the longest graceful_shutdown_timeout_s "
+                    f"({longest_shutdown_s:g} s): pods would be killed mid-drain",
+                )
+            )
     return problems
 
 
@@ -143,19 +175,26 @@ def _check_rayjob(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]
     report_notes.append(
         "RayJob: no RayJob CRD is vendored (kuberay/crds holds RayService and RayCluster); "
         "checked its spec field names and KubeRay's RayJob rules, and any embedded "
-        "rayClusterSpec/submitterPodTemplate against the RayCluster CRD")
+        "rayClusterSpec/submitterPodTemplate against the RayCluster CRD"
+    )
     problems = metadata_problems(doc)
     spec = doc.get("spec")
     if not isinstance(spec, dict):
         return [*problems, Problem("spec", "required mapping is missing")]
     for key in sorted(set(spec) - _RAYJOB_SPEC_FIELDS):
-        problems.append(Problem(join_path("spec", key), "additional property not allowed"
-                                + suggestion(key, _RAYJOB_SPEC_FIELDS)))
+        problems.append(
+            Problem(
+                join_path("spec", key),
+                "additional property not allowed" + suggestion(key, _RAYJOB_SPEC_FIELDS),
+            )
+        )
     if not isinstance(spec.get("entrypoint"), str) or not spec["entrypoint"].strip():
         problems.append(Problem("spec.entrypoint", "required: the command the job runs"))
     selector = spec.get("clusterSelector")
-    if selector is not None and (not isinstance(selector, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in selector.items())):
+    if selector is not None and (
+        not isinstance(selector, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items())
+    ):
         problems.append(Problem("spec.clusterSelector", "must map strings to strings"))
         selector = None
     has_cluster = "rayClusterSpec" in spec
@@ -163,29 +202,40 @@ def _check_rayjob(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]
         problems.append(Problem("spec", "set exactly one of rayClusterSpec and clusterSelector"))
     if selector:
         if not selector.get("ray.io/cluster"):
-            problems.append(Problem(join_path("spec", "clusterSelector", "ray.io/cluster"),
-                                    "required: the RayCluster's name"))
+            problems.append(
+                Problem(
+                    join_path("spec", "clusterSelector", "ray.io/cluster"),
+                    "required: the RayCluster's name",
+                )
+            )
         if spec.get("suspend"):
             problems.append(Problem("spec.suspend", "not supported with clusterSelector"))
     for key in ("shutdownAfterJobFinishes", "suspend"):
         if key in spec and not isinstance(spec[key], bool):
             problems.append(Problem(join_path("spec", key), "must be a boolean"))
-    for key, minimum in (("activeDeadlineSeconds", 1), ("backoffLimit", 0),
-                         ("ttlSecondsAfterFinished", 0)):
+    for key, minimum in (
+        ("activeDeadlineSeconds", 1),
+        ("backoffLimit", 0),
+        ("ttlSecondsAfterFinished", 0),
+    ):
         value = spec.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or value < minimum):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < minimum
+        ):
             problems.append(Problem(join_path("spec", key), f"must be an integer >= {minimum}"))
     if spec.get("ttlSecondsAfterFinished") and not spec.get("shutdownAfterJobFinishes"):
-        problems.append(Problem("spec.ttlSecondsAfterFinished",
-                                "needs shutdownAfterJobFinishes: true"))
+        problems.append(
+            Problem("spec.ttlSecondsAfterFinished", "needs shutdownAfterJobFinishes: true")
+        )
     mode = spec.get("submissionMode")
     if mode is not None and mode not in _SUBMISSION_MODES:
-        problems.append(Problem("spec.submissionMode",
-                                f"must be one of {sorted(_SUBMISSION_MODES)}"))
+        problems.append(
+            Problem("spec.submissionMode", f"must be one of {sorted(_SUBMISSION_MODES)}")
+        )
     metadata = spec.get("metadata")
-    if metadata is not None and not (isinstance(metadata, dict)
-                                     and all(isinstance(v, str) for v in metadata.values())):
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
+    ):
         problems.append(Problem("spec.metadata", "must map strings to strings"))
     runtime_env = spec.get("runtimeEnvYAML")
     if runtime_env is not None:
@@ -200,11 +250,13 @@ def _check_rayjob(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]
     if has_cluster:
         problems += schema_problems(
             crd_validator("RayCluster", "spec").iter_errors(spec["rayClusterSpec"]),
-            "spec.rayClusterSpec")
+            "spec.rayClusterSpec",
+        )
     if "submitterPodTemplate" in spec:
         validator = crd_validator("RayCluster", "spec", "headGroupSpec", "template")
-        problems += schema_problems(validator.iter_errors(spec["submitterPodTemplate"]),
-                                    "spec.submitterPodTemplate")
+        problems += schema_problems(
+            validator.iter_errors(spec["submitterPodTemplate"]), "spec.submitterPodTemplate"
+        )
     return problems
 
 
@@ -214,8 +266,13 @@ def _check_core(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
     except k8s_validate.ValidationError as error:
         return schema_problems([error])
     except k8s_validate.SchemaNotFoundError:
-        return [Problem("", f"no schema for {doc.get('apiVersion')} {doc.get('kind')} "
-                            f"in Kubernetes {KUBERNETES_VERSION}")]
+        return [
+            Problem(
+                "",
+                f"no schema for {doc.get('apiVersion')} {doc.get('kind')} "
+                f"in Kubernetes {KUBERNETES_VERSION}",
+            )
+        ]
     return []
 
 
@@ -224,8 +281,12 @@ def _check_secret(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]
     for key in ("data", "stringData"):
         for name, value in (doc.get(key) or {}).items():
             if value not in ("", None):
-                problems.append(Problem(join_path(key, name),
-                                        "has a value: render Secret templates with empty values"))
+                problems.append(
+                    Problem(
+                        join_path(key, name),
+                        "has a value: render Secret templates with empty values",
+                    )
+                )
     return problems
 
 
@@ -311,30 +372,45 @@ def validate_files(files: Mapping[str, str]) -> Report:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark else ""
-            report.errors.append(Finding(filename, "", "", f"invalid YAML: {where}"
-                                         f"{getattr(exc, 'problem', None) or exc}"))
+            report.errors.append(
+                Finding(
+                    filename, "", "", f"invalid YAML: {where}{getattr(exc, 'problem', None) or exc}"
+                )
+            )
             continue
         for index, doc in enumerate(docs):
             name = _document_name(doc, index) if isinstance(doc, dict) else f"document {index + 1}"
             problems = check_document(doc, report.notes)
-            report.errors += [Finding(filename, name, p.path, p.message)
-                              for p in sorted(set(problems))]
+            report.errors += [
+                Finding(filename, name, p.path, p.message) for p in sorted(set(problems))
+            ]
             report.documents.append({"file": filename, "document": name, "ok": not problems})
             if isinstance(doc, dict):
                 loaded.append((filename, name, doc))
             meta = doc.get("metadata") if isinstance(doc, dict) else None
             if isinstance(meta, dict) and meta.get("name"):
-                key = (str(doc.get("apiVersion")), str(doc.get("kind")),
-                       str(meta.get("namespace", "")), str(meta["name"]))
+                key = (
+                    str(doc.get("apiVersion")),
+                    str(doc.get("kind")),
+                    str(meta.get("namespace", "")),
+                    str(meta["name"]),
+                )
                 if key in seen:
-                    report.errors.append(Finding(filename, name, "metadata.name",
-                                                 f"duplicate of a document in {seen[key]}"))
+                    report.errors.append(
+                        Finding(
+                            filename,
+                            name,
+                            "metadata.name",
+                            f"duplicate of a document in {seen[key]}",
+                        )
+                    )
                 seen[key] = filename
     references = reference_findings(loaded)
     report.errors += references
     for doc_entry in report.documents:
-        if any(f.file == doc_entry["file"] and f.document == doc_entry["document"]
-               for f in references):
+        if any(
+            f.file == doc_entry["file"] and f.document == doc_entry["document"] for f in references
+        ):
             doc_entry["ok"] = False
     report.notes = sorted(set(report.notes))
     return report
@@ -349,8 +425,13 @@ def validate_dir(directory: Path | str) -> Report:
         raise NotADirectoryError(f"{directory}: not a directory")
     if (directory / "base").is_dir() and not any(directory.glob("*.y*ml")):
         directory = directory / "base"
-    paths = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
-                   and p.name not in ("kustomization.yaml", "kustomization.yml"))
+    paths = sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".yaml", ".yml")
+        and p.is_file()
+        and p.name not in ("kustomization.yaml", "kustomization.yml")
+    )
     if not paths:
         raise FileNotFoundError(f"{directory}: no .yaml files to validate")
     return validate_files({p.name: p.read_text(encoding="utf-8") for p in paths})

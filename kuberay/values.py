@@ -59,8 +59,9 @@ def installed_ray_version() -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True,
-                              validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, validate_default=True
+    )
 
 
 class ResourceList(_Model):
@@ -302,8 +303,9 @@ class Values(_Model):
 # ---------------------------------------------------------------------------- loading
 
 
-def deep_merge(base: dict[str, Any], override: Mapping[str, Any], *,
-               null_deletes: bool = False) -> dict[str, Any]:
+def deep_merge(
+    base: dict[str, Any], override: Mapping[str, Any], *, null_deletes: bool = False
+) -> dict[str, Any]:
     """Layer ``override`` over ``base``: mappings merge, everything else is replaced. With
     ``null_deletes`` a ``null`` removes the key (pool overrides: ``autoscaling_config: null``);
     without it ``null`` is a value (values files: ``className: null`` means no class)."""
@@ -326,14 +328,14 @@ def _known_keys(model: type[BaseModel], loc: Sequence[str | int]) -> set[str]:
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return set()
-        field = next((f for n, f in current.model_fields.items()
-                      if part in (n, f.alias)), None)
+        field = next((f for n, f in current.model_fields.items() if part in (n, f.alias)), None)
         if field is None:
             return set()
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
-        current = args[0] if args and getattr(annotation, "__origin__", None) is list \
-            else annotation
+        current = (
+            args[0] if args and getattr(annotation, "__origin__", None) is list else annotation
+        )
     if isinstance(current, type) and issubclass(current, BaseModel):
         return {f.alias or n for n, f in current.model_fields.items()}
     return set()

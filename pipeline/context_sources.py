@@ -41,27 +41,39 @@ TicketFetcher = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id
 
 
 class ContextGathering:
-    def __init__(self, pool: asyncpg.Pool, *, fetch_ticket: TicketFetcher | None = None,
-                 source_timeout_s: float = 5.0, similar_limit: int = 5, kb_limit: int = 3,
-                 embedder: Embedder | None = None, retrieval: HybridRetrieval | None = None,
-                 metrics: Metrics | None = None, before_embed: BeforeEmbed | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        fetch_ticket: TicketFetcher | None = None,
+        source_timeout_s: float = 5.0,
+        similar_limit: int = 5,
+        kb_limit: int = 3,
+        embedder: Embedder | None = None,
+        retrieval: HybridRetrieval | None = None,
+        metrics: Metrics | None = None,
+        before_embed: BeforeEmbed | None = None,
+    ) -> None:
         self._pool = pool
         self._retrieval = retrieval or HybridRetrieval()
         self._metrics = metrics or InMemoryMetrics()
-        self.vectors = VectorAvailability(pool, embedder, self._metrics,
-                                          before_embed=before_embed)
+        self.vectors = VectorAvailability(pool, embedder, self._metrics, before_embed=before_embed)
         self._fetch_ticket = fetch_ticket
         self._timeout = source_timeout_s
         self._similar_limit = similar_limit
         self._kb_limit = kb_limit
 
-    async def gather(self, tenant_id: str, ticket: Ticket, *,
-                     needs_fetch: bool = False) -> TicketContext:
+    async def gather(
+        self, tenant_id: str, ticket: Ticket, *, needs_fetch: bool = False
+    ) -> TicketContext:
         sources: list[SourceOutcome] = []
         if needs_fetch and self._fetch_ticket is not None:
             fetched, outcome = await self._timed(
-                "sdp_ticket", self._fetch_ticket(tenant_id, ticket.ticket_id),
-                timeout_s=max(self._timeout, 30.0), tenant_id=tenant_id)
+                "sdp_ticket",
+                self._fetch_ticket(tenant_id, ticket.ticket_id),
+                timeout_s=max(self._timeout, 30.0),
+                tenant_id=tenant_id,
+            )
             sources.append(outcome)
             if fetched is not None:
                 ticket = _merge(ticket, fetched)
@@ -70,8 +82,11 @@ class ContextGathering:
         query = await self.vectors.query(tenant_id, tsquery_for(terms), ticket)
         ips = extract_ips(f"{ticket.subject}\n{ticket.description}")
         similar, kb, assets = await asyncio.gather(
-            self._timed("similar_tickets", self._similar(tenant_id, query, ticket.ticket_id),
-                        tenant_id=tenant_id),
+            self._timed(
+                "similar_tickets",
+                self._similar(tenant_id, query, ticket.ticket_id),
+                tenant_id=tenant_id,
+            ),
             self._timed("kb_articles", self._kb(tenant_id, query), tenant_id=tenant_id),
             self._timed("ip_assets", self._assets(tenant_id, ips), tenant_id=tenant_id),
         )
@@ -87,8 +102,14 @@ class ContextGathering:
             sources=sources,
         )
 
-    async def _timed(self, name: SourceName, work: Awaitable[Any], timeout_s: float | None = None,
-                     *, tenant_id: str | None = None) -> tuple[Any, SourceOutcome]:
+    async def _timed(
+        self,
+        name: SourceName,
+        work: Awaitable[Any],
+        timeout_s: float | None = None,
+        *,
+        tenant_id: str | None = None,
+    ) -> tuple[Any, SourceOutcome]:
         with tracer().start_as_current_span(f"context.{name}") as span:
             if tenant_id is not None:
                 span.set_attribute("tenant.id", tenant_id)
@@ -97,30 +118,39 @@ class ContextGathering:
             span.set_attribute("context.items", outcome.items)
             return result, outcome
 
-    async def _timed_work(self, name: SourceName, work: Awaitable[Any],
-                          timeout_s: float | None) -> tuple[Any, SourceOutcome]:
+    async def _timed_work(
+        self, name: SourceName, work: Awaitable[Any], timeout_s: float | None
+    ) -> tuple[Any, SourceOutcome]:
         started = time.perf_counter()
         try:
             result = await asyncio.wait_for(work, timeout_s or self._timeout)
         except TimeoutError:
-            return None, SourceOutcome(name=name, status="timeout",
-                                       duration_ms=_ms(started), error="timed out")
+            return None, SourceOutcome(
+                name=name, status="timeout", duration_ms=_ms(started), error="timed out"
+            )
         except Exception as exc:  # noqa: BLE001 - one source failing must not sink the others
-            return None, SourceOutcome(name=name, status="error", duration_ms=_ms(started),
-                                       error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            return None, SourceOutcome(
+                name=name,
+                status="error",
+                duration_ms=_ms(started),
+                error=f"{type(exc).__name__}: {str(exc)[:200]}",
+            )
         items = len(result) if isinstance(result, list) else int(result is not None)
-        return result, SourceOutcome(name=name, status="ok" if items else "empty",
-                                     duration_ms=_ms(started), items=items)
+        return result, SourceOutcome(
+            name=name, status="ok" if items else "empty", duration_ms=_ms(started), items=items
+        )
 
-    async def _similar(self, tenant_id: str, query: RetrievalQuery,
-                       ticket_id: str) -> list[SimilarTicket]:
+    async def _similar(
+        self, tenant_id: str, query: RetrievalQuery, ticket_id: str
+    ) -> list[SimilarTicket]:
         if query.tsquery is None and query.vector is None:
             return []
         started = time.perf_counter()
         async with tenant_transaction(self._pool, tenant_id) as conn:
             found = await self._retrieval.tickets(conn, query, limit=self._similar_limit)
-        self._metrics.observe(mc.RETRIEVAL_LATENCY, time.perf_counter() - started,
-                              {"source": "tickets"})
+        self._metrics.observe(
+            mc.RETRIEVAL_LATENCY, time.perf_counter() - started, {"source": "tickets"}
+        )
         return found
 
     async def _kb(self, tenant_id: str, query: RetrievalQuery) -> list[KBArticle]:
@@ -129,8 +159,7 @@ class ContextGathering:
         started = time.perf_counter()
         async with tenant_transaction(self._pool, tenant_id) as conn:
             found = await self._retrieval.kb(conn, query, limit=self._kb_limit)
-        self._metrics.observe(mc.RETRIEVAL_LATENCY, time.perf_counter() - started,
-                              {"source": "kb"})
+        self._metrics.observe(mc.RETRIEVAL_LATENCY, time.perf_counter() - started, {"source": "kb"})
         return found
 
     async def _assets(self, tenant_id: str, ips: list[str]) -> list[AssetMatch]:
@@ -138,15 +167,28 @@ class ContextGathering:
             return []
         async with tenant_transaction(self._pool, tenant_id) as conn:
             rows = await knowledge.match_assets(conn, ips)
-        return [AssetMatch(ip=r["ip"], match="host" if r["is_host"] else "subnet",
-                           network=r["network"], hostname=r["hostname"], role=r["role"],
-                           owner=r["owner"], location=r["location"]) for r in rows]
+        return [
+            AssetMatch(
+                ip=r["ip"],
+                match="host" if r["is_host"] else "subnet",
+                network=r["network"],
+                hostname=r["hostname"],
+                role=r["role"],
+                owner=r["owner"],
+                location=r["location"],
+            )
+            for r in rows
+        ]
 
 
 def _merge(ticket: Ticket, fetched: Ticket) -> Ticket:
-    return ticket.model_copy(update={
-        k: v for k, v in fetched.model_dump().items() if v not in (None, "") and k != "ticket_id"
-    })
+    return ticket.model_copy(
+        update={
+            k: v
+            for k, v in fetched.model_dump().items()
+            if v not in (None, "") and k != "ticket_id"
+        }
+    )
 
 
 def _ms(started: float) -> float:

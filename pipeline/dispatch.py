@@ -109,8 +109,9 @@ class JobDispatcher:
 
     @property
     def inflight_limit(self) -> int:
-        return inflight_cap(self.running_replicas, self.config.target_per_replica,
-                            self.config.max_inflight)
+        return inflight_cap(
+            self.running_replicas, self.config.target_per_replica, self.config.max_inflight
+        )
 
     async def start(self) -> None:
         recovered = await self._pool.fetch("SELECT * FROM app_requeue_jobs($1, false)", self.owner)
@@ -233,9 +234,11 @@ class JobDispatcher:
         """The claimable backlog now (one query), recorded as ``ai_agents_backlog_jobs``."""
         rows = await self._pool.fetch("SELECT * FROM app_dispatch_backlog()")
         per_tenant = {r["tenant_id"]: int(r["claimable"]) for r in rows}
-        report = BacklogReport(claimable=sum(per_tenant.values()),
-                               running=sum(int(r["running"]) for r in rows),
-                               per_tenant=per_tenant)
+        report = BacklogReport(
+            claimable=sum(per_tenant.values()),
+            running=sum(int(r["running"]) for r in rows),
+            per_tenant=per_tenant,
+        )
         for tenant in self._reported_tenants - per_tenant.keys():
             self._metrics.set(mc.BACKLOG_JOBS, 0, {"tenant": tenant})  # drained: say so
         for tenant, n in per_tenant.items():
@@ -259,8 +262,11 @@ class JobDispatcher:
         except asyncpg.PostgresConnectionError:
             raise
         except asyncpg.PostgresError as exc:
-            log.error("claim across tenants failed (%s: %s); claiming tenant by tenant",
-                      type(exc).__name__, exc)
+            log.error(
+                "claim across tenants failed (%s: %s); claiming tenant by tenant",
+                type(exc).__name__,
+                exc,
+            )
             rows = await self._claim_tenant_by_tenant(limit)
         for row in rows:
             job = ClaimedJob(
@@ -280,7 +286,11 @@ class JobDispatcher:
     async def _claim_rows(self, limit: int, tenant_id: str | None) -> list[asyncpg.Record]:
         return await self._pool.fetch(
             "SELECT * FROM app_claim_jobs($1, $2, $3, $4, $5)",
-            self.owner, limit, self.config.per_tenant_cap, self.config.lease_s, tenant_id,
+            self.owner,
+            limit,
+            self.config.per_tenant_cap,
+            self.config.lease_s,
+            tenant_id,
         )
 
     async def _claim_tenant_by_tenant(self, limit: int) -> list[asyncpg.Record]:
@@ -289,8 +299,9 @@ class JobDispatcher:
         now = time.monotonic()
         self._quarantined = {t: until for t, until in self._quarantined.items() if until > now}
         report = await self.measure_backlog()
-        tenants = [t for t, n in sorted(report.per_tenant.items())
-                   if n > 0 and t not in self._quarantined]
+        tenants = [
+            t for t, n in sorted(report.per_tenant.items()) if n > 0 and t not in self._quarantined
+        ]
         rows: list[asyncpg.Record] = []
         for tenant in tenants:
             share = max(1, -(-limit // len(tenants)))
@@ -304,8 +315,13 @@ class JobDispatcher:
                 self.tenant_failures += 1
                 self._quarantined[tenant] = now + self.config.tenant_quarantine_s
                 self._metrics.inc(mc.DISPATCH_FAILURES, {"tenant": tenant})
-                log.error("claim for tenant %s failed (%s: %s); left out for %.0f s",
-                          tenant, type(exc).__name__, exc, self.config.tenant_quarantine_s)
+                log.error(
+                    "claim for tenant %s failed (%s: %s); left out for %.0f s",
+                    tenant,
+                    type(exc).__name__,
+                    exc,
+                    self.config.tenant_quarantine_s,
+                )
         return rows
 
     async def _handle(self, job: ClaimedJob) -> None:

@@ -74,8 +74,10 @@ def wordllama_files() -> tuple[Path, Path]:
     import wordllama
 
     root = Path(wordllama.__file__).parent
-    return (root / "weights" / "l2_supercat_256.safetensors",
-            root / "tokenizers" / "l2_supercat_tokenizer_config.json")
+    return (
+        root / "weights" / "l2_supercat_256.safetensors",
+        root / "tokenizers" / "l2_supercat_tokenizer_config.json",
+    )
 
 
 def _load_wordllama() -> Any:
@@ -126,15 +128,23 @@ class OpenAIEmbeddingConfig:
 class OpenAIEmbedder:
     """An OpenAI-compatible ``/embeddings`` endpoint (``openai`` client, our own retries)."""
 
-    def __init__(self, config: OpenAIEmbeddingConfig, *, before_call: BeforeCall | None = None,
-                 client: openai.AsyncOpenAI | None = None) -> None:
+    def __init__(
+        self,
+        config: OpenAIEmbeddingConfig,
+        *,
+        before_call: BeforeCall | None = None,
+        client: openai.AsyncOpenAI | None = None,
+    ) -> None:
         self.config = config
         self.model = config.model
         self.dimensions = config.dimensions
         self._before_call = before_call
         self._client = client or openai.AsyncOpenAI(
-            base_url=config.base_url, api_key=config.api_key, max_retries=0,
-            timeout=config.timeout_s)
+            base_url=config.base_url,
+            api_key=config.api_key,
+            max_retries=0,
+            timeout=config.timeout_s,
+        )
 
     def with_before_call(self, before_call: BeforeCall | None) -> OpenAIEmbedder:
         """The same client with a per-tenant rate-limit hook (one ``OpenAIEmbedder`` per call)."""
@@ -144,27 +154,34 @@ class OpenAIEmbedder:
         clipped = _clip(texts)
         out: list[list[float]] = []
         for start in range(0, len(clipped), self.config.batch_size):
-            out += await self._batch(clipped[start:start + self.config.batch_size])
+            out += await self._batch(clipped[start : start + self.config.batch_size])
         return out
 
     async def _batch(self, texts: list[str]) -> list[list[float]]:
         extra: dict[str, Any] = (
-            {"dimensions": self.dimensions} if self.config.send_dimensions else {})
+            {"dimensions": self.dimensions} if self.config.send_dimensions else {}
+        )
         last = "no attempt made"
         for attempt in range(1, self.config.max_attempts + 1):
             if self._before_call is not None:
                 await self._before_call()
             try:
                 response = await self._client.embeddings.create(
-                    model=self.model, input=texts, encoding_format="float", **extra)
-            except (openai.RateLimitError, openai.InternalServerError,
-                    openai.APITimeoutError, openai.APIConnectionError) as exc:
+                    model=self.model, input=texts, encoding_format="float", **extra
+                )
+            except (
+                openai.RateLimitError,
+                openai.InternalServerError,
+                openai.APITimeoutError,
+                openai.APIConnectionError,
+            ) as exc:
                 last = f"{type(exc).__name__}: {str(exc)[:200]}"
                 await asyncio.sleep(self._delay(attempt, exc))
                 continue
             except openai.APIStatusError as exc:  # 400/401/403/404: asking again will not help
-                raise EmbeddingError(f"embedding refused ({exc.status_code}): "
-                                     f"{str(exc)[:200]}") from exc
+                raise EmbeddingError(
+                    f"embedding refused ({exc.status_code}): {str(exc)[:200]}"
+                ) from exc
             return self._vectors(response, len(texts))
         raise EmbeddingError(f"embedding failed after {self.config.max_attempts} attempts: {last}")
 
@@ -174,8 +191,10 @@ class OpenAIEmbedder:
             raise EmbeddingError(f"endpoint returned {len(rows)} vectors for {expected} texts")
         vectors = [_normalise(row.embedding) for row in rows]
         if any(len(v) != self.dimensions for v in vectors):
-            raise EmbeddingError(f"endpoint returned {len(vectors[0])} dimensions, configured "
-                                 f"{self.dimensions} (AI_AGENTS_EMBEDDING_DIMENSIONS)")
+            raise EmbeddingError(
+                f"endpoint returned {len(vectors[0])} dimensions, configured "
+                f"{self.dimensions} (AI_AGENTS_EMBEDDING_DIMENSIONS)"
+            )
         return vectors
 
     def _delay(self, attempt: int, exc: Exception) -> float:
@@ -205,8 +224,9 @@ def build_embedder(settings: EmbeddingSettings) -> Embedder:
     """The offline model unless an endpoint is configured."""
     if not settings.base_url:
         return WordLlamaEmbedder()
-    config = OpenAIEmbeddingConfig(base_url=settings.base_url, api_key=settings.api_key or "-",
-                                   timeout_s=settings.timeout_s)
+    config = OpenAIEmbeddingConfig(
+        base_url=settings.base_url, api_key=settings.api_key or "-", timeout_s=settings.timeout_s
+    )
     if settings.model:
         config = replace(config, model=settings.model)
     if settings.dimensions:

@@ -152,8 +152,9 @@ class EnhancementWorkflow:
     async def _run(self, job: ClaimedJob) -> str:
         enhancement_id, token = uuid.UUID(job.id), uuid.UUID(job.lease_token)
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            row = await jobs.start_stage(conn, enhancement_id, token, "context",
-                                         self.config.lease_s)
+            row = await jobs.start_stage(
+                conn, enhancement_id, token, "context", self.config.lease_s
+            )
         if row is None:
             return "lease_lost"
         timings: dict[str, float] = dict(row["stage_timings"] or {})
@@ -176,8 +177,15 @@ class EnhancementWorkflow:
                 thin = context.model_copy(update={"similar_tickets": [], "kb_articles": []})
                 note_id = await self._write_note(job, row, tenant, thin, None)
                 return await self._complete(
-                    job, row, timings, thin, outcome="skipped", synthesis=None,
-                    note_id=note_id, reason="ticket too thin to research: asked for details")
+                    job,
+                    row,
+                    timings,
+                    thin,
+                    outcome="skipped",
+                    synthesis=None,
+                    note_id=note_id,
+                    reason="ticket too thin to research: asked for details",
+                )
 
             await self._stage(job, "synthesis")
             started = time.perf_counter()
@@ -236,13 +244,17 @@ class EnhancementWorkflow:
                     log.info("enhancement %s: note already on ticket (re-run)", job.id)
                     return str(note.get("id"))
         supersedes = str(row["supersedes"]) if row["supersedes"] else None
-        note = thin_ticket_note(job.id, context.ticket) if synthesis is None else render_note(
-            enhancement_id=job.id,
-            context=context,
-            synthesis=synthesis,
-            max_words=tenant.settings.note_max_words,
-            supersedes=supersedes,
-            feedback_links=self._feedback_links(job),
+        note = (
+            thin_ticket_note(job.id, context.ticket)
+            if synthesis is None
+            else render_note(
+                enhancement_id=job.id,
+                context=context,
+                synthesis=synthesis,
+                max_words=tenant.settings.note_max_words,
+                supersedes=supersedes,
+                feedback_links=self._feedback_links(job),
+            )
         )
         with tracer().start_as_current_span(
             "sdp.add_note",
@@ -263,8 +275,10 @@ class EnhancementWorkflow:
     def _feedback_links(self, job: ClaimedJob) -> list[tuple[str, str]]:
         if self._links is None or not self.config.public_url:
             return []
-        return [(ANSWER_LABELS[answer], url) for answer, url in
-                self._links.links(self.config.public_url, job.tenant_id, job.id)]
+        return [
+            (ANSWER_LABELS[answer], url)
+            for answer, url in self._links.links(self.config.public_url, job.tenant_id, job.id)
+        ]
 
     async def _stage(self, job: ClaimedJob, stage: str) -> None:
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
@@ -328,21 +342,33 @@ class EnhancementWorkflow:
         )
         return "completed"
 
-    async def _store_insight(self, conn: asyncpg.Connection, job: ClaimedJob,
-                             context: TicketContext, synthesis: SynthesisResult | None,
-                             outcome: str, note_id: str | None) -> None:
+    async def _store_insight(
+        self,
+        conn: asyncpg.Connection,
+        job: ClaimedJob,
+        context: TicketContext,
+        synthesis: SynthesisResult | None,
+        outcome: str,
+        note_id: str | None,
+    ) -> None:
         """Proposals and the explain record, in a savepoint: they must never cost the job its
         completion (the note is already on the ticket)."""
         try:
             async with conn.transaction():
                 await insight.store_insight(
-                    conn, uuid.UUID(job.id),
+                    conn,
+                    uuid.UUID(job.id),
                     suggestions=proposals(context, synthesis) if note_id else [],
                     explain=explain_record(context, synthesis, outcome=outcome),
-                    retention_days=self.config.explain_retention_days)
+                    retention_days=self.config.explain_retention_days,
+                )
         except (asyncpg.PostgresError, ValueError) as exc:
-            log.warning("enhancement %s: explain record not stored: %s", job.id,
-                        type(exc).__name__, extra={"tenant_id": job.tenant_id})
+            log.warning(
+                "enhancement %s: explain record not stored: %s",
+                job.id,
+                type(exc).__name__,
+                extra={"tenant_id": job.tenant_id},
+            )
 
     async def _retry(self, job: ClaimedJob, error: str, timings: dict[str, Any]) -> str:
         return await self._fail(job, error, timings, retryable=True)

@@ -30,7 +30,8 @@ from typing import Literal
 Answer = Literal["up", "down", "1", "2", "3", "4", "5"]
 ANSWERS: tuple[Answer, ...] = ("up", "down", "1", "2", "3", "4", "5")
 ANSWER_LABELS: dict[str, str] = {
-    "up": "👍 Helpful", "down": "👎 Not helpful",
+    "up": "👍 Helpful",
+    "down": "👎 Not helpful",
     **{str(n): f"{n}/5" for n in range(1, 6)},
 }
 _VERSION = "v1"
@@ -86,8 +87,13 @@ def derive_link_keys(encryption_keys_csv: str) -> list[bytes]:
 
 
 class FeedbackLinkSigner:
-    def __init__(self, keys: list[bytes], *, ttl_s: float = 30 * 86400.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        keys: list[bytes],
+        *,
+        ttl_s: float = 30 * 86400.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not keys:
             raise ValueError("at least one key is required")
         self._keys = keys
@@ -95,12 +101,19 @@ class FeedbackLinkSigner:
         self._now = clock
 
     @classmethod
-    def from_encryption_keys(cls, encryption_keys_csv: str, *,
-                             ttl_days: float = 30.0) -> FeedbackLinkSigner:
+    def from_encryption_keys(
+        cls, encryption_keys_csv: str, *, ttl_days: float = 30.0
+    ) -> FeedbackLinkSigner:
         return cls(derive_link_keys(encryption_keys_csv), ttl_s=ttl_days * 86400.0)
 
-    def token(self, tenant_id: str, enhancement_id: str | uuid.UUID, answer: Answer, *,
-              expires_at: int | None = None) -> str:
+    def token(
+        self,
+        tenant_id: str,
+        enhancement_id: str | uuid.UUID,
+        answer: Answer,
+        *,
+        expires_at: int | None = None,
+    ) -> str:
         if answer not in ANSWERS:
             raise ValueError(f"unknown answer {answer!r}")
         exp = int(expires_at if expires_at is not None else self._now() + self.ttl_s)
@@ -121,18 +134,23 @@ class FeedbackLinkSigner:
         expires_at = int(match.group("exp"))
         if expires_at < self._now():
             raise LinkError(410, "This feedback link has expired.")
-        return LinkClaims(tenant_id=match.group("tenant"),
-                          enhancement_id=uuid.UUID(match.group("enh")),
-                          answer=match.group("answer"),  # type: ignore[arg-type]
-                          expires_at=expires_at)
+        return LinkClaims(
+            tenant_id=match.group("tenant"),
+            enhancement_id=uuid.UUID(match.group("enh")),
+            answer=match.group("answer"),  # type: ignore[arg-type]
+            expires_at=expires_at,
+        )
 
-    def links(self, public_url: str, tenant_id: str,
-              enhancement_id: str | uuid.UUID) -> list[tuple[Answer, str]]:
+    def links(
+        self, public_url: str, tenant_id: str, enhancement_id: str | uuid.UUID
+    ) -> list[tuple[Answer, str]]:
         """The seven (answer, URL) pairs a note ends with, all with the same expiry."""
         exp = int(self._now() + self.ttl_s)
         base = public_url.rstrip("/")
-        return [(a, f"{base}/f/{self.token(tenant_id, enhancement_id, a, expires_at=exp)}")
-                for a in ANSWERS]
+        return [
+            (a, f"{base}/f/{self.token(tenant_id, enhancement_id, a, expires_at=exp)}")
+            for a in ANSWERS
+        ]
 
 
 def _sign(key: bytes, payload: str) -> str:

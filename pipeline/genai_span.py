@@ -24,8 +24,9 @@ def genai_system(base_url: str) -> str:
 
 
 @contextmanager
-def llm_attempt_span(base_url: str, model: str, *, attempt: int,
-                     temperature: float | None, max_tokens: int | None) -> Iterator[Span]:
+def llm_attempt_span(
+    base_url: str, model: str, *, attempt: int, temperature: float | None, max_tokens: int | None
+) -> Iterator[Span]:
     """``chat <model>`` around one attempt; the caller records the outcome with
     :func:`record_result` or :func:`record_failure`."""
     parts = urlsplit(base_url)
@@ -45,10 +46,13 @@ def llm_attempt_span(base_url: str, model: str, *, attempt: int,
         attributes["gen_ai.request.temperature"] = temperature
     if max_tokens is not None:
         attributes["gen_ai.request.max_tokens"] = max_tokens
-    with tracer().start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT,
-                                        attributes=attributes,
-                                        record_exception=False,
-                                        set_status_on_exception=False) as span:
+    with tracer().start_as_current_span(
+        f"chat {model}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
         yield span
 
 

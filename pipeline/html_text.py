@@ -18,16 +18,67 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 # Elements whose content is never reader-visible text.
-_INVISIBLE = frozenset({"script", "style", "noscript", "template", "svg", "math", "head",
-                        "object", "iframe", "select"})
-_BLOCK = frozenset({
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset",
-    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot",
-    "th", "thead", "tr", "ul",
-})
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-                   "source", "track", "wbr"})
+_INVISIBLE = frozenset(
+    {"script", "style", "noscript", "template", "svg", "math", "head", "object", "iframe", "select"}
+)
+_BLOCK = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
+_VOID = frozenset(
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+    }
+)
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 # A "<" that no ">" closes before the next "<" cannot start a tag. Escaping it first keeps
 # parsing linear: HTMLParser rescans the rest of the input for every such "<" (quadratic;
@@ -115,8 +166,9 @@ def parse_html(markup: str) -> HtmlDocument:
     parser.close()
     if parser.heading is not None:  # an unclosed <h1> still names the page
         parser.heading_text = _one_line("".join(parser.heading)) or None
-    return HtmlDocument(text=_tidy("".join(parser.parts)), title=parser.title_text,
-                        heading=parser.heading_text)
+    return HtmlDocument(
+        text=_tidy("".join(parser.parts)), title=parser.title_text, heading=parser.heading_text
+    )
 
 
 def html_to_text(markup: str | None) -> str:

@@ -51,8 +51,13 @@ class RetrievalQuery:
 Ranked = Sequence[tuple[str, float]]  # (id, the source's own score), best first
 
 
-def fuse(rankings: Mapping[str, Ranked], weights: Mapping[str, float], *,
-         method: FusionMethod = "rrf", k: int = RRF_K) -> list[tuple[str, float]]:
+def fuse(
+    rankings: Mapping[str, Ranked],
+    weights: Mapping[str, float],
+    *,
+    method: FusionMethod = "rrf",
+    k: int = RRF_K,
+) -> list[tuple[str, float]]:
     """Fuse ranked candidate lists → (id, score in 0..1), best first.
 
     ``rrf``: ``Σ weight / (k + rank)``, divided by the best possible (first everywhere).
@@ -82,30 +87,43 @@ class HybridRetrieval:
     def _weights(self) -> dict[str, float]:
         return {"fulltext": self.weights.fulltext, "vector": self.weights.vector}
 
-    async def tickets(self, conn: asyncpg.Connection, query: RetrievalQuery, *,
-                      limit: int) -> list[SimilarTicket]:
+    async def tickets(
+        self, conn: asyncpg.Connection, query: RetrievalQuery, *, limit: int
+    ) -> list[SimilarTicket]:
         rows: dict[str, asyncpg.Record] = {}
         rankings: dict[str, list[tuple[str, float]]] = {}
         if query.tsquery is not None and self.weights.fulltext > 0:
             found = await knowledge.search_similar_tickets(
-                conn, query.tsquery, exclude_ticket=query.exclude_ticket, limit=self.candidates)
+                conn, query.tsquery, exclude_ticket=query.exclude_ticket, limit=self.candidates
+            )
             rankings["fulltext"] = [(r["ticket_id"], float(r["score"])) for r in found]
             rows.update((r["ticket_id"], r) for r in found)
         if query.vector is not None and query.model is not None and self.weights.vector > 0:
             near = await vectors.search_ticket_vectors(
-                conn, query.vector, model=query.model, exclude_ticket=query.exclude_ticket,
-                limit=self.candidates)
+                conn,
+                query.vector,
+                model=query.model,
+                exclude_ticket=query.exclude_ticket,
+                limit=self.candidates,
+            )
             near = [r for r in near if float(r["score"]) >= self.min_similarity]
             rankings["vector"] = [(r["ticket_id"], float(r["score"])) for r in near]
             for r in near:
                 rows.setdefault(r["ticket_id"], r)
-        return [SimilarTicket(ticket_id=i, subject=rows[i]["subject"],
-                              resolution=rows[i]["resolution"], score=score,
-                              resolved_at=rows[i]["resolved_at"])
-                for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]]
+        return [
+            SimilarTicket(
+                ticket_id=i,
+                subject=rows[i]["subject"],
+                resolution=rows[i]["resolution"],
+                score=score,
+                resolved_at=rows[i]["resolved_at"],
+            )
+            for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]
+        ]
 
-    async def kb(self, conn: asyncpg.Connection, query: RetrievalQuery, *,
-                 limit: int) -> list[KBArticle]:
+    async def kb(
+        self, conn: asyncpg.Connection, query: RetrievalQuery, *, limit: int
+    ) -> list[KBArticle]:
         rows: dict[str, asyncpg.Record] = {}
         rankings: dict[str, list[tuple[str, float]]] = {}
         if query.tsquery is not None and self.weights.fulltext > 0:
@@ -113,16 +131,26 @@ class HybridRetrieval:
             rankings["fulltext"] = [(r["doc_id"], float(r["score"])) for r in found]
             rows.update((r["doc_id"], r) for r in found)
         if query.vector is not None and query.model is not None and self.weights.vector > 0:
-            near = await vectors.search_kb_vectors(conn, query.vector, model=query.model,
-                                                   limit=self.candidates)
-            near = sorted((r for r in near if float(r["score"]) >= self.min_similarity),
-                          key=lambda r: -float(r["score"]))[:self.candidates]
+            near = await vectors.search_kb_vectors(
+                conn, query.vector, model=query.model, limit=self.candidates
+            )
+            near = sorted(
+                (r for r in near if float(r["score"]) >= self.min_similarity),
+                key=lambda r: -float(r["score"]),
+            )[: self.candidates]
             rankings["vector"] = [(r["doc_id"], float(r["score"])) for r in near]
             for r in near:
                 rows.setdefault(r["doc_id"], r)
-        return [KBArticle(article_id=i, title=rows[i]["title"],
-                          excerpt=_excerpt(rows[i]["excerpt"]), score=score, url=rows[i]["url"])
-                for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]]
+        return [
+            KBArticle(
+                article_id=i,
+                title=rows[i]["title"],
+                excerpt=_excerpt(rows[i]["excerpt"]),
+                score=score,
+                url=rows[i]["url"],
+            )
+            for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]
+        ]
 
 
 def _excerpt(text: str, words: int = 40) -> str:

@@ -40,8 +40,15 @@ ResponseFormat = Literal["json_object", "json_schema", "none"]
 
 # Outcome labels given to on_call (and used as the metrics "outcome" label).
 OUTCOMES = (
-    "ok", "rate_limited", "server_error", "timeout", "connection_error", "error_body",
-    "invalid_output", "rejected", "circuit_open",
+    "ok",
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "connection_error",
+    "error_body",
+    "invalid_output",
+    "rejected",
+    "circuit_open",
 )
 
 
@@ -139,7 +146,8 @@ class LLMClient:
         if self.breaker is not None and not self.breaker.allow():
             await self._emit("circuit_open", 0.0)
             raise LLMUnavailable(
-                f"circuit breaker open; next probe in {self.breaker.retry_in_s():.0f}s")
+                f"circuit breaker open; next probe in {self.breaker.retry_in_s():.0f}s"
+            )
         try:
             result = await self._complete_with_retries(messages, before_call or self._before_call)
         except LLMUnavailable:
@@ -175,7 +183,8 @@ class LLMClient:
 
         def give_up(why: str) -> LLMUnavailable:
             return LLMUnavailable(
-                f"{why} after {attempts} attempt(s); last error: {last_reason}", attempts=attempts)
+                f"{why} after {attempts} attempt(s); last error: {last_reason}", attempts=attempts
+            )
 
         while True:
             if before_call is not None:
@@ -190,14 +199,16 @@ class LLMClient:
             t0 = self._clock()
             try:
                 result = await self._attempt(
-                    messages, models, model_idx, attempts, min(cfg.timeout_s, remaining))
+                    messages, models, model_idx, attempts, min(cfg.timeout_s, remaining)
+                )
             except AttemptFailed as failure:
                 await self._emit(failure.outcome, self._clock() - t0)
                 last_reason = f"{model}: {failure.reason}"
                 log.warning("LLM attempt %d failed: %s", attempts, last_reason)
                 if not failure.retryable:
                     raise LLMRejected(
-                        failure.reason, failure.status or 0, attempts=attempts) from None
+                        failure.reason, failure.status or 0, attempts=attempts
+                    ) from None
                 if failure.invalid_output:
                     invalid_outputs += 1
                     if invalid_outputs > cfg.max_invalid_output_retries:
@@ -246,8 +257,13 @@ class LLMClient:
     ) -> LLMCallResult:
         """One attempt inside its GenAI client span (``chat <model>``)."""
         cfg = self.config
-        with llm_attempt_span(cfg.base_url, models[model_idx], attempt=attempt_no,
-                              temperature=cfg.temperature, max_tokens=cfg.max_tokens) as span:
+        with llm_attempt_span(
+            cfg.base_url,
+            models[model_idx],
+            attempt=attempt_no,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+        ) as span:
             try:
                 result = await self._call(messages, models, model_idx, attempt_no, timeout_s)
             except AttemptFailed as failure:
@@ -277,8 +293,11 @@ class LLMClient:
         elif cfg.response_format == "json_schema":
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "ticket_enhancement", "strict": True,
-                                "schema": LLMEnhancement.model_json_schema()},
+                "json_schema": {
+                    "name": "ticket_enhancement",
+                    "strict": True,
+                    "schema": LLMEnhancement.model_json_schema(),
+                },
             }
         if cfg.temperature is not None:
             kwargs["temperature"] = cfg.temperature

@@ -136,10 +136,10 @@ def classify_status(exc: openai.APIStatusError) -> AttemptFailed:
         reason = "insufficient credits" + (f" ({source})" if source else "") + f" — {detail}"
         return AttemptFailed("rejected", reason, retryable=False, status=status)
     if status in (408, 409) or status >= 500 or status == 429:
-        outcome = "rate_limited" if status == 429 else (
-            "timeout" if status == 408 else "server_error")
-        return AttemptFailed(outcome, detail, status=status,
-                             retry_after=parse_retry_after(headers))
+        outcome = (
+            "rate_limited" if status == 429 else ("timeout" if status == 408 else "server_error")
+        )
+        return AttemptFailed(outcome, detail, status=status, retry_after=parse_retry_after(headers))
     reason = _NOT_RETRYABLE_REASONS.get(status, "rejected")
     return AttemptFailed("rejected", f"{reason} — {detail}", retryable=False, status=status)
 

@@ -35,7 +35,10 @@ NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "asyncio", "urllib3", "openai")
 
 # Everything a bare LogRecord has: whatever else is on a record came in through ``extra=``.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName", "_redacted",
+    "message",
+    "asctime",
+    "taskName",
+    "_redacted",
 }
 
 
@@ -69,7 +72,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -49,59 +49,144 @@ def _db(name: str, labels: tuple[str, ...], description: str) -> MetricSpec:
     return MetricSpec(name, "gauge", "ingress", labels, description)
 
 
-WEBHOOKS = _ray("ai_agents_webhooks", "counter", ("tenant", "outcome"),
-                "Webhooks received, by outcome (accepted, duplicate, rejected_*, throttled, error)")
-HTTP_REQUESTS = _ray("ai_agents_http_requests", "counter", ("route", "method", "status"),
-                     "Ingress requests by route template and status code")
-HTTP_LATENCY = _ray("ai_agents_http_request_duration_seconds", "histogram", ("route", "method"),
-                    "Ingress request latency by route template")
-ENHANCEMENTS = _ray("ai_agents_enhancements", "counter", ("tenant", "status"),
-                    "Finished enhancements: completed, context_only, failed, skipped")
-ENHANCEMENT_LATENCY = _ray("ai_agents_enhancement_duration_seconds", "histogram",
-                           ("tenant", "status"), "Webhook receipt to note, seconds")
-STAGE_LATENCY = _ray("ai_agents_stage_duration_seconds", "histogram", ("stage",),
-                     "Per-stage duration: context, synthesis, writeback")
-JOB_ATTEMPTS = _ray("ai_agents_job_retries", "counter", ("tenant", "reason"),
-                    "Jobs put back in the queue for another attempt")
-EXTERNAL_CALLS = _ray("ai_agents_external_calls", "counter", ("service", "outcome"),
-                      "Calls to the LLM and to SDP by outcome")
-EXTERNAL_LATENCY = _ray("ai_agents_external_call_duration_seconds", "histogram", ("service",),
-                        "Latency of LLM and SDP calls")
-BREAKER_STATE = _ray("ai_agents_circuit_breaker_state", "gauge", ("service",),
-                     "0 closed, 1 half-open, 2 open")
-RATE_LIMIT_WAITS = _ray("ai_agents_rate_limit_waits", "counter", ("tenant", "bucket"),
-                        "Times a call waited on a per-tenant token bucket")
-RATE_LIMIT_WAIT_SECONDS = _ray("ai_agents_rate_limit_wait_seconds", "histogram", ("bucket",),
-                               "Time spent waiting on per-tenant token buckets")
-ISOLATION_VIOLATIONS = _ray("ai_agents_tenant_isolation_violations", "counter", ("tenant",),
-                            "Denied cross-tenant access attempts")
-DB_POOL_CONNECTIONS = _ray("ai_agents_db_pool_connections", "gauge", ("component", "state"),
-                           "asyncpg pool connections in use / idle per component")
-REENHANCE_ITEMS = _ray("ai_agents_reenhance_items", "counter", ("tenant", "outcome"),
-                       "Batch re-enhancement items by outcome")
-BACKLOG_JOBS = _ray("ai_agents_backlog_jobs", "gauge", ("tenant",),
-                   "Claimable jobs (queued, due, tenant enabled) the autoscaling policy uses")
-AUTOSCALE_DESIRED = _ray("ai_agents_autoscale_desired_replicas", "gauge", ("deployment",),
-                         "Replicas the backlog policy asks for, within min/max, before the delays")
-DISPATCH_FAILURES = _ray("ai_agents_dispatch_failures", "counter", ("tenant",),
-                         "Claims for one tenant that failed and left the tenant out for a while")
-RETRIEVAL_LATENCY = _ray("ai_agents_retrieval_seconds", "histogram", ("source",),
-                        "Similar-ticket / KB retrieval (full-text + vector + fusion), seconds")
-VECTOR_SEARCH_AVAILABLE = _ray("ai_agents_vector_search_available", "gauge", (),
-                               "1 when pgvector search is on, 0 when retrieval fell back to "
-                               "full-text only (extension missing or embedding failing)")
+WEBHOOKS = _ray(
+    "ai_agents_webhooks",
+    "counter",
+    ("tenant", "outcome"),
+    "Webhooks received, by outcome (accepted, duplicate, rejected_*, throttled, error)",
+)
+HTTP_REQUESTS = _ray(
+    "ai_agents_http_requests",
+    "counter",
+    ("route", "method", "status"),
+    "Ingress requests by route template and status code",
+)
+HTTP_LATENCY = _ray(
+    "ai_agents_http_request_duration_seconds",
+    "histogram",
+    ("route", "method"),
+    "Ingress request latency by route template",
+)
+ENHANCEMENTS = _ray(
+    "ai_agents_enhancements",
+    "counter",
+    ("tenant", "status"),
+    "Finished enhancements: completed, context_only, failed, skipped",
+)
+ENHANCEMENT_LATENCY = _ray(
+    "ai_agents_enhancement_duration_seconds",
+    "histogram",
+    ("tenant", "status"),
+    "Webhook receipt to note, seconds",
+)
+STAGE_LATENCY = _ray(
+    "ai_agents_stage_duration_seconds",
+    "histogram",
+    ("stage",),
+    "Per-stage duration: context, synthesis, writeback",
+)
+JOB_ATTEMPTS = _ray(
+    "ai_agents_job_retries",
+    "counter",
+    ("tenant", "reason"),
+    "Jobs put back in the queue for another attempt",
+)
+EXTERNAL_CALLS = _ray(
+    "ai_agents_external_calls",
+    "counter",
+    ("service", "outcome"),
+    "Calls to the LLM and to SDP by outcome",
+)
+EXTERNAL_LATENCY = _ray(
+    "ai_agents_external_call_duration_seconds",
+    "histogram",
+    ("service",),
+    "Latency of LLM and SDP calls",
+)
+BREAKER_STATE = _ray(
+    "ai_agents_circuit_breaker_state", "gauge", ("service",), "0 closed, 1 half-open, 2 open"
+)
+RATE_LIMIT_WAITS = _ray(
+    "ai_agents_rate_limit_waits",
+    "counter",
+    ("tenant", "bucket"),
+    "Times a call waited on a per-tenant token bucket",
+)
+RATE_LIMIT_WAIT_SECONDS = _ray(
+    "ai_agents_rate_limit_wait_seconds",
+    "histogram",
+    ("bucket",),
+    "Time spent waiting on per-tenant token buckets",
+)
+ISOLATION_VIOLATIONS = _ray(
+    "ai_agents_tenant_isolation_violations",
+    "counter",
+    ("tenant",),
+    "Denied cross-tenant access attempts",
+)
+DB_POOL_CONNECTIONS = _ray(
+    "ai_agents_db_pool_connections",
+    "gauge",
+    ("component", "state"),
+    "asyncpg pool connections in use / idle per component",
+)
+REENHANCE_ITEMS = _ray(
+    "ai_agents_reenhance_items",
+    "counter",
+    ("tenant", "outcome"),
+    "Batch re-enhancement items by outcome",
+)
+BACKLOG_JOBS = _ray(
+    "ai_agents_backlog_jobs",
+    "gauge",
+    ("tenant",),
+    "Claimable jobs (queued, due, tenant enabled) the autoscaling policy uses",
+)
+AUTOSCALE_DESIRED = _ray(
+    "ai_agents_autoscale_desired_replicas",
+    "gauge",
+    ("deployment",),
+    "Replicas the backlog policy asks for, within min/max, before the delays",
+)
+DISPATCH_FAILURES = _ray(
+    "ai_agents_dispatch_failures",
+    "counter",
+    ("tenant",),
+    "Claims for one tenant that failed and left the tenant out for a while",
+)
+RETRIEVAL_LATENCY = _ray(
+    "ai_agents_retrieval_seconds",
+    "histogram",
+    ("source",),
+    "Similar-ticket / KB retrieval (full-text + vector + fusion), seconds",
+)
+VECTOR_SEARCH_AVAILABLE = _ray(
+    "ai_agents_vector_search_available",
+    "gauge",
+    (),
+    "1 when pgvector search is on, 0 when retrieval fell back to "
+    "full-text only (extension missing or embedding failing)",
+)
 
 QUEUE_DEPTH = _db("ai_agents_queue_depth", ("tenant",), "Jobs queued in PostgreSQL")
-OLDEST_QUEUED_AGE = _db("ai_agents_oldest_queued_age_seconds", ("tenant",),
-                        "Age of the oldest queued job")
+OLDEST_QUEUED_AGE = _db(
+    "ai_agents_oldest_queued_age_seconds", ("tenant",), "Age of the oldest queued job"
+)
 JOBS_RUNNING = _db("ai_agents_jobs_running", ("tenant",), "Jobs currently leased")
-FEEDBACK_AVERAGE = _db("ai_agents_feedback_average_rating", ("tenant",),
-                       "Average 1-5 rating over the last 7 days")
-FEEDBACK_POSITIVE = _db("ai_agents_feedback_positive_ratio", ("tenant",),
-                        "Share of positive feedback over the last 7 days (0-1)")
-SUGGESTION_HIT_RATIO = _db("ai_agents_suggestion_hit_ratio", ("tenant",),
-                          "Share of resolved enhanced tickets whose note proposed the fix, "
-                          "last 30 days (tenants with at least 5)")
+FEEDBACK_AVERAGE = _db(
+    "ai_agents_feedback_average_rating", ("tenant",), "Average 1-5 rating over the last 7 days"
+)
+FEEDBACK_POSITIVE = _db(
+    "ai_agents_feedback_positive_ratio",
+    ("tenant",),
+    "Share of positive feedback over the last 7 days (0-1)",
+)
+SUGGESTION_HIT_RATIO = _db(
+    "ai_agents_suggestion_hit_ratio",
+    ("tenant",),
+    "Share of resolved enhanced tickets whose note proposed the fix, "
+    "last 30 days (tenants with at least 5)",
+)
 DATABASE_UP = _db("ai_agents_database_up", (), "1 when the ingress reached PostgreSQL at scrape")
 
 ALL_METRICS: tuple[MetricSpec, ...] = tuple(

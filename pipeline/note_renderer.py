@@ -92,8 +92,7 @@ def render_note(
     ``feedback_links`` are (label, URL) pairs shown above the footer and never trimmed.
     """
     parts = _build_parts(enhancement_id, context, synthesis, supersedes)
-    parts.feedback_links = [(label, url) for label, url in feedback_links or ()
-                            if _safe_url(url)]
+    parts.feedback_links = [(label, url) for label, url in feedback_links or () if _safe_url(url)]
     note = render_parts(parts)
     for action, key, keep in _TRIM_PLAN:
         while note.word_count > max_words and _trim_once(
@@ -113,9 +112,14 @@ def render_note_text(
     feedback_links: list[tuple[str, str]] | None = None,
 ) -> str:
     """The same note as plain text, for the CLI and logs."""
-    return render_note(enhancement_id=enhancement_id, context=context, synthesis=synthesis,
-                       max_words=max_words, supersedes=supersedes,
-                       feedback_links=feedback_links).text
+    return render_note(
+        enhancement_id=enhancement_id,
+        context=context,
+        synthesis=synthesis,
+        max_words=max_words,
+        supersedes=supersedes,
+        feedback_links=feedback_links,
+    ).text
 
 
 def plain_text(value: str | None) -> str:
@@ -145,28 +149,45 @@ def _build_parts(
     short: list[list[Span]] = []
     if supersedes:
         earlier = f"enhancement {plain_text(supersedes)}"
-        notices.append([("b", "Updated analysis: "),
-                        ("", f"this note supersedes the earlier note from {earlier}.")])
+        notices.append(
+            [
+                ("b", "Updated analysis: "),
+                ("", f"this note supersedes the earlier note from {earlier}."),
+            ]
+        )
         short.append([("", f"Supersedes {earlier}.")])
     if enhancement is None:
         reason = plain_text(synthesis.reason) or "no reason recorded"
-        notices.append([("b", "AI summary unavailable "),
-                        ("", f"({reason}). This note is built from the gathered context only: "
-                             "similar resolved tickets, knowledge-base articles and the asset "
-                             "inventory.")])
+        notices.append(
+            [
+                ("b", "AI summary unavailable "),
+                (
+                    "",
+                    f"({reason}). This note is built from the gathered context only: "
+                    "similar resolved tickets, knowledge-base articles and the asset "
+                    "inventory.",
+                ),
+            ]
+        )
         short.append([("b", "AI summary unavailable "), ("", f"({reason}); context only.")])
-    gaps = [f"{_SOURCE_LABELS.get(s.name, s.name)} ({s.status})"
-            for s in context.sources if s.status in ("timeout", "error")]
+    gaps = [
+        f"{_SOURCE_LABELS.get(s.name, s.name)} ({s.status})"
+        for s in context.sources
+        if s.status in ("timeout", "error")
+    ]
     if gaps:
         notices.append([("i", "Some context could not be gathered: " + ", ".join(gaps) + ".")])
 
     body = {
         "causes": Section("Likely causes", []),
         "steps": Section("Next steps", [], ordered=True),
-        "similar": Section("Similar resolved tickets", [
-            _similar_item(t, with_resolution=enhancement is not None)
-            for t in context.similar_tickets
-        ]),
+        "similar": Section(
+            "Similar resolved tickets",
+            [
+                _similar_item(t, with_resolution=enhancement is not None)
+                for t in context.similar_tickets
+            ],
+        ),
         "kb": Section("Knowledge-base articles", [_kb_item(a) for a in context.kb_articles]),
         "systems": Section("Systems mentioned", _system_items(context)),
     }
@@ -176,14 +197,33 @@ def _build_parts(
         body["steps"].items = _statements(enhancement.next_steps, refs)
         confidence = _confidence(enhancement)
         model = plain_text(synthesis.model) or "unknown"
-        return NoteParts(notices, short, plain_text(enhancement.summary), body, confidence,
-                      confidence[:1], f"{marker} · model {model}")
+        return NoteParts(
+            notices,
+            short,
+            plain_text(enhancement.summary),
+            body,
+            confidence,
+            confidence[:1],
+            f"{marker} · model {model}",
+        )
     body["steps"].title = "Candidate next steps (how similar tickets were resolved)"
     body["steps"].items = _candidate_steps(context, refs)
-    confidence = [("", "Not assessed: no AI analysis was made; weigh the candidate steps by how "
-                       "closely each similar ticket matches.")]
-    return NoteParts(notices, short, _context_summary(context), body, confidence,
-                  [("", "Not assessed.")], f"{marker} · context only")
+    confidence = [
+        (
+            "",
+            "Not assessed: no AI analysis was made; weigh the candidate steps by how "
+            "closely each similar ticket matches.",
+        )
+    ]
+    return NoteParts(
+        notices,
+        short,
+        _context_summary(context),
+        body,
+        confidence,
+        [("", "Not assessed.")],
+        f"{marker} · context only",
+    )
 
 
 class _CitationBook:
@@ -311,11 +351,21 @@ def _one_line(value: str | None, limit: int = _ONE_LINE_WORDS) -> str:
 
 # Least valuable first: (action, section, items to keep).
 _TRIM_PLAN: tuple[tuple[str, str, int], ...] = (
-    ("detail", "similar", 0), ("detail", "kb", 0),
-    ("items", "similar", 1), ("items", "kb", 1), ("items", "causes", 1),
-    ("items", "systems", 2), ("items", "steps", 2), ("summary", "", 12), ("compact", "", 0),
-    ("items", "similar", 0), ("items", "kb", 0), ("items", "systems", 0),
-    ("items", "causes", 0), ("items", "steps", 0), ("summary", "", 0),
+    ("detail", "similar", 0),
+    ("detail", "kb", 0),
+    ("items", "similar", 1),
+    ("items", "kb", 1),
+    ("items", "causes", 1),
+    ("items", "systems", 2),
+    ("items", "steps", 2),
+    ("summary", "", 12),
+    ("compact", "", 0),
+    ("items", "similar", 0),
+    ("items", "kb", 0),
+    ("items", "systems", 0),
+    ("items", "causes", 0),
+    ("items", "steps", 0),
+    ("summary", "", 0),
 )
 
 

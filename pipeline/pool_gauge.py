@@ -29,8 +29,9 @@ def record_pool_usage(metrics: Metrics, component: str, pool: asyncpg.Pool) -> N
     metrics.set(mc.DB_POOL_CONNECTIONS, idle, {"component": component, "state": "idle"})
 
 
-async def report_pool_usage(metrics: Metrics, component: str, get_pool: PoolGetter,
-                            every_s: float = 5.0) -> None:
+async def report_pool_usage(
+    metrics: Metrics, component: str, get_pool: PoolGetter, every_s: float = 5.0
+) -> None:
     """Runs until cancelled; a database that is away skips samples instead of ending the loop."""
     while True:
         try:
@@ -42,11 +43,13 @@ async def report_pool_usage(metrics: Metrics, component: str, get_pool: PoolGett
         await asyncio.sleep(every_s)
 
 
-def start_pool_gauge(metrics: Metrics, component: str, get_pool: PoolGetter,
-                     every_s: float = 5.0) -> asyncio.Task[None] | None:
+def start_pool_gauge(
+    metrics: Metrics, component: str, get_pool: PoolGetter, every_s: float = 5.0
+) -> asyncio.Task[None] | None:
     """Start the sampler on the running loop (Serve runs constructors there); None without one."""
     with contextlib.suppress(RuntimeError):
         loop = asyncio.get_running_loop()
-        return loop.create_task(report_pool_usage(metrics, component, get_pool, every_s),
-                                name=f"pool-gauge-{component}")
+        return loop.create_task(
+            report_pool_usage(metrics, component, get_pool, every_s), name=f"pool-gauge-{component}"
+        )
     return None

@@ -192,8 +192,12 @@ def build_user_message(
     unmatched = [_clean(ip, 64, None) for ip in context.unmatched_ips[: budget.max_unmatched_ips]]
 
     def render(src: list[str], description_chars: int) -> str:
-        parts = [ticket_block(context, redact=redact, budget=budget,
-                              description_chars=description_chars), ""]
+        parts = [
+            ticket_block(
+                context, redact=redact, budget=budget, description_chars=description_chars
+            ),
+            "",
+        ]
         parts += [SOURCES_HEADER, *src] if src else [NO_SOURCES_LINE]
         if unmatched:
             parts.append("IPs in the ticket with no known asset: " + ", ".join(unmatched))

@@ -78,8 +78,9 @@ class ReenhanceFilters:
         return out
 
 
-def default_status(*, thumbs_down: bool, max_rating: int | None,
-                   ticket_ids: Sequence[str] | None) -> StatusFilter:
+def default_status(
+    *, thumbs_down: bool, max_rating: int | None, ticket_ids: Sequence[str] | None
+) -> StatusFilter:
     """Failed jobs unless the operator pointed at notes (feedback or a ticket list): feedback
     is given on notes that were written, and a ticket list means "these, whatever happened"."""
     return "any" if thumbs_down or max_rating is not None or ticket_ids else "failed"
@@ -124,18 +125,37 @@ LIMIT $9
 """
 
 
-async def select_candidates(conn: asyncpg.Connection, filters: ReenhanceFilters, *,
-                            exclude_batch: str | None = None) -> list[Candidate]:
+async def select_candidates(
+    conn: asyncpg.Connection, filters: ReenhanceFilters, *, exclude_batch: str | None = None
+) -> list[Candidate]:
     """Oldest first, so `limit` is stable across runs: new failures sort after it.
 
     `exclude_batch` hides that batch's own jobs, so a resumed run selects what the first run
     selected instead of the jobs it created. Runs inside the tenant's transaction (RLS)."""
     tickets = list(filters.ticket_ids) if filters.ticket_ids is not None else None
     rows = await conn.fetch(
-        _SELECT, filters.tenant_id, filters.statuses, filters.since, filters.until, tickets,
-        filters.thumbs_down, filters.max_rating, exclude_batch, filters.limit)
-    return [Candidate(r["id"], r["ticket_id"], r["status"], r["outcome"], r["received_at"],
-                      r["has_description"]) for r in rows]
+        _SELECT,
+        filters.tenant_id,
+        filters.statuses,
+        filters.since,
+        filters.until,
+        tickets,
+        filters.thumbs_down,
+        filters.max_rating,
+        exclude_batch,
+        filters.limit,
+    )
+    return [
+        Candidate(
+            r["id"],
+            r["ticket_id"],
+            r["status"],
+            r["outcome"],
+            r["received_at"],
+            r["has_description"],
+        )
+        for r in rows
+    ]
 
 
 def dedupe_key(batch_id: str, original_id: uuid.UUID) -> str:
@@ -146,12 +166,14 @@ async def batch_originals(conn: asyncpg.Connection, batch_id: str) -> set[uuid.U
     """Originals this batch has already created a job for (what a resumed run skips)."""
     rows = await conn.fetch(
         "SELECT supersedes FROM enhancements WHERE batch_id = $1 AND supersedes IS NOT NULL",
-        batch_id)
+        batch_id,
+    )
     return {r["supersedes"] for r in rows}
 
 
-async def enqueue_batch(conn: asyncpg.Connection, tenant_id: str, batch_id: str,
-                        originals: Sequence[uuid.UUID]) -> int:
+async def enqueue_batch(
+    conn: asyncpg.Connection, tenant_id: str, batch_id: str, originals: Sequence[uuid.UUID]
+) -> int:
     """One `queued` job per original, payload copied from it; returns how many were new.
 
     Each job gets its own trace root (a re-enhancement has no webhook to continue from), and
@@ -160,22 +182,36 @@ async def enqueue_batch(conn: asyncpg.Connection, tenant_id: str, batch_id: str,
         return 0
     rows = await conn.fetch(
         "SELECT id, ticket_id, payload, max_attempts FROM enhancements WHERE id = ANY($1::uuid[])",
-        list(originals))
+        list(originals),
+    )
     by_id = {r["id"]: r for r in rows}
     created = 0
     for original_id in originals:
         row = by_id.get(original_id)
         if row is None:
             continue
-        attributes = {"tenant.id": tenant_id, "ticket.id": row["ticket_id"],
-                      "reenhance.batch_id": batch_id, "reenhance.supersedes": str(original_id)}
+        attributes = {
+            "tenant.id": tenant_id,
+            "ticket.id": row["ticket_id"],
+            "reenhance.batch_id": batch_id,
+            "reenhance.supersedes": str(original_id),
+        }
         with tracer().start_as_current_span("reenhance.enqueue", attributes=attributes) as span:
             queued = await jobs.enqueue(
-                conn, tenant_id=tenant_id, ticket_id=row["ticket_id"], event=REENHANCE_EVENT,
-                dedupe_key=dedupe_key(batch_id, original_id), payload=row["payload"],
-                trace_context=current_carrier(), trace_id=trace_id_hex(span),
-                priority=BATCH_PRIORITY, max_attempts=row["max_attempts"],
-                supersedes=original_id, batch_id=batch_id, notify=False)
+                conn,
+                tenant_id=tenant_id,
+                ticket_id=row["ticket_id"],
+                event=REENHANCE_EVENT,
+                dedupe_key=dedupe_key(batch_id, original_id),
+                payload=row["payload"],
+                trace_context=current_carrier(),
+                trace_id=trace_id_hex(span),
+                priority=BATCH_PRIORITY,
+                max_attempts=row["max_attempts"],
+                supersedes=original_id,
+                batch_id=batch_id,
+                notify=False,
+            )
             span.set_attribute("enhancement.id", str(queued.id))
         created += queued.created
     if created:
@@ -211,10 +247,17 @@ class BatchProgress:
         return self.pending == 0 and self.active == 0
 
     def counts(self) -> dict[str, int]:
-        return {"total": self.total, "done": self.done, "completed": self.completed,
-                "context_only": self.context_only, "skipped": self.skipped,
-                "failed": self.failed, "running": self.running, "queued": self.queued,
-                "pending": self.pending}
+        return {
+            "total": self.total,
+            "done": self.done,
+            "completed": self.completed,
+            "context_only": self.context_only,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "running": self.running,
+            "queued": self.queued,
+            "pending": self.pending,
+        }
 
     def log_line(self) -> str:
         """The line the Ray Job prints per step (Jobs view logs); the CLI parses it back."""
@@ -230,8 +273,16 @@ def parse_progress_line(line: str) -> BatchProgress | None:
     if match is None:
         return None
     values = dict(part.split("=") for part in match.group(1).split())
-    fields = ("total", "pending", "queued", "running", "completed", "context_only", "skipped",
-              "failed")
+    fields = (
+        "total",
+        "pending",
+        "queued",
+        "running",
+        "completed",
+        "context_only",
+        "skipped",
+        "failed",
+    )
     return BatchProgress(**{k: int(values.get(k, 0)) for k in fields})
 
 
@@ -244,14 +295,15 @@ def parse_result_line(line: str) -> dict[str, Any] | None:
     if not line.startswith(_RESULT_PREFIX):
         return None
     try:
-        value = json.loads(line[len(_RESULT_PREFIX):])
+        value = json.loads(line[len(_RESULT_PREFIX) :])
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
 
 
-async def batch_progress(conn: asyncpg.Connection, batch_id: str, *, total: int,
-                         pending: int) -> BatchProgress:
+async def batch_progress(
+    conn: asyncpg.Connection, batch_id: str, *, total: int, pending: int
+) -> BatchProgress:
     """Counts of the batch's jobs by state, read from the database (the only truth)."""
     row = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
@@ -261,11 +313,19 @@ async def batch_progress(conn: asyncpg.Connection, batch_id: str, *, total: int,
                                    AND outcome = 'context_only') AS context_only,
                   count(*) FILTER (WHERE status = 'completed' AND outcome = 'skipped') AS skipped,
                   count(*) FILTER (WHERE status = 'failed') AS failed
-           FROM enhancements WHERE batch_id = $1""", batch_id)
-    return BatchProgress(total=total, pending=pending, queued=row["queued"],
-                         running=row["running"], completed=row["completed"],
-                         context_only=row["context_only"], skipped=row["skipped"],
-                         failed=row["failed"])
+           FROM enhancements WHERE batch_id = $1""",
+        batch_id,
+    )
+    return BatchProgress(
+        total=total,
+        pending=pending,
+        queued=row["queued"],
+        running=row["running"],
+        completed=row["completed"],
+        context_only=row["context_only"],
+        skipped=row["skipped"],
+        failed=row["failed"],
+    )
 
 
 @dataclass(frozen=True)
@@ -283,8 +343,9 @@ class Estimate:
         return asdict(self)
 
 
-def estimate(candidates: Sequence[Candidate], settings: TenantSettings,
-             edition: Edition) -> Estimate:
+def estimate(
+    candidates: Sequence[Candidate], settings: TenantSettings, edition: Edition
+) -> Estimate:
     """Lower bound: a batch shares the tenant's buckets with live traffic and retries add more."""
     items = len(candidates)
     llm = items * LLM_CALLS_PER_ITEM

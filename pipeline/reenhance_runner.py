@@ -69,11 +69,16 @@ class BatchPlan:
         return self.already + len(self.pending)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tenant": self.filters.tenant_id, "submission_id": self.batch_id,
-                "filters": self.filters.describe(), "candidates": self.total,
-                "already_enqueued": self.already, "to_enqueue": len(self.pending),
-                "estimate": self.estimate.to_dict(),
-                "sample_ticket_ids": [c.ticket_id for c in self.pending[:SAMPLE_TICKETS]]}
+        return {
+            "tenant": self.filters.tenant_id,
+            "submission_id": self.batch_id,
+            "filters": self.filters.describe(),
+            "candidates": self.total,
+            "already_enqueued": self.already,
+            "to_enqueue": len(self.pending),
+            "estimate": self.estimate.to_dict(),
+            "sample_ticket_ids": [c.ticket_id for c in self.pending[:SAMPLE_TICKETS]],
+        }
 
 
 async def plan_batch(pool: asyncpg.Pool, filters: ReenhanceFilters, batch_id: str) -> BatchPlan:
@@ -105,8 +110,9 @@ class _OutcomeCounter:
 
     def enqueued(self, count: int) -> None:
         if self._metrics is not None and count:
-            self._metrics.inc(mc.REENHANCE_ITEMS, {"tenant": self._tenant, "outcome": "enqueued"},
-                              float(count))
+            self._metrics.inc(
+                mc.REENHANCE_ITEMS, {"tenant": self._tenant, "outcome": "enqueued"}, float(count)
+            )
 
     def update(self, progress: BatchProgress) -> None:
         now = {k: getattr(progress, k) for k in _OUTCOMES}
@@ -114,14 +120,23 @@ class _OutcomeCounter:
             for outcome, value in now.items():
                 delta = value - self._seen[outcome]
                 if delta > 0:
-                    self._metrics.inc(mc.REENHANCE_ITEMS,
-                                      {"tenant": self._tenant, "outcome": outcome}, float(delta))
+                    self._metrics.inc(
+                        mc.REENHANCE_ITEMS,
+                        {"tenant": self._tenant, "outcome": outcome},
+                        float(delta),
+                    )
         self._seen = now
 
 
-async def run_batch(pool: asyncpg.Pool, plan: BatchPlan, *, options: BatchOptions,
-                    on_progress: ProgressCallback, metrics: Metrics | None = None,
-                    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> BatchProgress:
+async def run_batch(
+    pool: asyncpg.Pool,
+    plan: BatchPlan,
+    *,
+    options: BatchOptions,
+    on_progress: ProgressCallback,
+    metrics: Metrics | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> BatchProgress:
     """Release the plan in waves and return once every item is completed or failed."""
     tenant_id, batch_id = plan.filters.tenant_id, plan.batch_id
     pending = list(plan.pending)
@@ -130,16 +145,17 @@ async def run_batch(pool: asyncpg.Pool, plan: BatchPlan, *, options: BatchOption
     last_report = 0.0
     while True:
         async with tenant_transaction(pool, tenant_id) as conn:
-            progress = await batch_progress(conn, batch_id, total=plan.total,
-                                            pending=len(pending))
+            progress = await batch_progress(conn, batch_id, total=plan.total, pending=len(pending))
             counter.update(progress)
             room = options.max_in_flight - progress.active
             if room > 0 and pending:
                 wave, pending = pending[:room], pending[room:]
-                counter.enqueued(await enqueue_batch(
-                    conn, tenant_id, batch_id, [c.enhancement_id for c in wave]))
-                progress = await batch_progress(conn, batch_id, total=plan.total,
-                                                pending=len(pending))
+                counter.enqueued(
+                    await enqueue_batch(conn, tenant_id, batch_id, [c.enhancement_id for c in wave])
+                )
+                progress = await batch_progress(
+                    conn, batch_id, total=plan.total, pending=len(pending)
+                )
         now = time.monotonic()
         if progress != last or now - last_report >= options.heartbeat_s:
             on_progress(progress)

@@ -68,11 +68,17 @@ def load_eval_set(path: Path) -> list[EvalCase]:
         scenario = row.get("scenario")
         if not relevant and not isinstance(scenario, str):
             raise EvalSetError(f"line {number}: give 'scenario' or 'relevant'")
-        cases.append(EvalCase(case_id=str(row.get("id", number)), tenant=row["tenant"],
-                              subject=row["subject"],
-                              description=html_to_text(str(row.get("description") or "")),
-                              scenario=scenario, relevant=tuple(relevant),
-                              wording=str(row.get("wording", "unspecified"))))
+        cases.append(
+            EvalCase(
+                case_id=str(row.get("id", number)),
+                tenant=row["tenant"],
+                subject=row["subject"],
+                description=html_to_text(str(row.get("description") or "")),
+                scenario=scenario,
+                relevant=tuple(relevant),
+                wording=str(row.get("wording", "unspecified")),
+            )
+        )
     if not cases:
         raise EvalSetError(f"{path} holds no cases")
     return cases
@@ -100,10 +106,14 @@ class ModeScore:
 
     def as_dict(self) -> dict[str, object]:
         n = self.cases or 1
-        return {"mode": self.mode, "cases": self.cases,
-                "recall_at_1": round(self.hits_at_1 / n, 4),
-                "recall_at_5": round(self.hits_at_5 / n, 4),
-                "mrr": round(self.reciprocal_ranks / n, 4), "not_first": self.misses}
+        return {
+            "mode": self.mode,
+            "cases": self.cases,
+            "recall_at_1": round(self.hits_at_1 / n, 4),
+            "recall_at_5": round(self.hits_at_5 / n, 4),
+            "mrr": round(self.reciprocal_ranks / n, 4),
+            "not_first": self.misses,
+        }
 
 
 MODES: dict[str, FusionWeights] = {
@@ -112,21 +122,35 @@ MODES: dict[str, FusionWeights] = {
 }
 
 
-async def evaluate(pool: asyncpg.Pool, cases: Sequence[EvalCase],
-                   relevant_for: Mapping[str, set[str]], embedder: Embedder, *,
-                   hybrid: HybridRetrieval | None = None) -> dict[str, ModeScore]:
+async def evaluate(
+    pool: asyncpg.Pool,
+    cases: Sequence[EvalCase],
+    relevant_for: Mapping[str, set[str]],
+    embedder: Embedder,
+    *,
+    hybrid: HybridRetrieval | None = None,
+) -> dict[str, ModeScore]:
     """Rank each case's tenant history three ways; ``relevant_for[case_id]`` = right ids."""
     hybrid = hybrid or HybridRetrieval()
-    modes = {name: HybridRetrieval(candidates=hybrid.candidates,
-                                   min_similarity=hybrid.min_similarity, weights=weights,
-                                   method=hybrid.method)
-             for name, weights in MODES.items()}
+    modes = {
+        name: HybridRetrieval(
+            candidates=hybrid.candidates,
+            min_similarity=hybrid.min_similarity,
+            weights=weights,
+            method=hybrid.method,
+        )
+        for name, weights in MODES.items()
+    }
     modes["hybrid"] = hybrid
     scores = {name: ModeScore(name) for name in modes}
     vectors = await embedder.embed([ticket_text(c.subject, c.description) for c in cases])
     for case, vector in zip(cases, vectors, strict=True):
-        query = RetrievalQuery(tsquery=tsquery_for(salient_terms(case.subject, case.description)),
-                               vector=vector, model=embedder.model, exclude_ticket="")
+        query = RetrievalQuery(
+            tsquery=tsquery_for(salient_terms(case.subject, case.description)),
+            vector=vector,
+            model=embedder.model,
+            exclude_ticket="",
+        )
         right = relevant_for[case.case_id]
         for name, retrieval in modes.items():
             async with tenant_transaction(pool, case.tenant) as conn:

@@ -65,14 +65,20 @@ class BacklogReport:
     per_tenant: dict[str, int] = field(default_factory=dict)
     measured_at: float = field(default_factory=time.time)
 
-    def is_fresh(self, now: float | None = None,
-                 max_age_s: float = BACKLOG_REPORT_MAX_AGE_S) -> bool:
+    def is_fresh(
+        self, now: float | None = None, max_age_s: float = BACKLOG_REPORT_MAX_AGE_S
+    ) -> bool:
         return ((now if now is not None else time.time()) - self.measured_at) <= max_age_s
 
     def to_json(self) -> bytes:
-        return json.dumps({"claimable": self.claimable, "running": self.running,
-                           "per_tenant": self.per_tenant,
-                           "measured_at": self.measured_at}).encode()
+        return json.dumps(
+            {
+                "claimable": self.claimable,
+                "running": self.running,
+                "per_tenant": self.per_tenant,
+                "measured_at": self.measured_at,
+            }
+        ).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str | None) -> BacklogReport | None:
@@ -81,9 +87,11 @@ class BacklogReport:
             return None
         try:
             data = json.loads(raw)
-            return cls(claimable=max(0, int(data["claimable"])),
-                       running=max(0, int(data["running"])),
-                       per_tenant={str(k): int(v) for k, v in data.get("per_tenant", {}).items()},
-                       measured_at=float(data["measured_at"]))
+            return cls(
+                claimable=max(0, int(data["claimable"])),
+                running=max(0, int(data["running"])),
+                per_tenant={str(k): int(v) for k, v in data.get("per_tenant", {}).items()},
+                measured_at=float(data["measured_at"]),
+            )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None

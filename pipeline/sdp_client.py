@@ -40,11 +40,22 @@ class SdpClient:
     """One tenant's SDP. Cheap to build per job when given a shared `http` client."""
 
     def __init__(
-        self, base_url: str, api_key: str, edition: Edition, *, portal: str | None = None,
-        timeout_s: float = 10.0, http: httpx.AsyncClient | None = None, max_attempts: int = 4,
-        deadline_s: float | None = None, before_call: Callable[[], Awaitable[None]] | None = None,
-        on_call: Callable[[str, float], None] | None = None, backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 30.0, retry_after_cap_s: float = 60.0, note_key: str | None = None,
+        self,
+        base_url: str,
+        api_key: str,
+        edition: Edition,
+        *,
+        portal: str | None = None,
+        timeout_s: float = 10.0,
+        http: httpx.AsyncClient | None = None,
+        max_attempts: int = 4,
+        deadline_s: float | None = None,
+        before_call: Callable[[], Awaitable[None]] | None = None,
+        on_call: Callable[[str, float], None] | None = None,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        retry_after_cap_s: float = 60.0,
+        note_key: str | None = None,
         url_policy: SdpUrlPolicy | None = None,
     ) -> None:
         """`before_call` runs before every HTTP attempt (the tenant's SDP rate limiter plugs
@@ -96,8 +107,12 @@ class SdpClient:
     async def __aenter__(self) -> SdpClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     # -- transport -----------------------------------------------------------------------
@@ -114,8 +129,15 @@ class SdpClient:
         except Exception:  # a metrics bug must not fail a ticket
             log.exception("sdp on_call callback failed")
 
-    async def _attempt(self, method: str, path: str, *, params: Mapping[str, str] | None,
-                       form: Mapping[str, str] | None, timeout_s: float) -> dict[str, Any]:
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        form: Mapping[str, str] | None,
+        timeout_s: float,
+    ) -> dict[str, Any]:
         """Exactly one HTTP exchange, classified into a body or a typed exception."""
         if self._before_call is not None:
             await self._before_call()
@@ -127,14 +149,19 @@ class SdpClient:
                 raise SdpRejected(f"SDP {method} {path}: {self._refusal}", retryable=False)
             try:
                 response = await self._http.request(
-                    method, f"{self.api_root}{path}", params=params, data=form,
-                    headers=self._headers(), timeout=timeout_s,
+                    method,
+                    f"{self.api_root}{path}",
+                    params=params,
+                    data=form,
+                    headers=self._headers(),
+                    timeout=timeout_s,
                 )
             except SdpUrlRefused as err:  # the SSRF rules (sdp_transport): retrying cannot help
                 raise SdpRejected(f"SDP {method} {path}: {err}", retryable=False) from None
             except httpx.TransportError as err:
-                sent = not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout
-                                      | httpx.PoolTimeout)
+                sent = not isinstance(
+                    err, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                )
                 raise SdpUnavailable(
                     f"SDP {method} {path}: {type(err).__name__} {err}".strip(),
                     maybe_applied=write and sent,
@@ -158,7 +185,11 @@ class SdpClient:
         return min(base, self._backoff_max_s) + random.uniform(0, self._backoff_initial_s)
 
     async def _call(
-        self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
         input_data: Mapping[str, Any] | None = None,
         probe: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
     ) -> dict[str, Any]:
@@ -170,12 +201,18 @@ class SdpClient:
         started = time.monotonic()
         ambiguous = False  # sticky: once a write may have landed, always look before re-posting
         retrying = tenacity.AsyncRetrying(
-            stop=stop, wait=self._wait, reraise=True,
+            stop=stop,
+            wait=self._wait,
+            reraise=True,
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, SdpError) and e.retryable),
             before_sleep=lambda s: log.warning(
-                "SDP %s %s failed (%s), retry %d in %.2fs", method, path,
-                s.outcome.exception() if s.outcome else "?", s.attempt_number,
-                s.upcoming_sleep),
+                "SDP %s %s failed (%s), retry %d in %.2fs",
+                method,
+                path,
+                s.outcome.exception() if s.outcome else "?",
+                s.attempt_number,
+                s.upcoming_sleep,
+            ),
         )
         async for attempt in retrying:
             with attempt:
@@ -184,8 +221,13 @@ class SdpClient:
                         found = await probe()
                         if found is not None:
                             return found
-                    return await self._attempt(method, path, params=params, form=form,
-                                               timeout_s=self._attempt_timeout(started))
+                    return await self._attempt(
+                        method,
+                        path,
+                        params=params,
+                        form=form,
+                        timeout_s=self._attempt_timeout(started),
+                    )
                 except SdpError as err:
                     ambiguous = ambiguous or err.maybe_applied
                     raise
@@ -204,8 +246,9 @@ class SdpClient:
         body = await self._call("GET", f"/requests/{_segment(request_id)}")
         return _member(body, "request")
 
-    async def list_requests(self, list_info: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
-                                                                         bool]:
+    async def list_requests(
+        self, list_info: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], bool]:
         """One page; returns the requests and SDP's `has_more_rows`."""
         if int(list_info.get("row_count", 10)) > MAX_ROW_COUNT:
             raise ValueError(f"row_count may not exceed {MAX_ROW_COUNT}")
@@ -216,9 +259,13 @@ class SdpClient:
         return list(rows), bool(info.get("has_more_rows", False))
 
     async def iter_requests(
-        self, search_criteria: list[dict[str, Any]] | dict[str, Any] | None = None, *,
-        row_count: int = MAX_ROW_COUNT, sort_field: str = "created_time",
-        sort_order: Literal["asc", "desc"] = "asc", fields_required: list[str] | None = None,
+        self,
+        search_criteria: list[dict[str, Any]] | dict[str, Any] | None = None,
+        *,
+        row_count: int = MAX_ROW_COUNT,
+        sort_field: str = "created_time",
+        sort_order: Literal["asc", "desc"] = "asc",
+        fields_required: list[str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every matching request once, paging until `has_more_rows` is false.
 
@@ -228,9 +275,14 @@ class SdpClient:
         seen: set[str] = set()
         start = 1
         while True:
-            info = {"row_count": row_count, "start_index": start, "sort_field": sort_field,
-                    "sort_order": sort_order, "search_criteria": search_criteria,
-                    "fields_required": fields_required}
+            info = {
+                "row_count": row_count,
+                "start_index": start,
+                "sort_field": sort_field,
+                "sort_order": sort_order,
+                "search_criteria": search_criteria,
+                "fields_required": fields_required,
+            }
             rows, has_more = await self.list_requests({k: v for k, v in info.items() if v})
             for row in rows:
                 key = str(row.get("id"))
@@ -241,15 +293,18 @@ class SdpClient:
                 return
             start += row_count
 
-    async def update_request(self, request_id: str | int,
-                             fields: Mapping[str, Any]) -> dict[str, Any]:
-        body = await self._call("PUT", f"/requests/{_segment(request_id)}",
-                                input_data={"request": dict(fields)})
+    async def update_request(
+        self, request_id: str | int, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        body = await self._call(
+            "PUT", f"/requests/{_segment(request_id)}", input_data={"request": dict(fields)}
+        )
         return _member(body, "request")
 
     # -- notes ---------------------------------------------------------------------------
-    async def _notes_pages(self, request_id: str | int,
-                           single_attempt: bool) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _notes_pages(
+        self, request_id: str | int, single_attempt: bool
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         path = f"/requests/{_segment(request_id)}/notes"
         start = 1
         while True:
@@ -258,8 +313,9 @@ class SdpClient:
                 info = {"list_info": {"row_count": MAX_ROW_COUNT, "start_index": start}}
                 params = {"input_data": json.dumps(info)}
             if single_attempt:
-                body = await self._attempt("GET", path, params=params, form=None,
-                                           timeout_s=self._timeout_s)
+                body = await self._attempt(
+                    "GET", path, params=params, form=None, timeout_s=self._timeout_s
+                )
             else:
                 body = await self._call("GET", path, params=params)
             rows = list(body.get("notes") or [])
@@ -283,8 +339,9 @@ class SdpClient:
                     return {self._note_key: note}
         return None
 
-    async def add_note(self, request_id: str | int, html: str, *,
-                       show_to_requester: bool = False) -> str:
+    async def add_note(
+        self, request_id: str | int, html: str, *, show_to_requester: bool = False
+    ) -> str:
         """Post a (by default private) note and return its id.
 
         If SDP rejects the wrapper key as invalid input, the other key is tried once and
@@ -295,12 +352,22 @@ class SdpClient:
         path = f"/requests/{_segment(request_id)}/notes"
         first = self._note_key
         for key in (first, NOTE_KEYS[1] if first == NOTE_KEYS[0] else NOTE_KEYS[0]):
-            payload = {key: {"description": html, "show_to_requester": show_to_requester,
-                             "notify_technician": False, "mark_first_response": False,
-                             "add_to_linked_requests": False}}
+            payload = {
+                key: {
+                    "description": html,
+                    "show_to_requester": show_to_requester,
+                    "notify_technician": False,
+                    "mark_first_response": False,
+                    "add_to_linked_requests": False,
+                }
+            }
             try:
-                body = await self._call("POST", path, input_data=payload,
-                                        probe=lambda: self._landed_note(request_id, html))
+                body = await self._call(
+                    "POST",
+                    path,
+                    input_data=payload,
+                    probe=lambda: self._landed_note(request_id, html),
+                )
             except SdpRejected as err:
                 if key == first and err.http_status == 400 and err.sdp_code in (4000, 4001):
                     log.info("SDP rejected note wrapper %r (%s); trying the other key", key, err)
@@ -313,17 +380,27 @@ class SdpClient:
             return str(note["id"])
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def add_worklog(self, request_id: str | int, description: str, *, hours: int = 0,
-                          minutes: int = 0, owner: Mapping[str, Any] | None = None,
-                          worklog_type: str | None = None) -> str:
-        worklog: dict[str, Any] = {"description": description,
-                                   "time_spent": {"hours": str(hours), "minutes": str(minutes)}}
+    async def add_worklog(
+        self,
+        request_id: str | int,
+        description: str,
+        *,
+        hours: int = 0,
+        minutes: int = 0,
+        owner: Mapping[str, Any] | None = None,
+        worklog_type: str | None = None,
+    ) -> str:
+        worklog: dict[str, Any] = {
+            "description": description,
+            "time_spent": {"hours": str(hours), "minutes": str(minutes)},
+        }
         if owner is not None:
             worklog["owner"] = dict(owner)
         if worklog_type is not None:
             worklog["worklog_type"] = {"name": worklog_type}
-        body = await self._call("POST", f"/requests/{_segment(request_id)}/worklogs",
-                                input_data={"worklog": worklog})
+        body = await self._call(
+            "POST", f"/requests/{_segment(request_id)}/worklogs", input_data={"worklog": worklog}
+        )
         return str(_member(body, "worklog").get("id"))
 
 
@@ -332,4 +409,3 @@ def _member(body: Mapping[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SdpError(f"SDP response has no '{key}' object", 200)
     return value
-

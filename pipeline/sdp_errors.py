@@ -25,10 +25,17 @@ class SdpError(Exception):
     outcome = "error"
     default_retryable = False
 
-    def __init__(self, message: str, http_status: int | None = None,
-                 sdp_code: int | None = None, retryable: bool | None = None, *,
-                 fields: tuple[str, ...] = (), retry_after: float | None = None,
-                 maybe_applied: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        http_status: int | None = None,
+        sdp_code: int | None = None,
+        retryable: bool | None = None,
+        *,
+        fields: tuple[str, ...] = (),
+        retry_after: float | None = None,
+        maybe_applied: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
@@ -51,27 +58,32 @@ class SdpError(Exception):
 
 class SdpAuthError(SdpError):
     """401/4022: the tenant's key is wrong, expired or disabled; an operator must act."""
+
     outcome = "auth_error"
 
 
 class SdpNotFound(SdpError):
     """404/4007: the ticket (or URL) does not exist, or is in the trash."""
+
     outcome = "not_found"
 
 
 class SdpRejected(SdpError):
     """SDP refused the call for a business reason (including HTTP 200 failed envelopes)."""
+
     outcome = "rejected"
 
 
 class SdpRateLimited(SdpError):
     """429/4015: throttled; `retry_after` carries SDP's Retry-After in seconds when sent."""
+
     outcome = "rate_limited"
     default_retryable = True
 
 
 class SdpUnavailable(SdpError):
     """5xx, timeouts and connection failures: SDP (or the path to it) is down."""
+
     outcome = "unavailable"
     default_retryable = True
 
@@ -103,8 +115,11 @@ def _failure(body: Any) -> tuple[str, int | None, tuple[str, ...]] | None:
         first = next((m for m in entry.get("messages") or [] if isinstance(m, dict)), {})
         inner = int(first["status_code"]) if str(first.get("status_code")).isdigit() else outer
         fields = tuple(first.get("fields") or ([first["field"]] if first.get("field") else []))
-        text = first.get("message") or (f"mandatory field(s) missing: {', '.join(fields)}"
-                                         if fields else f"SDP call failed (code {inner})")
+        text = first.get("message") or (
+            f"mandatory field(s) missing: {', '.join(fields)}"
+            if fields
+            else f"SDP call failed (code {inner})"
+        )
         return str(text), inner, fields
     return None
 
@@ -121,8 +136,7 @@ def raise_for_envelope(response: httpx.Response, *, write: bool) -> dict[str, An
         if not isinstance(body, dict):
             raise SdpError(f"SDP answered HTTP {status} without a JSON object", status)
         return body
-    message, code, fields = failure or (f"HTTP {status} {response.reason_phrase}".strip(),
-                                        None, ())
+    message, code, fields = failure or (f"HTTP {status} {response.reason_phrase}".strip(), None, ())
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     if status == 429 or code == 4015:
         raise SdpRateLimited(message, status, code, retry_after=retry_after)
@@ -131,6 +145,7 @@ def raise_for_envelope(response: httpx.Response, *, write: bool) -> dict[str, An
     if status == 404 or code == 4007:
         raise SdpNotFound(message, status, code)
     if status >= 500 or status == 408 or code == 4004:
-        raise SdpUnavailable(message, status, code, retry_after=retry_after,
-                             maybe_applied=write and status != 503)
+        raise SdpUnavailable(
+            message, status, code, retry_after=retry_after, maybe_applied=write and status != 503
+        )
     raise SdpRejected(message, status, code, fields=fields)

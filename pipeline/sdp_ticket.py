@@ -53,10 +53,16 @@ class SdpRequest:
 
     @property
     def ticket(self) -> Ticket:
-        return Ticket(ticket_id=self.ticket_id, subject=self.subject,
-                      description=self.description, priority=self.priority,
-                      status=self.status, requester_name=self.requester_name,
-                      requester_email=self.requester_email, updated_at=self.updated_at)
+        return Ticket(
+            ticket_id=self.ticket_id,
+            subject=self.subject,
+            description=self.description,
+            priority=self.priority,
+            status=self.status,
+            requester_name=self.requester_name,
+            requester_email=self.requester_email,
+            updated_at=self.updated_at,
+        )
 
 
 def read_text(obj: Mapping[str, Any], key: str, field: str, *, strict: bool) -> str | None:
@@ -86,8 +92,11 @@ def read_time(value: Any, field: str, *, strict: bool) -> datetime | None:
     if value in (None, ""):
         return None
     try:
-        if isinstance(value, int | float) and not isinstance(value, bool) or (
-                isinstance(value, str) and value.isdigit()):
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            or (isinstance(value, str) and value.isdigit())
+        ):
             number = float(value)
             return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
         if isinstance(value, str):
@@ -120,8 +129,13 @@ def read_tags(request: Mapping[str, Any], field: str, *, strict: bool) -> list[s
     return out[:MAX_TAGS]
 
 
-def map_sdp_request(request: Mapping[str, Any], *, ticket_id: str | None = None,
-                    strict: bool = False, prefix: str = "request.") -> SdpRequest:
+def map_sdp_request(
+    request: Mapping[str, Any],
+    *,
+    ticket_id: str | None = None,
+    strict: bool = False,
+    prefix: str = "request.",
+) -> SdpRequest:
     """SDP's v3 request object → :class:`SdpRequest` (text fields as plain text)."""
 
     def text(key: str, source: Mapping[str, Any] = request, path: str = "") -> str | None:
@@ -140,12 +154,13 @@ def map_sdp_request(request: Mapping[str, Any], *, ticket_id: str | None = None,
         status=_clean(text("status")),
         requester_name=text("name", requester, "requester.name"),
         requester_email=text("email_id", requester, "requester.email_id"),
-        updated_at=read_time(request.get("last_updated_time"), prefix + "last_updated_time",
-                             strict=strict),
-        resolved_at=(read_time(request.get("resolved_time"), prefix + "resolved_time",
-                               strict=strict)
-                     or read_time(request.get("completed_time"), prefix + "completed_time",
-                                  strict=strict)),
+        updated_at=read_time(
+            request.get("last_updated_time"), prefix + "last_updated_time", strict=strict
+        ),
+        resolved_at=(
+            read_time(request.get("resolved_time"), prefix + "resolved_time", strict=strict)
+            or read_time(request.get("completed_time"), prefix + "completed_time", strict=strict)
+        ),
         tags=read_tags(request, prefix + "tags", strict=strict),
         has_description=bool(description and description.strip()),
     )

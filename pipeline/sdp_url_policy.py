@@ -85,13 +85,14 @@ def check_url_always(url: str) -> None:
     if parts.scheme not in ("http", "https"):
         raise SdpUrlRefused("the SDP URL must use http or https")
     if parts.username is not None or parts.password is not None:
-        raise SdpUrlRefused("the SDP URL must not contain credentials (user:password@); "
-                            "set the SDP key instead")
+        raise SdpUrlRefused(
+            "the SDP URL must not contain credentials (user:password@); set the SDP key instead"
+        )
     address = _literal(parts.hostname or "")
-    if address is not None and address_class(address) in ("link-local", "multicast",
-                                                          "reserved"):
-        raise SdpUrlRefused(f"the SDP URL names a {address_class(address)} address, "
-                            "which is never allowed")
+    if address is not None and address_class(address) in ("link-local", "multicast", "reserved"):
+        raise SdpUrlRefused(
+            f"the SDP URL names a {address_class(address)} address, which is never allowed"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,16 @@ class SdpUrlPolicy:
         if kind in ("link-local", "multicast", "reserved"):
             raise SdpUrlRefused(f"SDP address {named} is {kind}, which is never allowed")
         if kind == "loopback" and not self.allow_loopback:
-            raise SdpUrlRefused(f"SDP address {named} is loopback; allowed only with "
-                                "AI_AGENTS_SDP_ALLOW_LOOPBACK=true")
+            raise SdpUrlRefused(
+                f"SDP address {named} is loopback; allowed only with "
+                "AI_AGENTS_SDP_ALLOW_LOOPBACK=true"
+            )
         if kind == "private" and self.allowed_networks:
             plain = _unwrap(ip)
-            if not any(plain.version == net.version and plain in net
-                       for net in self.allowed_networks):
-                raise SdpUrlRefused(f"SDP address {named} is not in "
-                                    "AI_AGENTS_SDP_ALLOWED_NETWORKS")
+            if not any(
+                plain.version == net.version and plain in net for net in self.allowed_networks
+            ):
+                raise SdpUrlRefused(f"SDP address {named} is not in AI_AGENTS_SDP_ALLOWED_NETWORKS")
 
     def check_url(self, url: str) -> None:
         """Everything decidable without DNS: the fixed rules, literal addresses and

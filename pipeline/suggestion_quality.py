@@ -40,16 +40,18 @@ _MAX_TEXT = 4000
 
 
 class TextSimilarity(Protocol):
-    async def scores(self, conn: asyncpg.Connection, text: str,
-                     candidates: list[str]) -> list[float]:
+    async def scores(
+        self, conn: asyncpg.Connection, text: str, candidates: list[str]
+    ) -> list[float]:
         """Similarity (0-1) of ``text`` with each candidate, in the candidates' order."""
 
 
 class LexemeOverlap:
     """Cosine of the sets of English lexemes PostgreSQL's full-text parser finds."""
 
-    async def scores(self, conn: asyncpg.Connection, text: str,
-                     candidates: list[str]) -> list[float]:
+    async def scores(
+        self, conn: asyncpg.Connection, text: str, candidates: list[str]
+    ) -> list[float]:
         if not candidates:
             return []
         rows = await conn.fetch(
@@ -81,8 +83,9 @@ def proposals(context: TicketContext, synthesis: SynthesisResult | None) -> list
     cited: list[str] = []
     enhancement = synthesis.enhancement if synthesis and synthesis.mode == "llm" else None
     if enhancement is not None:
-        ids = [s for st in [*enhancement.likely_causes, *enhancement.next_steps]
-               for s in st.sources]
+        ids = [
+            s for st in [*enhancement.likely_causes, *enhancement.next_steps] for s in st.sources
+        ]
         ids += enhancement.related_tickets + enhancement.related_articles
         for raw in ids:
             cid = normalise_citation(raw)
@@ -93,35 +96,59 @@ def proposals(context: TicketContext, synthesis: SynthesisResult | None) -> list
     for cid in order:
         if cid in tickets:
             t = tickets[cid]
-            out.append({"citation": cid, "kind": "ticket", "id": t.ticket_id,
-                        "title": plain_text(t.subject), "text": plain_text(t.resolution),
-                        "score": t.score, "cited": cid in cited})
+            out.append(
+                {
+                    "citation": cid,
+                    "kind": "ticket",
+                    "id": t.ticket_id,
+                    "title": plain_text(t.subject),
+                    "text": plain_text(t.resolution),
+                    "score": t.score,
+                    "cited": cid in cited,
+                }
+            )
         else:
             a = articles[cid]
-            out.append({"citation": cid, "kind": "kb", "id": a.article_id,
-                        "title": plain_text(a.title),
-                        "text": f"{plain_text(a.title)}. {plain_text(a.excerpt)}",
-                        "score": a.score, "cited": cid in cited})
+            out.append(
+                {
+                    "citation": cid,
+                    "kind": "kb",
+                    "id": a.article_id,
+                    "title": plain_text(a.title),
+                    "text": f"{plain_text(a.title)}. {plain_text(a.excerpt)}",
+                    "score": a.score,
+                    "cited": cid in cited,
+                }
+            )
     return out
 
 
-async def judge(conn: asyncpg.Connection, resolution: str, proposed: list[dict[str, Any]],
-                similarity: TextSimilarity | None = None,
-                threshold: float = HIT_THRESHOLD) -> Verdict:
+async def judge(
+    conn: asyncpg.Connection,
+    resolution: str,
+    proposed: list[dict[str, Any]],
+    similarity: TextSimilarity | None = None,
+    threshold: float = HIT_THRESHOLD,
+) -> Verdict:
     """Compare a ticket's actual resolution with what its note proposed."""
     text = plain_text(resolution)
     if not proposed or not text:
         return Verdict(hit=False, rank=None, similarity=0.0)
     scores = await (similarity or LexemeOverlap()).scores(
-        conn, text, [str(p.get("text") or "") for p in proposed])
+        conn, text, [str(p.get("text") or "") for p in proposed]
+    )
     for rank, score in enumerate(scores, start=1):
         if score >= threshold:
             return Verdict(hit=True, rank=rank, similarity=score)
     return Verdict(hit=False, rank=None, similarity=max(scores, default=0.0))
 
 
-async def assess_resolution(conn: asyncpg.Connection, ticket_id: str, resolution: str,
-                            similarity: TextSimilarity | None = None) -> Verdict | None:
+async def assess_resolution(
+    conn: asyncpg.Connection,
+    ticket_id: str,
+    resolution: str,
+    similarity: TextSimilarity | None = None,
+) -> Verdict | None:
     """Judge the ticket's newest enhancement against its resolution and store the verdict;
     None when this service never proposed anything for the ticket. Runs inside the caller's
     tenant transaction (the resolved webhook's or the import's), so it sees only that tenant."""
@@ -129,6 +156,7 @@ async def assess_resolution(conn: asyncpg.Connection, ticket_id: str, resolution
     if row is None:
         return None
     verdict = await judge(conn, resolution, list(row["suggestions"]), similarity)
-    await insight.record_verdict(conn, row["id"], hit=verdict.hit, rank=verdict.rank,
-                                 similarity=verdict.similarity)
+    await insight.record_verdict(
+        conn, row["id"], hit=verdict.hit, rank=verdict.rank, similarity=verdict.similarity
+    )
     return verdict

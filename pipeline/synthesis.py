@@ -74,6 +74,7 @@ def filter_citations(
                 return m.group(0)
             dropped.append(cid)
             return ""
+
         return re.sub(r"\s{2,}", " ", _INLINE_TAG.sub(repl, text)).strip()
 
     def statements(items: list[CitedStatement]) -> list[CitedStatement]:
@@ -175,20 +176,30 @@ class EnhancementSynthesizer:
         if redact and redactor is None:
             # Sending unredacted text would break the tenant's privacy setting; do not call.
             return SynthesisResult(
-                mode="context_only", reason="redaction requested but no redactor available")
+                mode="context_only", reason="redaction requested but no redactor available"
+            )
         messages = build_messages(
-            context, redact=redactor if redact else None, budget=self.prompt_budget)
+            context, redact=redactor if redact else None, budget=self.prompt_budget
+        )
         sent = [dict(m) for m in messages]
         try:
             call = await self._client.complete(messages, before_call=before_llm_call)
         except LLMRejected as exc:
             log.warning("LLM rejected the request (HTTP %s): %s", exc.status, exc.reason)
-            return SynthesisResult(mode="context_only", reason=f"LLM rejected: {exc.reason}",
-                                   llm_attempts=exc.attempts, prompt_messages=sent)
+            return SynthesisResult(
+                mode="context_only",
+                reason=f"LLM rejected: {exc.reason}",
+                llm_attempts=exc.attempts,
+                prompt_messages=sent,
+            )
         except LLMUnavailable as exc:
             log.warning("LLM unavailable: %s", exc.reason)
-            return SynthesisResult(mode="context_only", reason=f"LLM unavailable: {exc.reason}",
-                                   llm_attempts=exc.attempts, prompt_messages=sent)
+            return SynthesisResult(
+                mode="context_only",
+                reason=f"LLM unavailable: {exc.reason}",
+                llm_attempts=exc.attempts,
+                prompt_messages=sent,
+            )
         enhancement, dropped = filter_citations(call.enhancement, context.citations())
         reason = None
         if dropped:

@@ -25,20 +25,28 @@ class TenantSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    webhook_rate_per_minute: int | None = Field(None, ge=1, le=10_000_000,
-                                                description="None: service default")
+    webhook_rate_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000, description="None: service default"
+    )
     llm_rate_per_minute: int = Field(60, ge=1, le=1_000_000)
-    sdp_rate_per_minute: int | None = Field(None, ge=1, le=1_000_000,
-                                            description="None: by edition")
-    max_inflight: int | None = Field(None, ge=1, le=MAX_INFLIGHT_LIMIT,
-                                     description="hard cap on running jobs; None: fair share only")
-    dispatch_weight: int = Field(1, ge=1, le=100,
-                                 description="share of capacity when several tenants have backlog")
+    sdp_rate_per_minute: int | None = Field(
+        None, ge=1, le=1_000_000, description="None: by edition"
+    )
+    max_inflight: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_INFLIGHT_LIMIT,
+        description="hard cap on running jobs; None: fair share only",
+    )
+    dispatch_weight: int = Field(
+        1, ge=1, le=100, description="share of capacity when several tenants have backlog"
+    )
     redact_pii: bool = False
     show_to_requester: bool = False
     note_max_words: int = Field(500, ge=50, le=5000)
-    min_ticket_chars: int = Field(15, ge=0, le=100_000,
-                                  description="Thinner tickets get a short note")
+    min_ticket_chars: int = Field(
+        15, ge=0, le=100_000, description="Thinner tickets get a short note"
+    )
 
     def sdp_rate(self, edition: Edition) -> int:
         return self.sdp_rate_per_minute or DEFAULT_SDP_RATE[edition]

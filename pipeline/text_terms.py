@@ -13,7 +13,8 @@ import re
 from pipeline.html_text import html_to_text
 
 _WORD = re.compile(r"[a-z][a-z0-9]{2,}")
-_STOP = frozenset("""
+_STOP = frozenset(
+    """
 a about above after again against all also am an and any are as at be because been before
 being below between both but by can cannot could did do does doing down during each few
 for from further had has have having he her here hers him his how i if in into is it its
@@ -25,7 +26,8 @@ issue issues problem problems ticket user users since today yesterday morning af
 evening still again get got getting anyone someone working work works seems seem able
 unable cant can't won't dont regards best kind dear sir madam know let need needs want
 trying tried see seeing also via
-""".split())  # noqa: SIM905 - a word list reads better as text
+""".split()  # noqa: SIM905 - a word list reads better as text
+)
 
 
 def salient_terms(subject: str, description: str, *, max_terms: int = 12) -> list[str]:

@@ -41,14 +41,18 @@ def is_thin(ticket: Ticket, *, min_chars: int) -> bool:
 def thin_ticket_note(enhancement_id: str, ticket: Ticket) -> RenderedNote:
     """The ≤ 80-word note: what is missing, what to ask; the marker keeps write-back idempotent."""
     said = " ".join(f"{ticket.subject} {ticket.description}".split())[:60] or "nothing"
-    lead = (f"Not enough detail to research: the ticket only says \u201c{said}\u201d — no "
-            "symptom, system or error is described, so no similar tickets or articles are "
-            "suggested.")
+    lead = (
+        f"Not enough detail to research: the ticket only says \u201c{said}\u201d — no "
+        "symptom, system or error is described, so no similar tickets or articles are "
+        "suggested."
+    )
     ask = "Ask the requester:"
     footer = note_marker(enhancement_id)
     items = "".join(f"<li>{html.escape(q)}</li>" for q in QUESTIONS)
-    body_html = (f"<p><b>{html.escape(lead)}</b></p><p>{html.escape(ask)}</p><ol>{items}</ol>"
-                 f"<p><small>{html.escape(footer)}</small></p>")
+    body_html = (
+        f"<p><b>{html.escape(lead)}</b></p><p>{html.escape(ask)}</p><ol>{items}</ol>"
+        f"<p><small>{html.escape(footer)}</small></p>"
+    )
     text = "\n".join([lead, ask, *(f"{n}. {q}" for n, q in enumerate(QUESTIONS, 1)), footer])
     words = len(html_to_text(body_html).split())  # what the technician sees, bullets included
     return RenderedNote(html=body_html, text=text, word_count=words)

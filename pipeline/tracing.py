@@ -139,8 +139,9 @@ def instrument_httpx() -> None:
         instrumentor.instrument(tracer_provider=_provider)
 
 
-def configure_tracing(service_name: str = "ai-agents", *,
-                      exporter: SpanExporter | None = None) -> TracerProvider:
+def configure_tracing(
+    service_name: str = "ai-agents", *, exporter: SpanExporter | None = None
+) -> TracerProvider:
     """Idempotent per process (every Ray replica calls it in its constructor); the first call
     builds the provider from the environment, an ``exporter`` replaces the previous one."""
     global _provider

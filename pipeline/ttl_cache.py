@@ -16,8 +16,9 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    def __init__(self, load: Callable[[K], Awaitable[V]], *, ttl_s: float,
-                 max_entries: int = 10_000) -> None:
+    def __init__(
+        self, load: Callable[[K], Awaitable[V]], *, ttl_s: float, max_entries: int = 10_000
+    ) -> None:
         self._load = load
         self._ttl = ttl_s
         self._max_entries = max_entries

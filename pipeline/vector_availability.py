@@ -28,9 +28,16 @@ BeforeEmbed = Callable[[str], Awaitable[None]]  # tenant id -> waits on its LLM 
 
 
 class VectorAvailability:
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder | None, metrics: Metrics, *,
-                 recheck_s: float = 60.0, embed_timeout_s: float = 3.0,
-                 before_embed: BeforeEmbed | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder | None,
+        metrics: Metrics,
+        *,
+        recheck_s: float = 60.0,
+        embed_timeout_s: float = 3.0,
+        before_embed: BeforeEmbed | None = None,
+    ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._metrics = metrics
@@ -53,8 +60,10 @@ class VectorAvailability:
             if reason is None:
                 log.info("vector search available again: retrieval is hybrid")
             else:
-                log.warning("vector search unavailable (%s): similar tickets and KB by "
-                            "full-text only", reason)
+                log.warning(
+                    "vector search unavailable (%s): similar tickets and KB by full-text only",
+                    reason,
+                )
         self._reason = reason
         self._metrics.set(mc.VECTOR_SEARCH_AVAILABLE, 0.0 if reason else 1.0, {})
 
@@ -67,12 +76,16 @@ class VectorAvailability:
         embedder = self._embedder
         if embedder is not None:
             vector = await self._embed(tenant_id, embedder, ticket)
-        return RetrievalQuery(tsquery=tsquery, vector=vector,
-                              model=embedder.model if embedder else None,
-                              exclude_ticket=ticket.ticket_id)
+        return RetrievalQuery(
+            tsquery=tsquery,
+            vector=vector,
+            model=embedder.model if embedder else None,
+            exclude_ticket=ticket.ticket_id,
+        )
 
-    async def _embed(self, tenant_id: str, embedder: Embedder,
-                     ticket: Ticket) -> list[float] | None:
+    async def _embed(
+        self, tenant_id: str, embedder: Embedder, ticket: Ticket
+    ) -> list[float] | None:
         text = ticket_text(ticket.subject, ticket.description)
         if not text:
             return None

@@ -69,16 +69,25 @@ class TicketText:
         return ticket_text(self.subject, self.description)
 
 
-async def store_ticket_vectors(conn: asyncpg.Connection, embedder: Embedder, tenant_id: str,
-                               tickets: Sequence[TicketText],
-                               vectors_: Sequence[Sequence[float]] | None = None) -> int:
+async def store_ticket_vectors(
+    conn: asyncpg.Connection,
+    embedder: Embedder,
+    tenant_id: str,
+    tickets: Sequence[TicketText],
+    vectors_: Sequence[Sequence[float]] | None = None,
+) -> int:
     """Embed (unless given) and store one vector per ticket; returns how many were stored."""
     texts = [t.text for t in tickets]
     embedded = list(vectors_) if vectors_ is not None else await embedder.embed(texts)
     for ticket, text, vector in zip(tickets, texts, embedded, strict=True):
         await vectors.upsert_ticket_embedding(
-            conn, tenant_id=tenant_id, ticket_id=ticket.ticket_id, model=embedder.model,
-            content_hash=content_hash(text), embedding=vector)
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=ticket.ticket_id,
+            model=embedder.model,
+            content_hash=content_hash(text),
+            embedding=vector,
+        )
     return len(tickets)
 
 
@@ -86,20 +95,28 @@ def kb_source(title: str, body: str) -> str:
     return f"{title}\n{body}"
 
 
-async def store_kb_vectors(conn: asyncpg.Connection, embedder: Embedder, tenant_id: str,
-                           doc_id: str, title: str, body: str) -> int:
+async def store_kb_vectors(
+    conn: asyncpg.Connection, embedder: Embedder, tenant_id: str, doc_id: str, title: str, body: str
+) -> int:
     chunks = kb_chunks(title, body)
     embedded = await embedder.embed(chunks)
-    await vectors.replace_kb_chunks(conn, tenant_id=tenant_id, doc_id=doc_id,
-                                    model=embedder.model,
-                                    content_hash=content_hash(kb_source(title, body)),
-                                    chunks=list(zip(chunks, embedded, strict=True)))
+    await vectors.replace_kb_chunks(
+        conn,
+        tenant_id=tenant_id,
+        doc_id=doc_id,
+        model=embedder.model,
+        content_hash=content_hash(kb_source(title, body)),
+        chunks=list(zip(chunks, embedded, strict=True)),
+    )
     return len(chunks)
 
 
 def _fresh(row: asyncpg.Record, embedder: Embedder, text: str) -> bool:
-    return (row["model"] == embedder.model and row["dimensions"] == embedder.dimensions
-            and row["content_hash"] == content_hash(text))
+    return (
+        row["model"] == embedder.model
+        and row["dimensions"] == embedder.dimensions
+        and row["content_hash"] == content_hash(text)
+    )
 
 
 @dataclass
@@ -118,9 +135,14 @@ class ReindexResult:
         return dict(self.__dict__)
 
 
-async def reindex_tenant(pool: asyncpg.Pool, tenant_id: str, embedder: Embedder, *,
-                         progress: ReindexProgress | None = None,
-                         batch: int = BATCH) -> ReindexResult:
+async def reindex_tenant(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    embedder: Embedder,
+    *,
+    progress: ReindexProgress | None = None,
+    batch: int = BATCH,
+) -> ReindexResult:
     """Embed every missing or stale ticket and KB vector of one tenant, a batch per commit."""
     result = ReindexResult(tenant_id, embedder.model, embedder.dimensions)
     async with tenant_transaction(pool, tenant_id) as conn:
@@ -132,11 +154,11 @@ async def reindex_tenant(pool: asyncpg.Pool, tenant_id: str, embedder: Embedder,
             if not rows:
                 break
             todo = [TicketText(r["ticket_id"], r["subject"], r["description"]) for r in rows]
-            stale = [t for t, r in zip(todo, rows, strict=True)
-                     if not _fresh(r, embedder, t.text)]
+            stale = [t for t, r in zip(todo, rows, strict=True) if not _fresh(r, embedder, t.text)]
             if stale:
                 result.tickets_embedded += await store_ticket_vectors(
-                    conn, embedder, tenant_id, stale)
+                    conn, embedder, tenant_id, stale
+                )
         after, done = rows[-1]["ticket_id"], done + len(rows)
         if progress is not None:
             progress("tickets", done, result.tickets_total)
@@ -149,7 +171,8 @@ async def reindex_tenant(pool: asyncpg.Pool, tenant_id: str, embedder: Embedder,
             for row in rows:
                 if not _fresh(row, embedder, kb_source(row["title"], row["body"])):
                     result.chunks_embedded += await store_kb_vectors(
-                        conn, embedder, tenant_id, row["doc_id"], row["title"], row["body"])
+                        conn, embedder, tenant_id, row["doc_id"], row["title"], row["body"]
+                    )
                     result.docs_embedded += 1
         after, done = rows[-1]["doc_id"], done + len(rows)
         if progress is not None:

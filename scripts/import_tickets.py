@@ -44,14 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m scripts.import_tickets",
         description="Import a tenant's resolved SDP tickets into the ticket history.",
         epilog="Example: ray job submit -- python -m scripts.import_tickets --tenant acme "
-               "--days 90")
+        "--days 90",
+    )
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--status", default=",".join(DEFAULT_STATUSES),
-                        help="Comma-separated SDP status names")
+    parser.add_argument(
+        "--status", default=",".join(DEFAULT_STATUSES), help="Comma-separated SDP status names"
+    )
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--sdp-rate", type=int,
-                        help="SDP calls per minute (default: half the tenant's SDP rate)")
+    parser.add_argument(
+        "--sdp-rate", type=int, help="SDP calls per minute (default: half the tenant's SDP rate)"
+    )
     return parser
 
 
@@ -66,36 +69,57 @@ def _progress(seen: int, limit: int | None) -> None:
 
 def _result(result: ImportResult, **extra: Any) -> None:
     summary = {k: v for k, v in result.to_dict().items() if k != "skipped_items"}
-    print(f"{PREFIX} result " + json.dumps({**summary, **extra}, sort_keys=True, default=str),
-          flush=True)
+    print(
+        f"{PREFIX} result " + json.dumps({**summary, **extra}, sort_keys=True, default=str),
+        flush=True,
+    )
 
 
-async def run(ns: argparse.Namespace, *, database_url: str, encryption_keys: str,
-              url_policy: SdpUrlPolicy | None = None) -> int:
+async def run(
+    ns: argparse.Namespace,
+    *,
+    database_url: str,
+    encryption_keys: str,
+    url_policy: SdpUrlPolicy | None = None,
+) -> int:
     statuses = [s.strip() for s in ns.status.split(",") if s.strip()]
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
-        tenant = await load_tenant_runtime(pool, CredentialCipher.from_csv(encryption_keys),
-                                           ns.tenant)
+        tenant = await load_tenant_runtime(
+            pool, CredentialCipher.from_csv(encryption_keys), ns.tenant
+        )
         if tenant is None:
             raise UnknownTenant(ns.tenant)
-        _say(f"importing tickets resolved in the last {ns.days} day(s) for {ns.tenant} "
-             f"(status {', '.join(statuses) or 'any'})")
+        _say(
+            f"importing tickets resolved in the last {ns.days} day(s) for {ns.tenant} "
+            f"(status {', '.join(statuses) or 'any'})"
+        )
         stats = SdpCallStats()
-        async with import_client(tenant, calls_per_minute=ns.sdp_rate, on_call=stats,
-                                 url_policy=url_policy) as client:
+        async with import_client(
+            tenant, calls_per_minute=ns.sdp_rate, on_call=stats, url_policy=url_policy
+        ) as client:
             try:
                 result = await import_resolved_tickets(
-                    pool, ns.tenant, client, days=ns.days, statuses=statuses, limit=ns.limit,
-                    progress=_progress, stats=stats, embedder=service_embedder())
+                    pool,
+                    ns.tenant,
+                    client,
+                    days=ns.days,
+                    statuses=statuses,
+                    limit=ns.limit,
+                    progress=_progress,
+                    stats=stats,
+                    embedder=service_embedder(),
+                )
             except ImportInterrupted as exc:
                 _say(f"error: {exc}")
                 _result(exc.result, error=str(exc))
                 return 1
     finally:
         await pool.close()
-    _say(f"done: fetched {result.seen}, new {result.new}, updated {result.updated}, "
-         f"skipped {len(result.skipped)}")
+    _say(
+        f"done: fetched {result.seen}, new {result.new}, updated {result.updated}, "
+        f"skipped {len(result.skipped)}"
+    )
     _result(result)
     return 0
 
@@ -106,13 +130,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     if settings.database_url is None or settings.encryption_keys is None:
-        print(f"{PREFIX} error: AI_AGENTS_DATABASE_URL and AI_AGENTS_ENCRYPTION_KEYS must be "
-              "set in the cluster's environment", file=sys.stderr, flush=True)
+        print(
+            f"{PREFIX} error: AI_AGENTS_DATABASE_URL and AI_AGENTS_ENCRYPTION_KEYS must be "
+            "set in the cluster's environment",
+            file=sys.stderr,
+            flush=True,
+        )
         return 2
     try:
-        return asyncio.run(run(ns, database_url=settings.database_url.get_secret_value(),
-                               encryption_keys=settings.encryption_keys.get_secret_value(),
-                               url_policy=settings.sdp_url_policy))
+        return asyncio.run(
+            run(
+                ns,
+                database_url=settings.database_url.get_secret_value(),
+                encryption_keys=settings.encryption_keys.get_secret_value(),
+                url_policy=settings.sdp_url_policy,
+            )
+        )
     except (UnknownTenant, ValueError) as exc:
         print(f"{PREFIX} error: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -53,8 +53,9 @@ def parse_when(value: str, *, now: datetime | None = None) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ReenhanceError(f"not a date: {value!r} (use 2024-05-01, 2024-05-01T08:00, "
-                             "or 7d / 12h / 30m)") from None
+        raise ReenhanceError(
+            f"not a date: {value!r} (use 2024-05-01, 2024-05-01T08:00, or 7d / 12h / 30m)"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -67,12 +68,24 @@ def parse_ticket_ids(text: str) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def job_arguments(filters: ReenhanceFilters, submission_id: str, *,
-                  max_in_flight: int | None = None, poll_s: float | None = None,
-                  fail_on_error: bool = False, dry_run: bool = False) -> list[str]:
+def job_arguments(
+    filters: ReenhanceFilters,
+    submission_id: str,
+    *,
+    max_in_flight: int | None = None,
+    poll_s: float | None = None,
+    fail_on_error: bool = False,
+    dry_run: bool = False,
+) -> list[str]:
     """The argv after `python -m scripts.reenhance` that reproduces these filters."""
-    args = ["--tenant", filters.tenant_id, "--submission-id", submission_id,
-            "--status", filters.statuses]
+    args = [
+        "--tenant",
+        filters.tenant_id,
+        "--submission-id",
+        submission_id,
+        "--status",
+        filters.statuses,
+    ]
     if filters.since:
         args += ["--since", filters.since.isoformat()]
     if filters.until:
@@ -84,8 +97,10 @@ def job_arguments(filters: ReenhanceFilters, submission_id: str, *,
     if filters.ticket_ids is not None:
         joined = ",".join(filters.ticket_ids)
         if len(joined) > MAX_TICKET_ARG_CHARS:
-            raise ReenhanceError(f"too many ticket ids for one job ({len(filters.ticket_ids)}); "
-                                 "split the list over several submissions")
+            raise ReenhanceError(
+                f"too many ticket ids for one job ({len(filters.ticket_ids)}); "
+                "split the list over several submissions"
+            )
         args += ["--tickets", joined]
     if filters.limit is not None:
         args += ["--limit", str(filters.limit)]
@@ -105,21 +120,31 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m scripts.reenhance",
         description="Re-enhance a tenant's past enhancements (runs as a Ray Job).",
         epilog="Example: ray job submit --submission-id fix-1 -- python -m scripts.reenhance "
-               "--tenant acme --submission-id fix-1 --status failed --since 7d")
+        "--tenant acme --submission-id fix-1 --status failed --since 7d",
+    )
     parser.add_argument("--tenant", required=True)
-    parser.add_argument("--submission-id", required=True,
-                        help="Batch id; re-running the same id resumes, never duplicates")
+    parser.add_argument(
+        "--submission-id",
+        required=True,
+        help="Batch id; re-running the same id resumes, never duplicates",
+    )
     parser.add_argument("--since", help="Received at or after (ISO date/time, or 7d/12h)")
     parser.add_argument("--until", help="Received before (ISO date/time, or 7d/12h)")
-    parser.add_argument("--status", choices=STATUS_FILTERS,
-                        help="Default: failed; any when feedback or tickets are given")
+    parser.add_argument(
+        "--status",
+        choices=STATUS_FILTERS,
+        help="Default: failed; any when feedback or tickets are given",
+    )
     parser.add_argument("--thumbs-down", action="store_true")
     parser.add_argument("--max-rating", type=int)
     parser.add_argument("--tickets", help="Comma-separated ticket ids")
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--max-in-flight", type=int,
-                        help="Batch jobs queued/running at once (default: half the per-tenant "
-                             "in-flight cap, AI_AGENTS_PER_TENANT_INFLIGHT)")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="Batch jobs queued/running at once (default: half the per-tenant "
+        "in-flight cap, AI_AGENTS_PER_TENANT_INFLIGHT)",
+    )
     parser.add_argument("--poll-s", type=float, default=1.0)
     parser.add_argument("--fail-on-error", action="store_true")
     parser.add_argument("--dry-run", action="store_true")
@@ -128,13 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def filters_from_args(ns: argparse.Namespace) -> ReenhanceFilters:
     tickets = parse_ticket_ids(ns.tickets) if ns.tickets is not None else None
-    status = ns.status or default_status(thumbs_down=ns.thumbs_down, max_rating=ns.max_rating,
-                                         ticket_ids=tickets)
+    status = ns.status or default_status(
+        thumbs_down=ns.thumbs_down, max_rating=ns.max_rating, ticket_ids=tickets
+    )
     return ReenhanceFilters(
-        tenant_id=ns.tenant, since=parse_when(ns.since) if ns.since else None,
-        until=parse_when(ns.until) if ns.until else None, statuses=status,
-        thumbs_down=ns.thumbs_down, max_rating=ns.max_rating, ticket_ids=tickets,
-        limit=ns.limit)
+        tenant_id=ns.tenant,
+        since=parse_when(ns.since) if ns.since else None,
+        until=parse_when(ns.until) if ns.until else None,
+        statuses=status,
+        thumbs_down=ns.thumbs_down,
+        max_rating=ns.max_rating,
+        ticket_ids=tickets,
+        limit=ns.limit,
+    )
 
 
 def duration(minutes: float) -> str:
@@ -150,13 +181,21 @@ def _emit(message: str) -> None:
 
 
 def _summary(progress: BatchProgress) -> str:
-    return (f"finished: {progress.done}/{progress.total} item(s): {progress.completed} "
-            f"completed, {progress.context_only} context-only, {progress.skipped} skipped, "
-            f"{progress.failed} failed")
+    return (
+        f"finished: {progress.done}/{progress.total} item(s): {progress.completed} "
+        f"completed, {progress.context_only} context-only, {progress.skipped} skipped, "
+        f"{progress.failed} failed"
+    )
 
 
-async def run(ns: argparse.Namespace, *, database_url: str, default_in_flight: int,
-              metrics: Metrics | None, emit: Callable[[str], None] = _emit) -> int:
+async def run(
+    ns: argparse.Namespace,
+    *,
+    database_url: str,
+    default_in_flight: int,
+    metrics: Metrics | None,
+    emit: Callable[[str], None] = _emit,
+) -> int:
     filters = filters_from_args(ns)
     options = BatchOptions(max_in_flight=ns.max_in_flight or default_in_flight, poll_s=ns.poll_s)
     started = time.monotonic()
@@ -164,23 +203,41 @@ async def run(ns: argparse.Namespace, *, database_url: str, default_in_flight: i
     try:
         plan = await plan_batch(pool, filters, ns.submission_id)
         cost = plan.estimate
-        emit(f"batch {plan.batch_id} for tenant {filters.tenant_id}: {plan.total} item(s) "
-             f"({plan.already} already enqueued, {len(plan.pending)} to enqueue); estimated "
-             f"{cost.llm_calls} LLM call(s), {cost.sdp_calls} SDP call(s), "
-             f"{duration(cost.minutes_at_least)} at least at the tenant's rate limits")
+        emit(
+            f"batch {plan.batch_id} for tenant {filters.tenant_id}: {plan.total} item(s) "
+            f"({plan.already} already enqueued, {len(plan.pending)} to enqueue); estimated "
+            f"{cost.llm_calls} LLM call(s), {cost.sdp_calls} SDP call(s), "
+            f"{duration(cost.minutes_at_least)} at least at the tenant's rate limits"
+        )
         if ns.dry_run:
             print(result_line({**plan.to_dict(), "dry_run": True}), flush=True)
             return 0
-        emit(f"releasing at most {options.max_in_flight} job(s) at a time (priority below live "
-             "webhooks)")
-        progress = await run_batch(pool, plan, options=options, metrics=metrics,
-                                   on_progress=lambda p: print(p.log_line(), flush=True))
+        emit(
+            f"releasing at most {options.max_in_flight} job(s) at a time (priority below live "
+            "webhooks)"
+        )
+        progress = await run_batch(
+            pool,
+            plan,
+            options=options,
+            metrics=metrics,
+            on_progress=lambda p: print(p.log_line(), flush=True),
+        )
     finally:
         await pool.close()
     emit(_summary(progress))
-    print(result_line({"tenant": filters.tenant_id, "submission_id": ns.submission_id,
-                       "dry_run": False, **progress.counts(),
-                       "elapsed_s": round(time.monotonic() - started, 1)}), flush=True)
+    print(
+        result_line(
+            {
+                "tenant": filters.tenant_id,
+                "submission_id": ns.submission_id,
+                "dry_run": False,
+                **progress.counts(),
+                "elapsed_s": round(time.monotonic() - started, 1),
+            }
+        ),
+        flush=True,
+    )
     return 1 if ns.fail_on_error and progress.failed else 0
 
 
@@ -190,8 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     if settings.database_url is None:
-        print(f"{LOG_PREFIX} error: AI_AGENTS_DATABASE_URL is not set in the cluster's "
-              "environment", file=sys.stderr, flush=True)
+        print(
+            f"{LOG_PREFIX} error: AI_AGENTS_DATABASE_URL is not set in the cluster's environment",
+            file=sys.stderr,
+            flush=True,
+        )
         return 2
     import ray
 
@@ -200,9 +260,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ray.init(logging_level=logging.WARNING, log_to_driver=False)
     _emit(f"attached to the Ray cluster at {ray.get_runtime_context().gcs_address}")
     try:
-        code = asyncio.run(run(ns, database_url=settings.database_url.get_secret_value(),
-                               default_in_flight=max(1, (settings.per_tenant_inflight or 8) // 2),
-                               metrics=RayMetrics()))
+        code = asyncio.run(
+            run(
+                ns,
+                database_url=settings.database_url.get_secret_value(),
+                default_in_flight=max(1, (settings.per_tenant_inflight or 8) // 2),
+                metrics=RayMetrics(),
+            )
+        )
     except ReenhanceError as exc:
         print(f"{LOG_PREFIX} error: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -58,35 +58,50 @@ class RequestMetrics:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             method = scope.get("method", "")
-            self.state.metrics.observe(mc.HTTP_LATENCY, time.perf_counter() - started,
-                                       {"route": template, "method": method})
-            self.state.metrics.inc(mc.HTTP_REQUESTS, {"route": template, "method": method,
-                                                      "status": str(status)})
+            self.state.metrics.observe(
+                mc.HTTP_LATENCY,
+                time.perf_counter() - started,
+                {"route": template, "method": method},
+            )
+            self.state.metrics.inc(
+                mc.HTTP_REQUESTS, {"route": template, "method": method, "status": str(status)}
+            )
 
 
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse({"detail": "Malformed JSON"}, status_code=400)
-    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-              for e in errors]  # no "input" echo: it may hold secrets
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]  # no "input" echo: it may hold secrets
     return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     log.error("database unavailable: %s", type(exc).__name__)
-    return JSONResponse({"detail": "Database unavailable, retry later"}, status_code=503,
-                        headers={"Retry-After": "5"})
+    return JSONResponse(
+        {"detail": "Database unavailable, retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def _unrepresentable(request: Request, exc: Exception) -> JSONResponse:
     """Defence in depth: PostgreSQL's class 22 (a value it cannot represent or convert), and
     asyncpg's own encoding failures, are caused by a value the client sent; the input rules of
     the request guard should have refused it first, so this is logged as a gap to close."""
-    log.warning("value refused by the database on %s %s: %s", request.method,
-                request.url.path, type(exc).__name__)
-    return JSONResponse({"detail": "A value in the request cannot be stored (out of range or "
-                                   "not representable)"}, status_code=422)
+    log.warning(
+        "value refused by the database on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+    )
+    return JSONResponse(
+        {"detail": "A value in the request cannot be stored (out of range or not representable)"},
+        status_code=422,
+    )
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -97,16 +112,30 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
-    app = FastAPI(title="AI Agents", version=package_version(), description=DESCRIPTION,
-                  **fastapi_kwargs)
+    app = FastAPI(
+        title="AI Agents", version=package_version(), description=DESCRIPTION, **fastapi_kwargs
+    )
     app.state.api = state
-    for router in (webhooks.router, enhancements.router, feedback.router, admin.router,
-                   health.router, feedback_links.router):
+    for router in (
+        webhooks.router,
+        enhancements.router,
+        feedback.router,
+        admin.router,
+        health.router,
+        feedback_links.router,
+    ):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    for exc_type in (DatabaseUnavailable, asyncpg.PostgresConnectionError,
-                     asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                     asyncpg.InterfaceError, ConnectionError, OSError, TimeoutError):
+    for exc_type in (
+        DatabaseUnavailable,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+        OSError,
+        TimeoutError,
+    ):
         app.add_exception_handler(exc_type, _unavailable)
     app.add_exception_handler(asyncpg.DataError, _unrepresentable)
     app.add_exception_handler(Exception, _unexpected)

@@ -51,9 +51,13 @@ class ApiState:
         if settings.database_url is None or settings.encryption_keys is None:
             raise RuntimeError("database URL and encryption keys must be resolved before serving")
         admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-        kwargs.setdefault("feedback_links", FeedbackLinkSigner.from_encryption_keys(
-            settings.encryption_keys.get_secret_value(),
-            ttl_days=settings.feedback_link_ttl_days))
+        kwargs.setdefault(
+            "feedback_links",
+            FeedbackLinkSigner.from_encryption_keys(
+                settings.encryption_keys.get_secret_value(),
+                ttl_days=settings.feedback_link_ttl_days,
+            ),
+        )
         return cls(
             settings=settings,
             database_url=settings.database_url.get_secret_value(),
@@ -68,9 +72,12 @@ class ApiState:
         async with self._lock:
             if self._pool is None:
                 try:
-                    pool = await create_pool(self.database_url, min_size=1,
-                                             max_size=self.settings.db_pool_max_size,
-                                             command_timeout=10)
+                    pool = await create_pool(
+                        self.database_url,
+                        min_size=1,
+                        max_size=self.settings.db_pool_max_size,
+                        command_timeout=10,
+                    )
                 except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                     raise DatabaseUnavailable(str(exc)) from exc
                 await verify_service_role(pool)
@@ -84,9 +91,12 @@ class ApiState:
         return self._directory
 
     async def tenant_admin(self) -> TenantAdmin:
-        return TenantAdmin(await self.pool(), self.cipher,
-                           secret_grace=timedelta(hours=self.settings.secret_grace_hours),
-                           url_policy=self.settings.sdp_url_policy)
+        return TenantAdmin(
+            await self.pool(),
+            self.cipher,
+            secret_grace=timedelta(hours=self.settings.secret_grace_hours),
+            url_policy=self.settings.sdp_url_policy,
+        )
 
     async def close(self) -> None:
         if self._pool is not None:

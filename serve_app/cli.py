@@ -50,10 +50,17 @@ def _print_version(requested: bool) -> None:
 
 @app.callback()
 def _global_options(
-    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
-                                 help="Print the installed version and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the installed version and exit.",
+    ),
 ) -> None:
     """AI Agents: enhance every new ServiceDesk Plus ticket with a researched private note."""
+
+
 app.command("explain")(explain)
 
 

@@ -49,9 +49,12 @@ class IngressChoice(StrEnum):
 
 
 IngressOption = typer.Option(
-    None, "--ingress", case_sensitive=False,
+    None,
+    "--ingress",
+    case_sensitive=False,
     help="haproxy: Ray's HAProxy + direct ingress, ~3.5x the webhook throughput of proxy: "
-         "Serve's proxy actor (default AI_AGENTS_SERVE_INGRESS, else haproxy)")
+    "Serve's proxy actor (default AI_AGENTS_SERVE_INGRESS, else haproxy)",
+)
 
 err = Console(stderr=True)
 out = Console()
@@ -61,8 +64,10 @@ def clean_up_after_crash(data_dir: Path) -> None:
     """Stop what a previous run on this data directory left behind (see local_processes)."""
     stopped = stop_previous_run(data_dir)
     if stopped:
-        err.print(f"Stopped {len(stopped)} process(es) left by a previous run that did not "
-                  f"end cleanly (pids {', '.join(map(str, sorted(stopped)))})")
+        err.print(
+            f"Stopped {len(stopped)} process(es) left by a previous run that did not "
+            f"end cleanly (pids {', '.join(map(str, sorted(stopped)))})"
+        )
 
 
 async def _wait_for_stop_signal() -> None:
@@ -84,16 +89,20 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
     table.add_column("measure")
     table.add_column("value", justify="right")
     for tenant, counts in imported.items():
-        table.add_row(f"imported for {tenant}",
-                      f"{counts['tickets']} tickets, {counts['kb']} KB, {counts['assets']} assets")
+        table.add_row(
+            f"imported for {tenant}",
+            f"{counts['tickets']} tickets, {counts['kb']} KB, {counts['assets']} assets",
+        )
     table.add_row("tickets enhanced", str(summary["tickets"]))
     for status, count in sorted(summary["statuses"].items()):
         table.add_row(f"  {status}", str(count))
     table.add_row("notes written", str(summary["notes_written"]))
     table.add_row("end-to-end p50 / p95", f"{summary['p50_s']} s / {summary['p95_s']} s")
     for tenant, hits in sorted(result.suggestion_hits.items()):
-        table.add_row(f"suggestion hit rate {tenant}",
-                      f"{hits['hit_rate']:.0%} ({hits['hits']} of {hits['resolved']} resolved)")
+        table.add_row(
+            f"suggestion hit rate {tenant}",
+            f"{hits['hit_rate']:.0%} ({hits['hits']} of {hits['resolved']} resolved)",
+        )
     table.add_row("wall time", f"{summary['seconds']} s")
     out.print(table)
     failed = [e for e in result.enhancements if e["status"] == "failed"]
@@ -101,8 +110,10 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         out.print(f"[red]failed[/red] {item['tenant']}/{item['ticket_id']}: {item['error']}")
     if result.notes:
         note = result.notes[0]
-        out.rule(f"Private note on {note['tenant']} ticket {note['ticket_id']} "
-                 "(as the technician sees it)")
+        out.rule(
+            f"Private note on {note['tenant']} ticket {note['ticket_id']} "
+            "(as the technician sees it)"
+        )
         out.print(note["text"])
         if note.get("feedback_links"):
             out.print("Feedback links (open one, then Confirm):")
@@ -111,12 +122,19 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         out.rule()
     for name, url in result.urls.items():
         out.print(f"{name:>14}: {url}")
-    out.print(f"{'':>14}  (the Ray dashboard is {DASHBOARD_TOKEN_HINT}; metrics need "
-              f"Authorization: Bearer <metrics_token from local-secrets.json in the data dir>)")
+    out.print(
+        f"{'':>14}  (the Ray dashboard is {DASHBOARD_TOKEN_HINT}; metrics need "
+        f"Authorization: Bearer <metrics_token from local-secrets.json in the data dir>)"
+    )
 
 
-async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
-                    keep_running: bool, json_out: TextIO | None = None) -> int:
+async def _run_demo(
+    options: DemoOptions,
+    data_dir: str | None,
+    as_json: bool,
+    keep_running: bool,
+    json_out: TextIO | None = None,
+) -> int:
     started = time.monotonic()
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
     say = (lambda *_: None) if as_json else err.print
@@ -139,24 +157,40 @@ async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
             base = f"http://127.0.0.1:{options.http_port}"
             say(f"Firing {options.tickets} new-ticket webhooks from the SDP simulator…")
             sent = await fire_webhooks(base, sims, creds, options.tickets)
-            with Progress(TextColumn("enhancing"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=err, disable=as_json) as progress:
+            with Progress(
+                TextColumn("enhancing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                disable=as_json,
+            ) as progress:
                 task = progress.add_task("enhancing", total=len(sent))
-                result = await wait_for_all(pool, sent, sims,
-                                            lambda done: progress.update(task, completed=done))
+                result = await wait_for_all(
+                    pool, sent, sims, lambda done: progress.update(task, completed=done)
+                )
             say("Resolving some demo tickets in the SDP simulator (resolved-ticket webhooks)…")
-            result.suggestion_hits = await resolve_some(base, sims.sdp_state, creds,
-                                                        result.enhancements)
+            result.suggestion_hits = await resolve_some(
+                base, sims.sdp_state, creds, result.enhancements
+            )
         finally:
             await pool.close()
         result.seconds = time.monotonic() - started
-        result.urls = {"API docs": f"{base}/docs", "metrics": f"{base}/metrics",
-                       "Ray dashboard": f"http://127.0.0.1:{options.dashboard_port}",
-                       "SDP simulator": sims.sdp.url, "LLM simulator": sims.llm.url}
+        result.urls = {
+            "API docs": f"{base}/docs",
+            "metrics": f"{base}/metrics",
+            "Ray dashboard": f"http://127.0.0.1:{options.dashboard_port}",
+            "SDP simulator": sims.sdp.url,
+            "LLM simulator": sims.llm.url,
+        }
         if as_json:  # printed after Ray shuts down: Ray writes shutdown chatter to stdout
-            report = {"summary": result.summary(), "imported": imported,
-                      "enhancements": result.enhancements, "notes": result.notes,
-                      "urls": result.urls}
+            report = {
+                "summary": result.summary(),
+                "imported": imported,
+                "enhancements": result.enhancements,
+                "notes": result.notes,
+                "urls": result.urls,
+            }
         else:
             _print_result(result, imported)
         if keep_running:
@@ -177,15 +211,18 @@ async def _run_demo(options: DemoOptions, data_dir: str | None, as_json: bool,
 @one_line_errors
 def demo(
     tickets: int = typer.Option(20, "--tickets", min=1, max=60, help="New tickets to enhance"),
-    keep_running: bool = typer.Option(False, "--keep-running",
-                                      help="Leave everything up afterwards (Ctrl-C stops)"),
+    keep_running: bool = typer.Option(
+        False, "--keep-running", help="Leave everything up afterwards (Ctrl-C stops)"
+    ),
     port: int = typer.Option(8000, "--port", help="HTTP port of the Serve ingress"),
     ingress: IngressChoice | None = IngressOption,
     dashboard_port: int = typer.Option(8265, "--dashboard-port", help="Ray dashboard port"),
     llm_latency: float = typer.Option(1.0, "--llm-latency", help="Simulated LLM latency (s)"),
     configured_llm: bool = typer.Option(
-        False, "--use-configured-llm",
-        help="Use AI_AGENTS_LLM_* (e.g. OpenRouter) instead of the LLM simulator"),
+        False,
+        "--use-configured-llm",
+        help="Use AI_AGENTS_LLM_* (e.g. OpenRouter) instead of the LLM simulator",
+    ),
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -194,14 +231,20 @@ def demo(
     Example: ai-agents demo --tickets 20
     """
     logging.getLogger("ray").setLevel(logging.ERROR)
-    options = DemoOptions(tickets=tickets, http_port=port, dashboard_port=dashboard_port,
-                          llm_latency_s=llm_latency, use_configured_llm=configured_llm,
-                          ingress=ingress.value if ingress else Settings().serve_ingress)
+    options = DemoOptions(
+        tickets=tickets,
+        http_port=port,
+        dashboard_port=dashboard_port,
+        llm_latency_s=llm_latency,
+        use_configured_llm=configured_llm,
+        ingress=ingress.value if ingress else Settings().serve_ingress,
+    )
     if as_json:  # Ray's driver prints its own log lines on stdout; keep stdout for the JSON
         real_stdout = sys.stdout
         with contextlib.redirect_stdout(sys.stderr):
-            code = asyncio.run(_run_demo(options, data_dir, as_json, keep_running,
-                                         json_out=real_stdout))
+            code = asyncio.run(
+                _run_demo(options, data_dir, as_json, keep_running, json_out=real_stdout)
+            )
     else:
         code = asyncio.run(_run_demo(options, data_dir, as_json, keep_running))
     raise typer.Exit(code)

@@ -38,24 +38,34 @@ eval_app = typer.Typer(help="Measure retrieval quality on a labelled set.", no_a
 ANCHOR = datetime(2026, 1, 15, tzinfo=UTC)
 
 
-async def _load_history(pool: asyncpg.Pool, admin: TenantAdmin, tenant: str,
-                        embedder: Embedder) -> dict[str, tuple[str, ...]]:
-    await admin.create(TenantCreate(id=tenant, sdp_url="http://127.0.0.1:9",
-                                    sdp_key="eval-only"), actor="eval")
+async def _load_history(
+    pool: asyncpg.Pool, admin: TenantAdmin, tenant: str, embedder: Embedder
+) -> dict[str, tuple[str, ...]]:
+    await admin.create(
+        TenantCreate(id=tenant, sdp_url="http://127.0.0.1:9", sdp_key="eval-only"), actor="eval"
+    )
     data = load_demo_dataset(tenant, now=ANCHOR)
     async with tenant_transaction(pool, tenant) as conn:
         for request in data.resolved_tickets:
             record = ticket_record(request)
             await upsert_resolved_ticket(
-                conn, tenant_id=tenant, ticket_id=record.ticket_id, subject=record.subject,
-                description=record.description, resolution=record.resolution,
-                priority=record.priority, tags=record.tags, resolved_at=record.resolved_at)
+                conn,
+                tenant_id=tenant,
+                ticket_id=record.ticket_id,
+                subject=record.subject,
+                description=record.description,
+                resolution=record.resolution,
+                priority=record.priority,
+                tags=record.tags,
+                resolved_at=record.resolved_at,
+            )
     await reindex_tenant(pool, tenant, embedder)
     return data.resolved_by_scenario
 
 
-def _labels(cases: list[EvalCase], by_tenant: dict[str, dict[str, tuple[str, ...]]]
-            ) -> dict[str, set[str]]:
+def _labels(
+    cases: list[EvalCase], by_tenant: dict[str, dict[str, tuple[str, ...]]]
+) -> dict[str, set[str]]:
     labels: dict[str, set[str]] = {}
     for case in cases:
         if case.relevant:
@@ -63,8 +73,10 @@ def _labels(cases: list[EvalCase], by_tenant: dict[str, dict[str, tuple[str, ...
             continue
         scenarios = by_tenant[case.tenant]
         if case.scenario not in scenarios:
-            fail(f"case {case.case_id}: no resolved ticket of scenario {case.scenario!r} in "
-                 f"{case.tenant}'s history")
+            fail(
+                f"case {case.case_id}: no resolved ticket of scenario {case.scenario!r} in "
+                f"{case.tenant}'s history"
+            )
         labels[case.case_id] = set(scenarios[case.scenario or ""])
     return labels
 
@@ -76,8 +88,11 @@ async def _run(cases: list[EvalCase]) -> dict[str, ModeScore]:
     pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
     try:
         # a scratch database whose tenants never call SDP: their placeholder URL is loopback
-        admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys),
-                            url_policy=SdpUrlPolicy(allow_loopback=True))
+        admin = TenantAdmin(
+            pool,
+            CredentialCipher.from_csv(runtime.encryption_keys),
+            url_policy=SdpUrlPolicy(allow_loopback=True),
+        )
         embedder = service_embedder()
         tenants = sorted({c.tenant for c in cases})
         by_tenant = {t: await _load_history(pool, admin, t, embedder) for t in tenants}
@@ -103,14 +118,15 @@ def retrieval(
     scores = run_async(_run(cases))
     rows = [scores[m].as_dict() for m in ("fulltext", "vector", "hybrid")]
     if as_json:
-        emit_json({"cases": len(cases), "embedding_model": service_embedder().model,
-                   "modes": rows})
+        emit_json({"cases": len(cases), "embedding_model": service_embedder().model, "modes": rows})
         return
     typer.echo(f"{len(cases)} cases, embedding model {service_embedder().model}")
     typer.echo(f"{'mode':<10}{'recall@1':>10}{'recall@5':>10}{'MRR':>8}")
     for row in rows:
-        typer.echo(f"{row['mode']:<10}{row['recall_at_1']:>10.1%}{row['recall_at_5']:>10.1%}"
-                   f"{row['mrr']:>8.3f}")
+        typer.echo(
+            f"{row['mode']:<10}{row['recall_at_1']:>10.1%}{row['recall_at_5']:>10.1%}"
+            f"{row['mrr']:>8.3f}"
+        )
 
 
 __all__ = ["eval_app"]

@@ -30,8 +30,9 @@ from serve_app.settings import Settings
 async def _load(enhancement_id: uuid.UUID, data_dir: str | None) -> Explanation | None:
     runtime = await load_runtime(data_dir, migrate=False)
     async with service_pool(runtime) as pool:
-        return await load_explanation(pool, enhancement_id, tenant_id=None,
-                                      retention_days=Settings().explain_retention_days)
+        return await load_explanation(
+            pool, enhancement_id, tenant_id=None, retention_days=Settings().explain_retention_days
+        )
 
 
 def _candidates(console: Console, found: Explanation) -> None:
@@ -40,12 +41,18 @@ def _candidates(console: Console, found: Explanation) -> None:
         items = candidates.get(source) or []
         table = Table("rank", key, "score", "why kept", title=f"Retrieval: {source}")
         for item in items:
-            table.add_row(str(item["rank"]), escape(str(item[key])), f"{item['score']:.3f}",
-                          escape(item["why"]))
+            table.add_row(
+                str(item["rank"]),
+                escape(str(item[key])),
+                f"{item['score']:.3f}",
+                escape(item["why"]),
+            )
         console.print(table if items else f"[dim]Retrieval: {source}: nothing found[/dim]")
     for asset in candidates.get("ip_assets") or []:
-        console.print(f"asset {escape(asset['ip'])} → {escape(str(asset['hostname']))}: "
-                      f"{escape(asset['why'])}")
+        console.print(
+            f"asset {escape(asset['ip'])} → {escape(str(asset['hostname']))}: "
+            f"{escape(asset['why'])}"
+        )
     if candidates.get("unmatched_ips"):
         console.print("IPs not in the inventory: " + ", ".join(candidates["unmatched_ips"]))
 
@@ -54,17 +61,26 @@ def _print(found: Explanation) -> None:
     console = Console()
     console.print(f"[bold]Enhancement {found.id}[/bold] — ticket #{escape(found.ticket_id)}")
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in found.stage_timings.items()) or "none"
-    rows = [("status / outcome", f"{found.status} / {found.outcome or '-'}"),
-            ("attempts", f"{found.attempts} of {found.max_attempts}"),
-            ("stage timings", timings),
-            ("model", found.model or "-"),
-            ("tokens / cost", f"{found.prompt_tokens or 0} + {found.completion_tokens or 0} / "
-                              f"${found.cost_usd or 0:.6f}"),
-            ("trace id", found.trace_id or "-"),
-            ("note id", found.note_id or "-"),
-            ("suggestion hit", "not known yet" if found.suggestion_hit is None else
-             f"{found.suggestion_hit} (rank {found.suggestion_rank}, similarity "
-             f"{found.suggestion_similarity})")]
+    rows = [
+        ("status / outcome", f"{found.status} / {found.outcome or '-'}"),
+        ("attempts", f"{found.attempts} of {found.max_attempts}"),
+        ("stage timings", timings),
+        ("model", found.model or "-"),
+        (
+            "tokens / cost",
+            f"{found.prompt_tokens or 0} + {found.completion_tokens or 0} / "
+            f"${found.cost_usd or 0:.6f}",
+        ),
+        ("trace id", found.trace_id or "-"),
+        ("note id", found.note_id or "-"),
+        (
+            "suggestion hit",
+            "not known yet"
+            if found.suggestion_hit is None
+            else f"{found.suggestion_hit} (rank {found.suggestion_rank}, similarity "
+            f"{found.suggestion_similarity})",
+        ),
+    ]
     table = Table(show_header=False)
     for name, value in rows:
         table.add_row(name, escape(value))
@@ -80,14 +96,17 @@ def _print(found: Explanation) -> None:
         console.print(escape(message.get("content", "")), soft_wrap=True)
     console.rule("raw model answer")
     reason = escape(str((found.llm or {}).get("reason")))
-    console.print(escape(found.raw_answer) if found.raw_answer else
-                  f"[dim](no model answer: {reason})[/dim]", soft_wrap=True)
+    console.print(
+        escape(found.raw_answer) if found.raw_answer else f"[dim](no model answer: {reason})[/dim]",
+        soft_wrap=True,
+    )
 
 
 @one_line_errors
 def explain(
-    enhancement_id: str = typer.Argument(..., help="The enhancement id (from the note footer "
-                                                    "or the enhancements API)"),
+    enhancement_id: str = typer.Argument(
+        ..., help="The enhancement id (from the note footer or the enhancements API)"
+    ),
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:

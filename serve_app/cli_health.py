@@ -65,30 +65,44 @@ def _print_table(report: HealthReport) -> None:
         table.add_row(check.name, f"[{style}]{check.status.upper()}[/{style}]", check.summary)
     console = Console()
     console.print(table)
-    verdict = {"healthy": "[green]healthy[/green]", "degraded": "[yellow]DEGRADED[/yellow]",
-               "unhealthy": "[bold red]UNHEALTHY[/bold red]"}[report.verdict]
+    verdict = {
+        "healthy": "[green]healthy[/green]",
+        "degraded": "[yellow]DEGRADED[/yellow]",
+        "unhealthy": "[bold red]UNHEALTHY[/bold red]",
+    }[report.verdict]
     console.print(f"{verdict} — checked at {report.checked_at}")
 
 
 @one_line_errors
 def health(
     url: str | None = typer.Option(
-        None, "--url", envvar="AI_AGENTS_API_URL",
+        None,
+        "--url",
+        envvar="AI_AGENTS_API_URL",
         help="Base URL of the ingress (where /health is served); default "
-             "http://AI_AGENTS_HTTP_HOST:AI_AGENTS_HTTP_PORT, as `ai-agents serve` binds"),
+        "http://AI_AGENTS_HTTP_HOST:AI_AGENTS_HTTP_PORT, as `ai-agents serve` binds",
+    ),
     dashboard: str | None = typer.Option(
-        None, "--dashboard",
+        None,
+        "--dashboard",
         help="Ray dashboard URL (default: RAY_API_SERVER_ADDRESS, an http RAY_ADDRESS, "
-             "or http://127.0.0.1:8265)"),
+        "or http://127.0.0.1:8265)",
+    ),
     prometheus: str | None = typer.Option(
-        None, "--prometheus", help="Prometheus base URL; firing alerts fail the check"),
+        None, "--prometheus", help="Prometheus base URL; firing alerts fail the check"
+    ),
     ray_token: str | None = typer.Option(
-        None, "--ray-token", envvar="RAY_AUTH_TOKEN",
-        help="Ray auth token (default: RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"),
-    max_queue: int = typer.Option(50, "--max-queue", min=0,
-                                  help="Queued jobs above this fail the check"),
-    window: int = typer.Option(300, "--window", min=10,
-                               help="Seconds of finished enhancements to count errors in"),
+        None,
+        "--ray-token",
+        envvar="RAY_AUTH_TOKEN",
+        help="Ray auth token (default: RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)",
+    ),
+    max_queue: int = typer.Option(
+        50, "--max-queue", min=0, help="Queued jobs above this fail the check"
+    ),
+    window: int = typer.Option(
+        300, "--window", min=10, help="Seconds of finished enhancements to count errors in"
+    ),
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -101,10 +115,14 @@ def health(
 
     Example: ai-agents health --url http://127.0.0.1:8000 --json
     """
-    options = HealthOptions(api_url=(url or local_api_url()).rstrip("/"),
-                            dashboard_url=dashboard_address(dashboard),
-                            prometheus_url=prometheus, ray_token=ray_auth_token(ray_token),
-                            max_queue_depth=max_queue, window_s=window)
+    options = HealthOptions(
+        api_url=(url or local_api_url()).rstrip("/"),
+        dashboard_url=dashboard_address(dashboard),
+        prometheus_url=prometheus,
+        ray_token=ray_auth_token(ray_token),
+        max_queue_depth=max_queue,
+        window_s=window,
+    )
     report = asyncio.run(_collect(options, data_dir))
     if as_json:
         emit_json(report.to_dict())

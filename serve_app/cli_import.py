@@ -66,10 +66,19 @@ class _Display:
 
     def __init__(self, label: str, *, enabled: bool) -> None:
         self._console = Console(stderr=True)
-        self._progress = Progress(
-            SpinnerColumn(), TextColumn(label), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=self._console, transient=True,
-        ) if enabled else None
+        self._progress = (
+            Progress(
+                SpinnerColumn(),
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
+            )
+            if enabled
+            else None
+        )
         self._task: Any = None
 
     def __enter__(self) -> _Display:
@@ -78,8 +87,12 @@ class _Display:
             self._task = self._progress.add_task("import", total=None)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._progress is not None:
             self._progress.stop()
 
@@ -104,8 +117,9 @@ class _SdpRetryNotices(logging.Handler):
         args = record.args if isinstance(record.args, tuple) else ()
         error, wait = (args[2], args[4]) if len(args) == 5 else (None, None)
         if isinstance(error, SdpRateLimited) and isinstance(wait, int | float):
-            self._display.note(f"SDP rate limit (HTTP 429): waiting {wait:.1f}s as SDP asked, "
-                               "then retrying")
+            self._display.note(
+                f"SDP rate limit (HTTP 429): waiting {wait:.1f}s as SDP asked, then retrying"
+            )
         else:
             self._display.note(f"SDP: {record.getMessage()}")
 
@@ -131,9 +145,9 @@ def _required_tenant(tenant: str | None) -> str:
     return tenant
 
 
-async def _with_pool(data_dir: str | None,
-                     action: Callable[[asyncpg.Pool, str], Awaitable[ImportResult]]
-                     ) -> ImportResult:
+async def _with_pool(
+    data_dir: str | None, action: Callable[[asyncpg.Pool, str], Awaitable[ImportResult]]
+) -> ImportResult:
     runtime = await load_runtime(data_dir)
     async with service_pool(runtime) as pool:
         return await action(pool, runtime.encryption_keys)
@@ -146,11 +160,15 @@ def _report(result: ImportResult, heading: str, as_json: bool) -> None:
     seen = result.to_dict()
     label = next(k for k in ("fetched", "files", "rows") if k in seen)
     typer.echo(heading)
-    typer.echo(f"  {label} {result.seen}, new {result.new}, updated {result.updated}, "
-               f"skipped {len(result.skipped)}")
+    typer.echo(
+        f"  {label} {result.seen}, new {result.new}, updated {result.updated}, "
+        f"skipped {len(result.skipped)}"
+    )
     if "embedded" in result.details:
-        typer.echo(f"  embedded {result.details['embedded']} for vector search "
-                   f"({result.details['embedding_model']})")
+        typer.echo(
+            f"  embedded {result.details['embedded']} for vector search "
+            f"({result.details['embedding_model']})"
+        )
     if "embedding_error" in result.details:
         typer.echo(f"  embedding stopped: {result.details['embedding_error']}")
     for reason, count in result.skipped_by_reason().items():
@@ -167,12 +185,16 @@ def _report(result: ImportResult, heading: str, as_json: bool) -> None:
 def tickets(
     tenant: str | None = TenantOption,
     days: int = typer.Option(90, "--days", help="Import tickets resolved in the last N days"),
-    status: str = typer.Option(",".join(DEFAULT_STATUSES), "--status",
-                               help="Comma-separated SDP status names"),
+    status: str = typer.Option(
+        ",".join(DEFAULT_STATUSES), "--status", help="Comma-separated SDP status names"
+    ),
     limit: int | None = typer.Option(None, "--limit", help="Stop after N tickets (newest first)"),
     sdp_rate: int | None = typer.Option(
-        None, "--sdp-rate", help="SDP calls per minute (default: half the tenant's SDP rate, "
-                                 "leaving room for live note write-backs)"),
+        None,
+        "--sdp-rate",
+        help="SDP calls per minute (default: half the tenant's SDP rate, "
+        "leaving room for live note write-backs)",
+    ),
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -195,12 +217,21 @@ def tickets(
         if runtime is None:
             raise UnknownTenant(tenant_id)
         stats = SdpCallStats()
-        async with import_client(runtime, calls_per_minute=sdp_rate, on_call=stats,
-                                 url_policy=Settings().sdp_url_policy) as client:
+        async with import_client(
+            runtime, calls_per_minute=sdp_rate, on_call=stats, url_policy=Settings().sdp_url_policy
+        ) as client:
             try:
                 return await import_resolved_tickets(
-                    pool, tenant_id, client, days=days, statuses=statuses, limit=limit,
-                    progress=display.update, stats=stats, embedder=service_embedder())
+                    pool,
+                    tenant_id,
+                    client,
+                    days=days,
+                    statuses=statuses,
+                    limit=limit,
+                    progress=display.update,
+                    stats=stats,
+                    embedder=service_embedder(),
+                )
             except ImportInterrupted as exc:
                 if as_json:
                     emit_json({**exc.result.to_dict(), "error": str(exc)})
@@ -209,10 +240,15 @@ def tickets(
     with display, _sdp_notices(display):
         result = run_async(_with_pool(data_dir, action))
     throttled = result.details.get("sdp_throttled", 0)
-    _report(result, f"Imported resolved tickets for {tenant_id} "
-                    f"(resolved since {result.details['since'][:10]}, status "
-                    f"{', '.join(statuses) or 'any'}; SDP calls {result.details['sdp_calls']}"
-                    + (f", throttled {throttled}" if throttled else "") + ")", as_json)
+    _report(
+        result,
+        f"Imported resolved tickets for {tenant_id} "
+        f"(resolved since {result.details['since'][:10]}, status "
+        f"{', '.join(statuses) or 'any'}; SDP calls {result.details['sdp_calls']}"
+        + (f", throttled {throttled}" if throttled else "")
+        + ")",
+        as_json,
+    )
 
 
 @import_app.command("kb")
@@ -221,7 +257,8 @@ def kb(
     directory: Path = typer.Argument(..., help="Folder of .md, .html/.htm and .txt articles"),
     tenant: str | None = TenantOption,
     base_url: str | None = typer.Option(
-        None, "--base-url", help="Where the articles are published (URL = base + path)"),
+        None, "--base-url", help="Where the articles are published (URL = base + path)"
+    ),
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -233,8 +270,14 @@ def kb(
     display = _Display("kb files", enabled=not as_json)
 
     async def action(pool: asyncpg.Pool, keys: str) -> ImportResult:
-        return await import_kb_directory(pool, tenant_id, directory, base_url=base_url,
-                                         progress=display.update, embedder=service_embedder())
+        return await import_kb_directory(
+            pool,
+            tenant_id,
+            directory,
+            base_url=base_url,
+            progress=display.update,
+            embedder=service_embedder(),
+        )
 
     with display:
         result = run_async(_with_pool(data_dir, action))
@@ -244,11 +287,11 @@ def kb(
 @import_app.command("assets")
 @one_line_errors
 def assets(
-    csv_file: Path = typer.Argument(..., metavar="FILE.csv",
-                                    help="Header: address,hostname,role,owner,location"),
+    csv_file: Path = typer.Argument(
+        ..., metavar="FILE.csv", help="Header: address,hostname,role,owner,location"
+    ),
     tenant: str | None = TenantOption,
-    strict: bool = typer.Option(False, "--strict",
-                                help="Any bad row: import nothing and exit 1"),
+    strict: bool = typer.Option(False, "--strict", help="Any bad row: import nothing and exit 1"),
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:

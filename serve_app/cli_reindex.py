@@ -29,8 +29,7 @@ from serve_app.cli_support import (
 from serve_app.embedding_provider import service_embedder
 
 
-async def _reindex(tenant: str, data_dir: str | None, progress: Progress | None
-                   ) -> ReindexResult:
+async def _reindex(tenant: str, data_dir: str | None, progress: Progress | None) -> ReindexResult:
     runtime = await load_runtime(data_dir)
     tasks: dict[str, object] = {}
 
@@ -38,8 +37,9 @@ async def _reindex(tenant: str, data_dir: str | None, progress: Progress | None
         if progress is None:
             return
         if kind not in tasks:
-            tasks[kind] = progress.add_task("tickets" if kind == "tickets" else "KB articles",
-                                            total=total)
+            tasks[kind] = progress.add_task(
+                "tickets" if kind == "tickets" else "KB articles", total=total
+            )
         progress.update(tasks[kind], completed=done, total=total)  # type: ignore[arg-type]
 
     async with service_pool(runtime) as pool:
@@ -60,9 +60,18 @@ def reindex(
 
     Example: ai-agents reindex --tenant acme
     """
-    progress = None if as_json else Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    progress = (
+        None
+        if as_json
+        else Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+    )
     if progress is not None:
         progress.start()
     try:
@@ -74,7 +83,11 @@ def reindex(
         emit_json(result.as_dict())
         return
     typer.echo(f"reindexed {tenant} with {result.model} ({result.dimensions} dimensions)")
-    typer.echo(f"  tickets: {result.tickets_embedded} embedded of {result.tickets_total} "
-               f"(the rest were fresh)")
-    typer.echo(f"  KB articles: {result.docs_embedded} embedded of {result.docs_total} "
-               f"({result.chunks_embedded} chunks)")
+    typer.echo(
+        f"  tickets: {result.tickets_embedded} embedded of {result.tickets_total} "
+        f"(the rest were fresh)"
+    )
+    typer.echo(
+        f"  KB articles: {result.docs_embedded} embedded of {result.docs_total} "
+        f"({result.chunks_embedded} chunks)"
+    )

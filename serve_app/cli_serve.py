@@ -35,7 +35,8 @@ def serve(
     host: str = typer.Option(None, "--host", help="Bind address (default AI_AGENTS_HTTP_HOST)"),
     ingress: IngressChoice | None = IngressOption,
     dashboard_port: int = typer.Option(
-        8265, "--dashboard-port", help="Ray dashboard port when this command starts Ray"),
+        8265, "--dashboard-port", help="Ray dashboard port when this command starts Ray"
+    ),
     data_dir: str | None = DataDirOption,
 ) -> None:
     """Run the service: migrations, then the Serve application on a local or existing Ray.
@@ -62,19 +63,32 @@ def serve(
     # cleanly, and is in place before the app starts so an early SIGTERM is not lost either
     stop = threading.Event()
     try:
-        ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING,
-                 **({} if joining else {"include_dashboard": True, "dashboard_host": "127.0.0.1",
-                                        "dashboard_port": dashboard_port}))
+        ray.init(
+            namespace="ai_agents",
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            **(
+                {}
+                if joining
+                else {
+                    "include_dashboard": True,
+                    "dashboard_host": "127.0.0.1",
+                    "dashboard_port": dashboard_port,
+                }
+            ),
+        )
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        ray_serve.start(http_options={"host": host or settings.http_host,
-                                      "port": port or settings.http_port})
+        ray_serve.start(
+            http_options={"host": host or settings.http_host, "port": port or settings.http_port}
+        )
         ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
         recorder.refresh()
-        err.print(f"Serving on http://{host or settings.http_host}:"
-                  f"{port or settings.http_port} (Ctrl-C stops)")
+        err.print(
+            f"Serving on http://{host or settings.http_host}:"
+            f"{port or settings.http_port} (Ctrl-C stops)"
+        )
         if not joining:
-            err.print(f"Ray dashboard: http://127.0.0.1:{dashboard_port} "
-                      f"({DASHBOARD_TOKEN_HINT})")
+            err.print(f"Ray dashboard: http://127.0.0.1:{dashboard_port} ({DASHBOARD_TOKEN_HINT})")
         with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(0.5):
                 pass

@@ -85,6 +85,10 @@ async def service_pool(runtime: Runtime) -> AsyncIterator[Any]:
         await pool.close()
 
 
-DataDirOption = typer.Option(None, "--data-dir", envvar="AI_AGENTS_DATA_DIR",
-                             help="Embedded database and local state directory")
+DataDirOption = typer.Option(
+    None,
+    "--data-dir",
+    envvar="AI_AGENTS_DATA_DIR",
+    help="Embedded database and local state directory",
+)
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout")

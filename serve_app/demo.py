@@ -125,8 +125,11 @@ async def prepare_tenants(
 ) -> dict[str, dict[str, str]]:
     """Create the demo tenants, or point the existing ones at this run's simulator."""
     # the demo's SDP simulator listens on loopback, which the SSRF rules refuse by default
-    admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys),
-                        url_policy=SdpUrlPolicy(allow_loopback=True))
+    admin = TenantAdmin(
+        pool,
+        CredentialCipher.from_csv(runtime.encryption_keys),
+        url_policy=SdpUrlPolicy(allow_loopback=True),
+    )
     saved = _load_credentials(data_dir)
     existing = {t.id for t in await admin.list()}
     for tenant in TENANTS:
@@ -173,8 +176,9 @@ async def import_demo_data(pool: asyncpg.Pool, runtime: Runtime) -> dict[str, di
         assert tenant_runtime is not None
         client = import_client(tenant_runtime, calls_per_minute=6000)
         try:
-            tickets = await import_resolved_tickets(pool, tenant, client, days=150,
-                                                    embedder=service_embedder())
+            tickets = await import_resolved_tickets(
+                pool, tenant, client, days=150, embedder=service_embedder()
+            )
         finally:
             await client.aclose()
         kb = await import_kb_directory(pool, tenant, data.kb_dir, embedder=service_embedder())

@@ -53,17 +53,24 @@ def _past_resolution(sdp: SimulatorState, tenant: str, ticket_id: str) -> str | 
     return html.unescape(content) if content else None
 
 
-async def resolve_some(base_url: str, sdp: SimulatorState, creds: dict[str, dict[str, str]],
-                       enhancements: list[dict[str, Any]],
-                       share: float = 0.5) -> dict[str, dict[str, Any]]:
+async def resolve_some(
+    base_url: str,
+    sdp: SimulatorState,
+    creds: dict[str, dict[str, str]],
+    enhancements: list[dict[str, Any]],
+    share: float = 0.5,
+) -> dict[str, dict[str, Any]]:
     """Resolve every other completed demo ticket of each tenant (``share`` of them) in the
     simulator and send SDP's resolved-ticket webhook; returns per tenant resolved, hits and
     hit rate."""
     step = max(1, round(1 / share))
     chosen: list[dict[str, Any]] = []
     for tenant in dict.fromkeys(e["tenant"] for e in enhancements):
-        done = [e for e in enhancements
-                if e["tenant"] == tenant and e["status"] == "completed" and e["note_id"]]
+        done = [
+            e
+            for e in enhancements
+            if e["tenant"] == tenant and e["status"] == "completed" and e["note_id"]
+        ]
         chosen += done[::step]
     per_tenant: dict[str, dict[str, Any]] = {}
     async with httpx.AsyncClient(timeout=30) as http:
@@ -75,11 +82,16 @@ async def resolve_some(base_url: str, sdp: SimulatorState, creds: dict[str, dict
             stored = sdp.resolve_request(tenant, ticket_id, resolution)
             response = await send_webhook_async(
                 f"{base_url}/webhook/servicedesk/{tenant}/resolved",
-                flat_payload(stored, event="resolved"), "hmac", creds[tenant]["webhook_secret"],
-                client=http)
+                flat_payload(stored, event="resolved"),
+                "hmac",
+                creds[tenant]["webhook_secret"],
+                client=http,
+            )
             if response.status_code != 202:
-                raise RuntimeError(f"resolved webhook for {tenant}/{ticket_id} answered "
-                                   f"{response.status_code}: {response.text[:200]}")
+                raise RuntimeError(
+                    f"resolved webhook for {tenant}/{ticket_id} answered "
+                    f"{response.status_code}: {response.text[:200]}"
+                )
             hit = response.json().get("suggestion_hit")
             item["suggestion_hit"] = hit
             stats = per_tenant.setdefault(tenant, {"resolved": 0, "hits": 0})

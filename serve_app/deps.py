@@ -34,10 +34,16 @@ Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 # Declared for the OpenAPI document (the Authorize button, generated clients); the checks and
 # their 401/403 answers stay in _bearer below, so auto_error is off.
-_TENANT_SCHEME = HTTPBearer(auto_error=False, scheme_name="TenantToken",
-                            description="The tenant's API token (`tenant create` prints it).")
-_ADMIN_SCHEME = HTTPBearer(auto_error=False, scheme_name="AdminToken",
-                           description="The admin token (AI_AGENTS_ADMIN_TOKEN).")
+_TENANT_SCHEME = HTTPBearer(
+    auto_error=False,
+    scheme_name="TenantToken",
+    description="The tenant's API token (`tenant create` prints it).",
+)
+_ADMIN_SCHEME = HTTPBearer(
+    auto_error=False,
+    scheme_name="AdminToken",
+    description="The admin token (AI_AGENTS_ADMIN_TOKEN).",
+)
 Declared = Annotated[HTTPAuthorizationCredentials | None, Security(_TENANT_SCHEME)]
 DeclaredAdmin = Annotated[HTTPAuthorizationCredentials | None, Security(_ADMIN_SCHEME)]
 
@@ -63,15 +69,23 @@ async def get_tenant_id(request: Request, state: State, _scheme: Declared) -> st
     return tenant_id
 
 
-async def _deny_cross_tenant(request: Request, state: ApiState, tenant_id: str,
-                             claimed: str) -> None:
+async def _deny_cross_tenant(
+    request: Request, state: ApiState, tenant_id: str, claimed: str
+) -> None:
     state.metrics.inc(mc.ISOLATION_VIOLATIONS, {"tenant": tenant_id})
-    await write_audit(await state.pool(), tenant_id=tenant_id, actor=f"api-token:{tenant_id}",
-                      action="cross_tenant_access", target=f"tenant:{claimed[:64]}",
-                      outcome="denied", details={"path": request.url.path,
-                                                 "method": request.method})
-    log.warning("cross-tenant access denied", extra={"tenant_id": tenant_id,
-                                                     "reason": "tenant_id names another tenant"})
+    await write_audit(
+        await state.pool(),
+        tenant_id=tenant_id,
+        actor=f"api-token:{tenant_id}",
+        action="cross_tenant_access",
+        target=f"tenant:{claimed[:64]}",
+        outcome="denied",
+        details={"path": request.url.path, "method": request.method},
+    )
+    log.warning(
+        "cross-tenant access denied",
+        extra={"tenant_id": tenant_id, "reason": "tenant_id names another tenant"},
+    )
     raise HTTPException(403, "Access to another tenant's data is not allowed")
 
 

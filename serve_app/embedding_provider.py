@@ -17,11 +17,13 @@ from serve_app.settings import Settings, get_settings
 
 def embedding_settings(settings: Settings) -> EmbeddingSettings:
     key = settings.embedding_api_key
-    return EmbeddingSettings(base_url=settings.embedding_base_url,
-                             api_key=key.get_secret_value() if key else None,
-                             model=settings.embedding_model,
-                             dimensions=settings.embedding_dimensions,
-                             timeout_s=settings.llm_timeout_s)
+    return EmbeddingSettings(
+        base_url=settings.embedding_base_url,
+        api_key=key.get_secret_value() if key else None,
+        model=settings.embedding_model,
+        dimensions=settings.embedding_dimensions,
+        timeout_s=settings.llm_timeout_s,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -44,10 +46,19 @@ async def embed_resolved_ticket(pool: asyncpg.Pool, tenant_id: str, ticket: Tick
     try:
         async with asyncio.timeout(RESOLVED_EMBED_TIMEOUT_S):
             async with tenant_transaction(pool, tenant_id) as conn:
-                await store_ticket_vectors(conn, service_embedder(), tenant_id, [TicketText(
-                    ticket.ticket_id, ticket.subject, ticket.description)])
+                await store_ticket_vectors(
+                    conn,
+                    service_embedder(),
+                    tenant_id,
+                    [TicketText(ticket.ticket_id, ticket.subject, ticket.description)],
+                )
         return True
     except Exception as exc:  # noqa: BLE001 - logged; reindex repairs it
-        log.warning("resolved ticket %s of %s stored without a vector (%s: %s); run "
-                    "ai-agents reindex", ticket.ticket_id, tenant_id, type(exc).__name__, exc)
+        log.warning(
+            "resolved ticket %s of %s stored without a vector (%s: %s); run ai-agents reindex",
+            ticket.ticket_id,
+            tenant_id,
+            type(exc).__name__,
+            exc,
+        )
         return False

@@ -40,22 +40,26 @@ class Explanation(BaseModel):
     trace_id: str | None = None
     note_id: str | None = None
     supersedes: uuid.UUID | None = None
-    fallbacks: list[str] = Field(default_factory=list,
-                                 description="every departure from the normal path")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="every departure from the normal path"
+    )
     suggestion_hit: bool | None = None
     suggestion_rank: int | None = None
     suggestion_similarity: float | None = None
     proposals: list[dict[str, Any]] = Field(
-        default_factory=list, description="what the note proposed, best first")
+        default_factory=list, description="what the note proposed, best first"
+    )
     context_sources: list[dict[str, Any]] = Field(default_factory=list)
     explain_available: bool
     explain_missing_reason: str | None = None
     recorded_at: str | None = None
     candidates: dict[str, Any] | None = Field(
-        None, description="per source: items with score, rank and why they were kept")
+        None, description="per source: items with score, rank and why they were kept"
+    )
     llm: dict[str, Any] | None = None
     prompt: list[dict[str, str]] | None = Field(
-        None, description="the messages as sent to the LLM (redacted as it saw them)")
+        None, description="the messages as sent to the LLM (redacted as it saw them)"
+    )
     raw_answer: str | None = Field(None, description="the model's answer as received")
 
 
@@ -63,8 +67,10 @@ def _fallbacks(row: asyncpg.Record, explain: dict[str, Any] | None) -> list[str]
     out: list[str] = []
     for source in row["context_sources"] or []:
         if source.get("status") in ("timeout", "error"):
-            out.append(f"context source {source['name']} {source['status']}"
-                       + (f": {source['error']}" if source.get("error") else ""))
+            out.append(
+                f"context source {source['name']} {source['status']}"
+                + (f": {source['error']}" if source.get("error") else "")
+            )
     if row["outcome"] == "context_only":
         out.append(f"context-only note (no LLM analysis): {row['error'] or 'no reason recorded'}")
     elif row["outcome"] == "skipped":
@@ -91,16 +97,36 @@ def build_explanation(row: asyncpg.Record, *, retention_days: float) -> Explanat
         elif row["status"] == "failed":
             missing = "failed enhancements keep no prompt or answer; see error and the trace"
         else:
-            missing = (f"the prompt and answer are kept {retention_days:g} days "
-                       "(AI_AGENTS_EXPLAIN_RETENTION_DAYS) and this one is older, or it was "
-                       "written before explain records existed")
+            missing = (
+                f"the prompt and answer are kept {retention_days:g} days "
+                "(AI_AGENTS_EXPLAIN_RETENTION_DAYS) and this one is older, or it was "
+                "written before explain records existed"
+            )
     explain = explain or {}
     return Explanation(
-        **{k: row[k] for k in (
-            "id", "ticket_id", "status", "outcome", "error", "attempts", "max_attempts",
-            "received_at", "finished_at", "model", "prompt_tokens", "completion_tokens",
-            "trace_id", "note_id", "supersedes", "suggestion_hit", "suggestion_rank",
-            "suggestion_similarity")},
+        **{
+            k: row[k]
+            for k in (
+                "id",
+                "ticket_id",
+                "status",
+                "outcome",
+                "error",
+                "attempts",
+                "max_attempts",
+                "received_at",
+                "finished_at",
+                "model",
+                "prompt_tokens",
+                "completion_tokens",
+                "trace_id",
+                "note_id",
+                "supersedes",
+                "suggestion_hit",
+                "suggestion_rank",
+                "suggestion_similarity",
+            )
+        },
         stage_timings=row["stage_timings"] or {},
         cost_usd=float(row["cost_usd"]) if row["cost_usd"] is not None else None,
         fallbacks=_fallbacks(row, explain or None),
@@ -116,12 +142,14 @@ def build_explanation(row: asyncpg.Record, *, retention_days: float) -> Explanat
     )
 
 
-async def load_explanation(pool: asyncpg.Pool, enhancement_id: uuid.UUID, *,
-                           tenant_id: str | None, retention_days: float) -> Explanation | None:
+async def load_explanation(
+    pool: asyncpg.Pool, enhancement_id: uuid.UUID, *, tenant_id: str | None, retention_days: float
+) -> Explanation | None:
     """``tenant_id`` None (the operator's CLI): look the tenant up first, then read inside it."""
     if tenant_id is None:
-        rows = await system_fetch(pool, "SELECT app_tenant_for_enhancement($1) AS tenant_id",
-                                  enhancement_id)
+        rows = await system_fetch(
+            pool, "SELECT app_tenant_for_enhancement($1) AS tenant_id", enhancement_id
+        )
         tenant_id = rows[0]["tenant_id"] if rows else None
         if tenant_id is None:
             return None

@@ -81,8 +81,12 @@ class HealthReport:
         return HEALTH_EXIT_CODES[self.verdict]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "verdict": self.verdict, "checked_at": self.checked_at,
-                "checks": [asdict(c) for c in self.checks]}
+        return {
+            "ok": self.ok,
+            "verdict": self.verdict,
+            "checked_at": self.checked_at,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
 
 def dashboard_address(explicit: str | None = None) -> str:
@@ -116,8 +120,9 @@ def describe_failure(exc: BaseException) -> str:
 
 async def _dashboard_get(http: httpx.AsyncClient, options: HealthOptions, path: str) -> Any:
     headers = {"Authorization": f"Bearer {options.ray_token}"} if options.ray_token else {}
-    response = await http.get(f"{options.dashboard_url}{path}", headers=headers,
-                              timeout=options.timeout_s)
+    response = await http.get(
+        f"{options.dashboard_url}{path}", headers=headers, timeout=options.timeout_s
+    )
     if response.status_code in (401, 403):
         raise PermissionError(f"dashboard refused the Ray auth token (HTTP {response.status_code})")
     response.raise_for_status()
@@ -129,8 +134,11 @@ async def check_ray(http: httpx.AsyncClient, options: HealthOptions) -> Check:
     try:
         nodes = (await _dashboard_get(http, options, "/api/v0/nodes"))["data"]["result"]["result"]
     except Exception as exc:  # noqa: BLE001 - unreachable in any way is the answer
-        return Check("ray", "fail", f"Ray dashboard {options.dashboard_url} unreachable "
-                                    f"({describe_failure(exc)})")
+        return Check(
+            "ray",
+            "fail",
+            f"Ray dashboard {options.dashboard_url} unreachable ({describe_failure(exc)})",
+        )
     alive = [n for n in nodes if n.get("state") == "ALIVE"]
     totals: dict[str, float] = {}
     for node in alive:
@@ -144,10 +152,13 @@ async def check_ray(http: httpx.AsyncClient, options: HealthOptions) -> Check:
     except Exception:  # noqa: BLE001, S110 - usage is a nice-to-have; the node list decides
         usage = {}
     cpu = usage.get("CPU")
-    cpu_text = (f"{cpu[0]:g}/{cpu[1]:g} CPU in use" if cpu
-                else f"{totals.get('CPU', 0):g} CPU")
-    details = {"alive_nodes": len(alive), "dead_nodes": len(nodes) - len(alive),
-               "resources_total": totals, "usage": usage}
+    cpu_text = f"{cpu[0]:g}/{cpu[1]:g} CPU in use" if cpu else f"{totals.get('CPU', 0):g} CPU"
+    details = {
+        "alive_nodes": len(alive),
+        "dead_nodes": len(nodes) - len(alive),
+        "resources_total": totals,
+        "usage": usage,
+    }
     if not alive:
         return Check("ray", "fail", "no alive Ray node", details)
     return Check("ray", "ok", f"{len(alive)} node(s) alive, {cpu_text}", details)
@@ -161,8 +172,12 @@ async def check_serve(http: httpx.AsyncClient, options: HealthOptions) -> Check:
         return Check("serve", "fail", f"Serve status unavailable ({describe_failure(exc)})")
     app = (data.get("applications") or {}).get(options.app_name)
     if app is None:
-        return Check("serve", "fail", f"application {options.app_name!r} is not deployed",
-                     {"applications": sorted(data.get("applications") or {})})
+        return Check(
+            "serve",
+            "fail",
+            f"application {options.app_name!r} is not deployed",
+            {"applications": sorted(data.get("applications") or {})},
+        )
     deployments: dict[str, Any] = {}
     problems = []
     for name, deployment in (app.get("deployments") or {}).items():
@@ -170,19 +185,27 @@ async def check_serve(http: httpx.AsyncClient, options: HealthOptions) -> Check:
         for replica in deployment.get("replicas") or []:
             states[replica.get("state", "?")] = states.get(replica.get("state", "?"), 0) + 1
         running = states.get("RUNNING", 0)
-        deployments[name] = {"status": deployment.get("status"), "replicas": states,
-                             "target_replicas": deployment.get("target_num_replicas"),
-                             "message": deployment.get("message") or ""}
+        deployments[name] = {
+            "status": deployment.get("status"),
+            "replicas": states,
+            "target_replicas": deployment.get("target_num_replicas"),
+            "message": deployment.get("message") or "",
+        }
         if deployment.get("status") != "HEALTHY" or running == 0:
             problems.append(f"{name} {deployment.get('status')} ({running} running)")
     details = {"application_status": app.get("status"), "deployments": deployments}
     if app.get("status") != "RUNNING" or problems:
-        summary = f"application {app.get('status')}" + (f"; {', '.join(problems)}"
-                                                        if problems else "")
+        summary = f"application {app.get('status')}" + (
+            f"; {', '.join(problems)}" if problems else ""
+        )
         return Check("serve", "fail", summary, details)
     replicas = sum(d["replicas"].get("RUNNING", 0) for d in deployments.values())
-    return Check("serve", "ok", f"{len(deployments)} deployments healthy, "
-                                f"{replicas} replicas running", details)
+    return Check(
+        "serve",
+        "ok",
+        f"{len(deployments)} deployments healthy, {replicas} replicas running",
+        details,
+    )
 
 
 async def check_database(pool: asyncpg.Pool | None, error: str | None = None) -> Check:
@@ -210,8 +233,12 @@ async def check_queue(pool: asyncpg.Pool | None, options: HealthOptions) -> Chec
     running = sum(int(r["running"]) for r in rows)
     oldest = max((float(r["oldest_queued_age_s"]) for r in rows), default=0.0)
     per_tenant = {r["tenant_id"]: int(r["queued"]) for r in rows if r["queued"]}
-    details = {"queued": queued, "running": running, "oldest_queued_age_s": round(oldest, 1),
-               "queued_by_tenant": per_tenant}
+    details = {
+        "queued": queued,
+        "running": running,
+        "oldest_queued_age_s": round(oldest, 1),
+        "queued_by_tenant": per_tenant,
+    }
     summary = f"{queued} queued, {running} running, oldest queued {oldest:.0f}s"
     if queued > options.max_queue_depth or oldest > options.max_oldest_queued_s:
         return Check("queue", "fail", summary, details)
@@ -223,15 +250,18 @@ async def check_recent_errors(pool: asyncpg.Pool | None, options: HealthOptions)
     if pool is None:
         return Check("recent_errors", "skip", "database unavailable")
     try:
-        rows = await system_fetch(pool, "SELECT * FROM app_recent_outcomes($1)",
-                                  options.window_s)
+        rows = await system_fetch(pool, "SELECT * FROM app_recent_outcomes($1)", options.window_s)
     except Exception as exc:  # noqa: BLE001
         return Check("recent_errors", "fail", f"outcome query failed ({describe_failure(exc)})")
     finished = sum(int(r["n"]) for r in rows if r["status"] in ("completed", "failed"))
     failed = sum(int(r["n"]) for r in rows if r["status"] == "failed")
     by_tenant = {r["tenant_id"]: int(r["n"]) for r in rows if r["status"] == "failed"}
-    details = {"window_s": options.window_s, "finished": finished, "failed": failed,
-               "failed_by_tenant": by_tenant}
+    details = {
+        "window_s": options.window_s,
+        "finished": finished,
+        "failed": failed,
+        "failed_by_tenant": by_tenant,
+    }
     summary = f"{failed} failed of {finished} finished in the last {options.window_s}s"
     if failed == 0:
         return Check("recent_errors", "ok", summary, details)
@@ -245,12 +275,14 @@ async def check_api_health(http: httpx.AsyncClient, options: HealthOptions) -> C
         response = await http.get(f"{options.api_url}/health", timeout=options.timeout_s)
         body = response.json()
     except Exception as exc:  # noqa: BLE001
-        return Check("api_health", "fail", f"{options.api_url}/health unreachable "
-                                           f"({describe_failure(exc)})")
+        return Check(
+            "api_health", "fail", f"{options.api_url}/health unreachable ({describe_failure(exc)})"
+        )
     if response.status_code == 200 and body.get("status") == "healthy":
         return Check("api_health", "ok", "healthy", {"status_code": 200})
-    return Check("api_health", "fail", f"HTTP {response.status_code}",
-                 {"status_code": response.status_code})
+    return Check(
+        "api_health", "fail", f"HTTP {response.status_code}", {"status_code": response.status_code}
+    )
 
 
 async def check_api_ready(http: httpx.AsyncClient, options: HealthOptions) -> Check:
@@ -258,15 +290,22 @@ async def check_api_ready(http: httpx.AsyncClient, options: HealthOptions) -> Ch
         response = await http.get(f"{options.api_url}/api/v1/ready", timeout=options.timeout_s)
         body = response.json()
     except Exception as exc:  # noqa: BLE001
-        return Check("api_ready", "fail", f"{options.api_url}/api/v1/ready unreachable "
-                                          f"({describe_failure(exc)})")
+        return Check(
+            "api_ready",
+            "fail",
+            f"{options.api_url}/api/v1/ready unreachable ({describe_failure(exc)})",
+        )
     components = body.get("components") or {}
     failing = sorted(name for name, c in components.items() if not c.get("ok"))
     details = {"status_code": response.status_code, "components": components}
     if response.status_code == 200 and not failing:
         return Check("api_ready", "ok", f"ready ({len(components)} components)", details)
-    return Check("api_ready", "fail", "not ready: " + (", ".join(failing) or
-                                                       f"HTTP {response.status_code}"), details)
+    return Check(
+        "api_ready",
+        "fail",
+        "not ready: " + (", ".join(failing) or f"HTTP {response.status_code}"),
+        details,
+    )
 
 
 async def check_alerts(http: httpx.AsyncClient, options: HealthOptions) -> Check:
@@ -281,23 +320,38 @@ async def check_alerts(http: httpx.AsyncClient, options: HealthOptions) -> Check
         return Check("alerts", "fail", f"Prometheus unreachable ({describe_failure(exc)})")
     firing = [a for a in alerts if a.get("state") == "firing"]
     names = sorted({a.get("labels", {}).get("alertname", "?") for a in firing})
-    details = {"firing": [{"alertname": a.get("labels", {}).get("alertname"),
-                           "labels": a.get("labels", {}), "activeAt": a.get("activeAt")}
-                          for a in firing],
-               "pending": sum(1 for a in alerts if a.get("state") == "pending")}
+    details = {
+        "firing": [
+            {
+                "alertname": a.get("labels", {}).get("alertname"),
+                "labels": a.get("labels", {}),
+                "activeAt": a.get("activeAt"),
+            }
+            for a in firing
+        ],
+        "pending": sum(1 for a in alerts if a.get("state") == "pending"),
+    }
     if firing:
         return Check("alerts", "fail", f"{len(firing)} firing: {', '.join(names)}", details)
     return Check("alerts", "ok", "no alert firing", details)
 
 
-async def run_health_checks(options: HealthOptions, http: httpx.AsyncClient,
-                            pool: asyncpg.Pool | None, pool_error: str | None = None
-                            ) -> HealthReport:
+async def run_health_checks(
+    options: HealthOptions,
+    http: httpx.AsyncClient,
+    pool: asyncpg.Pool | None,
+    pool_error: str | None = None,
+) -> HealthReport:
     """All checks at once (they are independent); ``pool`` is None when the database could not
     be reached, and ``pool_error`` says why."""
     checks = await asyncio.gather(
-        check_ray(http, options), check_serve(http, options),
-        check_database(pool, pool_error), check_queue(pool, options),
-        check_api_health(http, options), check_api_ready(http, options),
-        check_recent_errors(pool, options), check_alerts(http, options))
+        check_ray(http, options),
+        check_serve(http, options),
+        check_database(pool, pool_error),
+        check_queue(pool, options),
+        check_api_health(http, options),
+        check_api_ready(http, options),
+        check_recent_errors(pool, options),
+        check_alerts(http, options),
+    )
     return HealthReport(list(checks))

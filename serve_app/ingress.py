@@ -18,8 +18,12 @@ from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from serve_app.settings import get_settings
 
-_BROKEN_STATES = {"UNHEALTHY", "DEPLOY_FAILED", "DeploymentStatus.UNHEALTHY",
-                  "DeploymentStatus.DEPLOY_FAILED"}
+_BROKEN_STATES = {
+    "UNHEALTHY",
+    "DEPLOY_FAILED",
+    "DeploymentStatus.UNHEALTHY",
+    "DeploymentStatus.DEPLOY_FAILED",
+}
 
 
 @serve.deployment(name=INGRESS, **pool_options(INGRESS))
@@ -29,8 +33,9 @@ class Ingress:
         configure_tracing()
         configure_logging(get_settings().log_level)
         self._dispatcher = dispatcher
-        self._state = ApiState.from_settings(get_settings(), metrics=RayMetrics(),
-                                             readiness_probe=self._pipeline_status)
+        self._state = ApiState.from_settings(
+            get_settings(), metrics=RayMetrics(), readiness_probe=self._pipeline_status
+        )
         self._pool_gauge = start_pool_gauge(self._state.metrics, "ingress", self._state.pool)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -45,13 +50,15 @@ class Ingress:
             components["dispatcher"] = {"ok": False, "error": type(exc).__name__}
         try:
             app = (await asyncio.to_thread(serve.status)).applications.get(APP_NAME)
-            for name, deployment in (app.deployments.items() if app else []):
+            for name, deployment in app.deployments.items() if app else []:
                 running = deployment.replica_states.get("RUNNING", 0)
                 # UPSCALING/DOWNSCALING are healthy pools changing size, not failures.
                 healthy = str(deployment.status) not in _BROKEN_STATES
-                components[f"pool:{name}"] = {"ok": healthy and running > 0,
-                                              "status": str(deployment.status),
-                                              "running_replicas": running}
+                components[f"pool:{name}"] = {
+                    "ok": healthy and running > 0,
+                    "status": str(deployment.status),
+                    "running_replicas": running,
+                }
         except Exception as exc:  # noqa: BLE001
             components["pools"] = {"ok": False, "error": type(exc).__name__}
         return components

@@ -39,8 +39,11 @@ def ingress_environment(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str,
     """
     if mode == "proxy":
         return {}
-    return {**HAPROXY_FLAGS, **haproxy_private_environment(),
-            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{drain_s:g}"}
+    return {
+        **HAPROXY_FLAGS,
+        **haproxy_private_environment(),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{drain_s:g}",
+    }
 
 
 def haproxy_private_environment() -> dict[str, str]:

@@ -59,8 +59,9 @@ def _utc_representable(value: datetime) -> datetime:
         if value.tzinfo is not None:
             value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("date out of range: it must lie between 0001-01-01 and 9999-12-31 "
-                         "UTC") from None
+        raise ValueError(
+            "date out of range: it must lie between 0001-01-01 and 9999-12-31 UTC"
+        ) from None
     return value
 
 
@@ -111,8 +112,7 @@ def decode_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadInput(400, "Malformed JSON: the body is not UTF-8") from None
     try:
-        data = json.loads(text, parse_constant=_no_constants, parse_int=_int64,
-                          parse_float=_finite)
+        data = json.loads(text, parse_constant=_no_constants, parse_int=_int64, parse_float=_finite)
     except RecursionError:
         raise BadInput(400, f"Malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
@@ -120,8 +120,9 @@ def decode_json(body: bytes) -> Any:
     except ValueError as exc:  # integers beyond 64 bits, 1e999, NaN/Infinity
         raise BadInput(400, f"Malformed JSON: {_short(exc)}") from None
     # the walk costs several parses: only when the text can hold what it looks for
-    if (("\\u" in text and _UNSTORABLE_ESCAPE.search(text))
-            or text.count("[") + text.count("{") > MAX_JSON_DEPTH):
+    if ("\\u" in text and _UNSTORABLE_ESCAPE.search(text)) or text.count("[") + text.count(
+        "{"
+    ) > MAX_JSON_DEPTH:
         check_json_value(data)
     return data
 
@@ -143,12 +144,17 @@ def check_json_value(data: Any) -> None:
             continue
         elif isinstance(value, int):
             if not INT64_MIN <= value <= INT64_MAX:
-                raise BadInput(400, "Malformed JSON: integer out of range (integers must fit "
-                                    f"in 64 bits) at {'.'.join(map(str, loc)) or 'body'}")
+                raise BadInput(
+                    400,
+                    "Malformed JSON: integer out of range (integers must fit "
+                    f"in 64 bits) at {'.'.join(map(str, loc)) or 'body'}",
+                )
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise BadInput(400, "Malformed JSON: number out of range at "
-                                    f"{'.'.join(map(str, loc)) or 'body'}")
+                raise BadInput(
+                    400,
+                    f"Malformed JSON: number out of range at {'.'.join(map(str, loc)) or 'body'}",
+                )
         elif depth > MAX_JSON_DEPTH:
             raise BadInput(400, f"Malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels")
         elif isinstance(value, dict):

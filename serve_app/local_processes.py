@@ -44,7 +44,7 @@ def _stat(pid: int) -> tuple[int, int] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()  # the name in (...) may contain spaces
+    fields = text[text.rindex(")") + 2 :].split()  # the name in (...) may contain spaces
     if fields[0] in ("Z", "X"):
         return None
     return int(fields[1]), int(fields[19])
@@ -102,9 +102,12 @@ class RunRecord:
     def load(cls, path: Path) -> RunRecord | None:
         try:
             data = json.loads(path.read_text())
-            return cls(owner=ProcessRef(**data["owner"]), command=data["command"],
-                       haproxy_dir=data.get("haproxy_dir"),
-                       processes=[ProcessRef(**p) for p in data.get("processes", [])])
+            return cls(
+                owner=ProcessRef(**data["owner"]),
+                command=data["command"],
+                haproxy_dir=data.get("haproxy_dir"),
+                processes=[ProcessRef(**p) for p in data.get("processes", [])],
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -138,7 +141,8 @@ def stop_previous_run(data_dir: Path) -> list[int]:
     if record.owner.pid != os.getpid() and is_alive(record.owner):
         raise RuntimeError(
             f"`ai-agents {record.command}` (pid {record.owner.pid}) is already running on "
-            f"data directory {data_dir}; stop it first or use another --data-dir")
+            f"data directory {data_dir}; stop it first or use another --data-dir"
+        )
     victims = {ref for ref in record.processes if is_alive(ref)}
     if record.haproxy_dir:
         victims.update(processes_naming(record.haproxy_dir))

@@ -27,10 +27,12 @@ def require_metrics_token(request: Request, state: State) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header or scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(401, "Missing bearer token (the metrics token)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "Missing bearer token (the metrics token)", headers={"WWW-Authenticate": "Bearer"}
+        )
     if expected is None or not hmac.compare_digest(
-            token.strip().encode(), expected.get_secret_value().encode()):
+        token.strip().encode(), expected.get_secret_value().encode()
+    ):
         raise HTTPException(403, "Invalid token")
 
 

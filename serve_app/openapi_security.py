@@ -17,18 +17,24 @@ from fastapi.openapi.utils import get_openapi
 
 WEBHOOK_SCHEMES: dict[str, dict[str, Any]] = {
     "WebhookSignature": {
-        "type": "apiKey", "in": "header", "name": "X-Signature",
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Signature",
         "description": "HMAC mode: `sha256=` + hex HMAC-SHA256 of `<X-Timestamp>.<raw body>` "
-                       "with the tenant's webhook secret (base64 of the digest also accepted).",
+        "with the tenant's webhook secret (base64 of the digest also accepted).",
     },
     "WebhookTimestamp": {
-        "type": "apiKey", "in": "header", "name": "X-Timestamp",
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Timestamp",
         "description": "HMAC mode: Unix seconds when signed; rejected beyond 300 s of skew.",
     },
     "WebhookToken": {
-        "type": "apiKey", "in": "header", "name": "X-Webhook-Token",
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Webhook-Token",
         "description": "Token mode: the tenant's webhook secret as a static header "
-                       "(for SDP, which cannot sign).",
+        "(for SDP, which cannot sign).",
     },
 }
 WEBHOOK_SECURITY = [{"WebhookSignature": [], "WebhookTimestamp": []}, {"WebhookToken": []}]
@@ -39,8 +45,9 @@ def install_openapi_security(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             components = schema.setdefault("components", {})
             components.setdefault("securitySchemes", {}).update(WEBHOOK_SCHEMES)
             for path, operations in schema.get("paths", {}).items():

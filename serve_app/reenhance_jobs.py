@@ -32,8 +32,12 @@ ERROR_PREFIX = f"{LOG_PREFIX} error: "
 
 
 def jobs_address(address: str | None) -> str:
-    return (address or os.environ.get("RAY_API_SERVER_ADDRESS")
-            or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS)
+    return (
+        address
+        or os.environ.get("RAY_API_SERVER_ADDRESS")
+        or os.environ.get("RAY_ADDRESS")
+        or DEFAULT_ADDRESS
+    )
 
 
 def jobs_client(address: str | None) -> Any:
@@ -43,16 +47,22 @@ def jobs_client(address: str | None) -> Any:
     try:
         return JobSubmissionClient(target)
     except Exception as exc:  # noqa: BLE001 - unreachable, wrong scheme, not a dashboard
-        raise CommandError(f"cannot reach the Ray Jobs API at {target} "
-                           f"({type(exc).__name__}); pass --address") from None
+        raise CommandError(
+            f"cannot reach the Ray Jobs API at {target} ({type(exc).__name__}); pass --address"
+        ) from None
 
 
 def batch_attempts(client: Any, batch_id: str) -> list[Any]:
     """The Ray jobs that ran this batch, oldest first."""
-    runs = [job for job in client.list_jobs()
-            if job.submission_id == batch_id
-            or ((job.metadata or {}).get("batch_id") == batch_id
-                and (job.metadata or {}).get("kind") == JOB_KIND)]
+    runs = [
+        job
+        for job in client.list_jobs()
+        if job.submission_id == batch_id
+        or (
+            (job.metadata or {}).get("batch_id") == batch_id
+            and (job.metadata or {}).get("kind") == JOB_KIND
+        )
+    ]
     return sorted(runs, key=lambda job: job.start_time or 0)
 
 
@@ -62,9 +72,11 @@ def next_job_id(client: Any, batch_id: str) -> tuple[str, int]:
     runs = batch_attempts(client, batch_id)
     active = [job for job in runs if not job.status.is_terminal()]
     if active:
-        raise CommandError(f"batch {batch_id} is still {active[-1].status.value} as "
-                           f"{active[-1].submission_id}: watch it with `ai-agents reenhance "
-                           f"status {batch_id}` or stop it first")
+        raise CommandError(
+            f"batch {batch_id} is still {active[-1].status.value} as "
+            f"{active[-1].submission_id}: watch it with `ai-agents reenhance "
+            f"status {batch_id}` or stop it first"
+        )
     if not runs:
         return batch_id, 1
     taken = {job.submission_id for job in runs}
@@ -117,5 +129,5 @@ class JobLogView:
             view.progress = parse_progress_line(line) or view.progress
             view.result = parse_result_line(line) or view.result
             if line.startswith(ERROR_PREFIX):
-                view.error = line[len(ERROR_PREFIX):].strip()
+                view.error = line[len(ERROR_PREFIX) :].strip()
         return view

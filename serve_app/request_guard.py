@@ -25,13 +25,21 @@ from serve_app.input_rules import BadInput, decode_json, text_problem, unicode_e
 log = logging.getLogger("ai_agents.api")
 
 
-async def send_json(send: Send, status: int, body: object,
-                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -117,8 +125,12 @@ class RequestGuard:
         except BadInput as exc:
             # the unread rest of an oversized body is not drained: uvicorn closes the
             # connection after answering a request whose body it has not fully received
-            await send_json(send, exc.status_code, {"detail": exc.detail},
-                            [(b"connection", b"close")] if exc.status_code == 413 else None)
+            await send_json(
+                send,
+                exc.status_code,
+                {"detail": exc.detail},
+                [(b"connection", b"close")] if exc.status_code == 413 else None,
+            )
             return
         replayed = False
 
@@ -153,8 +165,9 @@ class UnhandledErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"),
-                      exc_info=exc)
+            log.error(
+                "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
+            )
             if started:  # half a response is on the wire: only closing can end it
                 raise
             await send_json(send, 500, {"detail": "Internal server error"})

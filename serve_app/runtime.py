@@ -48,8 +48,11 @@ def _local_secrets(data_dir: Path) -> dict[str, str]:
             temporary.replace(path)
         return values
     data_dir.mkdir(parents=True, exist_ok=True)
-    values = {"encryption_key": new_encryption_key(), "admin_token": new_secret("adm_"),
-              "metrics_token": new_secret("met_")}
+    values = {
+        "encryption_key": new_encryption_key(),
+        "admin_token": new_secret("adm_"),
+        "metrics_token": new_secret("met_"),
+    }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(values, handle)
@@ -73,8 +76,9 @@ async def resolve_runtime(
             encryption_keys=settings.encryption_keys.get_secret_value(),
             admin_token=settings.admin_token.get_secret_value(),
             embedded=None,
-            metrics_token=(settings.metrics_token.get_secret_value()
-                           if settings.metrics_token else None),
+            metrics_token=(
+                settings.metrics_token.get_secret_value() if settings.metrics_token else None
+            ),
         )
         if run_migrations and runtime.owner_url:
             await migrate(runtime.owner_url, runtime.service_url)

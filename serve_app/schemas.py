@@ -37,7 +37,8 @@ class ResolvedAccepted(BaseModel):
     ticket_id: str
     status: Literal["stored", "updated"]
     suggestion_hit: bool | None = Field(
-        None, description="whether the note on this ticket proposed the fix; null: no note")
+        None, description="whether the note on this ticket proposed the fix; null: no note"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -50,8 +51,10 @@ class Enhancement(BaseModel):
     event: str
     status: Literal["queued", "running", "completed", "failed"]
     outcome: Literal["llm", "context_only", "skipped"] | None = Field(
-        None, description="skipped: no note was written; `error` says why (e.g. 'tenant "
-                          "disabled' for jobs still queued when the tenant was disabled)")
+        None,
+        description="skipped: no note was written; `error` says why (e.g. 'tenant "
+        "disabled' for jobs still queued when the tenant was disabled)",
+    )
     stage: str | None = None
     attempts: int
     max_attempts: int
@@ -70,7 +73,8 @@ class Enhancement(BaseModel):
     supersedes: uuid.UUID | None = None
     batch_id: str | None = None
     suggestion_hit: bool | None = Field(
-        None, description="the note proposed what fixed the ticket; null until it is resolved")
+        None, description="the note proposed what fixed the ticket; null until it is resolved"
+    )
     suggestion_rank: int | None = Field(None, description="position of the matching proposal")
     suggestion_similarity: float | None = Field(None, description="0-1, resolution vs proposal")
 

@@ -31,8 +31,11 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Code, environment, .env file, secrets directory, defaults (settings_sources.py)."""
@@ -45,8 +48,9 @@ class Settings(BaseSettings):
     migration_database_url: SecretStr | None = Field(
         None, description="Owner URL used by `ai-agents migrate`"
     )
-    data_dir: Path = Field(Path(user_data_dir("ai-agents")),
-                           description="Embedded database and local state")
+    data_dir: Path = Field(
+        Path(user_data_dir("ai-agents")), description="Embedded database and local state"
+    )
     db_pool_max_size: int = Field(10, ge=1, le=200)
 
     # secrets
@@ -55,7 +59,8 @@ class Settings(BaseSettings):
         None, description="Comma-separated Fernet keys, newest first"
     )
     metrics_token: SecretStr | None = Field(
-        None, description="Bearer token for GET /metrics (embedded: generated); unset: refused")
+        None, description="Bearer token for GET /metrics (embedded: generated); unset: refused"
+    )
 
     # LLM
     llm_base_url: str = "https://openrouter.ai/api/v1"
@@ -72,7 +77,8 @@ class Settings(BaseSettings):
     http_port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     serve_ingress: IngressMode = Field(
-        "haproxy", description="How HTTP reaches the Ingress when this process starts Ray")
+        "haproxy", description="How HTTP reaches the Ingress when this process starts Ray"
+    )
     webhook_max_skew_s: int = Field(300, ge=1)
     secret_grace_hours: float = Field(24.0, ge=0)
     default_webhook_rate_per_minute: int = Field(1200, ge=1)
@@ -83,12 +89,18 @@ class Settings(BaseSettings):
     job_deadline_s: float = Field(900.0, gt=0)
     job_retry_base_s: float = Field(5.0, ge=0)
     per_tenant_inflight: int | None = Field(
-        None, ge=1, le=100_000,
+        None,
+        ge=1,
+        le=100_000,
         description="optional hard cap per tenant (a tenant's max_inflight overrides); "
-                    "unset: work-conserving fair share")
+        "unset: work-conserving fair share",
+    )
     dispatch_max_inflight: int = Field(
-        256, ge=1, description="upper bound of jobs in flight, all tenants; the cap in use is "
-                               "running Enhancer replicas x their target_ongoing_requests")
+        256,
+        ge=1,
+        description="upper bound of jobs in flight, all tenants; the cap in use is "
+        "running Enhancer replicas x their target_ongoing_requests",
+    )
     dispatch_batch: int = Field(64, ge=1)
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)
@@ -96,23 +108,28 @@ class Settings(BaseSettings):
     # SSRF rules for tenants' sdp_url (link-local and URL credentials are always refused)
     sdp_allow_loopback: bool = Field(False, description="allow SDP URLs on 127.0.0.0/8 and ::1")
     sdp_allowed_networks: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="CIDRs; when set, private SDP addresses must be in one")
+        default_factory=list, description="CIDRs; when set, private SDP addresses must be in one"
+    )
 
     # embeddings (no base URL: the offline wordllama model shipped in its wheel)
     embedding_base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint for /embeddings; unset: offline model")
+        None, description="OpenAI-compatible endpoint for /embeddings; unset: offline model"
+    )
     embedding_api_key: SecretStr | None = None
     embedding_model: str | None = Field(None, description="default text-embedding-3-small")
     embedding_dimensions: int | None = Field(None, ge=1, le=4096, description="default 256")
 
     # feedback links, suggestion quality, explain
     public_url: str | None = Field(
-        None, description="Base URL technicians reach the service at; the one-click feedback "
-        "links in notes are omitted when unset")
+        None,
+        description="Base URL technicians reach the service at; the one-click feedback "
+        "links in notes are omitted when unset",
+    )
     feedback_link_ttl_days: float = Field(30.0, gt=0, description="how long a note's links work")
     feedback_link_rate_per_minute: int = Field(30, ge=1, description="per client address")
     explain_retention_days: float = Field(
-        30.0, ge=0, description="keep each enhancement's prompt and raw answer this long")
+        30.0, ge=0, description="keep each enhancement's prompt and raw answer this long"
+    )
     pipeline_nice: int = Field(19, ge=0, le=19, description="OS niceness of pipeline replicas")
 
     log_level: str = "INFO"
@@ -134,8 +151,10 @@ class Settings(BaseSettings):
 
     @property
     def sdp_url_policy(self) -> SdpUrlPolicy:
-        return SdpUrlPolicy(allow_loopback=self.sdp_allow_loopback,
-                            allowed_networks=parse_networks(self.sdp_allowed_networks))
+        return SdpUrlPolicy(
+            allow_loopback=self.sdp_allow_loopback,
+            allowed_networks=parse_networks(self.sdp_allowed_networks),
+        )
 
     @field_validator("public_url", mode="before")
     @classmethod

@@ -29,11 +29,14 @@ ENV_FILE_VARIABLE = "AI_AGENTS_ENV_FILE"
 SECRETS_DIR_VARIABLE = "AI_AGENTS_SECRETS_DIR"
 
 
-def settings_sources(settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                     env_settings: PydanticBaseSettingsSource,
-                     ) -> tuple[PydanticBaseSettingsSource, ...]:
+def settings_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
     sources: list[PydanticBaseSettingsSource] = [
-        init_settings, env_settings,
+        init_settings,
+        env_settings,
         DotEnvSettingsSource(settings_cls, env_file=os.environ.get(ENV_FILE_VARIABLE, ".env")),
     ]
     secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)

@@ -23,8 +23,14 @@ from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_alway
 from pipeline.tenant_config import Edition, TenantSettings, WebhookAuthMode
 from serve_app.input_rules import CleanText
 
-__all__ = ["TenantAdmin", "TenantCreate", "TenantUpdate", "TenantExists", "TenantNotFound",
-           "SdpUrlRefused"]
+__all__ = [
+    "TenantAdmin",
+    "TenantCreate",
+    "TenantUpdate",
+    "TenantExists",
+    "TenantNotFound",
+    "SdpUrlRefused",
+]
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -40,20 +46,35 @@ def _sdp_url_rules(value: HttpUrl) -> HttpUrl:
 # One definition per field, used by create and update alike, so PATCH cannot store what create
 # refuses (a 100,000-character portal used to make every job of the tenant retry forever).
 TenantName = Annotated[CleanText, Field(min_length=1, max_length=200, examples=["Acme Corp"])]
-SdpUrl = Annotated[HttpUrl, AfterValidator(_sdp_url_rules),
-                   Field(examples=["https://sdp.acme.example:8080"])]
-SdpKey = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[!-~]+$",
-                              description="SDP API key / OAuth token (printable ASCII)")]
-SdpPortal = Annotated[str, Field(min_length=1, max_length=100,
-                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                                 description="Cloud portal name: letters, digits, _ . -")]
+SdpUrl = Annotated[
+    HttpUrl, AfterValidator(_sdp_url_rules), Field(examples=["https://sdp.acme.example:8080"])
+]
+SdpKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[!-~]+$",
+        description="SDP API key / OAuth token (printable ASCII)",
+    ),
+]
+SdpPortal = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Cloud portal name: letters, digits, _ . -",
+    ),
+]
 
 
 class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="Slug: lowercase letters, digits and dashes, 2-63 chars",
-                    examples=["acme"])
+    id: str = Field(
+        description="Slug: lowercase letters, digits and dashes, 2-63 chars", examples=["acme"]
+    )
     name: TenantName | None = None
     sdp_url: SdpUrl
     sdp_key: SdpKey
@@ -66,8 +87,10 @@ class TenantCreate(BaseModel):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not TENANT_ID_PATTERN.match(value):
-            raise ValueError("tenant id must be a slug: lowercase letters, digits and dashes, "
-                             "2-63 characters, starting with a letter or digit")
+            raise ValueError(
+                "tenant id must be a slug: lowercase letters, digits and dashes, "
+                "2-63 characters, starting with a letter or digit"
+            )
         return value
 
 
@@ -122,15 +145,21 @@ def _info(row: asyncpg.Record) -> TenantInfo:
         # the whole tenant list fail: show it as empty and say so in the log
         logging.getLogger("ai_agents.tenant_admin").warning(
             "tenant settings are not a JSON object; shown as {}",
-            extra={"tenant_id": info.get("id")})
+            extra={"tenant_id": info.get("id")},
+        )
         info["settings"] = {}
     return TenantInfo(**info)
 
 
 class TenantAdmin:
-    def __init__(self, pool: asyncpg.Pool, cipher: CredentialCipher, *,
-                 secret_grace: timedelta = timedelta(hours=24),
-                 url_policy: SdpUrlPolicy | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cipher: CredentialCipher,
+        *,
+        secret_grace: timedelta = timedelta(hours=24),
+        url_policy: SdpUrlPolicy | None = None,
+    ) -> None:
         """``url_policy``: the operator's SSRF rules (``Settings.sdp_url_policy``); the
         default is the strict one, which refuses loopback SDP URLs."""
         self._pool = pool
@@ -159,8 +188,13 @@ class TenantAdmin:
         except TenantExists:
             await self._audit(spec.id, actor, "tenant.create", "denied", {"reason": "exists"})
             raise
-        await self._audit(spec.id, actor, "tenant.create", "success",
-                          {"edition": spec.sdp_edition, "webhook_auth": spec.webhook_auth})
+        await self._audit(
+            spec.id,
+            actor,
+            "tenant.create",
+            "success",
+            {"edition": spec.sdp_edition, "webhook_auth": spec.webhook_auth},
+        )
         return TenantCredentials(tenant_id=spec.id, webhook_secret=secret, api_token=token)
 
     async def list(self) -> list[TenantInfo]:
@@ -200,32 +234,53 @@ class TenantAdmin:
         current = await repo.fetch_tenant(self._pool, tenant_id)
         secret = new_secret("whsec_")
         valid_until = datetime.now(UTC) + self._grace
-        await self._update(tenant_id, {
-            "webhook_secret_enc": self._cipher.encrypt(secret),
-            "webhook_secret_prev_enc": current["webhook_secret_enc"],
-            "webhook_secret_prev_expires_at": valid_until,
-        }, actor, "tenant.rotate_secret")
-        return TenantCredentials(tenant_id=tenant_id, webhook_secret=secret,
-                                 previous_secret_valid_until=valid_until)
+        await self._update(
+            tenant_id,
+            {
+                "webhook_secret_enc": self._cipher.encrypt(secret),
+                "webhook_secret_prev_enc": current["webhook_secret_enc"],
+                "webhook_secret_prev_expires_at": valid_until,
+            },
+            actor,
+            "tenant.rotate_secret",
+        )
+        return TenantCredentials(
+            tenant_id=tenant_id, webhook_secret=secret, previous_secret_valid_until=valid_until
+        )
 
     async def rotate_token(self, tenant_id: str, *, actor: str) -> TenantCredentials:
         token = new_secret("aat_")
-        await self._update(tenant_id, {"api_token_hash": hash_token(token)}, actor,
-                           "tenant.rotate_token")
+        await self._update(
+            tenant_id, {"api_token_hash": hash_token(token)}, actor, "tenant.rotate_token"
+        )
         return TenantCredentials(tenant_id=tenant_id, api_token=token)
 
-    async def _update(self, tenant_id: str, fields: dict[str, Any], actor: str,
-                      action: str) -> asyncpg.Record:
+    async def _update(
+        self, tenant_id: str, fields: dict[str, Any], actor: str, action: str
+    ) -> asyncpg.Record:
         try:
             row = await repo.update_tenant(self._pool, tenant_id, fields)
         except TenantNotFound:
             await self._audit(tenant_id, actor, action, "denied", {"reason": "unknown tenant"})
             raise
-        await self._audit(tenant_id, actor, action, "success",
-                          {"fields": sorted(k for k in fields if not k.endswith("_enc"))})
+        await self._audit(
+            tenant_id,
+            actor,
+            action,
+            "success",
+            {"fields": sorted(k for k in fields if not k.endswith("_enc"))},
+        )
         return row
 
-    async def _audit(self, tenant_id: str, actor: str, action: str, outcome: str,
-                     details: dict[str, Any]) -> None:
-        await write_audit(self._pool, tenant_id=tenant_id, actor=actor, action=action,
-                          target=f"tenant:{tenant_id}", outcome=outcome, details=details)
+    async def _audit(
+        self, tenant_id: str, actor: str, action: str, outcome: str, details: dict[str, Any]
+    ) -> None:
+        await write_audit(
+            self._pool,
+            tenant_id=tenant_id,
+            actor=actor,
+            action=action,
+            target=f"tenant:{tenant_id}",
+            outcome=outcome,
+            details=details,
+        )

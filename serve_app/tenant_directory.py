@@ -29,8 +29,9 @@ class TenantAuthView:
 
 
 class TenantDirectory:
-    def __init__(self, pool: asyncpg.Pool, cipher: CredentialCipher, *,
-                 ttl_s: float = TENANT_CACHE_TTL_S) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, cipher: CredentialCipher, *, ttl_s: float = TENANT_CACHE_TTL_S
+    ) -> None:
         self._pool = pool
         self._cipher = cipher
         self._views: TtlCache[str, TenantAuthView | None] = TtlCache(self._load, ttl_s=ttl_s)
@@ -62,8 +63,9 @@ class TenantDirectory:
         return row["tenant_id"]
 
 
-async def load_tenant_runtime(pool: asyncpg.Pool, cipher: CredentialCipher,
-                              tenant_id: str) -> TenantRuntime | None:
+async def load_tenant_runtime(
+    pool: asyncpg.Pool, cipher: CredentialCipher, tenant_id: str
+) -> TenantRuntime | None:
     """The decrypted tenant view the pipeline uses to call SDP."""
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await get_tenant(conn, tenant_id)

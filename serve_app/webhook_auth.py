@@ -59,8 +59,14 @@ def _decode_signature(value: str) -> bytes | None:
     return decoded if len(decoded) == 32 else None
 
 
-def verify_webhook(headers: Mapping[str, str], body: bytes, credentials: WebhookCredentials | None,
-                   *, now: float, max_skew_s: int = 300) -> None:
+def verify_webhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    credentials: WebhookCredentials | None,
+    *,
+    now: float,
+    max_skew_s: int = 300,
+) -> None:
     """Raise WebhookAuthError unless the request is authentic for this tenant.
 
     ``credentials`` is None for an unknown or disabled tenant.

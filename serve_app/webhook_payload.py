@@ -108,11 +108,18 @@ def parse_ticket_webhook(data: Any, raw_body: bytes) -> TicketWebhook:
         tags_source = data.get("tags") or ([data["category"]] if data.get("category") else [])
 
     tags = _tags(tags_source)
-    version = (updated.isoformat() if updated
-               else "body:" + hashlib.sha256(raw_body).hexdigest()[:32])
-    return TicketWebhook(ticket=ticket, event=event, version=version,
-                         has_description=has_description, resolution=resolution,
-                         resolved_at=resolved_at, tags=tags)
+    version = (
+        updated.isoformat() if updated else "body:" + hashlib.sha256(raw_body).hexdigest()[:32]
+    )
+    return TicketWebhook(
+        ticket=ticket,
+        event=event,
+        version=version,
+        has_description=has_description,
+        resolution=resolution,
+        resolved_at=resolved_at,
+        tags=tags,
+    )
 
 
 def _tags(value: Any) -> list[str]:

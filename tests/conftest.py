@@ -78,8 +78,12 @@ MakeTenant = Callable[..., Awaitable[TenantCredentials]]
 @pytest.fixture(scope="session")
 def make_tenant(tenant_admin: TenantAdmin) -> MakeTenant:
     async def factory(prefix: str = "t", **fields: object) -> TenantCredentials:
-        spec = {"id": f"{prefix}-{uuid.uuid4().hex[:8]}", "sdp_url": "http://127.0.0.1:9",
-                "sdp_key": "sdp-key-" + uuid.uuid4().hex, **fields}
+        spec = {
+            "id": f"{prefix}-{uuid.uuid4().hex[:8]}",
+            "sdp_url": "http://127.0.0.1:9",
+            "sdp_key": "sdp-key-" + uuid.uuid4().hex,
+            **fields,
+        }
         return await tenant_admin.create(TenantCreate(**spec), actor="test")
 
     return factory

@@ -20,22 +20,38 @@ class SetBacklog(BacklogPolicy):
         return self.backlog
 
 
-def _context(config: AutoscalingConfig, current: int, target: int, in_flight: float,
-             state: dict) -> AutoscalingContext:
+def _context(
+    config: AutoscalingConfig, current: int, target: int, in_flight: float, state: dict
+) -> AutoscalingContext:
     return AutoscalingContext(
         deployment_id=DeploymentID(name=SYNTHESIZER, app_name="ai_agents"),
-        deployment_name=SYNTHESIZER, app_name="ai_agents", current_num_replicas=current,
-        target_num_replicas=target, running_replicas=[], total_num_requests=in_flight,
-        total_queued_requests=0, aggregated_metrics={}, raw_metrics={},
+        deployment_name=SYNTHESIZER,
+        app_name="ai_agents",
+        current_num_replicas=current,
+        target_num_replicas=target,
+        running_replicas=[],
+        total_num_requests=in_flight,
+        total_queued_requests=0,
+        aggregated_metrics={},
+        raw_metrics={},
         capacity_adjusted_min_replicas=config.min_replicas,
-        capacity_adjusted_max_replicas=config.max_replicas, policy_state=state,
-        last_scale_up_time=None, last_scale_down_time=None, current_time=time.time(),
-        config=config)
+        capacity_adjusted_max_replicas=config.max_replicas,
+        policy_state=state,
+        last_scale_up_time=None,
+        last_scale_down_time=None,
+        current_time=time.time(),
+        config=config,
+    )
 
 
 def test_backlog_raises_the_target_after_the_upscale_delay_and_lowers_it_after_drain() -> None:
-    config = AutoscalingConfig(min_replicas=1, max_replicas=4, target_ongoing_requests=192,
-                               upscale_delay_s=0.3, downscale_delay_s=0.6)
+    config = AutoscalingConfig(
+        min_replicas=1,
+        max_replicas=4,
+        target_ongoing_requests=192,
+        upscale_delay_s=0.3,
+        downscale_delay_s=0.6,
+    )
     policy = SetBacklog()
     decide = _apply_autoscaling_config(policy)
     replicas, state = 1, {}

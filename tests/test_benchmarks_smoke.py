@@ -20,18 +20,37 @@ pytestmark = pytest.mark.slow
 
 def run(module: str, *args: str, tmp_path: Path, timeout: float = 280) -> tuple[str, object]:
     out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args,
-                           "--json", str(out)], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args, "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "machine:" in proc.stdout
     return proc.stdout, json.loads(out.read_text())
 
 
 def test_intake_compares_serve_with_bare_uvicorn(tmp_path: Path) -> None:
-    stdout, data = run("intake", "--configs", "bare,proxy", "--seconds", "1", "--reps", "1",
-                       "--passes", "1", "--warmup", "0.5", "--clients", "4", "--tenants", "2",
-                       tmp_path=tmp_path)
+    stdout, data = run(
+        "intake",
+        "--configs",
+        "bare,proxy",
+        "--seconds",
+        "1",
+        "--reps",
+        "1",
+        "--passes",
+        "1",
+        "--warmup",
+        "0.5",
+        "--clients",
+        "4",
+        "--tenants",
+        "2",
+        tmp_path=tmp_path,
+    )
     assert "### Intake" in stdout and "| bare " in stdout and "| proxy " in stdout
     for result in data["results"]:
         assert result["accepted"] > 0
@@ -40,9 +59,24 @@ def test_intake_compares_serve_with_bare_uvicorn(tmp_path: Path) -> None:
 
 
 def test_pipeline_enhances_and_reports_cpu(tmp_path: Path) -> None:
-    stdout, runs = run("pipeline", "--configs", "default", "--rate", "4",
-                       "--latency-seconds", "2", "--backlog", "8", "--tenants", "2",
-                       "--llm-latency", "0.05", "--jitter", "0", tmp_path=tmp_path)
+    stdout, runs = run(
+        "pipeline",
+        "--configs",
+        "default",
+        "--rate",
+        "4",
+        "--latency-seconds",
+        "2",
+        "--backlog",
+        "8",
+        "--tenants",
+        "2",
+        "--llm-latency",
+        "0.05",
+        "--jitter",
+        "0",
+        tmp_path=tmp_path,
+    )
     assert "### Pipeline" in stdout and "CPU ms per enhancement" in stdout
     phases = {p["phase"]: p for p in runs[0]["phases"]}
     assert phases["latency"]["completed"] == 8
@@ -51,9 +85,22 @@ def test_pipeline_enhances_and_reports_cpu(tmp_path: Path) -> None:
 
 
 def test_fairness_measures_b_alone_and_under_flood(tmp_path: Path) -> None:
-    stdout, data = run("fairness", "--flood", "12", "--b-seconds", "3", "--b-rate", "2",
-                       "--caps", "4", "--llm-latency", "0.05", "--jitter", "0",
-                       tmp_path=tmp_path)
+    stdout, data = run(
+        "fairness",
+        "--flood",
+        "12",
+        "--b-seconds",
+        "3",
+        "--b-rate",
+        "2",
+        "--caps",
+        "4",
+        "--llm-latency",
+        "0.05",
+        "--jitter",
+        "0",
+        tmp_path=tmp_path,
+    )
     assert "### Fairness" in stdout
     (result,) = data["results"]
     assert result["alone"]["completed"] == result["alone"]["n"] > 0
@@ -62,9 +109,24 @@ def test_fairness_measures_b_alone_and_under_flood(tmp_path: Path) -> None:
 
 
 def test_recovery_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
-    stdout, data = run("recovery", "--tickets", "24", "--tenants", "2", "--llm-latency", "0.5",
-                       "--jitter", "0", "--kill-at", "0.2", "--restart-at", "0.5",
-                       "--redeploy-at", "0", tmp_path=tmp_path)
+    stdout, data = run(
+        "recovery",
+        "--tickets",
+        "24",
+        "--tenants",
+        "2",
+        "--llm-latency",
+        "0.5",
+        "--jitter",
+        "0",
+        "--kill-at",
+        "0.2",
+        "--restart-at",
+        "0.5",
+        "--redeploy-at",
+        "0",
+        tmp_path=tmp_path,
+    )
     assert "### Recovery" in stdout and "### Disruptions" in stdout
     assert data["accepted"] == 24
     assert data["lost"] == 0 and data["duplicate_notes"] == 0 and data["missing_notes"] == 0
@@ -72,19 +134,48 @@ def test_recovery_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
 
 
 def test_footprint_reports_memory(tmp_path: Path) -> None:
-    stdout, data = run("footprint", "--load-seconds", "1", "--rate", "4", "--tenants", "2",
-                       "--settle", "0", "--llm-latency", "0.05", "--demo-runs", "0",
-                       tmp_path=tmp_path)
+    stdout, data = run(
+        "footprint",
+        "--load-seconds",
+        "1",
+        "--rate",
+        "4",
+        "--tenants",
+        "2",
+        "--settle",
+        "0",
+        "--llm-latency",
+        "0.05",
+        "--demo-runs",
+        "0",
+        tmp_path=tmp_path,
+    )
     assert "### Resident memory" in stdout
     assert data["memory"]["idle"]["rss_bytes"] > 0
     assert data["memory"]["load"]["completed"] == 4
 
 
 def test_pipeline_reports_the_product_as_a_ratio_to_its_floor(tmp_path: Path) -> None:
-    stdout, runs = run("pipeline", "--configs", "floor,default", "--rate", "4",
-                       "--latency-seconds", "1", "--backlog", "12", "--tenants", "2",
-                       "--idle-seconds", "1", "--llm-latency", "0.05", "--jitter", "0",
-                       tmp_path=tmp_path)
+    stdout, runs = run(
+        "pipeline",
+        "--configs",
+        "floor,default",
+        "--rate",
+        "4",
+        "--latency-seconds",
+        "1",
+        "--backlog",
+        "12",
+        "--tenants",
+        "2",
+        "--idle-seconds",
+        "1",
+        "--llm-latency",
+        "0.05",
+        "--jitter",
+        "0",
+        tmp_path=tmp_path,
+    )
     assert "### Against the floor" in stdout
     by_variant = {r["variant"]: {p["phase"]: p for p in r["phases"]} for r in runs}
     floor, product = by_variant["floor"], by_variant["default"]
@@ -93,15 +184,33 @@ def test_pipeline_reports_the_product_as_a_ratio_to_its_floor(tmp_path: Path) ->
     assert floor["capacity"]["outcomes"] == {"completed/llm": 12}
     assert floor["capacity"]["replicas"] == {"floor process": 1}
     ratio = product["capacity"]["ratio_to_floor"]
-    assert ratio["overall_rate"] == round(product["capacity"]["overall_rate"]
-                                          / floor["capacity"]["overall_rate"], 3)
+    assert ratio["overall_rate"] == round(
+        product["capacity"]["overall_rate"] / floor["capacity"]["overall_rate"], 3
+    )
     assert ratio["cpu_ms_per_job"] > 0
 
 
 def test_intake_reports_the_floor_and_token_mode(tmp_path: Path) -> None:
-    stdout, data = run("intake", "--configs", "floor,serve-token", "--seconds", "1", "--reps",
-                       "1", "--passes", "1", "--warmup", "0.5", "--clients", "4", "--tenants",
-                       "2", "--rate", "0", tmp_path=tmp_path)
+    stdout, data = run(
+        "intake",
+        "--configs",
+        "floor,serve-token",
+        "--seconds",
+        "1",
+        "--reps",
+        "1",
+        "--passes",
+        "1",
+        "--warmup",
+        "0.5",
+        "--clients",
+        "4",
+        "--tenants",
+        "2",
+        "--rate",
+        "0",
+        tmp_path=tmp_path,
+    )
     assert "ratio to floor" in stdout
     results = {r["name"]: r for r in data["results"]}
     for result in results.values():

@@ -23,18 +23,22 @@ def _clean_env() -> dict[str, str]:
 
 
 def test_version_flag_prints_the_package_version() -> None:
-    result = subprocess.run(["ai-agents", "--version"], env=_clean_env(), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["ai-agents", "--version"], env=_clean_env(), capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"ai-agents {package_version()}\n"
 
 
-@pytest.mark.parametrize(("statuses", "verdict", "code"), [
-    (["ok", "ok", "skip"], "healthy", 0),
-    (["ok", "warn", "skip"], "degraded", 3),
-    (["warn", "fail", "ok"], "unhealthy", 1),
-    (["fail"], "unhealthy", 1),
-])
+@pytest.mark.parametrize(
+    ("statuses", "verdict", "code"),
+    [
+        (["ok", "ok", "skip"], "healthy", 0),
+        (["ok", "warn", "skip"], "degraded", 3),
+        (["warn", "fail", "ok"], "unhealthy", 1),
+        (["fail"], "unhealthy", 1),
+    ],
+)
 def test_health_exit_code_follows_the_worst_check(statuses, verdict, code) -> None:
     report = HealthReport([Check(f"c{i}", s, "") for i, s in enumerate(statuses)])
     assert report.verdict == verdict and report.exit_code == code
@@ -42,19 +46,27 @@ def test_health_exit_code_follows_the_worst_check(statuses, verdict, code) -> No
 
 
 def test_health_usage_error_exits_2() -> None:
-    result = subprocess.run(["ai-agents", "health", "--max-queue", "-1"], env=_clean_env(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["ai-agents", "health", "--max-queue", "-1"],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
 
 def _settings_in_subprocess(env: dict[str, str], cwd: Path) -> dict[str, object]:
-    code = ("import json; from serve_app.settings import Settings; s = Settings(); "
-            "print(json.dumps({'db': s.database_url and s.database_url.get_secret_value(), "
-            "'port': s.http_port, 'model': s.llm_model, "
-            "'key': s.llm_api_key and s.llm_api_key.get_secret_value()}))")
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
-                            capture_output=True, text=True, timeout=60)
+    code = (
+        "import json; from serve_app.settings import Settings; s = Settings(); "
+        "print(json.dumps({'db': s.database_url and s.database_url.get_secret_value(), "
+        "'port': s.http_port, 'model': s.llm_model, "
+        "'key': s.llm_api_key and s.llm_api_key.get_secret_value()}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -67,11 +79,19 @@ def test_settings_precedence_env_dotenv_secrets_dir(tmp_path: Path) -> None:
     (secrets / "AI_AGENTS_HTTP_PORT").write_text("9001")
     (secrets / "AI_AGENTS_LLM_MODEL").write_text("vendor/from-secret")
     (tmp_path / ".env").write_text("AI_AGENTS_HTTP_PORT=9002\nAI_AGENTS_LLM_MODEL=vendor/dotenv\n")
-    env = {**_clean_env(), "AI_AGENTS_SECRETS_DIR": str(secrets),
-           "AI_AGENTS_LLM_MODEL": "vendor/from-env", "PYTHONPATH": str(ROOT)}
+    env = {
+        **_clean_env(),
+        "AI_AGENTS_SECRETS_DIR": str(secrets),
+        "AI_AGENTS_LLM_MODEL": "vendor/from-env",
+        "PYTHONPATH": str(ROOT),
+    }
     got = _settings_in_subprocess(env, tmp_path)  # .env found in the working directory
-    assert got == {"db": "postgresql://svc@db/from-secret", "key": "sk-from-secret",
-                   "port": 9002, "model": "vendor/from-env"}
+    assert got == {
+        "db": "postgresql://svc@db/from-secret",
+        "key": "sk-from-secret",
+        "port": 9002,
+        "model": "vendor/from-env",
+    }
     # AI_AGENTS_ENV_FILE names another file; without a secrets dir the defaults remain
     other = tmp_path / "prod.env"
     other.write_text("AI_AGENTS_HTTP_PORT=9003\n")
@@ -81,10 +101,19 @@ def test_settings_precedence_env_dotenv_secrets_dir(tmp_path: Path) -> None:
 
 
 def test_missing_secrets_dir_is_a_one_line_cli_error(tmp_path: Path) -> None:
-    env = {**_clean_env(), "AI_AGENTS_SECRETS_DIR": str(tmp_path / "nope"),
-           "AI_AGENTS_DATA_DIR": str(tmp_path / "data")}
-    result = subprocess.run(["ai-agents", "tenant", "list"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        **_clean_env(),
+        "AI_AGENTS_SECRETS_DIR": str(tmp_path / "nope"),
+        "AI_AGENTS_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        ["ai-agents", "tenant", "list"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "AI_AGENTS_SECRETS_DIR" in result.stderr and result.stderr.count("\n") == 1

@@ -15,8 +15,15 @@ SET = Path(demo_data.__file__).parent / "retrieval_eval.jsonl"
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
-    return subprocess.run(["ai-agents", "eval", "retrieval", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        ["ai-agents", "eval", "retrieval", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_shipped_set_meets_the_retrieval_targets(tmp_path: Path) -> None:

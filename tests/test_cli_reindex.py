@@ -24,33 +24,49 @@ def sdp() -> Iterator[tuple[ServerHandle, SimulatorState]]:
 
 
 async def test_import_embeds_and_reindex_repairs_missing_and_stale(
-        database, cli_env, sdp, owner_conn) -> None:
+    database, cli_env, sdp, owner_conn
+) -> None:
     handle, state = sdp
     tenant, key = f"cli-rx-{uuid.uuid4().hex[:6]}", "key-" + uuid.uuid4().hex
     state.add_portal(tenant, key, "onprem")
-    created = run(cli_env, "tenant", "create", tenant, "--sdp-url", handle.url,
-                  "--sdp-key", key, "--json")
+    created = run(
+        cli_env, "tenant", "create", tenant, "--sdp-url", handle.url, "--sdp-key", key, "--json"
+    )
     assert created.returncode == 0, created.stderr
     now = datetime.now(UTC)
-    state.add_requests(tenant, [
-        {"subject": f"VPN drops {i}", "description": "<p>Tunnel resets hourly</p>",
-         "status": "Resolved", "resolution": "Raised DPD interval",
-         "resolved_time": now - timedelta(days=1)} for i in range(12)])
+    state.add_requests(
+        tenant,
+        [
+            {
+                "subject": f"VPN drops {i}",
+                "description": "<p>Tunnel resets hourly</p>",
+                "status": "Resolved",
+                "resolution": "Raised DPD interval",
+                "resolved_time": now - timedelta(days=1),
+            }
+            for i in range(12)
+        ],
+    )
     imported = run(cli_env, "import", "tickets", "--tenant", tenant, "--json")
     assert imported.returncode == 0, imported.stderr
     details = json.loads(imported.stdout)
     assert details["new"] == 12, details
 
     stored = await owner_conn.fetchval(
-        "SELECT count(*) FROM ticket_embeddings WHERE tenant_id = $1", tenant)
+        "SELECT count(*) FROM ticket_embeddings WHERE tenant_id = $1", tenant
+    )
     assert stored == 12
     await owner_conn.execute(  # three lost, one edited since it was embedded
         """DELETE FROM ticket_embeddings WHERE tenant_id = $1 AND ticket_id IN
                (SELECT ticket_id FROM ticket_embeddings WHERE tenant_id = $1
-                ORDER BY ticket_id LIMIT 3)""", tenant)
+                ORDER BY ticket_id LIMIT 3)""",
+        tenant,
+    )
     await owner_conn.execute(
         """UPDATE ticket_history SET description = 'edited' WHERE tenant_id = $1 AND ticket_id =
-               (SELECT max(ticket_id) FROM ticket_history WHERE tenant_id = $1)""", tenant)
+               (SELECT max(ticket_id) FROM ticket_history WHERE tenant_id = $1)""",
+        tenant,
+    )
 
     first = run(cli_env, "reindex", "--tenant", tenant, "--json")
     assert first.returncode == 0, first.stderr
@@ -64,5 +80,6 @@ async def test_import_embeds_and_reindex_repairs_missing_and_stale(
 
 
 def test_reindex_unknown_tenant_is_one_line(cli_env) -> None:
-    assert_one_line_error(run(cli_env, "reindex", "--tenant", "no-such-tenant"),
-                          "unknown tenant 'no-such-tenant'")
+    assert_one_line_error(
+        run(cli_env, "reindex", "--tenant", "no-such-tenant"), "unknown tenant 'no-such-tenant'"
+    )

@@ -8,21 +8,55 @@ from tests.cli_runner import assert_one_line_error, run
 
 
 def test_tenant_lifecycle_and_errors(database, cli_env) -> None:
-    created = run(cli_env, "tenant", "create", "cli-acme", "--sdp-url", "http://127.0.0.1:9",
-                  "--sdp-key", "k", "--json")
+    created = run(
+        cli_env,
+        "tenant",
+        "create",
+        "cli-acme",
+        "--sdp-url",
+        "http://127.0.0.1:9",
+        "--sdp-key",
+        "k",
+        "--json",
+    )
     assert created.returncode == 0, created.stderr
     creds = json.loads(created.stdout)
     assert creds["tenant_id"] == "cli-acme"
     assert creds["webhook_secret"].startswith("whsec_") and creds["api_token"].startswith("aat_")
 
-    assert_one_line_error(run(cli_env, "tenant", "create", "cli-acme", "--sdp-url",
-                              "http://127.0.0.1:9", "--sdp-key", "k"), "already exists")
-    assert_one_line_error(run(cli_env, "tenant", "create", "Not A Slug", "--sdp-url",
-                              "http://x.example", "--sdp-key", "k"), "slug")
-    assert_one_line_error(run(cli_env, "tenant", "create", "cli-x", "--sdp-url", "not a url",
-                              "--sdp-key", "k"), "sdp_url")
-    assert_one_line_error(run(cli_env, "tenant", "rotate-secret", "no-such-tenant"),
-                          "unknown tenant")
+    assert_one_line_error(
+        run(
+            cli_env,
+            "tenant",
+            "create",
+            "cli-acme",
+            "--sdp-url",
+            "http://127.0.0.1:9",
+            "--sdp-key",
+            "k",
+        ),
+        "already exists",
+    )
+    assert_one_line_error(
+        run(
+            cli_env,
+            "tenant",
+            "create",
+            "Not A Slug",
+            "--sdp-url",
+            "http://x.example",
+            "--sdp-key",
+            "k",
+        ),
+        "slug",
+    )
+    assert_one_line_error(
+        run(cli_env, "tenant", "create", "cli-x", "--sdp-url", "not a url", "--sdp-key", "k"),
+        "sdp_url",
+    )
+    assert_one_line_error(
+        run(cli_env, "tenant", "rotate-secret", "no-such-tenant"), "unknown tenant"
+    )
     assert_one_line_error(run(cli_env, "tenant", "disable", "no-such-tenant"), "unknown tenant")
 
     listed = run(cli_env, "tenant", "list", "--json")
@@ -38,8 +72,14 @@ def test_tenant_lifecycle_and_errors(database, cli_env) -> None:
 
 
 def test_every_command_has_help_with_example(cli_env) -> None:
-    for args in (["tenant", "create"], ["tenant", "list"], ["tenant", "rotate-secret"],
-                 ["tenant", "rotate-token"], ["tenant", "disable"], ["migrate"]):
+    for args in (
+        ["tenant", "create"],
+        ["tenant", "list"],
+        ["tenant", "rotate-secret"],
+        ["tenant", "rotate-token"],
+        ["tenant", "disable"],
+        ["migrate"],
+    ):
         result = run(cli_env, *args, "--help")
         assert result.returncode == 0
         assert "Example" in result.stdout, args
@@ -47,7 +87,12 @@ def test_every_command_has_help_with_example(cli_env) -> None:
 
 def test_serve_refuses_a_superuser_role(database, cli_env) -> None:
     env = dict(cli_env)
-    env.update({"AI_AGENTS_DATABASE_URL": database.owner_url,  # the superuser owner
-                "AI_AGENTS_ENCRYPTION_KEYS": "x" * 43 + "=", "AI_AGENTS_ADMIN_TOKEN": "adm"})
+    env.update(
+        {
+            "AI_AGENTS_DATABASE_URL": database.owner_url,  # the superuser owner
+            "AI_AGENTS_ENCRYPTION_KEYS": "x" * 43 + "=",
+            "AI_AGENTS_ADMIN_TOKEN": "adm",
+        }
+    )
     result = run(env, "serve", "--port", "1")
     assert_one_line_error(result, "superuser")

@@ -52,14 +52,19 @@ def test_final_stage_installs_the_wheel_with_the_lock_as_non_root() -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, users
     labels = set(re.findall(r"(org\.opencontainers\.image\.[a-z.]+)=", final))
-    assert {"org.opencontainers.image.version", "org.opencontainers.image.source",
-            "org.opencontainers.image.revision", "org.opencontainers.image.licenses"} <= labels
+    assert {
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.source",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.licenses",
+    } <= labels
 
 
 def test_every_packaged_directory_reaches_the_build_context() -> None:
     """A package pyproject.toml ships must be both COPY'd and let through .dockerignore."""
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "packages"]["find"]["include"]
+        "packages"
+    ]["find"]["include"]
     packages = {pattern.rstrip("*") for pattern in include}
     allowed = (ROOT / ".dockerignore").read_text()
     for package in packages:

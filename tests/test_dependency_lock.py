@@ -40,10 +40,11 @@ def test_every_declared_dependency_is_pinned_in_the_lock() -> None:
     assert len(declared) > 20  # the parser really read pyproject.toml
     missing = [str(req) for req in declared if canonicalize_name(req.name) not in locked]
     assert not missing, f"not in constraints.txt (run scripts/lock-dependencies.sh): {missing}"
-    outside = [f"{req.name}=={locked[canonicalize_name(req.name)]} (declared {req.specifier})"
-               for req in declared
-               if not req.specifier.contains(locked[canonicalize_name(req.name)],
-                                             prereleases=True)]
+    outside = [
+        f"{req.name}=={locked[canonicalize_name(req.name)]} (declared {req.specifier})"
+        for req in declared
+        if not req.specifier.contains(locked[canonicalize_name(req.name)], prereleases=True)
+    ]
     assert not outside, f"lock outside the declared range: {outside}"
 
 

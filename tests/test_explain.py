@@ -31,9 +31,11 @@ from simulators.serving import run_in_thread
 from tests.cli_runner import assert_one_line_error, run
 from tests.workflow_runner import enhance_once
 
-TICKET = {"subject": "VPN drops every few minutes",
-          "description": "The VPN client disconnects every few minutes. Call me back at "
-                         "jane.doe@acme.example if you need the logs."}
+TICKET = {
+    "subject": "VPN drops every few minutes",
+    "description": "The VPN client disconnects every few minutes. Call me back at "
+    "jane.doe@acme.example if you need the logs.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,43 +54,61 @@ def llm_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 async def api(database, encryption_keys) -> AsyncIterator[httpx.AsyncClient]:
-    state = ApiState.from_settings(Settings(database_url=database.service_url,
-                                            encryption_keys=encryption_keys))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_api(state)),
-                                 base_url="http://api") as client:
+    state = ApiState.from_settings(
+        Settings(database_url=database.service_url, encryption_keys=encryption_keys)
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_api(state)), base_url="http://api"
+    ) as client:
         yield client
     await state.close()
 
 
 def _redacting_llm(llm_url: str):  # noqa: ANN202 - a SynthesisPort
-    synthesizer = EnhancementSynthesizer(base_url=f"{llm_url}/v1", api_key="sk-test",
-                                         models=["openai/gpt-4o-mini"])
+    synthesizer = EnhancementSynthesizer(
+        base_url=f"{llm_url}/v1", api_key="sk-test", models=["openai/gpt-4o-mini"]
+    )
 
-    async def synthesize(tenant_id: str, context: TicketContext,
-                         settings: TenantSettings) -> SynthesisResult:
+    async def synthesize(
+        tenant_id: str, context: TicketContext, settings: TenantSettings
+    ) -> SynthesisResult:
         return await synthesizer.synthesize(context, redact=True, redactor=redact_pii)
 
     return synthesize
 
 
 async def test_explain_shows_candidates_redacted_prompt_and_raw_answer(
-        pool, cipher, owner_conn, make_tenant, sdp, llm_url, api, cli_env) -> None:
+    pool, cipher, owner_conn, make_tenant, sdp, llm_url, api, cli_env
+) -> None:
     tenant = await make_tenant("ex", sdp_url=sdp.url)
     other = await make_tenant("exo", sdp_url=sdp.url)
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
         await upsert_resolved_ticket(
-            conn, tenant_id=tenant.tenant_id, ticket_id="501", subject="VPN disconnects",
-            description="VPN drops every few minutes", resolution="Raised the DPD interval.",
-            priority=None, tags=[], resolved_at=None)
-    enhancement_id, _, _ = await enhance_once(pool, cipher, owner_conn, sdp, tenant.tenant_id,
-                                              TICKET, synthesize=_redacting_llm(llm_url))
+            conn,
+            tenant_id=tenant.tenant_id,
+            ticket_id="501",
+            subject="VPN disconnects",
+            description="VPN drops every few minutes",
+            resolution="Raised the DPD interval.",
+            priority=None,
+            tags=[],
+            resolved_at=None,
+        )
+    enhancement_id, _, _ = await enhance_once(
+        pool, cipher, owner_conn, sdp, tenant.tenant_id, TICKET, synthesize=_redacting_llm(llm_url)
+    )
 
-    response = await api.get(f"/api/v1/enhancements/{enhancement_id}/explain",
-                             headers={"Authorization": f"Bearer {tenant.api_token}"})
+    response = await api.get(
+        f"/api/v1/enhancements/{enhancement_id}/explain",
+        headers={"Authorization": f"Bearer {tenant.api_token}"},
+    )
     assert response.status_code == 200, response.text
     found = response.json()
     assert (found["status"], found["outcome"], found["explain_available"]) == (
-        "completed", "llm", True)
+        "completed",
+        "llm",
+        True,
+    )
     [candidate] = found["candidates"]["similar_tickets"]
     assert candidate["ticket_id"] == "501" and candidate["score"] > 0
     assert candidate["why"].startswith("full-text rank 1 of 1 kept")
@@ -102,12 +122,17 @@ async def test_explain_shows_candidates_redacted_prompt_and_raw_answer(
     assert found["prompt_tokens"] > 0 and found["cost_usd"] > 0 and found["fallbacks"] == []
     assert found["proposals"][0]["citation"] == "ticket:501"
 
-    other_view = await api.get(f"/api/v1/enhancements/{enhancement_id}/explain",
-                               headers={"Authorization": f"Bearer {other.api_token}"})
+    other_view = await api.get(
+        f"/api/v1/enhancements/{enhancement_id}/explain",
+        headers={"Authorization": f"Bearer {other.api_token}"},
+    )
     assert other_view.status_code == 404 and other_view.json() == {
-        "detail": "Enhancement not found"}
-    bad = await api.get("/api/v1/enhancements/not-a-uuid/explain",
-                        headers={"Authorization": f"Bearer {tenant.api_token}"})
+        "detail": "Enhancement not found"
+    }
+    bad = await api.get(
+        "/api/v1/enhancements/not-a-uuid/explain",
+        headers={"Authorization": f"Bearer {tenant.api_token}"},
+    )
     assert bad.status_code == 422 and "detail" in bad.json()
 
     _check_cli(cli_env, enhancement_id, found)
@@ -119,8 +144,14 @@ def _check_cli(cli_env: dict[str, str], enhancement_id: str, api_view: dict) -> 
     assert json.loads(as_json.stdout) == api_view  # the same document as the API
     text = run(cli_env, "explain", enhancement_id)
     assert text.returncode == 0, text.stderr
-    for fragment in ("Retrieval: similar_tickets", "full-text rank 1 of 1", "prompt: user",
-                     "raw model answer", "stage timings", EMAIL):
+    for fragment in (
+        "Retrieval: similar_tickets",
+        "full-text rank 1 of 1",
+        "prompt: user",
+        "raw model answer",
+        "stage timings",
+        EMAIL,
+    ):
         assert fragment in text.stdout, fragment
     assert "jane.doe@acme.example" not in text.stdout
     assert_one_line_error(run(cli_env, "explain", str(uuid.uuid4())), "not found")
@@ -129,13 +160,15 @@ def _check_cli(cli_env: dict[str, str], enhancement_id: str, api_view: dict) -> 
     assert helped.returncode == 0 and "Example" in helped.stdout
 
 
-async def test_explain_records_expire_with_the_retention(pool, cipher, owner_conn, make_tenant,
-                                                         sdp, api) -> None:
+async def test_explain_records_expire_with_the_retention(
+    pool, cipher, owner_conn, make_tenant, sdp, api
+) -> None:
     tenant = await make_tenant("exr", sdp_url=sdp.url)
     old_id, _, _ = await enhance_once(pool, cipher, owner_conn, sdp, tenant.tenant_id, TICKET)
     await owner_conn.execute(  # set-up: as if it had finished 31 days ago
         "UPDATE enhancements SET finished_at = now() - interval '31 days' WHERE id = $1",
-        uuid.UUID(old_id))
+        uuid.UUID(old_id),
+    )
     new_id, _, _ = await enhance_once(pool, cipher, owner_conn, sdp, tenant.tenant_id, TICKET)
     auth = {"Authorization": f"Bearer {tenant.api_token}"}
     old = (await api.get(f"/api/v1/enhancements/{old_id}/explain", headers=auth)).json()
@@ -152,10 +185,23 @@ async def test_a_nul_in_the_model_answer_cannot_cost_the_record(pool, make_tenan
     context = TicketContext(ticket=Ticket(ticket_id="1", subject="s"))
     synthesis = SynthesisResult(mode="context_only", reason="x", raw_answer="{\x00}")
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
-        job = await enqueue(conn, tenant_id=tenant.tenant_id, ticket_id="1", event="created",
-                            dedupe_key="n", payload={}, trace_context=None, trace_id=None,
-                            notify=False)
-        await store_insight(conn, job.id, suggestions=[], retention_days=30,
-                            explain=explain_record(context, synthesis, outcome="context_only"))
+        job = await enqueue(
+            conn,
+            tenant_id=tenant.tenant_id,
+            ticket_id="1",
+            event="created",
+            dedupe_key="n",
+            payload={},
+            trace_context=None,
+            trace_id=None,
+            notify=False,
+        )
+        await store_insight(
+            conn,
+            job.id,
+            suggestions=[],
+            retention_days=30,
+            explain=explain_record(context, synthesis, outcome="context_only"),
+        )
         stored = await conn.fetchval("SELECT explain FROM enhancements WHERE id = $1", job.id)
     assert stored["raw_answer"] == "{}"

@@ -38,20 +38,30 @@ async def _enqueue(pool, tenant_id: str, n: int) -> list[uuid.UUID]:
     ids = []
     async with tenant_transaction(pool, tenant_id) as conn:
         for i in range(n):
-            job = await enqueue(conn, tenant_id=tenant_id, ticket_id=f"HC-{i}", event="created",
-                                dedupe_key=uuid.uuid4().hex, payload={}, trace_context=None,
-                                trace_id=None, notify=False)
+            job = await enqueue(
+                conn,
+                tenant_id=tenant_id,
+                ticket_id=f"HC-{i}",
+                event="created",
+                dedupe_key=uuid.uuid4().hex,
+                payload={},
+                trace_context=None,
+                trace_id=None,
+                notify=False,
+            )
             ids.append(job.id)
     return ids
 
 
 @pytest.fixture
 async def api_client(database, encryption_keys):
-    settings = Settings(database_url=database.service_url, encryption_keys=encryption_keys,
-                        admin_token="adm_x")
+    settings = Settings(
+        database_url=database.service_url, encryption_keys=encryption_keys, admin_token="adm_x"
+    )
     state = ApiState.from_settings(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_api(state)),
-                                 base_url="http://api") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_api(state)), base_url="http://api"
+    ) as client:
         yield client
     await state.close()
 
@@ -67,15 +77,16 @@ async def test_queue_and_recent_errors_read_postgres(pool, make_tenant, owner_co
     tenant = (await make_tenant("hc")).tenant_id
     ids = await _enqueue(pool, tenant, 12)
     # other tests' tenants share the session database (some backdate their jobs)
-    check = await check_queue(pool, HealthOptions(max_queue_depth=100_000,
-                                                  max_oldest_queued_s=1e9))
+    check = await check_queue(pool, HealthOptions(max_queue_depth=100_000, max_oldest_queued_s=1e9))
     assert check.status == "ok", check
     assert check.details["queued_by_tenant"][tenant] == 12
     assert (await check_queue(pool, HealthOptions(max_queue_depth=5))).status == "fail"
 
     await owner_conn.execute(
         "UPDATE enhancements SET status = 'failed', finished_at = now(), error = 'x' "
-        "WHERE id = ANY($1::uuid[])", ids[:11])
+        "WHERE id = ANY($1::uuid[])",
+        ids[:11],
+    )
     lenient = await check_recent_errors(pool, HealthOptions(min_success_rate=0.0))
     assert lenient.status == "warn" and lenient.details["failed_by_tenant"][tenant] == 11
     strict = await check_recent_errors(pool, HealthOptions(min_success_rate=0.999))
@@ -101,8 +112,9 @@ async def test_api_checks_against_the_real_api(api_client) -> None:
 
 
 async def test_api_not_ready_when_its_database_is_away(encryption_keys) -> None:
-    settings = Settings(database_url="postgresql://u:p@127.0.0.1:9/x",
-                        encryption_keys=encryption_keys)
+    settings = Settings(
+        database_url="postgresql://u:p@127.0.0.1:9/x", encryption_keys=encryption_keys
+    )
     state = ApiState.from_settings(settings)
     transport = httpx.ASGITransport(create_api(state))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
@@ -117,23 +129,45 @@ async def test_everything_unreachable_fails() -> None:
     async with httpx.AsyncClient() as http:
         report = await run_health_checks(options, http, None, "OSError: refused")
     statuses = {c.name: c.status for c in report.checks}
-    assert statuses == {"ray": "fail", "serve": "fail", "database": "fail", "queue": "skip",
-                        "api_health": "fail", "api_ready": "fail", "recent_errors": "skip",
-                        "alerts": "fail"}
+    assert statuses == {
+        "ray": "fail",
+        "serve": "fail",
+        "database": "fail",
+        "queue": "skip",
+        "api_health": "fail",
+        "api_ready": "fail",
+        "recent_errors": "skip",
+        "alerts": "fail",
+    }
     assert not report.ok
     document = json.loads(json.dumps(report.to_dict()))
     assert document["ok"] is False and len(document["checks"]) == 8
 
 
-def _applications(status: str = "RUNNING", enhancer: str = "HEALTHY",
-                  replica_states: tuple[str, ...] = ("RUNNING",)) -> dict:
+def _applications(
+    status: str = "RUNNING",
+    enhancer: str = "HEALTHY",
+    replica_states: tuple[str, ...] = ("RUNNING",),
+) -> dict:
     def deployment(state: str, replicas: tuple[str, ...]) -> dict:
-        return {"status": state, "target_num_replicas": len(replicas), "message": "",
-                "replicas": [{"state": s} for s in replicas]}
+        return {
+            "status": state,
+            "target_num_replicas": len(replicas),
+            "message": "",
+            "replicas": [{"state": s} for s in replicas],
+        }
 
-    return {"applications": {"ai_agents": {"status": status, "deployments": {
-        "Ingress": deployment("HEALTHY", ("RUNNING",)),
-        "Enhancer": deployment(enhancer, replica_states)}}}}
+    return {
+        "applications": {
+            "ai_agents": {
+                "status": status,
+                "deployments": {
+                    "Ingress": deployment("HEALTHY", ("RUNNING",)),
+                    "Enhancer": deployment(enhancer, replica_states),
+                },
+            }
+        }
+    }
 
 
 async def test_serve_check_reads_replica_states() -> None:
@@ -156,12 +190,21 @@ async def test_serve_check_reads_replica_states() -> None:
 
 
 async def test_ray_check_counts_nodes_and_cpu() -> None:
-    nodes = {"data": {"result": {"result": [
-        {"state": "ALIVE", "resources_total": {"CPU": 4.0, "node:10.0.0.1": 1.0}},
-        {"state": "DEAD", "resources_total": {"CPU": 4.0}}]}}}
+    nodes = {
+        "data": {
+            "result": {
+                "result": [
+                    {"state": "ALIVE", "resources_total": {"CPU": 4.0, "node:10.0.0.1": 1.0}},
+                    {"state": "DEAD", "resources_total": {"CPU": 4.0}},
+                ]
+            }
+        }
+    }
     usage = {"data": {"clusterStatus": {"loadMetricsReport": {"usage": {"CPU": [3.0, 4.0]}}}}}
-    routes = {"/api/v0/nodes": httpx.Response(200, json=nodes),
-              "/api/cluster_status": httpx.Response(200, json=usage)}
+    routes = {
+        "/api/v0/nodes": httpx.Response(200, json=nodes),
+        "/api/cluster_status": httpx.Response(200, json=usage),
+    }
     async with _fake(routes) as http:
         check = await check_ray(http, HealthOptions(dashboard_url="http://dash"))
     assert check.status == "ok" and check.summary == "1 node(s) alive, 3/4 CPU in use"
@@ -169,9 +212,14 @@ async def test_ray_check_counts_nodes_and_cpu() -> None:
 
 
 async def test_alerts_from_prometheus() -> None:
-    firing = {"data": {"alerts": [
-        {"state": "firing", "labels": {"alertname": "HighQueueDepth"}, "activeAt": "t"},
-        {"state": "pending", "labels": {"alertname": "LowSuccessRate"}}]}}
+    firing = {
+        "data": {
+            "alerts": [
+                {"state": "firing", "labels": {"alertname": "HighQueueDepth"}, "activeAt": "t"},
+                {"state": "pending", "labels": {"alertname": "LowSuccessRate"}},
+            ]
+        }
+    }
     options = HealthOptions(prometheus_url="http://prom")
     async with _fake({"/api/v1/alerts": httpx.Response(200, json=firing)}) as http:
         check = await check_alerts(http, options)
@@ -201,10 +249,18 @@ def test_address_and_token_resolution(monkeypatch, tmp_path) -> None:
 
 def test_cli_exit_code_and_json_with_a_dead_api(database, encryption_keys) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
-    env.update(AI_AGENTS_DATABASE_URL=database.service_url,
-               AI_AGENTS_ENCRYPTION_KEYS=encryption_keys, AI_AGENTS_ADMIN_TOKEN="adm_x")
-    result = subprocess.run(["ai-agents", "health", "--json", "--url", DEAD, "--dashboard", DEAD],
-                            env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        AI_AGENTS_DATABASE_URL=database.service_url,
+        AI_AGENTS_ENCRYPTION_KEYS=encryption_keys,
+        AI_AGENTS_ADMIN_TOKEN="adm_x",
+    )
+    result = subprocess.run(
+        ["ai-agents", "health", "--json", "--url", DEAD, "--dashboard", DEAD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     document = json.loads(result.stdout)
     statuses = {c["name"]: c["status"] for c in document["checks"]}

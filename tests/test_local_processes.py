@@ -47,8 +47,9 @@ OWNER = textwrap.dedent("""
 
 
 def _start_owner(data_dir: Path, marker: str) -> tuple[subprocess.Popen[str], int, int]:
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(data_dir), marker],
-                             stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(data_dir), marker], stdout=subprocess.PIPE, text=True
+    )
     child, stranger = (int(x) for x in owner.stdout.readline().split())
     return owner, child, stranger
 
@@ -91,8 +92,11 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
         assert ref is not None
         # the record names the same pid with another start time: a process that has gone and
         # whose pid the kernel handed to the bystander
-        RunRecord(owner=ProcessRef(999_999_999, 1), command="serve",
-                  processes=[ProcessRef(ref.pid, ref.started - 1)]).save(tmp_path / RUN_RECORD_FILE)
+        RunRecord(
+            owner=ProcessRef(999_999_999, 1),
+            command="serve",
+            processes=[ProcessRef(ref.pid, ref.started - 1)],
+        ).save(tmp_path / RUN_RECORD_FILE)
         assert stop_previous_run(tmp_path) == []
         assert bystander.poll() is None
     finally:

@@ -23,8 +23,9 @@ ADMIN_TOKEN = new_secret("adm_")
 
 @pytest.fixture(scope="module")
 def api_url(database, encryption_keys) -> Iterator[str]:
-    settings = Settings(database_url=database.service_url, encryption_keys=encryption_keys,
-                        admin_token=ADMIN_TOKEN)
+    settings = Settings(
+        database_url=database.service_url, encryption_keys=encryption_keys, admin_token=ADMIN_TOKEN
+    )
     with run_in_thread(create_api(ApiState.from_settings(settings))) as handle:
         yield handle.url
 
@@ -41,12 +42,15 @@ def test_document_is_valid_openapi_with_the_package_version(document: dict) -> N
 
 def test_every_route_names_its_scheme(document: dict) -> None:
     schemes = document["components"]["securitySchemes"]
-    assert schemes["TenantToken"] == {"type": "http", "scheme": "bearer",
-                                      "description": schemes["TenantToken"]["description"]}
+    assert schemes["TenantToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["TenantToken"]["description"],
+    }
     assert schemes["AdminToken"]["scheme"] == "bearer"
-    assert {schemes[name]["name"] for name in ("WebhookSignature", "WebhookTimestamp",
-                                                "WebhookToken")} == \
-        {"X-Signature", "X-Timestamp", "X-Webhook-Token"}
+    assert {
+        schemes[name]["name"] for name in ("WebhookSignature", "WebhookTimestamp", "WebhookToken")
+    } == {"X-Signature", "X-Timestamp", "X-Webhook-Token"}
     seen = set()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -56,8 +60,10 @@ def test_every_route_names_its_scheme(document: dict) -> None:
             elif path.startswith("/admin/"):
                 assert security == [{"AdminToken": []}], (method, path)
             elif path.startswith("/webhook/"):
-                assert security == [{"WebhookSignature": [], "WebhookTimestamp": []},
-                                    {"WebhookToken": []}], (method, path)
+                assert security == [
+                    {"WebhookSignature": [], "WebhookTimestamp": []},
+                    {"WebhookToken": []},
+                ], (method, path)
             else:
                 assert security is None, (method, path)  # health, readiness, metrics
             seen.add(path.split("/")[1])

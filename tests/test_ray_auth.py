@@ -22,8 +22,9 @@ print(json.dumps({"on": on, "mode": os.environ.get("RAY_AUTH_MODE"),
 
 def _probe(home: Path, **extra: str) -> dict:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), **extra}
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

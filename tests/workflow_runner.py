@@ -24,16 +24,24 @@ from simulators.servicedesk.store import SimulatorState
 Synthesize = Callable[[str, TicketContext, TenantSettings], Awaitable[SynthesisResult]]
 
 
-async def context_only(tenant_id: str, context: TicketContext,
-                       settings: TenantSettings) -> SynthesisResult:
+async def context_only(
+    tenant_id: str, context: TicketContext, settings: TenantSettings
+) -> SynthesisResult:
     return SynthesisResult(mode="context_only", reason="no LLM in this test")
 
 
-async def enhance_once(pool: asyncpg.Pool, cipher: CredentialCipher,
-                       owner_conn: asyncpg.Connection, sdp: SimulatorState, tenant_id: str,
-                       ticket: dict[str, str], *, encryption_keys: str | None = None,
-                       public_url: str | None = None,
-                       synthesize: Synthesize = context_only) -> tuple[str, str, str]:
+async def enhance_once(
+    pool: asyncpg.Pool,
+    cipher: CredentialCipher,
+    owner_conn: asyncpg.Connection,
+    sdp: SimulatorState,
+    tenant_id: str,
+    ticket: dict[str, str],
+    *,
+    encryption_keys: str | None = None,
+    public_url: str | None = None,
+    synthesize: Synthesize = context_only,
+) -> tuple[str, str, str]:
     """Returns (enhancement id, SDP ticket id, the note's HTML as SDP stored it)."""
     runtime = await load_tenant_runtime(pool, cipher, tenant_id)
     if tenant_id not in sdp.portals:
@@ -41,22 +49,41 @@ async def enhance_once(pool: asyncpg.Pool, cipher: CredentialCipher,
     ticket_id = str(sdp.add_request(tenant_id, **ticket)["id"])
     async with pool.acquire() as conn:
         queued = await enqueue(
-            conn, tenant_id=tenant_id, ticket_id=ticket_id, event="created",
-            dedupe_key=uuid.uuid4().hex, trace_context=None, trace_id=None, notify=False,
-            payload={"ticket": Ticket(ticket_id=ticket_id, **ticket).model_dump(mode="json")})
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            trace_context=None,
+            trace_id=None,
+            notify=False,
+            payload={"ticket": Ticket(ticket_id=ticket_id, **ticket).model_dump(mode="json")},
+        )
     lease = await owner_conn.fetchval(  # set-up only: as if the dispatcher had claimed it
         """UPDATE enhancements SET status = 'running', attempts = 1, lease_owner = 'test',
                lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
-           WHERE id = $1 RETURNING lease_token""", queued.id)
-    job = ClaimedJob(id=str(queued.id), tenant_id=tenant_id, ticket_id=ticket_id, attempts=1,
-                     lease_token=str(lease))
+           WHERE id = $1 RETURNING lease_token""",
+        queued.id,
+    )
+    job = ClaimedJob(
+        id=str(queued.id),
+        tenant_id=tenant_id,
+        ticket_id=ticket_id,
+        attempts=1,
+        lease_token=str(lease),
+    )
     links = FeedbackLinkSigner.from_encryption_keys(encryption_keys) if encryption_keys else None
     async with httpx.AsyncClient() as http:
         workflow = EnhancementWorkflow(
-            pool, load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
+            pool,
+            load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, tk, needs_fetch: ContextGathering(pool).gather(t, tk),
-            synthesize=synthesize, limiter=LocalRateLimiter(), http=http,
-            config=WorkflowConfig(public_url=public_url), feedback_links=links)
+            synthesize=synthesize,
+            limiter=LocalRateLimiter(),
+            http=http,
+            config=WorkflowConfig(public_url=public_url),
+            feedback_links=links,
+        )
         assert await workflow.run(job) == "completed"
     [note] = sdp.recorded_notes(tenant_id, ticket_id)
     return job.id, ticket_id, note.description

@@ -20,15 +20,22 @@ async def write_audit(
 ) -> None:
     await executor.execute(
         "SELECT app_write_audit($1, $2, $3, $4, $5, $6)",
-        tenant_id, actor, action, target, outcome, details or {},
+        tenant_id,
+        actor,
+        action,
+        target,
+        outcome,
+        details or {},
     )
 
 
-async def recent_audit(conn: asyncpg.Connection, *, action: str | None = None,
-                       limit: int = 100) -> list[asyncpg.Record]:
+async def recent_audit(
+    conn: asyncpg.Connection, *, action: str | None = None, limit: int = 100
+) -> list[asyncpg.Record]:
     """Tenant-scoped read (RLS): only the current tenant's rows."""
     return await conn.fetch(
         """SELECT * FROM audit_log WHERE ($1::text IS NULL OR action = $1)
            ORDER BY created_at DESC LIMIT $2""",
-        action, limit,
+        action,
+        limit,
     )

@@ -9,14 +9,21 @@ from typing import Any
 import asyncpg
 
 
-async def store_insight(conn: asyncpg.Connection, enhancement_id: uuid.UUID, *,
-                        suggestions: list[dict[str, Any]], explain: dict[str, Any] | None,
-                        retention_days: float) -> None:
+async def store_insight(
+    conn: asyncpg.Connection,
+    enhancement_id: uuid.UUID,
+    *,
+    suggestions: list[dict[str, Any]],
+    explain: dict[str, Any] | None,
+    retention_days: float,
+) -> None:
     """Keep the proposals and (retention permitting) the explain record; and, while the
     tenant's transaction is open anyway, clear explain records that outlived the retention."""
     await conn.execute(
         "UPDATE enhancements SET suggestions = $2, explain = $3 WHERE id = $1",
-        enhancement_id, suggestions, explain if retention_days > 0 else None,
+        enhancement_id,
+        suggestions,
+        explain if retention_days > 0 else None,
     )
     await conn.execute(
         """UPDATE enhancements SET explain = NULL
@@ -28,8 +35,9 @@ async def store_insight(conn: asyncpg.Connection, enhancement_id: uuid.UUID, *,
     )
 
 
-async def latest_with_suggestions(conn: asyncpg.Connection,
-                                  ticket_id: str) -> asyncpg.Record | None:
+async def latest_with_suggestions(
+    conn: asyncpg.Connection, ticket_id: str
+) -> asyncpg.Record | None:
     """The ticket's newest finished enhancement whose note proposed something."""
     return await conn.fetchrow(
         """SELECT id, suggestions FROM enhancements
@@ -40,18 +48,26 @@ async def latest_with_suggestions(conn: asyncpg.Connection,
     )
 
 
-async def record_verdict(conn: asyncpg.Connection, enhancement_id: uuid.UUID, *, hit: bool,
-                         rank: int | None, similarity: float) -> None:
+async def record_verdict(
+    conn: asyncpg.Connection,
+    enhancement_id: uuid.UUID,
+    *,
+    hit: bool,
+    rank: int | None,
+    similarity: float,
+) -> None:
     await conn.execute(
         """UPDATE enhancements SET suggestion_hit = $2, suggestion_rank = $3,
                suggestion_similarity = $4, suggestion_checked_at = now()
            WHERE id = $1""",
-        enhancement_id, hit, rank, similarity,
+        enhancement_id,
+        hit,
+        rank,
+        similarity,
     )
 
 
-async def get_explain(conn: asyncpg.Connection,
-                      enhancement_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_explain(conn: asyncpg.Connection, enhancement_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """SELECT id, tenant_id, ticket_id, status, outcome, stage, attempts, max_attempts,
                   received_at, started_at, finished_at, stage_timings, context_sources, model,
@@ -71,5 +87,6 @@ async def suggestion_stats(conn: asyncpg.Connection, *, start: Any, end: Any) ->
            WHERE suggestion_hit IS NOT NULL
              AND ($1::timestamptz IS NULL OR suggestion_checked_at >= $1)
              AND ($2::timestamptz IS NULL OR suggestion_checked_at < $2)""",
-        start, end,
+        start,
+        end,
     )

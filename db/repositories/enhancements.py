@@ -27,41 +27,79 @@ class Enqueued:
     trace_id: str | None
 
 
-async def enqueue(conn: asyncpg.Connection, *, tenant_id: str, ticket_id: str, event: str,
-                  dedupe_key: str, payload: dict[str, Any], trace_context: dict[str, str] | None,
-                  trace_id: str | None, priority: int = 0, max_attempts: int = 5,
-                  supersedes: uuid.UUID | None = None, batch_id: str | None = None,
-                  notify: bool = True) -> Enqueued:
+async def enqueue(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    ticket_id: str,
+    event: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    trace_context: dict[str, str] | None,
+    trace_id: str | None,
+    priority: int = 0,
+    max_attempts: int = 5,
+    supersedes: uuid.UUID | None = None,
+    batch_id: str | None = None,
+    notify: bool = True,
+) -> Enqueued:
     """Insert the job unless this delivery was seen (then return the existing one) and wake
     the dispatcher: one round trip (``app_enqueue_job``). Outside a transaction it sets the
     tenant itself; inside one it must be that transaction's tenant."""
     row = await conn.fetchrow(
         "SELECT * FROM app_enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        tenant_id, ticket_id, event, dedupe_key, payload, trace_context, trace_id, priority,
-        max_attempts, supersedes, batch_id, JOBS_CHANNEL if notify else None,
+        tenant_id,
+        ticket_id,
+        event,
+        dedupe_key,
+        payload,
+        trace_context,
+        trace_id,
+        priority,
+        max_attempts,
+        supersedes,
+        batch_id,
+        JOBS_CHANNEL if notify else None,
     )
     return Enqueued(row["id"], row["status"], row["created"], row["trace_id"])
 
 
 async def get_public(conn: asyncpg.Connection, enhancement_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"SELECT {PUBLIC_COLUMNS} FROM enhancements WHERE id = $1", enhancement_id)
+        f"SELECT {PUBLIC_COLUMNS} FROM enhancements WHERE id = $1", enhancement_id
+    )
 
 
-async def list_public(conn: asyncpg.Connection, *, status: str | None, ticket_id: str | None,
-                      since: datetime | None, limit: int, offset: int) -> list[asyncpg.Record]:
+async def list_public(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    ticket_id: str | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"""SELECT {PUBLIC_COLUMNS} FROM enhancements
             WHERE ($1::text IS NULL OR status = $1 OR outcome = $1)
               AND ($2::text IS NULL OR ticket_id = $2)
               AND ($3::timestamptz IS NULL OR received_at >= $3)
             ORDER BY received_at DESC, id LIMIT $4 OFFSET $5""",
-        status, ticket_id, since, limit, offset,
+        status,
+        ticket_id,
+        since,
+        limit,
+        offset,
     )
 
 
-async def start_stage(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
-                      lease_token: uuid.UUID, stage: str, lease_s: int) -> asyncpg.Record | None:
+async def start_stage(
+    conn: asyncpg.Connection,
+    enhancement_id: uuid.UUID,
+    lease_token: uuid.UUID,
+    stage: str,
+    lease_s: int,
+) -> asyncpg.Record | None:
     """The job as its lease holder sees it, moved to its first stage with the lease extended,
     in one statement; None if the lease moved on."""
     return await conn.fetchrow(
@@ -69,27 +107,48 @@ async def start_stage(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
                lease_expires_at = now() + make_interval(secs => $4)
            WHERE id = $1 AND lease_token = $2 AND status = 'running'
            RETURNING *""",
-        enhancement_id, lease_token, stage, lease_s,
+        enhancement_id,
+        lease_token,
+        stage,
+        lease_s,
     )
 
 
-async def mark_stage(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
-                     lease_token: uuid.UUID, stage: str, lease_s: int) -> bool:
+async def mark_stage(
+    conn: asyncpg.Connection,
+    enhancement_id: uuid.UUID,
+    lease_token: uuid.UUID,
+    stage: str,
+    lease_s: int,
+) -> bool:
     """Record progress and extend the lease; False if this worker no longer holds it."""
     result = await conn.execute(
         """UPDATE enhancements SET stage = $3, updated_at = now(),
                lease_expires_at = now() + make_interval(secs => $4)
            WHERE id = $1 AND lease_token = $2 AND status = 'running'""",
-        enhancement_id, lease_token, stage, lease_s,
+        enhancement_id,
+        lease_token,
+        stage,
+        lease_s,
     )
     return result == "UPDATE 1"
 
 
-async def complete(conn: asyncpg.Connection, enhancement_id: uuid.UUID, lease_token: uuid.UUID,
-                   *, outcome: str, stage_timings: dict[str, float],
-                   context_sources: list[dict[str, Any]] | None, model: str | None,
-                   prompt_tokens: int, completion_tokens: int, cost_usd: float,
-                   note_id: str | None, error: str | None = None) -> bool:
+async def complete(
+    conn: asyncpg.Connection,
+    enhancement_id: uuid.UUID,
+    lease_token: uuid.UUID,
+    *,
+    outcome: str,
+    stage_timings: dict[str, float],
+    context_sources: list[dict[str, Any]] | None,
+    model: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: float,
+    note_id: str | None,
+    error: str | None = None,
+) -> bool:
     result = await conn.execute(
         """UPDATE enhancements SET status = 'completed', outcome = $3, stage = 'done',
                stage_timings = $4, context_sources = $5, model = $6, prompt_tokens = $7,
@@ -97,15 +156,31 @@ async def complete(conn: asyncpg.Connection, enhancement_id: uuid.UUID, lease_to
                error = $11, finished_at = now(), updated_at = now(),
                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
            WHERE id = $1 AND lease_token = $2 AND status = 'running'""",
-        enhancement_id, lease_token, outcome, stage_timings, context_sources, model,
-        prompt_tokens, completion_tokens, cost_usd, note_id, error,
+        enhancement_id,
+        lease_token,
+        outcome,
+        stage_timings,
+        context_sources,
+        model,
+        prompt_tokens,
+        completion_tokens,
+        cost_usd,
+        note_id,
+        error,
     )
     return result == "UPDATE 1"
 
 
-async def fail_or_retry(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
-                        lease_token: uuid.UUID, *, error: str, retryable: bool,
-                        retry_in_s: float, stage_timings: dict[str, float] | None = None) -> str:
+async def fail_or_retry(
+    conn: asyncpg.Connection,
+    enhancement_id: uuid.UUID,
+    lease_token: uuid.UUID,
+    *,
+    error: str,
+    retryable: bool,
+    retry_in_s: float,
+    stage_timings: dict[str, float] | None = None,
+) -> str:
     """Back to `queued` (delayed) while attempts remain and the error is retryable, else
     `failed` with the reason. Returns the new status, or '' if the lease was lost."""
     row = await conn.fetchrow(
@@ -117,7 +192,12 @@ async def fail_or_retry(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
            WHERE id = $1 AND lease_token = $2 AND status = 'running'
            RETURNING status""",
-        enhancement_id, lease_token, error[:2000], retryable, retry_in_s, stage_timings,
+        enhancement_id,
+        lease_token,
+        error[:2000],
+        retryable,
+        retry_in_s,
+        stage_timings,
     )
     if row is None:
         return ""

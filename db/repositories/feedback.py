@@ -121,8 +121,11 @@ async def upsert_link_feedback(
     return row, bool(row["created"])
 
 
-async def link_feedback(conn: asyncpg.Connection, enhancement_id: uuid.UUID,
-                        vote: str) -> asyncpg.Record | None:
+async def link_feedback(
+    conn: asyncpg.Connection, enhancement_id: uuid.UUID, vote: str
+) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT * FROM enhancement_feedback WHERE enhancement_id = $1 AND link_vote = $2",
-        enhancement_id, vote)
+        enhancement_id,
+        vote,
+    )

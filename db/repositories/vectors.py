@@ -17,13 +17,20 @@ HNSW_EF_SEARCH = 200  # candidates the index walks; RLS filters other tenants' r
 
 
 async def vector_search_available(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')"))
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')")
+    )
 
 
-async def upsert_ticket_embedding(conn: asyncpg.Connection, *, tenant_id: str, ticket_id: str,
-                                  model: str, content_hash: str,
-                                  embedding: Sequence[float]) -> None:
+async def upsert_ticket_embedding(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    ticket_id: str,
+    model: str,
+    content_hash: str,
+    embedding: Sequence[float],
+) -> None:
     await conn.execute(
         """INSERT INTO ticket_embeddings (tenant_id, ticket_id, model, dimensions, content_hash,
                embedding)
@@ -31,23 +38,37 @@ async def upsert_ticket_embedding(conn: asyncpg.Connection, *, tenant_id: str, t
            ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET model = EXCLUDED.model,
                dimensions = EXCLUDED.dimensions, content_hash = EXCLUDED.content_hash,
                embedding = EXCLUDED.embedding, embedded_at = now()""",
-        tenant_id, ticket_id, model, len(embedding), content_hash, list(embedding))
+        tenant_id,
+        ticket_id,
+        model,
+        len(embedding),
+        content_hash,
+        list(embedding),
+    )
 
 
-async def replace_kb_chunks(conn: asyncpg.Connection, *, tenant_id: str, doc_id: str,
-                            model: str, content_hash: str,
-                            chunks: Sequence[tuple[str, Sequence[float]]]) -> None:
+async def replace_kb_chunks(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    doc_id: str,
+    model: str,
+    content_hash: str,
+    chunks: Sequence[tuple[str, Sequence[float]]],
+) -> None:
     """A document's chunks as one unit: an edited article may have fewer chunks than before."""
     await conn.execute("DELETE FROM kb_chunks WHERE doc_id = $1", doc_id)
     await conn.executemany(
         """INSERT INTO kb_chunks (tenant_id, doc_id, chunk_no, chunk_text, model, dimensions,
                content_hash, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        [(tenant_id, doc_id, n, text, model, len(vector), content_hash, list(vector))
-         for n, (text, vector) in enumerate(chunks)])
+        [
+            (tenant_id, doc_id, n, text, model, len(vector), content_hash, list(vector))
+            for n, (text, vector) in enumerate(chunks)
+        ],
+    )
 
 
-async def ticket_batch(conn: asyncpg.Connection, *, after: str, limit: int
-                       ) -> list[asyncpg.Record]:
+async def ticket_batch(conn: asyncpg.Connection, *, after: str, limit: int) -> list[asyncpg.Record]:
     """Resolved tickets in id order after ``after``, with what their stored vector was made of
     (keyset paging: a resumed reindex starts where it stopped, not at an offset)."""
     return await conn.fetch(
@@ -55,7 +76,9 @@ async def ticket_batch(conn: asyncpg.Connection, *, after: str, limit: int
            FROM ticket_history h
            LEFT JOIN ticket_embeddings e USING (tenant_id, ticket_id)
            WHERE h.ticket_id > $1 ORDER BY h.ticket_id LIMIT $2""",
-        after, limit)
+        after,
+        limit,
+    )
 
 
 async def kb_batch(conn: asyncpg.Connection, *, after: str, limit: int) -> list[asyncpg.Record]:
@@ -65,7 +88,9 @@ async def kb_batch(conn: asyncpg.Connection, *, after: str, limit: int) -> list[
            LEFT JOIN kb_chunks c ON c.tenant_id = d.tenant_id AND c.doc_id = d.doc_id
                                 AND c.chunk_no = 0
            WHERE d.doc_id > $1 ORDER BY d.doc_id LIMIT $2""",
-        after, limit)
+        after,
+        limit,
+    )
 
 
 async def count_indexable(conn: asyncpg.Connection) -> tuple[int, int]:
@@ -78,9 +103,14 @@ async def _widen_search(conn: asyncpg.Connection) -> None:
     await conn.execute(f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}")
 
 
-async def search_ticket_vectors(conn: asyncpg.Connection, embedding: Sequence[float], *,
-                                model: str, exclude_ticket: str, limit: int
-                                ) -> list[asyncpg.Record]:
+async def search_ticket_vectors(
+    conn: asyncpg.Connection,
+    embedding: Sequence[float],
+    *,
+    model: str,
+    exclude_ticket: str,
+    limit: int,
+) -> list[asyncpg.Record]:
     """Nearest resolved tickets by cosine similarity (1 = same direction).
 
     The nearest rows come from a subquery that touches ``ticket_embeddings`` alone, ordered by
@@ -100,11 +130,16 @@ async def search_ticket_vectors(conn: asyncpg.Connection, embedding: Sequence[fl
             FROM nearest n JOIN ticket_history h USING (ticket_id)
             WHERE n.model = $2 AND n.ticket_id <> $3
             ORDER BY n.distance LIMIT $4""",
-        list(embedding), model, exclude_ticket, limit)
+        list(embedding),
+        model,
+        exclude_ticket,
+        limit,
+    )
 
 
-async def search_kb_vectors(conn: asyncpg.Connection, embedding: Sequence[float], *,
-                            model: str, limit: int) -> list[asyncpg.Record]:
+async def search_kb_vectors(
+    conn: asyncpg.Connection, embedding: Sequence[float], *, model: str, limit: int
+) -> list[asyncpg.Record]:
     """Nearest KB documents, each by its best chunk (which becomes the excerpt)."""
     dims = int(len(embedding))
     await _widen_search(conn)
@@ -120,4 +155,7 @@ async def search_kb_vectors(conn: asyncpg.Connection, embedding: Sequence[float]
             FROM nearest n JOIN kb_documents d ON d.doc_id = n.doc_id
             WHERE n.model = $2
             ORDER BY n.doc_id, n.score DESC""",
-        list(embedding), model, limit)
+        list(embedding),
+        model,
+        limit,
+    )

@@ -74,7 +74,8 @@ def _header(fields: list[str]) -> tuple[dict[str, int], str]:
     if address is None:
         found = ", ".join(f for f in fields if f.strip()) or "none"
         raise InventoryFormatError(
-            f"no address column: expected one of {', '.join(ADDRESS_COLUMNS)} (found {found})")
+            f"no address column: expected one of {', '.join(ADDRESS_COLUMNS)} (found {found})"
+        )
     return columns, address
 
 
@@ -122,8 +123,11 @@ def parse_inventory(text: str) -> tuple[list[AssetRow], list[Skipped]]:
             continue
         earlier = rows.pop(network, None)
         if earlier is not None:
-            skipped.append(Skipped(f"line {earlier.line}", "superseded",
-                                   f"{network} is repeated on line {start}"))
+            skipped.append(
+                Skipped(
+                    f"line {earlier.line}", "superseded", f"{network} is repeated on line {start}"
+                )
+            )
         rows[network] = AssetRow(start, network, *(cell(name) for name in TEXT_COLUMNS))
     return sorted(rows.values(), key=lambda row: row.line), skipped
 
@@ -140,14 +144,25 @@ def read_inventory(csv_path: Path | str) -> tuple[Path, str]:
 
 
 async def _upsert(conn: asyncpg.Connection, row: AssetRow, tenant_id: str) -> bool:
-    return await upsert_asset(conn, tenant_id=tenant_id, network=row.network,
-                              hostname=row.hostname, role=row.role, owner=row.owner,
-                              location=row.location)
+    return await upsert_asset(
+        conn,
+        tenant_id=tenant_id,
+        network=row.network,
+        hostname=row.hostname,
+        role=row.role,
+        owner=row.owner,
+        location=row.location,
+    )
 
 
-async def import_assets_csv(pool: asyncpg.Pool, tenant_id: str, csv_path: Path | str, *,
-                            strict: bool = False,
-                            progress: ProgressCallback | None = None) -> ImportResult:
+async def import_assets_csv(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    csv_path: Path | str,
+    *,
+    strict: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ImportResult:
     """Upsert the inventory's valid rows in one transaction (a file loads whole or not at all).
 
     With `strict`, any rejected row means nothing is written (`details["written"]` False).
@@ -155,14 +170,20 @@ async def import_assets_csv(pool: asyncpg.Pool, tenant_id: str, csv_path: Path |
     path, text = await asyncio.to_thread(read_inventory, csv_path)
     await require_tenant(pool, tenant_id)
     rows, skipped = parse_inventory(text)
-    result = ImportResult("assets", tenant_id, seen=len(rows) + len(skipped), skipped=skipped,
-                          details={"file": str(path), "strict": strict, "written": False})
+    result = ImportResult(
+        "assets",
+        tenant_id,
+        seen=len(rows) + len(skipped),
+        skipped=skipped,
+        details={"file": str(path), "strict": strict, "written": False},
+    )
     rejected = sum(s.reason != "superseded" for s in skipped)
     result.details["rejected"] = rejected
     if strict and rejected:
         return result
     result.new, result.updated = await write_batch(
-        pool, tenant_id, rows, lambda conn, row: _upsert(conn, row, tenant_id))
+        pool, tenant_id, rows, lambda conn, row: _upsert(conn, row, tenant_id)
+    )
     result.details["written"] = bool(rows)
     if progress is not None:
         progress(result.seen, result.seen)

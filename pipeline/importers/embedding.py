@@ -19,8 +19,7 @@ from .outcome import ImportResult
 
 
 class BatchEmbedding:
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder | None,
-                 result: ImportResult) -> None:
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder | None, result: ImportResult) -> None:
         self._pool = pool
         self._embedder = embedder
         self._result = result
@@ -34,8 +33,7 @@ class BatchEmbedding:
             return
         try:
             async with tenant_transaction(self._pool, self._result.tenant_id) as conn:
-                stored = await store_ticket_vectors(conn, embedder, self._result.tenant_id,
-                                                    tickets)
+                stored = await store_ticket_vectors(conn, embedder, self._result.tenant_id, tickets)
         except EmbeddingError as err:
             self._stop(err)
             return
@@ -48,8 +46,9 @@ class BatchEmbedding:
         try:
             async with tenant_transaction(self._pool, self._result.tenant_id) as conn:
                 for doc_id, title, body in docs:
-                    await store_kb_vectors(conn, embedder, self._result.tenant_id, doc_id,
-                                           title, body)
+                    await store_kb_vectors(
+                        conn, embedder, self._result.tenant_id, doc_id, title, body
+                    )
         except EmbeddingError as err:
             self._stop(err)
             return
@@ -59,4 +58,5 @@ class BatchEmbedding:
         self._embedder = None
         self._result.details["embedding_error"] = (
             f"{err} — rows saved without vectors; run `ai-agents reindex --tenant "
-            f"{self._result.tenant_id}`")
+            f"{self._result.tenant_id}`"
+        )

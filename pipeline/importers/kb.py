@@ -26,8 +26,13 @@ from .embedding import BatchEmbedding
 from .outcome import ImportResult, ProgressCallback, Skipped
 from .storage import require_tenant, write_batch
 
-FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
-           ".txt": "text"}
+FORMATS = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+}
 # A tsvector may not exceed 1 MB; beyond this many characters the insert would fail.
 MAX_BODY_CHARS = 500_000
 MAX_TITLE_CHARS = 300
@@ -57,7 +62,7 @@ def doc_id_for(relative: Path) -> str:
 
 def _clip(title: str) -> str:
     title = " ".join(title.split())
-    return title if len(title) <= MAX_TITLE_CHARS else title[:MAX_TITLE_CHARS - 1] + "…"
+    return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1] + "…"
 
 
 def _first_line(text: str) -> str | None:
@@ -71,7 +76,7 @@ def _markdown(text: str) -> tuple[str | None, str]:
     if front:
         found = _FRONT_TITLE.search(front.group(1))
         title = found.group(1).strip("'\"") if found else None
-        text = text[front.end():]
+        text = text[front.end() :]
     in_code = False
     for line in text.splitlines():
         if _FENCE.match(line):
@@ -116,12 +121,18 @@ def _document(path: Path, root: Path, base_url: str | None) -> KbDocument:
     relative = path.relative_to(root)
     fallback = relative.stem.replace("-", " ").replace("_", " ").strip() or relative.name
     url = f"{base_url.rstrip('/')}/{relative.as_posix()}" if base_url else None
-    return KbDocument(doc_id=doc_id_for(relative), title=_clip(title or fallback), body=body,
-                      source_path=relative.as_posix(), url=url)
+    return KbDocument(
+        doc_id=doc_id_for(relative),
+        title=_clip(title or fallback),
+        body=body,
+        source_path=relative.as_posix(),
+        url=url,
+    )
 
 
-def load_kb_document(path: Path, root: Path, *,
-                     base_url: str | None = None) -> KbDocument | Skipped:
+def load_kb_document(
+    path: Path, root: Path, *, base_url: str | None = None
+) -> KbDocument | Skipped:
     """One file as a document, or why it cannot be one."""
     try:
         return _document(path, root, base_url)
@@ -150,15 +161,26 @@ def _existing_directory(directory: Path | str) -> Path:
 
 
 async def _upsert(conn: asyncpg.Connection, doc: KbDocument, tenant_id: str) -> bool:
-    return await upsert_kb_document(conn, tenant_id=tenant_id, doc_id=doc.doc_id,
-                                    title=doc.title, body=doc.body, url=doc.url,
-                                    source_path=doc.source_path)
+    return await upsert_kb_document(
+        conn,
+        tenant_id=tenant_id,
+        doc_id=doc.doc_id,
+        title=doc.title,
+        body=doc.body,
+        url=doc.url,
+        source_path=doc.source_path,
+    )
 
 
-async def import_kb_directory(pool: asyncpg.Pool, tenant_id: str, directory: Path | str, *,
-                              base_url: str | None = None,
-                              progress: ProgressCallback | None = None,
-                              embedder: Embedder | None = None) -> ImportResult:
+async def import_kb_directory(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    directory: Path | str,
+    *,
+    base_url: str | None = None,
+    progress: ProgressCallback | None = None,
+    embedder: Embedder | None = None,
+) -> ImportResult:
     """Upsert every supported file below `directory` as a KB document of `tenant_id`.
 
     `base_url`, when given, makes each document's `url` (base + relative path) so notes can
@@ -174,8 +196,9 @@ async def import_kb_directory(pool: asyncpg.Pool, tenant_id: str, directory: Pat
     vectors = BatchEmbedding(pool, embedder, result)
 
     async def flush() -> None:
-        new, updated = await write_batch(pool, tenant_id, batch,
-                                         lambda conn, doc: _upsert(conn, doc, tenant_id))
+        new, updated = await write_batch(
+            pool, tenant_id, batch, lambda conn, doc: _upsert(conn, doc, tenant_id)
+        )
         result.new += new
         result.updated += updated
         await vectors.documents([(d.doc_id, d.title, d.body) for d in batch])
@@ -187,8 +210,11 @@ async def import_kb_directory(pool: asyncpg.Pool, tenant_id: str, directory: Pat
         if isinstance(loaded, Skipped):
             result.skipped.append(loaded)
         elif loaded.doc_id in owners:
-            result.skip(loaded.source_path, "duplicate doc_id",
-                        f"{loaded.doc_id!r} is already {owners[loaded.doc_id]}")
+            result.skip(
+                loaded.source_path,
+                "duplicate doc_id",
+                f"{loaded.doc_id!r} is already {owners[loaded.doc_id]}",
+            )
         else:
             owners[loaded.doc_id] = loaded.source_path
             batch.append(loaded)

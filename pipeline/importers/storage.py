@@ -30,8 +30,9 @@ async def require_tenant(pool: asyncpg.Pool, tenant_id: str) -> None:
         raise UnknownTenant(tenant_id) from None
 
 
-async def write_batch(pool: asyncpg.Pool, tenant_id: str, rows: Sequence[Row],
-                      upsert: Upsert[Row]) -> tuple[int, int]:
+async def write_batch(
+    pool: asyncpg.Pool, tenant_id: str, rows: Sequence[Row], upsert: Upsert[Row]
+) -> tuple[int, int]:
     """Upsert `rows` in one tenant transaction; returns (new, updated)."""
     if not rows:
         return 0, 0

@@ -34,8 +34,17 @@ from .outcome import ImportInterrupted, ImportResult, ProgressCallback
 from .storage import require_tenant, write_batch
 
 DEFAULT_STATUSES = ("Resolved", "Closed")
-LIST_FIELDS = ["description", "resolution", "priority", "category", "subcategory", "item",
-               "status", "resolved_time", "completed_time"]
+LIST_FIELDS = [
+    "description",
+    "resolution",
+    "priority",
+    "category",
+    "subcategory",
+    "item",
+    "status",
+    "resolved_time",
+    "completed_time",
+]
 BATCH_SIZE = 50
 
 
@@ -56,9 +65,13 @@ class SdpCallStats:
             self.throttled += 1
 
 
-def import_client(tenant: TenantRuntime, *, calls_per_minute: int | None = None,
-                  on_call: SdpCallStats | None = None,
-                  url_policy: SdpUrlPolicy | None = None) -> SdpClient:
+def import_client(
+    tenant: TenantRuntime,
+    *,
+    calls_per_minute: int | None = None,
+    on_call: SdpCallStats | None = None,
+    url_policy: SdpUrlPolicy | None = None,
+) -> SdpClient:
     """An SdpClient tuned for a long batch: patient retries, paced at `calls_per_minute`.
 
     The default pace is half the tenant's SDP rate, because the live service shares the
@@ -70,10 +83,19 @@ def import_client(tenant: TenantRuntime, *, calls_per_minute: int | None = None,
     async def before_call() -> None:
         await limiter.acquire(tenant.tenant_id, "sdp_import", pace)
 
-    return SdpClient(tenant.sdp_base_url, tenant.sdp_api_key, tenant.sdp_edition,
-                     portal=tenant.sdp_portal, timeout_s=30.0, max_attempts=8,
-                     retry_after_cap_s=120.0, backoff_max_s=60.0, before_call=before_call,
-                     on_call=on_call, url_policy=url_policy)
+    return SdpClient(
+        tenant.sdp_base_url,
+        tenant.sdp_api_key,
+        tenant.sdp_edition,
+        portal=tenant.sdp_portal,
+        timeout_s=30.0,
+        max_attempts=8,
+        retry_after_cap_s=120.0,
+        backoff_max_s=60.0,
+        before_call=before_call,
+        on_call=on_call,
+        url_policy=url_policy,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,36 +119,58 @@ def _name(value: Any) -> str | None:
 def ticket_record(request: Mapping[str, Any]) -> TicketRecord:
     """SDP's v3 request object → the row the similar-ticket search indexes (the one mapper)."""
     mapped = map_sdp_request(request)
-    return TicketRecord(ticket_id=mapped.ticket_id, subject=mapped.subject,
-                        description=mapped.description, resolution=mapped.resolution,
-                        priority=mapped.priority, tags=mapped.tags,
-                        resolved_at=mapped.resolved_at)
+    return TicketRecord(
+        ticket_id=mapped.ticket_id,
+        subject=mapped.subject,
+        description=mapped.description,
+        resolution=mapped.resolution,
+        priority=mapped.priority,
+        tags=mapped.tags,
+        resolved_at=mapped.resolved_at,
+    )
 
 
 def _needs_detail(row: Mapping[str, Any]) -> bool:
     resolution = row.get("resolution")
-    has_resolution = bool(resolution.get("content") if isinstance(resolution, Mapping)
-                          else resolution)
+    has_resolution = bool(
+        resolution.get("content") if isinstance(resolution, Mapping) else resolution
+    )
     return not row.get("description") or not has_resolution
 
 
 def search_criteria(since: datetime, statuses: Sequence[str]) -> list[dict[str, Any]]:
     """SDP v3 criteria: resolved since `since` (ms-epoch string) with one of `statuses`."""
-    criteria: list[dict[str, Any]] = [{
-        "field": "resolved_time", "condition": "greater or equal",
-        "value": str(int(since.timestamp() * 1000)),
-    }]
+    criteria: list[dict[str, Any]] = [
+        {
+            "field": "resolved_time",
+            "condition": "greater or equal",
+            "value": str(int(since.timestamp() * 1000)),
+        }
+    ]
     if statuses:
-        criteria.append({"field": "status.name", "condition": "is", "values": list(statuses),
-                         "logical_operator": "AND"})
+        criteria.append(
+            {
+                "field": "status.name",
+                "condition": "is",
+                "values": list(statuses),
+                "logical_operator": "AND",
+            }
+        )
     return criteria
 
 
 async def _upsert(conn: asyncpg.Connection, record: TicketRecord, tenant_id: str) -> bool:
     created = await upsert_resolved_ticket(
-        conn, tenant_id=tenant_id, ticket_id=record.ticket_id, subject=record.subject,
-        description=record.description, resolution=record.resolution,
-        priority=record.priority, tags=record.tags, resolved_at=record.resolved_at)
+        conn,
+        tenant_id=tenant_id,
+        ticket_id=record.ticket_id,
+        subject=record.subject,
+        description=record.description,
+        resolution=record.resolution,
+        priority=record.priority,
+        tags=record.tags,
+        resolved_at=record.resolved_at,
+    )
     # a ticket this service enhanced: did its note propose what fixed it?
     await assess_resolution(conn, record.ticket_id, record.resolution)
     return created
@@ -135,9 +179,16 @@ async def _upsert(conn: asyncpg.Connection, record: TicketRecord, tenant_id: str
 class _TicketImport:
     """One run's state: the pending batch and the result it accumulates."""
 
-    def __init__(self, pool: asyncpg.Pool, client: SdpClient, result: ImportResult, *,
-                 statuses: Sequence[str], since: datetime,
-                 embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: SdpClient,
+        result: ImportResult,
+        *,
+        statuses: Sequence[str],
+        since: datetime,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.pool = pool
         self.vectors = BatchEmbedding(pool, embedder, result)
         self.client = client
@@ -180,19 +231,28 @@ class _TicketImport:
     async def flush(self) -> None:
         batch, self.pending = self.pending, []
         tenant_id = self.result.tenant_id
-        new, updated = await write_batch(self.pool, tenant_id, batch,
-                                         lambda conn, rec: _upsert(conn, rec, tenant_id))
+        new, updated = await write_batch(
+            self.pool, tenant_id, batch, lambda conn, rec: _upsert(conn, rec, tenant_id)
+        )
         self.result.new += new
         self.result.updated += updated
         await self.vectors.tickets(
-            [TicketText(r.ticket_id, r.subject, r.description) for r in batch])
+            [TicketText(r.ticket_id, r.subject, r.description) for r in batch]
+        )
 
 
 async def import_resolved_tickets(
-    pool: asyncpg.Pool, tenant_id: str, client: SdpClient, *, days: int = 90,
-    statuses: Sequence[str] = DEFAULT_STATUSES, limit: int | None = None,
-    now: datetime | None = None, progress: ProgressCallback | None = None,
-    stats: SdpCallStats | None = None, embedder: Embedder | None = None,
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    client: SdpClient,
+    *,
+    days: int = 90,
+    statuses: Sequence[str] = DEFAULT_STATUSES,
+    limit: int | None = None,
+    now: datetime | None = None,
+    progress: ProgressCallback | None = None,
+    stats: SdpCallStats | None = None,
+    embedder: Embedder | None = None,
 ) -> ImportResult:
     """Page the tenant's SDP for tickets resolved in the last `days` and upsert them.
 
@@ -207,11 +267,16 @@ async def import_resolved_tickets(
         raise ValueError("limit must be at least 1")
     await require_tenant(pool, tenant_id)
     since = (now or datetime.now(UTC)) - timedelta(days=days)
-    result = ImportResult("tickets", tenant_id, details={
-        "since": since.isoformat(), "statuses": list(statuses)})
+    result = ImportResult(
+        "tickets", tenant_id, details={"since": since.isoformat(), "statuses": list(statuses)}
+    )
     run = _TicketImport(pool, client, result, statuses=statuses, since=since, embedder=embedder)
-    rows = client.iter_requests(search_criteria(since, statuses), sort_field="resolved_time",
-                                sort_order="desc", fields_required=LIST_FIELDS)
+    rows = client.iter_requests(
+        search_criteria(since, statuses),
+        sort_field="resolved_time",
+        sort_order="desc",
+        fields_required=LIST_FIELDS,
+    )
     try:
         async with aclosing(rows):
             async for row in rows:
@@ -225,8 +290,11 @@ async def import_resolved_tickets(
     except SdpError as err:
         await run.flush()
         _record_stats(result, stats)
-        where = (f"after {result.seen} ticket(s), {result.imported} saved (re-run to resume)"
-                 if result.seen else "before any ticket was fetched")
+        where = (
+            f"after {result.seen} ticket(s), {result.imported} saved (re-run to resume)"
+            if result.seen
+            else "before any ticket was fetched"
+        )
         raise ImportInterrupted(f"SDP failed {where}: {err}", result) from err
     _record_stats(result, stats)
     return result

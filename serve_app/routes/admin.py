@@ -17,8 +17,13 @@ from serve_app.tenant_admin import (
 )
 
 router = APIRouter(prefix="/admin/tenants", tags=["admin"])
-_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
-           413: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+_ERRORS = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
 
 
 def _not_found(tenant_id: str) -> HTTPException:
@@ -26,12 +31,17 @@ def _not_found(tenant_id: str) -> HTTPException:
 
 
 def _url_refused(exc: SdpUrlRefused) -> HTTPException:
-    return HTTPException(422, [{"loc": ["body", "sdp_url"], "msg": str(exc),
-                                "type": "url_refused"}])
+    return HTTPException(
+        422, [{"loc": ["body", "sdp_url"], "msg": str(exc), "type": "url_refused"}]
+    )
 
 
-@router.post("", status_code=201, response_model=TenantCredentials,
-             responses={409: {"model": ErrorBody}, **_ERRORS})
+@router.post(
+    "",
+    status_code=201,
+    response_model=TenantCredentials,
+    responses={409: {"model": ErrorBody}, **_ERRORS},
+)
 async def create_tenant(spec: TenantCreate, actor: AdminActor, state: State) -> TenantCredentials:
     """Returns the webhook secret and API token once; store them."""
     try:
@@ -48,8 +58,9 @@ async def list_tenants(actor: AdminActor, state: State) -> list[TenantInfo]:
 
 
 @router.patch("/{tenant_id}", response_model=TenantInfo, responses=_ERRORS)
-async def update_tenant(tenant_id: str, change: TenantUpdate, actor: AdminActor,
-                        state: State) -> TenantInfo:
+async def update_tenant(
+    tenant_id: str, change: TenantUpdate, actor: AdminActor, state: State
+) -> TenantInfo:
     try:
         return await (await state.tenant_admin()).update(tenant_id, change, actor=actor)
     except TenantNotFound:

@@ -23,8 +23,9 @@ router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
 _ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
 
-@router.post("", status_code=201, response_model=Feedback,
-             responses={404: {"model": ErrorBody}, **_ERRORS})
+@router.post(
+    "", status_code=201, response_model=Feedback, responses={404: {"model": ErrorBody}, **_ERRORS}
+)
 async def submit_feedback(body: FeedbackIn, tenant_id: TenantId, pool: Pool) -> Feedback:
     async with tenant_transaction(pool, tenant_id) as conn:
         enhancement_id = body.enhancement_id
@@ -33,18 +34,38 @@ async def submit_feedback(body: FeedbackIn, tenant_id: TenantId, pool: Pool) -> 
             if ticket_id is None:
                 raise HTTPException(404, "Enhancement not found")
             if body.ticket_id is not None and body.ticket_id != ticket_id:
-                raise HTTPException(422, [{"loc": ["body", "ticket_id"], "type": "value_error",
-                                           "msg": "does not match the enhancement's ticket"}])
+                raise HTTPException(
+                    422,
+                    [
+                        {
+                            "loc": ["body", "ticket_id"],
+                            "type": "value_error",
+                            "msg": "does not match the enhancement's ticket",
+                        }
+                    ],
+                )
         else:
             ticket_id = body.ticket_id
             enhancement_id = await repo.latest_enhancement_for_ticket(conn, ticket_id)
         row = await repo.insert_feedback(
-            conn, tenant_id=tenant_id, enhancement_id=enhancement_id, ticket_id=ticket_id,
-            feedback_type=body.feedback_type, rating_value=body.rating_value,
-            technician_email=body.technician_email, comment=body.comment)
-        await write_audit(conn, tenant_id=tenant_id, actor=body.technician_email or "api",
-                          action="feedback.create", target=f"enhancement:{enhancement_id}",
-                          outcome="success", details={"type": body.feedback_type})
+            conn,
+            tenant_id=tenant_id,
+            enhancement_id=enhancement_id,
+            ticket_id=ticket_id,
+            feedback_type=body.feedback_type,
+            rating_value=body.rating_value,
+            technician_email=body.technician_email,
+            comment=body.comment,
+        )
+        await write_audit(
+            conn,
+            tenant_id=tenant_id,
+            actor=body.technician_email or "api",
+            action="feedback.create",
+            target=f"enhancement:{enhancement_id}",
+            outcome="success",
+            details={"type": body.feedback_type},
+        )
     return Feedback(**dict(row))
 
 
@@ -59,29 +80,45 @@ async def list_feedback(
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> FeedbackList:
     async with tenant_transaction(pool, tenant_id) as conn:
-        rows = await repo.list_feedback(conn, start=start_date, end=end_date,
-                                        feedback_type=feedback_type, limit=limit, offset=offset)
+        rows = await repo.list_feedback(
+            conn,
+            start=start_date,
+            end=end_date,
+            feedback_type=feedback_type,
+            limit=limit,
+            offset=offset,
+        )
     return FeedbackList(items=[Feedback(**dict(r)) for r in rows], limit=limit, offset=offset)
 
 
 @router.get("/stats", response_model=FeedbackStats, responses=_ERRORS)
-async def feedback_stats(tenant_id: TenantId, pool: Pool, start_date: UtcDatetime | None = None,
-                         end_date: UtcDatetime | None = None) -> FeedbackStats:
+async def feedback_stats(
+    tenant_id: TenantId,
+    pool: Pool,
+    start_date: UtcDatetime | None = None,
+    end_date: UtcDatetime | None = None,
+) -> FeedbackStats:
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await repo.feedback_stats(conn, start=start_date, end=end_date)
         hits = await insight.suggestion_stats(conn, start=start_date, end=end_date)
     total = row["total"]
     checked = hits["checked"]
     suggestions = SuggestionStats(
-        checked=checked, hits=hits["hits"],
+        checked=checked,
+        hits=hits["hits"],
         hit_rate=round(hits["hits"] / checked, 4) if checked else None,
-        average_rank=round(float(hits["average_rank"]), 3) if hits["average_rank"] else None)
+        average_rank=round(float(hits["average_rank"]), 3) if hits["average_rank"] else None,
+    )
     return FeedbackStats(
         total_feedback=total,
         average_rating=round(float(row["average_rating"]), 3) if row["average_rating"] else None,
-        counts={"thumbs_up": row["thumbs_up"], "thumbs_down": row["thumbs_down"],
-                "rating": row["rating"]},
+        counts={
+            "thumbs_up": row["thumbs_up"],
+            "thumbs_down": row["thumbs_down"],
+            "rating": row["rating"],
+        },
         positive_percentage=round(100.0 * row["positive"] / total, 2) if total else None,
         suggestions=suggestions,
-        start_date=start_date, end_date=end_date,
+        start_date=start_date,
+        end_date=end_date,
     )

@@ -56,8 +56,11 @@ def _wants_json(request: Request) -> bool:
 def _throttle(state: State, key: str, per_minute: int) -> None:
     wait = state.throttle.try_acquire(key, per_minute)
     if wait > 0:
-        raise _Refused(429, "Too many feedback requests; try again in a minute.",
-                       {"Retry-After": str(max(1, round(wait + 0.5)))})
+        raise _Refused(
+            429,
+            "Too many feedback requests; try again in a minute.",
+            {"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
 
 
 def _claims(request: Request, state: State, token: str) -> LinkClaims:
@@ -76,22 +79,31 @@ def _claims(request: Request, state: State, token: str) -> LinkClaims:
     return claims
 
 
-async def _ticket_and_previous(conn: asyncpg.Connection,
-                               claims: LinkClaims) -> tuple[str, str | None]:
+async def _ticket_and_previous(
+    conn: asyncpg.Connection, claims: LinkClaims
+) -> tuple[str, str | None]:
     status = await conn.fetchval("SELECT status FROM tenants WHERE id = $1", claims.tenant_id)
     if status != "active":  # a disabled tenant's links stop with the rest of its access
-        raise _Refused(403 if status else 404, "This feedback link is no longer accepted."
-                       if status else "This note is not known to the service.")
+        raise _Refused(
+            403 if status else 404,
+            "This feedback link is no longer accepted."
+            if status
+            else "This note is not known to the service.",
+        )
     ticket_id = await repo.ticket_for_enhancement(conn, claims.enhancement_id)
     if ticket_id is None:
         raise _Refused(404, "This note is not known to the service.")
     row = await repo.link_feedback(conn, claims.enhancement_id, claims.vote_slot)
     previous = None
     if row is not None:
-        answer = str(row["rating_value"]) if row["rating_value"] else (
-            "up" if row["feedback_type"] == "thumbs_up" else "down")
-        previous = answer_text(LinkClaims(claims.tenant_id, claims.enhancement_id,
-                                          answer, claims.expires_at))  # type: ignore[arg-type]
+        answer = (
+            str(row["rating_value"])
+            if row["rating_value"]
+            else ("up" if row["feedback_type"] == "thumbs_up" else "down")
+        )
+        previous = answer_text(
+            LinkClaims(claims.tenant_id, claims.enhancement_id, answer, claims.expires_at)
+        )  # type: ignore[arg-type]
     return ticket_id, previous
 
 
@@ -102,8 +114,12 @@ async def show_feedback_link(token: str, request: Request, state: State) -> Resp
         async with tenant_transaction(await state.pool(), claims.tenant_id) as conn:
             ticket_id, previous = await _ticket_and_previous(conn, claims)
     except _Refused as refused:
-        return error_page(refused.status, refused.message, wants_json=_wants_json(request),
-                          headers=refused.headers)
+        return error_page(
+            refused.status,
+            refused.message,
+            wants_json=_wants_json(request),
+            headers=refused.headers,
+        )
     return confirm_page(claims, ticket_id, previous)
 
 
@@ -116,8 +132,9 @@ async def _comment(request: Request) -> str | None:
     if body and content_type not in ("application/x-www-form-urlencoded", ""):
         raise _Refused(415, "Send the form as application/x-www-form-urlencoded.")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                          max_num_fields=5)
+        fields = parse_qs(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=5
+        )
     except (UnicodeDecodeError, ValueError):
         raise _Refused(400, "The form could not be read.") from None
     comment = " ".join((fields.get("comment") or [""])[0].split()) if "comment" in fields else ""
@@ -134,18 +151,38 @@ async def confirm_feedback_link(token: str, request: Request, state: State) -> R
         async with tenant_transaction(await state.pool(), claims.tenant_id) as conn:
             ticket_id, _ = await _ticket_and_previous(conn, claims)
             row, created = await repo.upsert_link_feedback(
-                conn, tenant_id=claims.tenant_id, enhancement_id=claims.enhancement_id,
-                ticket_id=ticket_id, vote=claims.vote_slot,
-                feedback_type=claims.feedback_type, rating_value=claims.rating_value,
-                comment=comment)
-            await write_audit(conn, tenant_id=claims.tenant_id, actor="feedback-link",
-                              action="feedback.link", target=f"enhancement:{claims.enhancement_id}",
-                              outcome="success" if created else "updated",
-                              details={"type": claims.feedback_type, "feedback_id": row["id"]})
+                conn,
+                tenant_id=claims.tenant_id,
+                enhancement_id=claims.enhancement_id,
+                ticket_id=ticket_id,
+                vote=claims.vote_slot,
+                feedback_type=claims.feedback_type,
+                rating_value=claims.rating_value,
+                comment=comment,
+            )
+            await write_audit(
+                conn,
+                tenant_id=claims.tenant_id,
+                actor="feedback-link",
+                action="feedback.link",
+                target=f"enhancement:{claims.enhancement_id}",
+                outcome="success" if created else "updated",
+                details={"type": claims.feedback_type, "feedback_id": row["id"]},
+            )
     except _Refused as refused:
-        return error_page(refused.status, refused.message, wants_json=_wants_json(request),
-                          headers=refused.headers)
-    log.info("feedback link confirmed: %s", answer_text(claims),
-             extra={"tenant_id": claims.tenant_id, "enhancement_id": str(claims.enhancement_id),
-                    "ticket_id": ticket_id})
+        return error_page(
+            refused.status,
+            refused.message,
+            wants_json=_wants_json(request),
+            headers=refused.headers,
+        )
+    log.info(
+        "feedback link confirmed: %s",
+        answer_text(claims),
+        extra={
+            "tenant_id": claims.tenant_id,
+            "enhancement_id": str(claims.enhancement_id),
+            "ticket_id": ticket_id,
+        },
+    )
     return thanks_page(claims, ticket_id, updated=not created)

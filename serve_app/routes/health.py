@@ -46,9 +46,12 @@ async def _vector_search(state: State) -> dict[str, Any]:
         return {"ok": True, "mode": "unknown", "error": type(exc).__name__}
     if present:
         return {"ok": True, "mode": "hybrid"}
-    return {"ok": True, "mode": "full-text only",
-            "detail": "the pgvector extension ('vector') is not installed in the database; "
-                      "install it, CREATE EXTENSION vector as a superuser, re-run migrate"}
+    return {
+        "ok": True,
+        "mode": "full-text only",
+        "detail": "the pgvector extension ('vector') is not installed in the database; "
+        "install it, CREATE EXTENSION vector as a superuser, re-run migrate",
+    }
 
 
 @router.get("/api/v1/ready", response_model=Readiness, responses={503: {"model": Readiness}})
@@ -65,12 +68,19 @@ async def ready(state: State) -> JSONResponse:
             components["pipeline"] = {"ok": False, "error": type(exc).__name__}
     ok = all(c.get("ok") for c in components.values())
     body = Readiness(status="ready" if ok else "not_ready", components=components)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503,
-                        headers=None if ok else {"Retry-After": "5"})
+    return JSONResponse(
+        body.model_dump(),
+        status_code=200 if ok else 503,
+        headers=None if ok else {"Retry-After": "5"},
+    )
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=True,
-            responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    include_in_schema=True,
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+)
 async def metrics(state: State, _reader: MetricsReader) -> Response:
     """Prometheus text: queue depth, oldest job, feedback — computed from PostgreSQL. Counters
     and histograms of the replicas are on Ray's metrics port (README "Metrics"). Needs

@@ -92,8 +92,13 @@ def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
     except BadInput as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
     except ValidationError as exc:
-        raise HTTPException(422, [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"],
-                                   "type": e["type"]} for e in exc.errors()]) from None
+        raise HTTPException(
+            422,
+            [
+                {"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ],
+        ) from None
     except PayloadError as exc:
         state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "rejected_payload"})
         log.warning("webhook payload rejected", extra={"tenant_id": tenant_id, "reason": str(exc)})
@@ -190,7 +195,8 @@ async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSO
     await embed_resolved_ticket(pool, tenant_id, webhook.ticket)
     state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "resolved_stored"})
     answer = ResolvedAccepted(
-        ticket_id=webhook.ticket.ticket_id, status="stored" if created else "updated",
+        ticket_id=webhook.ticket.ticket_id,
+        status="stored" if created else "updated",
         suggestion_hit=verdict.hit if verdict else None,
     )
     return JSONResponse(answer.model_dump(), status_code=202)

@@ -25,8 +25,12 @@ SCENARIOS: tuple[Scenario, ...] = (
 HISTORY_DAYS = 120
 MIN_RESOLVED_PER_SCENARIO = 3
 # Hours from creation to resolution, by priority: urgent work is closed faster.
-_RESOLUTION_HOURS = {"Urgent": (0.5, 4.0), "High": (1.0, 12.0), "Medium": (2.0, 48.0),
-                     "Low": (4.0, 96.0)}
+_RESOLUTION_HOURS = {
+    "Urgent": (0.5, 4.0),
+    "High": (1.0, 12.0),
+    "Medium": (2.0, 48.0),
+    "Low": (4.0, 96.0),
+}
 _SIGN_OFFS = ("Thanks,", "Thank you,", "Regards,", "Cheers,", "Many thanks,")
 
 
@@ -98,8 +102,12 @@ def generate(
             kb_files=kb_files,
             asset_ips=draft.addresses,
         )
-    return GeneratedTickets([d.ticket for d in resolved], [d.ticket for d in opened], links,
-                            {key: tuple(ids) for key, ids in by_scenario.items()})
+    return GeneratedTickets(
+        [d.ticket for d in resolved],
+        [d.ticket for d in opened],
+        links,
+        {key: tuple(ids) for key, ids in by_scenario.items()},
+    )
 
 
 def _resolved_plan(rng: random.Random, profile: TenantProfile) -> list[Scenario]:
@@ -135,11 +143,22 @@ def _resolved_draft(
     day = anchor - timedelta(days=rng.randint(1, HISTORY_DAYS))
     created = day.replace(hour=rng.randint(7, 17), minute=rng.randint(0, 59))
     low, high = _RESOLUTION_HOURS[priority]
-    resolved_at = min(created + timedelta(hours=rng.uniform(low, high)),
-                      anchor - timedelta(minutes=1))
+    resolved_at = min(
+        created + timedelta(hours=rng.uniform(low, high)), anchor - timedelta(minutes=1)
+    )
     resolved_at = resolved_at.replace(second=0, microsecond=0)
-    ticket = _ticket(rng, profile, scenario, values, rng.choice(scenario.subjects), body,
-                     priority, created, last_updated=resolved_at, status="Resolved")
+    ticket = _ticket(
+        rng,
+        profile,
+        scenario,
+        values,
+        rng.choice(scenario.subjects),
+        body,
+        priority,
+        created,
+        last_updated=resolved_at,
+        status="Resolved",
+    )
     ticket["resolved_time"] = _sdp_time(resolved_at)
     resolution = rng.choice(scenario.resolutions).format_map(values)
     ticket["resolution"] = {"content": html.escape(resolution, quote=False)}
@@ -157,9 +176,18 @@ def _open_draft(
     subject = rng.choice(scenario.open_subjects)
     body = rng.choice(scenario.open_bodies)
     created = anchor - timedelta(minutes=rng.randint(10, 600))
-    ticket = _ticket(rng, profile, scenario, values, subject, body,
-                     rng.choice(scenario.priorities), created, last_updated=created,
-                     status="Open")
+    ticket = _ticket(
+        rng,
+        profile,
+        scenario,
+        values,
+        subject,
+        body,
+        rng.choice(scenario.priorities),
+        created,
+        last_updated=created,
+        status="Open",
+    )
     return _Draft(scenario, created, ticket, _addresses(subject + body, values))
 
 
@@ -199,14 +227,21 @@ def _ticket(
 ) -> dict[str, Any]:
     name = rng.choice(profile.people)
     email = ".".join(part.lower().replace("'", "") for part in name.split()[:2])
-    paragraphs = "<br>".join(html.escape(p, quote=False)
-                             for p in body.format_map(values).split("\n"))
-    signature = rng.choice(
-        ("", "", f"<br>Ext. {rng.randint(2100, 2999)}",
-         f"<br>Mobile: +1 (312) 555-01{rng.randint(10, 99)}")
+    paragraphs = "<br>".join(
+        html.escape(p, quote=False) for p in body.format_map(values).split("\n")
     )
-    description = (f"<div>{rng.choice(profile.greetings)}<br><br>{paragraphs}<br><br>"
-                   f"{rng.choice(_SIGN_OFFS)}<br>{html.escape(name)}{signature}</div>")
+    signature = rng.choice(
+        (
+            "",
+            "",
+            f"<br>Ext. {rng.randint(2100, 2999)}",
+            f"<br>Mobile: +1 (312) 555-01{rng.randint(10, 99)}",
+        )
+    )
+    description = (
+        f"<div>{rng.choice(profile.greetings)}<br><br>{paragraphs}<br><br>"
+        f"{rng.choice(_SIGN_OFFS)}<br>{html.escape(name)}{signature}</div>"
+    )
     return {
         "id": "",
         "subject": subject.format_map(values),

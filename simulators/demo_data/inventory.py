@@ -58,7 +58,8 @@ def client_address(rng: random.Random, rows: list[AssetRow], roles: tuple[str, .
     hosts = {row.address for row in rows if not row.is_subnet}
     network = rng.choice(subnets)
     while True:
-        candidate = str(network.network_address + rng.randrange(_CLIENT_OFFSET,
-                                                                network.num_addresses - 1))
+        candidate = str(
+            network.network_address + rng.randrange(_CLIENT_OFFSET, network.num_addresses - 1)
+        )
         if candidate not in hosts:
             return candidate

@@ -24,13 +24,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--latency", type=float, default=0.0, help="mean latency in seconds")
     parser.add_argument("--jitter", type=float, default=0.0, help="latency jitter in percent")
-    parser.add_argument("--api-key", action="append", dest="api_keys",
-                        help="accepted bearer key (repeatable); default: any non-empty key")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        help="accepted bearer key (repeatable); default: any non-empty key",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for jitter and random faults")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
-    state = LLMSimulatorState(api_keys=args.api_keys, latency_s=args.latency,
-                              jitter_pct=args.jitter, seed=args.seed)
+    state = LLMSimulatorState(
+        api_keys=args.api_keys, latency_s=args.latency, jitter_pct=args.jitter, seed=args.seed
+    )
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level=args.log_level)
 
 

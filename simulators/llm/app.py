@@ -59,8 +59,13 @@ class SimConfig(BaseModel):
     timeout_hang_s: float | None = Field(default=None, ge=0)
 
 
-def _error(status: int, message: str, *, metadata: dict[str, Any] | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    message: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     error: dict[str, Any] = {"code": status, "message": message}
     if metadata:
         error["metadata"] = metadata
@@ -99,14 +104,22 @@ def _retry_headers(fault: Fault) -> dict[str, str]:
     return headers
 
 
-def _completion(state: LLMSimulatorState, record: RequestRecord, model: str, content: str,
-                *, finish_reason: str = "stop", error: dict[str, Any] | None = None
-                ) -> JSONResponse:
+def _completion(
+    state: LLMSimulatorState,
+    record: RequestRecord,
+    model: str,
+    content: str,
+    *,
+    finish_reason: str = "stop",
+    error: dict[str, Any] | None = None,
+) -> JSONResponse:
     prompt_chars = sum(len(message_text(m.get("content"))) for m in record.messages)
     prompt_tokens = max(1, prompt_chars // 4)
     completion_tokens = len(content) // 4
-    cost = (prompt_tokens * state.prompt_price_per_mtok
-            + completion_tokens * state.completion_price_per_mtok) / 1_000_000
+    cost = (
+        prompt_tokens * state.prompt_price_per_mtok
+        + completion_tokens * state.completion_price_per_mtok
+    ) / 1_000_000
     generation_id = f"gen-sim-{record.seq}"
     choice: dict[str, Any] = {
         "index": 0,
@@ -133,17 +146,20 @@ def _completion(state: LLMSimulatorState, record: RequestRecord, model: str, con
     if error is not None:
         body["error"] = error
         choice["error"] = error
-    return JSONResponse(body, headers={"X-Generation-Id": generation_id,
-                                       "x-request-id": f"req-sim-{record.seq}"})
+    return JSONResponse(
+        body, headers={"X-Generation-Id": generation_id, "x-request-id": f"req-sim-{record.seq}"}
+    )
 
 
-async def _apply(state: LLMSimulatorState, record: RequestRecord, fault: Fault | None,
-                 model: str) -> Response:
+async def _apply(
+    state: LLMSimulatorState, record: RequestRecord, fault: Fault | None, model: str
+) -> Response:
     kind = fault.kind if fault else None
     if fault is None or kind in ("malformed", "not_json", "hallucinate", "timeout"):
         if kind == "timeout":
-            await asyncio.sleep(fault.seconds if fault and fault.seconds is not None
-                                else state.timeout_hang_s)
+            await asyncio.sleep(
+                fault.seconds if fault and fault.seconds is not None else state.timeout_hang_s
+            )
         answer = build_enhancement(parse_prompt(record.messages))
         if kind == "malformed":
             content = json.dumps(MALFORMED)
@@ -157,24 +173,34 @@ async def _apply(state: LLMSimulatorState, record: RequestRecord, fault: Fault |
     if kind == "rate_limit":
         return _error(429, "Rate limit exceeded: too many requests", headers=_retry_headers(fault))
     if kind == "no_credits":
-        return _error(402, "Insufficient credits",
-                      metadata={"limit_source": "openrouter_credits"})
+        return _error(402, "Insufficient credits", metadata={"limit_source": "openrouter_credits"})
     if kind == "server_error":
         status = fault.status or 502
         meta = {"provider_name": state.provider_name, "raw": "upstream error"}
-        return _error(status, _SERVER_ERROR_MESSAGES.get(status, "Server error"),
-                      metadata=meta if status == 502 else None, headers=_retry_headers(fault))
+        return _error(
+            status,
+            _SERVER_ERROR_MESSAGES.get(status, "Server error"),
+            metadata=meta if status == 502 else None,
+            headers=_retry_headers(fault),
+        )
     if kind == "error_body":
-        return _completion(state, record, model, "", finish_reason="error",
-                           error={"code": 502, "message": "Provider disconnected mid-generation"})
+        return _completion(
+            state,
+            record,
+            model,
+            "",
+            finish_reason="error",
+            error={"code": 502, "message": "Provider disconnected mid-generation"},
+        )
     return _completion(state, record, model, "")  # empty_content
 
 
 def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
     """The ASGI app; keep ``state`` to inject faults and inspect requests in-process."""
     state = state if state is not None else LLMSimulatorState()
-    app = FastAPI(title="LLM simulator (OpenAI/OpenRouter compatible)", docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="LLM simulator (OpenAI/OpenRouter compatible)", docs_url=None, redoc_url=None
+    )
     app.state.sim = state
 
     async def chat_completions(request: Request) -> Response:
@@ -187,8 +213,9 @@ def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
         record.retry_count = int(retry) if retry.isdigit() else None
         if not authorized:
             record.status = 401
-            return _error(401, "No auth credentials found" if not auth
-                          else "Invalid or disabled API key")
+            return _error(
+                401, "No auth credentials found" if not auth else "Invalid or disabled API key"
+            )
         try:
             body = json.loads(await request.body())
         except ValueError:
@@ -253,9 +280,12 @@ def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
 
     def config_view() -> dict[str, Any]:
         keys = state.api_keys
-        return {"latency_s": state.latency_s, "jitter_pct": state.jitter_pct,
-                "api_keys_configured": None if keys is None else len(keys),
-                "timeout_hang_s": state.timeout_hang_s}
+        return {
+            "latency_s": state.latency_s,
+            "jitter_pct": state.jitter_pct,
+            "api_keys_configured": None if keys is None else len(keys),
+            "timeout_hang_s": state.timeout_hang_s,
+        }
 
     @app.get("/_sim/config")
     async def get_config() -> dict[str, Any]:
@@ -264,8 +294,10 @@ def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
     @app.put("/_sim/config")
     async def put_config(cfg: SimConfig) -> dict[str, Any]:
         if cfg.latency_s is not None or cfg.jitter_pct is not None:
-            state.set_latency(cfg.latency_s if cfg.latency_s is not None else state.latency_s,
-                              cfg.jitter_pct if cfg.jitter_pct is not None else state.jitter_pct)
+            state.set_latency(
+                cfg.latency_s if cfg.latency_s is not None else state.latency_s,
+                cfg.jitter_pct if cfg.jitter_pct is not None else state.jitter_pct,
+            )
         if cfg.any_key:
             state.api_keys = None
         elif cfg.api_keys is not None:

@@ -25,8 +25,9 @@ _embedder = WordLlamaEmbedder()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status,
-                        headers=headers)
+    return JSONResponse(
+        {"error": {"code": status, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def _inputs(body: Any) -> list[str] | str:
@@ -83,18 +84,24 @@ def register_embeddings(app: FastAPI, state: LLMSimulatorState) -> None:
             record.status = fault.status or 502
             return _error(record.status, "Server error")
         if fault is not None and fault.kind == "timeout":
-            await asyncio.sleep(fault.seconds if fault.seconds is not None
-                                else state.timeout_hang_s)
+            await asyncio.sleep(
+                fault.seconds if fault.seconds is not None else state.timeout_hang_s
+            )
         dims = body.get("dimensions") or _embedder.dimensions
         vectors = await _embedder.embed(texts)
         record.status = 200
         tokens = sum(len(t.split()) for t in texts)
-        return JSONResponse({
-            "object": "list", "model": body["model"],
-            "data": [{"object": "embedding", "index": i, "embedding": _cut(v, dims)}
-                     for i, v in enumerate(vectors)],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        })
+        return JSONResponse(
+            {
+                "object": "list",
+                "model": body["model"],
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": _cut(v, dims)}
+                    for i, v in enumerate(vectors)
+                ],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     app.add_api_route("/v1/embeddings", embeddings, methods=["POST"])
     app.add_api_route("/api/v1/embeddings", embeddings, methods=["POST"])

@@ -111,33 +111,49 @@ def build_enhancement(parsed: ParsedPrompt) -> dict[str, Any]:
     causes: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
     for t in tickets[:2]:
-        causes.append(_stmt(
-            f"Same symptoms as ticket {t.id} ({_words(t.fields.get('subject', ''), 10)})",
-            t.citation))
+        causes.append(
+            _stmt(
+                f"Same symptoms as ticket {t.id} ({_words(t.fields.get('subject', ''), 10)})",
+                t.citation,
+            )
+        )
     for a in assets[:3]:
         host = a.fields.get("hostname", "unknown host")
-        causes.append(_stmt(
-            f"A fault on {host} ({a.fields.get('role', 'unknown role')}) at {a.id}", a.citation))
+        causes.append(
+            _stmt(
+                f"A fault on {host} ({a.fields.get('role', 'unknown role')}) at {a.id}", a.citation
+            )
+        )
     for t in tickets[:3]:
-        steps.append(_stmt(
-            f"Apply the fix from ticket {t.id}: {_words(t.fields.get('resolution', ''), 12)}",
-            t.citation))
+        steps.append(
+            _stmt(
+                f"Apply the fix from ticket {t.id}: {_words(t.fields.get('resolution', ''), 12)}",
+                t.citation,
+            )
+        )
     for k in kbs[:3]:
         steps.append(_stmt(f"Follow KB article {k.id}: {k.fields.get('title', '')}", k.citation))
     for a in assets[:3]:
-        steps.append(_stmt(
-            f"Check {a.fields.get('hostname', a.id)} ({a.id}); owner "
-            f"{a.fields.get('owner', 'unknown')}, location {a.fields.get('location', 'unknown')}",
-            a.citation))
+        steps.append(
+            _stmt(
+                f"Check {a.fields.get('hostname', a.id)} ({a.id}); owner "
+                f"{a.fields.get('owner', 'unknown')}, "
+                f"location {a.fields.get('location', 'unknown')}",
+                a.citation,
+            )
+        )
     if not causes:
         causes.append(_stmt("Not enough context to determine a likely cause"))
     if not steps:
-        steps.append(_stmt(
-            "Ask the requester for exact error messages, affected users and when it started"))
+        steps.append(
+            _stmt("Ask the requester for exact error messages, affected users and when it started")
+        )
     n = len(parsed.sources)
     if n:
-        reason = (f"Based on {len(tickets)} similar ticket(s), {len(kbs)} KB article(s) "
-                  f"and {len(assets)} asset(s).")
+        reason = (
+            f"Based on {len(tickets)} similar ticket(s), {len(kbs)} KB article(s) "
+            f"and {len(assets)} asset(s)."
+        )
     else:
         reason = "No similar tickets, KB articles or assets were provided; the context is thin."
     subject = parsed.subject or "(no subject)"
@@ -157,8 +173,10 @@ def hallucinated(enhancement: dict[str, Any], citation: str) -> dict[str, Any]:
     """The answer plus a step (and related entry) citing an id the prompt never gave."""
     out = json.loads(json.dumps(enhancement))
     kind, _, ident = citation.partition(":")
-    out["next_steps"] = (out["next_steps"] + [_stmt(
-        f"Apply the workaround from [{citation}] (restart the service)", citation)])[:10]
+    out["next_steps"] = (
+        out["next_steps"]
+        + [_stmt(f"Apply the workaround from [{citation}] (restart the service)", citation)]
+    )[:10]
     related = {"ticket": "related_tickets", "kb": "related_articles", "asset": "related_assets"}
     out.setdefault(related.get(kind, "related_tickets"), []).append(citation)
     return out

@@ -178,8 +178,13 @@ class LLMSimulatorState:
 
     def new_record(self, path: str, headers: dict[str, str], authorized: bool) -> RequestRecord:
         with self._lock:
-            record = RequestRecord(seq=self._next_seq, path=path, received_at=time.time(),
-                                   headers=headers, authorized=authorized)
+            record = RequestRecord(
+                seq=self._next_seq,
+                path=path,
+                received_at=time.time(),
+                headers=headers,
+                authorized=authorized,
+            )
             self._next_seq += 1
             self._requests.append(record)
             return record

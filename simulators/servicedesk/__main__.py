@@ -27,16 +27,29 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m simulators.servicedesk",
         description="ServiceDesk Plus v3 API simulator (control API under /_sim).",
         epilog="example: python -m simulators.servicedesk --port 8081 "
-               "--portal acme:acme-key:cloud --seed-demo",
+        "--portal acme:acme-key:cloud --seed-demo",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--seed-demo", action="store_true",
-                        help="load demo portals and tickets from simulators.demo_data")
-    parser.add_argument("--portal", type=_portal, action="append", default=[],
-                        metavar="NAME:KEY[:EDITION]", help="create a portal (repeatable)")
-    parser.add_argument("--random-seed", type=int, default=None,
-                        help="seed for random latency and probabilistic faults")
+    parser.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help="load demo portals and tickets from simulators.demo_data",
+    )
+    parser.add_argument(
+        "--portal",
+        type=_portal,
+        action="append",
+        default=[],
+        metavar="NAME:KEY[:EDITION]",
+        help="create a portal (repeatable)",
+    )
+    parser.add_argument(
+        "--random-seed",
+        type=int,
+        default=None,
+        help="seed for random latency and probabilistic faults",
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
 
@@ -49,8 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
-                access_log=False)
+    uvicorn.run(
+        create_app(state),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+    )
     return 0
 
 

@@ -35,10 +35,24 @@ from .records import (
 from .search import ListInfo, parse_list_info, select
 from .store import NOTE_KEYS, NoteRecord, Portal, SimulatorState, StoredRequest
 
-NOTE_FLAGS = ("show_to_requester", "notify_technician", "mark_first_response",
-              "add_to_linked_requests")
-READ_ONLY = {"id", "display_id", "created_time", "created_by", "last_updated_time",
-             "resolved_time", "completed_time", "has_notes", "is_trashed", "is_overdue"}
+NOTE_FLAGS = (
+    "show_to_requester",
+    "notify_technician",
+    "mark_first_response",
+    "add_to_linked_requests",
+)
+READ_ONLY = {
+    "id",
+    "display_id",
+    "created_time",
+    "created_by",
+    "last_updated_time",
+    "resolved_time",
+    "completed_time",
+    "has_notes",
+    "is_trashed",
+    "is_overdue",
+}
 
 
 @dataclass
@@ -206,23 +220,33 @@ async def add_note(call: Call) -> Response:
         note = note_object(note_id, record.data, description, shown, stamp)
         record.notes.append(note)
         record.data["has_notes"] = True
-        call.state.record_note(NoteRecord(
-            portal=call.portal.name, request_id=call.request_id, note_id=note_id,
-            wrapper_key=key, description=description,
-            show_to_requester=flags["show_to_requester"],
-            notify_technician=flags["notify_technician"],
-            mark_first_response=flags["mark_first_response"],
-            input_format=call.input_format, created_at=stamp / 1000,
-        ))
+        call.state.record_note(
+            NoteRecord(
+                portal=call.portal.name,
+                request_id=call.request_id,
+                note_id=note_id,
+                wrapper_key=key,
+                description=description,
+                show_to_requester=flags["show_to_requester"],
+                notify_technician=flags["notify_technician"],
+                mark_first_response=flags["mark_first_response"],
+                input_format=call.input_format,
+                created_at=stamp / 1000,
+            )
+        )
         return success({key: copy.deepcopy(note)})
 
 
-def _page(items: list[dict[str, Any]], info: ListInfo) -> tuple[list[dict[str, Any]],
-                                                                 dict[str, Any]]:
+def _page(
+    items: list[dict[str, Any]], info: ListInfo
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     start = info.start_index - 1
-    rows = items[start:start + info.row_count]
-    echo = {"has_more_rows": start + len(rows) < len(items), "start_index": info.start_index,
-            "row_count": len(rows)}
+    rows = items[start : start + info.row_count]
+    echo = {
+        "has_more_rows": start + len(rows) < len(items),
+        "start_index": info.start_index,
+        "row_count": len(rows),
+    }
     if info.get_total_count:
         echo["total_count"] = len(items)
     return copy.deepcopy(rows), echo
@@ -256,8 +280,9 @@ def _time_spent(value: Any) -> dict[str, str]:
         try:
             out[part] = str(int(value.get(part, 0)))
         except (TypeError, ValueError):
-            raise SdpHttpError(400, 4021, "Invalid value for time_spent",
-                               field="time_spent") from None
+            raise SdpHttpError(
+                400, 4021, "Invalid value for time_spent", field="time_spent"
+            ) from None
     return out
 
 

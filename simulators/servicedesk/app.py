@@ -87,8 +87,14 @@ async def _run(call: api.Call, handler: Handler) -> Response:
     """Apply the portal's faults, then authenticate and handle the call."""
     portal, state, request = call.portal, call.state, call.request
     with state.lock:
-        decision = decide(portal.faults, portal.window, state.rng, method=request.method,
-                          path=request.url.path, now=time.monotonic())
+        decision = decide(
+            portal.faults,
+            portal.window,
+            state.rng,
+            method=request.method,
+            path=request.url.path,
+            now=time.monotonic(),
+        )
     if decision.latency_s:
         await asyncio.sleep(decision.latency_s)
     if decision.hang:
@@ -102,8 +108,7 @@ async def _run(call: api.Call, handler: Handler) -> Response:
     return response
 
 
-def sdp_route(path: str, handler: Handler, methods: list[str], *,
-              list_call: bool = False) -> Route:
+def sdp_route(path: str, handler: Handler, methods: list[str], *, list_call: bool = False) -> Route:
     """Wrap a handler with portal lookup, faults, auth, error envelopes and the call log."""
 
     async def endpoint(request: Request) -> Response:
@@ -114,14 +119,16 @@ def sdp_route(path: str, handler: Handler, methods: list[str], *,
             response = await _run(call, handler)
         except SdpHttpError as err:
             response = err.to_response(list_call)
-        state.record_call(CallRecord(
-            portal=call.portal.name if call else None,
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            at=time.time(),
-            input_format=call.input_format if call else "none",
-        ))
+        state.record_call(
+            CallRecord(
+                portal=call.portal.name if call else None,
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                at=time.time(),
+                input_format=call.input_format if call else "none",
+            )
+        )
         return response
 
     return Route(path, endpoint, methods=methods)
@@ -136,8 +143,7 @@ def api_routes() -> list[BaseRoute]:
         sdp_route("/requests/{request_id}/notes", api.list_notes, ["GET"], list_call=True),
         sdp_route("/requests/{request_id}/notes", api.add_note, ["POST"]),
         sdp_route("/requests/{request_id}/notes/{note_id}", api.get_note, ["GET"]),
-        sdp_route("/requests/{request_id}/worklogs", api.list_worklogs, ["GET"],
-                  list_call=True),
+        sdp_route("/requests/{request_id}/worklogs", api.list_worklogs, ["GET"], list_call=True),
         sdp_route("/requests/{request_id}/worklogs", api.add_worklog, ["POST"]),
         sdp_route("/{rest:path}", api.unknown_path, ALL_METHODS),
     ]
@@ -150,11 +156,13 @@ async def _outside_api(request: Request) -> Response:
 def create_app(state: SimulatorState | None = None) -> Starlette:
     """Build the simulator; the state is reachable afterwards as `app.state.sim`."""
     routes = api_routes()
-    app = Starlette(routes=[
-        Mount("/_sim", routes=control_routes()),
-        Mount("/api/v3", routes=routes),
-        Mount("/app/{portal}/api/v3", routes=routes),
-        Route("/{rest:path}", _outside_api, methods=ALL_METHODS),
-    ])
+    app = Starlette(
+        routes=[
+            Mount("/_sim", routes=control_routes()),
+            Mount("/api/v3", routes=routes),
+            Mount("/app/{portal}/api/v3", routes=routes),
+            Route("/{rest:path}", _outside_api, methods=ALL_METHODS),
+        ]
+    )
     app.state.sim = state if state is not None else SimulatorState()
     return app

@@ -83,7 +83,9 @@ async def create_portal(request: Request) -> Response:
     body = _object(await _json(request))
     _require(body, "name", "api_key")
     portal = _state(request).add_portal(
-        str(body["name"]), str(body["api_key"]), body.get("edition", "onprem"),
+        str(body["name"]),
+        str(body["api_key"]),
+        body.get("edition", "onprem"),
         accepted_note_keys=body.get("accepted_note_keys", ("request_note", "note")),
     )
     return JSONResponse(portal.summary(), 201)
@@ -100,8 +102,9 @@ async def add_requests(request: Request) -> Response:
     if isinstance(body, dict) and isinstance(body.get("requests"), list):
         body = body["requests"]
     items = body if isinstance(body, list) else [_object(body)]
-    ids = _state(request).add_requests(request.path_params["portal"],
-                                       [_object(item) for item in items])
+    ids = _state(request).add_requests(
+        request.path_params["portal"], [_object(item) for item in items]
+    )
     return JSONResponse({"ids": ids}, 201)
 
 
@@ -109,16 +112,23 @@ async def get_request(request: Request) -> Response:
     state = _state(request)
     with state.lock:
         record = state.stored(request.path_params["portal"], request.path_params["request_id"])
-        return JSONResponse({"request": record.data, "notes": record.notes,
-                             "worklogs": record.worklogs, "deleted": record.deleted,
-                             "reject_notes_reason": record.reject_notes_reason})
+        return JSONResponse(
+            {
+                "request": record.data,
+                "notes": record.notes,
+                "worklogs": record.worklogs,
+                "deleted": record.deleted,
+                "reject_notes_reason": record.reject_notes_reason,
+            }
+        )
 
 
 async def patch_request(request: Request) -> Response:
     """Body: `{"reject_notes_reason": "Request is closed" | null, "deleted": bool}`."""
     flags = _object(await _json(request))
-    _state(request).set_request_flags(request.path_params["portal"],
-                                      request.path_params["request_id"], **flags)
+    _state(request).set_request_flags(
+        request.path_params["portal"], request.path_params["request_id"], **flags
+    )
     return await get_request(request)
 
 
@@ -161,7 +171,10 @@ async def fire_webhook(request: Request) -> Response:
     payload = build_payload(stored, body.get("shape", "v3"), event=body.get("event"))
     try:
         response = await send_webhook_async(
-            str(body["url"]), payload, body.get("mode", "hmac"), str(body["secret"]),
+            str(body["url"]),
+            payload,
+            body.get("mode", "hmac"),
+            str(body["secret"]),
             timestamp=body.get("timestamp"),
         )
     except httpx.HTTPError as err:
@@ -170,8 +183,7 @@ async def fire_webhook(request: Request) -> Response:
         answer: Any = response.json()
     except ValueError:
         answer = response.text
-    return JSONResponse({"status_code": response.status_code, "body": answer,
-                         "payload": payload})
+    return JSONResponse({"status_code": response.status_code, "body": answer, "payload": payload})
 
 
 def control_routes() -> list[BaseRoute]:

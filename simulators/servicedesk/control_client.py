@@ -13,16 +13,18 @@ import httpx
 
 
 class SimulatorControl:
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, timeout_s: float = 10.0, client: httpx.Client | None = None
+    ) -> None:
         self._http = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
         self._owned = client is None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, f"/_sim{path}", **kwargs)
         if response.status_code >= 400:
-            raise RuntimeError(f"simulator control {method} {path} failed: "
-                               f"{response.status_code} {response.text}")
+            raise RuntimeError(
+                f"simulator control {method} {path} failed: {response.status_code} {response.text}"
+            )
         return response.json() if response.content else None
 
     def health(self) -> bool:
@@ -34,8 +36,14 @@ class SimulatorControl:
     def reset(self) -> None:
         self._call("POST", "/reset")
 
-    def add_portal(self, name: str, api_key: str, edition: str = "onprem", *,
-                   accepted_note_keys: list[str] | None = None) -> dict[str, Any]:
+    def add_portal(
+        self,
+        name: str,
+        api_key: str,
+        edition: str = "onprem",
+        *,
+        accepted_note_keys: list[str] | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"name": name, "api_key": api_key, "edition": edition}
         if accepted_note_keys is not None:
             body["accepted_note_keys"] = accepted_note_keys
@@ -43,12 +51,12 @@ class SimulatorControl:
         return result
 
     def add_requests(self, portal: str, requests: list[dict[str, Any]]) -> list[str]:
-        ids: list[str] = self._call("POST", f"/portals/{portal}/requests",
-                                    json={"requests": requests})["ids"]
+        ids: list[str] = self._call(
+            "POST", f"/portals/{portal}/requests", json={"requests": requests}
+        )["ids"]
         return ids
 
-    def add_request(self, portal: str, request: dict[str, Any] | None = None,
-                    **fields: Any) -> str:
+    def add_request(self, portal: str, request: dict[str, Any] | None = None, **fields: Any) -> str:
         return self.add_requests(portal, [{**(request or {}), **fields}])[0]
 
     def get_request(self, portal: str, request_id: str) -> dict[str, Any]:
@@ -56,8 +64,9 @@ class SimulatorControl:
         return result
 
     def set_request_flags(self, portal: str, request_id: str, **flags: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("PATCH", f"/portals/{portal}/requests/{request_id}",
-                                            json=flags)
+        result: dict[str, Any] = self._call(
+            "PATCH", f"/portals/{portal}/requests/{request_id}", json=flags
+        )
         return result
 
     def set_faults(self, portal: str, **settings: Any) -> dict[str, Any]:
@@ -71,28 +80,47 @@ class SimulatorControl:
     def clear_faults(self, portal: str) -> None:
         self._call("DELETE", f"/portals/{portal}/faults")
 
-    def notes(self, portal: str | None = None,
-              request_id: str | None = None) -> list[dict[str, Any]]:
+    def notes(
+        self, portal: str | None = None, request_id: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {k: v for k, v in {"portal": portal, "request_id": request_id}.items() if v}
         notes: list[dict[str, Any]] = self._call("GET", "/notes", params=params)["notes"]
         return notes
 
-    def calls(self, portal: str | None = None, method: str | None = None,
-              path_contains: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"portal": portal, "method": method,
-                                    "path_contains": path_contains}.items() if v}
+    def calls(
+        self, portal: str | None = None, method: str | None = None, path_contains: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {
+            k: v
+            for k, v in {"portal": portal, "method": method, "path_contains": path_contains}.items()
+            if v
+        }
         calls: list[dict[str, Any]] = self._call("GET", "/calls", params=params)["calls"]
         return calls
 
     def clear_calls(self) -> None:
         self._call("DELETE", "/calls")
 
-    def fire_webhook(self, portal: str, request_id: str, url: str, secret: str, *,
-                     mode: str = "hmac", shape: str = "v3",
-                     event: str | None = None) -> dict[str, Any]:
+    def fire_webhook(
+        self,
+        portal: str,
+        request_id: str,
+        url: str,
+        secret: str,
+        *,
+        mode: str = "hmac",
+        shape: str = "v3",
+        event: str | None = None,
+    ) -> dict[str, Any]:
         """Make the simulated portal deliver a webhook for one of its requests."""
-        body = {"request_id": request_id, "url": url, "secret": secret, "mode": mode,
-                "shape": shape, "event": event}
+        body = {
+            "request_id": request_id,
+            "url": url,
+            "secret": secret,
+            "mode": mode,
+            "shape": shape,
+            "event": event,
+        }
         result: dict[str, Any] = self._call("POST", f"/portals/{portal}/webhooks", json=body)
         return result
 
@@ -103,6 +131,10 @@ class SimulatorControl:
     def __enter__(self) -> SimulatorControl:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

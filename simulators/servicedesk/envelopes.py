@@ -62,10 +62,15 @@ class SdpHttpError(Exception):
 
     def to_response(self, list_call: bool) -> Response:
         if self.plain_text is not None:
-            return PlainTextResponse(self.plain_text, status_code=self.http_status,
-                                     headers=self.headers, media_type="text/html")
-        return JSONResponse(self.body(list_call), status_code=self.http_status,
-                            headers=self.headers)
+            return PlainTextResponse(
+                self.plain_text,
+                status_code=self.http_status,
+                headers=self.headers,
+                media_type="text/html",
+            )
+        return JSONResponse(
+            self.body(list_call), status_code=self.http_status, headers=self.headers
+        )
 
 
 def success(payload: Mapping[str, Any], *, list_call: bool = False) -> JSONResponse:

@@ -19,9 +19,7 @@ from typing import Any, Literal
 from .envelopes import SdpHttpError
 
 Outage = Literal["none", "503", "hang"]
-THROTTLE_MESSAGE = (
-    "You have made too many requests continuously. Please try again after some time."
-)
+THROTTLE_MESSAGE = "You have made too many requests continuously. Please try again after some time."
 
 
 @dataclass
@@ -51,8 +49,7 @@ class FaultConfig:
             raise ValueError(f"outage must be 'none', '503' or 'hang', not {self.outage!r}")
         if not 500 <= self.http_5xx_status <= 599:
             raise ValueError("http_5xx_status must be a 5xx status")
-        for name in ("http_429_probability", "http_5xx_probability",
-                     "failed_envelope_probability"):
+        for name in ("http_429_probability", "http_5xx_probability", "failed_envelope_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.match is not None:
@@ -120,8 +117,9 @@ def server_error(status: int) -> SdpHttpError:
         return SdpHttpError(500, 4004, "Internal error")
     reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
     text = reason.get(status, "Server Error")
-    return SdpHttpError(status, 0, text, plain_text=f"<html><body><h1>{status} {text}</h1>"
-                                                    "</body></html>")
+    return SdpHttpError(
+        status, 0, text, plain_text=f"<html><body><h1>{status} {text}</h1></body></html>"
+    )
 
 
 def decide(
@@ -142,8 +140,9 @@ def decide(
         wait = window.admit(now, faults.rate_limit_per_minute)
         if wait is not None:
             seconds = faults.rate_limit_retry_after_s
-            decision.error = SdpHttpError(429, 4015, THROTTLE_MESSAGE,
-                                          headers=_retry_after_header(seconds))
+            decision.error = SdpHttpError(
+                429, 4015, THROTTLE_MESSAGE, headers=_retry_after_header(seconds)
+            )
             return decision
     if not faults.applies_to(method, path):
         return decision
@@ -152,8 +151,9 @@ def decide(
         return decision
     decision.hang = faults.outage == "hang"
     if _take("http_429_next", "http_429_probability", faults, rng):
-        decision.error = SdpHttpError(429, 4015, THROTTLE_MESSAGE,
-                                      headers=_retry_after_header(faults.retry_after_s))
+        decision.error = SdpHttpError(
+            429, 4015, THROTTLE_MESSAGE, headers=_retry_after_header(faults.retry_after_s)
+        )
     elif faults.fail_after_effect and method != "GET":
         if _take("http_5xx_next", "http_5xx_probability", faults, rng):
             decision.fail_after = server_error(faults.http_5xx_status)

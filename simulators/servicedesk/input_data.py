@@ -38,8 +38,9 @@ def parse_input_data(raw: str) -> tuple[dict[str, Any], InputFormat]:
     return value, fmt
 
 
-async def read_input_data(request: Request, *, required: bool) -> tuple[dict[str, Any] | None,
-                                                                          InputFormat]:
+async def read_input_data(
+    request: Request, *, required: bool
+) -> tuple[dict[str, Any] | None, InputFormat]:
     """Find `input_data` in the form body (writes) or the query string, as the servlet would."""
     raw: str | None = None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -42,33 +42,84 @@ LOOKUP_FIELDS = (
 )
 
 STATUSES: dict[str, dict[str, Any]] = {
-    "open": {"name": "Open", "internal_name": "Open", "in_progress": True,
-             "stop_timer": False, "color": "#0066ff"},
-    "in progress": {"name": "In Progress", "internal_name": "In Progress", "in_progress": True,
-                    "stop_timer": False, "color": "#00b3b3"},
-    "on hold": {"name": "On Hold", "internal_name": "Onhold", "in_progress": True,
-                "stop_timer": True, "color": None},
-    "resolved": {"name": "Resolved", "internal_name": "Resolved", "in_progress": False,
-                 "stop_timer": False, "color": "#00cc66"},
-    "closed": {"name": "Closed", "internal_name": "Closed", "in_progress": False,
-               "stop_timer": False, "color": "#006600"},
-    "canceled": {"name": "Canceled", "internal_name": "Cancelled", "in_progress": False,
-                 "stop_timer": False, "color": "#999999"},
+    "open": {
+        "name": "Open",
+        "internal_name": "Open",
+        "in_progress": True,
+        "stop_timer": False,
+        "color": "#0066ff",
+    },
+    "in progress": {
+        "name": "In Progress",
+        "internal_name": "In Progress",
+        "in_progress": True,
+        "stop_timer": False,
+        "color": "#00b3b3",
+    },
+    "on hold": {
+        "name": "On Hold",
+        "internal_name": "Onhold",
+        "in_progress": True,
+        "stop_timer": True,
+        "color": None,
+    },
+    "resolved": {
+        "name": "Resolved",
+        "internal_name": "Resolved",
+        "in_progress": False,
+        "stop_timer": False,
+        "color": "#00cc66",
+    },
+    "closed": {
+        "name": "Closed",
+        "internal_name": "Closed",
+        "in_progress": False,
+        "stop_timer": False,
+        "color": "#006600",
+    },
+    "canceled": {
+        "name": "Canceled",
+        "internal_name": "Cancelled",
+        "in_progress": False,
+        "stop_timer": False,
+        "color": "#999999",
+    },
 }
 
-PRIORITY_COLORS = {"low": "#666666", "normal": "#00b33c", "medium": "#ff9900",
-                   "high": "#ff0000", "urgent": "#ff00ff"}
+PRIORITY_COLORS = {
+    "low": "#666666",
+    "normal": "#00b33c",
+    "medium": "#ff9900",
+    "high": "#ff0000",
+    "urgent": "#ff00ff",
+}
 
 # Fields a list call returns when `fields_required` is absent (observed in real Cloud list
 # responses): notably no description, priority, resolution or resolved/updated times.
 DEFAULT_LIST_FIELDS = (
-    "id", "display_id", "subject", "requester", "technician", "group", "status", "template",
-    "created_time", "due_by_time", "has_notes", "has_draft", "is_service_request",
-    "cancellation_requested", "cancel_flag_comments",
+    "id",
+    "display_id",
+    "subject",
+    "requester",
+    "technician",
+    "group",
+    "status",
+    "template",
+    "created_time",
+    "due_by_time",
+    "has_notes",
+    "has_draft",
+    "is_service_request",
+    "cancellation_requested",
+    "cancel_flag_comments",
 )
 
 API_TECHNICIAN: dict[str, Any] = {
-    "id": "4", "name": "administrator", "email_id": None, "is_vipuser": False, "department": None,
+    "id": "4",
+    "name": "administrator",
+    "email_id": None,
+    "is_vipuser": False,
+    "department": None,
 }
 
 
@@ -129,8 +180,17 @@ def lookup(kind: str, value: Any) -> dict[str, Any] | None:
 def status_object(value: Any) -> dict[str, Any]:
     name = value.get("name", "Open") if isinstance(value, Mapping) else str(value or "Open")
     known = STATUSES.get(str(name).strip().lower())
-    base = dict(known) if known else {"name": str(name), "internal_name": str(name),
-                                      "in_progress": True, "stop_timer": False, "color": None}
+    base = (
+        dict(known)
+        if known
+        else {
+            "name": str(name),
+            "internal_name": str(name),
+            "in_progress": True,
+            "stop_timer": False,
+            "color": None,
+        }
+    )
     base["id"] = stable_id("status", base["name"])
     return base
 
@@ -146,11 +206,23 @@ def person(kind: str, value: Any) -> dict[str, Any] | None:
     if value is None or value == "":
         return None
     if isinstance(value, Mapping):
-        out = {"email_id": None, "phone": None, "mobile": None, "is_vip_user": False,
-               "department": None, **value}
+        out = {
+            "email_id": None,
+            "phone": None,
+            "mobile": None,
+            "is_vip_user": False,
+            "department": None,
+            **value,
+        }
     else:
-        out = {"name": str(value), "email_id": None, "phone": None, "mobile": None,
-               "is_vip_user": False, "department": None}
+        out = {
+            "name": str(value),
+            "email_id": None,
+            "phone": None,
+            "mobile": None,
+            "is_vip_user": False,
+            "department": None,
+        }
     out.setdefault("name", out.get("email_id") or "Unknown")
     out["id"] = str(out.get("id") or stable_id(kind, str(out["name"])))
     return out
@@ -179,8 +251,11 @@ def build_request(fields: Mapping[str, Any], *, request_id: str, display_id: str
     raw = dict(fields)
     created = to_ms(raw.pop("created_time", None)) or now_ms()
     updated = to_ms(raw.pop("last_updated_time", None)) or created
-    times = {name: to_ms(raw.pop(name, None)) for name in TIME_FIELDS
-             if name not in ("created_time", "last_updated_time")}
+    times = {
+        name: to_ms(raw.pop(name, None))
+        for name in TIME_FIELDS
+        if name not in ("created_time", "last_updated_time")
+    }
     status = status_object(raw.pop("status", "Open"))
     resolution = resolution_object(raw.pop("resolution", None))
     if times["resolved_time"] is None and not status["in_progress"] and resolution is not None:
@@ -244,6 +319,9 @@ def note_object(
         "last_updated_time": stamp,
         "created_by": dict(API_TECHNICIAN),
         "added_by": dict(API_TECHNICIAN),
-        "request": {"id": request["id"], "display_id": request.get("display_id"),
-                    "subject": request.get("subject")},
+        "request": {
+            "id": request["id"],
+            "display_id": request.get("display_id"),
+            "subject": request.get("subject"),
+        },
     }

@@ -64,16 +64,18 @@ def parse_list_info(data: Mapping[str, Any] | None) -> ListInfo:
     criteria = raw.get("search_criteria")
     if isinstance(criteria, Mapping):
         criteria = [dict(criteria)]
-    if criteria is not None and not (isinstance(criteria, list)
-                                     and all(isinstance(c, Mapping) for c in criteria)):
-        raise bad_input("search_criteria should be an object or an array",
-                        field="search_criteria")
+    if criteria is not None and not (
+        isinstance(criteria, list) and all(isinstance(c, Mapping) for c in criteria)
+    ):
+        raise bad_input("search_criteria should be an object or an array", field="search_criteria")
     info.search_criteria = criteria
     required = raw.get("fields_required")
-    if required is not None and not (isinstance(required, list)
-                                     and all(isinstance(f, str) for f in required)):
-        raise bad_input("fields_required should be an array of field names",
-                        field="fields_required")
+    if required is not None and not (
+        isinstance(required, list) and all(isinstance(f, str) for f in required)
+    ):
+        raise bad_input(
+            "fields_required should be an array of field names", field="fields_required"
+        )
     info.fields_required = required
     return info
 
@@ -82,8 +84,9 @@ def _resolve(obj: Mapping[str, Any], field: str) -> Any:
     """Follow a dotted field; time objects resolve to their `value`."""
     parts = field.split(".")
     if parts[0] not in obj:
-        raise SdpHttpError(400, 4001, f"Invalid field '{field}' in search_criteria",
-                           field="search_criteria")
+        raise SdpHttpError(
+            400, 4001, f"Invalid field '{field}' in search_criteria", field="search_criteria"
+        )
     value: Any = obj
     for part in parts:
         value = value.get(part) if isinstance(value, Mapping) else None
@@ -105,6 +108,7 @@ def _compare_key(value: Any) -> tuple[int, Any]:
 def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, list[Any]], bool]:
     def check(actual: Any, wanted: list[Any]) -> bool:
         return actual is not None and op(_compare_key(actual), _compare_key(wanted[0]))
+
     return check
 
 
@@ -136,8 +140,16 @@ CONDITIONS: dict[str, Callable[[Any, list[Any]], bool]] = {
     "starts with": lambda a, w: a is not None and str(a).lower().startswith(str(w[0]).lower()),
     "ends with": lambda a, w: a is not None and str(a).lower().endswith(str(w[0]).lower()),
 }
-ALIASES = {"=": "is", "eq": "is", "!=": "is not", "neq": "is not", "gt": "greater than",
-           "gte": "greater or equal", "lt": "lesser than", "lte": "lesser or equal"}
+ALIASES = {
+    "=": "is",
+    "eq": "is",
+    "!=": "is not",
+    "neq": "is not",
+    "gt": "greater than",
+    "gte": "greater or equal",
+    "lt": "lesser than",
+    "lte": "lesser or equal",
+}
 
 
 def _match_one(obj: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
@@ -146,8 +158,10 @@ def _match_one(obj: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     condition = ALIASES.get(condition, condition)
     check = CONDITIONS.get(condition)
     if not isinstance(field, str) or check is None:
-        raise bad_input(f"Invalid search_criteria: field {field!r}, condition {condition!r}",
-                        field="search_criteria")
+        raise bad_input(
+            f"Invalid search_criteria: field {field!r}, condition {condition!r}",
+            field="search_criteria",
+        )
     wanted = node.get("values", node.get("value"))
     if wanted is None:
         raise bad_input("search_criteria needs value or values", field="search_criteria")
@@ -177,15 +191,18 @@ def matches(obj: Mapping[str, Any], criteria: list[dict[str, Any]] | None) -> bo
     return result
 
 
-def select(items: Iterable[Mapping[str, Any]], info: ListInfo) -> tuple[list[Mapping[str, Any]],
-                                                                        dict[str, Any]]:
+def select(
+    items: Iterable[Mapping[str, Any]], info: ListInfo
+) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
     """Filter, sort and cut one page; return it with the `list_info` SDP echoes back."""
     chosen = [obj for obj in items if matches(obj, info.search_criteria)]
     sort_field = info.sort_field or "created_time"
-    chosen.sort(key=lambda obj: (_sort_value(obj, sort_field), _compare_key(obj.get("id"))),
-                reverse=info.sort_order == "desc")
+    chosen.sort(
+        key=lambda obj: (_sort_value(obj, sort_field), _compare_key(obj.get("id"))),
+        reverse=info.sort_order == "desc",
+    )
     start = info.start_index - 1
-    page = chosen[start:start + info.row_count]
+    page = chosen[start : start + info.row_count]
     echo: dict[str, Any] = {
         "has_more_rows": start + len(page) < len(chosen),
         "start_index": info.start_index,

@@ -85,9 +85,13 @@ class Portal:
 
     def summary(self) -> dict[str, Any]:
         """What the control API shows; never the key (logs of the demo must not carry it)."""
-        return {"name": self.name, "edition": self.edition,
-                "accepted_note_keys": list(self.accepted_note_keys),
-                "requests": len(self.requests), "faults": self.faults.to_dict()}
+        return {
+            "name": self.name,
+            "edition": self.edition,
+            "accepted_note_keys": list(self.accepted_note_keys),
+            "requests": len(self.requests),
+            "faults": self.faults.to_dict(),
+        }
 
 
 class SimulatorState:
@@ -142,8 +146,9 @@ class SimulatorState:
             del self.portals[name]
 
     # -- requests ----------------------------------------------------------------------------
-    def add_request(self, portal: str, request: Mapping[str, Any] | None = None,
-                    /, **fields: Any) -> dict[str, Any]:
+    def add_request(
+        self, portal: str, request: Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> dict[str, Any]:
         """Seed one request from a v3-shaped dict and/or keyword fields; returns a copy.
 
         Besides v3 fields, `reject_notes_reason="Request is closed"` makes note POSTs fail
@@ -207,8 +212,9 @@ class SimulatorState:
             return copy.deepcopy(record.data)
 
     # -- faults ------------------------------------------------------------------------------
-    def set_faults(self, portal: str, faults: FaultConfig | None = None, /,
-                   **settings: Any) -> FaultConfig:
+    def set_faults(
+        self, portal: str, faults: FaultConfig | None = None, /, **settings: Any
+    ) -> FaultConfig:
         """Replace a portal's faults (`faults` and/or keyword settings); no args clears them."""
         with self.lock:
             target = self.portal(portal)
@@ -233,20 +239,28 @@ class SimulatorState:
         with self.lock:
             self._calls.append(record)
 
-    def recorded_notes(self, portal: str | None = None,
-                       request_id: str | None = None) -> list[NoteRecord]:
+    def recorded_notes(
+        self, portal: str | None = None, request_id: str | None = None
+    ) -> list[NoteRecord]:
         with self.lock:
-            return [copy.copy(n) for n in self._notes
-                    if (portal is None or n.portal == portal)
-                    and (request_id is None or n.request_id == str(request_id))]
+            return [
+                copy.copy(n)
+                for n in self._notes
+                if (portal is None or n.portal == portal)
+                and (request_id is None or n.request_id == str(request_id))
+            ]
 
-    def calls(self, portal: str | None = None, method: str | None = None,
-              path_contains: str | None = None) -> list[CallRecord]:
+    def calls(
+        self, portal: str | None = None, method: str | None = None, path_contains: str | None = None
+    ) -> list[CallRecord]:
         with self.lock:
-            return [copy.copy(c) for c in self._calls
-                    if (portal is None or c.portal == portal)
-                    and (method is None or c.method == method.upper())
-                    and (path_contains is None or path_contains in c.path)]
+            return [
+                copy.copy(c)
+                for c in self._calls
+                if (portal is None or c.portal == portal)
+                and (method is None or c.method == method.upper())
+                and (path_contains is None or path_contains in c.path)
+            ]
 
     def clear_calls(self) -> None:
         with self.lock:

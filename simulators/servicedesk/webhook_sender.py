@@ -27,8 +27,7 @@ SignatureEncoding = Literal["hex", "base64"]
 USER_AGENT = "ServiceDeskPlus-Webhook-Simulator/1.0"
 
 
-def sign(secret: str, timestamp: int, body: bytes,
-         encoding: SignatureEncoding = "hex") -> str:
+def sign(secret: str, timestamp: int, body: bytes, encoding: SignatureEncoding = "hex") -> str:
     """`sha256=` + HMAC-SHA256(secret, "{timestamp}." + body)."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).digest()
     text = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
@@ -39,9 +38,14 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
-def webhook_headers(body: bytes, mode: WebhookMode, secret: str, *,
-                    timestamp: int | None = None,
-                    encoding: SignatureEncoding = "hex") -> dict[str, str]:
+def webhook_headers(
+    body: bytes,
+    mode: WebhookMode,
+    secret: str,
+    *,
+    timestamp: int | None = None,
+    encoding: SignatureEncoding = "hex",
+) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     if mode == "hmac":
         stamp = int(time.time()) if timestamp is None else int(timestamp)
@@ -127,8 +131,9 @@ def flat_payload(request: Mapping[str, Any], *, event: str | None = None) -> dic
     return payload
 
 
-def build_payload(request: Mapping[str, Any], shape: PayloadShape = "v3", *,
-                  event: str | None = None) -> dict[str, Any]:
+def build_payload(
+    request: Mapping[str, Any], shape: PayloadShape = "v3", *, event: str | None = None
+) -> dict[str, Any]:
     if shape == "v3":
         return v3_payload(request, event=event)
     if shape == "flat":

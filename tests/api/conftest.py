@@ -40,45 +40,63 @@ class BareApi:
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
-    async def tenant(self, prefix: str = "api", mode: str = "hmac",
-                     **fields: Any) -> BareTenant:
+    async def tenant(self, prefix: str = "api", mode: str = "hmac", **fields: Any) -> BareTenant:
         """Created over HTTP (a public SDP address, so the default SSRF rules accept it)."""
         tenant_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        body = {"id": tenant_id, "sdp_url": "https://sdp.example.com", "sdp_key": "k-1",
-                "webhook_auth": mode, "settings": {"webhook_rate_per_minute": 1_000_000},
-                **fields}
-        answer = await self.http.post(f"{self.url}/admin/tenants", json=body,
-                                      headers=self.admin)
+        body = {
+            "id": tenant_id,
+            "sdp_url": "https://sdp.example.com",
+            "sdp_key": "k-1",
+            "webhook_auth": mode,
+            "settings": {"webhook_rate_per_minute": 1_000_000},
+            **fields,
+        }
+        answer = await self.http.post(f"{self.url}/admin/tenants", json=body, headers=self.admin)
         assert answer.status_code == 201, answer.text
         creds = answer.json()
         return BareTenant(tenant_id, creds["webhook_secret"], creds["api_token"], mode)
 
-
-    async def webhook(self, tenant: BareTenant, body: bytes, suffix: str = "",
-                      content_type: str = "application/json") -> httpx.Response:
+    async def webhook(
+        self,
+        tenant: BareTenant,
+        body: bytes,
+        suffix: str = "",
+        content_type: str = "application/json",
+    ) -> httpx.Response:
         """Raw bytes, correctly signed (hmac) or carrying the token (token mode)."""
-        headers = webhook_headers(body, tenant.mode,  # type: ignore[arg-type]
-                                  tenant.webhook_secret)
+        headers = webhook_headers(
+            body,
+            tenant.mode,  # type: ignore[arg-type]
+            tenant.webhook_secret,
+        )
         headers["Content-Type"] = content_type
         return await self.http.post(
-            f"{self.url}/webhook/servicedesk/{tenant.tenant_id}{suffix}", content=body,
-            headers=headers)
+            f"{self.url}/webhook/servicedesk/{tenant.tenant_id}{suffix}",
+            content=body,
+            headers=headers,
+        )
 
 
 def bare_settings(database, encryption_keys: str, data_dir, **overrides: Any) -> Settings:
     """Explicit values: nothing from the environment of whoever runs the tests (the Ray
     integration session exports AI_AGENTS_* variables into this process)."""
-    for name, value in (("sdp_allow_loopback", False), ("sdp_allowed_networks", []),
-                        ("max_body_bytes", 1024 * 1024)):
+    for name, value in (
+        ("sdp_allow_loopback", False),
+        ("sdp_allowed_networks", []),
+        ("max_body_bytes", 1024 * 1024),
+    ):
         overrides.setdefault(name, value)
-    return Settings(database_url=database.service_url, encryption_keys=encryption_keys,
-                    admin_token=overrides.pop("admin_token"), data_dir=data_dir,
-                    **overrides)
+    return Settings(
+        database_url=database.service_url,
+        encryption_keys=encryption_keys,
+        admin_token=overrides.pop("admin_token"),
+        data_dir=data_dir,
+        **overrides,
+    )
 
 
 @pytest.fixture(scope="module")
-def bare_server(database, encryption_keys, data_dir) -> Iterator[tuple[ServerHandle, str,
-                                                                        FastAPI]]:
+def bare_server(database, encryption_keys, data_dir) -> Iterator[tuple[ServerHandle, str, FastAPI]]:
     admin_token = new_secret("adm_")
     settings = bare_settings(database, encryption_keys, data_dir, admin_token=admin_token)
     app = create_api(ApiState.from_settings(settings, directory_ttl_s=0.0))

@@ -27,14 +27,22 @@ PUSH = 100 * MIB
 @pytest.fixture(scope="module")
 def server_process(database, encryption_keys, data_dir) -> Iterator[tuple[str, int, int]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
-    env.update({"AI_AGENTS_DATABASE_URL": database.service_url,
-                "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
-                "AI_AGENTS_ADMIN_TOKEN": new_secret("adm_"),
-                "AI_AGENTS_DATA_DIR": str(data_dir), "AI_AGENTS_LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "AI_AGENTS_DATABASE_URL": database.service_url,
+            "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
+            "AI_AGENTS_ADMIN_TOKEN": new_secret("adm_"),
+            "AI_AGENTS_DATA_DIR": str(data_dir),
+            "AI_AGENTS_LOG_LEVEL": "WARNING",
+        }
+    )
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.bare_server", "--port",
-                                str(port)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bare_server", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -55,9 +63,11 @@ def _push(host: str, port: int, path: str, chunked: bool, outcome: dict[str, obj
     before it came (the server must answer long before the body is complete)."""
     sent = 0
     sock = socket.create_connection((host, port), timeout=30)
-    framing = ("Transfer-Encoding: chunked" if chunked else f"Content-Length: {PUSH}")
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                 f"{framing}\r\n\r\n".encode())
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {PUSH}"
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"{framing}\r\n\r\n".encode()
+    )
     stop = threading.Event()
     block = b"[" + b"1," * (32 * 1024 - 1)
 
@@ -90,25 +100,33 @@ def _push(host: str, port: int, path: str, chunked: bool, outcome: dict[str, obj
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_100_mib_unauthenticated_is_413_without_reading_it(server_process,
-                                                          chunked: bool) -> None:
+def test_100_mib_unauthenticated_is_413_without_reading_it(server_process, chunked: bool) -> None:
     host, port, pid = server_process
     server = psutil.Process(pid)
     before = server.memory_info().rss
     peak = before
     outcomes: list[dict[str, object]] = [{} for _ in range(5)]
-    paths = ["/api/v1/feedback", "/admin/tenants", "/api/v1/feedback", "/admin/tenants",
-             "/webhook/servicedesk/acme"]
-    threads = [threading.Thread(target=_push, args=(host, port, path, chunked, outcome))
-               for path, outcome in zip(paths, outcomes, strict=True)]
+    paths = [
+        "/api/v1/feedback",
+        "/admin/tenants",
+        "/api/v1/feedback",
+        "/admin/tenants",
+        "/webhook/servicedesk/acme",
+    ]
+    threads = [
+        threading.Thread(target=_push, args=(host, port, path, chunked, outcome))
+        for path, outcome in zip(paths, outcomes, strict=True)
+    ]
     for thread in threads:
         thread.start()
     while any(thread.is_alive() for thread in threads):
         peak = max(peak, server.memory_info().rss)
         time.sleep(0.02)
     after = server.memory_info().rss
-    print(f"RSS before {before / MIB:.1f} MiB, peak {peak / MIB:.1f}, after {after / MIB:.1f}; "
-          f"sent before the 413: {[o.get('sent_before_answer') for o in outcomes]}")
+    print(
+        f"RSS before {before / MIB:.1f} MiB, peak {peak / MIB:.1f}, after {after / MIB:.1f}; "
+        f"sent before the 413: {[o.get('sent_before_answer') for o in outcomes]}"
+    )
     for path, outcome in zip(paths, outcomes, strict=True):
         assert outcome.get("status") == 413, (path, outcome)
         sent = int(outcome["sent_before_answer"])  # type: ignore[call-overload]
@@ -123,7 +141,10 @@ def test_small_unauthenticated_body_still_gets_401(server_process) -> None:
     host, port, _ = server_process
     answer = httpx.post(f"http://{host}:{port}/api/v1/feedback", json={"ticket_id": "1"})
     assert answer.status_code == 401
-    too_big = httpx.post(f"http://{host}:{port}/api/v1/feedback",
-                         content=b"x" * (MIB + 1), headers={"Content-Type": "text/plain"})
+    too_big = httpx.post(
+        f"http://{host}:{port}/api/v1/feedback",
+        content=b"x" * (MIB + 1),
+        headers={"Content-Type": "text/plain"},
+    )
     assert too_big.status_code == 413
     assert too_big.json() == {"detail": f"Request body larger than {MIB} bytes"}

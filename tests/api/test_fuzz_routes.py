@@ -44,9 +44,17 @@ ROUTES = [
     ("GET", "/api/v1/ready"),
     ("GET", "/metrics"),
 ]
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +66,17 @@ def fuzz_target(bare_server) -> Iterator[dict[str, Any]]:
         tenants = {}
         for role, mode in [("hmac", "hmac"), ("token", "token"), ("victim", "hmac")]:
             tenant_id = f"fz-{role}-{uuid.uuid4().hex[:6]}"
-            answer = http.post("/admin/tenants", headers=admin, json={
-                "id": tenant_id, "sdp_url": "https://sdp.example.com", "sdp_key": "k",
-                "webhook_auth": mode, "settings": {"webhook_rate_per_minute": 1_000_000}})
+            answer = http.post(
+                "/admin/tenants",
+                headers=admin,
+                json={
+                    "id": tenant_id,
+                    "sdp_url": "https://sdp.example.com",
+                    "sdp_key": "k",
+                    "webhook_auth": mode,
+                    "settings": {"webhook_rate_per_minute": 1_000_000},
+                },
+            )
             assert answer.status_code == 201, answer.text
             tenants[role] = {"id": tenant_id, **answer.json()}
         yield {"http": http, "app": app, "admin": admin, "tenants": tenants}
@@ -74,9 +90,11 @@ def assert_handled(response: httpx.Response) -> None:
 
 
 def test_the_fuzzed_routes_are_all_the_routes(fuzz_target) -> None:
-    documented = {(method.upper(), path)
-                  for path, ops in fuzz_target["app"].openapi()["paths"].items()
-                  for method in ops}
+    documented = {
+        (method.upper(), path)
+        for path, ops in fuzz_target["app"].openapi()["paths"].items()
+        for method in ops
+    }
     assert documented == set(ROUTES)
 
 
@@ -85,8 +103,11 @@ def _openapi_parts(app: Any, method: str, path: str) -> tuple[list[str], list[st
     query = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
     body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
     ref = body.get("schema", {}).get("$ref", "")
-    fields = list(app.openapi()["components"]["schemas"][ref.split("/")[-1]]["properties"]
-                  ) if ref else []
+    fields = (
+        list(app.openapi()["components"]["schemas"][ref.split("/")[-1]]["properties"])
+        if ref
+        else []
+    )
     return query, fields
 
 
@@ -100,18 +121,23 @@ def test_route_survives_hostile_input(fuzz_target, method: str, path: str) -> No
         auth = {"Authorization": f"Bearer {tenants['token']['api_token']}"}
     else:
         auth = {}
-    query_value = st.one_of(text, numbers.map(lambda n: n.text if isinstance(n, RawNumber)
-                                              else str(n)))
+    query_value = st.one_of(
+        text, numbers.map(lambda n: n.text if isinstance(n, RawNumber) else str(n))
+    )
 
     @FUZZ
-    @given(path_value=st.one_of(st.just(tenants["victim"]["id"]), st.uuids().map(str), text),
-           query=st.dictionaries(st.sampled_from([*query_names, "tenant_id"]), query_value,
-                                 max_size=4),
-           body=st.one_of(st.just(b""), body_for(fields)),
-           authenticated=st.sampled_from([True, True, True, False]))
+    @given(
+        path_value=st.one_of(st.just(tenants["victim"]["id"]), st.uuids().map(str), text),
+        query=st.dictionaries(
+            st.sampled_from([*query_names, "tenant_id"]), query_value, max_size=4
+        ),
+        body=st.one_of(st.just(b""), body_for(fields)),
+        authenticated=st.sampled_from([True, True, True, False]),
+    )
     def run(path_value: str, query: dict[str, str], body: bytes, authenticated: bool) -> None:
         url = path.replace("{tenant_id}", url_part(path_value)).replace(
-            "{enhancement_id}", url_part(path_value))
+            "{enhancement_id}", url_part(path_value)
+        )
         if query:
             url += "?" + "&".join(f"{url_part(k)}={url_part(v)}" for k, v in query.items())
         headers = {"Content-Type": "application/json", **(auth if authenticated else {})}
@@ -129,8 +155,9 @@ def test_signed_webhooks_survive_hostile_payloads(fuzz_target, mode: str, suffix
     @given(body=webhook_payloads())
     def run(body: bytes) -> None:
         headers = webhook_headers(body, mode, tenant["webhook_secret"])  # type: ignore[arg-type]
-        answer = http.post(f"/webhook/servicedesk/{tenant['id']}{suffix}", content=body,
-                           headers=headers)
+        answer = http.post(
+            f"/webhook/servicedesk/{tenant['id']}{suffix}", content=body, headers=headers
+        )
         assert_handled(answer)
         assert answer.status_code not in (401, 403), answer.text  # the signature was right
 

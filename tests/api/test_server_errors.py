@@ -62,8 +62,11 @@ def _exchange(sock: socket.socket, path: str) -> tuple[int, bytes]:
         assert chunk, f"connection closed after {data!r}"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         assert chunk, "connection closed mid-body"
@@ -82,8 +85,11 @@ def test_500_logs_traceback_and_keeps_the_connection(buggy_server, json_log) -> 
         assert status == 500
         status, _ = _exchange(sock, "/health")
         assert status == 200
-    errors = [line for line in json_log() if line["level"] == "ERROR"
-              and line["logger"] == "ai_agents.api"]
+    errors = [
+        line
+        for line in json_log()
+        if line["level"] == "ERROR" and line["logger"] == "ai_agents.api"
+    ]
     assert len(errors) == 2, errors
     assert errors[0]["message"] == "unhandled error on GET /deliberate-bug"
     assert "Traceback (most recent call last)" in errors[0]["exc"]

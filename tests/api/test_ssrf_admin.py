@@ -5,20 +5,31 @@ from __future__ import annotations
 
 import pytest
 
-REFUSED = ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:80/",
-           "http://user:hunter2@sdp.example.com/", "http://127.0.0.1:5432/",
-           "http://localhost:8265/", "http://[::1]/", "http://0.0.0.0:8000/",
-           "http://2852039166/"]  # 169.254.169.254 written as one number
+REFUSED = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fe80::1]:80/",
+    "http://user:hunter2@sdp.example.com/",
+    "http://127.0.0.1:5432/",
+    "http://localhost:8265/",
+    "http://[::1]/",
+    "http://0.0.0.0:8000/",
+    "http://2852039166/",
+]  # 169.254.169.254 written as one number
 
 
 @pytest.mark.parametrize("url", REFUSED)
 async def test_refused_on_create_and_patch(bare_api, url: str) -> None:
     tenant = await bare_api.tenant("ssrf")
     created = await bare_api.http.post(
-        f"{bare_api.url}/admin/tenants", headers=bare_api.admin,
-        json={"id": "ssrf-new", "sdp_url": url, "sdp_key": "k"})
-    patched = await bare_api.http.patch(f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
-                                        json={"sdp_url": url}, headers=bare_api.admin)
+        f"{bare_api.url}/admin/tenants",
+        headers=bare_api.admin,
+        json={"id": "ssrf-new", "sdp_url": url, "sdp_key": "k"},
+    )
+    patched = await bare_api.http.patch(
+        f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
+        json={"sdp_url": url},
+        headers=bare_api.admin,
+    )
     for answer in (created, patched):
         assert answer.status_code == 422, answer.text
         [error] = answer.json()["detail"]
@@ -32,8 +43,11 @@ async def test_refused_on_create_and_patch(bare_api, url: str) -> None:
 async def test_private_and_public_addresses_are_accepted(bare_api) -> None:
     tenant = await bare_api.tenant("ssrf-ok")
     for url in ("http://10.1.2.3:8080", "https://192.168.7.7", "https://sdp.acme.example"):
-        answer = await bare_api.http.patch(f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
-                                           json={"sdp_url": url}, headers=bare_api.admin)
+        answer = await bare_api.http.patch(
+            f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
+            json={"sdp_url": url},
+            headers=bare_api.admin,
+        )
         assert answer.status_code == 200, answer.text
         assert answer.json()["sdp_base_url"] == url
 
@@ -41,8 +55,11 @@ async def test_private_and_public_addresses_are_accepted(bare_api) -> None:
 async def test_stored_credentials_are_never_shown(bare_api, owner_conn) -> None:
     """A URL stored before credentials were refused (or written to the database directly)."""
     tenant = await bare_api.tenant("ssrf-legacy")
-    await owner_conn.execute("UPDATE tenants SET sdp_base_url = $2 WHERE id = $1",
-                             tenant.tenant_id, "http://admin:s3cret@sdp.acme.example:8080")
+    await owner_conn.execute(
+        "UPDATE tenants SET sdp_base_url = $2 WHERE id = $1",
+        tenant.tenant_id,
+        "http://admin:s3cret@sdp.acme.example:8080",
+    )
     listed = await bare_api.http.get(f"{bare_api.url}/admin/tenants", headers=bare_api.admin)
     assert "s3cret" not in listed.text and "admin:" not in listed.text
     mine = next(t for t in listed.json() if t["id"] == tenant.tenant_id)
@@ -54,15 +71,46 @@ def test_cli_applies_the_same_rules(database, cli_env) -> None:
     from tests.cli_runner import assert_one_line_error, run
 
     strict = {k: v for k, v in cli_env.items() if k != "AI_AGENTS_SDP_ALLOW_LOOPBACK"}
-    assert_one_line_error(run(strict, "tenant", "create", "cli-ssrf", "--sdp-url",
-                              "http://127.0.0.1:5432", "--sdp-key", "k"),
-                          "AI_AGENTS_SDP_ALLOW_LOOPBACK")
-    assert_one_line_error(run(cli_env, "tenant", "create", "cli-ssrf", "--sdp-url",
-                              "http://169.254.169.254/latest/meta-data/", "--sdp-key", "k"),
-                          "link-local")
-    assert_one_line_error(run({**strict, "AI_AGENTS_SDP_ALLOWED_NETWORKS": "10.20.0.0/16"},
-                              "tenant", "create", "cli-ssrf", "--sdp-url", "http://10.99.0.1",
-                              "--sdp-key", "k"), "AI_AGENTS_SDP_ALLOWED_NETWORKS")
-    created = run(cli_env, "tenant", "create", "cli-ssrf", "--sdp-url", "http://127.0.0.1:9",
-                  "--sdp-key", "k")
+    assert_one_line_error(
+        run(
+            strict,
+            "tenant",
+            "create",
+            "cli-ssrf",
+            "--sdp-url",
+            "http://127.0.0.1:5432",
+            "--sdp-key",
+            "k",
+        ),
+        "AI_AGENTS_SDP_ALLOW_LOOPBACK",
+    )
+    assert_one_line_error(
+        run(
+            cli_env,
+            "tenant",
+            "create",
+            "cli-ssrf",
+            "--sdp-url",
+            "http://169.254.169.254/latest/meta-data/",
+            "--sdp-key",
+            "k",
+        ),
+        "link-local",
+    )
+    assert_one_line_error(
+        run(
+            {**strict, "AI_AGENTS_SDP_ALLOWED_NETWORKS": "10.20.0.0/16"},
+            "tenant",
+            "create",
+            "cli-ssrf",
+            "--sdp-url",
+            "http://10.99.0.1",
+            "--sdp-key",
+            "k",
+        ),
+        "AI_AGENTS_SDP_ALLOWED_NETWORKS",
+    )
+    created = run(
+        cli_env, "tenant", "create", "cli-ssrf", "--sdp-url", "http://127.0.0.1:9", "--sdp-key", "k"
+    )
     assert created.returncode == 0, created.stderr

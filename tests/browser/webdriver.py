@@ -18,9 +18,16 @@ from simulators.serving import free_port
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 _ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 def browser_available() -> bool:
@@ -31,8 +38,9 @@ class Browser:
     def __init__(self) -> None:
         self._profile = tempfile.mkdtemp(prefix="aab-")
         port = free_port()
-        self._driver = subprocess.Popen([CHROMEDRIVER, f"--port={port}"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._driver = subprocess.Popen(
+            [CHROMEDRIVER, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self._http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         deadline = time.monotonic() + 30
         while True:
@@ -45,10 +53,19 @@ class Browser:
                 self.close()
                 raise RuntimeError("chromedriver did not become ready")
             time.sleep(0.1)
-        options = {"binary": CHROMIUM,
-                   "args": [*CHROMIUM_FLAGS, f"--user-data-dir={self._profile}"]}
-        session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": {
-            "browserName": "chrome", "goog:chromeOptions": options}}})
+        options = {
+            "binary": CHROMIUM,
+            "args": [*CHROMIUM_FLAGS, f"--user-data-dir={self._profile}"],
+        }
+        session = self._call(
+            "POST",
+            "/session",
+            {
+                "capabilities": {
+                    "alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}
+                }
+            },
+        )
         self._session = f"/session/{session['sessionId']}"
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -105,6 +122,10 @@ class Browser:
     def __enter__(self) -> Browser:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -18,9 +18,17 @@ from pipeline.tenant_config import TenantSettings
 async def _enqueue(conn: asyncpg.Connection, tenant_id: str, count: int) -> None:
     await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", tenant_id)
     for n in range(count):
-        await enqueue(conn, tenant_id=tenant_id, ticket_id=str(n), event="created",
-                      dedupe_key=uuid.uuid4().hex, payload={"ticket": {"id": str(n)}},
-                      trace_context=None, trace_id=None, notify=False)
+        await enqueue(
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=str(n),
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            payload={"ticket": {"id": str(n)}},
+            trace_context=None,
+            trace_id=None,
+            notify=False,
+        )
 
 
 async def _claim(conn: asyncpg.Connection, cap: int, limit: int = 1000) -> list[str]:

@@ -14,13 +14,21 @@ from db.repositories.enhancements import JOBS_CHANNEL, enqueue
 
 
 def _job(tenant_id: str, key: str, **extra: object) -> dict[str, object]:
-    return {"tenant_id": tenant_id, "ticket_id": "42", "event": "created", "dedupe_key": key,
-            "payload": {"ticket": {"id": "42"}}, "trace_context": None, "trace_id": "t" * 32,
-            **extra}
+    return {
+        "tenant_id": tenant_id,
+        "ticket_id": "42",
+        "event": "created",
+        "dedupe_key": key,
+        "payload": {"ticket": {"id": "42"}},
+        "trace_context": None,
+        "trace_id": "t" * 32,
+        **extra,
+    }
 
 
 async def test_enqueue_outside_a_transaction_inserts_notifies_and_dedupes(
-        pool, database, make_tenant) -> None:
+    pool, database, make_tenant
+) -> None:
     tenant = (await make_tenant("enq")).tenant_id
     heard: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(database.service_url)
@@ -30,8 +38,12 @@ async def test_enqueue_outside_a_transaction_inserts_notifies_and_dedupes(
         async with pool.acquire() as conn:
             first = await enqueue(conn, **_job(tenant, key))
             # the tenant setting was local to that one statement's transaction
-            assert await conn.fetchval(
-                "SELECT coalesce(current_setting('app.current_tenant_id', true), '')") == ""
+            assert (
+                await conn.fetchval(
+                    "SELECT coalesce(current_setting('app.current_tenant_id', true), '')"
+                )
+                == ""
+            )
             again = await enqueue(conn, **_job(tenant, key, trace_id="u" * 32))
         assert first.created and first.status == "queued"
         assert (again.id, again.created, again.trace_id) == (first.id, False, "t" * 32)
@@ -54,7 +66,8 @@ async def test_enqueue_inside_another_tenants_transaction_is_refused(pool, make_
 
 
 async def test_enqueue_cannot_read_another_tenants_job_through_a_shared_key(
-        pool, make_tenant) -> None:
+    pool, make_tenant
+) -> None:
     a, b = (await make_tenant("enq-x")).tenant_id, (await make_tenant("enq-y")).tenant_id
     key = uuid.uuid4().hex
     async with pool.acquire() as conn:

@@ -23,9 +23,17 @@ from serve_app.tenant_admin import TenantUpdate
 async def _enqueue(conn: asyncpg.Connection, tenant_id: str, count: int) -> None:
     await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", tenant_id)
     for n in range(count):
-        await enqueue(conn, tenant_id=tenant_id, ticket_id=str(n), event="created",
-                      dedupe_key=uuid.uuid4().hex, payload={"ticket": {"id": str(n)}},
-                      trace_context=None, trace_id=None, notify=False)
+        await enqueue(
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=str(n),
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            payload={"ticket": {"id": str(n)}},
+            trace_context=None,
+            trace_id=None,
+            notify=False,
+        )
     await conn.execute("SELECT set_config('app.current_tenant_id', '', true)")
 
 
@@ -40,7 +48,10 @@ async def _finish(conn: asyncpg.Connection, tenant_id: str, count: int) -> None:
     await conn.execute(
         """UPDATE enhancements SET status = 'completed', outcome = 'llm', lease_token = NULL
            WHERE id IN (SELECT id FROM enhancements WHERE tenant_id = $1 AND status = 'running'
-                        ORDER BY received_at LIMIT $2)""", tenant_id, count)
+                        ORDER BY received_at LIMIT $2)""",
+        tenant_id,
+        count,
+    )
     await conn.execute("SELECT set_config('app.current_tenant_id', '', true)")
 
 
@@ -92,7 +103,8 @@ async def test_a_newcomer_gets_its_share_in_the_next_cycle(tx_conn, make_tenant)
 
 
 async def test_max_inflight_is_a_hard_cap_and_the_rest_flows_to_others(
-        tx_conn, make_tenant) -> None:
+    tx_conn, make_tenant
+) -> None:
     capped = (await make_tenant("hard", settings=TenantSettings(max_inflight=3))).tenant_id
     other = (await make_tenant("soft")).tenant_id
     await _enqueue(tx_conn, capped, 20)
@@ -104,22 +116,27 @@ async def test_max_inflight_is_a_hard_cap_and_the_rest_flows_to_others(
 
 
 async def test_disabled_tenants_are_not_claimed_and_their_jobs_end_skipped(
-        tx_conn, make_tenant, tenant_admin) -> None:
+    tx_conn, make_tenant, tenant_admin
+) -> None:
     gone, kept = (await make_tenant("gone")).tenant_id, (await make_tenant("kept")).tenant_id
     await _enqueue(tx_conn, gone, 3)
     await _enqueue(tx_conn, kept, 2)
     await tenant_admin.disable(gone, actor="test")
-    backlog = {r["tenant_id"]: r["claimable"]
-               for r in await tx_conn.fetch("SELECT * FROM app_dispatch_backlog()")}
+    backlog = {
+        r["tenant_id"]: r["claimable"]
+        for r in await tx_conn.fetch("SELECT * FROM app_dispatch_backlog()")
+    }
     assert gone not in backlog and backlog[kept] == 2
     assert await _claim(tx_conn, 10) == {kept: 2}
     skipped = await tx_conn.fetch("SELECT * FROM app_skip_disabled_jobs()")
     assert Counter(r["tenant_id"] for r in skipped) == {gone: 3}
     await tx_conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", gone)
-    rows = await tx_conn.fetch("SELECT status, outcome, error, finished_at FROM enhancements "
-                               "WHERE tenant_id = $1", gone)
+    rows = await tx_conn.fetch(
+        "SELECT status, outcome, error, finished_at FROM enhancements WHERE tenant_id = $1", gone
+    )
     assert [(r["status"], r["outcome"], r["error"]) for r in rows] == [
-        ("completed", "skipped", "tenant disabled")] * 3
+        ("completed", "skipped", "tenant disabled")
+    ] * 3
     assert all(r["finished_at"] is not None for r in rows)
     assert await tx_conn.fetch("SELECT * FROM app_skip_disabled_jobs()") == []
 
@@ -129,34 +146,44 @@ async def test_backlog_counts_claimable_and_running_per_tenant(tx_conn, make_ten
     await _enqueue(tx_conn, tenant, 7)
     await _claim(tx_conn, 3)
     await tx_conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", tenant)
-    await tx_conn.execute("""UPDATE enhancements SET not_before = now() + interval '1 hour'
+    await tx_conn.execute(
+        """UPDATE enhancements SET not_before = now() + interval '1 hour'
                              WHERE id = (SELECT id FROM enhancements WHERE tenant_id = $1
-                                         AND status = 'queued' LIMIT 1)""", tenant)
-    row = await tx_conn.fetchrow("SELECT * FROM app_dispatch_backlog() WHERE tenant_id = $1",
-                                 tenant)
+                                         AND status = 'queued' LIMIT 1)""",
+        tenant,
+    )
+    row = await tx_conn.fetchrow(
+        "SELECT * FROM app_dispatch_backlog() WHERE tenant_id = $1", tenant
+    )
     assert (row["claimable"], row["running"]) == (3, 3)  # the delayed retry is not claimable
 
 
-@pytest.mark.parametrize(("stored", "expected"), [
-    ('{"max_inflight": 2147483648, "dispatch_weight": 1e30}', 5),  # clamped to the bounds
-    ('{"max_inflight": "ten", "dispatch_weight": -5}', 5),  # not a number: no cap, weight 1
-    ('{"max_inflight": 2.5, "dispatch_weight": {"x": 1}}', 3),  # rounded
-    ('"not an object"', 5),
-])
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ('{"max_inflight": 2147483648, "dispatch_weight": 1e30}', 5),  # clamped to the bounds
+        ('{"max_inflight": "ten", "dispatch_weight": -5}', 5),  # not a number: no cap, weight 1
+        ('{"max_inflight": 2.5, "dispatch_weight": {"x": 1}}', 3),  # rounded
+        ('"not an object"', 5),
+    ],
+)
 async def test_a_bad_stored_setting_never_makes_the_claim_fail(
-        tx_conn, make_tenant, owner_conn, stored: str, expected: int) -> None:
+    tx_conn, make_tenant, owner_conn, stored: str, expected: int
+) -> None:
     poisoned, healthy = (await make_tenant("poison")).tenant_id, (await make_tenant("ok")).tenant_id
     # written behind the API's back, as a value stored before validation existed would be
-    await owner_conn.execute("UPDATE tenants SET settings = $2::jsonb WHERE id = $1",
-                             poisoned, stored)
+    await owner_conn.execute(
+        "UPDATE tenants SET settings = $2::jsonb WHERE id = $1", poisoned, stored
+    )
     try:
         await _enqueue(tx_conn, poisoned, 5)
         await _enqueue(tx_conn, healthy, 5)
         claimed = await _claim(tx_conn, 100)
         assert claimed == {healthy: 5, poisoned: expected}
     finally:  # the database is shared by the session: leave no poisoned tenant behind
-        await owner_conn.execute("UPDATE tenants SET settings = '{}'::jsonb WHERE id = $1",
-                                 poisoned)
+        await owner_conn.execute(
+            "UPDATE tenants SET settings = '{}'::jsonb WHERE id = $1", poisoned
+        )
 
 
 async def test_settings_are_bounded_when_written() -> None:

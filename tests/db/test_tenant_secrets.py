@@ -28,12 +28,17 @@ async def test_raw_tenant_row_has_no_plaintext_secret(make_tenant, owner_conn) -
 def _check(view, secret: str) -> None:
     body = b'{"ticket_id": "1"}'
     ts = str(int(time.time()))
-    verify_webhook({"x-timestamp": ts, "x-signature": sign(secret, ts, body)}, body,
-                   view.webhook, now=time.time())
+    verify_webhook(
+        {"x-timestamp": ts, "x-signature": sign(secret, ts, body)},
+        body,
+        view.webhook,
+        now=time.time(),
+    )
 
 
 async def test_rotated_secret_and_predecessor_verify_only_during_grace(
-        pool, cipher, make_tenant, owner_conn) -> None:
+    pool, cipher, make_tenant, owner_conn
+) -> None:
     creds = await make_tenant("rot")
     admin = TenantAdmin(pool, cipher, secret_grace=timedelta(hours=24))
     rotated = await admin.rotate_secret(creds.tenant_id, actor="test")
@@ -43,7 +48,9 @@ async def test_rotated_secret_and_predecessor_verify_only_during_grace(
     _check(view, creds.webhook_secret)  # old secret still valid in the grace period
     await owner_conn.execute(
         "UPDATE tenants SET webhook_secret_prev_expires_at = now() - interval '1 second' "
-        "WHERE id = $1", creds.tenant_id)
+        "WHERE id = $1",
+        creds.tenant_id,
+    )
     view = await directory.webhook_view(creds.tenant_id)
     _check(view, rotated.webhook_secret)
     with pytest.raises(WebhookAuthError) as err:
@@ -67,11 +74,13 @@ async def test_disabled_tenant_has_no_webhook_view(pool, cipher, make_tenant) ->
     assert await TenantDirectory(pool, cipher, ttl_s=0).tenant_for_token(creds.api_token) is None
 
 
-async def test_encryption_key_rotation_keeps_old_credentials_readable(pool, cipher, make_tenant,
-                                                                       encryption_keys) -> None:
+async def test_encryption_key_rotation_keeps_old_credentials_readable(
+    pool, cipher, make_tenant, encryption_keys
+) -> None:
     creds = await make_tenant("keyrot", sdp_key="the-sdp-key")
     newer = CredentialCipher.from_csv(new_encryption_key() + "," + encryption_keys)
     from serve_app.tenant_directory import load_tenant_runtime
+
     runtime = await load_tenant_runtime(pool, newer, creds.tenant_id)
     assert runtime.sdp_api_key == "the-sdp-key"
     assert "the-sdp-key" not in repr(runtime)
@@ -83,6 +92,7 @@ async def test_every_admin_write_is_audited(pool, cipher, make_tenant) -> None:
     await admin.update(creds.tenant_id, TenantUpdate(name="Renamed"), actor="alice")
     await admin.rotate_token(creds.tenant_id, actor="alice")
     async with tenant_transaction(pool, creds.tenant_id) as conn:
-        actions = [r["action"] for r in await conn.fetch(
-            "SELECT action FROM audit_log ORDER BY id")]
+        actions = [
+            r["action"] for r in await conn.fetch("SELECT action FROM audit_log ORDER BY id")
+        ]
     assert actions == ["tenant.create", "tenant.update", "tenant.rotate_token"]

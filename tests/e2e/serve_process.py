@@ -8,8 +8,9 @@ import time
 import httpx
 
 
-def wait_until_ready(process: subprocess.Popen[str], base_url: str,
-                     timeout_s: float = 180) -> httpx.Response:
+def wait_until_ready(
+    process: subprocess.Popen[str], base_url: str, timeout_s: float = 180
+) -> httpx.Response:
     """`/api/v1/ready` answering 200; fails with the process's stderr if it dies first."""
     deadline = time.monotonic() + timeout_s
     ready: httpx.Response | None = None

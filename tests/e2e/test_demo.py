@@ -25,8 +25,9 @@ def _serve_controller_logged(text: str, since: float) -> bool:
     """Whether a Serve controller started after ``since`` logged ``text`` (Ray's own word on
     which ingress it ran)."""
     logs = Path(tempfile.gettempdir(), "ray").glob("session_*/logs/serve/controller_*.log")
-    return any(text in log.read_text(errors="replace")
-               for log in logs if log.stat().st_mtime >= since)
+    return any(
+        text in log.read_text(errors="replace") for log in logs if log.stat().st_mtime >= since
+    )
 
 
 def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
@@ -36,10 +37,26 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
     port = free_port()
     try:
         result = subprocess.run(
-            ["ai-agents", "demo", "--tickets", "6", "--json", "--data-dir", str(data_dir),
-             "--port", str(port), "--dashboard-port", str(free_port()),
-             "--llm-latency", "0.2"],
-            env=env, capture_output=True, text=True, timeout=300)
+            [
+                "ai-agents",
+                "demo",
+                "--tickets",
+                "6",
+                "--json",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--dashboard-port",
+                str(free_port()),
+                "--llm-latency",
+                "0.2",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         report = json.loads(result.stdout)  # --json: one document, nothing else on stdout
         summary = report["summary"]
@@ -50,13 +67,21 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
         for note in report["notes"]:
             assert note["private"] is True
             cited = set(re.findall(r"#(\d+)", note["text"]))
-            expected_tickets = {c.split(":", 1)[1] for c in note["expected_citations"]
-                                if c.startswith("ticket:")}
+            expected_tickets = {
+                c.split(":", 1)[1] for c in note["expected_citations"] if c.startswith("ticket:")
+            }
             assert cited & expected_tickets, (note["ticket_id"], cited, expected_tickets)
             assert note["enhancement_id"] in note["text"]
             links = note["feedback_links"]  # AI_AGENTS_PUBLIC_URL: this run's Serve app
             assert [link["label"] for link in links] == [
-                "👍 Helpful", "👎 Not helpful", "1", "2", "3", "4", "5"]
+                "👍 Helpful",
+                "👎 Not helpful",
+                "1",
+                "2",
+                "3",
+                "4",
+                "5",
+            ]
             assert all(link["url"].startswith(f"http://127.0.0.1:{port}/f/v1.") for link in links)
         # the SDP simulator resolved two tickets per tenant; the service judged each note
         hits = summary["suggestion_hits"]
@@ -75,10 +100,28 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
         # through Serve's proxy actor
         started = time.time()
         again = subprocess.run(
-            ["ai-agents", "demo", "--tickets", "2", "--json", "--data-dir", str(data_dir),
-             "--port", str(free_port()), "--dashboard-port", str(free_port()),
-             "--llm-latency", "0.2", "--ingress", "proxy"],
-            env=env, capture_output=True, text=True, timeout=300)
+            [
+                "ai-agents",
+                "demo",
+                "--tickets",
+                "2",
+                "--json",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(free_port()),
+                "--dashboard-port",
+                str(free_port()),
+                "--llm-latency",
+                "0.2",
+                "--ingress",
+                "proxy",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert again.returncode == 0, again.stderr[-3000:]
         assert json.loads(again.stdout)["summary"]["notes_written"] == 2
         assert not _serve_controller_logged("HAProxy is enabled", since=started)
@@ -91,9 +134,26 @@ def test_demo_keep_running_serves_until_sigterm() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
     port = free_port()
     proc = subprocess.Popen(
-        ["ai-agents", "demo", "--tickets", "1", "--keep-running", "--data-dir", str(data_dir),
-         "--port", str(port), "--dashboard-port", str(free_port()), "--llm-latency", "0.1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            "ai-agents",
+            "demo",
+            "--tickets",
+            "1",
+            "--keep-running",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--dashboard-port",
+            str(free_port()),
+            "--llm-latency",
+            "0.1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines: list[str] = []
         for line in proc.stderr:  # progress and the "Running" line go to stderr

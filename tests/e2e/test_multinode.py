@@ -21,9 +21,30 @@ REPO = Path(__file__).resolve().parents[2]
 def test_replicas_spread_over_nodes_and_a_lost_node_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "scaleout.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scaleout", "--modes", "node-loss", "--backlog", "160",
-         "--llm-latency", "3", "--jitter", "0", "--kill-at", "0.25", "--timeout", "150",
-         "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.scaleout",
+            "--modes",
+            "node-loss",
+            "--backlog",
+            "160",
+            "--llm-latency",
+            "3",
+            "--jitter",
+            "0",
+            "--kill-at",
+            "0.25",
+            "--timeout",
+            "150",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())["node-loss"]
     head, before = result["head_node"], result["placement_before"]

@@ -37,17 +37,48 @@ def wheel_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     # Built from a copy: setuptools leaves build/ and *.egg-info in the tree it builds from.
     source = work / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", "build", "*.egg-info", "__pycache__", ".data", "rendered", ".*_cache"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir",
-                    str(work / "dist"), str(source)], check=True, capture_output=True, timeout=300)
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "*.egg-info", "__pycache__", ".data", "rendered", ".*_cache"
+        ),
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--wheel-dir",
+            str(work / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (work / "dist").glob("ai_agents-*.whl")
     env_dir = work / "venv"
     venv.create(env_dir, with_pip=True, system_site_packages=False)
     python = env_dir / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"),
-         str(wheel)], capture_output=True, text=True, timeout=900)
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     return env_dir
 
@@ -56,20 +87,31 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
     """Code and data come from the installed wheel, every locked pin holds, no conflicts."""
     python = str(wheel_install / "bin" / "python")
     probe = subprocess.run(
-        [python, "-c", "import serve_app, db.migrations, kuberay; "
-         "print(serve_app.__file__)"],
-        cwd=tmp_path, capture_output=True, text=True, check=True)
+        [python, "-c", "import serve_app, db.migrations, kuberay; print(serve_app.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert str(wheel_install) in probe.stdout.splitlines()[0]
     check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
-    version = subprocess.run([str(wheel_install / "bin" / "ai-agents"), "--version"],
-                             capture_output=True, text=True, check=True, cwd=tmp_path)
+    version = subprocess.run(
+        [str(wheel_install / "bin" / "ai-agents"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert version.stdout.strip() == f"ai-agents {package_version()}"
-    frozen = subprocess.run([python, "-m", "pip", "freeze"], capture_output=True, text=True,
-                            check=True).stdout
-    locked = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
-              for line in (ROOT / "constraints.txt").read_text().splitlines()
-              if "==" in line and not line.startswith("#")}
+    frozen = subprocess.run(
+        [python, "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+    ).stdout
+    locked = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
     for line in frozen.splitlines():
         name, _, installed = line.partition("==")
         key = name.lower().replace("_", "-")
@@ -78,8 +120,9 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
     assert "ray==2.60.0" in frozen
 
 
-def test_rendered_serve_config_runs_with_serve_run(wheel_install: Path, database,
-                                                   encryption_keys, tmp_path) -> None:
+def test_rendered_serve_config_runs_with_serve_run(
+    wheel_install: Path, database, encryption_keys, tmp_path
+) -> None:
     rendered = yaml.safe_load(render()["rayservice.yaml"])
     cluster_apps = yaml.safe_load(rendered["spec"]["serveConfigV2"])["applications"]
     port = free_port()
@@ -88,15 +131,27 @@ def test_rendered_serve_config_runs_with_serve_run(wheel_install: Path, database
     config_file = tmp_path / "serve_config.yaml"
     config_file.write_text(yaml.safe_dump(local))
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AI_AGENTS_", "RAY_", "PYTHONPATH", "VIRTUAL_ENV"))}
-    env.update({"AI_AGENTS_DATABASE_URL": database.service_url,
-                "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
-                "AI_AGENTS_ADMIN_TOKEN": new_secret("adm_")})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AI_AGENTS_", "RAY_", "PYTHONPATH", "VIRTUAL_ENV"))
+    }
+    env.update(
+        {
+            "AI_AGENTS_DATABASE_URL": database.service_url,
+            "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
+            "AI_AGENTS_ADMIN_TOKEN": new_secret("adm_"),
+        }
+    )
     # cwd outside the source tree: `serve run` puts its app dir (".") on sys.path.
-    process = subprocess.Popen([str(wheel_install / "bin" / "serve"), "run", str(config_file)],
-                               env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(wheel_install / "bin" / "serve"), "run", str(config_file)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready = wait_until_ready(process, f"http://127.0.0.1:{port}", timeout_s=150)
         components = ready.json()["components"]

@@ -23,15 +23,21 @@ def test_serve_becomes_ready_and_stops_cleanly_on_sigterm() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(["ai-agents", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["ai-agents", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready = wait_until_ready(proc, base)
         components = ready.json()["components"]
         assert components["database"]["ok"] and components["dispatcher"]["ok"]
-        assert {f"pool:{p}" for p in ("Ingress", "Dispatcher", "Enhancer", "ContextGatherer",
-                                      "Synthesizer")} <= set(components)
+        assert {
+            f"pool:{p}"
+            for p in ("Ingress", "Dispatcher", "Enhancer", "ContextGatherer", "Synthesizer")
+        } <= set(components)
         # an unsigned webhook is refused by the app itself, through HAProxy
         refused = httpx.post(f"{base}/webhook/servicedesk/nobody", content=b"{}", timeout=10)
         assert refused.status_code in (401, 403), refused.text

@@ -24,17 +24,31 @@ from tests.e2e.serve_process import wait_until_ready
 TICKETS = 24
 
 
-def _start(data_dir: Path, port: int, dashboard_port: int,
-           llm_url: str) -> subprocess.Popen[str]:
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"],
-           "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
-           "AI_AGENTS_LLM_API_KEY": stack.TEST_LLM_KEY,
-           # the SDP simulator the tenants point at is on loopback
-           "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true"}
+def _start(data_dir: Path, port: int, dashboard_port: int, llm_url: str) -> subprocess.Popen[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
+        "AI_AGENTS_LLM_API_KEY": stack.TEST_LLM_KEY,
+        # the SDP simulator the tenants point at is on loopback
+        "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true",
+    }
     return subprocess.Popen(
-        ["ai-agents", "serve", "--port", str(port), "--dashboard-port", str(dashboard_port),
-         "--data-dir", str(data_dir)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            "ai-agents",
+            "serve",
+            "--port",
+            str(port),
+            "--dashboard-port",
+            str(dashboard_port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_everything(serve: subprocess.Popen[str], db: stack.Database) -> int:
@@ -86,7 +100,8 @@ async def test_every_accepted_job_gets_one_note_after_everything_is_killed() -> 
         rows = await stack.wait_terminal(db, ids, timeout_s=400)
 
         assert sorted(r["status"] for r in rows) == ["completed"] * TICKETS, [
-            (r["ticket_id"], r["status"], r["error"]) for r in rows]
+            (r["ticket_id"], r["status"], r["error"]) for r in rows
+        ]
         notes = sims.notes_by_ticket([t.id for t in tenants])
         for item in sent:
             on_ticket = notes.get((item.tenant_id, item.ticket_id), [])

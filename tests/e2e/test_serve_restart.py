@@ -28,14 +28,27 @@ def _new_shell(**extra: str) -> dict[str, str]:
 
 def _start(data_dir: Path, port: int, dashboard_port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        ["ai-agents", "serve", "--port", str(port), "--dashboard-port", str(dashboard_port),
-         "--data-dir", str(data_dir)],
-        env=_new_shell(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            "ai-agents",
+            "serve",
+            "--port",
+            str(port),
+            "--dashboard-port",
+            str(dashboard_port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=_new_shell(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ai-agents", *args], env=_new_shell(**env), capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        ["ai-agents", *args], env=_new_shell(**env), capture_output=True, text=True, timeout=300
+    )
 
 
 def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
@@ -58,24 +71,55 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
         assert RunRecord.load(data_dir / RUN_RECORD_FILE).owner.pid == second.pid
 
         # a second terminal: the port comes from AI_AGENTS_HTTP_PORT, the token from ~/.ray
-        health = _cli("health", "--json", "--data-dir", str(data_dir),
-                      "--dashboard", dashboard, AI_AGENTS_HTTP_PORT=str(port))
+        health = _cli(
+            "health",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+            "--dashboard",
+            dashboard,
+            AI_AGENTS_HTTP_PORT=str(port),
+        )
         report = json.loads(health.stdout)
         statuses = {c["name"]: c["status"] for c in report["checks"]}
         assert health.returncode == 0, (statuses, health.stderr[-2000:])
         assert {k: statuses[k] for k in ("ray", "serve", "api_health", "api_ready")} == {
-            "ray": "ok", "serve": "ok", "api_health": "ok", "api_ready": "ok"}, report
+            "ray": "ok",
+            "serve": "ok",
+            "api_health": "ok",
+            "api_ready": "ok",
+        }, report
 
-        created = _cli("tenant", "create", "restart-t", "--sdp-url", "https://sdp.example.com",
-                       "--sdp-key", "k", "--data-dir", str(data_dir), "--json")
+        created = _cli(
+            "tenant",
+            "create",
+            "restart-t",
+            "--sdp-url",
+            "https://sdp.example.com",
+            "--sdp-key",
+            "k",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        )
         assert created.returncode == 0, created.stderr
-        plan = _cli("reenhance", "--tenant", "restart-t", "--status", "failed", "--dry-run",
-                    "--address", dashboard, "--json")
+        plan = _cli(
+            "reenhance",
+            "--tenant",
+            "restart-t",
+            "--status",
+            "failed",
+            "--dry-run",
+            "--address",
+            dashboard,
+            "--json",
+        )
         assert plan.returncode == 0, plan.stderr[-2000:]
         assert json.loads(plan.stdout)["candidates"] == 0
         # the cluster does require the token: without it the same command is refused
-        refused = _cli("reenhance", "status", "any-batch", "--address", dashboard,
-                       RAY_AUTH_MODE="disabled")
+        refused = _cli(
+            "reenhance", "status", "any-batch", "--address", dashboard, RAY_AUTH_MODE="disabled"
+        )
         assert refused.returncode == 1 and "Authentication" in refused.stderr, refused.stderr
 
         second.send_signal(signal.SIGTERM)

@@ -41,7 +41,8 @@ async def _close_jobs_left_by_ray_free_tests(owner_url: str) -> None:
             """UPDATE enhancements SET status = 'failed', finished_at = now(), updated_at = now(),
                       error = 'left queued by a Ray-free test (no dispatcher was running)',
                       lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-                WHERE status IN ('queued', 'running')""")
+                WHERE status IN ('queued', 'running')"""
+        )
     finally:
         await conn.close()
 
@@ -54,29 +55,47 @@ async def system(database, encryption_keys, simulators, data_dir):
     sdp_state, sdp_url, llm_state, llm_url = simulators
     await _close_jobs_left_by_ray_free_tests(database.owner_url)
     admin_token = new_secret("adm_")
-    os.environ.update(test_environment(database.service_url, encryption_keys, admin_token,
-                                       llm_url, str(data_dir)))
+    os.environ.update(
+        test_environment(database.service_url, encryption_keys, admin_token, llm_url, str(data_dir))
+    )
     from serve_app.settings import get_settings
+
     get_settings.cache_clear()
     # ray.init() cannot pick the dashboard agent's port (always 52365): with a second Ray
     # cluster on the machine the agent cannot bind and the Jobs API has no agent to submit to.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ray._private.parameter, "RayParams", functools.partial(
-            ray._private.parameter.RayParams, dashboard_agent_listen_port=free_port()))
-        context = ray.init(num_cpus=4, include_dashboard=True, dashboard_port=free_port(),
-                           logging_level="warning", namespace="ai_agents", log_to_driver=False,
-                           _temp_dir=str(data_dir / "ray"))
+        patch.setattr(
+            ray._private.parameter,
+            "RayParams",
+            functools.partial(
+                ray._private.parameter.RayParams, dashboard_agent_listen_port=free_port()
+            ),
+        )
+        context = ray.init(
+            num_cpus=4,
+            include_dashboard=True,
+            dashboard_port=free_port(),
+            logging_level="warning",
+            namespace="ai_agents",
+            log_to_driver=False,
+            _temp_dir=str(data_dir / "ray"),
+        )
     # A Ray Job's driver is pointed at the cluster named in <temp dir>/ray_current_cluster,
     # else at any Ray cluster found running on the machine; name this one, in its own dir.
-    ray._private.utils.write_ray_address(context.address_info["gcs_address"],
-                                         str(data_dir / "ray"))
+    ray._private.utils.write_ray_address(context.address_info["gcs_address"], str(data_dir / "ray"))
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from serve_app.app_builder import build_app
+
     serve.run(build_app(), name=APP_NAME, route_prefix="/")
-    sys = System(url=f"http://127.0.0.1:{port}", admin_token=admin_token, sdp=sdp_state,
-                 sdp_url=sdp_url, llm=llm_state,
-                 dashboard_url=f"http://{context.dashboard_url}")
+    sys = System(
+        url=f"http://127.0.0.1:{port}",
+        admin_token=admin_token,
+        sdp=sdp_state,
+        sdp_url=sdp_url,
+        llm=llm_state,
+        dashboard_url=f"http://{context.dashboard_url}",
+    )
     yield sys
     await sys.http.aclose()
     serve.shutdown()

@@ -37,8 +37,13 @@ class TenantHandle:
 
     async def send(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
         return await send_webhook_async(
-            f"{self.system.url}/webhook/servicedesk/{self.tenant_id}", payload, self.mode,
-            self.webhook_secret, client=self.system.http, **kwargs)
+            f"{self.system.url}/webhook/servicedesk/{self.tenant_id}",
+            payload,
+            self.mode,
+            self.webhook_secret,
+            client=self.system.http,
+            **kwargs,
+        )
 
     async def send_ticket(self, request: dict[str, Any]) -> str:
         response = await self.send(v3_payload(request))
@@ -47,12 +52,14 @@ class TenantHandle:
 
     async def enhancement(self, enhancement_id: str) -> dict[str, Any]:
         response = await self.system.http.get(
-            f"{self.system.url}/api/v1/enhancements/{enhancement_id}", headers=self.auth)
+            f"{self.system.url}/api/v1/enhancements/{enhancement_id}", headers=self.auth
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def wait(self, enhancement_id: str, timeout_s: float = 90.0,
-                   statuses: set[str] = TERMINAL) -> dict[str, Any]:
+    async def wait(
+        self, enhancement_id: str, timeout_s: float = 90.0, statuses: set[str] = TERMINAL
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             row = await self.enhancement(enhancement_id)
@@ -80,31 +87,43 @@ class System:
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
-    async def tenant(self, prefix: str = "t", *, mode: str = "hmac", edition: str = "onprem",
-                     settings: dict[str, Any] | None = None) -> TenantHandle:
+    async def tenant(
+        self,
+        prefix: str = "t",
+        *,
+        mode: str = "hmac",
+        edition: str = "onprem",
+        settings: dict[str, Any] | None = None,
+    ) -> TenantHandle:
         tenant_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
         sdp_key = f"sdp-{uuid.uuid4().hex}"
         self.sdp.add_portal(tenant_id, sdp_key, edition)  # type: ignore[arg-type]
-        body: dict[str, Any] = {"id": tenant_id, "sdp_url": self.sdp_url, "sdp_key": sdp_key,
-                                "sdp_edition": edition, "webhook_auth": mode}
+        body: dict[str, Any] = {
+            "id": tenant_id,
+            "sdp_url": self.sdp_url,
+            "sdp_key": sdp_key,
+            "sdp_edition": edition,
+            "webhook_auth": mode,
+        }
         if edition == "cloud":
             body["sdp_portal"] = tenant_id
         if settings:
             body["settings"] = settings
-        response = await self.http.post(f"{self.url}/admin/tenants", json=body,
-                                        headers=self.admin)
+        response = await self.http.post(f"{self.url}/admin/tenants", json=body, headers=self.admin)
         assert response.status_code == 201, response.text
         creds = response.json()
-        return TenantHandle(tenant_id, creds["webhook_secret"], creds["api_token"], sdp_key,
-                            mode, self)
+        return TenantHandle(
+            tenant_id, creds["webhook_secret"], creds["api_token"], sdp_key, mode, self
+        )
 
 
 METRICS_TOKEN = "met_integration-test"
 METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # what Prometheus sends /metrics
 
 
-def test_environment(database_url: str, encryption_keys: str, admin_token: str, llm_url: str,
-                     data_dir: str) -> dict[str, str]:
+def test_environment(
+    database_url: str, encryption_keys: str, admin_token: str, llm_url: str, data_dir: str
+) -> dict[str, str]:
     """Settings for the Serve replicas (inherited by Ray workers started from this process)."""
     return {
         "AI_AGENTS_DATABASE_URL": database_url,
@@ -136,7 +155,8 @@ async def drain(owner_conn: Any, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         busy = await owner_conn.fetchval(
-            "SELECT count(*) FROM enhancements WHERE status IN ('queued', 'running')")
+            "SELECT count(*) FROM enhancements WHERE status IN ('queued', 'running')"
+        )
         if busy == 0:
             return
         if time.monotonic() > deadline:

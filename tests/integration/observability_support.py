@@ -29,8 +29,9 @@ def read_spans() -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-async def wait_for_spans(predicate: Callable[[list[dict[str, Any]]], bool],
-                         timeout_s: float = 10.0) -> list[dict[str, Any]]:
+async def wait_for_spans(
+    predicate: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 10.0
+) -> list[dict[str, Any]]:
     """Spans are written when they end, a moment after the API already reports the result."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -89,8 +90,12 @@ def series_names(text: str) -> dict[str, str]:
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    return [(s.labels, s.value) for family in text_string_to_metric_families(text)
-            for s in family.samples if s.name == name]
+    return [
+        (s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]
 
 
 async def scrape(url: str, headers: dict[str, str] | None = None) -> str:

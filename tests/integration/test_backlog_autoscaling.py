@@ -37,8 +37,9 @@ def _deploy(downscale_delay_s: float | None) -> None:
     autoscaling = pool_options(ENHANCER)["autoscaling_config"]
     if downscale_delay_s is not None:
         autoscaling["downscale_delay_s"] = downscale_delay_s
-    enhancer = Enhancer.options(autoscaling_config=autoscaling).bind(ContextGatherer.bind(),
-                                                                    Synthesizer.bind())
+    enhancer = Enhancer.options(autoscaling_config=autoscaling).bind(
+        ContextGatherer.bind(), Synthesizer.bind()
+    )
     serve.run(Ingress.bind(Dispatcher.bind(enhancer)), name=APP_NAME, route_prefix="/")
 
 
@@ -76,18 +77,25 @@ async def _clone_jobs(owner_conn: Any, tenant_id: str, enhancement_id: str, coun
         """INSERT INTO enhancements (tenant_id, ticket_id, event, dedupe_key, payload)
            SELECT e.tenant_id, e.ticket_id, e.event, e.dedupe_key || '-' || n, e.payload
            FROM enhancements e, generate_series(1, $3) n
-           WHERE e.tenant_id = $1 AND e.id = $2::uuid""", tenant_id, enhancement_id, count)
+           WHERE e.tenant_id = $1 AND e.id = $2::uuid""",
+        tenant_id,
+        enhancement_id,
+        count,
+    )
 
 
 async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
-        system, owner_conn) -> None:
+    system, owner_conn
+) -> None:
     await drain(owner_conn)
     await asyncio.to_thread(_deploy, 5.0)
     assert (await asyncio.to_thread(_replicas))[1] == 1
     # the Dispatcher learns the running Enhancer replicas: its cap is 1 x 192
-    status = await _wait("Dispatcher sized by one replica",
-                         lambda: (s := _dispatcher_status())["running_replicas"] == 1 and s,
-                         timeout_s=60)
+    status = await _wait(
+        "Dispatcher sized by one replica",
+        lambda: (s := _dispatcher_status())["running_replicas"] == 1 and s,
+        timeout_s=60,
+    )
     assert status["inflight_limit"] == 192
     tenant = await system.tenant("scale", settings={"max_inflight": 1})
     system.llm.set_latency(0.5)
@@ -96,18 +104,23 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
         first = await tenant.send_ticket(ticket)
         await _clone_jobs(owner_conn, tenant.tenant_id, first, BACKLOG)
 
-        await _wait("Enhancer target raised by the backlog",
-                    lambda: _replicas()[1] >= 3, timeout_s=90)
-        await _wait("Enhancer replicas running", lambda: _replicas()[0] >= 3,
-                    timeout_s=120)
+        await _wait(
+            "Enhancer target raised by the backlog", lambda: _replicas()[1] >= 3, timeout_s=90
+        )
+        await _wait("Enhancer replicas running", lambda: _replicas()[0] >= 3, timeout_s=120)
         # the pools it calls follow the same backlog (ContextGatherer at its own target of 96)
         for pool in (SYNTHESIZER, CONTEXT_GATHERER):
-            await _wait(f"{pool} target raised by the backlog",
-                        lambda pool=pool: _replicas(pool)[1] >= 3, timeout_s=60)
+            await _wait(
+                f"{pool} target raised by the backlog",
+                lambda pool=pool: _replicas(pool)[1] >= 3,
+                timeout_s=60,
+            )
         # more replicas, more in flight: 3+ x 192, bounded by AI_AGENTS_DISPATCH_MAX_INFLIGHT
-        status = await _wait("Dispatcher cap follows the replicas",
-                             lambda: (s := _dispatcher_status())["running_replicas"] >= 3 and s,
-                             timeout_s=60)
+        status = await _wait(
+            "Dispatcher cap follows the replicas",
+            lambda: (s := _dispatcher_status())["running_replicas"] >= 3 and s,
+            timeout_s=60,
+        )
         assert status["inflight_limit"] == 256
         assert status["backlog"] > 100
         # what the policy used and asked for is exported (Ray adds the ray_ prefix)
@@ -115,27 +128,40 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
         deadline = time.monotonic() + 60
         while True:
             text = await scrape(url)
-            backlog = [v for labels, v in samples(text, "ray_ai_agents_backlog_jobs")
-                       if labels.get("tenant") == tenant.tenant_id]
-            asked = [v for labels, v in samples(text, "ray_ai_agents_autoscale_desired_replicas")
-                     if labels.get("deployment") == ENHANCER]
-            if (backlog and max(backlog) > 100 and asked and max(asked) >= 3) \
-                    or time.monotonic() > deadline:
+            backlog = [
+                v
+                for labels, v in samples(text, "ray_ai_agents_backlog_jobs")
+                if labels.get("tenant") == tenant.tenant_id
+            ]
+            asked = [
+                v
+                for labels, v in samples(text, "ray_ai_agents_autoscale_desired_replicas")
+                if labels.get("deployment") == ENHANCER
+            ]
+            if (
+                backlog and max(backlog) > 100 and asked and max(asked) >= 3
+            ) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(2)
         assert backlog and max(backlog) > 100, backlog
         assert asked and max(asked) >= 3, asked
 
         # drain: disabling the tenant ends its queued jobs `skipped`, the backlog is gone
-        response = await system.http.post(f"{system.url}/admin/tenants/{tenant.tenant_id}/disable",
-                                          headers=system.admin)
+        response = await system.http.post(
+            f"{system.url}/admin/tenants/{tenant.tenant_id}/disable", headers=system.admin
+        )
         assert response.status_code == 200, response.text
         await drain(owner_conn, timeout_s=60)
-        await _wait("Enhancer target back at min after the downscale delay",
-                    lambda: _replicas()[1] == 1, timeout_s=90)
+        await _wait(
+            "Enhancer target back at min after the downscale delay",
+            lambda: _replicas()[1] == 1,
+            timeout_s=90,
+        )
         skipped = await owner_conn.fetchval(
             "SELECT count(*) FROM enhancements WHERE tenant_id = $1 AND status = 'completed' "
-            "AND outcome = 'skipped' AND error = 'tenant disabled'", tenant.tenant_id)
+            "AND outcome = 'skipped' AND error = 'tenant disabled'",
+            tenant.tenant_id,
+        )
         assert skipped > BACKLOG // 2
     finally:
         system.llm.set_latency(0.05)

@@ -23,8 +23,9 @@ async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn)
     pids = replica_pids("Ingress", system.dashboard_url)
     assert pids, "no ingress replica found"
     # a ticket that exists in SDP, so the job can end with its note written
-    ticket = tenant.add_ticket(subject="Server down",
-                               description="File server 10.0.0.5 stopped answering at 09:10")
+    ticket = tenant.add_ticket(
+        subject="Server down", description="File server 10.0.0.5 stopped answering at 09:10"
+    )
     response = await tenant.send(v3_payload(ticket))
     assert response.status_code == 202
     for pid in pids:

@@ -9,25 +9,54 @@ from db.repositories import knowledge
 async def _seed_context(pool, tenant_id: str) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
         await knowledge.upsert_resolved_ticket(
-            conn, tenant_id=tenant_id, ticket_id="R-100", subject="VPN tunnel drops every hour",
+            conn,
+            tenant_id=tenant_id,
+            ticket_id="R-100",
+            subject="VPN tunnel drops every hour",
             description="Users on the Cisco AnyConnect VPN disconnected hourly",
             resolution="Raised the IKE rekey lifetime on vpn-gw-01 to 8 hours",
-            priority="High", tags=["vpn"], resolved_at=None)
+            priority="High",
+            tags=["vpn"],
+            resolved_at=None,
+        )
         await knowledge.upsert_resolved_ticket(
-            conn, tenant_id=tenant_id, ticket_id="R-200", subject="Printer offline on floor 3",
-            description="HP printer shows offline", resolution="Restarted spooler",
-            priority="Low", tags=["printer"], resolved_at=None)
+            conn,
+            tenant_id=tenant_id,
+            ticket_id="R-200",
+            subject="Printer offline on floor 3",
+            description="HP printer shows offline",
+            resolution="Restarted spooler",
+            priority="Low",
+            tags=["printer"],
+            resolved_at=None,
+        )
         await knowledge.upsert_kb_document(
-            conn, tenant_id=tenant_id, doc_id="vpn-troubleshooting",
+            conn,
+            tenant_id=tenant_id,
+            doc_id="vpn-troubleshooting",
             title="VPN disconnects: troubleshooting guide",
             body="When the VPN tunnel drops, check the IKE rekey lifetime and DPD timers.",
-            url=None, source_path=None)
-        await knowledge.upsert_asset(conn, tenant_id=tenant_id, network="10.20.0.15",
-                                     hostname="vpn-gw-01", role="VPN gateway", owner="NetOps",
-                                     location="DC1")
-        await knowledge.upsert_asset(conn, tenant_id=tenant_id, network="10.20.0.0/24",
-                                     hostname=None, role="DMZ subnet", owner="NetOps",
-                                     location="DC1")
+            url=None,
+            source_path=None,
+        )
+        await knowledge.upsert_asset(
+            conn,
+            tenant_id=tenant_id,
+            network="10.20.0.15",
+            hostname="vpn-gw-01",
+            role="VPN gateway",
+            owner="NetOps",
+            location="DC1",
+        )
+        await knowledge.upsert_asset(
+            conn,
+            tenant_id=tenant_id,
+            network="10.20.0.0/24",
+            hostname=None,
+            role="DMZ subnet",
+            owner="NetOps",
+            location="DC1",
+        )
 
 
 async def test_webhook_becomes_one_private_note_citing_context(system, pool) -> None:
@@ -36,7 +65,8 @@ async def test_webhook_becomes_one_private_note_citing_context(system, pool) -> 
     ticket = tenant.add_ticket(
         subject="VPN keeps dropping for remote staff",
         description="<p>Since Monday the VPN tunnel drops every hour. Gateway 10.20.0.15 "
-                    "and client 10.20.0.77 affected.</p>")
+        "and client 10.20.0.77 affected.</p>",
+    )
     enhancement_id = await tenant.send_ticket(ticket)
     row = await tenant.wait(enhancement_id)
     assert row["status"] == "completed", row

@@ -33,8 +33,12 @@ pytestmark = pytest.mark.ray
 # tenant's claim fails; only while jobs wait (tests/integration/test_backlog_autoscaling.py);
 # the hit ratio appears once a tenant has 5 resolved enhanced tickets, which
 # tests/pipeline/test_suggestion_quality.py drives and scrapes from the same /metrics.
-NOT_DRIVEN_HERE = {"ray_ai_agents_reenhance_items_total", "ray_ai_agents_dispatch_failures_total",
-                   "ray_ai_agents_backlog_jobs", "ai_agents_suggestion_hit_ratio"}
+NOT_DRIVEN_HERE = {
+    "ray_ai_agents_reenhance_items_total",
+    "ray_ai_agents_dispatch_failures_total",
+    "ray_ai_agents_backlog_jobs",
+    "ai_agents_suggestion_hit_ratio",
+}
 
 
 @dataclass
@@ -48,24 +52,44 @@ class Traffic:
 async def _seed(pool, tenant_id: str) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
         await knowledge.upsert_resolved_ticket(
-            conn, tenant_id=tenant_id, ticket_id="R-1", subject="VPN tunnel drops hourly",
-            description="AnyConnect users disconnected", resolution="Raised IKE lifetime",
-            priority="High", tags=["vpn"], resolved_at=None)
+            conn,
+            tenant_id=tenant_id,
+            ticket_id="R-1",
+            subject="VPN tunnel drops hourly",
+            description="AnyConnect users disconnected",
+            resolution="Raised IKE lifetime",
+            priority="High",
+            tags=["vpn"],
+            resolved_at=None,
+        )
         await knowledge.upsert_kb_document(
-            conn, tenant_id=tenant_id, doc_id="vpn-kb", title="VPN troubleshooting",
-            body="When the VPN tunnel drops check the IKE rekey lifetime.", url=None,
-            source_path=None)
-        await knowledge.upsert_asset(conn, tenant_id=tenant_id, network="10.9.0.15",
-                                     hostname="vpn-gw-09", role="VPN gateway", owner="NetOps",
-                                     location="DC1")
+            conn,
+            tenant_id=tenant_id,
+            doc_id="vpn-kb",
+            title="VPN troubleshooting",
+            body="When the VPN tunnel drops check the IKE rekey lifetime.",
+            url=None,
+            source_path=None,
+        )
+        await knowledge.upsert_asset(
+            conn,
+            tenant_id=tenant_id,
+            network="10.9.0.15",
+            hostname="vpn-gw-09",
+            role="VPN gateway",
+            owner="NetOps",
+            location="DC1",
+        )
 
 
 async def _retried_enhancement(system) -> dict[str, Any]:
     """SDP answers 429 until the client gives up: the job goes back to the queue (a retry)
     and, with a tight SDP budget, the re-run waits on the tenant's token bucket."""
     tenant = await system.tenant("obsretry", settings={"sdp_rate_per_minute": 24})
-    ticket = tenant.add_ticket(subject="Outlook crashes on start",
-                               description="Outlook 365 crashes right after the splash screen")
+    ticket = tenant.add_ticket(
+        subject="Outlook crashes on start",
+        description="Outlook 365 crashes right after the splash screen",
+    )
     # 4 = the SDP client's attempts per call (WorkflowConfig.sdp_max_attempts).
     system.sdp.set_faults(tenant.tenant_id, http_429_next=4, retry_after_s=0.1)
     return await tenant.wait(await tenant.send_ticket(ticket), timeout_s=60)
@@ -78,24 +102,35 @@ async def traffic(system, pool, owner_conn) -> Traffic:
     tenant = await system.tenant("obs")
     other = await system.tenant("obsother")
     await _seed(pool, tenant.tenant_id)
-    ticket = tenant.add_ticket(subject="VPN keeps dropping",
-                               description="The VPN tunnel to gateway 10.9.0.15 drops hourly")
+    ticket = tenant.add_ticket(
+        subject="VPN keeps dropping", description="The VPN tunnel to gateway 10.9.0.15 drops hourly"
+    )
     # No description in the webhook: the context gatherer fetches the ticket from SDP.
     sent = await tenant.send({"ticket_id": ticket["id"], "subject": ticket["subject"]})
     assert sent.status_code == 202, sent.text
-    traced, retried = await asyncio.gather(tenant.wait(sent.json()["enhancement_id"]),
-                                           _retried_enhancement(system))
+    traced, retried = await asyncio.gather(
+        tenant.wait(sent.json()["enhancement_id"]), _retried_enhancement(system)
+    )
 
-    forged = await send_webhook_async(f"{system.url}/webhook/servicedesk/{tenant.tenant_id}",
-                                      v3_payload(ticket), "hmac", "not-the-secret",
-                                      client=system.http)
+    forged = await send_webhook_async(
+        f"{system.url}/webhook/servicedesk/{tenant.tenant_id}",
+        v3_payload(ticket),
+        "hmac",
+        "not-the-secret",
+        client=system.http,
+    )
     assert forged.status_code == 403
-    cross = await system.http.get(f"{system.url}/api/v1/enhancements",
-                                  params={"tenant_id": other.tenant_id}, headers=tenant.auth)
+    cross = await system.http.get(
+        f"{system.url}/api/v1/enhancements",
+        params={"tenant_id": other.tenant_id},
+        headers=tenant.auth,
+    )
     assert cross.status_code == 403
-    feedback = await system.http.post(f"{system.url}/api/v1/feedback", headers=tenant.auth,
-                                      json={"enhancement_id": traced["id"],
-                                            "feedback_type": "rating", "rating_value": 4})
+    feedback = await system.http.post(
+        f"{system.url}/api/v1/feedback",
+        headers=tenant.auth,
+        json={"enhancement_id": traced["id"], "feedback_type": "rating", "rating_value": 4},
+    )
     assert feedback.status_code == 201, feedback.text
 
     system.llm.add_fault("server_error", count=None, status=503)
@@ -119,10 +154,16 @@ async def test_one_trace_from_webhook_to_note(traffic) -> None:
     row = traffic.traced
     assert row["status"] == "completed" and row["outcome"] == "llm", row
     trace_id, enhancement_id = row["trace_id"], row["id"]
-    ids = {"tenant.id": traffic.tenant.tenant_id, "ticket.id": row["ticket_id"],
-           "enhancement.id": enhancement_id}
-    everything = await wait_for_spans(lambda spans: any(
-        s["name"] == "enhancement.run" and s["trace_id"] == trace_id for s in spans))
+    ids = {
+        "tenant.id": traffic.tenant.tenant_id,
+        "ticket.id": row["ticket_id"],
+        "enhancement.id": enhancement_id,
+    }
+    everything = await wait_for_spans(
+        lambda spans: any(
+            s["name"] == "enhancement.run" and s["trace_id"] == trace_id for s in spans
+        )
+    )
     spans = [s for s in everything if s["trace_id"] == trace_id]
     named = _by_name(spans)
     by_id = {s["span_id"]: s for s in spans}
@@ -172,8 +213,11 @@ async def test_one_trace_from_webhook_to_note(traffic) -> None:
     # Ingress, enhancer, gatherer, synthesizer and limiter actors: separate processes.
     assert len({s["pid"] for s in spans}) >= 4
     # Nothing of this enhancement ended up in another trace.
-    strays = [s for s in everything if s["attributes"].get("enhancement.id") == enhancement_id
-              and s["trace_id"] != trace_id]
+    strays = [
+        s
+        for s in everything
+        if s["attributes"].get("enhancement.id") == enhancement_id and s["trace_id"] != trace_id
+    ]
     assert strays == []
 
 
@@ -182,8 +226,11 @@ async def test_replica_logs_are_json_lines_with_the_ids(traffic) -> None:
     deadline = time.monotonic() + 10
     while True:
         lines = json_log_lines()
-        done = [e for e in lines if e.get("enhancement_id") == row["id"]
-                and e["message"] == "enhancement completed"]
+        done = [
+            e
+            for e in lines
+            if e.get("enhancement_id") == row["id"] and e["message"] == "enhancement completed"
+        ]
         if done or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
@@ -194,8 +241,11 @@ async def test_replica_logs_are_json_lines_with_the_ids(traffic) -> None:
     assert entry["ticket_id"] == row["ticket_id"]
     assert entry["trace_id"] == row["trace_id"] and len(entry["span_id"]) == 16
     assert entry["timestamp"].endswith("Z")
-    rejected = [e for e in lines if e["message"] == "webhook rejected"
-                and e.get("tenant_id") == traffic.tenant.tenant_id]
+    rejected = [
+        e
+        for e in lines
+        if e["message"] == "webhook rejected" and e.get("tenant_id") == traffic.tenant.tenant_id
+    ]
     assert rejected and rejected[0]["reason"] and rejected[0]["level"] == "WARNING"
 
 
@@ -206,8 +256,11 @@ def _referenced_names() -> set[str]:
     import yaml
 
     root = Path(promql.__file__).parent
-    exprs = [rule["expr"] for group in yaml.safe_load((root / "alerts.yaml").read_text())["groups"]
-             for rule in group["rules"]]
+    exprs = [
+        rule["expr"]
+        for group in yaml.safe_load((root / "alerts.yaml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
     for board in sorted((root / "dashboards").glob("*.json")):
         exprs += dashboard_expressions(json.loads(board.read_text()))
     return set().union(*(promql.metric_names(e) for e in exprs))
@@ -228,9 +281,10 @@ def _tenant_samples_exported(ray_text: str, tenant: str) -> bool:
     """Ray exports on an interval: wait for this test's own samples, not just the names."""
     violations = samples(ray_text, "ray_ai_agents_tenant_isolation_violations_total")
     webhooks = samples(ray_text, "ray_ai_agents_webhooks_total")
-    return (any(labels.get("tenant") == tenant for labels, _ in violations)
-            and any(labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
-                    for labels, _ in webhooks))
+    return any(labels.get("tenant") == tenant for labels, _ in violations) and any(
+        labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
+        for labels, _ in webhooks
+    )
 
 
 async def test_every_alert_and_dashboard_metric_is_exported(system, traffic) -> None:
@@ -241,8 +295,10 @@ async def test_every_alert_and_dashboard_metric_is_exported(system, traffic) -> 
     wanted = (referenced | set(expected)) - NOT_DRIVEN_HERE
     deadline = time.monotonic() + 90
     while True:  # Ray's agent exports what replicas recorded every few seconds
-        ray_text, ingress_text = await scrape(ray_url), await scrape(f"{system.url}/metrics",
-                                                                    METRICS_AUTH)
+        ray_text, ingress_text = (
+            await scrape(ray_url),
+            await scrape(f"{system.url}/metrics", METRICS_AUTH),
+        )
         ray_names, ingress_names = series_names(ray_text), series_names(ingress_text)
         missing = wanted - set(ray_names) - set(ingress_names)
         if not _tenant_samples_exported(ray_text, traffic.tenant.tenant_id):
@@ -267,14 +323,20 @@ async def test_every_alert_and_dashboard_metric_is_exported(system, traffic) -> 
     violations = samples(ray_text, "ray_ai_agents_tenant_isolation_violations_total")
     assert any(labels.get("tenant") == tenant and value >= 1 for labels, value in violations)
     webhooks = samples(ray_text, "ray_ai_agents_webhooks_total")
-    assert any(labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
-               for labels, _ in webhooks)
-    finished = {labels.get("status") for labels, _ in
-                samples(ray_text, "ray_ai_agents_enhancements_total")
-                if labels.get("tenant") == tenant}
+    assert any(
+        labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
+        for labels, _ in webhooks
+    )
+    finished = {
+        labels.get("status")
+        for labels, _ in samples(ray_text, "ray_ai_agents_enhancements_total")
+        if labels.get("tenant") == tenant
+    }
     assert {"completed", "context_only"} <= finished
-    pools = {(labels["component"], labels["state"]) for labels, _ in
-             samples(ray_text, "ray_ai_agents_db_pool_connections")}
+    pools = {
+        (labels["component"], labels["state"])
+        for labels, _ in samples(ray_text, "ray_ai_agents_db_pool_connections")
+    }
     assert {("ingress", "in_use"), ("enhancer", "idle")} <= pools
     assert traffic.retried["status"] == "completed" and traffic.retried["attempts"] >= 2
 

@@ -26,7 +26,8 @@ async def quiet(system, owner_conn):
 
 async def _nothing_running(owner_conn, tenant_id: str) -> None:
     running = await owner_conn.fetchval(
-        "SELECT count(*) FROM enhancements WHERE tenant_id = $1 AND status = 'running'", tenant_id)
+        "SELECT count(*) FROM enhancements WHERE tenant_id = $1 AND status = 'running'", tenant_id
+    )
     assert running == 0
 
 
@@ -45,8 +46,9 @@ async def test_llm_429_is_retried_and_succeeds(system, quiet, owner_conn) -> Non
 
 async def test_llm_down_gives_context_only_note(system, quiet, owner_conn) -> None:
     tenant = await system.tenant("llmdown")
-    ticket = tenant.add_ticket(subject="Laptop cannot reach file share",
-                               description="Mapped drive S: missing after reboot")
+    ticket = tenant.add_ticket(
+        subject="Laptop cannot reach file share", description="Mapped drive S: missing after reboot"
+    )
     system.llm.add_fault("server_error", count=None, status=503)
     row = await tenant.wait(await tenant.send_ticket(ticket))
     assert row["status"] == "completed" and row["outcome"] == "context_only", row
@@ -86,8 +88,11 @@ async def test_sdp_outage_is_waited_out(system, quiet, owner_conn) -> None:
 
 async def test_sdp_rejection_fails_with_its_reason(system, quiet, owner_conn) -> None:
     tenant = await system.tenant("sdprej")
-    ticket = tenant.add_ticket(subject="Old ticket", description="Printer toner low again",
-                               reject_notes_reason="Request is closed")
+    ticket = tenant.add_ticket(
+        subject="Old ticket",
+        description="Printer toner low again",
+        reject_notes_reason="Request is closed",
+    )
     row = await tenant.wait(await tenant.send_ticket(ticket))
     assert row["status"] == "failed", row
     assert "Request is closed" in row["error"]
@@ -98,17 +103,17 @@ async def test_sdp_rejection_fails_with_its_reason(system, quiet, owner_conn) ->
 
 async def test_deleted_ticket_fails_not_retried(system, quiet) -> None:
     tenant = await system.tenant("sdpdel")
-    ticket = tenant.add_ticket(subject="Gone", description="This ticket was deleted",
-                               deleted=True)
+    ticket = tenant.add_ticket(subject="Gone", description="This ticket was deleted", deleted=True)
     row = await tenant.wait(await tenant.send_ticket(ticket))
     assert row["status"] == "failed" and row["attempts"] == 1, row
 
 
 async def test_payload_without_description_fetches_the_ticket(system, quiet) -> None:
     tenant = await system.tenant("fetch")
-    ticket = tenant.add_ticket(subject="Certificate expired on intranet",
-                               description="Browser shows NET::ERR_CERT_DATE_INVALID for "
-                                           "https://intranet")
+    ticket = tenant.add_ticket(
+        subject="Certificate expired on intranet",
+        description="Browser shows NET::ERR_CERT_DATE_INVALID for https://intranet",
+    )
     response = await tenant.send({"ticket_id": ticket["id"], "subject": ticket["subject"]})
     row = await tenant.wait(response.json()["enhancement_id"])
     assert row["status"] == "completed", row

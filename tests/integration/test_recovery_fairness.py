@@ -16,7 +16,9 @@ async def _wait_running(owner_conn, tenant_ids: list[str], at_least: int) -> Non
     while True:
         running = await owner_conn.fetchval(
             "SELECT count(*) FROM enhancements WHERE status = 'running' "
-            "AND stage = 'synthesis' AND tenant_id = ANY($1)", tenant_ids)
+            "AND stage = 'synthesis' AND tenant_id = ANY($1)",
+            tenant_ids,
+        )
         if running >= at_least:
             return
         assert time.monotonic() < deadline, "jobs never reached synthesis"
@@ -29,7 +31,8 @@ async def _assert_one_note_each(system, tenants, tickets, owner_conn) -> None:
         assert len(notes) == 1, (ticket["id"], len(notes))
     ids = [t.tenant_id for t in tenants]
     rows = await owner_conn.fetch(
-        "SELECT status, count(*) FROM enhancements WHERE tenant_id = ANY($1) GROUP BY status", ids)
+        "SELECT status, count(*) FROM enhancements WHERE tenant_id = ANY($1) GROUP BY status", ids
+    )
     assert {r["status"]: r["count"] for r in rows} == {"completed": len(tickets)}
 
 
@@ -37,8 +40,9 @@ async def _send_all(tenants, per_tenant: int, subject: str):
     tickets = []
     for tenant in tenants:
         for i in range(per_tenant):
-            ticket = tenant.add_ticket(subject=f"{subject} {i}",
-                                       description="Outlook cannot connect to Exchange server")
+            ticket = tenant.add_ticket(
+                subject=f"{subject} {i}", description="Outlook cannot connect to Exchange server"
+            )
             tickets.append((tenant, ticket))
     ids = await asyncio.gather(*(t.send_ticket(ticket) for t, ticket in tickets))
     return tickets, ids
@@ -63,12 +67,12 @@ async def test_killing_an_enhancer_replica_mid_job_loses_nothing(system, owner_c
     await _assert_one_note_each(system, tenants, tickets, owner_conn)
     retried = await owner_conn.fetchval(
         "SELECT count(*) FROM enhancements WHERE tenant_id = ANY($1) AND attempts > 1",
-        [t.tenant_id for t in tenants])
+        [t.tenant_id for t in tenants],
+    )
     assert retried >= 1  # the killed jobs really ran again
 
 
-async def test_restarting_the_whole_application_with_50_jobs_in_flight(system,
-                                                                       owner_conn) -> None:
+async def test_restarting_the_whole_application_with_50_jobs_in_flight(system, owner_conn) -> None:
     """Every replica of the app (ingress, dispatcher, pools) is SIGKILLed at once; Serve's
     controller brings them back and the new dispatcher recovers what was running."""
     await drain(owner_conn)
@@ -97,31 +101,46 @@ async def test_restarting_the_whole_application_with_50_jobs_in_flight(system,
 
 async def test_one_tenants_flood_does_not_starve_another(system, owner_conn) -> None:
     await drain(owner_conn)
-    fast = {"webhook_rate_per_minute": 60000, "llm_rate_per_minute": 60000,
-            "sdp_rate_per_minute": 60000}
+    fast = {
+        "webhook_rate_per_minute": 60000,
+        "llm_rate_per_minute": 60000,
+        "sdp_rate_per_minute": 60000,
+    }
     flood = await system.tenant("flood", settings=fast)
     calm = await system.tenant("calm", settings=fast)
-    flood_tickets = [flood.add_ticket(subject="Disk space low on file server",
-                                      description="Drive D: below 5% free on fs-01")
-                     for _ in range(300)]
+    flood_tickets = [
+        flood.add_ticket(
+            subject="Disk space low on file server", description="Drive D: below 5% free on fs-01"
+        )
+        for _ in range(300)
+    ]
     flood_ids = []
     for start in range(0, 300, 50):
-        flood_ids += await asyncio.gather(*(flood.send_ticket(t)
-                                            for t in flood_tickets[start:start + 50]))
-    calm_ids = [await calm.send_ticket(calm.add_ticket(
-        subject="Printer offline", description="HP LaserJet on floor 2 shows offline"))
-        for _ in range(5)]
+        flood_ids += await asyncio.gather(
+            *(flood.send_ticket(t) for t in flood_tickets[start : start + 50])
+        )
+    calm_ids = [
+        await calm.send_ticket(
+            calm.add_ticket(
+                subject="Printer offline", description="HP LaserJet on floor 2 shows offline"
+            )
+        )
+        for _ in range(5)
+    ]
     for enhancement_id in calm_ids:
         row = await calm.wait(enhancement_id, timeout_s=120)
         assert row["status"] == "completed", (row["status"], row["error"], row["stage"])
     still_waiting = await owner_conn.fetchval(
         "SELECT count(*) FROM enhancements WHERE tenant_id = $1 AND status IN ('queued','running')",
-        flood.tenant_id)
+        flood.tenant_id,
+    )
     assert still_waiting > 0, "the flood drained before the calm tenant was served"
     await drain(owner_conn, timeout_s=300)
     last = await owner_conn.fetch(
         "SELECT tenant_id, max(finished_at) AS done FROM enhancements "
-        "WHERE tenant_id = ANY($1) GROUP BY tenant_id", [flood.tenant_id, calm.tenant_id])
+        "WHERE tenant_id = ANY($1) GROUP BY tenant_id",
+        [flood.tenant_id, calm.tenant_id],
+    )
     done = {r["tenant_id"]: r["done"] for r in last}
     assert done[calm.tenant_id] < done[flood.tenant_id]
     statuses = Counter([(await flood.enhancement(i))["status"] for i in flood_ids[:20]])

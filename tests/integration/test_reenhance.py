@@ -21,8 +21,7 @@ from simulators.servicedesk.webhook_sender import v3_payload
 from tests.integration.harness import TenantHandle, drain
 from tests.integration.observability_support import metrics_port, samples, scrape
 
-FAST = {"llm_rate_per_minute": 6000, "sdp_rate_per_minute": 6000,
-        "webhook_rate_per_minute": 6000}
+FAST = {"llm_rate_per_minute": 6000, "sdp_rate_per_minute": 6000, "webhook_rate_per_minute": 6000}
 DESCRIPTION = "Outlook on the finance laptops cannot connect to the Exchange server since Monday"
 
 
@@ -31,8 +30,8 @@ async def ai_agents(*args: str) -> tuple[int, str, str]:
     Jobs API address)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
     proc = await asyncio.create_subprocess_exec(
-        "ai-agents", *args, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        "ai-agents", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     return proc.returncode or 0, out.decode(), err.decode()
 
@@ -71,13 +70,17 @@ async def failed_originals(owner_conn, tenant: TenantHandle, count: int) -> dict
                VALUES ($1, $2, $3, 'failed', $4::jsonb, 5, 'LLM unavailable',
                        now() - interval '1 day', now() - interval '1 day')
                RETURNING id""",
-            tenant.tenant_id, ticket["id"], webhook.dedupe_key(),
-            json.dumps(webhook.model_dump(mode="json")))
+            tenant.tenant_id,
+            ticket["id"],
+            webhook.dedupe_key(),
+            json.dumps(webhook.model_dump(mode="json")),
+        )
     return originals
 
 
-async def scrape_reenhance_counters(tenant_id: str, *, until: Any,
-                                   timeout_s: float = 15) -> dict[str, float]:
+async def scrape_reenhance_counters(
+    tenant_id: str, *, until: Any, timeout_s: float = 15
+) -> dict[str, float]:
     """`ray_ai_agents_reenhance_items_total` for one tenant, by outcome, as this session's
     Ray metrics agent exports it (what Prometheus scrapes)."""
     deadline = time.monotonic() + timeout_s
@@ -100,32 +103,48 @@ def entrypoint(*args: str) -> str:
 async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
     await drain(owner_conn)
     tenant = await system.tenant("reen-cli", settings=FAST)
-    tickets = [tenant.add_ticket(subject=f"Outlook cannot connect {i}", description=DESCRIPTION)
-               for i in range(3)]
+    tickets = [
+        tenant.add_ticket(subject=f"Outlook cannot connect {i}", description=DESCRIPTION)
+        for i in range(3)
+    ]
     ids = [await tenant.send_ticket(t) for t in tickets]
     for enhancement_id in ids:
         assert (await tenant.wait(enhancement_id))["status"] == "completed"
     for enhancement_id in ids[:2]:
         response = await system.http.post(
-            f"{system.url}/api/v1/feedback", headers=tenant.auth,
-            json={"enhancement_id": enhancement_id, "feedback_type": "thumbs_down"})
+            f"{system.url}/api/v1/feedback",
+            headers=tenant.auth,
+            json={"enhancement_id": enhancement_id, "feedback_type": "thumbs_down"},
+        )
         assert response.status_code == 201, response.text
     batch = f"reen-cli-{uuid.uuid4().hex[:6]}"
-    common = ["reenhance", "--tenant", tenant.tenant_id, "--thumbs-down", "--submission-id",
-              batch, "--address", system.dashboard_url, "--json"]
+    common = [
+        "reenhance",
+        "--tenant",
+        tenant.tenant_id,
+        "--thumbs-down",
+        "--submission-id",
+        batch,
+        "--address",
+        system.dashboard_url,
+        "--json",
+    ]
 
     code, out, err = await ai_agents(*common, "--dry-run")
     assert code == 0, err
     plan = json.loads(out)
     assert (plan["candidates"], plan["estimate"]["llm_calls"]) == (2, 2)
     assert sorted(plan["sample_ticket_ids"]) == sorted(t["id"] for t in tickets[:2])
-    assert await owner_conn.fetchval(
-        "SELECT count(*) FROM enhancements WHERE batch_id = $1", batch) == 0
+    assert (
+        await owner_conn.fetchval("SELECT count(*) FROM enhancements WHERE batch_id = $1", batch)
+        == 0
+    )
 
     code, out, err = await ai_agents(*common)
     assert code == 0, err
-    exported = await scrape_reenhance_counters(tenant.tenant_id, until=lambda c: c.get(
-        "completed") == 2.0)
+    exported = await scrape_reenhance_counters(
+        tenant.tenant_id, until=lambda c: c.get("completed") == 2.0
+    )
     assert exported == {"enqueued": 2.0, "completed": 2.0}
     report = json.loads(out)
     assert report["job_status"] == "SUCCEEDED"
@@ -139,10 +158,11 @@ async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
 
     rows = await owner_conn.fetch(
         "SELECT id, ticket_id, supersedes, batch_id, priority, status FROM enhancements "
-        "WHERE batch_id = $1", batch)
+        "WHERE batch_id = $1",
+        batch,
+    )
     assert sorted(str(r["supersedes"]) for r in rows) == sorted(ids[:2])
-    assert {(r["batch_id"], r["priority"], r["status"]) for r in rows} == {
-        (batch, -1, "completed")}
+    assert {(r["batch_id"], r["priority"], r["status"]) for r in rows} == {(batch, -1, "completed")}
     for row in rows:
         notes = tenant.notes(row["ticket_id"])
         assert len(notes) == 2
@@ -151,41 +171,71 @@ async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
         assert str(row["id"]) in newest
     assert len(tenant.notes(tickets[2]["id"])) == 1  # liked (no feedback): left alone
 
-    code, out, err = await ai_agents("reenhance", "status", batch, "--address",
-                                     system.dashboard_url, "--json")
+    code, out, err = await ai_agents(
+        "reenhance", "status", batch, "--address", system.dashboard_url, "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["progress"]["done"] == 2
-    code, out, err = await ai_agents("reenhance", "logs", batch, "--follow", "--address",
-                                     system.dashboard_url)
+    code, out, err = await ai_agents(
+        "reenhance", "logs", batch, "--follow", "--address", system.dashboard_url
+    )
     assert code == 0, err
     assert "reenhance: finished: 2/2 item(s): 2 completed" in out
 
 
 async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplicates(
-        system, owner_conn) -> None:
+    system, owner_conn
+) -> None:
     await drain(owner_conn)
     tenant = await system.tenant("reen-stop", settings={**FAST, "llm_rate_per_minute": 60})
     originals = await failed_originals(owner_conn, tenant, 16)
     batch = f"reen-stop-{uuid.uuid4().hex[:6]}"
     client = JobSubmissionClient(system.dashboard_url)
-    client.submit_job(entrypoint=entrypoint("--tenant", tenant.tenant_id, "--submission-id",
-                                            batch, "--max-in-flight", "2", "--poll-s", "0.2"),
-                      submission_id=batch)
-    await wait_for(owner_conn, "SELECT count(*) FROM enhancements WHERE batch_id = $1 "
-                   "AND status = 'completed'", batch, at_least=3)
-    code, out, err = await ai_agents("reenhance", "stop", batch, "--address",
-                                     system.dashboard_url, "--json")
+    client.submit_job(
+        entrypoint=entrypoint(
+            "--tenant",
+            tenant.tenant_id,
+            "--submission-id",
+            batch,
+            "--max-in-flight",
+            "2",
+            "--poll-s",
+            "0.2",
+        ),
+        submission_id=batch,
+    )
+    await wait_for(
+        owner_conn,
+        "SELECT count(*) FROM enhancements WHERE batch_id = $1 AND status = 'completed'",
+        batch,
+        at_least=3,
+    )
+    code, out, err = await ai_agents(
+        "reenhance", "stop", batch, "--address", system.dashboard_url, "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["stopped"] is True
     assert await wait_job(client, batch) == JobStatus.STOPPED
     await drain(owner_conn)  # the wave released before the stop still finishes
     enqueued = await owner_conn.fetchval(
-        "SELECT count(*) FROM enhancements WHERE batch_id = $1", batch)
+        "SELECT count(*) FROM enhancements WHERE batch_id = $1", batch
+    )
     assert 3 <= enqueued < len(originals), enqueued
 
     code, out, err = await ai_agents(
-        "reenhance", "--tenant", tenant.tenant_id, "--status", "failed", "--submission-id",
-        batch, "--max-in-flight", "4", "--address", system.dashboard_url, "--json")
+        "reenhance",
+        "--tenant",
+        tenant.tenant_id,
+        "--status",
+        "failed",
+        "--submission-id",
+        batch,
+        "--max-in-flight",
+        "4",
+        "--address",
+        system.dashboard_url,
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["progress"]["completed"] == len(originals)
@@ -195,9 +245,10 @@ async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplica
         assert len(tenant.notes(ticket_id)) == 1, ticket_id
     per_original = await owner_conn.fetch(
         "SELECT supersedes, count(*) AS n FROM enhancements WHERE batch_id = $1 "
-        "GROUP BY supersedes", batch)
-    assert {r["supersedes"]: r["n"] for r in per_original} == {
-        v: 1 for v in originals.values()}
+        "GROUP BY supersedes",
+        batch,
+    )
+    assert {r["supersedes"]: r["n"] for r in per_original} == {v: 1 for v in originals.values()}
 
 
 async def test_live_webhooks_finish_before_a_large_batch(system, owner_conn) -> None:
@@ -206,34 +257,55 @@ async def test_live_webhooks_finish_before_a_large_batch(system, owner_conn) -> 
     originals = await failed_originals(owner_conn, tenant, 60)
     batch = f"reen-live-{uuid.uuid4().hex[:6]}"
     client = JobSubmissionClient(system.dashboard_url)
-    client.submit_job(entrypoint=entrypoint("--tenant", tenant.tenant_id, "--submission-id",
-                                            batch, "--max-in-flight", "2", "--poll-s", "0.2"),
-                      submission_id=batch)
-    await wait_for(owner_conn, "SELECT count(*) FROM enhancements WHERE batch_id = $1 "
-                   "AND status = 'completed'", batch, at_least=10)
-    live = [await tenant.send_ticket(tenant.add_ticket(subject=f"VPN down {i}",
-                                                       description=DESCRIPTION))
-            for i in range(3)]
+    client.submit_job(
+        entrypoint=entrypoint(
+            "--tenant",
+            tenant.tenant_id,
+            "--submission-id",
+            batch,
+            "--max-in-flight",
+            "2",
+            "--poll-s",
+            "0.2",
+        ),
+        submission_id=batch,
+    )
+    await wait_for(
+        owner_conn,
+        "SELECT count(*) FROM enhancements WHERE batch_id = $1 AND status = 'completed'",
+        batch,
+        at_least=10,
+    )
+    live = [
+        await tenant.send_ticket(
+            tenant.add_ticket(subject=f"VPN down {i}", description=DESCRIPTION)
+        )
+        for i in range(3)
+    ]
     for enhancement_id in live:
         assert (await tenant.wait(enhancement_id))["status"] == "completed"
     assert await wait_job(client, batch) == JobStatus.SUCCEEDED
 
     last_live = await owner_conn.fetchval(
-        "SELECT max(finished_at) FROM enhancements WHERE id = ANY($1::uuid[])", live)
+        "SELECT max(finished_at) FROM enhancements WHERE id = ANY($1::uuid[])", live
+    )
     after = await owner_conn.fetchval(
         "SELECT count(*) FROM enhancements WHERE batch_id = $1 AND finished_at > $2",
-        batch, last_live)
+        batch,
+        last_live,
+    )
     statuses = await owner_conn.fetch(
-        "SELECT status, count(*) AS n FROM enhancements WHERE batch_id = $1 GROUP BY status",
-        batch)
+        "SELECT status, count(*) AS n FROM enhancements WHERE batch_id = $1 GROUP BY status", batch
+    )
     assert {r["status"]: r["n"] for r in statuses} == {"completed": len(originals)}
     # The live tickets did not queue behind the batch: most of it finished after them.
     assert after >= 20, after
 
 
 async def test_job_errors_come_back_as_one_line(system) -> None:
-    code, out, err = await ai_agents("reenhance", "--tenant", "no-such-tenant", "--dry-run",
-                                     "--address", system.dashboard_url)
+    code, out, err = await ai_agents(
+        "reenhance", "--tenant", "no-such-tenant", "--dry-run", "--address", system.dashboard_url
+    )
     assert code != 0 and out == ""
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert lines == ["error: unknown tenant 'no-such-tenant'"], err
@@ -243,16 +315,33 @@ async def test_job_errors_come_back_as_one_line(system) -> None:
 async def test_bulk_ticket_import_runs_as_a_ray_job(system, owner_conn) -> None:
     tenant = await system.tenant("imp-job", settings=FAST)
     now = datetime.now(UTC)
-    system.sdp.add_requests(tenant.tenant_id, [
-        {"subject": f"Printer jam {i}", "description": "<p>Tray 2 jams on every job</p>",
-         "status": "Resolved", "resolution": "Replaced the pickup roller",
-         "resolved_time": now - timedelta(days=i)} for i in range(12)])
+    system.sdp.add_requests(
+        tenant.tenant_id,
+        [
+            {
+                "subject": f"Printer jam {i}",
+                "description": "<p>Tray 2 jams on every job</p>",
+                "status": "Resolved",
+                "resolution": "Replaced the pickup roller",
+                "resolved_time": now - timedelta(days=i),
+            }
+            for i in range(12)
+        ],
+    )
     job = f"import-{tenant.tenant_id}"
     client = JobSubmissionClient(system.dashboard_url)
-    client.submit_job(submission_id=job, entrypoint=shlex.join([
-        "python", "-m", "scripts.import_tickets", "--tenant", tenant.tenant_id, "--days", "30"]))
+    client.submit_job(
+        submission_id=job,
+        entrypoint=shlex.join(
+            ["python", "-m", "scripts.import_tickets", "--tenant", tenant.tenant_id, "--days", "30"]
+        ),
+    )
     assert await wait_job(client, job) == JobStatus.SUCCEEDED, client.get_job_logs(job)
     result = json.loads(client.get_job_logs(job).split("import-tickets: result ")[-1])
     assert (result["fetched"], result["new"]) == (12, 12)
-    assert await owner_conn.fetchval(
-        "SELECT count(*) FROM ticket_history WHERE tenant_id = $1", tenant.tenant_id) == 12
+    assert (
+        await owner_conn.fetchval(
+            "SELECT count(*) FROM ticket_history WHERE tenant_id = $1", tenant.tenant_id
+        )
+        == 12
+    )

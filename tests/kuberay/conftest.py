@@ -24,8 +24,10 @@ def production_render() -> dict[str, str]:
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is not installed: run `apt-get update && apt-get install -y "
-                    "prometheus` (Debian package) so the alert rules can be checked")
+        pytest.fail(
+            "promtool is not installed: run `apt-get update && apt-get install -y "
+            "prometheus` (Debian package) so the alert rules can be checked"
+        )
     return path
 
 
@@ -33,6 +35,8 @@ def promtool() -> str:
 def kubectl() -> str:
     path = shutil.which("kubectl")
     if path is None:
-        pytest.fail("kubectl is not installed: `kubectl kustomize` checks the rendered "
-                    "kustomizations offline (apt-get install -y kubectl)")
+        pytest.fail(
+            "kubectl is not installed: `kubectl kustomize` checks the rendered "
+            "kustomizations offline (apt-get install -y kubectl)"
+        )
     return path

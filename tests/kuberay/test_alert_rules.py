@@ -38,8 +38,9 @@ def rules() -> list[dict]:
 
 
 def run(promtool: str, *args: str, cwd: Path = KUBERAY) -> subprocess.CompletedProcess:
-    return subprocess.run([promtool, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [promtool, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def seconds(duration: str) -> int:
@@ -63,8 +64,9 @@ def test_unit_tests_catch_a_wrong_threshold(promtool, tmp_path):
     shutil.copy(ALERT_TESTS, tmp_path / ALERT_TESTS.name)
     text = ALERTS.read_text()
     assert "ai_agents_queue_depth)) > 50" in text
-    (tmp_path / ALERTS.name).write_text(text.replace("ai_agents_queue_depth)) > 50",
-                                                     "ai_agents_queue_depth)) > 500"))
+    (tmp_path / ALERTS.name).write_text(
+        text.replace("ai_agents_queue_depth)) > 50", "ai_agents_queue_depth)) > 500")
+    )
     result = run(promtool, "test", "rules", ALERT_TESTS.name, cwd=tmp_path)
     assert result.returncode != 0
     assert "HighQueueDepth" in result.stdout + result.stderr
@@ -122,11 +124,14 @@ def test_every_alert_has_a_firing_and_a_quiet_case():
     assert quiet == set(EXPECTED_ALERTS)
 
 
-@pytest.mark.parametrize(("expr", "expected"), [
-    ('sum by (le, route) (rate(a_bucket{route=~"/x.*"}[5m])) > 5', {"a_bucket"}),
-    ("histogram_quantile(0.95, sum(rate(b_bucket[$__rate_interval])) by (le))", {"b_bucket"}),
-    ("x unless x offset 10m or absent(y) and on () z >= 1e3", {"x", "y", "z"}),
-    ('(sum(c{status="failed",tenant=~"$tenant"}) or vector(0)) / ignoring(t) d', {"c", "d"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ('sum by (le, route) (rate(a_bucket{route=~"/x.*"}[5m])) > 5', {"a_bucket"}),
+        ("histogram_quantile(0.95, sum(rate(b_bucket[$__rate_interval])) by (le))", {"b_bucket"}),
+        ("x unless x offset 10m or absent(y) and on () z >= 1e3", {"x", "y", "z"}),
+        ('(sum(c{status="failed",tenant=~"$tenant"}) or vector(0)) / ignoring(t) d', {"c", "d"}),
+    ],
+)
 def test_metric_name_extraction(expr, expected):
     assert metric_names(expr) == expected

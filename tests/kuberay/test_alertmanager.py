@@ -27,10 +27,17 @@ from kuberay.alerting import (
 from kuberay.values import PRODUCTION_VALUES_FILE, load_values
 from simulators.serving import free_port
 
-EXPECTED_RECEIVERS = {"critical": "pagerduty,email-digest", "warning": "slack,email-digest",
-                      "info": "email-digest"}
-ALERTS = [(rule["alert"], rule["labels"]["severity"])
-          for group in manifests.alert_groups() for rule in group["rules"] if "alert" in rule]
+EXPECTED_RECEIVERS = {
+    "critical": "pagerduty,email-digest",
+    "warning": "slack,email-digest",
+    "info": "email-digest",
+}
+ALERTS = [
+    (rule["alert"], rule["labels"]["severity"])
+    for group in manifests.alert_groups()
+    for rule in group["rules"]
+    if "alert" in rule
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,35 +52,66 @@ def amtool() -> str:
 def alerting_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rendered")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
-    result = subprocess.run(["ai-agents", "kuberay", "render", "--values",
-                             str(PRODUCTION_VALUES_FILE), "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "ai-agents",
+            "kuberay",
+            "render",
+            "--values",
+            str(PRODUCTION_VALUES_FILE),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return out / "alertmanager"
 
 
 def _routes_test(amtool: str, config: Path, labels: dict[str, str]) -> str:
     result = subprocess.run(
-        [amtool, "config", "routes", "test", f"--config.file={config}",
-         *(f"{k}={v}" for k, v in labels.items())], capture_output=True, text=True, timeout=30)
+        [
+            amtool,
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            *(f"{k}={v}" for k, v in labels.items()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
 
 def test_amtool_check_config_accepts_the_plain_config(amtool: str, alerting_dir: Path):
-    result = subprocess.run([amtool, "check-config", str(alerting_dir / "alertmanager.yml")],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [amtool, "check-config", str(alerting_dir / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 inhibit rules" in result.stdout and "3 receivers" in result.stdout
 
 
 @pytest.mark.parametrize(("alert", "severity"), ALERTS)
-def test_each_alert_routes_by_severity(amtool: str, alerting_dir: Path, alert: str,
-                                       severity: str):
-    labels = {"alertname": alert, "severity": severity, "namespace": "ai-agents-production",
-              "tenant": "acme"}
-    assert _routes_test(amtool, alerting_dir / "alertmanager.yml", labels) == \
-        EXPECTED_RECEIVERS[severity]
+def test_each_alert_routes_by_severity(amtool: str, alerting_dir: Path, alert: str, severity: str):
+    labels = {
+        "alertname": alert,
+        "severity": severity,
+        "namespace": "ai-agents-production",
+        "tenant": "acme",
+    }
+    assert (
+        _routes_test(amtool, alerting_dir / "alertmanager.yml", labels)
+        == EXPECTED_RECEIVERS[severity]
+    )
 
 
 def _plain_from_crd(crd: dict[str, Any]) -> dict[str, Any]:
@@ -86,18 +124,22 @@ def _plain_from_crd(crd: dict[str, Any]) -> dict[str, Any]:
     def route(node: dict[str, Any]) -> dict[str, Any]:
         out = {snake(k): v for k, v in node.items() if k not in ("matchers", "routes")}
         if "matchers" in node:
-            out["matchers"] = [f'{m["name"]}{m["matchType"]}"{m["value"]}"'
-                               for m in node["matchers"]]
+            out["matchers"] = [
+                f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in node["matchers"]
+            ]
         if "routes" in node:
             out["routes"] = [route(child) for child in node["routes"]]
         return out
 
-    return {"route": route(crd["spec"]["route"]),
-            "receivers": [{"name": r["name"]} for r in crd["spec"]["receivers"]]}
+    return {
+        "route": route(crd["spec"]["route"]),
+        "receivers": [{"name": r["name"]} for r in crd["spec"]["receivers"]],
+    }
 
 
 def test_alertmanagerconfig_routes_the_same_and_references_secrets(
-        amtool: str, alerting_dir: Path, tmp_path: Path):
+    amtool: str, alerting_dir: Path, tmp_path: Path
+):
     crd = yaml.safe_load((alerting_dir / "alertmanagerconfig.yaml").read_text())
     values = load_values(PRODUCTION_VALUES_FILE)
     assert crd["apiVersion"] == "monitoring.coreos.com/v1alpha1"
@@ -109,21 +151,28 @@ def test_alertmanagerconfig_routes_the_same_and_references_secrets(
         assert _routes_test(amtool, translated, labels) == EXPECTED_RECEIVERS[severity], alert
     receivers = {r["name"]: r for r in crd["spec"]["receivers"]}
     secret = values.monitoring.alerting.secret_name
-    assert receivers["pagerduty"]["pagerdutyConfigs"][0]["routingKey"] == \
-        {"name": secret, "key": PAGERDUTY_KEY}
+    assert receivers["pagerduty"]["pagerdutyConfigs"][0]["routingKey"] == {
+        "name": secret,
+        "key": PAGERDUTY_KEY,
+    }
     assert receivers["slack"]["slackConfigs"][0]["apiURL"] == {"name": secret, "key": SLACK_KEY}
-    assert receivers["email-digest"]["emailConfigs"][0]["authPassword"] == \
-        {"name": secret, "key": SMTP_PASSWORD_KEY}
+    assert receivers["email-digest"]["emailConfigs"][0]["authPassword"] == {
+        "name": secret,
+        "key": SMTP_PASSWORD_KEY,
+    }
     (inhibit,) = crd["spec"]["inhibitRules"]
-    assert inhibit["sourceMatch"] == [{"name": "alertname", "value": "DatabaseConnectionIssues",
-                                       "matchType": "="}]
+    assert inhibit["sourceMatch"] == [
+        {"name": "alertname", "value": "DatabaseConnectionIssues", "matchType": "="}
+    ]
 
 
 def test_rendered_alert_rules_carry_the_namespace_the_alertmanagerconfig_matches(
-        alerting_dir: Path):
+    alerting_dir: Path,
+):
     """The operator confines an AlertmanagerConfig to alerts labelled with its namespace."""
-    monitoring = list(yaml.safe_load_all(
-        (alerting_dir.parent / "base" / "monitoring.yaml").read_text()))
+    monitoring = list(
+        yaml.safe_load_all((alerting_dir.parent / "base" / "monitoring.yaml").read_text())
+    )
     (rule,) = [doc for doc in monitoring if doc and doc["kind"] == "PrometheusRule"]
     namespace = load_values(PRODUCTION_VALUES_FILE).namespace
     for group in rule["spec"]["groups"]:
@@ -140,16 +189,25 @@ def running_alertmanager(alerting_dir: Path, tmp_path: Path):
         pytest.fail("Alertmanager is not installed: apt-get install -y prometheus-alertmanager")
     config = yaml.safe_load((alerting_dir / "alertmanager.yml").read_text())
     sink = f"http://127.0.0.1:{free_port()}/"
-    config["receivers"] = [{"name": r["name"], "webhook_configs": [{"url": sink}]}
-                           for r in config["receivers"]]
+    config["receivers"] = [
+        {"name": r["name"], "webhook_configs": [{"url": sink}]} for r in config["receivers"]
+    ]
     config["global"] = {"resolve_timeout": "5m"}
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
     process = subprocess.Popen(
-        [binary, f"--config.file={path}", f"--storage.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            binary,
+            f"--config.file={path}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -170,10 +228,22 @@ def running_alertmanager(alerting_dir: Path, tmp_path: Path):
 
 def test_database_outage_inhibits_its_symptoms_only(running_alertmanager: str):
     severities = dict(ALERTS)
-    names = ["DatabaseConnectionIssues", *DATABASE_SYMPTOMS, "TenantIsolationViolation",
-             "CircuitBreakerOpen"]
-    alerts = [{"labels": {"alertname": name, "severity": severities[name],
-                          "namespace": "ai-agents-production"}} for name in names]
+    names = [
+        "DatabaseConnectionIssues",
+        *DATABASE_SYMPTOMS,
+        "TenantIsolationViolation",
+        "CircuitBreakerOpen",
+    ]
+    alerts = [
+        {
+            "labels": {
+                "alertname": name,
+                "severity": severities[name],
+                "namespace": "ai-agents-production",
+            }
+        }
+        for name in names
+    ]
     response = httpx.post(f"{running_alertmanager}/api/v2/alerts", json=alerts, timeout=5)
     assert response.status_code == 200, response.text
     deadline = time.monotonic() + 20

@@ -80,7 +80,8 @@ def test_every_catalogue_metric_is_on_a_dashboard():
     used = {n for name in NAMES for e in exprs(name) for n in metric_names(e)}
     for spec in metric_catalogue.ALL_METRICS:
         assert any(n == spec.exported or n.startswith(spec.exported + "_") for n in used), (
-            f"{spec.exported} is not on any dashboard")
+            f"{spec.exported} is not on any dashboard"
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -101,20 +102,39 @@ def test_serve_panels_filter_on_the_application_name():
 
 def test_operations_dashboard_covers_the_support_guide():
     titles = " | ".join(p["title"] for p in panels(load("operations"))).lower()
-    for words in ("api latency p50 / p95 / p99", "queue depth", "oldest queued", "replicas",
-                  "error rate", "success rate", "external call latency",
-                  "external call outcomes", "circuit breaker", "rate-limit", "database"):
+    for words in (
+        "api latency p50 / p95 / p99",
+        "queue depth",
+        "oldest queued",
+        "replicas",
+        "error rate",
+        "success rate",
+        "external call latency",
+        "external call outcomes",
+        "circuit breaker",
+        "rate-limit",
+        "database",
+    ):
         assert words in titles, words
-    latency = next(p for p in panels(load("operations"))
-                   if p["title"] == "API latency p50 / p95 / p99")
+    latency = next(
+        p for p in panels(load("operations")) if p["title"] == "API latency p50 / p95 / p99"
+    )
     assert [t["expr"][:24] for t in latency["targets"]] == [
-        "histogram_quantile(0.5, ", "histogram_quantile(0.95,", "histogram_quantile(0.99,"]
+        "histogram_quantile(0.5, ",
+        "histogram_quantile(0.95,",
+        "histogram_quantile(0.99,",
+    ]
 
 
 def test_baseline_dashboard_covers_the_success_criteria():
     titles = " | ".join(p["title"] for p in panels(load("baseline"))).lower()
-    for words in ("average feedback rating", "positive feedback share", "p95 end-to-end",
-                  "throughput", "success rate"):
+    for words in (
+        "average feedback rating",
+        "positive feedback share",
+        "p95 end-to-end",
+        "throughput",
+        "success rate",
+    ):
         assert words in titles, words
 
 
@@ -130,6 +150,11 @@ def test_every_query_is_valid_promql(promtool, tmp_path):
             rules.append({"record": f"dashboard:{name}:{i}", "expr": expr})
     path = tmp_path / "dashboard_queries.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

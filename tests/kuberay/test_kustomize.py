@@ -46,16 +46,29 @@ def rendered_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Rendered by the real CLI, as the README's reader runs it."""
     out = tmp_path_factory.mktemp("rendered")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_AGENTS_")}
-    result = subprocess.run(["ai-agents", "kuberay", "render", "--values",
-                             str(PRODUCTION_VALUES_FILE), "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "ai-agents",
+            "kuberay",
+            "render",
+            "--values",
+            str(PRODUCTION_VALUES_FILE),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
 
 def _build(kubectl: str, directory: Path) -> list[dict[str, Any]]:
-    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return _objects(result.stdout)
 
@@ -71,8 +84,7 @@ def test_base_builds_every_desired_object_and_nothing_else(rendered_dir: Path, k
     assert not {kind for kind, _ in built} & {"Secret", "RayJob"}
 
 
-def test_production_overlay_adds_sync_hooks_and_keeps_the_image(rendered_dir: Path,
-                                                                 kubectl: str):
+def test_production_overlay_adds_sync_hooks_and_keeps_the_image(rendered_dir: Path, kubectl: str):
     objects = _build(kubectl, rendered_dir / "overlays" / "production")
     base = {_key(doc) for doc in _build(kubectl, rendered_dir / "base")}
     assert {_key(doc) for doc in objects} == base
@@ -83,8 +95,9 @@ def test_production_overlay_adds_sync_hooks_and_keeps_the_image(rendered_dir: Pa
     assert len(images) >= 3 and set(images) == {reference}
 
 
-def test_overlay_image_promotion_reaches_the_rayservice_pods(rendered_dir: Path, kubectl: str,
-                                                             tmp_path: Path):
+def test_overlay_image_promotion_reaches_the_rayservice_pods(
+    rendered_dir: Path, kubectl: str, tmp_path: Path
+):
     """`kustomize edit set image` (here: editing `images`) changes every Ray container too,
     although RayService is a custom resource: promotion works without re-rendering."""
     copy = tmp_path / "rendered"
@@ -108,8 +121,12 @@ def test_rerender_removes_files_of_the_flat_layout(rendered_dir: Path, tmp_path:
     stale.write_text((rendered_dir / "base" / "rayservice.yaml").read_text())
     mine = out / "notes.yaml"
     mine.write_text("kept: true\n")
-    result = subprocess.run(["ai-agents", "kuberay", "render", "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["ai-agents", "kuberay", "render", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert not stale.exists() and mine.exists()
     assert (out / "base" / "rayservice.yaml").exists()

@@ -37,17 +37,27 @@ def test_head_pod_gets_the_dashboard_variables_workers_do_not(production_render)
 def test_unset_hosts_set_nothing_and_env_overrides_are_not_duplicated(default_render):
     head = _containers(default_render)["ray-head"]
     assert not RAY_VARIABLES & {e["name"] for e in head["env"]}
-    values = values_from_dict({"rayDashboard": {"grafanaHost": "http://grafana"},
-                               "env": {"RAY_GRAFANA_HOST": "http://other"}}, "values.yaml")
-    env = [e for e in _containers(render(values))["ray-head"]["env"]
-           if e["name"] == "RAY_GRAFANA_HOST"]
+    values = values_from_dict(
+        {
+            "rayDashboard": {"grafanaHost": "http://grafana"},
+            "env": {"RAY_GRAFANA_HOST": "http://other"},
+        },
+        "values.yaml",
+    )
+    env = [
+        e for e in _containers(render(values))["ray-head"]["env"] if e["name"] == "RAY_GRAFANA_HOST"
+    ]
     assert env == [{"name": "RAY_GRAFANA_HOST", "value": "http://other"}]
 
 
 def test_rays_own_dashboards_ship_as_configmaps(production_render):
     docs = [d for d in yaml.safe_load_all(production_render["monitoring.yaml"]) if d]
-    maps = [d for d in docs if d["kind"] == "ConfigMap"
-            and "ai-agents.io/dashboards-from" in d["metadata"].get("annotations", {})]
+    maps = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap"
+        and "ai-agents.io/dashboards-from" in d["metadata"].get("annotations", {})
+    ]
     uids = set()
     for configmap in maps:
         assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"

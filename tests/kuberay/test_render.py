@@ -34,8 +34,13 @@ from kuberay.values import (
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_FILES = {
-    "dashboard-service.yaml", "migration-job.yaml", "monitoring.yaml",
-    "rayjob-reenhance.yaml", "rayservice.yaml", "secret-template.yaml", "service-ingress.yaml",
+    "dashboard-service.yaml",
+    "migration-job.yaml",
+    "monitoring.yaml",
+    "rayjob-reenhance.yaml",
+    "rayservice.yaml",
+    "secret-template.yaml",
+    "service-ingress.yaml",
 }
 
 
@@ -60,7 +65,8 @@ def deployments(rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
 def pod_templates(service: dict[str, Any]) -> list[dict[str, Any]]:
     cluster = service["spec"]["rayClusterConfig"]
     return [cluster["headGroupSpec"]["template"]] + [
-        g["template"] for g in cluster["workerGroupSpecs"]]
+        g["template"] for g in cluster["workerGroupSpecs"]
+    ]
 
 
 def render_error(data: dict[str, Any]) -> str:
@@ -78,13 +84,15 @@ def test_values_yaml_documents_exactly_the_defaults():
 
 def test_misspelt_values_field_is_rejected_with_its_path():
     message = render_error({"workerGroups": [{"groupName": "pools", "maxReplica": 3}]})
-    assert message == ("values.yaml: workerGroups[0].maxReplica: unknown field "
-                       "(did you mean 'maxReplicas'?)")
+    assert message == (
+        "values.yaml: workerGroups[0].maxReplica: unknown field (did you mean 'maxReplicas'?)"
+    )
 
 
 def test_misspelt_nested_values_field_is_rejected():
     assert "autoscaler.idleTimeoutSecond: unknown field" in render_error(
-        {"autoscaler": {"idleTimeoutSecond": 30}})
+        {"autoscaler": {"idleTimeoutSecond": 30}}
+    )
 
 
 def test_misspelt_deployment_option_override_is_rejected():
@@ -94,38 +102,60 @@ def test_misspelt_deployment_option_override_is_rejected():
 
 
 def test_misspelt_autoscaling_override_is_rejected():
-    message = render_error({"serve": {"deployments": {
-        "Synthesizer": {"autoscaling_config": {"target_ongoing_request": 4}}}}})
+    message = render_error(
+        {
+            "serve": {
+                "deployments": {
+                    "Synthesizer": {"autoscaling_config": {"target_ongoing_request": 4}}
+                }
+            }
+        }
+    )
     assert "serve.deployments.Synthesizer.autoscaling_config.target_ongoing_request" in message
 
 
 def test_override_is_validated_after_merging():
-    message = render_error({"serve": {"deployments": {
-        "Enhancer": {"autoscaling_config": {"min_replicas": 20}}}}})
+    message = render_error(
+        {"serve": {"deployments": {"Enhancer": {"autoscaling_config": {"min_replicas": 20}}}}}
+    )
     assert "serve.deployments.Enhancer.autoscaling_config" in message
     assert "must be greater than or equal to min_replicas (20)" in message
 
 
 def test_unknown_deployment_override_is_rejected():
     assert "serve.deployments.Enhancr: unknown deployment (did you mean 'Enhancer'?)" in (
-        render_error({"serve": {"deployments": {"Enhancr": {"max_ongoing_requests": 8}}}}))
+        render_error({"serve": {"deployments": {"Enhancr": {"max_ongoing_requests": 8}}}})
+    )
 
 
 def test_runtime_env_override_is_rejected():
-    message = render_error({"serve": {"deployments": {"Enhancer": {
-        "ray_actor_options": {"runtime_env": {"env_vars": {"AI_AGENTS_LLM_API_KEY": "x"}}}}}}})
+    message = render_error(
+        {
+            "serve": {
+                "deployments": {
+                    "Enhancer": {
+                        "ray_actor_options": {
+                            "runtime_env": {"env_vars": {"AI_AGENTS_LLM_API_KEY": "x"}}
+                        }
+                    }
+                }
+            }
+        }
+    )
     assert "ray_actor_options.runtime_env: not allowed" in message
 
 
-@pytest.mark.parametrize("key", ["AI_AGENTS_LLM_API_KEY", "AI_AGENTS_DATABASE_URL",
-                                 "SMTP_PASSWORD"])
+@pytest.mark.parametrize(
+    "key", ["AI_AGENTS_LLM_API_KEY", "AI_AGENTS_DATABASE_URL", "SMTP_PASSWORD"]
+)
 def test_secret_looking_env_in_values_is_rejected(key):
     assert "looks like a secret" in render_error({"env": {key: "value"}})
 
 
 def test_worker_group_bounds_are_checked():
     assert "need minReplicas <= replicas <= maxReplicas" in render_error(
-        {"workerGroups": [{"groupName": "pools", "replicas": 9, "maxReplicas": 4}]})
+        {"workerGroups": [{"groupName": "pools", "replicas": 9, "maxReplicas": 4}]}
+    )
 
 
 def test_ray_version_must_match_the_pinned_ray():
@@ -139,7 +169,8 @@ def test_ingress_may_not_publish_metrics():
 def test_values_files_layer_later_wins(tmp_path):
     override = tmp_path / "override.yaml"
     override.write_text(
-        "namespace: staging\nworkerGroups:\n  - groupName: big\n    maxReplicas: 8\n")
+        "namespace: staging\nworkerGroups:\n  - groupName: big\n    maxReplicas: 8\n"
+    )
     values = load_values(DEFAULT_VALUES_FILE, override)
     assert values.namespace == "staging"
     assert [g.group_name for g in values.worker_groups] == ["big"]
@@ -147,8 +178,13 @@ def test_values_files_layer_later_wins(tmp_path):
 
 
 def test_worker_capacity_must_hold_every_pool_at_max():
-    values = values_from_dict({"workerGroups": [{"groupName": "pools", "maxReplicas": 1,
-                                                 "resources": {"limits": {"cpu": "1"}}}]})
+    values = values_from_dict(
+        {
+            "workerGroups": [
+                {"groupName": "pools", "maxReplicas": 1, "resources": {"limits": {"cpu": "1"}}}
+            ]
+        }
+    )
     with pytest.raises(KubeRayConfigError, match="worker groups offer 1 CPUs"):
         render(values)
 
@@ -170,8 +206,10 @@ def test_rendering_is_deterministic(default_render):
 
 
 def test_rendering_is_byte_identical_across_processes(default_render, tmp_path):
-    code = ("import sys; from pathlib import Path; from kuberay.render import render, write; "
-            "write(render(), Path(sys.argv[1]))")
+    code = (
+        "import sys; from pathlib import Path; from kuberay.render import render, write; "
+        "write(render(), Path(sys.argv[1]))"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "4242"}
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, check=True)
     for name, text in default_render.items():
@@ -187,11 +225,15 @@ def test_serve_config_is_generated_from_pool_options(default_render):
     assert app["route_prefix"] == pool_options.ROUTE_PREFIX
     assert "runtime_env" not in app
     assert deployments(default_render) == {
-        name: {"name": name, **options}
-        for name, options in pool_options.all_pool_options().items()}
+        name: {"name": name, **options} for name, options in pool_options.all_pool_options().items()
+    }
     assert config["proxy_location"] == "EveryNode"
-    assert config["http_options"] == {"host": "0.0.0.0", "port": 8000, "request_timeout_s": 30.0,
-                                      "keep_alive_timeout_s": 90}
+    assert config["http_options"] == {
+        "host": "0.0.0.0",
+        "port": 8000,
+        "request_timeout_s": 30.0,
+        "keep_alive_timeout_s": 90,
+    }
     assert config["logging_config"]["encoding"] == "JSON"
 
 
@@ -204,9 +246,11 @@ def test_every_pool_at_max_replicas_fits_the_reference_node():
 
 def test_changing_pool_options_changes_the_rendered_serve_config(monkeypatch):
     enhancer = pool_options._POOL_OPTIONS[pool_options.ENHANCER]
-    monkeypatch.setitem(enhancer, "autoscaling_config",
-                        {**enhancer["autoscaling_config"], "max_replicas": 12,
-                         "target_ongoing_requests": 8})
+    monkeypatch.setitem(
+        enhancer,
+        "autoscaling_config",
+        {**enhancer["autoscaling_config"], "max_replicas": 12, "target_ongoing_requests": 8},
+    )
     monkeypatch.setitem(enhancer, "graceful_shutdown_timeout_s", 400)
     rendered = render()
     autoscaling = deployments(rendered)["Enhancer"]["autoscaling_config"]
@@ -217,8 +261,18 @@ def test_changing_pool_options_changes_the_rendered_serve_config(monkeypatch):
 
 
 def test_values_override_changes_one_pool_only(default_render):
-    values = values_from_dict({"serve": {"deployments": {
-        "Enhancer": {"autoscaling_config": {"max_replicas": 12}, "max_queued_requests": 512}}}})
+    values = values_from_dict(
+        {
+            "serve": {
+                "deployments": {
+                    "Enhancer": {
+                        "autoscaling_config": {"max_replicas": 12},
+                        "max_queued_requests": 512,
+                    }
+                }
+            }
+        }
+    )
     rendered = render(values)
     enhancer = deployments(rendered)["Enhancer"]
     assert enhancer["autoscaling_config"]["max_replicas"] == 12
@@ -228,8 +282,13 @@ def test_values_override_changes_one_pool_only(default_render):
 
 
 def test_override_can_swap_autoscaling_for_fixed_replicas():
-    values = values_from_dict({"serve": {"deployments": {
-        "ContextGatherer": {"autoscaling_config": None, "num_replicas": 3}}}})
+    values = values_from_dict(
+        {
+            "serve": {
+                "deployments": {"ContextGatherer": {"autoscaling_config": None, "num_replicas": 3}}
+            }
+        }
+    )
     gatherer = deployments(render(values))["ContextGatherer"]
     assert gatherer["num_replicas"] == 3
     assert "autoscaling_config" not in gatherer
@@ -238,12 +297,14 @@ def test_override_can_swap_autoscaling_for_fixed_replicas():
 def test_haproxy_ingress_mode_sets_the_flags_in_every_ray_container(default_render):
     def plain_env(rendered):
         containers = (t["spec"]["containers"][0] for t in pod_templates(rayservice(rendered)))
-        return [{e["name"]: e.get("value") for e in c["env"] if "value" in e}
-                for c in containers]
+        return [{e["name"]: e.get("value") for e in c["env"] if "value" in e} for c in containers]
 
     assert all("RAY_SERVE_ENABLE_HA_PROXY" not in env for env in plain_env(default_render))
-    rendered = render(values_from_dict({
-        "serve": {"ingressMode": "haproxy"}, "env": {"RAY_SERVE_LOG_TO_STDERR": "0"}}))
+    rendered = render(
+        values_from_dict(
+            {"serve": {"ingressMode": "haproxy"}, "env": {"RAY_SERVE_LOG_TO_STDERR": "0"}}
+        )
+    )
     for env in plain_env(rendered):  # head and worker group
         assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
         assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
@@ -262,23 +323,35 @@ def test_rayservice_cluster_shape(default_render):
     assert cluster["autoscalerOptions"]["upscalingMode"] == "Default"
     assert cluster["autoscalerOptions"]["idleTimeoutSeconds"] == 60
     assert cluster["headGroupSpec"]["rayStartParams"] == {
-        "num-cpus": "0", "dashboard-host": "0.0.0.0", "metrics-export-port": "8080"}
+        "num-cpus": "0",
+        "dashboard-host": "0.0.0.0",
+        "metrics-export-port": "8080",
+    }
     (group,) = cluster["workerGroupSpecs"]
     assert (group["minReplicas"], group["replicas"], group["maxReplicas"]) == (1, 1, 4)
     head, worker = (t["spec"]["containers"][0] for t in pod_templates(service))
     assert {p["name"]: p["containerPort"] for p in head["ports"]} == {
-        "gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": 8000, "metrics": 8080,
-        "as-metrics": 44217, "dash-metrics": 44227}
-    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {"serve": 8000,
-                                                                       "metrics": 8080}
+        "gcs-server": 6379,
+        "dashboard": 8265,
+        "client": 10001,
+        "serve": 8000,
+        "metrics": 8080,
+        "as-metrics": 44217,
+        "dash-metrics": 44227,
+    }
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {
+        "serve": 8000,
+        "metrics": 8080,
+    }
     for container in (head, worker):
         assert container["lifecycle"]["preStop"]["exec"]["command"][-1] == "ray stop"
         assert container["resources"]["limits"]["memory"] == "4Gi"
         assert "local_raylet_healthz" in container["livenessProbe"]["exec"]["command"][-1]
     assert "gcs_healthz" in head["readinessProbe"]["exec"]["command"][-1]
     assert "localhost:8000/-/healthz" in worker["readinessProbe"]["exec"]["command"][-1]
-    longest = max(d.get("graceful_shutdown_timeout_s", 20)
-                  for d in deployments(default_render).values())
+    longest = max(
+        d.get("graceful_shutdown_timeout_s", 20) for d in deployments(default_render).values()
+    )
     for template in pod_templates(service):
         assert template["spec"]["terminationGracePeriodSeconds"] >= longest + 30
     assert spec["serveService"]["metadata"]["name"] == "ai-agents-serve-svc"
@@ -301,8 +374,10 @@ def test_secrets_are_only_referenced_never_rendered(monkeypatch):
         for key in SERVICE_SECRET_KEYS:
             assert "value" not in env[key]
             assert env[key]["valueFrom"]["secretKeyRef"] == {
-                "name": "ai-agents-secrets", "key": key,
-                "optional": key in ("AI_AGENTS_LLM_API_KEY", "AI_AGENTS_METRICS_TOKEN")}
+                "name": "ai-agents-secrets",
+                "key": key,
+                "optional": key in ("AI_AGENTS_LLM_API_KEY", "AI_AGENTS_METRICS_TOKEN"),
+            }
     (job,) = docs(rendered, "migration-job.yaml")
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert {k for k in env if k in ALL_SECRET_KEYS} == set(MIGRATION_SECRET_KEYS)
@@ -311,8 +386,9 @@ def test_secrets_are_only_referenced_never_rendered(monkeypatch):
 
 def test_companion_objects(production_render):
     (ingress,) = docs(production_render, "service-ingress.yaml")
-    assert ingress["spec"]["tls"] == [{"hosts": ["ai-agents.acme-msp.example"],
-                                       "secretName": "ai-agents-tls"}]
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["ai-agents.acme-msp.example"], "secretName": "ai-agents-tls"}
+    ]
     paths = ingress["spec"]["rules"][0]["http"]["paths"]
     assert {p["backend"]["service"]["name"] for p in paths} == {"ai-agents-serve-svc"}
     assert "/metrics" not in {p["path"] for p in paths}
@@ -324,11 +400,15 @@ def test_companion_objects(production_render):
     assert job["spec"]["entrypoint"] == "python -m scripts.reenhance --tenant ${TENANT}"
     assert job["spec"]["clusterSelector"] == {"ray.io/cluster": "${RAYCLUSTER_NAME}"}
     assert job["spec"]["shutdownAfterJobFinishes"] is False
-    assert "ai-agents-head-svc.ai-agents-production.svc:8265" in production_render[
-        "rayjob-reenhance.yaml"]
+    assert (
+        "ai-agents-head-svc.ai-agents-production.svc:8265"
+        in production_render["rayjob-reenhance.yaml"]
+    )
     (migrate,) = docs(production_render, "migration-job.yaml")
     assert migrate["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "ai-agents", "migrate"]
+        "ai-agents",
+        "migrate",
+    ]
 
 
 def test_monitoring_objects(production_render):
@@ -337,14 +417,24 @@ def test_monitoring_objects(production_render):
         by_kind.setdefault(doc["kind"], []).append(doc)
     head, worker = by_kind["PodMonitor"]
     assert [e["port"] for e in head["spec"]["podMetricsEndpoints"]] == [
-        "metrics", "as-metrics", "dash-metrics"]
+        "metrics",
+        "as-metrics",
+        "dash-metrics",
+    ]
     assert [e["port"] for e in worker["spec"]["podMetricsEndpoints"]] == ["metrics"]
     assert head["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (monitor,) = by_kind["ServiceMonitor"]
-    assert monitor["spec"]["endpoints"] == [{
-        "port": "serve", "path": "/metrics", "interval": "30s",
-        "authorization": {"type": "Bearer", "credentials": {
-            "name": "ai-agents-secrets", "key": "AI_AGENTS_METRICS_TOKEN"}}}]
+    assert monitor["spec"]["endpoints"] == [
+        {
+            "port": "serve",
+            "path": "/metrics",
+            "interval": "30s",
+            "authorization": {
+                "type": "Bearer",
+                "credentials": {"name": "ai-agents-secrets", "key": "AI_AGENTS_METRICS_TOKEN"},
+            },
+        }
+    ]
     secret_keys = next(iter(docs(production_render, "secret-template.yaml")))["stringData"]
     assert "AI_AGENTS_METRICS_TOKEN" in secret_keys  # the key Prometheus reads exists
     serve_labels = rayservice(production_render)["spec"]["serveService"]["metadata"]["labels"]
@@ -367,8 +457,9 @@ def test_monitoring_objects(production_render):
 
 
 def test_optional_files_can_be_disabled():
-    rendered = render(values_from_dict({"ingress": {"enabled": False},
-                                        "monitoring": {"enabled": False}}))
+    rendered = render(
+        values_from_dict({"ingress": {"enabled": False}, "monitoring": {"enabled": False}})
+    )
     assert set(rendered) == EXPECTED_FILES - {"service-ingress.yaml", "monitoring.yaml"}
 
 
@@ -378,8 +469,10 @@ def test_serve_config_for_local_has_the_same_applications(default_render):
     assert local["applications"] == serve_config(default_render)["applications"]
     assert local["http_options"]["host"] == "127.0.0.1"
     values = load_values(PRODUCTION_VALUES_FILE)
-    assert serve_config_for_local(values)["applications"] == serve_config(
-        render(values))["applications"]
+    assert (
+        serve_config_for_local(values)["applications"]
+        == serve_config(render(values))["applications"]
+    )
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -388,13 +481,20 @@ def test_serve_config_for_local_has_the_same_applications(default_render):
 def test_cli_render_then_validate(tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(kuberay_app, ["render", "--values", str(PRODUCTION_VALUES_FILE),
-                                         "--out", str(out), "--json"])
+    result = runner.invoke(
+        kuberay_app,
+        ["render", "--values", str(PRODUCTION_VALUES_FILE), "--out", str(out), "--json"],
+    )
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)["files"]) == (
         {f"base/{name}" for name in EXPECTED_FILES}
-        | {"base/kustomization.yaml", "overlays/production/kustomization.yaml",
-           "alertmanager/alertmanagerconfig.yaml", "alertmanager/alertmanager.yml"})
+        | {
+            "base/kustomization.yaml",
+            "overlays/production/kustomization.yaml",
+            "alertmanager/alertmanagerconfig.yaml",
+            "alertmanager/alertmanager.yml",
+        }
+    )
     assert validate_dir(out).ok and validate_dir(out / "base").ok
     result = runner.invoke(kuberay_app, ["validate", str(out)])
     assert result.exit_code == 0, result.output
@@ -407,19 +507,27 @@ def test_cli_render_defaults_without_values(tmp_path):
     assert (tmp_path / "base" / "rayservice.yaml").read_text() == render()["rayservice.yaml"]
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ("workerGroups:\n  - groupName: pools\n    maxReplica: 3\n",
-     "workerGroups[0].maxReplica: unknown field (did you mean 'maxReplicas'?)"),
-    ("serve:\n  deployments:\n    Enhancer:\n      max_ongoing_request: 3\n",
-     "serve.deployments.Enhancer.max_ongoing_request: unknown option"),
-    ("name: [unclosed\n", "line 2: expected"),
-    ("- a list\n", "the values file must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "workerGroups:\n  - groupName: pools\n    maxReplica: 3\n",
+            "workerGroups[0].maxReplica: unknown field (did you mean 'maxReplicas'?)",
+        ),
+        (
+            "serve:\n  deployments:\n    Enhancer:\n      max_ongoing_request: 3\n",
+            "serve.deployments.Enhancer.max_ongoing_request: unknown option",
+        ),
+        ("name: [unclosed\n", "line 2: expected"),
+        ("- a list\n", "the values file must be a mapping"),
+    ],
+)
 def test_cli_render_errors_are_one_line(tmp_path, content, expected):
     values = tmp_path / "values.yaml"
     values.write_text(content)
-    result = CliRunner().invoke(kuberay_app, ["render", "-f", str(values),
-                                              "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        kuberay_app, ["render", "-f", str(values), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.startswith("error: ")
@@ -430,8 +538,9 @@ def test_cli_render_errors_are_one_line(tmp_path, content, expected):
 
 
 def test_cli_render_missing_values_file(tmp_path):
-    result = CliRunner().invoke(kuberay_app, ["render", "-f", str(tmp_path / "nope.yaml"),
-                                              "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        kuberay_app, ["render", "-f", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "cannot read" in result.stderr
 
@@ -473,4 +582,5 @@ def test_production_pools_scale_on_the_backlog_and_need_added_pods(production_re
     enhancer = pools[pool_options.ENHANCER]["autoscaling_config"]
     env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
     assert int(env["AI_AGENTS_DISPATCH_MAX_INFLIGHT"]) >= (
-        enhancer["max_replicas"] * enhancer["target_ongoing_requests"])
+        enhancer["max_replicas"] * enhancer["target_ongoing_requests"]
+    )

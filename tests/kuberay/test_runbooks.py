@@ -36,8 +36,10 @@ def github_anchors(markdown: str) -> set[str]:
 
 
 def test_anchor_rules_match_githubs():
-    assert github_anchors("## Deploying on Kubernetes (KubeRay)\n#### High queue depth\n") == \
-        {"deploying-on-kubernetes-kuberay", "high-queue-depth"}
+    assert github_anchors("## Deploying on Kubernetes (KubeRay)\n#### High queue depth\n") == {
+        "deploying-on-kubernetes-kuberay",
+        "high-queue-depth",
+    }
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule["alert"])
@@ -54,8 +56,11 @@ def test_runbook_base_url_from_values_keeps_the_anchors():
     values = values_from_dict({"monitoring": {"runbookBaseUrl": base}}, "values.yaml")
     docs = list(yaml.safe_load_all(render(values)["monitoring.yaml"]))
     (rule,) = [doc for doc in docs if doc and doc["kind"] == "PrometheusRule"]
-    rendered = {r["alert"]: r["annotations"]["runbook_url"]
-                for group in rule["spec"]["groups"] for r in group["rules"]}
+    rendered = {
+        r["alert"]: r["annotations"]["runbook_url"]
+        for group in rule["spec"]["groups"]
+        for r in group["rules"]
+    }
     for source in RULES:
         anchor = source["annotations"]["runbook_url"].partition("#")[2]
         assert rendered[source["alert"]] == f"{base}#{anchor}"
@@ -65,5 +70,6 @@ def test_runbook_base_url_must_not_carry_a_fragment():
     from kuberay.problems import KubeRayConfigError
 
     with pytest.raises(KubeRayConfigError, match="runbookBaseUrl"):
-        values_from_dict({"monitoring": {"runbookBaseUrl": "https://x.example/README.md#a"}},
-                         "values.yaml")
+        values_from_dict(
+            {"monitoring": {"runbookBaseUrl": "https://x.example/README.md#a"}}, "values.yaml"
+        )

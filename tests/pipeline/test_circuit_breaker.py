@@ -22,8 +22,7 @@ def clock() -> FakeClock:
 
 def make(clock: FakeClock, **kw: object) -> tuple[CircuitBreaker, list[tuple[str, str]]]:
     changes: list[tuple[str, str]] = []
-    breaker = CircuitBreaker(clock=clock, on_state_change=lambda a, b: changes.append((a, b)),
-                             **kw)  # type: ignore[arg-type]
+    breaker = CircuitBreaker(clock=clock, on_state_change=lambda a, b: changes.append((a, b)), **kw)  # type: ignore[arg-type]
     return breaker, changes
 
 

@@ -23,15 +23,24 @@ from pipeline.scaling import BacklogReport
 async def _enqueue(pool: asyncpg.Pool, tenant_id: str, count: int) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
         for n in range(count):
-            await enqueue(conn, tenant_id=tenant_id, ticket_id=str(n), event="created",
-                          dedupe_key=uuid.uuid4().hex, payload={"ticket": {"id": str(n)}},
-                          trace_context=None, trace_id=None, notify=False)
+            await enqueue(
+                conn,
+                tenant_id=tenant_id,
+                ticket_id=str(n),
+                event="created",
+                dedupe_key=uuid.uuid4().hex,
+                payload={"ticket": {"id": str(n)}},
+                trace_context=None,
+                trace_id=None,
+                notify=False,
+            )
 
 
 async def _statuses(pool: asyncpg.Pool, tenant_id: str) -> list[tuple[str, str | None]]:
     async with tenant_transaction(pool, tenant_id) as conn:
-        rows = await conn.fetch("SELECT status, outcome FROM enhancements WHERE tenant_id = $1",
-                                tenant_id)
+        rows = await conn.fetch(
+            "SELECT status, outcome FROM enhancements WHERE tenant_id = $1", tenant_id
+        )
     return sorted((r["status"], r["outcome"]) for r in rows)
 
 
@@ -51,19 +60,37 @@ class Rig:
         self.metrics = InMemoryMetrics()
         self.reports: list[BacklogReport] = []
         self.dispatcher = JobDispatcher(
-            pool, self._submit, listen_url=url, metrics=self.metrics,
+            pool,
+            self._submit,
+            listen_url=url,
+            metrics=self.metrics,
             on_backlog=self.reports.append,
-            config=DispatcherConfig(poll_s=0.2, reap_every_s=0.3, tenant_quarantine_s=1.0,
-                                    max_inflight=64, target_per_replica=4),
+            config=DispatcherConfig(
+                poll_s=0.2,
+                reap_every_s=0.3,
+                tenant_quarantine_s=1.0,
+                max_inflight=64,
+                target_per_replica=4,
+            ),
         )
 
     async def _submit(self, job: ClaimedJob) -> None:
         if job.tenant_id not in self.tenants:
             raise RuntimeError("not this test's job")
         async with tenant_transaction(self.pool, job.tenant_id) as conn:
-            await complete(conn, uuid.UUID(job.id), uuid.UUID(job.lease_token), outcome="llm",
-                           stage_timings={}, context_sources=None, model=None,
-                           prompt_tokens=0, completion_tokens=0, cost_usd=0.0, note_id=None)
+            await complete(
+                conn,
+                uuid.UUID(job.id),
+                uuid.UUID(job.lease_token),
+                outcome="llm",
+                stage_timings={},
+                context_sources=None,
+                model=None,
+                prompt_tokens=0,
+                completion_tokens=0,
+                cost_usd=0.0,
+                note_id=None,
+            )
 
 
 class Poison:
@@ -94,8 +121,10 @@ async def poison(owner_conn: asyncpg.Connection) -> AsyncIterator[Poison]:
             END IF;
             RETURN NEW;
         END $$""")
-    await owner_conn.execute(f"CREATE TRIGGER {name} BEFORE UPDATE ON enhancements "
-                             f"FOR EACH ROW EXECUTE FUNCTION {name}()")
+    await owner_conn.execute(
+        f"CREATE TRIGGER {name} BEFORE UPDATE ON enhancements "
+        f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+    )
     try:
         yield Poison(owner_conn, name)
     finally:
@@ -105,7 +134,8 @@ async def poison(owner_conn: asyncpg.Connection) -> AsyncIterator[Poison]:
 
 
 async def test_a_poisoned_tenant_is_left_out_and_the_others_flow(
-        pool, database, make_tenant, poison) -> None:
+    pool, database, make_tenant, poison
+) -> None:
     bad, good1, good2 = [(await make_tenant(p)).tenant_id for p in ("bad", "good1", "good2")]
     await poison.add(bad)
     for tenant in (bad, good1, good2):
@@ -113,9 +143,11 @@ async def test_a_poisoned_tenant_is_left_out_and_the_others_flow(
     rig = Rig(pool, database.service_url, {bad, good1, good2})
     await rig.dispatcher.start()
     try:
+
         async def others_done() -> bool:
             done = [await _statuses(pool, t) for t in (good1, good2)]
             return done == [[("completed", "llm")] * 6] * 2
+
         await _wait_for(others_done)
         assert await _statuses(pool, bad) == [("queued", None)] * 6
         assert rig.dispatcher.tenant_failures >= 1
@@ -127,13 +159,15 @@ async def test_a_poisoned_tenant_is_left_out_and_the_others_flow(
 
         async def bad_done() -> bool:
             return await _statuses(pool, bad) == [("completed", "llm")] * 6
+
         await _wait_for(bad_done)
     finally:
         await rig.dispatcher.stop()
 
 
 async def test_disabled_tenant_jobs_end_skipped_and_the_backlog_is_published(
-        pool, database, make_tenant, tenant_admin) -> None:
+    pool, database, make_tenant, tenant_admin
+) -> None:
     off, on = (await make_tenant("off")).tenant_id, (await make_tenant("on")).tenant_id
     await _enqueue(pool, off, 4)
     await tenant_admin.disable(off, actor="test")
@@ -143,31 +177,46 @@ async def test_disabled_tenant_jobs_end_skipped_and_the_backlog_is_published(
     assert off not in report.per_tenant
     await rig.dispatcher.start()
     try:
+
         async def skipped() -> bool:
             return await _statuses(pool, off) == [("completed", "skipped")] * 4
+
         await _wait_for(skipped)
-        assert rig.metrics.counters[
-            (mc.ENHANCEMENTS.name, (("status", "skipped"), ("tenant", off)))] == 4
+        assert (
+            rig.metrics.counters[(mc.ENHANCEMENTS.name, (("status", "skipped"), ("tenant", off)))]
+            == 4
+        )
         await _enqueue(pool, on, 3)
+
         async def on_done() -> bool:
             return await _statuses(pool, on) == [("completed", "llm")] * 3
+
         await _wait_for(on_done)
+
         async def drained() -> bool:
             return bool(rig.reports) and rig.reports[-1].per_tenant.get(on, 0) == 0
+
         await _wait_for(drained)
         assert rig.reports[-1].is_fresh()
     finally:
         await rig.dispatcher.stop()
     async with tenant_transaction(pool, off) as conn:
-        errors = {r["error"] for r in await conn.fetch(
-            "SELECT error FROM enhancements WHERE tenant_id = $1", off)}
+        errors = {
+            r["error"]
+            for r in await conn.fetch("SELECT error FROM enhancements WHERE tenant_id = $1", off)
+        }
     assert errors == {"tenant disabled"}
 
 
 def test_the_inflight_cap_follows_running_replicas(pool) -> None:
     async def nothing(_: ClaimedJob) -> None: ...
-    dispatcher = JobDispatcher(pool, nothing, listen_url="unused",
-                               config=DispatcherConfig(max_inflight=256, target_per_replica=96))
+
+    dispatcher = JobDispatcher(
+        pool,
+        nothing,
+        listen_url="unused",
+        config=DispatcherConfig(max_inflight=256, target_per_replica=96),
+    )
     assert dispatcher.inflight_limit == 256  # no report yet: the configured upper bound
     dispatcher.running_replicas = 1
     assert dispatcher.inflight_limit == 96
@@ -178,7 +227,8 @@ def test_the_inflight_cap_follows_running_replicas(pool) -> None:
 
 
 async def test_a_dispatcher_restarted_elsewhere_requeues_and_fences_the_old_ones_jobs(
-        pool, database, make_tenant) -> None:
+    pool, database, make_tenant
+) -> None:
     tenant = (await make_tenant("moved")).tenant_id
     await _enqueue(pool, tenant, 3)
     held: list[ClaimedJob] = []
@@ -190,12 +240,17 @@ async def test_a_dispatcher_restarted_elsewhere_requeues_and_fences_the_old_ones
         held.append(job)
         await release.wait()
 
-    old = JobDispatcher(pool, stuck, listen_url=database.service_url,
-                        config=DispatcherConfig(poll_s=0.2, reap_every_s=0.3))
+    old = JobDispatcher(
+        pool,
+        stuck,
+        listen_url=database.service_url,
+        config=DispatcherConfig(poll_s=0.2, reap_every_s=0.3),
+    )
     await old.start()
 
     async def all_held() -> bool:
         return len(held) == 3
+
     try:
         await _wait_for(all_held)
     finally:
@@ -207,13 +262,23 @@ async def test_a_dispatcher_restarted_elsewhere_requeues_and_fences_the_old_ones
 
         async def done() -> bool:
             return await _statuses(pool, tenant) == [("completed", "llm")] * 3
+
         await _wait_for(done)
     finally:
         await new.dispatcher.stop()
         release.set()
     # the old incarnation's late answer is refused: its lease token no longer matches
     async with tenant_transaction(pool, tenant) as conn:
-        assert not await complete(conn, uuid.UUID(held[0].id), uuid.UUID(held[0].lease_token),
-                                  outcome="llm", stage_timings={}, context_sources=None,
-                                  model=None, prompt_tokens=0, completion_tokens=0,
-                                  cost_usd=0.0, note_id=None)
+        assert not await complete(
+            conn,
+            uuid.UUID(held[0].id),
+            uuid.UUID(held[0].lease_token),
+            outcome="llm",
+            stage_timings={},
+            context_sources=None,
+            model=None,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost_usd=0.0,
+            note_id=None,
+        )

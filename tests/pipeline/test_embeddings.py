@@ -52,10 +52,21 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 
 def test_offline_model_loads_and_embeds_with_networking_unavailable() -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_HOME": "/nonexistent/hf-home", "NO_PROXY": "*"}
-    done = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": "/nonexistent/hf-home",
+        "NO_PROXY": "*",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["dims"] == 256
@@ -66,8 +77,10 @@ async def test_offline_embedder_is_normalised_and_deterministic() -> None:
     embedder = build_embedder(EmbeddingSettings())
     assert isinstance(embedder, WordLlamaEmbedder)
     assert (embedder.model, embedder.dimensions) == (WORDLLAMA_MODEL, 256)
-    first, again = await embedder.embed(["VPN drops every hour"]), await embedder.embed(
-        ["VPN drops every hour"])
+    first, again = (
+        await embedder.embed(["VPN drops every hour"]),
+        await embedder.embed(["VPN drops every hour"]),
+    )
     assert first == again and abs(cosine(first[0], first[0]) - 1.0) < 1e-5
     assert await embedder.embed([]) == []
 
@@ -80,9 +93,15 @@ def sim() -> Iterator[tuple[LLMSimulatorState, ServerHandle]]:
 
 
 def remote(handle: ServerHandle, **overrides: Any) -> OpenAIEmbedder:
-    config = OpenAIEmbeddingConfig(base_url=f"{handle.url}/v1", api_key=KEY,
-                                   model="text-embedding-3-small", dimensions=128,
-                                   batch_size=3, timeout_s=2.0, backoff_base_s=0.01)
+    config = OpenAIEmbeddingConfig(
+        base_url=f"{handle.url}/v1",
+        api_key=KEY,
+        model="text-embedding-3-small",
+        dimensions=128,
+        batch_size=3,
+        timeout_s=2.0,
+        backoff_base_s=0.01,
+    )
     return OpenAIEmbedder(replace(config, **overrides))
 
 
@@ -104,8 +123,9 @@ async def test_remote_provider_batches_and_matches_the_offline_model(
     sent = [r for r in state.requests if r.path == "/v1/embeddings"]
     assert [r.status for r in sent] == [200, 200, 200]
     assert sent[0].body["dimensions"] == 128 and sent[0].model == "text-embedding-3-small"
-    near, far = await embedder.embed(["laptop will not connect to wifi",
-                                      "approve purchase order for chairs"])
+    near, far = await embedder.embed(
+        ["laptop will not connect to wifi", "approve purchase order for chairs"]
+    )
     anchor = (await embedder.embed(["wireless network unavailable on notebook"]))[0]
     assert cosine(anchor, near) > cosine(anchor, far)
 

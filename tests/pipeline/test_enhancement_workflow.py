@@ -24,8 +24,11 @@ from simulators.servicedesk.app import create_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread
 
-TICKET = {"subject": "VPN drops every few minutes", "description": "Since Monday the VPN "
-          "client disconnects every few minutes for the whole sales team."}
+TICKET = {
+    "subject": "VPN drops every few minutes",
+    "description": "Since Monday the VPN "
+    "client disconnects every few minutes for the whole sales team.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,29 +38,47 @@ def sdp() -> Iterator[tuple[SimulatorState, str]]:
         yield state, server.url
 
 
-async def _synthesize(tenant_id: str, context: TicketContext,
-                      settings: TenantSettings) -> SynthesisResult:
+async def _synthesize(
+    tenant_id: str, context: TicketContext, settings: TenantSettings
+) -> SynthesisResult:
     return SynthesisResult(mode="context_only", reason="no LLM in this test")
 
 
-async def _job_at_attempt(pool, owner_conn, tenant_id: str, ticket_id: str,
-                          attempts: int) -> ClaimedJob:
+async def _job_at_attempt(
+    pool, owner_conn, tenant_id: str, ticket_id: str, attempts: int
+) -> ClaimedJob:
     async with pool.acquire() as conn:
         queued = await enqueue(
-            conn, tenant_id=tenant_id, ticket_id=ticket_id, event="created",
-            dedupe_key=uuid.uuid4().hex, trace_context=None, trace_id=None, notify=False,
-            payload={"ticket": Ticket(ticket_id=ticket_id, **TICKET).model_dump(mode="json")})
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            trace_context=None,
+            trace_id=None,
+            notify=False,
+            payload={"ticket": Ticket(ticket_id=ticket_id, **TICKET).model_dump(mode="json")},
+        )
     # set-up only: as if the dispatcher had claimed it `attempts` times
     token = await owner_conn.fetchval(
         """UPDATE enhancements SET status = 'running', attempts = $2, lease_owner = 'test',
                lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
-           WHERE id = $1 RETURNING lease_token""", queued.id, attempts)
-    return ClaimedJob(id=str(queued.id), tenant_id=tenant_id, ticket_id=ticket_id,
-                      attempts=attempts, lease_token=str(token))
+           WHERE id = $1 RETURNING lease_token""",
+        queued.id,
+        attempts,
+    )
+    return ClaimedJob(
+        id=str(queued.id),
+        tenant_id=tenant_id,
+        ticket_id=ticket_id,
+        attempts=attempts,
+        lease_token=str(token),
+    )
 
 
 async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
-        pool, cipher, owner_conn, make_tenant, sdp) -> None:
+    pool, cipher, owner_conn, make_tenant, sdp
+) -> None:
     state, url = sdp
     tenant = await make_tenant("wf", sdp_url=url)
     runtime = await load_tenant_runtime(pool, cipher, tenant.tenant_id)
@@ -65,9 +86,13 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
     ticket_id = str(state.add_request(tenant.tenant_id, **TICKET)["id"])
     async with httpx.AsyncClient() as http:
         workflow = EnhancementWorkflow(
-            pool, load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
+            pool,
+            load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, ticket, needs_fetch: ContextGathering(pool).gather(t, ticket),
-            synthesize=_synthesize, limiter=LocalRateLimiter(), http=http)
+            synthesize=_synthesize,
+            limiter=LocalRateLimiter(),
+            http=http,
+        )
 
         first = await _job_at_attempt(pool, owner_conn, tenant.tenant_id, ticket_id, 1)
         assert await workflow.run(first) == "completed"
@@ -77,7 +102,10 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
         # a re-run of the same job (its completion was lost) looks first and posts nothing
         await owner_conn.execute(
             "UPDATE enhancements SET status = 'running', attempts = 2, lease_token = $2 "
-            "WHERE id = $1", uuid.UUID(first.id), uuid.UUID(first.lease_token))
+            "WHERE id = $1",
+            uuid.UUID(first.id),
+            uuid.UUID(first.lease_token),
+        )
         rerun = ClaimedJob(**{**first.__dict__, "attempts": 2})
         state.clear_calls()
         assert await workflow.run(rerun) == "completed"
@@ -86,7 +114,13 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
     notes = state.recorded_notes(tenant.tenant_id, ticket_id)
     assert len(notes) == 1 and note_marker(first.id) in notes[0].description
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
-        row = await conn.fetchrow("SELECT status, outcome, note_id, stage FROM enhancements "
-                                  "WHERE id = $1", uuid.UUID(first.id))
-    assert dict(row) == {"status": "completed", "outcome": "context_only",
-                         "note_id": notes[0].note_id, "stage": "done"}
+        row = await conn.fetchrow(
+            "SELECT status, outcome, note_id, stage FROM enhancements WHERE id = $1",
+            uuid.UUID(first.id),
+        )
+    assert dict(row) == {
+        "status": "completed",
+        "outcome": "context_only",
+        "note_id": notes[0].note_id,
+        "stage": "done",
+    }

@@ -51,8 +51,13 @@ def test_a_token_verifies_to_exactly_what_was_signed() -> None:
 def test_changing_any_part_of_a_token_is_refused(change: str) -> None:
     signer = _signer(new_encryption_key())
     version, tenant, enh, answer, exp, sig = signer.token("acme", ENH, "down").split(".")
-    parts = {"tenant": "globex", "enhancement": uuid.uuid4().hex, "answer": "up",
-             "expiry": str(int(exp) + 10**6), "signature": sig[::-1]}
+    parts = {
+        "tenant": "globex",
+        "enhancement": uuid.uuid4().hex,
+        "answer": "up",
+        "expiry": str(int(exp) + 10**6),
+        "signature": sig[::-1],
+    }
     fields = [version, tenant, enh, answer, exp, sig]
     index = ["tenant", "enhancement", "answer", "expiry", "signature"].index(change) + 1
     fields[index] = parts[change]
@@ -89,18 +94,31 @@ def test_rotation_keeps_old_links_working_until_the_old_key_is_removed() -> None
 def _note(links: list[tuple[str, str]] | None) -> tuple[str, str]:
     context = TicketContext(
         ticket=Ticket(ticket_id="4711", subject="VPN drops", description="VPN drops hourly"),
-        similar_tickets=[SimilarTicket(ticket_id="12", subject="VPN <b>drop</b>",
-                                       resolution="Raised DPD interval", score=0.5)])
-    note = render_note(enhancement_id=str(ENH), context=context,
-                       synthesis=SynthesisResult(mode="context_only", reason="no key"),
-                       max_words=60, feedback_links=links)
+        similar_tickets=[
+            SimilarTicket(
+                ticket_id="12",
+                subject="VPN <b>drop</b>",
+                resolution="Raised DPD interval",
+                score=0.5,
+            )
+        ],
+    )
+    note = render_note(
+        enhancement_id=str(ENH),
+        context=context,
+        synthesis=SynthesisResult(mode="context_only", reason="no key"),
+        max_words=60,
+        feedback_links=links,
+    )
     return note.html, note.text
 
 
 def test_note_links_survive_sanitising_and_copying_and_are_never_trimmed() -> None:
     signer = _signer(new_encryption_key())
-    links = [(ANSWER_LABELS[a], url) for a, url in
-             signer.links("https://ai.example.com/base", "acme", ENH)]
+    links = [
+        (ANSWER_LABELS[a], url)
+        for a, url in signer.links("https://ai.example.com/base", "acme", ENH)
+    ]
     note_html, note_text = _note(links)
     parser = _Links()
     parser.feed(note_html)

@@ -30,22 +30,43 @@ from serve_app.settings import Settings
 from serve_app.tenant_admin import TenantAdmin, TenantCreate
 
 HISTORY = [
-    ("1001", "External display not detected after docking",
-     "Monitor stays dark when the laptop is docked.", "Updated the dock firmware and the "
-     "display driver; the external monitor is detected again."),
-    ("1002", "VPN disconnects every few minutes", "Remote VPN session drops when idle.",
-     "Raised the dead peer detection interval on the VPN gateway."),
-    ("1003", "Outlook keeps asking for password", "Credential prompt loops in Outlook.",
-     "Cleared stale credentials and recreated the Outlook profile."),
-    ("1004", "Printer shows offline", "Network printer not reachable from the PCs.",
-     "Restored the printer's DHCP reservation."),
-    ("1005", "Display driver crash on projector in meeting room", "Projector flickers.",
-     "Reinstalled the display driver."),
+    (
+        "1001",
+        "External display not detected after docking",
+        "Monitor stays dark when the laptop is docked.",
+        "Updated the dock firmware and the display driver; the external monitor is detected again.",
+    ),
+    (
+        "1002",
+        "VPN disconnects every few minutes",
+        "Remote VPN session drops when idle.",
+        "Raised the dead peer detection interval on the VPN gateway.",
+    ),
+    (
+        "1003",
+        "Outlook keeps asking for password",
+        "Credential prompt loops in Outlook.",
+        "Cleared stale credentials and recreated the Outlook profile.",
+    ),
+    (
+        "1004",
+        "Printer shows offline",
+        "Network printer not reachable from the PCs.",
+        "Restored the printer's DHCP reservation.",
+    ),
+    (
+        "1005",
+        "Display driver crash on projector in meeting room",
+        "Projector flickers.",
+        "Reinstalled the display driver.",
+    ),
 ]
 # Shares no stemmed word with ticket 1001 (full-text cannot find it); shares meaning.
-END_USER = Ticket(ticket_id="9001", subject="no image on my second screen",
-                  description="I put the notebook on its stand and the other screen shows "
-                              "nothing")
+END_USER = Ticket(
+    ticket_id="9001",
+    subject="no image on my second screen",
+    description="I put the notebook on its stand and the other screen shows nothing",
+)
 
 
 class RenamedModel(WordLlamaEmbedder):
@@ -57,15 +78,27 @@ class RenamedModel(WordLlamaEmbedder):
 async def seed(pool: asyncpg.Pool, tenant_id: str) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
         for ticket_id, subject, description, resolution in HISTORY:
-            await upsert_resolved_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id,
-                                         subject=subject, description=description,
-                                         resolution=resolution, priority=None, tags=[],
-                                         resolved_at=None)
-        await upsert_kb_document(conn, tenant_id=tenant_id, doc_id="docking",
-                                 title="Docking stations and external monitors",
-                                 body="If an external monitor stays black after docking, "
-                                      "update the dock firmware.\n\n" + "filler " * 300,
-                                 url=None, source_path=None)
+            await upsert_resolved_ticket(
+                conn,
+                tenant_id=tenant_id,
+                ticket_id=ticket_id,
+                subject=subject,
+                description=description,
+                resolution=resolution,
+                priority=None,
+                tags=[],
+                resolved_at=None,
+            )
+        await upsert_kb_document(
+            conn,
+            tenant_id=tenant_id,
+            doc_id="docking",
+            title="Docking stations and external monitors",
+            body="If an external monitor stays black after docking, "
+            "update the dock firmware.\n\n" + "filler " * 300,
+            url=None,
+            source_path=None,
+        )
 
 
 def test_fusion_prefers_agreement_and_normalises_to_one() -> None:
@@ -96,10 +129,12 @@ async def test_reindex_embeds_missing_then_only_stale(pool, make_tenant) -> None
     again = await reindex_tenant(pool, tenant, embedder)
     assert (again.tickets_embedded, again.docs_embedded) == (0, 0)  # resumable: fresh skipped
     async with tenant_transaction(pool, tenant) as conn:
-        await conn.execute("UPDATE ticket_history SET description = 'edited' "
-                           "WHERE ticket_id = '1004'")
-        stored = await conn.fetchrow("SELECT model, dimensions FROM ticket_embeddings "
-                                     "WHERE ticket_id = '1001'")
+        await conn.execute(
+            "UPDATE ticket_history SET description = 'edited' WHERE ticket_id = '1004'"
+        )
+        stored = await conn.fetchrow(
+            "SELECT model, dimensions FROM ticket_embeddings WHERE ticket_id = '1001'"
+        )
     assert tuple(stored) == (embedder.model, 256)
     assert (await reindex_tenant(pool, tenant, embedder)).tickets_embedded == 1
     changed = await reindex_tenant(pool, tenant, RenamedModel())
@@ -107,7 +142,8 @@ async def test_reindex_embeds_missing_then_only_stale(pool, make_tenant) -> None
 
 
 async def test_hybrid_finds_the_end_user_ticket_first_and_is_tenant_scoped(
-        pool, make_tenant) -> None:
+    pool, make_tenant
+) -> None:
     tenant = (await make_tenant("hyb")).tenant_id
     other = (await make_tenant("hyb-other")).tenant_id
     embedder = WordLlamaEmbedder()
@@ -116,14 +152,16 @@ async def test_hybrid_finds_the_end_user_ticket_first_and_is_tenant_scoped(
         await reindex_tenant(pool, t, embedder)
     metrics = InMemoryMetrics()
     context = await ContextGathering(pool, embedder=embedder, metrics=metrics).gather(
-        tenant, END_USER)
+        tenant, END_USER
+    )
     fulltext_only = await ContextGathering(pool).gather(tenant, END_USER)
     ids = [t.ticket_id for t in context.similar_tickets]
     assert ids[0] == "1001", ids
     assert "1001" not in [t.ticket_id for t in fulltext_only.similar_tickets]
     assert context.similar_tickets[0].score > context.similar_tickets[-1].score
     assert [t.score for t in context.similar_tickets] == sorted(
-        (t.score for t in context.similar_tickets), reverse=True)
+        (t.score for t in context.similar_tickets), reverse=True
+    )
     assert context.kb_articles and context.kb_articles[0].article_id == "docking"
     assert metrics.gauges[(VECTOR_SEARCH_AVAILABLE.name, ())] == 1.0
     assert len(metrics.observations[RETRIEVAL_LATENCY.name]) == 2
@@ -152,13 +190,15 @@ async def no_vector_pool(database: EmbeddedDatabase) -> AsyncIterator[asyncpg.Po
 
 
 async def test_without_pgvector_ready_says_full_text_only(
-        no_vector_pool, database, encryption_keys) -> None:
+    no_vector_pool, database, encryption_keys
+) -> None:
     service_url = database.service_url.replace("/postgres?", "/novector?")
-    state = ApiState.from_settings(Settings(database_url=service_url,
-                                            encryption_keys=encryption_keys,
-                                            admin_token="adm_x"))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_api(state)),
-                                 base_url="http://api") as client:
+    state = ApiState.from_settings(
+        Settings(database_url=service_url, encryption_keys=encryption_keys, admin_token="adm_x")
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_api(state)), base_url="http://api"
+    ) as client:
         ready = await client.get("/api/v1/ready")
     await state.close()
     vector = ready.json()["components"]["vector_search"]
@@ -167,12 +207,14 @@ async def test_without_pgvector_ready_says_full_text_only(
 
 
 async def test_without_pgvector_retrieval_falls_back_to_fulltext_and_says_so(
-        no_vector_pool, cipher, caplog) -> None:
+    no_vector_pool, cipher, caplog
+) -> None:
     pool = no_vector_pool
     owner_tenant = "nv"
     admin = TenantAdmin(pool, cipher, url_policy=SdpUrlPolicy(allow_loopback=True))
-    await admin.create(TenantCreate(id=owner_tenant, sdp_url="http://127.0.0.1:9",
-                                    sdp_key="k"), actor="test")
+    await admin.create(
+        TenantCreate(id=owner_tenant, sdp_url="http://127.0.0.1:9", sdp_key="k"), actor="test"
+    )
     await seed(pool, owner_tenant)
     metrics = InMemoryMetrics()
     gathering = ContextGathering(pool, embedder=WordLlamaEmbedder(), metrics=metrics)
@@ -185,13 +227,17 @@ async def test_without_pgvector_retrieval_falls_back_to_fulltext_and_says_so(
 
 
 async def test_resolved_webhook_embedding_is_stored_or_logged_never_raised(
-        pool, make_tenant, caplog) -> None:
+    pool, make_tenant, caplog
+) -> None:
     from serve_app.embedding_provider import embed_resolved_ticket
 
     tenant = (await make_tenant("res")).tenant_id
     await seed(pool, tenant)
-    stored = Ticket(ticket_id="1002", subject="VPN disconnects every few minutes",
-                    description="Remote VPN session drops when idle.")
+    stored = Ticket(
+        ticket_id="1002",
+        subject="VPN disconnects every few minutes",
+        description="Remote VPN session drops when idle.",
+    )
     assert await embed_resolved_ticket(pool, tenant, stored) is True
     async with tenant_transaction(pool, tenant) as conn:
         assert await conn.fetchval("SELECT count(*) FROM ticket_embeddings") == 1

@@ -51,12 +51,19 @@ async def sdp_tenant(make_tenant, sdp, prefix: str) -> tuple[str, str]:
 
 def resolved(n: int, days_ago: float, **extra: object) -> dict[str, object]:
     when = NOW - timedelta(days=days_ago)
-    return {"subject": f"VPN drops #{n}", "status": "Resolved",
-            "description": f"<div>Hi,<br>VPN to <b>10.1.{n % 250}.1</b> drops &amp; "
-                           f"reconnects<script>track()</script></div>",
-            "resolution": f"<p>Re-issued the certificate ({n}).</p>", "priority": "High",
-            "category": "Network", "subcategory": "VPN", "created_time": when - timedelta(hours=3),
-            "resolved_time": when, **extra}
+    return {
+        "subject": f"VPN drops #{n}",
+        "status": "Resolved",
+        "description": f"<div>Hi,<br>VPN to <b>10.1.{n % 250}.1</b> drops &amp; "
+        f"reconnects<script>track()</script></div>",
+        "resolution": f"<p>Re-issued the certificate ({n}).</p>",
+        "priority": "High",
+        "category": "Network",
+        "subcategory": "VPN",
+        "created_time": when - timedelta(hours=3),
+        "resolved_time": when,
+        **extra,
+    }
 
 
 async def client_for(pool, cipher, tenant_id: str, stats: SdpCallStats | None = None):
@@ -73,13 +80,13 @@ async def test_ticket_import_pages_filters_and_is_idempotent(pool, cipher, make_
     state.add_request(portal, resolved(900, days_ago=200))  # outside the 90-day window
     state.add_request(portal, resolved(901, days_ago=2, status="Canceled"))
     closed = state.add_request(portal, resolved(902, days_ago=3, status="Closed"))
-    bare = state.add_request(portal, resolved(903, days_ago=4, resolution=None,
-                                              description=""))
+    bare = state.add_request(portal, resolved(903, days_ago=4, resolution=None, description=""))
     stats = SdpCallStats()
     seen: list[tuple[int, int | None]] = []
     async with await client_for(pool, cipher, tenant_id, stats) as client:
-        first = await import_resolved_tickets(pool, tenant_id, client, days=90, stats=stats,
-                                              progress=lambda d, t: seen.append((d, t)))
+        first = await import_resolved_tickets(
+            pool, tenant_id, client, days=90, stats=stats, progress=lambda d, t: seen.append((d, t))
+        )
         again = await import_resolved_tickets(pool, tenant_id, client, days=90)
 
     assert (first.seen, first.new, first.updated) == (232, 231, 0)
@@ -93,8 +100,7 @@ async def test_ticket_import_pages_filters_and_is_idempotent(pool, cipher, make_
 
     async with tenant_transaction(pool, tenant_id) as conn:
         count = await conn.fetchval("SELECT count(*) FROM ticket_history")
-        row = await conn.fetchrow("SELECT * FROM ticket_history WHERE ticket_id = $1",
-                                  closed["id"])
+        row = await conn.fetchrow("SELECT * FROM ticket_history WHERE ticket_id = $1", closed["id"])
     assert count == 231
     assert row["subject"] == "VPN drops #902"
     assert row["description"] == "Hi,\nVPN to 10.1.152.1 drops & reconnects"
@@ -140,11 +146,17 @@ async def test_ticket_import_interrupted_keeps_what_was_saved(pool, cipher, make
             state.set_faults(portal, outage="503")
 
     try:
-        async with SdpClient(runtime.sdp_base_url, runtime.sdp_api_key, "onprem",
-                             max_attempts=2, backoff_initial_s=0.01) as client:
+        async with SdpClient(
+            runtime.sdp_base_url,
+            runtime.sdp_api_key,
+            "onprem",
+            max_attempts=2,
+            backoff_initial_s=0.01,
+        ) as client:
             with pytest.raises(ImportInterrupted) as caught:
-                await import_resolved_tickets(pool, tenant_id, client,
-                                              progress=outage_after_first_page)
+                await import_resolved_tickets(
+                    pool, tenant_id, client, progress=outage_after_first_page
+                )
     finally:
         state.set_faults(portal)
     assert (caught.value.result.seen, caught.value.result.new) == (100, 100)
@@ -154,12 +166,19 @@ async def test_ticket_import_interrupted_keeps_what_was_saved(pool, cipher, make
 
 
 def test_ticket_record_maps_sdp_shapes() -> None:
-    record = ticket_record({
-        "id": 7, "subject": " Printer ", "description": "<p>Jam &lt;tray 2&gt;</p>",
-        "priority": {"name": "Low"}, "category": {"name": "Hardware"}, "item": None,
-        "tags": [{"name": "hardware"}, "floor-3"], "resolution": {"content": "<b>Cleared</b>"},
-        "completed_time": {"value": "1700000000000"},
-    })
+    record = ticket_record(
+        {
+            "id": 7,
+            "subject": " Printer ",
+            "description": "<p>Jam &lt;tray 2&gt;</p>",
+            "priority": {"name": "Low"},
+            "category": {"name": "Hardware"},
+            "item": None,
+            "tags": [{"name": "hardware"}, "floor-3"],
+            "resolution": {"content": "<b>Cleared</b>"},
+            "completed_time": {"value": "1700000000000"},
+        }
+    )
     assert record.ticket_id == "7" and record.subject == "Printer"
     assert record.description == "Jam <tray 2>" and record.resolution == "Cleared"
     assert record.tags == ["Hardware", "floor-3"]
@@ -178,11 +197,17 @@ def write(root: Path, name: str, text: str | bytes) -> None:
 
 async def test_kb_import_formats_skips_and_idempotence(pool, make_tenant, tmp_path):
     tenant_id = (await make_tenant("kb")).tenant_id
-    write(tmp_path, "Network/VPN Setup.md",
-          "Intro line\n\n```bash\n# not a title\n```\n# VPN setup guide\n\nRe-issue the cert.\n")
-    write(tmp_path, "network/printers.html",
-          "<html><head><title>Printer jams</title><script>x()</script></head>"
-          "<body><h1>Other</h1><p>Open tray 2 &amp; clear.</p></body></html>")
+    write(
+        tmp_path,
+        "Network/VPN Setup.md",
+        "Intro line\n\n```bash\n# not a title\n```\n# VPN setup guide\n\nRe-issue the cert.\n",
+    )
+    write(
+        tmp_path,
+        "network/printers.html",
+        "<html><head><title>Printer jams</title><script>x()</script></head>"
+        "<body><h1>Other</h1><p>Open tray 2 &amp; clear.</p></body></html>",
+    )
     write(tmp_path, "faq.htm", "<h1>Wi-Fi FAQ</h1><p>Forget the network.</p>")
     write(tmp_path, "notes/backup.txt", "\nBackup rotation\nTapes go offsite Fridays.\n")
     write(tmp_path, "front.md", "---\ntitle: 'Password policy'\n---\nRotate every 90 days.\n")
@@ -195,16 +220,24 @@ async def test_kb_import_formats_skips_and_idempotence(pool, make_tenant, tmp_pa
 
     first = await import_kb_directory(pool, tenant_id, tmp_path, base_url="https://kb.example/")
     skipped = {s.item: s.reason for s in first.skipped}
-    assert skipped == {"blank.txt": "empty", "empty.md": "empty", "latin.txt": "not UTF-8 text",
-                       "scan.pdf": "unsupported file type",
-                       "network/vpn setup.txt": "duplicate doc_id"}
+    assert skipped == {
+        "blank.txt": "empty",
+        "empty.md": "empty",
+        "latin.txt": "not UTF-8 text",
+        "scan.pdf": "unsupported file type",
+        "network/vpn setup.txt": "duplicate doc_id",
+    }
     assert (first.seen, first.new, first.updated) == (10, 5, 0)
 
     async with tenant_transaction(pool, tenant_id) as conn:
         docs = {r["doc_id"]: r for r in await conn.fetch("SELECT * FROM kb_documents")}
     assert {d: docs[d]["title"] for d in docs} == {
-        "network/vpn-setup": "VPN setup guide", "network/printers": "Printer jams",
-        "faq": "Wi-Fi FAQ", "notes/backup": "Backup rotation", "front": "Password policy"}
+        "network/vpn-setup": "VPN setup guide",
+        "network/printers": "Printer jams",
+        "faq": "Wi-Fi FAQ",
+        "notes/backup": "Backup rotation",
+        "front": "Password policy",
+    }
     printers = docs["network/printers"]
     assert "x()" not in printers["body"] and "Open tray 2 & clear." in printers["body"]
     assert printers["url"] == "https://kb.example/network/printers.html"
@@ -236,17 +269,26 @@ async def test_assets_import_reports_bad_lines_and_is_idempotent(pool, make_tena
     csv_path.write_text(INVENTORY)
     first = await import_assets_csv(pool, tenant_id, csv_path)
     assert [(s.item, s.reason) for s in first.skipped] == [
-        ("line 5", "invalid address"), ("line 6", "invalid address"),
-        ("line 7", "missing address"), ("line 2", "superseded")]
+        ("line 5", "invalid address"),
+        ("line 6", "invalid address"),
+        ("line 7", "missing address"),
+        ("line 2", "superseded"),
+    ]
     assert "999" in (first.skipped[0].detail or "") and "33" in (first.skipped[1].detail or "")
     assert (first.seen, first.new, first.updated, first.details["rejected"]) == (9, 5, 0, 3)
 
     async with tenant_transaction(pool, tenant_id) as conn:
-        rows = {r["network"]: r["hostname"] for r in await conn.fetch(
-            "SELECT network::text AS network, hostname FROM assets")}
-    assert rows == {"10.0.0.5/32": "web01-renamed", "10.0.0.0/24": None,
-                    "2001:db8::1/128": "v6host", "10.9.0.0/16": "lab",
-                    "192.0.2.9/32": "mapped"}
+        rows = {
+            r["network"]: r["hostname"]
+            for r in await conn.fetch("SELECT network::text AS network, hostname FROM assets")
+        }
+    assert rows == {
+        "10.0.0.5/32": "web01-renamed",
+        "10.0.0.0/24": None,
+        "2001:db8::1/128": "v6host",
+        "10.9.0.0/16": "lab",
+        "192.0.2.9/32": "mapped",
+    }
 
     again = await import_assets_csv(pool, tenant_id, csv_path)
     assert (again.new, again.updated) == (0, 5)
@@ -257,8 +299,7 @@ async def test_assets_strict_writes_nothing_and_bad_files_fail(pool, make_tenant
     csv_path = tmp_path / "inventory.csv"
     csv_path.write_text("network,hostname\n10.1.0.0/16,a\n10.2.0.0/33,b\n")
     result = await import_assets_csv(pool, tenant_id, csv_path, strict=True)
-    assert (result.imported, result.details["written"], result.details["rejected"]) == (0,
-                                                                                         False, 1)
+    assert (result.imported, result.details["written"], result.details["rejected"]) == (0, False, 1)
     async with tenant_transaction(pool, tenant_id) as conn:
         assert await conn.fetchval("SELECT count(*) FROM assets") == 0
     with pytest.raises(InventoryFormatError, match="no address column"):
@@ -310,8 +351,20 @@ async def test_demo_dataset_imports_cleanly(pool, cipher, make_tenant, sdp):
     assert assets.new >= 1 and not assets.skipped
 
 
-@pytest.mark.parametrize("header", ["ip_address", "IP Address", "ip", "Address", "CIDR",
-                                    "network", "Subnet", "\ufeffIP_ADDRESS", "ip-address"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "ip_address",
+        "IP Address",
+        "ip",
+        "Address",
+        "CIDR",
+        "network",
+        "Subnet",
+        "\ufeffIP_ADDRESS",
+        "ip-address",
+    ],
+)
 def test_asset_import_accepts_cmdb_header_spellings(header: str) -> None:
     rows, skipped = parse_inventory(f"{header},Host Name,ROLE\n10.0.0.5,web01,web\n")
     assert skipped == []
@@ -321,5 +374,7 @@ def test_asset_import_accepts_cmdb_header_spellings(header: str) -> None:
 def test_asset_import_without_any_address_spelling_names_them_all() -> None:
     with pytest.raises(InventoryFormatError) as caught:
         parse_inventory("host,ip_addr_x\na,b\n")
-    assert str(caught.value) == ("no address column: expected one of ip_address, ip, address, "
-                                 "cidr, network, subnet (found host, ip_addr_x)")
+    assert str(caught.value) == (
+        "no address column: expected one of ip_address, ip, address, "
+        "cidr, network, subnet (found host, ip_addr_x)"
+    )

@@ -105,7 +105,9 @@ def test_networks_are_reported_separately() -> None:
 
 def test_html_to_text_keeps_addresses_apart() -> None:
     assert html_to_text("<b>10.0.0.1</b><br>10.0.0.2&nbsp;x").split() == [
-        "10.0.0.1", "10.0.0.2", "x"
+        "10.0.0.1",
+        "10.0.0.2",
+        "x",
     ]
 
 
@@ -115,8 +117,13 @@ def test_mentions_carry_positions_for_redaction() -> None:
     assert spans == ["10.0.0.1", "fe80::1"]
 
 
-@given(ip=st.ip_addresses(), before=st.lists(WORD, max_size=4), after=st.lists(WORD, max_size=4),
-       left=BEFORE, right=AFTER)
+@given(
+    ip=st.ip_addresses(),
+    before=st.lists(WORD, max_size=4),
+    after=st.lists(WORD, max_size=4),
+    left=BEFORE,
+    right=AFTER,
+)
 def test_any_address_embedded_in_words_is_found(
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
     before: list[str],

@@ -94,13 +94,24 @@ async def make_client(sim: Sim, rec: Recorder) -> AsyncIterator[MakeClient]:
 
     def factory(breaker: CircuitBreaker | None = None, **overrides: Any) -> LLMClient:
         cfg: dict[str, Any] = {
-            "base_url": sim.base_url, "api_key": KEY, "models": (PRIMARY,), "timeout_s": 2.0,
-            "deadline_s": 10.0, "backoff_base_s": 0.02, "backoff_max_s": 0.1,
-            "referer": "https://msp.example", "title": "AI Agents test",
+            "base_url": sim.base_url,
+            "api_key": KEY,
+            "models": (PRIMARY,),
+            "timeout_s": 2.0,
+            "deadline_s": 10.0,
+            "backoff_base_s": 0.02,
+            "backoff_max_s": 0.1,
+            "referer": "https://msp.example",
+            "title": "AI Agents test",
         }
         cfg.update(overrides)
-        client = LLMClient(LLMClientConfig(**cfg), breaker=breaker, on_call=rec.on_call,
-                           before_call=rec.before_call, sleep=rec.sleep)
+        client = LLMClient(
+            LLMClientConfig(**cfg),
+            breaker=breaker,
+            on_call=rec.on_call,
+            before_call=rec.before_call,
+            sleep=rec.sleep,
+        )
         clients.append(client)
         return client
 
@@ -124,8 +135,7 @@ async def test_happy_path(sim: Sim, make_client: MakeClient, rec: Recorder) -> N
     assert rec.outcomes == ["ok"] and rec.before_calls == 1
 
 
-async def test_retry_after_ms_is_honoured(sim: Sim, make_client: MakeClient, rec: Recorder
-                                          ) -> None:
+async def test_retry_after_ms_is_honoured(sim: Sim, make_client: MakeClient, rec: Recorder) -> None:
     sim.state.add_fault("rate_limit", retry_after_ms=300)
     result = await make_client().complete(MESSAGES)
     assert result.attempts == 2
@@ -157,11 +167,15 @@ async def test_retry_after_longer_than_allowed_gives_up_at_once(
     assert sim.state.request_count == 2
 
 
-@pytest.mark.parametrize(("fault", "status", "words"), [
-    ({"kind": "no_credits"}, 402, "insufficient credits (openrouter_credits)"),
-])
-async def test_402_is_never_retried(sim: Sim, make_client: MakeClient, rec: Recorder,
-                                    fault: dict[str, Any], status: int, words: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "status", "words"),
+    [
+        ({"kind": "no_credits"}, 402, "insufficient credits (openrouter_credits)"),
+    ],
+)
+async def test_402_is_never_retried(
+    sim: Sim, make_client: MakeClient, rec: Recorder, fault: dict[str, Any], status: int, words: str
+) -> None:
     sim.state.add_fault(**fault)
     with pytest.raises(LLMRejected) as exc:
         await make_client().complete(MESSAGES)
@@ -216,15 +230,17 @@ async def test_overall_deadline_bounds_the_call(sim: Sim, make_client: MakeClien
 
 
 @pytest.mark.parametrize("kind", ["error_body", "empty_content"])
-async def test_200_that_is_a_failure_is_retried(sim: Sim, make_client: MakeClient,
-                                                rec: Recorder, kind: str) -> None:
+async def test_200_that_is_a_failure_is_retried(
+    sim: Sim, make_client: MakeClient, rec: Recorder, kind: str
+) -> None:
     sim.state.add_fault(kind)
     result = await make_client().complete(MESSAGES)
     assert result.attempts == 2 and rec.outcomes == ["error_body", "ok"]
 
 
-async def test_invalid_output_is_retried_once_only(sim: Sim, make_client: MakeClient,
-                                                   rec: Recorder) -> None:
+async def test_invalid_output_is_retried_once_only(
+    sim: Sim, make_client: MakeClient, rec: Recorder
+) -> None:
     sim.state.add_fault("malformed", count=None)
     with pytest.raises(LLMUnavailable, match="invalid output") as exc:
         await make_client(max_attempts=5).complete(MESSAGES)
@@ -239,8 +255,9 @@ async def test_invalid_output_then_valid(sim: Sim, make_client: MakeClient) -> N
     assert result.attempts == 2
 
 
-async def test_falls_back_to_the_next_model(sim: Sim, make_client: MakeClient,
-                                            rec: Recorder) -> None:
+async def test_falls_back_to_the_next_model(
+    sim: Sim, make_client: MakeClient, rec: Recorder
+) -> None:
     sim.state.fail_model(PRIMARY, status=502)
     result = await make_client(models=(PRIMARY, SECONDARY)).complete(MESSAGES)
     assert result.model == SECONDARY and result.attempts == 3
@@ -251,8 +268,11 @@ async def test_falls_back_to_the_next_model(sim: Sim, make_client: MakeClient,
 
 async def test_openrouter_side_fallback_list_is_sent(sim: Sim, make_client: MakeClient) -> None:
     sim.state.fail_model(PRIMARY)
-    client = make_client(models=(PRIMARY, SECONDARY), openrouter_fallback=True,
-                         provider={"data_collection": "deny", "zdr": True})
+    client = make_client(
+        models=(PRIMARY, SECONDARY),
+        openrouter_fallback=True,
+        provider={"data_collection": "deny", "zdr": True},
+    )
     result = await client.complete(MESSAGES)
     assert result.model == SECONDARY and result.attempts == 1
     (req,) = sim.state.requests
@@ -267,8 +287,9 @@ async def test_connection_refused_is_unavailable(make_client: MakeClient, rec: R
     assert rec.outcomes == ["connection_error"] * 3
 
 
-async def test_open_breaker_skips_the_request(sim: Sim, make_client: MakeClient,
-                                              rec: Recorder) -> None:
+async def test_open_breaker_skips_the_request(
+    sim: Sim, make_client: MakeClient, rec: Recorder
+) -> None:
     breaker = CircuitBreaker(failure_threshold=1, recovery_timeout_s=60)
     client = make_client(breaker=breaker, max_attempts=1)
     sim.state.add_fault("server_error", status=502)
@@ -306,13 +327,27 @@ def test_parse_retry_after_forms() -> None:
     assert parse_retry_after({}) is None
 
 
-@pytest.mark.parametrize(("body", "outcome", "retryable"), [
-    ({"choices": [{"finish_reason": "error", "message": {"content": "{}"}}]}, "error_body", True),
-    ({"error": {"code": 402, "message": "Insufficient credits"}, "choices": []}, "rejected", False),
-    ({"choices": []}, "error_body", True),
-    ({"choices": [{"finish_reason": "length", "message": {"content": '{"summary": "cut'}}]},
-     "invalid_output", True),
-])
+@pytest.mark.parametrize(
+    ("body", "outcome", "retryable"),
+    [
+        (
+            {"choices": [{"finish_reason": "error", "message": {"content": "{}"}}]},
+            "error_body",
+            True,
+        ),
+        (
+            {"error": {"code": 402, "message": "Insufficient credits"}, "choices": []},
+            "rejected",
+            False,
+        ),
+        ({"choices": []}, "error_body", True),
+        (
+            {"choices": [{"finish_reason": "length", "message": {"content": '{"summary": "cut'}}]},
+            "invalid_output",
+            True,
+        ),
+    ],
+)
 def test_200_bodies_are_classified(body: dict[str, Any], outcome: str, retryable: bool) -> None:
     with pytest.raises(AttemptFailed) as exc:
         parse_body(body, {}, PRIMARY)

@@ -31,9 +31,15 @@ def captured():
 
 def test_line_shape_and_request_ids(captured) -> None:
     logging.getLogger("ai_agents.enhancer").info(
-        "enhancement %s", "completed",
-        extra={"tenant_id": "acme", "ticket_id": "42", "enhancement_id": "e-1",
-               "reason": "because"})
+        "enhancement %s",
+        "completed",
+        extra={
+            "tenant_id": "acme",
+            "ticket_id": "42",
+            "enhancement_id": "e-1",
+            "reason": "because",
+        },
+    )
     [line] = captured()
     assert line["message"] == "enhancement completed"
     assert line["level"] == "INFO" and line["logger"] == "ai_agents.enhancer"
@@ -54,15 +60,21 @@ def test_trace_and_span_ids_come_from_the_current_span(captured) -> None:
 
 def test_secrets_are_redacted_in_message_extras_and_exceptions(captured) -> None:
     log = logging.getLogger("pipeline.sdp_client")
-    log.warning("calling with Authorization: Bearer abcdefghijklmnop1234 password=hunter2xyz",
-                extra={"reason": "api_key=sk-or-v1-0123456789abcdef0123", "status": 403})
+    log.warning(
+        "calling with Authorization: Bearer abcdefghijklmnop1234 password=hunter2xyz",
+        extra={"reason": "api_key=sk-or-v1-0123456789abcdef0123", "status": 403},
+    )
     try:
         raise RuntimeError("connect to postgresql://svc:S3cretPw@db:5432/app failed")
     except RuntimeError:
         log.exception("database gone")
     text = "\n".join(json.dumps(line) for line in captured())
-    for secret in ("abcdefghijklmnop1234", "hunter2xyz", "sk-or-v1-0123456789abcdef0123",
-                   "S3cretPw"):
+    for secret in (
+        "abcdefghijklmnop1234",
+        "hunter2xyz",
+        "sk-or-v1-0123456789abcdef0123",
+        "S3cretPw",
+    ):
         assert secret not in text
     first, second = captured()
     assert first["status"] == 403 and "[SECRET]" in first["reason"]

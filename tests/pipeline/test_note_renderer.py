@@ -27,7 +27,7 @@ from pipeline.note_renderer import note_has_marker, note_marker, render_note, re
 XSS = [
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",
-    "<a href=\"javascript:alert(1)\">click</a>",
+    '<a href="javascript:alert(1)">click</a>',
     "<svg onload=alert(1)>",
     "<iframe src=//evil.example></iframe>",
     "&lt;script&gt;alert(1)&lt;/script&gt;",
@@ -57,8 +57,17 @@ def assert_safe(note_html: str) -> None:
             else:
                 assert (tag, name) == ("a", "rel"), (tag, name)
     lowered = note_html.lower()
-    for needle in ("<script", "<img", "<svg", "<iframe", "<style", "javascript:", "onerror",
-                   "onload", "onmouseover"):
+    for needle in (
+        "<script",
+        "<img",
+        "<svg",
+        "<iframe",
+        "<style",
+        "javascript:",
+        "onerror",
+        "onload",
+        "onmouseover",
+    ):
         assert needle not in lowered, needle
 
 
@@ -70,25 +79,45 @@ def make_context(*, n_similar: int = 2, n_kb: int = 2, long: bool = False) -> Ti
     sentence = "then restarted the service and verified with the user"
     filler = " ".join([sentence] * (8 if long else 0))
     similar = [
-        SimilarTicket(ticket_id="4711", subject="VPN drops every 10 minutes",
-                      resolution="<p>Raised DPD interval on <b>vpn-gw-01</b>.</p><p>Stable.</p>",
-                      score=0.82),
-        SimilarTicket(ticket_id="4712", subject="FortiClient disconnects",
-                      resolution="Lowered tunnel MTU to 1380.", score=0.61),
+        SimilarTicket(
+            ticket_id="4711",
+            subject="VPN drops every 10 minutes",
+            resolution="<p>Raised DPD interval on <b>vpn-gw-01</b>.</p><p>Stable.</p>",
+            score=0.82,
+        ),
+        SimilarTicket(
+            ticket_id="4712",
+            subject="FortiClient disconnects",
+            resolution="Lowered tunnel MTU to 1380.",
+            score=0.61,
+        ),
     ] + [
-        SimilarTicket(ticket_id=str(5000 + i), subject=f"Older VPN case {i}",
-                      resolution=f"Resolution step {i} {filler}", score=0.3)
+        SimilarTicket(
+            ticket_id=str(5000 + i),
+            subject=f"Older VPN case {i}",
+            resolution=f"Resolution step {i} {filler}",
+            score=0.3,
+        )
         for i in range(max(0, n_similar - 2))
     ]
     kb = [
-        KBArticle(article_id="vpn-split-tunnel", title="VPN split tunnel guide",
-                  excerpt="Check DPD and MTU settings first. " + filler, score=0.7,
-                  url="https://kb.example/vpn"),
-        KBArticle(article_id="mtu", title="MTU troubleshooting", excerpt="Use ping -f -l.",
-                  score=0.4),
+        KBArticle(
+            article_id="vpn-split-tunnel",
+            title="VPN split tunnel guide",
+            excerpt="Check DPD and MTU settings first. " + filler,
+            score=0.7,
+            url="https://kb.example/vpn",
+        ),
+        KBArticle(
+            article_id="mtu", title="MTU troubleshooting", excerpt="Use ping -f -l.", score=0.4
+        ),
     ] + [
-        KBArticle(article_id=f"kb{i}", title=f"Extra article {i}", excerpt=f"Excerpt {i} {filler}",
-                  score=0.2)
+        KBArticle(
+            article_id=f"kb{i}",
+            title=f"Extra article {i}",
+            excerpt=f"Excerpt {i} {filler}",
+            score=0.2,
+        )
         for i in range(max(0, n_kb - 2))
     ]
     return TicketContext(
@@ -96,12 +125,24 @@ def make_context(*, n_similar: int = 2, n_kb: int = 2, long: bool = False) -> Ti
         similar_tickets=similar[:n_similar],
         kb_articles=kb[:n_kb],
         assets=[
-            AssetMatch(ip="10.20.0.15", match="host", network="10.20.0.15/32",
-                       hostname="vpn-gw-01", role="VPN gateway", owner="Network team",
-                       location="DC1 rack 4"),
-            AssetMatch(ip="10.30.1.7", match="subnet", network="10.30.0.0/22",
-                       hostname="PLANT-CLIENTS", role="Wired client VLAN", owner="Plant IT",
-                       location="Shelbyville"),
+            AssetMatch(
+                ip="10.20.0.15",
+                match="host",
+                network="10.20.0.15/32",
+                hostname="vpn-gw-01",
+                role="VPN gateway",
+                owner="Network team",
+                location="DC1 rack 4",
+            ),
+            AssetMatch(
+                ip="10.30.1.7",
+                match="subnet",
+                network="10.30.0.0/22",
+                hostname="PLANT-CLIENTS",
+                role="Wired client VLAN",
+                owner="Plant IT",
+                location="Shelbyville",
+            ),
         ],
         unmatched_ips=["203.0.113.9"],
     )
@@ -110,11 +151,17 @@ def make_context(*, n_similar: int = 2, n_kb: int = 2, long: bool = False) -> Ti
 def make_llm(summary: str = "VPN drops match two earlier tickets.") -> SynthesisResult:
     enhancement = LLMEnhancement(
         summary=summary,
-        likely_causes=[CitedStatement(text="Dead peer detection interval too short",
-                                      sources=["ticket:4711", "asset:10.20.0.15"])],
+        likely_causes=[
+            CitedStatement(
+                text="Dead peer detection interval too short",
+                sources=["ticket:4711", "asset:10.20.0.15"],
+            )
+        ],
         next_steps=[
-            CitedStatement(text="Raise the DPD interval to 60 s",
-                           sources=["ticket:4711", "kb:vpn-split-tunnel"]),
+            CitedStatement(
+                text="Raise the DPD interval to 60 s",
+                sources=["ticket:4711", "kb:vpn-split-tunnel"],
+            ),
             CitedStatement(text="Check the tunnel MTU", sources=["kb:mtu", "ticket:404"]),
         ],
         confidence=0.78,
@@ -144,12 +191,16 @@ def test_llm_note_has_every_section_with_readable_citations() -> None:
     ):
         assert expected in text, expected
     assert "404" not in text  # a citation the context cannot back is dropped
-    assert '<a href="https://kb.example/vpn" rel="noopener noreferrer">VPN split tunnel guide</a>' \
+    assert (
+        '<a href="https://kb.example/vpn" rel="noopener noreferrer">VPN split tunnel guide</a>'
         in note.html
+    )
     assert "<code>10.20.0.15</code>" in note.html
     assert note.word_count == visible_words(note.html)
-    assert render_note_text(enhancement_id="enh-1", context=make_context(),
-                            synthesis=make_llm()) == text
+    assert (
+        render_note_text(enhancement_id="enh-1", context=make_context(), synthesis=make_llm())
+        == text
+    )
     assert "<" not in text.replace("<br>", "")
     assert_safe(note.html)
 
@@ -169,8 +220,9 @@ def test_xss_payloads_are_stripped_everywhere(payload: str) -> None:
     synthesis.enhancement.likely_causes[0].text = f"cause {payload}"  # type: ignore[union-attr]
     synthesis.enhancement.confidence_reason = payload  # type: ignore[union-attr]
     synthesis.model = f"model{payload}"
-    note = render_note(enhancement_id="enh-x", context=context, synthesis=synthesis,
-                       supersedes=f"old{payload}")
+    note = render_note(
+        enhancement_id="enh-x", context=context, synthesis=synthesis, supersedes=f"old{payload}"
+    )
     assert_safe(note.html)
     assert note_has_marker(note.html, "enh-x")
     reason = SynthesisResult(mode="context_only", reason=f"LLM down {payload}")
@@ -191,13 +243,18 @@ def test_arbitrary_llm_and_ticket_text_cannot_inject_markup(summary: str, title:
 def test_word_cap_respected_with_footer_intact(max_words: int) -> None:
     context = make_context(n_similar=12, n_kb=8, long=True)
     long_summary = " ".join(["The VPN gateway drops idle tunnels after ten seconds."] * 25)
-    note = render_note(enhancement_id="enh-cap", context=context,
-                       synthesis=make_llm(summary=long_summary), max_words=max_words)
+    note = render_note(
+        enhancement_id="enh-cap",
+        context=context,
+        synthesis=make_llm(summary=long_summary),
+        max_words=max_words,
+    )
     assert note.word_count <= max_words
     assert note.word_count == visible_words(note.html)
     assert "AI-Agents enhancement enh-cap · model openai/gpt-4o-mini" in note.text
-    assert note.html.endswith("<p><i>AI-Agents enhancement enh-cap · model openai/gpt-4o-mini"
-                              "</i></p>")
+    assert note.html.endswith(
+        "<p><i>AI-Agents enhancement enh-cap · model openai/gpt-4o-mini</i></p>"
+    )
     assert_safe(note.html)
 
 
@@ -205,8 +262,9 @@ def test_trimming_drops_similar_ticket_details_before_next_steps() -> None:
     context = make_context(n_similar=12, n_kb=8, long=True)
     full = render_note(enhancement_id="e", context=context, synthesis=make_llm(), max_words=5000)
     assert full.word_count > 500
-    capped = render_note(enhancement_id="e", context=context, synthesis=make_llm(),
-                         max_words=full.word_count - 40)
+    capped = render_note(
+        enhancement_id="e", context=context, synthesis=make_llm(), max_words=full.word_count - 40
+    )
     assert "Raise the DPD interval to 60 s" in capped.text
     assert "Older VPN case 9" in capped.text  # the ticket stays, only its details went
     assert capped.text.count("Resolution:") < full.text.count("Resolution:")
@@ -214,8 +272,9 @@ def test_trimming_drops_similar_ticket_details_before_next_steps() -> None:
 
 def test_tiny_cap_keeps_footer_and_context_only_reason() -> None:
     synthesis = SynthesisResult(mode="context_only", reason="LLM circuit open")
-    note = render_note(enhancement_id="enh-t", context=make_context(), synthesis=synthesis,
-                       max_words=5)
+    note = render_note(
+        enhancement_id="enh-t", context=make_context(), synthesis=synthesis, max_words=5
+    )
     assert note.text.endswith("AI-Agents enhancement enh-t · context only")
     assert "AI summary unavailable" in note.text and "LLM circuit open" in note.text
     assert note_has_marker(note.html, "enh-t")
@@ -230,8 +289,7 @@ def test_context_only_note_says_so_and_is_still_useful() -> None:
     assert "Candidate next steps (how similar tickets were resolved)" in text
     assert "1. Raised DPD interval on vpn-gw-01. Stable. (sources: ticket #4711)" in text
     assert "2. Lowered tunnel MTU to 1380. (sources: ticket #4712)" in text
-    assert "Found 2 similar resolved tickets, 2 knowledge-base articles and 2 known systems" \
-        in text
+    assert "Found 2 similar resolved tickets, 2 knowledge-base articles and 2 known systems" in text
     assert "10.20.0.15 → vpn-gw-01" in text
     assert "Not assessed" in text
     assert text.endswith("AI-Agents enhancement enh-c · context only")
@@ -254,8 +312,9 @@ def test_llm_mode_without_enhancement_falls_back_to_context_only() -> None:
 
 
 def test_supersedes_line_does_not_carry_the_old_marker() -> None:
-    note = render_note(enhancement_id="enh-new", context=make_context(), synthesis=make_llm(),
-                       supersedes="enh-old")
+    note = render_note(
+        enhancement_id="enh-new", context=make_context(), synthesis=make_llm(), supersedes="enh-old"
+    )
     assert "supersedes the earlier note from enhancement enh-old" in note.text
     assert note_has_marker(note.html, "enh-new")
     assert not note_has_marker(note.html, "enh-old")
@@ -263,9 +322,11 @@ def test_supersedes_line_does_not_carry_the_old_marker() -> None:
 
 def test_context_gaps_are_visible() -> None:
     context = make_context()
-    context.sources = [SourceOutcome(name="kb_articles", status="timeout"),
-                       SourceOutcome(name="ip_assets", status="error", error="db down"),
-                       SourceOutcome(name="similar_tickets", status="ok")]
+    context.sources = [
+        SourceOutcome(name="kb_articles", status="timeout"),
+        SourceOutcome(name="ip_assets", status="error", error="db down"),
+        SourceOutcome(name="similar_tickets", status="ok"),
+    ]
     text = render_note(enhancement_id="e", context=context, synthesis=make_llm()).text
     gaps = "knowledge base (timeout), asset inventory (error)."
     assert f"Some context could not be gathered: {gaps}" in text

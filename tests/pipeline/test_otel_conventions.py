@@ -28,9 +28,14 @@ from simulators.llm import LLMSimulatorState, create_app
 from simulators.serving import ServerHandle, run_in_thread
 
 KEY = "sk-or-v1-otel-test"
-MESSAGES = [{"role": "system", "content": "answer in JSON"},
-            {"role": "user", "content": "<<<TICKET>>>\nid: 1\nsubject: VPN down\n"
-                                        "description:\nno tunnel\n<<<END TICKET>>>\n"}]
+MESSAGES = [
+    {"role": "system", "content": "answer in JSON"},
+    {
+        "role": "user",
+        "content": "<<<TICKET>>>\nid: 1\nsubject: VPN down\n"
+        "description:\nno tunnel\n<<<END TICKET>>>\n",
+    },
+]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,9 +66,10 @@ def test_resource_defaults_without_environment(monkeypatch) -> None:
 
 def test_otel_service_name_and_resource_attributes_win(monkeypatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "ai-agents-prod")
-    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
-                       "deployment.environment=production,service.name=ignored,"
-                       "service.version=9.9.9")
+    monkeypatch.setenv(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "deployment.environment=production,service.name=ignored,service.version=9.9.9",
+    )
     attributes = service_resource().attributes
     assert attributes["service.name"] == "ai-agents-prod"  # OTEL_SERVICE_NAME beats both
     assert attributes["deployment.environment"] == "production"
@@ -82,8 +88,15 @@ def test_service_name_from_resource_attributes_alone(monkeypatch) -> None:
 async def test_llm_attempt_is_a_genai_client_span_with_usage(spans, llm_sim) -> None:
     state, handle = llm_sim
     state.reset()
-    client = LLMClient(LLMClientConfig(base_url=f"{handle.url}/api/v1", api_key=KEY,
-                                       models=("vendor/primary",), timeout_s=5, deadline_s=10))
+    client = LLMClient(
+        LLMClientConfig(
+            base_url=f"{handle.url}/api/v1",
+            api_key=KEY,
+            models=("vendor/primary",),
+            timeout_s=5,
+            deadline_s=10,
+        )
+    )
     try:
         with tracer().start_as_current_span("enhancement.synthesis") as parent:
             result = await client.complete(MESSAGES)
@@ -103,7 +116,6 @@ async def test_llm_attempt_is_a_genai_client_span_with_usage(spans, llm_sim) -> 
     assert not any("content" in key or "prompt" in key for key in attributes)
 
 
-
 async def test_httpx_requests_are_client_spans_carrying_the_trace(spans, llm_sim) -> None:
     """Our SDP client is an httpx client: every request becomes a child span and carries
     `traceparent`. (The openai SDK ships its own HTTP stack, so LLM calls are traced by the
@@ -115,8 +127,9 @@ async def test_httpx_requests_are_client_spans_carrying_the_trace(spans, llm_sim
     finished = spans.get_finished_spans()
     (request,) = [s for s in finished if s.kind == SpanKind.CLIENT and s.name == "GET"]
     assert request.parent.span_id == parent.get_span_context().span_id
-    status = request.attributes.get("http.response.status_code",
-                                    request.attributes.get("http.status_code"))
+    status = request.attributes.get(
+        "http.response.status_code", request.attributes.get("http.status_code")
+    )
     assert status == response.status_code
 
 
@@ -124,9 +137,18 @@ async def test_failed_attempts_are_error_spans(spans, llm_sim) -> None:
     state, handle = llm_sim
     state.reset()
     state.add_fault("server_error", count=5)
-    client = LLMClient(LLMClientConfig(base_url=f"{handle.url}/api/v1", api_key=KEY,
-                                       models=("vendor/primary",), timeout_s=5, deadline_s=10,
-                                       max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02))
+    client = LLMClient(
+        LLMClientConfig(
+            base_url=f"{handle.url}/api/v1",
+            api_key=KEY,
+            models=("vendor/primary",),
+            timeout_s=5,
+            deadline_s=10,
+            max_attempts=2,
+            backoff_base_s=0.01,
+            backoff_max_s=0.02,
+        )
+    )
     try:
         with pytest.raises(LLMUnavailable):
             await client.complete(MESSAGES)
@@ -150,17 +172,20 @@ def test_openrouter_endpoint_is_named_openrouter() -> None:
 # ------------------------------------------------------------------------------ asyncpg
 
 
-async def test_queries_become_spans_under_the_current_span(spans, pool: asyncpg.Pool,
-                                                           make_tenant) -> None:
+async def test_queries_become_spans_under_the_current_span(
+    spans, pool: asyncpg.Pool, make_tenant
+) -> None:
     tenant = await make_tenant("otel")
     with tracer().start_as_current_span("unit.db") as parent:
         async with tenant_transaction(pool, tenant.tenant_id) as conn:
-            count = await conn.fetchval("SELECT count(*) FROM assets WHERE network <<= $1::cidr",
-                                        "10.0.0.0/8")
+            count = await conn.fetchval(
+                "SELECT count(*) FROM assets WHERE network <<= $1::cidr", "10.0.0.0/8"
+            )
     assert count == 0
     for _ in range(50):  # the query logger runs on a later loop iteration
-        if any("assets" in s.attributes.get("db.query.text", "")
-               for s in spans.get_finished_spans()):
+        if any(
+            "assets" in s.attributes.get("db.query.text", "") for s in spans.get_finished_spans()
+        ):
             break
         await asyncio.sleep(0.02)
     db_spans = [s for s in spans.get_finished_spans() if s.attributes.get("db.system")]
@@ -172,9 +197,13 @@ async def test_queries_become_spans_under_the_current_span(spans, pool: asyncpg.
     assert "10.0.0.0/8" not in query.attributes["db.query.text"]  # parameters never recorded
     assert query.end_time >= query.start_time
     # the tenant is set by set_config($1): the statement is traced, the tenant id is not in it
-    (set_tenant,) = [s for s in db_spans if "set_config" in s.attributes.get("db.query.text", "")
-                     and s.parent is not None
-                     and s.parent.span_id == parent.get_span_context().span_id]
+    (set_tenant,) = [
+        s
+        for s in db_spans
+        if "set_config" in s.attributes.get("db.query.text", "")
+        and s.parent is not None
+        and s.parent.span_id == parent.get_span_context().span_id
+    ]
     assert tenant.tenant_id not in set_tenant.attributes["db.query.text"]
 
 
@@ -203,20 +232,36 @@ def test_spans_reach_an_otlp_http_receiver_with_the_environment_resource() -> No
     thread.start()
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AI_AGENTS_"))}
-        env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
-                    "OTEL_SERVICE_NAME": "ai-agents-otlp-test",
-                    "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci"})
-        code = ("from pipeline.tracing import configure_tracing, tracer\n"
-                "provider = configure_tracing()\n"
-                "with tracer().start_as_current_span('otlp.probe'):\n    pass\n"
-                "provider.shutdown()\n")
-        subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
-                       timeout=60, capture_output=True)
+        env.update(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+                "OTEL_SERVICE_NAME": "ai-agents-otlp-test",
+                "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci",
+            }
+        )
+        code = (
+            "from pipeline.tracing import configure_tracing, tracer\n"
+            "provider = configure_tracing()\n"
+            "with tracer().start_as_current_span('otlp.probe'):\n    pass\n"
+            "provider.shutdown()\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
     finally:
         server.shutdown()
-    spans = [(resource_spans.resource, span)
-             for request in _Receiver.requests for resource_spans in request.resource_spans
-             for scope in resource_spans.scope_spans for span in scope.spans]
+    spans = [
+        (resource_spans.resource, span)
+        for request in _Receiver.requests
+        for resource_spans in request.resource_spans
+        for scope in resource_spans.scope_spans
+        for span in scope.spans
+    ]
     (resource, span) = [(r, s) for r, s in spans if s.name == "otlp.probe"][0]
     attributes = {a.key: a.value.string_value for a in resource.attributes}
     assert attributes["service.name"] == "ai-agents-otlp-test"

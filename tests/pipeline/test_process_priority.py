@@ -33,8 +33,13 @@ CHILD = textwrap.dedent("""
 
 
 def run_child(target: int) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
-                         check=True, env={"TARGET": str(target), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"TARGET": str(target), "PATH": "/usr/bin:/bin"},
+    )
     return json.loads(out.stdout)
 
 

@@ -27,8 +27,10 @@ PLACEHOLDERS = (EMAIL, PHONE, CARD, SECRET)
     ("text", "expected"),
     [
         ("Contact dana.whitfield@acme-corp.example please", f"Contact {EMAIL} please"),
-        ('<a href="mailto:j.o\'neil+it@mail.globex.example">x</a>',
-         f'<a href="mailto:{EMAIL}">x</a>'),
+        (
+            '<a href="mailto:j.o\'neil+it@mail.globex.example">x</a>',
+            f'<a href="mailto:{EMAIL}">x</a>',
+        ),
         ("From: Priya Raman <priya_raman@sub.example.co.uk>", f"From: Priya Raman <{EMAIL}>"),
         ("UPPER.CASE@EXAMPLE.COM wrote", f"{EMAIL} wrote"),
     ],
@@ -103,24 +105,31 @@ def test_card_followed_by_more_digits_is_still_found() -> None:
         ("password=Hunter2", f"password={SECRET}"),
         ("db_password = 'S3cr3t!pass'", f"db_password = {SECRET}"),
         ('"password": "abc"', f'"password": {SECRET}'),
-        ("Server=sql01;User Id=sa;Password=S3cr3t!;",
-         f"Server=sql01;User Id=sa;Password={SECRET};"),
+        (
+            "Server=sql01;User Id=sa;Password=S3cr3t!;",
+            f"Server=sql01;User Id=sa;Password={SECRET};",
+        ),
         ("api_key: 9f8e7d6c5b4a", f"api_key: {SECRET}"),
         ("API-KEY=abcdef123456", f"API-KEY={SECRET}"),
         ("client_secret: Zx8~q.Rt", f"client_secret: {SECRET}"),
-        ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-         f"AWS_SECRET_ACCESS_KEY={SECRET}"),
+        (
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            f"AWS_SECRET_ACCESS_KEY={SECRET}",
+        ),
         ("key id AKIAIOSFODNN7EXAMPLE in the script", f"key id {SECRET} in the script"),
-        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc123def",
-         f"Authorization: Bearer {SECRET}"),
+        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc123def", f"Authorization: Bearer {SECRET}"),
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", f"Authorization: Basic {SECRET}"),
-        ("Authorization: Zoho-oauthtoken 1000.abcdef0123456789.fedcba",
-         f"Authorization: Zoho-oauthtoken {SECRET}"),
+        (
+            "Authorization: Zoho-oauthtoken 1000.abcdef0123456789.fedcba",
+            f"Authorization: Zoho-oauthtoken {SECRET}",
+        ),
         ("OPENROUTER sk-or-v1-0123456789abcdef0123456789abcdef", f"OPENROUTER {SECRET}"),
         ("use sk-proj-AbCdEf0123456789XyZ please", f"use {SECRET} please"),
         ("token ghp_0123456789abcdefghijABCDEFGHIJ012345 leaked", f"token {SECRET} leaked"),
-        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9",
-         f"jwt {SECRET}"),
+        (
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9",
+            f"jwt {SECRET}",
+        ),
         ("https://admin:pa55word@10.0.0.5/ui", f"https://admin:{SECRET}@10.0.0.5/ui"),
         ("my password is Summer2024! since Monday", f"my password is {SECRET} since Monday"),
         ("temporary password: Welcome#1", f"temporary password: {SECRET}"),
@@ -208,8 +217,11 @@ def _visa(rng: random.Random, length: int) -> str:
     raise AssertionError("unreachable")
 
 
-@given(seed=st.integers(0, 2**32), length=st.sampled_from([13, 16, 19]),
-       sep=st.sampled_from(["", " ", "-"]))
+@given(
+    seed=st.integers(0, 2**32),
+    length=st.sampled_from([13, 16, 19]),
+    sep=st.sampled_from(["", " ", "-"]),
+)
 def test_any_valid_visa_number_is_redacted(seed: int, length: int, sep: str) -> None:
     number = _visa(random.Random(seed), length)
     grouped = sep.join(number[i : i + 4] for i in range(0, len(number), 4))

@@ -34,38 +34,75 @@ from serve_app.tenant_admin import TenantUpdate
 NOW = datetime.now(UTC)
 
 
-async def add(pool: asyncpg.Pool, tenant_id: str, ticket_id: str, *, status: str = "failed",
-              outcome: str | None = None, age_h: float = 1.0, has_description: bool = True
-              ) -> uuid.UUID:
-    payload = {"ticket": {"ticket_id": ticket_id, "subject": f"Ticket {ticket_id}",
-                          "description": "Outlook cannot reach the Exchange server"},
-               "event": "created", "has_description": has_description}
+async def add(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    ticket_id: str,
+    *,
+    status: str = "failed",
+    outcome: str | None = None,
+    age_h: float = 1.0,
+    has_description: bool = True,
+) -> uuid.UUID:
+    payload = {
+        "ticket": {
+            "ticket_id": ticket_id,
+            "subject": f"Ticket {ticket_id}",
+            "description": "Outlook cannot reach the Exchange server",
+        },
+        "event": "created",
+        "has_description": has_description,
+    }
     async with tenant_transaction(pool, tenant_id) as conn:
         queued = await jobs.enqueue(
-            conn, tenant_id=tenant_id, ticket_id=ticket_id, event="created",
-            dedupe_key=uuid.uuid4().hex, payload=payload, trace_context=None, trace_id=None,
-            max_attempts=3, notify=False)
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            payload=payload,
+            trace_context=None,
+            trace_id=None,
+            max_attempts=3,
+            notify=False,
+        )
         await conn.execute(
             """UPDATE enhancements SET status = $2::text, outcome = $3,
                    received_at = $4::timestamptz,
                    finished_at = CASE WHEN $2 IN ('completed', 'failed') THEN $4 END
                WHERE id = $1""",
-            queued.id, status, outcome, NOW - timedelta(hours=age_h))
+            queued.id,
+            status,
+            outcome,
+            NOW - timedelta(hours=age_h),
+        )
     return queued.id
 
 
-async def feedback(pool: asyncpg.Pool, tenant_id: str, enhancement_id: uuid.UUID,
-                   kind: str, rating: int | None = None) -> None:
+async def feedback(
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    enhancement_id: uuid.UUID,
+    kind: str,
+    rating: int | None = None,
+) -> None:
     async with tenant_transaction(pool, tenant_id) as conn:
-        ticket = await conn.fetchval("SELECT ticket_id FROM enhancements WHERE id = $1",
-                                     enhancement_id)
-        await insert_feedback(conn, tenant_id=tenant_id, enhancement_id=enhancement_id,
-                              ticket_id=ticket, feedback_type=kind, rating_value=rating,
-                              technician_email=None, comment=None)
+        ticket = await conn.fetchval(
+            "SELECT ticket_id FROM enhancements WHERE id = $1", enhancement_id
+        )
+        await insert_feedback(
+            conn,
+            tenant_id=tenant_id,
+            enhancement_id=enhancement_id,
+            ticket_id=ticket,
+            feedback_type=kind,
+            rating_value=rating,
+            technician_email=None,
+            comment=None,
+        )
 
 
-async def select(pool: asyncpg.Pool, exclude_batch: str | None = None,
-                 **filters: Any) -> list[str]:
+async def select(pool: asyncpg.Pool, exclude_batch: str | None = None, **filters: Any) -> list[str]:
     chosen = ReenhanceFilters(**filters)
     async with tenant_transaction(pool, chosen.tenant_id) as conn:
         found = await select_candidates(conn, chosen, exclude_batch=exclude_batch)
@@ -112,22 +149,29 @@ async def test_thumbs_down_and_low_ratings(pool, tenant, mixed) -> None:
     assert await select(pool, tenant_id=tenant, statuses="any", thumbs_down=True) == ["ok"]
     assert await select(pool, tenant_id=tenant, statuses="any", max_rating=2) == ["ctx"]
     assert sorted(await select(pool, tenant_id=tenant, statuses="any", max_rating=3)) == [
-        "ctx", "skip"]
+        "ctx",
+        "skip",
+    ]
     # Both feedback criteria: either kind of dislike.
-    assert sorted(await select(pool, tenant_id=tenant, statuses="any", thumbs_down=True,
-                               max_rating=2)) == ["ctx", "ok"]
+    assert sorted(
+        await select(pool, tenant_id=tenant, statuses="any", thumbs_down=True, max_rating=2)
+    ) == ["ctx", "ok"]
     # Other criteria still apply on top.
     assert await select(pool, tenant_id=tenant, statuses="failed", thumbs_down=True) == []
 
 
 async def test_ticket_list_date_range_and_limit(pool, tenant, mixed) -> None:
-    assert sorted(await select(pool, tenant_id=tenant, statuses="any",
-                               ticket_ids=["ok", "f2", "queued", "nope"])) == ["f2", "ok"]
+    assert sorted(
+        await select(
+            pool, tenant_id=tenant, statuses="any", ticket_ids=["ok", "f2", "queued", "nope"]
+        )
+    ) == ["f2", "ok"]
     # since inclusive, until exclusive, on when the enhancement was received
     assert await select(pool, tenant_id=tenant, since=NOW - timedelta(hours=40)) == ["f2"]
     assert await select(pool, tenant_id=tenant, until=NOW - timedelta(hours=40)) == ["f1"]
-    assert await select(pool, tenant_id=tenant, since=NOW - timedelta(hours=60),
-                        until=NOW - timedelta(hours=20)) == ["f1", "f2"]
+    assert await select(
+        pool, tenant_id=tenant, since=NOW - timedelta(hours=60), until=NOW - timedelta(hours=20)
+    ) == ["f1", "f2"]
     assert await select(pool, tenant_id=tenant, statuses="any", limit=2) == ["f1", "f2"]
 
 
@@ -154,9 +198,11 @@ async def test_enqueue_batch_copies_the_job_and_is_idempotent(pool, tenant, mixe
         rows = await conn.fetch(
             "SELECT e.*, o.payload AS original_payload FROM enhancements e "
             "JOIN enhancements o ON o.id = e.supersedes WHERE e.batch_id = 'b1' "
-            "ORDER BY e.ticket_id")
-    assert [(r["ticket_id"], r["supersedes"]) for r in rows] == list(zip(
-        ["f1", "f2"], originals, strict=True))
+            "ORDER BY e.ticket_id"
+        )
+    assert [(r["ticket_id"], r["supersedes"]) for r in rows] == list(
+        zip(["f1", "f2"], originals, strict=True)
+    )
     for row in rows:
         assert row["status"] == "queued" and row["priority"] == BATCH_PRIORITY
         assert row["event"] == "reenhance" and row["max_attempts"] == 3
@@ -170,12 +216,14 @@ async def test_enqueue_batch_copies_the_job_and_is_idempotent(pool, tenant, mixe
     assert (progress.queued, progress.done, progress.finished) == (2, 0, False)
 
 
-async def test_plan_estimates_calls_and_time_at_the_tenants_rates(pool, tenant,
-                                                                   tenant_admin) -> None:
+async def test_plan_estimates_calls_and_time_at_the_tenants_rates(
+    pool, tenant, tenant_admin
+) -> None:
     for i in range(30):
         await add(pool, tenant, f"p{i}", has_description=i >= 10, age_h=100 - i)
-    await tenant_admin.update(tenant, TenantUpdate(settings={"llm_rate_per_minute": 10}),
-                              actor="test")
+    await tenant_admin.update(
+        tenant, TenantUpdate(settings={"llm_rate_per_minute": 10}), actor="test"
+    )
     plan = await plan_batch(pool, ReenhanceFilters(tenant_id=tenant), "dry")
     cost = plan.estimate
     assert (plan.total, plan.already, len(plan.pending)) == (30, 0, 30)
@@ -195,14 +243,17 @@ async def test_plan_refuses_unknown_and_disabled_tenants(pool, tenant, tenant_ad
         await plan_batch(pool, ReenhanceFilters(tenant_id=tenant), "x")
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"tenant_id": ""}, "tenant"),
-    ({"statuses": "broken"}, "status"),
-    ({"max_rating": 6}, "rating"),
-    ({"limit": 0}, "limit"),
-    ({"ticket_ids": []}, "empty"),
-    ({"since": NOW, "until": NOW - timedelta(days=1)}, "before"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"tenant_id": ""}, "tenant"),
+        ({"statuses": "broken"}, "status"),
+        ({"max_rating": 6}, "rating"),
+        ({"limit": 0}, "limit"),
+        ({"ticket_ids": []}, "empty"),
+        ({"since": NOW, "until": NOW - timedelta(days=1)}, "before"),
+    ],
+)
 def test_bad_filters_are_refused(bad: dict[str, Any], message: str) -> None:
     with pytest.raises(ReenhanceError, match=message):
         ReenhanceFilters(**{"tenant_id": "t-1", **bad})
@@ -219,13 +270,15 @@ class _FakeService:
         self.ticks += 1
         async with tenant_transaction(self.pool, self.tenant_id) as conn:
             active = await conn.fetchval(
-                "SELECT count(*) FROM enhancements WHERE batch_id = 'run' AND status = 'queued'")
+                "SELECT count(*) FROM enhancements WHERE batch_id = 'run' AND status = 'queued'"
+            )
             self.peak = max(self.peak, active)
             await conn.execute(
                 """UPDATE enhancements SET finished_at = now(),
                        status = CASE WHEN ticket_id = 'r0' THEN 'failed' ELSE 'completed' END,
                        outcome = CASE WHEN ticket_id = 'r0' THEN NULL ELSE 'llm' END
-                   WHERE batch_id = 'run' AND status = 'queued'""")
+                   WHERE batch_id = 'run' AND status = 'queued'"""
+            )
 
 
 async def test_run_releases_waves_and_resumes_without_duplicates(pool, tenant) -> None:
@@ -235,21 +288,42 @@ async def test_run_releases_waves_and_resumes_without_duplicates(pool, tenant) -
     service, metrics, seen = _FakeService(pool, tenant), InMemoryMetrics(), []
     plan = await plan_batch(pool, filters, "run")
     plan.pending = plan.pending[:3]  # as if the first run was stopped after three
-    await run_batch(pool, plan, options=BatchOptions(max_in_flight=2, poll_s=0.01),
-                    on_progress=seen.append, metrics=metrics, sleep=service)
+    await run_batch(
+        pool,
+        plan,
+        options=BatchOptions(max_in_flight=2, poll_s=0.01),
+        on_progress=seen.append,
+        metrics=metrics,
+        sleep=service,
+    )
     resumed = await plan_batch(pool, filters, "run")
     assert (resumed.total, resumed.already, len(resumed.pending)) == (7, 3, 4)
-    final = await run_batch(pool, resumed, options=BatchOptions(max_in_flight=2, poll_s=0.01),
-                            on_progress=seen.append, metrics=metrics, sleep=service)
-    assert final.counts() == {"total": 7, "done": 7, "completed": 6, "context_only": 0,
-                              "skipped": 0, "failed": 1, "running": 0, "queued": 0,
-                              "pending": 0}
+    final = await run_batch(
+        pool,
+        resumed,
+        options=BatchOptions(max_in_flight=2, poll_s=0.01),
+        on_progress=seen.append,
+        metrics=metrics,
+        sleep=service,
+    )
+    assert final.counts() == {
+        "total": 7,
+        "done": 7,
+        "completed": 6,
+        "context_only": 0,
+        "skipped": 0,
+        "failed": 1,
+        "running": 0,
+        "queued": 0,
+        "pending": 0,
+    }
     assert service.peak == 2  # never more than one wave released at a time
     assert seen[0].pending > 0 and seen[-1].finished
     async with tenant_transaction(pool, tenant) as conn:
         per_original = await conn.fetch(
             "SELECT supersedes, count(*) FROM enhancements WHERE batch_id = 'run' "
-            "GROUP BY supersedes")
+            "GROUP BY supersedes"
+        )
     assert len(per_original) == 7 and {r["count"] for r in per_original} == {1}
 
     def counted(outcome: str) -> float:

@@ -41,22 +41,30 @@ def state(server: tuple[ServerHandle, SimulatorState]) -> SimulatorState:
     state.reset()
     state.add_portal("acme", CLOUD_KEY, "cloud")
     state.add_portal("globex", ONPREM_KEY, "onprem")
-    state.add_request("acme", id="5001", subject="VPN drops", description="<p>10.2.3.4</p>",
-                      priority="High", requester={"name": "Dana", "email_id": "d@acme.example"})
+    state.add_request(
+        "acme",
+        id="5001",
+        subject="VPN drops",
+        description="<p>10.2.3.4</p>",
+        priority="High",
+        requester={"name": "Dana", "email_id": "d@acme.example"},
+    )
     state.add_request("globex", id="42", subject="Printer offline")
     return state
 
 
 @pytest.fixture
-async def cloud(server: tuple[ServerHandle, SimulatorState],
-                state: SimulatorState) -> AsyncIterator[SdpClient]:
+async def cloud(
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> AsyncIterator[SdpClient]:
     async with SdpClient(server[0].url, CLOUD_KEY, "cloud", portal="acme", **FAST) as client:
         yield client
 
 
 @pytest.fixture
-async def onprem(server: tuple[ServerHandle, SimulatorState],
-                 state: SimulatorState) -> AsyncIterator[SdpClient]:
+async def onprem(
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> AsyncIterator[SdpClient]:
     async with SdpClient(server[0].url, ONPREM_KEY, "onprem", **FAST) as client:
         yield client
 
@@ -68,22 +76,28 @@ async def test_get_request_cloud_and_onprem(cloud: SdpClient, onprem: SdpClient)
     assert (await onprem.get_request(42))["id"] == "42"
 
 
-async def test_add_note_uses_edition_wrapper_and_form(cloud: SdpClient, onprem: SdpClient,
-                                                      state: SimulatorState) -> None:
+async def test_add_note_uses_edition_wrapper_and_form(
+    cloud: SdpClient, onprem: SdpClient, state: SimulatorState
+) -> None:
     cloud_id = await cloud.add_note("5001", "<p>Similar: #4410</p>")
     onprem_id = await onprem.add_note("42", "<p>visible</p>", show_to_requester=True)
     [c] = state.recorded_notes("acme")
     [o] = state.recorded_notes("globex")
     assert (c.note_id, c.wrapper_key, c.show_to_requester, c.input_format) == (
-        cloud_id, "request_note", False, "json")
+        cloud_id,
+        "request_note",
+        False,
+        "json",
+    )
     assert (o.note_id, o.wrapper_key, o.show_to_requester) == (onprem_id, "note", True)
     assert c.notify_technician is False and c.mark_first_response is False
     notes = await cloud.list_notes("5001")
     assert [n["id"] for n in notes] == [cloud_id]
 
 
-async def test_note_key_fallback_for_old_onprem(server: tuple[ServerHandle, SimulatorState],
-                                                state: SimulatorState) -> None:
+async def test_note_key_fallback_for_old_onprem(
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> None:
     state.add_portal("legacy", "LEGACY-KEY", "onprem", accepted_note_keys=("request_note",))
     state.add_request("legacy", id="9")
     async with SdpClient(server[0].url, "LEGACY-KEY", "onprem", **FAST) as client:
@@ -101,17 +115,24 @@ async def test_update_request_and_worklog(cloud: SdpClient, state: SimulatorStat
     assert all(c.input_format == "json" for c in state.calls("acme", "PUT"))
 
 
-async def test_paging_over_250_requests_yields_each_once(onprem: SdpClient,
-                                                         state: SimulatorState) -> None:
-    state.add_requests("globex", [{"subject": f"t{i}", "created_time": 1_600_000_000_000 + i}
-                                  for i in range(249)])
+async def test_paging_over_250_requests_yields_each_once(
+    onprem: SdpClient, state: SimulatorState
+) -> None:
+    state.add_requests(
+        "globex", [{"subject": f"t{i}", "created_time": 1_600_000_000_000 + i} for i in range(249)]
+    )
     state.clear_calls()
     ids = [r["id"] async for r in onprem.iter_requests()]
     assert len(ids) == len(set(ids)) == 250
     assert len(state.calls("globex", "GET", "/requests")) == 3
-    recent = [r async for r in onprem.iter_requests(
-        {"field": "created_time", "condition": "gte", "value": "1600000000200"},
-        row_count=20, fields_required=["description"])]
+    recent = [
+        r
+        async for r in onprem.iter_requests(
+            {"field": "created_time", "condition": "gte", "value": "1600000000200"},
+            row_count=20,
+            fields_required=["description"],
+        )
+    ]
     assert len(recent) == 49 + 1 and all("description" in r for r in recent)
     rows, more = await onprem.list_requests({"row_count": 5, "start_index": 1})
     assert len(rows) == 5 and more is True
@@ -119,8 +140,7 @@ async def test_paging_over_250_requests_yields_each_once(onprem: SdpClient,
         await onprem.list_requests({"row_count": 101})
 
 
-async def test_retries_429_honouring_retry_after(cloud: SdpClient,
-                                                 state: SimulatorState) -> None:
+async def test_retries_429_honouring_retry_after(cloud: SdpClient, state: SimulatorState) -> None:
     state.set_faults("acme", http_429_next=1, retry_after_s=1)
     started = time.monotonic()
     assert (await cloud.get_request("5001"))["id"] == "5001"
@@ -132,8 +152,9 @@ async def test_retries_429_honouring_retry_after(cloud: SdpClient,
     assert len(state.recorded_notes("acme")) == 1
 
 
-async def test_503_twice_then_success_with_hooks(server: tuple[ServerHandle, SimulatorState],
-                                                 state: SimulatorState) -> None:
+async def test_503_twice_then_success_with_hooks(
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> None:
     state.set_faults("acme", http_5xx_next=2, http_5xx_status=503)
     hooked: list[str] = []
     outcomes: list[str] = []
@@ -141,26 +162,33 @@ async def test_503_twice_then_success_with_hooks(server: tuple[ServerHandle, Sim
     async def before_call() -> None:
         hooked.append("x")
 
-    async with SdpClient(server[0].url, CLOUD_KEY, "cloud", portal="acme", **FAST,
-                         before_call=before_call,
-                         on_call=lambda outcome, seconds: outcomes.append(outcome)) as client:
+    async with SdpClient(
+        server[0].url,
+        CLOUD_KEY,
+        "cloud",
+        portal="acme",
+        **FAST,
+        before_call=before_call,
+        on_call=lambda outcome, seconds: outcomes.append(outcome),
+    ) as client:
         await client.get_request("5001")
     assert outcomes == ["unavailable", "unavailable", "ok"] and len(hooked) == 3
 
 
-async def test_gives_up_after_max_attempts(server: tuple[ServerHandle, SimulatorState],
-                                           state: SimulatorState) -> None:
+async def test_gives_up_after_max_attempts(
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> None:
     state.set_faults("acme", http_5xx_next=10, http_5xx_status=502)
-    async with SdpClient(server[0].url, CLOUD_KEY, "cloud", portal="acme", max_attempts=3,
-                         **FAST) as client:
+    async with SdpClient(
+        server[0].url, CLOUD_KEY, "cloud", portal="acme", max_attempts=3, **FAST
+    ) as client:
         with pytest.raises(SdpUnavailable) as caught:
             await client.get_request("5001")
     assert caught.value.http_status == 502 and caught.value.retryable
     assert len(state.calls("acme")) == 3
 
 
-async def test_rate_limit_window_exhausts_attempts(cloud: SdpClient,
-                                                   state: SimulatorState) -> None:
+async def test_rate_limit_window_exhausts_attempts(cloud: SdpClient, state: SimulatorState) -> None:
     state.set_faults("acme", rate_limit_per_minute=1)
     await cloud.get_request("5001")
     with pytest.raises(SdpRateLimited) as caught:
@@ -170,10 +198,12 @@ async def test_rate_limit_window_exhausts_attempts(cloud: SdpClient,
 
 
 async def test_deadline_stops_before_a_long_retry_after(
-        server: tuple[ServerHandle, SimulatorState], state: SimulatorState) -> None:
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> None:
     state.set_faults("acme", http_429_next=5, retry_after_s=5)
-    async with SdpClient(server[0].url, CLOUD_KEY, "cloud", portal="acme", deadline_s=1.0,
-                         **FAST) as client:
+    async with SdpClient(
+        server[0].url, CLOUD_KEY, "cloud", portal="acme", deadline_s=1.0, **FAST
+    ) as client:
         started = time.monotonic()
         with pytest.raises(SdpRateLimited) as caught:
             await client.get_request("5001")
@@ -191,8 +221,9 @@ async def test_closed_ticket_is_rejected_once(cloud: SdpClient, state: Simulator
     assert state.recorded_notes() == []
 
 
-async def test_failed_envelope_fault_is_not_retried(cloud: SdpClient,
-                                                    state: SimulatorState) -> None:
+async def test_failed_envelope_fault_is_not_retried(
+    cloud: SdpClient, state: SimulatorState
+) -> None:
     state.set_faults("acme", failed_envelope_next=1, failed_envelope_message="Try later")
     with pytest.raises(SdpRejected, match="Try later"):
         await cloud.get_request("5001")
@@ -209,7 +240,8 @@ async def test_missing_description_and_not_found(cloud: SdpClient) -> None:
 
 
 async def test_bad_key_is_auth_error_and_key_never_leaks(
-        server: tuple[ServerHandle, SimulatorState], state: SimulatorState) -> None:
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> None:
     secret = "WRONG-KEY-d41d8cd98f"
     async with SdpClient(server[0].url, secret, "onprem", **FAST) as client:
         with pytest.raises(SdpAuthError) as caught:
@@ -222,25 +254,29 @@ async def test_bad_key_is_auth_error_and_key_never_leaks(
         assert secret not in text
 
 
-async def test_wrong_edition_header_is_rejected(server: tuple[ServerHandle, SimulatorState],
-                                                state: SimulatorState) -> None:
+async def test_wrong_edition_header_is_rejected(
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> None:
     async with SdpClient(server[0].url, CLOUD_KEY, "onprem", portal="acme", **FAST) as client:
         with pytest.raises(SdpAuthError):
             await client.get_request("5001")
 
 
 async def test_hang_and_connection_refused_are_unavailable(
-        server: tuple[ServerHandle, SimulatorState], state: SimulatorState) -> None:
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState
+) -> None:
     state.set_faults("acme", outage="hang")
-    async with SdpClient(server[0].url, CLOUD_KEY, "cloud", portal="acme", timeout_s=0.2,
-                         max_attempts=2, **FAST) as client:
+    async with SdpClient(
+        server[0].url, CLOUD_KEY, "cloud", portal="acme", timeout_s=0.2, max_attempts=2, **FAST
+    ) as client:
         started = time.monotonic()
         with pytest.raises(SdpUnavailable, match="ReadTimeout"):
             await client.get_request("5001")
         assert time.monotonic() - started < 2
     state.set_faults("acme")
-    async with SdpClient(f"http://127.0.0.1:{free_port()}", CLOUD_KEY, "cloud",
-                         max_attempts=2, **FAST) as client:
+    async with SdpClient(
+        f"http://127.0.0.1:{free_port()}", CLOUD_KEY, "cloud", max_attempts=2, **FAST
+    ) as client:
         with pytest.raises(SdpUnavailable) as caught:
             await client.get_request("5001")
     assert CLOUD_KEY not in str(caught.value) and not caught.value.maybe_applied
@@ -252,8 +288,7 @@ async def test_plain_html_outage_is_unavailable(cloud: SdpClient, state: Simulat
         await cloud.get_request("5001")
 
 
-async def test_ambiguous_write_is_not_posted_twice(cloud: SdpClient,
-                                                   state: SimulatorState) -> None:
+async def test_ambiguous_write_is_not_posted_twice(cloud: SdpClient, state: SimulatorState) -> None:
     state.set_faults("acme", http_5xx_next=1, http_5xx_status=500, fail_after_effect=True)
     note_id = await cloud.add_note("5001", "<p>enh-123</p>")
     [recorded] = state.recorded_notes("acme")
@@ -261,22 +296,65 @@ async def test_ambiguous_write_is_not_posted_twice(cloud: SdpClient,
     assert len(state.calls("acme", "POST")) == 1
 
 
-@pytest.mark.parametrize("status,body,error,code", [
-    (200, {"response_status": [{"status_code": 4000, "status": "failed",
-                                "messages": [{"status_code": 4000, "message": "Closed"}]}]},
-     SdpRejected, 4000),
-    (400, {"response_status": {"status_code": 4000, "status": "failed",
-                               "messages": [{"status_code": 4012, "fields": ["mode"]}]}},
-     SdpRejected, 4012),
-    (401, {"response_status": {"status_code": 4000, "status": "failed",
-                               "messages": [{"status_code": 4002, "message": "UNAUTHORISED"}]}},
-     SdpAuthError, 4002),
-    (429, {}, SdpRateLimited, None),
-    (500, {"response_status": {"status_code": 4000, "status": "failed",
-                               "messages": [{"status_code": 4004}]}}, SdpUnavailable, 4004),
-])
-def test_envelope_classification(status: int, body: dict[str, object], error: type[SdpError],
-                                 code: int | None) -> None:
+@pytest.mark.parametrize(
+    "status,body,error,code",
+    [
+        (
+            200,
+            {
+                "response_status": [
+                    {
+                        "status_code": 4000,
+                        "status": "failed",
+                        "messages": [{"status_code": 4000, "message": "Closed"}],
+                    }
+                ]
+            },
+            SdpRejected,
+            4000,
+        ),
+        (
+            400,
+            {
+                "response_status": {
+                    "status_code": 4000,
+                    "status": "failed",
+                    "messages": [{"status_code": 4012, "fields": ["mode"]}],
+                }
+            },
+            SdpRejected,
+            4012,
+        ),
+        (
+            401,
+            {
+                "response_status": {
+                    "status_code": 4000,
+                    "status": "failed",
+                    "messages": [{"status_code": 4002, "message": "UNAUTHORISED"}],
+                }
+            },
+            SdpAuthError,
+            4002,
+        ),
+        (429, {}, SdpRateLimited, None),
+        (
+            500,
+            {
+                "response_status": {
+                    "status_code": 4000,
+                    "status": "failed",
+                    "messages": [{"status_code": 4004}],
+                }
+            },
+            SdpUnavailable,
+            4004,
+        ),
+    ],
+)
+def test_envelope_classification(
+    status: int, body: dict[str, object], error: type[SdpError], code: int | None
+) -> None:
     response = httpx.Response(status, json=body, headers={"Retry-After": "3"})
     with pytest.raises(error) as caught:
         raise_for_envelope(response, write=True)

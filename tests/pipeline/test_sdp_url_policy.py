@@ -21,16 +21,36 @@ STRICT = SdpUrlPolicy()
 LOOPBACK_OK = SdpUrlPolicy(allow_loopback=True)
 ONLY_10_20 = SdpUrlPolicy(allowed_networks=parse_networks(["10.20.0.0/16", "fd00:1::/32"]))
 
-NEVER = ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://169.254.0.1",
-         "http://[::ffff:169.254.169.254]/", "http://[64:ff9b::a9fe:a9fe]/",
-         "http://224.0.0.1/", "http://255.255.255.255/", "http://240.0.0.1/",
-         "http://user:pass@sdp.example.com/", "http://user@10.0.0.1/", "ftp://sdp.example.com/",
-         "file:///etc/passwd"]
-LOOPBACK = ["http://127.0.0.1:5432/", "http://127.9.9.9/", "http://[::1]:8265/",
-            "http://0.0.0.0:8000/", "http://localhost:8265", "http://ray.localhost/",
-            "http://[::ffff:127.0.0.1]/"]
-PRIVATE = ["http://10.1.2.3:8080/", "http://192.168.0.10/", "http://172.16.5.5/",
-           "http://100.64.1.1/", "http://[fd12::1]/"]
+NEVER = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fe80::1]/",
+    "http://169.254.0.1",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://224.0.0.1/",
+    "http://255.255.255.255/",
+    "http://240.0.0.1/",
+    "http://user:pass@sdp.example.com/",
+    "http://user@10.0.0.1/",
+    "ftp://sdp.example.com/",
+    "file:///etc/passwd",
+]
+LOOPBACK = [
+    "http://127.0.0.1:5432/",
+    "http://127.9.9.9/",
+    "http://[::1]:8265/",
+    "http://0.0.0.0:8000/",
+    "http://localhost:8265",
+    "http://ray.localhost/",
+    "http://[::ffff:127.0.0.1]/",
+]
+PRIVATE = [
+    "http://10.1.2.3:8080/",
+    "http://192.168.0.10/",
+    "http://172.16.5.5/",
+    "http://100.64.1.1/",
+    "http://[fd12::1]/",
+]
 PUBLIC = ["https://sdpondemand.manageengine.com/", "https://8.8.8.8/", "https://[2606:4700::1]/"]
 
 
@@ -115,13 +135,15 @@ async def rebinding_dns(monkeypatch):
 
 
 async def test_call_time_check_refuses_a_name_that_now_resolves_to_loopback(
-        sdp_simulator, rebinding_dns) -> None:
+    sdp_simulator, rebinding_dns
+) -> None:
     rebinding_dns["sdp.rebind.example"] = "127.0.0.1"
     url = f"http://sdp.rebind.example:{sdp_simulator.port}"
     STRICT.check_url(url)  # what the admin API saw: a harmless-looking name
     async with guarded_http_client(STRICT) as http:
-        client = SdpClient(url, "key-1", "onprem", http=http, max_attempts=4,
-                           backoff_initial_s=0.01)
+        client = SdpClient(
+            url, "key-1", "onprem", http=http, max_attempts=4, backoff_initial_s=0.01
+        )
         with pytest.raises(SdpRejected, match="loopback") as refused:
             await client.get_request(1)
         assert not refused.value.retryable
@@ -133,8 +155,7 @@ async def test_call_time_check_refuses_a_name_that_now_resolves_to_loopback(
         assert "response_status" in answer.text
 
 
-async def test_call_time_check_refuses_link_local_even_with_loopback_allowed(
-        rebinding_dns) -> None:
+async def test_call_time_check_refuses_link_local_even_with_loopback_allowed(rebinding_dns) -> None:
     rebinding_dns["metadata.rebind.example"] = "169.254.169.254"
     async with guarded_http_client(LOOPBACK_OK) as http:
         with pytest.raises(SdpUrlRefused, match="link-local"):
@@ -149,12 +170,10 @@ async def test_unresolvable_name_is_an_ordinary_connect_error() -> None:
             await http.get("http://no-such-host.invalid/", timeout=5)
 
 
-async def test_stored_url_with_credentials_fails_its_calls_at_once(
-        sdp_simulator) -> None:
+async def test_stored_url_with_credentials_fails_its_calls_at_once(sdp_simulator) -> None:
     """A tenant row written before the rules (or by hand) with user:pass@ in its URL."""
     url = f"http://admin:s3cret@127.0.0.1:{sdp_simulator.port}"
-    async with SdpClient(url, "key-1", "onprem", max_attempts=4,
-                         backoff_initial_s=0.01) as client:
+    async with SdpClient(url, "key-1", "onprem", max_attempts=4, backoff_initial_s=0.01) as client:
         with pytest.raises(SdpRejected, match="credentials") as refused:
             await client.get_request(1)
     assert not refused.value.retryable and "s3cret" not in str(refused.value)

@@ -24,17 +24,30 @@ from simulators.serving import run_in_thread
 from tests.workflow_runner import enhance_once
 
 HISTORY = {
-    "901": ("VPN disconnects every few minutes", "Dead peer detection on vpn-gw-01 was set to "
-            "10 s and the home router drops idle UDP sessions. Raised the DPD interval to 60 s."),
-    "902": ("VPN keeps dropping the connection", "The home router fragmented the tunnel "
-            "packets. Lowered the tunnel MTU to 1380 in the VPN profile and pushed the profile."),
-    "903": ("Remote VPN session drops", "Outdated VPN client build with a known reconnect bug. "
-            "Upgraded the client to the approved version."),
+    "901": (
+        "VPN disconnects every few minutes",
+        "Dead peer detection on vpn-gw-01 was set to "
+        "10 s and the home router drops idle UDP sessions. Raised the DPD interval to 60 s.",
+    ),
+    "902": (
+        "VPN keeps dropping the connection",
+        "The home router fragmented the tunnel "
+        "packets. Lowered the tunnel MTU to 1380 in the VPN profile and pushed the profile.",
+    ),
+    "903": (
+        "Remote VPN session drops",
+        "Outdated VPN client build with a known reconnect bug. "
+        "Upgraded the client to the approved version.",
+    ),
 }
-TICKET = {"subject": "VPN drops every few minutes",
-          "description": "The VPN client disconnects every few minutes from home."}
-MTU_FIX = ("Home router fragmented the tunnel packets; lowered the tunnel MTU to 1380 in the "
-           "VPN profile for this user and pushed it.")
+TICKET = {
+    "subject": "VPN drops every few minutes",
+    "description": "The VPN client disconnects every few minutes from home.",
+}
+MTU_FIX = (
+    "Home router fragmented the tunnel packets; lowered the tunnel MTU to 1380 in the "
+    "VPN profile for this user and pushed it."
+)
 UNRELATED = "Replaced the toner cartridge in the second-floor printer."
 
 
@@ -59,11 +72,16 @@ async def _scrape(api: httpx.AsyncClient) -> str:
 
 @pytest.fixture(scope="module")
 async def api(database, encryption_keys) -> AsyncIterator[httpx.AsyncClient]:
-    state = ApiState.from_settings(Settings(database_url=database.service_url,
-                                            encryption_keys=encryption_keys,
-                                            metrics_token=METRICS_TOKEN))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_api(state)),
-                                 base_url="http://api") as client:
+    state = ApiState.from_settings(
+        Settings(
+            database_url=database.service_url,
+            encryption_keys=encryption_keys,
+            metrics_token=METRICS_TOKEN,
+        )
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_api(state)), base_url="http://api"
+    ) as client:
         yield client
     await state.close()
 
@@ -71,7 +89,8 @@ async def api(database, encryption_keys) -> AsyncIterator[httpx.AsyncClient]:
 async def test_lexeme_overlap_separates_the_same_fix_from_another_fix(pool) -> None:
     async with pool.acquire() as conn:
         same, other, empty = await LexemeOverlap().scores(
-            conn, MTU_FIX, [HISTORY["902"][1], HISTORY["901"][1], ""])
+            conn, MTU_FIX, [HISTORY["902"][1], HISTORY["901"][1], ""]
+        )
     assert same >= HIT_THRESHOLD > other and empty == 0.0
     proposed = [{"text": HISTORY["901"][1]}, {"text": HISTORY["902"][1]}]
     async with pool.acquire() as conn:
@@ -84,33 +103,53 @@ async def test_lexeme_overlap_separates_the_same_fix_from_another_fix(pool) -> N
 
 
 async def _resolve(api: httpx.AsyncClient, tenant, ticket_id: str, resolution: str) -> dict:
-    body = json.dumps({"ticket_id": ticket_id, "subject": TICKET["subject"],
-                       "description": TICKET["description"], "resolution": resolution,
-                       "event": "resolved"}).encode()
-    response = await api.post(f"/webhook/servicedesk/{tenant.tenant_id}/resolved", content=body,
-                              headers=webhook_headers(body, "hmac", tenant.webhook_secret))
+    body = json.dumps(
+        {
+            "ticket_id": ticket_id,
+            "subject": TICKET["subject"],
+            "description": TICKET["description"],
+            "resolution": resolution,
+            "event": "resolved",
+        }
+    ).encode()
+    response = await api.post(
+        f"/webhook/servicedesk/{tenant.tenant_id}/resolved",
+        content=body,
+        headers=webhook_headers(body, "hmac", tenant.webhook_secret),
+    )
     assert response.status_code == 202, response.text
     return response.json()
 
 
 async def test_resolutions_become_hits_and_misses_in_the_api_stats_and_metrics(
-        pool, cipher, owner_conn, make_tenant, sdp, api) -> None:
+    pool, cipher, owner_conn, make_tenant, sdp, api
+) -> None:
     tenant = await make_tenant("sq", sdp_url=sdp[1])
     auth = {"Authorization": f"Bearer {tenant.api_token}"}
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
         for ticket_id, (subject, resolution) in HISTORY.items():
             await upsert_resolved_ticket(
-                conn, tenant_id=tenant.tenant_id, ticket_id=ticket_id, subject=subject,
-                description=subject, resolution=resolution, priority=None, tags=[],
-                resolved_at=None)
-    enhanced = [await enhance_once(pool, cipher, owner_conn, sdp[0], tenant.tenant_id, TICKET)
-                for _ in range(5)]
+                conn,
+                tenant_id=tenant.tenant_id,
+                ticket_id=ticket_id,
+                subject=subject,
+                description=subject,
+                resolution=resolution,
+                priority=None,
+                tags=[],
+                resolved_at=None,
+            )
+    enhanced = [
+        await enhance_once(pool, cipher, owner_conn, sdp[0], tenant.tenant_id, TICKET)
+        for _ in range(5)
+    ]
 
     hit = await _resolve(api, tenant, enhanced[0][1], MTU_FIX)
     assert hit["suggestion_hit"] is True
     row = (await api.get(f"/api/v1/enhancements/{enhanced[0][0]}", headers=auth)).json()
-    proposals = await owner_conn.fetchval("SELECT suggestions FROM enhancements WHERE id = $1",
-                                          uuid.UUID(enhanced[0][0]))
+    proposals = await owner_conn.fetchval(
+        "SELECT suggestions FROM enhancements WHERE id = $1", uuid.UUID(enhanced[0][0])
+    )
     mtu_rank = [p["id"] for p in json.loads(proposals)].index("902") + 1
     assert (row["suggestion_hit"], row["suggestion_rank"]) == (True, mtu_rank)
     assert row["suggestion_similarity"] >= HIT_THRESHOLD
@@ -128,10 +167,19 @@ async def test_resolutions_become_hits_and_misses_in_the_api_stats_and_metrics(
 
     for _, ticket_id, _ in enhanced[2:4]:  # the history import path
         async with tenant_transaction(pool, tenant.tenant_id) as conn:
-            await _upsert(conn, TicketRecord(ticket_id=ticket_id, subject=TICKET["subject"],
-                                             description="", resolution=HISTORY["901"][1],
-                                             priority=None, tags=[], resolved_at=None),
-                          tenant.tenant_id)
+            await _upsert(
+                conn,
+                TicketRecord(
+                    ticket_id=ticket_id,
+                    subject=TICKET["subject"],
+                    description="",
+                    resolution=HISTORY["901"][1],
+                    priority=None,
+                    tags=[],
+                    resolved_at=None,
+                ),
+                tenant.tenant_id,
+            )
     stats = (await api.get("/api/v1/feedback/stats", headers=auth)).json()["suggestions"]
     assert (stats["checked"], stats["hits"], stats["hit_rate"]) == (4, 3, 0.75)
     metrics = await _scrape(api)

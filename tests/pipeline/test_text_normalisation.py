@@ -17,14 +17,20 @@ from pipeline.sdp_ticket import SdpFieldError, map_sdp_request
 from pipeline.text_terms import salient_terms
 from serve_app.webhook_payload import PayloadError, parse_ticket_webhook
 
-HOSTILE = ("<p>VPN <b>drops</b><i>hourly</i></p><script>var leaked='scriptword'</script>"
-           "<style>.x{color:secretstyle}</style><div>Gateway&nbsp;10.10.0.2</div>")
+HOSTILE = (
+    "<p>VPN <b>drops</b><i>hourly</i></p><script>var leaked='scriptword'</script>"
+    "<style>.x{color:secretstyle}</style><div>Gateway&nbsp;10.10.0.2</div>"
+)
 REQUEST = {
-    "id": "4711", "subject": " VPN drops ", "description": HOSTILE,
+    "id": "4711",
+    "subject": " VPN drops ",
+    "description": HOSTILE,
     "resolution": {"content": "<p>Raised <b>MTU</b></p><script>x='nope'</script>"},
-    "priority": {"name": "High"}, "status": {"name": "Resolved"},
+    "priority": {"name": "High"},
+    "status": {"name": "Resolved"},
     "requester": {"name": "Ann", "email_id": "ann@example.com"},
-    "category": {"name": "Network"}, "tags": [{"name": "vpn"}, "network"],
+    "category": {"name": "Network"},
+    "tags": [{"name": "vpn"}, "network"],
     "resolved_time": {"value": "1700000000000"},
     "last_updated_time": {"value": "1700000000000"},
 }
@@ -42,8 +48,9 @@ def test_every_path_maps_the_same_request_to_the_same_text() -> None:
     hooked = parse_ticket_webhook(json.loads(body), body)
     fetched = ticket_from_sdp(REQUEST)
     imported = ticket_record(REQUEST)
-    flat_body = json.dumps({"ticket_id": "4711", "subject": "VPN drops",
-                            "description": HOSTILE}).encode()
+    flat_body = json.dumps(
+        {"ticket_id": "4711", "subject": "VPN drops", "description": HOSTILE}
+    ).encode()
     flat = parse_ticket_webhook(json.loads(flat_body), flat_body)
 
     expected = "VPN drops hourly\n\nGateway 10.10.0.2"
@@ -55,8 +62,7 @@ def test_every_path_maps_the_same_request_to_the_same_text() -> None:
     assert hooked.resolved_at == imported.resolved_at == datetime.fromtimestamp(1.7e9, UTC)
     assert fetched.priority == hooked.ticket.priority == "High"
     assert fetched.requester_email == hooked.ticket.requester_email == "ann@example.com"
-    for words in (salient_terms(fetched.subject, fetched.description),
-                  salient_terms("", HOSTILE)):
+    for words in (salient_terms(fetched.subject, fetched.description), salient_terms("", HOSTILE)):
         assert "scriptword" not in words and "secretstyle" not in words and "leaked" not in words
 
 

@@ -30,20 +30,23 @@ from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread
 
 THIN = [("hi", "test"), ("Help", "pls call me"), ("test", ""), ("urgent!!", "asap please")]
-NOT_THIN = [("VPN drops", "every hour since Monday"), ("Printer", "offline on floor 3"),
-            ("Server slow", "10.0.0.5")]
+NOT_THIN = [
+    ("VPN drops", "every hour since Monday"),
+    ("Printer", "offline on floor 3"),
+    ("Server slow", "10.0.0.5"),
+]
 
 
 @pytest.mark.parametrize(("subject", "description"), THIN)
 def test_thin_tickets_are_recognised(subject: str, description: str) -> None:
-    assert is_thin(Ticket(ticket_id="1", subject=subject, description=description),
-                   min_chars=15)
+    assert is_thin(Ticket(ticket_id="1", subject=subject, description=description), min_chars=15)
 
 
 @pytest.mark.parametrize(("subject", "description"), NOT_THIN)
 def test_tickets_with_a_symptom_are_not_thin(subject: str, description: str) -> None:
-    assert not is_thin(Ticket(ticket_id="1", subject=subject, description=description),
-                       min_chars=15)
+    assert not is_thin(
+        Ticket(ticket_id="1", subject=subject, description=description), min_chars=15
+    )
 
 
 def test_note_is_short_and_escapes_the_ticket_text() -> None:
@@ -60,44 +63,75 @@ def sdp() -> Iterator[tuple[SimulatorState, str]]:
         yield state, server.url
 
 
-async def _synthesize(tenant_id: str, context: TicketContext,
-                      settings: TenantSettings) -> SynthesisResult:
+async def _synthesize(
+    tenant_id: str, context: TicketContext, settings: TenantSettings
+) -> SynthesisResult:
     raise AssertionError("a thin ticket must not reach synthesis")
 
 
 async def test_thin_ticket_gets_a_short_note_without_unrelated_matches(
-        pool, cipher, owner_conn, make_tenant, sdp) -> None:
+    pool, cipher, owner_conn, make_tenant, sdp
+) -> None:
     state, url = sdp
     tenant = await make_tenant("thin", sdp_url=url)
     runtime = await load_tenant_runtime(pool, cipher, tenant.tenant_id)
     state.add_portal(tenant.tenant_id, runtime.sdp_api_key)
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
-        await upsert_resolved_ticket(conn, tenant_id=tenant.tenant_id, ticket_id="R1",
-                                     subject="Please call me back about the test printer",
-                                     description="help", resolution="Called back",
-                                     priority=None, tags=[], resolved_at=None)
+        await upsert_resolved_ticket(
+            conn,
+            tenant_id=tenant.tenant_id,
+            ticket_id="R1",
+            subject="Please call me back about the test printer",
+            description="help",
+            resolution="Called back",
+            priority=None,
+            tags=[],
+            resolved_at=None,
+        )
     embedder = WordLlamaEmbedder()
     await reindex_tenant(pool, tenant.tenant_id, embedder)
-    ticket_id = str(state.add_request(tenant.tenant_id, subject="Help",
-                                      description="pls call me")["id"])
+    ticket_id = str(
+        state.add_request(tenant.tenant_id, subject="Help", description="pls call me")["id"]
+    )
     async with pool.acquire() as conn:
         queued = await enqueue(
-            conn, tenant_id=tenant.tenant_id, ticket_id=ticket_id, event="created",
-            dedupe_key=uuid.uuid4().hex, trace_context=None, trace_id=None, notify=False,
-            payload={"ticket": Ticket(ticket_id=ticket_id, subject="Help",
-                                      description="pls call me").model_dump(mode="json")})
+            conn,
+            tenant_id=tenant.tenant_id,
+            ticket_id=ticket_id,
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            trace_context=None,
+            trace_id=None,
+            notify=False,
+            payload={
+                "ticket": Ticket(
+                    ticket_id=ticket_id, subject="Help", description="pls call me"
+                ).model_dump(mode="json")
+            },
+        )
     token = await owner_conn.fetchval(
         """UPDATE enhancements SET status = 'running', attempts = 1, lease_owner = 'test',
                lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
-           WHERE id = $1 RETURNING lease_token""", queued.id)
-    job = ClaimedJob(id=str(queued.id), tenant_id=tenant.tenant_id, ticket_id=ticket_id,
-                     attempts=1, lease_token=str(token))
+           WHERE id = $1 RETURNING lease_token""",
+        queued.id,
+    )
+    job = ClaimedJob(
+        id=str(queued.id),
+        tenant_id=tenant.tenant_id,
+        ticket_id=ticket_id,
+        attempts=1,
+        lease_token=str(token),
+    )
     gathering = ContextGathering(pool, embedder=embedder)
     async with httpx.AsyncClient() as http:
         workflow = EnhancementWorkflow(
-            pool, load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
+            pool,
+            load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, ticket, needs_fetch: gathering.gather(t, ticket),
-            synthesize=_synthesize, limiter=LocalRateLimiter(), http=http)
+            synthesize=_synthesize,
+            limiter=LocalRateLimiter(),
+            http=http,
+        )
         assert await workflow.run(job) == "completed"
 
     notes = state.recorded_notes(tenant.tenant_id, ticket_id)
@@ -106,7 +140,9 @@ async def test_thin_ticket_gets_a_short_note_without_unrelated_matches(
     assert len(text.split()) <= MAX_WORDS, text
     assert "Ask the requester" in text and "R1" not in text and "ticket #" not in text
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
-        row = await conn.fetchrow("SELECT outcome, note_id, error, context_sources "
-                                  "FROM enhancements WHERE id = $1", queued.id)
+        row = await conn.fetchrow(
+            "SELECT outcome, note_id, error, context_sources FROM enhancements WHERE id = $1",
+            queued.id,
+        )
     assert row["outcome"] == "skipped" and row["note_id"] == notes[0].note_id
     assert "too thin" in row["error"]

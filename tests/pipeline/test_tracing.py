@@ -51,8 +51,9 @@ def test_carrier_continues_the_trace_as_the_job_row_does(spans) -> None:
         trace_id = trace_id_hex(root)
     assert carrier["traceparent"].split("-")[1] == trace_id
     # Later, elsewhere: the enhancer starts from the stored carrier only.
-    with tracer().start_as_current_span("enhancement.run",
-                                        context=context_from_carrier(carrier)) as run:
+    with tracer().start_as_current_span(
+        "enhancement.run", context=context_from_carrier(carrier)
+    ) as run:
         assert trace_id_hex(run) == trace_id
     finished = {s.name: s for s in spans.get_finished_spans()}
     assert finished["enhancement.run"].parent.span_id == finished["webhook.receive"].context.span_id
@@ -81,8 +82,10 @@ def test_empty_carrier_starts_a_new_trace(spans) -> None:
 def test_json_lines_exporter_appends_whole_lines_from_many_threads(tmp_path, spans) -> None:
     path = tmp_path / "spans.jsonl"
     exporter = JsonLinesSpanExporter(str(path))
-    with (tracer().start_as_current_span("parent", attributes={"tenant.id": "acme"}),
-          tracer().start_as_current_span("child", attributes={"llm.prompt_tokens": 12})):
+    with (
+        tracer().start_as_current_span("parent", attributes={"tenant.id": "acme"}),
+        tracer().start_as_current_span("child", attributes={"llm.prompt_tokens": 12}),
+    ):
         pass
     finished = spans.get_finished_spans()
 

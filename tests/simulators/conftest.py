@@ -33,7 +33,14 @@ def state(server: tuple[ServerHandle, SimulatorState]) -> SimulatorState:
     state.add_portal("acme", CLOUD_KEY, "cloud")
     state.add_portal("globex", ONPREM_KEY, "onprem")
     state.add_request("acme", VPN_TICKET)
-    state.add_request("globex", subject="Printer offline", description="<p>10.1.1.9</p>",
-                      id="1001", status="Resolved", resolution="Replaced the fuser",
-                      created_time=1_700_000_000_000, resolved_time=1_700_000_360_000)
+    state.add_request(
+        "globex",
+        subject="Printer offline",
+        description="<p>10.1.1.9</p>",
+        id="1001",
+        status="Resolved",
+        resolution="Replaced the fuser",
+        created_time=1_700_000_000_000,
+        resolved_time=1_700_000_360_000,
+    )
     return state

@@ -16,13 +16,22 @@ ONPREM = {"authtoken": ONPREM_KEY}
 ACME = "/app/acme/api/v3"
 # Modelled on the real Cloud GET sample (SDP Cloud v3), with our own data.
 VPN_TICKET = {
-    "id": "123640000000240013", "display_id": "102", "subject": "VPN drops every 10 minutes",
+    "id": "123640000000240013",
+    "display_id": "102",
+    "subject": "VPN drops every 10 minutes",
     "description": "<div>User at 10.20.30.40 loses the tunnel.</div>",
-    "status": {"name": "Open"}, "priority": {"name": "High", "color": "#ff0000"},
-    "requester": {"id": "123640000000244019", "name": "Dana Whitfield",
-                  "email_id": "dana@acme.example"},
-    "technician": None, "group": {"name": "Network"}, "mode": {"name": "E-Mail"},
-    "created_time": {"value": "1593000300533"}, "udf_fields": {"udf_char1": "Branch 4"},
+    "status": {"name": "Open"},
+    "priority": {"name": "High", "color": "#ff0000"},
+    "requester": {
+        "id": "123640000000244019",
+        "name": "Dana Whitfield",
+        "email_id": "dana@acme.example",
+    },
+    "technician": None,
+    "group": {"name": "Network"},
+    "mode": {"name": "E-Mail"},
+    "created_time": {"value": "1593000300533"},
+    "udf_fields": {"udf_char1": "Branch 4"},
 }
 
 

@@ -127,8 +127,13 @@ def test_every_ip_in_descriptions_parses_and_many_are_in_inventory(dataset: Demo
     tickets = dataset.resolved_tickets + dataset.open_tickets
     in_inventory = 0
     for ticket in tickets:
-        text = ticket["subject"] + " " + ticket["description"] + " " + ticket.get(
-            "resolution", {}).get("content", "")
+        text = (
+            ticket["subject"]
+            + " "
+            + ticket["description"]
+            + " "
+            + ticket.get("resolution", {}).get("content", "")
+        )
         for token in DOTTED.findall(text):
             ipaddress.ip_address(token)
         ips = extract_ips(text)
@@ -168,8 +173,9 @@ def test_tenants_overlap_in_address_space_but_not_in_meaning() -> None:
     assert all(acme[a] != globex[a] for a in shared)
     ten = ipaddress.ip_network("10.0.0.0/8")
     for inventory in (acme, globex):
-        assert any(ipaddress.ip_network(a, strict=False).subnet_of(ten) for a in inventory
-                   if ":" not in a)
+        assert any(
+            ipaddress.ip_network(a, strict=False).subnet_of(ten) for a in inventory if ":" not in a
+        )
 
 
 def test_categories_are_spread(dataset: DemoDataset) -> None:

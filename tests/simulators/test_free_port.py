@@ -35,13 +35,20 @@ def test_ports_are_distinct_and_outside_ephemeral_and_ray_worker_ranges() -> Non
 
 def test_port_reserved_by_another_live_process_is_never_handed_out(monkeypatch) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent("""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
             import sys
             from simulators.serving import free_port
             print(",".join(str(free_port()) for _ in range(5)), flush=True)
             sys.stdin.read()  # hold the reservations until the test closes stdin
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         held = [int(p) for p in child.stdout.readline().strip().split(",")]
         # start this process's search exactly where the child's was, so both contend

@@ -76,7 +76,9 @@ async def test_answer_cites_exactly_the_prompt_sources(
     sim: Sim, client: openai.AsyncOpenAI
 ) -> None:
     raw = await client.chat.completions.with_raw_response.create(
-        model="openai/gpt-4o-mini", messages=MESSAGES, response_format={"type": "json_object"},
+        model="openai/gpt-4o-mini",
+        messages=MESSAGES,
+        response_format={"type": "json_object"},
         extra_headers={"HTTP-Referer": "https://msp.example", "X-Title": "AI Agents"},
         extra_body={"provider": {"zdr": True, "data_collection": "deny"}},
     )
@@ -88,8 +90,9 @@ async def test_answer_cites_exactly_the_prompt_sources(
     cited = {s for item in body["likely_causes"] + body["next_steps"] for s in item["sources"]}
     assert cited == {"ticket:7", "kb:KB-3", "asset:10.0.0.5"}  # not the ticket:555 in the text
     assert body["summary"].endswith("VPN drops every 10 minutes")
-    assert any("Apply the fix from ticket 7: Replaced the IKE" in s["text"]
-               for s in body["next_steps"])
+    assert any(
+        "Apply the fix from ticket 7: Replaced the IKE" in s["text"] for s in body["next_steps"]
+    )
     assert body["confidence"] == pytest.approx(0.6)
     usage = completion.usage
     assert usage.prompt_tokens == pytest.approx((len(PROMPT) + len("rules")) / 4, abs=2)
@@ -103,8 +106,12 @@ async def test_answer_cites_exactly_the_prompt_sources(
 
 
 async def test_no_sources_gives_low_confidence_and_says_so(client: openai.AsyncOpenAI) -> None:
-    c = await client.chat.completions.create(model="m", messages=[
-        {"role": "user", "content": "<<<TICKET>>>\nsubject: Printer\n<<<END TICKET>>>\n"}])
+    c = await client.chat.completions.create(
+        model="m",
+        messages=[
+            {"role": "user", "content": "<<<TICKET>>>\nsubject: Printer\n<<<END TICKET>>>\n"}
+        ],
+    )
     body = json.loads(c.choices[0].message.content)
     assert body["confidence"] == pytest.approx(0.3)
     assert "thin" in body["confidence_reason"]
@@ -113,32 +120,38 @@ async def test_no_sources_gives_low_confidence_and_says_so(client: openai.AsyncO
 
 async def test_wrong_or_missing_key_is_401(sim: Sim, http: httpx.AsyncClient) -> None:
     for headers in ({"Authorization": "Bearer nope"}, {}):
-        r = await http.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES},
-                            headers=headers)
+        r = await http.post(
+            "/v1/chat/completions", json={"model": "m", "messages": MESSAGES}, headers=headers
+        )
         assert r.status_code == 401
         assert r.json()["error"]["code"] == 401 and r.json()["error"]["message"]
     assert [rec.authorized for rec in sim.state.requests] == [False, False]
 
 
-@pytest.mark.parametrize("body", [
-    {"messages": MESSAGES},
-    {"model": 3, "messages": MESSAGES},
-    {"model": "m", "messages": []},
-    {"model": "m", "messages": [{"role": "wizard", "content": "x"}]},
-    {"model": "m", "messages": [{"role": "user"}]},
-    {"model": "m", "messages": MESSAGES, "models": "not-a-list"},
-    [1, 2],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": MESSAGES},
+        {"model": 3, "messages": MESSAGES},
+        {"model": "m", "messages": []},
+        {"model": "m", "messages": [{"role": "wizard", "content": "x"}]},
+        {"model": "m", "messages": [{"role": "user"}]},
+        {"model": "m", "messages": MESSAGES, "models": "not-a-list"},
+        [1, 2],
+    ],
+)
 async def test_bad_request_shape_is_400(http: httpx.AsyncClient, body: object) -> None:
-    r = await http.post("/api/v1/chat/completions", json=body,
-                        headers={"Authorization": f"Bearer {KEY}"})
+    r = await http.post(
+        "/api/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert r.status_code == 400
     assert r.json()["error"]["code"] == 400
 
 
 async def test_non_json_body_is_400(http: httpx.AsyncClient) -> None:
-    r = await http.post("/v1/chat/completions", content=b"{nope",
-                        headers={"Authorization": f"Bearer {KEY}"})
+    r = await http.post(
+        "/v1/chat/completions", content=b"{nope", headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert r.status_code == 400
 
 
@@ -200,9 +213,7 @@ async def test_bad_content_faults(client: openai.AsyncOpenAI, sim: Sim, kind: st
         assert content == ""
 
 
-async def test_hallucinate_adds_an_unknown_citation(
-    client: openai.AsyncOpenAI, sim: Sim
-) -> None:
+async def test_hallucinate_adds_an_unknown_citation(client: openai.AsyncOpenAI, sim: Sim) -> None:
     sim.state.add_fault("hallucinate", citation="kb:NOPE-1")
     c = await client.chat.completions.create(model="m", messages=MESSAGES)
     body = json.loads(c.choices[0].message.content)
@@ -212,8 +223,9 @@ async def test_hallucinate_adds_an_unknown_citation(
 
 async def test_timeout_fault_hangs_past_client_timeout(sim: Sim) -> None:
     sim.state.add_fault("timeout", seconds=1.0)
-    async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=KEY, max_retries=0,
-                                  timeout=0.2) as c:
+    async with openai.AsyncOpenAI(
+        base_url=sim.base_url, api_key=KEY, max_retries=0, timeout=0.2
+    ) as c:
         started = time.monotonic()
         with pytest.raises(openai.APITimeoutError):
             await c.chat.completions.create(model="m", messages=MESSAGES)
@@ -229,8 +241,10 @@ async def test_per_model_failure_and_openrouter_models_fallback(
     ok = await client.chat.completions.create(model="vendor/other", messages=MESSAGES)
     assert ok.model == "vendor/other"
     routed = await client.chat.completions.create(
-        model="vendor/primary", messages=MESSAGES,
-        extra_body={"models": ["vendor/primary", "vendor/backup"]})
+        model="vendor/primary",
+        messages=MESSAGES,
+        extra_body={"models": ["vendor/primary", "vendor/backup"]},
+    )
     assert routed.model == "vendor/backup"
     assert sim.state.requests[-1].models == ["vendor/primary", "vendor/backup"]
 
@@ -251,8 +265,9 @@ async def test_latency_is_async_so_concurrent_calls_overlap(
 ) -> None:
     sim.state.set_latency(0.3, jitter_pct=20)
     started = time.monotonic()
-    results = await asyncio.gather(*[
-        client.chat.completions.create(model="m", messages=MESSAGES) for _ in range(10)])
+    results = await asyncio.gather(
+        *[client.chat.completions.create(model="m", messages=MESSAGES) for _ in range(10)]
+    )
     elapsed = time.monotonic() - started
     assert len(results) == 10
     assert 0.24 <= elapsed < 1.5  # ten 0.3 s calls in series would take >= 2.4 s
@@ -265,15 +280,17 @@ async def test_control_api(sim: Sim, http: httpx.AsyncClient) -> None:
     assert (await http.post("/_sim/faults", json={"kind": "gremlins"})).status_code == 422
     assert len((await http.get("/_sim/faults")).json()["faults"]) == 1
     auth = {"Authorization": f"Bearer {KEY}"}
-    r = await http.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES},
-                        headers=auth)
+    r = await http.post(
+        "/v1/chat/completions", json={"model": "m", "messages": MESSAGES}, headers=auth
+    )
     assert r.status_code == 402
     log = (await http.get("/_sim/requests")).json()
     assert log["count"] == 1 and log["requests"][0]["fault"] == "no_credits"
     r = await http.put("/_sim/config", json={"latency_s": 0.05, "api_keys": ["other"]})
     assert r.json()["latency_s"] == 0.05 and r.json()["api_keys_configured"] == 1
-    r = await http.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES},
-                        headers=auth)
+    r = await http.post(
+        "/v1/chat/completions", json={"model": "m", "messages": MESSAGES}, headers=auth
+    )
     assert r.status_code == 401
     await http.put("/_sim/config", json={"api_keys": [KEY]})
     assert (await http.post("/_sim/reset")).json() == {"status": "reset"}
@@ -285,14 +302,19 @@ def test_runs_standalone_as_a_module() -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulators.llm", "--port", str(port), "--api-key", KEY],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                r = httpx.post(f"http://127.0.0.1:{port}/api/v1/chat/completions",
-                               json={"model": "m", "messages": MESSAGES},
-                               headers={"Authorization": f"Bearer {KEY}"}, timeout=2)
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/api/v1/chat/completions",
+                    json={"model": "m", "messages": MESSAGES},
+                    headers={"Authorization": f"Bearer {KEY}"},
+                    timeout=2,
+                )
                 break
             except httpx.TransportError:
                 assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -31,8 +31,9 @@ from simulators.serving import ServerHandle, free_port, run_in_thread
 from tests.simulators.servicedesk_world import ACME, CLOUD, CLOUD_KEY, form
 
 
-def test_control_api_drives_a_simulator(server: tuple[ServerHandle, SimulatorState],
-                                        state: SimulatorState, http: httpx.Client) -> None:
+def test_control_api_drives_a_simulator(
+    server: tuple[ServerHandle, SimulatorState], state: SimulatorState, http: httpx.Client
+) -> None:
     with SimulatorControl(server[0].url) as control:
         assert control.health()
         control.reset()
@@ -45,19 +46,25 @@ def test_control_api_drives_a_simulator(server: tuple[ServerHandle, SimulatorSta
         assert control.update_faults("initech", latency_ms=1)["http_429_next"] == 1
         headers = {"authtoken": "initech-key"}
         assert http.get("/api/v3/requests/77", headers=headers).status_code == 429
-        r = http.post("/api/v3/requests/77/notes", headers=headers,
-                      data=form({"request_note": {"description": "x"}}))
+        r = http.post(
+            "/api/v3/requests/77/notes",
+            headers=headers,
+            data=form({"request_note": {"description": "x"}}),
+        )
         assert r.status_code == 400  # this build only knows `note`
-        http.post("/api/v3/requests/77/notes", headers=headers,
-                  data=form({"note": {"description": "y"}}))
+        http.post(
+            "/api/v3/requests/77/notes", headers=headers, data=form({"note": {"description": "y"}})
+        )
         assert [n["description"] for n in control.notes("initech", "77")] == ["y"]
         assert len(control.calls("initech", "POST")) == 2
         control.clear_faults("initech")
         bad = httpx.post(f"{server[0].url}/_sim/portals", json={"edition": "cloud"})
         assert bad.status_code == 400 and "name" in bad.json()["detail"]
         assert httpx.get(f"{server[0].url}/_sim/portals/nope/faults").status_code == 404
-        assert httpx.put(f"{server[0].url}/_sim/portals/initech/faults",
-                         json={"bogus": 1}).status_code == 400
+        assert (
+            httpx.put(f"{server[0].url}/_sim/portals/initech/faults", json={"bogus": 1}).status_code
+            == 400
+        )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +97,8 @@ def test_webhook_hmac_signature_verifies_independently(
 
 
 def test_flat_payload_and_control_fired_webhook(
-    server: tuple[ServerHandle, SimulatorState], receiver: tuple[str, list[Any]],
+    server: tuple[ServerHandle, SimulatorState],
+    receiver: tuple[str, list[Any]],
     state: SimulatorState,
 ) -> None:
     url, seen = receiver
@@ -123,9 +131,17 @@ def test_seed_demo_hook(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_runs_standalone() -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.servicedesk", "--port", str(port),
-         "--portal", f"acme:{CLOUD_KEY}:cloud"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "simulators.servicedesk",
+            "--port",
+            str(port),
+            "--portal",
+            f"acme:{CLOUD_KEY}:cloud",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 15

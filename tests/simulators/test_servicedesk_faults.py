@@ -48,8 +48,7 @@ def test_hang_outage_times_out_then_recovers(http: httpx.Client, state: Simulato
     assert http.get(GET_VPN[0], headers=GET_VPN[1]).status_code == 200
 
 
-def test_rate_limit_per_minute_latency_and_match(http: httpx.Client,
-                                                 state: SimulatorState) -> None:
+def test_rate_limit_per_minute_latency_and_match(http: httpx.Client, state: SimulatorState) -> None:
     state.set_faults("acme", rate_limit_per_minute=3)
     codes = [http.get(GET_VPN[0], headers=GET_VPN[1]).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
@@ -59,8 +58,9 @@ def test_rate_limit_per_minute_latency_and_match(http: httpx.Client,
     assert time.monotonic() - started >= 0.14
     state.set_faults("acme", http_5xx_next=5, match=r"^POST .*/notes$")
     assert http.get(GET_VPN[0], headers=GET_VPN[1]).status_code == 200
-    r = http.post(f"{GET_VPN[0]}/notes", headers=CLOUD,
-                  data=form({"request_note": {"description": "x"}}))
+    r = http.post(
+        f"{GET_VPN[0]}/notes", headers=CLOUD, data=form({"request_note": {"description": "x"}})
+    )
     assert r.status_code == 503
 
 
@@ -76,14 +76,14 @@ def test_probabilistic_faults(http: httpx.Client, state: SimulatorState) -> None
         state.add_portal("acme", "other-key", "cloud")
 
 
-def test_failed_envelope_and_fail_after_effect(http: httpx.Client,
-                                               state: SimulatorState) -> None:
+def test_failed_envelope_and_fail_after_effect(http: httpx.Client, state: SimulatorState) -> None:
     state.set_faults("acme", failed_envelope_next=1, failed_envelope_message="Try later")
     r = http.get(GET_VPN[0], headers=GET_VPN[1])
     assert r.status_code == 200 and inner(r.json())["message"] == "Try later"
     state.set_faults("acme", http_5xx_next=1, http_5xx_status=500, fail_after_effect=True)
-    r = http.post(f"{GET_VPN[0]}/notes", headers=CLOUD,
-                  data=form({"request_note": {"description": "landed"}}))
+    r = http.post(
+        f"{GET_VPN[0]}/notes", headers=CLOUD, data=form({"request_note": {"description": "landed"}})
+    )
     assert r.status_code == 500
     assert [n.description for n in state.recorded_notes("acme")] == ["landed"]
 
@@ -92,5 +92,7 @@ def test_request_log_counts_calls(http: httpx.Client, state: SimulatorState) -> 
     http.get(GET_VPN[0], headers=GET_VPN[1])
     http.get("/api/v3/requests/1", headers={"authtoken": "wrong"})
     assert [(c.portal, c.method, c.status) for c in state.calls()] == [
-        ("acme", "GET", 200), (None, "GET", 401)]
+        ("acme", "GET", 200),
+        (None, "GET", 401),
+    ]
     assert len(state.calls("acme", "GET", "/requests/")) == 1
