@@ -16,6 +16,7 @@ RUN mkdir -p /home/ray/src
 WORKDIR /home/ray/src
 COPY --chown=1000:100 pyproject.toml README.md constraints.txt ./
 COPY --chown=1000:100 actors/ actors/
+COPY --chown=1000:100 cli/ cli/
 COPY --chown=1000:100 db/ db/
 COPY --chown=1000:100 kuberay/ kuberay/
 COPY --chown=1000:100 pipeline/ pipeline/

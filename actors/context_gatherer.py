@@ -9,16 +9,16 @@ from actors.rate_limiter import RayRateLimiter
 from actors.ray_metrics import RayMetrics
 from db.pool import create_pool
 from pipeline.context_sources import ContextGathering
+from pipeline.core.settings import get_settings
 from pipeline.credential_cipher import CredentialCipher
+from pipeline.embedding_provider import service_embedder
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
 from pipeline.logging_setup import configure_logging
 from pipeline.models import Ticket, TicketContext
 from pipeline.process_priority import lower_pipeline_priority
 from pipeline.sdp_transport import guarded_http_client
+from pipeline.tenant_runtime import load_tenant_runtime
 from pipeline.tracing import configure_tracing, continued
-from serve_app.embedding_provider import service_embedder
-from serve_app.settings import get_settings
-from serve_app.tenant_directory import load_tenant_runtime
 
 
 @serve.deployment(name=CONTEXT_GATHERER, **pool_options(CONTEXT_GATHERER))

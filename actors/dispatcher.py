@@ -18,10 +18,10 @@ from actors import autoscale_channel
 from actors.pool_options import DISPATCHER, ENHANCER, pool_options
 from actors.ray_metrics import RayMetrics
 from db.pool import create_pool, verify_service_role
+from pipeline.core.settings import get_settings
 from pipeline.dispatch import ClaimedJob, DispatcherConfig, JobDispatcher
 from pipeline.logging_setup import configure_logging
 from pipeline.scaling import BacklogReport
-from serve_app.settings import get_settings
 
 log = logging.getLogger("ai_agents.dispatcher")
 

@@ -11,6 +11,7 @@ from actors.pool_options import ENHANCER, pool_options
 from actors.rate_limiter import RayRateLimiter
 from actors.ray_metrics import RayMetrics
 from db.pool import create_pool
+from pipeline.core.settings import get_settings
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.dispatch import ClaimedJob
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
@@ -21,10 +22,9 @@ from pipeline.pool_gauge import start_pool_gauge
 from pipeline.process_priority import lower_pipeline_priority
 from pipeline.sdp_transport import guarded_http_client
 from pipeline.tenant_config import TenantSettings
+from pipeline.tenant_runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
 from pipeline.tracing import configure_tracing, current_carrier
 from pipeline.ttl_cache import TtlCache
-from serve_app.settings import get_settings
-from serve_app.tenant_directory import TENANT_CACHE_TTL_S, load_tenant_runtime
 
 
 @serve.deployment(name=ENHANCER, **pool_options(ENHANCER))

@@ -12,11 +12,11 @@ import asyncio
 
 import ray
 
+from pipeline.core.settings import get_settings
 from pipeline.logging_setup import configure_logging
 from pipeline.process_priority import lower_pipeline_priority
 from pipeline.rate_limits import TokenBuckets, shard_for
 from pipeline.tracing import configure_tracing, context_from_carrier, current_carrier, tracer
-from serve_app.settings import get_settings
 
 NAMESPACE = "ai_agents"
 SHARDS = 4

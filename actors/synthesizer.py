@@ -9,6 +9,7 @@ from actors.rate_limiter import RayRateLimiter
 from actors.ray_metrics import RayMetrics
 from pipeline import metric_catalogue as mc
 from pipeline.circuit_breaker import BreakerState
+from pipeline.core.settings import get_settings
 from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, TicketContext
 from pipeline.process_priority import lower_pipeline_priority
@@ -16,7 +17,6 @@ from pipeline.redaction import redact_pii
 from pipeline.synthesis import EnhancementSynthesizer
 from pipeline.tenant_config import TenantSettings
 from pipeline.tracing import configure_tracing, continued
-from serve_app.settings import get_settings
 
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 

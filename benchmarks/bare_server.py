@@ -12,11 +12,11 @@ import argparse
 
 import uvicorn
 
+from pipeline.core.settings import get_settings
 from pipeline.logging_setup import configure_logging
 from pipeline.tracing import configure_tracing
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import get_settings
 
 
 def build(async_state: bool = False):  # type: ignore[no-untyped-def]

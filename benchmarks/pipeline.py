@@ -47,7 +47,7 @@ from typing import Any
 from benchmarks import stack
 from benchmarks.floor_report import FLOOR, floor_table, ratios_to_floor
 from benchmarks.profiling import start_record, summarise
-from serve_app.ingress_mode import HAPROXY_FLAGS
+from pipeline.core.ingress_mode import HAPROXY_FLAGS
 
 MIB = 2**20
 TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_LOG_TO_STDERR": "1"}

@@ -34,6 +34,7 @@ import uvicorn
 
 from db.pool import create_pool
 from pipeline.context_sources import ContextGathering
+from pipeline.core.settings import Settings, get_settings
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.dispatch import DispatcherConfig, JobDispatcher
 from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
@@ -43,11 +44,10 @@ from pipeline.rate_limits import LocalRateLimiter
 from pipeline.redaction import redact_pii
 from pipeline.synthesis import EnhancementSynthesizer
 from pipeline.tenant_config import TenantSettings
+from pipeline.tenant_runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
 from pipeline.ttl_cache import TtlCache
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings, get_settings
-from serve_app.tenant_directory import TENANT_CACHE_TTL_S, load_tenant_runtime
 
 log = logging.getLogger("benchmarks.pipeline_floor")
 

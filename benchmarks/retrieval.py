@@ -25,9 +25,12 @@ from typing import Any
 
 import asyncpg
 
+from cli.evaluate import ANCHOR
+from cli.runtime import resolve_runtime
 from db.pool import create_pool, tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.context_sources import ContextGathering
+from pipeline.core.settings import Settings
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.embeddings import WordLlamaEmbedder, ticket_text
 from pipeline.importers import import_kb_directory, ticket_record
@@ -35,9 +38,6 @@ from pipeline.models import Ticket, TicketContext
 from pipeline.prompt import build_messages
 from pipeline.retrieval_eval import load_eval_set
 from pipeline.vector_index import TicketText, store_ticket_vectors
-from serve_app.cli_eval import ANCHOR
-from serve_app.runtime import resolve_runtime
-from serve_app.settings import Settings
 from serve_app.tenant_admin import TenantAdmin, TenantCreate
 from simulators.demo_data import DATA_DIR, load_demo_dataset
 

@@ -1,7 +1,7 @@
 """What a benchmark run needs, started on loopback and torn down afterwards.
 
 - ``start_database``: embedded PostgreSQL (pgserver) in a temporary data dir, migrated, with
-  the restricted service role — exactly ``serve_app.runtime.resolve_runtime``.
+  the restricted service role — exactly ``cli.runtime.resolve_runtime``.
 - ``Simulators``: the SDP and LLM simulators on loopback threads (``simulators.serving``).
 - ``create_tenants``: tenants through ``TenantAdmin`` plus their SDP simulator portals.
 - ``service_env``: the ``AI_AGENTS_*`` settings the replicas (or bare uvicorn) read.
@@ -38,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from serve_app.ingress_mode import haproxy_private_environment
+from pipeline.core.ingress_mode import haproxy_private_environment
 
 REPO = Path(__file__).resolve().parents[1]
 APP_NAME = "ai_agents"
@@ -99,7 +99,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def free_port() -> int:
-    from simulators.serving import free_port as _free
+    from pipeline.core.ports import free_port as _free
 
     return _free()
 
@@ -156,8 +156,8 @@ class Database:
 
 
 async def start_database(data_dir: Path) -> Database:
-    from serve_app.runtime import resolve_runtime
-    from serve_app.settings import Settings
+    from cli.runtime import resolve_runtime
+    from pipeline.core.settings import Settings
 
     settings = Settings(
         data_dir=data_dir,
@@ -278,8 +278,8 @@ async def create_tenants(
     webhook_auth: str = "hmac",
 ) -> list[Tenant]:
     from db.pool import create_pool
+    from pipeline.core.sdp_url_policy import SdpUrlPolicy
     from pipeline.credential_cipher import CredentialCipher
-    from pipeline.sdp_url_policy import SdpUrlPolicy
     from serve_app.tenant_admin import TenantAdmin, TenantCreate
 
     pool = await create_pool(db.service_url, min_size=1, max_size=2)
@@ -546,7 +546,7 @@ def apply_env(env: dict[str, str]) -> None:
     for key in [k for k in os.environ if k.startswith("AI_AGENTS_")]:
         del os.environ[key]
     os.environ.update(env)
-    from serve_app.settings import get_settings
+    from pipeline.core.settings import get_settings
 
     get_settings.cache_clear()
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from kuberay import ray_dashboards
 from kuberay.alerting import rules_for_deployment
 from kuberay.serve_config import SERVE_PORT, longest_graceful_shutdown_s
 from kuberay.values import (
@@ -27,7 +26,7 @@ from kuberay.values import (
     Scheduling,
     Values,
 )
-from serve_app.ingress_mode import HAPROXY_FLAGS
+from pipeline.core.ingress_mode import HAPROXY_FLAGS
 
 ALERTS_FILE = Path(__file__).with_name("alerts.yaml")
 DASHBOARDS_DIR = Path(__file__).with_name("dashboards")
@@ -116,6 +115,18 @@ def _port(name: str, port: int) -> dict[str, Any]:
     return {"name": name, "containerPort": port, "protocol": "TCP"}
 
 
+def ray_dashboard_env(values: Values) -> list[dict[str, str]]:
+    """The three variables Ray's dashboard reads, for the head container only."""
+    settings = values.ray_dashboard
+    pairs = {
+        "RAY_GRAFANA_HOST": settings.grafana_host,
+        "RAY_GRAFANA_IFRAME_HOST": settings.grafana_iframe_host,
+        "RAY_PROMETHEUS_HOST": settings.prometheus_host,
+        "RAY_PROMETHEUS_NAME": settings.prometheus_datasource,
+    }
+    return [{"name": k, "value": v} for k, v in pairs.items() if v and k not in values.env]
+
+
 def _ray_container(values: Values, node: str, resources: Resources) -> dict[str, Any]:
     head = node == "head"
     if head:
@@ -142,7 +153,7 @@ def _ray_container(values: Values, node: str, resources: Resources) -> dict[str,
         "ports": ports,
         "env": sorted(
             container_env(values, SERVICE_SECRET_KEYS)
-            + (ray_dashboards.head_env(values) if head else []),
+            + (ray_dashboard_env(values) if head else []),
             key=lambda e: e["name"],
         ),
         "resources": _resources(resources),

@@ -1,6 +1,6 @@
-"""The Ray dashboard's metrics on KubeRay: the head pod's ``RAY_GRAFANA_HOST``,
-``RAY_GRAFANA_IFRAME_HOST`` and ``RAY_PROMETHEUS_HOST`` (so the dashboard's Metrics and Serve
-tabs can query Prometheus and embed Grafana), and Ray's own Grafana dashboards.
+"""Ray's own Grafana dashboards on KubeRay (the head pod's ``RAY_GRAFANA_HOST``,
+``RAY_GRAFANA_IFRAME_HOST`` and ``RAY_PROMETHEUS_HOST``, which let the dashboard's Metrics and
+Serve tabs query Prometheus and embed Grafana, are set in ``manifests.ray_dashboard_env``).
 
 Ray writes its dashboards into the session directory when the head starts
 (``ray.dashboard.modules.metrics``); nothing on a cluster copies them into Grafana. Here they
@@ -16,23 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kuberay.manifests import dashboard_metadata
 from kuberay.values import Values
 
 # Marks ConfigMaps holding Ray's dashboards: validate checks their JSON, not their metric
 # names against our catalogue (they chart Ray's own metrics).
 RAY_DASHBOARDS_ANNOTATION = "ai-agents.io/dashboards-from"
-
-
-def head_env(values: Values) -> list[dict[str, str]]:
-    """The three variables Ray's dashboard reads, for the head container only."""
-    settings = values.ray_dashboard
-    pairs = {
-        "RAY_GRAFANA_HOST": settings.grafana_host,
-        "RAY_GRAFANA_IFRAME_HOST": settings.grafana_iframe_host,
-        "RAY_PROMETHEUS_HOST": settings.prometheus_host,
-        "RAY_PROMETHEUS_NAME": settings.prometheus_datasource,
-    }
-    return [{"name": k, "value": v} for k, v in pairs.items() if v and k not in values.env]
 
 
 def _ray_dashboards() -> dict[str, str]:
@@ -51,8 +40,6 @@ def _ray_dashboards() -> dict[str, str]:
 
 
 def ray_dashboard_configmaps(values: Values) -> list[dict[str, Any]]:
-    from kuberay.manifests import dashboard_metadata
-
     maps = []
     for name, board in _ray_dashboards().items():
         meta = dashboard_metadata(values, f"{values.name}-ray-dashboard-{name}")

@@ -15,14 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from kuberay.monitoring_values import Alerting, RayDashboard
-from kuberay.problems import KubeRayConfigError, Problem, format_loc, suggestion
-from serve_app.ingress_mode import IngressMode
-from serve_app.version import package_version
+from kuberay.problems import Problem, format_loc, suggestion
+from pipeline.core.ingress_mode import IngressMode
+from pipeline.core.version import package_version
 
 DEFAULT_VALUES_FILE = Path(__file__).with_name("values.yaml")
 PRODUCTION_VALUES_FILE = Path(__file__).with_name("values.production.yaml")
@@ -157,7 +156,7 @@ class Serve(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     enable_access_log: bool = True
     # proxy: Serve's proxy actor; haproxy: Ray 2.60's HAProxy + direct ingress and the
-    # throughput flags (serve_app/ingress_mode.py), ~3.5x the webhook throughput per CPU.
+    # throughput flags (pipeline/core/ingress_mode.py), ~3.5x the webhook throughput per CPU.
     ingress_mode: IngressMode = "proxy"
     # Per-pool overrides, deep-merged onto actors/pool_options.py; keys are Ray's own
     # deployment options and are checked against Ray's models like everything else.
@@ -355,50 +354,3 @@ def values_problems(exc: ValidationError) -> list[Problem]:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(Problem(path, msg))
     return problems
-
-
-def values_from_dict(data: Mapping[str, Any] | None, source: str = "values") -> Values:
-    """Validate a values mapping (and its per-pool Serve overrides) or raise with paths."""
-    from kuberay.serve_config import override_problems
-
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise KubeRayConfigError(source, [Problem("", "the values file must be a mapping")])
-    try:
-        values = Values.model_validate(dict(data))
-    except ValidationError as exc:
-        raise KubeRayConfigError(source, values_problems(exc)) from None
-    problems = override_problems(values.serve.deployments)
-    if problems:
-        raise KubeRayConfigError(source, problems)
-    return values
-
-
-def read_values_file(path: Path) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KubeRayConfigError(str(path), [Problem("", f"cannot read: {exc.strerror}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise KubeRayConfigError(str(path), [Problem("", f"{where}{problem}")]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise KubeRayConfigError(str(path), [Problem("", "the values file must be a mapping")])
-    return data
-
-
-def load_values(*paths: Path | str) -> Values:
-    """Read and layer values files (none: the documented defaults)."""
-    if not paths:
-        paths = (DEFAULT_VALUES_FILE,)
-    merged: dict[str, Any] = {}
-    for path in paths:
-        merged = deep_merge(merged, read_values_file(Path(path)))
-    return values_from_dict(merged, source=", ".join(str(p) for p in paths))

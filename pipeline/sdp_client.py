@@ -21,9 +21,9 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
+from pipeline.core.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 from pipeline.sdp_errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
 from pipeline.sdp_transport import guarded_http_client
-from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 
 Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"

@@ -17,7 +17,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused
+from pipeline.core.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused
 
 
 class _PolicyCheckedBackend(httpcore.AsyncNetworkBackend):

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from db.pool import create_pool
+from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.credential_cipher import CredentialCipher
+from pipeline.embedding_provider import service_embedder
 from pipeline.importers import (
     DEFAULT_STATUSES,
     ImportInterrupted,
@@ -31,9 +33,7 @@ from pipeline.importers import (
     import_client,
     import_resolved_tickets,
 )
-from pipeline.sdp_url_policy import SdpUrlPolicy
-from serve_app.embedding_provider import service_embedder
-from serve_app.tenant_directory import load_tenant_runtime
+from pipeline.tenant_runtime import load_tenant_runtime
 
 PREFIX = "import-tickets:"
 PROGRESS_EVERY = 100
@@ -126,7 +126,7 @@ async def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    from serve_app.settings import Settings
+    from pipeline.core.settings import Settings
 
     settings = Settings()
     if settings.database_url is None or settings.encryption_keys is None:

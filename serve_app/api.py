@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import metric_catalogue as mc
+from pipeline.core.version import package_version
 from serve_app.api_state import ApiState, DatabaseUnavailable
 from serve_app.openapi_security import install_openapi_security
 from serve_app.request_guard import RequestGuard, UnhandledErrors
 from serve_app.routes import admin, enhancements, feedback, feedback_links, health, webhooks
-from serve_app.version import package_version
 
 log = logging.getLogger("ai_agents.api")
 

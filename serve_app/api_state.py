@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 
 from db.pool import create_pool, verify_service_role
+from pipeline.core.settings import Settings
 from pipeline.credential_cipher import CredentialCipher, hash_token
 from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.metrics import InMemoryMetrics, Metrics
 from serve_app.intake_throttle import IntakeThrottle
-from serve_app.settings import Settings
 from serve_app.tenant_admin import TenantAdmin
 from serve_app.tenant_directory import TenantDirectory
 

@@ -11,12 +11,12 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.pool_options import APP_NAME, INGRESS, pool_options
 from actors.ray_metrics import RayMetrics
+from pipeline.core.settings import get_settings
 from pipeline.logging_setup import configure_logging
 from pipeline.pool_gauge import start_pool_gauge
 from pipeline.tracing import configure_tracing
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import get_settings
 
 _BROKEN_STATES = {
     "UNHEALTHY",

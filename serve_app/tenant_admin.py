@@ -18,8 +18,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, fiel
 from db.repositories import tenants as repo
 from db.repositories.audit import write_audit
 from db.repositories.tenants import TenantExists, TenantNotFound
+from pipeline.core.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 from pipeline.credential_cipher import CredentialCipher, hash_token, new_secret
-from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 from pipeline.tenant_config import Edition, TenantSettings, WebhookAuthMode
 from serve_app.input_rules import CleanText
 

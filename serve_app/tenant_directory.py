@@ -14,11 +14,10 @@ import asyncpg
 from db.pool import tenant_transaction
 from db.repositories.tenants import get_tenant, tenant_for_token_hash
 from pipeline.credential_cipher import CredentialCipher, hash_token
-from pipeline.tenant_config import TenantRuntime, TenantSettings
+from pipeline.tenant_config import TenantSettings
+from pipeline.tenant_runtime import TENANT_CACHE_TTL_S
 from pipeline.ttl_cache import TtlCache
 from serve_app.webhook_auth import WebhookCredentials
-
-TENANT_CACHE_TTL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,21 +60,3 @@ class TenantDirectory:
         if row is None or row["status"] != "active":
             return None
         return row["tenant_id"]
-
-
-async def load_tenant_runtime(
-    pool: asyncpg.Pool, cipher: CredentialCipher, tenant_id: str
-) -> TenantRuntime | None:
-    """The decrypted tenant view the pipeline uses to call SDP."""
-    async with tenant_transaction(pool, tenant_id) as conn:
-        row = await get_tenant(conn, tenant_id)
-    if row is None:
-        return None
-    return TenantRuntime(
-        tenant_id=tenant_id,
-        sdp_base_url=row["sdp_base_url"],
-        sdp_edition=row["sdp_edition"],
-        sdp_portal=row["sdp_portal"],
-        sdp_api_key=cipher.decrypt(row["sdp_api_key_enc"]),
-        settings=TenantSettings(**row["settings"]),
-    )

@@ -19,8 +19,8 @@ import pytest
 from db.embedded import EmbeddedDatabase, start_embedded
 from db.migrate import migrate
 from db.pool import create_pool
+from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.credential_cipher import CredentialCipher, new_encryption_key
-from pipeline.sdp_url_policy import SdpUrlPolicy
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantCredentials
 
 warnings.filterwarnings("ignore", module="platformdirs")

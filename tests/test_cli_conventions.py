@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from serve_app.health_check import Check, HealthReport
-from serve_app.version import package_version
+from cli.health_check import Check, HealthReport
+from pipeline.core.version import package_version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_health_usage_error_exits_2() -> None:
 
 def _settings_in_subprocess(env: dict[str, str], cwd: Path) -> dict[str, object]:
     code = (
-        "import json; from serve_app.settings import Settings; s = Settings(); "
+        "import json; from pipeline.core.settings import Settings; s = Settings(); "
         "print(json.dumps({'db': s.database_url and s.database_url.get_secret_value(), "
         "'port': s.http_port, 'model': s.llm_model, "
         "'key': s.llm_api_key and s.llm_api_key.get_secret_value()}))"

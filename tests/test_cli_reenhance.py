@@ -16,7 +16,7 @@ import pytest
 from db.pool import tenant_transaction
 from db.repositories import enhancements as jobs
 from pipeline.reenhance import ReenhanceFilters
-from scripts.reenhance import (
+from pipeline.reenhance_job_args import (
     build_parser,
     filters_from_args,
     job_arguments,

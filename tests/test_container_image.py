@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 from kuberay.values import Values
-from serve_app.version import package_version
+from pipeline.core.version import package_version
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

@@ -9,9 +9,9 @@ import httpx
 
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
+from pipeline.core.settings import Settings
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from simulators.serving import run_in_thread
 
 

@@ -15,6 +15,7 @@ from db.pool import tenant_transaction
 from db.repositories.enhancement_insight import store_insight
 from db.repositories.enhancements import enqueue
 from db.repositories.knowledge import upsert_resolved_ticket
+from pipeline.core.settings import Settings
 from pipeline.explain_record import explain_record
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.redaction import EMAIL, redact_pii
@@ -22,7 +23,6 @@ from pipeline.synthesis import EnhancementSynthesizer
 from pipeline.tenant_config import TenantSettings
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from simulators.llm.app import create_app as create_llm_app
 from simulators.llm.state import LLMSimulatorState
 from simulators.servicedesk.app import create_app as create_sdp_app

@@ -11,11 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from db.pool import tenant_transaction
-from db.repositories.enhancements import enqueue
-from serve_app.api import create_api
-from serve_app.api_state import ApiState
-from serve_app.health_check import (
+from cli.health_check import (
     HealthOptions,
     check_alerts,
     check_api_health,
@@ -29,7 +25,11 @@ from serve_app.health_check import (
     ray_auth_token,
     run_health_checks,
 )
-from serve_app.settings import Settings
+from db.pool import tenant_transaction
+from db.repositories.enhancements import enqueue
+from pipeline.core.settings import Settings
+from serve_app.api import create_api
+from serve_app.api_state import ApiState
 
 DEAD = "http://127.0.0.1:9"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serve_app.local_processes import (
+from cli.local_processes import (
     RUN_RECORD_FILE,
     ProcessRef,
     RunRecord,
@@ -26,7 +26,7 @@ from serve_app.local_processes import (
 OWNER = textwrap.dedent("""
     import subprocess, sys, time
     from pathlib import Path
-    from serve_app.local_processes import RunRecorder
+    from cli.local_processes import RunRecorder
     data_dir, marker = Path(sys.argv[1]), sys.argv[2]
     # a child in another session that ignores SIGTERM: only SIGKILL stops it
     child = subprocess.Popen([sys.executable, "-c",

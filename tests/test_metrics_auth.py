@@ -14,9 +14,9 @@ import pytest
 
 from db.pool import tenant_transaction
 from db.repositories import enhancements as jobs
+from pipeline.core.settings import Settings
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from simulators.serving import ServerHandle, run_in_thread
 
 METRICS_TOKEN = "met_test-" + uuid.uuid4().hex

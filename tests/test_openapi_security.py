@@ -11,11 +11,11 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from pipeline.core.settings import Settings
+from pipeline.core.version import package_version
 from pipeline.credential_cipher import new_secret
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
-from serve_app.version import package_version
 from simulators.serving import run_in_thread
 
 ADMIN_TOKEN = new_secret("adm_")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 PROBE = """
 import json, os
-from serve_app.ray_auth import use_ray_token_if_available
+from cli.ray_auth import use_ray_token_if_available
 import ray  # already imported before the switch in the real CLI (kuberay imports Ray's schema)
 on = use_ray_token_if_available()
 from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled

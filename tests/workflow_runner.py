@@ -18,7 +18,7 @@ from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.tenant_config import TenantSettings
-from serve_app.tenant_directory import load_tenant_runtime
+from pipeline.tenant_runtime import load_tenant_runtime
 from simulators.servicedesk.store import SimulatorState
 
 Synthesize = Callable[[str, TicketContext, TenantSettings], Awaitable[SynthesisResult]]

@@ -19,12 +19,12 @@ from typing import Any
 import asyncpg
 
 from db.repositories.knowledge import upsert_resolved_ticket
+from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.embeddings import Embedder
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import SdpError, SdpNotFound
 from pipeline.sdp_ticket import map_sdp_request, read_time
-from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.suggestion_quality import assess_resolution
 from pipeline.tenant_config import TenantRuntime
 from pipeline.vector_index import TicketText

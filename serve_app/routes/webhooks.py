@@ -13,10 +13,10 @@ from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline import metric_catalogue as mc
+from pipeline.embedding_provider import embed_resolved_ticket
 from pipeline.suggestion_quality import assess_resolution
 from pipeline.tracing import current_carrier, trace_id_hex, tracer
 from serve_app.deps import State
-from serve_app.embedding_provider import embed_resolved_ticket
 from serve_app.input_rules import BadInput, check_datetime
 from serve_app.request_body import parse_json, read_limited_body
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from pipeline.core.settings import Settings
 from pipeline.credential_cipher import new_secret
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from simulators.servicedesk.webhook_sender import webhook_headers
 from simulators.serving import ServerHandle, run_in_thread
 

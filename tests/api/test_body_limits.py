@@ -17,8 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from pipeline.core.ports import free_port
 from pipeline.credential_cipher import new_secret
-from simulators.serving import free_port
 
 MIB = 1024 * 1024
 PUSH = 100 * MIB

@@ -18,10 +18,10 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
+from pipeline.core.settings import Settings
 from pipeline.feedback_links import FeedbackLinkSigner, derive_link_keys
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from simulators.servicedesk.app import create_app as create_sdp_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import ServerHandle, run_in_thread

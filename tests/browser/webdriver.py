@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from simulators.serving import free_port
+from pipeline.core.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

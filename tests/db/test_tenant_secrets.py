@@ -79,7 +79,7 @@ async def test_encryption_key_rotation_keeps_old_credentials_readable(
 ) -> None:
     creds = await make_tenant("keyrot", sdp_key="the-sdp-key")
     newer = CredentialCipher.from_csv(new_encryption_key() + "," + encryption_keys)
-    from serve_app.tenant_directory import load_tenant_runtime
+    from pipeline.tenant_runtime import load_tenant_runtime
 
     runtime = await load_tenant_runtime(pool, newer, creds.tenant_id)
     assert runtime.sdp_api_key == "the-sdp-key"

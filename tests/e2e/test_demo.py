@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulators.serving import free_port
+from pipeline.core.ports import free_port
 
 
 def _serve_controller_logged(text: str, since: float) -> bool:

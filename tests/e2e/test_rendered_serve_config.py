@@ -22,9 +22,9 @@ import yaml
 
 from kuberay.render import render
 from kuberay.serve_config import serve_config_for_local
+from pipeline.core.ports import free_port
+from pipeline.core.version import package_version
 from pipeline.credential_cipher import new_secret
-from serve_app.version import package_version
-from simulators.serving import free_port
 from tests.e2e.serve_process import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]

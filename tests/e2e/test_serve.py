@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulators.serving import free_port
+from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
 
 

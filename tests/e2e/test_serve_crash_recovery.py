@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import stack
-from serve_app.local_processes import descendants, stop_previous_run
-from simulators.serving import free_port
+from cli.local_processes import descendants, stop_previous_run
+from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
 
 TICKETS = 24

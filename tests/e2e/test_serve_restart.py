@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.stack import remove_data_dir
-from serve_app.local_processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
-from simulators.serving import free_port
+from cli.local_processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
+from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
 
 

@@ -58,7 +58,7 @@ async def system(database, encryption_keys, simulators, data_dir):
     os.environ.update(
         test_environment(database.service_url, encryption_keys, admin_token, llm_url, str(data_dir))
     )
-    from serve_app.settings import get_settings
+    from pipeline.core.settings import get_settings
 
     get_settings.cache_clear()
     # ray.init() cannot pick the dashboard agent's port (always 52365): with a second Ray

@@ -9,10 +9,10 @@ import time
 
 import httpx
 
+from pipeline.core.settings import Settings
 from pipeline.credential_cipher import new_encryption_key
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from simulators.servicedesk.webhook_sender import send_webhook
 from simulators.serving import run_in_thread
 from tests.integration.harness import replica_pids, v3_payload

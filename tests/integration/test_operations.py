@@ -26,7 +26,7 @@ def _health(*args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI in its own process, configured like an operator's shell (the test
     environment carries AI_AGENTS_DATABASE_URL for the service role)."""
     return subprocess.run(
-        [sys.executable, "-m", "serve_app.cli", "health", "--json", *args],
+        [sys.executable, "-m", "cli.main", "health", "--json", *args],
         env=dict(os.environ),
         capture_output=True,
         text=True,

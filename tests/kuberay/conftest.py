@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from kuberay.render import render
-from kuberay.values import PRODUCTION_VALUES_FILE, load_values
+from kuberay.values import PRODUCTION_VALUES_FILE
+from kuberay.values_files import load_values
 
 
 @pytest.fixture(scope="session")

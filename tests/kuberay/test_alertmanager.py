@@ -24,8 +24,9 @@ from kuberay.alerting import (
     SLACK_KEY,
     SMTP_PASSWORD_KEY,
 )
-from kuberay.values import PRODUCTION_VALUES_FILE, load_values
-from simulators.serving import free_port
+from kuberay.values import PRODUCTION_VALUES_FILE
+from kuberay.values_files import load_values
+from pipeline.core.ports import free_port
 
 EXPECTED_RECEIVERS = {
     "critical": "pagerduty,email-digest",
@@ -262,7 +263,7 @@ def test_database_outage_inhibits_its_symptoms_only(running_alertmanager: str):
 
 def test_misspelt_alerting_value_is_rejected_with_its_path():
     from kuberay.problems import KubeRayConfigError
-    from kuberay.values import values_from_dict
+    from kuberay.values_files import values_from_dict
 
     with pytest.raises(KubeRayConfigError) as error:
         values_from_dict({"monitoring": {"alerting": {"slackChanel": "#x"}}}, "values.yaml")

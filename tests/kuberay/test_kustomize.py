@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from kuberay.kustomize import MIGRATION_JOB_ANNOTATIONS, NOT_DESIRED_STATE
-from kuberay.values import PRODUCTION_VALUES_FILE, load_values
+from kuberay.values import PRODUCTION_VALUES_FILE
+from kuberay.values_files import load_values
 
 
 def _objects(text: str) -> list[dict[str, Any]]:

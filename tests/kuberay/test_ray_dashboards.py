@@ -10,7 +10,8 @@ import yaml
 
 from kuberay.render import render
 from kuberay.validate import validate_files
-from kuberay.values import PRODUCTION_VALUES_FILE, load_values, values_from_dict
+from kuberay.values import PRODUCTION_VALUES_FILE
+from kuberay.values_files import load_values, values_from_dict
 
 RAY_VARIABLES = {"RAY_GRAFANA_HOST", "RAY_GRAFANA_IFRAME_HOST", "RAY_PROMETHEUS_HOST"}
 

@@ -15,8 +15,8 @@ from ray.serve.schema import ServeDeploySchema
 from typer.testing import CliRunner
 
 from actors import pool_options
+from cli.kuberay import kuberay_app
 from kuberay import manifests
-from kuberay.cli import kuberay_app
 from kuberay.problems import KubeRayConfigError
 from kuberay.render import render, write
 from kuberay.serve_config import build_serve_config, replica_cpu_demand, serve_config_for_local
@@ -28,9 +28,8 @@ from kuberay.values import (
     PRODUCTION_VALUES_FILE,
     SERVICE_SECRET_KEYS,
     Values,
-    load_values,
-    values_from_dict,
 )
+from kuberay.values_files import load_values, values_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_FILES = {

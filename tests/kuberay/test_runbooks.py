@@ -13,7 +13,7 @@ import yaml
 
 from kuberay import manifests
 from kuberay.render import render
-from kuberay.values import values_from_dict
+from kuberay.values_files import values_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = [rule for group in manifests.alert_groups() for rule in group["rules"] if "alert" in rule]

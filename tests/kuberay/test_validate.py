@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from kuberay.cli import kuberay_app
+from cli.kuberay import kuberay_app
 from kuberay.prometheus_checks import promtool_problems
 from kuberay.render import dump_yaml, write
 from kuberay.strict_schemas import crd_schema

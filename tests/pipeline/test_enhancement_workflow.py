@@ -19,7 +19,7 @@ from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note_renderer import note_marker
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.tenant_config import TenantSettings
-from serve_app.tenant_directory import load_tenant_runtime
+from pipeline.tenant_runtime import load_tenant_runtime
 from simulators.servicedesk.app import create_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread

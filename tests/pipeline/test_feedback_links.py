@@ -142,7 +142,7 @@ def test_without_a_public_url_the_note_has_no_links_and_unsafe_urls_are_dropped(
 def test_public_url_must_be_http_or_https() -> None:
     from pydantic import ValidationError
 
-    from serve_app.settings import Settings
+    from pipeline.core.settings import Settings
 
     assert Settings(public_url="https://ai.example.com/").public_url == "https://ai.example.com"
     assert Settings(public_url="").public_url is None

@@ -17,16 +17,16 @@ from db.migrate import ensure_vector_indexes, migrate
 from db.pool import create_pool, tenant_transaction
 from db.repositories.knowledge import upsert_kb_document, upsert_resolved_ticket
 from pipeline.context_sources import ContextGathering
+from pipeline.core.sdp_url_policy import SdpUrlPolicy
+from pipeline.core.settings import Settings
 from pipeline.embeddings import WordLlamaEmbedder
 from pipeline.hybrid_retrieval import fuse
 from pipeline.metric_catalogue import RETRIEVAL_LATENCY, VECTOR_SEARCH_AVAILABLE
 from pipeline.metrics import InMemoryMetrics
 from pipeline.models import Ticket
-from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.vector_index import kb_chunks, reindex_tenant
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from serve_app.tenant_admin import TenantAdmin, TenantCreate
 
 HISTORY = [
@@ -229,7 +229,7 @@ async def test_without_pgvector_retrieval_falls_back_to_fulltext_and_says_so(
 async def test_resolved_webhook_embedding_is_stored_or_logged_never_raised(
     pool, make_tenant, caplog
 ) -> None:
-    from serve_app.embedding_provider import embed_resolved_ticket
+    from pipeline.embedding_provider import embed_resolved_ticket
 
     tenant = (await make_tenant("res")).tenant_id
     await seed(pool, tenant)

@@ -26,7 +26,7 @@ from pipeline.importers import (
     ticket_record,
 )
 from pipeline.sdp_client import SdpClient
-from serve_app.tenant_directory import load_tenant_runtime
+from pipeline.tenant_runtime import load_tenant_runtime
 from simulators.servicedesk import SimulatorState, start_in_thread
 from simulators.serving import ServerHandle
 

@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from db.pool import tenant_transaction
+from pipeline.core.version import package_version
 from pipeline.llm_client import LLMClient, LLMClientConfig, LLMUnavailable
 from pipeline.tracing import configure_tracing, service_resource, tracer
-from serve_app.version import package_version
 from simulators.llm import LLMSimulatorState, create_app
 from simulators.serving import ServerHandle, run_in_thread
 

@@ -8,11 +8,16 @@ import socket
 
 import pytest
 
+from pipeline.core.sdp_url_policy import (
+    SdpUrlPolicy,
+    SdpUrlRefused,
+    check_url_always,
+    parse_networks,
+)
+from pipeline.core.settings import Settings
 from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import SdpRejected
 from pipeline.sdp_transport import guarded_http_client
-from pipeline.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always, parse_networks
-from serve_app.settings import Settings
 from simulators.servicedesk.app import create_app as create_sdp_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread

@@ -12,11 +12,11 @@ import pytest
 
 from db.pool import tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
+from pipeline.core.settings import Settings
 from pipeline.importers.tickets import TicketRecord, _upsert
 from pipeline.suggestion_quality import HIT_THRESHOLD, LexemeOverlap, judge
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
-from serve_app.settings import Settings
 from simulators.servicedesk.app import create_app as create_sdp_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.servicedesk.webhook_sender import webhook_headers

@@ -22,9 +22,9 @@ from pipeline.html_text import html_to_text
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.tenant_config import TenantSettings
+from pipeline.tenant_runtime import load_tenant_runtime
 from pipeline.thin_ticket import MAX_WORDS, is_thin, thin_ticket_note
 from pipeline.vector_index import reindex_tenant
-from serve_app.tenant_directory import load_tenant_runtime
 from simulators.servicedesk.app import create_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread

@@ -20,22 +20,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from pipeline.reenhance import BatchProgress, ReenhanceFilters, default_status
-from pipeline.reenhance_runner import BatchOptions, plan_batch, run_batch
-from scripts.reenhance import duration, job_arguments, parse_ticket_ids, parse_when
-from serve_app.cli_reenhance_view import ProgressBar, outcome_table, progress_summary
-from serve_app.cli_support import (
-    CommandError,
-    DataDirOption,
-    JsonOption,
-    emit_json,
-    fail,
-    load_runtime,
-    one_line_errors,
-    run_async,
-    service_pool,
-)
-from serve_app.reenhance_jobs import (
+from cli.reenhance_jobs import (
     DEFAULT_ADDRESS,
     ENTRYPOINT,
     JOB_KIND,
@@ -47,7 +32,22 @@ from serve_app.reenhance_jobs import (
     next_job_id,
     submit_with_retry,
 )
-from serve_app.settings import Settings
+from cli.reenhance_view import ProgressBar, outcome_table, progress_summary
+from cli.support import (
+    CommandError,
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    fail,
+    load_runtime,
+    one_line_errors,
+    run_async,
+    service_pool,
+)
+from pipeline.core.settings import Settings
+from pipeline.reenhance import BatchProgress, ReenhanceFilters, default_status
+from pipeline.reenhance_job_args import duration, job_arguments, parse_ticket_ids, parse_when
+from pipeline.reenhance_runner import BatchOptions, plan_batch, run_batch
 
 reenhance_app = typer.Typer(invoke_without_command=True)
 AddressOption = typer.Option(

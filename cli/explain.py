@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from serve_app.cli_support import (
+from cli.support import (
     DataDirOption,
     JsonOption,
     emit_json,
@@ -23,8 +23,8 @@ from serve_app.cli_support import (
     run_async,
     service_pool,
 )
+from pipeline.core.settings import Settings
 from serve_app.explain_view import Explanation, load_explanation
-from serve_app.settings import Settings
 
 
 async def _load(enhancement_id: uuid.UUID, data_dir: str | None) -> Explanation | None:

@@ -18,18 +18,18 @@ from pathlib import Path
 import asyncpg
 import typer
 
+from cli.runtime import resolve_runtime
+from cli.support import JsonOption, emit_json, fail, one_line_errors, run_async
 from db.pool import create_pool, tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
+from pipeline.core.sdp_url_policy import SdpUrlPolicy
+from pipeline.core.settings import Settings
 from pipeline.credential_cipher import CredentialCipher
+from pipeline.embedding_provider import service_embedder
 from pipeline.embeddings import Embedder
 from pipeline.importers import ticket_record
 from pipeline.retrieval_eval import EvalCase, ModeScore, evaluate, load_eval_set
-from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.vector_index import reindex_tenant
-from serve_app.cli_support import JsonOption, emit_json, fail, one_line_errors, run_async
-from serve_app.embedding_provider import service_embedder
-from serve_app.runtime import resolve_runtime
-from serve_app.settings import Settings
 from serve_app.tenant_admin import TenantAdmin, TenantCreate
 from simulators.demo_data import TENANTS, load_demo_dataset
 

@@ -26,7 +26,19 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from cli.support import (
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    fail,
+    load_runtime,
+    one_line_errors,
+    run_async,
+    service_pool,
+)
+from pipeline.core.settings import Settings
 from pipeline.credential_cipher import CredentialCipher
+from pipeline.embedding_provider import service_embedder
 from pipeline.importers import (
     DEFAULT_STATUSES,
     ImportInterrupted,
@@ -39,19 +51,7 @@ from pipeline.importers import (
 )
 from pipeline.importers.outcome import UnknownTenant
 from pipeline.sdp_errors import SdpRateLimited
-from serve_app.cli_support import (
-    DataDirOption,
-    JsonOption,
-    emit_json,
-    fail,
-    load_runtime,
-    one_line_errors,
-    run_async,
-    service_pool,
-)
-from serve_app.embedding_provider import service_embedder
-from serve_app.settings import Settings
-from serve_app.tenant_directory import load_tenant_runtime
+from pipeline.tenant_runtime import load_tenant_runtime
 
 import_app = typer.Typer(
     help="Bulk-load a tenant's resolved tickets, KB articles and asset inventory.",

@@ -8,16 +8,32 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import Any, TypeVar, get_args
 
 import typer
 from pydantic import BaseModel, ValidationError
+from rich.console import Console
 
+from cli.runtime import Runtime, resolve_runtime
 from db.pool import create_pool
-from serve_app.runtime import Runtime, resolve_runtime
-from serve_app.settings import Settings
+from pipeline.core.ingress_mode import IngressMode
+from pipeline.core.settings import Settings
 
 T = TypeVar("T")
+
+err = Console(stderr=True)
+
+# Typer offers choices from an Enum; its members come from the one IngressMode literal.
+IngressChoice = StrEnum("IngressChoice", {mode: mode for mode in get_args(IngressMode)})
+
+IngressOption = typer.Option(
+    None,
+    "--ingress",
+    case_sensitive=False,
+    help="haproxy: Ray's HAProxy + direct ingress, ~3.5x the webhook throughput of proxy: "
+    "Serve's proxy actor (default AI_AGENTS_SERVE_INGRESS, else haproxy)",
+)
 
 
 class CommandError(Exception):

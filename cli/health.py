@@ -10,15 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serve_app.cli_support import (
-    DataDirOption,
-    JsonOption,
-    emit_json,
-    load_runtime,
-    one_line_errors,
-    service_pool,
-)
-from serve_app.health_check import (
+from cli.health_check import (
     HealthOptions,
     HealthReport,
     dashboard_address,
@@ -26,7 +18,15 @@ from serve_app.health_check import (
     ray_auth_token,
     run_health_checks,
 )
-from serve_app.settings import Settings
+from cli.support import (
+    DataDirOption,
+    JsonOption,
+    emit_json,
+    load_runtime,
+    one_line_errors,
+    service_pool,
+)
+from pipeline.core.settings import Settings
 
 
 def local_api_url() -> str:

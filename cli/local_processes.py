@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -188,3 +189,14 @@ class RunRecorder:
         if self._thread.is_alive():
             self._thread.join(REFRESH_S + 1)
         self.path.unlink(missing_ok=True)
+
+
+def clean_up_after_crash(data_dir: Path) -> None:
+    """Stop what a previous run on this data directory left behind, and say so on stderr."""
+    stopped = stop_previous_run(data_dir)
+    if stopped:
+        print(
+            f"Stopped {len(stopped)} process(es) left by a previous run that did not "
+            f"end cleanly (pids {', '.join(map(str, sorted(stopped)))})",
+            file=sys.stderr,
+        )

@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from pipeline.core.ports import free_port
+
 IngressMode = Literal["proxy", "haproxy"]
 
 # THROUGHPUT_OPTIMIZED alone turns LOG_TO_STDERR off, and Serve's stderr-to-logger shim then
@@ -57,8 +59,6 @@ def haproxy_private_environment() -> dict[str, str]:
     webhooks (seen in a test: answered 403 "unknown tenant" by the other instance); it gets
     private ports too.
     """
-    from simulators.serving import free_port  # keeps this module light for the renderer
-
     state = Path(tempfile.mkdtemp(prefix="aa-hp", dir="/tmp"))
     atexit.register(shutil.rmtree, state, True)
     return {

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from db.embedded import EmbeddedDatabase, start_embedded
 from db.migrate import migrate
+from pipeline.core.settings import Settings
 from pipeline.credential_cipher import new_encryption_key, new_secret
-from serve_app.settings import Settings
 
 LOCAL_SECRETS_FILE = "local-secrets.json"
 

@@ -13,10 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.importers import UnknownTenant
-from pipeline.importers.storage import require_tenant
-from pipeline.vector_index import ReindexResult, reindex_tenant
-from serve_app.cli_support import (
+from cli.support import (
     DataDirOption,
     JsonOption,
     emit_json,
@@ -26,7 +23,10 @@ from serve_app.cli_support import (
     run_async,
     service_pool,
 )
-from serve_app.embedding_provider import service_embedder
+from pipeline.embedding_provider import service_embedder
+from pipeline.importers import UnknownTenant
+from pipeline.importers.storage import require_tenant
+from pipeline.vector_index import ReindexResult, reindex_tenant
 
 
 async def _reindex(tenant: str, data_dir: str | None, progress: Progress | None) -> ReindexResult:

@@ -11,13 +11,19 @@ import threading
 
 import typer
 
+from cli.local_processes import RunRecorder, clean_up_after_crash
+from cli.ray_auth import DASHBOARD_TOKEN_HINT
+from cli.support import (
+    DataDirOption,
+    IngressChoice,
+    IngressOption,
+    err,
+    load_runtime,
+    one_line_errors,
+)
 from db.pool import create_pool, verify_service_role
-from serve_app.cli_demo import IngressChoice, IngressOption, clean_up_after_crash, err
-from serve_app.cli_support import DataDirOption, load_runtime, one_line_errors
-from serve_app.ingress_mode import apply_ingress_mode
-from serve_app.local_processes import RunRecorder
-from serve_app.ray_auth import DASHBOARD_TOKEN_HINT
-from serve_app.settings import Settings
+from pipeline.core.ingress_mode import apply_ingress_mode
+from pipeline.core.settings import Settings
 
 
 async def _check_service_role(url: str) -> None:
@@ -47,8 +53,8 @@ def serve(
     from ray import serve as ray_serve
 
     from actors.pool_options import APP_NAME
+    from cli.runtime import export_environment
     from serve_app.app_builder import build_app
-    from serve_app.runtime import export_environment
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
     clean_up_after_crash(settings.data_dir)

@@ -14,8 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import simulators.serving as serving
-from simulators.serving import PORT_RANGE, free_port
+import pipeline.core.ports as ports
+from pipeline.core.ports import PORT_RANGE, free_port
 
 
 def _ephemeral() -> range:
@@ -40,7 +40,7 @@ def test_port_reserved_by_another_live_process_is_never_handed_out(monkeypatch) 
             "-c",
             textwrap.dedent("""
             import sys
-            from simulators.serving import free_port
+            from pipeline.core.ports import free_port
             print(",".join(str(free_port()) for _ in range(5)), flush=True)
             sys.stdin.read()  # hold the reservations until the test closes stdin
         """),
@@ -52,7 +52,7 @@ def test_port_reserved_by_another_live_process_is_never_handed_out(monkeypatch) 
     try:
         held = [int(p) for p in child.stdout.readline().strip().split(",")]
         # start this process's search exactly where the child's was, so both contend
-        monkeypatch.setattr(serving, "_cursor", [held[0] - PORT_RANGE.start])
+        monkeypatch.setattr(ports, "_cursor", [held[0] - PORT_RANGE.start])
         mine = [free_port() for _ in range(5)]
         assert not set(mine) & set(held), (mine, held)
         # nothing is listening on the child's ports: only the reservation kept us off them
@@ -62,15 +62,15 @@ def test_port_reserved_by_another_live_process_is_never_handed_out(monkeypatch) 
         child.stdin.close()
         child.wait(timeout=30)
     # once the child has exited (even a SIGKILL drops a flock), its ports are free again
-    monkeypatch.setattr(serving, "_cursor", [held[0] - PORT_RANGE.start])
+    monkeypatch.setattr(ports, "_cursor", [held[0] - PORT_RANGE.start])
     assert free_port() == held[0]
 
 
 def test_port_something_already_listens_on_is_skipped(monkeypatch) -> None:
     candidate = free_port()
-    os.close(serving._held_locks.pop(candidate))  # forget our reservation, as a fresh process would
+    os.close(ports._held_locks.pop(candidate))  # forget our reservation, as a fresh process would
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", candidate))
         listener.listen()
-        monkeypatch.setattr(serving, "_cursor", [candidate - PORT_RANGE.start])
+        monkeypatch.setattr(ports, "_cursor", [candidate - PORT_RANGE.start])
         assert free_port() != candidate

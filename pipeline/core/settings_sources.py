@@ -8,7 +8,7 @@
    variable (``AI_AGENTS_DATABASE_URL``, ...), content = value — what Kubernetes writes when a
    Secret is mounted as a volume, so the service can read it without putting secrets in the
    environment;
-5. the defaults in ``serve_app.settings``.
+5. the defaults in ``pipeline.core.settings``.
 
 The two locations are read when a ``Settings`` is created, not at import, so a process can set
 them before it builds its settings (tests do).

@@ -9,10 +9,10 @@ from functools import lru_cache
 import asyncpg
 
 from db.pool import tenant_transaction
+from pipeline.core.settings import Settings, get_settings
 from pipeline.embeddings import Embedder, EmbeddingSettings, build_embedder
 from pipeline.models import Ticket
 from pipeline.vector_index import TicketText, store_ticket_vectors
-from serve_app.settings import Settings, get_settings
 
 
 def embedding_settings(settings: Settings) -> EmbeddingSettings:

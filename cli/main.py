@@ -7,23 +7,23 @@ import warnings
 
 import typer
 
+from cli.demo import demo
+from cli.evaluate import eval_app
+from cli.explain import explain
+from cli.health import health
+from cli.import_data import import_app
+from cli.kuberay import kuberay_app
+from cli.ray_auth import use_ray_token_if_available
+from cli.reenhance import reenhance_app
+from cli.reindex import reindex
+from cli.runtime import ConfigurationError, resolve_runtime
+from cli.serve import serve
+from cli.support import DataDirOption, JsonOption, emit_json, one_line_errors
+from cli.tenants import tenant_app
 from db.migrate import migrate as run_migrations
-from kuberay.cli import kuberay_app
+from pipeline.core.settings import Settings
+from pipeline.core.version import package_version
 from pipeline.logging_setup import configure_logging
-from serve_app.cli_demo import demo
-from serve_app.cli_eval import eval_app
-from serve_app.cli_explain import explain
-from serve_app.cli_health import health
-from serve_app.cli_import import import_app
-from serve_app.cli_reenhance import reenhance_app
-from serve_app.cli_reindex import reindex
-from serve_app.cli_serve import serve
-from serve_app.cli_support import DataDirOption, JsonOption, emit_json, one_line_errors
-from serve_app.cli_tenants import tenant_app
-from serve_app.ray_auth import use_ray_token_if_available
-from serve_app.runtime import ConfigurationError, resolve_runtime
-from serve_app.settings import Settings
-from serve_app.version import package_version
 
 app = typer.Typer(
     name="ai-agents",

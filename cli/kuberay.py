@@ -14,7 +14,8 @@ from pathlib import Path
 import typer
 
 from kuberay.problems import KubeRayConfigError
-from kuberay.values import DEFAULT_VALUES_FILE, load_values
+from kuberay.values import DEFAULT_VALUES_FILE
+from kuberay.values_files import load_values
 
 kuberay_app = typer.Typer(
     name="kuberay",

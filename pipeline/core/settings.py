@@ -21,9 +21,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from pipeline.sdp_url_policy import SdpUrlPolicy, parse_networks
-from serve_app.ingress_mode import IngressMode
-from serve_app.settings_sources import settings_sources
+from pipeline.core.ingress_mode import IngressMode
+from pipeline.core.sdp_url_policy import SdpUrlPolicy, parse_networks
+from pipeline.core.settings_sources import settings_sources
 
 
 class Settings(BaseSettings):

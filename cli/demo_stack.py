@@ -20,17 +20,17 @@ from typing import Any
 
 import asyncpg
 
+from cli.demo_quality import feedback_links
+from cli.runtime import Runtime, export_environment
+from pipeline.core.ingress_mode import IngressMode, apply_ingress_mode
+from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.credential_cipher import CredentialCipher
+from pipeline.embedding_provider import service_embedder
 from pipeline.html_text import html_to_text
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
 from pipeline.importers.tickets import import_client
-from pipeline.sdp_url_policy import SdpUrlPolicy
-from serve_app.demo_quality import feedback_links
-from serve_app.embedding_provider import service_embedder
-from serve_app.ingress_mode import IngressMode, apply_ingress_mode
-from serve_app.runtime import Runtime, export_environment
+from pipeline.tenant_runtime import load_tenant_runtime
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantUpdate
-from serve_app.tenant_directory import load_tenant_runtime
 from simulators.demo_data import TENANTS, load_demo_dataset, seed_servicedesk
 
 DEMO_TENANT_FILE = "demo-tenants.json"
@@ -300,7 +300,7 @@ def configure_demo_environment(runtime: Runtime, sims: Simulators, options: Demo
         os.environ["AI_AGENTS_LLM_BASE_URL"] = f"{sims.llm.url}/api/v1"
         os.environ["AI_AGENTS_LLM_API_KEY"] = "sk-or-v1-demo-simulator"
         os.environ.pop("AI_AGENTS_LLM_FALLBACK_MODELS", None)
-    from serve_app.settings import get_settings
+    from pipeline.core.settings import get_settings
 
     get_settings.cache_clear()
 

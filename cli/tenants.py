@@ -8,9 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.credential_cipher import CredentialCipher
-from pipeline.tenant_config import Edition, WebhookAuthMode
-from serve_app.cli_support import (
+from cli.support import (
     DataDirOption,
     JsonOption,
     emit_json,
@@ -19,7 +17,9 @@ from serve_app.cli_support import (
     run_async,
     service_pool,
 )
-from serve_app.settings import Settings
+from pipeline.core.settings import Settings
+from pipeline.credential_cipher import CredentialCipher
+from pipeline.tenant_config import Edition, WebhookAuthMode
 from serve_app.tenant_admin import (
     SdpUrlRefused,
     TenantAdmin,

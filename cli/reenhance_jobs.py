@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cli.support import CommandError
 from pipeline.reenhance import (
     LOG_PREFIX,
     BatchProgress,
     parse_progress_line,
     parse_result_line,
 )
-from serve_app.cli_support import CommandError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 ENTRYPOINT = ["python", "-m", "scripts.reenhance"]

@@ -8,8 +8,6 @@ import logging
 import signal
 import sys
 import time
-from enum import StrEnum
-from pathlib import Path
 from typing import TextIO
 
 import typer
@@ -17,15 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from db.pool import create_pool, verify_service_role
-from serve_app.cli_support import (
-    DataDirOption,
-    JsonOption,
-    emit_json,
-    load_runtime,
-    one_line_errors,
-)
-from serve_app.demo import (
+from cli.demo_quality import resolve_some
+from cli.demo_stack import (
     DemoOptions,
     DemoResult,
     Simulators,
@@ -37,37 +28,22 @@ from serve_app.demo import (
     stop_ray_and_serve,
     wait_for_all,
 )
-from serve_app.demo_quality import resolve_some
-from serve_app.local_processes import RunRecorder, stop_previous_run
-from serve_app.ray_auth import DASHBOARD_TOKEN_HINT
-from serve_app.settings import Settings
-
-
-class IngressChoice(StrEnum):
-    proxy = "proxy"
-    haproxy = "haproxy"
-
-
-IngressOption = typer.Option(
-    None,
-    "--ingress",
-    case_sensitive=False,
-    help="haproxy: Ray's HAProxy + direct ingress, ~3.5x the webhook throughput of proxy: "
-    "Serve's proxy actor (default AI_AGENTS_SERVE_INGRESS, else haproxy)",
+from cli.local_processes import RunRecorder, clean_up_after_crash
+from cli.ray_auth import DASHBOARD_TOKEN_HINT
+from cli.support import (
+    DataDirOption,
+    IngressChoice,
+    IngressOption,
+    JsonOption,
+    emit_json,
+    err,
+    load_runtime,
+    one_line_errors,
 )
+from db.pool import create_pool, verify_service_role
+from pipeline.core.settings import Settings
 
-err = Console(stderr=True)
 out = Console()
-
-
-def clean_up_after_crash(data_dir: Path) -> None:
-    """Stop what a previous run on this data directory left behind (see local_processes)."""
-    stopped = stop_previous_run(data_dir)
-    if stopped:
-        err.print(
-            f"Stopped {len(stopped)} process(es) left by a previous run that did not "
-            f"end cleanly (pids {', '.join(map(str, sorted(stopped)))})"
-        )
 
 
 async def _wait_for_stop_signal() -> None:
