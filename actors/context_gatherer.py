@@ -8,11 +8,11 @@ from actors.pool_options import CONTEXT_GATHERER, pool_options
 from actors.rate_limiter import RayRateLimiter
 from actors.ray_metrics import RayMetrics
 from db.pool import create_pool
-from pipeline.context_sources import ContextGathering
+from pipeline.context_gatherer import ContextGatherer
 from pipeline.core.settings import get_settings
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.embedding_provider import service_embedder
-from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.logging_setup import configure_logging
 from pipeline.models import Ticket, TicketContext
 from pipeline.process_priority import lower_pipeline_priority
@@ -22,7 +22,7 @@ from pipeline.tracing import configure_tracing, continued
 
 
 @serve.deployment(name=CONTEXT_GATHERER, **pool_options(CONTEXT_GATHERER))
-class ContextGatherer:
+class ContextGathererDeployment:
     async def __init__(self) -> None:
         settings = get_settings()
         configure_tracing()
@@ -34,7 +34,7 @@ class ContextGatherer:
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
         self._http = guarded_http_client(settings.sdp_url_policy)
         # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
-        fetcher = EnhancementWorkflow(
+        fetcher = Enhancer(
             self._pool,
             load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
             gather=None,
@@ -42,7 +42,7 @@ class ContextGatherer:
             limiter=RayRateLimiter(),
             http=self._http,  # type: ignore[arg-type]
             metrics=RayMetrics(),
-            config=WorkflowConfig(sdp_timeout_s=settings.sdp_timeout_s),
+            config=EnhancerConfig(sdp_timeout_s=settings.sdp_timeout_s),
         )
         limiter = RayRateLimiter()
 
@@ -50,7 +50,7 @@ class ContextGatherer:
             tenant = await load_tenant_runtime(self._pool, cipher, tenant_id)
             await limiter.acquire(tenant_id, "llm", tenant.settings.llm_rate_per_minute)
 
-        self._logic = ContextGathering(
+        self._logic = ContextGatherer(
             self._pool,
             fetch_ticket=fetcher.fetch_ticket,
             source_timeout_s=settings.context_source_timeout_s,

@@ -19,7 +19,7 @@ from actors.pool_options import DISPATCHER, ENHANCER, pool_options
 from actors.ray_metrics import RayMetrics
 from db.pool import create_pool, verify_service_role
 from pipeline.core.settings import get_settings
-from pipeline.dispatch import ClaimedJob, DispatcherConfig, JobDispatcher
+from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
 from pipeline.logging_setup import configure_logging
 from pipeline.scaling import BacklogReport
 
@@ -27,7 +27,7 @@ log = logging.getLogger("ai_agents.dispatcher")
 
 
 @serve.deployment(name=DISPATCHER, **pool_options(DISPATCHER))
-class Dispatcher:
+class DispatcherDeployment:
     async def __init__(self, enhancer: DeploymentHandle) -> None:
         settings = get_settings()
         configure_logging(settings.log_level)
@@ -36,7 +36,7 @@ class Dispatcher:
         self._pool = await create_pool(url, min_size=1, max_size=4)
         await verify_service_role(self._pool)  # refuse to run with a role that bypasses RLS
         target = pool_options(ENHANCER)["autoscaling_config"]["target_ongoing_requests"]
-        self._dispatcher = JobDispatcher(
+        self._dispatcher = Dispatcher(
             self._pool,
             self._submit,
             listen_url=url,

@@ -13,8 +13,8 @@ from actors.ray_metrics import RayMetrics
 from db.pool import create_pool
 from pipeline.core.settings import get_settings
 from pipeline.credential_cipher import CredentialCipher
-from pipeline.dispatch import ClaimedJob
-from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.dispatcher import ClaimedJob
+from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, Ticket, TicketContext
@@ -28,7 +28,7 @@ from pipeline.ttl_cache import TtlCache
 
 
 @serve.deployment(name=ENHANCER, **pool_options(ENHANCER))
-class Enhancer:
+class EnhancerDeployment:
     async def __init__(self, gatherer: DeploymentHandle, synthesizer: DeploymentHandle) -> None:
         settings = get_settings()
         configure_tracing()
@@ -46,7 +46,7 @@ class Enhancer:
         tenants = TtlCache(
             lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
         )
-        self._workflow = EnhancementWorkflow(
+        self._workflow = Enhancer(
             self._pool,
             load_tenant=tenants.get,
             gather=self._gather,
@@ -54,7 +54,7 @@ class Enhancer:
             limiter=RayRateLimiter(),
             http=self._http,
             metrics=RayMetrics(),
-            config=WorkflowConfig(
+            config=EnhancerConfig(
                 lease_s=settings.job_lease_s,
                 retry_base_s=settings.job_retry_base_s,
                 sdp_timeout_s=settings.sdp_timeout_s,

@@ -14,7 +14,7 @@ from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, TicketContext
 from pipeline.process_priority import lower_pipeline_priority
 from pipeline.redaction import redact_pii
-from pipeline.synthesis import EnhancementSynthesizer
+from pipeline.synthesizer import Synthesizer
 from pipeline.tenant_config import TenantSettings
 from pipeline.tracing import configure_tracing, continued
 
@@ -22,7 +22,7 @@ _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
 
 @serve.deployment(name=SYNTHESIZER, **pool_options(SYNTHESIZER))
-class Synthesizer:
+class SynthesizerDeployment:
     def __init__(self) -> None:
         settings = get_settings()
         configure_tracing()
@@ -31,7 +31,7 @@ class Synthesizer:
         self._metrics = RayMetrics()
         self._limiter = RayRateLimiter()
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        self._logic = EnhancementSynthesizer(
+        self._logic = Synthesizer(
             base_url=settings.llm_base_url,
             api_key=key,
             models=[settings.llm_model, *settings.llm_fallback_models],

@@ -69,13 +69,15 @@ def build_intake_app(
     if graph == "full":
         if not options and not async_state:
             return build_app()
-        from actors.context_gatherer import ContextGatherer
-        from actors.dispatcher import Dispatcher
-        from actors.enhancer import Enhancer
-        from actors.synthesizer import Synthesizer
+        from actors.context_gatherer import ContextGathererDeployment
+        from actors.dispatcher import DispatcherDeployment
+        from actors.enhancer import EnhancerDeployment
+        from actors.synthesizer import SynthesizerDeployment
 
-        enhancer = Enhancer.bind(ContextGatherer.bind(), Synthesizer.bind())
-        return ingress_deployment.options(**options).bind(Dispatcher.bind(enhancer))
+        enhancer = EnhancerDeployment.bind(
+            ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
+        )
+        return ingress_deployment.options(**options).bind(DispatcherDeployment.bind(enhancer))
     ingress = ingress_deployment.options(**options) if options else ingress_deployment
     return ingress.bind(IdleDispatcher.bind())
 
@@ -85,10 +87,10 @@ def build_pipeline_app(
 ) -> Application:
     """The product graph with per-deployment option overrides (``Deployment.options``), so a
     benchmark can try pool settings without editing ``actors/pool_options.py``."""
-    from actors.context_gatherer import ContextGatherer
-    from actors.dispatcher import Dispatcher
-    from actors.enhancer import Enhancer
-    from actors.synthesizer import Synthesizer
+    from actors.context_gatherer import ContextGathererDeployment
+    from actors.dispatcher import DispatcherDeployment
+    from actors.enhancer import EnhancerDeployment
+    from actors.synthesizer import SynthesizerDeployment
 
     overrides = overrides or {}
     ingress = AsyncStateIngress if async_state else Ingress
@@ -97,5 +99,7 @@ def build_pipeline_app(
         extra = overrides.get(deployment.name)
         return deployment.options(**extra) if extra else deployment
 
-    enhancer = opt(Enhancer).bind(opt(ContextGatherer).bind(), opt(Synthesizer).bind())
-    return opt(ingress).bind(opt(Dispatcher).bind(enhancer))
+    enhancer = opt(EnhancerDeployment).bind(
+        opt(ContextGathererDeployment).bind(), opt(SynthesizerDeployment).bind()
+    )
+    return opt(ingress).bind(opt(DispatcherDeployment).bind(enhancer))

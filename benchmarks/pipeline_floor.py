@@ -11,10 +11,10 @@ What runs, all on one uvloop event loop, with no Ray and no hops between process
   - the webhook intake: the product's ``create_api`` app under uvicorn (the same signature
     check, tenant cache, INSERT + NOTIFY, commit, 202), so the benchmark drives it exactly as it
     drives the Serve ingress and both sides do the same total work;
-  - the product's ``JobDispatcher`` (LISTEN/NOTIFY, ``app_claim_jobs`` with leases, the reaper),
-    whose hand-off is a direct ``await`` of ``EnhancementWorkflow.run`` instead of a Serve call;
-  - ``EnhancementWorkflow`` with ``ContextGathering`` (similar tickets, KB, IP→asset queries)
-    and ``EnhancementSynthesizer`` (the LLM call through httpx) in-process, the in-process
+  - the product's ``Dispatcher`` (LISTEN/NOTIFY, ``app_claim_jobs`` with leases, the reaper),
+    whose hand-off is a direct ``await`` of ``Enhancer.run`` instead of a Serve call;
+  - ``Enhancer`` with ``ContextGatherer`` (similar tickets, KB, IP→asset queries)
+    and ``Synthesizer`` (the LLM call through httpx) in-process, the in-process
     ``LocalRateLimiter`` instead of the rate-limiter actors, in-memory metrics; then the SDP
     note and the fenced completion, as in production.
 What the floor leaves out on purpose is exactly the cost of distribution: Serve's routers and
@@ -33,16 +33,16 @@ import httpx
 import uvicorn
 
 from db.pool import create_pool
-from pipeline.context_sources import ContextGathering
+from pipeline.context_gatherer import ContextGatherer
 from pipeline.core.settings import Settings, get_settings
 from pipeline.credential_cipher import CredentialCipher
-from pipeline.dispatch import DispatcherConfig, JobDispatcher
-from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.dispatcher import Dispatcher, DispatcherConfig
+from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.metrics import InMemoryMetrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.redaction import redact_pii
-from pipeline.synthesis import EnhancementSynthesizer
+from pipeline.synthesizer import Synthesizer
 from pipeline.tenant_config import TenantSettings
 from pipeline.tenant_runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
 from pipeline.ttl_cache import TtlCache
@@ -61,7 +61,7 @@ class FloorPipeline:
         self.metrics = InMemoryMetrics()
         self.limiter = LocalRateLimiter()
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        self.synthesizer = EnhancementSynthesizer(
+        self.synthesizer = Synthesizer(
             base_url=settings.llm_base_url,
             api_key=key,
             models=[settings.llm_model, *settings.llm_fallback_models],
@@ -71,7 +71,7 @@ class FloorPipeline:
             breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
         )
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
-        self.dispatcher: JobDispatcher | None = None
+        self.dispatcher: Dispatcher | None = None
         self._pool: Any = None
 
     async def start(self) -> None:
@@ -84,7 +84,7 @@ class FloorPipeline:
         tenants = TtlCache(
             lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
         )
-        self.workflow = EnhancementWorkflow(
+        self.workflow = Enhancer(
             self._pool,
             load_tenant=tenants.get,
             gather=self._gather,
@@ -92,18 +92,18 @@ class FloorPipeline:
             limiter=self.limiter,
             http=self.http,
             metrics=self.metrics,
-            config=WorkflowConfig(
+            config=EnhancerConfig(
                 lease_s=settings.job_lease_s,
                 retry_base_s=settings.job_retry_base_s,
                 sdp_timeout_s=settings.sdp_timeout_s,
             ),
         )
-        self.gathering = ContextGathering(
+        self.gathering = ContextGatherer(
             self._pool,
             fetch_ticket=self.workflow.fetch_ticket,
             source_timeout_s=settings.context_source_timeout_s,
         )
-        self.dispatcher = JobDispatcher(
+        self.dispatcher = Dispatcher(
             self._pool,
             self.workflow.run,
             listen_url=url,

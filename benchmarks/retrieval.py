@@ -29,7 +29,7 @@ from cli.evaluate import ANCHOR
 from cli.runtime import resolve_runtime
 from db.pool import create_pool, tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.context_sources import ContextGathering
+from pipeline.context_gatherer import ContextGatherer
 from pipeline.core.settings import Settings
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.embeddings import WordLlamaEmbedder, ticket_text
@@ -121,8 +121,8 @@ async def run(tickets: int) -> dict[str, Any]:
             await embedder.embed([ticket_text(case.subject, case.description)])
         figures["embed_cpu_ms_per_live_ticket"] = (time.process_time() - cpu) * 1000 / len(cases)
 
-        hybrid = ContextGathering(pool, embedder=embedder)
-        fulltext = ContextGathering(pool)
+        hybrid = ContextGatherer(pool, embedder=embedder)
+        fulltext = ContextGatherer(pool)
         timings: dict[str, list[float]] = {"hybrid": [], "fulltext": []}
         tokens: dict[str, list[int]] = {"hybrid": [], "fulltext": []}
         for _round in range(2):  # the first round warms caches; both are kept (p95 over all)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.models import SynthesisResult, TicketContext
-from pipeline.synthesis import normalise_citation
+from pipeline.synthesizer import normalise_citation
 
 
 def _cited(synthesis: SynthesisResult | None) -> dict[str, list[str]]:

@@ -7,17 +7,19 @@ from typing import Any
 
 from ray.serve import Application
 
-from actors.context_gatherer import ContextGatherer
-from actors.dispatcher import Dispatcher
-from actors.enhancer import Enhancer
-from actors.synthesizer import Synthesizer
+from actors.context_gatherer import ContextGathererDeployment
+from actors.dispatcher import DispatcherDeployment
+from actors.enhancer import EnhancerDeployment
+from actors.synthesizer import SynthesizerDeployment
 from serve_app.ingress import Ingress
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Ingress → Dispatcher → Enhancer → (ContextGatherer, Synthesizer)."""
-    enhancer = Enhancer.bind(ContextGatherer.bind(), Synthesizer.bind())
-    return Ingress.bind(Dispatcher.bind(enhancer))
+    enhancer = EnhancerDeployment.bind(
+        ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
+    )
+    return Ingress.bind(DispatcherDeployment.bind(enhancer))
 
 
 app = build_app()

@@ -19,7 +19,7 @@ from pipeline.core.settings import Settings
 from pipeline.explain_record import explain_record
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.redaction import EMAIL, redact_pii
-from pipeline.synthesis import EnhancementSynthesizer
+from pipeline.synthesizer import Synthesizer
 from pipeline.tenant_config import TenantSettings
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
@@ -65,7 +65,7 @@ async def api(database, encryption_keys) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _redacting_llm(llm_url: str):  # noqa: ANN202 - a SynthesisPort
-    synthesizer = EnhancementSynthesizer(
+    synthesizer = Synthesizer(
         base_url=f"{llm_url}/v1", api_key="sk-test", models=["openai/gpt-4o-mini"]
     )
 

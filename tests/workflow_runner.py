@@ -10,10 +10,10 @@ import asyncpg
 import httpx
 
 from db.repositories.enhancements import enqueue
-from pipeline.context_sources import ContextGathering
+from pipeline.context_gatherer import ContextGatherer
 from pipeline.credential_cipher import CredentialCipher
-from pipeline.dispatch import ClaimedJob
-from pipeline.enhancement_workflow import EnhancementWorkflow, WorkflowConfig
+from pipeline.dispatcher import ClaimedJob
+from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.rate_limits import LocalRateLimiter
@@ -74,14 +74,14 @@ async def enhance_once(
     )
     links = FeedbackLinkSigner.from_encryption_keys(encryption_keys) if encryption_keys else None
     async with httpx.AsyncClient() as http:
-        workflow = EnhancementWorkflow(
+        workflow = Enhancer(
             pool,
             load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
-            gather=lambda t, tk, needs_fetch: ContextGathering(pool).gather(t, tk),
+            gather=lambda t, tk, needs_fetch: ContextGatherer(pool).gather(t, tk),
             synthesize=synthesize,
             limiter=LocalRateLimiter(),
             http=http,
-            config=WorkflowConfig(public_url=public_url),
+            config=EnhancerConfig(public_url=public_url),
             feedback_links=links,
         )
         assert await workflow.run(job) == "completed"

@@ -28,19 +28,19 @@ BACKLOG = 600  # 600 / target 192 -> 4 replicas wanted (the Enhancer's max)
 def _deploy(downscale_delay_s: float | None) -> None:
     from ray import serve
 
-    from actors.context_gatherer import ContextGatherer
-    from actors.dispatcher import Dispatcher
-    from actors.enhancer import Enhancer
-    from actors.synthesizer import Synthesizer
+    from actors.context_gatherer import ContextGathererDeployment
+    from actors.dispatcher import DispatcherDeployment
+    from actors.enhancer import EnhancerDeployment
+    from actors.synthesizer import SynthesizerDeployment
     from serve_app.ingress import Ingress
 
     autoscaling = pool_options(ENHANCER)["autoscaling_config"]
     if downscale_delay_s is not None:
         autoscaling["downscale_delay_s"] = downscale_delay_s
-    enhancer = Enhancer.options(autoscaling_config=autoscaling).bind(
-        ContextGatherer.bind(), Synthesizer.bind()
+    enhancer = EnhancerDeployment.options(autoscaling_config=autoscaling).bind(
+        ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
     )
-    serve.run(Ingress.bind(Dispatcher.bind(enhancer)), name=APP_NAME, route_prefix="/")
+    serve.run(Ingress.bind(DispatcherDeployment.bind(enhancer)), name=APP_NAME, route_prefix="/")
 
 
 def _dispatcher_status() -> dict[str, Any]:

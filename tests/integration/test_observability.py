@@ -90,7 +90,7 @@ async def _retried_enhancement(system) -> dict[str, Any]:
         subject="Outlook crashes on start",
         description="Outlook 365 crashes right after the splash screen",
     )
-    # 4 = the SDP client's attempts per call (WorkflowConfig.sdp_max_attempts).
+    # 4 = the SDP client's attempts per call (EnhancerConfig.sdp_max_attempts).
     system.sdp.set_faults(tenant.tenant_id, http_429_next=4, retry_after_s=0.1)
     return await tenant.wait(await tenant.send_ticket(ticket), timeout_s=60)
 

@@ -16,7 +16,7 @@ from db.embedded import EmbeddedDatabase
 from db.migrate import ensure_vector_indexes, migrate
 from db.pool import create_pool, tenant_transaction
 from db.repositories.knowledge import upsert_kb_document, upsert_resolved_ticket
-from pipeline.context_sources import ContextGathering
+from pipeline.context_gatherer import ContextGatherer
 from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.core.settings import Settings
 from pipeline.embeddings import WordLlamaEmbedder
@@ -151,10 +151,10 @@ async def test_hybrid_finds_the_end_user_ticket_first_and_is_tenant_scoped(
         await seed(pool, t)
         await reindex_tenant(pool, t, embedder)
     metrics = InMemoryMetrics()
-    context = await ContextGathering(pool, embedder=embedder, metrics=metrics).gather(
+    context = await ContextGatherer(pool, embedder=embedder, metrics=metrics).gather(
         tenant, END_USER
     )
-    fulltext_only = await ContextGathering(pool).gather(tenant, END_USER)
+    fulltext_only = await ContextGatherer(pool).gather(tenant, END_USER)
     ids = [t.ticket_id for t in context.similar_tickets]
     assert ids[0] == "1001", ids
     assert "1001" not in [t.ticket_id for t in fulltext_only.similar_tickets]
@@ -217,7 +217,7 @@ async def test_without_pgvector_retrieval_falls_back_to_fulltext_and_says_so(
     )
     await seed(pool, owner_tenant)
     metrics = InMemoryMetrics()
-    gathering = ContextGathering(pool, embedder=WordLlamaEmbedder(), metrics=metrics)
+    gathering = ContextGatherer(pool, embedder=WordLlamaEmbedder(), metrics=metrics)
     ticket = Ticket(ticket_id="9002", subject="VPN disconnects", description="VPN drops again")
     context = await gathering.gather(owner_tenant, ticket)
     assert [t.ticket_id for t in context.similar_tickets][:1] == ["1002"]

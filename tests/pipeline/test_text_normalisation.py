@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.context_sources import ticket_from_sdp
+from pipeline.context_gatherer import ticket_from_sdp
 from pipeline.html_text import html_to_text
 from pipeline.importers import ticket_record
 from pipeline.sdp_ticket import SdpFieldError, map_sdp_request

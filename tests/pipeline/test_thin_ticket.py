@@ -14,10 +14,10 @@ import pytest
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
 from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.context_sources import ContextGathering
-from pipeline.dispatch import ClaimedJob
+from pipeline.context_gatherer import ContextGatherer
+from pipeline.dispatcher import ClaimedJob
 from pipeline.embeddings import WordLlamaEmbedder
-from pipeline.enhancement_workflow import EnhancementWorkflow
+from pipeline.enhancer import Enhancer
 from pipeline.html_text import html_to_text
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.rate_limits import LocalRateLimiter
@@ -122,9 +122,9 @@ async def test_thin_ticket_gets_a_short_note_without_unrelated_matches(
         attempts=1,
         lease_token=str(token),
     )
-    gathering = ContextGathering(pool, embedder=embedder)
+    gathering = ContextGatherer(pool, embedder=embedder)
     async with httpx.AsyncClient() as http:
-        workflow = EnhancementWorkflow(
+        workflow = Enhancer(
             pool,
             load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, ticket, needs_fetch: gathering.gather(t, ticket),

@@ -73,7 +73,7 @@ class DispatcherConfig:
     tenant_quarantine_s: float = 30.0  # how long a tenant whose claim failed is left out
 
 
-class JobDispatcher:
+class Dispatcher:
     def __init__(
         self,
         pool: asyncpg.Pool,

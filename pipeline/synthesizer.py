@@ -101,7 +101,7 @@ def filter_citations(
     return cleaned, sorted(set(dropped))
 
 
-class EnhancementSynthesizer:
+class Synthesizer:
     """Prompt → LLM (retries, model fallback, breaker) → validated, citation-checked result."""
 
     def __init__(

@@ -37,15 +37,15 @@ from pipeline.text_terms import salient_terms, tsquery_for
 from pipeline.tracing import tracer
 from pipeline.vector_availability import BeforeEmbed, VectorAvailability
 
-TicketFetcher = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
+FetchTicket = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
 
 
-class ContextGathering:
+class ContextGatherer:
     def __init__(
         self,
         pool: asyncpg.Pool,
         *,
-        fetch_ticket: TicketFetcher | None = None,
+        fetch_ticket: FetchTicket | None = None,
         source_timeout_s: float = 5.0,
         similar_limit: int = 5,
         kb_limit: int = 3,

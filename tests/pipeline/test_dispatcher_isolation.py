@@ -15,7 +15,7 @@ import pytest
 from db.pool import tenant_transaction
 from db.repositories.enhancements import complete, enqueue
 from pipeline import metric_catalogue as mc
-from pipeline.dispatch import ClaimedJob, DispatcherConfig, JobDispatcher
+from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
 from pipeline.metrics import InMemoryMetrics
 from pipeline.scaling import BacklogReport
 
@@ -52,14 +52,14 @@ async def _wait_for(predicate, timeout_s: float = 20.0) -> None:  # noqa: ANN001
 
 
 class Rig:
-    """A JobDispatcher whose 'Enhancer' completes the jobs of this test's tenants at once and
+    """A Dispatcher whose 'Enhancer' completes the jobs of this test's tenants at once and
     refuses anyone else's (they go back to the queue through the normal hand-off failure)."""
 
     def __init__(self, pool: asyncpg.Pool, url: str, tenants: set[str]) -> None:
         self.pool, self.tenants = pool, tenants
         self.metrics = InMemoryMetrics()
         self.reports: list[BacklogReport] = []
-        self.dispatcher = JobDispatcher(
+        self.dispatcher = Dispatcher(
             pool,
             self._submit,
             listen_url=url,
@@ -211,7 +211,7 @@ async def test_disabled_tenant_jobs_end_skipped_and_the_backlog_is_published(
 def test_the_inflight_cap_follows_running_replicas(pool) -> None:
     async def nothing(_: ClaimedJob) -> None: ...
 
-    dispatcher = JobDispatcher(
+    dispatcher = Dispatcher(
         pool,
         nothing,
         listen_url="unused",
@@ -240,7 +240,7 @@ async def test_a_dispatcher_restarted_elsewhere_requeues_and_fences_the_old_ones
         held.append(job)
         await release.wait()
 
-    old = JobDispatcher(
+    old = Dispatcher(
         pool,
         stuck,
         listen_url=database.service_url,

@@ -12,9 +12,9 @@ import pytest
 
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
-from pipeline.context_sources import ContextGathering
-from pipeline.dispatch import ClaimedJob
-from pipeline.enhancement_workflow import EnhancementWorkflow
+from pipeline.context_gatherer import ContextGatherer
+from pipeline.dispatcher import ClaimedJob
+from pipeline.enhancer import Enhancer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note_renderer import note_marker
 from pipeline.rate_limits import LocalRateLimiter
@@ -85,10 +85,10 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
     state.add_portal(tenant.tenant_id, runtime.sdp_api_key)
     ticket_id = str(state.add_request(tenant.tenant_id, **TICKET)["id"])
     async with httpx.AsyncClient() as http:
-        workflow = EnhancementWorkflow(
+        workflow = Enhancer(
             pool,
             load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
-            gather=lambda t, ticket, needs_fetch: ContextGathering(pool).gather(t, ticket),
+            gather=lambda t, ticket, needs_fetch: ContextGatherer(pool).gather(t, ticket),
             synthesize=_synthesize,
             limiter=LocalRateLimiter(),
             http=http,

@@ -25,8 +25,8 @@ from db.pool import tenant_transaction
 from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
 from pipeline import metric_catalogue as mc
-from pipeline.context_sources import ticket_from_sdp
-from pipeline.dispatch import ClaimedJob, retry_delay_s
+from pipeline.context_gatherer import ticket_from_sdp
+from pipeline.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.explain_record import explain_record
 from pipeline.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.metrics import InMemoryMetrics, Metrics
@@ -66,7 +66,7 @@ TenantLoader = Callable[[str], Awaitable[TenantRuntime | None]]
 
 
 @dataclass
-class WorkflowConfig:
+class EnhancerConfig:
     lease_s: int = 300
     retry_base_s: float = 5.0
     sdp_timeout_s: float = 15.0
@@ -76,7 +76,7 @@ class WorkflowConfig:
     explain_retention_days: float = 30.0
 
 
-class EnhancementWorkflow:
+class Enhancer:
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -87,7 +87,7 @@ class EnhancementWorkflow:
         limiter: RateLimiter,
         http: httpx.AsyncClient,
         metrics: Metrics | None = None,
-        config: WorkflowConfig | None = None,
+        config: EnhancerConfig | None = None,
         feedback_links: FeedbackLinkSigner | None = None,
     ) -> None:
         self._pool = pool
@@ -97,7 +97,7 @@ class EnhancementWorkflow:
         self._limiter = limiter
         self._http = http
         self._metrics = metrics or InMemoryMetrics()
-        self.config = config or WorkflowConfig()
+        self.config = config or EnhancerConfig()
         self._links = feedback_links
 
     def sdp_client(self, tenant: TenantRuntime) -> SdpClient:

@@ -1,4 +1,4 @@
-"""EnhancementSynthesizer end to end against the LLM simulator, plus the prompt contract.
+"""Synthesizer end to end against the LLM simulator, plus the prompt contract.
 
 Covers every way the LLM can let us down (the result must then be ``context_only`` with a
 reason, never an exception) and the guarantees a note relies on: only real citations survive,
@@ -25,7 +25,7 @@ from pipeline.models import (
     TicketContext,
 )
 from pipeline.prompt import TICKET_END, TICKET_START, PromptBudget, build_messages
-from pipeline.synthesis import EnhancementSynthesizer, filter_citations
+from pipeline.synthesizer import Synthesizer, filter_citations
 from simulators.llm import LLMSimulatorState, create_app
 from simulators.llm.responder import parse_prompt
 from simulators.serving import ServerHandle, run_in_thread
@@ -64,14 +64,14 @@ def _fresh(sim: Sim) -> None:
     sim.state.reset()
 
 
-MakeSynth = Callable[..., EnhancementSynthesizer]
+MakeSynth = Callable[..., Synthesizer]
 
 
 @pytest.fixture
 async def make_synth(sim: Sim) -> AsyncIterator[MakeSynth]:
-    made: list[EnhancementSynthesizer] = []
+    made: list[Synthesizer] = []
 
-    def factory(**overrides: Any) -> EnhancementSynthesizer:
+    def factory(**overrides: Any) -> Synthesizer:
         kw: dict[str, Any] = {
             "base_url": sim.base_url,
             "api_key": KEY,
@@ -81,7 +81,7 @@ async def make_synth(sim: Sim) -> AsyncIterator[MakeSynth]:
             "backoff_base_s": 0.02,
         }
         kw.update(overrides)
-        synth = EnhancementSynthesizer(**kw)
+        synth = Synthesizer(**kw)
         made.append(synth)
         return synth
 
