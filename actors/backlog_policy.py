@@ -25,6 +25,8 @@ from actors.pool_options import ENHANCER
 from pipeline import metric_catalogue as mc
 from pipeline.scaling import BacklogReport, desired_replicas
 
+# Not __name__ (the rule everywhere else): this runs inside the Serve controller, and Serve
+# writes its controller log file from the "ray.serve" logger, where an operator looks.
 log = logging.getLogger("ray.serve")
 
 

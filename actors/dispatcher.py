@@ -23,7 +23,7 @@ from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
 from pipeline.logging_setup import configure_logging
 from pipeline.scaling import BacklogReport
 
-log = logging.getLogger("ai_agents.dispatcher")
+log = logging.getLogger(__name__)
 
 
 @serve.deployment(name=DISPATCHER, **pool_options(DISPATCHER))

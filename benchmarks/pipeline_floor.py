@@ -49,7 +49,7 @@ from pipeline.ttl_cache import TtlCache
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 
-log = logging.getLogger("benchmarks.pipeline_floor")
+log = logging.getLogger(__name__)
 
 
 class FloorPipeline:

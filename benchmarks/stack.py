@@ -43,7 +43,7 @@ from pipeline.core.ingress_mode import haproxy_private_environment
 REPO = Path(__file__).resolve().parents[1]
 APP_NAME = "ai_agents"
 TEST_LLM_KEY = "sk-or-v1-benchmark"
-log = logging.getLogger("benchmarks")
+log = logging.getLogger(__name__)
 
 
 # -- machine ---------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ DEMO_TENANT_SETTINGS = {
     "sdp_rate_per_minute": 600,
     "webhook_rate_per_minute": 6000,
 }
-log = logging.getLogger("ai_agents.demo")
+log = logging.getLogger(__name__)
 
 
 @dataclass

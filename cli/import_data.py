@@ -36,6 +36,7 @@ from cli.support import (
     run_async,
     service_pool,
 )
+from db.repositories.tenants import UnknownTenant
 from pipeline.core.settings import Settings
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.embedding_provider import service_embedder
@@ -49,7 +50,6 @@ from pipeline.importers import (
     import_kb_directory,
     import_resolved_tickets,
 )
-from pipeline.importers.outcome import UnknownTenant
 from pipeline.sdp_errors import SdpRateLimited
 from pipeline.tenant_runtime import load_tenant_runtime
 

@@ -23,8 +23,8 @@ from cli.support import (
     run_async,
     service_pool,
 )
+from db.repositories.tenants import UnknownTenant
 from pipeline.embedding_provider import service_embedder
-from pipeline.importers import UnknownTenant
 from pipeline.importers.storage import require_tenant
 from pipeline.vector_index import ReindexResult, reindex_tenant
 

@@ -26,7 +26,7 @@ from serve_app.tenant_admin import (
     TenantCreate,
     TenantCredentials,
     TenantExists,
-    TenantNotFound,
+    UnknownTenant,
 )
 
 tenant_app = typer.Typer(help="Create and manage tenants (client companies).", no_args_is_help=True)
@@ -47,8 +47,8 @@ async def _with_admin(data_dir: str | None, action):  # type: ignore[no-untyped-
             return await action(admin)
         except TenantExists as exc:
             raise RuntimeError(f"tenant {exc.args[0]!r} already exists") from None
-        except TenantNotFound as exc:
-            raise RuntimeError(f"unknown tenant {exc.args[0]!r}") from None
+        except UnknownTenant as exc:
+            raise RuntimeError(str(exc)) from None
         except SdpUrlRefused as exc:
             raise RuntimeError(str(exc)) from None
 

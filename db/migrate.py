@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import asyncpg
 
-log = logging.getLogger("ai_agents.migrate")
+log = logging.getLogger(__name__)
 MIGRATIONS_PACKAGE = "db.migrations"
 _LOCK_KEY = 0x41494147  # advisory lock so two starting replicas do not migrate at once
 

@@ -38,7 +38,7 @@ from pipeline import metric_catalogue as mc
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.scaling import BacklogReport, inflight_cap
 
-log = logging.getLogger("ai_agents.dispatcher")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

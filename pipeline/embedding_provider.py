@@ -32,7 +32,7 @@ def service_embedder() -> Embedder:
     return build_embedder(embedding_settings(get_settings()))
 
 
-log = logging.getLogger("ai_agents.embeddings")
+log = logging.getLogger(__name__)
 RESOLVED_EMBED_TIMEOUT_S = 10.0
 
 

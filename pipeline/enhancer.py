@@ -24,6 +24,7 @@ import httpx
 from db.pool import tenant_transaction
 from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
+from db.repositories.tenants import UnknownTenant
 from pipeline import metric_catalogue as mc
 from pipeline.context_gatherer import ticket_from_sdp
 from pipeline.dispatcher import ClaimedJob, retry_delay_s
@@ -47,7 +48,7 @@ from pipeline.tenant_config import TenantRuntime, TenantSettings
 from pipeline.thin_ticket import is_thin, thin_ticket_note
 from pipeline.tracing import context_from_carrier, tracer
 
-log = logging.getLogger("ai_agents.enhancer")
+log = logging.getLogger(__name__)
 
 
 class ContextPort(Protocol):
@@ -131,7 +132,7 @@ class Enhancer:
     async def fetch_ticket(self, tenant_id: str, ticket_id: str) -> Ticket:
         tenant = await self._load_tenant(tenant_id)
         if tenant is None:
-            raise LookupError(f"unknown tenant {tenant_id}")
+            raise UnknownTenant(tenant_id)
         return ticket_from_sdp(await self.sdp_client(tenant).get_request(ticket_id))
 
     async def run(self, job: ClaimedJob) -> str:

@@ -18,7 +18,7 @@ from db.pool import pool_usage
 from pipeline import metric_catalogue as mc
 from pipeline.metrics import Metrics
 
-log = logging.getLogger("ai_agents.metrics")
+log = logging.getLogger(__name__)
 
 PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
 

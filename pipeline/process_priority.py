@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 
-log = logging.getLogger("ai_agents.priority")
+log = logging.getLogger(__name__)
 
 
 def lower_pipeline_priority(target_nice: int) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from db.pool import tenant_transaction
-from db.repositories.tenants import TenantNotFound, fetch_tenant
+from db.repositories.tenants import UnknownTenant, fetch_tenant
 from pipeline import metric_catalogue as mc
 from pipeline.metrics import Metrics
 from pipeline.reenhance import (
@@ -87,7 +87,7 @@ async def plan_batch(pool: asyncpg.Pool, filters: ReenhanceFilters, batch_id: st
         raise ReenhanceError("a submission id is required")
     try:
         tenant = await fetch_tenant(pool, filters.tenant_id)
-    except TenantNotFound:
+    except UnknownTenant:
         raise ReenhanceError(f"unknown tenant {filters.tenant_id!r}") from None
     if tenant["status"] != "active":
         raise ReenhanceError(f"tenant {filters.tenant_id!r} is {tenant['status']}")

@@ -23,7 +23,7 @@ from pipeline.hybrid_retrieval import RetrievalQuery
 from pipeline.metrics import Metrics
 from pipeline.models import Ticket
 
-log = logging.getLogger("ai_agents.retrieval")
+log = logging.getLogger(__name__)
 BeforeEmbed = Callable[[str], Awaitable[None]]  # tenant id -> waits on its LLM rate limit
 
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from db.pool import create_pool
+from db.repositories.tenants import UnknownTenant
 from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.embedding_provider import service_embedder
@@ -29,7 +30,6 @@ from pipeline.importers import (
     ImportInterrupted,
     ImportResult,
     SdpCallStats,
-    UnknownTenant,
     import_client,
     import_resolved_tickets,
 )

@@ -24,7 +24,7 @@ from serve_app.openapi_security import install_openapi_security
 from serve_app.request_guard import RequestGuard, UnhandledErrors
 from serve_app.routes import admin, enhancements, feedback, feedback_links, health, webhooks
 
-log = logging.getLogger("ai_agents.api")
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Turns every new ServiceDesk Plus ticket into a better ticket: a private note
 with similar past tickets, KB articles, the ticket's IP addresses, likely causes, next steps and

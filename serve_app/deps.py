@@ -15,7 +15,7 @@ from pipeline import metric_catalogue as mc
 from pipeline.credential_cipher import hash_token
 from serve_app.api_state import ApiState
 
-log = logging.getLogger("ai_agents.api")
+log = logging.getLogger(__name__)
 
 
 def get_state(request: Request) -> ApiState:

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app.input_rules import BadInput, decode_json, text_problem, unicode_error
 
-log = logging.getLogger("ai_agents.api")
+log = logging.getLogger(__name__)
 
 
 async def send_json(

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, fiel
 
 from db.repositories import tenants as repo
 from db.repositories.audit import write_audit
-from db.repositories.tenants import TenantExists, TenantNotFound
+from db.repositories.tenants import TenantExists, UnknownTenant
 from pipeline.core.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 from pipeline.credential_cipher import CredentialCipher, hash_token, new_secret
 from pipeline.tenant_config import Edition, TenantSettings, WebhookAuthMode
@@ -28,7 +28,7 @@ __all__ = [
     "TenantCreate",
     "TenantUpdate",
     "TenantExists",
-    "TenantNotFound",
+    "UnknownTenant",
     "SdpUrlRefused",
 ]
 
@@ -143,7 +143,7 @@ def _info(row: asyncpg.Record) -> TenantInfo:
     if not isinstance(info.get("settings"), dict):
         # a value written behind the API's back (or before validation existed) must not make
         # the whole tenant list fail: show it as empty and say so in the log
-        logging.getLogger("ai_agents.tenant_admin").warning(
+        logging.getLogger(__name__).warning(
             "tenant settings are not a JSON object; shown as {}",
             extra={"tenant_id": info.get("id")},
         )
@@ -260,7 +260,7 @@ class TenantAdmin:
     ) -> asyncpg.Record:
         try:
             row = await repo.update_tenant(self._pool, tenant_id, fields)
-        except TenantNotFound:
+        except UnknownTenant:
             await self._audit(tenant_id, actor, action, "denied", {"reason": "unknown tenant"})
             raise
         await self._audit(

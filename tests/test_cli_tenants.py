@@ -55,9 +55,12 @@ def test_tenant_lifecycle_and_errors(database, cli_env) -> None:
         "sdp_url",
     )
     assert_one_line_error(
-        run(cli_env, "tenant", "rotate-secret", "no-such-tenant"), "unknown tenant"
+        run(cli_env, "tenant", "rotate-secret", "no-such-tenant"),
+        "unknown tenant 'no-such-tenant'",
     )
-    assert_one_line_error(run(cli_env, "tenant", "disable", "no-such-tenant"), "unknown tenant")
+    assert_one_line_error(
+        run(cli_env, "tenant", "disable", "no-such-tenant"), "unknown tenant 'no-such-tenant'"
+    )
 
     listed = run(cli_env, "tenant", "list", "--json")
     assert listed.returncode == 0

@@ -29,8 +29,15 @@ class TenantExists(Exception):
     pass
 
 
-class TenantNotFound(Exception):
-    pass
+class UnknownTenant(LookupError):
+    """No tenant has this id. The one "unknown tenant" error of every layer, raised here where
+    the lookup happens (``db/`` sits below ``pipeline/``, so both can use it): the admin API
+    answers it with a 404, the CLI with ``unknown tenant '<id>'``, importers and re-enhancement
+    refuse to start, the enhancer records it as the failed SDP fetch."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"unknown tenant {tenant_id!r}")
+        self.tenant_id = tenant_id
 
 
 async def insert_tenant(pool: asyncpg.Pool, row: dict[str, Any]) -> None:
@@ -52,7 +59,7 @@ async def fetch_tenant(pool: asyncpg.Pool, tenant_id: str) -> asyncpg.Record:
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await get_tenant(conn, tenant_id)
     if row is None:
-        raise TenantNotFound(tenant_id)
+        raise UnknownTenant(tenant_id)
     return row
 
 
@@ -67,7 +74,7 @@ async def update_tenant(
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await conn.fetchrow(sql, tenant_id, *fields.values())
     if row is None:
-        raise TenantNotFound(tenant_id)
+        raise UnknownTenant(tenant_id)
     return row
 
 

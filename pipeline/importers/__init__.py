@@ -9,7 +9,7 @@ from pipeline.html_text import html_to_text, parse_html
 
 from .assets import AssetRow, InventoryFormatError, import_assets_csv, parse_inventory
 from .kb import KbDocument, doc_id_for, import_kb_directory, load_kb_document
-from .outcome import ImportInterrupted, ImportResult, ProgressCallback, Skipped, UnknownTenant
+from .outcome import ImportInterrupted, ImportResult, ProgressCallback, Skipped
 from .tickets import (
     DEFAULT_STATUSES,
     SdpCallStats,
@@ -30,7 +30,6 @@ __all__ = [
     "SdpCallStats",
     "Skipped",
     "TicketRecord",
-    "UnknownTenant",
     "doc_id_for",
     "html_to_text",
     "import_assets_csv",

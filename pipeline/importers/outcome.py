@@ -19,12 +19,6 @@ ProgressCallback = Callable[[int, int | None], None]
 _SEEN_LABEL: dict[ImportKind, str] = {"tickets": "fetched", "kb": "files", "assets": "rows"}
 
 
-class UnknownTenant(LookupError):
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"unknown tenant {tenant_id!r}")
-        self.tenant_id = tenant_id
-
-
 class ImportInterrupted(RuntimeError):
     """The source failed part-way; `result` holds what was already committed (re-run resumes)."""
 

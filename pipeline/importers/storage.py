@@ -14,20 +14,16 @@ from typing import TypeVar
 import asyncpg
 
 from db.pool import tenant_transaction
-from db.repositories.tenants import TenantNotFound, fetch_tenant
-
-from .outcome import UnknownTenant
+from db.repositories.tenants import fetch_tenant
 
 Row = TypeVar("Row")
 Upsert = Callable[[asyncpg.Connection, Row], Awaitable[bool]]
 
 
 async def require_tenant(pool: asyncpg.Pool, tenant_id: str) -> None:
-    """Fail with a readable error up front, not a foreign-key violation mid-import."""
-    try:
-        await fetch_tenant(pool, tenant_id)
-    except TenantNotFound:
-        raise UnknownTenant(tenant_id) from None
+    """Fail with a readable error up front (``UnknownTenant``), not a foreign-key violation
+    mid-import."""
+    await fetch_tenant(pool, tenant_id)
 
 
 async def write_batch(

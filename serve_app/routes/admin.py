@@ -12,8 +12,8 @@ from serve_app.tenant_admin import (
     TenantCredentials,
     TenantExists,
     TenantInfo,
-    TenantNotFound,
     TenantUpdate,
+    UnknownTenant,
 )
 
 router = APIRouter(prefix="/admin/tenants", tags=["admin"])
@@ -63,7 +63,7 @@ async def update_tenant(
 ) -> TenantInfo:
     try:
         return await (await state.tenant_admin()).update(tenant_id, change, actor=actor)
-    except TenantNotFound:
+    except UnknownTenant:
         raise _not_found(tenant_id) from None
     except SdpUrlRefused as exc:
         raise _url_refused(exc) from None
@@ -73,7 +73,7 @@ async def update_tenant(
 async def disable_tenant(tenant_id: str, actor: AdminActor, state: State) -> TenantInfo:
     try:
         return await (await state.tenant_admin()).disable(tenant_id, actor=actor)
-    except TenantNotFound:
+    except UnknownTenant:
         raise _not_found(tenant_id) from None
 
 
@@ -81,7 +81,7 @@ async def disable_tenant(tenant_id: str, actor: AdminActor, state: State) -> Ten
 async def rotate_secret(tenant_id: str, actor: AdminActor, state: State) -> TenantCredentials:
     try:
         return await (await state.tenant_admin()).rotate_secret(tenant_id, actor=actor)
-    except TenantNotFound:
+    except UnknownTenant:
         raise _not_found(tenant_id) from None
 
 
@@ -89,5 +89,5 @@ async def rotate_secret(tenant_id: str, actor: AdminActor, state: State) -> Tena
 async def rotate_token(tenant_id: str, actor: AdminActor, state: State) -> TenantCredentials:
     try:
         return await (await state.tenant_admin()).rotate_token(tenant_id, actor=actor)
-    except TenantNotFound:
+    except UnknownTenant:
         raise _not_found(tenant_id) from None

@@ -36,7 +36,7 @@ from serve_app.feedback_pages import (
 from serve_app.request_body import read_limited_body
 
 router = APIRouter(tags=["feedback links"], include_in_schema=False)
-log = logging.getLogger("ai_agents.feedback_links")
+log = logging.getLogger(__name__)
 
 _BODY_LIMIT = 16 * 1024
 _TENANT_RATE_FACTOR = 10  # a tenant's technicians together may click 10x one address' rate

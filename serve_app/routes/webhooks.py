@@ -26,7 +26,7 @@ from serve_app.webhook_auth import INVALID, WebhookAuthError, verify_webhook
 from serve_app.webhook_payload import PayloadError, TicketWebhook, parse_ticket_webhook
 
 router = APIRouter(tags=["webhooks"])
-log = logging.getLogger("ai_agents.webhooks")
+log = logging.getLogger(__name__)
 
 _ERRORS = {
     400: {"model": ErrorBody, "description": "Malformed JSON"},

@@ -88,7 +88,7 @@ def test_500_logs_traceback_and_keeps_the_connection(buggy_server, json_log) -> 
     errors = [
         line
         for line in json_log()
-        if line["level"] == "ERROR" and line["logger"] == "ai_agents.api"
+        if line["level"] == "ERROR" and line["logger"] == "serve_app.request_guard"
     ]
     assert len(errors) == 2, errors
     assert errors[0]["message"] == "unhandled error on GET /deliberate-bug"
@@ -101,5 +101,5 @@ def test_a_value_the_database_refuses_is_422_not_500(buggy_server, json_log) -> 
         status, body = _exchange(sock, "/unchecked-value")
     assert status == 422, body
     assert "cannot be stored" in json.loads(body)["detail"]
-    warnings = [line for line in json_log() if line["logger"] == "ai_agents.api"]
+    warnings = [line for line in json_log() if line["logger"] == "serve_app.api"]
     assert any("value refused by the database" in line["message"] for line in warnings)

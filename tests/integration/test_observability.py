@@ -236,7 +236,7 @@ async def test_replica_logs_are_json_lines_with_the_ids(traffic) -> None:
         await asyncio.sleep(0.5)
     assert done, "no JSON line for the completed enhancement in the session's logs"
     entry = done[0]
-    assert entry["level"] == "INFO" and entry["logger"] == "ai_agents.enhancer"
+    assert entry["level"] == "INFO" and entry["logger"] == "pipeline.enhancer"
     assert entry["tenant_id"] == traffic.tenant.tenant_id
     assert entry["ticket_id"] == row["ticket_id"]
     assert entry["trace_id"] == row["trace_id"] and len(entry["span_id"]) == 16

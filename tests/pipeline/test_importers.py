@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from db.pool import tenant_transaction
+from db.repositories.tenants import UnknownTenant
 from pipeline.importers import (
     ImportInterrupted,
     InventoryFormatError,
     SdpCallStats,
-    UnknownTenant,
     doc_id_for,
     html_to_text,
     import_assets_csv,

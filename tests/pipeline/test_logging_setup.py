@@ -30,7 +30,7 @@ def captured():
 
 
 def test_line_shape_and_request_ids(captured) -> None:
-    logging.getLogger("ai_agents.enhancer").info(
+    logging.getLogger("pipeline.enhancer").info(
         "enhancement %s",
         "completed",
         extra={
@@ -42,7 +42,7 @@ def test_line_shape_and_request_ids(captured) -> None:
     )
     [line] = captured()
     assert line["message"] == "enhancement completed"
-    assert line["level"] == "INFO" and line["logger"] == "ai_agents.enhancer"
+    assert line["level"] == "INFO" and line["logger"] == "pipeline.enhancer"
     assert line["timestamp"].endswith("Z") and "T" in line["timestamp"]
     assert (line["tenant_id"], line["ticket_id"], line["enhancement_id"]) == ("acme", "42", "e-1")
     assert line["reason"] == "because"
@@ -52,7 +52,7 @@ def test_line_shape_and_request_ids(captured) -> None:
 def test_trace_and_span_ids_come_from_the_current_span(captured) -> None:
     configure_tracing(exporter=InMemorySpanExporter())
     with tracer().start_as_current_span("enhancement.run") as span:
-        logging.getLogger("ai_agents.enhancer").warning("inside")
+        logging.getLogger("pipeline.enhancer").warning("inside")
         expected = trace_id_hex(span), format(span.get_span_context().span_id, "016x")
     [line] = captured()
     assert (line["trace_id"], line["span_id"]) == expected
@@ -85,7 +85,7 @@ def test_one_line_per_record_even_with_tracebacks(captured) -> None:
     try:
         raise ValueError("line one\nline two")
     except ValueError:
-        logging.getLogger("ai_agents.api").exception("multi\nline message")
+        logging.getLogger("serve_app.api").exception("multi\nline message")
     entries = captured()
     assert len(entries) == 1
     assert entries[0]["message"] == "multi\nline message"
@@ -93,7 +93,7 @@ def test_one_line_per_record_even_with_tracebacks(captured) -> None:
 
 
 def test_prompt_fields_only_at_debug(captured) -> None:
-    log = logging.getLogger("ai_agents.synthesis")
+    log = logging.getLogger("pipeline.synthesizer")
     log.info("llm call", extra={"prompt": "ticket text", "model": "m"})
     log.debug("llm call", extra={"prompt": "ticket text", "model": "m"})
     info, debug = captured()
@@ -106,15 +106,15 @@ def test_level_and_idempotence(captured) -> None:
     configure_logging("WARNING", stream=stream)
     configure_logging("WARNING", stream=stream)
     assert sum(isinstance(h, JsonLogHandler) for h in logging.getLogger().handlers) == 1
-    logging.getLogger("ai_agents.cli").info("quiet")
-    logging.getLogger("ai_agents.cli").warning("loud")
+    logging.getLogger("cli.main").info("quiet")
+    logging.getLogger("cli.main").warning("loud")
     assert [json.loads(x)["message"] for x in stream.getvalue().splitlines()] == ["loud"]
     with pytest.raises(ValueError):
         configure_logging("CHATTY")
 
 
 def test_unserialisable_extras_and_bad_format_strings_still_log(captured) -> None:
-    log = logging.getLogger("ai_agents.api")
+    log = logging.getLogger("serve_app.api")
     log.info("object extra", extra={"thing": object()})
     log.info("bad %d format", "not a number")
     first, second = captured()

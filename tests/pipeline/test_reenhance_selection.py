@@ -236,7 +236,7 @@ async def test_plan_estimates_calls_and_time_at_the_tenants_rates(
 
 
 async def test_plan_refuses_unknown_and_disabled_tenants(pool, tenant, tenant_admin) -> None:
-    with pytest.raises(ReenhanceError, match="unknown tenant"):
+    with pytest.raises(ReenhanceError, match="^unknown tenant 'no-such-tenant'$"):
         await plan_batch(pool, ReenhanceFilters(tenant_id="no-such-tenant"), "x")
     await tenant_admin.disable(tenant, actor="test")
     with pytest.raises(ReenhanceError, match="disabled"):
