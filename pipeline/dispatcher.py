@@ -1,6 +1,7 @@
 """The dispatcher's logic: claim queued jobs fairly, hand them to the Enhancer pool, and make
 sure nothing that was accepted is ever lost.
 
+- Every query it runs is in ``db.repositories.dispatch``; no SQL here.
 - Claims go through ``app_claim_jobs``: work-conserving weighted fair share across tenants (a
   tenant alone may take every free slot; tenants with backlog converge to running in proportion
   to their ``dispatch_weight``; a tenant's ``max_inflight`` is a hard cap), ``FOR UPDATE SKIP
@@ -33,7 +34,8 @@ from typing import Any
 import asyncpg
 
 from db.pool import tenant_transaction
-from db.repositories.enhancements import JOBS_CHANNEL, fail_or_retry
+from db.repositories import dispatch as queue
+from db.repositories.enhancements import fail_or_retry
 from pipeline import metric_catalogue as mc
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.scaling import BacklogReport, inflight_cap
@@ -114,7 +116,7 @@ class Dispatcher:
         )
 
     async def start(self) -> None:
-        recovered = await self._pool.fetch("SELECT * FROM app_requeue_jobs($1, false)", self.owner)
+        recovered = await queue.requeue_jobs(self._pool, self.owner, expired_only=False)
         self.recovered_on_start = len(recovered)
         if recovered:
             log.warning("re-queued %d job(s) left running by an earlier dispatcher", len(recovered))
@@ -161,8 +163,7 @@ class Dispatcher:
     async def _listen_forever(self) -> None:
         while True:
             try:
-                self._listener = await asyncpg.connect(self._listen_url)
-                await self._listener.add_listener(JOBS_CHANNEL, lambda *_: self._wake.set())
+                self._listener = await queue.listen_for_jobs(self._listen_url, self._wake.set)
                 self._wake.set()
                 while not self._listener.is_closed():  # noqa: ASYNC110 - asyncpg has no close event
                     await asyncio.sleep(1.0)
@@ -198,7 +199,7 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_s)
 
     async def _reap(self) -> None:
-        rows = await self._pool.fetch("SELECT * FROM app_requeue_jobs($1, true)", self.owner)
+        rows = await queue.requeue_jobs(self._pool, self.owner, expired_only=True)
         for row in rows:
             log.warning(
                 "lease expired for enhancement %s (tenant %s) -> %s",
@@ -211,7 +212,7 @@ class Dispatcher:
         """Skip disabled tenants' jobs and measure the backlog; each step on its own, so a
         failure of one never stops the claim loop (the next tick tries again)."""
         try:
-            skipped = await self._pool.fetch("SELECT * FROM app_skip_disabled_jobs()")
+            skipped = await queue.skip_disabled_jobs(self._pool)
         except (asyncpg.PostgresError, OSError) as exc:
             log.error("skipping disabled tenants' jobs failed: %s", exc)
         else:
@@ -232,7 +233,7 @@ class Dispatcher:
 
     async def measure_backlog(self) -> BacklogReport:
         """The claimable backlog now (one query), recorded as ``ai_agents_backlog_jobs``."""
-        rows = await self._pool.fetch("SELECT * FROM app_dispatch_backlog()")
+        rows = await queue.dispatch_backlog(self._pool)
         per_tenant = {r["tenant_id"]: int(r["claimable"]) for r in rows}
         report = BacklogReport(
             claimable=sum(per_tenant.values()),
@@ -284,13 +285,13 @@ class Dispatcher:
         return len(rows)
 
     async def _claim_rows(self, limit: int, tenant_id: str | None) -> list[asyncpg.Record]:
-        return await self._pool.fetch(
-            "SELECT * FROM app_claim_jobs($1, $2, $3, $4, $5)",
+        return await queue.claim_jobs(
+            self._pool,
             self.owner,
             limit,
-            self.config.per_tenant_cap,
-            self.config.lease_s,
-            tenant_id,
+            per_tenant_cap=self.config.per_tenant_cap,
+            lease_s=self.config.lease_s,
+            tenant_id=tenant_id,
         )
 
     async def _claim_tenant_by_tenant(self, limit: int) -> list[asyncpg.Record]:
