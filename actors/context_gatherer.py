@@ -6,45 +6,31 @@ from ray import serve
 
 from actors.pool_options import CONTEXT_GATHERER, pool_options
 from actors.rate_limiter import RayRateLimiter
-from actors.ray_metrics import RayMetrics
-from db.pool import create_pool
+from actors.replica_setup import DatabasePool, replica_resources
 from pipeline.context_gatherer import ContextGatherer
-from pipeline.core.settings import get_settings
-from pipeline.credential_cipher import CredentialCipher
 from pipeline.embedding_provider import service_embedder
-from pipeline.enhancer import Enhancer, EnhancerConfig
-from pipeline.logging_setup import configure_logging
 from pipeline.models import Ticket, TicketContext
-from pipeline.process_priority import lower_pipeline_priority
-from pipeline.sdp_transport import guarded_http_client
 from pipeline.tenant_runtime import load_tenant_runtime
-from pipeline.tracing import configure_tracing, continued
+from pipeline.ticket_fetcher import SdpCallPolicy, TicketFetcher
+from pipeline.tracing import continued
 
 
 @serve.deployment(name=CONTEXT_GATHERER, **pool_options(CONTEXT_GATHERER))
 class ContextGathererDeployment:
     async def __init__(self) -> None:
-        settings = get_settings()
-        configure_tracing()
-        configure_logging(settings.log_level)
-        lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
-        self._pool = await create_pool(
-            settings.database_url.get_secret_value(), min_size=0, max_size=settings.db_pool_max_size
-        )
-        cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
-        self._http = guarded_http_client(settings.sdp_url_policy)
-        # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
-        fetcher = Enhancer(
-            self._pool,
-            load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
-            gather=None,
-            synthesize=None,
-            limiter=RayRateLimiter(),
-            http=self._http,  # type: ignore[arg-type]
-            metrics=RayMetrics(),
-            config=EnhancerConfig(sdp_timeout_s=settings.sdp_timeout_s),
-        )
+        replica = await replica_resources(database=DatabasePool(), cipher=True, sdp_connections=100)
+        settings, cipher = replica.settings, replica.cipher
+        self._pool = replica.pool
+        self._http = replica.http
         limiter = RayRateLimiter()
+        # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
+        fetcher = TicketFetcher(
+            load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
+            limiter=limiter,
+            http=self._http,
+            metrics=replica.metrics,
+            policy=SdpCallPolicy(timeout_s=settings.sdp_timeout_s),
+        )
 
         async def before_embed(tenant_id: str) -> None:  # remote embeddings share the LLM limit
             tenant = await load_tenant_runtime(self._pool, cipher, tenant_id)
@@ -55,7 +41,7 @@ class ContextGathererDeployment:
             fetch_ticket=fetcher.fetch_ticket,
             source_timeout_s=settings.context_source_timeout_s,
             embedder=service_embedder(),
-            metrics=RayMetrics(),
+            metrics=replica.metrics,
             before_embed=before_embed,
         )
 

@@ -8,7 +8,6 @@ restarted on another node picks them up again; jobs it held are re-queued by lea
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ray import serve
@@ -16,30 +15,29 @@ from ray.serve.handle import DeploymentHandle
 
 from actors import autoscale_channel
 from actors.pool_options import DISPATCHER, ENHANCER, pool_options
-from actors.ray_metrics import RayMetrics
-from db.pool import create_pool, verify_service_role
-from pipeline.core.settings import get_settings
+from actors.replica_setup import DatabasePool, replica_resources
+from db.pool import verify_service_role
 from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
-from pipeline.logging_setup import configure_logging
 from pipeline.scaling import BacklogReport
-
-log = logging.getLogger(__name__)
 
 
 @serve.deployment(name=DISPATCHER, **pool_options(DISPATCHER))
 class DispatcherDeployment:
     async def __init__(self, enhancer: DeploymentHandle) -> None:
-        settings = get_settings()
-        configure_logging(settings.log_level)
-        url = settings.database_url.get_secret_value()
+        # default priority like the Ingress (it hands out the work; see process_priority), and
+        # no tracing set-up: its spans come from the enhancement the Enhancer runs
+        replica = await replica_resources(
+            database=DatabasePool(min_size=1, max_size=4), tracing=False, lower_priority=False
+        )
+        settings = replica.settings
         self._enhancer = enhancer
-        self._pool = await create_pool(url, min_size=1, max_size=4)
+        self._pool = replica.pool
         await verify_service_role(self._pool)  # refuse to run with a role that bypasses RLS
         target = pool_options(ENHANCER)["autoscaling_config"]["target_ongoing_requests"]
         self._dispatcher = Dispatcher(
             self._pool,
             self._submit,
-            listen_url=url,
+            listen_url=replica.database_url,
             config=DispatcherConfig(
                 per_tenant_cap=settings.per_tenant_inflight,
                 max_inflight=settings.dispatch_max_inflight,
@@ -49,7 +47,7 @@ class DispatcherDeployment:
                 poll_s=settings.dispatcher_poll_s,
                 retry_base_s=settings.job_retry_base_s,
             ),
-            metrics=RayMetrics(),
+            metrics=replica.metrics,
             on_backlog=self._on_backlog,
         )
         await self._dispatcher.start()

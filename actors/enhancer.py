@@ -9,38 +9,27 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.pool_options import ENHANCER, pool_options
 from actors.rate_limiter import RayRateLimiter
-from actors.ray_metrics import RayMetrics
-from db.pool import create_pool
-from pipeline.core.settings import get_settings
-from pipeline.credential_cipher import CredentialCipher
+from actors.replica_setup import DatabasePool, replica_resources
 from pipeline.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.feedback_links import FeedbackLinkSigner
-from pipeline.logging_setup import configure_logging
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.pool_gauge import start_pool_gauge
-from pipeline.process_priority import lower_pipeline_priority
-from pipeline.sdp_transport import guarded_http_client
 from pipeline.tenant_config import TenantSettings
 from pipeline.tenant_runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
-from pipeline.tracing import configure_tracing, current_carrier
+from pipeline.tracing import current_carrier
 from pipeline.ttl_cache import TtlCache
 
 
 @serve.deployment(name=ENHANCER, **pool_options(ENHANCER))
 class EnhancerDeployment:
     async def __init__(self, gatherer: DeploymentHandle, synthesizer: DeploymentHandle) -> None:
-        settings = get_settings()
-        configure_tracing()
-        configure_logging(settings.log_level)
-        lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
+        replica = await replica_resources(database=DatabasePool(), cipher=True, sdp_connections=200)
+        settings, cipher = replica.settings, replica.cipher
         self._gatherer = gatherer
         self._synthesizer = synthesizer
-        self._pool = await create_pool(
-            settings.database_url.get_secret_value(), min_size=0, max_size=settings.db_pool_max_size
-        )
-        cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
-        self._http = guarded_http_client(settings.sdp_url_policy, max_connections=200)
+        self._pool = replica.pool
+        self._http = replica.http
         # jobs of one tenant arrive in runs; a few seconds of staleness is what the ingress
         # already accepts for rotation and disabling
         tenants = TtlCache(
@@ -53,7 +42,7 @@ class EnhancerDeployment:
             synthesize=self._synthesize,
             limiter=RayRateLimiter(),
             http=self._http,
-            metrics=RayMetrics(),
+            metrics=replica.metrics,
             config=EnhancerConfig(
                 lease_s=settings.job_lease_s,
                 retry_base_s=settings.job_retry_base_s,
@@ -66,7 +55,7 @@ class EnhancerDeployment:
                 ttl_days=settings.feedback_link_ttl_days,
             ),
         )
-        self._pool_gauge = start_pool_gauge(RayMetrics(), "enhancer", self._get_pool)
+        self._pool_gauge = start_pool_gauge(replica.metrics, "enhancer", self._get_pool)
 
     async def _get_pool(self) -> Any:
         return self._pool

@@ -12,11 +12,10 @@ import asyncio
 
 import ray
 
+from actors.replica_setup import prepare_process
 from pipeline.core.settings import get_settings
-from pipeline.logging_setup import configure_logging
-from pipeline.process_priority import lower_pipeline_priority
 from pipeline.rate_limits import TokenBuckets, shard_for
-from pipeline.tracing import configure_tracing, context_from_carrier, current_carrier, tracer
+from pipeline.tracing import context_from_carrier, current_carrier, tracer
 
 NAMESPACE = "ai_agents"
 SHARDS = 4
@@ -25,9 +24,7 @@ SHARDS = 4
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class TenantRateLimiter:
     def __init__(self) -> None:
-        configure_tracing()
-        configure_logging(get_settings().log_level)
-        lower_pipeline_priority(get_settings().pipeline_nice)  # pipeline-only process
+        prepare_process(get_settings())  # a pipeline-only process: lower priority too
         self._buckets = TokenBuckets()
 
     def reserve(

@@ -6,41 +6,24 @@ from ray import serve
 
 from actors.pool_options import SYNTHESIZER, pool_options
 from actors.rate_limiter import RayRateLimiter
-from actors.ray_metrics import RayMetrics
+from actors.replica_setup import replica_resources
 from pipeline import metric_catalogue as mc
-from pipeline.circuit_breaker import BreakerState
-from pipeline.core.settings import get_settings
-from pipeline.logging_setup import configure_logging
+from pipeline.circuit_breaker import STATE_VALUES, BreakerState
 from pipeline.models import SynthesisResult, TicketContext
-from pipeline.process_priority import lower_pipeline_priority
 from pipeline.redaction import redact_pii
-from pipeline.synthesizer import Synthesizer
+from pipeline.synthesizer import synthesizer_from_settings
 from pipeline.tenant_config import TenantSettings
-from pipeline.tracing import configure_tracing, continued
-
-_BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+from pipeline.tracing import continued
 
 
 @serve.deployment(name=SYNTHESIZER, **pool_options(SYNTHESIZER))
 class SynthesizerDeployment:
-    def __init__(self) -> None:
-        settings = get_settings()
-        configure_tracing()
-        configure_logging(settings.log_level)
-        lower_pipeline_priority(settings.pipeline_nice)  # intake keeps the CPU first
-        self._metrics = RayMetrics()
+    async def __init__(self) -> None:
+        replica = await replica_resources()
+        self._metrics = replica.metrics
         self._limiter = RayRateLimiter()
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        self._logic = Synthesizer(
-            base_url=settings.llm_base_url,
-            api_key=key,
-            models=[settings.llm_model, *settings.llm_fallback_models],
-            timeout_s=settings.llm_timeout_s,
-            max_attempts=settings.llm_max_attempts,
-            breaker_failure_threshold=settings.llm_breaker_threshold,
-            breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
-            on_breaker_change=self._breaker_changed,
-            on_call=self._llm_call,
+        self._logic = synthesizer_from_settings(
+            replica.settings, on_breaker_change=self._breaker_changed, on_call=self._llm_call
         )
         self._report_breaker()
 
@@ -50,7 +33,7 @@ class SynthesizerDeployment:
     def _report_breaker(self) -> None:
         """Re-set on every call too: a gauge written once at start can age out of the export."""
         self._metrics.set(
-            mc.BREAKER_STATE, _BREAKER_VALUE[self._logic.breaker.state], {"service": "llm"}
+            mc.BREAKER_STATE, STATE_VALUES[self._logic.breaker.state], {"service": "llm"}
         )
 
     def _llm_call(self, outcome: str, seconds: float) -> None:
@@ -79,6 +62,3 @@ class SynthesizerDeployment:
             )
         self._report_breaker()
         return result
-
-    def breaker_state(self) -> str:
-        return self._logic.breaker.state

@@ -42,7 +42,7 @@ from pipeline.metrics import InMemoryMetrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.redaction import redact_pii
-from pipeline.synthesizer import Synthesizer
+from pipeline.synthesizer import synthesizer_from_settings
 from pipeline.tenant_config import TenantSettings
 from pipeline.tenant_runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
 from pipeline.ttl_cache import TtlCache
@@ -60,16 +60,7 @@ class FloorPipeline:
         self.settings = settings
         self.metrics = InMemoryMetrics()
         self.limiter = LocalRateLimiter()
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        self.synthesizer = Synthesizer(
-            base_url=settings.llm_base_url,
-            api_key=key,
-            models=[settings.llm_model, *settings.llm_fallback_models],
-            timeout_s=settings.llm_timeout_s,
-            max_attempts=settings.llm_max_attempts,
-            breaker_failure_threshold=settings.llm_breaker_threshold,
-            breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
-        )
+        self.synthesizer = synthesizer_from_settings(settings)  # as the deployment builds it
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
         self.dispatcher: Dispatcher | None = None
         self._pool: Any = None
@@ -100,7 +91,7 @@ class FloorPipeline:
         )
         self.gathering = ContextGatherer(
             self._pool,
-            fetch_ticket=self.workflow.fetch_ticket,
+            fetch_ticket=self.workflow.tickets.fetch_ticket,
             source_timeout_s=settings.context_source_timeout_s,
         )
         self.dispatcher = Dispatcher(

@@ -32,7 +32,6 @@ from pipeline.models import (
     Ticket,
     TicketContext,
 )
-from pipeline.sdp_ticket import map_sdp_request
 from pipeline.text_terms import salient_terms, tsquery_for
 from pipeline.tracing import tracer
 from pipeline.vector_availability import BeforeEmbed, VectorAvailability
@@ -193,8 +192,3 @@ def _merge(ticket: Ticket, fetched: Ticket) -> Ticket:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
-
-
-def ticket_from_sdp(request: dict[str, Any]) -> Ticket:
-    """SDP's v3 request object → our Ticket, through the one mapper webhooks and imports use."""
-    return map_sdp_request(request).ticket

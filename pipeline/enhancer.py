@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,9 +23,7 @@ import httpx
 from db.pool import tenant_transaction
 from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
-from db.repositories.tenants import UnknownTenant
 from pipeline import metric_catalogue as mc
-from pipeline.context_gatherer import ticket_from_sdp
 from pipeline.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.explain_record import explain_record
 from pipeline.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
@@ -34,7 +31,6 @@ from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note_renderer import note_has_marker, render_note
 from pipeline.rate_limits import RateLimiter
-from pipeline.sdp_client import SdpClient
 from pipeline.sdp_errors import (
     SdpAuthError,
     SdpError,
@@ -46,6 +42,7 @@ from pipeline.sdp_errors import (
 from pipeline.suggestion_quality import proposals
 from pipeline.tenant_config import TenantRuntime, TenantSettings
 from pipeline.thin_ticket import is_thin, thin_ticket_note
+from pipeline.ticket_fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
 from pipeline.tracing import context_from_carrier, tracer
 
 log = logging.getLogger(__name__)
@@ -61,9 +58,6 @@ class SynthesisPort(Protocol):
     async def __call__(
         self, tenant_id: str, context: TicketContext, settings: TenantSettings
     ) -> SynthesisResult: ...
-
-
-TenantLoader = Callable[[str], Awaitable[TenantRuntime | None]]
 
 
 @dataclass
@@ -95,45 +89,20 @@ class Enhancer:
         self._load_tenant = load_tenant
         self._gather = gather
         self._synthesize = synthesize
-        self._limiter = limiter
-        self._http = http
         self._metrics = metrics or InMemoryMetrics()
         self.config = config or EnhancerConfig()
         self._links = feedback_links
-
-    def sdp_client(self, tenant: TenantRuntime) -> SdpClient:
-        async def before_call() -> None:
-            waited = await self._limiter.acquire(
-                tenant.tenant_id, "sdp", tenant.settings.sdp_rate(tenant.sdp_edition)
-            )
-            if waited > 0:
-                self._metrics.inc(
-                    mc.RATE_LIMIT_WAITS, {"tenant": tenant.tenant_id, "bucket": "sdp"}
-                )
-                self._metrics.observe(mc.RATE_LIMIT_WAIT_SECONDS, waited, {"bucket": "sdp"})
-
-        def on_call(outcome: str, seconds: float) -> None:
-            self._metrics.inc(mc.EXTERNAL_CALLS, {"service": "sdp", "outcome": outcome})
-            self._metrics.observe(mc.EXTERNAL_LATENCY, seconds, {"service": "sdp"})
-
-        return SdpClient(
-            tenant.sdp_base_url,
-            tenant.sdp_api_key,
-            tenant.sdp_edition,
-            portal=tenant.sdp_portal,
-            http=self._http,
-            timeout_s=self.config.sdp_timeout_s,
-            max_attempts=self.config.sdp_max_attempts,
-            deadline_s=self.config.sdp_deadline_s,
-            before_call=before_call,
-            on_call=on_call,
+        self.tickets = TicketFetcher(
+            load_tenant=load_tenant,
+            limiter=limiter,
+            http=http,
+            metrics=self._metrics,
+            policy=SdpCallPolicy(
+                timeout_s=self.config.sdp_timeout_s,
+                max_attempts=self.config.sdp_max_attempts,
+                deadline_s=self.config.sdp_deadline_s,
+            ),
         )
-
-    async def fetch_ticket(self, tenant_id: str, ticket_id: str) -> Ticket:
-        tenant = await self._load_tenant(tenant_id)
-        if tenant is None:
-            raise UnknownTenant(tenant_id)
-        return ticket_from_sdp(await self.sdp_client(tenant).get_request(ticket_id))
 
     async def run(self, job: ClaimedJob) -> str:
         """Returns the job's status afterwards ('completed', 'queued', 'failed', 'lease_lost')."""
@@ -235,7 +204,7 @@ class Enhancer:
         context: TicketContext,
         synthesis: SynthesisResult | None,
     ) -> str:
-        sdp = self.sdp_client(tenant)
+        sdp = self.tickets.sdp_client(tenant)
         if job.attempts > 1:
             # Only a re-run can find its own note: every claim counts an attempt, so on the
             # first one no earlier holder existed. Skipping the look saves an SDP call per job

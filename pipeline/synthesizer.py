@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.circuit_breaker import BreakerState, CircuitBreaker
+from pipeline.core.settings import Settings
 from pipeline.llm_client import (
     BeforeCall,
     LLMClient,
@@ -222,3 +223,26 @@ class Synthesizer:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+
+def synthesizer_from_settings(
+    settings: Settings,
+    *,
+    on_breaker_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    on_call: OnCall | None = None,
+) -> Synthesizer:
+    """The service's Synthesizer from its ``AI_AGENTS_LLM_*`` settings: the one construction
+    the Synthesizer deployment and the pipeline-floor benchmark share, so the benchmark measures
+    the model chain, timeouts, attempts and breaker the service really runs."""
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return Synthesizer(
+        base_url=settings.llm_base_url,
+        api_key=key,
+        models=[settings.llm_model, *settings.llm_fallback_models],
+        timeout_s=settings.llm_timeout_s,
+        max_attempts=settings.llm_max_attempts,
+        breaker_failure_threshold=settings.llm_breaker_threshold,
+        breaker_recovery_timeout_s=settings.llm_breaker_recovery_s,
+        on_breaker_change=on_breaker_change,
+        on_call=on_call,
+    )

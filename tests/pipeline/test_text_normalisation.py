@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.context_gatherer import ticket_from_sdp
 from pipeline.html_text import html_to_text
 from pipeline.importers import ticket_record
 from pipeline.sdp_ticket import SdpFieldError, map_sdp_request
 from pipeline.text_terms import salient_terms
+from pipeline.ticket_fetcher import ticket_from_sdp
 from serve_app.webhook_payload import PayloadError, parse_ticket_webhook
 
 HOSTILE = (
