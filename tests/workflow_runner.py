@@ -30,6 +30,47 @@ async def context_only(
     return SynthesisResult(mode="context_only", reason="no LLM in this test")
 
 
+async def claimed_job(
+    pool: asyncpg.Pool,
+    owner_conn: asyncpg.Connection,
+    tenant_id: str,
+    ticket_id: str,
+    ticket: dict[str, str],
+    *,
+    attempts: int = 1,
+    max_attempts: int = 5,
+) -> ClaimedJob:
+    """A queued job for the ticket, then leased as if the dispatcher had claimed it
+    ``attempts`` times (set-up only, as the table owner)."""
+    async with pool.acquire() as conn:
+        queued = await enqueue(
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            trace_context=None,
+            trace_id=None,
+            notify=False,
+            max_attempts=max_attempts,
+            payload={"ticket": Ticket(ticket_id=ticket_id, **ticket).model_dump(mode="json")},
+        )
+    lease = await owner_conn.fetchval(
+        """UPDATE enhancements SET status = 'running', attempts = $2, lease_owner = 'test',
+               lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
+           WHERE id = $1 RETURNING lease_token""",
+        queued.id,
+        attempts,
+    )
+    return ClaimedJob(
+        id=str(queued.id),
+        tenant_id=tenant_id,
+        ticket_id=ticket_id,
+        attempts=attempts,
+        lease_token=str(lease),
+    )
+
+
 async def enhance_once(
     pool: asyncpg.Pool,
     cipher: CredentialCipher,
@@ -47,31 +88,7 @@ async def enhance_once(
     if tenant_id not in sdp.portals:
         sdp.add_portal(tenant_id, runtime.sdp_api_key)
     ticket_id = str(sdp.add_request(tenant_id, **ticket)["id"])
-    async with pool.acquire() as conn:
-        queued = await enqueue(
-            conn,
-            tenant_id=tenant_id,
-            ticket_id=ticket_id,
-            event="created",
-            dedupe_key=uuid.uuid4().hex,
-            trace_context=None,
-            trace_id=None,
-            notify=False,
-            payload={"ticket": Ticket(ticket_id=ticket_id, **ticket).model_dump(mode="json")},
-        )
-    lease = await owner_conn.fetchval(  # set-up only: as if the dispatcher had claimed it
-        """UPDATE enhancements SET status = 'running', attempts = 1, lease_owner = 'test',
-               lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
-           WHERE id = $1 RETURNING lease_token""",
-        queued.id,
-    )
-    job = ClaimedJob(
-        id=str(queued.id),
-        tenant_id=tenant_id,
-        ticket_id=ticket_id,
-        attempts=1,
-        lease_token=str(lease),
-    )
+    job = await claimed_job(pool, owner_conn, tenant_id, ticket_id, ticket)
     links = FeedbackLinkSigner.from_encryption_keys(encryption_keys) if encryption_keys else None
     async with httpx.AsyncClient() as http:
         workflow = Enhancer(

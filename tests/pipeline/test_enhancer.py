@@ -11,11 +11,10 @@ import httpx
 import pytest
 
 from db.pool import tenant_transaction
-from db.repositories.enhancements import enqueue
 from pipeline.context_gatherer import ContextGatherer
 from pipeline.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer
-from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.models import SynthesisResult, TicketContext
 from pipeline.note_renderer import note_marker
 from pipeline.rate_limits import LocalRateLimiter
 from pipeline.tenant_config import TenantSettings
@@ -23,6 +22,7 @@ from pipeline.tenant_runtime import load_tenant_runtime
 from simulators.servicedesk.app import create_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread
+from tests.workflow_runner import claimed_job
 
 TICKET = {
     "subject": "VPN drops every few minutes",
@@ -44,38 +44,6 @@ async def _synthesize(
     return SynthesisResult(mode="context_only", reason="no LLM in this test")
 
 
-async def _job_at_attempt(
-    pool, owner_conn, tenant_id: str, ticket_id: str, attempts: int
-) -> ClaimedJob:
-    async with pool.acquire() as conn:
-        queued = await enqueue(
-            conn,
-            tenant_id=tenant_id,
-            ticket_id=ticket_id,
-            event="created",
-            dedupe_key=uuid.uuid4().hex,
-            trace_context=None,
-            trace_id=None,
-            notify=False,
-            payload={"ticket": Ticket(ticket_id=ticket_id, **TICKET).model_dump(mode="json")},
-        )
-    # set-up only: as if the dispatcher had claimed it `attempts` times
-    token = await owner_conn.fetchval(
-        """UPDATE enhancements SET status = 'running', attempts = $2, lease_owner = 'test',
-               lease_token = gen_random_uuid(), lease_expires_at = now() + interval '5 minutes'
-           WHERE id = $1 RETURNING lease_token""",
-        queued.id,
-        attempts,
-    )
-    return ClaimedJob(
-        id=str(queued.id),
-        tenant_id=tenant_id,
-        ticket_id=ticket_id,
-        attempts=attempts,
-        lease_token=str(token),
-    )
-
-
 async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
     pool, cipher, owner_conn, make_tenant, sdp
 ) -> None:
@@ -94,7 +62,7 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
             http=http,
         )
 
-        first = await _job_at_attempt(pool, owner_conn, tenant.tenant_id, ticket_id, 1)
+        first = await claimed_job(pool, owner_conn, tenant.tenant_id, ticket_id, TICKET)
         assert await workflow.run(first) == "completed"
         calls = [(c.method, c.path) for c in state.calls(portal=tenant.tenant_id)]
         assert [m for m, _ in calls] == ["POST"], calls  # the note, and nothing else
