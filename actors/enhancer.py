@@ -35,7 +35,7 @@ class EnhancerDeployment:
         tenants = TtlCache(
             lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
         )
-        self._workflow = Enhancer(
+        self._logic = Enhancer(
             self._pool,
             load_tenant=tenants.get,
             gather=self._gather,
@@ -73,4 +73,4 @@ class EnhancerDeployment:
         )
 
     async def run(self, job: ClaimedJob) -> str:
-        return await self._workflow.run(job)
+        return await self._logic.run(job)
