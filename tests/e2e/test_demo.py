@@ -20,6 +20,8 @@ import pytest
 
 from pipeline.core.ports import free_port
 
+pytestmark = pytest.mark.ray
+
 
 def _serve_controller_logged(text: str, since: float) -> bool:
     """Whether a Serve controller started after ``since`` logged ``text`` (Ray's own word on

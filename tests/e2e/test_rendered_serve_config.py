@@ -27,6 +27,8 @@ from pipeline.core.version import package_version
 from pipeline.credential_cipher import new_secret
 from tests.e2e.serve_process import wait_until_ready
 
+pytestmark = pytest.mark.ray
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
