@@ -1,6 +1,7 @@
 """The main job, as a user runs it: `ai-agents demo` on a fresh data directory.
 
-Lives in tests/demo so it runs before the integration suite starts its own Ray cluster.
+Lives in tests/e2e, which runs before tests/integration (the testpaths order in pyproject.toml)
+starts its own Ray cluster.
 """
 
 from __future__ import annotations
