@@ -27,8 +27,6 @@ from pipeline.core.version import package_version
 from pipeline.credential_cipher import new_secret
 from tests.e2e.serve_process import wait_until_ready
 
-pytestmark = pytest.mark.ray
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -122,6 +120,7 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
     assert "ray==2.60.0" in frozen
 
 
+@pytest.mark.ray  # `serve run` starts Ray; the wheel test above does not
 def test_rendered_serve_config_runs_with_serve_run(
     wheel_install: Path, database, encryption_keys, tmp_path
 ) -> None:
