@@ -104,8 +104,9 @@ def cli_env(data_dir: Path) -> dict[str, str]:
 async def api_client(
     database: EmbeddedDatabase, encryption_keys: str, data_dir: Path
 ) -> AsyncIterator[RayFreeApi]:
-    """The FastAPI app without Ray, in-process over ASGI, on the session's real PostgreSQL: one
-    app per test module (tenants created in one module stay out of another's listings)."""
+    """The FastAPI app without Ray, in-process over ASGI, on the session's real PostgreSQL; one
+    app (and database pool) per test module. Tenants live in the shared session database, so
+    tests create their own (``api_client.tenant(...)``) and look only at those."""
     async with ray_free_api(database, encryption_keys, data_dir) as api:
         yield api
 
