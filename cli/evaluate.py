@@ -109,7 +109,7 @@ def retrieval(
 ) -> None:
     """Recall@1, recall@5 and MRR: full-text, vector and hybrid, side by side.
 
-    Example: ai-agents eval retrieval --set benchmarks/retrieval_set.jsonl
+    Example: ai-agents eval retrieval --set simulators/demo_data/retrieval_eval.jsonl
     """
     cases = load_eval_set(set_file)
     unknown = sorted({c.tenant for c in cases} - set(TENANTS))

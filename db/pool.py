@@ -3,7 +3,7 @@
 - ``tenant_transaction``: every tenant read/write. The tenant is set with
   ``set_config(..., true)`` so it lives exactly as long as the transaction and a pooled
   connection can never carry one tenant's context into another's work.
-- ``system_call``: the narrow cross-tenant SECURITY DEFINER functions (``app_*``).
+- ``system_fetch``: the narrow cross-tenant SECURITY DEFINER functions (``app_*``).
 """
 
 from __future__ import annotations

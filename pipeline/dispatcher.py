@@ -345,5 +345,5 @@ class Dispatcher:
                         retry_in_s=retry_delay_s(job.attempts, self.config.retry_base_s),
                     )
         finally:
-            self._inflight.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._inflight.discard(asyncio.current_task())
             self._wake.set()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import httpx
+from opentelemetry.util.types import AttributeValue
 
 from db.pool import tenant_transaction
 from db.repositories import enhancement_insight as insight
@@ -106,7 +107,7 @@ class Enhancer:
 
     async def run(self, job: ClaimedJob) -> str:
         """Returns the job's status afterwards ('completed', 'queued', 'failed', 'lease_lost')."""
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "tenant.id": job.tenant_id,
             "ticket.id": job.ticket_id,
             "enhancement.id": job.id,
@@ -209,10 +210,10 @@ class Enhancer:
             # Only a re-run can find its own note: every claim counts an attempt, so on the
             # first one no earlier holder existed. Skipping the look saves an SDP call per job
             # (cloud SDP allows ~20 a minute per tenant).
-            for note in await sdp.list_notes(job.ticket_id):
-                if note_has_marker(str(note.get("description") or ""), job.id):
+            for existing in await sdp.list_notes(job.ticket_id):
+                if note_has_marker(str(existing.get("description") or ""), job.id):
                     log.info("enhancement %s: note already on ticket (re-run)", job.id)
-                    return str(note.get("id"))
+                    return str(existing.get("id"))
         supersedes = str(row["supersedes"]) if row["supersedes"] else None
         note = (
             thin_ticket_note(job.id, context.ticket)

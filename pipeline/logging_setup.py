@@ -102,7 +102,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class JsonLogHandler(logging.StreamHandler):
     """Marker class, so ``configure_logging`` can find and replace its own handler."""
 
 

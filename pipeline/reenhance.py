@@ -273,17 +273,20 @@ def parse_progress_line(line: str) -> BatchProgress | None:
     if match is None:
         return None
     values = dict(part.split("=") for part in match.group(1).split())
-    fields = (
-        "total",
-        "pending",
-        "queued",
-        "running",
-        "completed",
-        "context_only",
-        "skipped",
-        "failed",
+
+    def count(name: str) -> int:
+        return int(values.get(name, 0))
+
+    return BatchProgress(
+        total=count("total"),
+        pending=count("pending"),
+        queued=count("queued"),
+        running=count("running"),
+        completed=count("completed"),
+        context_only=count("context_only"),
+        skipped=count("skipped"),
+        failed=count("failed"),
     )
-    return BatchProgress(**{k: int(values.get(k, 0)) for k in fields})
 
 
 def result_line(result: dict[str, Any]) -> str:

@@ -55,8 +55,9 @@ def load_eval_set(path: Path) -> list[EvalCase]:
             continue
         try:
             row = json.loads(line)
-        except ValueError as err:
-            raise EvalSetError(f"line {number}: not JSON ({err.msg})") from err
+        except ValueError as err:  # JSONDecodeError, or an integer too long to convert
+            detail = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
+            raise EvalSetError(f"line {number}: not JSON ({detail})") from err
         if not isinstance(row, dict):
             raise EvalSetError(f"line {number}: must be a JSON object")
         for key in ("tenant", "subject"):

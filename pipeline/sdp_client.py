@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote
@@ -266,7 +266,7 @@ class SdpClient:
         sort_field: str = "created_time",
         sort_order: Literal["asc", "desc"] = "asc",
         fields_required: list[str] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Every matching request once, paging until `has_more_rows` is false.
 
         List rows are SDP's short form (no description, priority or resolution); name what

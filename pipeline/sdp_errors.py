@@ -109,7 +109,7 @@ def _failure(body: Any) -> tuple[str, int | None, tuple[str, ...]] | None:
     entries = [status] if isinstance(status, dict) else list(status or [])
     for entry in (e for e in entries if isinstance(e, dict)):
         code = entry.get("status_code")
-        outer = int(code) if str(code).isdigit() else None
+        outer = int(str(code)) if str(code).isdigit() else None
         if (outer or 0) < 4000 and str(entry.get("status", "")).lower() != "failed":
             continue
         first = next((m for m in entry.get("messages") or [] if isinstance(m, dict)), {})

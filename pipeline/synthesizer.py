@@ -202,10 +202,10 @@ class Synthesizer:
                 prompt_messages=sent,
             )
         enhancement, dropped = filter_citations(call.enhancement, context.citations())
-        reason = None
+        dropped_note = None
         if dropped:
-            reason = f"dropped {len(dropped)} unknown citation(s): {', '.join(dropped[:10])}"
-            log.warning("ticket %s: %s", context.ticket.ticket_id, reason)
+            dropped_note = f"dropped {len(dropped)} unknown citation(s): {', '.join(dropped[:10])}"
+            log.warning("ticket %s: %s", context.ticket.ticket_id, dropped_note)
         return SynthesisResult(
             mode="llm",
             enhancement=enhancement,
@@ -214,7 +214,7 @@ class Synthesizer:
             completion_tokens=call.completion_tokens,
             cost_usd=call.cost_usd,
             llm_attempts=call.attempts,
-            reason=reason,
+            reason=dropped_note,
             prompt_messages=sent,
             raw_answer=call.raw_content,
             models_tried=list(call.models_tried),

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -72,7 +72,7 @@ def run_in_thread(
     log_level: str = "warning",
     startup_timeout_s: float = 10.0,
     graceful_shutdown_s: float = 1.0,
-    lifespan: str = "auto",
+    lifespan: Literal["auto", "on", "off"] = "auto",
 ) -> ServerHandle:
     """Start `app` on `host:port` (0 = any free port) and return once it accepts connections.
 
@@ -88,7 +88,9 @@ def run_in_thread(
         log_level=log_level,
         lifespan=lifespan,
         access_log=False,
-        timeout_graceful_shutdown=graceful_shutdown_s,
+        # uvicorn hands it to asyncio.wait_for, which takes seconds as a float (1.0 by default);
+        # its annotation says int
+        timeout_graceful_shutdown=graceful_shutdown_s,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

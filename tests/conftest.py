@@ -1,4 +1,5 @@
-"""Session-wide real components: one embedded PostgreSQL, migrated, and a service-role pool.
+"""Session-wide real components: one embedded PostgreSQL, migrated, a service-role pool, and
+the HTTP app without Ray over ASGI (`api_client`).
 
 Every test talks to a real database as the restricted service role; nothing of ours is mocked.
 """
@@ -22,6 +23,7 @@ from db.pool import create_pool
 from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.credential_cipher import CredentialCipher, new_encryption_key
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantCredentials
+from tests.ray_free_api import RayFreeApi, ray_free_api
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
@@ -96,3 +98,26 @@ def cli_env(data_dir: Path) -> dict[str, str]:
     env["AI_AGENTS_DATA_DIR"] = str(data_dir)
     env["AI_AGENTS_SDP_ALLOW_LOOPBACK"] = "true"  # tenants point at loopback SDP simulators
     return env
+
+
+@pytest.fixture(scope="module")
+async def api_client(
+    database: EmbeddedDatabase, encryption_keys: str, data_dir: Path
+) -> AsyncIterator[RayFreeApi]:
+    """The FastAPI app without Ray, in-process over ASGI, on the session's real PostgreSQL; one
+    app (and database pool) per test module. Tenants live in the shared session database, so
+    tests create their own (``api_client.tenant(...)``) and look only at those."""
+    async with ray_free_api(database, encryption_keys, data_dir) as api:
+        yield api
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fast lane (`-m "not ray"`) relies on the marker: a test that uses the integration
+    suite's Ray session without it would start Ray there, so collection refuses it."""
+    for item in items:
+        uses_ray_session = "system" in getattr(item, "fixturenames", ())
+        if uses_ray_session and item.get_closest_marker("ray") is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the Ray session (`system`) but is not marked "
+                "`pytest.mark.ray` (add `pytestmark = pytest.mark.ray` to its module)"
+            )

@@ -86,7 +86,6 @@ class Settings(BaseSettings):
     # pipeline
     job_max_attempts: int = Field(5, ge=1, le=50)
     job_lease_s: int = Field(300, ge=10)
-    job_deadline_s: float = Field(900.0, gt=0)
     job_retry_base_s: float = Field(5.0, ge=0)
     per_tenant_inflight: int | None = Field(
         None,

@@ -1,4 +1,5 @@
-"""What an import reports back, shared by the CLI and a future Ray Job entry point.
+"""What an import reports back, shared by the CLI (`ai-agents import`) and the Ray Job entry point
+(`scripts/import_tickets.py`).
 
 Operators re-run imports (they are idempotent), so the report must say what changed — new
 versus refreshed rows — and exactly what was left out and why, with an address they can act

@@ -22,7 +22,7 @@ from serve_app.request_body import parse_json, read_limited_body
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted
 from serve_app.tenant_admin import TENANT_ID_PATTERN
 from serve_app.tenant_directory import TenantAuthView
-from serve_app.webhook_auth import INVALID, WebhookAuthError, verify_webhook
+from serve_app.webhook_auth import WebhookAuthError, verify_webhook
 from serve_app.webhook_payload import PayloadError, TicketWebhook, parse_ticket_webhook
 
 router = APIRouter(tags=["webhooks"])
@@ -202,4 +202,4 @@ async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSO
     return JSONResponse(answer.model_dump(), status_code=202)
 
 
-__all__ = ["router", "INVALID"]
+__all__ = ["router"]

@@ -7,6 +7,7 @@ state, hence the lock. Out of process, the ``/_sim`` control API does the same o
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -79,6 +80,10 @@ class RequestRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _for_model(model: str, fault: Fault) -> bool:
+    return fault.model == model
 
 
 class LLMSimulatorState:
@@ -209,7 +214,7 @@ class LLMSimulatorState:
                 return fault, candidates[0]
             last: Fault | None = None
             for model in candidates:
-                fault = self._take(lambda f, m=model: f.model == m)
+                fault = self._take(functools.partial(_for_model, model))
                 if fault is None or fault.kind in CONTENT_FAULTS:
                     return fault, model
                 last = fault

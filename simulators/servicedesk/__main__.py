@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     state = SimulatorState(seed=args.random_seed)
     try:
         for name, key, edition in args.portal:
-            state.add_portal(name, key, edition)  # type: ignore[arg-type]
+            state.add_portal(name, key, edition)
         if args.seed_demo:
             seed_demo(state)
     except (RuntimeError, ValueError) as err:

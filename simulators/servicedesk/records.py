@@ -191,7 +191,7 @@ def status_object(value: Any) -> dict[str, Any]:
             "color": None,
         }
     )
-    base["id"] = stable_id("status", base["name"])
+    base["id"] = stable_id("status", str(base["name"]))
     return base
 
 

@@ -41,8 +41,8 @@ BAD_SETTINGS = [
 ]
 
 
-async def test_every_field_has_the_same_bounds_on_create_and_patch(bare_api) -> None:
-    tenant = await bare_api.tenant("bounds")
+async def test_every_field_has_the_same_bounds_on_create_and_patch(api_client) -> None:
+    tenant = await api_client.tenant("bounds")
     for field, value in BAD_FIELDS + [("settings", s) for s in BAD_SETTINGS]:
         spec = {
             "id": "bounds-new",
@@ -50,23 +50,21 @@ async def test_every_field_has_the_same_bounds_on_create_and_patch(bare_api) -> 
             "sdp_key": "k",
             field: value,
         }
-        created = await bare_api.http.post(
-            f"{bare_api.url}/admin/tenants", json=spec, headers=bare_api.admin
-        )
-        patched = await bare_api.http.patch(
-            f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
+        created = await api_client.http.post("/admin/tenants", json=spec, headers=api_client.admin)
+        patched = await api_client.http.patch(
+            f"/admin/tenants/{tenant.tenant_id}",
             json={field: value},
-            headers=bare_api.admin,
+            headers=api_client.admin,
         )
         for answer in (created, patched):
             assert answer.status_code == 422, (field, value, answer.status_code, answer.text)
             assert answer.json()["detail"][0]["loc"][:2] == ["body", field], answer.text
-    listed = await bare_api.http.get(f"{bare_api.url}/admin/tenants", headers=bare_api.admin)
+    listed = await api_client.http.get("/admin/tenants", headers=api_client.admin)
     assert "bounds-new" not in {t["id"] for t in listed.json()}
 
 
-async def test_values_at_the_bounds_are_accepted(bare_api) -> None:
-    tenant = await bare_api.tenant("bounds-ok")
+async def test_values_at_the_bounds_are_accepted(api_client) -> None:
+    tenant = await api_client.tenant("bounds-ok")
     change = {
         "name": "n" * 200,
         "sdp_portal": "it-desk_2.eu",
@@ -79,8 +77,8 @@ async def test_values_at_the_bounds_are_accepted(bare_api) -> None:
             "min_ticket_chars": 100_000,
         },
     }
-    answer = await bare_api.http.patch(
-        f"{bare_api.url}/admin/tenants/{tenant.tenant_id}", json=change, headers=bare_api.admin
+    answer = await api_client.http.patch(
+        f"/admin/tenants/{tenant.tenant_id}", json=change, headers=api_client.admin
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["settings"]["max_inflight"] == 100_000
@@ -95,16 +93,16 @@ def test_every_numeric_tenant_setting_has_an_upper_bound(name: str) -> None:
 
 
 async def test_a_stored_settings_value_that_is_not_an_object_does_not_break_the_list(
-    bare_api, owner_conn
+    api_client, owner_conn
 ) -> None:
     """One tenant's bad stored data (written behind the API's back, or before validation
     existed) must not make `GET /admin/tenants` fail for every tenant."""
-    broken, fine = await bare_api.tenant("bad-settings"), await bare_api.tenant("fine-settings")
+    broken, fine = await api_client.tenant("bad-settings"), await api_client.tenant("fine-settings")
     await owner_conn.execute(
         "UPDATE tenants SET settings = '\"not an object\"'::jsonb WHERE id = $1", broken.tenant_id
     )
     try:
-        answer = await bare_api.http.get(f"{bare_api.url}/admin/tenants", headers=bare_api.admin)
+        answer = await api_client.http.get("/admin/tenants", headers=api_client.admin)
         assert answer.status_code == 200, answer.text
         listed = {t["id"]: t for t in answer.json()}
         assert listed[broken.tenant_id]["settings"] == {}

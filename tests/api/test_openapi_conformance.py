@@ -38,11 +38,11 @@ def _schemathesis(url: str, token: str, *extra: str) -> subprocess.CompletedProc
     )
 
 
-async def test_documented_surface_conforms_without_ray(bare_api) -> None:
-    tenant = await bare_api.tenant("conform")
+async def test_documented_surface_conforms_without_ray(served_api) -> None:
+    tenant = await served_api.tenant("conform")
     runs = [
-        _schemathesis(bare_api.url, tenant.api_token, "--exclude-path-regex", "^/admin"),
-        _schemathesis(bare_api.url, bare_api.admin_token, "--include-path-regex", "^/admin"),
+        _schemathesis(served_api.url, tenant.api_token, "--exclude-path-regex", "^/admin"),
+        _schemathesis(served_api.url, served_api.admin_token, "--include-path-regex", "^/admin"),
     ]
     for result in runs:
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

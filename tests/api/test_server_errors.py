@@ -15,7 +15,7 @@ from pipeline.logging_setup import configure_logging
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.serving import run_in_thread
-from tests.api.conftest import bare_settings
+from tests.ray_free_api import ray_free_settings
 
 
 class DeliberateBug(RuntimeError):
@@ -25,7 +25,7 @@ class DeliberateBug(RuntimeError):
 @pytest.fixture
 def buggy_server(database, encryption_keys, data_dir):
     """The real app plus one route with a bug (nothing else can produce a 500 any more)."""
-    settings = bare_settings(database, encryption_keys, data_dir, admin_token=new_secret("a_"))
+    settings = ray_free_settings(database, encryption_keys, data_dir, admin_token=new_secret("a_"))
     app = create_api(ApiState.from_settings(settings))
 
     @app.get("/deliberate-bug")

@@ -18,49 +18,49 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("url", REFUSED)
-async def test_refused_on_create_and_patch(bare_api, url: str) -> None:
-    tenant = await bare_api.tenant("ssrf")
-    created = await bare_api.http.post(
-        f"{bare_api.url}/admin/tenants",
-        headers=bare_api.admin,
+async def test_refused_on_create_and_patch(api_client, url: str) -> None:
+    tenant = await api_client.tenant("ssrf")
+    created = await api_client.http.post(
+        "/admin/tenants",
+        headers=api_client.admin,
         json={"id": "ssrf-new", "sdp_url": url, "sdp_key": "k"},
     )
-    patched = await bare_api.http.patch(
-        f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
+    patched = await api_client.http.patch(
+        f"/admin/tenants/{tenant.tenant_id}",
         json={"sdp_url": url},
-        headers=bare_api.admin,
+        headers=api_client.admin,
     )
     for answer in (created, patched):
         assert answer.status_code == 422, answer.text
         [error] = answer.json()["detail"]
         assert error["loc"][:2] == ["body", "sdp_url"]
         assert "hunter2" not in answer.text
-    listed = await bare_api.http.get(f"{bare_api.url}/admin/tenants", headers=bare_api.admin)
+    listed = await api_client.http.get("/admin/tenants", headers=api_client.admin)
     mine = next(t for t in listed.json() if t["id"] == tenant.tenant_id)
     assert mine["sdp_base_url"] == "https://sdp.example.com"
 
 
-async def test_private_and_public_addresses_are_accepted(bare_api) -> None:
-    tenant = await bare_api.tenant("ssrf-ok")
+async def test_private_and_public_addresses_are_accepted(api_client) -> None:
+    tenant = await api_client.tenant("ssrf-ok")
     for url in ("http://10.1.2.3:8080", "https://192.168.7.7", "https://sdp.acme.example"):
-        answer = await bare_api.http.patch(
-            f"{bare_api.url}/admin/tenants/{tenant.tenant_id}",
+        answer = await api_client.http.patch(
+            f"/admin/tenants/{tenant.tenant_id}",
             json={"sdp_url": url},
-            headers=bare_api.admin,
+            headers=api_client.admin,
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["sdp_base_url"] == url
 
 
-async def test_stored_credentials_are_never_shown(bare_api, owner_conn) -> None:
+async def test_stored_credentials_are_never_shown(api_client, owner_conn) -> None:
     """A URL stored before credentials were refused (or written to the database directly)."""
-    tenant = await bare_api.tenant("ssrf-legacy")
+    tenant = await api_client.tenant("ssrf-legacy")
     await owner_conn.execute(
         "UPDATE tenants SET sdp_base_url = $2 WHERE id = $1",
         tenant.tenant_id,
         "http://admin:s3cret@sdp.acme.example:8080",
     )
-    listed = await bare_api.http.get(f"{bare_api.url}/admin/tenants", headers=bare_api.admin)
+    listed = await api_client.http.get("/admin/tenants", headers=api_client.admin)
     assert "s3cret" not in listed.text and "admin:" not in listed.text
     mine = next(t for t in listed.json() if t["id"] == tenant.tenant_id)
     assert mine["sdp_base_url"] == "http://***@sdp.acme.example:8080"

@@ -1,6 +1,7 @@
 """The main job, as a user runs it: `ai-agents demo` on a fresh data directory.
 
-Lives in tests/demo so it runs before the integration suite starts its own Ray cluster.
+Lives in tests/e2e, which runs before tests/integration (the testpaths order in pyproject.toml)
+starts its own Ray cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import httpx
 import pytest
 
 from pipeline.core.ports import free_port
+
+pytestmark = pytest.mark.ray
 
 
 def _serve_controller_logged(text: str, since: float) -> bool:

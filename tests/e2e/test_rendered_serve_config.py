@@ -120,6 +120,7 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
     assert "ray==2.60.0" in frozen
 
 
+@pytest.mark.ray  # `serve run` starts Ray; the wheel test above does not
 def test_rendered_serve_config_runs_with_serve_run(
     wheel_install: Path, database, encryption_keys, tmp_path
 ) -> None:

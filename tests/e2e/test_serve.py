@@ -17,6 +17,8 @@ import pytest
 from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
 
+pytestmark = pytest.mark.ray
+
 
 def test_serve_becomes_ready_and_stops_cleanly_on_sigterm() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="aas-", dir="/tmp"))

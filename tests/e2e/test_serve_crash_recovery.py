@@ -21,6 +21,8 @@ from cli.local_processes import descendants, stop_previous_run
 from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
 
+pytestmark = pytest.mark.ray
+
 TICKETS = 24
 
 

@@ -15,10 +15,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from benchmarks.stack import remove_data_dir
 from cli.local_processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
 from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
+
+pytestmark = pytest.mark.ray
 
 
 def _new_shell(**extra: str) -> dict[str, str]:

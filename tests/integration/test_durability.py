@@ -8,6 +8,7 @@ import signal
 import time
 
 import httpx
+import pytest
 
 from pipeline.core.settings import Settings
 from pipeline.credential_cipher import new_encryption_key
@@ -16,6 +17,8 @@ from serve_app.api_state import ApiState
 from simulators.servicedesk.webhook_sender import send_webhook
 from simulators.serving import run_in_thread
 from tests.integration.harness import replica_pids, v3_payload
+
+pytestmark = pytest.mark.ray
 
 
 async def test_accepted_webhook_survives_killing_the_ingress(system, owner_conn) -> None:

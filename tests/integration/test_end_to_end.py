@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from db.pool import tenant_transaction
 from db.repositories import knowledge
+
+pytestmark = pytest.mark.ray
 
 
 async def _seed_context(pool, tenant_id: str) -> None:

@@ -15,6 +15,8 @@ from db.pool import tenant_transaction
 from simulators.servicedesk.webhook_sender import sign
 from tests.integration.harness import METRICS_AUTH
 
+pytestmark = pytest.mark.ray
+
 
 def _url(system, tenant_id: str, suffix: str = "") -> str:
     return f"{system.url}/webhook/servicedesk/{tenant_id}{suffix}"

@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
+pytestmark = pytest.mark.ray
+
 
 def _schemathesis(system, token: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

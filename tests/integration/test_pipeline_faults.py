@@ -10,6 +10,8 @@ import pytest
 
 from tests.integration.harness import drain
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture
 async def quiet(system, owner_conn):

@@ -8,7 +8,11 @@ import signal
 import time
 from collections import Counter
 
+import pytest
+
 from tests.integration.harness import drain, replica_pids
+
+pytestmark = pytest.mark.ray
 
 
 async def _wait_running(owner_conn, tenant_ids: list[str], at_least: int) -> None:

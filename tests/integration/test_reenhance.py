@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import ray
 from ray.job_submission import JobStatus, JobSubmissionClient
 
@@ -20,6 +21,8 @@ from serve_app.webhook_payload import parse_ticket_webhook
 from simulators.servicedesk.webhook_sender import v3_payload
 from tests.integration.harness import TenantHandle, drain
 from tests.integration.observability_support import metrics_port, samples, scrape
+
+pytestmark = pytest.mark.ray
 
 FAST = {"llm_rate_per_minute": 6000, "sdp_rate_per_minute": 6000, "webhook_rate_per_minute": 6000}
 DESCRIPTION = "Outlook on the finance laptops cannot connect to the Exchange server since Monday"

@@ -15,7 +15,7 @@ import pytest
 from cli.health_check import Check, HealthReport
 from pipeline.core.version import package_version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _clean_env() -> dict[str, str]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def run(module: str, *args: str, tmp_path: Path, timeout: float = 280) -> tuple[str, object]:

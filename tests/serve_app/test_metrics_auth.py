@@ -1,37 +1,33 @@
 """`GET /metrics` names every tenant, so only Prometheus (holding the metrics token) may read it.
 
-A real API over loopback HTTP on the session's embedded PostgreSQL, with a tenant that has a
-queued job, so the tenant-labelled gauges exist.
+The real app without Ray (in-process over ASGI) on the session's embedded PostgreSQL, with a
+tenant that has a queued job, so the tenant-labelled gauges exist.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from db.pool import tenant_transaction
 from db.repositories import enhancements as jobs
-from pipeline.core.settings import Settings
-from serve_app.api import create_api
-from serve_app.api_state import ApiState
-from simulators.serving import ServerHandle, run_in_thread
+from tests.ray_free_api import RayFreeApi, ray_free_api
 
 METRICS_TOKEN = "met_test-" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
-def api(database, encryption_keys) -> Iterator[ServerHandle]:
-    settings = Settings(
-        database_url=database.service_url,
-        encryption_keys=encryption_keys,
+async def api(database, encryption_keys, data_dir) -> AsyncIterator[RayFreeApi]:
+    async with ray_free_api(
+        database,
+        encryption_keys,
+        data_dir,
         admin_token="adm-metrics-test",
         metrics_token=METRICS_TOKEN,
-    )
-    with run_in_thread(create_api(ApiState.from_settings(settings))) as server:
-        yield server
+    ) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +48,8 @@ async def queued_tenant(pool, make_tenant) -> str:
     return tenant
 
 
-async def test_metrics_with_the_token_list_the_tenant(
-    api: ServerHandle, queued_tenant: str
-) -> None:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(
-            f"{api.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
-        )
+async def test_metrics_with_the_token_list_the_tenant(api: RayFreeApi, queued_tenant: str) -> None:
+    response = await api.http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 200
     assert f'ai_agents_queue_depth{{tenant="{queued_tenant}"}} 1.0' in response.text
     assert "ai_agents_database_up 1.0" in response.text
@@ -77,23 +68,20 @@ async def test_metrics_with_the_token_list_the_tenant(
     ],
 )
 async def test_metrics_without_the_token_reveal_no_tenant(
-    api: ServerHandle, queued_tenant: str, headers: dict[str, str], status: int
+    api: RayFreeApi, queued_tenant: str, headers: dict[str, str], status: int
 ) -> None:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(f"{api.url}/metrics", headers=headers)
+    response = await api.http.get("/metrics", headers=headers)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert set(response.json()) == {"detail"}
     assert queued_tenant not in response.text and "ai_agents_" not in response.text
 
 
-def test_without_a_configured_token_metrics_are_refused(database, encryption_keys) -> None:
-    settings = Settings(
-        database_url=database.service_url,
-        encryption_keys=encryption_keys,
-        admin_token="adm-metrics-test",
-        metrics_token=None,
-    )
-    with run_in_thread(create_api(ApiState.from_settings(settings))) as server:
-        response = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer x"})
+async def test_without_a_configured_token_metrics_are_refused(
+    database, encryption_keys, data_dir
+) -> None:
+    async with ray_free_api(
+        database, encryption_keys, data_dir, admin_token="adm-metrics-test", metrics_token=None
+    ) as api:
+        response = await api.http.get("/metrics", headers={"Authorization": "Bearer x"})
     assert response.status_code == 403 and "ai_agents_" not in response.text

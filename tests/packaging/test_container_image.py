@@ -15,7 +15,7 @@ from pathlib import Path
 from kuberay.values import Values
 from pipeline.core.version import package_version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
