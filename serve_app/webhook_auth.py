@@ -1,7 +1,8 @@
 """Per-tenant webhook authentication over the raw body bytes.
 
 Two modes: `token` (a static `X-Webhook-Token` header) and `hmac` (`X-Timestamp` +
-`X-Signature`).
+`X-Signature`). The signature is computed by ``pipeline.core.webhook_signature``, the one signer
+senders (the SDP simulator, the load generator, a signing relay) use too.
 
 Every failure that could tell an attacker something (unknown tenant, disabled tenant, wrong
 secret, stale timestamp) gets the same 403 body; only absent credentials get 401. Digests are
