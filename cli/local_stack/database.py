@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 
 @dataclass
 class Database:
@@ -64,6 +62,8 @@ def remove_data_dir(path: Path) -> None:
     pgserver stops its server at interpreter exit with ``pg_ctl -D``; once the directory is
     gone that cannot work, so a server would be left running. Stop it first (SIGINT = fast
     shutdown)."""
+    import psutil  # declared only in the dev extra; the benchmarks and tests call this
+
     pid_file = path / "postgres" / "postmaster.pid"
     with contextlib.suppress(OSError, ValueError, IndexError):
         pid = int(pid_file.read_text().split()[0])

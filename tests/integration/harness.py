@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from cli.local_stack.environment import service_environment
-from cli.local_stack.results import poll_until
+from cli.local_stack.results import TERMINAL_STATUSES, poll_until
 from simulators.llm.state import LLMSimulatorState
 from simulators.servicedesk.store import SimulatorState
 from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload
 
-TERMINAL = {"completed", "failed"}
 TEST_LLM_KEY = "sk-or-v1-test-llm-key"  # the only key the session's LLM simulator accepts
 
 
@@ -59,7 +59,10 @@ class TenantHandle:
         return response.json()
 
     async def wait(
-        self, enhancement_id: str, timeout_s: float = 90.0, statuses: set[str] = TERMINAL
+        self,
+        enhancement_id: str,
+        timeout_s: float = 90.0,
+        statuses: Collection[str] = TERMINAL_STATUSES,
     ) -> dict[str, Any]:
         row, finished = await poll_until(
             lambda: self.enhancement(enhancement_id),
