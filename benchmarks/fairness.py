@@ -20,10 +20,23 @@ import sys
 import time
 from typing import Any
 
-from benchmarks import stack
+from benchmarks.job_stats import e2e_seconds, stage_breakdown
+from benchmarks.report import (
+    add_pipeline_options,
+    fmt,
+    machine_info,
+    percentile,
+    print_table,
+    run_script,
+)
+from benchmarks.rig import Sent, TicketSender, pipeline_rig
+from cli.local_stack.database import Database
+from cli.local_stack.ray_serve import RayServe
+from cli.local_stack.results import fetch_jobs, wait_terminal
+from cli.local_stack.tenants import Tenant
 
 
-def deploy_with_cap(ray_serve: stack.RayServe, cap: int, pools: str) -> float:
+def deploy_with_cap(ray_serve: RayServe, cap: int, pools: str) -> float:
     from actors.pool_options import DISPATCHER, pool_options
     from benchmarks.apps import build_pipeline_app
     from benchmarks.pipeline import PREVIOUS_POOLS
@@ -37,13 +50,11 @@ def deploy_with_cap(ray_serve: stack.RayServe, cap: int, pools: str) -> float:
     return ray_serve.deploy(build_pipeline_app(overrides))
 
 
-async def b_stream(
-    sender: stack.TicketSender, tenant: stack.Tenant, rate: float, seconds: float
-) -> list[stack.Sent]:
+async def b_stream(sender: TicketSender, tenant: Tenant, rate: float, seconds: float) -> list[Sent]:
     return await sender.open_loop(rate, max(1, int(rate * seconds)), lambda _: tenant)
 
 
-async def discard_backlog(db: stack.Database, tenant_id: str, timeout_s: float = 180) -> int:
+async def discard_backlog(db: Database, tenant_id: str, timeout_s: float = 180) -> int:
     """Fail A's still-queued jobs (benchmark clean-up) and wait for running ones to finish."""
     import asyncpg
 
@@ -64,7 +75,7 @@ async def discard_backlog(db: stack.Database, tenant_id: str, timeout_s: float =
         await conn.close()
 
 
-def summary(rows: list[dict[str, Any]], sent: list[stack.Sent]) -> dict[str, Any]:
+def summary(rows: list[dict[str, Any]], sent: list[Sent]) -> dict[str, Any]:
     """End to end from the moment the webhook was sent (so intake queueing under the flood
     counts) to the job's completion (its note is written before that)."""
     sent_at = {s.enhancement_id: s.sent_at for s in sent if s.enhancement_id}
@@ -73,7 +84,7 @@ def summary(rows: list[dict[str, Any]], sent: list[stack.Sent]) -> dict[str, Any
         for r in rows
         if r["status"] == "completed" and r["finished"] is not None
     ]
-    stages = stack.stage_breakdown(rows)
+    stages = stage_breakdown(rows)
     intake, handoff = [], []
     for r in rows:
         if r["status"] != "completed" or r["finished"] is None or r["started"] is None:
@@ -84,13 +95,13 @@ def summary(rows: list[dict[str, Any]], sent: list[stack.Sent]) -> dict[str, Any
             for k in ("context", "synthesis", "writeback")
         )
         handoff.append(float(r["finished"]) - float(r["started"]) - timed)
-    stages["intake"] = {"p50": stack.percentile(intake, 50), "p95": stack.percentile(intake, 95)}
-    stages["handoff"] = {"p50": stack.percentile(handoff, 50), "p95": stack.percentile(handoff, 95)}
+    stages["intake"] = {"p50": percentile(intake, 50), "p95": percentile(intake, 95)}
+    stages["handoff"] = {"p50": percentile(handoff, 50), "p95": percentile(handoff, 95)}
     return {
         "n": len(rows),
         "completed": len(e2e),
-        "p50": stack.percentile(e2e, 50),
-        "p95": stack.percentile(e2e, 95),
+        "p50": percentile(e2e, 50),
+        "p95": percentile(e2e, 95),
         "max": max(e2e) if e2e else None,
         "stages": stages,
     }
@@ -99,39 +110,39 @@ def summary(rows: list[dict[str, Any]], sent: list[stack.Sent]) -> dict[str, Any
 async def measure_cap(
     cap: int,
     args: argparse.Namespace,
-    ray_serve: stack.RayServe,
-    db: stack.Database,
-    sender: stack.TicketSender,
-    a: stack.Tenant,
-    b: stack.Tenant,
+    ray_serve: RayServe,
+    db: Database,
+    sender: TicketSender,
+    a: Tenant,
+    b: Tenant,
 ) -> dict[str, Any]:
     say = lambda m: print(f"[fairness] cap {cap}: {m}", file=sys.stderr, flush=True)  # noqa: E731
     redeploy_s = deploy_with_cap(ray_serve, cap, args.pools)
     warm = await sender.burst(4, lambda i: (a, b)[i % 2])
-    await stack.wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
+    await wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
     say("B alone")
     alone_sent = await b_stream(sender, b, args.b_rate, args.b_seconds)
-    alone = await stack.wait_terminal(
+    alone = await wait_terminal(
         db, [s.enhancement_id for s in alone_sent if s.enhancement_id], args.timeout
     )
     say(f"alone p95 {summary(alone, alone_sent)['p95']}; A floods {args.flood}")
     flood_started = time.time()
     flood_task = asyncio.create_task(sender.burst(args.flood, lambda _: a, concurrency=32))
     under_sent = await b_stream(sender, b, args.b_rate, args.b_seconds)
-    under = await stack.wait_terminal(
+    under = await wait_terminal(
         db, [s.enhancement_id for s in under_sent if s.enhancement_id], args.timeout
     )
     b_done_at = max((float(r["finished"]) for r in under if r["finished"]), default=time.time())
     flood_sent = await flood_task
     flood_ids = [s.enhancement_id for s in flood_sent if s.enhancement_id]
-    flood_rows = await stack.fetch_jobs(db, flood_ids)
+    flood_rows = await fetch_jobs(db, flood_ids)
     a_done_in_window = sum(
         1
         for r in flood_rows
         if r["finished"] and float(r["finished"]) <= b_done_at and r["status"] == "completed"
     )
     a_left = sum(1 for r in flood_rows if r["status"] in ("queued", "running"))
-    a_e2e = stack.e2e_seconds(
+    a_e2e = e2e_seconds(
         [r for r in flood_rows if r["finished"] and float(r["finished"]) <= b_done_at]
     )
     dropped = await discard_backlog(db, a.id)
@@ -144,7 +155,7 @@ async def measure_cap(
         "flood_send_s": None,
         "a_completed_during_b": a_done_in_window,
         "a_rate_during_b": a_done_in_window / max(1e-9, b_done_at - flood_started),
-        "a_p50_during_b": stack.percentile(a_e2e, 50),
+        "a_p50_during_b": percentile(a_e2e, 50),
         "a_backlog_left": a_left,
         "a_discarded": dropped,
     }
@@ -155,8 +166,8 @@ async def measure_cap(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    machine = stack.machine_info()
-    async with stack.pipeline_rig(args, "fair", 2) as rig:
+    machine = machine_info()
+    async with pipeline_rig(args, "fair", 2) as rig:
         ray_serve, db, sender, (a, b) = rig.ray_serve, rig.db, rig.sender, rig.tenants
         results = [await measure_cap(cap, args, ray_serve, db, sender, a, b) for cap in args.caps]
         return {"machine": machine, "args": vars(args), "results": results}
@@ -169,17 +180,17 @@ def report(data: dict[str, Any]) -> str:
         rows.append(
             [
                 r["cap"],
-                f"{stack.fmt(r['alone']['p50'], 2)} / {stack.fmt(r['alone']['p95'], 2)}",
-                f"{stack.fmt(r['under']['p50'], 2)} / {stack.fmt(r['under']['p95'], 2)}",
-                stack.fmt(r["ratio"], 2),
+                f"{fmt(r['alone']['p50'], 2)} / {fmt(r['alone']['p95'], 2)}",
+                f"{fmt(r['under']['p50'], 2)} / {fmt(r['under']['p95'], 2)}",
+                fmt(r["ratio"], 2),
                 "yes" if r["ratio"] is not None and r["ratio"] <= 1.5 else "no",
                 f"{r['under']['completed']}/{r['under']['n']}",
-                f"{r['a_completed_during_b']} ({stack.fmt(r['a_rate_during_b'])}/s)",
-                stack.fmt(r["a_p50_during_b"], 1),
+                f"{r['a_completed_during_b']} ({fmt(r['a_rate_during_b'])}/s)",
+                fmt(r["a_p50_during_b"], 1),
                 r["a_backlog_left"],
             ]
         )
-    text = stack.print_table(
+    text = print_table(
         f"Fairness: A floods {args['flood']}, B sends {args['b_rate']}/s for {args['b_seconds']} s"
         f" (alone, then under the flood); LLM {args['llm_latency']} s; pools {args['pools']}",
         [
@@ -195,7 +206,7 @@ def report(data: dict[str, Any]) -> str:
         ],
         rows,
     )
-    text += stack.print_table(
+    text += print_table(
         "Where B's time goes (p95 seconds per stage: alone -> under the flood)",
         [
             "cap",
@@ -210,8 +221,8 @@ def report(data: dict[str, Any]) -> str:
             [
                 r["cap"],
                 *(
-                    f"{stack.fmt(r['alone']['stages'][k]['p95'], 2)} -> "
-                    f"{stack.fmt(r['under']['stages'][k]['p95'], 2)}"
+                    f"{fmt(r['alone']['stages'][k]['p95'], 2)} -> "
+                    f"{fmt(r['under']['stages'][k]['p95'], 2)}"
                     for k in ("intake", "queued", "handoff", "context", "synthesis", "writeback")
                 ),
             ]
@@ -231,7 +242,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--b-rate", type=float, default=1.0)
     parser.add_argument("--b-seconds", type=float, default=20.0)
     parser.add_argument("--caps", default="8,64", help="per-tenant in-flight caps to compare")
-    stack.add_pipeline_options(parser)
+    add_pipeline_options(parser)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
@@ -240,7 +251,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stack.run_script(parse_args, main_async, report, argv)
+    run_script(parse_args, main_async, report, argv)
 
 
 if __name__ == "__main__":

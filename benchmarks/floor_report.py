@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import stack
+from benchmarks.report import fmt, print_table
 
 FLOOR = "floor"
 
@@ -44,12 +44,12 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
         [
             d["variant"],
             p["phase"],
-            stack.fmt(p["overall_rate"]),
-            stack.fmt(p["ratio_to_floor"]["overall_rate"], 2),
-            stack.fmt(p["ratio_to_floor"]["steady_rate"], 2),
-            stack.fmt(p["cpu_ms_per_job"]),
-            stack.fmt(p["ratio_to_floor"]["cpu_ms_per_job"], 2),
-            stack.fmt(p["ratio_to_floor"]["marginal_cpu_ms_per_job"], 2),
+            fmt(p["overall_rate"]),
+            fmt(p["ratio_to_floor"]["overall_rate"], 2),
+            fmt(p["ratio_to_floor"]["steady_rate"], 2),
+            fmt(p["cpu_ms_per_job"]),
+            fmt(p["ratio_to_floor"]["cpu_ms_per_job"], 2),
+            fmt(p["ratio_to_floor"]["marginal_cpu_ms_per_job"], 2),
         ]
         for d in runs
         for p in d["phases"]
@@ -57,7 +57,7 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
     ]
     if not rows:
         return ""
-    return stack.print_table(
+    return print_table(
         "Against the floor (one asyncio process, same work, no Ray; same run): throughput "
         "ratio (goal >= 0.5 at capacity) and CPU per enhancement ratio (lower is better)",
         [

@@ -28,8 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import stack
+from benchmarks import REPO
 from benchmarks.pipeline import run_phase
+from benchmarks.process_sampler import ProcessSampler
+from benchmarks.report import add_pipeline_options, finish, fmt, machine_info, print_table
+from benchmarks.rig import pipeline_rig
+from cli.local_stack.database import make_data_dir, remove_data_dir
+from cli.local_stack.results import wait_terminal
+from pipeline.core.ports import free_port
 
 MIB = 2**20
 
@@ -47,15 +53,15 @@ def demo_run(data_dir: Path, timeout_s: float) -> dict[str, Any]:
             "--data-dir",
             str(data_dir),
             "--port",
-            str(stack.free_port()),
+            str(free_port()),
             "--dashboard-port",
-            str(stack.free_port()),
+            str(free_port()),
         ],
         capture_output=True,
         text=True,
         timeout=timeout_s,
         env=env,
-        cwd=stack.REPO,
+        cwd=REPO,
     )
     wall = time.monotonic() - started
     try:
@@ -74,14 +80,14 @@ def demo_run(data_dir: Path, timeout_s: float) -> dict[str, Any]:
 
 
 async def memory_part(args: argparse.Namespace) -> dict[str, Any]:
-    async with stack.pipeline_rig(
+    async with pipeline_rig(
         args, "foot", args.tenants, dashboard=True, AI_AGENTS_PER_TENANT_INFLIGHT="1000"
     ) as rig:
         db, tenants, sender = rig.db, rig.tenants, rig.sender
         rig.ray_serve.deploy()
-        sampler = stack.ProcessSampler(db.postmaster_pid)
+        sampler = ProcessSampler(db.postmaster_pid)
         warm = await sender.burst(len(tenants), lambda i: tenants[i % len(tenants)])
-        await stack.wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
+        await wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
         await asyncio.sleep(args.settle)
         idle = await asyncio.to_thread(sampler.memory)
         load = await run_phase(
@@ -99,11 +105,11 @@ async def memory_part(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    machine = stack.machine_info()
+    machine = machine_info()
     memory = asyncio.run(memory_part(args)) if args.load_seconds >= 0 else None
     demos = []
     if args.demo_runs:
-        data_dir = stack.make_data_dir("demo")
+        data_dir = make_data_dir("demo")
         try:
             for i in range(args.demo_runs):
                 print(
@@ -113,7 +119,7 @@ def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 demos.append(demo_run(data_dir, args.demo_timeout))
         finally:
-            stack.remove_data_dir(data_dir)
+            remove_data_dir(data_dir)
     return {"machine": machine, "args": vars(args), "memory": memory, "demos": demos}
 
 
@@ -135,28 +141,28 @@ def report(data: dict[str, Any]) -> str:
                 [
                     kind,
                     a["count"],
-                    stack.fmt(a["rss"] / MIB, 0),
-                    stack.fmt(a["pss"] / MIB, 0),
+                    fmt(a["rss"] / MIB, 0),
+                    fmt(a["pss"] / MIB, 0),
                     b["count"],
-                    stack.fmt(b["rss"] / MIB, 0),
-                    stack.fmt(b["pss"] / MIB, 0),
+                    fmt(b["rss"] / MIB, 0),
+                    fmt(b["pss"] / MIB, 0),
                 ]
             )
         rows.append(
             [
                 "TOTAL",
                 sum(e["count"] for e in idle["by_kind"].values()),
-                stack.fmt(idle["rss_bytes"] / MIB, 0),
-                stack.fmt(idle["pss_bytes"] / MIB, 0),
+                fmt(idle["rss_bytes"] / MIB, 0),
+                fmt(idle["pss_bytes"] / MIB, 0),
                 sum(e["count"] for e in mid.get("by_kind", {}).values()),
-                stack.fmt(mid.get("rss_bytes", 0) / MIB, 0),
-                stack.fmt(mid.get("pss_bytes", 0) / MIB, 0),
+                fmt(mid.get("rss_bytes", 0) / MIB, 0),
+                fmt(mid.get("pss_bytes", 0) / MIB, 0),
             ]
         )
         args = data["args"]
-        text += stack.print_table(
+        text += print_table(
             f"Resident memory, idle and under load ({args['rate']}/s, LLM {args['llm_latency']} s;"
-            f" peak RSS under load {stack.fmt(load['peak_rss_mib'], 0)} MiB)",
+            f" peak RSS under load {fmt(load['peak_rss_mib'], 0)} MiB)",
             [
                 "process kind",
                 "idle n",
@@ -173,8 +179,8 @@ def report(data: dict[str, Any]) -> str:
             [
                 ("cold (fresh data dir)" if i == 0 else "warm (data dir reused)"),
                 d["exit"],
-                stack.fmt(d["demo_s"]),
-                stack.fmt(d["wall_s"]),
+                fmt(d["demo_s"]),
+                fmt(d["wall_s"]),
                 d["notes"],
             ]
             for i, d in enumerate(data["demos"])
@@ -185,16 +191,16 @@ def report(data: dict[str, Any]) -> str:
                 [
                     "warm median",
                     "",
-                    stack.fmt(
+                    fmt(
                         statistics.median(
                             [d["demo_s"] for d in data["demos"][1:] if d["demo_s"]] or [0]
                         )
                     ),
-                    stack.fmt(statistics.median(warm)),
+                    fmt(statistics.median(warm)),
                     "",
                 ]
             )
-        text += stack.print_table(
+        text += print_table(
             "ai-agents demo --tickets 1: start to first note",
             ["run", "exit", "demo's own seconds", "process wall s", "notes"],
             rows,
@@ -215,7 +221,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-seconds", type=float, default=20.0, help="-1 skips the memory part")
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--settle", type=float, default=5.0, help="idle seconds before sampling")
-    stack.add_pipeline_options(parser, pools=False)
+    add_pipeline_options(parser, pools=False)
     parser.add_argument("--demo-runs", type=int, default=3, help="0 skips the demo timing")
     parser.add_argument("--demo-timeout", type=float, default=300.0)
     parser.add_argument("--json", default="")
@@ -225,7 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     data = main_async(args)
-    stack.finish(data, data["machine"], report, args.json)
+    finish(data, data["machine"], report, args.json)
 
 
 if __name__ == "__main__":

@@ -71,8 +71,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import intake_busy, stack
+from benchmarks import REPO, intake_busy
+from benchmarks.process_sampler import ProcessSampler
 from benchmarks.profiling import py_spy_available, start_record, summarise
+from benchmarks.report import fmt, machine_info, print_table, run_script
+from benchmarks.rig import service_env
+from benchmarks.serve_child import ServeChild, child_process, wait_http
+from cli.local_stack.database import (
+    Database,
+    make_data_dir,
+    owner_count,
+    remove_data_dir,
+    start_database,
+)
+from cli.local_stack.ray_serve import isolated_serve_env
+from cli.local_stack.simulators import Simulators
+from cli.local_stack.tenants import Tenant, create_tenants
+from pipeline.core.ports import free_port
 
 TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 HA = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
@@ -216,12 +231,12 @@ class Rep:
     cpu_by_kind: dict[str, float]
 
 
-def run_loadgen(spec: dict[str, Any], workdir: Path, sampler: stack.ProcessSampler) -> Rep:
+def run_loadgen(spec: dict[str, Any], workdir: Path, sampler: ProcessSampler) -> Rep:
     spec_path = workdir / f"spec-{spec['prefix']}.json"
     spec_path.write_text(json.dumps(spec))
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.loadgen", str(spec_path)],
-        cwd=stack.REPO,
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -256,14 +271,14 @@ def median(values: list[float | None]) -> float | None:
 async def measure_config(
     cfg: Config,
     args: argparse.Namespace,
-    db: stack.Database,
-    tenant_sets: dict[str, list[stack.Tenant]],
+    db: Database,
+    tenant_sets: dict[str, list[Tenant]],
     env: dict[str, str],
     workdir: Path,
-    sampler: stack.ProcessSampler,
+    sampler: ProcessSampler,
     tag: str,
     profile: bool,
-    sims: stack.Simulators | None = None,
+    sims: Simulators | None = None,
 ) -> dict[str, Any]:
     """One pass of one configuration: start it, warm up, ``--reps`` measured repetitions."""
     import asyncpg
@@ -276,12 +291,12 @@ async def measure_config(
     await conn.close()
     log_path = workdir / f"{cfg.name}.log"
     started = time.monotonic()
-    child: stack.ServeChild | None = None
+    child: ServeChild | None = None
     bare_cm = None
     pids: dict[str, list[int]] = {}
     if cfg.kind == "bare":
-        port = stack.free_port()
-        bare_cm = stack.child_process(
+        port = free_port()
+        bare_cm = child_process(
             [
                 sys.executable,
                 "-m",
@@ -295,7 +310,7 @@ async def measure_config(
         )
         bare_proc = bare_cm.__enter__()
         pids = {"bare": [bare_proc.pid]}
-        stack.wait_http(f"http://127.0.0.1:{port}/health")
+        wait_http(f"http://127.0.0.1:{port}/health")
         urls = [f"http://127.0.0.1:{port}"]
     elif cfg.kind == "floor":
         bare_cm = intake_busy.intake_floor(db, tenants, env, workdir, log_path)
@@ -303,13 +318,13 @@ async def measure_config(
         pids = {"floor": [pid]}
         urls = [url]
     else:
-        child_env = {**env, **stack.isolated_serve_env(), **cfg.env}
+        child_env = {**env, **isolated_serve_env(), **cfg.env}
         child_args = ["--graph", cfg.graph]
         if cfg.replicas:
             child_args += ["--replicas", str(cfg.replicas)]
         if cfg.async_state:
             child_args += ["--async-state"]
-        child = stack.ServeChild(child_env, child_args, log_path)
+        child = ServeChild(child_env, child_args, log_path)
         info = child.start()
         pids = info["pids"]
         if cfg.target == "direct":
@@ -362,7 +377,7 @@ async def measure_config(
         profile_result = None
         if profile and py_spy_available():
             profile_result = profile_config(cfg, base, args, workdir, sampler, pids)
-        rows = await stack.owner_count(
+        rows = await owner_count(
             db, "SELECT count(*) FROM enhancements WHERE ticket_id LIKE $1", f"{tag}-r%"
         )
         pipeline = (
@@ -439,7 +454,7 @@ def profile_config(
     base: dict[str, Any],
     args: argparse.Namespace,
     workdir: Path,
-    sampler: stack.ProcessSampler,
+    sampler: ProcessSampler,
     pids: dict[str, list[int]],
 ) -> dict[str, Any]:
     """One extra (unmeasured) repetition with py-spy on the Ingress replica(s), the Serve proxy
@@ -479,21 +494,21 @@ def profile_config(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    machine = stack.machine_info()
+    machine = machine_info()
     args.nproc = machine["nproc"]
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         raise SystemExit(f"unknown configs: {unknown}; known: {sorted(CONFIGS)}")
-    data_dir = stack.make_data_dir("intake")
+    data_dir = make_data_dir("intake")
     workdir = Path(tempfile.mkdtemp(prefix="aab-intake-work-", dir="/tmp"))
     sims = None
     try:
-        db = await stack.start_database(data_dir)
+        db = await start_database(data_dir)
         needs_pipeline = any(CONFIGS[n].graph == "full" for n in names)
         if needs_pipeline:
-            sims = stack.Simulators(llm_latency_s=2.0, llm_jitter_pct=20, sdp_latency_ms=50)
-        tenants = await stack.create_tenants(
+            sims = Simulators(llm_latency_s=2.0, llm_jitter_pct=20, sdp_latency_ms=50)
+        tenants = await create_tenants(
             db,
             args.tenants,
             "intake",
@@ -502,7 +517,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
         tenant_sets = {"hmac": tenants}
         if any(CONFIGS[n].auth == "token" for n in names):
-            tenant_sets["token"] = await stack.create_tenants(
+            tenant_sets["token"] = await create_tenants(
                 db,
                 args.tenants,
                 "intake-tok",
@@ -510,12 +525,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 sims=sims,
                 webhook_auth="token",
             )
-        env = stack.service_env(
+        env = service_env(
             db,
             llm_url=sims.llm_url if sims else "http://127.0.0.1:9",
             AI_AGENTS_PER_TENANT_INFLIGHT="64",
         )
-        sampler = stack.ProcessSampler(db.postmaster_pid)
+        sampler = ProcessSampler(db.postmaster_pid)
         passes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for k in range(args.passes):
             # Alternate the order (forward, reverse, ...) so a slow drift in the machine's
@@ -538,8 +553,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 passes[name].append(one)
                 print(
-                    f"[intake] {name}: "
-                    f"{'/'.join(stack.fmt(r.throughput, 0) for r in one['reps'])} req/s",
+                    f"[intake] {name}: {'/'.join(fmt(r.throughput, 0) for r in one['reps'])} req/s",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -548,9 +562,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if sims is not None:
             sims.stop()
-        stack.remove_data_dir(data_dir)
+        remove_data_dir(data_dir)
         if not args.keep_workdir:
-            stack.remove_data_dir(workdir)
+            remove_data_dir(workdir)
     return {"machine": machine, "args": vars(args), "results": results}
 
 
@@ -568,31 +582,31 @@ def report(data: dict[str, Any]) -> str:
         rows.append(
             [
                 r["name"],
-                stack.fmt(r["throughput"], 0),
-                "/".join(stack.fmt(t, 0) for t in r["throughputs"]),
-                stack.fmt(r["p50_ms"]),
-                stack.fmt(r["p99_ms"]),
-                stack.fmt(ratio, 2)
+                fmt(r["throughput"], 0),
+                "/".join(fmt(t, 0) for t in r["throughputs"]),
+                fmt(r["p50_ms"]),
+                fmt(r["p99_ms"]),
+                fmt(ratio, 2)
                 if r["kind"] != "bare"
                 else (
                     "1 (baseline)"
                     if not r["async_state"] or not baselines[False]
                     else f"1 (async baseline; {r['throughput'] / baselines[False]:.2f} x bare)"
                 ),
-                stack.fmt(r["server_cpu_ms_per_req"], 2),
-                stack.fmt(r["server_cores"], 2),
+                fmt(r["server_cpu_ms_per_req"], 2),
+                fmt(r["server_cores"], 2),
                 f"{100 * r['loadgen_share']:.0f} %",
                 r["errors"],
                 "yes" if r["durable"] else f"NO ({r['rows']} rows / {r['accepted']} 202s)",
-                stack.fmt(r.get("open_rate"), 0),
-                stack.fmt(r.get("open_p50_ms")),
-                stack.fmt(r.get("open_p99_ms")),
-                stack.fmt(r["throughput"] / floor, 2) if floor and r["throughput"] else "–",
-                stack.fmt(r.get("pipeline_finished_per_s")),
+                fmt(r.get("open_rate"), 0),
+                fmt(r.get("open_p50_ms")),
+                fmt(r.get("open_p99_ms")),
+                fmt(r["throughput"] / floor, 2) if floor and r["throughput"] else "–",
+                fmt(r.get("pipeline_finished_per_s")),
             ]
         )
     args = data["args"]
-    text = stack.print_table(
+    text = print_table(
         f"Intake: {args['clients']} clients, {args['passes']} passes x {args['reps']} x "
         f"{args['seconds']} s per config (medians), {args['tenants']} tenants",
         [
@@ -620,21 +634,21 @@ def report(data: dict[str, Any]) -> str:
         key=lambda k: -max(r["cpu_by_kind"].get(k, 0) for r in results),
     )
     kinds = [k for k in kinds if max(r["cpu_by_kind"].get(k, 0) for r in results) >= 0.05]
-    text += stack.print_table(
+    text += print_table(
         "Server CPU ms per webhook by process kind (all repetitions)",
         ["config", *kinds],
-        [[r["name"], *(stack.fmt(r["cpu_by_kind"].get(k), 2) for k in kinds)] for r in results],
+        [[r["name"], *(fmt(r["cpu_by_kind"].get(k), 2) for k in kinds)] for r in results],
     )
     for r in results:
         if r.get("profile"):
             for target, summary in r["profile"].items():
-                text += stack.print_table(
+                text += print_table(
                     f"py-spy {r['name']} / {target}: where the CPU goes "
                     f"({summary['samples']} samples)",
                     ["layer", "% of samples"],
                     summary["layers"][:10],
                 )
-                text += stack.print_table(
+                text += print_table(
                     f"py-spy {r['name']} / {target}: top self-time functions",
                     ["function", "%"],
                     summary["leaves"][:10],
@@ -683,7 +697,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stack.run_script(parse_args, main_async, report, argv)
+    run_script(parse_args, main_async, report, argv)
 
 
 if __name__ == "__main__":

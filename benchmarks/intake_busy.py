@@ -15,13 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import stack
+from benchmarks.rig import TicketSender
+from benchmarks.serve_child import child_process, wait_http
+from cli.local_stack.database import Database
+from cli.local_stack.simulators import Simulators
+from cli.local_stack.tenants import Tenant
+from pipeline.core.ports import free_port
 
 
 @contextlib.contextmanager
 def intake_floor(
-    db: stack.Database,
-    tenants: list[stack.Tenant],
+    db: Database,
+    tenants: list[Tenant],
     env: dict[str, str],
     workdir: Path,
     log_path: Path,
@@ -29,8 +34,8 @@ def intake_floor(
     """``benchmarks.intake_floor`` on a free port; yields (url, pid)."""
     tenants_file = workdir / "floor-tenants.json"
     tenants_file.write_text(json.dumps([t.spec() for t in tenants]))
-    port = stack.free_port()
-    with stack.child_process(
+    port = free_port()
+    with child_process(
         [
             sys.executable,
             "-m",
@@ -44,16 +49,16 @@ def intake_floor(
         log_path,
     ) as proc:
         url = f"http://127.0.0.1:{port}"
-        stack.wait_http(f"{url}/health")
+        wait_http(f"{url}/health")
         yield url, proc.pid
 
 
 async def enqueue_backlog(
-    url: str, sims: stack.Simulators, tenants: list[stack.Tenant], count: int
+    url: str, sims: Simulators, tenants: list[Tenant], count: int
 ) -> dict[str, Any]:
     """``count`` real tickets (created in the SDP simulator, so each ends in a note) sent as
     signed webhooks before intake is measured: the pipeline is busy from the first request."""
-    sender = stack.TicketSender(url, sims)
+    sender = TicketSender(url, sims)
     started = time.monotonic()
     try:
         sent = await sender.burst(count, lambda i: tenants[i % len(tenants)])
@@ -65,7 +70,7 @@ async def enqueue_backlog(
     }
 
 
-async def pipeline_progress(db: stack.Database, since_epoch: float) -> dict[str, Any]:
+async def pipeline_progress(db: Database, since_epoch: float) -> dict[str, Any]:
     """Jobs the pipeline finished since ``since_epoch`` (per second) and what is still waiting."""
     import asyncpg
 

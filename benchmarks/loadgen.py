@@ -12,21 +12,27 @@ cores every cycle the generator burns is taken from the server), and prints one 
 counts per status, latencies of the measured window, and the generator's own CPU seconds.
 
 Every request is a distinct ticket (``{prefix}-{client}-{n}``) in SDP's v3 webhook shape,
-signed exactly like ``simulators.servicedesk.webhook_sender.sign`` (HMAC-SHA256 over
-``"{timestamp}." + body``) or, with ``"auth": "token"`` in the spec, carrying the tenant's
+signed with ``pipeline.core.webhook_signature.sign`` (HMAC-SHA256 over ``"{timestamp}." +
+body``, the signer the service verifies against) or, with ``"auth": "token"`` in the spec,
+carrying the tenant's
 ``X-Webhook-Token``; each 202 is a new durable job row.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import resource
 import sys
 import time
 from typing import Any
+
+from pipeline.core.webhook_signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    TOKEN_HEADER,
+    sign,
+)
 
 DESCRIPTION = (
     "<div>Since this morning Outlook on several laptops in the finance department keeps asking "
@@ -53,17 +59,16 @@ def ticket_body(ticket_id: str, now_ms: int) -> bytes:
 
 def signed_headers(secret: bytes, body: bytes) -> dict[str, str]:
     stamp = str(int(time.time()))
-    digest = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return {
         "Content-Type": "application/json",
-        "X-Timestamp": stamp,
-        "X-Signature": f"sha256={digest}",
+        TIMESTAMP_HEADER: stamp,
+        SIGNATURE_HEADER: sign(secret, stamp, body),
     }
 
 
 def token_headers(secret: bytes) -> dict[str, str]:
     """Token mode, what an SDP custom action sends out of the box."""
-    return {"Content-Type": "application/json", "X-Webhook-Token": secret.decode()}
+    return {"Content-Type": "application/json", TOKEN_HEADER: secret.decode()}
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:

@@ -44,9 +44,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import stack
+from benchmarks import REPO
 from benchmarks.floor_report import FLOOR, floor_table, ratios_to_floor
+from benchmarks.job_stats import e2e_seconds, stage_breakdown, steady_rate
+from benchmarks.process_sampler import ProcessSampler, classify
 from benchmarks.profiling import start_record, summarise
+from benchmarks.report import (
+    add_pipeline_options,
+    finish,
+    fmt,
+    machine_info,
+    percentile,
+    print_table,
+)
+from benchmarks.rig import Rig, TicketSender, pipeline_rig
+from benchmarks.serve_child import child_process, wait_http
+from cli.local_stack.database import Database, remove_data_dir
+from cli.local_stack.ray_serve import replica_pids
+from cli.local_stack.results import wait_terminal
+from cli.local_stack.tenants import Tenant
 from pipeline.core.ingress_mode import HAPROXY_FLAGS
 
 MIB = 2**20
@@ -85,10 +101,10 @@ VARIANTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
 
 async def run_phase(
     name: str,
-    sender: stack.TicketSender,
-    db: stack.Database,
-    sampler: stack.ProcessSampler,
-    tenants: list[stack.Tenant],
+    sender: TicketSender,
+    db: Database,
+    sampler: ProcessSampler,
+    tenants: list[Tenant],
     *,
     rate: float | None,
     count: int,
@@ -125,12 +141,12 @@ async def run_phase(
         sent = await sender.burst(count, pick)
     sent_s = time.time() - started
     ids = [s.enhancement_id for s in sent if s.enhancement_id]
-    rows = await stack.wait_terminal(db, ids, timeout_s, progress)
+    rows = await wait_terminal(db, ids, timeout_s, progress)
     window = sampler.end_window()
     await conn.close()
     profile = await profiling if profiling is not None else None
     wall = time.time() - started
-    e2e = stack.e2e_seconds(rows)
+    e2e = e2e_seconds(rows)
     outcomes: dict[str, int] = {}
     for r in rows:
         key = r["status"] if r["status"] != "completed" else f"completed/{r['outcome']}"
@@ -149,12 +165,12 @@ async def run_phase(
         "completed": completed,
         "outcomes": outcomes,
         "wall_s": wall,
-        "e2e_p50": stack.percentile(e2e, 50),
-        "e2e_p95": stack.percentile(e2e, 95),
-        "e2e_p99": stack.percentile(e2e, 99),
+        "e2e_p50": percentile(e2e, 50),
+        "e2e_p95": percentile(e2e, 95),
+        "e2e_p99": percentile(e2e, 99),
         "e2e_max": max(e2e) if e2e else None,
-        "ack_p99_ms": stack.percentile([s.ack_ms for s in sent], 99),
-        "steady_rate": stack.steady_rate(rows),
+        "ack_p99_ms": percentile([s.ack_ms for s in sent], 99),
+        "steady_rate": steady_rate(rows),
         "overall_rate": overall,
         "peak_running": peak_running,
         "cpu_s": window["cpu_s"],
@@ -167,23 +183,23 @@ async def run_phase(
         "wall_s_exact": wall,
         "peak_rss_mib": window["peak_rss_bytes"] / MIB,
         "memory_mid": mem_mid,
-        "stages": stack.stage_breakdown(rows),
+        "stages": stage_breakdown(rows),
         "profile": profile,
         "retried": sum(1 for r in rows if (r["attempts"] or 0) > 1),
     }
 
 
 def profile_pipeline(
-    seconds: float, phase: str, keep_dir: str, sampler: stack.ProcessSampler
+    seconds: float, phase: str, keep_dir: str, sampler: ProcessSampler
 ) -> dict[str, Any]:
     """py-spy one replica of each deployment, the Serve proxy and controller, and this process
     (simulators) for ``seconds``, starting 2 s into the phase."""
     import tempfile
 
     time.sleep(2)
-    targets = {name: pids[0] for name, pids in stack.replica_pids().items() if pids}
+    targets = {name: pids[0] for name, pids in replica_pids().items() if pids}
     for proc in sampler.processes():
-        kind = stack.classify(proc)
+        kind = classify(proc)
         if (
             kind in ("serve proxy", "serve controller", "rate limiter actors")
             and kind not in targets
@@ -199,35 +215,35 @@ def profile_pipeline(
         rec.wait(seconds + 30)
         out[name] = summarise(workdir / f"{phase}-{name}.txt".replace(" ", "_"))
     if not keep_dir:
-        stack.remove_data_dir(workdir)
+        remove_data_dir(workdir)
     return out
 
 
 def replica_counts(floor: bool = False) -> dict[str, int]:
     if floor:
         return {"floor process": 1}
-    return {name: len(pids) for name, pids in stack.replica_pids().items()}
+    return {name: len(pids) for name, pids in replica_pids().items()}
 
 
 @contextlib.contextmanager
-def started_floor(rig: stack.Rig) -> Iterator[float]:
+def started_floor(rig: Rig) -> Iterator[float]:
     """The floor process on the port the rig reserved for Serve; yields its start-up seconds."""
     started = time.monotonic()
-    with stack.child_process(
+    with child_process(
         [sys.executable, "-m", "benchmarks.pipeline_floor", "--port", str(rig.ray_serve.http_port)],
         rig.ray_serve.env,
     ):
-        stack.wait_http(f"{rig.ray_serve.url}/health")
+        wait_http(f"{rig.ray_serve.url}/health")
         yield time.monotonic() - started
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    machine = stack.machine_info()
+    machine = machine_info()
     from benchmarks.apps import build_pipeline_app
 
     floor = args.single == FLOOR
     async with (
-        stack.pipeline_rig(
+        pipeline_rig(
             args,
             "pipe",
             args.tenants,
@@ -242,11 +258,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             deploy_s = cleanup.enter_context(started_floor(rig))
         else:
             deploy_s = rig.ray_serve.deploy(build_pipeline_app(VARIANTS[args.single][2]))
-        sampler = stack.ProcessSampler(db.postmaster_pid)
+        sampler = ProcessSampler(db.postmaster_pid)
         say = lambda m: print(f"[pipeline] {m}", file=sys.stderr, flush=True)  # noqa: E731
         say(f"up: ray {ray_start:.1f} s, deploy {deploy_s:.1f} s; warming up")
         warm = await sender.burst(len(tenants), lambda i: tenants[i % len(tenants)])
-        await stack.wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
+        await wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
         await asyncio.sleep(3)
         idle = await asyncio.to_thread(sampler.memory)
         sampler.start_window()  # background CPU of the idle system (controller loops, agents)
@@ -322,9 +338,9 @@ def report(runs: list[dict[str, Any]]) -> str:
             marginal = p.get("marginal_cpu_ms_per_job")
             ceiling = ((nproc - data["idle_cores"]) * 1000 / marginal) if marginal else None
             rate = (
-                f"{stack.fmt(p['overall_rate'])} ({stack.fmt(p['steady_rate'])})"
+                f"{fmt(p['overall_rate'])} ({fmt(p['steady_rate'])})"
                 if p["phase"] == "capacity"
-                else stack.fmt(p["overall_rate"])
+                else fmt(p["overall_rate"])
             )
             rows.append(
                 [
@@ -336,19 +352,19 @@ def report(runs: list[dict[str, Any]]) -> str:
                         f"{k.replace('completed/', '')} {v}" for k, v in p["outcomes"].items()
                     ),
                     rate,
-                    stack.fmt(p["e2e_p50"], 2),
-                    stack.fmt(p["e2e_p95"], 2),
-                    stack.fmt(p["e2e_p99"], 2),
+                    fmt(p["e2e_p50"], 2),
+                    fmt(p["e2e_p95"], 2),
+                    fmt(p["e2e_p99"], 2),
                     p["peak_running"],
-                    stack.fmt(p["cpu_ms_per_job"]),
-                    stack.fmt(marginal),
-                    stack.fmt(p["cores_used"], 2),
-                    f"{stack.fmt(data['idle_cores'], 2)}",
-                    stack.fmt(ceiling),
+                    fmt(p["cpu_ms_per_job"]),
+                    fmt(marginal),
+                    fmt(p["cores_used"], 2),
+                    f"{fmt(data['idle_cores'], 2)}",
+                    fmt(ceiling),
                     " ".join(f"{k[:3]}{v}" for k, v in p["replicas"].items()),
                 ]
             )
-    text = stack.print_table(
+    text = print_table(
         f"Pipeline: LLM {args['llm_latency']} s ±{args['jitter']} %, SDP {args['sdp_latency_ms']}"
         f" ms, {args['tenants']} tenants, per-tenant in-flight {args['per_tenant_inflight']}",
         [
@@ -372,7 +388,7 @@ def report(runs: list[dict[str, Any]]) -> str:
         rows,
     )
     text += floor_table(runs)
-    text += stack.print_table(
+    text += print_table(
         "Where the end-to-end time goes (p50 / p95 seconds)",
         [
             "config",
@@ -387,7 +403,7 @@ def report(runs: list[dict[str, Any]]) -> str:
                 data["variant"],
                 p["phase"],
                 *(
-                    f"{stack.fmt(p['stages'][k]['p50'], 2)} / {stack.fmt(p['stages'][k]['p95'], 2)}"
+                    f"{fmt(p['stages'][k]['p50'], 2)} / {fmt(p['stages'][k]['p95'], 2)}"
                     for k in ("queued", "context", "synthesis", "writeback")
                 ),
             ]
@@ -406,20 +422,20 @@ def report(runs: list[dict[str, Any]]) -> str:
             {k for p in per.values() for k in p["cpu_ms_by_kind"]},
             key=lambda k: -max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()),
         )
-        text += stack.print_table(
+        text += print_table(
             f"CPU ms per enhancement by process kind ({phase} phase)",
             ["process kind", *per],
             [
-                [k, *(stack.fmt(p["cpu_ms_by_kind"].get(k), 1) for p in per.values())]
+                [k, *(fmt(p["cpu_ms_by_kind"].get(k), 1) for p in per.values())]
                 for k in kinds
                 if max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()) >= 0.5
             ]
-            + [["TOTAL", *(stack.fmt(p["cpu_ms_per_job"], 1) for p in per.values())]],
+            + [["TOTAL", *(fmt(p["cpu_ms_per_job"], 1) for p in per.values())]],
         )
     for data in runs:
         for p in data["phases"]:
             for target, summary in (p.get("profile") or {}).items():
-                text += stack.print_table(
+                text += print_table(
                     f"py-spy {data['variant']} {p['phase']} / {target} "
                     f"({summary['samples']} samples): layers",
                     ["layer", "% of samples"],
@@ -432,8 +448,8 @@ def report(runs: list[dict[str, Any]]) -> str:
             [
                 data["variant"],
                 "idle (after warm-up)",
-                stack.fmt(idle["rss_bytes"] / MIB, 0),
-                stack.fmt(idle["pss_bytes"] / MIB, 0),
+                fmt(idle["rss_bytes"] / MIB, 0),
+                fmt(idle["pss_bytes"] / MIB, 0),
             ]
         )
         for p in data["phases"]:
@@ -442,11 +458,11 @@ def report(runs: list[dict[str, Any]]) -> str:
                     [
                         data["variant"],
                         f"under load ({p['phase']}, mid-phase)",
-                        stack.fmt(p["memory_mid"]["rss_bytes"] / MIB, 0),
-                        stack.fmt(p["memory_mid"]["pss_bytes"] / MIB, 0),
+                        fmt(p["memory_mid"]["rss_bytes"] / MIB, 0),
+                        fmt(p["memory_mid"]["pss_bytes"] / MIB, 0),
                     ]
                 )
-    text += stack.print_table(
+    text += print_table(
         "Resident memory of the run (all processes)",
         ["config", "when", "RSS sum MiB", "PSS sum MiB"],
         mem_rows,
@@ -494,7 +510,7 @@ def run_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
             ],
             check=True,
             env=env,
-            cwd=stack.REPO,
+            cwd=REPO,
         )
         runs.append(json.loads(out.read_text()))
         out.unlink()
@@ -517,7 +533,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="measure the idle system's background CPU this long",
     )
     parser.add_argument("--tenants", type=int, default=10)
-    stack.add_pipeline_options(parser, pools=False)
+    add_pipeline_options(parser, pools=False)
     parser.add_argument("--per-tenant-inflight", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase drain")
     parser.add_argument(
@@ -556,7 +572,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     runs = run_variants(args)
     ratios_to_floor(runs)
-    stack.finish(runs, runs[0]["machine"], report, args.json)
+    finish(runs, runs[0]["machine"], report, args.json)
 
 
 if __name__ == "__main__":

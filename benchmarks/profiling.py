@@ -18,7 +18,7 @@ def start_record(pid: int, seconds: float, out: Path, rate: int = 97) -> subproc
     i.e. where the process spends Python CPU. (Without ``--gil`` py-spy also counts threads
     parked in lock waits as active, which inflates ``Condition.wait`` in thread pools.) Native
     work done without the GIL (Ray's C++ core worker threads) is not in these samples; the
-    per-process CPU totals of ``stack.ProcessSampler`` cover it."""
+    per-process CPU totals of ``process_sampler.ProcessSampler`` cover it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [

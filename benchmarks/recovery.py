@@ -30,7 +30,10 @@ import sys
 import time
 from typing import Any
 
-from benchmarks import stack
+from benchmarks.report import add_pipeline_options, fmt, machine_info, print_table, run_script
+from benchmarks.rig import pipeline_rig
+from cli.local_stack.ray_serve import APP_NAME, RayServe, replica_pids
+from cli.local_stack.results import fetch_jobs, wait_terminal
 
 DEPLOYMENTS = ("Ingress", "Dispatcher", "Enhancer", "ContextGatherer", "Synthesizer")
 
@@ -40,7 +43,7 @@ class _Stalled(Exception):
 
 
 def kill_one_enhancer() -> dict[str, Any]:
-    pids = stack.replica_pids("Enhancer").get("Enhancer", [])
+    pids = replica_pids("Enhancer").get("Enhancer", [])
     if not pids:
         return {"action": "kill one Enhancer", "killed": []}
     with contextlib.suppress(ProcessLookupError):  # a stale PID: the replica just died
@@ -49,7 +52,7 @@ def kill_one_enhancer() -> dict[str, Any]:
 
 
 def kill_all_replicas() -> dict[str, Any]:
-    pids = stack.replica_pids()
+    pids = replica_pids()
     killed = []
     for name in DEPLOYMENTS:
         for pid in pids.get(name, []):
@@ -78,7 +81,7 @@ def serve_diagnostics() -> dict[str, Any]:
         "total": ray.cluster_resources().get("CPU"),
         "deployments": {},
     }
-    app = serve.status().applications.get(stack.APP_NAME)
+    app = serve.status().applications.get(APP_NAME)
     for name, dep in app.deployments.items() if app else []:
         out["deployments"][name] = {
             "status": str(dep.status).split(".")[-1],
@@ -87,7 +90,7 @@ def serve_diagnostics() -> dict[str, Any]:
     return out
 
 
-def redeploy(ray_serve: stack.RayServe, pools: str) -> dict[str, Any]:
+def redeploy(ray_serve: RayServe, pools: str) -> dict[str, Any]:
     from ray import serve
 
     started = time.monotonic()
@@ -129,9 +132,9 @@ def recovery_figures(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    machine = stack.machine_info()
+    machine = machine_info()
     say = lambda m: print(f"[recovery] {m}", file=sys.stderr, flush=True)  # noqa: E731
-    async with stack.pipeline_rig(
+    async with pipeline_rig(
         args, "recov", args.tenants, AI_AGENTS_PER_TENANT_INFLIGHT=str(args.per_tenant_inflight)
     ) as rig:
         db, sims, tenants, sender = rig.db, rig.sims, rig.tenants, rig.sender
@@ -175,9 +178,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 say(f"{event['action']} at {done} completed")
 
         with contextlib.suppress(_Stalled):
-            await stack.wait_terminal(db, ids, args.timeout, progress)
+            await wait_terminal(db, ids, args.timeout, progress)
         await asyncio.sleep(1)  # let the last notes land in the simulator's record
-        rows = await stack.fetch_jobs(db, ids)
+        rows = await fetch_jobs(db, ids)
         notes = sims.notes_by_ticket(t.id for t in tenants)
         by_id = {r["id"]: r for r in rows}
         lost = duplicates = missing_note = 0
@@ -225,7 +228,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(data: dict[str, Any]) -> str:
-    text = stack.print_table(
+    text = print_table(
         f"Recovery: {data['args']['tickets']} tickets, {data['args']['tenants']} tenants, "
         f"pools {data['args']['pools']}",
         [
@@ -251,13 +254,13 @@ def report(data: dict[str, Any]) -> str:
                 data["duplicate_notes"],
                 data["retried"],
                 data["max_attempts"],
-                stack.fmt(data["wall_s"]),
+                fmt(data["wall_s"]),
             ]
         ],
     )
     if data["stalled"]:
         st = data["stalled"]
-        text += stack.print_table(
+        text += print_table(
             f"STALLED: no completion for {st['after_s']:.0f} s after {st['completed']} "
             f"completions; logical CPUs available {st['available']} of {st['total']}",
             ["deployment", "status", "replica states"],
@@ -266,7 +269,7 @@ def report(data: dict[str, Any]) -> str:
                 for name, d in st["deployments"].items()
             ],
         )
-    text += stack.print_table(
+    text += print_table(
         "Disruptions: time until the backlog flows again",
         [
             "disruption",
@@ -284,12 +287,12 @@ def report(data: dict[str, Any]) -> str:
                 e["action"],
                 e["completed_before"],
                 e["killed"],
-                stack.fmt(e["end"] - e["at"]),
+                fmt(e["end"] - e["at"]),
                 e["completed_during"],
                 e["remaining_after"],
-                stack.fmt(e["rate_before"]),
-                stack.fmt(e["first_completion_s"]),
-                stack.fmt(e["rate_back_s"]),
+                fmt(e["rate_before"]),
+                fmt(e["first_completion_s"]),
+                fmt(e["rate_back_s"]),
             ]
             for e in data["events"]
         ],
@@ -308,7 +311,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kill-at", type=float, default=0.15)
     parser.add_argument("--restart-at", type=float, default=0.35)
     parser.add_argument("--redeploy-at", type=float, default=0.6)
-    stack.add_pipeline_options(parser)
+    add_pipeline_options(parser)
     parser.add_argument(
         "--per-tenant-inflight",
         type=int,
@@ -328,7 +331,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stack.run_script(parse_args, main_async, report, argv)
+    run_script(parse_args, main_async, report, argv)
 
 
 if __name__ == "__main__":

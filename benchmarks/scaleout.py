@@ -42,22 +42,28 @@ from typing import Any
 # Every node of the local cluster, and this driver, on loopback (read when Ray is imported).
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
-from benchmarks import stack  # noqa: E402
+from benchmarks.job_stats import steady_rate  # noqa: E402
+from benchmarks.report import fmt, machine_info, print_table, run_script  # noqa: E402
+from benchmarks.rig import Sent, TicketSender, service_env  # noqa: E402
 from benchmarks.scaleout_cluster import LocalCluster, deployment_nodes, scaled_app  # noqa: E402
+from cli.local_stack.database import make_data_dir, owner_count, remove_data_dir, start_database  # noqa: E402
+from cli.local_stack.results import wait_terminal  # noqa: E402
+from cli.local_stack.simulators import Simulators  # noqa: E402
+from cli.local_stack.tenants import Tenant, create_tenants  # noqa: E402
 
 say = lambda m: print(f"[scaleout] {m}", file=sys.stderr, flush=True)  # noqa: E731
 
 
-async def send_backlog(rig: dict[str, Any], count: int) -> list[stack.Sent]:
+async def send_backlog(rig: dict[str, Any], count: int) -> list[Sent]:
     tenants = rig["tenants"]
     sent = await rig["sender"].burst(count, lambda i: tenants[i % len(tenants)])
     return [s for s in sent if s.enhancement_id]
 
 
 def note_check(
-    sims: stack.Simulators,
-    tenants: list[stack.Tenant],
-    sent: list[stack.Sent],
+    sims: Simulators,
+    tenants: list[Tenant],
+    sent: list[Sent],
     rows: list[dict[str, Any]],
 ) -> dict[str, int]:
     """Lost jobs (accepted, not completed), completed without a note, duplicate notes."""
@@ -90,7 +96,7 @@ async def mode_throughput(
         say(f"throughput: {n} replica(s) on {cluster.worker_count()} worker node(s)")
         started = time.time()
         sent = await send_backlog(rig, args.backlog)
-        rows = await stack.wait_terminal(rig["db"], [s.enhancement_id for s in sent], args.timeout)
+        rows = await wait_terminal(rig["db"], [s.enhancement_id for s in sent], args.timeout)
         placement = deployment_nodes()
         out.append(
             {
@@ -99,7 +105,7 @@ async def mode_throughput(
                 "enhancer_nodes": len(set(placement.get("Enhancer", []))),
                 "accepted": len(sent),
                 "completed": sum(1 for r in rows if r["status"] == "completed"),
-                "steady_rate": stack.steady_rate(rows),
+                "steady_rate": steady_rate(rows),
                 "wall_s": time.time() - started,
             }
         )
@@ -135,7 +141,7 @@ async def mode_autoscale(
     deadline = time.monotonic() + args.timeout + args.scale_in_wait
     while time.monotonic() < deadline:
         replicas = len(deployment_nodes().get(ENHANCER, []))
-        remaining = await stack.owner_count(
+        remaining = await owner_count(
             rig["db"],
             "SELECT count(*) FROM enhancements WHERE id = ANY($1::uuid[]) AND "
             "status NOT IN ('completed', 'failed')",
@@ -189,7 +195,7 @@ async def mode_node_loss(
             say(f"node-loss: removed {removed} at {done}/{len(ids)}; adding a fresh node")
             cluster.ensure_workers(2)
 
-    rows = await stack.wait_terminal(rig["db"], ids, args.timeout, progress)
+    rows = await wait_terminal(rig["db"], ids, args.timeout, progress)
     await asyncio.sleep(1)  # let the last notes land in the simulator's record
     return {
         "accepted": len(ids),
@@ -205,9 +211,9 @@ async def mode_node_loss(
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    machine = stack.machine_info()
-    data_dir = stack.make_data_dir("scale")
-    sims = stack.Simulators(
+    machine = machine_info()
+    data_dir = make_data_dir("scale")
+    sims = Simulators(
         llm_latency_s=args.llm_latency,
         llm_jitter_pct=args.jitter,
         sdp_latency_ms=args.sdp_latency_ms,
@@ -215,11 +221,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     cluster: LocalCluster | None = None
     sender = None
     try:
-        db = await stack.start_database(data_dir)
-        tenants = await stack.create_tenants(
-            db, args.tenants, "scale", sdp_url=sims.sdp_url, sims=sims
-        )
-        env = stack.service_env(
+        db = await start_database(data_dir)
+        tenants = await create_tenants(db, args.tenants, "scale", sdp_url=sims.sdp_url, sims=sims)
+        env = service_env(
             db,
             llm_url=sims.llm_url,
             AI_AGENTS_PER_TENANT_INFLIGHT="100000",
@@ -230,7 +234,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             env, head_cpus=args.head_cpus, node_cpus=args.node_cpus, temp_dir=data_dir
         )
         say(f"cluster up in {time.monotonic() - started:.1f} s")
-        sender = stack.TicketSender(cluster.url, sims)
+        sender = TicketSender(cluster.url, sims)
         rig = {"db": db, "sims": sims, "tenants": tenants, "sender": sender}
         result: dict[str, Any] = {"machine": machine, "args": vars(args)}
         for mode in args.modes:
@@ -247,14 +251,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if cluster is not None:
             cluster.shutdown()
         sims.stop()
-        stack.remove_data_dir(data_dir)
+        remove_data_dir(data_dir)
 
 
 def report(data: dict[str, Any]) -> str:
     text = ""
     args = data["args"]
     if "throughput" in data:
-        text += stack.print_table(
+        text += print_table(
             f"Scale-out: LLM {args['llm_latency']} s, backlog {args['backlog']}, "
             f"{args['per_replica']} jobs per replica, {args['replica_cpus']} CPU per replica",
             [
@@ -272,16 +276,16 @@ def report(data: dict[str, Any]) -> str:
                     r["worker_nodes"],
                     r["enhancer_nodes"],
                     f"{r['completed']}/{r['accepted']}",
-                    stack.fmt(r["steady_rate"], 2),
-                    stack.fmt(r["ratio_to_linear"], 2),
-                    stack.fmt(r["wall_s"], 0),
+                    fmt(r["steady_rate"], 2),
+                    fmt(r["ratio_to_linear"], 2),
+                    fmt(r["wall_s"], 0),
                 ]
                 for r in data["throughput"]
             ],
         )
     if "autoscale" in data:
         a = data["autoscale"]
-        text += stack.print_table(
+        text += print_table(
             "Autoscaling (pool_options.py's config)",
             [
                 "backlog",
@@ -296,15 +300,15 @@ def report(data: dict[str, Any]) -> str:
                     a["backlog"],
                     a["replicas_at_spike"],
                     a["peak_replicas"],
-                    stack.fmt(a["seconds_to_peak"]),
-                    stack.fmt(a["drained_s"]),
-                    stack.fmt(a["seconds_drained_to_scaled_in"]),
+                    fmt(a["seconds_to_peak"]),
+                    fmt(a["drained_s"]),
+                    fmt(a["seconds_drained_to_scaled_in"]),
                 ]
             ],
         )
     if "node-loss" in data:
         n = data["node-loss"]
-        text += stack.print_table(
+        text += print_table(
             "Worker node removed mid-run",
             ["accepted", "statuses", "lost", "missing notes", "duplicate notes", "jobs retried"],
             [
@@ -354,7 +358,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stack.run_script(parse_args, main_async, report, argv)
+    run_script(parse_args, main_async, report, argv)
 
 
 if __name__ == "__main__":

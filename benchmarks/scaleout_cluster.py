@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import stack
+from cli.local_stack.environment import apply_environment
+from cli.local_stack.ray_serve import APP_NAME, serve_instance_details
+from pipeline.core.ports import free_port
 
 
 class LocalCluster:
@@ -30,7 +32,8 @@ class LocalCluster:
         from ray import serve
         from ray.cluster_utils import Cluster
 
-        stack.apply_env(env)  # nodes started from here, and their replicas, inherit it
+        # Nodes started from here, and their replicas, inherit it.
+        apply_environment(env, replace=True)
         os.environ["RAY_TMPDIR"] = str(temp_dir)
         # Loopback only: with this off, Ray resolves every node's address to 127.0.0.1
         # instead of the machine's outward-facing address (children read the variable).
@@ -45,18 +48,18 @@ class LocalCluster:
                 "num_cpus": head_cpus,
                 "node_ip_address": "127.0.0.1",
                 "include_dashboard": False,
-                "dashboard_agent_listen_port": stack.free_port(),
-                "gcs_server_port": stack.free_port(),
+                "dashboard_agent_listen_port": free_port(),
+                "gcs_server_port": free_port(),
             },
         )
         ray.init(
             address=self.cluster.address,
-            namespace=stack.APP_NAME,
+            namespace=APP_NAME,
             log_to_driver=False,
             logging_level="warning",
         )
         self.workers: list[Any] = []
-        port = stack.free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         serve.start(http_options={"host": "127.0.0.1", "port": port, "location": "HeadOnly"})
         self._ray = ray
@@ -107,7 +110,7 @@ class LocalCluster:
 
         def run() -> None:  # Ray starts nodes only from the main thread (signal handlers)
             try:
-                serve.run(app, name=stack.APP_NAME, route_prefix="/")
+                serve.run(app, name=APP_NAME, route_prefix="/")
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 failed.append(exc)
 
@@ -145,8 +148,8 @@ class LocalCluster:
 
 
 def _deployments() -> dict[str, Any]:
-    details = stack.serve_instance_details()
-    return details.get("applications", {}).get(stack.APP_NAME, {}).get("deployments", {})
+    details = serve_instance_details()
+    return details.get("applications", {}).get(APP_NAME, {}).get("deployments", {})
 
 
 def deployment_nodes() -> dict[str, list[str]]:

@@ -16,11 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.demo_quality import resolve_some
-from cli.demo_stack import (
+from cli.demo_steps import (
     DemoOptions,
     DemoResult,
-    Simulators,
     configure_demo_environment,
+    demo_simulators,
     fire_webhooks,
     import_demo_data,
     prepare_tenants,
@@ -117,14 +117,14 @@ async def _run_demo(
     say("[bold]Starting[/bold] embedded PostgreSQL, simulators, Ray and Serve…")
     clean_up_after_crash(settings.data_dir)
     runtime = await load_runtime(data_dir)
-    sims = Simulators(options.llm_latency_s)
+    sims = demo_simulators(options)
     recorder: RunRecorder | None = None
     try:
         configure_demo_environment(runtime, sims, options)
         pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
         try:
             await verify_service_role(pool)
-            creds = await prepare_tenants(pool, runtime, settings.data_dir, sims.sdp.url)
+            creds = await prepare_tenants(pool, runtime, settings.data_dir, sims.sdp_url)
             say("Importing demo history, KB articles and assets…")
             imported = await import_demo_data(pool, runtime)
             recorder = RunRecorder(settings.data_dir, "demo").start()
@@ -146,9 +146,7 @@ async def _run_demo(
                     pool, sent, sims, lambda done: progress.update(task, completed=done)
                 )
             say("Resolving some demo tickets in the SDP simulator (resolved-ticket webhooks)…")
-            result.suggestion_hits = await resolve_some(
-                base, sims.sdp_state, creds, result.enhancements
-            )
+            result.suggestion_hits = await resolve_some(base, sims.sdp, creds, result.enhancements)
         finally:
             await pool.close()
         result.seconds = time.monotonic() - started
@@ -156,8 +154,8 @@ async def _run_demo(
             "API docs": f"{base}/docs",
             "metrics": f"{base}/metrics",
             "Ray dashboard": f"http://127.0.0.1:{options.dashboard_port}",
-            "SDP simulator": sims.sdp.url,
-            "LLM simulator": sims.llm.url,
+            "SDP simulator": sims.sdp_url,
+            "LLM simulator": sims.llm_url,
         }
         if as_json:  # printed after Ray shuts down: Ray writes shutdown chatter to stdout
             report = {

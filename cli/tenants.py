@@ -18,8 +18,8 @@ from cli.support import (
     service_pool,
 )
 from pipeline.core.settings import Settings
+from pipeline.core.tenant_types import Edition, WebhookAuthMode
 from pipeline.credential_cipher import CredentialCipher
-from pipeline.tenant_config import Edition, WebhookAuthMode
 from serve_app.tenant_admin import (
     SdpUrlRefused,
     TenantAdmin,

@@ -112,6 +112,10 @@ class LLMEnhancement(BaseModel):
 
 
 SynthesisMode = Literal["llm", "context_only"]
+# An enhancement job's state, and what a finished one produced (a note written by the LLM or
+# from context alone, or no note at all); the HTTP API shows and filters by both.
+JobStatus = Literal["queued", "running", "completed", "failed"]
+JobOutcome = Literal[SynthesisMode, "skipped"]
 
 
 class SynthesisResult(BaseModel):

@@ -11,21 +11,16 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
-
-@dataclass
-class _Bucket:
-    rate_per_s: float
-    capacity: float
-    tokens: float
-    updated: float
+from pipeline.token_bucket import TokenBucket
 
 
 class TokenBuckets:
+    """One ``TokenBucket`` per (tenant, budget), sized from the tenant's current limit."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._clock = clock
 
     def reserve(
@@ -39,11 +34,8 @@ class TokenBuckets:
         state = self._buckets.get(key)
         if state is None or state.rate_per_s != rate or state.capacity != capacity:
             tokens = capacity if state is None else min(state.tokens, capacity)
-            state = self._buckets[key] = _Bucket(rate, capacity, tokens, now)
-        state.tokens = min(state.capacity, state.tokens + (now - state.updated) * rate)
-        state.updated = now
-        state.tokens -= 1.0
-        return 0.0 if state.tokens >= 0 else -state.tokens / rate
+            state = self._buckets[key] = TokenBucket(rate, capacity, tokens, now)
+        return state.reserve(now)
 
 
 class RateLimiter(Protocol):

@@ -23,7 +23,8 @@ from typing import Any, Literal
 import asyncpg
 
 from db.repositories import enhancements as jobs
-from pipeline.tenant_config import Edition, TenantSettings
+from pipeline.core.tenant_types import Edition
+from pipeline.tenant_config import TenantSettings
 from pipeline.tracing import current_carrier, trace_id_hex, tracer
 
 StatusFilter = Literal["failed", "context_only", "any"]

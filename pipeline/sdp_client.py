@@ -22,10 +22,10 @@ import httpx
 import tenacity
 
 from pipeline.core.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
+from pipeline.core.tenant_types import Edition
 from pipeline.sdp_errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
 from pipeline.sdp_transport import guarded_http_client
 
-Edition = Literal["onprem", "cloud"]
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
 MAX_ROW_COUNT = 100
 NOTE_KEYS = ("request_note", "note")

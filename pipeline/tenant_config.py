@@ -4,12 +4,10 @@ tenant that the pipeline works with."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Edition = Literal["onprem", "cloud"]
-WebhookAuthMode = Literal["hmac", "token"]
+from pipeline.core.tenant_types import Edition
 
 # Cloud SDP throttles at roughly 20 requests/minute per account; on-prem is the operator's call.
 DEFAULT_SDP_RATE = {"cloud": 20, "onprem": 120}

@@ -8,18 +8,14 @@ downstream LLM/SDP limits are global, in the TenantRateLimiter actors).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float = field(default_factory=time.monotonic)
+from pipeline.token_bucket import TokenBucket
 
 
 class IntakeThrottle:
-    def __init__(self, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
-        self._buckets: dict[str, _Bucket] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._buckets: dict[str, TokenBucket] = {}
         self._clock = clock
 
     def try_acquire(self, tenant_id: str, per_minute: int) -> float:
@@ -29,10 +25,7 @@ class IntakeThrottle:
         now = self._clock()
         bucket = self._buckets.get(tenant_id)
         if bucket is None:
-            bucket = self._buckets[tenant_id] = _Bucket(tokens=capacity, updated=now)
-        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / rate
+            bucket = self._buckets[tenant_id] = TokenBucket.full(rate, capacity, now)
+        # A changed limit takes effect at once, also for the tokens earned since the last call.
+        bucket.rate_per_s, bucket.capacity = rate, capacity
+        return bucket.try_take(now)

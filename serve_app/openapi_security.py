@@ -15,24 +15,26 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from pipeline.core.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOKEN_HEADER
+
 WEBHOOK_SCHEMES: dict[str, dict[str, Any]] = {
     "WebhookSignature": {
         "type": "apiKey",
         "in": "header",
-        "name": "X-Signature",
+        "name": SIGNATURE_HEADER,
         "description": "HMAC mode: `sha256=` + hex HMAC-SHA256 of `<X-Timestamp>.<raw body>` "
         "with the tenant's webhook secret (base64 of the digest also accepted).",
     },
     "WebhookTimestamp": {
         "type": "apiKey",
         "in": "header",
-        "name": "X-Timestamp",
+        "name": TIMESTAMP_HEADER,
         "description": "HMAC mode: Unix seconds when signed; rejected beyond 300 s of skew.",
     },
     "WebhookToken": {
         "type": "apiKey",
         "in": "header",
-        "name": "X-Webhook-Token",
+        "name": TOKEN_HEADER,
         "description": "Token mode: the tenant's webhook secret as a static header "
         "(for SDP, which cannot sign).",
     },

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.models import JobOutcome, JobStatus
 from serve_app.input_rules import CleanText
 
 FeedbackType = Literal["thumbs_up", "thumbs_down", "rating"]
@@ -49,8 +50,8 @@ class Enhancement(BaseModel):
     id: uuid.UUID
     ticket_id: str
     event: str
-    status: Literal["queued", "running", "completed", "failed"]
-    outcome: Literal["llm", "context_only", "skipped"] | None = Field(
+    status: JobStatus
+    outcome: JobOutcome | None = Field(
         None,
         description="skipped: no note was written; `error` says why (e.g. 'tenant "
         "disabled' for jobs still queued when the tenant was disabled)",

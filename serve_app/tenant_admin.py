@@ -19,8 +19,9 @@ from db.repositories import tenants as repo
 from db.repositories.audit import write_audit
 from db.repositories.tenants import TenantExists, UnknownTenant
 from pipeline.core.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
+from pipeline.core.tenant_types import Edition, WebhookAuthMode
 from pipeline.credential_cipher import CredentialCipher, hash_token, new_secret
-from pipeline.tenant_config import Edition, TenantSettings, WebhookAuthMode
+from pipeline.tenant_config import TenantSettings
 from serve_app.input_rules import CleanText
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Per-tenant webhook authentication over the raw body bytes.
 
 Two modes: `token` (a static `X-Webhook-Token` header) and `hmac` (`X-Timestamp` +
-`X-Signature`).
+`X-Signature`). The signature is computed by ``pipeline.core.webhook_signature``, the one signer
+senders (the SDP simulator, the load generator, a signing relay) use too.
 
 Every failure that could tell an attacker something (unknown tenant, disabled tenant, wrong
 secret, stale timestamp) gets the same 403 body; only absent credentials get 401. Digests are
@@ -13,12 +14,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+
+from pipeline.core.tenant_types import WebhookAuthMode
+from pipeline.core.webhook_signature import (
+    SIGNATURE_HEADER,
+    SIGNATURE_PREFIX,
+    TIMESTAMP_HEADER,
+    TOKEN_HEADER,
+    signature_digest,
+)
 
 MISSING = "Missing signature"
 INVALID = "Invalid signature"
@@ -28,7 +36,7 @@ _DUMMY_KEY = b"\x00" * 32
 
 @dataclass(frozen=True)
 class WebhookCredentials:
-    mode: Literal["hmac", "token"]
+    mode: WebhookAuthMode
     secrets: Sequence[str]  # the current secret, then the previous one while in its grace period
 
 
@@ -40,16 +48,10 @@ class WebhookAuthError(Exception):
         self.reason = reason  # for logs and audit only, never for the response
 
 
-def sign(secret: str, timestamp: str | int, body: bytes) -> str:
-    """The signature a sender puts in X-Signature (hex form)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
-
-
 def _decode_signature(value: str) -> bytes | None:
     value = value.strip()
-    if value.lower().startswith("sha256="):
-        value = value[7:]
+    if value.lower().startswith(SIGNATURE_PREFIX):
+        value = value[len(SIGNATURE_PREFIX) :]
     if _HEX.match(value):
         return bytes.fromhex(value)
     try:
@@ -71,9 +73,9 @@ def verify_webhook(
 
     ``credentials`` is None for an unknown or disabled tenant.
     """
-    signature = headers.get("x-signature")
-    timestamp = headers.get("x-timestamp")
-    token = headers.get("x-webhook-token")
+    signature = headers.get(SIGNATURE_HEADER.lower())
+    timestamp = headers.get(TIMESTAMP_HEADER.lower())
+    token = headers.get(TOKEN_HEADER.lower())
     if not token and not (signature and timestamp):
         raise WebhookAuthError(401, MISSING, "no credentials")
 
@@ -81,10 +83,9 @@ def verify_webhook(
         provided = _decode_signature(signature)
         secrets = list(credentials.secrets) if credentials and credentials.mode == "hmac" else []
         matched = False
-        message = f"{timestamp}.".encode() + body
         for secret in secrets or [None]:
             key = secret.encode() if secret else _DUMMY_KEY
-            expected = hmac.new(key, message, hashlib.sha256).digest()
+            expected = signature_digest(key, timestamp, body)
             if provided is not None and hmac.compare_digest(expected, provided) and secret:
                 matched = True
         if credentials is None:

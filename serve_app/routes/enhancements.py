@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from db.pool import tenant_transaction
 from db.repositories.enhancements import get_public, list_public
+from pipeline.models import JobStatus
 from serve_app.deps import Pool, State, TenantId
 from serve_app.explain_view import Explanation, load_explanation
 from serve_app.input_rules import UtcDatetime
@@ -58,8 +59,7 @@ async def explain_enhancement(
 async def list_enhancements(
     tenant_id: TenantId,
     pool: Pool,
-    status: Literal["queued", "running", "completed", "failed", "context_only", "llm", "skipped"]
-    | None = None,
+    status: Literal[JobStatus, "context_only", "llm", "skipped"] | None = None,
     ticket_id: str | None = Query(None, max_length=64),
     since: UtcDatetime | None = None,
     limit: int = Query(50, ge=1, le=500),

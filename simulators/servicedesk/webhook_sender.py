@@ -4,15 +4,14 @@ SDP cannot sign natively; tenants either add a static `X-Webhook-Token` header t
 custom action, or compute an HMAC in a Deluge function (`X-Timestamp` plus
 `X-Signature: sha256=<HMAC-SHA256 of "{timestamp}." + raw body>`). The sender signs the
 exact bytes it puts on the wire, so a receiver that re-serialises JSON before verifying fails
-against it, as it would in production.
+against it, as it would in production. The signature itself comes from
+``pipeline.core.webhook_signature.sign``, the one signer the service's verifier is tested
+against.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping
@@ -21,17 +20,30 @@ from typing import Any, Literal
 
 import httpx
 
-WebhookMode = Literal["hmac", "token"]
+from pipeline.core.tenant_types import WebhookAuthMode
+from pipeline.core.webhook_signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    TOKEN_HEADER,
+    SignatureEncoding,
+    sign,
+)
+
+__all__ = [
+    "PayloadShape",
+    "SignatureEncoding",
+    "build_payload",
+    "encode_payload",
+    "flat_payload",
+    "send_webhook",
+    "send_webhook_async",
+    "sign",
+    "v3_payload",
+    "webhook_headers",
+]
+
 PayloadShape = Literal["v3", "flat"]
-SignatureEncoding = Literal["hex", "base64"]
 USER_AGENT = "ServiceDeskPlus-Webhook-Simulator/1.0"
-
-
-def sign(secret: str, timestamp: int, body: bytes, encoding: SignatureEncoding = "hex") -> str:
-    """`sha256=` + HMAC-SHA256(secret, "{timestamp}." + body)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).digest()
-    text = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
-    return f"sha256={text}"
 
 
 def encode_payload(payload: Mapping[str, Any]) -> bytes:
@@ -40,7 +52,7 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
 
 def webhook_headers(
     body: bytes,
-    mode: WebhookMode,
+    mode: WebhookAuthMode,
     secret: str,
     *,
     timestamp: int | None = None,
@@ -49,10 +61,10 @@ def webhook_headers(
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     if mode == "hmac":
         stamp = int(time.time()) if timestamp is None else int(timestamp)
-        headers["X-Timestamp"] = str(stamp)
-        headers["X-Signature"] = sign(secret, stamp, body, encoding)
+        headers[TIMESTAMP_HEADER] = str(stamp)
+        headers[SIGNATURE_HEADER] = sign(secret, stamp, body, encoding)
     elif mode == "token":
-        headers["X-Webhook-Token"] = secret
+        headers[TOKEN_HEADER] = secret
     else:
         raise ValueError(f"mode must be 'hmac' or 'token', not {mode!r}")
     return headers
@@ -61,7 +73,7 @@ def webhook_headers(
 def send_webhook(
     url: str,
     payload: Mapping[str, Any],
-    mode: WebhookMode,
+    mode: WebhookAuthMode,
     secret: str,
     *,
     timestamp: int | None = None,
@@ -81,7 +93,7 @@ def send_webhook(
 async def send_webhook_async(
     url: str,
     payload: Mapping[str, Any],
-    mode: WebhookMode,
+    mode: WebhookAuthMode,
     secret: str,
     *,
     timestamp: int | None = None,

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 
 from db.pool import tenant_transaction
+from pipeline.core.webhook_signature import sign
 from pipeline.credential_cipher import CredentialCipher, hash_token, new_encryption_key
 from serve_app.tenant_admin import TenantAdmin, TenantUpdate
 from serve_app.tenant_directory import TenantDirectory
-from serve_app.webhook_auth import WebhookAuthError, sign, verify_webhook
+from serve_app.webhook_auth import WebhookAuthError, verify_webhook
 
 
 async def test_raw_tenant_row_has_no_plaintext_secret(make_tenant, owner_conn) -> None:

@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import stack
+from benchmarks.rig import TEST_LLM_KEY, TicketSender
 from cli.local_processes import descendants, stop_previous_run
+from cli.local_stack.database import Database, remove_data_dir, start_database
+from cli.local_stack.results import fetch_jobs, wait_terminal
+from cli.local_stack.simulators import Simulators
+from cli.local_stack.tenants import create_tenants
 from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
 
@@ -31,7 +35,7 @@ def _start(data_dir: Path, port: int, dashboard_port: int, llm_url: str) -> subp
         "PATH": os.environ["PATH"],
         "HOME": os.environ["HOME"],
         "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
-        "AI_AGENTS_LLM_API_KEY": stack.TEST_LLM_KEY,
+        "AI_AGENTS_LLM_API_KEY": TEST_LLM_KEY,
         # the SDP simulator the tenants point at is on loopback
         "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true",
     }
@@ -53,7 +57,7 @@ def _start(data_dir: Path, port: int, dashboard_port: int, llm_url: str) -> subp
     )
 
 
-def _kill_everything(serve: subprocess.Popen[str], db: stack.Database) -> int:
+def _kill_everything(serve: subprocess.Popen[str], db: Database) -> int:
     """SIGKILL the serve process, its whole tree and PostgreSQL with its backends, at once."""
     postmaster = db.postmaster_pid
     assert postmaster is not None
@@ -70,18 +74,18 @@ def _kill_everything(serve: subprocess.Popen[str], db: stack.Database) -> int:
 @pytest.mark.timeout(900)
 async def test_every_accepted_job_gets_one_note_after_everything_is_killed() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="aac-", dir="/tmp"))
-    sims = stack.Simulators(llm_latency_s=1.5, llm_jitter_pct=20)
+    sims = Simulators(llm_latency_s=1.5, llm_jitter_pct=20)
     port, dashboard_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     first: subprocess.Popen[str] | None = None
     second: subprocess.Popen[str] | None = None
     try:
-        db = await stack.start_database(data_dir)  # the same embedded database serve uses
-        tenants = await stack.create_tenants(db, 2, "crash", sdp_url=sims.sdp_url, sims=sims)
+        db = await start_database(data_dir)  # the same embedded database serve uses
+        tenants = await create_tenants(db, 2, "crash", sdp_url=sims.sdp_url, sims=sims)
         first = _start(data_dir, port, dashboard_port, sims.llm_url)
         await asyncio.to_thread(wait_until_ready, first, base)
 
-        sender = stack.TicketSender(base, sims)
+        sender = TicketSender(base, sims)
         sent = await sender.burst(TICKETS, lambda i: tenants[i % len(tenants)], concurrency=8)
         await sender.close()
         assert all(s.status == 202 and s.enhancement_id for s in sent), sent
@@ -89,7 +93,7 @@ async def test_every_accepted_job_gets_one_note_after_everything_is_killed() -> 
 
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:  # kill mid-flight: some done, most not
-            done = [r for r in await stack.fetch_jobs(db, ids) if r["status"] == "completed"]
+            done = [r for r in await fetch_jobs(db, ids) if r["status"] == "completed"]
             if len(done) >= 2:
                 break
             await asyncio.sleep(0.2)
@@ -99,7 +103,7 @@ async def test_every_accepted_job_gets_one_note_after_everything_is_killed() -> 
 
         second = _start(data_dir, port, dashboard_port, sims.llm_url)
         await asyncio.to_thread(wait_until_ready, second, base)
-        rows = await stack.wait_terminal(db, ids, timeout_s=400)
+        rows = await wait_terminal(db, ids, timeout_s=400)
 
         assert sorted(r["status"] for r in rows) == ["completed"] * TICKETS, [
             (r["ticket_id"], r["status"], r["error"]) for r in rows
@@ -121,4 +125,4 @@ async def test_every_accepted_job_gets_one_note_after_everything_is_killed() -> 
                 proc.wait(30)
         stop_previous_run(data_dir)
         sims.stop()
-        stack.remove_data_dir(data_dir)
+        remove_data_dir(data_dir)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.stack import remove_data_dir
 from cli.local_processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
+from cli.local_stack.database import remove_data_dir
 from pipeline.core.ports import free_port
 from tests.e2e.serve_process import wait_until_ready
 

@@ -3,20 +3,21 @@ graph, and both simulators on loopback. Started once per test session."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from cli.local_stack.environment import service_environment
+from cli.local_stack.results import TERMINAL_STATUSES, poll_until
 from simulators.llm.state import LLMSimulatorState
 from simulators.servicedesk.store import SimulatorState
 from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload
 
-TERMINAL = {"completed", "failed"}
+TEST_LLM_KEY = "sk-or-v1-test-llm-key"  # the only key the session's LLM simulator accepts
 
 
 @dataclass
@@ -58,16 +59,20 @@ class TenantHandle:
         return response.json()
 
     async def wait(
-        self, enhancement_id: str, timeout_s: float = 90.0, statuses: set[str] = TERMINAL
+        self,
+        enhancement_id: str,
+        timeout_s: float = 90.0,
+        statuses: Collection[str] = TERMINAL_STATUSES,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            row = await self.enhancement(enhancement_id)
-            if row["status"] in statuses:
-                return row
-            if time.monotonic() > deadline:
-                raise AssertionError(f"enhancement {enhancement_id} stuck: {row}")
-            await asyncio.sleep(0.2)
+        row, finished = await poll_until(
+            lambda: self.enhancement(enhancement_id),
+            lambda row: row["status"] in statuses,
+            timeout_s=timeout_s,
+            interval_s=0.2,
+        )
+        if not finished:
+            raise AssertionError(f"enhancement {enhancement_id} stuck: {row}")
+        return row
 
     def notes(self, request_id: str | None = None) -> list[Any]:
         return self.system.sdp.recorded_notes(self.tenant_id, request_id)
@@ -126,14 +131,15 @@ def test_environment(
 ) -> dict[str, str]:
     """Settings for the Serve replicas (inherited by Ray workers started from this process)."""
     return {
-        "AI_AGENTS_DATABASE_URL": database_url,
-        "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
-        "AI_AGENTS_ADMIN_TOKEN": admin_token,
-        "AI_AGENTS_METRICS_TOKEN": METRICS_TOKEN,
-        "AI_AGENTS_DATA_DIR": data_dir,
-        "AI_AGENTS_LLM_BASE_URL": f"{llm_url}/api/v1",
-        "AI_AGENTS_SDP_ALLOW_LOOPBACK": "true",  # the SDP simulator listens on 127.0.0.1
-        "AI_AGENTS_LLM_API_KEY": "sk-or-v1-test-llm-key",
+        **service_environment(
+            database_url=database_url,
+            encryption_keys=encryption_keys,
+            admin_token=admin_token,
+            data_dir=data_dir,
+            llm_url=llm_url,
+            llm_api_key=TEST_LLM_KEY,
+            metrics_token=METRICS_TOKEN,
+        ),
         "AI_AGENTS_LLM_MODEL": "openai/gpt-4o-mini",
         "AI_AGENTS_LLM_FALLBACK_MODELS": "anthropic/claude-3-haiku",
         "AI_AGENTS_LLM_TIMEOUT_S": "5",
@@ -148,20 +154,6 @@ def test_environment(
         "AI_AGENTS_TRACE_FILE": os.path.join(data_dir, "spans.jsonl"),
         **{k: v for k, v in os.environ.items() if k.startswith("AI_AGENTS_TEST_")},
     }
-
-
-async def drain(owner_conn: Any, timeout_s: float = 120.0) -> None:
-    """Wait until no job anywhere is queued or running, so a test's faults hit only its own."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        busy = await owner_conn.fetchval(
-            "SELECT count(*) FROM enhancements WHERE status IN ('queued', 'running')"
-        )
-        if busy == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{busy} job(s) still queued/running")
-        await asyncio.sleep(0.25)
 
 
 def replica_pids(deployment: str, address: str) -> list[int]:

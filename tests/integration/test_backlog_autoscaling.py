@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from actors.pool_options import APP_NAME, CONTEXT_GATHERER, ENHANCER, SYNTHESIZER, pool_options
-from tests.integration.harness import drain
+from cli.local_stack.results import wait_until_idle
 from tests.integration.observability_support import metrics_port, samples, scrape
 
 pytestmark = pytest.mark.ray
@@ -87,7 +87,7 @@ async def _clone_jobs(owner_conn: Any, tenant_id: str, enhancement_id: str, coun
 async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
     system, owner_conn
 ) -> None:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     await asyncio.to_thread(_deploy, 5.0)
     assert (await asyncio.to_thread(_replicas))[1] == 1
     # the Dispatcher learns the running Enhancer replicas: its cap is 1 x 192
@@ -151,7 +151,7 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
             f"{system.url}/admin/tenants/{tenant.tenant_id}/disable", headers=system.admin
         )
         assert response.status_code == 200, response.text
-        await drain(owner_conn, timeout_s=60)
+        await wait_until_idle(owner_conn, timeout_s=60)
         await _wait(
             "Enhancer target back at min after the downscale delay",
             lambda: _replicas()[1] == 1,

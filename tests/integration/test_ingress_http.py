@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from db.pool import tenant_transaction
-from simulators.servicedesk.webhook_sender import sign
+from pipeline.core.webhook_signature import sign
 from tests.integration.harness import METRICS_AUTH
 
 pytestmark = pytest.mark.ray

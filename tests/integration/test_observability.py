@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from cli.local_stack.results import wait_until_idle
 from db.pool import tenant_transaction
 from db.repositories import knowledge
 from kuberay import promql
 from kuberay.validate import dashboard_expressions
 from pipeline import metric_catalogue as mc
 from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload
-from tests.integration.harness import METRICS_AUTH, TenantHandle, drain
+from tests.integration.harness import METRICS_AUTH, TenantHandle
 from tests.integration.observability_support import (
     json_log_lines,
     metrics_port,
@@ -97,7 +98,7 @@ async def _retried_enhancement(system) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def traffic(system, pool, owner_conn) -> Traffic:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     system.llm.clear_faults()
     tenant = await system.tenant("obs")
     other = await system.tenant("obsother")

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
+from cli.local_stack.results import wait_until_idle
 from simulators.servicedesk.webhook_sender import send_webhook_async
-from tests.integration.harness import drain
 from tests.integration.observability_support import all_log_text, json_log_lines, spans_file
 
 pytestmark = pytest.mark.ray
@@ -35,7 +35,7 @@ def _health(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_health_passes_against_the_running_system(system, owner_conn) -> None:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     result = await asyncio.to_thread(
         _health, "--url", system.url, "--dashboard", system.dashboard_url
     )

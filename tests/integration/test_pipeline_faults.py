@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.integration.harness import drain
+from cli.local_stack.results import wait_until_idle
 
 pytestmark = pytest.mark.ray
 
@@ -16,14 +16,14 @@ pytestmark = pytest.mark.ray
 @pytest.fixture
 async def quiet(system, owner_conn):
     """Start from an idle system with healthy simulators; leave it that way."""
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     system.llm.clear_faults()
     system.llm.set_latency(0.05)
     await asyncio.sleep(2.5)  # any open breaker from earlier tests has recovered
     yield
     system.llm.clear_faults()
     system.llm.set_latency(0.05)
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
 
 
 async def _nothing_running(owner_conn, tenant_id: str) -> None:

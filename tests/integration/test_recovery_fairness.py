@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.harness import drain, replica_pids
+from cli.local_stack.results import wait_until_idle
+from tests.integration.harness import replica_pids
 
 pytestmark = pytest.mark.ray
 
@@ -53,7 +54,7 @@ async def _send_all(tenants, per_tenant: int, subject: str):
 
 
 async def test_killing_an_enhancer_replica_mid_job_loses_nothing(system, owner_conn) -> None:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     tenants = [await system.tenant(f"crash{i}") for i in range(3)]
     system.llm.set_latency(1.5)
     try:
@@ -79,7 +80,7 @@ async def test_killing_an_enhancer_replica_mid_job_loses_nothing(system, owner_c
 async def test_restarting_the_whole_application_with_50_jobs_in_flight(system, owner_conn) -> None:
     """Every replica of the app (ingress, dispatcher, pools) is SIGKILLed at once; Serve's
     controller brings them back and the new dispatcher recovers what was running."""
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     tenants = [await system.tenant(f"restart{i}") for i in range(5)]
     system.llm.set_latency(1.0)
     try:
@@ -104,7 +105,7 @@ async def test_restarting_the_whole_application_with_50_jobs_in_flight(system, o
 
 
 async def test_one_tenants_flood_does_not_starve_another(system, owner_conn) -> None:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     fast = {
         "webhook_rate_per_minute": 60000,
         "llm_rate_per_minute": 60000,
@@ -139,7 +140,7 @@ async def test_one_tenants_flood_does_not_starve_another(system, owner_conn) -> 
         flood.tenant_id,
     )
     assert still_waiting > 0, "the flood drained before the calm tenant was served"
-    await drain(owner_conn, timeout_s=300)
+    await wait_until_idle(owner_conn, timeout_s=300)
     last = await owner_conn.fetch(
         "SELECT tenant_id, max(finished_at) AS done FROM enhancements "
         "WHERE tenant_id = ANY($1) GROUP BY tenant_id",

@@ -17,9 +17,10 @@ import pytest
 import ray
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from cli.local_stack.results import wait_until_idle
 from serve_app.webhook_payload import parse_ticket_webhook
 from simulators.servicedesk.webhook_sender import v3_payload
-from tests.integration.harness import TenantHandle, drain
+from tests.integration.harness import TenantHandle
 from tests.integration.observability_support import metrics_port, samples, scrape
 
 pytestmark = pytest.mark.ray
@@ -104,7 +105,7 @@ def entrypoint(*args: str) -> str:
 
 
 async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     tenant = await system.tenant("reen-cli", settings=FAST)
     tickets = [
         tenant.add_ticket(subject=f"Outlook cannot connect {i}", description=DESCRIPTION)
@@ -189,7 +190,7 @@ async def test_cli_job_supersedes_disliked_notes(system, owner_conn) -> None:
 async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplicates(
     system, owner_conn
 ) -> None:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     tenant = await system.tenant("reen-stop", settings={**FAST, "llm_rate_per_minute": 60})
     originals = await failed_originals(owner_conn, tenant, 16)
     batch = f"reen-stop-{uuid.uuid4().hex[:6]}"
@@ -219,7 +220,7 @@ async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplica
     assert code == 0, err
     assert json.loads(out)["stopped"] is True
     assert await wait_job(client, batch) == JobStatus.STOPPED
-    await drain(owner_conn)  # the wave released before the stop still finishes
+    await wait_until_idle(owner_conn)  # the wave released before the stop still finishes
     enqueued = await owner_conn.fetchval(
         "SELECT count(*) FROM enhancements WHERE batch_id = $1", batch
     )
@@ -255,7 +256,7 @@ async def test_stopped_job_resubmitted_with_the_same_id_finishes_without_duplica
 
 
 async def test_live_webhooks_finish_before_a_large_batch(system, owner_conn) -> None:
-    await drain(owner_conn)
+    await wait_until_idle(owner_conn)
     tenant = await system.tenant("reen-live", settings={**FAST, "llm_rate_per_minute": 180})
     originals = await failed_originals(owner_conn, tenant, 60)
     batch = f"reen-live-{uuid.uuid4().hex[:6]}"

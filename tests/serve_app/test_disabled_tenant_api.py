@@ -52,7 +52,7 @@ async def test_disabled_tenants_queued_jobs_show_as_skipped_in_the_api(
         assert (
             await http.post(f"/admin/tenants/{tenant}/disable", headers=admin)
         ).status_code == 200
-        # what the dispatcher runs every reap tick (tests/pipeline/test_dispatch_isolation)
+        # what the dispatcher runs every reap tick (tests/pipeline/test_dispatcher_isolation)
         skipped = await pool.fetch("SELECT * FROM app_skip_disabled_jobs()")
         assert sum(r["tenant_id"] == tenant for r in skipped) == 3
 

@@ -1,13 +1,12 @@
-"""`ai-agents demo`: the whole system on one machine, end to end.
+"""The steps of `ai-agents demo` on top of the local stack (``cli.local_stack``: simulators,
+environment, Ray + Serve, waiting), which the benchmarks and the integration tests share.
 
-Embedded PostgreSQL, Ray (dashboard on :8265), the Serve application, and both simulators on
-loopback; two demo tenants with imported history, KB and assets; the SDP simulator fires
-webhooks for new tickets and the demo waits until every one has a note.
+Two demo tenants with imported history, KB and assets; the SDP simulator fires webhooks for new
+tickets and the demo waits until every one has a note.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,17 +20,32 @@ from typing import Any
 import asyncpg
 
 from cli.demo_quality import feedback_links
+from cli.local_stack.environment import (
+    LOOPBACK_SDP,
+    apply_environment,
+    simulated_llm_environment,
+)
+from cli.local_stack.ray_serve import (
+    APP_NAME,
+    deploy_app,
+    ray_init_kwargs,
+    start_ray,
+    start_serve,
+    stop_ray,
+)
+from cli.local_stack.results import TERMINAL_STATUSES, poll_until
+from cli.local_stack.simulators import Simulators
+from cli.local_stack.tenants import local_tenant_admin
 from cli.runtime import Runtime, export_environment
 from pipeline.core.ingress_mode import IngressMode, apply_ingress_mode
-from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.embedding_provider import service_embedder
 from pipeline.html_text import html_to_text
 from pipeline.importers import import_assets_csv, import_kb_directory, import_resolved_tickets
 from pipeline.importers.tickets import import_client
 from pipeline.tenant_runtime import load_tenant_runtime
-from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantUpdate
-from simulators.demo_data import TENANTS, load_demo_dataset, seed_servicedesk
+from serve_app.tenant_admin import TenantCreate, TenantUpdate
+from simulators.demo_data import TENANTS, load_demo_dataset
 
 DEMO_TENANT_FILE = "demo-tenants.json"
 # The simulators do not throttle, so the demo tenants get generous limits; production tenants
@@ -82,26 +96,14 @@ class DemoResult:
         }
 
     def all_done(self) -> bool:
-        return all(e["status"] in ("completed", "failed") for e in self.enhancements)
+        return all(e["status"] in TERMINAL_STATUSES for e in self.enhancements)
 
 
-class Simulators:
-    def __init__(self, llm_latency_s: float) -> None:
-        from simulators.llm.app import create_app as create_llm_app
-        from simulators.llm.state import LLMSimulatorState
-        from simulators.servicedesk.app import create_app as create_sdp_app
-        from simulators.servicedesk.store import SimulatorState
-        from simulators.serving import run_in_thread
-
-        self.sdp_state = SimulatorState(seed=7)
-        seed_servicedesk(self.sdp_state)
-        self.llm_state = LLMSimulatorState(latency_s=llm_latency_s, jitter_pct=20)
-        self.sdp = run_in_thread(create_sdp_app(self.sdp_state))
-        self.llm = run_in_thread(create_llm_app(self.llm_state))
-
-    def stop(self) -> None:
-        self.sdp.stop()
-        self.llm.stop()
+def demo_simulators(options: DemoOptions) -> Simulators:
+    """The simulators with the demo tenants' portals and tickets loaded."""
+    return Simulators(
+        seed=7, demo_data=True, llm_latency_s=options.llm_latency_s, llm_jitter_pct=20
+    )
 
 
 def _credentials_file(data_dir: Path) -> Path:
@@ -124,12 +126,7 @@ async def prepare_tenants(
     pool: asyncpg.Pool, runtime: Runtime, data_dir: Path, sdp_url: str
 ) -> dict[str, dict[str, str]]:
     """Create the demo tenants, or point the existing ones at this run's simulator."""
-    # the demo's SDP simulator listens on loopback, which the SSRF rules refuse by default
-    admin = TenantAdmin(
-        pool,
-        CredentialCipher.from_csv(runtime.encryption_keys),
-        url_policy=SdpUrlPolicy(allow_loopback=True),
-    )
+    admin = local_tenant_admin(pool, runtime.encryption_keys)
     saved = _load_credentials(data_dir)
     existing = {t.id for t in await admin.list()}
     for tenant in TENANTS:
@@ -208,7 +205,7 @@ async def fire_webhooks(
                     break
                 continue
             ticket = queues[tenant].pop(0)
-            stored = sims.sdp_state.get_request(tenant, ticket["id"])
+            stored = sims.sdp.get_request(tenant, ticket["id"])
             # Each run is a fresh edit of the ticket (new version), so a re-run of the demo
             # enhances again instead of being answered as a duplicate delivery.
             stored["last_updated_time"] = {
@@ -256,7 +253,7 @@ async def poll_results(
                 "note_id": row["note_id"],
             }
         )
-        for note in sims.sdp_state.recorded_notes(tenant, ticket_id):
+        for note in sims.sdp.recorded_notes(tenant, ticket_id):
             if enhancement_id in note.description:
                 links = load_demo_dataset(tenant).expected_links.get(ticket_id)
                 result.notes.append(
@@ -281,58 +278,41 @@ async def wait_for_all(
     on_progress: Any,
     timeout_s: float = 600,
 ) -> DemoResult:
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def progress() -> DemoResult:
         result = await poll_results(pool, sent, sims)
-        done = sum(e["status"] in ("completed", "failed") for e in result.enhancements)
-        on_progress(done)
-        if result.all_done() or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.5)
+        on_progress(sum(e["status"] in TERMINAL_STATUSES for e in result.enhancements))
+        return result
+
+    result, _ = await poll_until(progress, DemoResult.all_done, timeout_s=timeout_s, interval_s=0.5)
+    return result
 
 
 def configure_demo_environment(runtime: Runtime, sims: Simulators, options: DemoOptions) -> None:
+    """The runtime's settings as `ai-agents serve` exports them, plus the simulators'; the
+    operator's other ``AI_AGENTS_*`` settings are kept (e.g. a model choice)."""
     export_environment(runtime)
-    os.environ["AI_AGENTS_SDP_ALLOW_LOOPBACK"] = "true"  # the SDP simulator is on 127.0.0.1
     # the notes' one-click feedback links point at this run's Serve app
     os.environ.setdefault("AI_AGENTS_PUBLIC_URL", f"http://127.0.0.1:{options.http_port}")
+    env = dict(LOOPBACK_SDP)
     if not options.use_configured_llm:
-        os.environ["AI_AGENTS_LLM_BASE_URL"] = f"{sims.llm.url}/api/v1"
-        os.environ["AI_AGENTS_LLM_API_KEY"] = "sk-or-v1-demo-simulator"
+        env.update(simulated_llm_environment(sims.llm_url, "sk-or-v1-demo-simulator"))
         os.environ.pop("AI_AGENTS_LLM_FALLBACK_MODELS", None)
-    from pipeline.core.settings import get_settings
-
-    get_settings.cache_clear()
+    apply_environment(env)
 
 
 def start_ray_and_serve(options: DemoOptions) -> None:
-    import ray
-    from ray import serve
-
-    from actors.pool_options import APP_NAME
-    from serve_app.app_builder import build_app
-
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(namespace="ai_agents", log_to_driver=False, logging_level=logging.WARNING)
+    if os.environ.get("RAY_ADDRESS"):  # an existing cluster: only join it
+        start_ray(namespace=APP_NAME, log_to_driver=False, logging_level=logging.WARNING)
     else:
         # the demo stops after its last note: nothing is left for direct ingress to drain
         apply_ingress_mode(options.ingress, drain_s=2.0)
-        ray.init(
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=options.dashboard_port,
-            namespace="ai_agents",
-            log_to_driver=False,
-            logging_level=logging.WARNING,
+        start_ray(
+            **ray_init_kwargs(num_cpus=None, dashboard=True, dashboard_port=options.dashboard_port)
         )
-    serve.start(http_options={"host": "127.0.0.1", "port": options.http_port})
-    serve.run(build_app(), name=APP_NAME, route_prefix="/")
+    start_serve(options.http_port)
+    deploy_app()
 
 
 def stop_ray_and_serve() -> None:
-    import ray
-    from ray import serve
-
-    if ray.is_initialized():
-        serve.shutdown()
-        ray.shutdown()
+    stop_ray(shutdown_serve=True)
