@@ -34,6 +34,7 @@ from pipeline.importers import import_kb_directory, ticket_record
 from pipeline.models import Ticket, TicketContext
 from pipeline.prompt import build_messages
 from pipeline.retrieval_eval import load_eval_set
+from pipeline.sdp_url_policy import SdpUrlPolicy
 from pipeline.vector_index import TicketText, store_ticket_vectors
 from serve_app.cli_eval import ANCHOR
 from serve_app.runtime import resolve_runtime
@@ -97,7 +98,12 @@ async def run(tickets: int) -> dict[str, Any]:
     try:
         runtime = await resolve_runtime(Settings(data_dir=scratch))
         pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
-        admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys))
+        # scratch tenants that never call SDP: their placeholder URL is loopback
+        admin = TenantAdmin(
+            pool,
+            CredentialCipher.from_csv(runtime.encryption_keys),
+            url_policy=SdpUrlPolicy(allow_loopback=True),
+        )
         embedder = WordLlamaEmbedder()
         await embedder.embed(["warm up"])
         cases = load_eval_set(SET)
