@@ -12,6 +12,8 @@ import subprocess
 from db.pool import tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.reindex_job import parse_progress_line, parse_result_line
+from simulators.serving import free_port
+from tests.cli_runner import assert_one_line_error, run
 
 TICKETS = 150  # three batches of 64
 
@@ -92,3 +94,13 @@ def test_job_errors_are_one_readable_line(database) -> None:
     assert unset.returncode == 2
     assert "AI_AGENTS_DATABASE_URL is not set" in unset.stderr
     assert "Traceback" not in unset.stderr
+
+
+def test_ray_mode_without_a_reachable_jobs_api_is_one_line(cli_env) -> None:
+    port = free_port()  # reserved for this test and nothing listens on it
+    assert_one_line_error(
+        run(
+            cli_env, "reindex", "--tenant", "acme", "--ray", "--address", f"http://127.0.0.1:{port}"
+        ),
+        f"cannot reach the Ray Jobs API at http://127.0.0.1:{port}",
+    )
