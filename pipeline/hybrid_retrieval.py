@@ -98,8 +98,8 @@ def diversify(
     so far``; the first pick is the best fused item. Items without a vector (full-text only
     candidates of a ticket not yet embedded) count as unlike every other item.
     """
-    if diversity <= 0 or len(fused) <= 1:
-        return list(fused[:limit])
+    if diversity <= 0 or len(fused) <= 1 or limit <= 1:
+        return list(fused[: max(limit, 0)])
     ids = [item for item, _ in fused]
     dims = next((len(v) for v in vectors_by_id.values() if v), 0)
     matrix = np.zeros((len(ids), max(dims, 1)), dtype=np.float32)

@@ -124,6 +124,7 @@ def test_diversify_keeps_the_best_first_and_spreads_near_duplicates() -> None:
     assert diversify(fused, vectors, diversity=0.0, limit=3) == fused[:3]
     assert diversify(fused, {}, diversity=0.3, limit=2) == fused[:2]
     assert diversify([], vectors, diversity=0.3, limit=5) == []
+    assert diversify(fused, vectors, diversity=0.3, limit=0) == []
 
 
 def test_long_articles_are_chunked_with_their_title() -> None:
