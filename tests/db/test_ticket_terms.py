@@ -4,6 +4,8 @@ row-level security. Real embedded PostgreSQL, the service role inside tenant tra
 
 from __future__ import annotations
 
+import pytest
+
 from db.pool import tenant_transaction
 from db.repositories.knowledge import search_similar_tickets, upsert_resolved_ticket
 
@@ -36,18 +38,12 @@ async def test_terms_follow_inserts_edits_and_deletes(pool, make_tenant) -> None
         terms = await _terms(conn, "T1")
         # the best field wins: subject 1.0, description 0.4, resolution 0.2
         assert terms["vpn"] == 1.0 and terms["tunnel"] == 1.0
-        assert terms["hour"] == pytest_approx(0.4) and terms["peer"] == pytest_approx(0.2)
+        assert terms["hour"] == pytest.approx(0.4) and terms["peer"] == pytest.approx(0.2)
         await _upsert(conn, tenant, "T1", "VPN tunnel drops", "Since the firmware update.")
         edited = await _terms(conn, "T1")
         assert "hour" not in edited and "firmwar" in edited
         await conn.execute("DELETE FROM ticket_history WHERE ticket_id = 'T1'")
         assert await _terms(conn, "T1") == {}
-
-
-def pytest_approx(value: float) -> object:
-    import pytest
-
-    return pytest.approx(value, rel=1e-6)
 
 
 async def test_search_reads_the_term_index_under_row_level_security(
