@@ -30,6 +30,7 @@ from cli.runtime import resolve_runtime
 from db.pool import create_pool, tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.context_gatherer import ContextGatherer
+from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.core.settings import Settings
 from pipeline.credential_cipher import CredentialCipher
 from pipeline.embeddings import WordLlamaEmbedder, ticket_text
@@ -97,7 +98,12 @@ async def run(tickets: int) -> dict[str, Any]:
     try:
         runtime = await resolve_runtime(Settings(data_dir=scratch))
         pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
-        admin = TenantAdmin(pool, CredentialCipher.from_csv(runtime.encryption_keys))
+        # scratch tenants that never call SDP: their placeholder URL is loopback
+        admin = TenantAdmin(
+            pool,
+            CredentialCipher.from_csv(runtime.encryption_keys),
+            url_policy=SdpUrlPolicy(allow_loopback=True),
+        )
         embedder = WordLlamaEmbedder()
         await embedder.embed(["warm up"])
         cases = load_eval_set(SET)

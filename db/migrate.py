@@ -136,6 +136,7 @@ async def ensure_service_role(conn: asyncpg.Connection, role: RoleCredentials) -
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON enhancements, enhancement_feedback, "
         f"ticket_history, kb_documents, assets, ticket_embeddings, kb_chunks TO {ident}",
+        f"GRANT SELECT, INSERT, DELETE ON ticket_terms TO {ident}",
         f"GRANT SELECT, INSERT, UPDATE ON tenants TO {ident}",
         f"GRANT SELECT ON audit_log TO {ident}",
         f"GRANT SELECT ON schema_migrations TO {ident}",

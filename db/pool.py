@@ -27,6 +27,7 @@ TENANT_TABLES = (
     "assets",
     "ticket_embeddings",
     "kb_chunks",
+    "ticket_terms",
 )
 
 

@@ -139,6 +139,7 @@ async def evaluate(
             min_similarity=hybrid.min_similarity,
             weights=weights,
             method=hybrid.method,
+            diversity=hybrid.diversity,
         )
         for name, weights in MODES.items()
     }

@@ -10,12 +10,13 @@ tests may pass a connection inside a transaction they roll back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import asyncpg
 
 from db.repositories.enhancements import JOBS_CHANNEL
 
-Executor = asyncpg.Pool | asyncpg.Connection
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 async def claim_jobs(

@@ -94,29 +94,49 @@ async def upsert_asset(
 
 
 async def search_similar_tickets(
-    conn: asyncpg.Connection, query: str, *, exclude_ticket: str, limit: int = 5
+    conn: asyncpg.Connection,
+    query: str,
+    *,
+    exclude_ticket: str,
+    limit: int = 5,
+    embedding_model: str | None = None,
 ) -> list[asyncpg.Record]:
     """Full-text ranking over subject (A), description (B), resolution (C).
 
     ``query`` is a tsquery built from the ticket's salient terms, OR-ed so partial overlap
     still ranks; cover density rewards terms that appear close together.
 
-    Two stages, because an OR of common words matches thousands of a large tenant's tickets
-    and ``ts_rank_cd`` on every match cost ~90 ms at 10,000 tickets: the cheaper ``ts_rank``
-    keeps the best ``limit * 10`` (at least 100), and only those get cover density.
+    Two stages, because an OR of common words matches thousands of a large tenant's tickets.
+    The first reads ``ticket_terms`` (each ticket's lexemes, migration 0010) through its
+    primary key — the GIN index on ``search`` is unusable under row-level security, since
+    ``@@`` is not leakproof, and testing ``@@`` on every ticket cost ~20 ms at 10,000 — and
+    keeps the best ``limit * 10`` (at least 100) by the summed field weight of the lexemes
+    they share with the query (subject 1.0, description 0.4, resolution 0.2, as ``ts_rank``
+    weighs them). Only those get ``ts_rank_cd``, which orders the result.
+
+    ``embedding`` is each ticket's stored vector of ``embedding_model`` (NULL without one), so
+    the hybrid ranking can tell near-duplicate candidates apart without another round trip.
     """
     return await conn.fetch(
         """WITH best AS (
-               SELECT ticket_id, subject, resolution, resolved_at, search, q
-               FROM ticket_history, to_tsquery('english', $1) q
-               WHERE search @@ q AND ticket_id <> $2
-               ORDER BY ts_rank(search, q, 32) DESC LIMIT greatest($3 * 10, 100))
-           SELECT ticket_id, subject, resolution, resolved_at,
-                  ts_rank_cd(search, q, 32) AS score
-           FROM best ORDER BY score DESC, resolved_at DESC NULLS LAST LIMIT $3""",
+               SELECT ticket_id, sum(weight) AS overlap FROM ticket_terms
+               WHERE lexeme = ANY (tsvector_to_array(to_tsvector('english', $1)))
+               GROUP BY ticket_id
+               ORDER BY overlap DESC LIMIT greatest($3 * 10, 100)),
+           ranked AS (
+               SELECT h.ticket_id, h.subject, h.resolution, h.resolved_at,
+                      ts_rank_cd(h.search, q, 32) AS score
+               FROM best JOIN ticket_history h USING (ticket_id), to_tsquery('english', $1) q
+               WHERE h.ticket_id <> $2 AND h.search @@ q
+               ORDER BY score DESC, h.resolved_at DESC NULLS LAST LIMIT $3)
+           SELECT r.*, e.embedding
+           FROM ranked r LEFT JOIN ticket_embeddings e
+                ON e.ticket_id = r.ticket_id AND e.model = $4
+           ORDER BY r.score DESC, r.resolved_at DESC NULLS LAST""",
         query,
         exclude_ticket,
         limit,
+        embedding_model,
     )
 
 

@@ -121,12 +121,13 @@ async def search_ticket_vectors(
     await _widen_search(conn)
     return await conn.fetch(
         f"""WITH nearest AS MATERIALIZED (
-                SELECT ticket_id, model,
+                SELECT ticket_id, model, embedding,
                        embedding::vector({dims}) <=> $1::real[]::vector({dims}) AS distance
                 FROM ticket_embeddings WHERE dimensions = {dims}
                 ORDER BY embedding::vector({dims}) <=> $1::real[]::vector({dims})
                 LIMIT $4 * 5)
-            SELECT h.ticket_id, h.subject, h.resolution, h.resolved_at, 1 - n.distance AS score
+            SELECT h.ticket_id, h.subject, h.resolution, h.resolved_at, 1 - n.distance AS score,
+                   n.embedding
             FROM nearest n JOIN ticket_history h USING (ticket_id)
             WHERE n.model = $2 AND n.ticket_id <> $3
             ORDER BY n.distance LIMIT $4""",

@@ -37,8 +37,8 @@ def test_shipped_set_meets_the_retrieval_targets(tmp_path: Path) -> None:
     hybrid, fulltext = modes["hybrid"], modes["fulltext"]
     assert hybrid["cases"] == len(lines)
     assert hybrid["recall_at_1"] >= 0.90
-    # Target 0.97; measured 64/66 = 0.9697 (one case short, see benchmarks/README.md).
-    assert hybrid["recall_at_5"] >= 0.96
+    # Measured 65/66 = 0.9848 since near-duplicate precedents are spread out (README).
+    assert hybrid["recall_at_5"] >= 0.97
     assert hybrid["recall_at_1"] >= fulltext["recall_at_1"] + 0.10
     assert hybrid["mrr"] > fulltext["mrr"] and hybrid["mrr"] > modes["vector"]["mrr"]
 

@@ -20,7 +20,7 @@ from pipeline.context_gatherer import ContextGatherer
 from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.core.settings import Settings
 from pipeline.embeddings import WordLlamaEmbedder
-from pipeline.hybrid_retrieval import fuse
+from pipeline.hybrid_retrieval import diversify, fuse
 from pipeline.metric_catalogue import RETRIEVAL_LATENCY, VECTOR_SEARCH_AVAILABLE
 from pipeline.metrics import InMemoryMetrics
 from pipeline.models import Ticket
@@ -111,6 +111,20 @@ def test_fusion_prefers_agreement_and_normalises_to_one() -> None:
     assert weighted[0][1] == round((0.4 + 3 * 0.9) / 4, 4)
     assert fuse({"fulltext": [("x", 1.0)], "vector": [("x", 1.0)]}, {})[0] == ("x", 1.0)
     assert fuse({}, {}) == []
+
+
+def test_diversify_keeps_the_best_first_and_spreads_near_duplicates() -> None:
+    fused = [("vpn-1", 0.9), ("vpn-2", 0.89), ("vpn-3", 0.88), ("outlook", 0.8), ("new", 0.7)]
+    same, other = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
+    vectors = {"vpn-1": same, "vpn-2": same, "vpn-3": same, "outlook": other}  # "new": none
+    spread = diversify(fused, vectors, diversity=0.3, limit=3)
+    # the best fused ticket stays first; copies of it give way to different tickets, and a
+    # ticket without a vector counts as unlike the others; scores are the fused ones
+    assert spread == [("vpn-1", 0.9), ("outlook", 0.8), ("new", 0.7)]
+    assert diversify(fused, vectors, diversity=0.0, limit=3) == fused[:3]
+    assert diversify(fused, {}, diversity=0.3, limit=2) == fused[:2]
+    assert diversify([], vectors, diversity=0.3, limit=5) == []
+    assert diversify(fused, vectors, diversity=0.3, limit=0) == []
 
 
 def test_long_articles_are_chunked_with_their_title() -> None:
