@@ -15,12 +15,12 @@ ROUTES = [
 
 @pytest.mark.parametrize(("method", "suffix", "body"), ROUTES)
 async def test_admin_routes_answer_404_for_an_unknown_tenant(
-    bare_api, method, suffix, body
+    api_client, method, suffix, body
 ) -> None:
-    answer = await bare_api.http.request(
+    answer = await api_client.http.request(
         method,
-        f"{bare_api.url}/admin/tenants/no-such-tenant{suffix}",
-        headers=bare_api.admin,
+        f"{api_client.url}/admin/tenants/no-such-tenant{suffix}",
+        headers=api_client.admin,
         json=body,
     )
     assert answer.status_code == 404, answer.text
