@@ -92,7 +92,7 @@ def latest_job_id(client: Any, batch_or_job_id: str) -> str:
     return runs[-1].submission_id if runs else batch_or_job_id
 
 
-def submit_with_retry(client: Any, *, wait_s: float = 30.0, **job: Any) -> str:
+def submit_with_retry(client: Any, *, wait_s: float = 90.0, **job: Any) -> str:
     """Submit, riding out the moments after a cluster start when the head has no job agent
     yet (Ray answers 500 "No available agent ... try again later")."""
     deadline = time.monotonic() + wait_s
