@@ -6,17 +6,9 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
+from cli.support import progress_bar
 from pipeline.reenhance import BatchProgress
 
 
@@ -54,19 +46,7 @@ class ProgressBar:
     """Finished items of the batch against its total; nothing at all when disabled."""
 
     def __init__(self, job_id: str, *, enabled: bool) -> None:
-        self._progress = (
-            Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            if enabled
-            else None
-        )
+        self._progress = progress_bar(spinner=True) if enabled else None
         self._job_id = job_id
         self._task: Any = None
 

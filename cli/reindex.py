@@ -12,8 +12,7 @@ stderr; `--json` prints one JSON document.
 from __future__ import annotations
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from cli.reindex_jobs import reindex_as_ray_job
 from cli.support import (
@@ -23,6 +22,7 @@ from cli.support import (
     fail,
     load_runtime,
     one_line_errors,
+    progress_bar,
     run_async,
     service_pool,
 )
@@ -77,18 +77,7 @@ def reindex(
         if finished is not None:
             _print_result(tenant, finished)
         return
-    progress = (
-        None
-        if as_json
-        else Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-    )
+    progress = None if as_json else progress_bar()
     if progress is not None:
         progress.start()
     try:

@@ -20,10 +20,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.reenhance_jobs import jobs_address, jobs_client, submit_with_retry
-from cli.support import CommandError, emit_json
+from cli.support import CommandError, emit_json, progress_bar
 from pipeline.reindex_job import (
     ERROR_PREFIX,
     job_arguments,
@@ -91,18 +90,7 @@ class LogView:
 
 def watch(client: Any, job_id: str, *, show_progress: bool) -> tuple[str, LogView]:
     """Poll until the job ends; a progress bar per kind on stderr when ``show_progress``."""
-    bar = (
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        if show_progress
-        else None
-    )
+    bar = progress_bar() if show_progress else None
     tasks: dict[str, Any] = {}
     if bar is not None:
         bar.start()

@@ -14,6 +14,14 @@ from typing import Any, TypeVar, get_args
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from cli.runtime import Runtime, resolve_runtime
 from db.pool import create_pool
@@ -108,3 +116,18 @@ DataDirOption = typer.Option(
     help="Embedded database and local state directory",
 )
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout")
+
+
+def progress_bar(*, spinner: bool = False) -> Progress:
+    """The commands' progress bar on stderr (stdout stays for results and ``--json``):
+    one row per task, done/total and elapsed time, cleared when it stops."""
+    columns = [SpinnerColumn()] if spinner else []
+    return Progress(
+        *columns,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
