@@ -282,10 +282,23 @@ def _tenant_samples_exported(ray_text: str, tenant: str) -> bool:
     """Ray exports on an interval: wait for this test's own samples, not just the names."""
     violations = samples(ray_text, "ray_ai_agents_tenant_isolation_violations_total")
     webhooks = samples(ray_text, "ray_ai_agents_webhooks_total")
-    return any(labels.get("tenant") == tenant for labels, _ in violations) and any(
-        labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
-        for labels, _ in webhooks
+    return (
+        any(labels.get("tenant") == tenant for labels, _ in violations)
+        and any(
+            labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
+            for labels, _ in webhooks
+        )
+        and {"completed", "context_only"} <= _finished_statuses(ray_text, tenant)
     )
+
+
+def _finished_statuses(ray_text: str, tenant: str) -> set[str | None]:
+    """The enhancement outcomes Ray has exported for one tenant so far."""
+    return {
+        labels.get("status")
+        for labels, _ in samples(ray_text, "ray_ai_agents_enhancements_total")
+        if labels.get("tenant") == tenant
+    }
 
 
 async def test_every_alert_and_dashboard_metric_is_exported(system, traffic) -> None:
@@ -328,12 +341,7 @@ async def test_every_alert_and_dashboard_metric_is_exported(system, traffic) -> 
         labels.get("tenant") == tenant and labels.get("outcome") == "rejected_auth"
         for labels, _ in webhooks
     )
-    finished = {
-        labels.get("status")
-        for labels, _ in samples(ray_text, "ray_ai_agents_enhancements_total")
-        if labels.get("tenant") == tenant
-    }
-    assert {"completed", "context_only"} <= finished
+    assert {"completed", "context_only"} <= _finished_statuses(ray_text, tenant)
     pools = {
         (labels["component"], labels["state"])
         for labels, _ in samples(ray_text, "ray_ai_agents_db_pool_connections")
