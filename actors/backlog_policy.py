@@ -10,7 +10,9 @@ the GCS at most every ``poll_interval_s``, publish the Enhancer's running replic
 Dispatcher, and record ``ai_agents_autoscale_desired_replicas{deployment}``.
 
 Without a fresh report (Dispatcher down, database unreachable) the backlog counts as 0 and the
-pool scales on in-flight requests exactly as Serve's default policy would.
+pool scales on in-flight requests exactly as Serve's default policy would. While the Dispatcher
+reports that intake has priority (a webhook storm, ``pipeline.intake_priority``) the pool holds
+its replica count.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from actors import autoscale_channel
 from actors.pool_options import ENHANCER
 from pipeline import metric_catalogue as mc
-from pipeline.scaling import BacklogReport, desired_replicas
+from pipeline.scaling import BacklogReport, replicas_wanted
 
 # Not __name__ (the rule everywhere else): this runs inside the Serve controller, and Serve
 # writes its controller log file from the "ray.serve" logger, where an operator looks.
@@ -38,7 +40,7 @@ class BacklogPolicy:
         self._published: tuple[int, float] | None = None  # (running replicas, when)
         self._gauge: Any = None
 
-    def _backlog(self) -> int:
+    def _fresh_report(self) -> BacklogReport | None:
         now = time.monotonic()
         if now - self._polled_at >= self._poll_interval_s:
             self._polled_at = now
@@ -48,7 +50,7 @@ class BacklogPolicy:
                 log.warning("reading the backlog report failed: %s", exc)
                 self._report = None
         report = self._report
-        return report.claimable if report is not None and report.is_fresh() else 0
+        return report if report is not None and report.is_fresh() else None
 
     def _publish_replicas(self, deployment: str, running: int, target: float) -> None:
         """At most every 10 s unless the count changed (a GCS write is a blocking RPC)."""
@@ -78,9 +80,9 @@ class BacklogPolicy:
             log.warning("recording the desired replicas failed: %s", exc)
 
     def __call__(self, ctx: Any) -> tuple[float, dict[str, Any]]:
-        backlog = self._backlog()
+        report = self._fresh_report()
         target = ctx.config.get_target_ongoing_requests()
-        desired = desired_replicas(backlog, ctx.total_num_requests, target)
+        desired = replicas_wanted(report, ctx.total_num_requests, target, ctx.current_num_replicas)
         self._publish_replicas(ctx.deployment_name, ctx.current_num_replicas, target)
         self._record(
             ctx.deployment_name,
@@ -88,4 +90,7 @@ class BacklogPolicy:
             ctx.capacity_adjusted_min_replicas,
             ctx.capacity_adjusted_max_replicas,
         )
-        return desired, {"backlog_jobs": backlog}
+        return desired, {
+            "backlog_jobs": report.claimable if report else 0,
+            "intake_priority": bool(report and report.intake_priority),
+        }

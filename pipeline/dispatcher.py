@@ -14,6 +14,9 @@ sure nothing that was accepted is ever lost.
 - Every reap tick: jobs of disabled tenants end ``skipped`` ("tenant disabled"), and the
   claimable backlog is measured and handed to ``on_backlog`` (metrics and autoscaling).
 - Woken by ``LISTEN ai_agents_jobs`` the moment a webhook commits; polls as a fallback.
+- Intake first during a storm (``pipeline.intake_priority``): the same notifications measure
+  the webhook arrival rate; above ``AI_AGENTS_INTAKE_PRIORITY_RATE`` only a trickle of jobs is
+  kept in flight, so the node's CPU goes to acknowledging SDP. The jobs wait, durable.
 - A job whose hand-off fails (replica crashed, back-pressure) is put back with its error; a job
   whose lease expires (worker died silently) is re-queued by the reaper; on start every job left
   `running` by an earlier dispatcher incarnation is re-queued. Attempts are bounded and a job
@@ -37,6 +40,7 @@ from db.pool import tenant_transaction
 from db.repositories import dispatch as queue
 from db.repositories.enhancements import fail_or_retry
 from pipeline import metric_catalogue as mc
+from pipeline.intake_priority import IntakePriority
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.scaling import BacklogReport, inflight_cap
 
@@ -73,6 +77,9 @@ class DispatcherConfig:
     reap_every_s: float = 5.0
     retry_base_s: float = 5.0
     tenant_quarantine_s: float = 30.0  # how long a tenant whose claim failed is left out
+    intake_priority_rate: float = 0.0  # webhooks/s above which intake comes first; 0: off
+    intake_priority_inflight: int = 2  # the in-flight cap meanwhile
+    intake_priority_hold_s: float = 3.0  # how long after the rate falls back
 
 
 class Dispatcher:
@@ -108,11 +115,18 @@ class Dispatcher:
         self.tenant_failures = 0
         self._quarantined: dict[str, float] = {}  # tenant -> monotonic time it may return
         self._reported_tenants: set[str] = set()
+        self.intake = IntakePriority(
+            rate_per_s=self.config.intake_priority_rate,
+            inflight=self.config.intake_priority_inflight,
+            hold_s=self.config.intake_priority_hold_s,
+        )
 
     @property
     def inflight_limit(self) -> int:
-        return inflight_cap(
-            self.running_replicas, self.config.target_per_replica, self.config.max_inflight
+        return self.intake.limit(
+            inflight_cap(
+                self.running_replicas, self.config.target_per_replica, self.config.max_inflight
+            )
         )
 
     async def start(self) -> None:
@@ -141,6 +155,9 @@ class Dispatcher:
             "inflight": len(self._inflight),
             "inflight_limit": self.inflight_limit,
             "running_replicas": self.running_replicas,
+            "intake_priority": self.intake.active(),
+            "intake_rate_per_s": round(self.intake.rate(), 1),
+            "intake_priority_activations": self.intake.activations,
             "backlog": self.backlog.claimable if self.backlog else None,
             "skipped_disabled": self.skipped_disabled,
             "tenant_failures": self.tenant_failures,
@@ -163,7 +180,7 @@ class Dispatcher:
     async def _listen_forever(self) -> None:
         while True:
             try:
-                self._listener = await queue.listen_for_jobs(self._listen_url, self._wake.set)
+                self._listener = await queue.listen_for_jobs(self._listen_url, self._notified)
                 self._wake.set()
                 while not self._listener.is_closed():  # noqa: ASYNC110 - asyncpg has no close event
                     await asyncio.sleep(1.0)
@@ -175,6 +192,11 @@ class Dispatcher:
                 )
             await asyncio.sleep(1.0)
 
+    def _notified(self, payload: str) -> None:
+        self.intake.notified(payload)
+        if len(self._inflight) < self.inflight_limit:  # a storm at the cap needs no wake-ups
+            self._wake.set()
+
     async def _run_forever(self) -> None:
         last_reap = 0.0
         while True:
@@ -184,6 +206,10 @@ class Dispatcher:
                     last_reap = time.monotonic()
                     await self._reap()
                     await self._housekeeping()
+                elif self.backlog is not None and self.backlog.intake_priority != (
+                    self.intake.active()
+                ):
+                    await self.measure_backlog()  # tell the policy now, not at the next tick
                 claimed = await self._claim()
             except asyncio.CancelledError:
                 raise
@@ -239,6 +265,7 @@ class Dispatcher:
             claimable=sum(per_tenant.values()),
             running=sum(int(r["running"]) for r in rows),
             per_tenant=per_tenant,
+            intake_priority=self.intake.active(),
         )
         for tenant in self._reported_tenants - per_tenant.keys():
             self._metrics.set(mc.BACKLOG_JOBS, 0, {"tenant": tenant})  # drained: say so

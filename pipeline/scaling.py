@@ -9,11 +9,14 @@ Interface (also used by the intake-priority and multi-node work):
   serve the claimable backlog plus the requests already in flight at ``target_per_replica``
   each. Serve's wrapper then applies ``min_replicas``/``max_replicas``, the upscale and
   downscale delays and the scaling factors, exactly as for its default policy.
+- ``replicas_wanted(report, ongoing, target_per_replica, current)``: the policy's answer —
+  ``desired_replicas`` on a fresh report, held at ``current`` while intake has priority.
 - ``inflight_cap(running_replicas, target_per_replica, upper_bound)`` -> int: the Dispatcher's
   in-flight limit: running Enhancer replicas x their ``target_ongoing_requests``, never above
   ``AI_AGENTS_DISPATCH_MAX_INFLIGHT`` and never below one replica's worth.
 - ``BacklogReport``: what the Dispatcher publishes every reap tick (claimable jobs in total and
-  per tenant, jobs running, when measured); ``is_fresh`` says whether a policy may trust it.
+  per tenant, jobs running, when measured, whether intake has priority now); ``is_fresh`` says
+  whether a policy may trust it.
 
 Settings: ``AI_AGENTS_DISPATCH_MAX_INFLIGHT`` (upper bound of the cap), each pool's
 ``autoscaling_config`` in ``actors/pool_options.py`` (min/max replicas, target, delays).
@@ -46,6 +49,18 @@ def desired_replicas(backlog: float, ongoing: float, target_per_replica: float) 
     return work / target_per_replica
 
 
+def replicas_wanted(
+    report: BacklogReport | None, ongoing: float, target_per_replica: float, current: int
+) -> float:
+    """The backlog policy's answer for one pool. No fresh report: in-flight requests alone
+    (Serve's default rule). Intake has priority (``pipeline.intake_priority``): hold at
+    ``current`` — the Dispatcher is holding the backlog back, and new replicas would take the
+    CPU intake needs; the backlog counts again the moment the storm is over."""
+    if report is not None and report.intake_priority:
+        return float(current)
+    return desired_replicas(report.claimable if report else 0, ongoing, target_per_replica)
+
+
 def inflight_cap(running_replicas: int | None, target_per_replica: float, upper_bound: int) -> int:
     """Jobs the Dispatcher may hold in flight. ``running_replicas`` None: not known yet (no
     report from the policy) -> the upper bound, which is what the service did before."""
@@ -64,6 +79,8 @@ class BacklogReport:
     running: int
     per_tenant: dict[str, int] = field(default_factory=dict)
     measured_at: float = field(default_factory=time.time)
+    # the Dispatcher is holding back for intake (pipeline.intake_priority): pools hold too
+    intake_priority: bool = False
 
     def is_fresh(
         self, now: float | None = None, max_age_s: float = BACKLOG_REPORT_MAX_AGE_S
@@ -77,6 +94,7 @@ class BacklogReport:
                 "running": self.running,
                 "per_tenant": self.per_tenant,
                 "measured_at": self.measured_at,
+                "intake_priority": self.intake_priority,
             }
         ).encode()
 
@@ -92,6 +110,7 @@ class BacklogReport:
                 running=max(0, int(data["running"])),
                 per_tenant={str(k): int(v) for k, v in data.get("per_tenant", {}).items()},
                 measured_at=float(data["measured_at"]),
+                intake_priority=bool(data.get("intake_priority", False)),
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None

@@ -11,7 +11,9 @@ Exporters, all optional and combinable:
   span (how the integration tests see spans made inside Ray replicas; handy on one machine);
 - ``configure_tracing(exporter=...)``: an in-process exporter (unit tests), replacing the
   previous one given this way.
-Without any, spans still get ids, which are stored and returned by the API.
+Without any, spans still get ids, which are stored and returned by the API, but are not
+recorded (``_RecordWhileExporting``): a recorded span nobody exports only costs CPU, about a
+fifth of the ingress's per-webhook work (benchmarks/README.md, "Less work per webhook").
 
 The resource follows OpenTelemetry's environment conventions: ``OTEL_SERVICE_NAME`` and
 ``OTEL_RESOURCE_ATTRIBUTES`` win over the built-in ``service.name``/``service.version``
@@ -42,6 +44,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import (
+    DEFAULT_ON,
+    Decision,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.util.types import Attributes
 
 TRACE_FILE_ENV = "AI_AGENTS_TRACE_FILE"
 
@@ -116,6 +125,38 @@ class _ReplaceableProcessor(SpanProcessor):
 _slot = _ReplaceableProcessor()
 
 
+class _RecordWhileExporting(Sampler):
+    """OpenTelemetry's default (parent-based, always on) while some exporter is configured;
+    otherwise every span is dropped — it still gets a trace and span id, which the job row,
+    the API and log lines carry, and ``traceparent`` still propagates."""
+
+    def __init__(self) -> None:
+        self.exporting = False
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if self.exporting:
+            return DEFAULT_ON.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+        parent = trace.get_current_span(parent_context).get_span_context()
+        return SamplingResult(Decision.DROP, None, parent.trace_state if parent.is_valid else None)
+
+    def get_description(self) -> str:
+        return f"RecordWhileExporting(exporting={self.exporting})"
+
+
+_sampler = _RecordWhileExporting()
+
+
 def service_resource(service_name: str = "ai-agents") -> Resource:
     """The process's resource: environment first (``OTEL_SERVICE_NAME``, then
     ``OTEL_RESOURCE_ATTRIBUTES``), our defaults only for what it leaves unset."""
@@ -147,14 +188,16 @@ def configure_tracing(
     global _provider
     with _lock:
         if _provider is None:
-            provider = TracerProvider(resource=service_resource(service_name))
+            provider = TracerProvider(resource=service_resource(service_name), sampler=_sampler)
             if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+                _sampler.exporting = True
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                     OTLPSpanExporter,
                 )
 
                 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             if path := os.environ.get(TRACE_FILE_ENV):
+                _sampler.exporting = True
                 provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
             provider.add_span_processor(_slot)
             trace.set_tracer_provider(provider)
@@ -162,6 +205,7 @@ def configure_tracing(
             instrument_httpx()
         if exporter is not None:
             _slot.target = SimpleSpanProcessor(exporter)
+            _sampler.exporting = True
         return _provider
 
 

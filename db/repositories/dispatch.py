@@ -61,9 +61,10 @@ async def dispatch_backlog(db: Executor) -> list[asyncpg.Record]:
     return await db.fetch("SELECT * FROM app_dispatch_backlog()")
 
 
-async def listen_for_jobs(database_url: str, on_job: Callable[[], None]) -> asyncpg.Connection:
-    """A dedicated connection that calls ``on_job`` whenever a job is enqueued or put back
-    (``NOTIFY ai_agents_jobs``); the caller keeps it open and closes it."""
+async def listen_for_jobs(database_url: str, on_job: Callable[[str], None]) -> asyncpg.Connection:
+    """A dedicated connection that calls ``on_job(payload)`` whenever a job is enqueued (the
+    payload is its tenant) or put back (``'retry'``) — ``NOTIFY ai_agents_jobs``; the caller
+    keeps it open and closes it."""
     conn = await asyncpg.connect(database_url)
-    await conn.add_listener(JOBS_CHANNEL, lambda *_: on_job())
+    await conn.add_listener(JOBS_CHANNEL, lambda _conn, _pid, _channel, payload: on_job(payload))
     return conn

@@ -101,6 +101,19 @@ class Settings(BaseSettings):
         "running Enhancer replicas x their target_ongoing_requests",
     )
     dispatch_batch: int = Field(64, ge=1)
+    intake_priority_rate: float = Field(
+        50.0,
+        ge=0,
+        le=1_000_000,
+        description="webhooks/s above which the Dispatcher keeps only a trickle in flight so "
+        "intake gets the CPU (a storm); 0: off",
+    )
+    intake_priority_inflight: int = Field(
+        2, ge=1, le=100_000, description="jobs in flight while intake has priority"
+    )
+    intake_priority_hold_s: float = Field(
+        3.0, ge=0, le=600, description="how long intake keeps priority after the rate falls"
+    )
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)
     sdp_timeout_s: float = Field(15.0, gt=0)

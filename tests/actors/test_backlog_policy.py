@@ -11,13 +11,17 @@ from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
 from actors.backlog_policy import BacklogPolicy
 from actors.pool_options import SYNTHESIZER
+from pipeline.scaling import BacklogReport
 
 
 class SetBacklog(BacklogPolicy):
     backlog = 0
+    intake_priority = False
 
-    def _backlog(self) -> int:
-        return self.backlog
+    def _fresh_report(self) -> BacklogReport | None:
+        return BacklogReport(
+            claimable=self.backlog, running=0, intake_priority=self.intake_priority
+        )
 
 
 def _context(
@@ -73,3 +77,32 @@ def test_backlog_raises_the_target_after_the_upscale_delay_and_lowers_it_after_d
     assert tick() == 4  # still inside the downscale delay
     time.sleep(0.35)
     assert tick() == 1
+
+
+def test_the_pool_holds_while_intake_has_priority_and_scales_once_the_storm_is_over() -> None:
+    config = AutoscalingConfig(
+        min_replicas=1,
+        max_replicas=4,
+        target_ongoing_requests=192,
+        upscale_delay_s=0.3,
+        downscale_delay_s=0.6,
+    )
+    policy = SetBacklog()
+    decide = _apply_autoscaling_config(policy)
+    replicas, state = 2, {}
+
+    def tick() -> int:
+        nonlocal replicas, state
+        wanted, state = decide(_context(config, replicas, replicas, 2, state))
+        replicas = min(max(wanted, config.min_replicas), config.max_replicas)
+        return replicas
+
+    policy.backlog, policy.intake_priority = 700, True  # a storm: the backlog is held back
+    assert tick() == 2
+    time.sleep(0.35)
+    assert tick() == 2  # past the upscale delay: still held, and not scaled down either
+    assert state["intake_priority"] is True and state["backlog_jobs"] == 700
+    policy.intake_priority = False  # the storm is over: the backlog counts again
+    assert tick() == 2
+    time.sleep(0.35)
+    assert tick() == 4
