@@ -1,14 +1,19 @@
 """Benchmark 3 — fairness: one tenant's flood must not delay another tenant's tickets much.
 
-    python -m benchmarks.fairness --flood 1000 --b-seconds 20 --caps 8,64
+    python -m benchmarks.fairness --flood 1000 --b-seconds 20 --caps fair,8
 
 Tenant B sends 1 ticket/s for ``--b-seconds`` alone; then tenant A floods ``--flood`` tickets
 (as fast as 32 connections allow) while B keeps sending 1 ticket/s for the same time. Target:
 B's p95 end-to-end under the flood <= 1.5 x its p95 alone. Both measured in the same run, for
-each per-tenant in-flight cap in ``--caps`` (``AI_AGENTS_PER_TENANT_INFLIGHT``, the
-dispatcher's fairness knob; product default 8): the Dispatcher is redeployed with the cap in
-its ``runtime_env``. Between caps the rest of A's backlog is discarded (marked failed in the
-database by this script) and the pipeline drains, so every cap starts from an idle system.
+each dispatch setting in ``--caps``: ``fair`` is the product's default (work-conserving
+weighted fair share, no per-tenant cap), a number is a hard per-tenant in-flight cap
+(``AI_AGENTS_PER_TENANT_INFLIGHT``, the old fixed cap was 8); the Dispatcher is redeployed with
+it in its ``runtime_env``. Between runs the rest of A's backlog is discarded (marked failed in
+the database by this script) and the pipeline drains, so every run starts from an idle system.
+
+Work-conserving check (``--capacity-flood`` tickets, 0 to skip): A floods alone, then the same
+number split between A and B; A alone must get >= 90 % of the completions per second the two
+tenants get together (10-90 % of completions), i.e. a tenant alone may use the whole system.
 LLM simulator 2 s +- 20 %, SDP simulator 50 ms, generous per-tenant rate limits.
 """
 
@@ -20,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.job_stats import e2e_seconds, stage_breakdown
+from benchmarks.job_stats import e2e_seconds, stage_breakdown, steady_rate
 from benchmarks.report import (
     add_pipeline_options,
     fmt,
@@ -36,13 +41,14 @@ from cli.local_stack.results import fetch_jobs, wait_terminal
 from cli.local_stack.tenants import Tenant
 
 
-def deploy_with_cap(ray_serve: RayServe, cap: int, pools: str) -> float:
+def deploy_with_cap(ray_serve: RayServe, cap: int | None, pools: str) -> float:
     from actors.pool_options import DISPATCHER, pool_options
     from benchmarks.apps import build_pipeline_app
     from benchmarks.pipeline import PREVIOUS_POOLS
 
     actor_options = pool_options(DISPATCHER)["ray_actor_options"]
-    actor_options["runtime_env"] = {"env_vars": {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)}}
+    env = {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)} if cap is not None else {}
+    actor_options["runtime_env"] = {"env_vars": env}
     overrides = {
         **(PREVIOUS_POOLS if pools == "previous" else {}),
         DISPATCHER: {"ray_actor_options": actor_options},
@@ -107,8 +113,27 @@ def summary(rows: list[dict[str, Any]], sent: list[Sent]) -> dict[str, Any]:
     }
 
 
+async def capacity(
+    args: argparse.Namespace, db: Database, sender: TicketSender, a: Tenant, b: Tenant
+) -> dict[str, Any]:
+    """A alone against A and B together, the same number of tickets: completions per second."""
+    rates: dict[str, float | None] = {}
+    for label, pick in (("alone", lambda _: a), ("shared", lambda i: (a, b)[i % 2])):
+        sent = await sender.burst(args.capacity_flood, pick, concurrency=32)
+        rows = await wait_terminal(
+            db, [s.enhancement_id for s in sent if s.enhancement_id], args.timeout
+        )
+        rates[label] = steady_rate([r for r in rows if r["status"] == "completed"])
+    alone, shared = rates["alone"], rates["shared"]
+    return {
+        "alone_rate": alone,
+        "shared_rate": shared,
+        "share": alone / shared if alone and shared else None,
+    }
+
+
 async def measure_cap(
-    cap: int,
+    cap: int | None,
     args: argparse.Namespace,
     ray_serve: RayServe,
     db: Database,
@@ -146,8 +171,10 @@ async def measure_cap(
         [r for r in flood_rows if r["finished"] and float(r["finished"]) <= b_done_at]
     )
     dropped = await discard_backlog(db, a.id)
+    work_conserving = await capacity(args, db, sender, a, b) if args.capacity_flood else {}
     result = {
-        "cap": cap,
+        "work_conserving": work_conserving,
+        "cap": "fair" if cap is None else cap,
         "redeploy_s": redeploy_s,
         "alone": summary(alone, alone_sent),
         "under": summary(under, under_sent),
@@ -194,7 +221,7 @@ def report(data: dict[str, Any]) -> str:
         f"Fairness: A floods {args['flood']}, B sends {args['b_rate']}/s for {args['b_seconds']} s"
         f" (alone, then under the flood); LLM {args['llm_latency']} s; pools {args['pools']}",
         [
-            "per-tenant in-flight cap",
+            "dispatch (per-tenant cap)",
             "B p50/p95 s alone",
             "B p50/p95 s under flood",
             "p95 ratio",
@@ -205,6 +232,22 @@ def report(data: dict[str, Any]) -> str:
             "A backlog left",
         ],
         rows,
+    )
+    text += print_table(
+        f"Work-conserving: {args['capacity_flood']} tickets from A alone, then split between A"
+        " and B (completions/s, 10-90 %); goal: A alone >= 0.9 x both together",
+        ["dispatch", "A alone /s", "A and B /s", "A alone / both", ">= 0.9"],
+        [
+            [
+                r["cap"],
+                fmt(r["work_conserving"].get("alone_rate")),
+                fmt(r["work_conserving"].get("shared_rate")),
+                fmt(r["work_conserving"].get("share"), 2),
+                "yes" if (r["work_conserving"].get("share") or 0) >= 0.9 else "no",
+            ]
+            for r in data["results"]
+            if r.get("work_conserving")
+        ],
     )
     text += print_table(
         "Where B's time goes (p95 seconds per stage: alone -> under the flood)",
@@ -241,12 +284,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flood", type=int, default=1000)
     parser.add_argument("--b-rate", type=float, default=1.0)
     parser.add_argument("--b-seconds", type=float, default=20.0)
-    parser.add_argument("--caps", default="8,64", help="per-tenant in-flight caps to compare")
+    parser.add_argument(
+        "--caps",
+        default="fair,8",
+        help="dispatch settings to compare: fair (the default, no per-tenant cap) or a cap",
+    )
+    parser.add_argument(
+        "--capacity-flood",
+        type=int,
+        default=400,
+        help="tickets for the work-conserving check (A alone vs A and B together); 0: skip",
+    )
     add_pipeline_options(parser)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
-    args.caps = [int(c) for c in str(args.caps).split(",") if c]
+    args.caps = [None if c == "fair" else int(c) for c in str(args.caps).split(",") if c]
     return args
 
 

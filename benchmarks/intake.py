@@ -53,8 +53,14 @@ Configurations (``--configs``, comma-separated):
                     job too (its ticket does not exist in the SDP simulator, so it ends
                     ``failed`` at write-back after context and the LLM call); the table shows
                     what the pipeline finished per second while intake was measured.
+                    The Dispatcher's intake priority is at its default (above 50
+                    webhooks/s only 2 jobs in flight, pools held); ``--backlog 0`` is the
+                    pipeline working only on what arrives.
   busy-pipeline-nice0  the same with AI_AGENTS_PIPELINE_NICE=0: pipeline replicas at the
                     Ingress's CPU priority (how the product behaved before the setting)
+  busy-pipeline-nopriority  the same with AI_AGENTS_INTAKE_PRIORITY_RATE=0: the Dispatcher
+                    hands out work at full capacity during the storm and the pools scale on
+                    the backlog it makes (how the product behaved before the setting)
 Configurations named *-async are compared with bare-async (the same app change).
 """
 
@@ -201,6 +207,19 @@ CONFIGS = {
             "busy-pipeline-nice0",
             "busy-pipeline, AI_AGENTS_PIPELINE_NICE=0: all at Ray's 15",
             env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "AI_AGENTS_PIPELINE_NICE": "0"},
+            auth="token",
+            graph="full",
+            backlog=True,
+        ),
+        Config(
+            "busy-pipeline-nopriority",
+            "busy-pipeline, AI_AGENTS_INTAKE_PRIORITY_RATE=0: the Dispatcher never paces",
+            env={
+                **HA,
+                **TPUT,
+                "RAY_SERVE_LOG_TO_STDERR": "1",
+                "AI_AGENTS_INTAKE_PRIORITY_RATE": "0",
+            },
             auth="token",
             graph="full",
             backlog=True,

@@ -15,8 +15,9 @@ sure nothing that was accepted is ever lost.
   claimable backlog is measured and handed to ``on_backlog`` (metrics and autoscaling).
 - Woken by ``LISTEN ai_agents_jobs`` the moment a webhook commits; polls as a fallback.
 - Intake first during a storm (``pipeline.intake_priority``): the same notifications measure
-  the webhook arrival rate; above ``AI_AGENTS_INTAKE_PRIORITY_RATE`` only a trickle of jobs is
-  kept in flight, so the node's CPU goes to acknowledging SDP. The jobs wait, durable.
+  the webhook arrival rate per tenant; above ``AI_AGENTS_INTAKE_PRIORITY_RATE`` the storming
+  tenants' jobs share a trickle of slots, so the node's CPU goes to acknowledging SDP, while
+  quiet tenants are claimed one by one at the normal cap. The held-back jobs wait, durable.
 - A job whose hand-off fails (replica crashed, back-pressure) is put back with its error; a job
   whose lease expires (worker died silently) is re-queued by the reaper; on start every job left
   `running` by an earlier dispatcher incarnation is re-queued. Attempts are bounded and a job
@@ -30,6 +31,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +103,7 @@ class Dispatcher:
         self.owner = owner or f"dispatcher-{uuid.uuid4()}"
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight_by_tenant: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
         self.claimed_total = 0
@@ -123,10 +126,8 @@ class Dispatcher:
 
     @property
     def inflight_limit(self) -> int:
-        return self.intake.limit(
-            inflight_cap(
-                self.running_replicas, self.config.target_per_replica, self.config.max_inflight
-            )
+        return inflight_cap(
+            self.running_replicas, self.config.target_per_replica, self.config.max_inflight
         )
 
     async def start(self) -> None:
@@ -194,8 +195,16 @@ class Dispatcher:
 
     def _notified(self, payload: str) -> None:
         self.intake.notified(payload)
-        if len(self._inflight) < self.inflight_limit:  # a storm at the cap needs no wake-ups
-            self._wake.set()
+        if len(self._inflight) >= self.inflight_limit:
+            return  # a finishing job wakes the loop
+        if self.intake.storming(payload) and self._held_back_room(set()) <= 0:
+            return  # a storm at its trickle needs no wake-ups
+        self._wake.set()
+
+    def _held_back_room(self, quiet: set[str]) -> int:
+        """Free slots of the trickle that all but the quiet tenants share during a storm."""
+        held = sum(n for t, n in self._inflight_by_tenant.items() if t not in quiet)
+        return self.intake.inflight - held
 
     async def _run_forever(self) -> None:
         last_reap = 0.0
@@ -272,6 +281,7 @@ class Dispatcher:
         for tenant, n in per_tenant.items():
             self._metrics.set(mc.BACKLOG_JOBS, n, {"tenant": tenant})
         self._reported_tenants = set(per_tenant)
+        self._metrics.set(mc.INTAKE_PRIORITY, 1 if report.intake_priority else 0, {})
         self.backlog = report
         if self._on_backlog is not None:
             try:
@@ -285,17 +295,10 @@ class Dispatcher:
         if room <= 0:
             return 0
         limit = min(room, self.config.batch)
-        try:
-            rows = await self._claim_rows(limit, None)
-        except asyncpg.PostgresConnectionError:
-            raise
-        except asyncpg.PostgresError as exc:
-            log.error(
-                "claim across tenants failed (%s: %s); claiming tenant by tenant",
-                type(exc).__name__,
-                exc,
-            )
-            rows = await self._claim_tenant_by_tenant(limit)
+        if self.intake.active():
+            rows = await self._claim_with_intake_priority(limit)
+        else:
+            rows = await self._claim_fair(limit)
         for row in rows:
             job = ClaimedJob(
                 id=str(row["id"]),
@@ -308,8 +311,38 @@ class Dispatcher:
             )
             task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
             self._inflight.add(task)
+            self._inflight_by_tenant[job.tenant_id] += 1
         self.claimed_total += len(rows)
         return len(rows)
+
+    async def _claim_fair(self, limit: int) -> list[asyncpg.Record]:
+        try:
+            return await self._claim_rows(limit, None)
+        except asyncpg.PostgresConnectionError:
+            raise
+        except asyncpg.PostgresError as exc:
+            log.error(
+                "claim across tenants failed (%s: %s); claiming tenant by tenant",
+                type(exc).__name__,
+                exc,
+            )
+            return await self._claim_tenant_by_tenant(limit)
+
+    async def _claim_with_intake_priority(self, limit: int) -> list[asyncpg.Record]:
+        """A storm (``pipeline.intake_priority``): the storming tenants and any old backlog
+        share the trickle, claimed fairly; each quiet tenant is claimed on its own."""
+        quiet = self.intake.quiet_tenants()
+        rows: list[asyncpg.Record] = []
+        trickle = min(limit, self._held_back_room(set(quiet)))
+        if trickle > 0:
+            rows += await self._claim_fair(trickle)
+        now = time.monotonic()
+        for tenant in quiet:
+            if len(rows) >= limit:
+                break
+            if self._quarantined.get(tenant, 0.0) <= now:
+                rows += await self._claim_for_tenant(tenant, limit - len(rows), now)
+        return rows
 
     async def _claim_rows(self, limit: int, tenant_id: str | None) -> list[asyncpg.Record]:
         return await queue.claim_jobs(
@@ -335,22 +368,27 @@ class Dispatcher:
             share = max(1, -(-limit // len(tenants)))
             if len(rows) >= limit:
                 break
-            try:
-                rows += await self._claim_rows(min(share, limit - len(rows)), tenant)
-            except asyncpg.PostgresConnectionError:
-                raise
-            except asyncpg.PostgresError as exc:
-                self.tenant_failures += 1
-                self._quarantined[tenant] = now + self.config.tenant_quarantine_s
-                self._metrics.inc(mc.DISPATCH_FAILURES, {"tenant": tenant})
-                log.error(
-                    "claim for tenant %s failed (%s: %s); left out for %.0f s",
-                    tenant,
-                    type(exc).__name__,
-                    exc,
-                    self.config.tenant_quarantine_s,
-                )
+            rows += await self._claim_for_tenant(tenant, min(share, limit - len(rows)), now)
         return rows
+
+    async def _claim_for_tenant(self, tenant: str, limit: int, now: float) -> list[asyncpg.Record]:
+        """One tenant's claim; if it fails, the tenant is reported and left out for a while."""
+        try:
+            return await self._claim_rows(limit, tenant)
+        except asyncpg.PostgresConnectionError:
+            raise
+        except asyncpg.PostgresError as exc:
+            self.tenant_failures += 1
+            self._quarantined[tenant] = now + self.config.tenant_quarantine_s
+            self._metrics.inc(mc.DISPATCH_FAILURES, {"tenant": tenant})
+            log.error(
+                "claim for tenant %s failed (%s: %s); left out for %.0f s",
+                tenant,
+                type(exc).__name__,
+                exc,
+                self.config.tenant_quarantine_s,
+            )
+            return []
 
     async def _handle(self, job: ClaimedJob) -> None:
         try:
@@ -373,4 +411,7 @@ class Dispatcher:
                     )
         finally:
             self._inflight.discard(asyncio.current_task())
+            self._inflight_by_tenant[job.tenant_id] -= 1
+            if self._inflight_by_tenant[job.tenant_id] <= 0:
+                del self._inflight_by_tenant[job.tenant_id]
             self._wake.set()

@@ -148,6 +148,12 @@ AUTOSCALE_DESIRED = _ray(
     ("deployment",),
     "Replicas the backlog policy asks for, within min/max, before the delays",
 )
+INTAKE_PRIORITY = _ray(
+    "ai_agents_intake_priority",
+    "gauge",
+    (),
+    "1 while the Dispatcher holds storming tenants' jobs back so intake gets the CPU, else 0",
+)
 DISPATCH_FAILURES = _ray(
     "ai_agents_dispatch_failures",
     "counter",

@@ -94,18 +94,23 @@ def test_fairness_measures_b_alone_and_under_flood(tmp_path: Path) -> None:
         "--b-rate",
         "2",
         "--caps",
-        "4",
+        "fair",
+        "--capacity-flood",
+        "20",
         "--llm-latency",
         "0.05",
         "--jitter",
         "0",
         tmp_path=tmp_path,
     )
-    assert "### Fairness" in stdout
+    assert "### Fairness" in stdout and "Work-conserving" in stdout
     (result,) = data["results"]
+    assert result["cap"] == "fair"
     assert result["alone"]["completed"] == result["alone"]["n"] > 0
     assert result["under"]["completed"] == result["under"]["n"] > 0
     assert result["ratio"] is not None
+    capacity = result["work_conserving"]
+    assert capacity["alone_rate"] > 0 and capacity["shared_rate"] > 0 and capacity["share"] > 0
 
 
 def test_recovery_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
