@@ -7,7 +7,9 @@ sure nothing that was accepted is ever lost.
   to their ``dispatch_weight``; a tenant's ``max_inflight`` is a hard cap), ``FOR UPDATE SKIP
   LOCKED``, a lease, one round trip.
 - How much may be in flight follows capacity: running Enhancer replicas x their per-replica
-  target (``pipeline.scaling.inflight_cap``), bounded by ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``.
+  target (``pipeline.scaling.inflight_cap``), bounded by ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``,
+  and within that what the pipeline works on without queueing inside
+  (``pipeline.admission``: each completed job reports how long it waited between stages).
 - One tenant cannot stall dispatch for all: if the claim across tenants fails, each tenant with
   backlog is claimed on its own; a tenant whose claim fails is logged, counted
   (``ai_agents_dispatch_failures{tenant}``) and left out for a while, the others flow.
@@ -42,6 +44,7 @@ from db.pool import tenant_transaction
 from db.repositories import dispatch as queue
 from db.repositories.enhancements import fail_or_retry
 from pipeline import metric_catalogue as mc
+from pipeline.admission import AdmissionLimit
 from pipeline.intake_priority import IntakePriority
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.scaling import BacklogReport, inflight_cap
@@ -58,6 +61,16 @@ class ClaimedJob:
     lease_token: str
     trace_context: dict[str, str] | None = None
     priority: int = 0
+
+
+@dataclass(frozen=True)
+class EnhancementResult:
+    """What the Enhancer answers a hand-off with: the job's status afterwards ('completed',
+    'queued', 'failed', 'lease_lost') and the seconds its stages were timed in this attempt,
+    so the Dispatcher can tell queueing from work (``pipeline.admission``)."""
+
+    status: str
+    stage_s: float = 0.0
 
 
 Submit = Callable[[ClaimedJob], Awaitable[Any]]
@@ -82,6 +95,8 @@ class DispatcherConfig:
     intake_priority_rate: float = 0.0  # webhooks/s above which intake comes first; 0: off
     intake_priority_inflight: int = 2  # the in-flight cap meanwhile
     intake_priority_hold_s: float = 3.0  # how long after the rate falls back
+    admission_target_s: float = 0.5  # p90 queueing inside the pipeline to stay below; 0: off
+    admission_initial: int = 32  # where the admission limit starts
 
 
 class Dispatcher:
@@ -118,6 +133,9 @@ class Dispatcher:
         self.tenant_failures = 0
         self._quarantined: dict[str, float] = {}  # tenant -> monotonic time it may return
         self._reported_tenants: set[str] = set()
+        self.admission = AdmissionLimit(
+            target_s=self.config.admission_target_s, initial=self.config.admission_initial
+        )
         self.intake = IntakePriority(
             rate_per_s=self.config.intake_priority_rate,
             inflight=self.config.intake_priority_inflight,
@@ -125,10 +143,15 @@ class Dispatcher:
         )
 
     @property
-    def inflight_limit(self) -> int:
+    def capacity_limit(self) -> int:
+        """Running Enhancer replicas x their target, bounded by the setting."""
         return inflight_cap(
             self.running_replicas, self.config.target_per_replica, self.config.max_inflight
         )
+
+    @property
+    def inflight_limit(self) -> int:
+        return self.admission.current(self.capacity_limit)
 
     async def start(self) -> None:
         recovered = await queue.requeue_jobs(self._pool, self.owner, expired_only=False)
@@ -155,6 +178,8 @@ class Dispatcher:
             "owner": self.owner,
             "inflight": len(self._inflight),
             "inflight_limit": self.inflight_limit,
+            "capacity_limit": self.capacity_limit,
+            "admission_queue_p90_s": self.admission.last_p90_s,
             "running_replicas": self.running_replicas,
             "intake_priority": self.intake.active(),
             "intake_rate_per_s": round(self.intake.rate(), 1),
@@ -392,7 +417,11 @@ class Dispatcher:
 
     async def _handle(self, job: ClaimedJob) -> None:
         try:
-            await self._submit(job)
+            handed_off = time.monotonic()
+            result = await self._submit(job)
+            if isinstance(result, EnhancementResult) and result.status == "completed":
+                queued = time.monotonic() - handed_off - result.stage_s
+                self.admission.observe(queued, len(self._inflight), self.capacity_limit)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - replica death, back-pressure, anything
