@@ -46,7 +46,6 @@ class DispatcherDeployment:
                 lease_s=settings.job_lease_s,
                 poll_s=settings.dispatcher_poll_s,
                 retry_base_s=settings.job_retry_base_s,
-                admission_target_s=settings.admission_target_s,
                 intake_priority_rate=settings.intake_priority_rate,
                 intake_priority_inflight=settings.intake_priority_inflight,
                 intake_priority_hold_s=settings.intake_priority_hold_s,

@@ -10,7 +10,7 @@ from ray.serve.handle import DeploymentHandle
 from actors.pool_options import ENHANCER, pool_options
 from actors.rate_limiter import RayRateLimiter
 from actors.replica_setup import DatabasePool, replica_resources
-from pipeline.dispatcher import ClaimedJob, EnhancementResult
+from pipeline.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.models import SynthesisResult, Ticket, TicketContext
@@ -72,5 +72,5 @@ class EnhancerDeployment:
             tenant_id, context, settings, carrier=current_carrier()
         )
 
-    async def run(self, job: ClaimedJob) -> EnhancementResult:
+    async def run(self, job: ClaimedJob) -> str:
         return await self._logic.run(job)

@@ -105,6 +105,8 @@ def summary(rows: list[dict[str, Any]], sent: list[Sent]) -> dict[str, Any]:
     stages["handoff"] = {"p50": percentile(handoff, 50), "p95": percentile(handoff, 95)}
     return {
         "n": len(rows),
+        "retried": sum(1 for r in rows if (r.get("attempts") or 1) > 1),
+        "errors": sorted({str(r["error"])[:80] for r in rows if r.get("error")}),
         "completed": len(e2e),
         "p50": percentile(e2e, 50),
         "p95": percentile(e2e, 95),
@@ -189,6 +191,8 @@ async def measure_cap(
     alone_p95, under_p95 = result["alone"]["p95"], result["under"]["p95"]
     result["ratio"] = under_p95 / alone_p95 if alone_p95 and under_p95 else None
     say(f"under p95 {under_p95}, ratio {result['ratio']}, A left {a_left}")
+    under = result["under"]
+    say(f"B under the flood: {under['retried']} retried, errors {under['errors']}")
     return result
 
 

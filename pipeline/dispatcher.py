@@ -5,11 +5,11 @@ sure nothing that was accepted is ever lost.
 - Claims go through ``app_claim_jobs``: work-conserving weighted fair share across tenants (a
   tenant alone may take every free slot; tenants with backlog converge to running in proportion
   to their ``dispatch_weight``; a tenant's ``max_inflight`` is a hard cap), ``FOR UPDATE SKIP
-  LOCKED``, a lease, one round trip.
+  LOCKED``, a lease, one round trip. When the in-flight limit is full, a tenant with work
+  waiting and less than an equal share in flight is still claimed up to that share at once
+  (the limit is exceeded by the missing shares until jobs finish; nothing is preempted).
 - How much may be in flight follows capacity: running Enhancer replicas x their per-replica
-  target (``pipeline.scaling.inflight_cap``), bounded by ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``,
-  and within that what the pipeline works on without queueing inside
-  (``pipeline.admission``: each completed job reports how long it waited between stages).
+  target (``pipeline.scaling.inflight_cap``), bounded by ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``.
 - One tenant cannot stall dispatch for all: if the claim across tenants fails, each tenant with
   backlog is claimed on its own; a tenant whose claim fails is logged, counted
   (``ai_agents_dispatch_failures{tenant}``) and left out for a while, the others flow.
@@ -44,12 +44,13 @@ from db.pool import tenant_transaction
 from db.repositories import dispatch as queue
 from db.repositories.enhancements import fail_or_retry
 from pipeline import metric_catalogue as mc
-from pipeline.admission import AdmissionLimit
-from pipeline.intake_priority import IntakePriority
+from pipeline.intake_priority import RETRY_PAYLOAD, IntakePriority
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.scaling import BacklogReport, inflight_cap
 
 log = logging.getLogger(__name__)
+
+MAX_BELOW_SHARE_CLAIMS = 16  # tenants claimed one by one per cycle when the limit is full
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,6 @@ class ClaimedJob:
     lease_token: str
     trace_context: dict[str, str] | None = None
     priority: int = 0
-
-
-@dataclass(frozen=True)
-class EnhancementResult:
-    """What the Enhancer answers a hand-off with: the job's status afterwards ('completed',
-    'queued', 'failed', 'lease_lost') and the seconds its stages were timed in this attempt,
-    so the Dispatcher can tell queueing from work (``pipeline.admission``)."""
-
-    status: str
-    stage_s: float = 0.0
 
 
 Submit = Callable[[ClaimedJob], Awaitable[Any]]
@@ -95,8 +86,6 @@ class DispatcherConfig:
     intake_priority_rate: float = 0.0  # webhooks/s above which intake comes first; 0: off
     intake_priority_inflight: int = 2  # the in-flight cap meanwhile
     intake_priority_hold_s: float = 3.0  # how long after the rate falls back
-    admission_target_s: float = 0.5  # p90 queueing inside the pipeline to stay below; 0: off
-    admission_initial: int = 32  # where the admission limit starts
 
 
 class Dispatcher:
@@ -119,6 +108,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_by_tenant: Counter[str] = Counter()
+        self._pending: set[str] = set()  # tenants that may have claimable jobs right now
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
         self.claimed_total = 0
@@ -133,9 +123,6 @@ class Dispatcher:
         self.tenant_failures = 0
         self._quarantined: dict[str, float] = {}  # tenant -> monotonic time it may return
         self._reported_tenants: set[str] = set()
-        self.admission = AdmissionLimit(
-            target_s=self.config.admission_target_s, initial=self.config.admission_initial
-        )
         self.intake = IntakePriority(
             rate_per_s=self.config.intake_priority_rate,
             inflight=self.config.intake_priority_inflight,
@@ -143,15 +130,10 @@ class Dispatcher:
         )
 
     @property
-    def capacity_limit(self) -> int:
-        """Running Enhancer replicas x their target, bounded by the setting."""
+    def inflight_limit(self) -> int:
         return inflight_cap(
             self.running_replicas, self.config.target_per_replica, self.config.max_inflight
         )
-
-    @property
-    def inflight_limit(self) -> int:
-        return self.admission.current(self.capacity_limit)
 
     async def start(self) -> None:
         recovered = await queue.requeue_jobs(self._pool, self.owner, expired_only=False)
@@ -178,8 +160,6 @@ class Dispatcher:
             "owner": self.owner,
             "inflight": len(self._inflight),
             "inflight_limit": self.inflight_limit,
-            "capacity_limit": self.capacity_limit,
-            "admission_queue_p90_s": self.admission.last_p90_s,
             "running_replicas": self.running_replicas,
             "intake_priority": self.intake.active(),
             "intake_rate_per_s": round(self.intake.rate(), 1),
@@ -220,6 +200,8 @@ class Dispatcher:
 
     def _notified(self, payload: str) -> None:
         self.intake.notified(payload)
+        if payload != RETRY_PAYLOAD:
+            self._pending.add(payload)
         if len(self._inflight) >= self.inflight_limit:
             return  # a finishing job wakes the loop
         if self.intake.storming(payload) and self._held_back_room(set()) <= 0:
@@ -306,6 +288,7 @@ class Dispatcher:
         for tenant, n in per_tenant.items():
             self._metrics.set(mc.BACKLOG_JOBS, n, {"tenant": tenant})
         self._reported_tenants = set(per_tenant)
+        self._pending |= {t for t, n in per_tenant.items() if n > 0}
         self._metrics.set(mc.INTAKE_PRIORITY, 1 if report.intake_priority else 0, {})
         self.backlog = report
         if self._on_backlog is not None:
@@ -316,14 +299,17 @@ class Dispatcher:
         return report
 
     async def _claim(self) -> int:
-        room = self.inflight_limit - len(self._inflight)
-        if room <= 0:
-            return 0
-        limit = min(room, self.config.batch)
-        if self.intake.active():
-            rows = await self._claim_with_intake_priority(limit)
-        else:
-            rows = await self._claim_fair(limit)
+        limit = self.inflight_limit
+        room = limit - len(self._inflight)
+        rows: list[asyncpg.Record] = []
+        if room > 0:
+            batch = min(room, self.config.batch)
+            if self.intake.active():
+                rows = await self._claim_with_intake_priority(batch)
+            else:
+                rows = await self._claim_fair(batch)
+        if len(self._inflight) + len(rows) >= limit and self._pending:
+            rows += await self._claim_below_share(limit, rows)
         for row in rows:
             job = ClaimedJob(
                 id=str(row["id"]),
@@ -339,6 +325,30 @@ class Dispatcher:
             self._inflight_by_tenant[job.tenant_id] += 1
         self.claimed_total += len(rows)
         return len(rows)
+
+    async def _claim_below_share(
+        self, limit: int, claiming: list[asyncpg.Record]
+    ) -> list[asyncpg.Record]:
+        """The limit is full: a tenant with work waiting and fewer than an equal share of the
+        limit in flight is claimed up to that share at once. No job is preempted, so the limit
+        is exceeded by at most the shares still missing, until the tenants' jobs finish; this
+        is what lets a tenant that becomes active get its share within one dispatch cycle."""
+        running = Counter(self._inflight_by_tenant)
+        running.update(row["tenant_id"] for row in claiming)
+        share = max(1, limit // max(1, len(set(running) | self._pending)))
+        now = time.monotonic()
+        rows: list[asyncpg.Record] = []
+        for tenant in sorted(self._pending, key=lambda t: running[t])[:MAX_BELOW_SHARE_CLAIMS]:
+            missing = share - running[tenant]
+            if missing <= 0 or self.intake.storming(tenant):
+                continue
+            if self._quarantined.get(tenant, 0.0) > now:
+                continue
+            got = await self._claim_for_tenant(tenant, missing, now)
+            if len(got) < missing:
+                self._pending.discard(tenant)  # nothing more to claim until it sends again
+            rows += got
+        return rows
 
     async def _claim_fair(self, limit: int) -> list[asyncpg.Record]:
         try:
@@ -417,11 +427,7 @@ class Dispatcher:
 
     async def _handle(self, job: ClaimedJob) -> None:
         try:
-            handed_off = time.monotonic()
-            result = await self._submit(job)
-            if isinstance(result, EnhancementResult) and result.status == "completed":
-                queued = time.monotonic() - handed_off - result.stage_s
-                self.admission.observe(queued, len(self._inflight), self.capacity_limit)
+            await self._submit(job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - replica death, back-pressure, anything

@@ -25,7 +25,7 @@ from db.pool import tenant_transaction
 from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
 from pipeline import metric_catalogue as mc
-from pipeline.dispatcher import ClaimedJob, EnhancementResult, retry_delay_s
+from pipeline.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.explain_record import explain_record
 from pipeline.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.metrics import InMemoryMetrics, Metrics
@@ -105,9 +105,8 @@ class Enhancer:
             ),
         )
 
-    async def run(self, job: ClaimedJob) -> EnhancementResult:
-        """The job's status afterwards ('completed', 'queued', 'failed', 'lease_lost') and the
-        seconds its stages took in this attempt."""
+    async def run(self, job: ClaimedJob) -> str:
+        """Returns the job's status afterwards ('completed', 'queued', 'failed', 'lease_lost')."""
         attributes: dict[str, AttributeValue] = {
             "tenant.id": job.tenant_id,
             "ticket.id": job.ticket_id,
@@ -119,11 +118,9 @@ class Enhancer:
             context=context_from_carrier(job.trace_context),
             attributes=attributes,
         ):
-            clock = _StageClock()
-            status = await self._run(job, clock)
-            return EnhancementResult(status=status, stage_s=round(clock.total, 4))
+            return await self._run(job)
 
-    async def _run(self, job: ClaimedJob, clock: _StageClock) -> str:
+    async def _run(self, job: ClaimedJob) -> str:
         enhancement_id, token = uuid.UUID(job.id), uuid.UUID(job.lease_token)
         async with tenant_transaction(self._pool, job.tenant_id) as conn:
             row = await jobs.start_stage(
@@ -143,15 +140,13 @@ class Enhancer:
                 context = await self._gather(
                     job.tenant_id, ticket, not payload.get("has_description", True)
                 )
-            timings["context"] = clock.add(self._timing("context", started))
+            timings["context"] = self._timing("context", started)
 
             if is_thin(context.ticket, min_chars=tenant.settings.min_ticket_chars):
                 # No research: a short note asking for the details (no unrelated matches).
                 await self._stage(job, "writeback")
                 thin = context.model_copy(update={"similar_tickets": [], "kb_articles": []})
-                started = time.perf_counter()
                 note_id = await self._write_note(job, row, tenant, thin, None)
-                timings["writeback"] = clock.add(self._timing("writeback", started))
                 return await self._complete(
                     job,
                     row,
@@ -172,13 +167,13 @@ class Enhancer:
                     span.set_attribute("llm.model", synthesis.model)
                 span.set_attribute("llm.prompt_tokens", synthesis.prompt_tokens)
                 span.set_attribute("llm.completion_tokens", synthesis.completion_tokens)
-            timings["synthesis"] = clock.add(self._timing("synthesis", started))
+            timings["synthesis"] = self._timing("synthesis", started)
 
             await self._stage(job, "writeback")
             started = time.perf_counter()
             with tracer().start_as_current_span("enhancement.writeback"):
                 note_id = await self._write_note(job, row, tenant, context, synthesis)
-            timings["writeback"] = clock.add(self._timing("writeback", started))
+            timings["writeback"] = self._timing("writeback", started)
             outcome = "llm" if synthesis.mode == "llm" else "context_only"
             return await self._complete(
                 job,
@@ -389,17 +384,6 @@ class Enhancer:
                 error,
                 extra={"tenant_id": job.tenant_id, "enhancement_id": job.id},
             )
-
-
-class _StageClock:
-    """Adds up the seconds of the stages one attempt timed."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-
-    def add(self, seconds: float) -> float:
-        self.total += seconds
-        return seconds
 
 
 class _LeaseLost(Exception):

@@ -101,6 +101,6 @@ async def enhance_once(
             config=EnhancerConfig(public_url=public_url),
             feedback_links=links,
         )
-        assert (await workflow.run(job)).status == "completed"
+        assert await workflow.run(job) == "completed"
     [note] = sdp.recorded_notes(tenant_id, ticket_id)
     return job.id, ticket_id, note.description

@@ -101,13 +101,6 @@ class Settings(BaseSettings):
         "running Enhancer replicas x their target_ongoing_requests",
     )
     dispatch_batch: int = Field(64, ge=1)
-    admission_target_s: float = Field(
-        0.5,
-        ge=0,
-        le=600,
-        description="p90 seconds a job may queue inside the pipeline (between its timed "
-        "stages) before the Dispatcher admits fewer; 0: the capacity cap alone",
-    )
     intake_priority_rate: float = Field(
         50.0,
         ge=0,

@@ -217,17 +217,13 @@ def test_the_inflight_cap_follows_running_replicas(pool) -> None:
         listen_url="unused",
         config=DispatcherConfig(max_inflight=256, target_per_replica=96),
     )
-    assert dispatcher.capacity_limit == 256  # no report yet: the configured upper bound
+    assert dispatcher.inflight_limit == 256  # no report yet: the configured upper bound
     dispatcher.running_replicas = 1
-    assert dispatcher.capacity_limit == 96
+    assert dispatcher.inflight_limit == 96
     dispatcher.running_replicas = 2
-    assert dispatcher.capacity_limit == 192
+    assert dispatcher.inflight_limit == 192
     dispatcher.running_replicas = 8
-    assert dispatcher.capacity_limit == 256  # bounded by AI_AGENTS_DISPATCH_MAX_INFLIGHT
-    # what is admitted starts lower and follows the pipeline's queueing (test_admission.py)
-    assert dispatcher.inflight_limit == 32
-    dispatcher.admission.limit = 1000.0
-    assert dispatcher.inflight_limit == 256  # never above the capacity cap
+    assert dispatcher.inflight_limit == 256  # bounded by AI_AGENTS_DISPATCH_MAX_INFLIGHT
 
 
 async def test_a_dispatcher_restarted_elsewhere_requeues_and_fences_the_old_ones_jobs(

@@ -63,7 +63,7 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
         )
 
         first = await claimed_job(pool, owner_conn, tenant.tenant_id, ticket_id, TICKET)
-        assert (await workflow.run(first)).status == "completed"
+        assert await workflow.run(first) == "completed"
         calls = [(c.method, c.path) for c in state.calls(portal=tenant.tenant_id)]
         assert [m for m, _ in calls] == ["POST"], calls  # the note, and nothing else
 
@@ -76,7 +76,7 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
         )
         rerun = ClaimedJob(**{**first.__dict__, "attempts": 2})
         state.clear_calls()
-        assert (await workflow.run(rerun)).status == "completed"
+        assert await workflow.run(rerun) == "completed"
         assert [c.method for c in state.calls(portal=tenant.tenant_id)] == ["GET"]
 
     notes = state.recorded_notes(tenant.tenant_id, ticket_id)

@@ -135,7 +135,7 @@ async def _run(
             http=http,
             config=EnhancerConfig(retry_base_s=RETRY_BASE_S, sdp_max_attempts=1),
         )
-        return (await enhancer.run(job)).status
+        return await enhancer.run(job)
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ async def test_thin_ticket_gets_a_short_note_without_unrelated_matches(
             limiter=LocalRateLimiter(),
             http=http,
         )
-        assert (await workflow.run(job)).status == "completed"
+        assert await workflow.run(job) == "completed"
 
     notes = state.recorded_notes(tenant.tenant_id, ticket_id)
     assert len(notes) == 1

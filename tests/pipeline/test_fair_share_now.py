@@ -1,0 +1,41 @@
+"""When the in-flight limit is full of one tenant's jobs, a tenant that becomes active is
+claimed up to an equal share at once — against real PostgreSQL, without Ray."""
+
+from __future__ import annotations
+
+from tests.pipeline.test_dispatcher import Concurrency, _dispatcher
+from tests.pipeline.test_dispatcher_isolation import _enqueue, _statuses, _wait_for
+from tests.pipeline.test_intake_priority import _listening, _webhook_storm
+
+
+async def test_a_tenant_that_becomes_active_is_claimed_at_once_when_the_limit_is_full(
+    pool, database, make_tenant
+) -> None:
+    a, b = (await make_tenant("full")).tenant_id, (await make_tenant("late")).tenant_id
+    await _enqueue(pool, a, 12)
+    work = Concurrency(pool, {a, b}, hold_s=1.5)
+    dispatcher = _dispatcher(pool, database.service_url, work.submit, max_inflight=4)
+    await dispatcher.start()
+    try:
+        await _wait_for(lambda: _listening(dispatcher))
+
+        async def full() -> bool:
+            return work.now[a] == 4
+
+        await _wait_for(full)
+        await _webhook_storm(pool, b, 1)  # B's first ticket, while A holds every slot
+
+        async def b_running() -> bool:
+            return work.now[b] == 1
+
+        await _wait_for(b_running, timeout_s=1.0)  # long before A's first job ends (1.5 s)
+        assert work.now[a] == 4 and work.total_peak == 5  # over by B's missing share only
+
+        async def done() -> bool:
+            statuses = [await _statuses(pool, t) for t in (a, b)]
+            return statuses == [[("completed", "llm")] * 12, [("completed", "llm")]]
+
+        await _wait_for(done)
+    finally:
+        await dispatcher.stop()
+    assert work.peak[b] == 1 and work.total_peak == 5
