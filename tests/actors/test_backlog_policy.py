@@ -48,61 +48,53 @@ def _context(
     )
 
 
+CONFIG = AutoscalingConfig(
+    min_replicas=1,
+    max_replicas=4,
+    target_ongoing_requests=192,
+    upscale_delay_s=0.3,
+    downscale_delay_s=0.6,
+)
+
+
+class Pool:
+    """One pool under Serve's policy wrapper: each ``tick`` is one control-loop iteration."""
+
+    def __init__(self, replicas: int) -> None:
+        self.policy = SetBacklog()
+        self.decide = _apply_autoscaling_config(self.policy)
+        self.replicas, self.state = replicas, {}
+
+    def tick(self) -> int:
+        context = _context(CONFIG, self.replicas, self.replicas, 2, self.state)
+        wanted, self.state = self.decide(context)
+        self.replicas = min(max(wanted, CONFIG.min_replicas), CONFIG.max_replicas)  # the clamp
+        return self.replicas
+
+
 def test_backlog_raises_the_target_after_the_upscale_delay_and_lowers_it_after_drain() -> None:
-    config = AutoscalingConfig(
-        min_replicas=1,
-        max_replicas=4,
-        target_ongoing_requests=192,
-        upscale_delay_s=0.3,
-        downscale_delay_s=0.6,
-    )
-    policy = SetBacklog()
-    decide = _apply_autoscaling_config(policy)
-    replicas, state = 1, {}
-
-    def tick() -> int:
-        nonlocal replicas, state
-        wanted, state = decide(_context(config, replicas, replicas, 2, state))
-        replicas = min(max(wanted, config.min_replicas), config.max_replicas)  # Serve's clamp
-        return replicas
-
-    assert tick() == 1  # 2 requests in flight, no backlog: one replica is plenty
-    policy.backlog = 700  # (700 + 2) / 192 -> 4 replicas wanted
-    assert tick() == 1  # not before the upscale delay
+    pool = Pool(replicas=1)
+    assert pool.tick() == 1  # 2 requests in flight, no backlog: one replica is plenty
+    pool.policy.backlog = 700  # (700 + 2) / 192 -> 4 replicas wanted
+    assert pool.tick() == 1  # not before the upscale delay
     time.sleep(0.35)
-    assert tick() == 4
-    policy.backlog = 0  # drained
-    assert tick() == 4
+    assert pool.tick() == 4
+    pool.policy.backlog = 0  # drained
+    assert pool.tick() == 4
     time.sleep(0.3)
-    assert tick() == 4  # still inside the downscale delay
+    assert pool.tick() == 4  # still inside the downscale delay
     time.sleep(0.35)
-    assert tick() == 1
+    assert pool.tick() == 1
 
 
 def test_the_pool_holds_while_intake_has_priority_and_scales_once_the_storm_is_over() -> None:
-    config = AutoscalingConfig(
-        min_replicas=1,
-        max_replicas=4,
-        target_ongoing_requests=192,
-        upscale_delay_s=0.3,
-        downscale_delay_s=0.6,
-    )
-    policy = SetBacklog()
-    decide = _apply_autoscaling_config(policy)
-    replicas, state = 2, {}
-
-    def tick() -> int:
-        nonlocal replicas, state
-        wanted, state = decide(_context(config, replicas, replicas, 2, state))
-        replicas = min(max(wanted, config.min_replicas), config.max_replicas)
-        return replicas
-
-    policy.backlog, policy.intake_priority = 700, True  # a storm: the backlog is held back
-    assert tick() == 2
+    pool = Pool(replicas=2)
+    pool.policy.backlog, pool.policy.intake_priority = 700, True  # a storm: backlog held back
+    assert pool.tick() == 2
     time.sleep(0.35)
-    assert tick() == 2  # past the upscale delay: still held, and not scaled down either
-    assert state["intake_priority"] is True and state["backlog_jobs"] == 700
-    policy.intake_priority = False  # the storm is over: the backlog counts again
-    assert tick() == 2
+    assert pool.tick() == 2  # past the upscale delay: still held, and not scaled down either
+    assert pool.state["intake_priority"] is True and pool.state["backlog_jobs"] == 700
+    pool.policy.intake_priority = False  # the storm is over: the backlog counts again
+    assert pool.tick() == 2
     time.sleep(0.35)
-    assert tick() == 4
+    assert pool.tick() == 4

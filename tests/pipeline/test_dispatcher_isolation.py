@@ -20,20 +20,33 @@ from pipeline.metrics import InMemoryMetrics
 from pipeline.scaling import BacklogReport
 
 
-async def _enqueue(pool: asyncpg.Pool, tenant_id: str, count: int) -> None:
+async def _enqueue(
+    pool: asyncpg.Pool, tenant_id: str, count: int, *, as_webhooks: bool = False
+) -> None:
+    """``count`` jobs in one quiet transaction, or ``as_webhooks``: each committed on its own
+    with its NOTIFY, as the ingress does."""
+
+    async def one(conn: asyncpg.Connection, n: int) -> None:
+        await enqueue(
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=str(n),
+            event="created",
+            dedupe_key=uuid.uuid4().hex,
+            payload={"ticket": {"id": str(n)}},
+            trace_context=None,
+            trace_id=None,
+            notify=as_webhooks,
+        )
+
+    if as_webhooks:
+        for n in range(count):
+            async with tenant_transaction(pool, tenant_id) as conn:
+                await one(conn, n)
+        return
     async with tenant_transaction(pool, tenant_id) as conn:
         for n in range(count):
-            await enqueue(
-                conn,
-                tenant_id=tenant_id,
-                ticket_id=str(n),
-                event="created",
-                dedupe_key=uuid.uuid4().hex,
-                payload={"ticket": {"id": str(n)}},
-                trace_context=None,
-                trace_id=None,
-                notify=False,
-            )
+            await one(conn, n)
 
 
 async def _statuses(pool: asyncpg.Pool, tenant_id: str) -> list[tuple[str, str | None]]:

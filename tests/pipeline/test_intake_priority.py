@@ -4,16 +4,13 @@ only a trickle in flight while it is high — against real PostgreSQL, without R
 from __future__ import annotations
 
 import time
-import uuid
 
 import asyncpg
 
-from db.pool import tenant_transaction
-from db.repositories.enhancements import enqueue
 from pipeline.intake_priority import IntakePriority
 from pipeline.scaling import BacklogReport
 from tests.pipeline.test_dispatcher import Concurrency, _dispatcher
-from tests.pipeline.test_dispatcher_isolation import _statuses, _wait_for
+from tests.pipeline.test_dispatcher_isolation import _enqueue, _statuses, _wait_for
 
 
 class Clock:
@@ -71,18 +68,7 @@ def test_requeues_do_not_count_and_zero_turns_it_off() -> None:
 async def _webhook_storm(pool: asyncpg.Pool, tenant_id: str, count: int) -> float:
     """``count`` jobs enqueued as the ingress does (own transaction, NOTIFY); returns the rate."""
     started = time.monotonic()
-    for n in range(count):
-        async with tenant_transaction(pool, tenant_id) as conn:
-            await enqueue(
-                conn,
-                tenant_id=tenant_id,
-                ticket_id=str(n),
-                event="created",
-                dedupe_key=uuid.uuid4().hex,
-                payload={"ticket": {"id": str(n)}},
-                trace_context=None,
-                trace_id=None,
-            )
+    await _enqueue(pool, tenant_id, count, as_webhooks=True)
     return count / (time.monotonic() - started)
 
 
