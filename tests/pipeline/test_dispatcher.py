@@ -54,6 +54,7 @@ class Concurrency:
         self.peak: Counter[str] = Counter()
         self.total_now = 0
         self.total_peak = 0
+        self.gates: dict[str, asyncio.Event] = {}  # a tenant's jobs wait for theirs to open
 
     async def submit(self, job: ClaimedJob) -> None:
         if job.tenant_id not in self.tenants:
@@ -63,6 +64,8 @@ class Concurrency:
         self.peak[job.tenant_id] = max(self.peak[job.tenant_id], self.now[job.tenant_id])
         self.total_peak = max(self.total_peak, self.total_now)
         try:
+            if gate := self.gates.get(job.tenant_id):
+                await gate.wait()
             await asyncio.sleep(self.hold_s)
             assert await _complete(self.pool, job)
         finally:

@@ -3,6 +3,8 @@ claimed up to an equal share at once — against real PostgreSQL, without Ray.""
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.pipeline.test_dispatcher import Concurrency, _dispatcher
 from tests.pipeline.test_dispatcher_isolation import _enqueue, _statuses, _wait_for
 from tests.pipeline.test_intake_priority import _listening, _webhook_storm
@@ -13,7 +15,8 @@ async def test_a_tenant_that_becomes_active_is_claimed_at_once_when_the_limit_is
 ) -> None:
     a, b = (await make_tenant("full")).tenant_id, (await make_tenant("late")).tenant_id
     await _enqueue(pool, a, 12)
-    work = Concurrency(pool, {a, b}, hold_s=1.5)
+    work = Concurrency(pool, {a, b}, hold_s=0.05)
+    work.gates[a] = asyncio.Event()  # A's jobs hold every slot until the test lets them go
     dispatcher = _dispatcher(pool, database.service_url, work.submit, max_inflight=4)
     await dispatcher.start()
     try:
@@ -25,11 +28,12 @@ async def test_a_tenant_that_becomes_active_is_claimed_at_once_when_the_limit_is
         await _wait_for(full)
         await _webhook_storm(pool, b, 1)  # B's first ticket, while A holds every slot
 
-        async def b_running() -> bool:
-            return work.now[b] == 1
+        async def b_done() -> bool:
+            return await _statuses(pool, b) == [("completed", "llm")]
 
-        await _wait_for(b_running, timeout_s=1.0)  # long before A's first job ends (1.5 s)
+        await _wait_for(b_done)  # B ran and finished while all of A's jobs were still held
         assert work.now[a] == 4 and work.total_peak == 5  # over by B's missing share only
+        work.gates[a].set()
 
         async def done() -> bool:
             statuses = [await _statuses(pool, t) for t in (a, b)]
@@ -37,5 +41,6 @@ async def test_a_tenant_that_becomes_active_is_claimed_at_once_when_the_limit_is
 
         await _wait_for(done)
     finally:
+        work.gates[a].set()
         await dispatcher.stop()
     assert work.peak[b] == 1 and work.total_peak == 5
