@@ -108,3 +108,35 @@ def test_json_lines_exporter_appends_whole_lines_from_many_threads(tmp_path, spa
     assert child["attributes"] == {"llm.prompt_tokens": 12}
     assert parent["attributes"] == {"tenant.id": "acme"} and parent["parent_span_id"] is None
     assert parent["service"] == "ai-agents"
+
+
+def test_without_an_exporter_spans_get_ids_but_are_not_recorded(tmp_path) -> None:
+    """A fresh process with no exporter configured (this test process has one)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from pipeline.tracing import configure_tracing, current_carrier, trace_id_hex, tracer\n"
+        "configure_tracing()\n"
+        "with tracer().start_as_current_span('webhook.receive') as span:\n"
+        "    print(span.is_recording(), trace_id_hex(span), current_carrier()['traceparent'])\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AI_AGENTS_TRACE_FILE", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    recording, trace_id, traceparent = out
+    assert recording == "False"
+    assert len(trace_id) == 32 and trace_id != "0" * 32
+    assert traceparent.split("-")[1] == trace_id  # still propagates to the job row
+    file_env = env | {"AI_AGENTS_TRACE_FILE": str(tmp_path / "spans.jsonl")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=file_env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "True"
+    assert out[1] in (tmp_path / "spans.jsonl").read_text()
