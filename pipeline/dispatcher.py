@@ -202,8 +202,8 @@ class Dispatcher:
         self.intake.notified(payload)
         if payload != RETRY_PAYLOAD:
             self._pending.add(payload)
-        if len(self._inflight) >= self.inflight_limit:
-            return  # a finishing job wakes the loop
+        if len(self._inflight) >= self.inflight_limit and self._inflight_by_tenant[payload]:
+            return  # a finishing job wakes the loop; a tenant with nothing in flight may not wait
         if self.intake.storming(payload) and self._held_back_room(set()) <= 0:
             return  # a storm at its trickle needs no wake-ups
         self._wake.set()

@@ -17,7 +17,8 @@ async def test_a_tenant_that_becomes_active_is_claimed_at_once_when_the_limit_is
     await _enqueue(pool, a, 12)
     work = Concurrency(pool, {a, b}, hold_s=0.05)
     work.gates[a] = asyncio.Event()  # A's jobs hold every slot until the test lets them go
-    dispatcher = _dispatcher(pool, database.service_url, work.submit, max_inflight=4)
+    # polls rarely: only B's NOTIFY can wake the loop while A's jobs hold every slot
+    dispatcher = _dispatcher(pool, database.service_url, work.submit, max_inflight=4, poll_s=30)
     await dispatcher.start()
     try:
         await _wait_for(lambda: _listening(dispatcher))
@@ -31,7 +32,7 @@ async def test_a_tenant_that_becomes_active_is_claimed_at_once_when_the_limit_is
         async def b_done() -> bool:
             return await _statuses(pool, b) == [("completed", "llm")]
 
-        await _wait_for(b_done)  # B ran and finished while all of A's jobs were still held
+        await _wait_for(b_done, timeout_s=10)  # while all of A's jobs were still held
         assert work.now[a] == 4 and work.total_peak == 5  # over by B's missing share only
         work.gates[a].set()
 
