@@ -41,16 +41,20 @@ say = lambda m: print(f"[haproxy-multinode] {m}", file=sys.stderr, flush=True)  
 
 
 def haproxy_lines() -> list[str]:
-    """The ``bind``/``server``/``backend`` lines of the HAProxy config Serve generated."""
-    path = Path(os.environ.get("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", ""))
-    if not path.is_file():
-        return [f"(no HAProxy config at {path})"]
+    """The ``frontend``/``bind``/``backend``/``server`` lines of every HAProxy config Serve
+    generated (one per node running HAProxy, in a directory named by the node id under the
+    configured location's directory)."""
+    base = Path(os.environ.get("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", "")).parent
     keep = ("bind", "server", "backend", "frontend", "default_backend", "use_backend")
-    return [
-        line.strip()
-        for line in path.read_text().splitlines()
-        if line.strip().split(" ", 1)[0] in keep
-    ]
+    lines = []
+    for path in sorted(base.rglob("*.cfg")) if base.is_dir() else []:
+        lines.append(f"# {path}")
+        lines += [
+            line.strip()
+            for line in path.read_text().splitlines()
+            if line.strip().split(" ", 1)[0] in keep
+        ]
+    return lines or [f"(no HAProxy config under {base})"]
 
 
 async def probe(args: argparse.Namespace) -> dict[str, Any]:
