@@ -124,7 +124,7 @@ class AutoscalingLocalCluster:
         self.gcs_address = f"127.0.0.1:{free_port()}"
         self.worker_cpus = worker_cpus
         self.config = cluster_config(
-            head_cpus=head_cpus,
+            head_cpus=int(head_cpus),  # `ray start --num-cpus` takes whole CPUs
             worker_cpus=worker_cpus,
             max_workers=max_workers,
             gcs_address=self.gcs_address,
