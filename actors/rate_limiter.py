@@ -38,12 +38,21 @@ class TenantRateLimiter:
             return self._buckets.reserve(tenant_id, bucket, per_minute)
 
 
+# Every node has its own "node:<ip>" resource; only the head has this one.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+
+
 def limiter_actor(shard: int) -> ray.actor.ActorHandle:
+    """On the head node, like Serve's controller: a detached actor outlives the replica that
+    created it, and on a worker node it kept that node busy forever, so Ray's autoscaler never
+    removed it after a scale-in (seen with the fake multi-node autoscaler: "Busy workers on
+    node" on a node without replicas)."""
     return TenantRateLimiter.options(  # type: ignore[attr-defined]
         name=f"tenant_rate_limiter_{shard}",
         namespace=NAMESPACE,
         lifetime="detached",
         get_if_exists=True,
+        resources={HEAD_NODE_RESOURCE: 0.001},
     ).remote()
 
 

@@ -25,9 +25,13 @@ Modes:
               processes are killed (``Cluster.remove_node``, not graceful) and a fresh node is
               added; then every job must complete with exactly one note (counted in the SDP
               simulator by the enhancement's marker).
-Not done here: Ray's fake_multinode autoscaler adding and removing the nodes itself (see
-benchmarks/README.md, "Scale-out": ``AutoscalingCluster.start`` runs ``ray stop --force``,
-which would kill every other Ray instance on a shared machine); nodes are added by this script.
+  ray-autoscaler  (alone) Ray's own autoscaler adds and removes the worker nodes (the
+              ``fake_multinode`` provider, ``benchmarks/autoscaling_cluster.py``); the pools
+              autoscale as ``actors/pool_options.py`` holds them with max_replicas =
+              max(--replicas); a backlog spike, then seconds to the first added node and to the
+              peak, enhancements/s scaled out, seconds from drained to replicas at min and to
+              idle nodes removed (``--idle-timeout-min``); ``benchmarks/scaleout_autoscaler.py``.
+In the first three modes this script adds the nodes itself (``ray.cluster_utils.Cluster``).
 """
 
 from __future__ import annotations
@@ -44,47 +48,22 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 from benchmarks.job_stats import steady_rate  # noqa: E402
 from benchmarks.report import fmt, machine_info, print_table, run_script  # noqa: E402
-from benchmarks.rig import Sent, TicketSender, service_env  # noqa: E402
+from benchmarks.rig import TicketSender, service_env  # noqa: E402
+from benchmarks.scaleout_autoscaler import MODE as RAY_AUTOSCALER  # noqa: E402
+from benchmarks.scaleout_autoscaler import (  # noqa: E402
+    mode_ray_autoscaler,
+    report_ray_autoscaler,
+    service_overrides,
+    start_cluster,
+)
 from benchmarks.scaleout_cluster import LocalCluster, deployment_nodes, scaled_app  # noqa: E402
+from benchmarks.scaleout_jobs import note_check, send_backlog  # noqa: E402
 from cli.local_stack.database import make_data_dir, owner_count, remove_data_dir, start_database  # noqa: E402
 from cli.local_stack.results import wait_terminal  # noqa: E402
 from cli.local_stack.simulators import Simulators  # noqa: E402
-from cli.local_stack.tenants import Tenant, create_tenants  # noqa: E402
+from cli.local_stack.tenants import create_tenants  # noqa: E402
 
 say = lambda m: print(f"[scaleout] {m}", file=sys.stderr, flush=True)  # noqa: E731
-
-
-async def send_backlog(rig: dict[str, Any], count: int) -> list[Sent]:
-    tenants = rig["tenants"]
-    sent = await rig["sender"].burst(count, lambda i: tenants[i % len(tenants)])
-    return [s for s in sent if s.enhancement_id]
-
-
-def note_check(
-    sims: Simulators,
-    tenants: list[Tenant],
-    sent: list[Sent],
-    rows: list[dict[str, Any]],
-) -> dict[str, int]:
-    """Lost jobs (accepted, not completed), completed without a note, duplicate notes."""
-    notes = sims.notes_by_ticket(t.id for t in tenants)
-    by_id = {r["id"]: r for r in rows}
-    lost = missing = duplicates = 0
-    for s in sent:
-        marker = f"AI-Agents enhancement {s.enhancement_id}"
-        count = sum(1 for n in notes.get((s.tenant_id, s.ticket_id), []) if marker in n)
-        row = by_id.get(s.enhancement_id or "")
-        if row is None or row["status"] != "completed":
-            lost += 1
-        elif count == 0:
-            missing += 1
-        duplicates += max(0, count - 1)
-    return {
-        "lost": lost,
-        "missing_notes": missing,
-        "duplicate_notes": duplicates,
-        "retried": sum(1 for r in rows if (r["attempts"] or 0) > 1),
-    }
 
 
 async def mode_throughput(
@@ -218,7 +197,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         llm_jitter_pct=args.jitter,
         sdp_latency_ms=args.sdp_latency_ms,
     )
-    cluster: LocalCluster | None = None
+    cluster: Any = None  # LocalCluster, or AutoscalingLocalCluster for ray-autoscaler
     sender = None
     try:
         db = await start_database(data_dir)
@@ -228,11 +207,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             llm_url=sims.llm_url,
             AI_AGENTS_PER_TENANT_INFLIGHT="100000",
             AI_AGENTS_JOB_RETRY_BASE_S="0.5",
+            **(service_overrides(args) if RAY_AUTOSCALER in args.modes else {}),
         )
         started = time.monotonic()
-        cluster = LocalCluster(
-            env, head_cpus=args.head_cpus, node_cpus=args.node_cpus, temp_dir=data_dir
-        )
+        if RAY_AUTOSCALER in args.modes:
+            cluster = start_cluster(args, env, data_dir)
+        else:
+            cluster = LocalCluster(
+                env, head_cpus=args.head_cpus, node_cpus=args.node_cpus, temp_dir=data_dir
+            )
         say(f"cluster up in {time.monotonic() - started:.1f} s")
         sender = TicketSender(cluster.url, sims)
         rig = {"db": db, "sims": sims, "tenants": tenants, "sender": sender}
@@ -242,6 +225,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "throughput": mode_throughput,
                 "autoscale": mode_autoscale,
                 "node-loss": mode_node_loss,
+                RAY_AUTOSCALER: mode_ray_autoscaler,
             }[mode]
             result[mode] = await runner(args, rig, cluster)
         return result
@@ -322,6 +306,8 @@ def report(data: dict[str, Any]) -> str:
                 ]
             ],
         )
+    if RAY_AUTOSCALER in data:
+        text += report_ray_autoscaler(data[RAY_AUTOSCALER])
     return text
 
 
@@ -350,10 +336,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kill-at", type=float, default=0.3)
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--scale-in-wait", type=float, default=300.0)
+    parser.add_argument(
+        "--downscale-delay",
+        type=float,
+        default=None,
+        help=f"{RAY_AUTOSCALER}: replaces the pools' downscale_delay_s (default: as deployed)",
+    )
+    parser.add_argument(
+        "--idle-timeout-min",
+        type=float,
+        default=0.25,
+        help=f"{RAY_AUTOSCALER}: minutes a worker node stays idle before the autoscaler "
+        "removes it (idle_timeout_minutes)",
+    )
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
     args.replicas = [int(r) for r in args.replicas.split(",") if r]
+    if RAY_AUTOSCALER in args.modes and len(args.modes) > 1:
+        parser.error(f"--modes {RAY_AUTOSCALER} runs alone (its own autoscaling cluster)")
     return args
 
 

@@ -29,16 +29,9 @@ class LocalCluster:
         self, env: dict[str, str], *, head_cpus: float, node_cpus: float, temp_dir: Path
     ) -> None:
         import ray
-        from ray import serve
         from ray.cluster_utils import Cluster
 
-        # Nodes started from here, and their replicas, inherit it.
-        apply_environment(env, replace=True)
-        os.environ["RAY_TMPDIR"] = str(temp_dir)
-        # Loopback only: with this off, Ray resolves every node's address to 127.0.0.1
-        # instead of the machine's outward-facing address (children read the variable).
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+        prepare_environment(env, temp_dir)
         self.node_cpus = node_cpus
         self.temp_dir = temp_dir
         self.cluster = Cluster(
@@ -52,16 +45,8 @@ class LocalCluster:
                 "gcs_server_port": free_port(),
             },
         )
-        ray.init(
-            address=self.cluster.address,
-            namespace=APP_NAME,
-            log_to_driver=False,
-            logging_level="warning",
-        )
+        self.url = connect_and_start_serve(self.cluster.address)
         self.workers: list[Any] = []
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        serve.start(http_options={"host": "127.0.0.1", "port": port, "location": "HeadOnly"})
         self._ray = ray
 
     @property
@@ -71,10 +56,14 @@ class LocalCluster:
     def worker_count(self) -> int:
         return len(self.workers)
 
-    def ensure_workers(self, count: int) -> None:
+    def ensure_workers(self, count: int, resources: dict[str, float] | None = None) -> None:
+        """Add worker nodes up to ``count``; ``resources``: custom resources of the new ones
+        (e.g. a marker that pins a deployment to them)."""
         while len(self.workers) < count:
             self.workers.append(
-                self.cluster.add_node(num_cpus=self.node_cpus, node_ip_address="127.0.0.1")
+                self.cluster.add_node(
+                    num_cpus=self.node_cpus, node_ip_address="127.0.0.1", resources=resources
+                )
             )
 
     def remove_worker_with(self, node_ids: list[str]) -> dict[str, Any]:
@@ -136,20 +125,82 @@ class LocalCluster:
     def _kill_leftovers(self) -> None:
         """Worker processes that outlived their raylet (seen after ``remove_node``): every
         process naming this run's own temp dir on its command line is ours."""
-        import psutil
+        # Ray's dir under RAY_TMPDIR, not PostgreSQL's
+        kill_processes_naming([str(self.temp_dir / "ray")])
 
-        marker = str(self.temp_dir / "ray")  # Ray's dir under RAY_TMPDIR, not PostgreSQL's
-        for proc in psutil.process_iter(["cmdline"]):
+
+def processes_naming(markers: list[str]) -> list[Any]:
+    """Every process but this one with one of ``markers`` in a command-line argument."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            cmdline = proc.info["cmdline"] or []
+            if proc.pid != os.getpid() and any(m in part for part in cmdline for m in markers):
+                found.append(proc)
+    return found
+
+
+def kill_processes_naming(markers: list[str], *, grace_s: float = 0.0) -> list[int]:
+    """SIGTERM (if ``grace_s``) then SIGKILL every process naming one of ``markers``; returns
+    the pids of those still alive afterwards (empty when the cluster is gone)."""
+    import psutil
+
+    procs = processes_naming(markers)
+    if grace_s > 0:
+        for proc in procs:
             with contextlib.suppress(psutil.Error):
-                if proc.pid != os.getpid() and any(
-                    marker in part for part in proc.info["cmdline"] or []
-                ):
-                    proc.kill()
+                proc.terminate()
+        _, procs = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=5)
+    return [p.pid for p in processes_naming(markers)]
+
+
+def prepare_environment(env: dict[str, str], temp_dir: Path) -> None:
+    """What every local multi-node cluster needs in this process before Ray starts: ``env`` as
+    the service's whole ``AI_AGENTS_*`` environment (nodes started from here, and their
+    replicas, inherit it), Ray's files under ``temp_dir`` (``RAY_TMPDIR``: the
+    ``ray_current_cluster`` address file too, so no other Ray instance finds this one), and
+    every node on loopback."""
+    import ray
+
+    apply_environment(env, replace=True)
+    os.environ["RAY_TMPDIR"] = str(temp_dir)
+    # Loopback only: with this off, Ray resolves every node's address to 127.0.0.1 instead of
+    # the machine's outward-facing address (children read the variable).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def connect_and_start_serve(address: str) -> str:
+    """Connect this driver to the cluster at ``address`` and start Serve with one HTTP proxy,
+    on the head node only, at a free loopback port; returns its URL."""
+    import ray
+    from ray import serve
+
+    ray.init(address=address, namespace=APP_NAME, log_to_driver=False, logging_level="warning")
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port, "location": "HeadOnly"})
+    return f"http://127.0.0.1:{port}"
 
 
 def _deployments() -> dict[str, Any]:
     details = serve_instance_details()
     return details.get("applications", {}).get(APP_NAME, {}).get("deployments", {})
+
+
+def replicas_not_running() -> list[dict[str, Any]]:
+    """Replicas in any state but RUNNING (starting, stopping...), with their node."""
+    return [
+        {"deployment": name, "state": r.get("state"), "node_id": r.get("node_id")}
+        for name, info in _deployments().items()
+        for r in info.get("replicas", [])
+        if r.get("state") != "RUNNING"
+    ]
 
 
 def deployment_nodes() -> dict[str, list[str]]:
@@ -160,13 +211,16 @@ def deployment_nodes() -> dict[str, list[str]]:
     }
 
 
-def scaled_app(args: argparse.Namespace, *, replicas: int) -> Any:
+def scaled_app(
+    args: argparse.Namespace, *, replicas: int, autoscaling: dict[str, Any] | None = None
+) -> Any:
     """The product graph with Enhancer/Synthesizer reserving ``args.replica_cpus`` each.
 
     ``replicas`` > 0: exactly that many replicas of each, holding ``args.per_replica`` jobs,
     and the Dispatcher's cap at ``replicas x per_replica``. 0: the pools' autoscaling and
     concurrency exactly as ``actors/pool_options.py`` holds them (only the CPU reservation
-    changes, so that replicas need worker nodes)."""
+    changes, so that replicas need worker nodes), with ``autoscaling`` (e.g. a higher
+    ``max_replicas``) laid over each pool's ``autoscaling_config``."""
     from actors.pool_options import DISPATCHER, ENHANCER, SYNTHESIZER, pool_options
     from benchmarks.apps import build_pipeline_app
 
@@ -179,6 +233,9 @@ def scaled_app(args: argparse.Namespace, *, replicas: int) -> Any:
                 autoscaling_config=None,
                 max_ongoing_requests=args.per_replica,
             )
+        elif autoscaling:
+            config = pool_options(name)["autoscaling_config"]
+            options["autoscaling_config"] = {**config, **autoscaling}
         overrides[name] = options
     if replicas:
         dispatcher = pool_options(DISPATCHER)["ray_actor_options"]
