@@ -16,26 +16,9 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from db.pool import tenant_transaction
-from db.repositories.enhancements import complete, enqueue
+from db.repositories.enhancements import enqueue
 from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig, retry_delay_s
-from tests.pipeline.test_dispatcher_isolation import _enqueue, _statuses, _wait_for
-
-
-async def _complete(pool: asyncpg.Pool, job: ClaimedJob) -> bool:
-    async with tenant_transaction(pool, job.tenant_id) as conn:
-        return await complete(
-            conn,
-            uuid.UUID(job.id),
-            uuid.UUID(job.lease_token),
-            outcome="llm",
-            stage_timings={},
-            context_sources=None,
-            model=None,
-            prompt_tokens=0,
-            completion_tokens=0,
-            cost_usd=0.0,
-            note_id=None,
-        )
+from tests.pipeline.test_dispatcher_isolation import _complete, _enqueue, _statuses, _wait_for
 
 
 def _dispatcher(

@@ -49,6 +49,24 @@ async def _enqueue(
             await one(conn, n)
 
 
+async def _complete(pool: asyncpg.Pool, job: ClaimedJob) -> bool:
+    """Complete a claimed job as the Enhancer would; False when its lease no longer holds."""
+    async with tenant_transaction(pool, job.tenant_id) as conn:
+        return await complete(
+            conn,
+            uuid.UUID(job.id),
+            uuid.UUID(job.lease_token),
+            outcome="llm",
+            stage_timings={},
+            context_sources=None,
+            model=None,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost_usd=0.0,
+            note_id=None,
+        )
+
+
 async def _statuses(pool: asyncpg.Pool, tenant_id: str) -> list[tuple[str, str | None]]:
     async with tenant_transaction(pool, tenant_id) as conn:
         rows = await conn.fetch(
@@ -90,20 +108,7 @@ class Rig:
     async def _submit(self, job: ClaimedJob) -> None:
         if job.tenant_id not in self.tenants:
             raise RuntimeError("not this test's job")
-        async with tenant_transaction(self.pool, job.tenant_id) as conn:
-            await complete(
-                conn,
-                uuid.UUID(job.id),
-                uuid.UUID(job.lease_token),
-                outcome="llm",
-                stage_timings={},
-                context_sources=None,
-                model=None,
-                prompt_tokens=0,
-                completion_tokens=0,
-                cost_usd=0.0,
-                note_id=None,
-            )
+        await _complete(self.pool, job)
 
 
 class Poison:
@@ -281,17 +286,4 @@ async def test_a_dispatcher_restarted_elsewhere_requeues_and_fences_the_old_ones
         await new.dispatcher.stop()
         release.set()
     # the old incarnation's late answer is refused: its lease token no longer matches
-    async with tenant_transaction(pool, tenant) as conn:
-        assert not await complete(
-            conn,
-            uuid.UUID(held[0].id),
-            uuid.UUID(held[0].lease_token),
-            outcome="llm",
-            stage_timings={},
-            context_sources=None,
-            model=None,
-            prompt_tokens=0,
-            completion_tokens=0,
-            cost_usd=0.0,
-            note_id=None,
-        )
+    assert not await _complete(pool, held[0])
