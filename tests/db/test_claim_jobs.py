@@ -6,29 +6,17 @@ in the same session would otherwise pick them up).
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 
 import asyncpg
 
-from db.repositories.enhancements import enqueue
 from pipeline.tenant_config import TenantSettings
+from tests.job_rows import enqueue_jobs
 
 
 async def _enqueue(conn: asyncpg.Connection, tenant_id: str, count: int) -> None:
     await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", tenant_id)
-    for n in range(count):
-        await enqueue(
-            conn,
-            tenant_id=tenant_id,
-            ticket_id=str(n),
-            event="created",
-            dedupe_key=uuid.uuid4().hex,
-            payload={"ticket": {"id": str(n)}},
-            trace_context=None,
-            trace_id=None,
-            notify=False,
-        )
+    await enqueue_jobs(conn, tenant_id, count)
 
 
 async def _claim(conn: asyncpg.Connection, cap: int, limit: int = 1000) -> list[str]:

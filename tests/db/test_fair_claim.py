@@ -7,7 +7,6 @@ the test; tenant rows are committed (the claim reads their settings and status).
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -15,25 +14,14 @@ import asyncpg
 import pydantic
 import pytest
 
-from db.repositories.enhancements import enqueue
 from pipeline.tenant_config import TenantSettings
 from serve_app.tenant_admin import TenantUpdate
+from tests.job_rows import enqueue_jobs
 
 
 async def _enqueue(conn: asyncpg.Connection, tenant_id: str, count: int) -> None:
     await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", tenant_id)
-    for n in range(count):
-        await enqueue(
-            conn,
-            tenant_id=tenant_id,
-            ticket_id=str(n),
-            event="created",
-            dedupe_key=uuid.uuid4().hex,
-            payload={"ticket": {"id": str(n)}},
-            trace_context=None,
-            trace_id=None,
-            notify=False,
-        )
+    await enqueue_jobs(conn, tenant_id, count)
     await conn.execute("SELECT set_config('app.current_tenant_id', '', true)")
 
 

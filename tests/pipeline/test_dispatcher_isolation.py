@@ -13,11 +13,12 @@ import asyncpg
 import pytest
 
 from db.pool import tenant_transaction
-from db.repositories.enhancements import complete, enqueue
+from db.repositories.enhancements import complete
 from pipeline import metric_catalogue as mc
 from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
 from pipeline.metrics import InMemoryMetrics
 from pipeline.scaling import BacklogReport
+from tests.job_rows import enqueue_jobs
 
 
 async def _enqueue(
@@ -25,28 +26,13 @@ async def _enqueue(
 ) -> None:
     """``count`` jobs in one quiet transaction, or ``as_webhooks``: each committed on its own
     with its NOTIFY, as the ingress does."""
-
-    async def one(conn: asyncpg.Connection, n: int) -> None:
-        await enqueue(
-            conn,
-            tenant_id=tenant_id,
-            ticket_id=str(n),
-            event="created",
-            dedupe_key=uuid.uuid4().hex,
-            payload={"ticket": {"id": str(n)}},
-            trace_context=None,
-            trace_id=None,
-            notify=as_webhooks,
-        )
-
-    if as_webhooks:
-        for n in range(count):
-            async with tenant_transaction(pool, tenant_id) as conn:
-                await one(conn, n)
+    if not as_webhooks:
+        async with tenant_transaction(pool, tenant_id) as conn:
+            await enqueue_jobs(conn, tenant_id, count)
         return
-    async with tenant_transaction(pool, tenant_id) as conn:
-        for n in range(count):
-            await one(conn, n)
+    for n in range(count):
+        async with tenant_transaction(pool, tenant_id) as conn:
+            await enqueue_jobs(conn, tenant_id, 1, notify=True, first=n)
 
 
 async def _complete(pool: asyncpg.Pool, job: ClaimedJob) -> bool:
