@@ -16,15 +16,6 @@ from typing import Any
 
 import asyncpg
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from cli.support import (
     DataDirOption,
@@ -33,6 +24,7 @@ from cli.support import (
     fail,
     load_runtime,
     one_line_errors,
+    progress_bar,
     run_async,
     service_pool,
 )
@@ -65,26 +57,14 @@ class _Display:
     """A progress bar on stderr, or nothing at all under `--json`."""
 
     def __init__(self, label: str, *, enabled: bool) -> None:
-        self._console = Console(stderr=True)
-        self._progress = (
-            Progress(
-                SpinnerColumn(),
-                TextColumn(label),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=self._console,
-                transient=True,
-            )
-            if enabled
-            else None
-        )
+        self._label = label
+        self._progress = progress_bar(spinner=True) if enabled else None
         self._task: Any = None
 
     def __enter__(self) -> _Display:
         if self._progress is not None:
             self._progress.start()
-            self._task = self._progress.add_task("import", total=None)
+            self._task = self._progress.add_task(self._label, total=None)
         return self
 
     def __exit__(
