@@ -340,10 +340,12 @@ class Dispatcher:
         rows: list[asyncpg.Record] = []
         for tenant in sorted(self._pending, key=lambda t: running[t])[:MAX_BELOW_SHARE_CLAIMS]:
             missing = share - running[tenant]
-            if missing <= 0 or self.intake.storming(tenant):
-                continue
-            if self._quarantined.get(tenant, 0.0) > now:
-                continue
+            if (
+                missing <= 0
+                or self.intake.storming(tenant)
+                or self._quarantined.get(tenant, 0) > now
+            ):
+                continue  # (a quarantined tenant stays pending: it has work once it is back)
             got = await self._claim_for_tenant(tenant, missing, now)
             if len(got) < missing:
                 self._pending.discard(tenant)  # nothing more to claim until it sends again
@@ -375,8 +377,7 @@ class Dispatcher:
         for tenant in quiet:
             if len(rows) >= limit:
                 break
-            if self._quarantined.get(tenant, 0.0) <= now:
-                rows += await self._claim_for_tenant(tenant, limit - len(rows), now)
+            rows += await self._claim_for_tenant(tenant, limit - len(rows), now)
         return rows
 
     async def _claim_rows(self, limit: int, tenant_id: str | None) -> list[asyncpg.Record]:
@@ -407,7 +408,10 @@ class Dispatcher:
         return rows
 
     async def _claim_for_tenant(self, tenant: str, limit: int, now: float) -> list[asyncpg.Record]:
-        """One tenant's claim; if it fails, the tenant is reported and left out for a while."""
+        """One tenant's claim; if it fails, the tenant is reported and left out for a while
+        (nothing is claimed for it until then)."""
+        if self._quarantined.get(tenant, 0.0) > now:
+            return []
         try:
             return await self._claim_rows(limit, tenant)
         except asyncpg.PostgresConnectionError:
