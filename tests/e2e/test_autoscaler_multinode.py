@@ -12,54 +12,38 @@ and about replicas from the Serve controller, sampled every second by the benchm
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_multinode import run_scaleout
+
 pytestmark = pytest.mark.ray
 
-REPO = Path(__file__).resolve().parents[2]
 BACKLOG = 500
 
 
 def test_autoscaler_adds_a_node_for_the_backlog_and_removes_it_when_idle(tmp_path: Path) -> None:
-    out = tmp_path / "autoscaler.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.scaleout",
-            "--modes",
-            "ray-autoscaler",
-            "--replicas",
-            "2",
-            "--backlog",
-            str(BACKLOG),
-            "--llm-latency",
-            "8",
-            "--jitter",
-            "0",
-            "--downscale-delay",
-            "10",
-            "--idle-timeout-min",
-            "0.1",
-            "--timeout",
-            "120",
-            "--scale-in-wait",
-            "60",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_scaleout(
+        tmp_path,
+        "ray-autoscaler",
+        "--replicas",
+        "2",
+        "--backlog",
+        str(BACKLOG),
+        "--llm-latency",
+        "8",
+        "--jitter",
+        "0",
+        "--downscale-delay",
+        "10",
+        "--idle-timeout-min",
+        "0.1",
+        "--timeout",
+        "120",
+        "--scale-in-wait",
+        "60",
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())["ray-autoscaler"]
     head, timeline = result["head_node"], result["timeline"]
     at_rest = set(result["worker_nodes_at_rest"])
 

@@ -22,35 +22,35 @@ pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_replicas_spread_over_nodes_and_a_lost_node_loses_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "scaleout.json"
+def run_scaleout(tmp_path: Path, mode: str, *args: str) -> dict:
+    """``python -m benchmarks.scaleout --modes MODE ARGS`` as an operator runs it; its result."""
+    out = tmp_path / f"{mode}.json"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.scaleout",
-            "--modes",
-            "node-loss",
-            "--backlog",
-            "160",
-            "--llm-latency",
-            "3",
-            "--jitter",
-            "0",
-            "--kill-at",
-            "0.25",
-            "--timeout",
-            "150",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, "-m", "benchmarks.scaleout", "--modes", mode, *args, "--json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())["node-loss"]
+    return json.loads(out.read_text())[mode]
+
+
+def test_replicas_spread_over_nodes_and_a_lost_node_loses_nothing(tmp_path: Path) -> None:
+    result = run_scaleout(
+        tmp_path,
+        "node-loss",
+        "--backlog",
+        "160",
+        "--llm-latency",
+        "3",
+        "--jitter",
+        "0",
+        "--kill-at",
+        "0.25",
+        "--timeout",
+        "150",
+    )
     head, before = result["head_node"], result["placement_before"]
     # The 1-CPU reservation per replica keeps Enhancer/Synthesizer off the head node (1 CPU,
     # holding the Ingress, Dispatcher and ContextGatherer): their replicas waited for the
