@@ -2,24 +2,15 @@
 sure nothing that was accepted is ever lost.
 
 - Every query it runs is in ``db.repositories.dispatch``; no SQL here.
-- Claims go through ``app_claim_jobs``: work-conserving weighted fair share across tenants (a
-  tenant alone may take every free slot; tenants with backlog converge to running in proportion
-  to their ``dispatch_weight``; a tenant's ``max_inflight`` is a hard cap), ``FOR UPDATE SKIP
-  LOCKED``, a lease, one round trip. When the in-flight limit is full, a tenant with work
-  waiting and less than an equal share in flight is still claimed up to that share at once
-  (the limit is exceeded by the missing shares until jobs finish; nothing is preempted).
+- Which jobs to claim each cycle (weighted fair share, below-share top-ups when the limit is
+  full, a failing tenant left out, intake first during a webhook storm) is decided by
+  ``pipeline.claim_planner.ClaimPlanner``; this class runs the lifecycle around it.
 - How much may be in flight follows capacity: running Enhancer replicas x their per-replica
   target (``pipeline.scaling.inflight_cap``), bounded by ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``.
-- One tenant cannot stall dispatch for all: if the claim across tenants fails, each tenant with
-  backlog is claimed on its own; a tenant whose claim fails is logged, counted
-  (``ai_agents_dispatch_failures{tenant}``) and left out for a while, the others flow.
 - Every reap tick: jobs of disabled tenants end ``skipped`` ("tenant disabled"), and the
   claimable backlog is measured and handed to ``on_backlog`` (metrics and autoscaling).
-- Woken by ``LISTEN ai_agents_jobs`` the moment a webhook commits; polls as a fallback.
-- Intake first during a storm (``pipeline.intake_priority``): the same notifications measure
-  the webhook arrival rate per tenant; above ``AI_AGENTS_INTAKE_PRIORITY_RATE`` the storming
-  tenants' jobs share a trickle of slots, so the node's CPU goes to acknowledging SDP, while
-  quiet tenants are claimed one by one at the normal cap. The held-back jobs wait, durable.
+- Woken by ``LISTEN ai_agents_jobs`` the moment a webhook commits; polls as a fallback. The
+  same notifications feed the planner (arrival rate for intake priority, tenants with work).
 - A job whose hand-off fails (replica crashed, back-pressure) is put back with its error; a job
   whose lease expires (worker died silently) is re-queued by the reaper; on start every job left
   `running` by an earlier dispatcher incarnation is re-queued. Attempts are bounded and a job
@@ -44,13 +35,12 @@ from db.pool import tenant_transaction
 from db.repositories import dispatch as queue
 from db.repositories.enhancements import fail_or_retry
 from pipeline import metric_catalogue as mc
-from pipeline.intake_priority import RETRY_PAYLOAD, IntakePriority
+from pipeline.claim_planner import ClaimPlanner
+from pipeline.intake_priority import IntakePriority
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.scaling import BacklogReport, inflight_cap
 
 log = logging.getLogger(__name__)
-
-MAX_BELOW_SHARE_CLAIMS = 16  # tenants claimed one by one per cycle when the limit is full
 
 
 @dataclass(frozen=True)
@@ -108,7 +98,6 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._inflight_by_tenant: Counter[str] = Counter()
-        self._pending: set[str] = set()  # tenants that may have claimable jobs right now
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncpg.Connection | None = None
         self.claimed_total = 0
@@ -120,14 +109,32 @@ class Dispatcher:
         self.running_replicas: int | None = None  # Enhancer replicas, from the policy's report
         self.backlog: BacklogReport | None = None
         self.skipped_disabled = 0
-        self.tenant_failures = 0
-        self._quarantined: dict[str, float] = {}  # tenant -> monotonic time it may return
         self._reported_tenants: set[str] = set()
-        self.intake = IntakePriority(
-            rate_per_s=self.config.intake_priority_rate,
-            inflight=self.config.intake_priority_inflight,
-            hold_s=self.config.intake_priority_hold_s,
+        self._planner = ClaimPlanner(
+            pool,
+            self.owner,
+            intake=IntakePriority(
+                rate_per_s=self.config.intake_priority_rate,
+                inflight=self.config.intake_priority_inflight,
+                hold_s=self.config.intake_priority_hold_s,
+            ),
+            metrics=self._metrics,
+            measure_backlog=self.measure_backlog,
+            batch=self.config.batch,
+            lease_s=self.config.lease_s,
+            per_tenant_cap=self.config.per_tenant_cap,
+            tenant_quarantine_s=self.config.tenant_quarantine_s,
         )
+
+    @property
+    def intake(self) -> IntakePriority:
+        """The webhook arrival rate and storm state the claim consults (status, tests)."""
+        return self._planner.intake
+
+    @property
+    def tenant_failures(self) -> int:
+        """Per-tenant claims that failed (each left its tenant out for a while)."""
+        return self._planner.tenant_failures
 
     @property
     def inflight_limit(self) -> int:
@@ -167,7 +174,7 @@ class Dispatcher:
             "backlog": self.backlog.claimable if self.backlog else None,
             "skipped_disabled": self.skipped_disabled,
             "tenant_failures": self.tenant_failures,
-            "quarantined": sorted(self._quarantined),
+            "quarantined": self._planner.quarantined,
             "claimed_total": self.claimed_total,
             "handoff_failures": self.handoff_failures,
             "recovered_on_start": self.recovered_on_start,
@@ -199,19 +206,12 @@ class Dispatcher:
             await asyncio.sleep(1.0)
 
     def _notified(self, payload: str) -> None:
-        self.intake.notified(payload)
-        if payload != RETRY_PAYLOAD:
-            self._pending.add(payload)
+        self._planner.notified(payload)
         if len(self._inflight) >= self.inflight_limit and self._inflight_by_tenant[payload]:
             return  # a finishing job wakes the loop; a tenant with nothing in flight may not wait
-        if self.intake.storming(payload) and self._held_back_room(set()) <= 0:
+        if self._planner.trickle_full(payload, self._inflight_by_tenant):
             return  # a storm at its trickle needs no wake-ups
         self._wake.set()
-
-    def _held_back_room(self, quiet: set[str]) -> int:
-        """Free slots of the trickle that all but the quiet tenants share during a storm."""
-        held = sum(n for t, n in self._inflight_by_tenant.items() if t not in quiet)
-        return self.intake.inflight - held
 
     async def _run_forever(self) -> None:
         last_reap = 0.0
@@ -288,7 +288,7 @@ class Dispatcher:
         for tenant, n in per_tenant.items():
             self._metrics.set(mc.BACKLOG_JOBS, n, {"tenant": tenant})
         self._reported_tenants = set(per_tenant)
-        self._pending |= {t for t, n in per_tenant.items() if n > 0}
+        self._planner.backlog_measured(per_tenant)
         self._metrics.set(mc.INTAKE_PRIORITY, 1 if report.intake_priority else 0, {})
         self.backlog = report
         if self._on_backlog is not None:
@@ -301,15 +301,7 @@ class Dispatcher:
     async def _claim(self) -> int:
         limit = self.inflight_limit
         room = limit - len(self._inflight)
-        rows: list[asyncpg.Record] = []
-        if room > 0:
-            batch = min(room, self.config.batch)
-            if self.intake.active():
-                rows = await self._claim_with_intake_priority(batch)
-            else:
-                rows = await self._claim_fair(batch)
-        if len(self._inflight) + len(rows) >= limit and self._pending:
-            rows += await self._claim_below_share(limit, rows)
+        rows = await self._planner.claim(limit, room, self._inflight_by_tenant)
         for row in rows:
             job = ClaimedJob(
                 id=str(row["id"]),
@@ -325,109 +317,6 @@ class Dispatcher:
             self._inflight_by_tenant[job.tenant_id] += 1
         self.claimed_total += len(rows)
         return len(rows)
-
-    async def _claim_below_share(
-        self, limit: int, claiming: list[asyncpg.Record]
-    ) -> list[asyncpg.Record]:
-        """The limit is full: a tenant with work waiting and fewer than an equal share of the
-        limit in flight is claimed up to that share at once. No job is preempted, so the limit
-        is exceeded by at most the shares still missing, until the tenants' jobs finish; this
-        is what lets a tenant that becomes active get its share within one dispatch cycle."""
-        running = Counter(self._inflight_by_tenant)
-        running.update(row["tenant_id"] for row in claiming)
-        share = max(1, limit // max(1, len(set(running) | self._pending)))
-        now = time.monotonic()
-        rows: list[asyncpg.Record] = []
-        for tenant in sorted(self._pending, key=lambda t: running[t])[:MAX_BELOW_SHARE_CLAIMS]:
-            missing = share - running[tenant]
-            if (
-                missing <= 0
-                or self.intake.storming(tenant)
-                or self._quarantined.get(tenant, 0) > now
-            ):
-                continue  # (a quarantined tenant stays pending: it has work once it is back)
-            got = await self._claim_for_tenant(tenant, missing, now)
-            if len(got) < missing:
-                self._pending.discard(tenant)  # nothing more to claim until it sends again
-            rows += got
-        return rows
-
-    async def _claim_fair(self, limit: int) -> list[asyncpg.Record]:
-        try:
-            return await self._claim_rows(limit, None)
-        except asyncpg.PostgresConnectionError:
-            raise
-        except asyncpg.PostgresError as exc:
-            log.error(
-                "claim across tenants failed (%s: %s); claiming tenant by tenant",
-                type(exc).__name__,
-                exc,
-            )
-            return await self._claim_tenant_by_tenant(limit)
-
-    async def _claim_with_intake_priority(self, limit: int) -> list[asyncpg.Record]:
-        """A storm (``pipeline.intake_priority``): the storming tenants and any old backlog
-        share the trickle, claimed fairly; each quiet tenant is claimed on its own."""
-        quiet = self.intake.quiet_tenants()
-        rows: list[asyncpg.Record] = []
-        trickle = min(limit, self._held_back_room(set(quiet)))
-        if trickle > 0:
-            rows += await self._claim_fair(trickle)
-        now = time.monotonic()
-        for tenant in quiet:
-            if len(rows) >= limit:
-                break
-            rows += await self._claim_for_tenant(tenant, limit - len(rows), now)
-        return rows
-
-    async def _claim_rows(self, limit: int, tenant_id: str | None) -> list[asyncpg.Record]:
-        return await queue.claim_jobs(
-            self._pool,
-            self.owner,
-            limit,
-            per_tenant_cap=self.config.per_tenant_cap,
-            lease_s=self.config.lease_s,
-            tenant_id=tenant_id,
-        )
-
-    async def _claim_tenant_by_tenant(self, limit: int) -> list[asyncpg.Record]:
-        """Degraded mode: an equal slice of ``limit`` per tenant with backlog, each claimed on its
-        own so that a tenant whose claim fails (a poisoned setting or job) is left out."""
-        now = time.monotonic()
-        self._quarantined = {t: until for t, until in self._quarantined.items() if until > now}
-        report = await self.measure_backlog()
-        tenants = [
-            t for t, n in sorted(report.per_tenant.items()) if n > 0 and t not in self._quarantined
-        ]
-        rows: list[asyncpg.Record] = []
-        for tenant in tenants:
-            share = max(1, -(-limit // len(tenants)))
-            if len(rows) >= limit:
-                break
-            rows += await self._claim_for_tenant(tenant, min(share, limit - len(rows)), now)
-        return rows
-
-    async def _claim_for_tenant(self, tenant: str, limit: int, now: float) -> list[asyncpg.Record]:
-        """One tenant's claim; if it fails, the tenant is reported and left out for a while
-        (nothing is claimed for it until then)."""
-        if self._quarantined.get(tenant, 0.0) > now:
-            return []
-        try:
-            return await self._claim_rows(limit, tenant)
-        except asyncpg.PostgresConnectionError:
-            raise
-        except asyncpg.PostgresError as exc:
-            self.tenant_failures += 1
-            self._quarantined[tenant] = now + self.config.tenant_quarantine_s
-            self._metrics.inc(mc.DISPATCH_FAILURES, {"tenant": tenant})
-            log.error(
-                "claim for tenant %s failed (%s: %s); left out for %.0f s",
-                tenant,
-                type(exc).__name__,
-                exc,
-                self.config.tenant_quarantine_s,
-            )
-            return []
 
     async def _handle(self, job: ClaimedJob) -> None:
         try:
