@@ -50,6 +50,28 @@ class IdleDispatcher:
         return {"healthy": True, "idle": True, "inflight": 0}
 
 
+class _FloorIngress:
+    """The intake floor (``benchmarks.intake_floor.IntakeFloor``, a bare ASGI callable) as the
+    Serve ingress: what any app costs once Serve, direct ingress and HAProxy carry it, so the
+    product can be told apart from the platform it runs on. Secrets and the owner URL come
+    from the environment the benchmark starts Ray with."""
+
+    def __serve_build_asgi_app__(self) -> Any:
+        import json
+        import os
+
+        from benchmarks.intake_floor import IntakeFloor
+
+        with open(os.environ["AI_AGENTS_FLOOR_TENANTS_FILE"]) as handle:
+            secrets = {t["id"]: t["secret"].encode() for t in json.load(handle)}
+        return IntakeFloor(os.environ["AI_AGENTS_FLOOR_DATABASE_URL"], secrets)
+
+
+# The product Ingress's options (replica bounds, max_ongoing_requests: HAProxy's maxconn per
+# replica), so only the app differs.
+FloorIngress = Ingress.options(func_or_class=serve.ingress()(_FloorIngress))
+
+
 def ingress_options(replicas: int = 0, max_ongoing: int = 0) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if replicas:
@@ -65,6 +87,8 @@ def build_intake_app(
     from serve_app.app_builder import build_app
 
     options = ingress_options(replicas, max_ongoing)
+    if graph == "floor":
+        return FloorIngress.options(**options).bind()
     ingress_deployment = AsyncStateIngress if async_state else Ingress
     if graph == "full":
         if not options and not async_state:

@@ -45,6 +45,12 @@ Configurations (``--configs``, comma-separated):
   floor             the intake floor (``benchmarks.intake_floor``): uvicorn + asyncpg, a
                     constant-time token check, one INSERT with synchronous commit; token-mode
                     tenants. Every config is also reported as a ratio to it.
+  bare-token        the product app (``create_api``) under bare uvicorn, token-mode webhooks:
+                    what the app costs without Serve, HAProxy or Ray
+  serve-floor       the floor's bare ASGI app deployed as the Serve ingress the way
+                    ``ai-agents serve`` runs it (HAProxy + THROUGHPUT_OPTIMIZED +
+                    LOG_TO_STDERR=1): what Serve itself costs per webhook, i.e. the best
+                    any app can do through the product's ingress
   serve-token       what ``ai-agents serve`` runs (HAProxy + THROUGHPUT_OPTIMIZED +
                     LOG_TO_STDERR=1), token-mode webhooks, pipeline idle
   busy-pipeline     the same with the whole pipeline deployed and busy: ``--backlog`` real
@@ -56,6 +62,7 @@ Configurations (``--configs``, comma-separated):
                     The Dispatcher's intake priority is at its default (above 50
                     webhooks/s only 2 jobs in flight, pools held); ``--backlog 0`` is the
                     pipeline working only on what arrives.
+  busy-pipeline-2r  the same with 2 Ingress replicas (HAProxy balances over both)
   busy-pipeline-nice0  the same with AI_AGENTS_PIPELINE_NICE=0: pipeline replicas at the
                     Ingress's CPU priority (how the product behaved before the setting)
   busy-pipeline-nopriority  the same with AI_AGENTS_INTAKE_PRIORITY_RATE=0: the Dispatcher
@@ -190,6 +197,19 @@ CONFIGS = {
             "floor", "floor: uvicorn + asyncpg, token check, one INSERT", kind="floor", auth="token"
         ),
         Config(
+            "bare-token",
+            "the product app under bare uvicorn, token webhooks (no Serve)",
+            kind="bare",
+            auth="token",
+        ),
+        Config(
+            "serve-floor",
+            "the floor's ASGI app as the Serve ingress (HAProxy + THROUGHPUT_OPTIMIZED)",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            auth="token",
+            graph="floor",
+        ),
+        Config(
             "serve-token",
             "ai-agents serve's ingress mode, token webhooks, pipeline idle",
             env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
@@ -202,6 +222,15 @@ CONFIGS = {
             auth="token",
             graph="full",
             backlog=True,
+        ),
+        Config(
+            "busy-pipeline-2r",
+            "busy-pipeline with 2 Ingress replicas",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
+            auth="token",
+            graph="full",
+            backlog=True,
+            replicas=2,
         ),
         Config(
             "busy-pipeline-nice0",
@@ -338,6 +367,8 @@ async def measure_config(
         urls = [url]
     else:
         child_env = {**env, **isolated_serve_env(), **cfg.env}
+        if cfg.graph == "floor":
+            child_env.update(intake_busy.floor_env(db, tenants, workdir))
         child_args = ["--graph", cfg.graph]
         if cfg.replicas:
             child_args += ["--replicas", str(cfg.replicas)]

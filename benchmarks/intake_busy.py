@@ -23,6 +23,16 @@ from cli.local_stack.tenants import Tenant
 from pipeline.core.ports import free_port
 
 
+def floor_env(db: Database, tenants: list[Tenant], workdir: Path) -> dict[str, str]:
+    """What the floor app needs, in its environment: the owner URL and the tenants' secrets."""
+    tenants_file = workdir / "floor-tenants.json"
+    tenants_file.write_text(json.dumps([t.spec() for t in tenants]))
+    return {
+        "AI_AGENTS_FLOOR_DATABASE_URL": db.owner_url,
+        "AI_AGENTS_FLOOR_TENANTS_FILE": str(tenants_file),
+    }
+
+
 @contextlib.contextmanager
 def intake_floor(
     db: Database,
@@ -32,8 +42,7 @@ def intake_floor(
     log_path: Path,
 ) -> Iterator[tuple[str, int]]:
     """``benchmarks.intake_floor`` on a free port; yields (url, pid)."""
-    tenants_file = workdir / "floor-tenants.json"
-    tenants_file.write_text(json.dumps([t.spec() for t in tenants]))
+    floor = floor_env(db, tenants, workdir)
     port = free_port()
     with child_process(
         [
@@ -43,9 +52,9 @@ def intake_floor(
             "--port",
             str(port),
             "--tenants-file",
-            str(tenants_file),
+            floor["AI_AGENTS_FLOOR_TENANTS_FILE"],
         ],
-        {**env, "AI_AGENTS_FLOOR_DATABASE_URL": db.owner_url},
+        {**env, **floor},
         log_path,
     ) as proc:
         url = f"http://127.0.0.1:{port}"

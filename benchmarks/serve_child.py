@@ -90,7 +90,7 @@ class ServeChild:
 def main(argv: list[str]) -> None:
     """Entry point of ServeChild: start Ray + Serve with the intake app, report, wait."""
     parser = argparse.ArgumentParser(prog="benchmarks.serve_child")
-    parser.add_argument("--graph", choices=["ingress", "full"], default="ingress")
+    parser.add_argument("--graph", choices=["ingress", "full", "floor"], default="ingress")
     parser.add_argument("--replicas", type=int, default=0, help="0: product autoscaling")
     parser.add_argument("--max-ongoing", type=int, default=0, help="0: product value")
     parser.add_argument("--num-cpus", type=int, default=0)
