@@ -12,36 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
 from ray import serve
 from ray.serve import Application
 
 from actors.pool_options import DISPATCHER
-from serve_app.api_state import ApiState
 from serve_app.ingress import Ingress
-
-
-async def get_state_async(request: Request) -> ApiState:
-    return request.app.state.api
-
-
-def with_async_state(app: FastAPI) -> FastAPI:
-    """The product's ``serve_app.deps.get_state`` is a plain ``def``, so FastAPI runs it in its
-    thread pool on every request (a thread hop, and GIL hand-offs). The same dependency as
-    ``async def`` — what a one-word product change would do — via ``dependency_overrides``."""
-    from serve_app.deps import get_state
-
-    app.dependency_overrides[get_state] = get_state_async
-    return app
-
-
-class _AsyncStateIngress(Ingress.func_or_class):  # type: ignore[misc, name-defined]
-    def __serve_build_asgi_app__(self) -> FastAPI:
-        return with_async_state(super().__serve_build_asgi_app__())
-
-
-# The product Ingress (same name, options and constructor) with the async dependency.
-AsyncStateIngress = Ingress.options(func_or_class=_AsyncStateIngress)
 
 
 @serve.deployment(name=DISPATCHER, num_replicas=1, ray_actor_options={"num_cpus": 0.1})
@@ -82,16 +57,15 @@ def ingress_options(replicas: int = 0, max_ongoing: int = 0) -> dict[str, Any]:
 
 
 def build_intake_app(
-    graph: str = "ingress", *, replicas: int = 0, max_ongoing: int = 0, async_state: bool = False
+    graph: str = "ingress", *, replicas: int = 0, max_ongoing: int = 0
 ) -> Application:
     from serve_app.app_builder import build_app
 
     options = ingress_options(replicas, max_ongoing)
     if graph == "floor":
         return FloorIngress.options(**options).bind()
-    ingress_deployment = AsyncStateIngress if async_state else Ingress
     if graph == "full":
-        if not options and not async_state:
+        if not options:
             return build_app()
         from actors.context_gatherer import ContextGathererDeployment
         from actors.dispatcher import DispatcherDeployment
@@ -101,14 +75,12 @@ def build_intake_app(
         enhancer = EnhancerDeployment.bind(
             ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
         )
-        return ingress_deployment.options(**options).bind(DispatcherDeployment.bind(enhancer))
-    ingress = ingress_deployment.options(**options) if options else ingress_deployment
+        return Ingress.options(**options).bind(DispatcherDeployment.bind(enhancer))
+    ingress = Ingress.options(**options) if options else Ingress
     return ingress.bind(IdleDispatcher.bind())
 
 
-def build_pipeline_app(
-    overrides: dict[str, dict[str, Any]] | None = None, *, async_state: bool = False
-) -> Application:
+def build_pipeline_app(overrides: dict[str, dict[str, Any]] | None = None) -> Application:
     """The product graph with per-deployment option overrides (``Deployment.options``), so a
     benchmark can try pool settings without editing ``actors/pool_options.py``."""
     from actors.context_gatherer import ContextGathererDeployment
@@ -117,7 +89,6 @@ def build_pipeline_app(
     from actors.synthesizer import SynthesizerDeployment
 
     overrides = overrides or {}
-    ingress = AsyncStateIngress if async_state else Ingress
 
     def opt(deployment: Any) -> Any:
         extra = overrides.get(deployment.name)
@@ -126,4 +97,4 @@ def build_pipeline_app(
     enhancer = opt(EnhancerDeployment).bind(
         opt(ContextGathererDeployment).bind(), opt(SynthesizerDeployment).bind()
     )
-    return opt(ingress).bind(opt(DispatcherDeployment).bind(enhancer))
+    return opt(Ingress).bind(opt(DispatcherDeployment).bind(enhancer))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
+from fastapi import FastAPI
 
 from pipeline.core.settings import get_settings
 from pipeline.logging_setup import configure_logging
@@ -19,30 +20,21 @@ from serve_app.api import create_api
 from serve_app.api_state import ApiState
 
 
-def build(async_state: bool = False):  # type: ignore[no-untyped-def]
+def build() -> FastAPI:
+    """The app a replica builds (same settings, tracing and logging), so only Serve differs."""
     settings = get_settings()
     configure_tracing()
     configure_logging(settings.log_level)
-    app = create_api(ApiState.from_settings(settings))
-    if async_state:
-        from benchmarks.apps import with_async_state
-
-        app = with_async_state(app)
-    return app
+    return create_api(ApiState.from_settings(settings))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument(
-        "--async-state",
-        action="store_true",
-        help="serve_app.deps.get_state as async def (see benchmarks.apps)",
-    )
     args = parser.parse_args()
     uvicorn.run(
-        build(args.async_state),
+        build(),
         host=args.host,
         port=args.port,
         loop="uvloop",

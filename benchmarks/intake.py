@@ -35,13 +35,6 @@ Configurations (``--configs``, comma-separated):
   haproxy-tput-full the same as haproxy-tput with the whole pipeline deployed and working
                     (the jobs accepted are processed: LLM simulator 2 s, SDP simulator)
   bare-end          bare uvicorn again at the end (drift check; merged into the baseline)
-  bare-async        bare uvicorn with ``serve_app.deps.get_state`` as ``async def`` (FastAPI
-                    runs a plain-def dependency in its thread pool on every request)
-  haproxy-tput-async     HAProxy + THROUGHPUT_OPTIMIZED + RAY_SERVE_LOG_TO_STDERR=1 (so the
-                    replica's JSON log lines are not routed through Serve's StreamToLogger,
-                    which extracts a stack trace per line) + async ``get_state``
-  haproxy-tput-async-2r  the same with 2 Ingress replicas
-  direct-tput-async the same tuning with direct ingress (client -> replica port)
   floor             the intake floor (``benchmarks.intake_floor``): uvicorn + asyncpg, a
                     constant-time token check, one INSERT with synchronous commit; token-mode
                     tenants. Every config is also reported as a ratio to it.
@@ -68,7 +61,6 @@ Configurations (``--configs``, comma-separated):
   busy-pipeline-nopriority  the same with AI_AGENTS_INTAKE_PRIORITY_RATE=0: the Dispatcher
                     hands out work at full capacity during the storm and the pools scale on
                     the backlog it makes (how the product behaved before the setting)
-Configurations named *-async are compared with bare-async (the same app change).
 """
 
 from __future__ import annotations
@@ -115,7 +107,6 @@ class Config:
     target: str = "http"  # "http": the Serve HTTP port; "direct": the replica ports
     graph: str = "ingress"
     replicas: int = 0
-    async_state: bool = False  # serve_app.deps.get_state as async def (benchmarks.apps)
     auth: str = "hmac"  # "token": X-Webhook-Token tenants (what SDP sends out of the box)
     backlog: bool = False  # enqueue --backlog real tickets before measuring (busy pipeline)
 
@@ -179,20 +170,6 @@ CONFIGS = {
             graph="full",
         ),
         Config("bare-end", "bare uvicorn again (drift check)", kind="bare"),
-        Config("bare-async", "bare uvicorn, get_state as async def", kind="bare", async_state=True),
-        Config(
-            "haproxy-tput-async",
-            "HAProxy + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1, async get_state",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            async_state=True,
-        ),
-        Config(
-            "haproxy-tput-async-2r",
-            "the same with 2 Ingress replicas",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            async_state=True,
-            replicas=2,
-        ),
         Config(
             "floor", "floor: uvicorn + asyncpg, token check, one INSERT", kind="floor", auth="token"
         ),
@@ -252,13 +229,6 @@ CONFIGS = {
             auth="token",
             graph="full",
             backlog=True,
-        ),
-        Config(
-            "direct-tput-async",
-            "direct ingress + THROUGHPUT_OPTIMIZED + LOG_TO_STDERR=1, async get_state",
-            env={**TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            target="direct",
-            async_state=True,
         ),
     ]
 }
@@ -351,7 +321,6 @@ async def measure_config(
                 "benchmarks.bare_server",
                 "--port",
                 str(port),
-                *(["--async-state"] if cfg.async_state else []),
             ],
             env,
             log_path,
@@ -372,8 +341,6 @@ async def measure_config(
         child_args = ["--graph", cfg.graph]
         if cfg.replicas:
             child_args += ["--replicas", str(cfg.replicas)]
-        if cfg.async_state:
-            child_args += ["--async-state"]
         child = ServeChild(child_env, child_args, log_path)
         info = child.start()
         pids = info["pids"]
@@ -476,7 +443,6 @@ def aggregate(cfg: Config, passes: list[dict[str, Any]], nproc: int) -> dict[str
         "backlog": [p.get("backlog") for p in passes],
         "startup_s": round(statistics.mean(p["startup_s"] for p in passes), 1),
         "kind": cfg.kind,
-        "async_state": cfg.async_state,
         "throughput": median([r.throughput for r in reps]),
         "throughputs": [round(r.throughput, 1) for r in reps],
         "p50_ms": median([r.p50_ms for r in reps]),
@@ -620,14 +586,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(data: dict[str, Any]) -> str:
     results = data["results"]
-    baselines = {}
-    for flavour in (False, True):
-        bare = [r for r in results if r["kind"] == "bare" and r["async_state"] == flavour]
-        baselines[flavour] = median([t for r in bare for t in r["throughputs"]]) if bare else None
+    bare = [r for r in results if r["kind"] == "bare"]
+    baseline = median([t for r in bare for t in r["throughputs"]]) if bare else None
     floor = median([t for r in results if r["kind"] == "floor" for t in r["throughputs"]])
     rows = []
     for r in results:
-        baseline = baselines[r["async_state"]] or baselines[False]
         ratio = (r["throughput"] / baseline) if baseline and r["throughput"] else None
         rows.append(
             [
@@ -636,13 +599,7 @@ def report(data: dict[str, Any]) -> str:
                 "/".join(fmt(t, 0) for t in r["throughputs"]),
                 fmt(r["p50_ms"]),
                 fmt(r["p99_ms"]),
-                fmt(ratio, 2)
-                if r["kind"] != "bare"
-                else (
-                    "1 (baseline)"
-                    if not r["async_state"] or not baselines[False]
-                    else f"1 (async baseline; {r['throughput'] / baselines[False]:.2f} x bare)"
-                ),
+                fmt(ratio, 2) if r["kind"] != "bare" else "1 (baseline)",
                 fmt(r["server_cpu_ms_per_req"], 2),
                 fmt(r["server_cores"], 2),
                 f"{100 * r['loadgen_share']:.0f} %",

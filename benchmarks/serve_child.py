@@ -94,7 +94,6 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--replicas", type=int, default=0, help="0: product autoscaling")
     parser.add_argument("--max-ongoing", type=int, default=0, help="0: product value")
     parser.add_argument("--num-cpus", type=int, default=0)
-    parser.add_argument("--async-state", action="store_true")
     args = parser.parse_args(argv)
     from benchmarks.apps import build_intake_app
 
@@ -103,14 +102,7 @@ def main(argv: list[str]) -> None:
     port = free_port()
     start_ray(**ray_init_kwargs(num_cpus=args.num_cpus or None, dashboard=False))
     start_serve(port)
-    deploy_app(
-        build_intake_app(
-            args.graph,
-            replicas=args.replicas,
-            max_ongoing=args.max_ongoing,
-            async_state=args.async_state,
-        )
-    )
+    deploy_app(build_intake_app(args.graph, replicas=args.replicas, max_ongoing=args.max_ongoing))
     pids = replica_pids()
     low = int(os.environ.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "30000"))
     high = int(os.environ.get("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", "31000"))
