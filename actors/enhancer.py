@@ -49,6 +49,7 @@ class EnhancerDeployment:
                 sdp_timeout_s=settings.sdp_timeout_s,
                 public_url=settings.public_url,
                 explain_retention_days=settings.explain_retention_days,
+                stage_places=settings.enhancer_stage_places,
             ),
             feedback_links=FeedbackLinkSigner.from_encryption_keys(
                 settings.encryption_keys.get_secret_value(),

@@ -3,6 +3,10 @@
 Ray-free: the context gatherer, synthesizer and rate limiter arrive as plain async callables,
 which are Serve handles / actors in production and in-process objects in unit tests.
 
+Tenant-fair inside: the context and write-back stages each hold a place at the replica's
+``FairGate`` (``pipeline.fair_gate``), so a quiet tenant's job does not queue behind a flooding
+tenant's jobs there; the LLM wait between them holds none.
+
 Exactly-once effect: before posting, the ticket's notes are searched for this enhancement's
 marker, so a job re-run after a crash finds the note it already wrote instead of adding a
 second one; every row update is fenced by the lease token.
@@ -27,6 +31,7 @@ from db.repositories import enhancements as jobs
 from pipeline import metric_catalogue as mc
 from pipeline.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.explain_record import explain_record
+from pipeline.fair_gate import FairGate
 from pipeline.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext
@@ -70,6 +75,7 @@ class EnhancerConfig:
     sdp_deadline_s: float = 120.0
     public_url: str | None = None  # base of the feedback links; None: notes carry none
     explain_retention_days: float = 30.0
+    stage_places: int = 32  # jobs in context or write-back at once, tenant-fair beyond (0: all)
 
 
 class Enhancer:
@@ -93,6 +99,8 @@ class Enhancer:
         self._metrics = metrics or InMemoryMetrics()
         self.config = config or EnhancerConfig()
         self._links = feedback_links
+        # 0 turns the gate off: a capacity no in-flight limit reaches (the old behaviour)
+        self._gate = FairGate(self.config.stage_places or 1_000_000)
         self.tickets = TicketFetcher(
             load_tenant=load_tenant,
             limiter=limiter,
@@ -121,44 +129,36 @@ class Enhancer:
             return await self._run(job)
 
     async def _run(self, job: ClaimedJob) -> str:
-        enhancement_id, token = uuid.UUID(job.id), uuid.UUID(job.lease_token)
-        async with tenant_transaction(self._pool, job.tenant_id) as conn:
-            row = await jobs.start_stage(
-                conn, enhancement_id, token, "context", self.config.lease_s
-            )
-        if row is None:
-            return "lease_lost"
-        timings: dict[str, float] = dict(row["stage_timings"] or {})
-        tenant = await self._load_tenant(job.tenant_id)
-        if tenant is None:
-            return await self._finish_failed(job, "tenant no longer exists", timings)
-        payload = row["payload"]
-        ticket = Ticket(**payload["ticket"])
+        """Context and write-back each hold a place at the tenant-fair gate (they queue on CPU
+        and the database); the LLM wait between them holds none."""
+        async with self._gate.place(job.tenant_id):
+            enhancement_id, token = uuid.UUID(job.id), uuid.UUID(job.lease_token)
+            async with tenant_transaction(self._pool, job.tenant_id) as conn:
+                row = await jobs.start_stage(
+                    conn, enhancement_id, token, "context", self.config.lease_s
+                )
+            if row is None:
+                return "lease_lost"
+            timings: dict[str, float] = dict(row["stage_timings"] or {})
+            tenant = await self._load_tenant(job.tenant_id)
+            if tenant is None:
+                return await self._finish_failed(job, "tenant no longer exists", timings)
+            payload = row["payload"]
+            try:
+                started = time.perf_counter()
+                with tracer().start_as_current_span("enhancement.context"):
+                    context = await self._gather(
+                        job.tenant_id,
+                        Ticket(**payload["ticket"]),
+                        not payload.get("has_description", True),
+                    )
+                timings["context"] = self._timing("context", started)
+                if is_thin(context.ticket, min_chars=tenant.settings.min_ticket_chars):
+                    return await self._ask_for_details(job, row, timings, tenant, context)
+                await self._stage(job, "synthesis")
+            except Exception as exc:  # noqa: BLE001 - sorted by _after_error
+                return await self._after_error(job, exc, timings)
         try:
-            started = time.perf_counter()
-            with tracer().start_as_current_span("enhancement.context"):
-                context = await self._gather(
-                    job.tenant_id, ticket, not payload.get("has_description", True)
-                )
-            timings["context"] = self._timing("context", started)
-
-            if is_thin(context.ticket, min_chars=tenant.settings.min_ticket_chars):
-                # No research: a short note asking for the details (no unrelated matches).
-                await self._stage(job, "writeback")
-                thin = context.model_copy(update={"similar_tickets": [], "kb_articles": []})
-                note_id = await self._write_note(job, row, tenant, thin, None)
-                return await self._complete(
-                    job,
-                    row,
-                    timings,
-                    thin,
-                    outcome="skipped",
-                    synthesis=None,
-                    note_id=note_id,
-                    reason="ticket too thin to research: asked for details",
-                )
-
-            await self._stage(job, "synthesis")
             started = time.perf_counter()
             with tracer().start_as_current_span("enhancement.synthesis") as span:
                 synthesis = await self._synthesize(job.tenant_id, context, tenant.settings)
@@ -168,34 +168,66 @@ class Enhancer:
                 span.set_attribute("llm.prompt_tokens", synthesis.prompt_tokens)
                 span.set_attribute("llm.completion_tokens", synthesis.completion_tokens)
             timings["synthesis"] = self._timing("synthesis", started)
+        except Exception as exc:  # noqa: BLE001 - sorted by _after_error
+            return await self._after_error(job, exc, timings)
+        async with self._gate.place(job.tenant_id):
+            try:
+                await self._stage(job, "writeback")
+                started = time.perf_counter()
+                with tracer().start_as_current_span("enhancement.writeback"):
+                    note_id = await self._write_note(job, row, tenant, context, synthesis)
+                timings["writeback"] = self._timing("writeback", started)
+                outcome = "llm" if synthesis.mode == "llm" else "context_only"
+                return await self._complete(
+                    job,
+                    row,
+                    timings,
+                    context,
+                    outcome=outcome,
+                    synthesis=synthesis,
+                    note_id=note_id,
+                    reason=synthesis.reason if outcome != "llm" else None,
+                )
+            except Exception as exc:  # noqa: BLE001 - sorted by _after_error
+                return await self._after_error(job, exc, timings)
 
-            await self._stage(job, "writeback")
-            started = time.perf_counter()
-            with tracer().start_as_current_span("enhancement.writeback"):
-                note_id = await self._write_note(job, row, tenant, context, synthesis)
-            timings["writeback"] = self._timing("writeback", started)
-            outcome = "llm" if synthesis.mode == "llm" else "context_only"
-            return await self._complete(
-                job,
-                row,
-                timings,
-                context,
-                outcome=outcome,
-                synthesis=synthesis,
-                note_id=note_id,
-                reason=synthesis.reason if outcome != "llm" else None,
-            )
-        except (SdpRejected, SdpAuthError, SdpNotFound) as exc:
+    async def _ask_for_details(
+        self,
+        job: ClaimedJob,
+        row: asyncpg.Record,
+        timings: dict[str, float],
+        tenant: TenantRuntime,
+        context: TicketContext,
+    ) -> str:
+        """A ticket too thin to research: a short note asking for the details (no unrelated
+        matches, no LLM call)."""
+        await self._stage(job, "writeback")
+        thin = context.model_copy(update={"similar_tickets": [], "kb_articles": []})
+        note_id = await self._write_note(job, row, tenant, thin, None)
+        return await self._complete(
+            job,
+            row,
+            timings,
+            thin,
+            outcome="skipped",
+            synthesis=None,
+            note_id=note_id,
+            reason="ticket too thin to research: asked for details",
+        )
+
+    async def _after_error(self, job: ClaimedJob, exc: Exception, timings: dict[str, Any]) -> str:
+        """SDP's refusals end the job; outages and anything else retry (bounded by
+        ``max_attempts``, the reason kept); a lost lease leaves the row to its new owner."""
+        if isinstance(exc, (SdpRejected, SdpAuthError, SdpNotFound)):
             return await self._finish_failed(job, f"ServiceDesk Plus refused: {exc}", timings)
-        except (SdpUnavailable, SdpRateLimited) as exc:
+        if isinstance(exc, (SdpUnavailable, SdpRateLimited)):
             return await self._retry(job, f"ServiceDesk Plus unavailable: {exc}", timings)
-        except _LeaseLost:
+        if isinstance(exc, _LeaseLost):
             return "lease_lost"
-        except SdpError as exc:
+        if isinstance(exc, SdpError):
             return await self._retry(job, f"ServiceDesk Plus error: {exc}", timings)
-        except Exception as exc:  # noqa: BLE001 - bounded by max_attempts, reason kept
-            log.exception("enhancement %s failed", job.id)
-            return await self._retry(job, f"{type(exc).__name__}: {str(exc)[:500]}", timings)
+        log.error("enhancement %s failed", job.id, exc_info=exc)
+        return await self._retry(job, f"{type(exc).__name__}: {str(exc)[:500]}", timings)
 
     async def _write_note(
         self,

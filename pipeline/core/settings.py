@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     intake_priority_hold_s: float = Field(
         3.0, ge=0, le=600, description="how long intake keeps priority after the rate falls"
     )
+    enhancer_stage_places: int = Field(
+        32,
+        ge=0,
+        le=100_000,
+        description="per Enhancer replica: jobs in their context or write-back stage at once; "
+        "beyond, places go tenant-fair (pipeline.fair_gate); 0: no gate",
+    )
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)
     sdp_timeout_s: float = Field(15.0, gt=0)
