@@ -6,7 +6,8 @@ Tenant B sends 1 ticket/s for ``--b-seconds`` alone; then tenant A floods ``--fl
 (as fast as 32 connections allow) while B keeps sending 1 ticket/s for the same time. Target:
 B's p95 end-to-end under the flood <= 1.5 x its p95 alone. Both measured in the same run, for
 each dispatch setting in ``--caps``: ``fair`` is the product's default (work-conserving
-weighted fair share, no per-tenant cap), a number is a hard per-tenant in-flight cap
+weighted fair share, no per-tenant cap), ``nogate`` the same with the Enhancer's tenant-fair
+stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), a number is a hard per-tenant in-flight cap
 (``AI_AGENTS_PER_TENANT_INFLIGHT``, the old fixed cap was 8); the Dispatcher is redeployed with
 it in its ``runtime_env``. Between runs the rest of A's backlog is discarded (marked failed in
 the database by this script) and the pipeline drains, so every run starts from an idle system.
@@ -40,20 +41,68 @@ from cli.local_stack.ray_serve import RayServe
 from cli.local_stack.results import fetch_jobs, wait_terminal
 from cli.local_stack.tenants import Tenant
 
+NO_GATE = "nogate"  # fair share with the Enhancer's tenant-fair stage gate off
 
-def deploy_with_cap(ray_serve: RayServe, cap: int | None, pools: str) -> float:
-    from actors.pool_options import DISPATCHER, pool_options
+
+def deploy_with_cap(
+    ray_serve: RayServe, cap: int | str | None, pools: str, stage_places: int | None = None
+) -> float:
+    from actors.pool_options import DISPATCHER, ENHANCER, pool_options
     from benchmarks.apps import build_pipeline_app
     from benchmarks.pipeline import PREVIOUS_POOLS
 
+    overrides = dict(PREVIOUS_POOLS if pools == "previous" else {})
     actor_options = pool_options(DISPATCHER)["ray_actor_options"]
-    env = {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)} if cap is not None else {}
+    env = {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)} if isinstance(cap, int) else {}
     actor_options["runtime_env"] = {"env_vars": env}
-    overrides = {
-        **(PREVIOUS_POOLS if pools == "previous" else {}),
-        DISPATCHER: {"ray_actor_options": actor_options},
-    }
+    overrides[DISPATCHER] = {"ray_actor_options": actor_options}
+    places = 0 if cap == NO_GATE else stage_places
+    if places is not None:
+        enhancer = {**pool_options(ENHANCER), **overrides.get(ENHANCER, {})}
+        enhancer_actor = dict(enhancer["ray_actor_options"])
+        enhancer_actor["runtime_env"] = {
+            "env_vars": {"AI_AGENTS_ENHANCER_STAGE_PLACES": str(places)}
+        }
+        overrides[ENHANCER] = {**overrides.get(ENHANCER, {}), "ray_actor_options": enhancer_actor}
     return ray_serve.deploy(build_pipeline_app(overrides))
+
+
+async def sample_pools(since: float, seconds: float) -> list[dict[str, Any]]:
+    """Running replicas per pool every 2 s (does the flood scale the pools out, on one node?)."""
+    from benchmarks.scaleout_cluster import deployment_nodes
+
+    samples = []
+    while time.time() - since < seconds:
+        try:
+            running = {k: len(v) for k, v in (await asyncio.to_thread(deployment_nodes)).items()}
+        except Exception as exc:  # noqa: BLE001 - a sample, not a result
+            running = {"error": type(exc).__name__}
+        samples.append({"t": round(time.time() - since, 1), "running": running})
+        await asyncio.sleep(2)
+    return samples
+
+
+def per_job(rows: list[dict[str, Any]], sent: list[Sent], since: float) -> list[dict[str, Any]]:
+    """Each of B's jobs: when it was sent (s after the flood began), end to end, and the part
+    no stage timed (claim -> finish minus the timed stages), to see which ones were slow."""
+    sent_at = {s.enhancement_id: s.sent_at for s in sent if s.enhancement_id}
+    out = []
+    for r in rows:
+        if r["id"] not in sent_at or r["finished"] is None or r["started"] is None:
+            continue
+        timed = sum(
+            float((r["stage_timings"] or {}).get(k) or 0)
+            for k in ("context", "synthesis", "writeback")
+        )
+        out.append(
+            {
+                "sent_s": round(sent_at[r["id"]] - since, 2),
+                "e2e_s": round(float(r["finished"]) - sent_at[r["id"]], 2),
+                "untimed_s": round(float(r["finished"]) - float(r["started"]) - timed, 2),
+                "queued_s": round(float(r["started"]) - float(r["received"]), 2),
+            }
+        )
+    return sorted(out, key=lambda j: j["sent_s"])
 
 
 async def b_stream(sender: TicketSender, tenant: Tenant, rate: float, seconds: float) -> list[Sent]:
@@ -135,7 +184,7 @@ async def capacity(
 
 
 async def measure_cap(
-    cap: int | None,
+    cap: int | str | None,
     args: argparse.Namespace,
     ray_serve: RayServe,
     db: Database,
@@ -144,7 +193,7 @@ async def measure_cap(
     b: Tenant,
 ) -> dict[str, Any]:
     say = lambda m: print(f"[fairness] cap {cap}: {m}", file=sys.stderr, flush=True)  # noqa: E731
-    redeploy_s = deploy_with_cap(ray_serve, cap, args.pools)
+    redeploy_s = deploy_with_cap(ray_serve, cap, args.pools, args.stage_places)
     warm = await sender.burst(4, lambda i: (a, b)[i % 2])
     await wait_terminal(db, [s.enhancement_id for s in warm if s.enhancement_id], 120)
     say("B alone")
@@ -155,6 +204,7 @@ async def measure_cap(
     say(f"alone p95 {summary(alone, alone_sent)['p95']}; A floods {args.flood}")
     flood_started = time.time()
     flood_task = asyncio.create_task(sender.burst(args.flood, lambda _: a, concurrency=32))
+    pools_task = asyncio.create_task(sample_pools(flood_started, args.b_seconds + 30))
     under_sent = await b_stream(sender, b, args.b_rate, args.b_seconds)
     under = await wait_terminal(
         db, [s.enhancement_id for s in under_sent if s.enhancement_id], args.timeout
@@ -172,6 +222,7 @@ async def measure_cap(
     a_e2e = e2e_seconds(
         [r for r in flood_rows if r["finished"] and float(r["finished"]) <= b_done_at]
     )
+    pools_seen = await pools_task
     dropped = await discard_backlog(db, a.id)
     work_conserving = await capacity(args, db, sender, a, b) if args.capacity_flood else {}
     result = {
@@ -187,6 +238,8 @@ async def measure_cap(
         "a_p50_during_b": percentile(a_e2e, 50),
         "a_backlog_left": a_left,
         "a_discarded": dropped,
+        "b_jobs": per_job(under, under_sent, flood_started),
+        "pools": pools_seen,
     }
     alone_p95, under_p95 = result["alone"]["p95"], result["under"]["p95"]
     result["ratio"] = under_p95 / alone_p95 if alone_p95 and under_p95 else None
@@ -291,7 +344,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--caps",
         default="fair,8",
-        help="dispatch settings to compare: fair (the default, no per-tenant cap) or a cap",
+        help="dispatch settings to compare: fair (the default, no per-tenant cap), nogate "
+        "(fair with the Enhancer's tenant-fair stage gate off) or a per-tenant cap",
     )
     parser.add_argument(
         "--capacity-flood",
@@ -299,11 +353,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=400,
         help="tickets for the work-conserving check (A alone vs A and B together); 0: skip",
     )
+    parser.add_argument(
+        "--stage-places",
+        type=int,
+        default=None,
+        help="AI_AGENTS_ENHANCER_STAGE_PLACES for the Enhancer (default: the product's)",
+    )
     add_pipeline_options(parser)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
-    args.caps = [None if c == "fair" else int(c) for c in str(args.caps).split(",") if c]
+    args.caps = [
+        None if c == "fair" else c if c == NO_GATE else int(c)
+        for c in str(args.caps).split(",")
+        if c
+    ]
     return args
 
 

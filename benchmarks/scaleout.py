@@ -41,6 +41,7 @@ import asyncio
 import os
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 # Every node of the local cluster, and this driver, on loopback (read when Ray is imported).
@@ -56,7 +57,12 @@ from benchmarks.scaleout_autoscaler import (  # noqa: E402
     service_overrides,
     start_cluster,
 )
-from benchmarks.scaleout_cluster import LocalCluster, deployment_nodes, scaled_app  # noqa: E402
+from benchmarks.scaleout_cluster import (  # noqa: E402
+    LocalCluster,
+    deployment_nodes,
+    replicas_not_running,
+    scaled_app,
+)
 from benchmarks.scaleout_jobs import note_check, send_backlog  # noqa: E402
 from cli.local_stack.database import make_data_dir, owner_count, remove_data_dir, start_database  # noqa: E402
 from cli.local_stack.results import wait_terminal  # noqa: E402
@@ -96,6 +102,21 @@ async def mode_throughput(
     return out
 
 
+async def dispatcher_view() -> dict[str, Any]:
+    """What the Dispatcher saw: in flight, its cap, the running replicas it was told of, the
+    backlog it measured, and whether intake had priority (which holds the pools)."""
+    from ray import serve
+
+    from actors.pool_options import APP_NAME, DISPATCHER
+
+    keys = ("inflight", "inflight_limit", "running_replicas", "backlog", "intake_priority")
+    try:
+        status = await serve.get_deployment_handle(DISPATCHER, APP_NAME).status.remote()
+    except Exception as exc:  # noqa: BLE001 - a sample, not a result
+        return {"error": type(exc).__name__}
+    return {k: status.get(k) for k in keys}
+
+
 async def mode_autoscale(
     args: argparse.Namespace, rig: dict[str, Any], cluster: LocalCluster
 ) -> dict[str, Any]:
@@ -116,10 +137,13 @@ async def mode_autoscale(
     sent = await send_backlog(rig, args.backlog)
     ids = [s.enhancement_id for s in sent]
     timeline: list[tuple[float, int, int]] = []  # (seconds since spike, replicas, remaining)
+    pools: list[dict[str, Any]] = []  # every pool's running and not-yet-running replicas
     drained_at = None
     deadline = time.monotonic() + args.timeout + args.scale_in_wait
     while time.monotonic() < deadline:
-        replicas = len(deployment_nodes().get(ENHANCER, []))
+        placement = deployment_nodes()
+        replicas = len(placement.get(ENHANCER, []))
+        waiting = Counter(r["deployment"] for r in replicas_not_running())
         remaining = await owner_count(
             rig["db"],
             "SELECT count(*) FROM enhancements WHERE id = ANY($1::uuid[]) AND "
@@ -128,6 +152,14 @@ async def mode_autoscale(
         )
         now = time.time() - spike
         timeline.append((round(now, 1), replicas, remaining))
+        pools.append(
+            {
+                "t": round(now, 1),
+                "running": {name: len(nodes) for name, nodes in placement.items()},
+                "not_running": dict(waiting),
+                "dispatcher": await dispatcher_view(),
+            }
+        )
         if remaining == 0 and drained_at is None:
             drained_at = now
         if drained_at is not None and replicas <= bounds.get("min_replicas", 1):
@@ -154,6 +186,7 @@ async def mode_autoscale(
         if back_at is not None and drained_at is not None
         else None,
         "timeline": timeline,
+        "pools": pools,
     }
 
 
