@@ -6,7 +6,8 @@ import uuid
 
 import asyncpg
 
-from db.repositories.enhancements import enqueue
+from db.pool import tenant_transaction
+from db.repositories.enhancements import complete, enqueue
 
 
 async def enqueue_jobs(
@@ -25,4 +26,24 @@ async def enqueue_jobs(
             trace_context=None,
             trace_id=None,
             notify=notify,
+        )
+
+
+async def complete_job(
+    pool: asyncpg.Pool, tenant_id: str, job_id: uuid.UUID | str, lease_token: uuid.UUID | str
+) -> bool:
+    """Complete a claimed job as the Enhancer would; False when its lease no longer holds."""
+    async with tenant_transaction(pool, tenant_id) as conn:
+        return await complete(
+            conn,
+            uuid.UUID(str(job_id)),
+            uuid.UUID(str(lease_token)),
+            outcome="llm",
+            stage_timings={},
+            context_sources=None,
+            model=None,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost_usd=0.0,
+            note_id=None,
         )

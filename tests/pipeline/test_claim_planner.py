@@ -14,13 +14,12 @@ from collections import Counter
 import asyncpg
 
 from db.pool import tenant_transaction
-from db.repositories.enhancements import complete
 from pipeline import metric_catalogue as mc
 from pipeline.claim_planner import ClaimPlanner
 from pipeline.intake_priority import RETRY_PAYLOAD, IntakePriority
 from pipeline.metrics import InMemoryMetrics
 from pipeline.scaling import BacklogReport
-from tests.job_rows import enqueue_jobs
+from tests.job_rows import complete_job, enqueue_jobs
 from tests.pipeline.test_dispatcher_isolation import Poison, _statuses
 from tests.pipeline.test_dispatcher_isolation import poison as poison  # the fixture
 
@@ -56,20 +55,7 @@ async def _enqueue_quietly(pool: asyncpg.Pool, tenant: str, count: int, first: i
 async def _finish(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> None:
     """Complete what the test claimed, so no other test's Dispatcher re-queues and meets it."""
     for row in rows:
-        async with tenant_transaction(pool, row["tenant_id"]) as conn:
-            assert await complete(
-                conn,
-                row["id"],
-                row["lease_token"],
-                outcome="llm",
-                stage_timings={},
-                context_sources=None,
-                model=None,
-                prompt_tokens=0,
-                completion_tokens=0,
-                cost_usd=0.0,
-                note_id=None,
-            )
+        assert await complete_job(pool, row["tenant_id"], row["id"], row["lease_token"])
 
 
 async def test_a_tenant_whose_top_up_comes_up_short_is_not_claimed_until_heard_from_again(

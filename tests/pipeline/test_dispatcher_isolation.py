@@ -13,12 +13,11 @@ import asyncpg
 import pytest
 
 from db.pool import tenant_transaction
-from db.repositories.enhancements import complete
 from pipeline import metric_catalogue as mc
 from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
 from pipeline.metrics import InMemoryMetrics
 from pipeline.scaling import BacklogReport
-from tests.job_rows import enqueue_jobs
+from tests.job_rows import complete_job, enqueue_jobs
 
 
 async def _enqueue(
@@ -36,21 +35,7 @@ async def _enqueue(
 
 
 async def _complete(pool: asyncpg.Pool, job: ClaimedJob) -> bool:
-    """Complete a claimed job as the Enhancer would; False when its lease no longer holds."""
-    async with tenant_transaction(pool, job.tenant_id) as conn:
-        return await complete(
-            conn,
-            uuid.UUID(job.id),
-            uuid.UUID(job.lease_token),
-            outcome="llm",
-            stage_timings={},
-            context_sources=None,
-            model=None,
-            prompt_tokens=0,
-            completion_tokens=0,
-            cost_usd=0.0,
-            note_id=None,
-        )
+    return await complete_job(pool, job.tenant_id, job.id, job.lease_token)
 
 
 async def _statuses(pool: asyncpg.Pool, tenant_id: str) -> list[tuple[str, str | None]]:

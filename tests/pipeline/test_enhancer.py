@@ -5,43 +5,23 @@ without costing an SDP call on a job's first attempt."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from db.pool import tenant_transaction
 from pipeline.context_gatherer import ContextGatherer
 from pipeline.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer
-from pipeline.models import SynthesisResult, TicketContext
 from pipeline.note_renderer import note_marker
 from pipeline.rate_limits import LocalRateLimiter
-from pipeline.tenant_config import TenantSettings
 from pipeline.tenant_runtime import load_tenant_runtime
-from simulators.servicedesk.app import create_app
-from simulators.servicedesk.store import SimulatorState
-from simulators.serving import run_in_thread
-from tests.workflow_runner import claimed_job
+from tests.workflow_runner import claimed_job, context_only
 
 TICKET = {
     "subject": "VPN drops every few minutes",
     "description": "Since Monday the VPN "
     "client disconnects every few minutes for the whole sales team.",
 }
-
-
-@pytest.fixture(scope="module")
-def sdp() -> Iterator[tuple[SimulatorState, str]]:
-    state = SimulatorState()
-    with run_in_thread(create_app(state)) as server:
-        yield state, server.url
-
-
-async def _synthesize(
-    tenant_id: str, context: TicketContext, settings: TenantSettings
-) -> SynthesisResult:
-    return SynthesisResult(mode="context_only", reason="no LLM in this test")
 
 
 async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
@@ -57,7 +37,7 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
             pool,
             load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, ticket, needs_fetch: ContextGatherer(pool).gather(t, ticket),
-            synthesize=_synthesize,
+            synthesize=context_only,
             limiter=LocalRateLimiter(),
             http=http,
         )

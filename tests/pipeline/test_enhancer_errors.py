@@ -32,10 +32,9 @@ from pipeline.tenant_config import TenantSettings
 from pipeline.tenant_runtime import load_tenant_runtime
 from simulators.llm import LLMSimulatorState
 from simulators.llm import create_app as create_llm_app
-from simulators.servicedesk.app import create_app as create_sdp_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread
-from tests.workflow_runner import claimed_job
+from tests.workflow_runner import claimed_job, context_only
 
 TICKET = {
     "subject": "Outlook cannot reach the Exchange server",
@@ -45,13 +44,6 @@ TICKET = {
 LLM_KEY = "sk-or-v1-enhancer-errors"
 MODEL = "openai/gpt-4o-mini"
 RETRY_BASE_S = 7.0
-
-
-@pytest.fixture(scope="module")
-def sdp() -> Iterator[tuple[SimulatorState, str]]:
-    state = SimulatorState()
-    with run_in_thread(create_sdp_app(state)) as server:
-        yield state, server.url
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +99,12 @@ def _delay_s(row: asyncpg.Record) -> float:
     return (not_before - row["db_now"]).total_seconds()
 
 
-async def _context_only(
-    tenant_id: str, context: TicketContext, settings: TenantSettings
-) -> SynthesisResult:
-    return SynthesisResult(mode="context_only", reason="no LLM in this test")
-
-
 async def _run(
     pool: asyncpg.Pool,
     cipher,  # noqa: ANN001
     job,  # noqa: ANN001
     *,
-    synthesize=_context_only,  # noqa: ANN001
+    synthesize=context_only,  # noqa: ANN001
     gather=None,  # noqa: ANN001
     load_tenant=None,  # noqa: ANN001
 ) -> str:
@@ -195,7 +181,7 @@ async def test_sdp_refusing_for_good_fails_the_job_at_once(
     ],
     ids=["llm-down", "llm-out-of-credits"],
 )
-async def test_llm_trouble_still_writes_a_context_only_note(
+async def test_llm_trouble_still_writes_acontext_only_note(
     pool, cipher, rig: Rig, llm, fault, reason, llm_calls
 ) -> None:
     state, base_url = llm

@@ -5,21 +5,15 @@ so the test decides who is inside the stages when."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from pipeline.context_gatherer import ContextGatherer
 from pipeline.enhancer import Enhancer, EnhancerConfig
-from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.models import Ticket, TicketContext
 from pipeline.rate_limits import LocalRateLimiter
-from pipeline.tenant_config import TenantSettings
 from pipeline.tenant_runtime import load_tenant_runtime
-from simulators.servicedesk.app import create_app
-from simulators.servicedesk.store import SimulatorState
-from simulators.serving import run_in_thread
-from tests.workflow_runner import claimed_job
+from tests.workflow_runner import claimed_job, context_only
 
 TICKET = {
     "subject": "Printer on floor 3 jams on every duplex job",
@@ -28,17 +22,16 @@ TICKET = {
 }
 
 
-@pytest.fixture(scope="module")
-def sdp() -> Iterator[tuple[SimulatorState, str]]:
-    state = SimulatorState()
-    with run_in_thread(create_app(state)) as server:
-        yield state, server.url
-
-
-async def _synthesize(
-    tenant_id: str, context: TicketContext, settings: TenantSettings
-) -> SynthesisResult:
-    return SynthesisResult(mode="context_only", reason="no LLM in this test")
+def _enhancer(pool, cipher, http: httpx.AsyncClient, gather, *, places: int) -> Enhancer:  # noqa: ANN001
+    return Enhancer(
+        pool,
+        load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
+        gather=gather,
+        synthesize=context_only,
+        limiter=LocalRateLimiter(),
+        http=http,
+        config=EnhancerConfig(stage_places=places),
+    )
 
 
 async def test_a_quiet_tenant_passes_a_full_gate_and_the_busy_tenant_queues(
@@ -66,15 +59,7 @@ async def test_a_quiet_tenant_passes_a_full_gate_and_the_busy_tenant_queues(
         return await ContextGatherer(pool).gather(tenant_id, ticket)
 
     async with httpx.AsyncClient() as http:
-        enhancer = Enhancer(
-            pool,
-            load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
-            gather=gather,
-            synthesize=_synthesize,
-            limiter=LocalRateLimiter(),
-            http=http,
-            config=EnhancerConfig(stage_places=1),
-        )
+        enhancer = _enhancer(pool, cipher, http, gather, places=1)
         jobs = {
             tenant.tenant_id: [
                 await claimed_job(pool, owner_conn, tenant.tenant_id, ticket_id, TICKET)
@@ -119,15 +104,7 @@ async def test_zero_places_turns_the_gate_off(pool, cipher, owner_conn, make_ten
         return await ContextGatherer(pool).gather(tenant_id, ticket)
 
     async with httpx.AsyncClient() as http:
-        enhancer = Enhancer(
-            pool,
-            load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
-            gather=gather,
-            synthesize=_synthesize,
-            limiter=LocalRateLimiter(),
-            http=http,
-            config=EnhancerConfig(stage_places=0),
-        )
+        enhancer = _enhancer(pool, cipher, http, gather, places=0)
         jobs = [
             await claimed_job(
                 pool,

@@ -6,7 +6,6 @@ simulator over HTTP."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,9 +24,6 @@ from pipeline.tenant_config import TenantSettings
 from pipeline.tenant_runtime import load_tenant_runtime
 from pipeline.thin_ticket import MAX_WORDS, is_thin, thin_ticket_note
 from pipeline.vector_index import reindex_tenant
-from simulators.servicedesk.app import create_app
-from simulators.servicedesk.store import SimulatorState
-from simulators.serving import run_in_thread
 
 THIN = [("hi", "test"), ("Help", "pls call me"), ("test", ""), ("urgent!!", "asap please")]
 NOT_THIN = [
@@ -54,13 +50,6 @@ def test_note_is_short_and_escapes_the_ticket_text() -> None:
     assert note.word_count <= MAX_WORDS
     assert len(html_to_text(note.html).split()) == note.word_count
     assert "<script>" not in note.html and "Ask the requester" in note.text
-
-
-@pytest.fixture(scope="module")
-def sdp() -> Iterator[tuple[SimulatorState, str]]:
-    state = SimulatorState()
-    with run_in_thread(create_app(state)) as server:
-        yield state, server.url
 
 
 async def _synthesize(
