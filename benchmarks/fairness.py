@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from typing import Any
@@ -67,18 +68,20 @@ def deploy_with_cap(
     return ray_serve.deploy(build_pipeline_app(overrides))
 
 
-async def sample_pools(since: float, seconds: float) -> list[dict[str, Any]]:
-    """Running replicas per pool every 2 s (does the flood scale the pools out, on one node?)."""
+async def sample_pools(since: float, stop: asyncio.Event) -> list[dict[str, Any]]:
+    """Running replicas per pool every 2 s until ``stop`` (does the flood scale the pools out
+    while B is measured?)."""
     from benchmarks.scaleout_cluster import deployment_nodes
 
-    samples = []
-    while time.time() - since < seconds:
+    samples: list[dict[str, Any]] = []
+    while not stop.is_set():
         try:
             running = {k: len(v) for k, v in (await asyncio.to_thread(deployment_nodes)).items()}
         except Exception as exc:  # noqa: BLE001 - a sample, not a result
             running = {"error": type(exc).__name__}
         samples.append({"t": round(time.time() - since, 1), "running": running})
-        await asyncio.sleep(2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 2)
     return samples
 
 
@@ -204,11 +207,13 @@ async def measure_cap(
     say(f"alone p95 {summary(alone, alone_sent)['p95']}; A floods {args.flood}")
     flood_started = time.time()
     flood_task = asyncio.create_task(sender.burst(args.flood, lambda _: a, concurrency=32))
-    pools_task = asyncio.create_task(sample_pools(flood_started, args.b_seconds + 30))
+    sampled = asyncio.Event()
+    pools_task = asyncio.create_task(sample_pools(flood_started, sampled))
     under_sent = await b_stream(sender, b, args.b_rate, args.b_seconds)
     under = await wait_terminal(
         db, [s.enhancement_id for s in under_sent if s.enhancement_id], args.timeout
     )
+    sampled.set()
     b_done_at = max((float(r["finished"]) for r in under if r["finished"]), default=time.time())
     flood_sent = await flood_task
     flood_ids = [s.enhancement_id for s in flood_sent if s.enhancement_id]
@@ -257,6 +262,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         return {"machine": machine, "args": vars(args), "results": results}
 
 
+def enhancers_seen(pools: list[dict[str, Any]]) -> str:
+    """Running Enhancer replicas at the first and last sample: a configuration measured while
+    the pools scale out under the flood is not comparable with one that met them scaled out
+    (replica start-ups compete for the same cores), so the table says which it was."""
+    counts = [p["running"].get("Enhancer") for p in pools if "error" not in p["running"]]
+    return f"{counts[0]} -> {counts[-1]}" if counts else "-"
+
+
 def report(data: dict[str, Any]) -> str:
     args = data["args"]
     rows = []
@@ -272,6 +285,7 @@ def report(data: dict[str, Any]) -> str:
                 f"{r['a_completed_during_b']} ({fmt(r['a_rate_during_b'])}/s)",
                 fmt(r["a_p50_during_b"], 1),
                 r["a_backlog_left"],
+                enhancers_seen(r.get("pools", [])),
             ]
         )
     text = print_table(
@@ -287,6 +301,7 @@ def report(data: dict[str, Any]) -> str:
             "A done while B measured",
             "A p50 s",
             "A backlog left",
+            "Enhancers during B (first -> last)",
         ],
         rows,
     )

@@ -109,6 +109,10 @@ def test_fairness_measures_b_alone_and_under_flood(tmp_path: Path) -> None:
     assert result["alone"]["completed"] == result["alone"]["n"] > 0
     assert result["under"]["completed"] == result["under"]["n"] > 0
     assert result["ratio"] is not None
+    # the diagnostics: each of B's jobs under the flood, and the pools sampled meanwhile
+    assert len(result["b_jobs"]) == result["under"]["completed"]
+    assert all(job["e2e_s"] > 0 for job in result["b_jobs"])
+    assert result["pools"] and all(p["running"].get("Enhancer", 0) >= 1 for p in result["pools"])
     capacity = result["work_conserving"]
     assert capacity["alone_rate"] > 0 and capacity["shared_rate"] > 0 and capacity["share"] > 0
 
