@@ -22,22 +22,14 @@ _MAX_TEXT = 2000
 _SECRET_LOOKING = re.compile(r"password|secret|\bkey\b", re.IGNORECASE)
 
 
-_tracer_for: tuple[object, trace.Tracer] | None = None  # (provider, its tracer)
-
-
-def _tracer() -> trace.Tracer:
-    """Cached per global provider: ``get_tracer`` builds a Tracer on every call (4 % of a
-    webhook's CPU when it ran per query)."""
-    global _tracer_for
-    provider = trace.get_tracer_provider()
-    if _tracer_for is None or _tracer_for[0] is not provider:
-        _tracer_for = (provider, provider.get_tracer("ai_agents.db"))
-    return _tracer_for[1]
+# Made once: get_tracer builds a Tracer on every call (4 % of a webhook's CPU when it ran per
+# query). Until a provider is set this is OpenTelemetry's proxy, which binds to it when it is.
+_TRACER = trace.get_tracer("ai_agents.db")
 
 
 def _span_for(record: Any) -> None:
     end_ns = time.time_ns()
-    span = _tracer().start_span(
+    span = _TRACER.start_span(
         "query",
         kind=SpanKind.CLIENT,
         start_time=end_ns - int(record.elapsed * 1e9),

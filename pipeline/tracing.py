@@ -55,6 +55,7 @@ from opentelemetry.util.types import Attributes
 TRACE_FILE_ENV = "AI_AGENTS_TRACE_FILE"
 
 _provider: TracerProvider | None = None
+_tracer: trace.Tracer | None = None  # _provider's, made with it
 _lock = threading.Lock()
 
 
@@ -185,7 +186,7 @@ def configure_tracing(
 ) -> TracerProvider:
     """Idempotent per process (every Ray replica calls it in its constructor); the first call
     builds the provider from the environment, an ``exporter`` replaces the previous one."""
-    global _provider
+    global _provider, _tracer
     with _lock:
         if _provider is None:
             provider = TracerProvider(resource=service_resource(service_name), sampler=_sampler)
@@ -202,6 +203,7 @@ def configure_tracing(
             provider.add_span_processor(_slot)
             trace.set_tracer_provider(provider)
             _provider = provider
+            _tracer = provider.get_tracer("ai_agents")
             instrument_httpx()
         if exporter is not None:
             _slot.target = SimpleSpanProcessor(exporter)
@@ -209,18 +211,11 @@ def configure_tracing(
         return _provider
 
 
-_tracer_for: tuple[object, trace.Tracer] | None = None  # (provider, its tracer)
-
-
 def tracer() -> trace.Tracer:
-    # Our provider when configured, even if something else won the race for the global one.
-    # Cached per provider: get_tracer builds a new Tracer (and its scope) on every call, which
-    # was 4 % of a webhook's CPU.
-    global _tracer_for
-    provider = _provider or trace.get_tracer_provider()
-    if _tracer_for is None or _tracer_for[0] is not provider:
-        _tracer_for = (provider, provider.get_tracer("ai_agents"))
-    return _tracer_for[1]
+    # Our provider's tracer when configured (made once, with the provider: get_tracer builds a
+    # new Tracer on every call, which was 4 % of a webhook's CPU), even if something else won
+    # the race for the global provider.
+    return _tracer or trace.get_tracer("ai_agents")
 
 
 def current_carrier() -> dict[str, str]:
