@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.job_stats import e2e_seconds, stage_breakdown, steady_rate
+from benchmarks.job_stats import e2e_seconds, stage_breakdown, steady_rate, untimed_seconds
 from benchmarks.report import (
     add_pipeline_options,
     fmt,
@@ -93,15 +93,11 @@ def per_job(rows: list[dict[str, Any]], sent: list[Sent], since: float) -> list[
     for r in rows:
         if r["id"] not in sent_at or r["finished"] is None or r["started"] is None:
             continue
-        timed = sum(
-            float((r["stage_timings"] or {}).get(k) or 0)
-            for k in ("context", "synthesis", "writeback")
-        )
         out.append(
             {
                 "sent_s": round(sent_at[r["id"]] - since, 2),
                 "e2e_s": round(float(r["finished"]) - sent_at[r["id"]], 2),
-                "untimed_s": round(float(r["finished"]) - float(r["started"]) - timed, 2),
+                "untimed_s": round(untimed_seconds(r), 2),
                 "queued_s": round(float(r["started"]) - float(r["received"]), 2),
             }
         )
@@ -148,11 +144,7 @@ def summary(rows: list[dict[str, Any]], sent: list[Sent]) -> dict[str, Any]:
         if r["status"] != "completed" or r["finished"] is None or r["started"] is None:
             continue
         intake.append(float(r["received"]) - sent_at[r["id"]])
-        timed = sum(
-            float((r["stage_timings"] or {}).get(k) or 0)
-            for k in ("context", "synthesis", "writeback")
-        )
-        handoff.append(float(r["finished"]) - float(r["started"]) - timed)
+        handoff.append(untimed_seconds(r))
     stages["intake"] = {"p50": percentile(intake, 50), "p95": percentile(intake, 95)}
     stages["handoff"] = {"p50": percentile(handoff, 50), "p95": percentile(handoff, 95)}
     return {

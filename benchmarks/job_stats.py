@@ -31,6 +31,15 @@ def stage_breakdown(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | N
     return {k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in stages.items()}
 
 
+def untimed_seconds(row: dict[str, Any]) -> float:
+    """Claim to finish minus the timed stages: the hand-offs and queues no stage measures."""
+    timed = sum(
+        float((row.get("stage_timings") or {}).get(k) or 0)
+        for k in ("context", "synthesis", "writeback")
+    )
+    return float(row["finished"]) - float(row["started"]) - timed
+
+
 def steady_rate(rows: list[dict[str, Any]], low: float = 0.1, high: float = 0.9) -> float | None:
     """Completions per second between the ``low`` and ``high`` fractions of completions."""
     ends = sorted(float(r["finished"]) for r in rows if r["finished"] is not None)
