@@ -207,8 +207,8 @@ class ClaimPlanner:
             t for t, n in sorted(report.per_tenant.items()) if n > 0 and t not in self._quarantined
         ]
         rows: list[asyncpg.Record] = []
+        share = max(1, -(-limit // len(tenants))) if tenants else 0
         for tenant in tenants:
-            share = max(1, -(-limit // len(tenants)))
             if len(rows) >= limit:
                 break
             rows += await self._claim_for_tenant(tenant, min(share, limit - len(rows)), now)

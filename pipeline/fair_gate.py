@@ -106,7 +106,9 @@ class FairGate:
         while self._waiting:
             tenant = min(self._waiting, key=lambda t: (self._holding[t], self._waiting[t][0][0]))
             queue = self._waiting[tenant]
-            if queue[0][1].done():  # cancelled while queued
+            if queue[0][1].done():
+                # cancelled while queued: Task.cancel() cancels the future at once, and the
+                # waiter's own clean-up (_forget) runs only at its next step
                 queue.popleft()
                 if not queue:
                     del self._waiting[tenant]

@@ -137,6 +137,25 @@ async def test_a_waiter_cancelled_as_it_is_granted_gives_the_place_back() -> Non
     assert gate.status()["held"] == 0
 
 
+async def test_a_waiter_cancelled_before_a_place_frees_is_passed_over() -> None:
+    """Task.cancel() cancels the waiter's future at once; its own clean-up runs only at its next
+    step. A place freed in between must go to the next waiter, not to the cancelled one."""
+    gate, log = FairGate(1), []
+    holder = Holder(gate, "a", log)
+    await settle()
+    waiter, after = Holder(gate, "a", log), Holder(gate, "a", log)
+    await settle()
+    holder._done.set()  # the holder leaves at its next step ...
+    waiter.task.cancel()  # ... when the waiter's future is already cancelled
+    await holder.task
+    with pytest.raises(asyncio.CancelledError):
+        await waiter.task
+    await settle()
+    assert after.entered.is_set()
+    assert gate.status()["held"] == 1 and gate.status()["waiting"] == 0
+    await after.finish()
+
+
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         FairGate(0)
