@@ -13,9 +13,10 @@ from typing import Any
 import yaml
 
 from kuberay import manifests
+from kuberay.capacity import capacity_problems
 from kuberay.problems import KubeRayConfigError, Problem
 from kuberay.ray_dashboards import ray_dashboard_configmaps
-from kuberay.serve_config import build_serve_config, replica_cpu_demand
+from kuberay.serve_config import build_serve_config
 from kuberay.validate import validate_files
 from kuberay.values import Values
 
@@ -123,25 +124,15 @@ def _file(name: str, documents: list[dict[str, Any]], values: Values) -> str:
 
 
 def _capacity_problems(values: Values, serve_config: dict[str, Any]) -> list[Problem]:
-    demand = replica_cpu_demand(serve_config)
-    supply = 0.0
+    """Checked on the values (so the message names their fields) before anything renders;
+    ``kuberay.validate`` repeats the check on hand-edited manifests."""
+    pod_cpus: list[float] = []
     for group in values.worker_groups:
         cpus = group.resources.cpus()
         if cpus is None:
             return []  # CPUs come from elsewhere (rayStartParams/node shape); cannot check
-        supply += cpus * group.max_replicas
-    if demand > supply + 1e-9:
-        return [
-            Problem(
-                "workerGroups",
-                (
-                    f"at maxReplicas the worker groups offer {supply:g} CPUs, but the Serve "
-                    f"deployments reserve {demand:g} CPUs at their max_replicas; raise maxReplicas "
-                    f"or worker CPUs, or lower the pools' max_replicas"
-                ),
-            )
-        ]
-    return []
+        pod_cpus += [float(cpus)] * group.max_replicas
+    return capacity_problems(serve_config, pod_cpus, "workerGroups")
 
 
 def manifest_documents(values: Values) -> dict[str, list[dict[str, Any]]]:

@@ -271,20 +271,3 @@ def longest_graceful_shutdown_s(config: Mapping[str, Any]) -> float:
         for dep in app.get("deployments") or []:
             longest = max(longest, float(dep.get("graceful_shutdown_timeout_s", 20)))
     return longest
-
-
-def replica_cpu_demand(config: Mapping[str, Any]) -> float:
-    """CPUs the Serve replicas reserve when every deployment runs at its maximum."""
-    total = 0.0
-    for app in config.get("applications") or []:
-        for dep in app.get("deployments") or []:
-            autoscaling = dep.get("autoscaling_config")
-            if isinstance(autoscaling, Mapping):
-                replicas = autoscaling.get("max_replicas", 1)
-            else:
-                replicas = dep.get("num_replicas", 1)
-            if not isinstance(replicas, int | float):  # "auto": Ray's default max of 100
-                replicas = 100
-            cpus = (dep.get("ray_actor_options") or {}).get("num_cpus", 1)
-            total += float(replicas) * float(cpus)
-    return total

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from kubernetes_validate import utils as k8s_validate
 
+from kuberay.capacity import capacity_problems, worker_pod_cpus
 from kuberay.manifest_references import pod_templates, reference_findings
 from kuberay.problems import Finding, Problem, join_path, suggestion
 from kuberay.prometheus_checks import check_monitoring
@@ -148,6 +149,7 @@ def _check_rayservice(doc: dict[str, Any], report_notes: list[str]) -> list[Prob
     spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
     raw = spec.get("serveConfigV2")
     longest = 0.0
+    config: Any = None
     if raw is None:
         problems.append(Problem("spec.serveConfigV2", "required: the Serve config"))
     elif isinstance(raw, str):
@@ -162,7 +164,13 @@ def _check_rayservice(doc: dict[str, Any], report_notes: list[str]) -> list[Prob
             problems += _secret_env_problems(config, "spec.serveConfigV2")
             if isinstance(config, dict):
                 longest = longest_graceful_shutdown_s(config)
-    problems += _cluster_problems(spec.get("rayClusterConfig"), "spec.rayClusterConfig", longest)
+    cluster = spec.get("rayClusterConfig")
+    problems += _cluster_problems(cluster, "spec.rayClusterConfig", longest)
+    if isinstance(config, dict) and isinstance(cluster, dict):
+        pod_cpus = worker_pod_cpus(cluster)
+        if pod_cpus is not None:
+            where = "spec.rayClusterConfig.workerGroupSpecs"
+            problems += capacity_problems(config, pod_cpus, where)
     return problems
 
 

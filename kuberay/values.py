@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from kuberay.capacity import advertised_cpus
 from kuberay.monitoring_values import Alerting, RayDashboard
 from kuberay.problems import Problem, format_loc, suggestion
 from pipeline.core.ingress_mode import IngressMode
@@ -80,12 +81,11 @@ class Resources(_Model):
     requests: ResourceList = ResourceList()
     limits: ResourceList = ResourceList()
 
-    def cpus(self) -> float | None:
-        """CPUs Ray advertises for the pod: KubeRay uses the limit, else the request."""
+    def cpus(self) -> int | None:
+        """CPUs Ray is started with in the pod: KubeRay uses the limit, else the request,
+        rounded up to a whole CPU (``kuberay.capacity.advertised_cpus``)."""
         raw = self.limits.cpu or self.requests.cpu
-        if raw is None:
-            return None
-        return float(raw[:-1]) / 1000 if raw.endswith("m") else float(raw)
+        return None if raw is None else advertised_cpus(raw)
 
 
 class Image(_Model):

@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 from actors import pool_options
 from cli.kuberay import kuberay_app
 from kuberay import manifests
+from kuberay.capacity import ReplicaDemand, replica_cpu_demand, unplaced_replicas
 from kuberay.problems import KubeRayConfigError
 from kuberay.render import render, write
-from kuberay.serve_config import build_serve_config, replica_cpu_demand, serve_config_for_local
+from kuberay.serve_config import build_serve_config, serve_config_for_local
 from kuberay.validate import validate_dir, validate_files
 from kuberay.values import (
     ALL_SECRET_KEYS,
@@ -186,6 +187,43 @@ def test_worker_capacity_must_hold_every_pool_at_max():
     )
     with pytest.raises(KubeRayConfigError, match="worker groups offer 1 CPUs"):
         render(values)
+
+
+def test_worker_pods_must_hold_every_replica_whole():
+    # 12 CPUs at maxReplicas hold the 11.8 reserved, but a 4-CPU pod takes only two 1.5-CPU
+    # Enhancers: the seventh would stay pending forever, so render refuses.
+    values = values_from_dict(
+        {
+            "workerGroups": [
+                {"groupName": "pools", "maxReplicas": 3, "resources": {"limits": {"cpu": "4"}}}
+            ],
+            "serve": {
+                "deployments": {
+                    "Enhancer": {
+                        "autoscaling_config": {"max_replicas": 7},
+                        "ray_actor_options": {"num_cpus": 1.5},
+                    }
+                }
+            },
+        }
+    )
+    with pytest.raises(KubeRayConfigError, match=r"1 of Enhancer \(1.5 CPU each\)"):
+        render(values)
+    # one more pod and it fits
+    values.worker_groups[0].max_replicas = 4
+    assert "rayservice.yaml" in render(values)
+
+
+def test_first_fit_decreasing_honours_replicas_per_node():
+    demands = [
+        ReplicaDemand("Enhancer", replicas=3, cpus=1, per_node=1),
+        ReplicaDemand("Ingress", replicas=4, cpus=0.5),
+    ]
+    # Two 4-CPU pods: CPU for everything, but at most one Enhancer per pod.
+    assert unplaced_replicas(demands, [4, 4]) == {"Enhancer": 1}
+    assert unplaced_replicas(demands, [4, 4, 1]) == {}
+    # largest first: on [1, 1.5] the 1-CPU replica takes the first pod, the rest fill the other
+    assert unplaced_replicas([ReplicaDemand("A", 1, 1), ReplicaDemand("B", 3, 0.5)], [1, 1.5]) == {}
 
 
 # ---------------------------------------------------------------------------- output

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.kuberay import kuberay_app
+from kuberay.capacity import advertised_cpus, worker_pod_cpus
 from kuberay.prometheus_checks import promtool_problems
 from kuberay.render import dump_yaml, write
 from kuberay.strict_schemas import crd_schema
@@ -438,3 +439,41 @@ def test_unparseable_serve_config_fails(default_render):
     assert message.startswith(
         "rayservice.yaml: RayService/ai-agents: spec.serveConfigV2: invalid YAML"
     )
+
+
+def test_hand_edited_workers_that_cannot_hold_every_replica_fail(default_render):
+    # 3 pods of 4 CPUs hold the 11.8 CPUs reserved in sum, but only two 1.5-CPU Enhancers fit
+    # on a pod: the seventh would stay pending for ever.
+    def change(doc):
+        cluster = doc["spec"]["rayClusterConfig"]
+        (group,) = cluster["workerGroupSpecs"]
+        group["maxReplicas"] = 3
+        group["rayStartParams"]["num-cpus"] = "4"
+        config = yaml.safe_load(doc["spec"]["serveConfigV2"])
+        (app,) = config["applications"]
+        (enhancer,) = [d for d in app["deployments"] if d["name"] == "Enhancer"]
+        enhancer["autoscaling_config"]["max_replicas"] = 7
+        enhancer["ray_actor_options"]["num_cpus"] = 1.5
+        doc["spec"]["serveConfigV2"] = dump_yaml(config)
+
+    message = only_error(validate_files(edit(default_render, "rayservice.yaml", change)))
+    assert "spec.rayClusterConfig.workerGroupSpecs" in message
+    assert "1 of Enhancer (1.5 CPU each) would find no pod with room" in message
+
+
+def test_worker_cpus_are_what_kuberay_starts_ray_with():
+    # KubeRay passes the CPU limit (else request) to `ray start --num-cpus`, rounded up
+    assert [advertised_cpus(q) for q in ("500m", "1500m", "2", "2000m", 3)] == [1, 2, 2, 2, 3]
+    group = {
+        "maxReplicas": 2,
+        "replicas": 1,
+        "rayStartParams": {},
+        "template": {"spec": {"containers": [{"resources": {"requests": {"cpu": "1500m"}}}]}},
+    }
+    assert worker_pod_cpus({"enableInTreeAutoscaling": True, "workerGroupSpecs": [group]}) == [2, 2]
+    assert worker_pod_cpus({"workerGroupSpecs": [group]}) == [2]
+    group["rayStartParams"]["num-cpus"] = "6"
+    assert worker_pod_cpus({"workerGroupSpecs": [group]}) == [6]
+    del group["template"]["spec"]["containers"][0]["resources"]
+    group["rayStartParams"] = {}
+    assert worker_pod_cpus({"workerGroupSpecs": [group]}) is None
