@@ -18,27 +18,23 @@ from cli.health_check import (
     ray_auth_token,
     run_health_checks,
 )
+from cli.local_processes import live_run_record
 from cli.support import (
     DataDirOption,
     JsonOption,
     emit_json,
     load_runtime,
     one_line_errors,
+    reachable_url,
     service_pool,
 )
 from pipeline.core.settings import Settings
 
 
 def local_api_url() -> str:
-    """Where `ai-agents serve` listens with the same configuration (a wildcard bind address
-    is reached on loopback)."""
+    """Where `ai-agents serve` listens with the same configuration."""
     settings = Settings()
-    host = settings.http_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.http_port}"
+    return reachable_url(settings.http_host, settings.http_port)
 
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
@@ -79,14 +75,16 @@ def health(
         None,
         "--url",
         envvar="AI_AGENTS_API_URL",
-        help="Base URL of the ingress (where /health is served); default "
-        "http://AI_AGENTS_HTTP_HOST:AI_AGENTS_HTTP_PORT, as `ai-agents serve` binds",
+        help="Base URL of the ingress (where /health is served); default: where the "
+        "`ai-agents serve` running on this data directory listens, else "
+        "http://AI_AGENTS_HTTP_HOST:AI_AGENTS_HTTP_PORT",
     ),
     dashboard: str | None = typer.Option(
         None,
         "--dashboard",
-        help="Ray dashboard URL (default: RAY_API_SERVER_ADDRESS, an http RAY_ADDRESS, "
-        "or http://127.0.0.1:8265)",
+        help="Ray dashboard URL (default: RAY_API_SERVER_ADDRESS, an http RAY_ADDRESS, the "
+        "dashboard of the `ai-agents serve` running on this data directory, or "
+        "http://127.0.0.1:8265)",
     ),
     prometheus: str | None = typer.Option(
         None, "--prometheus", help="Prometheus base URL; firing alerts fail the check"
@@ -115,9 +113,11 @@ def health(
 
     Example: ai-agents health --url http://127.0.0.1:8000 --json
     """
+    # `serve --port/--dashboard-port` in another terminal: its run record says where it is
+    running = live_run_record(Settings(**({"data_dir": data_dir} if data_dir else {})).data_dir)
     options = HealthOptions(
-        api_url=(url or local_api_url()).rstrip("/"),
-        dashboard_url=dashboard_address(dashboard),
+        api_url=(url or (running and running.api_url) or local_api_url()).rstrip("/"),
+        dashboard_url=dashboard_address(dashboard, running and running.dashboard_url),
         prometheus_url=prometheus,
         ray_token=ray_auth_token(ray_token),
         max_queue_depth=max_queue,

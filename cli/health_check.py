@@ -89,14 +89,15 @@ class HealthReport:
         }
 
 
-def dashboard_address(explicit: str | None = None) -> str:
-    """The same order `ray job` uses: flag, RAY_API_SERVER_ADDRESS, an http RAY_ADDRESS."""
+def dashboard_address(explicit: str | None = None, discovered: str | None = None) -> str:
+    """The same order `ray job` uses — flag, RAY_API_SERVER_ADDRESS, an http RAY_ADDRESS —
+    then ``discovered`` (the dashboard a local `ai-agents serve` started), then Ray's default."""
     if explicit:
         return explicit.rstrip("/")
     for value in (os.environ.get("RAY_API_SERVER_ADDRESS"), os.environ.get("RAY_ADDRESS")):
         if value and value.startswith(("http://", "https://")):
             return value.rstrip("/")
-    return DEFAULT_DASHBOARD
+    return (discovered or DEFAULT_DASHBOARD).rstrip("/")
 
 
 def ray_auth_token(explicit: str | None = None) -> str | None:

@@ -98,6 +98,10 @@ class RunRecord:
     command: str
     haproxy_dir: str | None = None
     processes: list[ProcessRef] = field(default_factory=list)
+    # where this run answers, for `ai-agents health` in another terminal: the API (loopback for
+    # a wildcard bind) and the Ray dashboard it started (None when it joined a cluster)
+    api_url: str | None = None
+    dashboard_url: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> RunRecord | None:
@@ -108,6 +112,8 @@ class RunRecord:
                 command=data["command"],
                 haproxy_dir=data.get("haproxy_dir"),
                 processes=[ProcessRef(**p) for p in data.get("processes", [])],
+                api_url=data.get("api_url"),
+                dashboard_url=data.get("dashboard_url"),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -128,6 +134,12 @@ def _terminate(victims: list[ProcessRef]) -> None:
         deadline = time.monotonic() + grace
         while any(is_alive(ref) for ref in alive) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def live_run_record(data_dir: Path) -> RunRecord | None:
+    """The record of the `ai-agents serve`/`demo` running on this data directory, if any."""
+    record = RunRecord.load(data_dir / RUN_RECORD_FILE)
+    return record if record is not None and is_alive(record.owner) else None
 
 
 def stop_previous_run(data_dir: Path) -> list[int]:

@@ -20,6 +20,7 @@ from cli.support import (
     err,
     load_runtime,
     one_line_errors,
+    reachable_url,
 )
 from db.pool import create_pool, verify_service_role
 from pipeline.core.ingress_mode import apply_ingress_mode
@@ -87,6 +88,14 @@ def serve(
         ray_serve.start(
             http_options={"host": host or settings.http_host, "port": port or settings.http_port}
         )
+        # for `ai-agents health` in another terminal (it reads the record of a live run);
+        # written before the app is up, so it is there as soon as the API answers
+        recorder.record.api_url = reachable_url(
+            host or settings.http_host, port or settings.http_port
+        )
+        if not joining:
+            recorder.record.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
+        recorder.refresh()
         ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
         recorder.refresh()
         err.print(

@@ -80,6 +80,16 @@ def one_line_errors(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def reachable_url(host: str, port: int) -> str:
+    """Where a server bound to ``host:port`` is reached from this machine (a wildcard bind
+    address is reached on loopback)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 

@@ -236,8 +236,11 @@ def test_address_and_token_resolution(monkeypatch, tmp_path) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAY_ADDRESS", "auto")  # not an http address: ignored
     assert dashboard_address() == "http://127.0.0.1:8265"
+    # the dashboard a local `ai-agents serve --dashboard-port` started, when nothing says else
+    assert dashboard_address(None, "http://127.0.0.1:9000") == "http://127.0.0.1:9000"
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265/")
     assert dashboard_address() == "http://head:8265"
+    assert dashboard_address(None, "http://127.0.0.1:9000") == "http://head:8265"
     assert dashboard_address("http://x:1") == "http://x:1"
     token_file = tmp_path / "token"
     token_file.write_text("abc\n")

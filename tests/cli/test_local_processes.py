@@ -19,6 +19,7 @@ from cli.local_processes import (
     ProcessRef,
     RunRecord,
     is_alive,
+    live_run_record,
     process_ref,
     stop_previous_run,
 )
@@ -102,3 +103,26 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait(10)
+
+
+def test_the_live_run_record_says_where_the_run_answers(tmp_path: Path) -> None:
+    owner = subprocess.Popen(["sleep", "600"])
+    try:
+        ref = process_ref(owner.pid)
+        assert ref is not None
+        RunRecord(
+            owner=ref,
+            command="serve",
+            api_url="http://127.0.0.1:8123",
+            dashboard_url="http://127.0.0.1:9123",
+        ).save(tmp_path / RUN_RECORD_FILE)
+        live = live_run_record(tmp_path)
+        assert live is not None
+        assert (live.api_url, live.dashboard_url) == (
+            "http://127.0.0.1:8123",
+            "http://127.0.0.1:9123",
+        )
+    finally:
+        owner.kill()
+        owner.wait(10)
+    assert live_run_record(tmp_path) is None  # a record left by a run that has ended

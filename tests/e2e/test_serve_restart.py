@@ -74,16 +74,10 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
         assert not [ref for ref in record.processes if is_alive(ref)]  # nothing of run 1 left
         assert RunRecord.load(data_dir / RUN_RECORD_FILE).owner.pid == second.pid
 
-        # a second terminal: the port comes from AI_AGENTS_HTTP_PORT, the token from ~/.ray
-        health = _cli(
-            "health",
-            "--json",
-            "--data-dir",
-            str(data_dir),
-            "--dashboard",
-            dashboard,
-            AI_AGENTS_HTTP_PORT=str(port),
-        )
+        # a second terminal: the API and dashboard ports `serve --port/--dashboard-port` chose
+        # come from the live run's record, the token from ~/.ray
+        assert RunRecord.load(data_dir / RUN_RECORD_FILE).dashboard_url == dashboard
+        health = _cli("health", "--json", "--data-dir", str(data_dir))
         report = json.loads(health.stdout)
         statuses = {c["name"]: c["status"] for c in report["checks"]}
         assert health.returncode == 0, (statuses, health.stderr[-2000:])
