@@ -47,3 +47,25 @@ async def complete_job(
             cost_usd=0.0,
             note_id=None,
         )
+
+
+async def fail_other_tenants_jobs(owner_url: str, keep: set[str]) -> int:
+    """Fail every queued or running job of tenants not in ``keep``; returns how many.
+
+    The session shares one database, and earlier tests may leave jobs queued or running. A
+    Dispatcher claims across tenants and shares its in-flight limit fairly, so another test's
+    leftover backlog takes part of the limit; a test asserting how that limit is shared among
+    its own tenants starts from a database where only they have work. As the owner: across
+    tenants, past row-level security."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        result = await conn.execute(
+            """UPDATE enhancements
+                  SET status = 'failed', error = 'left by an earlier test', finished_at = now(),
+                      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                WHERE status IN ('queued', 'running') AND NOT tenant_id = ANY($1::text[])""",
+            sorted(keep),
+        )
+    finally:
+        await conn.close()
+    return int(result.split()[-1])

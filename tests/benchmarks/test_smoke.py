@@ -32,58 +32,6 @@ def run(module: str, *args: str, tmp_path: Path, timeout: float = 280) -> tuple[
     return proc.stdout, json.loads(out.read_text())
 
 
-def test_intake_compares_serve_with_bare_uvicorn(tmp_path: Path) -> None:
-    stdout, data = run(
-        "intake",
-        "--configs",
-        "bare,proxy",
-        "--seconds",
-        "1",
-        "--reps",
-        "1",
-        "--passes",
-        "1",
-        "--warmup",
-        "0.5",
-        "--clients",
-        "4",
-        "--tenants",
-        "2",
-        tmp_path=tmp_path,
-    )
-    assert "### Intake" in stdout and "| bare " in stdout and "| proxy " in stdout
-    for result in data["results"]:
-        assert result["accepted"] > 0
-        assert result["durable"], result  # every 202 is a committed job row
-        assert result["errors"] == 0
-
-
-def test_pipeline_enhances_and_reports_cpu(tmp_path: Path) -> None:
-    stdout, runs = run(
-        "pipeline",
-        "--configs",
-        "default",
-        "--rate",
-        "4",
-        "--latency-seconds",
-        "2",
-        "--backlog",
-        "8",
-        "--tenants",
-        "2",
-        "--llm-latency",
-        "0.05",
-        "--jitter",
-        "0",
-        tmp_path=tmp_path,
-    )
-    assert "### Pipeline" in stdout and "CPU ms per enhancement" in stdout
-    phases = {p["phase"]: p for p in runs[0]["phases"]}
-    assert phases["latency"]["completed"] == 8
-    assert phases["capacity"]["completed"] == 8
-    assert phases["capacity"]["cpu_ms_per_job"] > 0
-
-
 def test_fairness_measures_b_alone_and_under_flood(tmp_path: Path) -> None:
     stdout, data = run(
         "fairness",
@@ -186,8 +134,12 @@ def test_pipeline_reports_the_product_as_a_ratio_to_its_floor(tmp_path: Path) ->
         tmp_path=tmp_path,
     )
     assert "### Against the floor" in stdout
+    assert "### Pipeline" in stdout and "CPU ms per enhancement" in stdout
     by_variant = {r["variant"]: {p["phase"]: p for p in r["phases"]} for r in runs}
     floor, product = by_variant["floor"], by_variant["default"]
+    assert product["latency"]["completed"] == 4  # --rate 4 for --latency-seconds 1
+    assert product["capacity"]["completed"] == 12
+    assert product["capacity"]["cpu_ms_per_job"] > 0
     # The floor does the real work: every job reaches a note through the LLM simulator.
     assert floor["capacity"]["completed"] == 12
     assert floor["capacity"]["outcomes"] == {"completed/llm": 12}
@@ -199,11 +151,13 @@ def test_pipeline_reports_the_product_as_a_ratio_to_its_floor(tmp_path: Path) ->
     assert ratio["cpu_ms_per_job"] > 0
 
 
-def test_intake_reports_the_floor_and_token_mode(tmp_path: Path) -> None:
+def test_intake_reports_bare_uvicorn_the_floor_and_the_product(tmp_path: Path) -> None:
+    # one run, one Ray: the product through Serve (token webhooks) beside bare uvicorn serving
+    # the same app and the intake floor
     stdout, data = run(
         "intake",
         "--configs",
-        "floor,serve-token",
+        "floor,bare,serve-token",
         "--seconds",
         "1",
         "--reps",
@@ -220,9 +174,11 @@ def test_intake_reports_the_floor_and_token_mode(tmp_path: Path) -> None:
         "0",
         tmp_path=tmp_path,
     )
+    assert "### Intake" in stdout and "| bare " in stdout and "| serve-token " in stdout
     assert "ratio to floor" in stdout
     results = {r["name"]: r for r in data["results"]}
+    assert set(results) == {"floor", "bare", "serve-token"}
     for result in results.values():
         assert result["accepted"] > 0 and result["errors"] == 0
         assert result["durable"], result  # every 202 is a committed job row
-    assert results["floor"]["kind"] == "floor"
+    assert results["floor"]["kind"] == "floor" and results["bare"]["kind"] == "bare"

@@ -1,9 +1,10 @@
-"""`ai-agents serve` after a `kill -9` of its main process, and the CLI from a second terminal.
+"""`ai-agents serve` as an operator runs it: ready over HTTP behind HAProxy, restarted after a
+`kill -9` of its main process, used from a second terminal, and stopped cleanly by SIGTERM.
 
 The restart runs on the same data directory and the same HTTP port, as an operator (or
 systemd) would restart it. Then, as from a new shell (only PATH and HOME), `ai-agents health`
-finds the service through AI_AGENTS_HTTP_PORT and `ai-agents reenhance` submits a Ray Job
-through the token-protected Jobs API.
+finds the service through the live run's record in the data directory and `ai-agents
+reenhance` submits a Ray Job through the token-protected Jobs API.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cli.local_processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
@@ -62,7 +65,15 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
     first = _start(data_dir, port, dashboard_port)
     second: subprocess.Popen[str] | None = None
     try:
-        wait_until_ready(first, base)
+        components = wait_until_ready(first, base).json()["components"]
+        assert components["database"]["ok"] and components["dispatcher"]["ok"]
+        assert {
+            f"pool:{p}"
+            for p in ("Ingress", "Dispatcher", "Enhancer", "ContextGatherer", "Synthesizer")
+        } <= set(components)
+        # an unsigned webhook is refused by the app itself, through HAProxy
+        refused = httpx.post(f"{base}/webhook/servicedesk/nobody", content=b"{}", timeout=10)
+        assert refused.status_code in (401, 403), refused.text
         record = RunRecord.load(data_dir / RUN_RECORD_FILE)
         assert record is not None and record.owner.pid == first.pid
         assert record.processes  # Ray's processes (and HAProxy) were recorded
@@ -120,10 +131,14 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
         )
         assert refused.returncode == 1 and "Authentication" in refused.stderr, refused.stderr
 
+        stopping = time.monotonic()
         second.send_signal(signal.SIGTERM)
         _, stderr = second.communicate(timeout=120)
         assert second.returncode == 0, stderr[-3000:]
+        assert time.monotonic() - stopping < 60  # local HAProxy mode drains 5 s, not 30
         assert not (data_dir / RUN_RECORD_FILE).exists()  # a clean stop leaves no record
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/health", timeout=5)
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.job_rows import fail_other_tenants_jobs
 from tests.pipeline.test_dispatcher import Concurrency, _dispatcher
 from tests.pipeline.test_dispatcher_isolation import _enqueue, _statuses, _wait_for
 from tests.pipeline.test_intake_priority import _listening, _webhook_storm
@@ -14,6 +15,8 @@ async def test_a_tenant_that_becomes_active_is_claimed_at_once_when_the_limit_is
     pool, database, make_tenant
 ) -> None:
     a, b = (await make_tenant("full")).tenant_id, (await make_tenant("late")).tenant_id
+    # another test's leftover backlog would take its fair share of the 4 slots A must fill
+    await fail_other_tenants_jobs(database.owner_url, keep={a, b})
     await _enqueue(pool, a, 12)
     work = Concurrency(pool, {a, b}, hold_s=0.05)
     work.gates[a] = asyncio.Event()  # A's jobs hold every slot until the test lets them go
