@@ -7,7 +7,9 @@ Tenant B sends 1 ticket/s for ``--b-seconds`` alone; then tenant A floods ``--fl
 B's p95 end-to-end under the flood <= 1.5 x its p95 alone. Both measured in the same run, for
 each dispatch setting in ``--caps``: ``fair`` is the product's default (work-conserving
 weighted fair share, no per-tenant cap), ``nogate`` the same with the Enhancer's tenant-fair
-stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), a number is a hard per-tenant in-flight cap
+stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fair@N`` fair share with the
+Dispatcher's in-flight cap at most N (``AI_AGENTS_DISPATCH_MAX_INFLIGHT``), a number is a hard
+per-tenant in-flight cap
 (``AI_AGENTS_PER_TENANT_INFLIGHT``, the old fixed cap was 8); the Dispatcher is redeployed with
 it in its ``runtime_env``. Between runs the rest of A's backlog is discarded (marked failed in
 the database by this script) and the pipeline drains, so every run starts from an idle system.
@@ -43,6 +45,7 @@ from cli.local_stack.results import fetch_jobs, wait_terminal
 from cli.local_stack.tenants import Tenant
 
 NO_GATE = "nogate"  # fair share with the Enhancer's tenant-fair stage gate off
+LIMITED = "fair@"  # fair@N: fair share with AI_AGENTS_DISPATCH_MAX_INFLIGHT=N
 
 
 def deploy_with_cap(
@@ -55,6 +58,8 @@ def deploy_with_cap(
     overrides = dict(PREVIOUS_POOLS if pools == "previous" else {})
     actor_options = pool_options(DISPATCHER)["ray_actor_options"]
     env = {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)} if isinstance(cap, int) else {}
+    if isinstance(cap, str) and cap.startswith(LIMITED):  # fair share, a lower in-flight cap
+        env = {"AI_AGENTS_DISPATCH_MAX_INFLIGHT": cap.removeprefix(LIMITED)}
     actor_options["runtime_env"] = {"env_vars": env}
     overrides[DISPATCHER] = {"ray_actor_options": actor_options}
     places = 0 if cap == NO_GATE else stage_places
@@ -352,7 +357,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--caps",
         default="fair,8",
         help="dispatch settings to compare: fair (the default, no per-tenant cap), nogate "
-        "(fair with the Enhancer's tenant-fair stage gate off) or a per-tenant cap",
+        "(fair with the Enhancer's tenant-fair stage gate off), fair@N (fair with the "
+        "Dispatcher's in-flight cap at most N) or a per-tenant cap",
     )
     parser.add_argument(
         "--capacity-flood",
@@ -371,7 +377,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     args.caps = [
-        None if c == "fair" else c if c == NO_GATE else int(c)
+        None if c == "fair" else c if c == NO_GATE or c.startswith(LIMITED) else int(c)
         for c in str(args.caps).split(",")
         if c
     ]
