@@ -54,31 +54,36 @@ def advertised_cpus(quantity: str | float) -> int:
     return math.ceil(cpus - 1e-9)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def worker_pod_cpus(cluster_spec: Mapping[str, Any]) -> list[float] | None:
     """CPUs of every worker pod a RayCluster spec can have (``maxReplicas`` per group when the
-    in-tree autoscaler is on, else ``replicas``); None when a group's CPUs are not stated."""
+    in-tree autoscaler is on, else ``replicas``); None when a group's CPUs are not stated (or
+    the spec is malformed: the schema check reports that)."""
     autoscaling = bool(cluster_spec.get("enableInTreeAutoscaling"))
+    groups = cluster_spec.get("workerGroupSpecs") or []
+    if not isinstance(groups, list):
+        return None
     pods: list[float] = []
-    for group in cluster_spec.get("workerGroupSpecs") or []:
-        if not isinstance(group, Mapping):
-            return None
+    for group in groups:
+        group = _mapping(group)
         count = group.get("maxReplicas" if autoscaling else "replicas", 1)
-        params = group.get("rayStartParams") or {}
-        containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or [{}]
-        resources = (
-            containers[0].get("resources") or {} if isinstance(containers[0], Mapping) else {}
-        )
+        containers = _mapping(_mapping(group.get("template")).get("spec")).get("containers")
+        first = _mapping(containers[0]) if isinstance(containers, list) and containers else {}
+        resources = _mapping(first.get("resources"))
         raw = (
-            params.get("num-cpus")
-            or (resources.get("limits") or {}).get("cpu")
-            or (resources.get("requests") or {}).get("cpu")
+            _mapping(group.get("rayStartParams")).get("num-cpus")
+            or _mapping(resources.get("limits")).get("cpu")
+            or _mapping(resources.get("requests")).get("cpu")
         )
-        if raw is None or not isinstance(count, int):
+        if raw is None or isinstance(count, bool) or not isinstance(count, int):
             return None
         try:
             pods += [float(advertised_cpus(raw))] * count
-        except ValueError:
-            return None  # not a quantity: the schema check reports it
+        except (TypeError, ValueError):
+            return None
     return pods
 
 
@@ -115,8 +120,11 @@ def capacity_problems(
 def replica_demands(config: Mapping[str, Any]) -> list[ReplicaDemand]:
     """Each deployment of a Serve config (``applications[].deployments[]``) at max replicas."""
     demands: list[ReplicaDemand] = []
-    for app in config.get("applications") or []:
-        for dep in app.get("deployments") or []:
+    apps = config.get("applications")
+    for app in apps if isinstance(apps, list) else []:
+        deployments = _mapping(app).get("deployments")
+        for dep in deployments if isinstance(deployments, list) else []:
+            dep = _mapping(dep)
             autoscaling = dep.get("autoscaling_config")
             if isinstance(autoscaling, Mapping):
                 replicas = autoscaling.get("max_replicas", 1)
@@ -124,8 +132,8 @@ def replica_demands(config: Mapping[str, Any]) -> list[ReplicaDemand]:
                 replicas = dep.get("num_replicas", 1)
             if not isinstance(replicas, int | float):  # "auto"
                 replicas = _AUTO_MAX_REPLICAS
-            cpus = (dep.get("ray_actor_options") or {}).get("num_cpus", 1)
-            if not isinstance(cpus, int | float):
+            cpus = _mapping(dep.get("ray_actor_options")).get("num_cpus", 1)
+            if isinstance(cpus, bool) or not isinstance(cpus, int | float):
                 continue  # not a number: the Serve schema check reports it
             per_node = dep.get("max_replicas_per_node")
             demands.append(

@@ -477,3 +477,30 @@ def test_worker_cpus_are_what_kuberay_starts_ray_with():
     del group["template"]["spec"]["containers"][0]["resources"]
     group["rayStartParams"] = {}
     assert worker_pod_cpus({"workerGroupSpecs": [group]}) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda g: g.update(template="not a pod template"),
+        lambda g: g["template"]["spec"].update(containers={"name": "ray-worker"}),
+        lambda g: g.update(maxReplicas="four"),
+    ],
+)
+def test_a_malformed_worker_group_is_reported_not_a_crash(default_render, change):
+    def edit_group(doc):
+        change(doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0])
+
+    report = validate_files(edit(default_render, "rayservice.yaml", edit_group))
+    assert not report.ok  # the CRD schema says what is wrong; the capacity check stays quiet
+
+
+def test_worker_cpus_that_are_not_a_number_skip_the_capacity_check(default_render):
+    # rayStartParams is a free map of strings in the CRD; the capacity check cannot count
+    # "lots" and says nothing rather than crash
+    def change(doc):
+        doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["rayStartParams"]["num-cpus"] = (
+            "lots"
+        )
+
+    assert validate_files(edit(default_render, "rayservice.yaml", change)).ok
