@@ -87,6 +87,29 @@ def worker_pod_cpus(cluster_spec: Mapping[str, Any]) -> list[float] | None:
     return pods
 
 
+def num_cpus_problems(cluster_spec: Mapping[str, Any], base: str) -> list[Problem]:
+    """``rayStartParams.num-cpus`` is a free string in the CRD, but ``ray start --num-cpus``
+    takes a number: anything else leaves the pods crash-looping."""
+    groups = [("headGroupSpec", _mapping(cluster_spec.get("headGroupSpec")))]
+    workers = cluster_spec.get("workerGroupSpecs")
+    if isinstance(workers, list):
+        groups += [(f"workerGroupSpecs[{i}]", _mapping(g)) for i, g in enumerate(workers)]
+    problems = []
+    for where, group in groups:
+        raw = _mapping(group.get("rayStartParams")).get("num-cpus")
+        try:
+            if raw is not None:
+                advertised_cpus(raw)
+        except (TypeError, ValueError):
+            problems.append(
+                Problem(
+                    f"{base}.{where}.rayStartParams.num-cpus",
+                    f"'{raw}' is not a number of CPUs (`ray start --num-cpus` would refuse it)",
+                )
+            )
+    return problems
+
+
 def capacity_problems(
     serve_config: Mapping[str, Any], pod_cpus: list[float], path: str
 ) -> list[Problem]:

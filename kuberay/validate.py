@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from kubernetes_validate import utils as k8s_validate
 
-from kuberay.capacity import capacity_problems, worker_pod_cpus
+from kuberay.capacity import capacity_problems, num_cpus_problems, worker_pod_cpus
 from kuberay.manifest_references import pod_templates, reference_findings
 from kuberay.problems import Finding, Problem, join_path, suggestion
 from kuberay.prometheus_checks import check_monitoring
@@ -122,7 +122,7 @@ def _secret_env_problems(node: Any, path: str = "") -> list[Problem]:
 def _cluster_problems(cluster_spec: Any, base: str, longest_shutdown_s: float) -> list[Problem]:
     if not isinstance(cluster_spec, dict):
         return []
-    problems = []
+    problems = num_cpus_problems(cluster_spec, base)
     version = cluster_spec.get("rayVersion")
     if version is not None and version != installed_ray_version():
         problems.append(

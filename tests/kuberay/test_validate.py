@@ -495,12 +495,13 @@ def test_a_malformed_worker_group_is_reported_not_a_crash(default_render, change
     assert not report.ok  # the CRD schema says what is wrong; the capacity check stays quiet
 
 
-def test_worker_cpus_that_are_not_a_number_skip_the_capacity_check(default_render):
-    # rayStartParams is a free map of strings in the CRD; the capacity check cannot count
-    # "lots" and says nothing rather than crash
+def test_worker_cpus_that_are_not_a_number_fail(default_render):
+    # rayStartParams is a free map of strings in the CRD, but `ray start --num-cpus` needs a
+    # number; the capacity check cannot count such a group and leaves it to this message
     def change(doc):
         doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["rayStartParams"]["num-cpus"] = (
             "lots"
         )
 
-    assert validate_files(edit(default_render, "rayservice.yaml", change)).ok
+    message = only_error(validate_files(edit(default_render, "rayservice.yaml", change)))
+    assert "workerGroupSpecs[0].rayStartParams.num-cpus: 'lots' is not a number of CPUs" in message
