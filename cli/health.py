@@ -30,13 +30,6 @@ from cli.support import (
 )
 from pipeline.core.settings import Settings
 
-
-def local_api_url() -> str:
-    """Where `ai-agents serve` listens with the same configuration."""
-    settings = Settings()
-    return reachable_url(settings.http_host, settings.http_port)
-
-
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 DB_CONNECT_TIMEOUT_S = 20.0
 
@@ -113,10 +106,13 @@ def health(
 
     Example: ai-agents health --url http://127.0.0.1:8000 --json
     """
-    # `serve --port/--dashboard-port` in another terminal: its run record says where it is
-    running = live_run_record(Settings(**({"data_dir": data_dir} if data_dir else {})).data_dir)
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    # `serve --port/--dashboard-port` in another terminal: its run record says where it is;
+    # else where `serve` listens with the same configuration
+    running = live_run_record(settings.data_dir)
+    local = reachable_url(settings.http_host, settings.http_port)
     options = HealthOptions(
-        api_url=(url or (running and running.api_url) or local_api_url()).rstrip("/"),
+        api_url=(url or (running and running.api_url) or local).rstrip("/"),
         dashboard_url=dashboard_address(dashboard, running and running.dashboard_url),
         prometheus_url=prometheus,
         ray_token=ray_auth_token(ray_token),

@@ -58,6 +58,7 @@ def serve(
     from serve_app.app_builder import build_app
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    bind_host, bind_port = host or settings.http_host, port or settings.http_port
     clean_up_after_crash(settings.data_dir)
     runtime = asyncio.run(load_runtime(data_dir))
     asyncio.run(_check_service_role(runtime.service_url))
@@ -85,23 +86,16 @@ def serve(
             ),
         )
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        ray_serve.start(
-            http_options={"host": host or settings.http_host, "port": port or settings.http_port}
-        )
+        ray_serve.start(http_options={"host": bind_host, "port": bind_port})
         # for `ai-agents health` in another terminal (it reads the record of a live run);
         # written before the app is up, so it is there as soon as the API answers
-        recorder.record.api_url = reachable_url(
-            host or settings.http_host, port or settings.http_port
-        )
+        recorder.record.api_url = reachable_url(bind_host, bind_port)
         if not joining:
             recorder.record.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
         recorder.refresh()
         ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
         recorder.refresh()
-        err.print(
-            f"Serving on http://{host or settings.http_host}:"
-            f"{port or settings.http_port} (Ctrl-C stops)"
-        )
+        err.print(f"Serving on http://{bind_host}:{bind_port} (Ctrl-C stops)")
         if not joining:
             err.print(f"Ray dashboard: http://127.0.0.1:{dashboard_port} ({DASHBOARD_TOKEN_HINT})")
         with contextlib.suppress(KeyboardInterrupt):

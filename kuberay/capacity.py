@@ -116,7 +116,7 @@ def capacity_problems(
     """Every Serve replica at max_replicas must find a worker pod with room, each whole on one
     pod; otherwise the replicas Ray cannot place stay pending for ever."""
     demands = replica_demands(serve_config)
-    demand, supply = sum(d.replicas * d.cpus for d in demands), sum(pod_cpus)
+    demand, supply = _total_cpus(demands), sum(pod_cpus)
     if demand > supply + _EPS:
         message = (
             f"at maxReplicas the worker groups offer {supply:g} CPUs, but the Serve "
@@ -172,7 +172,11 @@ def replica_demands(config: Mapping[str, Any]) -> list[ReplicaDemand]:
 
 def replica_cpu_demand(config: Mapping[str, Any]) -> float:
     """CPUs the Serve replicas reserve when every deployment runs at its maximum."""
-    return sum(d.replicas * d.cpus for d in replica_demands(config))
+    return _total_cpus(replica_demands(config))
+
+
+def _total_cpus(demands: list[ReplicaDemand]) -> float:
+    return sum(d.replicas * d.cpus for d in demands)
 
 
 def unplaced_replicas(demands: list[ReplicaDemand], pod_cpus: list[float]) -> dict[str, int]:
