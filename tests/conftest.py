@@ -111,13 +111,24 @@ async def api_client(
         yield api
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The fast lane (`-m "not ray"`) relies on the marker: a test that uses the integration
-    suite's Ray session without it would start Ray there, so collection refuses it."""
+    """Two lanes by the `ray` marker, which everything relies on:
+
+    - the fast lane (`-m "not ray"`) must not start Ray, so a test that uses the integration
+      suite's Ray session (`system`) without the marker is refused here;
+    - `python -m pytest` runs the lanes side by side (`-n 2 --dist loadgroup`): each lane is one
+      xdist group, so one worker runs all Ray tests in collection order (the integration
+      session last) and the other all Ray-free ones. Each worker is its own session with its
+      own embedded PostgreSQL, so the integration session's dispatcher never sees the jobs the
+      Ray-free tests leave queued, and two Ray clusters never compete for the two cores.
+    """
     for item in items:
-        uses_ray_session = "system" in getattr(item, "fixturenames", ())
-        if uses_ray_session and item.get_closest_marker("ray") is None:
+        is_ray = item.get_closest_marker("ray") is not None
+        if "system" in getattr(item, "fixturenames", ()) and not is_ray:
             raise pytest.UsageError(
                 f"{item.nodeid} uses the Ray session (`system`) but is not marked "
                 "`pytest.mark.ray` (add `pytestmark = pytest.mark.ray` to its module)"
             )
+        if item.get_closest_marker("xdist_group") is None:  # (a module may choose its lane)
+            item.add_marker(pytest.mark.xdist_group("ray" if is_ray else "ray-free"))

@@ -83,6 +83,7 @@ def wheel_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return env_dir
 
 
+@pytest.mark.xdist_group("ray")  # the Ray lane's test below builds the same wheel: build it once
 def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) -> None:
     """Code and data come from the installed wheel, every locked pin holds, no conflicts."""
     python = str(wheel_install / "bin" / "python")
