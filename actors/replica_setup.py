@@ -78,6 +78,7 @@ async def replica_resources(
             resources.database_url,
             min_size=database.min_size,
             max_size=database.max_size or settings.db_pool_max_size,
+            tenant_fair=settings.db_tenant_fair,
         )
     if cipher:
         resources.cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())

@@ -7,7 +7,9 @@ Tenant B sends 1 ticket/s for ``--b-seconds`` alone; then tenant A floods ``--fl
 B's p95 end-to-end under the flood <= 1.5 x its p95 alone. Both measured in the same run, for
 each dispatch setting in ``--caps``: ``fair`` is the product's default (work-conserving
 weighted fair share, no per-tenant cap), ``nogate`` the same with the Enhancer's tenant-fair
-stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fair@N`` fair share with the
+stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fifodb`` the same with database
+connections handed out first come, first served in every pool (``AI_AGENTS_DB_TENANT_FAIR=false``
+instead of tenant-fair, ``db.pool``), ``fair@N`` fair share with the
 Dispatcher's in-flight cap at most N (``AI_AGENTS_DISPATCH_MAX_INFLIGHT``), a number is a hard
 per-tenant in-flight cap
 (``AI_AGENTS_PER_TENANT_INFLIGHT``, the old fixed cap was 8); the Dispatcher is redeployed with
@@ -45,31 +47,43 @@ from cli.local_stack.results import fetch_jobs, wait_terminal
 from cli.local_stack.tenants import Tenant
 
 NO_GATE = "nogate"  # fair share with the Enhancer's tenant-fair stage gate off
+FIFO_DB = "fifodb"  # fair share with the pools' connections first come, first served
 LIMITED = "fair@"  # fair@N: fair share with AI_AGENTS_DISPATCH_MAX_INFLIGHT=N
 
 
 def deploy_with_cap(
     ray_serve: RayServe, cap: int | str | None, pools: str, stage_places: int | None = None
 ) -> float:
-    from actors.pool_options import DISPATCHER, ENHANCER, pool_options
+    from actors.pool_options import (
+        CONTEXT_GATHERER,
+        DISPATCHER,
+        ENHANCER,
+        SYNTHESIZER,
+        pool_options,
+    )
     from benchmarks.apps import build_pipeline_app
     from benchmarks.pipeline import PREVIOUS_POOLS
 
-    overrides = dict(PREVIOUS_POOLS if pools == "previous" else {})
-    actor_options = pool_options(DISPATCHER)["ray_actor_options"]
+    overrides: dict[str, dict[str, Any]] = dict(PREVIOUS_POOLS if pools == "previous" else {})
+
+    def with_env(name: str, env: dict[str, str]) -> None:
+        """The deployment's options (with any earlier override), these variables added."""
+        options = {**pool_options(name), **overrides.get(name, {})}
+        actor = dict(options["ray_actor_options"])
+        old = dict((actor.get("runtime_env") or {}).get("env_vars") or {})
+        actor["runtime_env"] = {"env_vars": {**old, **env}}
+        overrides[name] = {**overrides.get(name, {}), "ray_actor_options": actor}
+
     env = {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)} if isinstance(cap, int) else {}
     if isinstance(cap, str) and cap.startswith(LIMITED):  # fair share, a lower in-flight cap
         env = {"AI_AGENTS_DISPATCH_MAX_INFLIGHT": cap.removeprefix(LIMITED)}
-    actor_options["runtime_env"] = {"env_vars": env}
-    overrides[DISPATCHER] = {"ray_actor_options": actor_options}
+    with_env(DISPATCHER, env)
     places = 0 if cap == NO_GATE else stage_places
     if places is not None:
-        enhancer = {**pool_options(ENHANCER), **overrides.get(ENHANCER, {})}
-        enhancer_actor = dict(enhancer["ray_actor_options"])
-        enhancer_actor["runtime_env"] = {
-            "env_vars": {"AI_AGENTS_ENHANCER_STAGE_PLACES": str(places)}
-        }
-        overrides[ENHANCER] = {**overrides.get(ENHANCER, {}), "ray_actor_options": enhancer_actor}
+        with_env(ENHANCER, {"AI_AGENTS_ENHANCER_STAGE_PLACES": str(places)})
+    if cap == FIFO_DB:
+        for name in (ENHANCER, CONTEXT_GATHERER, SYNTHESIZER):
+            with_env(name, {"AI_AGENTS_DB_TENANT_FAIR": "false"})
     return ray_serve.deploy(build_pipeline_app(overrides))
 
 
@@ -357,7 +371,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--caps",
         default="fair,8",
         help="dispatch settings to compare: fair (the default, no per-tenant cap), nogate "
-        "(fair with the Enhancer's tenant-fair stage gate off), fair@N (fair with the "
+        "(fair with the Enhancer's tenant-fair stage gate off), fifodb (fair with database "
+        "connections first come, first served), fair@N (fair with the "
         "Dispatcher's in-flight cap at most N) or a per-tenant cap",
     )
     parser.add_argument(
@@ -377,7 +392,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     args.caps = [
-        None if c == "fair" else c if c == NO_GATE or c.startswith(LIMITED) else int(c)
+        None if c == "fair" else c if c in (NO_GATE, FIFO_DB) or c.startswith(LIMITED) else int(c)
         for c in str(args.caps).split(",")
         if c
     ]

@@ -4,7 +4,7 @@ Ray-free: the context gatherer, synthesizer and rate limiter arrive as plain asy
 which are Serve handles / actors in production and in-process objects in unit tests.
 
 Tenant-fair inside: the context and write-back stages each hold a place at the replica's
-``FairGate`` (``pipeline.fair_gate``), so a quiet tenant's job does not queue behind a flooding
+``FairGate`` (``pipeline.core.fair_gate``), so a quiet tenant's job does not queue behind a flooding
 tenant's jobs there; the LLM wait between them holds none.
 
 Exactly-once effect: before posting, the ticket's notes are searched for this enhancement's
@@ -29,9 +29,9 @@ from db.pool import tenant_transaction
 from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
 from pipeline import metric_catalogue as mc
+from pipeline.core.fair_gate import FairGate
 from pipeline.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.explain_record import explain_record
-from pipeline.fair_gate import FairGate
 from pipeline.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.metrics import InMemoryMetrics, Metrics
 from pipeline.models import SynthesisResult, Ticket, TicketContext

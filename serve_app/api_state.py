@@ -77,6 +77,7 @@ class ApiState:
                         min_size=1,
                         max_size=self.settings.db_pool_max_size,
                         command_timeout=10,
+                        tenant_fair=self.settings.db_tenant_fair,
                     )
                 except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                     raise DatabaseUnavailable(str(exc)) from exc

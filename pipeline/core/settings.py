@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         Path(user_data_dir("ai-agents")), description="Embedded database and local state"
     )
     db_pool_max_size: int = Field(10, ge=1, le=200)
+    db_tenant_fair: bool = Field(
+        True,
+        description="a busy pool's connections go to the waiting tenant holding fewest "
+        "(db.pool); false: first come, first served",
+    )
 
     # secrets
     admin_token: SecretStr | None = None
@@ -119,7 +124,7 @@ class Settings(BaseSettings):
         ge=0,
         le=100_000,
         description="per Enhancer replica: jobs in their context or write-back stage at once; "
-        "beyond, places go tenant-fair (pipeline.fair_gate); 0: no gate",
+        "beyond, places go tenant-fair (pipeline.core.fair_gate); 0: no gate",
     )
     dispatcher_poll_s: float = Field(2.0, gt=0)
     context_source_timeout_s: float = Field(5.0, gt=0)

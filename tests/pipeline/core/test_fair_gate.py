@@ -1,4 +1,4 @@
-"""The Enhancer's tenant-fair gate (pipeline.fair_gate), on its own: who gets a place, when."""
+"""The Enhancer's tenant-fair gate (pipeline.core.fair_gate), on its own: who gets a place, when."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pipeline.fair_gate import FairGate
+from pipeline.core.fair_gate import FairGate
 
 
 class Holder:
@@ -159,3 +159,22 @@ async def test_a_waiter_cancelled_before_a_place_frees_is_passed_over() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         FairGate(0)
+
+
+async def test_a_strict_gate_stays_within_capacity_and_frees_to_the_quiet_tenant_first() -> None:
+    gate, log = FairGate(2, admit_below_share=False), []
+    flood = [Holder(gate, "a", log) for _ in range(5)]
+    await settle()
+    quiet = Holder(gate, "b", log)
+    await settle()
+    assert not quiet.entered.is_set()  # strict: no entry past a full gate, even below share
+    assert gate.status()["held"] == 2 and gate.status()["entered_below_share"] == 0
+    await flood[0].finish()
+    await settle()
+    assert quiet.entered.is_set()  # ahead of a's three earlier waiters
+    assert log == ["a", "a", "b"] and gate.status()["held"] == 2
+    await quiet.finish()
+    for job in flood[1:]:
+        await job.finish()
+    assert log == ["a", "a", "b", "a", "a", "a"]
+    assert gate.status()["held"] == 0

@@ -1,5 +1,8 @@
-"""Tenant-fair admission to the Enhancer's busy stages: why a quiet tenant's job no longer waits
-behind a flooding tenant's jobs inside the pipeline.
+"""Tenant-fair admission wherever jobs of many tenants queue for a few places: why a quiet
+tenant's job no longer waits behind a flooding tenant's jobs inside the pipeline.
+
+Two uses: the Enhancer's busy stages (below), and every pool's database connections
+(``db.pool.tenant_transaction``: a strict gate of the pool's size, ``admit_below_share=False``).
 
 The Dispatcher claims fairly, but once claimed, every job of every tenant used to go straight
 into the stages, whose queues are first come, first served: Serve's routers, the database
@@ -34,10 +37,14 @@ from typing import Any
 
 
 class FairGate:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, admit_below_share: bool = True) -> None:
+        """``admit_below_share=False`` makes the capacity strict (a tenant below its share
+        waits for the next free place, and gets it first): for places that cannot be exceeded,
+        such as a pool's connections."""
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
+        self._admit_below_share = admit_below_share
         self._holding: Counter[str] = Counter()
         self._held = 0
         self._waiting: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
@@ -69,7 +76,7 @@ class FairGate:
     def _may_enter(self, tenant: str) -> bool:
         if self._held < self.capacity:
             return True
-        if self._holding[tenant] < self._share(tenant):
+        if self._admit_below_share and self._holding[tenant] < self._share(tenant):
             self.entered_below_share += 1
             return True
         return False
@@ -114,7 +121,7 @@ class FairGate:
                     del self._waiting[tenant]
                 continue
             if not self._may_enter(tenant):
-                return  # the fairest waiter is at its share: so is every other one
+                return  # the fairest waiter may not enter: no other one may either
             _, future = queue.popleft()
             if not queue:
                 del self._waiting[tenant]
