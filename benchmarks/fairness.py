@@ -281,6 +281,23 @@ def enhancers_seen(pools: list[dict[str, Any]]) -> str:
     return f"{counts[0]} -> {counts[-1]}" if counts else "-"
 
 
+def run_most(results: list[dict[str, Any]]) -> float | None:
+    """What the whole system can do, for the work-conserving goal: the most completions/s any
+    configuration of this run reached, A alone or A and B together. So a configuration that
+    holds A back (a lower in-flight cap, a per-tenant cap) is measured against the others, not
+    only against itself with B added."""
+    rates = [
+        rate
+        for r in results
+        for rate in (
+            r["work_conserving"].get("alone_rate"),
+            r["work_conserving"].get("shared_rate"),
+        )
+        if rate
+    ]
+    return max(rates, default=None)
+
+
 def report(data: dict[str, Any]) -> str:
     args = data["args"]
     rows = []
@@ -316,20 +333,34 @@ def report(data: dict[str, Any]) -> str:
         ],
         rows,
     )
+    checked = [r for r in data["results"] if r.get("work_conserving")]
+    best = run_most(checked)
+
+    def of_best(rate: float | None) -> float | None:
+        return rate / best if rate and best else None
+
     text += print_table(
         f"Work-conserving: {args['capacity_flood']} tickets from A alone, then split between A"
-        " and B (completions/s, 10-90 %); goal: A alone >= 0.9 x both together",
-        ["dispatch", "A alone /s", "A and B /s", "A alone / both", ">= 0.9"],
+        " and B (completions/s, 10-90 %); goal: A alone >= 0.9 x the most this run completed"
+        f" in any configuration ({fmt(best)}/s)",
+        [
+            "dispatch",
+            "A alone /s",
+            "A and B /s",
+            "A alone / both",
+            "A alone / run's most",
+            ">= 0.9",
+        ],
         [
             [
                 r["cap"],
                 fmt(r["work_conserving"].get("alone_rate")),
                 fmt(r["work_conserving"].get("shared_rate")),
                 fmt(r["work_conserving"].get("share"), 2),
-                "yes" if (r["work_conserving"].get("share") or 0) >= 0.9 else "no",
+                fmt(of_best(r["work_conserving"].get("alone_rate")), 2),
+                "yes" if (of_best(r["work_conserving"].get("alone_rate")) or 0) >= 0.9 else "no",
             ]
-            for r in data["results"]
-            if r.get("work_conserving")
+            for r in checked
         ],
     )
     text += print_table(
