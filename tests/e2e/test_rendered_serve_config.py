@@ -8,6 +8,7 @@ lock fails here. (No container engine here: the image build itself is not run.)"
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -31,10 +32,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def wheel_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel_install(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A fresh virtualenv holding only the built wheel and its locked dependencies (about a
-    minute with a warm pip cache; it downloads Ray and the rest on a cold one)."""
-    work = tmp_path_factory.mktemp("wheel")
+    minute with a warm pip cache; it downloads Ray and the rest on a cold one).
+
+    Built once per run: the two lanes (pytest-xdist workers) both use it -- the wheel test in
+    the Ray-free lane, `serve run` in the Ray lane -- so whichever asks first builds it in the
+    run's shared temporary directory while the other waits on a lock."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    work = shared / "wheel-install"
+    with (shared / "wheel-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (work / "ready").exists():
+            shutil.rmtree(work, ignore_errors=True)  # (a build that failed half-way)
+            work.mkdir()
+            _build_wheel_install(work)
+            (work / "ready").touch()
+    return work / "venv"
+
+
+def _build_wheel_install(work: Path) -> None:
     # Built from a copy: setuptools leaves build/ and *.egg-info in the tree it builds from.
     source = work / "source"
     shutil.copytree(
@@ -80,10 +98,8 @@ def wheel_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=900,
     )
     assert install.returncode == 0, install.stderr[-3000:]
-    return env_dir
 
 
-@pytest.mark.xdist_group("ray")  # the Ray lane's test below builds the same wheel: build it once
 def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) -> None:
     """Code and data come from the installed wheel, every locked pin holds, no conflicts."""
     python = str(wheel_install / "bin" / "python")
