@@ -7,9 +7,9 @@ Tenant B sends 1 ticket/s for ``--b-seconds`` alone; then tenant A floods ``--fl
 B's p95 end-to-end under the flood <= 1.5 x its p95 alone. Both measured in the same run, for
 each dispatch setting in ``--caps``: ``fair`` is the product's default (work-conserving
 weighted fair share, no per-tenant cap), ``nogate`` the same with the Enhancer's tenant-fair
-stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fifodb`` the same with database
-connections handed out first come, first served in every pool (``AI_AGENTS_DB_TENANT_FAIR=false``
-instead of tenant-fair, ``db.pool``), ``fair@N`` fair share with the
+stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fairdb`` / ``fifodb`` the same with
+every pool's connections handed out tenant-fair / first come, first served
+(``AI_AGENTS_DB_TENANT_FAIR`` true / false, ``db.pool``), ``fair@N`` fair share with the
 Dispatcher's in-flight cap at most N (``AI_AGENTS_DISPATCH_MAX_INFLIGHT``), a number is a hard
 per-tenant in-flight cap
 (``AI_AGENTS_PER_TENANT_INFLIGHT``, the old fixed cap was 8); the Dispatcher is redeployed with
@@ -48,6 +48,7 @@ from cli.local_stack.tenants import Tenant
 
 NO_GATE = "nogate"  # fair share with the Enhancer's tenant-fair stage gate off
 FIFO_DB = "fifodb"  # fair share with the pools' connections first come, first served
+FAIR_DB = "fairdb"  # fair share with tenant-fair connections (AI_AGENTS_DB_TENANT_FAIR=true)
 LIMITED = "fair@"  # fair@N: fair share with AI_AGENTS_DISPATCH_MAX_INFLIGHT=N
 
 
@@ -81,9 +82,9 @@ def deploy_with_cap(
     places = 0 if cap == NO_GATE else stage_places
     if places is not None:
         with_env(ENHANCER, {"AI_AGENTS_ENHANCER_STAGE_PLACES": str(places)})
-    if cap == FIFO_DB:
+    if cap in (FIFO_DB, FAIR_DB):
         for name in (ENHANCER, CONTEXT_GATHERER, SYNTHESIZER):
-            with_env(name, {"AI_AGENTS_DB_TENANT_FAIR": "false"})
+            with_env(name, {"AI_AGENTS_DB_TENANT_FAIR": "true" if cap == FAIR_DB else "false"})
     return ray_serve.deploy(build_pipeline_app(overrides))
 
 
@@ -423,7 +424,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     args.caps = [
-        None if c == "fair" else c if c in (NO_GATE, FIFO_DB) or c.startswith(LIMITED) else int(c)
+        None
+        if c == "fair"
+        else c
+        if c in (NO_GATE, FIFO_DB, FAIR_DB) or c.startswith(LIMITED)
+        else int(c)
         for c in str(args.caps).split(",")
         if c
     ]
