@@ -403,8 +403,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--caps",
         default="fair,8",
         help="dispatch settings to compare: fair (the default, no per-tenant cap), nogate "
-        "(fair with the Enhancer's tenant-fair stage gate off), fifodb (fair with database "
-        "connections first come, first served), fair@N (fair with the "
+        "(fair with the Enhancer's tenant-fair stage gate off), fairdb / fifodb (fair with "
+        "database connections tenant-fair / first come, first served), fair@N (fair with the "
         "Dispatcher's in-flight cap at most N) or a per-tenant cap",
     )
     parser.add_argument(

@@ -17,6 +17,7 @@ in a dispatcher test whose pool stopped handing out connections, and the cause i
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,12 +104,8 @@ async def tenant_transaction(
     if not tenant_id:
         raise ValueError("tenant_id is required for a tenant transaction")
     gate: FairGate | None = getattr(pool, "tenant_gate", None)
-    if gate is None:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", tenant_id)
-            yield conn
-        return
-    async with gate.place(tenant_id), pool.acquire() as conn, conn.transaction():
+    place = gate.place(tenant_id) if gate is not None else contextlib.nullcontext()
+    async with place, pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", tenant_id)
         yield conn
 
