@@ -101,7 +101,8 @@ async def sample_pools(since: float, stop: asyncio.Event) -> list[dict[str, Any]
             running = {"error": type(exc).__name__}
         samples.append({"t": round(time.time() - since, 1), "running": running})
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 2)
+            async with asyncio.timeout(2):
+                await stop.wait()
     return samples
 
 

@@ -214,7 +214,8 @@ async def check_database(pool: asyncpg.Pool | None, error: str | None = None) ->
         return Check("database", "fail", f"cannot connect ({error or 'no pool'})")
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=5)
+        async with asyncio.timeout(5):
+            await pool.fetchval("SELECT 1")
     except Exception as exc:  # noqa: BLE001
         return Check("database", "fail", f"SELECT 1 failed ({describe_failure(exc)})")
     latency_ms = round((time.perf_counter() - started) * 1000, 1)

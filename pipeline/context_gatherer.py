@@ -122,7 +122,8 @@ class ContextGatherer:
     ) -> tuple[Any, SourceOutcome]:
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(work, timeout_s or self._timeout)
+            async with asyncio.timeout(timeout_s or self._timeout):
+                result = await work
         except TimeoutError:
             return None, SourceOutcome(
                 name=name, status="timeout", duration_ms=_ms(started), error="timed out"

@@ -42,6 +42,9 @@ from pipeline.scaling import BacklogReport, inflight_cap
 
 log = logging.getLogger(__name__)
 
+# How long `stop()` waits for its loops to end after cancelling them.
+STOP_WAIT_S = 10.0
+
 
 @dataclass(frozen=True)
 class ClaimedJob:
@@ -153,11 +156,19 @@ class Dispatcher:
         ]
 
     async def stop(self) -> None:
+        """Cancel the loops and wait until they have ended. ``asyncio.wait`` rather than
+        awaiting each task: it neither raises the loops' own cancellation nor hides the
+        caller's. Jobs in flight keep their leases; a restarted dispatcher re-queues them."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
+            if pending:
+                log.error(
+                    "dispatcher loop(s) still running %.0f s after stop: %s",
+                    STOP_WAIT_S,
+                    ", ".join(t.get_name() for t in pending),
+                )
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -183,6 +194,11 @@ class Dispatcher:
             if self.last_loop_at
             else None,
         }
+
+    @property
+    def running(self) -> bool:
+        """Whether any of its loops is still running (false after ``stop()``)."""
+        return any(not t.done() for t in self._tasks)
 
     def healthy(self) -> bool:
         alive = all(not t.done() for t in self._tasks) and bool(self._tasks)
@@ -237,8 +253,11 @@ class Dispatcher:
             if claimed and room > 0:
                 continue  # there may be more waiting
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives just after the wake-up completed the wait, and the loop outlived stop()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_s)
+                async with asyncio.timeout(self.config.poll_s):
+                    await self._wake.wait()
 
     async def _reap(self) -> None:
         rows = await queue.requeue_jobs(self._pool, self.owner, expired_only=True)

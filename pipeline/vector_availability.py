@@ -104,7 +104,8 @@ class VectorAvailability:
 
         try:
             limited = with_rate_limit(embedder, before_call)
-            vectors = await asyncio.wait_for(limited.embed([text]), self._embed_timeout_s)
+            async with asyncio.timeout(self._embed_timeout_s):
+                vectors = await limited.embed([text])
         except Exception as exc:  # noqa: BLE001 - any embedder failure means full-text only
             self._set(f"embedding failed: {type(exc).__name__}: {str(exc)[:120]}")
             return None

@@ -44,7 +44,8 @@ class Ingress:
     async def _pipeline_status(self) -> dict[str, dict[str, Any]]:
         components: dict[str, dict[str, Any]] = {}
         try:
-            status = await asyncio.wait_for(self._dispatcher.status.remote(), timeout=3)
+            async with asyncio.timeout(3):
+                status = await self._dispatcher.status.remote()
             components["dispatcher"] = {"ok": bool(status.get("healthy")), **status}
         except Exception as exc:  # noqa: BLE001
             components["dispatcher"] = {"ok": False, "error": type(exc).__name__}

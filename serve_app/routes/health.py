@@ -30,7 +30,8 @@ async def _database(state: State) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         pool = await state.pool()
-        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=3)
+        async with asyncio.timeout(3):
+            await pool.fetchval("SELECT 1")
     except (DatabaseUnavailable, OSError, TimeoutError, Exception) as exc:  # noqa: BLE001
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
@@ -41,7 +42,8 @@ async def _vector_search(state: State) -> dict[str, Any]:
     try:
         pool = await state.pool()
         async with pool.acquire() as conn:
-            present = await asyncio.wait_for(vector_search_available(conn), timeout=3)
+            async with asyncio.timeout(3):
+                present = await vector_search_available(conn)
     except Exception as exc:  # noqa: BLE001 - the database component reports the outage
         return {"ok": True, "mode": "unknown", "error": type(exc).__name__}
     if present:
@@ -63,7 +65,8 @@ async def ready(state: State) -> JSONResponse:
         components["vector_search"] = await _vector_search(state)
     if state.readiness_probe is not None:
         try:
-            components.update(await asyncio.wait_for(state.readiness_probe(), timeout=5))
+            async with asyncio.timeout(5):
+                components.update(await state.readiness_probe())
         except Exception as exc:  # noqa: BLE001 - a failing probe is a not-ready answer
             components["pipeline"] = {"ok": False, "error": type(exc).__name__}
     ok = all(c.get("ok") for c in components.values())

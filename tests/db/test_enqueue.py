@@ -47,7 +47,8 @@ async def test_enqueue_outside_a_transaction_inserts_notifies_and_dedupes(
             again = await enqueue(conn, **_job(tenant, key, trace_id="u" * 32))
         assert first.created and first.status == "queued"
         assert (again.id, again.created, again.trace_id) == (first.id, False, "t" * 32)
-        assert await asyncio.wait_for(heard.get(), 5) == tenant
+        async with asyncio.timeout(5):
+            assert await heard.get() == tenant
         assert heard.empty()  # the duplicate woke nobody
         async with tenant_transaction(pool, tenant) as conn:
             rows = await conn.fetch("SELECT id FROM enhancements WHERE dedupe_key = $1", key)

@@ -23,7 +23,8 @@ async def _hold(
 
 
 async def _next(entered: asyncio.Queue[str]) -> str:
-    return await asyncio.wait_for(entered.get(), 10)
+    async with asyncio.timeout(10):
+        return await entered.get()
 
 
 @pytest.mark.parametrize(("tenant_fair", "next_in"), [(True, "quiet"), (False, "flood")])

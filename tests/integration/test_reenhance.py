@@ -36,7 +36,8 @@ async def ai_agents(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         "ai-agents", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    async with asyncio.timeout(120):
+        out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()
 
 

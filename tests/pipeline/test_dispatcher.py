@@ -191,3 +191,45 @@ async def test_an_expired_lease_is_requeued_and_the_silent_worker_is_fenced(
         )
     assert attempts == 2  # re-queued by the reaper, claimed again
     assert not await _complete(pool, silent[0])  # the lost worker's late answer is refused
+
+
+async def test_stop_right_after_a_job_finishes_ends_the_loop(pool, database, make_tenant) -> None:
+    # A finishing job wakes the idle loop; `stop()` in the next breath used to lose its
+    # cancellation inside Python 3.11's asyncio.wait_for (the wake-up had already completed
+    # the wait), so the loop ran on and `stop()` never returned: a hung test in CI, and a
+    # dispatcher that would outlive its own stop in production.
+    tenant = (await make_tenant("stop")).tenant_id
+    for round_ in range(3):
+        await _enqueue(pool, tenant, 1)
+        entered, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def submit(
+            job: ClaimedJob, entered=entered, release=release, finished=finished
+        ) -> None:  # noqa: ANN001
+            if job.tenant_id != tenant:
+                raise RuntimeError("not this test's job")
+            entered.set()
+            await release.wait()
+            assert await _complete(pool, job)
+            finished.set()  # the dispatcher's wake-up follows in the same step
+
+        # a long poll: the loop sits in its wait when the job finishes
+        dispatcher = _dispatcher(pool, database.service_url, submit, poll_s=30, reap_every_s=60)
+        await dispatcher.start()
+        try:
+            async with asyncio.timeout(20):
+                await entered.wait()
+            await asyncio.sleep(0.5)  # the claim cycle is over; the loop waits
+            release.set()
+            async with asyncio.timeout(20):
+                await finished.wait()
+        finally:
+            release.set()
+            # asyncio.wait does not cancel what it waits for: a stop() that would never return
+            # fails here instead of hanging the test (or being rescued by its cancellation)
+            stopping = asyncio.create_task(dispatcher.stop())
+            await asyncio.wait({stopping}, timeout=20)
+            for task in (stopping, *dispatcher._tasks):
+                task.cancel()  # only if the bug is back: leave nothing running behind us
+        assert stopping.done() and not stopping.cancelled(), f"stop() hung (round {round_})"
+        assert not dispatcher.running, f"the loop outlived stop() (round {round_})"

@@ -68,9 +68,11 @@ async def test_a_quiet_tenant_passes_a_full_gate_and_the_busy_tenant_queues(
             for tenant in (busy, quiet)
         }
         a_first = asyncio.create_task(enhancer.run(jobs[busy.tenant_id][0]))
-        await asyncio.wait_for(a_inside.wait(), 30)
+        async with asyncio.timeout(30):
+            await a_inside.wait()
         a_second = asyncio.create_task(enhancer.run(jobs[busy.tenant_id][1]))
-        b_status = await asyncio.wait_for(enhancer.run(jobs[quiet.tenant_id][0]), 30)
+        async with asyncio.timeout(30):
+            b_status = await enhancer.run(jobs[quiet.tenant_id][0])
 
         assert b_status == "completed"
         assert gathered.count(busy.tenant_id) == 1  # A's second job is still at the gate
@@ -78,8 +80,10 @@ async def test_a_quiet_tenant_passes_a_full_gate_and_the_busy_tenant_queues(
         assert [c.method for c in state.calls(portal=quiet.tenant_id)] == ["POST"]
 
         release_a.set()
-        assert await asyncio.wait_for(a_first, 30) == "completed"
-        assert await asyncio.wait_for(a_second, 30) == "completed"
+        async with asyncio.timeout(30):
+            assert await a_first == "completed"
+        async with asyncio.timeout(30):
+            assert await a_second == "completed"
         assert gathered.count(busy.tenant_id) == 2
 
 
@@ -99,7 +103,8 @@ async def test_zero_places_turns_the_gate_off(pool, cipher, owner_conn, make_ten
         peak = max(peak, inside)
         if inside == 2:
             both_in.set()
-        await asyncio.wait_for(both_in.wait(), 30)
+        async with asyncio.timeout(30):
+            await both_in.wait()
         inside -= 1
         return await ContextGatherer(pool).gather(tenant_id, ticket)
 
