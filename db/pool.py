@@ -11,8 +11,7 @@ the flood's. A pool made here carries a strict ``FairGate`` of its size: ``tenan
 takes a place before a connection, and a freed place goes to the waiting tenant holding
 fewest. A tenant alone sees plain first come, first served. (Fairness benchmark, 1,000-ticket
 flood: the quiet tenant's time between the stages, p95, 4.4-5.2 s against 6.8-9.7 s.)
-Off by default (``AI_AGENTS_DB_TENANT_FAIR``): with it on, one CI run of the Ray-free tests hung
-in a dispatcher test whose pool stopped handing out connections, and the cause is not found.
+``AI_AGENTS_DB_TENANT_FAIR=false`` restores asyncpg's order.
 """
 
 from __future__ import annotations
@@ -72,10 +71,9 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     command_timeout: float = 30.0,
-    tenant_fair: bool = False,
+    tenant_fair: bool = True,
 ) -> asyncpg.Pool:
-    """``tenant_fair=True``: the tenant-fair gate; off by default while a hang seen once in CI
-    with it on (a test dispatcher's pool stopped handing out connections) is unexplained."""
+    """``tenant_fair=False``: no gate, asyncpg's first come, first served."""
     # asyncpg.create_pool is `return Pool(...)` with these arguments; the subclass adds the gate
     pool = TenantFairPool(
         url,

@@ -53,10 +53,9 @@ class Settings(BaseSettings):
     )
     db_pool_max_size: int = Field(10, ge=1, le=200)
     db_tenant_fair: bool = Field(
-        False,
+        True,
         description="a busy pool's connections go to the waiting tenant holding fewest "
-        "(db.pool; experimental, off: a hang seen once in CI is unexplained); false: first "
-        "come, first served",
+        "(db.pool); false: first come, first served, as asyncpg hands them out",
     )
 
     # secrets
