@@ -139,7 +139,10 @@ async def mode_ray_autoscaler(
             if ids and s["unfinished"] == 0 and drained_t is None:
                 drained_t = s["t"]
             at_min = s["enhancers"] <= floor and s["synthesizers"] <= floor
-            if drained_t is not None and at_min and s["idle_worker_nodes"] == 0:
+            # settled: no replica still stopping either (a stopping replica keeps its node
+            # busy, so "no idle node" alone ended a run before the node it held was removed)
+            settled = at_min and not s["replicas_not_running"] and s["idle_worker_nodes"] == 0
+            if drained_t is not None and settled:
                 break
             await asyncio.sleep(max(0.0, 1.0 - (time.time() - spike - s["t"])))
     finally:
