@@ -204,8 +204,11 @@ async def test_stop_right_after_a_job_finishes_ends_the_loop(pool, database, mak
         entered, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
         async def submit(
-            job: ClaimedJob, entered=entered, release=release, finished=finished
-        ) -> None:  # noqa: ANN001
+            job: ClaimedJob,
+            entered: asyncio.Event = entered,
+            release: asyncio.Event = release,
+            finished: asyncio.Event = finished,
+        ) -> None:
             if job.tenant_id != tenant:
                 raise RuntimeError("not this test's job")
             entered.set()
