@@ -391,6 +391,15 @@ def report(data: dict[str, Any]) -> str:
     return text
 
 
+def _parse_cap(cap: str) -> int | str | None:
+    """One ``--caps`` entry: None for the default, a named setting as is, else a per-tenant cap."""
+    if cap == "fair":
+        return None
+    if cap in (NO_GATE, FIFO_DB, FAIR_DB) or cap.startswith(LIMITED):
+        return cap
+    return int(cap)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.fairness",
@@ -424,15 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
-    args.caps = [
-        None
-        if c == "fair"
-        else c
-        if c in (NO_GATE, FIFO_DB, FAIR_DB) or c.startswith(LIMITED)
-        else int(c)
-        for c in str(args.caps).split(",")
-        if c
-    ]
+    args.caps = [_parse_cap(c) for c in str(args.caps).split(",") if c]
     return args
 
 
