@@ -9,96 +9,13 @@ The embedder is the configured one (``AI_AGENTS_EMBEDDING_*``; unset: the offlin
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import typer
 
-from cli.runtime import resolve_runtime
 from cli.support import JsonOption, emit_json, fail, one_line_errors, run_async
-from db.pool import create_pool, tenant_transaction
-from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.core.sdp_url_policy import SdpUrlPolicy
-from pipeline.core.settings import Settings
-from pipeline.credential_cipher import CredentialCipher
-from pipeline.embedding_provider import service_embedder
-from pipeline.embeddings import Embedder
-from pipeline.importers import ticket_record
-from pipeline.retrieval_eval import EvalCase, ModeScore, evaluate, load_eval_set
-from pipeline.vector_index import reindex_tenant
-from serve_app.tenant_admin import TenantAdmin, TenantCreate
-from simulators.demo_data import TENANTS, load_demo_dataset
 
 eval_app = typer.Typer(help="Measure retrieval quality on a labelled set.", no_args_is_help=True)
-# Fixed, so the generated history (and so every label) is the same on every run.
-ANCHOR = datetime(2026, 1, 15, tzinfo=UTC)
-
-
-async def _load_history(
-    pool: asyncpg.Pool, admin: TenantAdmin, tenant: str, embedder: Embedder
-) -> dict[str, tuple[str, ...]]:
-    await admin.create(
-        TenantCreate(id=tenant, sdp_url="http://127.0.0.1:9", sdp_key="eval-only"), actor="eval"
-    )
-    data = load_demo_dataset(tenant, now=ANCHOR)
-    async with tenant_transaction(pool, tenant) as conn:
-        for request in data.resolved_tickets:
-            record = ticket_record(request)
-            await upsert_resolved_ticket(
-                conn,
-                tenant_id=tenant,
-                ticket_id=record.ticket_id,
-                subject=record.subject,
-                description=record.description,
-                resolution=record.resolution,
-                priority=record.priority,
-                tags=record.tags,
-                resolved_at=record.resolved_at,
-            )
-    await reindex_tenant(pool, tenant, embedder)
-    return data.resolved_by_scenario
-
-
-def _labels(
-    cases: list[EvalCase], by_tenant: dict[str, dict[str, tuple[str, ...]]]
-) -> dict[str, set[str]]:
-    labels: dict[str, set[str]] = {}
-    for case in cases:
-        if case.relevant:
-            labels[case.case_id] = set(case.relevant)
-            continue
-        scenarios = by_tenant[case.tenant]
-        if case.scenario not in scenarios:
-            fail(
-                f"case {case.case_id}: no resolved ticket of scenario {case.scenario!r} in "
-                f"{case.tenant}'s history"
-            )
-        labels[case.case_id] = set(scenarios[case.scenario or ""])
-    return labels
-
-
-async def _run(cases: list[EvalCase]) -> dict[str, ModeScore]:
-    scratch = Path(tempfile.mkdtemp(prefix="aa-eval-", dir="/tmp"))  # short: socket path
-    atexit.register(shutil.rmtree, scratch, ignore_errors=True)  # runs after the DB stops
-    runtime = await resolve_runtime(Settings(data_dir=scratch))
-    pool = await create_pool(runtime.service_url, min_size=1, max_size=4)
-    try:
-        # a scratch database whose tenants never call SDP: their placeholder URL is loopback
-        admin = TenantAdmin(
-            pool,
-            CredentialCipher.from_csv(runtime.encryption_keys),
-            url_policy=SdpUrlPolicy(allow_loopback=True),
-        )
-        embedder = service_embedder()
-        tenants = sorted({c.tenant for c in cases})
-        by_tenant = {t: await _load_history(pool, admin, t, embedder) for t in tenants}
-        return await evaluate(pool, cases, _labels(cases, by_tenant), embedder)
-    finally:
-        await pool.close()
 
 
 @eval_app.command("retrieval")
@@ -111,11 +28,17 @@ def retrieval(
 
     Example: ai-agents eval retrieval --set simulators/demo_data/retrieval_eval.jsonl
     """
+    # the scratch database, the embedding model and the demo data: imported when it runs
+    from cli.evaluate_run import run_eval
+    from pipeline.embedding_provider import service_embedder
+    from pipeline.retrieval_eval import load_eval_set
+    from simulators.demo_data import TENANTS
+
     cases = load_eval_set(set_file)
     unknown = sorted({c.tenant for c in cases} - set(TENANTS))
     if unknown:
         fail(f"tenant(s) {', '.join(unknown)} are not demo tenants ({', '.join(TENANTS)})")
-    scores = run_async(_run(cases))
+    scores = run_async(run_eval(cases))
     rows = [scores[m].as_dict() for m in ("fulltext", "vector", "hybrid")]
     if as_json:
         emit_json({"cases": len(cases), "embedding_model": service_embedder().model, "modes": rows})

@@ -15,7 +15,6 @@ import typer
 
 from kuberay.problems import KubeRayConfigError
 from kuberay.values import DEFAULT_VALUES_FILE
-from kuberay.values_files import load_values
 
 kuberay_app = typer.Typer(
     name="kuberay",
@@ -56,6 +55,7 @@ def render_command(
     OUT/base/ with a kustomization.yaml, plus a production overlay in OUT/overlays/production/."""
     from kuberay import render as render_module  # imports Ray's Serve schema: only when used
     from kuberay.kustomize import output_files
+    from kuberay.values_files import load_values
 
     try:
         loaded = load_values(*(values or []))

@@ -24,9 +24,10 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import openai
+if TYPE_CHECKING:  # imported where used: ~0.6 s, and only an OpenAI-compatible endpoint needs it
+    import openai
 
 WORDLLAMA_MODEL = "wordllama/l2_supercat_256"
 MAX_EMBED_CHARS = 4000  # a ticket's first ~700 words; more only dilutes a mean of words
@@ -135,6 +136,8 @@ class OpenAIEmbedder:
         before_call: BeforeCall | None = None,
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
+        import openai
+
         self.config = config
         self.model = config.model
         self.dimensions = config.dimensions
@@ -158,6 +161,8 @@ class OpenAIEmbedder:
         return out
 
     async def _batch(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
         extra: dict[str, Any] = (
             {"dimensions": self.dimensions} if self.config.send_dimensions else {}
         )

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.citations import normalise_citation
 from pipeline.models import SynthesisResult, TicketContext
-from pipeline.synthesizer import normalise_citation
 
 
 def _cited(synthesis: SynthesisResult | None) -> dict[str, list[str]]:

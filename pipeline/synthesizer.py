@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.circuit_breaker import BreakerState, CircuitBreaker
+from pipeline.citations import normalise_citation
 from pipeline.core.settings import Settings
 from pipeline.llm_client import (
     BeforeCall,
@@ -36,19 +37,7 @@ from pipeline.prompt import DEFAULT_BUDGET, PromptBudget, build_messages
 
 log = logging.getLogger(__name__)
 
-_KINDS = ("ticket", "kb", "asset")
 _INLINE_TAG = re.compile(r"\[(ticket|kb|asset):([^\]\s]+)\]")
-
-
-def normalise_citation(raw: str, default_kind: str | None = None) -> str:
-    """``[ticket:1]``, ``ticket: 1`` → ``ticket:1``; a bare id gets ``default_kind``."""
-    value = raw.strip().strip("[]").strip()
-    kind, sep, ident = value.partition(":")
-    if sep and kind.strip().lower() in _KINDS:
-        return f"{kind.strip().lower()}:{ident.strip()}"
-    if default_kind is not None and value:
-        return f"{default_kind}:{value}"
-    return value
 
 
 def filter_citations(

@@ -30,6 +30,19 @@ def test_version_flag_prints_the_package_version() -> None:
     assert result.stdout == f"ai-agents {package_version()}\n"
 
 
+def test_the_cli_starts_without_ray_openai_or_the_web_stack() -> None:
+    """Every `ai-agents` call pays for what the CLI imports at start-up: Ray, the `openai`
+    client and FastAPI cost ~2.5 s together, and most commands (`--version`, `tenant`, `health`)
+    use none of them. The commands that do import them when they run."""
+    heavy = ("ray", "openai", "fastapi", "uvicorn", "wordllama", "numpy", "kuberay.serve_config")
+    probe = f"import sys, cli.main; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=_clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     ("statuses", "verdict", "code"),
     [
