@@ -54,6 +54,7 @@ def serve(
     from ray import serve as ray_serve
 
     from actors.pool_options import APP_NAME
+    from cli.local_stack.ray_serve import ray_init_kwargs, start_ray
     from cli.runtime import export_environment
     from serve_app.app_builder import build_app
 
@@ -71,20 +72,12 @@ def serve(
     # cleanly, and is in place before the app starts so an early SIGTERM is not lost either
     stop = threading.Event()
     try:
-        ray.init(
-            namespace="ai_agents",
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            **(
-                {}
-                if joining
-                else {
-                    "include_dashboard": True,
-                    "dashboard_host": "127.0.0.1",
-                    "dashboard_port": dashboard_port,
-                }
-            ),
-        )
+        if joining:
+            ray.init(namespace=APP_NAME, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            start_ray(
+                **ray_init_kwargs(num_cpus=None, dashboard=True, dashboard_port=dashboard_port)
+            )
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         ray_serve.start(http_options={"host": bind_host, "port": bind_port})
         # for `ai-agents health` in another terminal (it reads the record of a live run);

@@ -23,6 +23,7 @@ from db.pool import create_pool
 from pipeline.core.sdp_url_policy import SdpUrlPolicy
 from pipeline.credential_cipher import CredentialCipher, new_encryption_key
 from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantCredentials
+from tests import lanes
 from tests.ray_free_api import RayFreeApi, ray_free_api
 
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -113,15 +114,15 @@ async def api_client(
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Two lanes by the `ray` marker, which everything relies on:
+    """Lanes by the `ray` marker, which everything relies on (`tests/lanes.py`):
 
     - the fast lane (`-m "not ray"`) must not start Ray, so a test that uses the integration
       suite's Ray session (`system`) without the marker is refused here;
     - `python -m pytest` runs the lanes side by side (`-n 2 --dist loadgroup`): each lane is one
-      xdist group, so one worker runs all Ray tests in collection order (the integration
-      session last) and the other all Ray-free ones. Each worker is its own session with its
-      own embedded PostgreSQL, so the integration session's dispatcher never sees the jobs the
-      Ray-free tests leave queued, and two Ray clusters never compete for the two cores.
+      xdist group, so one worker runs the Ray lane in collection order (the integration
+      session last) and the other the Ray-free lane, then the Ray side lane. Each worker is its
+      own session with its own embedded PostgreSQL, so the integration session's dispatcher
+      never sees the jobs the Ray-free tests leave queued.
     """
     for item in items:
         is_ray = item.get_closest_marker("ray") is not None
@@ -130,5 +131,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{item.nodeid} uses the Ray session (`system`) but is not marked "
                 "`pytest.mark.ray` (add `pytestmark = pytest.mark.ray` to its module)"
             )
-        if item.get_closest_marker("xdist_group") is None:  # (a module may choose its lane)
-            item.add_marker(pytest.mark.xdist_group("ray" if is_ray else "ray-free"))
+        group = item.get_closest_marker("xdist_group")
+        if group is None:
+            item.add_marker(pytest.mark.xdist_group(lanes.RAY if is_ray else lanes.RAY_FREE))
+        elif group.args[0] == lanes.RAY_SIDE and not is_ray:
+            raise pytest.UsageError(f"{item.nodeid} is in the Ray side lane but not marked `ray`")
+    # The side lane last: xdist hands out groups in the order they first appear, and gives a
+    # worker its next group when it is almost done with its current one.
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] == lanes.RAY_SIDE)

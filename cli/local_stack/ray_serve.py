@@ -44,6 +44,9 @@ def ray_init_kwargs(
     temp_dir: str | None = None,
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
+        # a new local cluster even when a `ray start` cluster's address file is on the machine
+        # (`ray.init()` without an address would join that one; RAY_ADDRESS still wins)
+        "address": "local",
         "namespace": APP_NAME,
         "log_to_driver": False,
         "logging_level": logging.WARNING,
@@ -75,17 +78,17 @@ def _dashboard_agent_port(port: int) -> Iterator[None]:
         yield
 
 
-def start_ray(*, own_agent_port: bool = False, **init_kwargs: Any) -> Any:
+def start_ray(**init_kwargs: Any) -> Any:
     """``ray.init(**init_kwargs)`` (see ``ray_init_kwargs``); its context.
 
-    ``own_agent_port`` gives the dashboard agent a free port instead of Ray's fixed one, for a
-    cluster whose Jobs API must work while another Ray cluster runs on the machine; the cluster
-    is then also named in its temp dir, where a Ray Job's driver looks for the cluster to join
-    (else it joins any Ray cluster found running on the machine)."""
+    A cluster this starts gives its dashboard agent a free port instead of Ray's fixed 52365,
+    so it starts and its Jobs API works while another Ray cluster runs on the machine (a second
+    `ai-agents serve`, a benchmark, the test suite's two Ray lanes). With ``_temp_dir`` the
+    cluster is also named in that temp dir, where a Ray Job's driver looks for the cluster to
+    join (else it joins any Ray cluster found running on the machine). Joining an existing
+    cluster (``RAY_ADDRESS``) starts no agent, and the port is then unused."""
     import ray
 
-    if not own_agent_port:
-        return ray.init(**init_kwargs)
     with _dashboard_agent_port(free_port()):
         context = ray.init(**init_kwargs)
     temp_dir = init_kwargs.get("_temp_dir")

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import lanes
+
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, *lanes.ray_side]
 
 
 def run(module: str, *args: str, tmp_path: Path, timeout: float = 280) -> tuple[str, object]:

@@ -1,7 +1,7 @@
 """The main job, as a user runs it: `ai-agents demo` on a fresh data directory.
 
-Lives in tests/e2e, which runs before tests/integration (the testpaths order in pyproject.toml)
-starts its own Ray cluster.
+It starts its own database, simulators and Ray in a subprocess, so it runs in the Ray side lane
+(`tests/lanes.py`), possibly next to the integration session's Ray.
 """
 
 from __future__ import annotations
@@ -13,33 +13,34 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pipeline.core.ports import free_port
+from tests import lanes
 
-pytestmark = pytest.mark.ray
+pytestmark = lanes.ray_side
 
 
-def _serve_controller_logged(text: str, since: float) -> bool:
-    """Whether a Serve controller started after ``since`` logged ``text`` (Ray's own word on
-    which ingress it ran)."""
-    logs = Path(tempfile.gettempdir(), "ray").glob("session_*/logs/serve/controller_*.log")
-    return any(
-        text in log.read_text(errors="replace") for log in logs if log.stat().st_mtime >= since
-    )
+def _serve_controller_logged(text: str, driver_pid: int) -> bool:
+    """Whether the Serve controller of the Ray cluster that the process ``driver_pid`` started
+    logged ``text`` (Ray's own word on which ingress it ran). Ray names a session after the
+    PID of the process that started it (``session_<date>_<pid>``); other Ray clusters may be
+    running on the machine (the suite's other Ray lane) and log the same."""
+    sessions = Path(tempfile.gettempdir(), "ray").glob(f"session_*_{driver_pid}")
+    logs = [log for session in sessions for log in session.glob("logs/serve/controller_*.log")]
+    assert logs, f"no Serve controller log of a Ray session started by process {driver_pid}"
+    return any(text in log.read_text(errors="replace") for log in logs)
 
 
 def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="aad-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_AGENTS_", "RAY_"))}
-    started = time.time()
     port = free_port()
     try:
-        result = subprocess.run(
+        proc = subprocess.Popen(
             [
                 "ai-agents",
                 "demo",
@@ -56,12 +57,17 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
                 "0.2",
             ],
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=300,
         )
-        assert result.returncode == 0, result.stderr[-3000:]
-        report = json.loads(result.stdout)  # --json: one document, nothing else on stdout
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # (as subprocess.run's timeout would)
+            raise
+        assert proc.returncode == 0, stderr[-3000:]
+        report = json.loads(stdout)  # --json: one document, nothing else on stdout
         summary = report["summary"]
         assert summary["tickets"] == 6
         assert summary["statuses"] == {"completed (llm)": 6}
@@ -97,7 +103,7 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
         assert (data_dir / "local-secrets.json").stat().st_mode & 0o777 == 0o600
 
         # the default ingress is Ray 2.60's HAProxy front with direct ingress
-        assert _serve_controller_logged("HAProxy is enabled", since=started)
+        assert _serve_controller_logged("HAProxy is enabled", proc.pid)
 
         # Re-running reuses the data directory and its tenants; this time webhooks arrive
         # through Serve's proxy actor, and --keep-running leaves everything up until SIGTERM.
@@ -108,7 +114,7 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
 
 
 def _demo_keeps_running_until_sigterm(data_dir: Path, env: dict[str, str]) -> None:
-    port, started = free_port(), time.time()
+    port = free_port()
     proc = subprocess.Popen(
         [
             "ai-agents",
@@ -142,7 +148,7 @@ def _demo_keeps_running_until_sigterm(data_dir: Path, env: dict[str, str]) -> No
             raise AssertionError("demo ended without staying up:\n" + "".join(lines[-30:]))
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
         assert health.status_code == 200 and health.json() == {"status": "healthy"}
-        assert not _serve_controller_logged("HAProxy is enabled", since=started)
+        assert not _serve_controller_logged("HAProxy is enabled", proc.pid)
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=120)
         assert proc.returncode == 0, rest[-3000:]

@@ -26,6 +26,7 @@ from kuberay.serve_config import serve_config_for_local
 from pipeline.core.ports import free_port
 from pipeline.core.version import package_version
 from pipeline.credential_cipher import new_secret
+from tests import lanes
 from tests.e2e.serve_process import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +139,7 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
 
 
 @pytest.mark.ray  # `serve run` starts Ray; the wheel test above does not
+@pytest.mark.xdist_group(lanes.RAY_SIDE)
 def test_rendered_serve_config_runs_with_serve_run(
     wheel_install: Path, database, encryption_keys, tmp_path
 ) -> None:

@@ -53,8 +53,7 @@ async def system(database, encryption_keys, simulators: Simulators, data_dir):
     # The Jobs API (re-enhance jobs) must reach this cluster, not another one on the machine:
     # its dashboard agent gets a free port and the cluster is named in its own temp dir.
     context = start_ray(
-        own_agent_port=True,
-        **ray_init_kwargs(num_cpus=4, dashboard=True, temp_dir=str(data_dir / "ray")),
+        **ray_init_kwargs(num_cpus=4, dashboard=True, temp_dir=str(data_dir / "ray"))
     )
     port = free_port()
     start_serve(port)
