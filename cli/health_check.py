@@ -165,6 +165,13 @@ async def check_ray(http: httpx.AsyncClient, options: HealthOptions) -> Check:
     return Check("ray", "ok", f"{len(alive)} node(s) alive, {cpu_text}", details)
 
 
+# Serve's deployment states: moving between the autoscaling bounds is normal operation, not
+# trouble (a health check that failed on every load spike would page for nothing); an update in
+# progress, or a replica being replaced, still serves but is worth a look; the rest is broken.
+HEALTHY_DEPLOYMENT = frozenset({"HEALTHY", "UPSCALING", "DOWNSCALING"})
+CHANGING_DEPLOYMENT = frozenset({"UPDATING"})
+
+
 async def check_serve(http: httpx.AsyncClient, options: HealthOptions) -> Check:
     """The Serve tab of the dashboard: application status and every deployment's replicas."""
     try:
@@ -180,31 +187,40 @@ async def check_serve(http: httpx.AsyncClient, options: HealthOptions) -> Check:
             {"applications": sorted(data.get("applications") or {})},
         )
     deployments: dict[str, Any] = {}
-    problems = []
+    problems, changing = [], []
     for name, deployment in (app.get("deployments") or {}).items():
         states: dict[str, int] = {}
         for replica in deployment.get("replicas") or []:
             states[replica.get("state", "?")] = states.get(replica.get("state", "?"), 0) + 1
         running = states.get("RUNNING", 0)
+        status = deployment.get("status")
         deployments[name] = {
-            "status": deployment.get("status"),
+            "status": status,
             "replicas": states,
             "target_replicas": deployment.get("target_num_replicas"),
             "message": deployment.get("message") or "",
         }
-        if deployment.get("status") != "HEALTHY" or running == 0:
-            problems.append(f"{name} {deployment.get('status')} ({running} running)")
+        if running == 0 or status not in HEALTHY_DEPLOYMENT | CHANGING_DEPLOYMENT:
+            problems.append(f"{name} {status} ({running} running)")
+        elif status in CHANGING_DEPLOYMENT:
+            changing.append(f"{name} {status} ({running} running)")
     details = {"application_status": app.get("status"), "deployments": deployments}
-    if app.get("status") != "RUNNING" or problems:
-        summary = f"application {app.get('status')}" + (
-            f"; {', '.join(problems)}" if problems else ""
-        )
+    app_status = app.get("status")
+    if app_status not in ("RUNNING", "DEPLOYING") or problems:
+        summary = f"application {app_status}" + (f"; {', '.join(problems)}" if problems else "")
         return Check("serve", "fail", summary, details)
     replicas = sum(d["replicas"].get("RUNNING", 0) for d in deployments.values())
+    if app_status == "DEPLOYING" or changing:
+        summary = f"application {app_status}, {replicas} replicas running" + (
+            f"; {', '.join(changing)}" if changing else ""
+        )
+        return Check("serve", "warn", summary, details)
+    scaling = sum(d["status"] != "HEALTHY" for d in deployments.values())
     return Check(
         "serve",
         "ok",
-        f"{len(deployments)} deployments healthy, {replicas} replicas running",
+        f"{len(deployments)} deployments healthy, {replicas} replicas running"
+        + (f" ({scaling} autoscaling)" if scaling else ""),
         details,
     )
 

@@ -181,6 +181,19 @@ async def test_serve_check_reads_replica_states() -> None:
         broken = await check_serve(http, options)
     assert broken.status == "fail" and "Enhancer UNHEALTHY (0 running)" in broken.summary
     assert broken.details["deployments"]["Enhancer"]["replicas"] == {"STARTING": 1, "STOPPING": 1}
+    # the autoscaler moving a pool between its bounds is normal operation; an update in
+    # progress still serves but is worth a look
+    scaling = _applications("RUNNING", "UPSCALING", ("RUNNING", "STARTING"))
+    async with _fake({path: httpx.Response(200, json=scaling)}) as http:
+        autoscaling = await check_serve(http, options)
+    assert autoscaling.status == "ok" and "(1 autoscaling)" in autoscaling.summary
+    updating = _applications("RUNNING", "UPDATING", ("RUNNING", "STARTING"))
+    async with _fake({path: httpx.Response(200, json=updating)}) as http:
+        changing = await check_serve(http, options)
+    assert changing.status == "warn" and "Enhancer UPDATING (1 running)" in changing.summary
+    failed = _applications("RUNNING", "DEPLOY_FAILED", ("RUNNING",))
+    async with _fake({path: httpx.Response(200, json=failed)}) as http:
+        assert (await check_serve(http, options)).status == "fail"
     async with _fake({path: httpx.Response(200, json={"applications": {}})}) as http:
         missing = await check_serve(http, options)
     assert missing.status == "fail" and "not deployed" in missing.summary

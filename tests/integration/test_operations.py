@@ -36,12 +36,17 @@ def _health(*args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_health_passes_against_the_running_system(system, owner_conn) -> None:
     await wait_until_idle(owner_conn)
-    result = await asyncio.to_thread(
-        _health, "--url", system.url, "--dashboard", system.dashboard_url
-    )
-    report = json.loads(result.stdout)
-    statuses = {c["name"]: c["status"] for c in report["checks"]}
-    assert all(statuses[name] == "ok" for name in MUST_BE_OK), statuses
+    for _ in range(6):  # earlier modules kill replicas on purpose; Serve may still replace one
+        result = await asyncio.to_thread(
+            _health, "--url", system.url, "--dashboard", system.dashboard_url
+        )
+        report = json.loads(result.stdout)
+        statuses = {c["name"]: c["status"] for c in report["checks"]}
+        if statuses["serve"] != "warn":  # "warn": a deployment is updating (replica replaced)
+            break
+        await asyncio.sleep(10)
+    not_ok = {c["name"]: c["summary"] for c in report["checks"] if c["status"] != "ok"}
+    assert all(statuses[name] == "ok" for name in MUST_BE_OK), not_ok
     assert statuses["alerts"] == "skip"
     # Earlier test modules may have failed enhancements on purpose within the last five
     # minutes; that check may then warn or fail, and then (only then) the exit code says so:
