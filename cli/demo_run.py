@@ -30,11 +30,7 @@ from cli.demo_steps import (
 )
 from cli.local_processes import RunRecorder, clean_up_after_crash
 from cli.ray_auth import DASHBOARD_TOKEN_HINT
-from cli.support import (
-    emit_json,
-    err,
-    load_runtime,
-)
+from cli.support import emit_json, err, load_runtime
 from db.pool import create_pool, verify_service_role
 from pipeline.core.settings import Settings
 

@@ -204,8 +204,8 @@ async def check_serve(http: httpx.AsyncClient, options: HealthOptions) -> Check:
             problems.append(f"{name} {status} ({running} running)")
         elif status in CHANGING_DEPLOYMENT:
             changing.append(f"{name} {status} ({running} running)")
-    details = {"application_status": app.get("status"), "deployments": deployments}
     app_status = app.get("status")
+    details = {"application_status": app_status, "deployments": deployments}
     if app_status not in ("RUNNING", "DEPLOYING") or problems:
         summary = f"application {app_status}" + (f"; {', '.join(problems)}" if problems else "")
         return Check("serve", "fail", summary, details)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.circuit_breaker import BreakerState, CircuitBreaker
-from pipeline.citations import normalise_citation
+from pipeline.citations import KINDS, normalise_citation
 from pipeline.core.settings import Settings
 from pipeline.llm_client import (
     BeforeCall,
@@ -37,7 +37,7 @@ from pipeline.prompt import DEFAULT_BUDGET, PromptBudget, build_messages
 
 log = logging.getLogger(__name__)
 
-_INLINE_TAG = re.compile(r"\[(ticket|kb|asset):([^\]\s]+)\]")
+_INLINE_TAG = re.compile(rf"\[({'|'.join(KINDS)}):([^\]\s]+)\]")  # [ticket:1042]
 
 
 def filter_citations(
