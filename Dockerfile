@@ -17,8 +17,10 @@ WORKDIR /home/ray/src
 COPY --chown=1000:100 pyproject.toml README.md constraints.txt ./
 COPY --chown=1000:100 actors/ actors/
 COPY --chown=1000:100 cli/ cli/
+COPY --chown=1000:100 core/ core/
 COPY --chown=1000:100 db/ db/
 COPY --chown=1000:100 kuberay/ kuberay/
+COPY --chown=1000:100 local_stack/ local_stack/
 COPY --chown=1000:100 pipeline/ pipeline/
 COPY --chown=1000:100 scripts/ scripts/
 COPY --chown=1000:100 serve_app/ serve_app/

@@ -1,11 +1,12 @@
 """Where the Dispatcher and the backlog autoscaling policy meet: two small values in Ray's GCS
 key-value store, readable from any node.
 
-- The Dispatcher writes the claimable backlog (``pipeline.scaling.BacklogReport``) every reap
-  tick (5 s); the policy, running in the Serve controller, reads it at most every few seconds.
+- The Dispatcher writes the claimable backlog
+  (``pipeline.dispatch.scaling.BacklogReport``) every reap tick (5 s); the policy, running in the
+  Serve controller, reads it at most every few seconds.
 - The policy writes the Enhancer's running replica count and its target_ongoing_requests as
   deployed; the Dispatcher reads them to size its in-flight cap
-  (``pipeline.scaling.inflight_cap``).
+  (``pipeline.dispatch.scaling.inflight_cap``).
 
 Both carry their own time stamp so a reader can ignore a stale value (a dead writer). The GCS
 outlives any replica, so a Dispatcher restarted on another node reads the same values.
@@ -18,7 +19,7 @@ import time
 
 from ray.experimental import internal_kv
 
-from pipeline.scaling import BACKLOG_REPORT_MAX_AGE_S, BacklogReport
+from pipeline.dispatch.scaling import BACKLOG_REPORT_MAX_AGE_S, BacklogReport
 
 NAMESPACE = "ai_agents_autoscaling"
 BACKLOG_KEY = "backlog"

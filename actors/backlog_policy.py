@@ -1,18 +1,19 @@
 """The Serve autoscaling policy of the Enhancer, Synthesizer and ContextGatherer pools: scale on
 the durable backlog (claimable jobs in PostgreSQL) plus the requests already in flight.
 
-Configured in ``actors/pool_options.py`` as ``autoscaling_config.policy`` =
+Configured in ``actors/deployment_options.py`` as ``autoscaling_config.policy`` =
 ``{"policy_function": "actors.backlog_policy:BacklogPolicy"}``. Serve instantiates the class once
 per deployment in its controller and calls it every control-loop tick; Serve's wrapper then
-applies min/max replicas, the upscale/downscale delays and the scaling factors. The maths is
-``pipeline.scaling.desired_replicas``; this is only the glue: read the Dispatcher's report from
+applies min/max replicas, the upscale/downscale delays and the scaling factors. The maths
+is ``pipeline.dispatch.scaling.desired_replicas``; this is only the glue: read the Dispatcher's
+report from
 the GCS at most every ``poll_interval_s``, publish the Enhancer's running replica count for the
 Dispatcher, and record ``ai_agents_autoscale_desired_replicas{deployment}``.
 
 Without a fresh report (Dispatcher down, database unreachable) the backlog counts as 0 and the
 pool scales on in-flight requests exactly as Serve's default policy would. While the Dispatcher
-reports that intake has priority (a webhook storm, ``pipeline.intake_priority``) the pool holds
-its replica count.
+reports that intake has priority (a webhook storm,
+``pipeline.dispatch.intake_priority``) the pool holds its replica count.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import time
 from typing import Any
 
 from actors import autoscale_channel
-from actors.pool_options import ENHANCER
-from pipeline import metric_catalogue as mc
-from pipeline.scaling import BacklogReport, replicas_wanted
+from actors.deployment_options import ENHANCER
+from core import metric_catalogue as mc
+from pipeline.dispatch.scaling import BacklogReport, replicas_wanted
 
 # Not __name__ (the rule everywhere else): this runs inside the Serve controller, and Serve
 # writes its controller log file from the "ray.serve" logger, where an operator looks.

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from ray import serve
 
-from actors.pool_options import CONTEXT_GATHERER, pool_options
+from actors.deployment_options import CONTEXT_GATHERER, pool_options
 from actors.rate_limiter import RayRateLimiter
 from actors.replica_setup import DatabasePool, replica_resources
-from pipeline.context_gatherer import ContextGatherer
-from pipeline.embedding_provider import service_embedder
 from pipeline.models import Ticket, TicketContext
-from pipeline.tenant_runtime import load_tenant_runtime
-from pipeline.ticket_fetcher import SdpCallPolicy, TicketFetcher
-from pipeline.tracing import continued
+from pipeline.observability.tracing import continued
+from pipeline.retrieval.context_gatherer import ContextGatherer
+from pipeline.retrieval.embedder import service_embedder
+from pipeline.sdp.fetcher import SdpCallPolicy, TicketFetcher
+from pipeline.tenancy.runtime import load_tenant_runtime
 
 
 @serve.deployment(name=CONTEXT_GATHERER, **pool_options(CONTEXT_GATHERER))

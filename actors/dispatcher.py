@@ -2,7 +2,8 @@
 
 Every reap tick it publishes the claimable backlog for the pools' autoscaling policy
 (``actors.backlog_policy``) and reads back how many Enhancer replicas run, which sizes its
-in-flight cap (``pipeline.scaling.inflight_cap``). Both go through Ray's GCS, so a Dispatcher
+in-flight cap
+(``pipeline.dispatch.scaling.inflight_cap``). Both go through Ray's GCS, so a Dispatcher
 restarted on another node picks them up again; jobs it held are re-queued by lease recovery.
 """
 
@@ -14,11 +15,11 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors import autoscale_channel
-from actors.pool_options import DISPATCHER, ENHANCER, pool_options
+from actors.deployment_options import DISPATCHER, ENHANCER, pool_options
 from actors.replica_setup import DatabasePool, replica_resources
 from db.pool import verify_service_role
-from pipeline.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
-from pipeline.scaling import BacklogReport
+from pipeline.dispatch.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
+from pipeline.dispatch.scaling import BacklogReport
 
 
 @serve.deployment(name=DISPATCHER, **pool_options(DISPATCHER))

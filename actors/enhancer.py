@@ -7,18 +7,18 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors.pool_options import ENHANCER, pool_options
+from actors.deployment_options import ENHANCER, pool_options
 from actors.rate_limiter import RayRateLimiter
 from actors.replica_setup import DatabasePool, replica_resources
-from pipeline.dispatcher import ClaimedJob
+from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer, EnhancerConfig
-from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.pool_gauge import start_pool_gauge
-from pipeline.tenant_config import TenantSettings
-from pipeline.tenant_runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
-from pipeline.tracing import current_carrier
-from pipeline.ttl_cache import TtlCache
+from pipeline.note.feedback_links import FeedbackLinkSigner
+from pipeline.observability.connection_gauge import start_pool_gauge
+from pipeline.observability.tracing import current_carrier
+from pipeline.tenancy.config import TenantSettings
+from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
+from pipeline.tenancy.ttl_cache import TtlCache
 
 
 @serve.deployment(name=ENHANCER, **pool_options(ENHANCER))

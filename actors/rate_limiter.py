@@ -13,9 +13,9 @@ import asyncio
 import ray
 
 from actors.replica_setup import prepare_process
-from pipeline.core.settings import get_settings
-from pipeline.rate_limits import TokenBuckets, shard_for
-from pipeline.tracing import context_from_carrier, current_carrier, tracer
+from core.settings import get_settings
+from pipeline.observability.tracing import context_from_carrier, current_carrier, tracer
+from pipeline.tenancy.rate_limiter import TokenBuckets, shard_for
 
 NAMESPACE = "ai_agents"
 SHARDS = 4
@@ -57,7 +57,7 @@ def limiter_actor(shard: int) -> ray.actor.ActorHandle:
 
 
 class RayRateLimiter:
-    """The ``pipeline.rate_limits.RateLimiter`` the pools use."""
+    """The ``pipeline.tenancy.rate_limiter.RateLimiter`` the pools use."""
 
     def __init__(self, shards: int = SHARDS) -> None:
         self._shards = shards

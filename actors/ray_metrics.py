@@ -1,5 +1,5 @@
-"""``pipeline.metrics.Metrics`` backed by ``ray.util.metrics``: recorded in the replica,
-exported by Ray's metrics agent (prefix ``ray_``; counters get ``_total``)."""
+"""``pipeline.observability.metrics.Metrics`` backed by ``ray.util.metrics``: recorded in the
+replica, exported by Ray's metrics agent (prefix ``ray_``; counters get ``_total``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from ray.util import metrics as ray_metrics
 
-from pipeline import metric_catalogue as mc
-from pipeline.metric_catalogue import MetricSpec
+from core import metric_catalogue as mc
+from core.metric_catalogue import MetricSpec
 
 
 class RayMetrics:

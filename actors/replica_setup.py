@@ -17,13 +17,13 @@ import asyncpg
 import httpx
 
 from actors.ray_metrics import RayMetrics
+from core.settings import Settings, get_settings
 from db.pool import create_pool
-from pipeline.core.settings import Settings, get_settings
-from pipeline.credential_cipher import CredentialCipher
-from pipeline.logging_setup import configure_logging
-from pipeline.process_priority import lower_pipeline_priority
-from pipeline.sdp_transport import guarded_http_client
-from pipeline.tracing import configure_tracing
+from pipeline.dispatch.process_priority import lower_pipeline_priority
+from pipeline.observability.logging_setup import configure_logging
+from pipeline.observability.tracing import configure_tracing
+from pipeline.sdp.transport import guarded_http_client
+from pipeline.tenancy.credential_cipher import CredentialCipher
 
 
 @dataclass(frozen=True)

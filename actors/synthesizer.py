@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from ray import serve
 
-from actors.pool_options import SYNTHESIZER, pool_options
+from actors.deployment_options import SYNTHESIZER, pool_options
 from actors.rate_limiter import RayRateLimiter
 from actors.replica_setup import replica_resources
-from pipeline import metric_catalogue as mc
-from pipeline.circuit_breaker import STATE_VALUES, BreakerState
+from core import metric_catalogue as mc
+from pipeline.llm.circuit_breaker import STATE_VALUES, BreakerState
+from pipeline.llm.synthesizer import synthesizer_from_settings
 from pipeline.models import SynthesisResult, TicketContext
-from pipeline.redaction import redact_pii
-from pipeline.synthesizer import synthesizer_from_settings
-from pipeline.tenant_config import TenantSettings
-from pipeline.tracing import continued
+from pipeline.observability.tracing import continued
+from pipeline.tenancy.config import TenantSettings
+from pipeline.text.redaction import redact_pii
 
 
 @serve.deployment(name=SYNTHESIZER, **pool_options(SYNTHESIZER))

@@ -23,8 +23,8 @@ from cli.support import (
     run_async,
     service_pool,
 )
-from pipeline.core.settings import Settings
-from serve_app.explain_view import Explanation, load_explanation
+from core.settings import Settings
+from pipeline.note.explain_view import Explanation, load_explanation
 
 
 async def _load(enhancement_id: uuid.UUID, data_dir: str | None) -> Explanation | None:

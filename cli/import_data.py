@@ -1,6 +1,6 @@
 """`ai-agents import {tickets,kb,assets}`: bulk-load a tenant's history, KB and inventory.
 
-Thin shells over `pipeline.importers` (the same functions a Ray Job can call). What lives here
+Thin shells over `pipeline.batch.importers` (the same functions a Ray Job can call). What lives here
 is only the operator's view: a progress bar and SDP throttling notices on stderr (silent with
 `--json`, so stdout stays one JSON document), a readable report, and exit codes.
 """
@@ -28,11 +28,9 @@ from cli.support import (
     run_async,
     service_pool,
 )
+from core.settings import Settings
 from db.repositories.tenants import UnknownTenant
-from pipeline.core.settings import Settings
-from pipeline.credential_cipher import CredentialCipher
-from pipeline.embedding_provider import service_embedder
-from pipeline.importers import (
+from pipeline.batch.importers import (
     DEFAULT_STATUSES,
     ImportInterrupted,
     ImportResult,
@@ -42,8 +40,10 @@ from pipeline.importers import (
     import_kb_directory,
     import_resolved_tickets,
 )
-from pipeline.sdp_errors import SdpRateLimited
-from pipeline.tenant_runtime import load_tenant_runtime
+from pipeline.retrieval.embedder import service_embedder
+from pipeline.sdp.errors import SdpRateLimited
+from pipeline.tenancy.credential_cipher import CredentialCipher
+from pipeline.tenancy.runtime import load_tenant_runtime
 
 import_app = typer.Typer(
     help="Bulk-load a tenant's resolved tickets, KB articles and asset inventory.",
@@ -106,7 +106,7 @@ class _SdpRetryNotices(logging.Handler):
 
 @contextmanager
 def _sdp_notices(display: _Display) -> Iterator[None]:
-    logger = logging.getLogger("pipeline.sdp_client")
+    logger = logging.getLogger("pipeline.sdp.client")
     handler = _SdpRetryNotices(display)
     previous = logger.propagate
     logger.addHandler(handler)

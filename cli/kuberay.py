@@ -87,7 +87,7 @@ def validate_command(
     serveConfigV2 against Ray Serve's schema, core objects with kubernetes-validate, and the
     Prometheus Operator objects and alert rules structurally (plus promtool if installed).
     """
-    from kuberay.validate import validate_dir
+    from kuberay.validation.validate import validate_dir
 
     try:
         report = validate_dir(directory)

@@ -7,23 +7,23 @@ import warnings
 
 import typer
 
-from cli.demo import demo
-from cli.evaluate import eval_app
+from cli.demo.command import demo
+from cli.evaluate.command import eval_app
 from cli.explain import explain
-from cli.health import health
+from cli.health.command import health
 from cli.import_data import import_app
 from cli.kuberay import kuberay_app
-from cli.ray_auth import use_ray_token_if_available
-from cli.reenhance import reenhance_app
-from cli.reindex import reindex
-from cli.runtime import ConfigurationError, resolve_runtime
+from cli.reenhance.command import reenhance_app
+from cli.reindex.command import reindex
 from cli.serve import serve
 from cli.support import DataDirOption, JsonOption, emit_json, one_line_errors
 from cli.tenants import tenant_app
+from core.settings import Settings
+from core.version import package_version
 from db.migrate import migrate as run_migrations
-from pipeline.core.settings import Settings
-from pipeline.core.version import package_version
-from pipeline.logging_setup import configure_logging
+from local_stack.ray_auth import use_ray_token_if_available
+from local_stack.runtime import ConfigurationError, resolve_runtime
+from pipeline.observability.logging_setup import configure_logging
 
 app = typer.Typer(
     name="ai-agents",

@@ -11,8 +11,6 @@ import threading
 
 import typer
 
-from cli.local_processes import RunRecorder, clean_up_after_crash
-from cli.ray_auth import DASHBOARD_TOKEN_HINT
 from cli.support import (
     DataDirOption,
     IngressChoice,
@@ -22,9 +20,11 @@ from cli.support import (
     one_line_errors,
     reachable_url,
 )
+from core.ingress_mode import apply_ingress_mode
+from core.settings import Settings
 from db.pool import create_pool, verify_service_role
-from pipeline.core.ingress_mode import apply_ingress_mode
-from pipeline.core.settings import Settings
+from local_stack.processes import RunRecorder, clean_up_after_crash
+from local_stack.ray_auth import DASHBOARD_TOKEN_HINT
 
 
 async def _check_service_role(url: str) -> None:
@@ -53,10 +53,10 @@ def serve(
     import ray
     from ray import serve as ray_serve
 
-    from actors.pool_options import APP_NAME
-    from cli.local_stack.ray_serve import ray_init_kwargs, start_ray
-    from cli.runtime import export_environment
-    from serve_app.app_builder import build_app
+    from actors.app import build_app
+    from actors.deployment_options import APP_NAME
+    from local_stack.ray_serve import ray_init_kwargs, start_ray
+    from local_stack.runtime import export_environment
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
     bind_host, bind_port = host or settings.http_host, port or settings.http_port

@@ -23,10 +23,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cli.runtime import Runtime, resolve_runtime
+from core.ingress_mode import IngressMode
+from core.settings import Settings
 from db.pool import create_pool
-from pipeline.core.ingress_mode import IngressMode
-from pipeline.core.settings import Settings
+from local_stack.runtime import Runtime, resolve_runtime
 
 T = TypeVar("T")
 

@@ -17,10 +17,9 @@ from cli.support import (
     run_async,
     service_pool,
 )
-from pipeline.core.settings import Settings
-from pipeline.core.tenant_types import Edition, WebhookAuthMode
-from pipeline.credential_cipher import CredentialCipher
-from serve_app.tenant_admin import (
+from core.settings import Settings
+from core.tenant_types import Edition, WebhookAuthMode
+from pipeline.tenancy.admin import (
     SdpUrlRefused,
     TenantAdmin,
     TenantCreate,
@@ -28,6 +27,7 @@ from serve_app.tenant_admin import (
     TenantExists,
     UnknownTenant,
 )
+from pipeline.tenancy.credential_cipher import CredentialCipher
 
 tenant_app = typer.Typer(help="Create and manage tenants (client companies).", no_args_is_help=True)
 ACTOR = "cli"

@@ -24,8 +24,8 @@ from typing import Any
 
 import asyncpg
 
+from core.fair_gate import FairGate
 from db.query_tracing import trace_queries
-from pipeline.core.fair_gate import FairGate
 
 TENANT_TABLES = (
     "tenants",

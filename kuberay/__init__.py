@@ -2,7 +2,7 @@
 Prometheus alert rules and Grafana dashboards.
 
 Entry points: ``kuberay.render.render(values)``, ``kuberay.values.load_values(*files)``,
-``kuberay.serve_config.serve_config_for_local(values)``, ``kuberay.validate.validate_dir(dir)``
-and the Typer sub-app ``cli.kuberay.kuberay_app`` (mounted as ``ai-agents kuberay``). Nothing
-heavy is imported here.
+``kuberay.manifests.serve_config.serve_config_for_local(values)``,
+``kuberay.validation.validate.validate_dir(dir)`` and the Typer sub-app
+``cli.kuberay.kuberay_app`` (mounted as ``ai-agents kuberay``). Nothing heavy is imported here.
 """

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kuberay.alerting import alertmanager_config, plain_config
+from kuberay.manifests.alerting import alertmanager_config, plain_config
 from kuberay.render import dump_yaml
 from kuberay.values import Values
 

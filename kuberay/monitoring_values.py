@@ -15,8 +15,9 @@ class _Model(BaseModel):
 
 
 class Alerting(_Model):
-    """Alertmanager receivers (kuberay/alerting.py): critical → PagerDuty, warning → Slack,
-    every alert → an e-mail digest. Credentials only as keys of the Secret ``secret_name``."""
+    """Alertmanager receivers (kuberay/manifests/alerting.py): critical → PagerDuty, warning →
+    Slack, every alert → an e-mail digest. Credentials only as keys of the Secret
+    ``secret_name``."""
 
     secret_name: str = "ai-agents-alerting"
     slack_channel: str = "#ai-agents-alerts"

@@ -18,11 +18,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from core.ingress_mode import IngressMode
+from core.version import package_version
 from kuberay.capacity import advertised_cpus
 from kuberay.monitoring_values import Alerting, RayDashboard
 from kuberay.problems import Problem, format_loc, suggestion
-from pipeline.core.ingress_mode import IngressMode
-from pipeline.core.version import package_version
 
 DEFAULT_VALUES_FILE = Path(__file__).with_name("values.yaml")
 PRODUCTION_VALUES_FILE = Path(__file__).with_name("values.production.yaml")
@@ -156,9 +156,9 @@ class Serve(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     enable_access_log: bool = True
     # proxy: Serve's proxy actor; haproxy: Ray 2.60's HAProxy + direct ingress and the
-    # throughput flags (pipeline/core/ingress_mode.py), ~3.5x the webhook throughput per CPU.
+    # throughput flags (core/ingress_mode.py), ~3.5x the webhook throughput per CPU.
     ingress_mode: IngressMode = "proxy"
-    # Per-pool overrides, deep-merged onto actors/pool_options.py; keys are Ray's own
+    # Per-pool overrides, deep-merged onto actors/deployment_options.py; keys are Ray's own
     # deployment options and are checked against Ray's models like everything else.
     deployments: dict[str, dict[str, Any]] = {}
 

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from kuberay.manifests.serve_config import override_problems
 from kuberay.problems import KubeRayConfigError, Problem
-from kuberay.serve_config import override_problems
 from kuberay.values import DEFAULT_VALUES_FILE, Values, deep_merge, values_problems
 
 

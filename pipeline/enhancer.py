@@ -4,7 +4,7 @@ Ray-free: the context gatherer, synthesizer and rate limiter arrive as plain asy
 which are Serve handles / actors in production and in-process objects in unit tests.
 
 Tenant-fair inside: the context and write-back stages each hold a place at the replica's
-``FairGate`` (``pipeline.core.fair_gate``), so a quiet tenant's job does not queue behind a flooding
+``FairGate`` (``core.fair_gate``), so a quiet tenant's job does not queue behind a flooding
 tenant's jobs there; the LLM wait between them holds none.
 
 Exactly-once effect: before posting, the ticket's notes are searched for this enhancement's
@@ -25,19 +25,21 @@ import asyncpg
 import httpx
 from opentelemetry.util.types import AttributeValue
 
+from core import metric_catalogue as mc
+from core.fair_gate import FairGate
 from db.pool import tenant_transaction
 from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
-from pipeline import metric_catalogue as mc
-from pipeline.core.fair_gate import FairGate
-from pipeline.dispatcher import ClaimedJob, retry_delay_s
-from pipeline.explain_record import explain_record
-from pipeline.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
-from pipeline.metrics import InMemoryMetrics, Metrics
+from pipeline.dispatch.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.note_renderer import note_has_marker, render_note
-from pipeline.rate_limits import RateLimiter
-from pipeline.sdp_errors import (
+from pipeline.note.explain_record import explain_record
+from pipeline.note.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
+from pipeline.note.renderer import note_has_marker, render_note
+from pipeline.note.suggestion_quality import proposals
+from pipeline.note.thin_ticket import is_thin, thin_ticket_note
+from pipeline.observability.metrics import InMemoryMetrics, Metrics
+from pipeline.observability.tracing import context_from_carrier, tracer
+from pipeline.sdp.errors import (
     SdpAuthError,
     SdpError,
     SdpNotFound,
@@ -45,11 +47,9 @@ from pipeline.sdp_errors import (
     SdpRejected,
     SdpUnavailable,
 )
-from pipeline.suggestion_quality import proposals
-from pipeline.tenant_config import TenantRuntime, TenantSettings
-from pipeline.thin_ticket import is_thin, thin_ticket_note
-from pipeline.ticket_fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
-from pipeline.tracing import context_from_carrier, tracer
+from pipeline.sdp.fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
+from pipeline.tenancy.config import TenantRuntime, TenantSettings
+from pipeline.tenancy.rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
 

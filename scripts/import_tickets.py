@@ -2,7 +2,7 @@
 
     ray job submit -- python -m scripts.import_tickets --tenant acme --days 90
 
-The same code as `ai-agents import tickets` (`pipeline.importers`), run on the cluster: the
+The same code as `ai-agents import tickets` (`pipeline.batch.importers`), run on the cluster: the
 database URL and the encryption keys that unlock the tenant's SDP key come from the cluster's
 own environment, never from the job's runtime_env. Progress is one line per 100 tickets (the
 dashboard's Jobs view shows it); the last line is the result as JSON. Re-running resumes in
@@ -20,12 +20,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from core.sdp_url_policy import SdpUrlPolicy
 from db.pool import create_pool
 from db.repositories.tenants import UnknownTenant
-from pipeline.core.sdp_url_policy import SdpUrlPolicy
-from pipeline.credential_cipher import CredentialCipher
-from pipeline.embedding_provider import service_embedder
-from pipeline.importers import (
+from pipeline.batch.importers import (
     DEFAULT_STATUSES,
     ImportInterrupted,
     ImportResult,
@@ -33,7 +31,9 @@ from pipeline.importers import (
     import_client,
     import_resolved_tickets,
 )
-from pipeline.tenant_runtime import load_tenant_runtime
+from pipeline.retrieval.embedder import service_embedder
+from pipeline.tenancy.credential_cipher import CredentialCipher
+from pipeline.tenancy.runtime import load_tenant_runtime
 
 PREFIX = "import-tickets:"
 PROGRESS_EVERY = 100
@@ -126,7 +126,7 @@ async def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    from pipeline.core.settings import Settings
+    from core.settings import Settings
 
     settings = Settings()
     if settings.database_url is None or settings.encryption_keys is None:

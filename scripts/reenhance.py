@@ -6,7 +6,7 @@ It runs on the cluster, next to the service: `ray.init()` attaches to that clust
 `ai_agents_reenhance_items` counters) and the database URL comes from the cluster's own
 environment (AI_AGENTS_DATABASE_URL), so no secret ever travels in the job's runtime_env.
 Every progress step is one line on stdout: that is what the dashboard's Jobs view shows, and
-what the CLI parses back for its progress bar (`pipeline.reenhance.parse_progress_line`).
+what the CLI parses back for its progress bar (`pipeline.batch.reenhance_plan.parse_progress_line`).
 
 Exit codes: 0 when every item is completed or failed (failed items count as errors only with
 `--fail-on-error`, exit 1); 2 when the batch could not start (bad filter, unknown tenant).
@@ -23,15 +23,15 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from db.pool import create_pool
-from pipeline.metrics import Metrics
-from pipeline.reenhance import (
+from pipeline.batch.reenhance_job import build_parser, duration, filters_from_args
+from pipeline.batch.reenhance_plan import (
     LOG_PREFIX,
     BatchProgress,
     ReenhanceError,
     result_line,
 )
-from pipeline.reenhance_job_args import build_parser, duration, filters_from_args
-from pipeline.reenhance_runner import BatchOptions, plan_batch, run_batch
+from pipeline.batch.reenhance_run import BatchOptions, plan_batch, run_batch
+from pipeline.observability.metrics import Metrics
 
 
 def _emit(message: str) -> None:
@@ -101,7 +101,7 @@ async def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    from pipeline.core.settings import Settings
+    from core.settings import Settings
 
     settings = Settings()
     if settings.database_url is None:

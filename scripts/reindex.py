@@ -2,7 +2,7 @@
 
     ray job submit -- python -m scripts.reindex --tenant acme
 
-The same code as the local `ai-agents reindex` (`pipeline.reindex_job`), run on the cluster:
+The same code as the local `ai-agents reindex` (`pipeline.batch.reindex_run`), run on the cluster:
 the database URL and the embedding settings (`AI_AGENTS_DATABASE_URL`,
 `AI_AGENTS_EMBEDDING_*`) come from the cluster's own environment, never from the job's
 runtime_env. Progress is one line a second at most (the dashboard's Jobs view shows it); the
@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Sequence
 
 from db.repositories.tenants import UnknownTenant
-from pipeline.reindex_job import ERROR_PREFIX, run_reindex
+from pipeline.batch.reindex_run import ERROR_PREFIX, run_reindex
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +39,8 @@ def _print(line: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    from pipeline.core.settings import Settings
-    from pipeline.embedding_provider import service_embedder
+    from core.settings import Settings
+    from pipeline.retrieval.embedder import service_embedder
 
     settings = Settings()
     if settings.database_url is None:

@@ -17,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline import metric_catalogue as mc
-from pipeline.core.version import package_version
+from core import metric_catalogue as mc
+from core.version import package_version
 from serve_app.api_state import ApiState, DatabaseUnavailable
+from serve_app.guards.request_guard import RequestGuard, UnhandledErrors
 from serve_app.openapi_security import install_openapi_security
-from serve_app.request_guard import RequestGuard, UnhandledErrors
 from serve_app.routes import admin, enhancements, feedback, feedback_links, health, webhooks
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,13 @@ from typing import Any
 
 import asyncpg
 
+from core.settings import Settings
 from db.pool import create_pool, verify_service_role
-from pipeline.core.settings import Settings
-from pipeline.credential_cipher import CredentialCipher, hash_token
-from pipeline.feedback_links import FeedbackLinkSigner
-from pipeline.metrics import InMemoryMetrics, Metrics
-from serve_app.intake_throttle import IntakeThrottle
-from serve_app.tenant_admin import TenantAdmin
+from pipeline.note.feedback_links import FeedbackLinkSigner
+from pipeline.observability.metrics import InMemoryMetrics, Metrics
+from pipeline.tenancy.admin import TenantAdmin
+from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token
+from serve_app.guards.intake_throttle import IntakeThrottle
 from serve_app.tenant_directory import TenantDirectory
 
 ReadinessProbe = Callable[[], Awaitable[dict[str, dict[str, Any]]]]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncpg
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from core import metric_catalogue as mc
 from db.pool import system_fetch
-from pipeline import metric_catalogue as mc
 
 MIN_CHECKED_FOR_HIT_RATIO = 5
 

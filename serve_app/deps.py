@@ -10,9 +10,9 @@ import asyncpg
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from core import metric_catalogue as mc
 from db.repositories.audit import write_audit
-from pipeline import metric_catalogue as mc
-from pipeline.credential_cipher import hash_token
+from pipeline.tenancy.credential_cipher import hash_token
 from serve_app.api_state import ApiState
 
 log = logging.getLogger(__name__)

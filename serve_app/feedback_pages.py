@@ -11,7 +11,7 @@ import html
 
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from pipeline.feedback_links import ANSWER_LABELS, LinkClaims
+from pipeline.note.feedback_links import ANSWER_LABELS, LinkClaims
 
 COMMENT_MAX_CHARS = 2000
 HEADERS = {

@@ -13,11 +13,11 @@ import asyncpg
 
 from db.pool import tenant_transaction
 from db.repositories.tenants import get_tenant, tenant_for_token_hash
-from pipeline.credential_cipher import CredentialCipher, hash_token
-from pipeline.tenant_config import TenantSettings
-from pipeline.tenant_runtime import TENANT_CACHE_TTL_S
-from pipeline.ttl_cache import TtlCache
-from serve_app.webhook_auth import WebhookCredentials
+from pipeline.tenancy.config import TenantSettings
+from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token
+from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S
+from pipeline.tenancy.ttl_cache import TtlCache
+from serve_app.guards.webhook_auth import WebhookCredentials
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from pipeline.core.ports import PORT_RANGE, free_port
+from core.ports import PORT_RANGE, free_port
 
 __all__ = ["PORT_RANGE", "ServerHandle", "free_port", "run_in_thread"]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from core.sdp_url_policy import SdpUrlPolicy
 from db.embedded import EmbeddedDatabase, start_embedded
 from db.migrate import migrate
 from db.pool import create_pool
-from pipeline.core.sdp_url_policy import SdpUrlPolicy
-from pipeline.credential_cipher import CredentialCipher, new_encryption_key
-from serve_app.tenant_admin import TenantAdmin, TenantCreate, TenantCredentials
+from pipeline.tenancy.admin import TenantAdmin, TenantCreate, TenantCredentials
+from pipeline.tenancy.credential_cipher import CredentialCipher, new_encryption_key
 from tests import lanes
 from tests.ray_free_api import RayFreeApi, ray_free_api
 

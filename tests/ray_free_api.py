@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from core.settings import Settings
 from db.embedded import EmbeddedDatabase
-from pipeline.core.settings import Settings
-from pipeline.credential_cipher import new_secret
+from pipeline.tenancy.credential_cipher import new_secret
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.servicedesk.webhook_sender import webhook_headers

@@ -10,15 +10,15 @@ import asyncpg
 import httpx
 
 from db.repositories.enhancements import enqueue
-from pipeline.context_gatherer import ContextGatherer
-from pipeline.credential_cipher import CredentialCipher
-from pipeline.dispatcher import ClaimedJob
+from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer, EnhancerConfig
-from pipeline.feedback_links import FeedbackLinkSigner
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.rate_limits import LocalRateLimiter
-from pipeline.tenant_config import TenantSettings
-from pipeline.tenant_runtime import load_tenant_runtime
+from pipeline.note.feedback_links import FeedbackLinkSigner
+from pipeline.retrieval.context_gatherer import ContextGatherer
+from pipeline.tenancy.config import TenantSettings
+from pipeline.tenancy.credential_cipher import CredentialCipher
+from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.runtime import load_tenant_runtime
 from simulators.servicedesk.store import SimulatorState
 
 Synthesize = Callable[[str, TicketContext, TenantSettings], Awaitable[SynthesisResult]]

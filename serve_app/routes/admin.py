@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from serve_app.deps import AdminActor, State
-from serve_app.schemas import ErrorBody
-from serve_app.tenant_admin import (
+from pipeline.tenancy.admin import (
     SdpUrlRefused,
     TenantCreate,
     TenantCredentials,
@@ -15,6 +13,8 @@ from serve_app.tenant_admin import (
     TenantUpdate,
     UnknownTenant,
 )
+from serve_app.deps import AdminActor, State
+from serve_app.schemas import ErrorBody
 
 router = APIRouter(prefix="/admin/tenants", tags=["admin"])
 _ERRORS = {

@@ -10,9 +10,9 @@ from fastapi import APIRouter, HTTPException, Query
 from db.pool import tenant_transaction
 from db.repositories.enhancements import get_public, list_public
 from pipeline.models import JobStatus
+from pipeline.note.explain_view import Explanation, load_explanation
 from serve_app.deps import Pool, State, TenantId
-from serve_app.explain_view import Explanation, load_explanation
-from serve_app.input_rules import UtcDatetime
+from serve_app.guards.input_rules import UtcDatetime
 from serve_app.schemas import Enhancement, EnhancementList, ErrorBody
 
 router = APIRouter(prefix="/api/v1/enhancements", tags=["enhancements"])

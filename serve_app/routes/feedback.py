@@ -9,7 +9,7 @@ from db.repositories import enhancement_insight as insight
 from db.repositories import feedback as repo
 from db.repositories.audit import write_audit
 from serve_app.deps import Pool, TenantId
-from serve_app.input_rules import UtcDatetime
+from serve_app.guards.input_rules import UtcDatetime
 from serve_app.schemas import (
     ErrorBody,
     Feedback,

@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from db.pool import tenant_transaction
 from db.repositories import feedback as repo
 from db.repositories.audit import write_audit
-from pipeline.feedback_links import LinkClaims, LinkError
+from pipeline.note.feedback_links import LinkClaims, LinkError
 from serve_app.deps import State
 from serve_app.feedback_pages import (
     COMMENT_MAX_CHARS,
@@ -33,7 +33,7 @@ from serve_app.feedback_pages import (
     error_page,
     thanks_page,
 )
-from serve_app.request_body import read_limited_body
+from serve_app.guards.request_body import read_limited_body
 
 router = APIRouter(tags=["feedback links"], include_in_schema=False)
 log = logging.getLogger(__name__)

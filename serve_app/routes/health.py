@@ -14,7 +14,7 @@ from db.repositories.vectors import vector_search_available
 from serve_app.api_state import DatabaseUnavailable
 from serve_app.db_metrics import render_db_metrics
 from serve_app.deps import State
-from serve_app.metrics_auth import MetricsReader
+from serve_app.guards.metrics_auth import MetricsReader
 from serve_app.schemas import ErrorBody, Health, Readiness
 
 router = APIRouter(tags=["health"])

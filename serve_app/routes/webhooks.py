@@ -9,21 +9,21 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from core import metric_catalogue as mc
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
 from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline import metric_catalogue as mc
-from pipeline.embedding_provider import embed_resolved_ticket
-from pipeline.suggestion_quality import assess_resolution
-from pipeline.tracing import current_carrier, trace_id_hex, tracer
+from pipeline.note.suggestion_quality import assess_resolution
+from pipeline.observability.tracing import current_carrier, trace_id_hex, tracer
+from pipeline.retrieval.embedder import embed_resolved_ticket
+from pipeline.sdp.webhook import PayloadError, TicketWebhook, parse_ticket_webhook
+from pipeline.tenancy.admin import TENANT_ID_PATTERN
 from serve_app.deps import State
-from serve_app.input_rules import BadInput, check_datetime
-from serve_app.request_body import parse_json, read_limited_body
+from serve_app.guards.input_rules import BadInput, check_datetime
+from serve_app.guards.request_body import parse_json, read_limited_body
+from serve_app.guards.webhook_auth import WebhookAuthError, verify_webhook
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted
-from serve_app.tenant_admin import TENANT_ID_PATTERN
 from serve_app.tenant_directory import TenantAuthView
-from serve_app.webhook_auth import WebhookAuthError, verify_webhook
-from serve_app.webhook_payload import PayloadError, TicketWebhook, parse_ticket_webhook
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from .tenants import TENANTS, tenant_profile
 
 __all__ = [
     "DATA_DIR",
+    "EVAL_ANCHOR",
     "SCENARIOS",
     "TENANTS",
     "AssetRow",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 DATA_DIR = Path(__file__).resolve().parent
+# The history the labelled retrieval set (retrieval_eval.jsonl) is scored against ends here, so
+# the generated tickets, and so every label, are the same on every run.
+EVAL_ANCHOR = datetime(2026, 1, 15, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from pipeline.embeddings import WordLlamaEmbedder
+from pipeline.retrieval.embeddings import WordLlamaEmbedder
 from simulators.llm.state import LLMSimulatorState
 
 MAX_INPUTS = 2048

@@ -15,9 +15,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .envelopes import SdpHttpError, bad_input, mandatory_missing, not_found, success
-from .input_data import InputFormat, read_input_data, single_wrapper
-from .records import (
+from .wire.envelopes import SdpHttpError, bad_input, mandatory_missing, not_found, success
+from .wire.input_data import InputFormat, read_input_data, single_wrapper
+from .wire.records import (
     LOOKUP_FIELDS,
     STATUSES,
     group_object,
@@ -32,7 +32,7 @@ from .records import (
     status_object,
     to_ms,
 )
-from .search import ListInfo, parse_list_info, select
+from .wire.search import ListInfo, parse_list_info, select
 from .store import NOTE_KEYS, NoteRecord, Portal, SimulatorState, StoredRequest
 
 NOTE_FLAGS = (

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from . import api
 from .control import control_routes
-from .envelopes import SdpHttpError, invalid_key, not_found
+from .wire.envelopes import SdpHttpError, invalid_key, not_found
 from .faults import decide
 from .store import CallRecord, Portal, SimulatorState
 

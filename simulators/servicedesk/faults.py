@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from .envelopes import SdpHttpError
+from .wire.envelopes import SdpHttpError
 
 Outage = Literal["none", "503", "hang"]
 THROTTLE_MESSAGE = "You have made too many requests continuously. Please try again after some time."

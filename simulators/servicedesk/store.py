@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.core.tenant_types import Edition
+from core.tenant_types import Edition
 
 from .faults import FaultConfig, RateWindow
-from .records import build_request, now_ms, sdp_time, status_object
+from .wire.records import build_request, now_ms, sdp_time, status_object
 
 NOTE_KEYS = ("request_note", "note")
 _FLAG_KEYS = ("reject_notes_reason", "deleted")

@@ -10,8 +10,8 @@ from ray.serve.autoscaling_policy import _apply_autoscaling_config
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
 from actors.backlog_policy import BacklogPolicy
-from actors.pool_options import SYNTHESIZER
-from pipeline.scaling import BacklogReport
+from actors.deployment_options import SYNTHESIZER
+from pipeline.dispatch.scaling import BacklogReport
 
 
 class SetBacklog(BacklogPolicy):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.tenant_config import TenantSettings
+from pipeline.tenancy.config import TenantSettings
 
 BAD_FIELDS = [
     ("name", ""),

@@ -17,8 +17,8 @@ import httpx
 import psutil
 import pytest
 
-from pipeline.core.ports import free_port
-from pipeline.credential_cipher import new_secret
+from core.ports import free_port
+from pipeline.tenancy.credential_cipher import new_secret
 
 MIB = 1024 * 1024
 PUSH = 100 * MIB
@@ -38,7 +38,7 @@ def server_process(database, encryption_keys, data_dir) -> Iterator[tuple[str, i
     )
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bare_server", "--port", str(port)],
+        [sys.executable, "-m", "benchmarks.intake.bare_server", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

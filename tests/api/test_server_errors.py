@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from pipeline.credential_cipher import new_secret
-from pipeline.logging_setup import configure_logging
+from pipeline.observability.logging_setup import configure_logging
+from pipeline.tenancy.credential_cipher import new_secret
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.serving import run_in_thread
@@ -88,7 +88,7 @@ def test_500_logs_traceback_and_keeps_the_connection(buggy_server, json_log) -> 
     errors = [
         line
         for line in json_log()
-        if line["level"] == "ERROR" and line["logger"] == "serve_app.request_guard"
+        if line["level"] == "ERROR" and line["logger"] == "serve_app.guards.request_guard"
     ]
     assert len(errors) == 2, errors
     assert errors[0]["message"] == "unhandled error on GET /deliberate-bug"

@@ -1,11 +1,12 @@
 """The fairness benchmark's work-conserving goal is judged against what the whole system did in
-the run, not only against the same configuration with B added (benchmarks.fairness.run_most)."""
+the run, not only against the same configuration with B added
+(benchmarks.fairness.bench.run_most)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.fairness import report, run_most
+from benchmarks.fairness.bench import report, run_most
 
 STAGES = ("intake", "queued", "handoff", "context", "synthesis", "writeback")
 

@@ -18,8 +18,8 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from pipeline.core.settings import Settings
-from pipeline.feedback_links import FeedbackLinkSigner, derive_link_keys
+from core.settings import Settings
+from pipeline.note.feedback_links import FeedbackLinkSigner, derive_link_keys
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.servicedesk.app import create_app as create_sdp_app

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.core.ports import free_port
+from core.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.health_check import Check, HealthReport
-from pipeline.core.version import package_version
+from cli.health.checks import Check, HealthReport
+from core.version import package_version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,15 @@ def test_the_cli_starts_without_ray_openai_or_the_web_stack() -> None:
     """Every `ai-agents` call pays for what the CLI imports at start-up: Ray, the `openai`
     client and FastAPI cost ~2.5 s together, and most commands (`--version`, `tenant`, `health`)
     use none of them. The commands that do import them when they run."""
-    heavy = ("ray", "openai", "fastapi", "uvicorn", "wordllama", "numpy", "kuberay.serve_config")
+    heavy = (
+        "ray",
+        "openai",
+        "fastapi",
+        "uvicorn",
+        "wordllama",
+        "numpy",
+        "kuberay.manifests.serve_config",
+    )
     probe = f"import sys, cli.main; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run(
         [sys.executable, "-c", probe], env=_clean_env(), capture_output=True, text=True, timeout=60
@@ -72,7 +80,7 @@ def test_health_usage_error_exits_2() -> None:
 
 def _settings_in_subprocess(env: dict[str, str], cwd: Path) -> dict[str, object]:
     code = (
-        "import json; from pipeline.core.settings import Settings; s = Settings(); "
+        "import json; from core.settings import Settings; s = Settings(); "
         "print(json.dumps({'db': s.database_url and s.database_url.get_secret_value(), "
         "'port': s.http_port, 'model': s.llm_model, "
         "'key': s.llm_api_key and s.llm_api_key.get_secret_value()}))"

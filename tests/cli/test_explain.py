@@ -11,16 +11,16 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from core.settings import Settings
 from db.pool import tenant_transaction
 from db.repositories.enhancement_insight import store_insight
 from db.repositories.enhancements import enqueue
 from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.core.settings import Settings
-from pipeline.explain_record import explain_record
+from pipeline.llm.synthesizer import Synthesizer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.redaction import EMAIL, redact_pii
-from pipeline.synthesizer import Synthesizer
-from pipeline.tenant_config import TenantSettings
+from pipeline.note.explain_record import explain_record
+from pipeline.tenancy.config import TenantSettings
+from pipeline.text.redaction import EMAIL, redact_pii
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.llm.app import create_app as create_llm_app

@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from cli.health_check import (
+from cli.health.checks import (
     HealthOptions,
     check_alerts,
     check_api_health,
@@ -25,9 +25,9 @@ from cli.health_check import (
     ray_auth_token,
     run_health_checks,
 )
+from core.settings import Settings
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
-from pipeline.core.settings import Settings
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 

@@ -15,14 +15,14 @@ import pytest
 
 from db.pool import tenant_transaction
 from db.repositories import enhancements as jobs
-from pipeline.reenhance import ReenhanceFilters
-from pipeline.reenhance_job_args import (
+from pipeline.batch.reenhance_job import (
     build_parser,
     filters_from_args,
     job_arguments,
     parse_ticket_ids,
     parse_when,
 )
+from pipeline.batch.reenhance_plan import ReenhanceFilters
 
 
 @pytest.fixture(scope="module")

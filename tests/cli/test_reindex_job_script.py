@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 
+from core.ports import free_port
 from db.pool import tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.core.ports import free_port
-from pipeline.reindex_job import parse_progress_line, parse_result_line
+from pipeline.batch.reindex_run import parse_progress_line, parse_result_line
 from tests.cli_runner import assert_one_line_error, run
 
 TICKETS = 150  # three batches of 64

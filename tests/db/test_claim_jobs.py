@@ -10,7 +10,7 @@ from collections import Counter
 
 import asyncpg
 
-from pipeline.tenant_config import TenantSettings
+from pipeline.tenancy.config import TenantSettings
 from tests.job_rows import enqueue_jobs
 
 

@@ -14,8 +14,8 @@ import asyncpg
 import pydantic
 import pytest
 
-from pipeline.tenant_config import TenantSettings
-from serve_app.tenant_admin import TenantUpdate
+from pipeline.tenancy.admin import TenantUpdate
+from pipeline.tenancy.config import TenantSettings
 from tests.job_rows import enqueue_jobs
 
 

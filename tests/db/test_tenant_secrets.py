@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from core.webhook_signature import sign
 from db.pool import tenant_transaction
-from pipeline.core.webhook_signature import sign
-from pipeline.credential_cipher import CredentialCipher, hash_token, new_encryption_key
-from serve_app.tenant_admin import TenantAdmin, TenantUpdate
+from pipeline.tenancy.admin import TenantAdmin, TenantUpdate
+from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token, new_encryption_key
+from serve_app.guards.webhook_auth import WebhookAuthError, verify_webhook
 from serve_app.tenant_directory import TenantDirectory
-from serve_app.webhook_auth import WebhookAuthError, verify_webhook
 
 
 async def test_raw_tenant_row_has_no_plaintext_secret(make_tenant, owner_conn) -> None:
@@ -80,7 +80,7 @@ async def test_encryption_key_rotation_keeps_old_credentials_readable(
 ) -> None:
     creds = await make_tenant("keyrot", sdp_key="the-sdp-key")
     newer = CredentialCipher.from_csv(new_encryption_key() + "," + encryption_keys)
-    from pipeline.tenant_runtime import load_tenant_runtime
+    from pipeline.tenancy.runtime import load_tenant_runtime
 
     runtime = await load_tenant_runtime(pool, newer, creds.tenant_id)
     assert runtime.sdp_api_key == "the-sdp-key"

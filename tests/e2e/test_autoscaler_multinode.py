@@ -4,7 +4,7 @@ Runs ``python -m benchmarks.scaleout --modes ray-autoscaler`` as a subprocess, a
 would: its own embedded PostgreSQL, simulators, and a Ray cluster started with Ray's
 ``fake_multinode`` node provider (head on a free GCS port, loopback only, files in the run's
 own directory; worker nodes launched and terminated by the autoscaler in the head's monitor).
-The pools autoscale on the durable backlog as ``actors/pool_options.py`` holds them, with
+The pools autoscale on the durable backlog as ``actors/deployment_options.py`` holds them, with
 ``max_replicas`` 2 and, to fit CI, a 10 s downscale delay (production: 120 s) and a 6 s idle
 timeout for nodes. Every fact asserted about nodes comes from Ray (``ray.nodes()`` in the GCS)
 and about replicas from the Serve controller, sampled every second by the benchmark.

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.core.ports import free_port
+from core.ports import free_port
 from tests import lanes
 
 pytestmark = lanes.ray_side

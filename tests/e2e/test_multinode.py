@@ -26,7 +26,16 @@ def run_scaleout(tmp_path: Path, mode: str, *args: str) -> dict:
     """``python -m benchmarks.scaleout --modes MODE ARGS`` as an operator runs it; its result."""
     out = tmp_path / f"{mode}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scaleout", "--modes", mode, *args, "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.scaleout",
+            "--modes",
+            mode,
+            *args,
+            "--json",
+            str(out),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.ports import free_port
+from core.version import package_version
+from kuberay.manifests.serve_config import serve_config_for_local
 from kuberay.render import render
-from kuberay.serve_config import serve_config_for_local
-from pipeline.core.ports import free_port
-from pipeline.core.version import package_version
-from pipeline.credential_cipher import new_secret
+from pipeline.tenancy.credential_cipher import new_secret
 from tests import lanes
 from tests.e2e.serve_process import wait_until_ready
 

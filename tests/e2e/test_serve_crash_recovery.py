@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.rig import TEST_LLM_KEY, TicketSender
-from cli.local_processes import descendants, stop_previous_run
-from cli.local_stack.database import Database, remove_data_dir, start_database
-from cli.local_stack.results import fetch_jobs, wait_terminal
-from cli.local_stack.simulators import Simulators
-from cli.local_stack.tenants import create_tenants
-from pipeline.core.ports import free_port
+from benchmarks.rig.stack import TEST_LLM_KEY, TicketSender
+from core.ports import free_port
+from local_stack.database import Database, remove_data_dir, start_database
+from local_stack.processes import descendants, stop_previous_run
+from local_stack.results import fetch_jobs, wait_terminal
+from local_stack.simulators import Simulators
+from local_stack.tenants import create_tenants
 from tests.e2e.serve_process import wait_until_ready
 
 pytestmark = pytest.mark.ray

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.local_processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
-from cli.local_stack.database import remove_data_dir
-from pipeline.core.ports import free_port
+from core.ports import free_port
+from local_stack.database import remove_data_dir
+from local_stack.processes import RUN_RECORD_FILE, RunRecord, is_alive, stop_previous_run
 from tests.e2e.serve_process import wait_until_ready
 
 pytestmark = pytest.mark.ray

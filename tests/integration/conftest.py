@@ -1,6 +1,6 @@
 """One Ray + Serve + simulators stack for all integration tests (started once: Ray is slow
 to start on two cores), built from the same local stack as `ai-agents demo` and the
-benchmarks (``cli.local_stack``)."""
+benchmarks (``local_stack``)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from cli.local_stack.environment import apply_environment
-from cli.local_stack.ray_serve import deploy_app, ray_init_kwargs, start_ray, start_serve, stop_ray
-from cli.local_stack.simulators import Simulators
-from pipeline.core.ports import free_port
-from pipeline.credential_cipher import new_secret
+from core.ports import free_port
+from local_stack.environment import apply_environment
+from local_stack.ray_serve import deploy_app, ray_init_kwargs, start_ray, start_serve, stop_ray
+from local_stack.simulators import Simulators
+from pipeline.tenancy.credential_cipher import new_secret
 from tests.integration.harness import TEST_LLM_KEY, System, test_environment
 
 

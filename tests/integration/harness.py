@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from cli.local_stack.environment import service_environment
-from cli.local_stack.results import TERMINAL_STATUSES, poll_until
+from local_stack.environment import service_environment
+from local_stack.results import TERMINAL_STATUSES, poll_until
 from simulators.llm.state import LLMSimulatorState
 from simulators.servicedesk.store import SimulatorState
 from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload

@@ -16,8 +16,14 @@ from typing import Any
 
 import pytest
 
-from actors.pool_options import APP_NAME, CONTEXT_GATHERER, ENHANCER, SYNTHESIZER, pool_options
-from cli.local_stack.results import wait_until_idle
+from actors.deployment_options import (
+    APP_NAME,
+    CONTEXT_GATHERER,
+    ENHANCER,
+    SYNTHESIZER,
+    pool_options,
+)
+from local_stack.results import wait_until_idle
 from tests.integration.observability_support import metrics_port, samples, scrape
 
 pytestmark = pytest.mark.ray
@@ -31,8 +37,8 @@ def _deploy(downscale_delay_s: float | None) -> None:
     from actors.context_gatherer import ContextGathererDeployment
     from actors.dispatcher import DispatcherDeployment
     from actors.enhancer import EnhancerDeployment
+    from actors.ingress import Ingress
     from actors.synthesizer import SynthesizerDeployment
-    from serve_app.ingress import Ingress
 
     autoscaling = pool_options(ENHANCER)["autoscaling_config"]
     if downscale_delay_s is not None:
@@ -46,7 +52,7 @@ def _deploy(downscale_delay_s: float | None) -> None:
 def _dispatcher_status() -> dict[str, Any]:
     from ray import serve
 
-    from actors.pool_options import DISPATCHER
+    from actors.deployment_options import DISPATCHER
 
     return serve.get_deployment_handle(DISPATCHER, APP_NAME).status.remote().result()
 

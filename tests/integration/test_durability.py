@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from pipeline.core.settings import Settings
-from pipeline.credential_cipher import new_encryption_key
+from core.settings import Settings
+from pipeline.tenancy.credential_cipher import new_encryption_key
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.servicedesk.webhook_sender import send_webhook

@@ -11,8 +11,8 @@ import uuid
 import httpx
 import pytest
 
+from core.webhook_signature import sign
 from db.pool import tenant_transaction
-from pipeline.core.webhook_signature import sign
 from tests.integration.harness import METRICS_AUTH
 
 pytestmark = pytest.mark.ray

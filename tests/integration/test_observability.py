@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from cli.local_stack.results import wait_until_idle
+from core import metric_catalogue as mc
 from db.pool import tenant_transaction
 from db.repositories import knowledge
-from kuberay import promql
-from kuberay.validate import dashboard_expressions
-from pipeline import metric_catalogue as mc
+from kuberay.validation import promql
+from kuberay.validation.validate import dashboard_expressions
+from local_stack.results import wait_until_idle
 from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload
 from tests.integration.harness import METRICS_AUTH, TenantHandle
 from tests.integration.observability_support import (
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.ray
 # Recorded by `ai-agents reenhance` (a Ray Job), which this module does not run; only when a
 # tenant's claim fails; only while jobs wait (tests/integration/test_backlog_autoscaling.py);
 # the hit ratio appears once a tenant has 5 resolved enhanced tickets, which
-# tests/pipeline/test_suggestion_quality.py drives and scrapes from the same /metrics.
+# tests/pipeline/note/test_suggestion_quality.py drives and scrapes from the same /metrics.
 NOT_DRIVEN_HERE = {
     "ray_ai_agents_reenhance_items_total",
     "ray_ai_agents_dispatch_failures_total",

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from cli.local_stack.results import wait_until_idle
+from local_stack.results import wait_until_idle
 from simulators.servicedesk.webhook_sender import send_webhook_async
 from tests.integration.observability_support import all_log_text, json_log_lines, spans_file
 

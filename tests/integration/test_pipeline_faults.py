@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cli.local_stack.results import wait_until_idle
+from local_stack.results import wait_until_idle
 
 pytestmark = pytest.mark.ray
 

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from cli.local_stack.results import wait_until_idle
+from local_stack.results import wait_until_idle
 from tests.integration.harness import replica_pids
 
 pytestmark = pytest.mark.ray

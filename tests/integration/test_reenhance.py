@@ -17,8 +17,8 @@ import pytest
 import ray
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from cli.local_stack.results import wait_until_idle
-from serve_app.webhook_payload import parse_ticket_webhook
+from local_stack.results import wait_until_idle
+from pipeline.sdp.webhook import parse_ticket_webhook
 from simulators.servicedesk.webhook_sender import v3_payload
 from tests.integration.harness import TenantHandle
 from tests.integration.observability_support import metrics_port, samples, scrape

@@ -13,7 +13,7 @@ import os
 import pytest
 from ray.job_submission import JobSubmissionClient
 
-from pipeline.reindex_job import parse_progress_line
+from pipeline.batch.reindex_run import parse_progress_line
 
 pytestmark = pytest.mark.ray
 

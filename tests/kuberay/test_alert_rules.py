@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kuberay.promql import catalogue_metric_names, metric_names
+from kuberay.validation.promql import catalogue_metric_names, metric_names
 
 KUBERAY = Path(__file__).resolve().parents[2] / "kuberay"
 ALERTS = KUBERAY / "alerts.yaml"

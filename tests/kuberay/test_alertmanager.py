@@ -17,16 +17,16 @@ import httpx
 import pytest
 import yaml
 
-from kuberay import manifests
-from kuberay.alerting import (
+from core.ports import free_port
+from kuberay.manifests.alerting import (
     DATABASE_SYMPTOMS,
     PAGERDUTY_KEY,
     SLACK_KEY,
     SMTP_PASSWORD_KEY,
 )
+from kuberay.manifests import cluster as manifests
 from kuberay.values import PRODUCTION_VALUES_FILE
 from kuberay.values_files import load_values
-from pipeline.core.ports import free_port
 
 EXPECTED_RECEIVERS = {
     "critical": "pagerduty,email-digest",

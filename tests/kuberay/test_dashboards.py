@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actors import pool_options
-from kuberay.promql import RAY_NATIVE_METRICS, catalogue_metric_names, metric_names
-from kuberay.validate import dashboard_expressions
-from pipeline import metric_catalogue
+from actors import deployment_options as pool_options
+from core import metric_catalogue
+from kuberay.validation.promql import RAY_NATIVE_METRICS, catalogue_metric_names, metric_names
+from kuberay.validation.validate import dashboard_expressions
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "kuberay" / "dashboards"
 NAMES = ("operations", "baseline")

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from kuberay.render import render
-from kuberay.validate import validate_files
+from kuberay.validation.validate import validate_files
 from kuberay.values import PRODUCTION_VALUES_FILE
 from kuberay.values_files import load_values, values_from_dict
 

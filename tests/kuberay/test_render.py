@@ -14,14 +14,14 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 from typer.testing import CliRunner
 
-from actors import pool_options
+from actors import deployment_options as pool_options
 from cli.kuberay import kuberay_app
-from kuberay import manifests
 from kuberay.capacity import ReplicaDemand, replica_cpu_demand, unplaced_replicas
+from kuberay.manifests import cluster as manifests
+from kuberay.manifests.serve_config import build_serve_config, serve_config_for_local
 from kuberay.problems import KubeRayConfigError
 from kuberay.render import render, write
-from kuberay.serve_config import build_serve_config, serve_config_for_local
-from kuberay.validate import validate_dir, validate_files
+from kuberay.validation.validate import validate_dir, validate_files
 from kuberay.values import (
     ALL_SECRET_KEYS,
     DEFAULT_VALUES_FILE,

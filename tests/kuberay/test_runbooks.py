@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kuberay import manifests
+from kuberay.manifests import cluster as manifests
 from kuberay.render import render
 from kuberay.values_files import values_from_dict
 

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from cli.kuberay import kuberay_app
 from kuberay.capacity import advertised_cpus, worker_pod_cpus
-from kuberay.prometheus_checks import promtool_problems
 from kuberay.render import dump_yaml, write
-from kuberay.strict_schemas import crd_schema
-from kuberay.validate import Report, validate_dir, validate_files
+from kuberay.validation.prometheus_checks import promtool_problems
+from kuberay.validation.strict_schemas import crd_schema
+from kuberay.validation.validate import Report, validate_dir, validate_files
 
 
 def mutate(rendered: dict[str, str], filename: str, old: str, new: str, count: int = 1):
@@ -276,8 +276,7 @@ def test_alert_rule_requirements(default_render):
     assert f"{at}.annotations.runbook_url: required annotation" in messages
     assert f"{at}.labels.severity: required, one of ['critical', 'info', 'warning']" in messages
     assert (
-        f"{at}.expr: metrics not in pipeline/metric_catalogue.py: ['ai_agents_queue_dept']"
-        in messages
+        f"{at}.expr: metrics not in core/metric_catalogue.py: ['ai_agents_queue_dept']" in messages
     )
     assert f"{at}.fore: unknown rule field (did you mean 'for'?)" in messages
 

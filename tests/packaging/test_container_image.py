@@ -12,8 +12,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+from core.version import package_version
 from kuberay.values import Values
-from pipeline.core.version import package_version
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

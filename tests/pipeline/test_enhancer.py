@@ -9,12 +9,12 @@ import uuid
 import httpx
 
 from db.pool import tenant_transaction
-from pipeline.context_gatherer import ContextGatherer
-from pipeline.dispatcher import ClaimedJob
+from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer
-from pipeline.note_renderer import note_marker
-from pipeline.rate_limits import LocalRateLimiter
-from pipeline.tenant_runtime import load_tenant_runtime
+from pipeline.note.renderer import note_marker
+from pipeline.retrieval.context_gatherer import ContextGatherer
+from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.runtime import load_tenant_runtime
 from tests.workflow_runner import claimed_job, context_only
 
 TICKET = {

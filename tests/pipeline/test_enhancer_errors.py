@@ -21,15 +21,15 @@ import httpx
 import pytest
 
 from db.pool import tenant_transaction
-from pipeline.context_gatherer import ContextGatherer
-from pipeline.dispatcher import retry_delay_s
+from pipeline.dispatch.dispatcher import retry_delay_s
 from pipeline.enhancer import Enhancer, EnhancerConfig
+from pipeline.llm.synthesizer import Synthesizer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.rate_limits import LocalRateLimiter
-from pipeline.redaction import redact_pii
-from pipeline.synthesizer import Synthesizer
-from pipeline.tenant_config import TenantSettings
-from pipeline.tenant_runtime import load_tenant_runtime
+from pipeline.retrieval.context_gatherer import ContextGatherer
+from pipeline.tenancy.config import TenantSettings
+from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.runtime import load_tenant_runtime
+from pipeline.text.redaction import redact_pii
 from simulators.llm import LLMSimulatorState
 from simulators.llm import create_app as create_llm_app
 from simulators.servicedesk.store import SimulatorState

@@ -8,11 +8,11 @@ import asyncio
 
 import httpx
 
-from pipeline.context_gatherer import ContextGatherer
 from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.models import Ticket, TicketContext
-from pipeline.rate_limits import LocalRateLimiter
-from pipeline.tenant_runtime import load_tenant_runtime
+from pipeline.retrieval.context_gatherer import ContextGatherer
+from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.runtime import load_tenant_runtime
 from tests.workflow_runner import claimed_job, context_only
 
 TICKET = {

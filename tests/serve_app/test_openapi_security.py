@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from openapi_spec_validator import validate
 
-from pipeline.core.version import package_version
+from core.version import package_version
 from tests.ray_free_api import RayFreeApi
 
 

@@ -1,0 +1,25 @@
+"""Binds the deployment graph. ``app`` is the import path Serve configs use
+(``actors.app:app``), for ``serve run``, ``serve deploy`` and the RayService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from actors.context_gatherer import ContextGathererDeployment
+from actors.dispatcher import DispatcherDeployment
+from actors.enhancer import EnhancerDeployment
+from actors.ingress import Ingress
+from actors.synthesizer import SynthesizerDeployment
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """Ingress → Dispatcher → Enhancer → (ContextGatherer, Synthesizer)."""
+    enhancer = EnhancerDeployment.bind(
+        ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
+    )
+    return Ingress.bind(DispatcherDeployment.bind(enhancer))
+
+
+app = build_app()

@@ -1,0 +1,1 @@
+"""`ai-agents demo`: the command (command.py) and what it runs."""

@@ -1,0 +1,1 @@
+"""`ai-agents eval`: the command (command.py) and what it runs."""

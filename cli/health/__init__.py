@@ -1,0 +1,1 @@
+"""`ai-agents health`: the command (command.py) and its checks."""

@@ -1,0 +1,1 @@
+"""`ai-agents reenhance`: the command (command.py) and what it shows."""

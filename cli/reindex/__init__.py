@@ -1,0 +1,1 @@
+"""`ai-agents reindex`: the command (command.py) and its Ray Job."""

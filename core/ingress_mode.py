@@ -1,0 +1,80 @@
+"""How HTTP reaches the Ingress replica, for the Ray instance this process starts itself.
+
+``proxy`` is Ray's default: Serve's proxy actor receives each request and forwards it to the
+replica over Ray RPC (~8 ms of CPU per webhook, ~195 webhooks/s on 2 cores). ``haproxy`` (our
+default) is Ray 2.60's HAProxy front with direct ingress (each Ingress replica runs its own
+uvicorn) plus the throughput flags: ~2 ms per webhook, ~710/s, and a third less CPU per
+enhancement (benchmarks/README.md).
+
+Ray reads these variables once, in every process it spawns, so they must be in ``os.environ``
+before ``ray.init``. Joining an existing cluster (``RAY_ADDRESS``), the cluster's own
+environment decides; on KubeRay that is ``serve.ingressMode`` in the values.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from core.ports import free_port
+
+IngressMode = Literal["proxy", "haproxy"]
+
+# THROUGHPUT_OPTIMIZED alone turns LOG_TO_STDERR off, and Serve's stderr-to-logger shim then
+# extracts a stack trace for every JSON log line; LOG_TO_STDERR=1 keeps our lines cheap.
+HAPROXY_FLAGS = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_LOG_TO_STDERR": "1",
+}
+
+
+def ingress_environment(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str, str]:
+    """The Ray Serve variables for ``mode``.
+
+    ``drain_s`` replaces direct ingress's 30 s minimum drain on shutdown, which exists so
+    load balancers on other nodes notice a replica leaving; here HAProxy runs on the same node.
+    """
+    if mode == "proxy":
+        return {}
+    return {
+        **HAPROXY_FLAGS,
+        **haproxy_private_environment(),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{drain_s:g}",
+    }
+
+
+def haproxy_private_environment() -> dict[str, str]:
+    """Ports and a state directory of HAProxy's own.
+
+    HAProxy otherwise shares ``/tmp/haproxy-serve`` and ports 8404/9101 with any other Ray on
+    the machine. The directory must be short: HAProxy nests a 56-character hash under it and
+    caps socket paths at 97 bytes. Serve's fallback proxy (where HAProxy sends requests while
+    no Ingress replica is ready) binds 8500/9500 with SO_REUSEPORT, so a second HAProxy-mode
+    Ray on the machine silently shared that port and the kernel handed it some of our
+    webhooks (seen in a test: answered 403 "unknown tenant" by the other instance); it gets
+    private ports too.
+    """
+    state = Path(tempfile.mkdtemp(prefix="aa-hp", dir="/tmp"))
+    atexit.register(shutil.rmtree, state, True)
+    return {
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(state / "metrics.sock"),
+    }
+
+
+def apply_ingress_mode(mode: IngressMode, *, drain_s: float = 5.0) -> None:
+    """Export the mode's variables; ones the operator already set win."""
+    for key, value in ingress_environment(mode, drain_s=drain_s).items():
+        os.environ.setdefault(key, value)

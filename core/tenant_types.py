@@ -1,0 +1,19 @@
+"""The literal types that describe a tenant's ServiceDesk Plus set-up, defined once.
+
+The tenant configuration, the SDP client, the admin API, the CLI and the SDP simulator all
+speak of the same editions and webhook modes; they import them from here (the core has no Ray
+and no simulator, so every layer may).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["Edition", "WebhookAuthMode"]
+
+# Which SDP a tenant runs: on-premises (technician API key) or SDP Cloud (Zoho OAuth token,
+# portal in the URL, a stricter rate limit).
+Edition = Literal["onprem", "cloud"]
+# How the tenant's SDP authenticates its webhooks: a static `X-Webhook-Token` header, or an
+# HMAC signature over the raw body (see core.webhook_signature).
+WebhookAuthMode = Literal["hmac", "token"]

@@ -1,0 +1,1 @@
+"""Builders of the Kubernetes objects `ai-agents kuberay render` writes."""

@@ -1,0 +1,479 @@
+"""Builders for every Kubernetes object `ai-agents kuberay render` writes (plain dicts).
+
+Names and ports follow KubeRay v1.7 (``kuberay/crds/``): services ``<name>-head-svc`` and
+``<name>-serve-svc``, ports gcs-server 6379, dashboard 8265, client 10001, serve 8000, metrics
+8080 (+ autoscaler 44217 and dashboard 44227 metrics on the head). Secrets reach pods only
+through ``env[].valueFrom.secretKeyRef``; nothing secret is ever in ``serveConfigV2``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.ingress_mode import HAPROXY_FLAGS
+from kuberay.manifests.alerting import rules_for_deployment
+from kuberay.manifests.serve_config import SERVE_PORT, longest_graceful_shutdown_s
+from kuberay.values import (
+    ALL_SECRET_KEYS,
+    METRICS_TOKEN_SECRET_KEY,
+    MIGRATION_SECRET_KEYS,
+    OPTIONAL_SECRET_KEYS,
+    SERVICE_SECRET_KEYS,
+    Resources,
+    Scheduling,
+    Values,
+)
+
+ALERTS_FILE = Path(__file__).parents[1] / "alerts.yaml"
+DASHBOARDS_DIR = Path(__file__).parents[1] / "dashboards"
+DASHBOARD_FILES = ("operations.json", "baseline.json")
+
+GCS_PORT = 6379
+DASHBOARD_PORT = 8265
+CLIENT_PORT = 10001
+METRICS_PORT = 8080
+AUTOSCALER_METRICS_PORT = 44217
+DASHBOARD_METRICS_PORT = 44227
+DASHBOARD_AGENT_PORT = 52365
+
+# KubeRay's own health checks (ray-operator/controllers/ray/common/pod.go): the raylet via the
+# dashboard agent, the GCS on the head, and the Serve proxy on RayService workers.
+_WGET = "wget --tries 1 -T {timeout} -q -O- http://localhost:{port}/{path} | grep success"
+_RAYLET_OK = _WGET.format(timeout=2, port=DASHBOARD_AGENT_PORT, path="api/local_raylet_healthz")
+_GCS_OK = _WGET.format(timeout=10, port=DASHBOARD_PORT, path="api/gcs_healthz")
+_PROXY_OK = _WGET.format(timeout=10, port=SERVE_PORT, path="-/healthz")
+
+
+def labels(values: Values, component: str) -> dict[str, str]:
+    return {
+        **values.labels,
+        "app.kubernetes.io/name": "ai-agents",
+        "app.kubernetes.io/instance": values.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "ai-agents",
+        "app.kubernetes.io/managed-by": "ai-agents-kuberay",
+    }
+
+
+def _metadata(values: Values, name: str, component: str, **extra: Any) -> dict[str, Any]:
+    meta = {"name": name, "namespace": values.namespace, "labels": labels(values, component)}
+    meta.update(extra)
+    return meta
+
+
+def serve_service_name(values: Values) -> str:
+    return f"{values.name}-serve-svc"
+
+
+# ---------------------------------------------------------------------------- pods
+
+
+def _resources(res: Resources) -> dict[str, Any]:
+    return res.model_dump(by_alias=True, exclude_none=True)
+
+
+def _secret_env(values: Values, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": values.secret_name,
+                    "key": key,
+                    "optional": key in OPTIONAL_SECRET_KEYS,
+                }
+            },
+        }
+        for key in keys
+    ]
+
+
+def container_env(values: Values, secret_keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Non-secret env from values, secrets by reference only; sorted by name."""
+    plain = HAPROXY_FLAGS if values.serve.ingress_mode == "haproxy" else {}
+    env = [{"name": k, "value": v} for k, v in {**plain, **values.env}.items()]
+    env += _secret_env(values, secret_keys)
+    return sorted(env, key=lambda e: e["name"])
+
+
+def _probe(checks: list[str], timeout: int, initial_delay: int, failure_threshold: int):
+    return {
+        "exec": {"command": ["bash", "-c", " && ".join(checks)]},
+        "initialDelaySeconds": initial_delay,
+        "timeoutSeconds": timeout,
+        "periodSeconds": 5,
+        "successThreshold": 1,
+        "failureThreshold": failure_threshold,
+    }
+
+
+def _port(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "containerPort": port, "protocol": "TCP"}
+
+
+def ray_dashboard_env(values: Values) -> list[dict[str, str]]:
+    """The three variables Ray's dashboard reads, for the head container only."""
+    settings = values.ray_dashboard
+    pairs = {
+        "RAY_GRAFANA_HOST": settings.grafana_host,
+        "RAY_GRAFANA_IFRAME_HOST": settings.grafana_iframe_host,
+        "RAY_PROMETHEUS_HOST": settings.prometheus_host,
+        "RAY_PROMETHEUS_NAME": settings.prometheus_datasource,
+    }
+    return [{"name": k, "value": v} for k, v in pairs.items() if v and k not in values.env]
+
+
+def _ray_container(values: Values, node: str, resources: Resources) -> dict[str, Any]:
+    head = node == "head"
+    if head:
+        ports = [
+            _port("gcs-server", GCS_PORT),
+            _port("dashboard", DASHBOARD_PORT),
+            _port("client", CLIENT_PORT),
+            _port("serve", SERVE_PORT),
+            _port("metrics", METRICS_PORT),
+            _port("as-metrics", AUTOSCALER_METRICS_PORT),
+            _port("dash-metrics", DASHBOARD_METRICS_PORT),
+        ]
+        liveness = _probe([_RAYLET_OK, _GCS_OK], 5, 30, 120)
+        readiness = _probe([_RAYLET_OK, _GCS_OK], 5, 10, 10)
+    else:
+        ports = [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)]
+        liveness = _probe([_RAYLET_OK], 2, 30, 120)
+        # A worker takes Serve traffic only while its proxy is healthy (KubeRay's default).
+        readiness = _probe([_RAYLET_OK, _PROXY_OK], 2, 10, 1)
+    return {
+        "name": f"ray-{node}",
+        "image": values.image.reference,
+        "imagePullPolicy": values.image.pull_policy,
+        "ports": ports,
+        "env": sorted(
+            container_env(values, SERVICE_SECRET_KEYS)
+            + (ray_dashboard_env(values) if head else []),
+            key=lambda e: e["name"],
+        ),
+        "resources": _resources(resources),
+        "livenessProbe": liveness,
+        "readinessProbe": readiness,
+        "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+
+
+def termination_grace_period_s(values: Values, serve_config: dict[str, Any]) -> int:
+    """Long enough for the slowest deployment to drain, plus the configured margin."""
+    longest = longest_graceful_shutdown_s(serve_config)
+    return int(-(-longest // 1)) + values.termination_grace_margin_seconds
+
+
+def _pod_spec_extras(values: Values, scheduling: Scheduling) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if values.service_account_name:
+        spec["serviceAccountName"] = values.service_account_name
+    if values.image.pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in values.image.pull_secrets]
+    if scheduling.node_selector:
+        spec["nodeSelector"] = dict(scheduling.node_selector)
+    if scheduling.tolerations:
+        spec["tolerations"] = list(scheduling.tolerations)
+    return spec
+
+
+def _pod_template(
+    values: Values, node: str, scheduling: Scheduling, resources: Resources, grace_s: int
+) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": labels(values, f"ray-{node}")},
+        "spec": {
+            "containers": [_ray_container(values, node, resources)],
+            "terminationGracePeriodSeconds": grace_s,
+            **_pod_spec_extras(values, scheduling),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- RayService
+
+
+def rayservice(values: Values, serve_config: dict[str, Any], serve_config_yaml: str):
+    grace_s = termination_grace_period_s(values, serve_config)
+    workers = []
+    for group in values.worker_groups:
+        spec: dict[str, Any] = {
+            "groupName": group.group_name,
+            "replicas": group.replicas,
+            "minReplicas": group.min_replicas,
+            "maxReplicas": group.max_replicas,
+            "rayStartParams": {"metrics-export-port": str(METRICS_PORT)},
+            "template": _pod_template(values, "worker", group, group.resources, grace_s),
+        }
+        if group.idle_timeout_seconds is not None:
+            spec["idleTimeoutSeconds"] = group.idle_timeout_seconds
+        workers.append(spec)
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": _metadata(values, values.name, "rayservice"),
+        "spec": {
+            "upgradeStrategy": {"type": "NewCluster"},
+            # Serve replicas never run on the head (num-cpus 0); keep ingress traffic off it.
+            "excludeHeadPodFromServeSvc": True,
+            "serveService": {
+                "metadata": {"name": serve_service_name(values), "labels": labels(values, "serve")},
+                "spec": {
+                    "ports": [
+                        {
+                            "name": "serve",
+                            "port": SERVE_PORT,
+                            "targetPort": SERVE_PORT,
+                            "protocol": "TCP",
+                        }
+                    ]
+                },
+            },
+            "serveConfigV2": serve_config_yaml,
+            "rayClusterConfig": {
+                "rayVersion": values.ray_version,
+                "enableInTreeAutoscaling": True,
+                "autoscalerOptions": {
+                    "upscalingMode": values.autoscaler.upscaling_mode,
+                    "idleTimeoutSeconds": values.autoscaler.idle_timeout_seconds,
+                    "resources": _resources(values.autoscaler.resources),
+                },
+                "headGroupSpec": {
+                    "rayStartParams": {
+                        "num-cpus": "0",
+                        "dashboard-host": "0.0.0.0",
+                        "metrics-export-port": str(METRICS_PORT),
+                    },
+                    "template": _pod_template(
+                        values, "head", values.head, values.head.resources, grace_s
+                    ),
+                },
+                "workerGroupSpecs": workers,
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- companions
+
+
+def secret_template(values: Values) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(values, values.secret_name, "secrets"),
+        "type": "Opaque",
+        "stringData": {key: "" for key in ALL_SECRET_KEYS},
+    }
+
+
+def ingress(values: Values) -> dict[str, Any]:
+    ing = values.ingress
+    backend = {"service": {"name": serve_service_name(values), "port": {"name": "serve"}}}
+    spec: dict[str, Any] = {
+        "tls": [{"hosts": [ing.host], "secretName": ing.tls_secret_name}],
+        "rules": [
+            {
+                "host": ing.host,
+                "http": {
+                    "paths": [
+                        {"path": p, "pathType": "Prefix", "backend": backend} for p in ing.paths
+                    ]
+                },
+            }
+        ],
+    }
+    if ing.class_name:
+        spec["ingressClassName"] = ing.class_name
+    meta = _metadata(values, values.name, "ingress")
+    if ing.annotations:
+        meta["annotations"] = dict(ing.annotations)
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
+
+
+def dashboard_service(values: Values) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(values, f"{values.name}-dashboard", "dashboard"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {
+                "app.kubernetes.io/instance": values.name,
+                "app.kubernetes.io/component": "ray-head",
+            },
+            "ports": [
+                {
+                    "name": "dashboard",
+                    "port": DASHBOARD_PORT,
+                    "targetPort": "dashboard",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def _monitoring_metadata(values: Values, name: str) -> dict[str, Any]:
+    meta = _metadata(values, name, "monitoring")
+    meta["labels"] = {**meta["labels"], **values.monitoring.labels}
+    return meta
+
+
+def _pod_endpoint(values: Values, port: str) -> dict[str, Any]:
+    return {
+        "port": port,
+        "interval": values.monitoring.scrape_interval,
+        # The label Ray's own Grafana dashboards filter on.
+        "relabelings": [
+            {
+                "sourceLabels": ["__meta_kubernetes_pod_label_ray_io_cluster"],
+                "targetLabel": "ray_io_cluster",
+            }
+        ],
+    }
+
+
+def pod_monitor(values: Values, node: str) -> dict[str, Any]:
+    ports = ["metrics", "as-metrics", "dash-metrics"] if node == "head" else ["metrics"]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _monitoring_metadata(values, f"{values.name}-ray-{node}"),
+        "spec": {
+            "jobLabel": f"ray-{node}",
+            "namespaceSelector": {"matchNames": [values.namespace]},
+            "selector": {
+                "matchLabels": {"app.kubernetes.io/instance": values.name, "ray.io/node-type": node}
+            },
+            "podMetricsEndpoints": [_pod_endpoint(values, p) for p in ports],
+        },
+    }
+
+
+def service_monitor(values: Values) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _monitoring_metadata(values, f"{values.name}-ingress-metrics"),
+        "spec": {
+            "namespaceSelector": {"matchNames": [values.namespace]},
+            "selector": {
+                "matchLabels": {
+                    "app.kubernetes.io/instance": values.name,
+                    "app.kubernetes.io/component": "serve",
+                }
+            },
+            # /metrics names every tenant: it answers only the metrics token, which
+            # Prometheus reads from the service's Secret (same namespace as this monitor)
+            "endpoints": [
+                {
+                    "port": "serve",
+                    "path": "/metrics",
+                    "interval": values.monitoring.scrape_interval,
+                    "authorization": {
+                        "type": "Bearer",
+                        "credentials": {
+                            "name": values.secret_name,
+                            "key": METRICS_TOKEN_SECRET_KEY,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def alert_groups() -> list[dict[str, Any]]:
+    return yaml.safe_load(ALERTS_FILE.read_text(encoding="utf-8"))["groups"]
+
+
+def prometheus_rule(values: Values) -> dict[str, Any]:
+    """kuberay/alerts.yaml, labelled and linked for this deployment (alerting.py)."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": _monitoring_metadata(values, f"{values.name}-alerts"),
+        "spec": {"groups": rules_for_deployment(alert_groups(), values)},
+    }
+
+
+def dashboard_metadata(values: Values, name: str) -> dict[str, Any]:
+    """Metadata the Grafana sidecar selects dashboards by (ours and Ray's)."""
+    meta = _metadata(values, name, "dashboards")
+    meta["labels"] = {**meta["labels"], **values.monitoring.dashboard_labels}
+    if values.monitoring.dashboard_annotations:
+        meta["annotations"] = dict(values.monitoring.dashboard_annotations)
+    return meta
+
+
+def dashboards_configmap(values: Values) -> dict[str, Any]:
+    data = {}
+    for filename in DASHBOARD_FILES:
+        board = json.loads((DASHBOARDS_DIR / filename).read_text(encoding="utf-8"))
+        data[f"ai-agents-{filename}"] = json.dumps(board, indent=2, sort_keys=True) + "\n"
+    meta = dashboard_metadata(values, f"{values.name}-grafana-dashboards")
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+
+
+# ---------------------------------------------------------------------------- jobs
+
+
+def reenhance_rayjob(values: Values) -> dict[str, Any]:
+    job = values.reenhance
+    entrypoint = " ".join(["python -m scripts.reenhance --tenant", job.tenant, *job.extra_args])
+    meta = _metadata(values, "", "reenhance")
+    del meta["name"]
+    meta["generateName"] = f"{values.name}-reenhance-"
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": meta,
+        "spec": {
+            "entrypoint": entrypoint,
+            # The RayService's current RayCluster (its name changes on every upgrade).
+            "clusterSelector": {"ray.io/cluster": job.ray_cluster_name},
+            # Never delete the cluster: it is the RayService's.
+            "shutdownAfterJobFinishes": False,
+            "activeDeadlineSeconds": job.active_deadline_seconds,
+            "metadata": {"app": "ai-agents", "tenant": job.tenant},
+        },
+    }
+
+
+def migration_job(values: Values) -> dict[str, Any]:
+    mig = values.migration
+    container = {
+        "name": "migrate",
+        "image": values.image.reference,
+        "imagePullPolicy": values.image.pull_policy,
+        "command": ["ai-agents", "migrate"],
+        "env": container_env(values, MIGRATION_SECRET_KEYS),
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"cpu": "500m", "memory": "512Mi"},
+        },
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        **_pod_spec_extras(values, Scheduling()),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(values, f"{values.name}-migrate", "migration"),
+        "spec": {
+            "backoffLimit": mig.backoff_limit,
+            "activeDeadlineSeconds": mig.active_deadline_seconds,
+            "ttlSecondsAfterFinished": mig.ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels(values, "migration")}, "spec": pod_spec},
+        },
+    }

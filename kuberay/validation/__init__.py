@@ -1,0 +1,1 @@
+"""Offline validation of rendered manifests (`ai-agents kuberay validate`)."""

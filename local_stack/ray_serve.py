@@ -1,0 +1,192 @@
+"""A local Ray cluster and the Serve application on loopback, started and stopped.
+
+Every local run starts Ray the same way: in the ``ai_agents`` namespace, without forwarding
+worker logs to the driver, the dashboard (when wanted) on 127.0.0.1, and Serve's HTTP proxy on
+127.0.0.1 at a port the caller chose. ``ray.init`` is always a fresh local cluster here; stopping
+it with ``ray.shutdown`` kills it (no 20-200 s graceful drains) unless Serve is asked to shut
+down first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+from actors.deployment_options import APP_NAME
+from core.ingress_mode import haproxy_private_environment
+from core.ports import free_port
+from local_stack.environment import apply_environment
+
+__all__ = [
+    "APP_NAME",
+    "RayServe",
+    "deploy_app",
+    "isolated_serve_env",
+    "ray_init_kwargs",
+    "replica_pids",
+    "serve_instance_details",
+    "start_ray",
+    "start_serve",
+    "stop_ray",
+]
+
+
+def ray_init_kwargs(
+    *,
+    num_cpus: int | None,
+    dashboard: bool,
+    dashboard_port: int | None = None,
+    temp_dir: str | None = None,
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        # a new local cluster even when a `ray start` cluster's address file is on the machine
+        # (`ray.init()` without an address would join that one; RAY_ADDRESS still wins)
+        "address": "local",
+        "namespace": APP_NAME,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "include_dashboard": dashboard,
+    }
+    if num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    if dashboard:
+        kwargs.update(dashboard_host="127.0.0.1", dashboard_port=dashboard_port or free_port())
+    if temp_dir is not None:
+        kwargs["_temp_dir"] = temp_dir
+    return kwargs
+
+
+@contextlib.contextmanager
+def _dashboard_agent_port(port: int) -> Iterator[None]:
+    """``ray.init`` cannot pick the dashboard agent's port (always 52365): with a second Ray
+    cluster on the machine the agent cannot bind and the Jobs API has no agent to submit to."""
+    import functools
+
+    import ray
+
+    params = ray._private.parameter
+    with mock.patch.object(
+        params,
+        "RayParams",
+        functools.partial(params.RayParams, dashboard_agent_listen_port=port),
+    ):
+        yield
+
+
+def start_ray(**init_kwargs: Any) -> Any:
+    """``ray.init(**init_kwargs)`` (see ``ray_init_kwargs``); its context.
+
+    A cluster this starts gives its dashboard agent a free port instead of Ray's fixed 52365,
+    so it starts and its Jobs API works while another Ray cluster runs on the machine (a second
+    `ai-agents serve`, a benchmark, the test suite's two Ray lanes). With ``_temp_dir`` the
+    cluster is also named in that temp dir, where a Ray Job's driver looks for the cluster to
+    join (else it joins any Ray cluster found running on the machine). Joining an existing
+    cluster (``RAY_ADDRESS``) starts no agent, and the port is then unused."""
+    import ray
+
+    with _dashboard_agent_port(free_port()):
+        context = ray.init(**init_kwargs)
+    temp_dir = init_kwargs.get("_temp_dir")
+    if temp_dir is not None:
+        ray._private.utils.write_ray_address(context.address_info["gcs_address"], temp_dir)
+    return context
+
+
+def start_serve(http_port: int) -> None:
+    from ray import serve
+
+    serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+
+
+def deploy_app(app: Any = None) -> None:
+    """Run ``app`` (default: the product's application graph) as the one Serve application."""
+    from ray import serve
+
+    from actors.app import build_app
+
+    serve.run(app if app is not None else build_app(), name=APP_NAME, route_prefix="/")
+
+
+def stop_ray(*, shutdown_serve: bool = False) -> None:
+    """Stop the local cluster; ``shutdown_serve`` first lets Serve stop its replicas and
+    proxies cleanly (slower, but nothing is left for the next run to find)."""
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        if shutdown_serve:
+            serve.shutdown()
+        ray.shutdown()
+
+
+def isolated_serve_env() -> dict[str, str]:
+    """Ports and paths that Serve's direct-ingress/HAProxy mode would otherwise take from fixed
+    defaults (8404, 9101, /tmp/haproxy-serve, 30000-31000), so a run cannot collide with
+    another Ray instance on the machine."""
+    base = 33000 + (os.getpid() % 40) * 50
+    return {
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(base),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(base + 24),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(base + 25),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(base + 49),
+        **haproxy_private_environment(),
+    }
+
+
+def serve_instance_details() -> dict[str, Any]:
+    import ray
+    from ray.serve.context import _get_global_client
+
+    return ray.get(_get_global_client()._controller.get_serve_instance_details.remote())
+
+
+def replica_pids(deployment: str | None = None, app: str = APP_NAME) -> dict[str, list[int]]:
+    """Live replica PIDs per deployment, from the Serve controller (no dashboard needed)."""
+    details = serve_instance_details()
+    out: dict[str, list[int]] = {}
+    deployments = details.get("applications", {}).get(app, {}).get("deployments", {})
+    for name, info in deployments.items():
+        if deployment and name != deployment:
+            continue
+        out[name] = [
+            r["pid"]
+            for r in info.get("replicas", [])
+            if r.get("pid") and r.get("state") == "RUNNING"
+        ]
+    return out
+
+
+class RayServe:
+    """Ray (a fresh local cluster) + Serve in this process, with ``env`` as the service's
+    whole ``AI_AGENTS_*`` environment."""
+
+    def __init__(
+        self, env: dict[str, str], *, num_cpus: int | None = None, dashboard: bool = False
+    ) -> None:
+        self.env = env
+        self.num_cpus = num_cpus
+        self.dashboard = dashboard
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> float:
+        started = time.monotonic()
+        apply_environment(self.env, replace=True)
+        if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+            os.environ.update(isolated_serve_env())
+        start_ray(**ray_init_kwargs(num_cpus=self.num_cpus, dashboard=self.dashboard))
+        start_serve(self.http_port)
+        return time.monotonic() - started
+
+    def deploy(self, app: Any = None) -> float:
+        started = time.monotonic()
+        deploy_app(app)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        stop_ray()

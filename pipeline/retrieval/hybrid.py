@@ -1,0 +1,212 @@
+"""Similar tickets and KB articles by full-text *and* meaning, fused into one ranking.
+
+Full-text search finds the technician's own words ("VPN", "MTU", an error code) and misses a
+ticket written the way an end user writes ("the screen goes black when I plug in the
+projector" against "external display not detected after docking"); embeddings find the latter
+and blur exact identifiers. Each source proposes its top candidates and the lists are fused.
+
+The default is a weighted score, ``(1 · ts_rank_cd + 5 · cosine) / 6`` (both in 0..1, missing
+from a list counts 0): on the shipped evaluation set it put the right ticket first for 90.9 %
+of cases against 83–88 % for reciprocal rank fusion (``Σ weight / (60 + rank)``, also
+available), because RRF lets a ticket that full-text found on one incidental word ("shows")
+outrank the one whose meaning matches. The weights were chosen on that set.
+
+The score reported (and shown in the note) is the fused score normalised to 0..1. Vector
+candidates below ``min_similarity`` are dropped first: a nearest neighbour always exists, but
+an unrelated one must not reach a technician's note.
+
+Similar tickets are then spread out by maximal marginal relevance (:func:`diversify`): a
+history holds the same incident many times ("VPN says credentials rejected" three times), and
+five copies of one precedent crowd out the right one at rank six. The first ticket is always
+the best fused one; each next pick trades its fused score against its cosine similarity to the
+tickets already picked (``diversity`` 0.3). On the shipped set this lifts recall@5 from 64/66
+to 65/66 and leaves recall@1 unchanged by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+import numpy as np
+
+from db.repositories import knowledge, vectors
+from pipeline.models import KBArticle, SimilarTicket
+from pipeline.text.html_text import html_to_text
+
+RRF_K = 60
+FusionMethod = Literal["rrf", "weighted"]
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    fulltext: float = 1.0
+    vector: float = 1.0
+
+
+@dataclass(frozen=True)
+class RetrievalQuery:
+    """One ticket's query in both forms; ``vector`` is None when vector search is off."""
+
+    tsquery: str | None
+    vector: list[float] | None
+    model: str | None
+    exclude_ticket: str
+
+
+Ranked = Sequence[tuple[str, float]]  # (id, the source's own score), best first
+
+
+def fuse(
+    rankings: Mapping[str, Ranked],
+    weights: Mapping[str, float],
+    *,
+    method: FusionMethod = "rrf",
+    k: int = RRF_K,
+) -> list[tuple[str, float]]:
+    """Fuse ranked candidate lists → (id, score in 0..1), best first.
+
+    ``rrf``: ``Σ weight / (k + rank)``, divided by the best possible (first everywhere).
+    ``weighted``: ``Σ weight · score`` over the sources (cosine similarity, ``ts_rank_cd``
+    with normalisation 32, both in 0..1), divided by the sum of the weights. Ties keep the
+    order of first appearance, full-text before vector.
+    """
+    scores: dict[str, float] = {}
+    for source, ranked in rankings.items():
+        weight = weights.get(source, 1.0)
+        for rank, (item, score) in enumerate(ranked, start=1):
+            part = weight / (k + rank) if method == "rrf" else weight * max(0.0, score)
+            scores[item] = scores.get(item, 0.0) + part
+    total = sum(weights.get(source, 1.0) for source in rankings)
+    best = (total / (k + 1) if method == "rrf" else total) or 1.0
+    ordered = sorted(scores.items(), key=lambda kv: -kv[1])
+    return [(item, round(score / best, 4)) for item, score in ordered]
+
+
+def diversify(
+    fused: Sequence[tuple[str, float]],
+    vectors_by_id: Mapping[str, Sequence[float]],
+    *,
+    diversity: float,
+    limit: int,
+) -> list[tuple[str, float]]:
+    """Maximal marginal relevance over the fused list → the first ``limit``, scores unchanged.
+
+    Each pick maximises ``(1 - diversity) · fused score - diversity · max cosine to the picks
+    so far``; the first pick is the best fused item. Items without a vector (full-text only
+    candidates of a ticket not yet embedded) count as unlike every other item.
+    """
+    if diversity <= 0 or len(fused) <= 1 or limit <= 1:
+        return list(fused[: max(limit, 0)])
+    ids = [item for item, _ in fused]
+    dims = next((len(v) for v in vectors_by_id.values() if v), 0)
+    matrix: np.ndarray = np.zeros((len(ids), max(dims, 1)), dtype=np.float32)
+    for row, item in enumerate(ids):
+        vector = vectors_by_id.get(item)
+        if vector is not None and len(vector) == dims:
+            matrix[row] = vector
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = matrix / np.where(norms == 0, 1.0, norms)
+    similarity = matrix @ matrix.T
+    relevance = np.array([score for _, score in fused], dtype=np.float32)
+    picked = [0]
+    closest = similarity[0].copy()  # each item's highest similarity to anything picked
+    while len(picked) < min(limit, len(ids)):
+        value = (1 - diversity) * relevance - diversity * closest
+        value[picked] = -np.inf
+        best = int(np.argmax(value))
+        picked.append(best)
+        closest = np.maximum(closest, similarity[best])
+    return [fused[i] for i in picked]
+
+
+@dataclass(frozen=True)
+class HybridRetrieval:
+    candidates: int = 20
+    min_similarity: float = 0.2
+    weights: FusionWeights = FusionWeights(fulltext=1.0, vector=5.0)
+    method: FusionMethod = "weighted"
+    diversity: float = 0.3  # similar tickets only; 0 keeps the fused order
+
+    def _weights(self) -> dict[str, float]:
+        return {"fulltext": self.weights.fulltext, "vector": self.weights.vector}
+
+    async def tickets(
+        self, conn: asyncpg.Connection, query: RetrievalQuery, *, limit: int
+    ) -> list[SimilarTicket]:
+        rows: dict[str, asyncpg.Record] = {}
+        rankings: dict[str, list[tuple[str, float]]] = {}
+        if query.tsquery is not None and self.weights.fulltext > 0:
+            found = await knowledge.search_similar_tickets(
+                conn,
+                query.tsquery,
+                exclude_ticket=query.exclude_ticket,
+                limit=self.candidates,
+                embedding_model=query.model if query.vector is not None else None,
+            )
+            rankings["fulltext"] = [(r["ticket_id"], float(r["score"])) for r in found]
+            rows.update((r["ticket_id"], r) for r in found)
+        if query.vector is not None and query.model is not None and self.weights.vector > 0:
+            near = await vectors.search_ticket_vectors(
+                conn,
+                query.vector,
+                model=query.model,
+                exclude_ticket=query.exclude_ticket,
+                limit=self.candidates,
+            )
+            near = [r for r in near if float(r["score"]) >= self.min_similarity]
+            rankings["vector"] = [(r["ticket_id"], float(r["score"])) for r in near]
+            for r in near:
+                rows.setdefault(r["ticket_id"], r)
+        fused = fuse(rankings, self._weights(), method=self.method)
+        embedded = {i: r["embedding"] for i, r in rows.items() if r["embedding"] is not None}
+        return [
+            SimilarTicket(
+                ticket_id=i,
+                subject=rows[i]["subject"],
+                resolution=rows[i]["resolution"],
+                score=score,
+                resolved_at=rows[i]["resolved_at"],
+            )
+            for i, score in diversify(fused, embedded, diversity=self.diversity, limit=limit)
+        ]
+
+    async def kb(
+        self, conn: asyncpg.Connection, query: RetrievalQuery, *, limit: int
+    ) -> list[KBArticle]:
+        rows: dict[str, asyncpg.Record] = {}
+        rankings: dict[str, list[tuple[str, float]]] = {}
+        if query.tsquery is not None and self.weights.fulltext > 0:
+            found = await knowledge.search_kb(conn, query.tsquery, limit=self.candidates)
+            rankings["fulltext"] = [(r["doc_id"], float(r["score"])) for r in found]
+            rows.update((r["doc_id"], r) for r in found)
+        if query.vector is not None and query.model is not None and self.weights.vector > 0:
+            near = await vectors.search_kb_vectors(
+                conn, query.vector, model=query.model, limit=self.candidates
+            )
+            near = sorted(
+                (r for r in near if float(r["score"]) >= self.min_similarity),
+                key=lambda r: -float(r["score"]),
+            )[: self.candidates]
+            rankings["vector"] = [(r["doc_id"], float(r["score"])) for r in near]
+            for r in near:
+                rows.setdefault(r["doc_id"], r)
+        return [
+            KBArticle(
+                article_id=i,
+                title=rows[i]["title"],
+                excerpt=_excerpt(rows[i]["excerpt"]),
+                score=score,
+                url=rows[i]["url"],
+            )
+            for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]
+        ]
+
+
+def _excerpt(text: str, words: int = 40) -> str:
+    """Plain text of a headline or chunk, at most ``words`` words."""
+    plain = html_to_text(text)
+    tokens = plain.split()
+    return " ".join(tokens[:words]) + (" …" if len(tokens) > words else "")

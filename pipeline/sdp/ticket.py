@@ -1,0 +1,170 @@
+"""The one mapping from an SDP v3 request object to our ticket fields.
+
+Webhooks (``{"request": {...}}``), SDP fetches (``GET /requests/{id}``) and the history import
+(list pages) all receive the same object; if each mapped it its own way, live tickets and the
+history they are matched against would be normalised differently (HTML kept in one, dropped in
+the other), and matching would suffer. Text fields go through :func:`html_to_text` here, once.
+
+``strict=True`` (webhooks) refuses a value of the wrong type with :class:`SdpFieldError` naming
+the field, so a tenant's admin can fix their template from the 422 alone; ``strict=False``
+(imports, fetches from SDP itself) drops such a value instead of failing the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.models import Ticket
+from pipeline.text.html_text import html_to_text
+
+MAX_TEXT = 100_000
+_TAG_FIELDS = ("category", "subcategory", "item")
+MAX_TAGS = 20
+
+
+class SdpFieldError(ValueError):
+    """A field of the request object that cannot be read; ``field`` is its dotted path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SdpRequest:
+    """Everything any caller needs from one request object, already normalised."""
+
+    ticket_id: str
+    subject: str
+    description: str
+    resolution: str
+    priority: str | None
+    status: str | None
+    requester_name: str | None
+    requester_email: str | None
+    updated_at: datetime | None
+    resolved_at: datetime | None
+    tags: list[str] = field(default_factory=list)
+    has_description: bool = False
+
+    @property
+    def ticket(self) -> Ticket:
+        return Ticket(
+            ticket_id=self.ticket_id,
+            subject=self.subject,
+            description=self.description,
+            priority=self.priority,
+            status=self.status,
+            requester_name=self.requester_name,
+            requester_email=self.requester_email,
+            updated_at=self.updated_at,
+        )
+
+
+def read_text(obj: Mapping[str, Any], key: str, field: str, *, strict: bool) -> str | None:
+    """A string field; SDP wraps many as ``{"name"|"content"|"value": ...}``."""
+    value = obj.get(key)
+    if isinstance(value, Mapping):
+        value = value.get("name", value.get("content", value.get("value")))
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        if strict:
+            raise SdpFieldError(field, "must be a string")
+        return None
+    if len(value) > MAX_TEXT:
+        if strict:
+            raise SdpFieldError(field, f"longer than {MAX_TEXT} characters")
+        value = value[:MAX_TEXT]
+    return value
+
+
+def read_time(value: Any, field: str, *, strict: bool) -> datetime | None:
+    """SDP sends ``{"value": "<ms epoch>"}``; templates ISO 8601 or epoch seconds/ms."""
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    if value in (None, ""):
+        return None
+    try:
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            or (isinstance(value, str) and value.isdigit())
+        ):
+            number = float(value)
+            return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    if strict:
+        raise SdpFieldError(field, "not a timestamp (ISO 8601, epoch seconds or SDP {value: ms})")
+    return None
+
+
+def read_tags(request: Mapping[str, Any], field: str, *, strict: bool) -> list[str]:
+    """Category, subcategory and item names (SDP's own classification), then any tags."""
+    names: list[Any] = [request.get(key) for key in _TAG_FIELDS]
+    extra = request.get("tags")
+    if isinstance(extra, str):
+        extra = [extra]
+    if isinstance(extra, list):
+        names.extend(extra)
+    elif extra is not None and strict:
+        raise SdpFieldError(field, "must be a list of strings")
+    out: list[str] = []
+    for tag in names:
+        if isinstance(tag, Mapping):
+            tag = tag.get("name")
+        text = tag.strip()[:64] if isinstance(tag, str) else ""
+        if text and text.lower() not in (t.lower() for t in out):
+            out.append(text)
+    return out[:MAX_TAGS]
+
+
+def map_sdp_request(
+    request: Mapping[str, Any],
+    *,
+    ticket_id: str | None = None,
+    strict: bool = False,
+    prefix: str = "request.",
+) -> SdpRequest:
+    """SDP's v3 request object → :class:`SdpRequest` (text fields as plain text)."""
+
+    def text(key: str, source: Mapping[str, Any] = request, path: str = "") -> str | None:
+        return read_text(source, key, prefix + (path or key), strict=strict)
+
+    requester = request.get("requester")
+    requester = requester if isinstance(requester, Mapping) else {}
+    description = text("description")
+    resolution = text("resolution")
+    return SdpRequest(
+        ticket_id=ticket_id if ticket_id is not None else str(request.get("id")),
+        subject=(text("subject") or "").strip(),
+        description=html_to_text(description),
+        resolution=html_to_text(resolution),
+        priority=_clean(text("priority")),
+        status=_clean(text("status")),
+        requester_name=text("name", requester, "requester.name"),
+        requester_email=text("email_id", requester, "requester.email_id"),
+        updated_at=read_time(
+            request.get("last_updated_time"), prefix + "last_updated_time", strict=strict
+        ),
+        resolved_at=(
+            read_time(request.get("resolved_time"), prefix + "resolved_time", strict=strict)
+            or read_time(request.get("completed_time"), prefix + "completed_time", strict=strict)
+        ),
+        tags=read_tags(request, prefix + "tags", strict=strict),
+        has_description=bool(description and description.strip()),
+    )
+
+
+def _clean(value: str | None) -> str | None:
+    return value.strip() or None if value is not None else None

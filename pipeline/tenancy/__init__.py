@@ -1,0 +1,2 @@
+"""Tenants: their settings and runtime view, administration, secrets at rest, and their rate
+limits."""

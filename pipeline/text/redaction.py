@@ -1,0 +1,252 @@
+"""Remove personal data and secrets from ticket text before it leaves the tenant boundary.
+
+Two audiences: the LLM prompt (``redact_pii``: contact details, card numbers and secrets) and our
+own logs (``redact_secrets_only``: credentials must never be written down, while emails in logs
+are still useful for support). Matches are replaced by typed placeholders so the model still
+knows *what* was there ("the user's [PHONE]") without seeing it.
+
+False positives cost more than they seem: an IP address rewritten as ``[PHONE]`` breaks the
+asset cross-reference, and a ticket number rewritten as ``[CARD]`` breaks similar-ticket
+links. So phone and card candidates that overlap an IP address or a date are left alone, card
+numbers must carry a real issuer prefix and pass the Luhn check, and bare digit runs only count
+as phone numbers after a word such as "phone" or "call".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from pipeline.text.ip_extraction import iter_ip_mentions
+
+EMAIL = "[EMAIL]"
+PHONE = "[PHONE]"
+CARD = "[CARD]"
+SECRET = "[SECRET]"
+
+_PRIVATE_KEY_RE = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
+    re.DOTALL,
+)
+# Well-known token formats are secrets wherever they appear, whatever label precedes them.
+_TOKEN_RES = [
+    re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}\b"),
+    re.compile(r"(?<![\w-])sk-(?:or-v1-|proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_\-]{16,}"),
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
+    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{30,}\b"),
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"),
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+]
+_AUTH_SCHEME_RE = re.compile(
+    r"(?P<keep>\b(?:Bearer|Zoho-oauthtoken|(?<=Authorization: )Basic)\s+)"
+    r"(?P<value>[A-Za-z0-9\-._~+/]{8,}=*)",
+    re.IGNORECASE,
+)
+_URL_CREDENTIALS_RE = re.compile(r"(?P<keep>://[^/\s:@]+:)(?P<value>[^/\s@]+)(?=@)")
+
+_SECRET_KEYS = (
+    r"(?:[A-Za-z0-9]+[_\-.]){0,4}"  # bounded: unbounded nesting is quadratic on "1-1-1-..."
+    r"(?:password|passwd|passphrase|pwd|pw|pass|secret|client[_\-]?secret|api[_\-]?key|apikey"
+    r"|access[_\-]?key(?:[_\-]?id)?|secret[_\-]?(?:access[_\-]?)?key|private[_\-]?key"
+    r"|(?:access|refresh|auth|api|session|bearer|id)[_\-]?token|token|sas|shared[_\-]?key"
+    r"|pin|otp)"
+)
+# "password=x" and JSON '"password": x' assign a value; "password: x", "password is x" and
+# "reset to x" also occur in prose ("password: expired"), so those need a secret-looking value.
+_STRICT_ASSIGN_RE = re.compile(
+    rf"(?P<keep>\b{_SECRET_KEYS}(?:[\"'][ \t]*:|[\"']?[ \t]*(?:=|:=|=>))[ \t]*)"
+    r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|(?!\[)[^\s\"'<;,&]+)",
+    re.IGNORECASE,
+)
+_LOOSE_ASSIGN_RE = re.compile(
+    rf"(?P<keep>\b{_SECRET_KEYS}[\"']?(?:[ \t]*:[ \t]*"
+    r"|[ \t]+(?:(?:is|was|has been)[ \t]+)?(?:set|changed|reset|updated)[ \t]+to[ \t]+"
+    r"|[ \t]+(?:is|was|to)[ \t]+)"
+    r"(?:(?:now|temporarily|the)[ \t]+)?)"
+    r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|(?!\[)[^\s\"'<]+)",
+    re.IGNORECASE,
+)
+
+_EMAIL_RE = re.compile(
+    r"(?<![\w.+%'-])[A-Za-z0-9](?:[A-Za-z0-9._%+'-]*[A-Za-z0-9_%+-])?"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b",
+)
+
+_CARD_RE = re.compile(r"(?<![\d.\-/])\d(?:[ \-]?\d){12,18}(?!\d|[.\-]\d)")
+_CARD_PREFIX_LENGTHS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("34", (15,)),
+    ("37", (15,)),  # American Express
+    ("4", (13, 16, 19)),  # Visa
+    ("51", (16,)),
+    ("52", (16,)),
+    ("53", (16,)),
+    ("54", (16,)),
+    ("55", (16,)),  # Mastercard
+    ("2", (16,)),  # Mastercard 2-series, narrowed by _card_issuer_ok
+    ("6011", (16, 19)),
+    ("65", (16, 19)),
+    ("644", (16, 19)),  # Discover
+    ("35", (16, 17, 18, 19)),  # JCB
+    ("36", (14,)),
+    ("38", (14,)),
+    ("30", (14,)),  # Diners Club
+    ("62", (16, 17, 18, 19)),  # UnionPay
+)
+
+_PHONE_SEP = r"[ \t.\-]?"
+_EXTENSION = r"(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,5})?"
+_PHONE_RES = [
+    # International: +CC then groups, optional "(0)" trunk prefix.
+    re.compile(
+        rf"(?<![\w+])\+\d{{1,3}}{_PHONE_SEP}(?:\(0\){_PHONE_SEP})?"
+        rf"(?:\(?\d{{1,5}}\)?{_PHONE_SEP}){{1,5}}\d{{2,5}}{_EXTENSION}(?![\d])",
+    ),
+    # US/NANP with separators or parentheses: (555) 123-4567, 555-123-4567, 1-555-123-4567.
+    re.compile(
+        rf"(?<![\w.\-/])(?:1{_PHONE_SEP})?(?:\(\d{{3}}\)[ \t]?|\d{{3}}[ \t.\-])"
+        rf"\d{{3}}[ \t.\-]\d{{4}}{_EXTENSION}(?![\w]|[.\-/]\d)",
+    ),
+    # Bare digits only count with a telephone word in front of them.
+    re.compile(
+        r"(?i:\b(?:phone|tel|telephone|mobile|cell|call|fax|ph|whatsapp|sms)\b\.?"
+        r"(?:[ \t]+(?:me|us|him|her|them|back|on|at|number|no\.?|nr\.?|#))*[ \t]*[:#]?[ \t]*)"
+        r"(?P<value>\d{7,15})(?!\d)",
+    ),
+]
+
+_DATE_RES = [
+    re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?\b"),
+    re.compile(r"\b\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\b"),
+    re.compile(r"\b\d{4}/\d{1,2}/\d{1,2}\b"),
+]
+
+
+def redact_pii(text: str) -> str:
+    """Secrets, emails, card numbers and phone numbers replaced by typed placeholders.
+
+    Order matters: secrets go first (a password may look like a phone number), cards before
+    phones (a spaced card number contains phone-shaped groups), and IP addresses and dates are
+    protected from the numeric patterns.
+    """
+    text = redact_secrets_only(text)
+    text = _EMAIL_RE.sub(EMAIL, text)
+    text = _sub_unprotected(_CARD_RE, text, _card_replacement)
+    for pattern in _PHONE_RES:
+        text = _sub_unprotected(pattern, text, _phone_replacement)
+    return text
+
+
+def redact_secrets_only(text: str) -> str:
+    """Credentials replaced by ``[SECRET]``; everything else (emails, IPs) kept, for logs."""
+    text = _PRIVATE_KEY_RE.sub(SECRET, text)
+    for pattern in _TOKEN_RES:
+        text = pattern.sub(SECRET, text)
+    text = _AUTH_SCHEME_RE.sub(_keep_label, text)
+    text = _URL_CREDENTIALS_RE.sub(_keep_label, text)
+    text = _STRICT_ASSIGN_RE.sub(_keep_label, text)
+    return _LOOSE_ASSIGN_RE.sub(_keep_label_if_secretish, text)
+
+
+def luhn_valid(digits: str) -> bool:
+    """The checksum every payment card number carries; random digit runs fail it 9 times in 10."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _keep_label(match: re.Match[str]) -> str:
+    return f"{match['keep']}{SECRET}"
+
+
+def _keep_label_if_secretish(match: re.Match[str]) -> str:
+    """Loose forms ("password is ...") also occur in plain prose: "password is expired"."""
+    raw = match["value"]
+    trailing = "" if raw[:1] in "\"'" else raw[len(raw.rstrip(".,;)")) :]
+    value = raw.strip("\"'")
+    if value and _looks_like_secret(value):
+        return f"{match['keep']}{SECRET}{trailing}"
+    return match.group(0)
+
+
+def _looks_like_secret(value: str) -> bool:
+    core = value.rstrip(".,;:!?)")
+    if not core:
+        return False
+    if len(core) >= 16:
+        return True
+    has_digit = any(c.isdigit() for c in core)
+    has_symbol = any(not c.isalnum() for c in core)
+    has_inner_upper = any(c.isupper() for c in core[1:])
+    return has_digit or has_symbol or has_inner_upper
+
+
+def _card_replacement(match: re.Match[str]) -> str | None:
+    """The longest run of whole digit groups that is a card; the greedy match may overshoot.
+
+    "4111 1111 1111 1111 2 items" matches 17 digits; the card is the first four groups.
+    """
+    raw = match.group(0)
+    cuts = [m.start() for m in re.finditer(r"[ \-]", raw)] + [len(raw)]
+    for cut in reversed(cuts):
+        digits = re.sub(r"\D", "", raw[:cut])
+        if len(digits) < 13:
+            break
+        if _is_card(digits):
+            return CARD + raw[cut:]
+    return None
+
+
+def _is_card(digits: str) -> bool:
+    return _card_issuer_ok(digits) and luhn_valid(digits) and len(set(digits)) > 1
+
+
+def _card_issuer_ok(digits: str) -> bool:
+    for prefix, lengths in _CARD_PREFIX_LENGTHS:
+        if digits.startswith(prefix) and len(digits) in lengths:
+            if prefix == "2":
+                return 2221 <= int(digits[:4]) <= 2720
+            return True
+    return False
+
+
+def _phone_replacement(match: re.Match[str]) -> str | None:
+    if "value" in match.re.groupindex:
+        value = match["value"]
+        return match.group(0)[: match.start("value") - match.start()] + PHONE if value else None
+    digits = re.sub(r"\D", "", match.group(0))
+    return PHONE if 7 <= len(digits) <= 18 else None
+
+
+def _protected_spans(text: str) -> list[tuple[int, int]]:
+    spans = [(m.start, m.end) for m in iter_ip_mentions(text)]
+    for pattern in _DATE_RES:
+        spans.extend(m.span() for m in pattern.finditer(text))
+    return spans
+
+
+def _sub_unprotected(
+    pattern: re.Pattern[str],
+    text: str,
+    replacement: Callable[[re.Match[str]], str | None],
+) -> str:
+    """Like ``pattern.sub`` but skips matches touching an IP address or a date."""
+    spans = _protected_spans(text)
+
+    def replace(match: re.Match[str]) -> str:
+        start, end = match.span()
+        if any(start < s_end and s_start < end for s_start, s_end in spans):
+            return match.group(0)
+        result = replacement(match)
+        return match.group(0) if result is None else result
+
+    return pattern.sub(replace, text)

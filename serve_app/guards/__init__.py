@@ -1,0 +1,2 @@
+"""What every request passes before a route runs: body limits, input rules, webhook auth,
+throttles."""
