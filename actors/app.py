@@ -10,7 +10,7 @@ from ray.serve import Application
 from actors.context_gatherer import ContextGathererDeployment
 from actors.dispatcher import DispatcherDeployment
 from actors.enhancer import EnhancerDeployment
-from actors.ingress import Ingress
+from actors.ingress import IngressDeployment
 from actors.synthesizer import SynthesizerDeployment
 
 
@@ -19,7 +19,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     enhancer = EnhancerDeployment.bind(
         ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
     )
-    return Ingress.bind(DispatcherDeployment.bind(enhancer))
+    return IngressDeployment.bind(DispatcherDeployment.bind(enhancer))
 
 
 app = build_app()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray import serve
 
 from actors.deployment_options import CONTEXT_GATHERER, pool_options
-from actors.rate_limiter import RayRateLimiter
+from actors.rate_limiter import RayRateLimits
 from actors.replica_setup import DatabasePool, replica_resources
 from pipeline.models import Ticket, TicketContext
 from pipeline.observability.tracing import continued
@@ -22,7 +22,7 @@ class ContextGathererDeployment:
         settings, cipher = replica.settings, replica.cipher
         self._pool = replica.pool
         self._http = replica.http
-        limiter = RayRateLimiter()
+        limiter = RayRateLimits()
         # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
         fetcher = TicketFetcher(
             load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),

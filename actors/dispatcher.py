@@ -14,7 +14,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from actors import autoscale_channel
+from actors.backlog_policy import publish_backlog, read_running_replicas
 from actors.deployment_options import DISPATCHER, ENHANCER, pool_options
 from actors.replica_setup import DatabasePool, replica_resources
 from db.pool import verify_service_role
@@ -58,8 +58,8 @@ class DispatcherDeployment:
 
     def _on_backlog(self, report: BacklogReport) -> None:
         """Publish the backlog for the policy; learn the Enhancer's running replicas."""
-        autoscale_channel.publish_backlog(report)
-        capacity = autoscale_channel.read_running_replicas(ENHANCER)
+        publish_backlog(report)
+        capacity = read_running_replicas(ENHANCER)
         if capacity is None:
             self._dispatcher.running_replicas = None
         else:

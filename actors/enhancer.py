@@ -8,13 +8,13 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.deployment_options import ENHANCER, pool_options
-from actors.rate_limiter import RayRateLimiter
+from actors.rate_limiter import RayRateLimits
 from actors.replica_setup import DatabasePool, replica_resources
 from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note.feedback_links import FeedbackLinkSigner
-from pipeline.observability.connection_gauge import start_pool_gauge
+from pipeline.observability.connection_gauge import start_connection_gauge
 from pipeline.observability.tracing import current_carrier
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
@@ -40,7 +40,7 @@ class EnhancerDeployment:
             load_tenant=tenants.get,
             gather=self._gather,
             synthesize=self._synthesize,
-            limiter=RayRateLimiter(),
+            limiter=RayRateLimits(),
             http=self._http,
             metrics=replica.metrics,
             config=EnhancerConfig(
@@ -56,7 +56,7 @@ class EnhancerDeployment:
                 ttl_days=settings.feedback_link_ttl_days,
             ),
         )
-        self._pool_gauge = start_pool_gauge(replica.metrics, "enhancer", self._get_pool)
+        self._connection_gauge = start_connection_gauge(replica.metrics, "enhancer", self._get_pool)
 
     async def _get_pool(self) -> Any:
         return self._pool

@@ -1,4 +1,5 @@
-"""The HTTP ingress deployment: the FastAPI app of ``serve_app.api`` inside Ray Serve."""
+"""IngressDeployment: the HTTP ingress (``serve_app.ingress.Ingress``) inside Ray Serve, with
+the pools' readiness, which only Ray can see."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.deployment_options import APP_NAME, INGRESS, pool_options
-from actors.ray_metrics import RayMetrics
+from actors.replica_setup import RayMetrics
 from core.settings import get_settings
-from pipeline.observability.connection_gauge import start_pool_gauge
+from pipeline.observability.connection_gauge import start_connection_gauge
 from pipeline.observability.logging_setup import configure_logging
 from pipeline.observability.tracing import configure_tracing
-from serve_app.api import create_api
-from serve_app.api_state import ApiState
+from serve_app.ingress import Ingress
 
 _BROKEN_STATES = {
     "UNHEALTHY",
@@ -28,18 +28,19 @@ _BROKEN_STATES = {
 
 @serve.deployment(name=INGRESS, **pool_options(INGRESS))
 @serve.ingress()
-class Ingress:
+class IngressDeployment:
     def __init__(self, dispatcher: DeploymentHandle) -> None:
         configure_tracing()
         configure_logging(get_settings().log_level)
         self._dispatcher = dispatcher
-        self._state = ApiState.from_settings(
+        self._logic = Ingress(
             get_settings(), metrics=RayMetrics(), readiness_probe=self._pipeline_status
         )
-        self._pool_gauge = start_pool_gauge(self._state.metrics, "ingress", self._state.pool)
+        state = self._logic.state
+        self._connection_gauge = start_connection_gauge(state.metrics, "ingress", state.pool)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(self._state)
+        return self._logic.app
 
     async def _pipeline_status(self) -> dict[str, dict[str, Any]]:
         components: dict[str, dict[str, Any]] = {}
@@ -65,4 +66,4 @@ class Ingress:
         return components
 
     async def __del__(self) -> None:
-        await self._state.close()
+        await self._logic.close()

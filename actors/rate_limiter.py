@@ -1,4 +1,4 @@
-"""TenantRateLimiter: sharded, named, detached Ray actors holding per-tenant token buckets.
+"""RateLimiterActor: sharded, named, detached Ray actors holding per-tenant token buckets.
 
 Every replica of every pool reaches the same buckets (``get_if_exists``), so a tenant's LLM and
 SDP budgets are global, not per replica. The actor only books reservations; callers sleep in
@@ -15,17 +15,17 @@ import ray
 from actors.replica_setup import prepare_process
 from core.settings import get_settings
 from pipeline.observability.tracing import context_from_carrier, current_carrier, tracer
-from pipeline.tenancy.rate_limiter import TokenBuckets, shard_for
+from pipeline.tenancy.rate_limiter import RateLimiter, shard_for
 
 NAMESPACE = "ai_agents"
 SHARDS = 4
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class TenantRateLimiter:
+class RateLimiterActor:
     def __init__(self) -> None:
         prepare_process(get_settings())  # a pipeline-only process: lower priority too
-        self._buckets = TokenBuckets()
+        self._buckets = RateLimiter()
 
     def reserve(
         self, tenant_id: str, bucket: str, per_minute: int, carrier: dict[str, str] | None = None
@@ -47,7 +47,7 @@ def limiter_actor(shard: int) -> ray.actor.ActorHandle:
     created it, and on a worker node it kept that node busy forever, so Ray's autoscaler never
     removed it after a scale-in (seen with the fake multi-node autoscaler: "Busy workers on
     node" on a node without replicas)."""
-    return TenantRateLimiter.options(  # type: ignore[attr-defined]
+    return RateLimiterActor.options(  # type: ignore[attr-defined]
         name=f"tenant_rate_limiter_{shard}",
         namespace=NAMESPACE,
         lifetime="detached",
@@ -56,8 +56,8 @@ def limiter_actor(shard: int) -> ray.actor.ActorHandle:
     ).remote()
 
 
-class RayRateLimiter:
-    """The ``pipeline.tenancy.rate_limiter.RateLimiter`` the pools use."""
+class RayRateLimits:
+    """The ``pipeline.tenancy.rate_limiter.RateLimits`` the pools use."""
 
     def __init__(self, shards: int = SHARDS) -> None:
         self._shards = shards

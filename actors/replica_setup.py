@@ -1,8 +1,7 @@
-"""What every pool replica (and the rate-limiter actor) sets up when its process starts.
-
-Each deployment's constructor used to repeat it: settings, JSON logging, tracing, a lower CPU
-priority, a database pool, the credential cipher, the SDP HTTP client. One helper keeps those
-identical across the pools, so a new piece of process set-up is added once.
+"""What every pool replica (and the rate-limiter actor) sets up when its process starts:
+settings, JSON logging, tracing, a lower CPU priority, a database pool, the credential cipher,
+the SDP HTTP client, and metrics recorded through Ray (``RayMetrics``: exported by Ray's metrics
+agent with the prefix ``ray_``; counters get ``_total``). One place, so the pools stay alike.
 
 - ``prepare_process`` is synchronous for the Ray actor (an actor's ``__init__`` cannot await).
 - ``replica_resources`` is what an async Serve constructor awaits: the process set-up plus the
@@ -12,11 +11,14 @@ identical across the pools, so a new piece of process set-up is added once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
+from ray.util import metrics as ray_metrics
 
-from actors.ray_metrics import RayMetrics
+from core import metric_catalogue as mc
+from core.metric_catalogue import MetricSpec
 from core.settings import Settings, get_settings
 from db.pool import create_pool
 from pipeline.dispatch.process_priority import lower_pipeline_priority
@@ -87,3 +89,36 @@ async def replica_resources(
             settings.sdp_url_policy, max_connections=sdp_connections
         )
     return resources
+
+
+class RayMetrics:
+    def __init__(self) -> None:
+        self._instruments: dict[str, Any] = {}
+
+    def _get(self, spec: MetricSpec) -> Any:
+        instrument = self._instruments.get(spec.name)
+        if instrument is None:
+            if spec.kind == "counter":
+                instrument = ray_metrics.Counter(spec.name, spec.description, tag_keys=spec.labels)
+            elif spec.kind == "histogram":
+                buckets = (
+                    mc.FAST_BUCKETS_S
+                    if spec in (mc.HTTP_LATENCY, mc.RATE_LIMIT_WAIT_SECONDS)
+                    else mc.LATENCY_BUCKETS_S
+                )
+                instrument = ray_metrics.Histogram(
+                    spec.name, spec.description, boundaries=buckets, tag_keys=spec.labels
+                )
+            else:
+                instrument = ray_metrics.Gauge(spec.name, spec.description, tag_keys=spec.labels)
+            self._instruments[spec.name] = instrument
+        return instrument
+
+    def inc(self, spec: MetricSpec, labels: dict[str, str], value: float = 1.0) -> None:
+        self._get(spec).inc(value, tags=labels)
+
+    def observe(self, spec: MetricSpec, value: float, labels: dict[str, str]) -> None:
+        self._get(spec).observe(value, tags=labels)
+
+    def set(self, spec: MetricSpec, value: float, labels: dict[str, str]) -> None:
+        self._get(spec).set(value, tags=labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray import serve
 
 from actors.deployment_options import SYNTHESIZER, pool_options
-from actors.rate_limiter import RayRateLimiter
+from actors.rate_limiter import RayRateLimits
 from actors.replica_setup import replica_resources
 from core import metric_catalogue as mc
 from pipeline.llm.circuit_breaker import STATE_VALUES, BreakerState
@@ -21,7 +21,7 @@ class SynthesizerDeployment:
     async def __init__(self) -> None:
         replica = await replica_resources()
         self._metrics = replica.metrics
-        self._limiter = RayRateLimiter()
+        self._limiter = RayRateLimits()
         self._logic = synthesizer_from_settings(
             replica.settings, on_breaker_change=self._breaker_changed, on_call=self._llm_call
         )

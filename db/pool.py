@@ -144,7 +144,7 @@ async def verify_service_role(pool: asyncpg.Pool) -> None:
 
 
 def pool_usage(pool: asyncpg.Pool) -> tuple[int, int]:
-    """(in use, idle) connections, for the pool gauge."""
+    """(in use, idle) connections, for the connection gauge."""
     size = pool.get_size()
     idle = pool.get_idle_size()
     return size - idle, idle

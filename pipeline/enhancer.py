@@ -49,7 +49,7 @@ from pipeline.sdp.errors import (
 )
 from pipeline.sdp.fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
 from pipeline.tenancy.config import TenantRuntime, TenantSettings
-from pipeline.tenancy.rate_limiter import RateLimiter
+from pipeline.tenancy.rate_limiter import RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Enhancer:
         load_tenant: TenantLoader,
         gather: ContextPort,
         synthesize: SynthesisPort,
-        limiter: RateLimiter,
+        limiter: RateLimits,
         http: httpx.AsyncClient,
         metrics: Metrics | None = None,
         config: EnhancerConfig | None = None,

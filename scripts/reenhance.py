@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import ray
 
-    from actors.ray_metrics import RayMetrics
+    from actors.replica_setup import RayMetrics
 
     ray.init(logging_level=logging.WARNING, log_to_driver=False)
     _emit(f"attached to the Ray cluster at {ray.get_runtime_context().gcs_address}")

@@ -17,7 +17,7 @@ from pipeline.note.feedback_links import FeedbackLinkSigner
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.credential_cipher import CredentialCipher
-from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import load_tenant_runtime
 from simulators.servicedesk.store import SimulatorState
 
@@ -96,7 +96,7 @@ async def enhance_once(
             load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, tk, needs_fetch: ContextGatherer(pool).gather(t, tk),
             synthesize=synthesize,
-            limiter=LocalRateLimiter(),
+            limiter=LocalRateLimits(),
             http=http,
             config=EnhancerConfig(public_url=public_url),
             feedback_links=links,

@@ -439,4 +439,3 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     run_script(parse_args, main_async, report, argv)
-

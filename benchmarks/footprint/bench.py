@@ -232,4 +232,3 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     data = main_async(args)
     finish(data, data["machine"], report, args.json)
-

@@ -127,4 +127,3 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if args.json:
         Path(args.json).write_text(text)
-

@@ -16,8 +16,7 @@ from fastapi import FastAPI
 from core.settings import get_settings
 from pipeline.observability.logging_setup import configure_logging
 from pipeline.observability.tracing import configure_tracing
-from serve_app.api import create_api
-from serve_app.api_state import ApiState
+from serve_app.ingress import Ingress
 
 
 def build() -> FastAPI:
@@ -25,7 +24,7 @@ def build() -> FastAPI:
     settings = get_settings()
     configure_tracing()
     configure_logging(settings.log_level)
-    return create_api(ApiState.from_settings(settings))
+    return Ingress(settings).app
 
 
 def main() -> None:

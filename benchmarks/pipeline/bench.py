@@ -573,4 +573,3 @@ def main(argv: list[str] | None = None) -> None:
     runs = run_variants(args)
     ratios_to_floor(runs)
     finish(runs, runs[0]["machine"], report, args.json)
-

@@ -15,7 +15,7 @@ What runs, all on one uvloop event loop, with no Ray and no hops between process
     whose hand-off is a direct ``await`` of ``Enhancer.run`` instead of a Serve call;
   - ``Enhancer`` with ``ContextGatherer`` (similar tickets, KB, IP→asset queries)
     and ``Synthesizer`` (the LLM call through httpx) in-process, the in-process
-    ``LocalRateLimiter`` instead of the rate-limiter actors, in-memory metrics; then the SDP
+    ``LocalRateLimits`` instead of the rate-limiter actors, in-memory metrics; then the SDP
     note and the fenced completion, as in production.
 What the floor leaves out on purpose is exactly the cost of distribution: Serve's routers and
 RPC between Ingress → Dispatcher → Enhancer → ContextGatherer/Synthesizer, rate-limiter actor
@@ -42,12 +42,11 @@ from pipeline.observability.metrics import InMemoryMetrics
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.credential_cipher import CredentialCipher
-from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
 from pipeline.tenancy.ttl_cache import TtlCache
 from pipeline.text.redaction import redact_pii
-from serve_app.api import create_api
-from serve_app.api_state import ApiState
+from serve_app.ingress import Ingress
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class FloorPipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = InMemoryMetrics()
-        self.limiter = LocalRateLimiter()
+        self.limiter = LocalRateLimits()
         self.synthesizer = synthesizer_from_settings(settings)  # as the deployment builds it
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
         self.dispatcher: Dispatcher | None = None
@@ -140,7 +139,7 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
     pipeline = FloorPipeline(settings)
     await pipeline.start()
     config = uvicorn.Config(
-        create_api(ApiState.from_settings(settings)),
+        Ingress(settings).app,
         host=host,
         port=port,
         loop="none",

@@ -165,4 +165,3 @@ def main() -> None:
         print(f"| {key} | {value} |")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
-

@@ -16,7 +16,7 @@ from ray import serve
 from ray.serve import Application
 
 from actors.deployment_options import DISPATCHER
-from actors.ingress import Ingress
+from actors.ingress import IngressDeployment
 
 
 @serve.deployment(name=DISPATCHER, num_replicas=1, ray_actor_options={"num_cpus": 0.1})
@@ -44,7 +44,7 @@ class _FloorIngress:
 
 # The product Ingress's options (replica bounds, max_ongoing_requests: HAProxy's maxconn per
 # replica), so only the app differs.
-FloorIngress = Ingress.options(func_or_class=serve.ingress()(_FloorIngress))
+FloorIngress = IngressDeployment.options(func_or_class=serve.ingress()(_FloorIngress))
 
 
 def ingress_options(replicas: int = 0, max_ongoing: int = 0) -> dict[str, Any]:
@@ -75,8 +75,8 @@ def build_intake_app(
         enhancer = EnhancerDeployment.bind(
             ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
         )
-        return Ingress.options(**options).bind(DispatcherDeployment.bind(enhancer))
-    ingress = Ingress.options(**options) if options else Ingress
+        return IngressDeployment.options(**options).bind(DispatcherDeployment.bind(enhancer))
+    ingress = IngressDeployment.options(**options) if options else IngressDeployment
     return ingress.bind(IdleDispatcher.bind())
 
 
@@ -97,4 +97,4 @@ def build_pipeline_app(overrides: dict[str, dict[str, Any]] | None = None) -> Ap
     enhancer = opt(EnhancerDeployment).bind(
         opt(ContextGathererDeployment).bind(), opt(SynthesizerDeployment).bind()
     )
-    return opt(Ingress).bind(opt(DispatcherDeployment).bind(enhancer))
+    return opt(IngressDeployment).bind(opt(DispatcherDeployment).bind(enhancer))

@@ -31,7 +31,7 @@ def classify(proc: psutil.Process) -> str:
         return "serve proxy"
     if head.startswith("ray::ServeController"):
         return "serve controller"
-    if head.startswith("ray::TenantRateLimiter"):
+    if head.startswith("ray::RateLimiterActor"):
         return "rate limiter actors"
     if head.startswith("ray::IDLE"):
         return "ray idle workers"

@@ -1,4 +1,4 @@
-"""The database-pool gauge: connections in use and idle, per component.
+"""The database-connection gauge: connections of an asyncpg pool in use and idle, per component.
 
 A pool that stays at its maximum with work waiting is the "connection pool exhaustion" of the
 support guide; the gauge shows it before requests start timing out. Sampled on a timer rather
@@ -29,7 +29,7 @@ def record_pool_usage(metrics: Metrics, component: str, pool: asyncpg.Pool) -> N
     metrics.set(mc.DB_POOL_CONNECTIONS, idle, {"component": component, "state": "idle"})
 
 
-async def report_pool_usage(
+async def report_connection_usage(
     metrics: Metrics, component: str, get_pool: PoolGetter, every_s: float = 5.0
 ) -> None:
     """Runs until cancelled; a database that is away skips samples instead of ending the loop."""
@@ -39,17 +39,16 @@ async def report_pool_usage(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the gauge must never take its replica down
-            log.debug("pool gauge sample skipped: %s", type(exc).__name__)
+            log.debug("connection gauge sample skipped: %s", type(exc).__name__)
         await asyncio.sleep(every_s)
 
 
-def start_pool_gauge(
+def start_connection_gauge(
     metrics: Metrics, component: str, get_pool: PoolGetter, every_s: float = 5.0
 ) -> asyncio.Task[None] | None:
     """Start the sampler on the running loop (Serve runs constructors there); None without one."""
     with contextlib.suppress(RuntimeError):
         loop = asyncio.get_running_loop()
-        return loop.create_task(
-            report_pool_usage(metrics, component, get_pool, every_s), name=f"pool-gauge-{component}"
-        )
+        sampler = report_connection_usage(metrics, component, get_pool, every_s)
+        return loop.create_task(sampler, name=f"connection-gauge-{component}")
     return None

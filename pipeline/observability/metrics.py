@@ -1,7 +1,7 @@
 """A small seam between domain code and the metrics backend.
 
 Domain code records against ``MetricSpec``s from the catalogue; inside Ray replicas the backend
-is ``actors.ray_metrics.RayMetrics`` (exported by Ray's metrics agent), elsewhere (unit tests,
+is ``actors.replica_setup.RayMetrics`` (exported by Ray's metrics agent), elsewhere (unit tests,
 the bare-uvicorn benchmark) ``InMemoryMetrics``. Keeps ``pipeline/`` free of Ray imports.
 """
 

@@ -24,7 +24,7 @@ from pipeline.observability.metrics import InMemoryMetrics, Metrics
 from pipeline.sdp.client import SdpClient
 from pipeline.sdp.ticket import map_sdp_request
 from pipeline.tenancy.config import TenantRuntime
-from pipeline.tenancy.rate_limiter import RateLimiter
+from pipeline.tenancy.rate_limiter import RateLimits
 
 TenantLoader = Callable[[str], Awaitable[TenantRuntime | None]]
 
@@ -48,7 +48,7 @@ class TicketFetcher:
         self,
         *,
         load_tenant: TenantLoader,
-        limiter: RateLimiter,
+        limiter: RateLimits,
         http: httpx.AsyncClient,
         metrics: Metrics | None = None,
         policy: SdpCallPolicy | None = None,

@@ -1,22 +1,62 @@
-"""Per-tenant token buckets that hand out reservations instead of blocking.
+"""Per-tenant rate limits: token buckets that hand out reservations instead of blocking.
 
-``reserve`` books the next token and returns how long the caller must wait for it, so the
-limiter itself never sleeps: a tenant that is over its limit waits in its own coroutine and
-other tenants' calls go straight through. The same class runs in-process (tests) and inside the
-sharded ``TenantRateLimiter`` Ray actors.
+A bucket earns ``rate_per_s`` tokens a second up to ``capacity`` (the burst). The two ways of
+spending differ only when the bucket is empty: ``try_take`` leaves it alone and says how long
+until a token is there (the webhook intake throttle refuses the request with a Retry-After);
+``reserve`` books the next token anyway, so the balance goes negative and later callers queue
+behind it (the tenants' LLM and SDP limits: the caller sleeps in its own coroutine, so an
+over-limit tenant never blocks another).
+
+``RateLimiter`` holds one bucket per (tenant, budget); the sharded Ray actors of
+``actors/rate_limiter.py`` (``RateLimiterActor``) wrap it so every replica shares the buckets.
+The stages hold a ``RateLimits``: ``RayRateLimits`` in the pools, ``LocalRateLimits`` in-process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.tenancy.token_bucket import TokenBucket
+
+@dataclass
+class TokenBucket:
+    rate_per_s: float
+    capacity: float
+    tokens: float
+    updated: float  # clock reading of the last refill
+
+    @classmethod
+    def full(cls, rate_per_s: float, capacity: float, now: float) -> TokenBucket:
+        """A new bucket starts full: a first burst is allowed."""
+        return cls(rate_per_s=rate_per_s, capacity=capacity, tokens=capacity, updated=now)
+
+    def refill(self, now: float) -> None:
+        """Add what was earned since the last refill, at the current rate, up to capacity."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+
+    def try_take(self, now: float) -> float:
+        """Take a token if one is there (returns 0.0); otherwise take nothing and return the
+        seconds until one will be."""
+        self.refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate_per_s
+
+    def reserve(self, now: float) -> float:
+        """Take the next token even if it is not earned yet; the seconds to wait before using
+        it (0.0 when it was there)."""
+        self.refill(now)
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate_per_s
 
 
-class TokenBuckets:
+class RateLimiter:
     """One ``TokenBucket`` per (tenant, budget), sized from the tenant's current limit."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -38,21 +78,19 @@ class TokenBuckets:
         return state.reserve(now)
 
 
-class RateLimiter(Protocol):
+class RateLimits(Protocol):
     async def acquire(self, tenant_id: str, bucket: str, per_minute: int) -> float:
         """Wait until the call may proceed; returns the seconds waited."""
         ...
 
 
-class LocalRateLimiter:
+class LocalRateLimits:
     """In-process limiter with the same semantics as the Ray actors."""
 
-    def __init__(self, buckets: TokenBuckets | None = None) -> None:
-        self._buckets = buckets or TokenBuckets()
+    def __init__(self, buckets: RateLimiter | None = None) -> None:
+        self._buckets = buckets or RateLimiter()
 
     async def acquire(self, tenant_id: str, bucket: str, per_minute: int) -> float:
-        import asyncio
-
         wait = self._buckets.reserve(tenant_id, bucket, per_minute)
         if wait > 0:
             await asyncio.sleep(wait)

@@ -2,7 +2,7 @@
 
 It protects the database from one tenant's webhook storm. It is per replica: with N ingress
 replicas a tenant may get up to N x its rate, which is acceptable for a flood guard (the
-downstream LLM/SDP limits are global, in the TenantRateLimiter actors).
+downstream LLM/SDP limits are global, in the RateLimiterActor actors).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pipeline.tenancy.token_bucket import TokenBucket
+from pipeline.tenancy.rate_limiter import TokenBucket
 
 
 class IntakeThrottle:

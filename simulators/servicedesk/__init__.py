@@ -7,9 +7,7 @@ Standalone:  `python -m simulators.servicedesk --port 8081`, driven via `Simulat
 
 from .app import create_app
 from .control_client import SimulatorControl
-from .wire.envelopes import SdpHttpError
 from .faults import FaultConfig
-from .wire.records import build_request, display_value, sdp_time
 from .seeding import seed_demo
 from .server import start_in_thread
 from .store import CallRecord, NoteRecord, Portal, SimulatorState
@@ -22,6 +20,8 @@ from .webhook_sender import (
     v3_payload,
     webhook_headers,
 )
+from .wire.envelopes import SdpHttpError
+from .wire.records import build_request, display_value, sdp_time
 
 __all__ = [
     "CallRecord",

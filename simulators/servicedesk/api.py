@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .store import NOTE_KEYS, NoteRecord, Portal, SimulatorState, StoredRequest
 from .wire.envelopes import SdpHttpError, bad_input, mandatory_missing, not_found, success
 from .wire.input_data import InputFormat, read_input_data, single_wrapper
 from .wire.records import (
@@ -33,7 +34,6 @@ from .wire.records import (
     to_ms,
 )
 from .wire.search import ListInfo, parse_list_info, select
-from .store import NOTE_KEYS, NoteRecord, Portal, SimulatorState, StoredRequest
 
 NOTE_FLAGS = (
     "show_to_requester",

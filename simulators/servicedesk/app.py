@@ -20,9 +20,9 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from . import api
 from .control import control_routes
-from .wire.envelopes import SdpHttpError, invalid_key, not_found
 from .faults import decide
 from .store import CallRecord, Portal, SimulatorState
+from .wire.envelopes import SdpHttpError, invalid_key, not_found
 
 Handler = Callable[[api.Call], Awaitable[Response]]
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]

@@ -37,7 +37,7 @@ def _deploy(downscale_delay_s: float | None) -> None:
     from actors.context_gatherer import ContextGathererDeployment
     from actors.dispatcher import DispatcherDeployment
     from actors.enhancer import EnhancerDeployment
-    from actors.ingress import Ingress
+    from actors.ingress import IngressDeployment
     from actors.synthesizer import SynthesizerDeployment
 
     autoscaling = pool_options(ENHANCER)["autoscaling_config"]
@@ -46,7 +46,9 @@ def _deploy(downscale_delay_s: float | None) -> None:
     enhancer = EnhancerDeployment.options(autoscaling_config=autoscaling).bind(
         ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
     )
-    serve.run(Ingress.bind(DispatcherDeployment.bind(enhancer)), name=APP_NAME, route_prefix="/")
+    serve.run(
+        IngressDeployment.bind(DispatcherDeployment.bind(enhancer)), name=APP_NAME, route_prefix="/"
+    )
 
 
 def _dispatcher_status() -> dict[str, Any]:

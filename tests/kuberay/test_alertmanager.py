@@ -18,13 +18,13 @@ import pytest
 import yaml
 
 from core.ports import free_port
+from kuberay.manifests import cluster as manifests
 from kuberay.manifests.alerting import (
     DATABASE_SYMPTOMS,
     PAGERDUTY_KEY,
     SLACK_KEY,
     SMTP_PASSWORD_KEY,
 )
-from kuberay.manifests import cluster as manifests
 from kuberay.values import PRODUCTION_VALUES_FILE
 from kuberay.values_files import load_values
 

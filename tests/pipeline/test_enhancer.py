@@ -13,7 +13,7 @@ from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer
 from pipeline.note.renderer import note_marker
 from pipeline.retrieval.context_gatherer import ContextGatherer
-from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import load_tenant_runtime
 from tests.workflow_runner import claimed_job, context_only
 
@@ -38,7 +38,7 @@ async def test_first_attempt_posts_without_looking_and_a_rerun_finds_its_note(
             load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, ticket, needs_fetch: ContextGatherer(pool).gather(t, ticket),
             synthesize=context_only,
-            limiter=LocalRateLimiter(),
+            limiter=LocalRateLimits(),
             http=http,
         )
 

@@ -27,7 +27,7 @@ from pipeline.llm.synthesizer import Synthesizer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.tenancy.config import TenantSettings
-from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import load_tenant_runtime
 from pipeline.text.redaction import redact_pii
 from simulators.llm import LLMSimulatorState
@@ -117,7 +117,7 @@ async def _run(
             load_tenant=load_tenant or (lambda t: load_tenant_runtime(pool, cipher, t)),
             gather=gather or gather_context,
             synthesize=synthesize,
-            limiter=LocalRateLimiter(),
+            limiter=LocalRateLimits(),
             http=http,
             config=EnhancerConfig(retry_base_s=RETRY_BASE_S, sdp_max_attempts=1),
         )

@@ -11,7 +11,7 @@ import httpx
 from pipeline.enhancer import Enhancer, EnhancerConfig
 from pipeline.models import Ticket, TicketContext
 from pipeline.retrieval.context_gatherer import ContextGatherer
-from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import load_tenant_runtime
 from tests.workflow_runner import claimed_job, context_only
 
@@ -28,7 +28,7 @@ def _enhancer(pool, cipher, http: httpx.AsyncClient, gather, *, places: int) -> 
         load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
         gather=gather,
         synthesize=context_only,
-        limiter=LocalRateLimiter(),
+        limiter=LocalRateLimits(),
         http=http,
         config=EnhancerConfig(stage_places=places),
     )

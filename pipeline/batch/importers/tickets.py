@@ -27,7 +27,7 @@ from pipeline.sdp.client import SdpClient
 from pipeline.sdp.errors import SdpError, SdpNotFound
 from pipeline.sdp.ticket import map_sdp_request, read_time
 from pipeline.tenancy.config import TenantRuntime
-from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.rate_limiter import LocalRateLimits
 
 from .embedding import BatchEmbedding
 from .outcome import ImportInterrupted, ImportResult, ProgressCallback
@@ -78,7 +78,7 @@ def import_client(
     tenant's SDP quota and this process cannot see its limiter (separate Ray actors).
     """
     pace = calls_per_minute or max(1, tenant.settings.sdp_rate(tenant.sdp_edition) // 2)
-    limiter = LocalRateLimiter()
+    limiter = LocalRateLimits()
 
     async def before_call() -> None:
         await limiter.acquire(tenant.tenant_id, "sdp_import", pace)

@@ -21,7 +21,7 @@ from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.retrieval.embeddings import WordLlamaEmbedder
 from pipeline.retrieval.vector_index import reindex_tenant
 from pipeline.tenancy.config import TenantSettings
-from pipeline.tenancy.rate_limiter import LocalRateLimiter
+from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import load_tenant_runtime
 from pipeline.text.html_text import html_to_text
 
@@ -118,7 +118,7 @@ async def test_thin_ticket_gets_a_short_note_without_unrelated_matches(
             load_tenant=lambda t: load_tenant_runtime(pool, cipher, t),
             gather=lambda t, ticket, needs_fetch: gathering.gather(t, ticket),
             synthesize=_synthesize,
-            limiter=LocalRateLimiter(),
+            limiter=LocalRateLimits(),
             http=http,
         )
         assert await workflow.run(job) == "completed"

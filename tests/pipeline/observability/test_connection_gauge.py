@@ -1,11 +1,12 @@
-"""The database-pool gauge samples a real asyncpg pool and survives a database that is away."""
+"""The database-connection gauge samples a real asyncpg pool and survives a database that is
+away."""
 
 from __future__ import annotations
 
 import asyncio
 
 from core import metric_catalogue as mc
-from pipeline.observability.connection_gauge import record_pool_usage, start_pool_gauge
+from pipeline.observability.connection_gauge import record_pool_usage, start_connection_gauge
 from pipeline.observability.metrics import InMemoryMetrics
 
 
@@ -36,7 +37,7 @@ async def test_sampler_keeps_running_when_the_database_is_away(pool) -> None:
             raise OSError("connection refused")
         return pool
 
-    task = start_pool_gauge(metrics, "flaky", flaky_pool, every_s=0.01)
+    task = start_connection_gauge(metrics, "flaky", flaky_pool, every_s=0.01)
     assert task is not None
     for _ in range(200):
         if _gauge(metrics, "flaky", "idle") is not None:
@@ -47,4 +48,4 @@ async def test_sampler_keeps_running_when_the_database_is_away(pool) -> None:
 
 
 def test_no_running_loop_means_no_sampler(pool) -> None:
-    assert start_pool_gauge(InMemoryMetrics(), "sync", lambda: pool) is None  # type: ignore[arg-type,return-value]
+    assert start_connection_gauge(InMemoryMetrics(), "sync", lambda: pool) is None  # type: ignore[arg-type,return-value]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.tenancy.rate_limiter import TokenBuckets
-from pipeline.tenancy.token_bucket import TokenBucket
+from pipeline.tenancy.rate_limiter import RateLimiter, TokenBucket
 from serve_app.guards.intake_throttle import IntakeThrottle
 
 
@@ -62,7 +61,7 @@ def test_intake_throttle_applies_a_changed_limit_to_the_time_since_the_last_call
 
 def test_tenant_rate_limiter_buckets_are_per_tenant_and_budget() -> None:
     clock = Clock()
-    buckets = TokenBuckets(clock=clock)
+    buckets = RateLimiter(clock=clock)
     # 60/min: burst of 10, then each reservation waits one more second.
     waits = [buckets.reserve("acme", "llm", 60) for _ in range(12)]
     assert waits[:10] == [0.0] * 10 and waits[10:] == pytest.approx([1.0, 2.0])
@@ -76,7 +75,7 @@ def test_tenant_rate_limiter_buckets_are_per_tenant_and_budget() -> None:
 
 def test_tenant_rate_limiter_restarts_the_interval_when_the_limit_changes() -> None:
     clock = Clock()
-    buckets = TokenBuckets(clock=clock)
+    buckets = RateLimiter(clock=clock)
     for _ in range(10):
         buckets.reserve("acme", "llm", 60)
     clock.now += 5.0
