@@ -1,12 +1,27 @@
 """Service configuration (pydantic-settings, prefix ``AI_AGENTS_``).
 
 The `AI_AGENTS_*` names are a public contract (README, KubeRay values, operators' secrets):
-keep them. Values that are secrets are ``SecretStr`` so they never
-show up in a repr, a log line or an error body.
+keep them. Values that are secrets are ``SecretStr`` so they never show up in a repr, a log line
+or an error body.
+
+Where settings come from, highest precedence first:
+
+1. arguments given in code (CLI options such as ``--data-dir``);
+2. environment variables ``AI_AGENTS_*``;
+3. a dotenv file: ``AI_AGENTS_ENV_FILE``, default ``.env`` in the working directory (ignored
+   when absent);
+4. a secrets directory, ``AI_AGENTS_SECRETS_DIR``: one file per setting, named like the
+   variable (``AI_AGENTS_DATABASE_URL``, ...), content = value — what Kubernetes writes when a
+   Secret is mounted as a volume, so the service reads secrets without an environment variable;
+5. the defaults below.
+
+The two locations are read when a ``Settings`` is created, not at import, so a process can set
+them before it builds its settings (tests do).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -16,14 +31,15 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
 )
 
 from core.ingress_mode import IngressMode
 from core.sdp_url_policy import SdpUrlPolicy, parse_networks
-from core.settings_sources import settings_sources
 
 
 class Settings(BaseSettings):
@@ -38,7 +54,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Code, environment, .env file, secrets directory, defaults (settings_sources.py)."""
+        """Code, environment, .env file, secrets directory, defaults (see the module docstring)."""
         return settings_sources(settings_cls, init_settings, env_settings)
 
     # database
@@ -198,3 +214,25 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+ENV_FILE_VARIABLE = "AI_AGENTS_ENV_FILE"
+SECRETS_DIR_VARIABLE = "AI_AGENTS_SECRETS_DIR"
+
+
+def settings_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    sources: list[PydanticBaseSettingsSource] = [
+        init_settings,
+        env_settings,
+        DotEnvSettingsSource(settings_cls, env_file=os.environ.get(ENV_FILE_VARIABLE, ".env")),
+    ]
+    secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+    if secrets_dir:
+        if not os.path.isdir(secrets_dir):
+            raise ValueError(f"{SECRETS_DIR_VARIABLE}={secrets_dir}: not a directory")
+        sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+    return tuple(sources)

@@ -90,9 +90,8 @@ async def seed_knowledge(db: Database, tenants: list[Tenant]) -> dict[str, int]:
     """Give each tenant a demo tenant's history, KB and assets (acme/globex alternating), so
     context gathering and prompts have realistic sizes. Returns rows per kind."""
     from db.pool import create_pool, tenant_transaction
-    from db.repositories.knowledge import upsert_resolved_ticket
     from pipeline.batch.importers import import_assets_csv, import_kb_directory
-    from pipeline.batch.importers.tickets import ticket_record
+    from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
     from simulators.demo_data import TENANTS, load_demo_dataset
 
     counts = {"tickets": 0, "kb": 0, "assets": 0}
@@ -103,18 +102,8 @@ async def seed_knowledge(db: Database, tenants: list[Tenant]) -> dict[str, int]:
             data = datasets[i % len(datasets)]
             async with tenant_transaction(pool, tenant.id) as conn:
                 for request in data.resolved_tickets:
-                    rec = ticket_record(request)
-                    await upsert_resolved_ticket(
-                        conn,
-                        tenant_id=tenant.id,
-                        ticket_id=rec.ticket_id,
-                        subject=rec.subject,
-                        description=rec.description,
-                        resolution=rec.resolution,
-                        priority=rec.priority,
-                        tags=rec.tags,
-                        resolved_at=rec.resolved_at,
-                    )
+                    ticket = ResolvedTicket.from_sdp(request)
+                    await store_resolved_ticket(conn, tenant.id, ticket, assess=False)
                     counts["tickets"] += 1
             counts["kb"] += (await import_kb_directory(pool, tenant.id, data.kb_dir)).seen
             counts["assets"] += (await import_assets_csv(pool, tenant.id, data.assets_csv)).seen

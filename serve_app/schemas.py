@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.models import JobOutcome, JobStatus
-from serve_app.guards.input_rules import CleanText
+from pipeline.text.storable import CleanText
 
 FeedbackType = Literal["thumbs_up", "thumbs_down", "rating"]
 

@@ -31,14 +31,17 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.rig.job_stats import e2e_seconds, stage_breakdown, steady_rate, untimed_seconds
 from benchmarks.rig.report import (
     add_pipeline_options,
+    e2e_seconds,
     fmt,
     machine_info,
     percentile,
     print_table,
     run_script,
+    stage_breakdown,
+    steady_rate,
+    untimed_seconds,
 )
 from benchmarks.rig.stack import Sent, TicketSender, pipeline_rig
 from local_stack.database import Database

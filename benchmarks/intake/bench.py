@@ -35,7 +35,7 @@ Configurations (``--configs``, comma-separated):
   haproxy-tput-full the same as haproxy-tput with the whole pipeline deployed and working
                     (the jobs accepted are processed: LLM simulator 2 s, SDP simulator)
   bare-end          bare uvicorn again at the end (drift check; merged into the baseline)
-  floor             the intake floor (``benchmarks.intake.floor``): uvicorn + asyncpg, a
+  floor             the intake floor (``benchmarks.rig.intake_floor``): uvicorn + asyncpg, a
                     constant-time token check, one INSERT with synchronous commit; token-mode
                     tenants. Every config is also reported as a ratio to it.
   bare-token        the product app (``create_api``) under bare uvicorn, token-mode webhooks:

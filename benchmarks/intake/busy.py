@@ -41,14 +41,14 @@ def intake_floor(
     workdir: Path,
     log_path: Path,
 ) -> Iterator[tuple[str, int]]:
-    """``benchmarks.intake.floor`` on a free port; yields (url, pid)."""
+    """``benchmarks.rig.intake_floor`` on a free port; yields (url, pid)."""
     floor = floor_env(db, tenants, workdir)
     port = free_port()
     with child_process(
         [
             sys.executable,
             "-m",
-            "benchmarks.intake.floor",
+            "benchmarks.rig.intake_floor",
             "--port",
             str(port),
             "--tenants-file",

@@ -46,16 +46,18 @@ from typing import Any
 
 from benchmarks import REPO
 from benchmarks.pipeline.floor_report import FLOOR, floor_table, ratios_to_floor
-from benchmarks.rig.job_stats import e2e_seconds, stage_breakdown, steady_rate
 from benchmarks.rig.process_sampler import ProcessSampler, classify
 from benchmarks.rig.profiling import start_record, summarise
 from benchmarks.rig.report import (
     add_pipeline_options,
+    e2e_seconds,
     finish,
     fmt,
     machine_info,
     percentile,
     print_table,
+    stage_breakdown,
+    steady_rate,
 )
 from benchmarks.rig.serve_child import child_process, wait_http
 from benchmarks.rig.stack import Rig, TicketSender, pipeline_rig

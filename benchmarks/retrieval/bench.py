@@ -20,6 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,14 @@ import asyncpg
 from core.sdp_url_policy import SdpUrlPolicy
 from core.settings import Settings
 from db.pool import create_pool, tenant_transaction
-from db.repositories.knowledge import upsert_resolved_ticket
 from local_stack.runtime import resolve_runtime
-from pipeline.batch.importers import import_kb_directory, ticket_record
+from pipeline.batch.importers import import_kb_directory
 from pipeline.llm.prompt import build_messages
 from pipeline.models import Ticket, TicketContext
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.retrieval.embeddings import WordLlamaEmbedder, ticket_text
 from pipeline.retrieval.evaluation import load_eval_set
+from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.vector_index import TicketText, store_ticket_vectors
 from pipeline.tenancy.admin import TenantAdmin, TenantCreate
 from pipeline.tenancy.credential_cipher import CredentialCipher
@@ -54,35 +55,29 @@ async def _fill(
     pool: Any, tenant: str, count: int, embedder: WordLlamaEmbedder
 ) -> dict[str, float]:
     data = load_demo_dataset(tenant, now=EVAL_ANCHOR)
-    base = [ticket_record(r) for r in data.resolved_tickets]
+    base = [ResolvedTicket.from_sdp(r) for r in data.resolved_tickets]
     embed_cpu = 0.0
     for start in range(0, count, BATCH):
-        batch = []
-        for n in range(start, min(count, start + BATCH)):
-            rec = base[n % len(base)]
-            batch.append(
-                (f"{rec.ticket_id}-{n}", rec.subject, f"{rec.description}\n#{n}", rec.resolution)
+        batch = [
+            replace(
+                base[n % len(base)],
+                ticket_id=f"{base[n % len(base)].ticket_id}-{n}",
+                description=f"{base[n % len(base)].description}\n#{n}",
+                priority=None,
+                tags=[],
+                resolved_at=None,
             )
-        texts = [ticket_text(s, d) for _, s, d, _ in batch]
+            for n in range(start, min(count, start + BATCH))
+        ]
+        texts = [ticket_text(t.subject, t.description) for t in batch]
         cpu = time.process_time()
         vectors = await embedder.embed(texts)
         embed_cpu += time.process_time() - cpu
         async with tenant_transaction(pool, tenant) as conn:
-            for ticket_id, subject, description, resolution in batch:
-                await upsert_resolved_ticket(
-                    conn,
-                    tenant_id=tenant,
-                    ticket_id=ticket_id,
-                    subject=subject,
-                    description=description,
-                    resolution=resolution,
-                    priority=None,
-                    tags=[],
-                    resolved_at=None,
-                )
-            await store_ticket_vectors(
-                conn, embedder, tenant, [TicketText(i, s, d) for i, s, d, _ in batch], vectors
-            )
+            for ticket in batch:
+                await store_resolved_ticket(conn, tenant, ticket, assess=False)
+            texts_of = [TicketText(t.ticket_id, t.subject, t.description) for t in batch]
+            await store_ticket_vectors(conn, embedder, tenant, texts_of, vectors)
     await import_kb_directory(pool, tenant, data.kb_dir, embedder=embedder)
     return {"embed_cpu_ms_per_ticket_batch": embed_cpu * 1000 / count}
 

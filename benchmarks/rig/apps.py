@@ -26,7 +26,7 @@ class IdleDispatcher:
 
 
 class _FloorIngress:
-    """The intake floor (``benchmarks.intake.floor.IntakeFloor``, a bare ASGI callable) as the
+    """The intake floor (``benchmarks.rig.intake_floor.IntakeFloor``, a bare ASGI callable) as the
     Serve ingress: what any app costs once Serve, direct ingress and HAProxy carry it, so the
     product can be told apart from the platform it runs on. Secrets and the owner URL come
     from the environment the benchmark starts Ray with."""
@@ -35,7 +35,7 @@ class _FloorIngress:
         import json
         import os
 
-        from benchmarks.intake.floor import IntakeFloor
+        from benchmarks.rig.intake_floor import IntakeFloor
 
         with open(os.environ["AI_AGENTS_FLOOR_TENANTS_FILE"]) as handle:
             secrets = {t["id"]: t["secret"].encode() for t in json.load(handle)}

@@ -48,7 +48,7 @@ def classify(proc: psutil.Process) -> str:
         return "bare uvicorn"
     if "benchmarks.pipeline.floor" in joined:
         return "floor process"
-    if "benchmarks.intake.floor" in joined:
+    if "benchmarks.rig.intake_floor" in joined:
         return "intake floor"
     if "benchmarks.rig.loadgen" in joined:
         return "load generator"

@@ -26,8 +26,7 @@ from typing import Any
 
 from benchmarks.rig.autoscaling_cluster import AutoscalingLocalCluster
 from benchmarks.rig.cluster import deployment_nodes, replicas_not_running, scaled_app
-from benchmarks.rig.job_stats import steady_rate
-from benchmarks.rig.report import fmt, print_table
+from benchmarks.rig.report import fmt, print_table, steady_rate
 from benchmarks.scaleout.jobs import note_check, send_backlog
 from local_stack.ray_serve import deploy_app
 from local_stack.results import fetch_jobs

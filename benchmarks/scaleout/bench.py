@@ -53,8 +53,13 @@ from benchmarks.rig.cluster import (  # noqa: E402
     replicas_not_running,
     scaled_app,
 )
-from benchmarks.rig.job_stats import steady_rate  # noqa: E402
-from benchmarks.rig.report import fmt, machine_info, print_table, run_script  # noqa: E402
+from benchmarks.rig.report import (  # noqa: E402
+    fmt,
+    machine_info,
+    print_table,
+    run_script,
+    steady_rate,  # noqa: E402
+)
 from benchmarks.rig.stack import TicketSender, service_env  # noqa: E402
 from benchmarks.scaleout.autoscaler import MODE as RAY_AUTOSCALER  # noqa: E402
 from benchmarks.scaleout.autoscaler import (  # noqa: E402

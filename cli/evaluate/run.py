@@ -17,12 +17,11 @@ from cli.support import fail
 from core.sdp_url_policy import SdpUrlPolicy
 from core.settings import Settings
 from db.pool import create_pool, tenant_transaction
-from db.repositories.knowledge import upsert_resolved_ticket
 from local_stack.runtime import resolve_runtime
-from pipeline.batch.importers import ticket_record
 from pipeline.retrieval.embedder import service_embedder
 from pipeline.retrieval.embeddings import Embedder
 from pipeline.retrieval.evaluation import EvalCase, ModeScore, evaluate
+from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.vector_index import reindex_tenant
 from pipeline.tenancy.admin import TenantAdmin, TenantCreate
 from pipeline.tenancy.credential_cipher import CredentialCipher
@@ -38,18 +37,8 @@ async def _load_history(
     data = load_demo_dataset(tenant, now=EVAL_ANCHOR)
     async with tenant_transaction(pool, tenant) as conn:
         for request in data.resolved_tickets:
-            record = ticket_record(request)
-            await upsert_resolved_ticket(
-                conn,
-                tenant_id=tenant,
-                ticket_id=record.ticket_id,
-                subject=record.subject,
-                description=record.description,
-                resolution=record.resolution,
-                priority=record.priority,
-                tags=record.tags,
-                resolved_at=record.resolved_at,
-            )
+            ticket = ResolvedTicket.from_sdp(request)
+            await store_resolved_ticket(conn, tenant, ticket, assess=False)
     await reindex_tenant(pool, tenant, embedder)
     return data.resolved_by_scenario
 

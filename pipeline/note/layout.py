@@ -12,10 +12,11 @@ is about.
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 
 import nh3
+
+from pipeline.text.html_text import plain_text
 
 ALLOWED_TAGS = frozenset(
     {"p", "h3", "h4", "ul", "ol", "li", "b", "strong", "i", "em", "code", "br", "a"}
@@ -23,7 +24,6 @@ ALLOWED_TAGS = frozenset(
 ALLOWED_ATTRIBUTES = {"a": {"href"}}
 ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
 
-_TAG_RE = re.compile(r"</?[A-Za-z!][^<>]*>")
 
 # Inline content: (style, text) where style is "", "b", "i", "code" or "href:<url>".
 Span = tuple[str, str]
@@ -66,11 +66,6 @@ class NoteParts:
     feedback_links: list[tuple[str, str]] = field(default_factory=list)
 
 
-def visible_text(markup: str) -> str:
-    """What a reader sees of some HTML: tags become spaces, entities are decoded."""
-    return html.unescape(_TAG_RE.sub(" ", markup))
-
-
 def render_parts(parts: NoteParts) -> RenderedNote:
     html_parts = ["<h3>AI-Agents ticket analysis</h3>"]
     text_parts = ["AI-Agents ticket analysis", ""]
@@ -111,8 +106,8 @@ def render_parts(parts: NoteParts) -> RenderedNote:
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
-    visible = visible_text(note_html)
-    return RenderedNote(html=note_html, text="\n".join(text_parts), word_count=len(visible.split()))
+    words = len(plain_text(note_html).split())
+    return RenderedNote(html=note_html, text="\n".join(text_parts), word_count=words)
 
 
 FEEDBACK_PROMPT = "Was this note useful? "

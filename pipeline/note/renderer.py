@@ -14,11 +14,8 @@ How the parts are laid out as HTML and text, and the nh3 pass, live in :mod:`pip
 
 from __future__ import annotations
 
-import html
 import re
 from urllib.parse import urlsplit
-
-import nh3
 
 from pipeline.models import (
     AssetMatch,
@@ -37,14 +34,13 @@ from pipeline.note.layout import (
     Section,
     Span,
     render_parts,
-    visible_text,
 )
+from pipeline.text.html_text import plain_text
 
 MARKER_PREFIX = "AI-Agents enhancement"
 DEFAULT_MAX_WORDS = 500
 
 _ONE_LINE_WORDS = 30
-_BLOCK_TAG_RE = re.compile(r"<\s*(?:br|/p|/div|/li|/h\d|/tr|p|div|li|tr)\b[^>]*>", re.I)
 _SOURCE_LABELS = {
     "sdp_ticket": "ticket details",
     "similar_tickets": "similar tickets",
@@ -66,13 +62,7 @@ def note_has_marker(note_html_or_text: str, enhancement_id: str) -> bool:
     SDP may return the note re-escaped, with tags rewritten or stripped and whitespace changed,
     so compare visible text, and require the id to end there ("abc" must not match "abcd").
     """
-    text = note_html_or_text
-    for _ in range(3):
-        unescaped = html.unescape(text)
-        if unescaped == text:
-            break
-        text = unescaped
-    text = visible_text(text)
+    text = plain_text(note_html_or_text)
     ident = re.escape(note_marker(enhancement_id)[len(MARKER_PREFIX) + 1 :])
     pattern = rf"AI-Agents\s+enhancement\s+{ident}(?![\w-])"
     return re.search(pattern, text, re.IGNORECASE) is not None
@@ -120,21 +110,6 @@ def render_note_text(
         supersedes=supersedes,
         feedback_links=feedback_links,
     ).text
-
-
-def plain_text(value: str | None) -> str:
-    """Untrusted HTML or text reduced to one line of plain text (markup and scripts removed).
-
-    Repeated because ``&lt;script&gt;`` decodes to markup that must be removed in turn.
-    """
-    text = value or ""
-    for _ in range(3):
-        cleaned = nh3.clean(_BLOCK_TAG_RE.sub(" ", text), tags=set())
-        decoded = html.unescape(cleaned)
-        if decoded == text:
-            break
-        text = decoded
-    return " ".join(text.split())
 
 
 def _build_parts(

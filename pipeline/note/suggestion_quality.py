@@ -30,7 +30,7 @@ import asyncpg
 from db.repositories import enhancement_insight as insight
 from pipeline.models import SynthesisResult, TicketContext
 from pipeline.note.citations import normalise_citation
-from pipeline.note.renderer import plain_text
+from pipeline.text.html_text import plain_text
 
 # Calibrated on the demo dataset (2026-12): the same fix written for another host, user or
 # client scores 0.64-1.0 (mean 0.85); a different fix for the same symptom 0.0-0.32 (mean

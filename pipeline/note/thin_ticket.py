@@ -16,7 +16,7 @@ import html
 from pipeline.models import Ticket
 from pipeline.note.layout import RenderedNote
 from pipeline.note.renderer import note_marker
-from pipeline.text.html_text import html_to_text
+from pipeline.text.html_text import plain_text
 from pipeline.text.ip_extraction import extract_ips
 from pipeline.text.terms import salient_terms
 
@@ -54,5 +54,5 @@ def thin_ticket_note(enhancement_id: str, ticket: Ticket) -> RenderedNote:
         f"<p><small>{html.escape(footer)}</small></p>"
     )
     text = "\n".join([lead, ask, *(f"{n}. {q}" for n, q in enumerate(QUESTIONS, 1)), footer])
-    words = len(html_to_text(body_html).split())  # what the technician sees, bullets included
+    words = len(plain_text(body_html).split())
     return RenderedNote(html=body_html, text=text, word_count=words)

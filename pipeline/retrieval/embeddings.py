@@ -1,10 +1,7 @@
 """Text → vector, behind one small interface with two providers.
 
-* :class:`WordLlamaEmbedder` — the default. Static word embeddings (``wordllama``, MIT) whose
-  weights and tokenizer ship *inside* the wheel, loaded straight from those files: no network,
-  no download, ~2 ms of CPU per ticket. ``wordllama``'s own loader looks for the tokenizer
-  under ``tokenizer/`` (the wheel has ``tokenizers/``) and then tries a Hugging Face download,
-  which is why it is not used.
+* :class:`WordLlamaEmbedder` — the default: the offline model of ``core.wordllama`` (static
+  word embeddings shipped inside the ``wordllama`` wheel; no network, ~2 ms of CPU per ticket).
 * :class:`OpenAIEmbedder` — any OpenAI-compatible ``/embeddings`` endpoint through the
   ``openai`` client (e.g. ``text-embedding-3-small``): batched, retried with back-off on
   429/5xx/timeouts, a per-attempt timeout, and a ``before_call`` hook so callers put each
@@ -20,17 +17,16 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from core import wordllama
+from core.wordllama import WORDLLAMA_MODEL
 
 if TYPE_CHECKING:  # imported where used: ~0.6 s, and only an OpenAI-compatible endpoint needs it
     import openai
 
-WORDLLAMA_MODEL = "wordllama/l2_supercat_256"
-MAX_EMBED_CHARS = 4000  # a ticket's first ~700 words; more only dilutes a mean of words
 BeforeCall = Callable[[], Awaitable[None]]
 
 
@@ -52,60 +48,17 @@ def _normalise(vector: Sequence[float]) -> list[float]:
     return [float(x) / norm for x in vector]
 
 
-def _clip(texts: Sequence[str]) -> list[str]:
-    return [(t or " ")[:MAX_EMBED_CHARS] for t in texts]
-
-
-class _WordLlamaModel:
-    """The loaded model, shared by every embedder in the process (loading takes ~1 s)."""
-
-    _lock = threading.Lock()
-    _inference: Any = None
-
-    @classmethod
-    def get(cls) -> Any:
-        with cls._lock:
-            if cls._inference is None:
-                cls._inference = _load_wordllama()
-            return cls._inference
-
-
-def wordllama_files() -> tuple[Path, Path]:
-    """The weights and tokenizer shipped in the ``wordllama`` wheel."""
-    import wordllama
-
-    root = Path(wordllama.__file__).parent
-    return (
-        root / "weights" / "l2_supercat_256.safetensors",
-        root / "tokenizers" / "l2_supercat_tokenizer_config.json",
-    )
-
-
-def _load_wordllama() -> Any:
-    from safetensors import safe_open
-    from tokenizers import Tokenizer
-    from wordllama.inference import WordLlamaInference
-
-    weights, tokenizer = wordllama_files()
-    for path in (weights, tokenizer):
-        if not path.is_file():
-            raise EmbeddingError(f"wordllama file missing from the installed wheel: {path}")
-    with safe_open(str(weights), framework="np", device="cpu") as tensors:
-        matrix = tensors.get_tensor("embedding.weight")
-    return WordLlamaInference(matrix, Tokenizer.from_file(str(tokenizer)))
-
-
 class WordLlamaEmbedder:
     """Offline default: wordllama's 256-dimension static embeddings, computed in-process."""
 
     model = WORDLLAMA_MODEL
-    dimensions = 256
+    dimensions = wordllama.DIMENSIONS
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        vectors = _WordLlamaModel.get().embed(_clip(texts), norm=True, batch_size=64)
-        return [[float(x) for x in row] for row in vectors]
+        try:
+            return wordllama.embed(texts)
+        except wordllama.ModelFilesMissing as exc:
+            raise EmbeddingError(str(exc)) from exc
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # CPU work (< 1 ms per ticket): off the event loop so other jobs keep moving.
@@ -154,7 +107,7 @@ class OpenAIEmbedder:
         return OpenAIEmbedder(self.config, before_call=before_call, client=self._client)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        clipped = _clip(texts)
+        clipped = [(t or " ")[: wordllama.MAX_EMBED_CHARS] for t in texts]
         out: list[list[float]] = []
         for start in range(0, len(clipped), self.config.batch_size):
             out += await self._batch(clipped[start : start + self.config.batch_size])

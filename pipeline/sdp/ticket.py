@@ -1,9 +1,13 @@
-"""The one mapping from an SDP v3 request object to our ticket fields.
+"""The one mapping from what SDP sends to our ticket fields: its v3 request object, and the two
+webhook shapes.
 
 Webhooks (``{"request": {...}}``), SDP fetches (``GET /requests/{id}``) and the history import
-(list pages) all receive the same object; if each mapped it its own way, live tickets and the
-history they are matched against would be normalised differently (HTML kept in one, dropped in
-the other), and matching would suffer. Text fields go through :func:`html_to_text` here, once.
+(list pages) all receive the same request object; if each mapped it its own way, live tickets
+and the history they are matched against would be normalised differently (HTML kept in one,
+dropped in the other), and matching would suffer. Text fields go through :func:`html_to_text`
+here, once. A webhook is either SDP's own ``{"request": {...}}`` (a custom action or
+``$COMPLETE_V3_JSON_FILE``) or a flat shape a hand-written template produces; both become one
+:class:`TicketWebhook` here.
 
 ``strict=True`` (webhooks) refuses a value of the wrong type with :class:`SdpFieldError` naming
 the field, so a tenant's admin can fix their template from the 422 alone; ``strict=False``
@@ -12,10 +16,14 @@ the field, so a tenant's admin can fix their template from the 422 alone; ``stri
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from pipeline.models import Ticket
 from pipeline.text.html_text import html_to_text
@@ -23,6 +31,8 @@ from pipeline.text.html_text import html_to_text
 MAX_TEXT = 100_000
 _TAG_FIELDS = ("category", "subcategory", "item")
 MAX_TAGS = 20
+_TICKET_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_EVENT = re.compile(r"^[a-z0-9_.-]{1,40}$")
 
 
 class SdpFieldError(ValueError):
@@ -168,3 +178,93 @@ def map_sdp_request(
 
 def _clean(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
+
+
+class TicketWebhook(BaseModel):
+    ticket: Ticket
+    event: str
+    version: str
+    has_description: bool
+    resolution: str | None = None
+    resolved_at: datetime | None = None
+    tags: list[str] = []
+
+    def dedupe_key(self) -> str:
+        raw = f"{self.ticket.ticket_id}\x1f{self.event}\x1f{self.version}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _ticket_id(value: Any, field: str) -> str:
+    if isinstance(value, bool) or value is None or value == "":
+        raise SdpFieldError(field, "ticket id is required")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not _TICKET_ID.match(value):
+        raise SdpFieldError(field, "must be 1-64 letters, digits or _.:-")
+    return value
+
+
+def parse_ticket_webhook(data: Any, raw_body: bytes) -> TicketWebhook:
+    if not isinstance(data, dict):
+        raise SdpFieldError("body", "must be a JSON object")
+    event = data.get("event", "created")
+    if not isinstance(event, str) or not _EVENT.match(event):
+        raise SdpFieldError("event", "must be a short lowercase word such as 'created'")
+
+    if "request" in data:
+        req = data["request"]
+        if not isinstance(req, dict):
+            raise SdpFieldError("request", "must be an object")
+        ticket_id = _ticket_id(req.get("id"), "request.id")
+        mapped = map_sdp_request(req, ticket_id=ticket_id, strict=True)
+        updated = mapped.updated_at
+        ticket = mapped.ticket
+        resolution = mapped.resolution or None
+        resolved_at = mapped.resolved_at
+        has_description = mapped.has_description
+        tags_source = mapped.tags
+    else:
+        ticket_id = _ticket_id(data.get("ticket_id"), "ticket_id")
+        updated = read_time(data.get("updated_at"), "updated_at", strict=True)
+        ticket = Ticket(
+            ticket_id=ticket_id,
+            subject=read_text(data, "subject", "subject", strict=True) or "",
+            description=html_to_text(read_text(data, "description", "description", strict=True)),
+            priority=read_text(data, "priority", "priority", strict=True),
+            status=read_text(data, "status", "status", strict=True),
+            requester_name=read_text(data, "requester", "requester", strict=True),
+            requester_email=read_text(data, "requester_email", "requester_email", strict=True),
+            updated_at=updated,
+        )
+        resolution = html_to_text(read_text(data, "resolution", "resolution", strict=True)) or None
+        resolved_at = read_time(data.get("resolved_at"), "resolved_at", strict=True)
+        has_description = bool(data.get("description"))
+        tags_source = data.get("tags") or ([data["category"]] if data.get("category") else [])
+
+    tags = _tags(tags_source)
+    version = (
+        updated.isoformat() if updated else "body:" + hashlib.sha256(raw_body).hexdigest()[:32]
+    )
+    return TicketWebhook(
+        ticket=ticket,
+        event=event,
+        version=version,
+        has_description=has_description,
+        resolution=resolution,
+        resolved_at=resolved_at,
+        tags=tags,
+    )
+
+
+def _tags(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise SdpFieldError("tags", "must be a list of strings")
+    out = []
+    for item in value[:20]:
+        if isinstance(item, dict):
+            item = item.get("name")
+        if isinstance(item, str) and item.strip():
+            out.append(item.strip()[:64])
+    return out

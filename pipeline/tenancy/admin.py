@@ -22,7 +22,7 @@ from db.repositories.audit import write_audit
 from db.repositories.tenants import TenantExists, UnknownTenant
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token, new_secret
-from serve_app.guards.input_rules import CleanText
+from pipeline.text.storable import CleanText
 
 __all__ = [
     "TenantAdmin",

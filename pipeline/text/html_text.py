@@ -1,6 +1,7 @@
-"""The one HTML → text function: live tickets (webhooks, SDP fetches), imported history and
-KB pages all go through it, so the words a new ticket is matched on and the words of the
-tickets it is matched against are produced the same way.
+"""HTML → text, once: live tickets (webhooks, SDP fetches), imported history and KB pages go
+through ``html_to_text``, so the words a new ticket is matched on and the words of the tickets it
+is matched against are produced the same way; the note reduces every untrusted piece it shows to
+one line with ``plain_text`` (the same parser), and counts its words on it.
 
 A regex that deletes `<...>` keeps what must not be indexed — the source of `<script>` and
 `<style>` blocks, hidden templates — and glues words from adjacent blocks together. A real
@@ -85,6 +86,12 @@ _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 # 100 kB of "<a " took half a minute), and ticket text comes from anyone.
 _UNCLOSED_LT = re.compile(r"<(?![^<>]*>)")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# An inline tag separates words, but not a word from the punctuation after it or the bracket
+# before it: "on <b>gw-01</b>." reads "on gw-01.", and two addresses in <b> and <i> stay apart.
+_INLINE = "\ue000"
+_INLINE_GAPS = re.compile(r"\ue000+(?=[\s.,;:!?)\]}]|$)|(?<=[\s(\[{])\ue000+|^\ue000+")
+# A tag the input never closes: the HTML parsing rules drop it, and so does ``plain_text``.
+_DANGLING_TAG = re.compile(r"<[A-Za-z/!?][^<>]*$")
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,9 @@ class HtmlDocument:
 
 
 class _Extractor(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, *, bullets: bool) -> None:
         super().__init__(convert_charrefs=True)
+        self.bullets = bullets
         self.parts: list[str] = []
         self.hidden: list[str] = []  # open invisible elements (a stack: they can nest)
         self.title: list[str] | None = None
@@ -113,15 +121,12 @@ class _Extractor(HTMLParser):
             self.hidden.append(tag)
         elif tag == "h1" and self.heading_text is None and not self.hidden:
             self.heading = []
-        if tag in _BLOCK:
-            self.parts.append("\n")
-        else:
-            self.parts.append(" ")
-        if tag == "li":
+        self.parts.append("\n" if tag in _BLOCK else _INLINE)
+        if tag == "li" and self.bullets:
             self.parts.append("- ")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.parts.append("\n" if tag in _BLOCK else " ")
+        self.parts.append("\n" if tag in _BLOCK else _INLINE)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "title" and self.title is not None:
@@ -137,7 +142,7 @@ class _Extractor(HTMLParser):
         if tag in _BLOCK and tag != "li":  # the next item's own break separates list items
             self.parts.append("\n")
         elif tag not in _BLOCK:
-            self.parts.append(" ")
+            self.parts.append(_INLINE)
 
     def handle_data(self, data: str) -> None:
         if self.title is not None:
@@ -145,6 +150,7 @@ class _Extractor(HTMLParser):
             return
         if self.hidden:
             return
+        data = data.replace(_INLINE, "")
         if self.heading is not None:
             self.heading.append(data)
         self.parts.append(data)
@@ -155,13 +161,15 @@ def _one_line(text: str) -> str:
 
 
 def _tidy(text: str) -> str:
+    text = _INLINE_GAPS.sub("", text).replace(_INLINE, " ")
     lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-def parse_html(markup: str) -> HtmlDocument:
-    """Visible text plus the `<title>` and first `<h1>`, for titling imported pages."""
-    parser = _Extractor()
+def parse_html(markup: str, *, bullets: bool = True) -> HtmlDocument:
+    """Visible text plus the `<title>` and first `<h1>`, for titling imported pages; list items
+    start with "- " unless ``bullets`` is false."""
+    parser = _Extractor(bullets=bullets)
     parser.feed(_UNCLOSED_LT.sub("&lt;", markup or ""))
     parser.close()
     if parser.heading is not None:  # an unclosed <h1> still names the page
@@ -174,3 +182,19 @@ def parse_html(markup: str) -> HtmlDocument:
 def html_to_text(markup: str | None) -> str:
     """Reader-visible text of ``markup`` (HTML or plain text); ``<script>``/``<style>`` dropped."""
     return parse_html(markup or "").text
+
+
+def plain_text(value: str | None) -> str:
+    """One line of the reader-visible words of untrusted HTML or text, nothing else.
+
+    Read again while it changes: ``&lt;script&gt;`` decodes to markup that must be dropped in
+    turn, so no markup survives in any encoding.
+    """
+    text = value or ""
+    for _ in range(3):
+        visible = " ".join(parse_html(text, bullets=False).text.split())
+        visible = _DANGLING_TAG.sub("", visible).rstrip()
+        if visible == text:
+            break
+        text = visible
+    return text

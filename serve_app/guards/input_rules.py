@@ -1,13 +1,14 @@
 """The rules every piece of client input obeys, in one place, for every route.
 
-PostgreSQL cannot store a NUL character and Python's JSON decoder happily produces strings with
-lone UTF-16 surrogates, integers of thousands of digits and structures nested until the
-decoder's recursion limit; each of those used to reach the database or a response model and
-come back as a 500. The decision, applied to JSON bodies, query parameters and path parameters
-alike: a NUL or a lone surrogate anywhere is a 422 naming the field (nothing is silently
-stripped, so a sender's bug stays visible); JSON that is not UTF-8, nested deeper than
-``MAX_JSON_DEPTH``, carries an integer outside 64 bits or a non-finite number is a 400. Dates
-must be representable in UTC (years 1-9999 after conversion), else 422.
+A body is read with a hard size cap before anything parses it (413 as soon as it is known to be
+too large). PostgreSQL cannot store a NUL character, and Python's JSON decoder produces strings
+with lone UTF-16 surrogates, integers of thousands of digits and structures nested until the
+decoder's recursion limit; none of that may reach the database or a response model as a 500. The
+rules, applied to JSON bodies, query parameters and path parameters alike: a NUL or a lone
+surrogate anywhere is a 422 naming the field (nothing is silently stripped, so a sender's bug
+stays visible); JSON that is not UTF-8, nested deeper than ``MAX_JSON_DEPTH``, carries an
+integer outside 64 bits or a non-finite number is a 400. Dates must be representable in UTC
+(years 1-9999 after conversion), else 422.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import HTTPException, Request
 from pydantic import AfterValidator
+
+from pipeline.text.storable import text_problem
 
 MAX_JSON_DEPTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A decoded string can only hold NUL or a lone surrogate if the JSON text has a \u escape
 # for one (raw NUL is not allowed in a JSON string; a raw surrogate is not UTF-8).
 _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
@@ -37,23 +40,6 @@ class BadInput(Exception):
         self.detail = detail
 
 
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be accepted as text, or None when it can."""
-    found = _UNSTORABLE.search(value)
-    if found is None:
-        return None
-    if found.group() == "\x00":
-        return "NUL characters (\\u0000) are not allowed"
-    return "lone surrogate characters (\\ud800-\\udfff) are not valid Unicode"
-
-
-def _clean_text(value: str) -> str:
-    problem = text_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
 def _utc_representable(value: datetime) -> datetime:
     try:
         if value.tzinfo is not None:
@@ -64,9 +50,6 @@ def _utc_representable(value: datetime) -> datetime:
         ) from None
     return value
 
-
-CleanText = Annotated[str, AfterValidator(_clean_text)]
-"""A string without NUL or lone surrogates (what PostgreSQL and UTF-8 can hold)."""
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc_representable)]
 """A datetime that survives conversion to UTC (``0001-01-01T00:00:00+14:00`` does not)."""
@@ -165,3 +148,22 @@ def check_json_value(data: Any) -> None:
                 stack.append((item, depth + 1, (*loc, key)))
         elif isinstance(value, list):
             stack.extend((item, depth + 1, (*loc, index)) for index, item in enumerate(value))
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """413 as soon as the body is known to exceed ``limit``; never buffers more than that."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise HTTPException(413, f"Request body larger than {limit} bytes")
+        except ValueError:
+            raise HTTPException(400, "Invalid Content-Length") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"Request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serve_app.guards.input_rules import BadInput, decode_json, text_problem, unicode_error
+from pipeline.text.storable import text_problem
+from serve_app.guards.input_rules import BadInput, decode_json, unicode_error
 
 log = logging.getLogger(__name__)
 

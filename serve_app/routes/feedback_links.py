@@ -33,7 +33,7 @@ from serve_app.feedback_pages import (
     error_page,
     thanks_page,
 )
-from serve_app.guards.request_body import read_limited_body
+from serve_app.guards.input_rules import read_limited_body
 
 router = APIRouter(tags=["feedback links"], include_in_schema=False)
 log = logging.getLogger(__name__)

@@ -12,15 +12,13 @@ from pydantic import ValidationError
 from core import metric_catalogue as mc
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
-from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.note.suggestion_quality import assess_resolution
 from pipeline.observability.tracing import current_carrier, trace_id_hex, tracer
 from pipeline.retrieval.embedder import embed_resolved_ticket
-from pipeline.sdp.webhook import PayloadError, TicketWebhook, parse_ticket_webhook
+from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
+from pipeline.sdp.ticket import SdpFieldError, TicketWebhook, parse_ticket_webhook
 from pipeline.tenancy.admin import TENANT_ID_PATTERN
 from serve_app.deps import State
-from serve_app.guards.input_rules import BadInput, check_datetime
-from serve_app.guards.request_body import parse_json, read_limited_body
+from serve_app.guards.input_rules import BadInput, check_datetime, decode_json, read_limited_body
 from serve_app.guards.webhook_auth import WebhookAuthError, verify_webhook
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted
 from serve_app.tenant_directory import TenantAuthView
@@ -83,9 +81,8 @@ async def _authenticate(
 def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
     """The mapper's result, then the rules it does not own: dates PostgreSQL can store, and
     any pydantic refusal of the mapped model as a 422 rather than a 500."""
-    data = parse_json(body)
     try:
-        webhook = parse_ticket_webhook(data, body)
+        webhook = parse_ticket_webhook(decode_json(body), body)
         check_datetime(webhook.resolved_at, ["body", "resolved_at"])
         check_datetime(webhook.ticket.updated_at, ["body", "updated_at"])
         return webhook
@@ -99,7 +96,7 @@ def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
                 for e in exc.errors()
             ],
         ) from None
-    except PayloadError as exc:
+    except SdpFieldError as exc:
         state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "rejected_payload"})
         log.warning("webhook payload rejected", extra={"tenant_id": tenant_id, "reason": str(exc)})
         raise HTTPException(
@@ -178,26 +175,23 @@ async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSO
             ],
         )
     pool = await state.pool()
+    ticket = ResolvedTicket(
+        ticket_id=webhook.ticket.ticket_id,
+        subject=webhook.ticket.subject,
+        description=webhook.ticket.description,
+        resolution=webhook.resolution,
+        priority=webhook.ticket.priority,
+        tags=webhook.tags,
+        resolved_at=webhook.resolved_at,
+    )
     async with tenant_transaction(pool, tenant_id) as conn:
-        created = await upsert_resolved_ticket(
-            conn,
-            tenant_id=tenant_id,
-            ticket_id=webhook.ticket.ticket_id,
-            subject=webhook.ticket.subject,
-            description=webhook.ticket.description,
-            resolution=webhook.resolution,
-            priority=webhook.ticket.priority,
-            tags=webhook.tags,
-            resolved_at=webhook.resolved_at,
-        )
-        # a ticket this service enhanced: did its note propose what fixed it?
-        verdict = await assess_resolution(conn, webhook.ticket.ticket_id, webhook.resolution)
+        stored = await store_resolved_ticket(conn, tenant_id, ticket)
     await embed_resolved_ticket(pool, tenant_id, webhook.ticket)
     state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "resolved_stored"})
     answer = ResolvedAccepted(
         ticket_id=webhook.ticket.ticket_id,
-        status="stored" if created else "updated",
-        suggestion_hit=verdict.hit if verdict else None,
+        status="stored" if stored.created else "updated",
+        suggestion_hit=stored.verdict.hit if stored.verdict else None,
     )
     return JSONResponse(answer.model_dump(), status_code=202)
 

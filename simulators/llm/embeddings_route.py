@@ -1,10 +1,10 @@
 """``POST /v1/embeddings`` (and ``/api/v1/embeddings``) for the LLM simulator.
 
-The vectors are real: the same offline wordllama model the service uses by default, cut to the
-requested ``dimensions`` and re-normalised, so a service pointed at the simulator's
-``/embeddings`` ranks tickets meaningfully and tests exercise the remote provider over real
-HTTP. Auth, request records, latency and the rate-limit / server-error / timeout faults work as
-for chat completions.
+The vectors are real: the offline model of ``core.wordllama``, which the service uses by
+default, cut to the requested ``dimensions`` and re-normalised, so a service pointed at the
+simulator's ``/embeddings`` ranks tickets meaningfully and tests exercise the remote provider
+over real HTTP. Auth, request records, latency and the rate-limit / server-error / timeout
+faults work as for chat completions.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from pipeline.retrieval.embeddings import WordLlamaEmbedder
+from core import wordllama
 from simulators.llm.state import LLMSimulatorState
 
 MAX_INPUTS = 2048
-_embedder = WordLlamaEmbedder()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -41,8 +40,8 @@ def _inputs(body: Any) -> list[str] | str:
     if not all(isinstance(t, str) and t for t in texts):
         return "'input' items must be non-empty strings"
     dims = body.get("dimensions")
-    if dims is not None and (not isinstance(dims, int) or not 1 <= dims <= _embedder.dimensions):
-        return f"'dimensions' must be an integer from 1 to {_embedder.dimensions}"
+    if dims is not None and (not isinstance(dims, int) or not 1 <= dims <= wordllama.DIMENSIONS):
+        return f"'dimensions' must be an integer from 1 to {wordllama.DIMENSIONS}"
     return texts
 
 
@@ -87,8 +86,8 @@ def register_embeddings(app: FastAPI, state: LLMSimulatorState) -> None:
             await asyncio.sleep(
                 fault.seconds if fault.seconds is not None else state.timeout_hang_s
             )
-        dims = body.get("dimensions") or _embedder.dimensions
-        vectors = await _embedder.embed(texts)
+        dims = body.get("dimensions") or wordllama.DIMENSIONS
+        vectors = await asyncio.to_thread(wordllama.embed, texts)
         record.status = 200
         tokens = sum(len(t.split()) for t in texts)
         return JSONResponse(

@@ -13,10 +13,8 @@ from .outcome import ImportInterrupted, ImportResult, ProgressCallback, Skipped
 from .tickets import (
     DEFAULT_STATUSES,
     SdpCallStats,
-    TicketRecord,
     import_client,
     import_resolved_tickets,
-    ticket_record,
 )
 
 __all__ = [
@@ -29,7 +27,6 @@ __all__ = [
     "ProgressCallback",
     "SdpCallStats",
     "Skipped",
-    "TicketRecord",
     "doc_id_for",
     "html_to_text",
     "import_assets_csv",
@@ -39,5 +36,4 @@ __all__ = [
     "load_kb_document",
     "parse_html",
     "parse_inventory",
-    "ticket_record",
 ]

@@ -19,13 +19,12 @@ from typing import Any
 import asyncpg
 
 from core.sdp_url_policy import SdpUrlPolicy
-from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.note.suggestion_quality import assess_resolution
 from pipeline.retrieval.embeddings import Embedder
+from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.vector_index import TicketText
 from pipeline.sdp.client import SdpClient
 from pipeline.sdp.errors import SdpError, SdpNotFound
-from pipeline.sdp.ticket import map_sdp_request, read_time
+from pipeline.sdp.ticket import read_time
 from pipeline.tenancy.config import TenantRuntime
 from pipeline.tenancy.rate_limiter import LocalRateLimits
 
@@ -98,36 +97,11 @@ def import_client(
     )
 
 
-@dataclass(frozen=True)
-class TicketRecord:
-    ticket_id: str
-    subject: str
-    description: str
-    resolution: str
-    priority: str | None
-    tags: list[str]
-    resolved_at: datetime | None
-
-
 def _name(value: Any) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("name")
     text = str(value).strip() if value is not None else ""
     return text or None
-
-
-def ticket_record(request: Mapping[str, Any]) -> TicketRecord:
-    """SDP's v3 request object → the row the similar-ticket search indexes (the one mapper)."""
-    mapped = map_sdp_request(request)
-    return TicketRecord(
-        ticket_id=mapped.ticket_id,
-        subject=mapped.subject,
-        description=mapped.description,
-        resolution=mapped.resolution,
-        priority=mapped.priority,
-        tags=mapped.tags,
-        resolved_at=mapped.resolved_at,
-    )
 
 
 def _needs_detail(row: Mapping[str, Any]) -> bool:
@@ -159,23 +133,6 @@ def search_criteria(since: datetime, statuses: Sequence[str]) -> list[dict[str, 
     return criteria
 
 
-async def _upsert(conn: asyncpg.Connection, record: TicketRecord, tenant_id: str) -> bool:
-    created = await upsert_resolved_ticket(
-        conn,
-        tenant_id=tenant_id,
-        ticket_id=record.ticket_id,
-        subject=record.subject,
-        description=record.description,
-        resolution=record.resolution,
-        priority=record.priority,
-        tags=record.tags,
-        resolved_at=record.resolved_at,
-    )
-    # a ticket this service enhanced: did its note propose what fixed it?
-    await assess_resolution(conn, record.ticket_id, record.resolution)
-    return created
-
-
 class _TicketImport:
     """One run's state: the pending batch and the result it accumulates."""
 
@@ -195,7 +152,7 @@ class _TicketImport:
         self.result = result
         self.wanted = {s.lower() for s in statuses}
         self.since = since
-        self.pending: list[TicketRecord] = []
+        self.pending: list[ResolvedTicket] = []
 
     async def take(self, row: dict[str, Any]) -> None:
         ticket_id = str(row.get("id"))
@@ -210,7 +167,7 @@ class _TicketImport:
         if reason:
             self.result.skip(f"#{ticket_id}", *reason)
             return
-        record = ticket_record(request)
+        record = ResolvedTicket.from_sdp(request)
         if not record.resolution:
             self.result.skip(f"#{ticket_id}", "no resolution")
             return
@@ -231,9 +188,11 @@ class _TicketImport:
     async def flush(self) -> None:
         batch, self.pending = self.pending, []
         tenant_id = self.result.tenant_id
-        new, updated = await write_batch(
-            self.pool, tenant_id, batch, lambda conn, rec: _upsert(conn, rec, tenant_id)
-        )
+
+        async def store(conn: asyncpg.Connection, ticket: ResolvedTicket) -> bool:
+            return (await store_resolved_ticket(conn, tenant_id, ticket)).created
+
+        new, updated = await write_batch(self.pool, tenant_id, batch, store)
         self.result.new += new
         self.result.updated += updated
         await self.vectors.tickets(

@@ -23,8 +23,8 @@ from pipeline.batch.importers import (
     import_kb_directory,
     import_resolved_tickets,
     parse_inventory,
-    ticket_record,
 )
+from pipeline.retrieval.history import ResolvedTicket
 from pipeline.sdp.client import SdpClient
 from pipeline.tenancy.runtime import load_tenant_runtime
 from simulators.servicedesk import SimulatorState, start_in_thread
@@ -166,7 +166,7 @@ async def test_ticket_import_interrupted_keeps_what_was_saved(pool, cipher, make
 
 
 def test_ticket_record_maps_sdp_shapes() -> None:
-    record = ticket_record(
+    record = ResolvedTicket.from_sdp(
         {
             "id": 7,
             "subject": " Printer ",

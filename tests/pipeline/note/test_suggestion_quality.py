@@ -13,8 +13,8 @@ import pytest
 from core.settings import Settings
 from db.pool import tenant_transaction
 from db.repositories.knowledge import upsert_resolved_ticket
-from pipeline.batch.importers.tickets import TicketRecord, _upsert
 from pipeline.note.suggestion_quality import HIT_THRESHOLD, LexemeOverlap, judge
+from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.servicedesk.app import create_app as create_sdp_app
@@ -167,9 +167,10 @@ async def test_resolutions_become_hits_and_misses_in_the_api_stats_and_metrics(
 
     for _, ticket_id, _ in enhanced[2:4]:  # the history import path
         async with tenant_transaction(pool, tenant.tenant_id) as conn:
-            await _upsert(
+            await store_resolved_ticket(
                 conn,
-                TicketRecord(
+                tenant.tenant_id,
+                ResolvedTicket(
                     ticket_id=ticket_id,
                     subject=TICKET["subject"],
                     description="",
@@ -178,7 +179,6 @@ async def test_resolutions_become_hits_and_misses_in_the_api_stats_and_metrics(
                     tags=[],
                     resolved_at=None,
                 ),
-                tenant.tenant_id,
             )
     stats = (await api.get("/api/v1/feedback/stats", headers=auth)).json()["suggestions"]
     assert (stats["checked"], stats["hits"], stats["hit_rate"]) == (4, 3, 0.75)

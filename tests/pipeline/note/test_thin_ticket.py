@@ -23,7 +23,7 @@ from pipeline.retrieval.vector_index import reindex_tenant
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import load_tenant_runtime
-from pipeline.text.html_text import html_to_text
+from pipeline.text.html_text import html_to_text, plain_text
 
 THIN = [("hi", "test"), ("Help", "pls call me"), ("test", ""), ("urgent!!", "asap please")]
 NOT_THIN = [
@@ -48,7 +48,7 @@ def test_tickets_with_a_symptom_are_not_thin(subject: str, description: str) -> 
 def test_note_is_short_and_escapes_the_ticket_text() -> None:
     note = thin_ticket_note("e-1", Ticket(ticket_id="1", subject="<script>x</script>hi"))
     assert note.word_count <= MAX_WORDS
-    assert len(html_to_text(note.html).split()) == note.word_count
+    assert len(plain_text(note.html).split()) == note.word_count
     assert "<script>" not in note.html and "Ask the requester" in note.text
 
 

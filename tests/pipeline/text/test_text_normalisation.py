@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.batch.importers import ticket_record
+from pipeline.retrieval.history import ResolvedTicket
 from pipeline.sdp.fetcher import ticket_from_sdp
-from pipeline.sdp.ticket import SdpFieldError, map_sdp_request
-from pipeline.sdp.webhook import PayloadError, parse_ticket_webhook
+from pipeline.sdp.ticket import SdpFieldError, map_sdp_request, parse_ticket_webhook
 from pipeline.text.html_text import html_to_text
 from pipeline.text.terms import salient_terms
 
@@ -47,7 +46,7 @@ def test_every_path_maps_the_same_request_to_the_same_text() -> None:
     body = json.dumps({"request": REQUEST}).encode()
     hooked = parse_ticket_webhook(json.loads(body), body)
     fetched = ticket_from_sdp(REQUEST)
-    imported = ticket_record(REQUEST)
+    imported = ResolvedTicket.from_sdp(REQUEST)
     flat_body = json.dumps(
         {"ticket_id": "4711", "subject": "VPN drops", "description": HOSTILE}
     ).encode()
@@ -72,7 +71,7 @@ def test_strict_mapping_names_the_bad_field_and_lenient_mapping_drops_it() -> No
         map_sdp_request(bad, strict=True)
     assert caught.value.field == "request.subject"
     body = json.dumps({"request": bad}).encode()
-    with pytest.raises(PayloadError) as hooked:
+    with pytest.raises(SdpFieldError) as hooked:
         parse_ticket_webhook(json.loads(body), body)
     assert hooked.value.field == "request.subject"
     lenient = map_sdp_request(bad)

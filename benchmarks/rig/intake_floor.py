@@ -1,6 +1,6 @@
 """The intake floor: only the durable part of a webhook, nothing else.
 
-    python -m benchmarks.intake.floor --port P --tenants-file tenants.json   # AI_AGENTS_* env
+    python -m benchmarks.rig.intake_floor --port P --tenants-file tenants.json   # AI_AGENTS_* env
 
 Why: the product's intake is judged as a ratio to what this machine can do at best for the
 same guarantee — a webhook is acknowledged only after its job row is committed. The floor is
