@@ -24,7 +24,7 @@ from cli.support import (
     service_pool,
 )
 from core.settings import Settings
-from pipeline.note.explain_view import Explanation, load_explanation
+from pipeline.note.insight import Explanation, load_explanation
 
 
 async def _load(enhancement_id: uuid.UUID, data_dir: str | None) -> Explanation | None:

@@ -41,7 +41,7 @@ from pipeline.batch.importers import (
     import_resolved_tickets,
 )
 from pipeline.retrieval.embedder import service_embedder
-from pipeline.sdp.errors import SdpRateLimited
+from pipeline.sdp.wire import SdpRateLimited
 from pipeline.tenancy.credential_cipher import CredentialCipher
 from pipeline.tenancy.runtime import load_tenant_runtime
 

@@ -15,5 +15,5 @@ __all__ = ["Edition", "WebhookAuthMode"]
 # portal in the URL, a stricter rate limit).
 Edition = Literal["onprem", "cloud"]
 # How the tenant's SDP authenticates its webhooks: a static `X-Webhook-Token` header, or an
-# HMAC signature over the raw body (see core.webhook_signature).
+# HMAC signature over the raw body (see core.webhook_auth).
 WebhookAuthMode = Literal["hmac", "token"]

@@ -15,6 +15,7 @@ import yaml
 
 from kuberay.capacity import capacity_problems
 from kuberay.manifests import cluster as manifests
+from kuberay.manifests import monitoring
 from kuberay.manifests.ray_dashboards import ray_dashboard_configmaps
 from kuberay.manifests.serve_config import build_serve_config
 from kuberay.problems import KubeRayConfigError, Problem
@@ -153,11 +154,11 @@ def manifest_documents(values: Values) -> dict[str, list[dict[str, Any]]]:
         files["service-ingress.yaml"] = [manifests.ingress(values)]
     if values.monitoring.enabled:
         files["monitoring.yaml"] = [
-            manifests.pod_monitor(values, "head"),
-            manifests.pod_monitor(values, "worker"),
-            manifests.service_monitor(values),
-            manifests.prometheus_rule(values),
-            manifests.dashboards_configmap(values),
+            monitoring.pod_monitor(values, "head"),
+            monitoring.pod_monitor(values, "worker"),
+            monitoring.service_monitor(values),
+            monitoring.prometheus_rule(values),
+            monitoring.dashboards_configmap(values),
             *ray_dashboard_configmaps(values),
         ]
     return dict(sorted(files.items()))

@@ -28,18 +28,16 @@ from opentelemetry.util.types import AttributeValue
 from core import metric_catalogue as mc
 from core.fair_gate import FairGate
 from db.pool import tenant_transaction
-from db.repositories import enhancement_insight as insight
 from db.repositories import enhancements as jobs
 from pipeline.dispatch.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.note.explain_record import explain_record
 from pipeline.note.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
-from pipeline.note.renderer import note_has_marker, render_note
-from pipeline.note.suggestion_quality import proposals
-from pipeline.note.thin_ticket import is_thin, thin_ticket_note
+from pipeline.note.insight import explain_record, proposals
+from pipeline.note.renderer import is_thin, note_has_marker, render_note, thin_ticket_note
 from pipeline.observability.metrics import InMemoryMetrics, Metrics
 from pipeline.observability.tracing import context_from_carrier, tracer
-from pipeline.sdp.errors import (
+from pipeline.sdp.fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
+from pipeline.sdp.wire import (
     SdpAuthError,
     SdpError,
     SdpNotFound,
@@ -47,7 +45,6 @@ from pipeline.sdp.errors import (
     SdpRejected,
     SdpUnavailable,
 )
-from pipeline.sdp.fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
 from pipeline.tenancy.config import TenantRuntime, TenantSettings
 from pipeline.tenancy.rate_limiter import RateLimits
 
@@ -358,7 +355,7 @@ class Enhancer:
         completion (the note is already on the ticket)."""
         try:
             async with conn.transaction():
-                await insight.store_insight(
+                await jobs.store_insight(
                     conn,
                     uuid.UUID(job.id),
                     suggestions=proposals(context, synthesis) if note_id else [],

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from core.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOKEN_HEADER
+from core.webhook_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOKEN_HEADER
 
 WEBHOOK_SCHEMES: dict[str, dict[str, Any]] = {
     "WebhookSignature": {

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from core.webhook_auth import WebhookCredentials
 from db.pool import tenant_transaction
 from db.repositories.tenants import get_tenant, tenant_for_token_hash
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token
 from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S
 from pipeline.tenancy.ttl_cache import TtlCache
-from serve_app.guards.webhook_auth import WebhookCredentials
 
 
 @dataclass(frozen=True)

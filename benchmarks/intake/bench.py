@@ -67,20 +67,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks import REPO
 from benchmarks.intake import busy as intake_busy
+from benchmarks.intake.configs import CONFIGS, DEFAULT_CONFIGS, Config
+from benchmarks.intake.report import Rep, aggregate, report
 from benchmarks.rig.process_sampler import ProcessSampler
 from benchmarks.rig.profiling import py_spy_available, start_record, summarise
-from benchmarks.rig.report import fmt, machine_info, print_table, run_script
+from benchmarks.rig.report import fmt, machine_info, run_script
 from benchmarks.rig.serve_child import ServeChild, child_process, wait_http
 from benchmarks.rig.stack import service_env
 from core.ports import free_port
@@ -94,160 +94,6 @@ from local_stack.database import (
 from local_stack.ray_serve import isolated_serve_env
 from local_stack.simulators import Simulators
 from local_stack.tenants import Tenant, create_tenants
-
-TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-HA = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
-
-
-@dataclass
-class Config:
-    name: str
-    label: str
-    kind: str = "serve"  # "bare" | "serve"
-    env: dict[str, str] = field(default_factory=dict)
-    target: str = "http"  # "http": the Serve HTTP port; "direct": the replica ports
-    graph: str = "ingress"
-    replicas: int = 0
-    auth: str = "hmac"  # "token": X-Webhook-Token tenants (what SDP sends out of the box)
-    backlog: bool = False  # enqueue --backlog real tickets before measuring (busy pipeline)
-
-
-CONFIGS = {
-    c.name: c
-    for c in [
-        Config("bare", "bare uvicorn, same create_api app", kind="bare"),
-        Config("proxy", "Serve default proxy (product options)"),
-        Config(
-            "proxy-sameloop",
-            "Serve proxy, user code + router on main loop, log buffer",
-            env={
-                "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-                "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-                "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
-            },
-        ),
-        Config(
-            "direct",
-            "Serve direct ingress (client -> replica)",
-            env={"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
-            target="direct",
-        ),
-        Config("direct-tput", "direct ingress + THROUGHPUT_OPTIMIZED", env=TPUT, target="direct"),
-        Config("haproxy", "Serve HAProxy ingress", env=HA),
-        Config("haproxy-tput", "HAProxy + THROUGHPUT_OPTIMIZED", env={**HA, **TPUT}),
-        Config(
-            "haproxy-tput-nometrics",
-            "HAProxy + THROUGHPUT_OPTIMIZED, HAProxy metrics off",
-            env={**HA, **TPUT, "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"},
-        ),
-        Config(
-            "direct-tput-2r",
-            "direct ingress + THROUGHPUT_OPTIMIZED, 2 replicas",
-            env=TPUT,
-            target="direct",
-            replicas=2,
-        ),
-        Config(
-            "haproxy-tput-2r",
-            "HAProxy + THROUGHPUT_OPTIMIZED, 2 Ingress replicas",
-            env={**HA, **TPUT},
-            replicas=2,
-        ),
-        Config(
-            "haproxy-tput-stderr",
-            "HAProxy + THROUGHPUT_OPTIMIZED + RAY_SERVE_LOG_TO_STDERR=1",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-        ),
-        Config(
-            "haproxy-tput-stderr-2r",
-            "the same with 2 Ingress replicas",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            replicas=2,
-        ),
-        Config(
-            "haproxy-tput-full",
-            "HAProxy + THROUGHPUT_OPTIMIZED, pipeline running",
-            env={**HA, **TPUT},
-            graph="full",
-        ),
-        Config("bare-end", "bare uvicorn again (drift check)", kind="bare"),
-        Config(
-            "floor", "floor: uvicorn + asyncpg, token check, one INSERT", kind="floor", auth="token"
-        ),
-        Config(
-            "bare-token",
-            "the product app under bare uvicorn, token webhooks (no Serve)",
-            kind="bare",
-            auth="token",
-        ),
-        Config(
-            "serve-floor",
-            "the floor's ASGI app as the Serve ingress (HAProxy + THROUGHPUT_OPTIMIZED)",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            auth="token",
-            graph="floor",
-        ),
-        Config(
-            "serve-token",
-            "ai-agents serve's ingress mode, token webhooks, pipeline idle",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            auth="token",
-        ),
-        Config(
-            "busy-pipeline",
-            "the same, whole pipeline deployed and busy with a backlog",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            auth="token",
-            graph="full",
-            backlog=True,
-        ),
-        Config(
-            "busy-pipeline-2r",
-            "busy-pipeline with 2 Ingress replicas",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1"},
-            auth="token",
-            graph="full",
-            backlog=True,
-            replicas=2,
-        ),
-        Config(
-            "busy-pipeline-nice0",
-            "busy-pipeline, AI_AGENTS_PIPELINE_NICE=0: all at Ray's 15",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "AI_AGENTS_PIPELINE_NICE": "0"},
-            auth="token",
-            graph="full",
-            backlog=True,
-        ),
-        Config(
-            "busy-pipeline-nopriority",
-            "busy-pipeline, AI_AGENTS_INTAKE_PRIORITY_RATE=0: the Dispatcher never paces",
-            env={
-                **HA,
-                **TPUT,
-                "RAY_SERVE_LOG_TO_STDERR": "1",
-                "AI_AGENTS_INTAKE_PRIORITY_RATE": "0",
-            },
-            auth="token",
-            graph="full",
-            backlog=True,
-        ),
-    ]
-}
-DEFAULT_CONFIGS = "bare,proxy,haproxy,haproxy-tput-stderr,haproxy-tput-stderr-2r,direct-tput"
-
-
-@dataclass
-class Rep:
-    throughput: float
-    p50_ms: float | None
-    p99_ms: float | None
-    statuses: dict[str, int]
-    issued: int
-    accepted: int
-    loadgen_cpu_s: float
-    loadgen_wall_s: float
-    server_cpu_s: float
-    cpu_by_kind: dict[str, float]
 
 
 def run_loadgen(spec: dict[str, Any], workdir: Path, sampler: ProcessSampler) -> Rep:
@@ -280,11 +126,6 @@ def run_loadgen(spec: dict[str, Any], workdir: Path, sampler: ProcessSampler) ->
         server_cpu_s=sum(by_kind.values()),
         cpu_by_kind=by_kind,
     )
-
-
-def median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
 
 
 async def measure_config(
@@ -422,50 +263,6 @@ async def measure_config(
     }
 
 
-def aggregate(cfg: Config, passes: list[dict[str, Any]], nproc: int) -> dict[str, Any]:
-    """Medians over every repetition of every pass of one configuration."""
-    reps: list[Rep] = [r for p in passes for r in p["reps"]]
-    accepted_total = sum(r.statuses.get("202", 0) for r in reps)
-    rows = sum(p["rows"] for p in passes)
-    errors = sum(n for r in reps for s, n in r.statuses.items() if s not in ("202",))
-    total_issued = sum(r.issued for r in reps)
-    opens = [p["open"] for p in passes if p.get("open")]
-    return {
-        "open_rate": median([o.throughput for o in opens]),
-        "open_p50_ms": median([o.p50_ms for o in opens]),
-        "open_p99_ms": median([o.p99_ms for o in opens]),
-        "open_errors": sum(n for o in opens for s, n in o.statuses.items() if s != "202"),
-        "name": cfg.name,
-        "label": cfg.label,
-        "pipeline_finished_per_s": median(
-            [p["pipeline"]["finished_per_s"] for p in passes if p.get("pipeline")]
-        ),
-        "pipeline": [p.get("pipeline") for p in passes],
-        "backlog": [p.get("backlog") for p in passes],
-        "startup_s": round(statistics.mean(p["startup_s"] for p in passes), 1),
-        "kind": cfg.kind,
-        "throughput": median([r.throughput for r in reps]),
-        "throughputs": [round(r.throughput, 1) for r in reps],
-        "p50_ms": median([r.p50_ms for r in reps]),
-        "p99_ms": median([r.p99_ms for r in reps]),
-        "errors": errors,
-        "statuses": [r.statuses for r in reps],
-        "durable": rows == accepted_total,
-        "rows": rows,
-        "accepted": accepted_total,
-        "server_cpu_ms_per_req": median([1000 * r.server_cpu_s / max(1, r.issued) for r in reps]),
-        "server_cores": median([r.server_cpu_s / r.loadgen_wall_s for r in reps]),
-        "loadgen_share": median([r.loadgen_cpu_s / (r.loadgen_wall_s * nproc) for r in reps]),
-        "loadgen_cpu_ms_per_req": median([1000 * r.loadgen_cpu_s / max(1, r.issued) for r in reps]),
-        "cpu_by_kind": {
-            k: round(sum(r.cpu_by_kind.get(k, 0) for r in reps) / max(1, total_issued) * 1000, 3)
-            for k in sorted({k for r in reps for k in r.cpu_by_kind})
-        },
-        "pids": passes[-1]["pids"],
-        "profile": next((p["profile"] for p in passes if p["profile"]), None),
-    }
-
-
 def profile_config(
     cfg: Config,
     base: dict[str, Any],
@@ -583,85 +380,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep_workdir:
             remove_data_dir(workdir)
     return {"machine": machine, "args": vars(args), "results": results}
-
-
-def report(data: dict[str, Any]) -> str:
-    results = data["results"]
-    bare = [r for r in results if r["kind"] == "bare"]
-    baseline = median([t for r in bare for t in r["throughputs"]]) if bare else None
-    floor = median([t for r in results if r["kind"] == "floor" for t in r["throughputs"]])
-    rows = []
-    for r in results:
-        ratio = (r["throughput"] / baseline) if baseline and r["throughput"] else None
-        rows.append(
-            [
-                r["name"],
-                fmt(r["throughput"], 0),
-                "/".join(fmt(t, 0) for t in r["throughputs"]),
-                fmt(r["p50_ms"]),
-                fmt(r["p99_ms"]),
-                fmt(ratio, 2) if r["kind"] != "bare" else "1 (baseline)",
-                fmt(r["server_cpu_ms_per_req"], 2),
-                fmt(r["server_cores"], 2),
-                f"{100 * r['loadgen_share']:.0f} %",
-                r["errors"],
-                "yes" if r["durable"] else f"NO ({r['rows']} rows / {r['accepted']} 202s)",
-                fmt(r.get("open_rate"), 0),
-                fmt(r.get("open_p50_ms")),
-                fmt(r.get("open_p99_ms")),
-                fmt(r["throughput"] / floor, 2) if floor and r["throughput"] else "–",
-                fmt(r.get("pipeline_finished_per_s")),
-            ]
-        )
-    args = data["args"]
-    text = print_table(
-        f"Intake: {args['clients']} clients, {args['passes']} passes x {args['reps']} x "
-        f"{args['seconds']} s per config (medians), {args['tenants']} tenants",
-        [
-            "config",
-            "webhooks/s",
-            "reps",
-            "p50 ms",
-            "p99 ms",
-            "ratio to bare",
-            "server CPU ms/req",
-            "server cores",
-            "loadgen CPU",
-            "errors",
-            "202 == rows",
-            f"open loop @ {args['rate']:g}/s: achieved",
-            "p50 ms",
-            "p99 ms",
-            "ratio to floor",
-            "pipeline finished/s meanwhile",
-        ],
-        rows,
-    )
-    kinds = sorted(
-        {k for r in results for k in r["cpu_by_kind"]},
-        key=lambda k: -max(r["cpu_by_kind"].get(k, 0) for r in results),
-    )
-    kinds = [k for k in kinds if max(r["cpu_by_kind"].get(k, 0) for r in results) >= 0.05]
-    text += print_table(
-        "Server CPU ms per webhook by process kind (all repetitions)",
-        ["config", *kinds],
-        [[r["name"], *(fmt(r["cpu_by_kind"].get(k), 2) for k in kinds)] for r in results],
-    )
-    for r in results:
-        if r.get("profile"):
-            for target, summary in r["profile"].items():
-                text += print_table(
-                    f"py-spy {r['name']} / {target}: where the CPU goes "
-                    f"({summary['samples']} samples)",
-                    ["layer", "% of samples"],
-                    summary["layers"][:10],
-                )
-                text += print_table(
-                    f"py-spy {r['name']} / {target}: top self-time functions",
-                    ["function", "%"],
-                    summary["leaves"][:10],
-                )
-    return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

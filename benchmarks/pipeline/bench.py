@@ -45,17 +45,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import REPO
-from benchmarks.pipeline.floor_report import FLOOR, floor_table, ratios_to_floor
+from benchmarks.pipeline.report import FLOOR, MIB, ratios_to_floor, report
 from benchmarks.rig.process_sampler import ProcessSampler, classify
 from benchmarks.rig.profiling import start_record, summarise
 from benchmarks.rig.report import (
     add_pipeline_options,
     e2e_seconds,
     finish,
-    fmt,
     machine_info,
     percentile,
-    print_table,
     stage_breakdown,
     steady_rate,
 )
@@ -67,7 +65,6 @@ from local_stack.ray_serve import replica_pids
 from local_stack.results import wait_terminal
 from local_stack.tenants import Tenant
 
-MIB = 2**20
 TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_LOG_TO_STDERR": "1"}
 OLD_IO_POOL = {"min_replicas": 1, "upscale_delay_s": 5, "downscale_delay_s": 120}
 PREVIOUS_POOLS = {
@@ -328,160 +325,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "memory_idle": idle,
             "phases": phases,
         }
-
-
-def report(runs: list[dict[str, Any]]) -> str:
-    first = runs[0]
-    args = first["args"]
-    nproc = first["machine"]["nproc"]
-    rows = []
-    for data in runs:
-        for p in data["phases"]:
-            marginal = p.get("marginal_cpu_ms_per_job")
-            ceiling = ((nproc - data["idle_cores"]) * 1000 / marginal) if marginal else None
-            rate = (
-                f"{fmt(p['overall_rate'])} ({fmt(p['steady_rate'])})"
-                if p["phase"] == "capacity"
-                else fmt(p["overall_rate"])
-            )
-            rows.append(
-                [
-                    data["variant"],
-                    p["phase"],
-                    f"{p['offered']} @ {p['offered_rate'] or 'max'}/s",
-                    f"{p['completed']}/{p['accepted']}",
-                    ", ".join(
-                        f"{k.replace('completed/', '')} {v}" for k, v in p["outcomes"].items()
-                    ),
-                    rate,
-                    fmt(p["e2e_p50"], 2),
-                    fmt(p["e2e_p95"], 2),
-                    fmt(p["e2e_p99"], 2),
-                    p["peak_running"],
-                    fmt(p["cpu_ms_per_job"]),
-                    fmt(marginal),
-                    fmt(p["cores_used"], 2),
-                    f"{fmt(data['idle_cores'], 2)}",
-                    fmt(ceiling),
-                    " ".join(f"{k[:3]}{v}" for k, v in p["replicas"].items()),
-                ]
-            )
-    text = print_table(
-        f"Pipeline: LLM {args['llm_latency']} s ±{args['jitter']} %, SDP {args['sdp_latency_ms']}"
-        f" ms, {args['tenants']} tenants, per-tenant in-flight {args['per_tenant_inflight']}",
-        [
-            "config",
-            "phase",
-            "offered",
-            "completed",
-            "outcomes",
-            "enh/s (capacity: all/wall (10-90 %))",
-            "p50 s",
-            "p95 s",
-            "p99 s",
-            "peak running",
-            "CPU ms/enh",
-            "marginal CPU ms/enh",
-            "cores used",
-            "idle cores",
-            "CPU ceiling enh/s",
-            "replicas",
-        ],
-        rows,
-    )
-    text += floor_table(runs)
-    text += print_table(
-        "Where the end-to-end time goes (p50 / p95 seconds)",
-        [
-            "config",
-            "phase",
-            "queued (received -> claimed)",
-            "context",
-            "synthesis (LLM)",
-            "write-back",
-        ],
-        [
-            [
-                data["variant"],
-                p["phase"],
-                *(
-                    f"{fmt(p['stages'][k]['p50'], 2)} / {fmt(p['stages'][k]['p95'], 2)}"
-                    for k in ("queued", "context", "synthesis", "writeback")
-                ),
-            ]
-            for data in runs
-            for p in data["phases"]
-        ],
-    )
-    for phase in ("latency", "capacity"):
-        per = {
-            d["variant"]: next((p for p in d["phases"] if p["phase"] == phase), None) for d in runs
-        }
-        per = {k: v for k, v in per.items() if v}
-        if not per:
-            continue
-        kinds = sorted(
-            {k for p in per.values() for k in p["cpu_ms_by_kind"]},
-            key=lambda k: -max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()),
-        )
-        text += print_table(
-            f"CPU ms per enhancement by process kind ({phase} phase)",
-            ["process kind", *per],
-            [
-                [k, *(fmt(p["cpu_ms_by_kind"].get(k), 1) for p in per.values())]
-                for k in kinds
-                if max(p["cpu_ms_by_kind"].get(k, 0) for p in per.values()) >= 0.5
-            ]
-            + [["TOTAL", *(fmt(p["cpu_ms_per_job"], 1) for p in per.values())]],
-        )
-    for data in runs:
-        for p in data["phases"]:
-            for target, summary in (p.get("profile") or {}).items():
-                text += print_table(
-                    f"py-spy {data['variant']} {p['phase']} / {target} "
-                    f"({summary['samples']} samples): layers",
-                    ["layer", "% of samples"],
-                    summary["layers"][:8],
-                )
-    mem_rows = []
-    for data in runs:
-        idle = data["memory_idle"]
-        mem_rows.append(
-            [
-                data["variant"],
-                "idle (after warm-up)",
-                fmt(idle["rss_bytes"] / MIB, 0),
-                fmt(idle["pss_bytes"] / MIB, 0),
-            ]
-        )
-        for p in data["phases"]:
-            if p.get("memory_mid"):
-                mem_rows.append(
-                    [
-                        data["variant"],
-                        f"under load ({p['phase']}, mid-phase)",
-                        fmt(p["memory_mid"]["rss_bytes"] / MIB, 0),
-                        fmt(p["memory_mid"]["pss_bytes"] / MIB, 0),
-                    ]
-                )
-    text += print_table(
-        "Resident memory of the run (all processes)",
-        ["config", "when", "RSS sum MiB", "PSS sum MiB"],
-        mem_rows,
-    )
-    best = max(
-        (p["overall_rate"] or 0 for d in runs for p in d["phases"] if p["phase"] == "capacity"),
-        default=0,
-    )
-    if best:
-        line = (
-            "Replaced design (Celery prefork, 4 concurrent jobs per worker, ~2 jobs/s per "
-            f"worker at 2 s LLM latency): {best:.1f} enh/s would take ~{best / 2:.0f} prefork "
-            "workers."
-        )
-        print(line)
-        text += "\n" + line + "\n"
-    return text
 
 
 def run_variants(args: argparse.Namespace) -> list[dict[str, Any]]:

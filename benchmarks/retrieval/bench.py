@@ -31,7 +31,7 @@ from core.settings import Settings
 from db.pool import create_pool, tenant_transaction
 from local_stack.runtime import resolve_runtime
 from pipeline.batch.importers import import_kb_directory
-from pipeline.llm.prompt import build_messages
+from pipeline.llm.contract import build_messages
 from pipeline.models import Ticket, TicketContext
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.retrieval.embeddings import WordLlamaEmbedder, ticket_text

@@ -12,7 +12,7 @@ cores every cycle the generator burns is taken from the server), and prints one 
 counts per status, latencies of the measured window, and the generator's own CPU seconds.
 
 Every request is a distinct ticket (``{prefix}-{client}-{n}``) in SDP's v3 webhook shape,
-signed with ``core.webhook_signature.sign`` (HMAC-SHA256 over ``"{timestamp}." +
+signed with ``core.webhook_auth.sign`` (HMAC-SHA256 over ``"{timestamp}." +
 body``, the signer the service verifies against) or, with ``"auth": "token"`` in the spec,
 carrying the tenant's
 ``X-Webhook-Token``; each 202 is a new durable job row.
@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from core.webhook_signature import (
+from core.webhook_auth import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     TOKEN_HEADER,

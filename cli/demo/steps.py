@@ -44,7 +44,7 @@ from pipeline.retrieval.embedder import service_embedder
 from pipeline.tenancy.admin import TenantCreate, TenantUpdate
 from pipeline.tenancy.credential_cipher import CredentialCipher
 from pipeline.tenancy.runtime import load_tenant_runtime
-from pipeline.text.html_text import html_to_text
+from pipeline.text.ticket_text import html_to_text
 from simulators.demo_data import TENANTS, load_demo_dataset
 
 DEMO_TENANT_FILE = "demo-tenants.json"

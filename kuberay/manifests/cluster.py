@@ -1,4 +1,6 @@
-"""Builders for every Kubernetes object `ai-agents kuberay render` writes (plain dicts).
+"""Builders of the RayService and its companions (Secret template, Ingress, dashboard Service,
+the re-enhancement RayJob, the migration Job), as plain dicts; the monitoring objects are in
+``kuberay.manifests.monitoring``.
 
 Names and ports follow KubeRay v1.7 (``kuberay/crds/``): services ``<name>-head-svc`` and
 ``<name>-serve-svc``, ports gcs-server 6379, dashboard 8265, client 10001, serve 8000, metrics
@@ -8,18 +10,12 @@ through ``env[].valueFrom.secretKeyRef``; nothing secret is ever in ``serveConfi
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.ingress_mode import HAPROXY_FLAGS
-from kuberay.manifests.alerting import rules_for_deployment
 from kuberay.manifests.serve_config import SERVE_PORT, longest_graceful_shutdown_s
 from kuberay.values import (
     ALL_SECRET_KEYS,
-    METRICS_TOKEN_SECRET_KEY,
     MIGRATION_SECRET_KEYS,
     OPTIONAL_SECRET_KEYS,
     SERVICE_SECRET_KEYS,
@@ -27,10 +23,6 @@ from kuberay.values import (
     Scheduling,
     Values,
 )
-
-ALERTS_FILE = Path(__file__).parents[1] / "alerts.yaml"
-DASHBOARDS_DIR = Path(__file__).parents[1] / "dashboards"
-DASHBOARD_FILES = ("operations.json", "baseline.json")
 
 GCS_PORT = 6379
 DASHBOARD_PORT = 8265
@@ -59,7 +51,7 @@ def labels(values: Values, component: str) -> dict[str, str]:
     }
 
 
-def _metadata(values: Values, name: str, component: str, **extra: Any) -> dict[str, Any]:
+def metadata(values: Values, name: str, component: str, **extra: Any) -> dict[str, Any]:
     meta = {"name": name, "namespace": values.namespace, "labels": labels(values, component)}
     meta.update(extra)
     return meta
@@ -217,7 +209,7 @@ def rayservice(values: Values, serve_config: dict[str, Any], serve_config_yaml: 
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
-        "metadata": _metadata(values, values.name, "rayservice"),
+        "metadata": metadata(values, values.name, "rayservice"),
         "spec": {
             "upgradeStrategy": {"type": "NewCluster"},
             # Serve replicas never run on the head (num-cpus 0); keep ingress traffic off it.
@@ -267,7 +259,7 @@ def secret_template(values: Values) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(values, values.secret_name, "secrets"),
+        "metadata": metadata(values, values.secret_name, "secrets"),
         "type": "Opaque",
         "stringData": {key: "" for key in ALL_SECRET_KEYS},
     }
@@ -291,7 +283,7 @@ def ingress(values: Values) -> dict[str, Any]:
     }
     if ing.class_name:
         spec["ingressClassName"] = ing.class_name
-    meta = _metadata(values, values.name, "ingress")
+    meta = metadata(values, values.name, "ingress")
     if ing.annotations:
         meta["annotations"] = dict(ing.annotations)
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
@@ -301,7 +293,7 @@ def dashboard_service(values: Values) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(values, f"{values.name}-dashboard", "dashboard"),
+        "metadata": metadata(values, f"{values.name}-dashboard", "dashboard"),
         "spec": {
             "type": "ClusterIP",
             "selector": {
@@ -320,115 +312,13 @@ def dashboard_service(values: Values) -> dict[str, Any]:
     }
 
 
-def _monitoring_metadata(values: Values, name: str) -> dict[str, Any]:
-    meta = _metadata(values, name, "monitoring")
-    meta["labels"] = {**meta["labels"], **values.monitoring.labels}
-    return meta
-
-
-def _pod_endpoint(values: Values, port: str) -> dict[str, Any]:
-    return {
-        "port": port,
-        "interval": values.monitoring.scrape_interval,
-        # The label Ray's own Grafana dashboards filter on.
-        "relabelings": [
-            {
-                "sourceLabels": ["__meta_kubernetes_pod_label_ray_io_cluster"],
-                "targetLabel": "ray_io_cluster",
-            }
-        ],
-    }
-
-
-def pod_monitor(values: Values, node: str) -> dict[str, Any]:
-    ports = ["metrics", "as-metrics", "dash-metrics"] if node == "head" else ["metrics"]
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PodMonitor",
-        "metadata": _monitoring_metadata(values, f"{values.name}-ray-{node}"),
-        "spec": {
-            "jobLabel": f"ray-{node}",
-            "namespaceSelector": {"matchNames": [values.namespace]},
-            "selector": {
-                "matchLabels": {"app.kubernetes.io/instance": values.name, "ray.io/node-type": node}
-            },
-            "podMetricsEndpoints": [_pod_endpoint(values, p) for p in ports],
-        },
-    }
-
-
-def service_monitor(values: Values) -> dict[str, Any]:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": _monitoring_metadata(values, f"{values.name}-ingress-metrics"),
-        "spec": {
-            "namespaceSelector": {"matchNames": [values.namespace]},
-            "selector": {
-                "matchLabels": {
-                    "app.kubernetes.io/instance": values.name,
-                    "app.kubernetes.io/component": "serve",
-                }
-            },
-            # /metrics names every tenant: it answers only the metrics token, which
-            # Prometheus reads from the service's Secret (same namespace as this monitor)
-            "endpoints": [
-                {
-                    "port": "serve",
-                    "path": "/metrics",
-                    "interval": values.monitoring.scrape_interval,
-                    "authorization": {
-                        "type": "Bearer",
-                        "credentials": {
-                            "name": values.secret_name,
-                            "key": METRICS_TOKEN_SECRET_KEY,
-                        },
-                    },
-                }
-            ],
-        },
-    }
-
-
-def alert_groups() -> list[dict[str, Any]]:
-    return yaml.safe_load(ALERTS_FILE.read_text(encoding="utf-8"))["groups"]
-
-
-def prometheus_rule(values: Values) -> dict[str, Any]:
-    """kuberay/alerts.yaml, labelled and linked for this deployment (alerting.py)."""
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": _monitoring_metadata(values, f"{values.name}-alerts"),
-        "spec": {"groups": rules_for_deployment(alert_groups(), values)},
-    }
-
-
-def dashboard_metadata(values: Values, name: str) -> dict[str, Any]:
-    """Metadata the Grafana sidecar selects dashboards by (ours and Ray's)."""
-    meta = _metadata(values, name, "dashboards")
-    meta["labels"] = {**meta["labels"], **values.monitoring.dashboard_labels}
-    if values.monitoring.dashboard_annotations:
-        meta["annotations"] = dict(values.monitoring.dashboard_annotations)
-    return meta
-
-
-def dashboards_configmap(values: Values) -> dict[str, Any]:
-    data = {}
-    for filename in DASHBOARD_FILES:
-        board = json.loads((DASHBOARDS_DIR / filename).read_text(encoding="utf-8"))
-        data[f"ai-agents-{filename}"] = json.dumps(board, indent=2, sort_keys=True) + "\n"
-    meta = dashboard_metadata(values, f"{values.name}-grafana-dashboards")
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
-
-
 # ---------------------------------------------------------------------------- jobs
 
 
 def reenhance_rayjob(values: Values) -> dict[str, Any]:
     job = values.reenhance
     entrypoint = " ".join(["python -m scripts.reenhance --tenant", job.tenant, *job.extra_args])
-    meta = _metadata(values, "", "reenhance")
+    meta = metadata(values, "", "reenhance")
     del meta["name"]
     meta["generateName"] = f"{values.name}-reenhance-"
     return {
@@ -469,7 +359,7 @@ def migration_job(values: Values) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata(values, f"{values.name}-migrate", "migration"),
+        "metadata": metadata(values, f"{values.name}-migrate", "migration"),
         "spec": {
             "backoffLimit": mig.backoff_limit,
             "activeDeadlineSeconds": mig.active_deadline_seconds,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kuberay.manifests.cluster import dashboard_metadata
+from kuberay.manifests.monitoring import dashboard_metadata
 from kuberay.values import Values
 
 # Marks ConfigMaps holding Ray's dashboards: validate checks their JSON, not their metric

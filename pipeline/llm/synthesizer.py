@@ -31,7 +31,7 @@ from pipeline.llm.client import (
     OnCall,
     ResponseFormat,
 )
-from pipeline.llm.prompt import DEFAULT_BUDGET, PromptBudget, build_messages
+from pipeline.llm.contract import DEFAULT_BUDGET, PromptBudget, build_messages
 from pipeline.models import CitedStatement, LLMEnhancement, SynthesisResult, TicketContext
 from pipeline.note.citations import KINDS, normalise_citation
 

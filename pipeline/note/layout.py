@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import nh3
 
-from pipeline.text.html_text import plain_text
+from pipeline.text.ticket_text import plain_text
 
 ALLOWED_TAGS = frozenset(
     {"p", "h3", "h4", "ul", "ol", "li", "b", "strong", "i", "em", "code", "br", "a"}

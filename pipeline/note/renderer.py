@@ -10,10 +10,18 @@ The note is built as structured parts and trimmed *before* rendering, lowest-val
 so the word cap never cuts a sentence in half or drops the footer that carries the idempotency
 marker (``AI-Agents enhancement <id>``) the poster searches for before writing a second note.
 How the parts are laid out as HTML and text, and the nh3 pass, live in :mod:`pipeline.note.layout`.
+
+Tickets too thin to research ("hi" / "test", "Help" / "pls call me") get a short note instead
+(``thin_ticket_note``): searching history for them only returns unrelated tickets — a nearest
+neighbour always exists — so the note says what is missing and what to ask the requester, in
+under ``THIN_MAX_WORDS`` words, with no tickets or articles. A ticket is thin when it is shorter
+than the tenant's ``min_ticket_chars`` or, after dropping greetings, filler and stop words,
+carries fewer than two words that could describe a problem and mentions no IP address.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import urlsplit
 
@@ -24,6 +32,7 @@ from pipeline.models import (
     LLMEnhancement,
     SimilarTicket,
     SynthesisResult,
+    Ticket,
     TicketContext,
 )
 from pipeline.note.layout import (
@@ -35,7 +44,7 @@ from pipeline.note.layout import (
     Span,
     render_parts,
 )
-from pipeline.text.html_text import plain_text
+from pipeline.text.ticket_text import extract_ips, plain_text, salient_terms
 
 MARKER_PREFIX = "AI-Agents enhancement"
 DEFAULT_MAX_WORDS = 500
@@ -369,3 +378,41 @@ def _trim_once(parts: NoteParts, action: str, key: str, keep: int, excess: int) 
         return False
     parts.notices, parts.confidence = list(parts.short_notices), list(parts.short_confidence)
     return True
+
+
+THIN_MIN_TERMS = 2
+THIN_MAX_WORDS = 80
+THIN_QUESTIONS = (
+    "What were you trying to do, and what happened instead?",
+    "The exact error message, or a screenshot.",
+    "Which device, application or system, and since when?",
+    "Who else is affected, and how urgent is it?",
+)
+
+
+def is_thin(ticket: Ticket, *, min_chars: int) -> bool:
+    text = f"{ticket.subject} {ticket.description}".strip()
+    if len(text) < min_chars:
+        return True
+    terms = salient_terms(ticket.subject, ticket.description)
+    return len(terms) < THIN_MIN_TERMS and not extract_ips(text)
+
+
+def thin_ticket_note(enhancement_id: str, ticket: Ticket) -> RenderedNote:
+    """The ≤ 80-word note: what is missing, what to ask; the marker keeps write-back idempotent."""
+    said = " ".join(f"{ticket.subject} {ticket.description}".split())[:60] or "nothing"
+    lead = (
+        f"Not enough detail to research: the ticket only says \u201c{said}\u201d — no "
+        "symptom, system or error is described, so no similar tickets or articles are "
+        "suggested."
+    )
+    ask = "Ask the requester:"
+    footer = note_marker(enhancement_id)
+    items = "".join(f"<li>{html.escape(q)}</li>" for q in THIN_QUESTIONS)
+    body_html = (
+        f"<p><b>{html.escape(lead)}</b></p><p>{html.escape(ask)}</p><ol>{items}</ol>"
+        f"<p><small>{html.escape(footer)}</small></p>"
+    )
+    text = "\n".join([lead, ask, *(f"{n}. {q}" for n, q in enumerate(THIN_QUESTIONS, 1)), footer])
+    words = len(plain_text(body_html).split())
+    return RenderedNote(html=body_html, text=text, word_count=words)

@@ -27,10 +27,8 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from db.repositories import enhancement_insight as insight
-from pipeline.models import SynthesisResult, TicketContext
-from pipeline.note.citations import normalise_citation
-from pipeline.text.html_text import plain_text
+from db.repositories import enhancements
+from pipeline.text.ticket_text import plain_text
 
 # Calibrated on the demo dataset (2026-12): the same fix written for another host, user or
 # client scores 0.64-1.0 (mean 0.85); a different fix for the same symptom 0.0-0.32 (mean
@@ -76,53 +74,6 @@ class Verdict:
     similarity: float
 
 
-def proposals(context: TicketContext, synthesis: SynthesisResult | None) -> list[dict[str, Any]]:
-    """What the note proposed, best first; stored with the enhancement at completion."""
-    tickets = {t.citation: t for t in context.similar_tickets}
-    articles = {a.citation: a for a in context.kb_articles}
-    cited: list[str] = []
-    enhancement = synthesis.enhancement if synthesis and synthesis.mode == "llm" else None
-    if enhancement is not None:
-        ids = [
-            s for st in [*enhancement.likely_causes, *enhancement.next_steps] for s in st.sources
-        ]
-        ids += enhancement.related_tickets + enhancement.related_articles
-        for raw in ids:
-            cid = normalise_citation(raw)
-            if (cid in tickets or cid in articles) and cid not in cited:
-                cited.append(cid)
-    order = cited + [c for c in [*tickets, *articles] if c not in cited]
-    out: list[dict[str, Any]] = []
-    for cid in order:
-        if cid in tickets:
-            t = tickets[cid]
-            out.append(
-                {
-                    "citation": cid,
-                    "kind": "ticket",
-                    "id": t.ticket_id,
-                    "title": plain_text(t.subject),
-                    "text": plain_text(t.resolution),
-                    "score": t.score,
-                    "cited": cid in cited,
-                }
-            )
-        else:
-            a = articles[cid]
-            out.append(
-                {
-                    "citation": cid,
-                    "kind": "kb",
-                    "id": a.article_id,
-                    "title": plain_text(a.title),
-                    "text": f"{plain_text(a.title)}. {plain_text(a.excerpt)}",
-                    "score": a.score,
-                    "cited": cid in cited,
-                }
-            )
-    return out
-
-
 async def judge(
     conn: asyncpg.Connection,
     resolution: str,
@@ -152,11 +103,11 @@ async def assess_resolution(
     """Judge the ticket's newest enhancement against its resolution and store the verdict;
     None when this service never proposed anything for the ticket. Runs inside the caller's
     tenant transaction (the resolved webhook's or the import's), so it sees only that tenant."""
-    row = await insight.latest_with_suggestions(conn, ticket_id)
+    row = await enhancements.latest_with_suggestions(conn, ticket_id)
     if row is None:
         return None
     verdict = await judge(conn, resolution, list(row["suggestions"]), similarity)
-    await insight.record_verdict(
+    await enhancements.record_verdict(
         conn, row["id"], hit=verdict.hit, rank=verdict.rank, similarity=verdict.similarity
     )
     return verdict

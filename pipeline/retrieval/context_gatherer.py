@@ -31,10 +31,13 @@ from pipeline.models import (
 from pipeline.observability.metrics import InMemoryMetrics, Metrics
 from pipeline.observability.tracing import tracer
 from pipeline.retrieval.embeddings import Embedder
-from pipeline.retrieval.hybrid import HybridRetrieval, RetrievalQuery
-from pipeline.retrieval.vector_availability import BeforeEmbed, VectorAvailability
-from pipeline.text.ip_extraction import extract_ips
-from pipeline.text.terms import salient_terms, tsquery_for
+from pipeline.retrieval.hybrid import (
+    BeforeEmbed,
+    HybridRetrieval,
+    RetrievalQuery,
+    VectorAvailability,
+)
+from pipeline.text.ticket_text import extract_ips, salient_terms, tsquery_for
 
 FetchTicket = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
 

@@ -23,8 +23,7 @@ import asyncpg
 from db.pool import tenant_transaction
 from pipeline.retrieval.embeddings import Embedder, ticket_text
 from pipeline.retrieval.hybrid import FusionWeights, HybridRetrieval, RetrievalQuery
-from pipeline.text.html_text import html_to_text
-from pipeline.text.terms import salient_terms, tsquery_for
+from pipeline.text.ticket_text import html_to_text, salient_terms, tsquery_for
 
 DEPTH = 10
 

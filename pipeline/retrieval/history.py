@@ -18,7 +18,7 @@ import asyncpg
 
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.note.suggestion_quality import Verdict, assess_resolution
-from pipeline.sdp.ticket import map_sdp_request
+from pipeline.sdp.wire import map_sdp_request
 
 
 @dataclass(frozen=True)

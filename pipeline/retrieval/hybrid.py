@@ -21,20 +21,34 @@ five copies of one precedent crowd out the right one at rank six. The first tick
 the best fused one; each next pick trades its fused score against its cosine similarity to the
 tickets already picked (``diversity`` 0.3). On the shipped set this lifts recall@5 from 64/66
 to 65/66 and leaves recall@1 unchanged by construction.
+
+Whether this process can search by vector right now is :class:`VectorAvailability`: the
+database may lack the ``vector`` extension (an external PostgreSQL without pgvector) or the
+embedder may fail (a remote endpoint down). Either way retrieval continues full-text only — a
+note with full-text matches beats no note — and the state is visible: a warning when it
+changes, the ``ai_agents_vector_search_available`` gauge, and ``VectorAvailability.detail`` for
+the readiness check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
 import numpy as np
 
+from core import metric_catalogue as mc
 from db.repositories import knowledge, vectors
-from pipeline.models import KBArticle, SimilarTicket
-from pipeline.text.html_text import html_to_text
+from db.repositories.vectors import vector_search_available
+from pipeline.models import KBArticle, SimilarTicket, Ticket
+from pipeline.observability.metrics import Metrics
+from pipeline.retrieval.embeddings import Embedder, ticket_text, with_rate_limit
+from pipeline.text.ticket_text import html_to_text
 
 RRF_K = 60
 FusionMethod = Literal["rrf", "weighted"]
@@ -210,3 +224,93 @@ def _excerpt(text: str, words: int = 40) -> str:
     plain = html_to_text(text)
     tokens = plain.split()
     return " ".join(tokens[:words]) + (" …" if len(tokens) > words else "")
+
+
+log = logging.getLogger(__name__)
+BeforeEmbed = Callable[[str], Awaitable[None]]  # tenant id -> waits on its LLM rate limit
+
+
+class VectorAvailability:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder | None,
+        metrics: Metrics,
+        *,
+        recheck_s: float = 60.0,
+        embed_timeout_s: float = 3.0,
+        before_embed: BeforeEmbed | None = None,
+    ) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._metrics = metrics
+        self._recheck_s = recheck_s
+        self._embed_timeout_s = embed_timeout_s
+        self._before_embed = before_embed
+        self._extension: bool | None = None
+        self._checked_at = 0.0
+        self._reason: str | None = None if embedder else "no embedder configured"
+
+    async def _extension_present(self) -> bool:
+        if self._extension is None or time.monotonic() - self._checked_at > self._recheck_s:
+            async with self._pool.acquire() as conn:
+                self._extension = await vector_search_available(conn)
+            self._checked_at = time.monotonic()
+        return self._extension
+
+    def _set(self, reason: str | None) -> None:
+        if reason != self._reason:
+            if reason is None:
+                log.info("vector search available again: retrieval is hybrid")
+            else:
+                log.warning(
+                    "vector search unavailable (%s): similar tickets and KB by full-text only",
+                    reason,
+                )
+        self._reason = reason
+        self._metrics.set(mc.VECTOR_SEARCH_AVAILABLE, 0.0 if reason else 1.0, {})
+
+    def detail(self) -> str:
+        """``ok`` or why retrieval is full-text only (for ``/api/v1/ready``)."""
+        return "ok" if self._reason is None else f"full-text only: {self._reason}"
+
+    async def query(self, tenant_id: str, tsquery: str | None, ticket: Ticket) -> RetrievalQuery:
+        vector: list[float] | None = None
+        embedder = self._embedder
+        if embedder is not None:
+            vector = await self._embed(tenant_id, embedder, ticket)
+        return RetrievalQuery(
+            tsquery=tsquery,
+            vector=vector,
+            model=embedder.model if embedder else None,
+            exclude_ticket=ticket.ticket_id,
+        )
+
+    async def _embed(
+        self, tenant_id: str, embedder: Embedder, ticket: Ticket
+    ) -> list[float] | None:
+        text = ticket_text(ticket.subject, ticket.description)
+        if not text:
+            return None
+        try:
+            if not await self._extension_present():
+                self._set("the pgvector extension is not installed in the database")
+                return None
+        except (OSError, asyncpg.PostgresError) as exc:
+            self._set(f"cannot check the pgvector extension: {type(exc).__name__}")
+            return None
+        hook = self._before_embed
+
+        async def before_call() -> None:
+            if hook is not None:
+                await hook(tenant_id)
+
+        try:
+            limited = with_rate_limit(embedder, before_call)
+            async with asyncio.timeout(self._embed_timeout_s):
+                vectors = await limited.embed([text])
+        except Exception as exc:  # noqa: BLE001 - any embedder failure means full-text only
+            self._set(f"embedding failed: {type(exc).__name__}: {str(exc)[:120]}")
+            return None
+        self._set(None)
+        return vectors[0]

@@ -3,7 +3,7 @@
 SDP's wire format is unusual and unforgiving (ServiceDesk Plus v3 API): writes are the form field
 `input_data=<JSON>`, auth differs by edition, `response_status` is an object or an array, and
 a failure can arrive with HTTP 200. This module hides all of that behind the typed exceptions
-of `pipeline.sdp.errors`, so the pipeline can decide per class what to do. The API key goes
+of `pipeline.sdp.wire`, so the pipeline can decide per class what to do. The API key goes
 only into request headers — never into a URL, a log line, an exception message or a repr.
 """
 
@@ -23,8 +23,8 @@ import tenacity
 
 from core.sdp_url_policy import SdpUrlPolicy, SdpUrlRefused, check_url_always
 from core.tenant_types import Edition
-from pipeline.sdp.errors import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
 from pipeline.sdp.transport import guarded_http_client
+from pipeline.sdp.wire import SdpError, SdpRejected, SdpUnavailable, raise_for_envelope
 
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
 MAX_ROW_COUNT = 100

@@ -22,7 +22,7 @@ from db.repositories.tenants import UnknownTenant
 from pipeline.models import Ticket
 from pipeline.observability.metrics import InMemoryMetrics, Metrics
 from pipeline.sdp.client import SdpClient
-from pipeline.sdp.ticket import map_sdp_request
+from pipeline.sdp.wire import map_sdp_request
 from pipeline.tenancy.config import TenantRuntime
 from pipeline.tenancy.rate_limiter import RateLimits
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from pipeline.text.ip_extraction import iter_ip_mentions
+from pipeline.text.ticket_text import iter_ip_mentions
 
 EMAIL = "[EMAIL]"
 PHONE = "[PHONE]"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from db.pool import tenant_transaction
 from db.repositories.enhancements import get_public, list_public
 from pipeline.models import JobStatus
-from pipeline.note.explain_view import Explanation, load_explanation
+from pipeline.note.insight import Explanation, load_explanation
 from serve_app.deps import Pool, State, TenantId
 from serve_app.guards.input_rules import UtcDatetime
 from serve_app.schemas import Enhancement, EnhancementList, ErrorBody

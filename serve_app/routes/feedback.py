@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query
 
 from db.pool import tenant_transaction
-from db.repositories import enhancement_insight as insight
+from db.repositories import enhancements
 from db.repositories import feedback as repo
 from db.repositories.audit import write_audit
 from serve_app.deps import Pool, TenantId
@@ -100,7 +100,7 @@ async def feedback_stats(
 ) -> FeedbackStats:
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await repo.feedback_stats(conn, start=start_date, end=end_date)
-        hits = await insight.suggestion_stats(conn, start=start_date, end=end_date)
+        hits = await enhancements.suggestion_stats(conn, start=start_date, end=end_date)
     total = row["total"]
     checked = hits["checked"]
     suggestions = SuggestionStats(

@@ -10,16 +10,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from core import metric_catalogue as mc
+from core.webhook_auth import WebhookAuthError, verify_webhook
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
 from pipeline.observability.tracing import current_carrier, trace_id_hex, tracer
 from pipeline.retrieval.embedder import embed_resolved_ticket
 from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
-from pipeline.sdp.ticket import SdpFieldError, TicketWebhook, parse_ticket_webhook
+from pipeline.sdp.wire import SdpFieldError, TicketWebhook, parse_ticket_webhook
 from pipeline.tenancy.admin import TENANT_ID_PATTERN
 from serve_app.deps import State
 from serve_app.guards.input_rules import BadInput, check_datetime, decode_json, read_limited_body
-from serve_app.guards.webhook_auth import WebhookAuthError, verify_webhook
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted
 from serve_app.tenant_directory import TenantAuthView
 

@@ -1,7 +1,7 @@
 """Deterministic "model": reads the service's prompt and answers with a plausible enhancement.
 
 The simulator is an independent peer, so the prompt layout is duplicated here rather than
-imported from ``pipeline.llm.prompt``: if the service changes its prompt without telling anyone,
+imported from ``pipeline.llm.contract``: if the service changes its prompt without telling anyone,
 these answers stop citing the sources and the tests notice. The layout is::
 
     <<<TICKET>>> ... subject: <text> ... <<<END TICKET>>>

@@ -5,7 +5,7 @@ custom action, or compute an HMAC in a Deluge function (`X-Timestamp` plus
 `X-Signature: sha256=<HMAC-SHA256 of "{timestamp}." + raw body>`). The sender signs the
 exact bytes it puts on the wire, so a receiver that re-serialises JSON before verifying fails
 against it, as it would in production. The signature itself comes from
-``core.webhook_signature.sign``, the one signer the service's verifier is tested
+``core.webhook_auth.sign``, the one signer the service's verifier is tested
 against.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Literal
 import httpx
 
 from core.tenant_types import WebhookAuthMode
-from core.webhook_signature import (
+from core.webhook_auth import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     TOKEN_HEADER,

@@ -176,7 +176,7 @@ async def test_out_of_range_dates_are_422(api_client) -> None:
 async def test_signed_absurd_timestamp_is_403(api_client) -> None:
     """A correctly signed delivery whose timestamp no float can hold (only the tenant itself
     could send it) is an ordinary stale-timestamp refusal."""
-    from core.webhook_signature import sign
+    from core.webhook_auth import sign
 
     tenant = await api_client.tenant("bad-ts")
     body = _json({"ticket_id": "T-1", "subject": "s"})

@@ -13,12 +13,11 @@ import pytest
 
 from core.settings import Settings
 from db.pool import tenant_transaction
-from db.repositories.enhancement_insight import store_insight
-from db.repositories.enhancements import enqueue
+from db.repositories.enhancements import enqueue, store_insight
 from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.llm.synthesizer import Synthesizer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.note.explain_record import explain_record
+from pipeline.note.insight import explain_record
 from pipeline.tenancy.config import TenantSettings
 from pipeline.text.redaction import EMAIL, redact_pii
 from serve_app.api import create_api

@@ -16,8 +16,8 @@ from core.sdp_url_policy import (
 )
 from core.settings import Settings
 from pipeline.sdp.client import SdpClient
-from pipeline.sdp.errors import SdpRejected
 from pipeline.sdp.transport import guarded_http_client
+from pipeline.sdp.wire import SdpRejected
 from simulators.servicedesk.app import create_app as create_sdp_app
 from simulators.servicedesk.store import SimulatorState
 from simulators.serving import run_in_thread

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.webhook_signature import sign, signature_digest
-from serve_app.guards.webhook_auth import WebhookAuthError, WebhookCredentials, verify_webhook
+from core.webhook_auth import (
+    WebhookAuthError,
+    WebhookCredentials,
+    sign,
+    signature_digest,
+    verify_webhook,
+)
 
 BODY = b'{"ticket_id": "T-1"}'
 HEX = "87d5a640ae94d72f0c137a0e837f94bc351fba532e1e63e44b52f0caa8924ce4"

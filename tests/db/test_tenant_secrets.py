@@ -7,11 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from core.webhook_signature import sign
+from core.webhook_auth import WebhookAuthError, sign, verify_webhook
 from db.pool import tenant_transaction
 from pipeline.tenancy.admin import TenantAdmin, TenantUpdate
 from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token, new_encryption_key
-from serve_app.guards.webhook_auth import WebhookAuthError, verify_webhook
 from serve_app.tenant_directory import TenantDirectory
 
 

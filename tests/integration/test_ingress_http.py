@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from core.webhook_signature import sign
+from core.webhook_auth import sign
 from db.pool import tenant_transaction
 from tests.integration.harness import METRICS_AUTH
 

@@ -18,7 +18,7 @@ import ray
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from local_stack.results import wait_until_idle
-from pipeline.sdp.ticket import parse_ticket_webhook
+from pipeline.sdp.wire import parse_ticket_webhook
 from simulators.servicedesk.webhook_sender import v3_payload
 from tests.integration.harness import TenantHandle
 from tests.integration.observability_support import metrics_port, samples, scrape

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from core.ports import free_port
-from kuberay.manifests import cluster as manifests
+from kuberay.manifests import monitoring
 from kuberay.manifests.alerting import (
     DATABASE_SYMPTOMS,
     PAGERDUTY_KEY,
@@ -35,7 +35,7 @@ EXPECTED_RECEIVERS = {
 }
 ALERTS = [
     (rule["alert"], rule["labels"]["severity"])
-    for group in manifests.alert_groups()
+    for group in monitoring.alert_groups()
     for rule in group["rules"]
     if "alert" in rule
 ]

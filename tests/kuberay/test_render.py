@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from actors import deployment_options as pool_options
 from cli.kuberay import kuberay_app
 from kuberay.capacity import ReplicaDemand, replica_cpu_demand, unplaced_replicas
-from kuberay.manifests import cluster as manifests
+from kuberay.manifests import monitoring
 from kuberay.manifests.serve_config import build_serve_config, serve_config_for_local
 from kuberay.problems import KubeRayConfigError
 from kuberay.render import render, write
@@ -477,7 +477,7 @@ def test_monitoring_objects(production_render):
     serve_labels = rayservice(production_render)["spec"]["serveService"]["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= serve_labels.items()
     (rule,) = by_kind["PrometheusRule"]
-    source = yaml.safe_load(manifests.ALERTS_FILE.read_text())["groups"]
+    source = yaml.safe_load(monitoring.ALERTS_FILE.read_text())["groups"]
     base = load_values(PRODUCTION_VALUES_FILE).monitoring.runbook_base_url
     for group in source:  # the rendered rule adds the namespace label and moves the runbooks
         for alert in group["rules"]:
@@ -488,9 +488,9 @@ def test_monitoring_objects(production_render):
     configmap, *ray_boards = by_kind["ConfigMap"]  # ours, then Ray's own (test_ray_dashboards)
     assert len(ray_boards) == 3
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
-    for filename in manifests.DASHBOARD_FILES:
+    for filename in monitoring.DASHBOARD_FILES:
         embedded = json.loads(configmap["data"][f"ai-agents-{filename}"])
-        assert embedded == json.loads((manifests.DASHBOARDS_DIR / filename).read_text())
+        assert embedded == json.loads((monitoring.DASHBOARDS_DIR / filename).read_text())
 
 
 def test_optional_files_can_be_disabled():

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kuberay.manifests import cluster as manifests
+from kuberay.manifests import monitoring
 from kuberay.render import render
 from kuberay.values_files import values_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = [rule for group in manifests.alert_groups() for rule in group["rules"] if "alert" in rule]
+RULES = [rule for group in monitoring.alert_groups() for rule in group["rules"] if "alert" in rule]
 
 
 def github_anchors(markdown: str) -> set[str]:

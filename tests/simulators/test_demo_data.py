@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.text.ip_extraction import extract_ips
+from pipeline.text.ticket_text import extract_ips
 from simulators.demo_data import (
     DATA_DIR,
     SCENARIOS,

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core.webhook_signature import sign
+from core.webhook_auth import sign
 from simulators.servicedesk import (
     SimulatorControl,
     SimulatorState,

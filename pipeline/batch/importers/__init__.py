@@ -5,7 +5,7 @@ each importer takes an asyncpg pool and a tenant id (plus an `SdpClient` for tic
 writes through `tenant_transaction`, and returns an `ImportResult`.
 """
 
-from pipeline.text.html_text import html_to_text, parse_html
+from pipeline.text.ticket_text import html_to_text, parse_html
 
 from .assets import AssetRow, InventoryFormatError, import_assets_csv, parse_inventory
 from .kb import KbDocument, doc_id_for, import_kb_directory, load_kb_document

@@ -49,7 +49,7 @@ def parse_network(text: str) -> str:
     """Canonical network text for `cidr`, or ValueError with `ipaddress`'s precise reason.
 
     IPv4-mapped IPv6 is stored as the IPv4 network it maps, because ticket IPs are matched
-    as IPv4 (see `pipeline.text.ip_extraction`) and would otherwise never hit the entry.
+    as IPv4 (see `pipeline.text.ticket_text`) and would otherwise never hit the entry.
     """
     if "%" in text:
         raise ValueError(f"zone ids are not allowed in {text!r}")

@@ -20,7 +20,7 @@ import asyncpg
 
 from db.repositories.knowledge import upsert_kb_document
 from pipeline.retrieval.embeddings import Embedder
-from pipeline.text.html_text import parse_html
+from pipeline.text.ticket_text import parse_html
 
 from .embedding import BatchEmbedding
 from .outcome import ImportResult, ProgressCallback, Skipped

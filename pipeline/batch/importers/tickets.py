@@ -23,8 +23,7 @@ from pipeline.retrieval.embeddings import Embedder
 from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.vector_index import TicketText
 from pipeline.sdp.client import SdpClient
-from pipeline.sdp.errors import SdpError, SdpNotFound
-from pipeline.sdp.ticket import read_time
+from pipeline.sdp.wire import SdpError, SdpNotFound, read_time
 from pipeline.tenancy.config import TenantRuntime
 from pipeline.tenancy.rate_limiter import LocalRateLimits
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.llm.circuit_breaker import CircuitBreaker
 from pipeline.llm.client import LLMClient, LLMClientConfig, LLMRejected, LLMUnavailable
-from pipeline.llm.response import AttemptFailed, parse_body, parse_enhancement, parse_retry_after
+from pipeline.llm.contract import AttemptFailed, parse_body, parse_enhancement, parse_retry_after
 from simulators.llm import LLMSimulatorState, create_app
 from simulators.serving import ServerHandle, free_port, run_in_thread
 

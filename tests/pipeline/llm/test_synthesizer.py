@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.llm.prompt import TICKET_END, TICKET_START, PromptBudget, build_messages
+from pipeline.llm.contract import TICKET_END, TICKET_START, PromptBudget, build_messages
 from pipeline.llm.synthesizer import Synthesizer, filter_citations
 from pipeline.models import (
     AssetMatch,

@@ -16,14 +16,14 @@ from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.note.thin_ticket import MAX_WORDS, is_thin, thin_ticket_note
+from pipeline.note.renderer import THIN_MAX_WORDS, is_thin, thin_ticket_note
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.retrieval.embeddings import WordLlamaEmbedder
 from pipeline.retrieval.vector_index import reindex_tenant
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.rate_limiter import LocalRateLimits
 from pipeline.tenancy.runtime import load_tenant_runtime
-from pipeline.text.html_text import html_to_text, plain_text
+from pipeline.text.ticket_text import html_to_text, plain_text
 
 THIN = [("hi", "test"), ("Help", "pls call me"), ("test", ""), ("urgent!!", "asap please")]
 NOT_THIN = [
@@ -47,7 +47,7 @@ def test_tickets_with_a_symptom_are_not_thin(subject: str, description: str) -> 
 
 def test_note_is_short_and_escapes_the_ticket_text() -> None:
     note = thin_ticket_note("e-1", Ticket(ticket_id="1", subject="<script>x</script>hi"))
-    assert note.word_count <= MAX_WORDS
+    assert note.word_count <= THIN_MAX_WORDS
     assert len(plain_text(note.html).split()) == note.word_count
     assert "<script>" not in note.html and "Ask the requester" in note.text
 
@@ -126,7 +126,7 @@ async def test_thin_ticket_gets_a_short_note_without_unrelated_matches(
     notes = state.recorded_notes(tenant.tenant_id, ticket_id)
     assert len(notes) == 1
     text = html_to_text(notes[0].description)
-    assert len(text.split()) <= MAX_WORDS, text
+    assert len(text.split()) <= THIN_MAX_WORDS, text
     assert "Ask the requester" in text and "R1" not in text and "ticket #" not in text
     async with tenant_transaction(pool, tenant.tenant_id) as conn:
         row = await conn.fetchrow(

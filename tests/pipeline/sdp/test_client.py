@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from pipeline.sdp.client import SdpClient
-from pipeline.sdp.errors import (
+from pipeline.sdp.wire import (
     SdpAuthError,
     SdpError,
     SdpNotFound,

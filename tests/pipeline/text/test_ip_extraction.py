@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pipeline.text.ip_extraction import (
+from pipeline.text.ticket_text import (
     extract_ips,
     extract_networks,
     html_to_text,

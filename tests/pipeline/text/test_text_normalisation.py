@@ -12,9 +12,8 @@ import pytest
 
 from pipeline.retrieval.history import ResolvedTicket
 from pipeline.sdp.fetcher import ticket_from_sdp
-from pipeline.sdp.ticket import SdpFieldError, map_sdp_request, parse_ticket_webhook
-from pipeline.text.html_text import html_to_text
-from pipeline.text.terms import salient_terms
+from pipeline.sdp.wire import SdpFieldError, map_sdp_request, parse_ticket_webhook
+from pipeline.text.ticket_text import html_to_text, salient_terms
 
 HOSTILE = (
     "<p>VPN <b>drops</b><i>hourly</i></p><script>var leaked='scriptword'</script>"

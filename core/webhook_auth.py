@@ -1,32 +1,66 @@
-"""Per-tenant webhook authentication over the raw body bytes.
+"""How an SDP webhook is signed and verified: the one signer the verifier, the SDP simulator's
+sender, the load generator and the tests share, so they cannot drift apart.
 
-Two modes: `token` (a static `X-Webhook-Token` header) and `hmac` (`X-Timestamp` +
-`X-Signature`). The signature is computed by ``core.webhook_signature``, the one signer
-senders (the SDP simulator, the load generator, a signing relay) use too.
+SDP cannot sign webhooks natively, so a tenant either sends a static token header from a custom
+action (`token` mode) or computes an HMAC in a Deluge function or a signing relay (`hmac`
+mode): `X-Timestamp: <unix seconds>` and `X-Signature: sha256=<hex or base64 HMAC-SHA256 of
+"{X-Timestamp}." + raw body>`, keyed with the tenant's webhook secret. The signature covers the
+exact bytes on the wire, so a receiver must verify before parsing the JSON.
 
+Verification (``verify_webhook``) is per tenant, over the raw body bytes, before any parsing.
 Every failure that could tell an attacker something (unknown tenant, disabled tenant, wrong
-secret, stale timestamp) gets the same 403 body; only absent credentials get 401. Digests are
-compared with ``hmac.compare_digest`` and an unknown tenant still costs one HMAC, so timing
-does not reveal which tenants exist either.
+secret, stale timestamp) gets the same 403; only absent credentials get 401. Digests are
+compared with ``hmac.compare_digest`` and an unknown tenant still costs one HMAC, so timing does
+not reveal which tenants exist either. After a rotation the previous secret is accepted for a
+grace period.
+
+Lives in the core (standard library only) because the service, the simulators and the
+benchmarks all need it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from core.tenant_types import WebhookAuthMode
-from core.webhook_signature import (
-    SIGNATURE_HEADER,
-    SIGNATURE_PREFIX,
-    TIMESTAMP_HEADER,
-    TOKEN_HEADER,
-    signature_digest,
-)
+
+SIGNATURE_HEADER = "X-Signature"
+TIMESTAMP_HEADER = "X-Timestamp"
+TOKEN_HEADER = "X-Webhook-Token"
+SIGNATURE_PREFIX = "sha256="
+
+SignatureEncoding = Literal["hex", "base64"]
+
+
+def signature_digest(key: bytes, timestamp: str | int, body: bytes) -> bytes:
+    """The raw 32-byte HMAC-SHA256 of ``"{timestamp}." + body``; the verifier compares this
+    against the decoded header in constant time."""
+    return hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).digest()
+
+
+def sign(
+    secret: str | bytes,
+    timestamp: str | int,
+    body: bytes,
+    encoding: SignatureEncoding = "hex",
+) -> str:
+    """The value a sender puts in ``X-Signature``: ``sha256=`` + the hex (default) or base64
+    HMAC-SHA256 of ``"{timestamp}." + body`` keyed with the webhook secret."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = signature_digest(key, timestamp, body)
+    if encoding == "hex":
+        return SIGNATURE_PREFIX + digest.hex()
+    if encoding == "base64":
+        return SIGNATURE_PREFIX + base64.b64encode(digest).decode()
+    raise ValueError(f"encoding must be 'hex' or 'base64', not {encoding!r}")
+
 
 MISSING = "Missing signature"
 INVALID = "Invalid signature"
