@@ -4,23 +4,22 @@
 and back-pressure limits a test exercises are the ones production runs. Plain data only: no Ray
 import, so the renderer and docs can load it anywhere.
 
-Why these numbers (2-core reference machine; see README "Scaling and back-pressure" and
-benchmarks/README.md sections 2 and 4):
+Why these numbers (2-core reference machine; see README "Scaling and back-pressure"):
 - Enhancer: a job spends almost all its time awaiting I/O (LLM ~2 s, SDP, Postgres), so one
   replica holds many jobs (``max_ongoing_requests`` 256) and scales on ongoing+queued requests
-  per replica (``target_ongoing_requests`` 192). Fewer, fuller replicas cost less CPU per job
-  than many half-empty ones (80 -> 70 ms per enhancement measured). The dispatcher caps what it
-  hands out, so the queue cap only guards against a runaway caller.
+  per replica (``target_ongoing_requests`` 192): fewer, fuller replicas cost less CPU per job
+  than many half-empty ones. The dispatcher caps what it hands out, so the queue cap only
+  guards against a runaway caller.
 - Enhancer, ContextGatherer, Synthesizer scale on the durable backlog (claimable jobs in
   PostgreSQL) plus requests in flight, through ``BACKLOG_POLICY`` (actors/backlog_policy.py):
   Serve alone sees only what the dispatcher has already handed out.
 - ContextGatherer: short Postgres queries; 128 concurrent per replica.
 - Synthesizer: holds one LLM call per request; async, so 256 in flight per replica.
-- Logical CPUs: the I/O pools reserve 0.05 CPU per replica. With 0.25 each, an Enhancer pool
-  scaled out after a restart took every CPU slot of a 2-CPU node and the ContextGatherer,
-  Synthesizer and Ingress replicas could never be placed (a deadlock the recovery benchmark
-  reproduced). A test holds every pool at its max_replicas within ``REFERENCE_NODE_CPUS``.
-  On KubeRay, production values may reserve more per replica so the Ray autoscaler adds pods.
+- Logical CPUs: the I/O pools reserve 0.05 CPU per replica, so every pool at its max_replicas
+  fits on a ``REFERENCE_NODE_CPUS`` node (a test holds this). With larger reservations a
+  scaled-out Enhancer pool can take every CPU slot of the node and leave the other pools'
+  replicas unplaceable. On KubeRay, production values may reserve more per replica so the Ray
+  autoscaler adds pods.
 - Graceful shutdown exceeds the longest LLM call (timeout 60 s x retries) so a rolling update
   drains instead of killing synthesis mid-call.
 """

@@ -44,9 +44,8 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 def limiter_actor(shard: int) -> ray.actor.ActorHandle:
     """On the head node, like Serve's controller: a detached actor outlives the replica that
-    created it, and on a worker node it kept that node busy forever, so Ray's autoscaler never
-    removed it after a scale-in (seen with the fake multi-node autoscaler: "Busy workers on
-    node" on a node without replicas)."""
+    created it, and on a worker node it would keep that node busy, so Ray's autoscaler would
+    never remove the node after a scale-in."""
     return RateLimiterActor.options(  # type: ignore[attr-defined]
         name=f"tenant_rate_limiter_{shard}",
         namespace=NAMESPACE,

@@ -1,13 +1,12 @@
-"""Tenant-fair admission wherever jobs of many tenants queue for a few places: why a quiet
-tenant's job no longer waits behind a flooding tenant's jobs inside the pipeline.
+"""Tenant-fair admission wherever jobs of many tenants queue for a few places, so a quiet
+tenant's job does not wait behind a flooding tenant's jobs inside the pipeline.
 
 Two uses: the Enhancer's busy stages (below), and every pool's database connections
 (``db.pool.tenant_transaction``: a strict gate of the pool's size, ``admit_below_share=False``).
 
-The Dispatcher claims fairly, but once claimed, every job of every tenant used to go straight
-into the stages, whose queues are first come, first served: Serve's routers, the database
-pools, the event loops' CPU. With a flood of one tenant's jobs in flight, a second tenant's job
-queued behind all of them there (benchmarks/README.md, fairness: 25 s of B's 28 s p95).
+The Dispatcher claims fairly, but the stages' own queues are first come, first served: Serve's
+routers, the database pools, the event loops' CPU. Without a gate, with a flood of one
+tenant's jobs in flight, a second tenant's job queues behind all of them there.
 
 A gate in each Enhancer replica bounds how many jobs are in their working stages at once and
 hands out places tenant-fair, so the waiting happens here, where order can be chosen:

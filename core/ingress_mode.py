@@ -1,10 +1,10 @@
 """How HTTP reaches the Ingress replica, for the Ray instance this process starts itself.
 
 ``proxy`` is Ray's default: Serve's proxy actor receives each request and forwards it to the
-replica over Ray RPC (~8 ms of CPU per webhook, ~195 webhooks/s on 2 cores). ``haproxy`` (our
-default) is Ray 2.60's HAProxy front with direct ingress (each Ingress replica runs its own
-uvicorn) plus the throughput flags: ~2 ms per webhook, ~710/s, and a third less CPU per
-enhancement (benchmarks/README.md).
+replica over Ray RPC. ``haproxy`` (our default) is Ray 2.60's HAProxy front with direct ingress
+(each Ingress replica runs its own uvicorn) plus the throughput flags: no Ray RPC hop per
+request, so far less CPU per webhook and per enhancement (benchmarks/README.md has the
+figures).
 
 Ray reads these variables once, in every process it spawns, so they must be in ``os.environ``
 before ``ray.init``. Joining an existing cluster (``RAY_ADDRESS``), the cluster's own
@@ -54,10 +54,9 @@ def haproxy_private_environment() -> dict[str, str]:
     HAProxy otherwise shares ``/tmp/haproxy-serve`` and ports 8404/9101 with any other Ray on
     the machine. The directory must be short: HAProxy nests a 56-character hash under it and
     caps socket paths at 97 bytes. Serve's fallback proxy (where HAProxy sends requests while
-    no Ingress replica is ready) binds 8500/9500 with SO_REUSEPORT, so a second HAProxy-mode
-    Ray on the machine silently shared that port and the kernel handed it some of our
-    webhooks (seen in a test: answered 403 "unknown tenant" by the other instance); it gets
-    private ports too.
+    no Ingress replica is ready) binds 8500/9500 with SO_REUSEPORT, so with a second
+    HAProxy-mode Ray on the machine the kernel would hand some of our webhooks to the other
+    instance; it gets private ports too.
     """
     state = Path(tempfile.mkdtemp(prefix="aa-hp", dir="/tmp"))
     atexit.register(shutil.rmtree, state, True)

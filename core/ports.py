@@ -60,11 +60,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
     Handing out `bind(0)`'s answer is racy: the kernel gives the same ephemeral range to every
     process on the machine, and Ray's own processes bind random ephemeral ports while they
-    start, so one of them could take the port before the intended server binds it (the demo
-    test once failed on exactly that). Instead the port comes from `PORT_RANGE`, which neither
-    the kernel nor Ray draws from, and is reserved across our processes with a lock file
-    (`PORT_LOCK_DIR/<port>.lock`, held until this process exits) so parallel test runs never
-    pick the same port; a bind probe on every address skips ports something already holds.
+    start, so one of them could take the port before the intended server binds it. Instead the
+    port comes from `PORT_RANGE`, which neither the kernel nor Ray draws from, and is reserved
+    across our processes with a lock file (`PORT_LOCK_DIR/<port>.lock`, held until this process
+    exits) so parallel test runs never pick the same port; a bind probe on every address skips
+    ports something already holds.
     Each process starts at its own pid-derived offset so parallel runs rarely even contend.
     `host` is kept for callers' readability; the probe covers every address.
     """

@@ -1,5 +1,5 @@
 """The offline embedding model: wordllama's 256-dimension static word embeddings, loaded from
-the files its wheel ships (no network, no download; ~2 ms of CPU per ticket).
+the files its wheel ships (no network, no download; cheap on CPU).
 
 The service's default embedder (``pipeline.retrieval.embeddings.WordLlamaEmbedder``) and the LLM
 simulator's ``/embeddings`` both embed with it, so a service pointed at the simulator ranks as it

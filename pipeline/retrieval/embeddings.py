@@ -1,7 +1,7 @@
 """Text → vector, behind one small interface with two providers.
 
 * :class:`WordLlamaEmbedder` — the default: the offline model of ``core.wordllama`` (static
-  word embeddings shipped inside the ``wordllama`` wheel; no network, ~2 ms of CPU per ticket).
+  word embeddings shipped inside the ``wordllama`` wheel; no network, cheap on CPU).
 * :class:`OpenAIEmbedder` — any OpenAI-compatible ``/embeddings`` endpoint through the
   ``openai`` client (e.g. ``text-embedding-3-small``): batched, retried with back-off on
   429/5xx/timeouts, a per-attempt timeout, and a ``before_call`` hook so callers put each
@@ -61,7 +61,7 @@ class WordLlamaEmbedder:
             raise EmbeddingError(str(exc)) from exc
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        # CPU work (< 1 ms per ticket): off the event loop so other jobs keep moving.
+        # CPU work: off the event loop so other jobs keep moving.
         return await asyncio.to_thread(self.embed_sync, list(texts))
 
 
