@@ -45,9 +45,9 @@ def wait_for_killed_postmaster(pgdata: Path, timeout_s: float = REAP_WAIT_S) -> 
     pgserver takes any existing pid in ``postmaster.pid`` for a running server and hands out
     its socket. A postmaster killed with SIGKILL (a crash, the OOM killer) stays a zombie until
     its parent reaps it — PID 1, since ``pg_ctl`` daemonises it — and a container's PID 1 can
-    take a second or more (1.4 s measured on the CI machine). A restart inside that window
-    connected to the dead server's socket and failed with ``ECONNREFUSED``; PostgreSQL itself
-    would refuse to start too, as its lock-file check sees the zombie as alive. Once the pid
+    take a second or more. A restart inside that window would connect to the dead server's
+    socket and fail with ``ECONNREFUSED``; PostgreSQL itself would refuse to start too, as its
+    lock-file check sees the zombie as alive. Once the pid
     is gone, pgserver starts a new server as after any crash.
     """
     import psutil  # pgserver's own dependency: present wherever the embedded database is

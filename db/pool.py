@@ -6,12 +6,11 @@
 - ``system_fetch``: the narrow cross-tenant SECURITY DEFINER functions (``app_*``).
 
 Connections go to tenants fairly. asyncpg hands a busy pool's connections out first come,
-first served, so with one tenant's flood in flight another tenant's every query waited behind
-the flood's. A pool made here carries a strict ``FairGate`` of its size: ``tenant_transaction``
-takes a place before a connection, and a freed place goes to the waiting tenant holding
-fewest. A tenant alone sees plain first come, first served. (Fairness benchmark, 1,000-ticket
-flood: the quiet tenant's time between the stages, p95, 4.4-5.2 s against 6.8-9.7 s.)
-``AI_AGENTS_DB_TENANT_FAIR=false`` restores asyncpg's order.
+first served, so with one tenant's flood in flight another tenant's every query would wait
+behind the flood's. A pool made here carries a strict ``FairGate`` of its size:
+``tenant_transaction`` takes a place before a connection, and a freed place goes to the
+waiting tenant holding fewest. A tenant alone sees plain first come, first served.
+``AI_AGENTS_DB_TENANT_FAIR=false`` gives asyncpg's own order.
 """
 
 from __future__ import annotations

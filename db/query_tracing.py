@@ -22,8 +22,8 @@ _MAX_TEXT = 2000
 _SECRET_LOOKING = re.compile(r"password|secret|\bkey\b", re.IGNORECASE)
 
 
-# Made once: get_tracer builds a Tracer on every call (4 % of a webhook's CPU when it ran per
-# query). Until a provider is set this is OpenTelemetry's proxy, which binds to it when it is.
+# Made once: get_tracer builds a Tracer on every call, too costly once per query. Until a
+# provider is set this is OpenTelemetry's proxy, which binds to it when it is.
 _TRACER = trace.get_tracer("ai_agents.db")
 
 

@@ -109,10 +109,10 @@ async def search_similar_tickets(
     Two stages, because an OR of common words matches thousands of a large tenant's tickets.
     The first reads ``ticket_terms`` (each ticket's lexemes, migration 0010) through its
     primary key — the GIN index on ``search`` is unusable under row-level security, since
-    ``@@`` is not leakproof, and testing ``@@`` on every ticket cost ~20 ms at 10,000 — and
-    keeps the best ``limit * 10`` (at least 100) by the summed field weight of the lexemes
-    they share with the query (subject 1.0, description 0.4, resolution 0.2, as ``ts_rank``
-    weighs them). Only those get ``ts_rank_cd``, which orders the result.
+    ``@@`` is not leakproof, and testing ``@@`` on every ticket costs time linear in the
+    tenant's size — and keeps the best ``limit * 10`` (at least 100) by the summed field weight
+    of the lexemes they share with the query (subject 1.0, description 0.4, resolution 0.2, as
+    ``ts_rank`` weighs them). Only those get ``ts_rank_cd``, which orders the result.
 
     ``embedding`` is each ticket's stored vector of ``embedding_model`` (NULL without one), so
     the hybrid ranking can tell near-duplicate candidates apart without another round trip.
