@@ -7,9 +7,9 @@ Tenant-fair inside: the context and write-back stages each hold a place at the r
 ``FairGate`` (``core.fair_gate``), so a quiet tenant's job does not queue behind a flooding
 tenant's jobs there; the LLM wait between them holds none.
 
-Exactly-once effect: before posting, the ticket's notes are searched for this enhancement's
-marker, so a job re-run after a crash finds the note it already wrote instead of adding a
-second one; every row update is fenced by the lease token.
+Exactly-once effect: before a re-run (a later attempt) posts, the ticket's notes are searched
+for this enhancement's marker, so a job re-run after a crash finds the note it already wrote
+instead of adding a second one; every row update is fenced by the lease token.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Enhancer:
         self._metrics = metrics or InMemoryMetrics()
         self.config = config or EnhancerConfig()
         self._links = feedback_links
-        # 0 turns the gate off: a capacity no in-flight limit reaches (the old behaviour)
+        # 0 turns the gate off: a capacity no in-flight limit reaches
         self._gate = FairGate(self.config.stage_places or 1_000_000)
         self.tickets = TicketFetcher(
             load_tenant=load_tenant,

@@ -17,23 +17,11 @@ lifecycle (listen, loop, reap, hand-off, lease recovery, status) and asks this c
   node's CPU goes to acknowledging SDP, while quiet tenants are claimed one by one at the normal
   cap. The held-back jobs wait, durable.
 
-Why two records of "tenants heard from" (``ClaimPlanner._pending`` here and
-``IntakePriority._seen_until``): they answer different questions and live differently, so one
-record would need more state, not less.
-
-- ``_pending`` is "who may have claimable jobs now", for the below-share top-up. It is fed by
-  every new-job notification *and* by each backlog measurement (a tenant whose backlog predates
-  this process sent nothing), always, and has no clock: a tenant leaves it when its top-up comes
-  up short, a failed claim included (such a tenant returns with its next webhook or the next
-  backlog measurement, every reap tick).
-- ``_seen_until`` is "who sent a webhook within ``hold_s``", for the quiet tenants of a storm.
-  It is fed by notifications only, only while intake priority is enabled, and expires on the
-  intake's clock. It must not list a tenant that merely has old backlog: that backlog belongs
-  to the trickle, not to the quiet tenants claimed at the normal cap.
-
-Deriving both from one "tenant X notified at t" record would also need each entry's source
-(webhook or backlog) and a per-tenant "came up short at" mark, and would tie the top-up to the
-intake's clock and on/off setting; so they stay two.
+Two records of tenants heard from, because they answer different questions: ``_pending`` here
+is who may have claimable jobs now (fed by every new-job notification and each backlog
+measurement, no clock; for the below-share top-up), ``IntakePriority._seen_until`` is who sent
+a webhook within ``hold_s`` (notifications only, on the intake's clock; for the quiet tenants
+of a storm, so a tenant with only old backlog is not among them).
 """
 
 from __future__ import annotations
@@ -91,8 +79,8 @@ class ClaimPlanner:
 
     @property
     def quarantined(self) -> list[str]:
-        """Tenants left out after a failed claim (expired entries go at the next degraded
-        claim, as the status has always shown them)."""
+        """Tenants left out after a failed claim (expired entries are removed at the next
+        degraded claim, so they are listed until then)."""
         return sorted(self._quarantined)
 
     def notified(self, payload: str) -> None:

@@ -255,7 +255,8 @@ class Dispatcher:
                 continue  # there may be more waiting
             self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
-            # that arrives just after the wake-up completed the wait, and the loop outlived stop()
+            # that arrives just after the wake-up completed the wait, so the loop would outlive
+            # stop()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.poll_s):
                     await self._wake.wait()

@@ -4,9 +4,8 @@ SDP; quiet tenants' tickets keep flowing.
 
 Why: every accepted webhook is already a durable job, so processing it a few seconds later loses
 nothing, while a slow acknowledgement makes SDP time out and retry (more load). On a node that
-runs intake and pipeline side by side (one machine, a small KubeRay head), a busy pipeline took
-intake from ~510 to 89 webhooks/s and its p99 from ~150 ms to 1.6 s (benchmarks/README.md,
-"Intake against its floor").
+runs intake and pipeline side by side (one machine, a small KubeRay head), a busy pipeline
+takes the CPU intake needs and acknowledgements slow down many times over.
 
 How the rate is known without any extra work per webhook: the ingress already sends
 ``NOTIFY ai_agents_jobs, '<tenant>'`` when it commits a job, and the Dispatcher listens; each

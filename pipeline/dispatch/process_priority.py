@@ -2,12 +2,11 @@
 
 Acknowledging ServiceDesk Plus quickly matters more than processing at once, because the work
 is durable: a job that waits a second longer in PostgreSQL costs nothing, while a webhook that
-waits for a CPU behind 250 enhancements in flight is late for SDP (measured on two cores: the
-intake fell from ~420 to ~20 webhooks/s with p99 > 2 s while the pipeline drained a backlog).
-So every process that only does pipeline work (Enhancer, ContextGatherer, Synthesizer replicas
-and the per-tenant rate-limiter actors) raises its own niceness once, when it starts; the
-Ingress, the Dispatcher and PostgreSQL keep the default priority. When the CPU is idle, nice
-costs nothing: the kernel only prefers the Ingress when both want the same core.
+waits for a CPU behind hundreds of enhancements in flight is late for SDP. So every process
+that only does pipeline work (Enhancer, ContextGatherer, Synthesizer replicas and the
+per-tenant rate-limiter actors) raises its own niceness once, when it starts; the Ingress, the
+Dispatcher and PostgreSQL keep the default priority. When the CPU is idle, nice costs nothing:
+the kernel only prefers the Ingress when both want the same core.
 
 Ray starts every worker process, the Ingress replicas included, at niceness 15
 (``RAY_worker_niceness``); ``AI_AGENTS_PIPELINE_NICE`` (0-19, default 19; anything at or below

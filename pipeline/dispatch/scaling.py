@@ -4,7 +4,7 @@ jobs the Dispatcher may keep in flight for the replicas that run.
 Why here and not in the Ray glue: the jobs table is the real queue, which Serve cannot see, so
 the decisions that turn it into replica targets must be testable without a cluster.
 
-Interface (also used by the intake-priority and multi-node work):
+Interface (the backlog policy, the Dispatcher and its claim planner use it):
 - ``desired_replicas(backlog, ongoing, target_per_replica)`` -> float: replicas that would
   serve the claimable backlog plus the requests already in flight at ``target_per_replica``
   each. Serve's wrapper then applies ``min_replicas``/``max_replicas``, the upscale and
@@ -63,7 +63,7 @@ def replicas_wanted(
 
 def inflight_cap(running_replicas: int | None, target_per_replica: float, upper_bound: int) -> int:
     """Jobs the Dispatcher may hold in flight. ``running_replicas`` None: not known yet (no
-    report from the policy) -> the upper bound, which is what the service did before."""
+    report from the policy) -> the upper bound."""
     upper = max(1, int(upper_bound))
     if running_replicas is None:
         return upper

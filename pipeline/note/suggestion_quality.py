@@ -13,7 +13,7 @@ resolution; a KB article's title and excerpt):
 - ``suggestion_hit``: whether any proposal reached :data:`HIT_THRESHOLD`.
 
 Similarity sits behind :class:`TextSimilarity` so it can switch to embeddings (cosine of two
-vectors) without touching the callers. Today's implementation, :class:`LexemeOverlap`, uses
+vectors) without touching the callers. The implementation, :class:`LexemeOverlap`, uses
 the same PostgreSQL full-text machinery as retrieval: ``to_tsvector('english', ...)`` reduces
 both texts to stemmed lexemes without stop words ("restarted" and "restarting" are one term),
 and the score is the cosine of the two lexeme sets, ``|A ∩ B| / sqrt(|A| |B|)``.
@@ -30,9 +30,9 @@ import asyncpg
 from db.repositories import enhancements
 from pipeline.text.ticket_text import plain_text
 
-# Calibrated on the demo dataset (2026-12): the same fix written for another host, user or
-# client scores 0.64-1.0 (mean 0.85); a different fix for the same symptom 0.0-0.32 (mean
-# 0.10). 0.4 sits in the gap. Re-check it on real resolutions and when the similarity changes.
+# 0.4 sits between the scores of the same fix written for another host, user or client
+# (0.64-1.0) and of a different fix for the same symptom (<= 0.32) on the demo data; re-check it
+# on real resolutions and whenever the similarity changes.
 HIT_THRESHOLD = 0.4
 _MAX_TEXT = 4000
 

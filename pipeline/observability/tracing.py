@@ -12,8 +12,8 @@ Exporters, all optional and combinable:
 - ``configure_tracing(exporter=...)``: an in-process exporter (unit tests), replacing the
   previous one given this way.
 Without any, spans still get ids, which are stored and returned by the API, but are not
-recorded (``_RecordWhileExporting``): a recorded span nobody exports only costs CPU, about a
-fifth of the ingress's per-webhook work (benchmarks/README.md, "Less work per webhook").
+recorded (``_RecordWhileExporting``): a recorded span nobody exports only costs CPU, a large
+part of the ingress's per-webhook work.
 
 The resource follows OpenTelemetry's environment conventions: ``OTEL_SERVICE_NAME`` and
 ``OTEL_RESOURCE_ATTRIBUTES`` win over the built-in ``service.name``/``service.version``
@@ -213,7 +213,7 @@ def configure_tracing(
 
 def tracer() -> trace.Tracer:
     # Our provider's tracer when configured (made once, with the provider: get_tracer builds a
-    # new Tracer on every call, which was 4 % of a webhook's CPU), even if something else won
+    # new Tracer on every call, too costly on the webhook path), even if something else won
     # the race for the global provider.
     return _tracer or trace.get_tracer("ai_agents")
 

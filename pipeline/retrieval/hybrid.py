@@ -6,10 +6,9 @@ projector" against "external display not detected after docking"); embeddings fi
 and blur exact identifiers. Each source proposes its top candidates and the lists are fused.
 
 The default is a weighted score, ``(1 · ts_rank_cd + 5 · cosine) / 6`` (both in 0..1, missing
-from a list counts 0): on the shipped evaluation set it put the right ticket first for 90.9 %
-of cases against 83–88 % for reciprocal rank fusion (``Σ weight / (60 + rank)``, also
-available), because RRF lets a ticket that full-text found on one incidental word ("shows")
-outrank the one whose meaning matches. The weights were chosen on that set.
+from a list counts 0), chosen on the shipped evaluation set over reciprocal rank fusion
+(``Σ weight / (60 + rank)``, also available): RRF lets a ticket that full-text found on one
+incidental word ("shows") outrank the one whose meaning matches.
 
 The score reported (and shown in the note) is the fused score normalised to 0..1. Vector
 candidates below ``min_similarity`` are dropped first: a nearest neighbour always exists, but
@@ -19,8 +18,7 @@ Similar tickets are then spread out by maximal marginal relevance (:func:`divers
 history holds the same incident many times ("VPN says credentials rejected" three times), and
 five copies of one precedent crowd out the right one at rank six. The first ticket is always
 the best fused one; each next pick trades its fused score against its cosine similarity to the
-tickets already picked (``diversity`` 0.3). On the shipped set this lifts recall@5 from 64/66
-to 65/66 and leaves recall@1 unchanged by construction.
+tickets already picked (``diversity`` 0.3).
 
 Whether this process can search by vector right now is :class:`VectorAvailability`: the
 database may lack the ``vector`` extension (an external PostgreSQL without pgvector) or the

@@ -345,9 +345,9 @@ class SdpClient:
         """Post a (by default private) note and return its id.
 
         If SDP rejects the wrapper key as invalid input, the other key is tried once and
-        remembered — older on-prem builds only know `request_note` (as the Siemplify
-        integration found). A write that may have landed before a timeout or 5xx is looked
-        up before it is re-posted, so a retry does not leave two copies.
+        remembered — older on-prem builds only know `request_note`. A write that may have
+        landed before a timeout or 5xx is looked up before it is re-posted, so a retry does not
+        leave two copies.
         """
         path = f"/requests/{_segment(request_id)}/notes"
         first = self._note_key

@@ -45,7 +45,7 @@ def _sdp_url_rules(value: HttpUrl) -> HttpUrl:
 
 
 # One definition per field, used by create and update alike, so PATCH cannot store what create
-# refuses (a 100,000-character portal used to make every job of the tenant retry forever).
+# refuses (a 100,000-character portal would make every job of the tenant retry forever).
 TenantName = Annotated[CleanText, Field(min_length=1, max_length=200, examples=["Acme Corp"])]
 SdpUrl = Annotated[
     HttpUrl, AfterValidator(_sdp_url_rules), Field(examples=["https://sdp.acme.example:8080"])

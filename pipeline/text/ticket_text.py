@@ -100,8 +100,8 @@ _VOID = frozenset(
 )
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 # A "<" that no ">" closes before the next "<" cannot start a tag. Escaping it first keeps
-# parsing linear: HTMLParser rescans the rest of the input for every such "<" (quadratic;
-# 100 kB of "<a " took half a minute), and ticket text comes from anyone.
+# parsing linear: HTMLParser rescans the rest of the input for every such "<" (quadratic:
+# 100 kB of "<a " would take half a minute), and ticket text comes from anyone.
 _UNCLOSED_LT = re.compile(r"<(?![^<>]*>)")
 _BLANK_LINES = re.compile(r"\n{3,}")
 # An inline tag separates words, but not a word from the punctuation after it or the bracket
