@@ -3,7 +3,7 @@ run on that directory can stop whatever a crashed run left behind.
 
 ``kill -9`` of the main process takes Ray's head processes with it (Ray starts them with
 PR_SET_PDEATHSIG), but not everything: HAProxy is spawned by Serve's HAProxyManager actor in
-another process group and kept the HTTP port, so the next ``ai-agents serve`` failed in
+another process group and keeps the HTTP port, so the next ``ai-agents serve`` would fail in
 ``HAProxyManager.ready()``; Ray's dashboard and runtime-env agents outlive the raylet for a
 minute. We cannot hook how Ray spawns them, so the main process records its whole process tree
 (``serve-run.json`` in the data directory, refreshed every few seconds while it runs) and a new

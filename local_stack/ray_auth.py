@@ -6,9 +6,9 @@ authentication mode is ``token``: Ray's HTTP clients (``JobSubmissionClient``, u
 ``ai-agents reenhance``) call ``ray._private.authentication.http_token_authentication.
 get_auth_headers_if_auth_enabled``, which asks ``ray._raylet.get_authentication_mode()``, and
 that reads ``RAY_AUTH_MODE`` when Ray's config is initialised. Nothing sets it in a second
-terminal, so every call failed with ``AuthenticationError`` (``ray job list`` fails the same
-way). Ray's own helper for drivers (``maybe_enable_token_auth_if_token_available``) does what
-this module does, but only inside ``ray.init`` and with a warning on every call.
+terminal, so every call would fail with ``AuthenticationError`` (as ``ray job list`` does).
+Ray's own helper for drivers (``maybe_enable_token_auth_if_token_available``) does what this
+module does, but only inside ``ray.init`` and with a warning on every call.
 
 Rule: when ``RAY_AUTH_MODE`` is unset and a token is where Ray looks for one
 (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``), use token mode for this

@@ -106,7 +106,7 @@ def _unrepresentable(request: Request, exc: Exception) -> JSONResponse:
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # exc_info explicitly: this handler may run on a worker thread where sys.exc_info() is
-    # empty (the JSON log line then said "exc": "NoneType: None")
+    # empty (the JSON log line would say "exc": "NoneType: None")
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 

@@ -1,7 +1,7 @@
-"""The support guide's five-minute health check, for this system (`ai-agents health`).
+"""`ai-agents health`: the five-minute health check (README "Quick health check").
 
-The guide's script looks at pods, the Redis queue, the database, `/health`, recent errors and
-firing alerts. Here the same questions go to the places that answer them on Ray:
+It asks about nodes and replicas, the queue, the database, `/health`, recent errors and firing
+alerts, each where it is answered on Ray:
 - the Ray dashboard's REST API (cluster nodes and resources, Serve application and replica
   states): no Ray driver is started, so the check works from a laptop against a cluster and
   never joins it as a client;
@@ -10,8 +10,9 @@ firing alerts. Here the same questions go to the places that answer them on Ray:
 - the ingress' own `/health` and `/api/v1/ready`;
 - Prometheus' `/api/v1/alerts` when its URL is given.
 
-Every check yields ok / warn / fail / skip; the command exits non-zero on any fail. Thresholds
-follow the guide's success criteria and the alert rules (queue < 50, success rate ≥ 95%).
+Every check yields ok / warn / fail / skip; the exit code says the worst
+(``HealthReport.exit_code``). Thresholds follow the alert rules (queue <= 50, success rate
+>= 95%).
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ async def check_database(pool: asyncpg.Pool | None, error: str | None = None) ->
 
 
 async def check_queue(pool: asyncpg.Pool | None, options: HealthOptions) -> Check:
-    """Jobs waiting in PostgreSQL: the Redis `LLEN celery` of the old system."""
+    """Jobs waiting in PostgreSQL: how many, and how long the oldest has waited."""
     if pool is None:
         return Check("queue", "skip", "database unavailable")
     try:

@@ -1,10 +1,10 @@
 """Who may read ``GET /metrics``: Prometheus, holding the metrics token.
 
-The database-derived gauges carry a ``tenant`` label, so an open ``/metrics`` listed every
-tenant id (disabled ones included) to anyone who could reach the HTTP port. The route stays
-where it is (the same path on the Serve port, so KubeRay's ServiceMonitor keeps scraping the
-Serve service) but answers only ``Authorization: Bearer <AI_AGENTS_METRICS_TOKEN>``, the way
-Prometheus' ``authorization`` scrape setting sends it. Chosen over a separate metrics port
+The database-derived gauges carry a ``tenant`` label, so an open ``/metrics`` would list every
+tenant id (disabled ones included) to anyone who could reach the HTTP port. The route is on
+the Serve port (so KubeRay's ServiceMonitor scrapes the Serve service) but answers only
+``Authorization: Bearer <AI_AGENTS_METRICS_TOKEN>``, the way Prometheus' ``authorization``
+scrape setting sends it. Chosen over a separate metrics port
 because the gauges are computed inside the Ingress replicas, which share one HTTP port with
 Serve's proxy (or HAProxy) and can be several on a node; a second listener per replica would
 collide or leave scrape targets empty on pods without one. A token of its own (not the admin

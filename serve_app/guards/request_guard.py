@@ -8,8 +8,8 @@ read is replayed to the app unchanged (webhook signatures cover the raw bytes).
 
 ``UnhandledErrors`` turns an exception that escaped everything else into a logged 500 with the
 traceback, *without re-raising*: Starlette's own error middleware re-raises after answering,
-and uvicorn then closes the connection, so the next request a client sent on the same
-keep-alive connection was reset.
+and uvicorn then closes the connection, so the next request a client sends on the same
+keep-alive connection is reset.
 """
 
 from __future__ import annotations
