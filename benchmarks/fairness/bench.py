@@ -11,8 +11,7 @@ stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fairdb`` / ``fifodb`` 
 every pool's connections handed out tenant-fair / first come, first served
 (``AI_AGENTS_DB_TENANT_FAIR`` true / false, ``db.pool``), ``fair@N`` fair share with the
 Dispatcher's in-flight cap at most N (``AI_AGENTS_DISPATCH_MAX_INFLIGHT``), a number is a hard
-per-tenant in-flight cap
-(``AI_AGENTS_PER_TENANT_INFLIGHT``, the old fixed cap was 8); the Dispatcher is redeployed with
+per-tenant in-flight cap (``AI_AGENTS_PER_TENANT_INFLIGHT``); the Dispatcher is redeployed with
 it in its ``runtime_env``. Between runs the rest of A's backlog is discarded (marked failed in
 the database by this script) and the pipeline drains, so every run starts from an idle system.
 

@@ -57,10 +57,10 @@ Configurations (``--configs``, comma-separated):
                     pipeline working only on what arrives.
   busy-pipeline-2r  the same with 2 Ingress replicas (HAProxy balances over both)
   busy-pipeline-nice0  the same with AI_AGENTS_PIPELINE_NICE=0: pipeline replicas at the
-                    Ingress's CPU priority (how the product behaved before the setting)
+                    Ingress's CPU priority
   busy-pipeline-nopriority  the same with AI_AGENTS_INTAKE_PRIORITY_RATE=0: the Dispatcher
                     hands out work at full capacity during the storm and the pools scale on
-                    the backlog it makes (how the product behaved before the setting)
+                    the backlog it makes
 """
 
 from __future__ import annotations

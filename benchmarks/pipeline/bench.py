@@ -23,7 +23,7 @@ Variants (``--configs``, each in a fresh process and Ray):
   haproxy         the product with ``--ingress haproxy`` (HAProxy + direct ingress +
                   RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + RAY_SERVE_LOG_TO_STDERR=1)
   tput            the throughput flags without HAProxy
-  previous-pools  the pool options before 2026-11-26 (``PREVIOUS_POOLS``: 64 in flight per
+  previous-pools  many small replicas (``PREVIOUS_POOLS``: 64 in flight per
                   Enhancer/Synthesizer replica, up to 8 replicas, 0.25 logical CPU each)
   floor           the pipeline's floor (``benchmarks.pipeline.floor``): the same intake and
                   per-enhancement work (claim, context queries, LLM call, SDP note, completion)

@@ -2,10 +2,9 @@
 
     python -m benchmarks.pipeline.floor --port P      # AI_AGENTS_* environment as for a replica
 
-Why: absolute enhancements/s move from machine to machine (an Intel Xeon 2-core gave 36-38/s
-where an AMD EPYC gave 55/s), so ``python -m benchmarks.pipeline --configs floor,...`` reports
-the product as a ratio to this floor measured in the same run, on the same machine, at the same
-moment — as intake is reported against bare uvicorn.
+Why: absolute enhancements/s move from machine to machine, so ``python -m benchmarks.pipeline
+--configs floor,...`` reports the product as a ratio to this floor measured in the same run, on
+the same machine, at the same moment — as intake is reported against bare uvicorn.
 
 What runs, all on one uvloop event loop, with no Ray and no hops between processes:
   - the webhook intake: the product's ``create_api`` app under uvicorn (the same signature

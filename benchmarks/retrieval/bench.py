@@ -1,5 +1,5 @@
 """Retrieval at scale: latency p95 with N resolved tickets per tenant, embedding CPU per ticket,
-and prompt size per enhancement before (full-text only) and after (hybrid).
+and prompt size per enhancement with full-text only and with hybrid retrieval.
 
 Starts an embedded PostgreSQL in a temporary directory, creates two tenants and gives each
 ``--tickets`` resolved tickets: the demo history, repeated with new ids and a varying

@@ -123,7 +123,7 @@ class LocalCluster:
             self._kill_leftovers()
 
     def _kill_leftovers(self) -> None:
-        """Worker processes that outlived their raylet (seen after ``remove_node``): every
+        """Worker processes that outlive their raylet (``remove_node`` leaves them behind): every
         process naming this run's own temp dir on its command line is ours."""
         # Ray's dir under RAY_TMPDIR, not PostgreSQL's
         kill_processes_naming([str(self.temp_dir / "ray")])

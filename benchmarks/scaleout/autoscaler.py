@@ -139,7 +139,7 @@ async def mode_ray_autoscaler(
                 drained_t = s["t"]
             at_min = s["enhancers"] <= floor and s["synthesizers"] <= floor
             # settled: no replica still stopping either (a stopping replica keeps its node
-            # busy, so "no idle node" alone ended a run before the node it held was removed)
+            # busy, so "no idle node" alone would end a run before the node it held is removed)
             settled = at_min and not s["replicas_not_running"] and s["idle_worker_nodes"] == 0
             if drained_t is not None and settled:
                 break
