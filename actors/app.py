@@ -8,6 +8,7 @@ from typing import Any
 from ray.serve import Application
 
 from actors.context_gatherer import ContextGathererDeployment
+from actors.deployment_options import deployment_of
 from actors.dispatcher import DispatcherDeployment
 from actors.enhancer import EnhancerDeployment
 from actors.ingress import IngressDeployment
@@ -16,10 +17,10 @@ from actors.synthesizer import SynthesizerDeployment
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Ingress → Dispatcher → Enhancer → (ContextGatherer, Synthesizer)."""
-    enhancer = EnhancerDeployment.bind(
-        ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
+    enhancer = deployment_of(EnhancerDeployment).bind(
+        deployment_of(ContextGathererDeployment).bind(), deployment_of(SynthesizerDeployment).bind()
     )
-    return IngressDeployment.bind(DispatcherDeployment.bind(enhancer))
+    return deployment_of(IngressDeployment).bind(deployment_of(DispatcherDeployment).bind(enhancer))
 
 
 app = build_app()

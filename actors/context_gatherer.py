@@ -7,6 +7,7 @@ from ray import serve
 from actors.deployment_options import CONTEXT_GATHERER, pool_options
 from actors.rate_limiter import RayRateLimits
 from actors.replica_setup import DatabasePool, replica_resources
+from db.repositories.tenants import UnknownTenant
 from pipeline.models import Ticket, TicketContext
 from pipeline.observability.tracing import continued
 from pipeline.retrieval.context_gatherer import ContextGatherer
@@ -17,11 +18,12 @@ from pipeline.tenancy.runtime import load_tenant_runtime
 
 @serve.deployment(name=CONTEXT_GATHERER, **pool_options(CONTEXT_GATHERER))
 class ContextGathererDeployment:
-    async def __init__(self) -> None:
+    async def __init__(self) -> None:  # type: ignore[misc]  # Ray Serve awaits an async constructor
         replica = await replica_resources(database=DatabasePool(), cipher=True, sdp_connections=100)
-        settings, cipher = replica.settings, replica.cipher
-        self._pool = replica.pool
-        self._http = replica.http
+        settings, cipher, pool, http = replica.settings, replica.cipher, replica.pool, replica.http
+        assert pool is not None and cipher is not None and http is not None  # all asked for
+        self._pool = pool
+        self._http = http
         limiter = RayRateLimits()
         # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
         fetcher = TicketFetcher(
@@ -34,6 +36,8 @@ class ContextGathererDeployment:
 
         async def before_embed(tenant_id: str) -> None:  # remote embeddings share the LLM limit
             tenant = await load_tenant_runtime(self._pool, cipher, tenant_id)
+            if tenant is None:
+                raise UnknownTenant(tenant_id)
             await limiter.acquire(tenant_id, "llm", tenant.settings.llm_rate_per_minute)
 
         self._logic = ContextGatherer(

@@ -1,8 +1,9 @@
 """Every Serve deployment's options, in one place.
 
 `serve run`, the app builder and the KubeRay renderer all read this module, so the pool sizes
-and back-pressure limits a test exercises are the ones production runs. Plain data only: no Ray
-import, so the renderer and docs can load it anywhere.
+and back-pressure limits a test exercises are the ones production runs. Plain data: no Ray
+import at load time (``deployment_of`` imports it when called), so the renderer and docs can
+load it anywhere.
 
 Why these numbers (2-core reference machine; see README "Scaling and back-pressure"):
 - Enhancer: a job spends almost all its time awaiting I/O (LLM ~2 s, SDP, Postgres), so one
@@ -27,7 +28,10 @@ Why these numbers (2-core reference machine; see README "Scaling and back-pressu
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ray.serve import Deployment
 
 APP_NAME = "ai_agents"
 ROUTE_PREFIX = "/"
@@ -120,3 +124,13 @@ def pool_options(name: str) -> dict[str, Any]:
 
 def all_pool_options() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(_POOL_OPTIONS)
+
+
+def deployment_of(decorated: object) -> Deployment:
+    """A ``@serve.deployment`` class as what the decorator made of it, a ``Deployment`` to
+    ``bind`` or ``options``: mypy does not apply class decorators (python/mypy#3135)."""
+    from ray.serve import Deployment
+
+    if not isinstance(decorated, Deployment):
+        raise TypeError(f"{decorated!r} is not a Serve deployment")
+    return decorated

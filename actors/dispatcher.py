@@ -24,7 +24,9 @@ from pipeline.dispatch.scaling import BacklogReport
 
 @serve.deployment(name=DISPATCHER, **pool_options(DISPATCHER))
 class DispatcherDeployment:
-    async def __init__(self, enhancer: DeploymentHandle) -> None:
+    async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
+        self, enhancer: DeploymentHandle
+    ) -> None:
         # default priority like the Ingress (it hands out the work; see process_priority), and
         # no tracing set-up: its spans come from the enhancement the Enhancer runs
         replica = await replica_resources(
@@ -32,6 +34,7 @@ class DispatcherDeployment:
         )
         settings = replica.settings
         self._enhancer = enhancer
+        assert replica.pool is not None  # asked for above
         self._pool = replica.pool
         await verify_service_role(self._pool)  # refuse to run with a role that bypasses RLS
         target = pool_options(ENHANCER)["autoscaling_config"]["target_ongoing_requests"]

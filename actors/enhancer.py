@@ -17,22 +17,25 @@ from pipeline.note.feedback_links import FeedbackLinkSigner
 from pipeline.observability.connection_gauge import start_connection_gauge
 from pipeline.observability.tracing import current_carrier
 from pipeline.tenancy.config import TenantSettings
-from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
+from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, TenantRuntime, load_tenant_runtime
 from pipeline.tenancy.ttl_cache import TtlCache
 
 
 @serve.deployment(name=ENHANCER, **pool_options(ENHANCER))
 class EnhancerDeployment:
-    async def __init__(self, gatherer: DeploymentHandle, synthesizer: DeploymentHandle) -> None:
+    async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
+        self, gatherer: DeploymentHandle, synthesizer: DeploymentHandle
+    ) -> None:
         replica = await replica_resources(database=DatabasePool(), cipher=True, sdp_connections=200)
-        settings, cipher = replica.settings, replica.cipher
+        settings, cipher, pool, http = replica.settings, replica.cipher, replica.pool, replica.http
+        assert pool is not None and cipher is not None and http is not None  # all asked for
         self._gatherer = gatherer
         self._synthesizer = synthesizer
-        self._pool = replica.pool
-        self._http = replica.http
+        self._pool = pool
+        self._http = http
         # jobs of one tenant arrive in runs; a few seconds of staleness is what the ingress
         # already accepts for rotation and disabling
-        tenants = TtlCache(
+        tenants: TtlCache[str, TenantRuntime | None] = TtlCache(
             lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
         )
         self._logic = Enhancer(
@@ -52,7 +55,7 @@ class EnhancerDeployment:
                 stage_places=settings.enhancer_stage_places,
             ),
             feedback_links=FeedbackLinkSigner.from_encryption_keys(
-                settings.encryption_keys.get_secret_value(),
+                replica.encryption_keys,
                 ttl_days=settings.feedback_link_ttl_days,
             ),
         )

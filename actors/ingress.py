@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import ReplicaState
 
 from actors.deployment_options import APP_NAME, INGRESS, pool_options
 from actors.replica_setup import RayMetrics
@@ -53,7 +54,7 @@ class IngressDeployment:
         try:
             app = (await asyncio.to_thread(serve.status)).applications.get(APP_NAME)
             for name, deployment in app.deployments.items() if app else []:
-                running = deployment.replica_states.get("RUNNING", 0)
+                running = deployment.replica_states.get(ReplicaState.RUNNING, 0)
                 # UPSCALING/DOWNSCALING are healthy pools changing size, not failures.
                 healthy = str(deployment.status) not in _BROKEN_STATES
                 components[f"pool:{name}"] = {

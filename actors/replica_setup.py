@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from pydantic import SecretStr
 from ray.util import metrics as ray_metrics
 
 from core import metric_catalogue as mc
@@ -46,7 +47,18 @@ class ReplicaResources:
 
     @property
     def database_url(self) -> str:
-        return self.settings.database_url.get_secret_value()
+        return _resolved(self.settings.database_url, "AI_AGENTS_DATABASE_URL")
+
+    @property
+    def encryption_keys(self) -> str:
+        return _resolved(self.settings.encryption_keys, "AI_AGENTS_ENCRYPTION_KEYS")
+
+
+def _resolved(secret: SecretStr | None, variable: str) -> str:
+    """A secret no replica starts without (``ai-agents serve`` and the RayService set it)."""
+    if secret is None:
+        raise RuntimeError(f"{variable} must be resolved before a replica starts")
+    return secret.get_secret_value()
 
 
 def prepare_process(
@@ -83,7 +95,7 @@ async def replica_resources(
             tenant_fair=settings.db_tenant_fair,
         )
     if cipher:
-        resources.cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
+        resources.cipher = CredentialCipher.from_csv(resources.encryption_keys)
     if sdp_connections is not None:
         resources.http = guarded_http_client(
             settings.sdp_url_policy, max_connections=sdp_connections

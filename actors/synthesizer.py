@@ -18,7 +18,7 @@ from pipeline.text.redaction import redact_pii
 
 @serve.deployment(name=SYNTHESIZER, **pool_options(SYNTHESIZER))
 class SynthesizerDeployment:
-    async def __init__(self) -> None:
+    async def __init__(self) -> None:  # type: ignore[misc]  # Ray Serve awaits an async constructor
         replica = await replica_resources()
         self._metrics = replica.metrics
         self._limiter = RayRateLimits()

@@ -16,9 +16,8 @@ from cli.kuberay import kuberay_app
 from cli.reenhance.command import reenhance_app
 from cli.reindex.command import reindex
 from cli.serve import serve
-from cli.support import DataDirOption, JsonOption, emit_json, one_line_errors
+from cli.support import DataDirOption, JsonOption, emit_json, one_line_errors, settings_for
 from cli.tenants import tenant_app
-from core.settings import Settings
 from core.version import package_version
 from db.migrate import migrate as run_migrations
 from local_stack.ray_auth import use_ray_token_if_available
@@ -71,8 +70,7 @@ def migrate(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) ->
 
     Example: AI_AGENTS_MIGRATION_DATABASE_URL=postgresql://owner@db/app ai-agents migrate
     """
-    overrides = {"data_dir": data_dir} if data_dir else {}
-    settings = Settings(**overrides)
+    settings = settings_for(data_dir)
 
     async def _migrate() -> list[str]:
         runtime = await resolve_runtime(settings, run_migrations=False)

@@ -19,9 +19,9 @@ from cli.support import (
     load_runtime,
     one_line_errors,
     reachable_url,
+    settings_for,
 )
 from core.ingress_mode import apply_ingress_mode
-from core.settings import Settings
 from db.pool import create_pool, verify_service_role
 from local_stack.processes import RunRecorder, clean_up_after_crash
 from local_stack.ray_auth import DASHBOARD_TOKEN_HINT
@@ -58,7 +58,7 @@ def serve(
     from local_stack.ray_serve import ray_init_kwargs, start_ray
     from local_stack.runtime import export_environment
 
-    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    settings = settings_for(data_dir)
     bind_host, bind_port = host or settings.http_host, port or settings.http_port
     clean_up_after_crash(settings.data_dir)
     runtime = asyncio.run(load_runtime(data_dir))
@@ -66,7 +66,7 @@ def serve(
     export_environment(runtime)
     joining = "RAY_ADDRESS" in os.environ
     if not joining:
-        apply_ingress_mode(ingress.value if ingress else settings.serve_ingress)
+        apply_ingress_mode(ingress.mode if ingress else settings.serve_ingress)
     recorder = RunRecorder(settings.data_dir, "serve").start()  # before Ray spawns anything
     # ray.init installs a SIGTERM handler that exits on the spot; ours (set right after) stops
     # cleanly, and is in place before the app starts so an early SIGTERM is not lost either

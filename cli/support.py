@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from enum import StrEnum
-from typing import Any, TypeVar, get_args
+from typing import Any, NoReturn, TypeVar, get_args
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -32,8 +32,20 @@ T = TypeVar("T")
 
 err = Console(stderr=True)
 
-# Typer offers choices from an Enum; its members come from the one IngressMode literal.
-IngressChoice = StrEnum("IngressChoice", {mode: mode for mode in get_args(IngressMode)})
+_INGRESS_MODES: dict[str, IngressMode] = {mode: mode for mode in get_args(IngressMode)}
+
+
+class IngressChoice(StrEnum):
+    """``--ingress``: Typer offers choices from an Enum, one member per ``IngressMode`` (a test
+    holds the two lists equal)."""
+
+    proxy = "proxy"
+    haproxy = "haproxy"
+
+    @property
+    def mode(self) -> IngressMode:
+        return _INGRESS_MODES[self.value]
+
 
 IngressOption = typer.Option(
     None,
@@ -48,7 +60,7 @@ class CommandError(Exception):
     """An expected failure: printed as one line, exit code 1."""
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -105,9 +117,13 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=default, indent=2, sort_keys=True) + "\n")
 
 
+def settings_for(data_dir: str | None) -> Settings:
+    """The settings, with ``--data-dir`` over the environment when it is given."""
+    return Settings(data_dir=data_dir) if data_dir else Settings()
+
+
 async def load_runtime(data_dir: str | None = None, *, migrate: bool = True) -> Runtime:
-    overrides = {"data_dir": data_dir} if data_dir else {}
-    return await resolve_runtime(Settings(**overrides), run_migrations=migrate)
+    return await resolve_runtime(settings_for(data_dir), run_migrations=migrate)
 
 
 @asynccontextmanager

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -33,7 +35,10 @@ tenant_app = typer.Typer(help="Create and manage tenants (client companies).", n
 ACTOR = "cli"
 
 
-async def _with_admin(data_dir: str | None, action):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+async def _with_admin(data_dir: str | None, action: Callable[[TenantAdmin], Awaitable[T]]) -> T:
     runtime = await load_runtime(data_dir)
     settings = Settings()
     async with service_pool(runtime) as pool:

@@ -87,7 +87,10 @@ _HEADERS = {
 }
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when available
+_SAFE_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available
+
+
+class _Dumper(_SAFE_DUMPER):
     """Safe YAML: no anchors/aliases, multi-line strings (serveConfigV2, dashboards) as
     literal blocks."""
 

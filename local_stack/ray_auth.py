@@ -53,7 +53,7 @@ def use_ray_token_if_available() -> bool:
         return False
     os.environ[AUTH_MODE_VARIABLE] = "token"
     if "ray._raylet" in sys.modules:
-        from ray._raylet import Config
+        from ray._raylet import Config  # type: ignore[attr-defined]  # not in Ray's _raylet.pyi
 
         Config.initialize("")
     return True

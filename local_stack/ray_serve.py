@@ -88,12 +88,17 @@ def start_ray(**init_kwargs: Any) -> Any:
     join (else it joins any Ray cluster found running on the machine). Joining an existing
     cluster (``RAY_ADDRESS``) starts no agent, and the port is then unused."""
     import ray
+    from ray._private.worker import RayContext
 
     with _dashboard_agent_port(free_port()):
         context = ray.init(**init_kwargs)
     temp_dir = init_kwargs.get("_temp_dir")
     if temp_dir is not None:
-        ray._private.utils.write_ray_address(context.address_info["gcs_address"], temp_dir)
+        # a driver's context (no ray:// client here), which knows its cluster's GCS address
+        assert isinstance(context, RayContext)
+        gcs_address = context.address_info["gcs_address"]
+        assert gcs_address is not None
+        ray._private.utils.write_ray_address(gcs_address, temp_dir)
     return context
 
 
@@ -142,7 +147,9 @@ def serve_instance_details() -> dict[str, Any]:
     import ray
     from ray.serve.context import _get_global_client
 
-    return ray.get(_get_global_client()._controller.get_serve_instance_details.remote())
+    client = _get_global_client()
+    assert client is not None  # it raises instead when no Serve controller is running
+    return ray.get(client._controller.get_serve_instance_details.remote())
 
 
 def replica_pids(deployment: str | None = None, app: str = APP_NAME) -> dict[str, list[int]]:

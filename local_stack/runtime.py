@@ -107,7 +107,7 @@ async def resolve_runtime(
         ),
     )
     if run_migrations:
-        await migrate(runtime.owner_url, runtime.service_url)
+        await migrate(embedded.owner_url, embedded.service_url)
     return runtime
 
 

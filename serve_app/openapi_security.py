@@ -39,7 +39,10 @@ WEBHOOK_SCHEMES: dict[str, dict[str, Any]] = {
         "(for SDP, which cannot sign).",
     },
 }
-WEBHOOK_SECURITY = [{"WebhookSignature": [], "WebhookTimestamp": []}, {"WebhookToken": []}]
+WEBHOOK_SECURITY: list[dict[str, list[str]]] = [
+    {"WebhookSignature": [], "WebhookTimestamp": []},
+    {"WebhookToken": []},
+]
 
 
 def install_openapi_security(app: FastAPI) -> None:

@@ -98,7 +98,9 @@ async def sample_pools(since: float, stop: asyncio.Event) -> list[dict[str, Any]
     samples: list[dict[str, Any]] = []
     while not stop.is_set():
         try:
-            running = {k: len(v) for k, v in (await asyncio.to_thread(deployment_nodes)).items()}
+            running: dict[str, Any] = {
+                k: len(v) for k, v in (await asyncio.to_thread(deployment_nodes)).items()
+            }
         except Exception as exc:  # noqa: BLE001 - a sample, not a result
             running = {"error": type(exc).__name__}
         samples.append({"t": round(time.time() - since, 1), "running": running})
@@ -245,7 +247,7 @@ async def measure_cap(
     pools_seen = await pools_task
     dropped = await discard_backlog(db, a.id)
     work_conserving = await capacity(args, db, sender, a, b) if args.capacity_flood else {}
-    result = {
+    result: dict[str, Any] = {
         "work_conserving": work_conserving,
         "cap": "fair" if cap is None else cap,
         "redeploy_s": redeploy_s,
@@ -264,8 +266,8 @@ async def measure_cap(
     alone_p95, under_p95 = result["alone"]["p95"], result["under"]["p95"]
     result["ratio"] = under_p95 / alone_p95 if alone_p95 and under_p95 else None
     say(f"under p95 {under_p95}, ratio {result['ratio']}, A left {a_left}")
-    under = result["under"]
-    say(f"B under the flood: {under['retried']} retried, errors {under['errors']}")
+    under_summary = result["under"]
+    say(f"B under the flood: {under_summary['retried']} retried, errors {under_summary['errors']}")
     return result
 
 

@@ -66,6 +66,7 @@ Configurations (``--configs``, comma-separated):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -152,7 +153,7 @@ async def measure_config(
     log_path = workdir / f"{cfg.name}.log"
     started = time.monotonic()
     child: ServeChild | None = None
-    bare_cm = None
+    bare_cm: contextlib.AbstractContextManager[Any] | None = None  # the bare or floor server
     pids: dict[str, list[int]] = {}
     if cfg.kind == "bare":
         port = free_port()

@@ -42,7 +42,7 @@ from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.credential_cipher import CredentialCipher
 from pipeline.tenancy.rate_limiter import LocalRateLimits
-from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
+from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, TenantRuntime, load_tenant_runtime
 from pipeline.tenancy.ttl_cache import TtlCache
 from pipeline.text.redaction import redact_pii
 from serve_app.ingress import Ingress
@@ -70,7 +70,7 @@ class FloorPipeline:
         cipher = CredentialCipher.from_csv(settings.encryption_keys.get_secret_value())
         # One pool for the three roles (the product has one per replica, each this size).
         self._pool = await create_pool(url, min_size=1, max_size=settings.db_pool_max_size * 2)
-        tenants = TtlCache(
+        tenants: TtlCache[str, TenantRuntime | None] = TtlCache(
             lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
         )
         self.workflow = Enhancer(

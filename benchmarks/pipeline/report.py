@@ -163,10 +163,10 @@ def report(runs: list[dict[str, Any]]) -> str:
         ],
     )
     for phase in ("latency", "capacity"):
-        per = {
+        found = {
             d["variant"]: next((p for p in d["phases"] if p["phase"] == phase), None) for d in runs
         }
-        per = {k: v for k, v in per.items() if v}
+        per = {k: v for k, v in found.items() if v}
         if not per:
             continue
         kinds = sorted(

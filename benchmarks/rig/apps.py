@@ -15,7 +15,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from actors.deployment_options import DISPATCHER
+from actors.deployment_options import DISPATCHER, deployment_of
 from actors.ingress import IngressDeployment
 
 
@@ -44,7 +44,9 @@ class _FloorIngress:
 
 # The product Ingress's options (replica bounds, max_ongoing_requests: HAProxy's maxconn per
 # replica), so only the app differs.
-FloorIngress = IngressDeployment.options(func_or_class=serve.ingress()(_FloorIngress))
+FloorIngress = deployment_of(IngressDeployment).options(
+    func_or_class=serve.ingress()(_FloorIngress)
+)
 
 
 def ingress_options(replicas: int = 0, max_ongoing: int = 0) -> dict[str, Any]:
@@ -72,12 +74,16 @@ def build_intake_app(
         from actors.enhancer import EnhancerDeployment
         from actors.synthesizer import SynthesizerDeployment
 
-        enhancer = EnhancerDeployment.bind(
-            ContextGathererDeployment.bind(), SynthesizerDeployment.bind()
+        enhancer = deployment_of(EnhancerDeployment).bind(
+            deployment_of(ContextGathererDeployment).bind(),
+            deployment_of(SynthesizerDeployment).bind(),
         )
-        return IngressDeployment.options(**options).bind(DispatcherDeployment.bind(enhancer))
-    ingress = IngressDeployment.options(**options) if options else IngressDeployment
-    return ingress.bind(IdleDispatcher.bind())
+        dispatcher = deployment_of(DispatcherDeployment).bind(enhancer)
+        return deployment_of(IngressDeployment).options(**options).bind(dispatcher)
+    ingress = deployment_of(IngressDeployment)
+    return (ingress.options(**options) if options else ingress).bind(
+        deployment_of(IdleDispatcher).bind()
+    )
 
 
 def build_pipeline_app(overrides: dict[str, dict[str, Any]] | None = None) -> Application:

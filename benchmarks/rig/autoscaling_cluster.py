@@ -191,9 +191,13 @@ class AutoscalingLocalCluster:
         """Per alive worker node, what the GCS tells the autoscaler: status (RUNNING/IDLE),
         seconds idle, and why it is busy (``node_activity``) — why a node stays up."""
         from ray.autoscaler.v2.sdk import get_cluster_resource_state
-        from ray.core.generated.autoscaler_pb2 import NodeStatus
+        from ray.core.generated.autoscaler_pb2 import (  # type: ignore[attr-defined]
+            NodeStatus,  # generated protobuf: its messages are built at import, not declared
+        )
 
-        state = get_cluster_resource_state(self._ray._private.worker.global_worker.gcs_client)
+        # ray.init sets the worker's gcs_client; Ray's Worker class does not declare it
+        worker = self._ray._private.worker.global_worker
+        state = get_cluster_resource_state(worker.gcs_client)  # type: ignore[attr-defined]
         return {
             n.node_id.hex(): {
                 "status": NodeStatus.Name(n.status),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
@@ -51,7 +52,8 @@ class LocalCluster:
 
     @property
     def head_node_id(self) -> str:
-        return str(self.cluster.head_node.node_id)
+        # initialize_head=True set it; Ray's Cluster declares head_node only as `= None`
+        return str(self.cluster.head_node.node_id)  # type: ignore[attr-defined]
 
     def worker_count(self) -> int:
         return len(self.workers)
@@ -182,7 +184,9 @@ def connect_and_start_serve(address: str) -> str:
     import ray
     from ray import serve
 
-    ray.init(address=address, namespace=APP_NAME, log_to_driver=False, logging_level="warning")
+    ray.init(
+        address=address, namespace=APP_NAME, log_to_driver=False, logging_level=logging.WARNING
+    )
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port, "location": "HeadOnly"})
     return f"http://127.0.0.1:{port}"

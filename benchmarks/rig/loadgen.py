@@ -102,7 +102,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def post_signed(target: str, secret: str, ticket_id: str) -> str:
+        async def post_signed(target: str, secret: bytes, ticket_id: str) -> str:
             """One signed webhook; its status code, or the exception's name (counted)."""
             body = ticket_body(ticket_id, int(time.time() * 1000))
             try:

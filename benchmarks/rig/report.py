@@ -72,9 +72,9 @@ def machine_info() -> dict[str, Any]:
 
 def print_table(title: str, headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
     """A GitHub-markdown table (also readable in a terminal); returned and printed."""
-    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [["" if c is None else str(c) for c in row] for row in rows]
     widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
     ]
 
     def line(cells: list[str]) -> str:
@@ -85,7 +85,7 @@ def print_table(title: str, headers: list[str], rows: Iterable[Iterable[Any]]) -
             f"\n### {title}\n",
             line(headers),
             "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-            *(line(r) for r in rows),
+            *(line(r) for r in cells),
         ]
     )
     print(text, flush=True)

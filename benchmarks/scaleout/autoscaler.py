@@ -129,7 +129,7 @@ async def mode_ray_autoscaler(
     try:
         while time.monotonic() < deadline:
             if sending.done() and not ids:
-                ids = [s.enhancement_id for s in sending.result()]
+                ids = [s.enhancement_id for s in sending.result() if s.enhancement_id]
             s = await sample()
             samples.append(s)
             if s["t"] - last_said >= 10:
@@ -147,7 +147,7 @@ async def mode_ray_autoscaler(
     finally:
         await conn.close()
     sent = await sending
-    ids = [s.enhancement_id for s in sent]
+    ids = [s.enhancement_id for s in sent if s.enhancement_id]
     rows = await fetch_jobs(rig["db"], ids)
     await asyncio.sleep(1)  # let the last notes land in the simulator's record
     checks = note_check(rig["sims"], rig["tenants"], sent, rows)

@@ -42,6 +42,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 # Every node of the local cluster, and this driver, on loopback (read when Ray is imported).
@@ -86,7 +87,9 @@ async def mode_throughput(
         say(f"throughput: {n} replica(s) on {cluster.worker_count()} worker node(s)")
         started = time.time()
         sent = await send_backlog(rig, args.backlog)
-        rows = await wait_terminal(rig["db"], [s.enhancement_id for s in sent], args.timeout)
+        rows = await wait_terminal(
+            rig["db"], [s.enhancement_id for s in sent if s.enhancement_id], args.timeout
+        )
         placement = deployment_nodes()
         out.append(
             {
@@ -140,7 +143,7 @@ async def mode_autoscale(
     at_rest = len(deployment_nodes().get(ENHANCER, []))
     spike = time.time()
     sent = await send_backlog(rig, args.backlog)
-    ids = [s.enhancement_id for s in sent]
+    ids = [s.enhancement_id for s in sent if s.enhancement_id]
     timeline: list[tuple[float, int, int]] = []  # (seconds since spike, replicas, remaining)
     pools: list[dict[str, Any]] = []  # every pool's running and not-yet-running replicas
     drained_at = None
@@ -201,7 +204,7 @@ async def mode_node_loss(
     cluster.deploy(scaled_app(args, replicas=2), workers=2)
     before = deployment_nodes()
     sent = await send_backlog(rig, args.backlog)
-    ids = [s.enhancement_id for s in sent]
+    ids = [s.enhancement_id for s in sent if s.enhancement_id]
     removed: dict[str, Any] = {}
 
     async def progress(done: int) -> None:
@@ -258,14 +261,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         sender = TicketSender(cluster.url, sims)
         rig = {"db": db, "sims": sims, "tenants": tenants, "sender": sender}
         result: dict[str, Any] = {"machine": machine, "args": vars(args)}
+        # each mode takes the cluster kind it runs on (LocalCluster or AutoscalingLocalCluster)
+        runners: dict[str, Callable[..., Awaitable[dict[str, Any] | list[dict[str, Any]]]]] = {
+            "throughput": mode_throughput,
+            "autoscale": mode_autoscale,
+            "node-loss": mode_node_loss,
+            RAY_AUTOSCALER: mode_ray_autoscaler,
+        }
         for mode in args.modes:
-            runner = {
-                "throughput": mode_throughput,
-                "autoscale": mode_autoscale,
-                "node-loss": mode_node_loss,
-                RAY_AUTOSCALER: mode_ray_autoscaler,
-            }[mode]
-            result[mode] = await runner(args, rig, cluster)
+            result[mode] = await runners[mode](args, rig, cluster)
         return result
     finally:
         if sender is not None:

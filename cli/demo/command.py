@@ -45,7 +45,7 @@ def demo(
         dashboard_port=dashboard_port,
         llm_latency_s=llm_latency,
         use_configured_llm=configured_llm,
-        ingress=ingress.value if ingress else Settings().serve_ingress,
+        ingress=ingress.mode if ingress else Settings().serve_ingress,
     )
     if as_json:  # Ray's driver prints its own log lines on stdout; keep stdout for the JSON
         real_stdout = sys.stdout

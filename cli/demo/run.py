@@ -28,8 +28,7 @@ from cli.demo.steps import (
     stop_ray_and_serve,
     wait_for_all,
 )
-from cli.support import emit_json, err, load_runtime
-from core.settings import Settings
+from cli.support import emit_json, err, load_runtime, settings_for
 from db.pool import create_pool, verify_service_role
 from local_stack.processes import RunRecorder, clean_up_after_crash
 from local_stack.ray_auth import DASHBOARD_TOKEN_HINT
@@ -103,7 +102,7 @@ async def run_demo(
     json_out: TextIO | None = None,
 ) -> int:
     started = time.monotonic()
-    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    settings = settings_for(data_dir)
     say = (lambda *_: None) if as_json else err.print
     say("[bold]Starting[/bold] embedded PostgreSQL, simulators, Ray and Serve…")
     clean_up_after_crash(settings.data_dir)

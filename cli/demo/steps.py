@@ -122,6 +122,12 @@ def _save_credentials(data_dir: Path, creds: dict[str, dict[str, str]]) -> None:
         json.dump(creds, handle)
 
 
+def _demo_credentials(webhook_secret: str | None, api_token: str | None) -> dict[str, str]:
+    # create() returns both; rotate_secret() and rotate_token() each return theirs
+    assert webhook_secret is not None and api_token is not None
+    return {"webhook_secret": webhook_secret, "api_token": api_token}
+
+
 async def prepare_tenants(
     pool: asyncpg.Pool, runtime: Runtime, data_dir: Path, sdp_url: str
 ) -> dict[str, dict[str, str]]:
@@ -145,10 +151,7 @@ async def prepare_tenants(
                 ),
                 actor="demo",
             )
-            saved[tenant] = {
-                "webhook_secret": created.webhook_secret,
-                "api_token": created.api_token,
-            }
+            saved[tenant] = _demo_credentials(created.webhook_secret, created.api_token)
             continue
         await admin.update(
             tenant,
@@ -158,7 +161,7 @@ async def prepare_tenants(
         if tenant not in saved:
             secret = await admin.rotate_secret(tenant, actor="demo")
             token = await admin.rotate_token(tenant, actor="demo")
-            saved[tenant] = {"webhook_secret": secret.webhook_secret, "api_token": token.api_token}
+            saved[tenant] = _demo_credentials(secret.webhook_secret, token.api_token)
     _save_credentials(data_dir, saved)
     return saved
 

@@ -26,8 +26,8 @@ from cli.support import (
     one_line_errors,
     reachable_url,
     service_pool,
+    settings_for,
 )
-from core.settings import Settings
 from local_stack.processes import live_run_record
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
@@ -106,14 +106,14 @@ def health(
 
     Example: ai-agents health --url http://127.0.0.1:8000 --json
     """
-    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
+    settings = settings_for(data_dir)
     # `serve --port/--dashboard-port` in another terminal: its run record says where it is;
     # else where `serve` listens with the same configuration
     running = live_run_record(settings.data_dir)
     local = reachable_url(settings.http_host, settings.http_port)
     options = HealthOptions(
-        api_url=(url or (running and running.api_url) or local).rstrip("/"),
-        dashboard_url=dashboard_address(dashboard, running and running.dashboard_url),
+        api_url=(url or (running.api_url if running else None) or local).rstrip("/"),
+        dashboard_url=dashboard_address(dashboard, running.dashboard_url if running else None),
         prometheus_url=prometheus,
         ray_token=ray_auth_token(ray_token),
         max_queue_depth=max_queue,

@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.console import Console
@@ -46,7 +46,12 @@ from cli.support import (
 )
 from core.settings import Settings
 from pipeline.batch.reenhance_job import duration, job_arguments, parse_ticket_ids, parse_when
-from pipeline.batch.reenhance_plan import BatchProgress, ReenhanceFilters, default_status
+from pipeline.batch.reenhance_plan import (
+    BatchProgress,
+    ReenhanceFilters,
+    StatusFilter,
+    default_status,
+)
 from pipeline.batch.reenhance_run import BatchOptions, plan_batch, run_batch
 
 reenhance_app = typer.Typer(invoke_without_command=True)
@@ -92,7 +97,7 @@ def _build_filters(
         tenant_id=tenant,
         since=parse_when(since) if since else None,
         until=parse_when(until) if until else None,
-        statuses=chosen,  # type: ignore[arg-type]
+        statuses=cast(StatusFilter, chosen),  # ReenhanceFilters refuses any other --status
         thumbs_down=thumbs_down,
         max_rating=max_rating,
         ticket_ids=tickets,

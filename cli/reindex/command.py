@@ -12,7 +12,7 @@ stderr; `--json` prints one JSON document.
 from __future__ import annotations
 
 import typer
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from cli.reindex.ray_job import reindex_as_ray_job
 from cli.support import (
@@ -34,7 +34,7 @@ from pipeline.retrieval.vector_index import ReindexResult, reindex_tenant
 
 async def _reindex(tenant: str, data_dir: str | None, progress: Progress | None) -> ReindexResult:
     runtime = await load_runtime(data_dir)
-    tasks: dict[str, object] = {}
+    tasks: dict[str, TaskID] = {}
 
     def report(kind: str, done: int, total: int) -> None:
         if progress is None:
@@ -43,7 +43,7 @@ async def _reindex(tenant: str, data_dir: str | None, progress: Progress | None)
             tasks[kind] = progress.add_task(
                 "tickets" if kind == "tickets" else "KB articles", total=total
             )
-        progress.update(tasks[kind], completed=done, total=total)  # type: ignore[arg-type]
+        progress.update(tasks[kind], completed=done, total=total)
 
     async with service_pool(runtime) as pool:
         try:

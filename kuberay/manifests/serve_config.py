@@ -118,13 +118,13 @@ def strict_key_problems(
             fields[field.alias] = field
     problems: list[Problem] = []
     for key, value in data.items():
-        field = fields.get(key)
+        known = fields.get(key)
         key_path = join_path(path, str(key))
-        if field is None:
+        if known is None:
             hint = suggestion(str(key), fields)
             problems.append(Problem(key_path, f"unknown option for {model.__name__}{hint}"))
             continue
-        problems.extend(_check_value(field.annotation, value, key_path, complete))
+        problems.extend(_check_value(known.annotation, value, key_path, complete))
     return problems
 
 

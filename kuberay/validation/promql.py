@@ -71,7 +71,7 @@ def metric_names(expr: str) -> set[str]:
 
 def catalogue_metric_names() -> frozenset[str]:
     """Every series name the catalogue's metrics produce in Prometheus."""
-    names = set()
+    names: set[str] = set()
     for spec in metric_catalogue.ALL_METRICS:
         if spec.kind == "histogram":
             names.update(spec.exported + suffix for suffix in _HISTOGRAM_SUFFIXES)

@@ -70,7 +70,7 @@ def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Fi
     for _, _, doc in loaded:
         meta = doc.get("metadata") or {}
         ns, name, kind = meta.get("namespace", ""), meta.get("name", ""), doc.get("kind")
-        spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+        spec = v if isinstance(v := doc.get("spec"), dict) else {}
         if kind == "Secret":
             secrets[(ns, name)] = set(doc.get("data") or {}) | set(doc.get("stringData") or {})
         elif kind == "Service":
@@ -89,7 +89,7 @@ def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Fi
     for filename, name, doc in loaded:
         ns = (doc.get("metadata") or {}).get("namespace", "")
         kind = doc.get("kind")
-        spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+        spec = v if isinstance(v := doc.get("spec"), dict) else {}
         for path, node in _walk(doc):
             ref = node.get("secretKeyRef")
             if secrets and isinstance(ref, dict):

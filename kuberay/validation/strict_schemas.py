@@ -99,8 +99,9 @@ def crd_validator(kind: str, *subpath: str) -> jsonschema.Draft7Validator:
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator in ("anyOf", "oneOf"):
         types = [s.get("type") for s in error.validator_value if isinstance(s, dict)]
-        if all(isinstance(t, str) for t in types):
-            return f"expected {' or '.join(types)}, got {json.dumps(error.instance)}"
+        names = [t for t in types if isinstance(t, str)]
+        if len(names) == len(types):
+            return f"expected {' or '.join(names)}, got {json.dumps(error.instance)}"
     if error.validator == "enum":
         return f"{json.dumps(error.instance)} is not one of {error.validator_value}"
     return error.message

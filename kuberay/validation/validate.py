@@ -147,7 +147,7 @@ def _cluster_problems(cluster_spec: Any, base: str, longest_shutdown_s: float) -
 
 def _check_rayservice(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
     problems = schema_problems(crd_validator("RayService").iter_errors(doc))
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    spec = v if isinstance(v := doc.get("spec"), dict) else {}
     raw = spec.get("serveConfigV2")
     longest = 0.0
     config: Any = None
@@ -355,7 +355,7 @@ _CHECKS = {
 
 def _document_name(doc: Mapping[str, Any], index: int) -> str:
     kind = doc.get("kind") or "?"
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    meta = v if isinstance(v := doc.get("metadata"), dict) else {}
     name = meta.get("name") or (f"{meta['generateName']}*" if meta.get("generateName") else "")
     return f"{kind}/{name}" if name else f"{kind} (document {index + 1})"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 
 from pipeline.tenancy.admin import (
@@ -17,7 +19,7 @@ from serve_app.deps import AdminActor, State
 from serve_app.schemas import ErrorBody
 
 router = APIRouter(prefix="/admin/tenants", tags=["admin"])
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
     404: {"model": ErrorBody},

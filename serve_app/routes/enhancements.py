@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
@@ -16,7 +16,11 @@ from serve_app.guards.input_rules import UtcDatetime
 from serve_app.schemas import Enhancement, EnhancementList, ErrorBody
 
 router = APIRouter(prefix="/api/v1/enhancements", tags=["enhancements"])
-_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
 
 
 @router.get(

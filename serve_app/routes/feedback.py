@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Query
 
 from db.pool import tenant_transaction
@@ -20,7 +22,11 @@ from serve_app.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
-_ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
 
 
 @router.post(
@@ -46,6 +52,7 @@ async def submit_feedback(body: FeedbackIn, tenant_id: TenantId, pool: Pool) -> 
                 )
         else:
             ticket_id = body.ticket_id
+            assert ticket_id is not None  # FeedbackIn requires enhancement_id or ticket_id
             enhancement_id = await repo.latest_enhancement_for_ticket(conn, ticket_id)
         row = await repo.insert_feedback(
             conn,

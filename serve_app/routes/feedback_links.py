@@ -15,6 +15,7 @@ rate-limited per client address and per tenant.
 from __future__ import annotations
 
 import logging
+from typing import cast
 from urllib.parse import parse_qs
 
 import asyncpg
@@ -24,7 +25,7 @@ from fastapi.responses import Response
 from db.pool import tenant_transaction
 from db.repositories import feedback as repo
 from db.repositories.audit import write_audit
-from pipeline.note.feedback_links import LinkClaims, LinkError
+from pipeline.note.feedback_links import Answer, LinkClaims, LinkError
 from serve_app.deps import State
 from serve_app.feedback_pages import (
     COMMENT_MAX_CHARS,
@@ -96,14 +97,16 @@ async def _ticket_and_previous(
     row = await repo.link_feedback(conn, claims.enhancement_id, claims.vote_slot)
     previous = None
     if row is not None:
-        answer = (
+        # The schema CHECKs rating_value BETWEEN 1 AND 5, so every stored vote is an Answer.
+        answer = cast(
+            Answer,
             str(row["rating_value"])
             if row["rating_value"]
-            else ("up" if row["feedback_type"] == "thumbs_up" else "down")
+            else ("up" if row["feedback_type"] == "thumbs_up" else "down"),
         )
         previous = answer_text(
             LinkClaims(claims.tenant_id, claims.enhancement_id, answer, claims.expires_at)
-        )  # type: ignore[arg-type]
+        )
     return ticket_id, previous
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -26,7 +27,7 @@ from serve_app.tenant_directory import TenantAuthView
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed JSON"},
     401: {"model": ErrorBody, "description": "Missing signature"},
     403: {"model": ErrorBody, "description": "Invalid signature (also unknown/disabled tenant)"},

@@ -9,10 +9,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from cli.health.checks import Check, HealthReport
+from cli.support import IngressChoice
+from core.ingress_mode import IngressMode
 from core.version import package_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +141,9 @@ def test_missing_secrets_dir_is_a_one_line_cli_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "AI_AGENTS_SECRETS_DIR" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_ingress_option_offers_every_ingress_mode() -> None:
+    """`--ingress` choices are an Enum for Typer; they must be exactly the IngressMode literal."""
+    assert [choice.value for choice in IngressChoice] == list(get_args(IngressMode))
+    assert [choice.mode for choice in IngressChoice] == list(get_args(IngressMode))
