@@ -30,6 +30,8 @@ from tests import lanes
 from tests.e2e.serve_process import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
+# The wheel's environment only: a PYTHONPATH pointing at a source tree would shadow the wheel.
+WHEEL_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,7 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
         ],
         cwd=tmp_path,
         capture_output=True,
+        env=WHEEL_ENV,
         text=True,
         check=True,
     )
@@ -147,6 +150,7 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
             "    if not req.specifier.contains(have, prereleases=True): print(req, have)",
         ],
         capture_output=True,
+        env=WHEEL_ENV,
         text=True,
         check=True,
     )
@@ -154,13 +158,14 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
     version = subprocess.run(
         [str(wheel_install / "bin" / "ai-agents"), "--version"],
         capture_output=True,
+        env=WHEEL_ENV,
         text=True,
         check=True,
         cwd=tmp_path,
     )
     assert version.stdout.strip() == f"ai-agents {package_version()}"
     frozen = subprocess.run(
-        [python, "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+        [python, "-m", "pip", "freeze"], capture_output=True, env=WHEEL_ENV, text=True, check=True
     ).stdout
     locked = {
         line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
