@@ -223,7 +223,9 @@ class Settings(BaseSettings):
 
     # embeddings (no base URL: the offline wordllama model shipped in its wheel)
     embedding_base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint for /embeddings; unset: offline model"
+        None,
+        description="an OpenAI-compatible `/embeddings` endpoint, e.g. "
+        "`https://api.openai.com/v1`; unset: the offline `wordllama` model",
     )
     embedding_api_key: SecretStr | None = Field(None, description="key of the embedding endpoint")
     embedding_model: str | None = Field(
@@ -242,8 +244,8 @@ class Settings(BaseSettings):
     # feedback links, suggestion quality, explain
     public_url: str | None = Field(
         None,
-        description="Base URL technicians reach the service at; the one-click feedback "
-        "links in notes are omitted when unset",
+        description="the http(s):// address technicians reach the service at; the one-click "
+        "feedback links in notes are `{PUBLIC_URL}/f/{token}`, omitted when unset",
     )
     feedback_link_ttl_days: float = Field(30.0, gt=0, description="how long a note's links work")
     feedback_link_rate_per_minute: int = Field(
