@@ -34,7 +34,7 @@ def test_the_runbooks_url_is_the_docs_sites() -> None:
         (ROOT / "mkdocs.yml").read_text().replace("!!python/name:", "")
     )["site_url"]  # fmt: skip
     assert urls["Documentation"] == site_url
-    assert RUNBOOKS == f"{site_url}runbooks/"
+    assert f"{site_url}runbooks/" == RUNBOOKS
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule["alert"])
