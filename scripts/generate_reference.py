@@ -43,8 +43,12 @@ DESCRIBED_DEFAULTS = {
 
 
 def cell(text: str) -> str:
-    """Text safe inside a Markdown table cell (no raw HTML, no column breaks)."""
-    return " ".join(text.replace("|", "\\|").replace("<", "&lt;").split())
+    """Text safe inside a Markdown table cell: one line, no column breaks, no raw HTML (``<``
+    outside code spans is escaped; inside them Markdown shows it as it is)."""
+    parts = " ".join(text.split()).split("`")
+    for i in range(0, len(parts), 2):  # outside code spans
+        parts[i] = parts[i].replace("|", "\\|").replace("<", "&lt;")
+    return "`".join(parts)
 
 
 # --- settings -----------------------------------------------------------------------------
