@@ -59,15 +59,27 @@ class Settings(BaseSettings):
 
     # database
     database_url: SecretStr | None = Field(
-        None, description="Service role URL (restricted, NOBYPASSRLS). Unset: embedded PostgreSQL"
+        None,
+        description="PostgreSQL URL of the service role (restricted: no superuser, no BYPASSRLS, "
+        "owns nothing); unset: the embedded PostgreSQL in the data directory",
     )
     migration_database_url: SecretStr | None = Field(
-        None, description="Owner URL used by `ai-agents migrate`"
+        None,
+        description="URL of the schema owner, used by `ai-agents migrate`, which also creates and "
+        "grants the service role named in the database URL; embedded: its owner",
     )
     data_dir: Path = Field(
-        Path(user_data_dir("ai-agents")), description="Embedded database and local state"
+        Path(user_data_dir("ai-agents")),
+        description="Embedded database, generated secrets (`local-secrets.json`, mode 0600) and "
+        "the record of a running `ai-agents serve`",
     )
-    db_pool_max_size: int = Field(10, ge=1, le=200)
+    db_pool_max_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="connections per database pool (one per ingress and pool replica); times "
+        "the replicas must stay under the server's max_connections",
+    )
     db_tenant_fair: bool = Field(
         True,
         description="a busy pool's connections go to the waiting tenant holding fewest "
@@ -75,45 +87,93 @@ class Settings(BaseSettings):
     )
 
     # secrets
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the admin API (compared as a hash); embedded: generated "
+        "into `local-secrets.json`; an external database needs it given",
+    )
     encryption_keys: SecretStr | None = Field(
-        None, description="Comma-separated Fernet keys, newest first"
+        None,
+        description="Comma-separated Fernet keys for secrets at rest and feedback links, newest "
+        "first (rotation: prepend a new key); embedded: generated; an external database needs "
+        "them given",
     )
     metrics_token: SecretStr | None = Field(
-        None, description="Bearer token for GET /metrics (embedded: generated); unset: refused"
+        None,
+        description="Bearer token Prometheus sends to `GET /metrics`; embedded: generated "
+        "(`metrics_token` in `local-secrets.json`); unset: `/metrics` refuses every request",
     )
 
     # LLM
-    llm_base_url: str = "https://openrouter.ai/api/v1"
-    llm_api_key: SecretStr | None = None
-    llm_model: str = "openai/gpt-4o-mini"
-    llm_fallback_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    llm_timeout_s: float = Field(60.0, gt=0)
-    llm_max_attempts: int = Field(3, ge=1, le=10)
-    llm_breaker_threshold: int = Field(5, ge=1)
-    llm_breaker_recovery_s: float = Field(30.0, gt=0)
+    llm_base_url: str = Field(
+        "https://openrouter.ai/api/v1", description="any OpenAI-compatible chat endpoint"
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="the LLM provider's key; unset: notes built from the context alone"
+    )
+    llm_model: str = Field("openai/gpt-4o-mini", description="the chat model")
+    llm_fallback_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated models tried when the first fails"
+    )
+    llm_timeout_s: float = Field(
+        60.0, gt=0, description="seconds one LLM call may take (also an embedding call)"
+    )
+    llm_max_attempts: int = Field(3, ge=1, le=10, description="LLM attempts per synthesis")
+    llm_breaker_threshold: int = Field(
+        5, ge=1, description="failures in a row that open the LLM circuit breaker"
+    )
+    llm_breaker_recovery_s: float = Field(
+        30.0, gt=0, description="seconds the open breaker waits before it lets one call try"
+    )
 
     # HTTP
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(8000, ge=1, le=65535)
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    http_host: str = Field(
+        "127.0.0.1",
+        description="where `ai-agents serve` listens; `ai-agents health` checks the same "
+        "address when no `serve` runs on its data directory",
+    )
+    http_port: int = Field(8000, ge=1, le=65535, description="the HTTP port, as the host above")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="request bodies above this are a 413, on every route, before "
+        "authentication and parsing",
+    )
     serve_ingress: IngressMode = Field(
         "haproxy", description="How HTTP reaches the Ingress when this process starts Ray"
     )
-    webhook_max_skew_s: int = Field(300, ge=1)
-    secret_grace_hours: float = Field(24.0, ge=0)
-    default_webhook_rate_per_minute: int = Field(1200, ge=1)
+    webhook_max_skew_s: int = Field(
+        300, ge=1, description="HMAC webhooks whose timestamp is further from now are refused"
+    )
+    secret_grace_hours: float = Field(
+        24.0, ge=0, description="the previous webhook secret stays valid this long after rotation"
+    )
+    default_webhook_rate_per_minute: int = Field(
+        1200,
+        ge=1,
+        description="webhooks per minute per tenant and ingress replica, unless the tenant's "
+        "settings say otherwise (429 + Retry-After above)",
+    )
 
     # pipeline
-    job_max_attempts: int = Field(5, ge=1, le=50)
-    job_lease_s: int = Field(300, ge=10)
-    job_retry_base_s: float = Field(5.0, ge=0)
+    job_max_attempts: int = Field(
+        5, ge=1, le=50, description="runs of a job before it ends `failed` with its last error"
+    )
+    job_lease_s: int = Field(
+        300, ge=10, description="seconds a claimed job is leased; an expired lease re-queues it"
+    )
+    job_retry_base_s: float = Field(
+        5.0,
+        ge=0,
+        description="seconds before a failed job runs again, doubling per attempt (300 s at most)",
+    )
     per_tenant_inflight: int | None = Field(
         None,
         ge=1,
         le=100_000,
-        description="optional hard cap per tenant (a tenant's max_inflight overrides); "
-        "unset: work-conserving fair share",
+        description="optional hard cap on jobs running per tenant (a tenant's max_inflight "
+        "overrides); unset: work-conserving fair share only; batch re-enhancement runs half of "
+        "it, 4 when unset",
     )
     dispatch_max_inflight: int = Field(
         256,
@@ -121,7 +181,7 @@ class Settings(BaseSettings):
         description="upper bound of jobs in flight, all tenants; the cap in use is "
         "running Enhancer replicas x their target_ongoing_requests",
     )
-    dispatch_batch: int = Field(64, ge=1)
+    dispatch_batch: int = Field(64, ge=1, description="most jobs the Dispatcher claims at once")
     intake_priority_rate: float = Field(
         50.0,
         ge=0,
@@ -142,37 +202,75 @@ class Settings(BaseSettings):
         description="per Enhancer replica: jobs in their context or write-back stage at once; "
         "beyond, places go tenant-fair (core.fair_gate); 0: no gate",
     )
-    dispatcher_poll_s: float = Field(2.0, gt=0)
-    context_source_timeout_s: float = Field(5.0, gt=0)
-    sdp_timeout_s: float = Field(15.0, gt=0)
+    dispatcher_poll_s: float = Field(
+        2.0, gt=0, description="seconds between claims when no NOTIFY wakes the Dispatcher"
+    )
+    context_source_timeout_s: float = Field(
+        5.0, gt=0, description="seconds each context source (tickets, KB, assets) may take"
+    )
+    sdp_timeout_s: float = Field(15.0, gt=0, description="seconds one SDP API call may take")
     # SSRF rules for tenants' sdp_url (link-local and URL credentials are always refused)
-    sdp_allow_loopback: bool = Field(False, description="allow SDP URLs on 127.0.0.0/8 and ::1")
+    sdp_allow_loopback: bool = Field(
+        False,
+        description="allow tenants' SDP URLs on 127.0.0.0/8, ::1 and `localhost` "
+        "(`ai-agents demo` turns it on for its simulator)",
+    )
     sdp_allowed_networks: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="CIDRs; when set, private SDP addresses must be in one"
+        default_factory=list,
+        description="comma-separated CIDRs, e.g. `10.20.0.0/16,fd00:1::/32`; when set, a "
+        "private SDP address must lie in one; unset: any private network",
     )
 
     # embeddings (no base URL: the offline wordllama model shipped in its wheel)
     embedding_base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint for /embeddings; unset: offline model"
+        None,
+        description="an OpenAI-compatible `/embeddings` endpoint, e.g. "
+        "`https://api.openai.com/v1`; unset: the offline `wordllama` model",
     )
-    embedding_api_key: SecretStr | None = None
-    embedding_model: str | None = Field(None, description="default text-embedding-3-small")
-    embedding_dimensions: int | None = Field(None, ge=1, le=4096, description="default 256")
+    embedding_api_key: SecretStr | None = Field(None, description="key of the embedding endpoint")
+    embedding_model: str | None = Field(
+        None,
+        description="model of the embedding endpoint (unset: `text-embedding-3-small`); a "
+        "changed model makes stored vectors stale: run `ai-agents reindex`",
+    )
+    embedding_dimensions: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="vector size of the embedding endpoint (unset: 256, which the HNSW index "
+        "needs); a change makes stored vectors stale",
+    )
 
     # feedback links, suggestion quality, explain
     public_url: str | None = Field(
         None,
-        description="Base URL technicians reach the service at; the one-click feedback "
-        "links in notes are omitted when unset",
+        description="the http(s):// address technicians reach the service at; the one-click "
+        "feedback links in notes are `{PUBLIC_URL}/f/{token}`, omitted when unset",
     )
     feedback_link_ttl_days: float = Field(30.0, gt=0, description="how long a note's links work")
-    feedback_link_rate_per_minute: int = Field(30, ge=1, description="per client address")
-    explain_retention_days: float = Field(
-        30.0, ge=0, description="keep each enhancement's prompt and raw answer this long"
+    feedback_link_rate_per_minute: int = Field(
+        30,
+        ge=1,
+        description="feedback-link requests per client address per ingress replica (10x that "
+        "per tenant)",
     )
-    pipeline_nice: int = Field(19, ge=0, le=19, description="OS niceness of pipeline replicas")
+    explain_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="days each enhancement keeps its prompt and raw answer for `explain` "
+        "(0: never stored)",
+    )
+    pipeline_nice: int = Field(
+        19,
+        ge=0,
+        le=19,
+        description="OS niceness of pipeline-only processes (Enhancer, ContextGatherer, "
+        "Synthesizer, rate limiters) so intake wins contended CPU; 0: off",
+    )
 
-    log_level: str = "INFO"
+    log_level: str = Field(
+        "INFO", description="level of the JSON logs (the CLI logs at WARNING whatever this says)"
+    )
 
     @field_validator("llm_fallback_models", mode="before")
     @classmethod

@@ -192,7 +192,7 @@ class Monitoring(_Model):
     scrape_interval: str = "30s"
     dashboard_labels: dict[str, str] = {"grafana_dashboard": "1"}
     dashboard_annotations: dict[str, str] = {}
-    # None: the URLs in kuberay/alerts.yaml (the README of the project's repository).
+    # None: the URLs in kuberay/alerts.yaml (the runbook pages of the project's docs site).
     runbook_base_url: str | None = None
     alerting: Alerting = Alerting()
 

@@ -56,11 +56,18 @@ _ROOT_TIMING = {
 }
 
 
+def runbook_url_under(base: str, url: str) -> str:
+    """The same runbook page under another base: ``.../runbooks/high-queue-depth/`` under
+    ``https://docs.example/runbooks`` is ``https://docs.example/runbooks/high-queue-depth/``."""
+    page = url.rstrip("/").rsplit("/", 1)[1]
+    return f"{base.rstrip('/')}/{page}/"
+
+
 def rules_for_deployment(groups: list[dict[str, Any]], values: Values) -> list[dict[str, Any]]:
     """The alert rules with two changes: every alert carries ``namespace`` (an
     AlertmanagerConfig only receives alerts labelled with its namespace, and the rules'
     aggregations drop the scraped one) and, when ``monitoring.runbookBaseUrl`` is set, the
-    runbook links point there, keeping each alert's #section anchor."""
+    runbook links point there, keeping each alert's page (``<base>/<page>/``)."""
     base = values.monitoring.runbook_base_url
     for group in groups:
         for rule in group["rules"]:
@@ -68,8 +75,9 @@ def rules_for_deployment(groups: list[dict[str, Any]], values: Values) -> list[d
                 continue
             rule["labels"] = {**rule.get("labels", {}), "namespace": values.namespace}
             if base:
-                anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
-                rule["annotations"]["runbook_url"] = f"{base}#{anchor}"
+                rule["annotations"]["runbook_url"] = runbook_url_under(
+                    base, rule["annotations"]["runbook_url"]
+                )
     return groups
 
 

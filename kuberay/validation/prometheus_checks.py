@@ -2,7 +2,7 @@
 
 No CRD is vendored for these, so the checks are structural plus our own alerting rules: every
 alert needs a severity, a ``for`` duration and summary/description/runbook annotations (the
-runbook URL with a section anchor), and may only query metrics from the catalogue, so an alert
+runbook URL of a runbook page), and may only query metrics from the catalogue, so an alert
 cannot silently watch a metric nothing exports. ``promtool check rules`` adds PromQL syntax
 checking when it is installed; its result is cached because the same rules are validated on
 every render.
@@ -123,11 +123,11 @@ def _rule_problems(rule: Any, at: str) -> list[Problem]:
         if not isinstance(annotations.get(key), str) or not annotations[key].strip():
             problems.append(Problem(join_path(at, "annotations", key), "required annotation"))
     runbook = annotations.get("runbook_url")
-    if isinstance(runbook, str) and not re.match(r"^https?://[^#\s]+#[a-z0-9-]+$", runbook):
+    if isinstance(runbook, str) and not re.match(r"^https?://[^#\s]+/[a-z0-9-]+/$", runbook):
         problems.append(
             Problem(
                 join_path(at, "annotations", "runbook_url"),
-                "must be an http(s) URL with a #section anchor",
+                "must be the http(s) URL of a runbook page (<base>/<page>/)",
             )
         )
     return problems

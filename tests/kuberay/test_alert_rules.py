@@ -18,7 +18,7 @@ from kuberay.validation.promql import catalogue_metric_names, metric_names
 KUBERAY = Path(__file__).resolve().parents[2] / "kuberay"
 ALERTS = KUBERAY / "alerts.yaml"
 ALERT_TESTS = KUBERAY / "alerts_test.yaml"
-RUNBOOK_BASE = "https://github.com/example/ai-agents/blob/main/README.md#"
+RUNBOOK_BASE = "https://example.github.io/ai-agents/runbooks/"
 EXPECTED_ALERTS = {
     "HighQueueDepth": "high-queue-depth",
     "WorkerFailures": "worker-failures",
@@ -82,7 +82,7 @@ def test_rule_has_severity_annotations_and_runbook(rule):
     assert rule["labels"]["severity"] in {"critical", "warning"}
     assert rule["annotations"]["summary"].strip()
     assert rule["annotations"]["description"].strip()
-    assert rule["annotations"]["runbook_url"] == RUNBOOK_BASE + EXPECTED_ALERTS[rule["alert"]]
+    assert rule["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}{EXPECTED_ALERTS[rule['alert']]}/"
     assert re.fullmatch(r"\d+[smh]", rule["for"])
 
 

@@ -482,8 +482,8 @@ def test_monitoring_objects(production_render):
     for group in source:  # the rendered rule adds the namespace label and moves the runbooks
         for alert in group["rules"]:
             alert["labels"]["namespace"] = "ai-agents-production"
-            anchor = alert["annotations"]["runbook_url"].split("#")[1]
-            alert["annotations"]["runbook_url"] = f"{base}#{anchor}"
+            page = alert["annotations"]["runbook_url"].rstrip("/").rsplit("/", 1)[1]
+            alert["annotations"]["runbook_url"] = f"{base}/{page}/"
     assert rule["spec"]["groups"] == source
     configmap, *ray_boards = by_kind["ConfigMap"]  # ours, then Ray's own (test_ray_dashboards)
     assert len(ray_boards) == 3
