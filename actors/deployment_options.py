@@ -5,7 +5,7 @@ and back-pressure limits a test exercises are the ones production runs. Plain da
 import at load time (``deployment_of`` imports it when called), so the renderer and docs can
 load it anywhere.
 
-Why these numbers (2-core reference machine; see README "Scaling and back-pressure"):
+Why these numbers (2-core reference machine; docs/architecture/scaling.md):
 - Enhancer: a job spends almost all its time awaiting I/O (LLM ~2 s, SDP, Postgres), so one
   replica holds many jobs (``max_ongoing_requests`` 256) and scales on ongoing+queued requests
   per replica (``target_ongoing_requests`` 192): fewer, fuller replicas cost less CPU per job

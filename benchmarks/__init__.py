@@ -1,5 +1,6 @@
-"""Benchmarks: each module is a script (`python -m benchmarks.<name> --help`) that starts what
-it needs on loopback, prints a table and can emit JSON (`--json PATH`). See README.md."""
+"""Benchmarks: a folder per benchmark (`python -m benchmarks.<name> --help`) over one rig
+(`benchmarks/rig/`); each starts what it needs on loopback, prints a table and can emit JSON
+(`--json PATH`). See benchmarks/README.md."""
 
 from pathlib import Path
 

@@ -3,8 +3,8 @@
 ``proxy`` is Ray's default: Serve's proxy actor receives each request and forwards it to the
 replica over Ray RPC. ``haproxy`` (our default) is Ray 2.60's HAProxy front with direct ingress
 (each Ingress replica runs its own uvicorn) plus the throughput flags: no Ray RPC hop per
-request, so far less CPU per webhook and per enhancement (benchmarks/README.md has the
-figures).
+request, so far less CPU per webhook and per enhancement (docs/benchmarks/intake.md has
+the figures).
 
 Ray reads these variables once, in every process it spawns, so they must be in ``os.environ``
 before ``ray.init``. Joining an existing cluster (``RAY_ADDRESS``), the cluster's own

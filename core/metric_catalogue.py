@@ -1,6 +1,6 @@
 """Every metric this system exports, with the name Prometheus sees.
 
-Two scrape targets (README "Metrics"):
+Two scrape targets (docs/operations/metrics.md):
 - Ray's metrics agent on each node (port 8080 on KubeRay): counters/histograms/gauges recorded
   inside replicas with ``ray.util.metrics``. Ray prefixes them with ``ray_`` and appends
   ``_total`` to counters.

@@ -1,6 +1,6 @@
 """Service configuration (pydantic-settings, prefix ``AI_AGENTS_``).
 
-The `AI_AGENTS_*` names are a public contract (README, KubeRay values, operators' secrets):
+The `AI_AGENTS_*` names are a public contract (the docs, KubeRay values, operators' secrets):
 keep them. Values that are secrets are ``SecretStr`` so they never show up in a repr, a log line
 or an error body.
 

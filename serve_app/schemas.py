@@ -140,7 +140,7 @@ class FeedbackList(BaseModel):
 
 
 class SuggestionStats(BaseModel):
-    """Measured from resolved tickets, not clicks: see README "Suggestion hit rate"."""
+    """Measured from resolved tickets, not clicks: see docs/architecture/suggestion-hit-rate.md."""
 
     checked: int = Field(description="enhanced tickets whose resolution arrived")
     hits: int

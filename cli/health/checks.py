@@ -1,4 +1,4 @@
-"""`ai-agents health`: the five-minute health check (README "Quick health check").
+"""`ai-agents health`: the five-minute health check (docs/operations/health.md).
 
 It asks about nodes and replicas, the queue, the database, `/health`, recent errors and firing
 alerts, each where it is answered on Ray:

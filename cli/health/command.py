@@ -1,4 +1,4 @@
-"""`ai-agents health`: the quick health check (README "Quick health check") as one command."""
+"""`ai-agents health`: the quick health check (docs/operations/health.md) as one command."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Alertmanager routing for the alerts in kuberay/alerts.yaml (README "Deploying"):
+"""Alertmanager routing for the alerts in kuberay/alerts.yaml (docs/operations/kuberay.md):
 critical → PagerDuty, warning → Slack, and every alert also into an e-mail digest; while
 ``DatabaseConnectionIssues`` fires, the alerts that are only its symptoms are inhibited.
 

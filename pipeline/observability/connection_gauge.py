@@ -1,7 +1,8 @@
 """The database-connection gauge: connections of an asyncpg pool in use and idle, per component.
 
-A pool that stays at its maximum with work waiting is exhausted (README "Database connection
-issues"); the gauge shows it before requests start timing out. Sampled on a timer rather than
+A pool that stays at its maximum with work waiting is exhausted (the runbook
+docs/runbooks/database-connection-issues.md); the gauge shows it before requests start timing
+out. Sampled on a timer rather than
 on acquire/release so the hot path pays nothing.
 """
 

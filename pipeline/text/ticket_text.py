@@ -107,7 +107,7 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 # An inline tag separates words, but not a word from the punctuation after it or the bracket
 # before it: "on <b>gw-01</b>." reads "on gw-01.", and two addresses in <b> and <i> stay apart.
 _INLINE = "\ue000"
-_INLINE_GAPS = re.compile(r"\ue000+(?=[\s.,;:!?)\]}]|$)|(?<=[\s(\[{])\ue000+|^\ue000+")
+_INLINE_GAPS = re.compile(r"\ue000+(?=[\s.,;!?)\]}]|$)|(?<=[\s(\[{])\ue000+|^\ue000+")
 # A tag the input never closes: the HTML parsing rules drop it, and so does ``plain_text``.
 _DANGLING_TAG = re.compile(r"<[A-Za-z/!?][^<>]*$")
 

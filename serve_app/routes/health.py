@@ -86,7 +86,7 @@ async def ready(state: State) -> JSONResponse:
 )
 async def metrics(state: State, _reader: MetricsReader) -> Response:
     """Prometheus text: queue depth, oldest job, feedback — computed from PostgreSQL. Counters
-    and histograms of the replicas are on Ray's metrics port (README "Metrics"). Needs
+    and histograms of the replicas are on Ray's metrics port (docs/operations/metrics.md). Needs
     `Authorization: Bearer <metrics token>`: the series name every tenant."""
     try:
         pool = await state.pool()
