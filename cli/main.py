@@ -3,42 +3,69 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import warnings
 
 import typer
+import typer.main
 
-from cli.demo.command import demo
-from cli.evaluate.command import eval_app
-from cli.explain import explain
-from cli.health.command import health
-from cli.import_data import import_app
-from cli.kuberay import kuberay_app
-from cli.reenhance.command import reenhance_app
-from cli.reindex.command import reindex
-from cli.serve import serve
+# Typer ships its own click (typer._click); its group class speaks those types.
+from typer._click.core import Command, Context
+from typer.core import TyperGroup
+
 from cli.support import DataDirOption, JsonOption, emit_json, one_line_errors, settings_for
-from cli.tenants import tenant_app
 from core.version import package_version
 from db.migrate import migrate as run_migrations
 from local_stack.ray_auth import use_ray_token_if_available
 from local_stack.runtime import ConfigurationError, resolve_runtime
 from pipeline.observability.logging_setup import configure_logging
 
+# Each command's module is imported when that command runs (or when help lists them all), so
+# `ai-agents tenant list` pays for the tenant code alone: name -> (module, Typer app or function).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("cli.demo.command", "demo"),
+    "serve": ("cli.serve", "serve"),
+    "tenant": ("cli.tenants", "tenant_app"),
+    "import": ("cli.import_data", "import_app"),
+    "reenhance": ("cli.reenhance.command", "reenhance_app"),
+    "reindex": ("cli.reindex.command", "reindex"),
+    "explain": ("cli.explain", "explain"),
+    "eval": ("cli.evaluate.command", "eval_app"),
+    "health": ("cli.health.command", "health"),
+    "kuberay": ("cli.kuberay", "kuberay_app"),
+}
+
+
+def load_command(name: str) -> Command:
+    """The click command of ``COMMANDS[name]``, its module imported now."""
+    module, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)  # a group even with one subcommand (`eval`)
+        group.name = name
+        return group
+    single = typer.Typer(add_completion=False)
+    single.command(name)(target)
+    return typer.main.get_command(single)
+
+
+class LazyCommands(TyperGroup):
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.add_command(load_command(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
     name="ai-agents",
+    cls=LazyCommands,
     help="AI Agents: enhance every new ServiceDesk Plus ticket with a researched private note.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(tenant_app, name="tenant")
-app.add_typer(kuberay_app, name="kuberay")
-app.add_typer(import_app, name="import")
-app.add_typer(reenhance_app, name="reenhance")
-app.add_typer(eval_app, name="eval")
-app.command("demo")(demo)
-app.command("serve")(serve)
-app.command("health")(health)
-app.command("reindex")(reindex)
 
 
 def _print_version(requested: bool) -> None:
@@ -58,9 +85,6 @@ def _global_options(
     ),
 ) -> None:
     """AI Agents: enhance every new ServiceDesk Plus ticket with a researched private note."""
-
-
-app.command("explain")(explain)
 
 
 @app.command()

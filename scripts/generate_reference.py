@@ -220,12 +220,13 @@ def cli_markdown() -> str:
                 kind = "argument " if param.param_type_name == "argument" else ""
                 lines.append(f"| {kind}`{names}` | {cell(meaning) or '–'} |")
             lines.append("")
-        subcommands = getattr(command, "commands", {})
-        if subcommands:
-            names = ", ".join(f"`{name}`" for name in sorted(subcommands))
-            lines.extend([f"Subcommands: {names}.", ""])
-        for name in sorted(subcommands):
-            visit(subcommands[name], [*path, name], ctx)
+        # through the click API: the root group loads each command's module only when asked
+        names = sorted(command.list_commands(ctx)) if hasattr(command, "list_commands") else []
+        if names:
+            listed = ", ".join(f"`{name}`" for name in names)
+            lines.extend([f"Subcommands: {listed}.", ""])
+        for name in names:
+            visit(command.get_command(ctx, name), [*path, name], ctx)
 
     visit(root, ["ai-agents"], None)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -54,6 +54,29 @@ def test_the_cli_starts_without_ray_openai_or_the_web_stack() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_a_command_loads_only_its_own_module() -> None:
+    """`cli.main` imports no command module; running one command imports that one alone (the
+    root group loads commands lazily), so `ai-agents tenant ...` does not pay for `import`'s SDP
+    client or `health`'s HTTP checks."""
+    from cli.main import COMMANDS
+
+    modules = sorted({module for module, _ in COMMANDS.values()})
+    probe = (
+        "import sys, cli.main\n"
+        f"modules = {modules!r}\n"
+        "print(sorted(m for m in modules if m in sys.modules))\n"
+        "sys.argv = ['ai-agents', 'tenant', '--help']\n"
+        "try:\n    cli.main.app()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in modules if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=_clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "[]" and lines[-1] == "['cli.tenants']", lines
+
+
 @pytest.mark.parametrize(
     ("statuses", "verdict", "code"),
     [
