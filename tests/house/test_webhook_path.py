@@ -5,16 +5,15 @@ Dispatcher, the Enhancer with the ContextGatherer and the Synthesizer in-process
 LLM simulators over HTTP, the real PostgreSQL — while a profile hook records every function of
 ours that is entered with the ticket among its arguments (its id or its subject, inside a
 string, bytes, a dict, a list or a model, a few levels deep). The files of those functions are
-the files a reader opens to follow the ticket from the webhook to the note. Callbacks that only
-observe the flow are not counted: the logging framework calling our JSON formatter, and plain
-functions the event loop calls back (the database driver's query logger, our query tracer) —
-no reader follows a ticket there. Coroutines the loop resumes (tasks) are the flow and count.
+the files a reader opens to follow the ticket from the webhook to the note. Our observability
+code is not counted (``pipeline/observability/``, ``db/query_tracing.py``: logs, spans, the
+sampler, the query tracer): it watches the flow, whether tracing is on or not, and no reader
+follows a ticket there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import sys
 from collections.abc import Iterator
@@ -43,8 +42,7 @@ from tests.job_rows import fail_other_tenants_jobs
 ROOT = Path(__file__).resolve().parents[2]
 # Product code only: what a reader of the service opens (tests, simulators and benchmarks aside).
 NOT_PRODUCT = ("tests/", "simulators/", "benchmarks/")
-LOGGING = "/logging/"
-EVENT_LOOP_CALLBACKS = "/asyncio/events.py"
+OBSERVABILITY = ("pipeline/observability/", "db/query_tracing.py")
 MARKER = "7731904"  # in the ticket id and its subject, nowhere else
 LLM_KEY = "sk-or-v1-webhook-path"
 MAX_FILES = 20
@@ -81,14 +79,9 @@ class PathRecorder:
         if not path.startswith(str(ROOT)):
             return
         rel = str(Path(path).relative_to(ROOT))
-        if rel.startswith(NOT_PRODUCT) or rel in self.files:
+        if rel.startswith(NOT_PRODUCT + OBSERVABILITY) or rel in self.files:
             return
         code = frame.f_code
-        caller = frame.f_back.f_code.co_filename if frame.f_back is not None else ""
-        if LOGGING in caller or (
-            caller.endswith(EVENT_LOOP_CALLBACKS) and not code.co_flags & inspect.CO_COROUTINE
-        ):
-            return
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         args = [frame.f_locals.get(name) for name in names]
         if any(_carries(a) for a in args):
