@@ -207,7 +207,9 @@ def test_rendered_serve_config_runs_with_serve_run(
     )
     # cwd outside the source tree: `serve run` puts its app dir (".") on sys.path.
     process = subprocess.Popen(
-        [str(wheel_install / "bin" / "serve"), "run", str(config_file)],
+        # Ray's `serve` CLI under the wheel's interpreter (the script itself is Ray's, outside
+        # the wheel's venv), so the app is imported from the wheel
+        [str(wheel_install / "bin" / "python"), "-m", "ray.serve.scripts", "run", str(config_file)],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

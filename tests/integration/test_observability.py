@@ -256,7 +256,7 @@ def _referenced_names() -> set[str]:
 
     import yaml
 
-    root = Path(promql.__file__).parent
+    root = Path(promql.__file__).parents[1]  # kuberay/, beside its validation/ package
     exprs = [
         rule["expr"]
         for group in yaml.safe_load((root / "alerts.yaml").read_text())["groups"]
