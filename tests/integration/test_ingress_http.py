@@ -307,7 +307,9 @@ async def test_resolved_webhook_stores_history(system, pool) -> None:
 
 async def test_health_ready_metrics_and_docs(system) -> None:
     assert (await system.http.get(f"{system.url}/health")).json() == {"status": "healthy"}
-    ready = await system.http.get(f"{system.url}/api/v1/ready")
+    anonymous_ready = await system.http.get(f"{system.url}/api/v1/ready")
+    assert anonymous_ready.json() == {"status": "ready"}, anonymous_ready.text
+    ready = await system.http.get(f"{system.url}/api/v1/ready", headers=METRICS_AUTH)
     assert ready.status_code == 200, ready.text
     components = ready.json()["components"]
     assert components["database"]["ok"] and components["dispatcher"]["ok"]
