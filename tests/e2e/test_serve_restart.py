@@ -29,8 +29,10 @@ pytestmark = pytest.mark.ray
 
 
 def _new_shell(**extra: str) -> dict[str, str]:
-    """What a second terminal has: no AI_AGENTS_*, no RAY_* variables."""
-    return {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **extra}
+    """What a second terminal has: no AI_AGENTS_*, no RAY_* variables (but the checkout under
+    test: a worktree sets PYTHONPATH)."""
+    checkout = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+    return {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **checkout, **extra}
 
 
 def _start(data_dir: Path, port: int, dashboard_port: int) -> subprocess.Popen[str]:
@@ -65,7 +67,9 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
     first = _start(data_dir, port, dashboard_port)
     second: subprocess.Popen[str] | None = None
     try:
-        components = wait_until_ready(first, base).json()["components"]
+        admin_token = json.loads((data_dir / "local-secrets.json").read_text())["admin_token"]
+        assert set(wait_until_ready(first, base).json()) == {"status"}  # a load balancer's view
+        components = wait_until_ready(first, base, token=admin_token).json()["components"]
         assert components["database"]["ok"] and components["dispatcher"]["ok"]
         assert {
             f"pool:{p}"
