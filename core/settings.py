@@ -152,7 +152,8 @@ class Settings(BaseSettings):
         ge=1,
         le=3600,
         description="HAProxy mode: seconds a client has for its headers and the start of its "
-        "body (408 and closed after); read by HAProxy's launcher (core/network/haproxy.py)",
+        "body (408 and closed after); HAProxy's launcher (core/network/haproxy.py) reads it, "
+        "and AI_AGENTS_MAX_BODY_BYTES, from the environment only",
     )
     serve_ingress: IngressMode = Field(
         "haproxy", description="How HTTP reaches the Ingress when this process starts Ray"
