@@ -67,8 +67,8 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
     first = _start(data_dir, port, dashboard_port)
     second: subprocess.Popen[str] | None = None
     try:
-        admin_token = json.loads((data_dir / "local-secrets.json").read_text())["admin_token"]
         assert set(wait_until_ready(first, base).json()) == {"status"}  # a load balancer's view
+        admin_token = json.loads((data_dir / "local-secrets.json").read_text())["admin_token"]
         components = wait_until_ready(first, base, token=admin_token).json()["components"]
         assert components["database"]["ok"] and components["dispatcher"]["ok"]
         assert {
