@@ -55,7 +55,9 @@ RUN pip install --no-cache-dir --no-index --find-links /tmp/wheels -c /tmp/const
 
 # The base image lets its `ray` user sudo without a password; the service needs no root at all.
 USER 0
-RUN sed -i '/^ray ALL=NOPASSWD: ALL$/d' /etc/sudoers
+# A fixed path for the HAProxy launcher the KubeRay manifests name (RAY_SERVE_HAPROXY_BINARY_PATH).
+RUN sed -i '/^ray ALL=NOPASSWD: ALL$/d' /etc/sudoers \
+ && ln -s "$(command -v ai-agents-haproxy)" /usr/local/bin/ai-agents-haproxy
 # Numeric, so Kubernetes' runAsNonRoot can verify it (ray, group users in the base image).
 USER 1000:100
 WORKDIR /home/ray

@@ -20,17 +20,24 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from core.network.haproxy import write_launcher
 from core.ports import free_port
 
 IngressMode = Literal["proxy", "haproxy"]
 
 # THROUGHPUT_OPTIMIZED alone turns LOG_TO_STDERR off, and Serve's stderr-to-logger shim then
 # extracts a stack trace for every JSON log line; LOG_TO_STDERR=1 keeps our lines cheap.
+# HAProxy's client timeout is an inactivity timeout (Serve's default: an hour); 30 s frees the
+# connection of a client that stopped sending or reading. The headers and the start of the body
+# are bounded by core/network/haproxy.py, which RAY_SERVE_HAPROXY_BINARY_PATH must name.
 HAPROXY_FLAGS = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_LOG_TO_STDERR": "1",
+    "RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S": "30",
 }
+# Where HAProxy connects to the replicas from, locally: its X-Forwarded-For is believed.
+LOCAL_TRUSTED_PROXIES = "127.0.0.1/32,::1/128"
 
 
 def ingress_environment(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str, str]:
@@ -45,11 +52,13 @@ def ingress_environment(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str,
         **HAPROXY_FLAGS,
         **haproxy_private_environment(),
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": f"{drain_s:g}",
+        "AI_AGENTS_TRUSTED_PROXIES": LOCAL_TRUSTED_PROXIES,
     }
 
 
 def haproxy_private_environment() -> dict[str, str]:
-    """Ports and a state directory of HAProxy's own.
+    """Ports, a state directory and the hardening launcher (``core/network/haproxy.py``) of
+    HAProxy's own.
 
     HAProxy otherwise shares ``/tmp/haproxy-serve`` and ports 8404/9101 with any other Ray on
     the machine. The directory must be short: HAProxy nests a 56-character hash under it and
@@ -70,6 +79,7 @@ def haproxy_private_environment() -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(state / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(write_launcher(state)),
     }
 
 

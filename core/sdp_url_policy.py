@@ -4,8 +4,14 @@ The service sends a tenant's SDP key to whatever ``sdp_url`` names, so an admin-
 must not reach the cloud metadata service, the Ray dashboard or PostgreSQL on this host:
 
 - always refused: credentials in the URL (``http://user:pass@host``), schemes other than
-  http/https, link-local addresses (169.254.0.0/16, fe80::/10 — the metadata service),
-  multicast, broadcast and reserved ranges;
+  http/https, the metadata services of the major clouds (``core/network/cloud_metadata.py``:
+  also the ones outside link-local space, such as Alibaba's 100.100.100.200 and AWS'
+  fd00:ec2::254, and names such as ``metadata.google.internal``), link-local addresses
+  (169.254.0.0/16, fe80::/10), multicast, broadcast and reserved ranges;
+- the operator's refused networks (``AI_AGENTS_SDP_REFUSED_NETWORKS``; on KubeRay the cluster's
+  own pod and service ranges, where the Ray head, its dashboard and an in-cluster PostgreSQL
+  live), unless a network at least as narrow in ``AI_AGENTS_SDP_ALLOWED_NETWORKS`` holds the
+  address;
 - loopback (127.0.0.0/8, ::1, 0.0.0.0/8, ``localhost``) only when the operator allows it
   (``AI_AGENTS_SDP_ALLOW_LOOPBACK``: the embedded demo and local simulators live there);
 - other non-public (private) addresses — where on-premises SDP lives — are allowed, unless the
@@ -24,6 +30,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from core.network.cloud_metadata import metadata_name, metadata_service
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,8 +67,10 @@ def _unwrap(address: IPAddress) -> IPAddress:
 
 
 def address_class(address: IPAddress) -> str:
-    """One of: link-local, loopback, multicast, reserved, private, public."""
+    """One of: metadata, link-local, loopback, multicast, reserved, private, public."""
     address = _unwrap(address)
+    if metadata_service(address) is not None:
+        return "metadata"
     if address.is_link_local:
         return "link-local"
     if address.is_loopback or address.is_unspecified or address in _THIS_NETWORK:
@@ -79,6 +89,18 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+_NEVER = ("metadata", "link-local", "multicast", "reserved")
+
+
+def _describe(address: IPAddress) -> str:
+    kind = address_class(address)
+    if kind == "metadata":
+        plain = _unwrap(address)
+        where = ", link-local" if plain.is_link_local else ""
+        return f"a cloud metadata service ({metadata_service(plain)}{where})"
+    return f"a {kind} address"
+
+
 def check_url_always(url: str) -> None:
     """The rules no setting relaxes (used by the admin schema on create and update alike)."""
     parts = urlsplit(url)
@@ -88,11 +110,11 @@ def check_url_always(url: str) -> None:
         raise SdpUrlRefused(
             "the SDP URL must not contain credentials (user:password@); set the SDP key instead"
         )
+    if metadata_name(parts.hostname or ""):
+        raise SdpUrlRefused("the SDP URL names a cloud metadata service, which is never allowed")
     address = _literal(parts.hostname or "")
-    if address is not None and address_class(address) in ("link-local", "multicast", "reserved"):
-        raise SdpUrlRefused(
-            f"the SDP URL names a {address_class(address)} address, which is never allowed"
-        )
+    if address is not None and address_class(address) in _NEVER:
+        raise SdpUrlRefused(f"the SDP URL names {_describe(address)}, which is never allowed")
 
 
 @dataclass(frozen=True)
@@ -101,13 +123,23 @@ class SdpUrlPolicy:
 
     allow_loopback: bool = False
     allowed_networks: tuple[IPNetwork, ...] = ()
+    refused_networks: tuple[IPNetwork, ...] = ()
 
     def check_address(self, address: str | IPAddress, host: str | None = None) -> None:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
         kind = address_class(ip)
         named = f"{host} ({ip})" if host and host != str(ip) else str(ip)
-        if kind in ("link-local", "multicast", "reserved"):
-            raise SdpUrlRefused(f"SDP address {named} is {kind}, which is never allowed")
+        if kind in _NEVER:
+            raise SdpUrlRefused(f"SDP address {named} is {_describe(ip)}, which is never allowed")
+        if host is not None and metadata_name(host):
+            raise SdpUrlRefused(f"SDP host {host} is a cloud metadata service, never allowed")
+        refused = self._refused_network(_unwrap(ip))
+        if refused is not None:
+            raise SdpUrlRefused(
+                f"SDP address {named} is in {refused} (AI_AGENTS_SDP_REFUSED_NETWORKS: the "
+                "cluster's own addresses); a network at least as narrow in "
+                "AI_AGENTS_SDP_ALLOWED_NETWORKS would allow it"
+            )
         if kind == "loopback" and not self.allow_loopback:
             raise SdpUrlRefused(
                 f"SDP address {named} is loopback; allowed only with "
@@ -119,6 +151,21 @@ class SdpUrlPolicy:
                 plain.version == net.version and plain in net for net in self.allowed_networks
             ):
                 raise SdpUrlRefused(f"SDP address {named} is not in AI_AGENTS_SDP_ALLOWED_NETWORKS")
+
+    def _refused_network(self, ip: IPAddress) -> IPNetwork | None:
+        """The narrowest refused network holding ``ip``, unless an allowed network at least as
+        narrow holds it too (so ``10.96.5.7/32`` allowed beats ``10.96.0.0/12`` refused, and
+        ``10.0.0.0/8`` allowed does not)."""
+        refused = [n for n in self.refused_networks if n.version == ip.version and ip in n]
+        if not refused:
+            return None
+        narrowest = max(refused, key=lambda n: n.prefixlen)
+        if any(
+            n.version == ip.version and ip in n and n.prefixlen >= narrowest.prefixlen
+            for n in self.allowed_networks
+        ):
+            return None
+        return narrowest
 
     def check_url(self, url: str) -> None:
         """Everything decidable without DNS: the fixed rules, literal addresses and

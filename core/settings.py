@@ -39,7 +39,8 @@ from pydantic_settings import (
 )
 
 from core.ingress_mode import IngressMode
-from core.sdp_url_policy import SdpUrlPolicy, parse_networks
+from core.network.haproxy import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_S
+from core.sdp_url_policy import IPNetwork, SdpUrlPolicy, parse_networks
 
 
 class Settings(BaseSettings):
@@ -134,10 +135,25 @@ class Settings(BaseSettings):
     )
     http_port: int = Field(8000, ge=1, le=65535, description="the HTTP port, as the host above")
     max_body_bytes: int = Field(
-        1024 * 1024,
+        DEFAULT_MAX_BODY_BYTES,
         ge=1024,
         description="request bodies above this are a 413, on every route, before "
-        "authentication and parsing",
+        "authentication and parsing (HAProxy answers a declared one itself and closes)",
+    )
+    body_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="seconds a client may take to send a request body; slower: 408 and the "
+        "connection is closed",
+    )
+    haproxy_request_timeout_s: int = Field(
+        DEFAULT_REQUEST_TIMEOUT_S,
+        ge=1,
+        le=3600,
+        description="HAProxy mode: seconds a client has for its headers and the start of its "
+        "body (408 and closed after); HAProxy's launcher (core/network/haproxy.py) reads it, "
+        "and AI_AGENTS_MAX_BODY_BYTES, from the environment only",
     )
     serve_ingress: IngressMode = Field(
         "haproxy", description="How HTTP reaches the Ingress when this process starts Ray"
@@ -147,6 +163,13 @@ class Settings(BaseSettings):
     )
     secret_grace_hours: float = Field(
         24.0, ge=0, description="the previous webhook secret stays valid this long after rotation"
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated CIDRs of the proxies in front of the ingress (HAProxy, a "
+        "load balancer, an ingress controller) whose `X-Forwarded-For` names the client of a "
+        "request, for per-client limits; unset: the connection's peer is the client (`serve` "
+        "and `demo` in HAProxy mode trust loopback, where their HAProxy runs)",
     )
     default_webhook_rate_per_minute: int = Field(
         1200,
@@ -209,7 +232,8 @@ class Settings(BaseSettings):
         5.0, gt=0, description="seconds each context source (tickets, KB, assets) may take"
     )
     sdp_timeout_s: float = Field(15.0, gt=0, description="seconds one SDP API call may take")
-    # SSRF rules for tenants' sdp_url (link-local and URL credentials are always refused)
+    # SSRF rules for tenants' sdp_url (cloud metadata, link-local and URL credentials are
+    # always refused)
     sdp_allow_loopback: bool = Field(
         False,
         description="allow tenants' SDP URLs on 127.0.0.0/8, ::1 and `localhost` "
@@ -219,6 +243,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="comma-separated CIDRs, e.g. `10.20.0.0/16,fd00:1::/32`; when set, a "
         "private SDP address must lie in one; unset: any private network",
+    )
+    sdp_refused_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated CIDRs no SDP URL may reach unless a network at least as "
+        "narrow in AI_AGENTS_SDP_ALLOWED_NETWORKS holds the address; KubeRay renders the "
+        "cluster's pod and service ranges here (the Ray head, dashboard, PostgreSQL)",
     )
 
     # embeddings (no base URL: the offline wordllama model shipped in its wheel)
@@ -279,7 +309,9 @@ class Settings(BaseSettings):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
 
-    @field_validator("sdp_allowed_networks", mode="before")
+    @field_validator(
+        "sdp_allowed_networks", "sdp_refused_networks", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):
@@ -288,10 +320,15 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @property
     def sdp_url_policy(self) -> SdpUrlPolicy:
         return SdpUrlPolicy(
             allow_loopback=self.sdp_allow_loopback,
             allowed_networks=parse_networks(self.sdp_allowed_networks),
+            refused_networks=parse_networks(self.sdp_refused_networks),
         )
 
     @field_validator("public_url", mode="before")

@@ -86,7 +86,7 @@ def _decode_signature(value: str) -> bytes | None:
     value = value.strip()
     if value.lower().startswith(SIGNATURE_PREFIX):
         value = value[len(SIGNATURE_PREFIX) :]
-    if _HEX.match(value):
+    if _HEX.fullmatch(value):
         return bytes.fromhex(value)
     try:
         decoded = base64.b64decode(value, validate=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -211,6 +212,35 @@ class Monitoring(_Model):
         return v
 
 
+class ClusterNetwork(_Model):
+    """The cluster's own address ranges. A tenant's SDP URL may not reach them (the Ray head,
+    its dashboard, an in-cluster PostgreSQL), and proxies there (the ingress controller,
+    HAProxy on other Ray pods) are believed about the client's address."""
+
+    pod_cidrs: list[str] = ["10.244.0.0/16"]
+    service_cidrs: list[str] = ["10.96.0.0/12"]
+    extra_refused_cidrs: list[str] = []
+
+    @field_validator("pod_cidrs", "service_cidrs", "extra_refused_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"'{value}' is not a network in CIDR notation") from None
+        return values
+
+    def environment(self) -> dict[str, str]:
+        """The settings rendered from these ranges (values.env overrides them)."""
+        return {
+            "AI_AGENTS_SDP_REFUSED_NETWORKS": ",".join(
+                [*self.pod_cidrs, *self.service_cidrs, *self.extra_refused_cidrs]
+            ),
+            "AI_AGENTS_TRUSTED_PROXIES": ",".join(self.pod_cidrs),
+        }
+
+
 class Reenhance(_Model):
     tenant: str = "${TENANT}"
     ray_cluster_name: str = "${RAYCLUSTER_NAME}"
@@ -247,6 +277,7 @@ class Values(_Model):
     ingress: Ingress = Ingress()
     monitoring: Monitoring = Monitoring()
     ray_dashboard: RayDashboard = RayDashboard()
+    cluster_network: ClusterNetwork = ClusterNetwork()
     reenhance: Reenhance = Reenhance()
     migration: Migration = Migration()
 

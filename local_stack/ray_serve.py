@@ -78,10 +78,38 @@ def _dashboard_agent_port(port: int) -> Iterator[None]:
         yield
 
 
+# Ray's switch for "no multi-node cluster here" (its default on macOS and Windows): the node's
+# address is 127.0.0.1, so the GCS, the raylet, the metrics agent (whose series name tenants)
+# and every other port of a local cluster listen on loopback only, not on every interface.
+LOOPBACK_NODE = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    """A fresh local cluster on 127.0.0.1: the variable for the processes ``ray.init`` spawns
+    (they pass it on to every worker and job), Ray's constant for this process, which read it
+    when it imported Ray."""
+    from ray._private import ray_constants
+
+    saved = {key: os.environ.get(key) for key in LOOPBACK_NODE}
+    os.environ.update(LOOPBACK_NODE)
+    try:
+        with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def start_ray(**init_kwargs: Any) -> Any:
     """``ray.init(**init_kwargs)`` (see ``ray_init_kwargs``); its context.
 
-    A cluster this starts gives its dashboard agent a free port instead of Ray's fixed 52365,
+    A fresh local cluster (``address="local"``, what ``ray_init_kwargs`` asks for) listens on
+    loopback only (``LOOPBACK_NODE``). A cluster this starts gives its dashboard agent a free
+    port instead of Ray's fixed 52365,
     so it starts and its Jobs API works while another Ray cluster runs on the machine (a second
     `ai-agents serve`, a benchmark, the test suite's two Ray lanes). With ``_temp_dir`` the
     cluster is also named in that temp dir, where a Ray Job's driver looks for the cluster to
@@ -90,7 +118,11 @@ def start_ray(**init_kwargs: Any) -> Any:
     import ray
     from ray._private.worker import RayContext
 
-    with _dashboard_agent_port(free_port()):
+    local = init_kwargs.get("address") == "local"
+    with (
+        _dashboard_agent_port(free_port()),
+        _loopback_node() if local else contextlib.nullcontext(),
+    ):
         context = ray.init(**init_kwargs)
     temp_dir = init_kwargs.get("_temp_dir")
     if temp_dir is not None:

@@ -284,7 +284,8 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
         lines += [cell(op["description"]), ""]
     security = op.get("security")
     if security:
-        ways = [" + ".join(f"`{name}`" for name in way) for way in security]
+        # an empty requirement ({}) is OpenAPI's "or no credentials at all"
+        ways = [" + ".join(f"`{name}`" for name in way) or "none" for way in security]
         lines += [f"Authentication: {' or '.join(ways)}.", ""]
     else:
         lines += ["Authentication: none in the document (see the description).", ""]

@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import metric_catalogue as mc
 from core.version import package_version
+from serve_app.api_docs import install_offline_docs
 from serve_app.api_state import ApiState, DatabaseUnavailable
-from serve_app.guards.request_guard import RequestGuard, UnhandledErrors
+from serve_app.guards.request_guard import RequestGuard, UnhandledErrors, route_label
 from serve_app.openapi_security import install_openapi_security
 from serve_app.routes import admin, enhancements, feedback, feedback_links, health, webhooks
 
@@ -95,7 +96,7 @@ def _unrepresentable(request: Request, exc: Exception) -> JSONResponse:
     log.warning(
         "value refused by the database on %s %s: %s",
         request.method,
-        request.url.path,
+        route_label(request.scope),
         type(exc).__name__,
     )
     return JSONResponse(
@@ -107,14 +108,20 @@ def _unrepresentable(request: Request, exc: Exception) -> JSONResponse:
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # exc_info explicitly: this handler may run on a worker thread where sys.exc_info() is
     # empty (the JSON log line would say "exc": "NoneType: None")
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error on %s %s", request.method, route_label(request.scope), exc_info=exc)
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
 
 def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
     app = FastAPI(
-        title="AI Agents", version=package_version(), description=DESCRIPTION, **fastapi_kwargs
+        title="AI Agents",
+        version=package_version(),
+        description=DESCRIPTION,
+        docs_url=None,  # FastAPI's pages load from a CDN; install_offline_docs serves them
+        redoc_url=None,
+        **fastapi_kwargs,
     )
+    install_offline_docs(app)
     app.state.api = state
     for router in (
         webhooks.router,
@@ -140,7 +147,11 @@ def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
     app.add_exception_handler(asyncpg.DataError, _unrepresentable)
     app.add_exception_handler(Exception, _unexpected)
     # added innermost first: metrics see every answer, including the guard's 4xx and 500s
-    app.add_middleware(RequestGuard, max_body_bytes=state.settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=state.settings.max_body_bytes,
+        body_timeout_s=state.settings.body_read_timeout_s,
+    )
     app.add_middleware(UnhandledErrors)
     app.add_middleware(RequestMetrics, state=state)
     install_openapi_security(app)

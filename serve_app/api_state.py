@@ -15,12 +15,14 @@ from typing import Any
 
 import asyncpg
 
+from core.sdp_url_policy import IPNetwork
 from core.settings import Settings
 from db.pool import create_pool, verify_service_role
 from pipeline.note.feedback_links import FeedbackLinkSigner
 from pipeline.observability.metrics import InMemoryMetrics, Metrics
 from pipeline.tenancy.admin import TenantAdmin
 from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token
+from serve_app.guards.client_throttle import ClientThrottle
 from serve_app.guards.intake_throttle import IntakeThrottle
 from serve_app.tenant_directory import TenantDirectory
 
@@ -39,9 +41,13 @@ class ApiState:
     admin_token_hash: str | None
     metrics: Metrics = field(default_factory=InMemoryMetrics)
     throttle: IntakeThrottle = field(default_factory=IntakeThrottle)
+    clients: ClientThrottle = field(default_factory=ClientThrottle)
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     readiness_probe: ReadinessProbe | None = None
     directory_ttl_s: float = 2.0
     feedback_links: FeedbackLinkSigner | None = None
+    # the last /api/v1/ready checks (monotonic time, components), reused for anonymous callers
+    ready_cache: tuple[float, dict[str, dict[str, Any]]] | None = None
     _pool: asyncpg.Pool | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _directory: TenantDirectory | None = None
@@ -63,6 +69,7 @@ class ApiState:
             database_url=settings.database_url.get_secret_value(),
             cipher=CredentialCipher.from_csv(settings.encryption_keys.get_secret_value()),
             admin_token_hash=hash_token(admin) if admin else None,
+            trusted_proxies=settings.trusted_proxy_networks,
             **kwargs,
         )
 

@@ -1,4 +1,5 @@
-"""The two small HTML pages behind a note's feedback links: confirm, and thank-you/error.
+"""The small HTML pages behind a note's feedback links: confirm, thank-you/error, and the
+refusal of a form the request guard would not accept.
 
 No script, no external resources, every dynamic string escaped. The security headers keep the
 token (which is in the URL) out of Referer headers and caches, and the page out of frames
@@ -87,3 +88,14 @@ def error_page(
     response = _page("Feedback link problem", body, status)
     response.headers.update(headers or {})
     return response
+
+
+def refused_form_page(status: int, message: str) -> HTMLResponse:
+    """What a browser gets when the request guard refuses its form (a NUL in the comment):
+    the same kind of page as the feedback link's own errors, not a JSON body."""
+    body = (
+        f'<h1 id="error">This form cannot be accepted</h1>'
+        f'<p id="reason">{html.escape(message)}</p>'
+        f'<p class="muted">Nothing was recorded.</p>'
+    )
+    return _page("Form refused", body, status)

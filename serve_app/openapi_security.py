@@ -5,7 +5,9 @@ The tenant and admin bearer schemes come from the dependencies themselves (`serv
 declares them with FastAPI's ``HTTPBearer``). The webhook routes read their headers from the
 raw request (the signature covers the exact body bytes), so their schemes are added here to
 every ``/webhook/`` operation: either the HMAC pair (``X-Signature`` + ``X-Timestamp``) or the
-static ``X-Webhook-Token``, whichever the tenant's ``webhook_auth`` mode is.
+static ``X-Webhook-Token``, whichever the tenant's ``webhook_auth`` mode is. ``/metrics`` needs
+the metrics token; ``/api/v1/ready`` takes no token (a load balancer's check) or, for its
+component details, the metrics or the admin token.
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ WEBHOOK_SCHEMES: dict[str, dict[str, Any]] = {
         "(for SDP, which cannot sign).",
     },
 }
+METRICS_SCHEME: dict[str, dict[str, Any]] = {
+    "MetricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The metrics token (AI_AGENTS_METRICS_TOKEN), read-only.",
+    }
+}
+OPERATOR_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "/metrics": [{"MetricsToken": []}],
+    "/api/v1/ready": [{}, {"MetricsToken": []}, {"AdminToken": []}],
+}
 WEBHOOK_SECURITY: list[dict[str, list[str]]] = [
     {"WebhookSignature": [], "WebhookTimestamp": []},
     {"WebhookToken": []},
@@ -54,11 +67,15 @@ def install_openapi_security(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = schema.setdefault("components", {})
-            components.setdefault("securitySchemes", {}).update(WEBHOOK_SCHEMES)
+            components.setdefault("securitySchemes", {}).update(
+                {**WEBHOOK_SCHEMES, **METRICS_SCHEME}
+            )
             for path, operations in schema.get("paths", {}).items():
-                if path.startswith("/webhook/"):
-                    for operation in operations.values():
+                for operation in operations.values():
+                    if path.startswith("/webhook/"):
                         operation["security"] = WEBHOOK_SECURITY
+                    elif path in OPERATOR_SECURITY:
+                        operation["security"] = OPERATOR_SECURITY[path]
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -164,4 +164,6 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
-    components: dict[str, dict[str, Any]]
+    components: dict[str, dict[str, Any]] | None = Field(
+        None, description="each part's state; only with the metrics or the admin token"
+    )

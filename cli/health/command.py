@@ -41,6 +41,7 @@ async def _collect(options: HealthOptions, data_dir: str | None) -> HealthReport
         try:
             async with asyncio.timeout(DB_CONNECT_TIMEOUT_S):
                 runtime = await load_runtime(data_dir, migrate=False)
+                options.api_token = runtime.metrics_token or runtime.admin_token
                 pool = await stack.enter_async_context(service_pool(runtime))
         except Exception as exc:  # noqa: BLE001 - the database check reports it
             error = describe_failure(exc)

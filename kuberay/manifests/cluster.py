@@ -84,9 +84,16 @@ def _secret_env(values: Values, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     ]
 
 
+# The image's link to the console script `ai-agents-haproxy` (the Dockerfile makes it): Serve
+# runs HAProxy through it, which bounds the configuration Serve generates (core/network/haproxy.py).
+HAPROXY_LAUNCHER = "/usr/local/bin/ai-agents-haproxy"
+
+
 def container_env(values: Values, secret_keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """Non-secret env from values, secrets by reference only; sorted by name."""
-    plain = HAPROXY_FLAGS if values.serve.ingress_mode == "haproxy" else {}
+    plain = dict(values.cluster_network.environment())
+    if values.serve.ingress_mode == "haproxy":
+        plain.update(HAPROXY_FLAGS, RAY_SERVE_HAPROXY_BINARY_PATH=HAPROXY_LAUNCHER)
     env = [{"name": k, "value": v} for k, v in {**plain, **values.env}.items()]
     env += _secret_env(values, secret_keys)
     return sorted(env, key=lambda e: e["name"])

@@ -36,9 +36,10 @@ ANSWER_LABELS: dict[str, str] = {
 }
 _VERSION = "v1"
 _KEY_CONTEXT = b"ai-agents feedback-link key v1"
+# Always ``fullmatch``: ``$`` would also match before a trailing newline (``/f/<token>%0a``).
 _TOKEN_RE = re.compile(
-    r"^v1\.(?P<tenant>[a-z0-9][a-z0-9-]{1,62})\.(?P<enh>[0-9a-f]{32})\.(?P<answer>up|down|[1-5])"
-    r"\.(?P<exp>[0-9]{1,12})\.(?P<sig>[A-Za-z0-9_-]{43})$"
+    r"v1\.(?P<tenant>[a-z0-9][a-z0-9-]{1,62})\.(?P<enh>[0-9a-f]{32})\.(?P<answer>up|down|[1-5])"
+    r"\.(?P<exp>[0-9]{1,12})\.(?P<sig>[A-Za-z0-9_-]{43})"
 )
 
 
@@ -118,13 +119,13 @@ class FeedbackLinkSigner:
             raise ValueError(f"unknown answer {answer!r}")
         exp = int(expires_at if expires_at is not None else self._now() + self.ttl_s)
         payload = f"{_VERSION}.{tenant_id}.{uuid.UUID(str(enhancement_id)).hex}.{answer}.{exp}"
-        if not _TOKEN_RE.match(f"{payload}.{'A' * 43}"):
+        if not _TOKEN_RE.fullmatch(f"{payload}.{'A' * 43}"):
             raise ValueError("tenant id cannot be put in a feedback link")
         return f"{payload}.{_sign(self._keys[0], payload)}"
 
     def verify(self, token: str) -> LinkClaims:
         """The claims of a genuine, unexpired token; :class:`LinkError` otherwise."""
-        match = _TOKEN_RE.match(token or "")
+        match = _TOKEN_RE.fullmatch(token or "")
         if match is None:
             raise LinkError(400, "This feedback link is malformed. Open it from the note again.")
         payload = token[: match.start("sig") - 1]

@@ -190,6 +190,9 @@ def _clean(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
+RESOLVED_EVENTS = frozenset({"resolved", "closed"})
+
+
 class TicketWebhook(BaseModel):
     ticket: Ticket
     event: str
@@ -198,6 +201,20 @@ class TicketWebhook(BaseModel):
     resolution: str | None = None
     resolved_at: datetime | None = None
     tags: list[str] = []
+
+    def resolved_by(self) -> str | None:
+        """The field that makes this a resolved-ticket delivery (an event ``resolved`` or
+        ``closed``, a resolution, a resolution time), or None for a new or updated ticket.
+        The new-ticket route refuses what this names and the resolved route requires a
+        resolution, so no body is accepted on both: a signature over the body binds it to
+        one route."""
+        if self.event in RESOLVED_EVENTS:
+            return "event"
+        if self.resolution:
+            return "resolution"
+        if self.resolved_at is not None:
+            return "resolved_at"
+        return None
 
     def dedupe_key(self) -> str:
         raw = f"{self.ticket.ticket_id}\x1f{self.event}\x1f{self.version}"
@@ -209,7 +226,7 @@ def _ticket_id(value: Any, field: str) -> str:
         raise SdpFieldError(field, "ticket id is required")
     if isinstance(value, int):
         value = str(value)
-    if not isinstance(value, str) or not _TICKET_ID.match(value):
+    if not isinstance(value, str) or not _TICKET_ID.fullmatch(value):
         raise SdpFieldError(field, "must be 1-64 letters, digits or _.:-")
     return value
 
@@ -218,7 +235,7 @@ def parse_ticket_webhook(data: Any, raw_body: bytes) -> TicketWebhook:
     if not isinstance(data, dict):
         raise SdpFieldError("body", "must be a JSON object")
     event = data.get("event", "created")
-    if not isinstance(event, str) or not _EVENT.match(event):
+    if not isinstance(event, str) or not _EVENT.fullmatch(event):
         raise SdpFieldError("event", "must be a short lowercase word such as 'created'")
 
     if "request" in data:

@@ -87,7 +87,7 @@ class TenantCreate(BaseModel):
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not TENANT_ID_PATTERN.match(value):
+        if not TENANT_ID_PATTERN.fullmatch(value):
             raise ValueError(
                 "tenant id must be a slug: lowercase letters, digits and dashes, "
                 "2-63 characters, starting with a letter or digit"

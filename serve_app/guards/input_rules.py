@@ -7,8 +7,11 @@ decoder's recursion limit; none of that may reach the database or a response mod
 rules, applied to JSON bodies, query parameters and path parameters alike: a NUL or a lone
 surrogate anywhere is a 422 naming the field (nothing is silently stripped, so a sender's bug
 stays visible); JSON that is not UTF-8, nested deeper than ``MAX_JSON_DEPTH``, carries an
-integer outside 64 bits or a non-finite number is a 400. Dates must be representable in UTC
-(years 1-9999 after conversion), else 422.
+integer outside 64 bits or a non-finite number is a 400. Form bodies
+(``application/x-www-form-urlencoded``, the feedback page's) obey the same text rule after
+percent-decoding (``%00`` is a NUL), and one that is not UTF-8 or holds more than
+``MAX_FORM_FIELDS`` fields is a 400. Dates must be representable in UTC (years 1-9999 after
+conversion), else 422.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request
 from pydantic import AfterValidator
@@ -25,6 +29,7 @@ from pydantic import AfterValidator
 from pipeline.text.storable import text_problem
 
 MAX_JSON_DEPTH = 64
+MAX_FORM_FIELDS = 100
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # A decoded string can only hold NUL or a lone surrogate if the JSON text has a \u escape
 # for one (raw NUL is not allowed in a JSON string; a raw surrogate is not UTF-8).
@@ -108,6 +113,27 @@ def decode_json(body: bytes) -> Any:
     ) > MAX_JSON_DEPTH:
         check_json_value(data)
     return data
+
+
+def check_form(body: bytes) -> None:
+    """A URL-encoded form under the text rule: 400 when it cannot be read as UTF-8 fields,
+    422 naming the field whose name or value holds a NUL or a lone surrogate."""
+    try:
+        fields = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise BadInput(400, "Malformed form: the body is not UTF-8") from None
+    except ValueError:
+        raise BadInput(400, f"Malformed form: more than {MAX_FORM_FIELDS} fields") from None
+    for key, value in fields:
+        problem = text_problem(key) or text_problem(value)
+        if problem is not None:
+            raise unicode_error(["body", key.replace("\x00", "")[:64]], problem)
 
 
 def _short(exc: Exception) -> str:

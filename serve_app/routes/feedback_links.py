@@ -9,7 +9,8 @@ confirming again updates the answer and comment instead of adding a row.
 The token is the whole credential (no login): it is checked before anything touches the
 database, it reaches only its own enhancement, read inside its tenant's transaction (a
 token naming one tenant and another tenant's enhancement finds nothing), and requests are
-rate-limited per client address and per tenant.
+rate-limited per client (its real address: ``serve_app.guards.client_address``, the limits:
+``serve_app.guards.client_throttle``) and per tenant.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from serve_app.feedback_pages import (
     error_page,
     thanks_page,
 )
+from serve_app.guards.client_address import client_key
 from serve_app.guards.input_rules import read_limited_body
 
 router = APIRouter(tags=["feedback links"], include_in_schema=False)
@@ -66,9 +68,18 @@ def _throttle(state: State, key: str, per_minute: int) -> None:
 
 def _claims(request: Request, state: State, token: str) -> LinkClaims:
     per_minute = state.settings.feedback_link_rate_per_minute
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    client = request.client.host if request.client else "unknown"
-    _throttle(state, f"feedback-link:addr:{client}|{forwarded[:64]}", per_minute)
+    client = client_key(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        state.trusted_proxies,
+    )
+    wait = state.clients.try_acquire(client, per_minute)
+    if wait > 0:
+        raise _Refused(
+            429,
+            "Too many feedback requests; try again in a minute.",
+            {"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
     if state.feedback_links is None:
         raise _Refused(404, "Feedback links are not enabled on this service.")
     try:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -14,7 +14,7 @@ from db.repositories.vectors import vector_search_available
 from serve_app.api_state import DatabaseUnavailable
 from serve_app.db_metrics import render_db_metrics
 from serve_app.deps import State
-from serve_app.guards.metrics_auth import MetricsReader
+from serve_app.guards.metrics_auth import MetricsReader, operator_token_presented
 from serve_app.schemas import ErrorBody, Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -56,10 +56,11 @@ async def _vector_search(state: State) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(state: State) -> JSONResponse:
-    """200 when the database, the dispatcher and the pools are all usable; 503 names the part
-    that is not."""
+# An unauthenticated flood of /ready costs at most one round of checks per second and replica.
+_ANONYMOUS_REUSE_S = 1.0
+
+
+async def _components(state: State) -> dict[str, dict[str, Any]]:
     components = {"database": await _database(state)}
     if components["database"]["ok"]:
         components["vector_search"] = await _vector_search(state)
@@ -69,10 +70,33 @@ async def ready(state: State) -> JSONResponse:
                 components.update(await state.readiness_probe())
         except Exception as exc:  # noqa: BLE001 - a failing probe is a not-ready answer
             components["pipeline"] = {"ok": False, "error": type(exc).__name__}
+    return components
+
+
+@router.get(
+    "/api/v1/ready",
+    response_model=Readiness,
+    response_model_exclude_none=True,
+    responses={503: {"model": Readiness}},
+)
+async def ready(request: Request, state: State) -> JSONResponse:
+    """200 when the database, the dispatcher and the pools are all usable, else 503. Without a
+    token the body is only `{"status"}` (what a load balancer needs); with `Authorization:
+    Bearer <metrics token>` or the admin token it adds `components`, each part's state (the
+    part that is not ready, dispatcher internals, tenants left out of claims)."""
+    operator = operator_token_presented(request, state)
+    cached = state.ready_cache
+    if not operator and cached is not None and time.monotonic() - cached[0] < _ANONYMOUS_REUSE_S:
+        components = cached[1]
+    else:
+        components = await _components(state)
+        state.ready_cache = (time.monotonic(), components)
     ok = all(c.get("ok") for c in components.values())
-    body = Readiness(status="ready" if ok else "not_ready", components=components)
+    body = Readiness(
+        status="ready" if ok else "not_ready", components=components if operator else None
+    )
     return JSONResponse(
-        body.model_dump(),
+        body.model_dump(exclude_none=True),
         status_code=200 if ok else 503,
         headers=None if ok else {"Retry-After": "5"},
     )

@@ -43,7 +43,7 @@ async def _authenticate(
 ) -> tuple[TenantAuthView, bytes]:
     body = await read_limited_body(request, state.settings.max_body_bytes)
     view = None
-    if TENANT_ID_PATTERN.match(tenant_id):
+    if TENANT_ID_PATTERN.fullmatch(tenant_id):
         view = await (await state.directory()).webhook_view(tenant_id)
     try:
         verify_webhook(
@@ -106,6 +106,31 @@ def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
         ) from None
 
 
+def _refuse_resolved(state: State, tenant_id: str, webhook: TicketWebhook) -> None:
+    field = webhook.resolved_by()
+    if field is None:
+        return
+    state.metrics.inc(mc.WEBHOOKS, {"tenant": tenant_id, "outcome": "rejected_payload"})
+    log.warning(
+        "webhook payload rejected",
+        extra={
+            "tenant_id": tenant_id,
+            "reason": f"resolved ticket ({field}) on the new-ticket route",
+        },
+    )
+    raise HTTPException(
+        422,
+        [
+            {
+                "loc": ["body", field],
+                "msg": "a resolved ticket belongs on /webhook/servicedesk/{tenant_id}/resolved; "
+                "this route takes new and updated tickets",
+                "type": "wrong_route",
+            }
+        ],
+    )
+
+
 @router.post(
     "/webhook/servicedesk/{tenant_id}",
     status_code=202,
@@ -113,9 +138,12 @@ def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
     responses={200: {"model": WebhookAccepted, "description": "Duplicate delivery"}, **_ERRORS},
 )
 async def ticket_created(tenant_id: str, request: Request, state: State) -> JSONResponse:
-    """A new (or updated) ticket. Committed as a `queued` job before the 202 is sent."""
+    """A new (or updated) ticket. Committed as a `queued` job before the 202 is sent. A
+    resolved ticket (an event `resolved`/`closed`, a resolution or a resolution time) is a 422
+    here: it belongs on `.../resolved`, so a signed body cannot be replayed across routes."""
     _, body = await _authenticate(request, state, tenant_id)
     webhook = _parse(state, tenant_id, body)
+    _refuse_resolved(state, tenant_id, webhook)
     with tracer().start_as_current_span(
         "webhook.receive",
         attributes={"tenant.id": tenant_id, "ticket.id": webhook.ticket.ticket_id},

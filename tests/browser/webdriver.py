@@ -95,6 +95,10 @@ class Browser:
     def text(self, element: str) -> str:
         return str(self._call("GET", f"{self._session}/element/{element}/text"))
 
+    def execute(self, script: str) -> Any:
+        """Run ``script`` (a function body: ``return ...``) in the page; its result."""
+        return self._call("POST", f"{self._session}/execute/sync", {"script": script, "args": []})
+
     def wait_for(self, css: str, timeout_s: float = 15.0) -> str:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -32,6 +32,7 @@ from serve_app.api import create_api
 from serve_app.api_state import ApiState
 
 DEAD = "http://127.0.0.1:9"
+METRICS_TOKEN = "met_health-check-test"
 
 
 async def _enqueue(pool, tenant_id: str, n: int) -> list[uuid.UUID]:
@@ -56,7 +57,10 @@ async def _enqueue(pool, tenant_id: str, n: int) -> list[uuid.UUID]:
 @pytest.fixture
 async def api_client(database, encryption_keys):
     settings = Settings(
-        database_url=database.service_url, encryption_keys=encryption_keys, admin_token="adm_x"
+        database_url=database.service_url,
+        encryption_keys=encryption_keys,
+        admin_token="adm_x",
+        metrics_token=METRICS_TOKEN,
     )
     state = ApiState.from_settings(settings)
     async with httpx.AsyncClient(
@@ -103,22 +107,28 @@ async def test_database_check(pool) -> None:
 
 
 async def test_api_checks_against_the_real_api(api_client) -> None:
-    options = HealthOptions(api_url="http://api")
+    options = HealthOptions(api_url="http://api", api_token=METRICS_TOKEN)
     assert (await check_api_health(api_client, options)).status == "ok"
     ready = await check_api_ready(api_client, options)
     assert ready.status == "ok", ready
     assert ready.details["components"]["database"]["ok"] is True
     assert ready.details["components"]["vector_search"] == {"ok": True, "mode": "hybrid"}
+    # without the token /api/v1/ready says only "ready", and the check says why it saw no more
+    anonymous = await check_api_ready(api_client, HealthOptions(api_url="http://api"))
+    assert anonymous.status == "ok" and "metrics token" in anonymous.summary
+    assert anonymous.details["components"] == {}
 
 
 async def test_api_not_ready_when_its_database_is_away(encryption_keys) -> None:
     settings = Settings(
-        database_url="postgresql://u:p@127.0.0.1:9/x", encryption_keys=encryption_keys
+        database_url="postgresql://u:p@127.0.0.1:9/x",
+        encryption_keys=encryption_keys,
+        metrics_token=METRICS_TOKEN,
     )
     state = ApiState.from_settings(settings)
     transport = httpx.ASGITransport(create_api(state))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        options = HealthOptions(api_url="http://api")
+        options = HealthOptions(api_url="http://api", api_token=METRICS_TOKEN)
         assert (await check_api_health(client, options)).status == "ok"
         ready = await check_api_ready(client, options)
     assert ready.status == "fail" and "database" in ready.summary

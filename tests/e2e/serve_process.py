@@ -9,15 +9,17 @@ import httpx
 
 
 def wait_until_ready(
-    process: subprocess.Popen[str], base_url: str, timeout_s: float = 180
+    process: subprocess.Popen[str], base_url: str, timeout_s: float = 180, token: str | None = None
 ) -> httpx.Response:
-    """`/api/v1/ready` answering 200; fails with the process's stderr if it dies first."""
+    """`/api/v1/ready` answering 200; fails with the process's stderr if it dies first. With
+    the admin or metrics ``token`` the answer carries the components, else only the status."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + timeout_s
     ready: httpx.Response | None = None
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read()[-3000:] if process.stderr else ""
         try:
-            ready = httpx.get(f"{base_url}/api/v1/ready", timeout=5)
+            ready = httpx.get(f"{base_url}/api/v1/ready", timeout=5, headers=headers)
             if ready.status_code == 200:
                 return ready
         except httpx.HTTPError:

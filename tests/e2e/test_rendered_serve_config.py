@@ -198,11 +198,12 @@ def test_rendered_serve_config_runs_with_serve_run(
         for k, v in os.environ.items()
         if not k.startswith(("AI_AGENTS_", "RAY_", "PYTHONPATH", "VIRTUAL_ENV"))
     }
+    admin_token = new_secret("adm_")
     env.update(
         {
             "AI_AGENTS_DATABASE_URL": database.service_url,
             "AI_AGENTS_ENCRYPTION_KEYS": encryption_keys,
-            "AI_AGENTS_ADMIN_TOKEN": new_secret("adm_"),
+            "AI_AGENTS_ADMIN_TOKEN": admin_token,
         }
     )
     # cwd outside the source tree: `serve run` puts its app dir (".") on sys.path.
@@ -217,7 +218,9 @@ def test_rendered_serve_config_runs_with_serve_run(
         text=True,
     )
     try:
-        ready = wait_until_ready(process, f"http://127.0.0.1:{port}", timeout_s=150)
+        ready = wait_until_ready(
+            process, f"http://127.0.0.1:{port}", timeout_s=150, token=admin_token
+        )
         components = ready.json()["components"]
         for pool in ("Ingress", "Dispatcher", "Enhancer", "ContextGatherer", "Synthesizer"):
             assert components[f"pool:{pool}"]["ok"], json.dumps(components)

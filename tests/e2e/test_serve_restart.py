@@ -28,9 +28,18 @@ from tests.e2e.serve_process import wait_until_ready
 pytestmark = pytest.mark.ray
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
+    except OSError:
+        return f"{pid}: gone"
+
+
 def _new_shell(**extra: str) -> dict[str, str]:
-    """What a second terminal has: no AI_AGENTS_*, no RAY_* variables."""
-    return {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **extra}
+    """What a second terminal has: no AI_AGENTS_*, no RAY_* variables (but the checkout under
+    test: a worktree sets PYTHONPATH)."""
+    checkout = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+    return {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **checkout, **extra}
 
 
 def _start(data_dir: Path, port: int, dashboard_port: int) -> subprocess.Popen[str]:
@@ -65,7 +74,9 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
     first = _start(data_dir, port, dashboard_port)
     second: subprocess.Popen[str] | None = None
     try:
-        components = wait_until_ready(first, base).json()["components"]
+        assert set(wait_until_ready(first, base).json()) == {"status"}  # a load balancer's view
+        admin_token = json.loads((data_dir / "local-secrets.json").read_text())["admin_token"]
+        components = wait_until_ready(first, base, token=admin_token).json()["components"]
         assert components["database"]["ok"] and components["dispatcher"]["ok"]
         assert {
             f"pool:{p}"
@@ -82,7 +93,8 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
 
         second = _start(data_dir, port, dashboard_port)
         wait_until_ready(second, base)
-        assert not [ref for ref in record.processes if is_alive(ref)]  # nothing of run 1 left
+        left = [ref for ref in record.processes if is_alive(ref)]  # nothing of run 1 left
+        assert not left, [_cmdline(ref.pid) for ref in left]
         assert RunRecord.load(data_dir / RUN_RECORD_FILE).owner.pid == second.pid
 
         # a second terminal: the API and dashboard ports `serve --port/--dashboard-port` chose

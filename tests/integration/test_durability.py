@@ -70,7 +70,7 @@ def test_database_down_is_503_with_retry_after_and_no_202() -> None:
         assert "Traceback" not in response.text and "nobody" not in response.text
         health = httpx.get(f"{server.url}/health")
         assert health.status_code == 200  # the process still serves
-        ready = httpx.get(f"{server.url}/api/v1/ready")
+        ready = httpx.get(f"{server.url}/api/v1/ready", headers={"Authorization": "Bearer met"})
         assert ready.status_code == 503
         assert ready.json()["components"]["database"]["ok"] is False
         metrics = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer met"}).text

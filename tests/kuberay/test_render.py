@@ -331,11 +331,12 @@ def test_override_can_swap_autoscaling_for_fixed_replicas():
     assert "autoscaling_config" not in gatherer
 
 
-def test_haproxy_ingress_mode_sets_the_flags_in_every_ray_container(default_render):
-    def plain_env(rendered):
-        containers = (t["spec"]["containers"][0] for t in pod_templates(rayservice(rendered)))
-        return [{e["name"]: e.get("value") for e in c["env"] if "value" in e} for c in containers]
+def plain_env(rendered):
+    containers = (t["spec"]["containers"][0] for t in pod_templates(rayservice(rendered)))
+    return [{e["name"]: e.get("value") for e in c["env"] if "value" in e} for c in containers]
 
+
+def test_haproxy_ingress_mode_sets_the_flags_in_every_ray_container(default_render):
     assert all("RAY_SERVE_ENABLE_HA_PROXY" not in env for env in plain_env(default_render))
     rendered = render(
         values_from_dict(
@@ -346,7 +347,35 @@ def test_haproxy_ingress_mode_sets_the_flags_in_every_ray_container(default_rend
         assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
         assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
         assert env["RAY_SERVE_LOG_TO_STDERR"] == "0"  # the operator's env wins
+        # HAProxy runs through the launcher that binds its stats to loopback, bounds clients
+        assert env["RAY_SERVE_HAPROXY_BINARY_PATH"] == "/usr/local/bin/ai-agents-haproxy"
+        assert env["RAY_SERVE_HAPROXY_TIMEOUT_CLIENT_S"] == "30"
     assert validate_files(rendered).ok
+
+
+def test_the_clusters_own_ranges_are_refused_sdp_addresses_and_its_pods_trusted_proxies(
+    default_render,
+):
+    for env in plain_env(default_render):
+        assert env["AI_AGENTS_SDP_REFUSED_NETWORKS"] == "10.244.0.0/16,10.96.0.0/12"
+        assert env["AI_AGENTS_TRUSTED_PROXIES"] == "10.244.0.0/16"
+    rendered = render(
+        values_from_dict(
+            {
+                "clusterNetwork": {
+                    "podCidrs": ["172.20.0.0/16"],
+                    "serviceCidrs": ["172.21.0.0/16"],
+                    "extraRefusedCidrs": ["10.50.0.0/24"],
+                },
+                "env": {"AI_AGENTS_TRUSTED_PROXIES": "172.20.5.0/24"},
+            }
+        )
+    )
+    for env in plain_env(rendered):
+        assert env["AI_AGENTS_SDP_REFUSED_NETWORKS"] == "172.20.0.0/16,172.21.0.0/16,10.50.0.0/24"
+        assert env["AI_AGENTS_TRUSTED_PROXIES"] == "172.20.5.0/24"  # the operator's env wins
+    with pytest.raises(KubeRayConfigError, match="CIDR"):
+        values_from_dict({"clusterNetwork": {"podCidrs": ["10.244.0.0/33"]}})
 
 
 def test_rayservice_cluster_shape(default_render):

@@ -46,8 +46,12 @@ def test_every_route_names_its_scheme(document: dict) -> None:
                     {"WebhookSignature": [], "WebhookTimestamp": []},
                     {"WebhookToken": []},
                 ], (method, path)
+            elif path == "/metrics":
+                assert security == [{"MetricsToken": []}], (method, path)
+            elif path == "/api/v1/ready":  # open for a load balancer; details with a token
+                assert security == [{}, {"MetricsToken": []}, {"AdminToken": []}], (method, path)
             else:
-                assert security is None, (method, path)  # health, readiness, metrics
+                assert security is None, (method, path)  # liveness
             seen.add(path.split("/")[1])
     assert {"api", "admin", "webhook", "health"} <= seen
 

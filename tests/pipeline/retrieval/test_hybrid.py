@@ -213,7 +213,7 @@ async def test_without_pgvector_ready_says_full_text_only(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(create_api(state)), base_url="http://api"
     ) as client:
-        ready = await client.get("/api/v1/ready")
+        ready = await client.get("/api/v1/ready", headers={"Authorization": "Bearer adm_x"})
     await state.close()
     vector = ready.json()["components"]["vector_search"]
     assert vector["ok"] is True and vector["mode"] == "full-text only"
