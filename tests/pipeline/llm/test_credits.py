@@ -10,14 +10,15 @@ import httpx
 import openai
 import pytest
 
-from pipeline.llm.credits import (
+from pipeline.llm.provider.budget import ProviderBudget
+from pipeline.llm.provider.credits import (
     CreditPoller,
     CreditUnavailable,
     KeyCredit,
     parse_key_info,
     read_key_credit,
 )
-from pipeline.llm.provider_budget import ProviderBudget, ProviderPaused
+from pipeline.llm.provider.gate import ProviderPaused
 from simulators.llm import KeyLimits, LLMSimulatorState, create_app
 from simulators.serving import ServerHandle, run_in_thread
 

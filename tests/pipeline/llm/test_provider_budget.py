@@ -8,13 +8,8 @@ import time
 
 import pytest
 
-from pipeline.llm.provider_budget import (
-    Grant,
-    ProviderBudget,
-    ProviderBusy,
-    ProviderLimits,
-    ProviderPaused,
-)
+from pipeline.llm.provider.budget import ProviderBudget, ProviderLimits
+from pipeline.llm.provider.gate import Grant, ProviderBusy, ProviderPaused
 
 
 async def hold(budget: ProviderBudget, tenant: str, seconds: float, log: list[str]) -> None:

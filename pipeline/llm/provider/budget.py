@@ -26,7 +26,7 @@ back when the provider has answered:
 
 Ray-free and single-threaded (one event loop): the Ray actor ``ProviderBudgetActor``
 (``actors/rate_limiter.py``) holds the one instance every replica shares; tests and a single
-process use it directly.
+process use it directly. What the LLM client sees of it is :mod:`pipeline.llm.provider.gate`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+from pipeline.llm.provider.gate import Grant, ProviderBusy, ProviderPaused
 
 log = logging.getLogger(__name__)
 
@@ -57,43 +59,6 @@ class ProviderLimits:
     credits_recheck_s: float = 60.0
     first_pause_s: float = 1.0  # a 429 without Retry-After; doubles while they continue
     max_pause_s: float = 60.0
-
-
-class ProviderPaused(Exception):
-    """No call may be made now: the key's credit is used up (a 402)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ProviderBusy(Exception):
-    """No grant came within the time the caller could wait."""
-
-
-@dataclass(frozen=True)
-class Grant:
-    id: int
-    waited_s: float
-
-
-class ProviderBudgetPort(Protocol):
-    """What the LLM client needs: :class:`ProviderBudget` in one process, the Ray actor's
-    handle across replicas."""
-
-    async def acquire(
-        self, tenant_id: str, *, tokens: int, weight: int, timeout_s: float
-    ) -> Grant: ...
-
-    async def release(
-        self,
-        grant_id: int,
-        *,
-        outcome: str,
-        tokens_used: int | None = None,
-        retry_after_s: float | None = None,
-        detail: str | None = None,
-    ) -> None: ...
 
 
 @dataclass
