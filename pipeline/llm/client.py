@@ -17,11 +17,10 @@ timeouts, connection errors, error bodies) counts toward the circuit breaker, so
 flood of 429s or its tickets that make the model answer nonsense never open it for the others.
 Without a gate every failed call counts, as it did before the budget.
 
-Every answered attempt's ``usage`` (tokens and cost, also of unusable answers) is collected on
-the result or the error, for the usage ledger. Each attempt sends ``x-stainless-retry-count``
-with our own attempt number, so a server (or the simulator) sees the same retry count it would
-from the stock client. Reading and classifying what came back lives in
-:mod:`pipeline.llm.contract`; each attempt's trace span in :mod:`pipeline.llm.genai_span`.
+Every answered attempt's ``usage`` (tokens, cost; unusable answers too) is collected on the
+result or the error, for the usage ledger. Each attempt sends ``x-stainless-retry-count`` (our
+attempt number, as the stock client would). Reading what came back: :mod:`pipeline.llm.contract`;
+each attempt's span: :mod:`pipeline.observability.genai_span`.
 """
 
 from __future__ import annotations
@@ -40,9 +39,9 @@ import openai
 
 from pipeline.llm.circuit_breaker import CircuitBreaker
 from pipeline.llm.contract import AttemptFailed, LLMCallResult, classify_status, parse_body
-from pipeline.llm.genai_span import llm_attempt_span, record_failure, record_result
 from pipeline.llm.provider.gate import Grant, ProviderBusy, ProviderPaused, TenantGate
 from pipeline.models import AttemptUsage, LLMEnhancement
+from pipeline.observability.genai_span import llm_attempt_span, record_failure, record_result
 
 log = logging.getLogger(__name__)
 
@@ -367,9 +366,17 @@ class LLMClient:
             try:
                 result = await self._call(messages, models, model_idx, attempt_no, timeout_s)
             except AttemptFailed as failure:
-                record_failure(span, failure)
+                record_failure(
+                    span, error_type=failure.outcome, status=failure.status, reason=failure.reason
+                )
                 raise
-            record_result(span, result)
+            record_result(
+                span,
+                model=result.model,
+                input_tokens=result.prompt_tokens,
+                output_tokens=result.completion_tokens,
+                response_id=result.generation_id,
+            )
             return result
 
     async def _call(

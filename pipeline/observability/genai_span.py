@@ -1,4 +1,5 @@
-"""One LLM attempt as an OpenTelemetry client span with the GenAI semantic conventions.
+"""One LLM attempt as an OpenTelemetry client span with the GenAI semantic conventions (what
+the LLM client records; plain values in, so this tracing code knows nothing of the pipeline).
 
 Every attempt is a ``chat <model>`` client span carrying ``gen_ai.*`` attributes, so a tracing
 backend's LLM views (model, token usage, errors per attempt) work on our traces;
@@ -14,7 +15,6 @@ from urllib.parse import urlsplit
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from pipeline.llm.contract import AttemptFailed, LLMCallResult
 from pipeline.observability.tracing import tracer
 
 
@@ -56,16 +56,23 @@ def llm_attempt_span(
         yield span
 
 
-def record_result(span: Span, result: LLMCallResult) -> None:
-    span.set_attribute("gen_ai.response.model", result.model)
-    span.set_attribute("gen_ai.usage.input_tokens", result.prompt_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", result.completion_tokens)
-    if result.generation_id:
-        span.set_attribute("gen_ai.response.id", result.generation_id)
+def record_result(
+    span: Span,
+    *,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    response_id: str | None,
+) -> None:
+    span.set_attribute("gen_ai.response.model", model)
+    span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+    if response_id:
+        span.set_attribute("gen_ai.response.id", response_id)
 
 
-def record_failure(span: Span, failure: AttemptFailed) -> None:
-    span.set_attribute("error.type", failure.outcome)
-    if failure.status:
-        span.set_attribute("http.response.status_code", failure.status)
-    span.set_status(Status(StatusCode.ERROR, failure.reason[:200]))
+def record_failure(span: Span, *, error_type: str, status: int | None, reason: str) -> None:
+    span.set_attribute("error.type", error_type)
+    if status:
+        span.set_attribute("http.response.status_code", status)
+    span.set_status(Status(StatusCode.ERROR, reason[:200]))
