@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.settings import Settings
 from pipeline.llm.provider.gate import Grant, ProviderBusy, ProviderPaused
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,18 @@ class ProviderLimits:
     credits_recheck_s: float = 60.0
     first_pause_s: float = 1.0  # a 429 without Retry-After; doubles while they continue
     max_pause_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProviderLimits:
+        """``AI_AGENTS_LLM_PROVIDER_*``; a grant is taken back after the longest call can last
+        (every attempt's timeout), and after a 402 one call retries every credit poll."""
+        return cls(
+            requests_per_minute=settings.llm_provider_rpm,
+            tokens_per_minute=settings.llm_provider_tpm,
+            concurrency=settings.llm_provider_concurrency,
+            grant_timeout_s=settings.llm_timeout_s * 2 + 30,
+            credits_recheck_s=settings.llm_credit_poll_s or 60.0,
+        )
 
 
 @dataclass
