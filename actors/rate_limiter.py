@@ -95,6 +95,8 @@ class RayRateLimits:
 
 
 GAUGE_REFRESH_S = 10.0
+ACTOR_GRACE_S = 10.0  # beyond the caller's own wait, for the actor to answer at all
+UNGATED = 0  # the grant of a call made without the budget (grant ids start at 1)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -208,7 +210,14 @@ class RayProviderBudget:
         return self._handle
 
     async def acquire(self, tenant_id: str, *, tokens: int, weight: int, timeout_s: float) -> Grant:
-        answer = await self.actor().acquire.remote(tenant_id, tokens, weight, timeout_s)
+        """A grant; with the actor unreachable the call goes ahead ungated (``UNGATED``): the
+        provider still enforces its own limits, and a broken budget must not stop every note."""
+        try:
+            async with asyncio.timeout(timeout_s + ACTOR_GRACE_S):
+                answer = await self.actor().acquire.remote(tenant_id, tokens, weight, timeout_s)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            log.warning("LLM provider budget unreachable, calling ungated: %s", type(exc).__name__)
+            return Grant(UNGATED, 0.0)
         if "paused" in answer:
             raise ProviderPaused(answer["paused"])
         if "busy" in answer:
@@ -224,4 +233,5 @@ class RayProviderBudget:
         retry_after_s: float | None = None,
         detail: str | None = None,
     ) -> None:
-        self.actor().release.remote(grant_id, outcome, tokens_used, retry_after_s, detail)
+        if grant_id != UNGATED:
+            self.actor().release.remote(grant_id, outcome, tokens_used, retry_after_s, detail)
