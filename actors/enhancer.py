@@ -12,6 +12,7 @@ from actors.rate_limiter import RayRateLimits
 from actors.replica_setup import DatabasePool, replica_resources
 from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer, EnhancerConfig
+from pipeline.llm.spend import LLMSpend
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note.feedback_links import FeedbackLinkSigner
 from pipeline.observability.connection_gauge import start_connection_gauge
@@ -58,6 +59,7 @@ class EnhancerDeployment:
                 replica.encryption_keys,
                 ttl_days=settings.feedback_link_ttl_days,
             ),
+            spend=LLMSpend(self._pool, deployment_budget_usd=settings.llm_monthly_budget_usd),
         )
         self._connection_gauge = start_connection_gauge(replica.metrics, "enhancer", self._get_pool)
 

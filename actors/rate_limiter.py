@@ -1,21 +1,38 @@
-"""RateLimiterActor: sharded, named, detached Ray actors holding per-tenant token buckets.
+"""The limit actors every replica shares: named, detached Ray actors on the head node.
 
-Every replica of every pool reaches the same buckets (``get_if_exists``), so a tenant's LLM and
-SDP budgets are global, not per replica. The actor only books reservations; callers sleep in
-their own coroutine, so a throttled tenant never blocks another. A restarted actor starts with
-full buckets (a brief burst at most), which is acceptable for these limits.
+- ``RateLimiterActor`` (sharded): per-tenant token buckets. Every replica of every pool reaches
+  the same buckets (``get_if_exists``), so a tenant's LLM and SDP budgets are global, not per
+  replica. The actor only books reservations; callers sleep in their own coroutine, so a
+  throttled tenant never blocks another.
+- ``ProviderBudgetActor`` (one): the LLM provider key's budget shared by every tenant and
+  Synthesizer replica (``pipeline.llm.provider.budget``: fair grants, a 429 slowing all, a 402
+  pausing all), and the poller of the key's remaining credit; it exports the provider's state
+  and the credit as gauges. ``RayProviderBudget`` is the handle the Synthesizer gives the LLM
+  client. An async actor: each waiting grant is a coroutine, not a thread.
+
+A restarted actor starts with full buckets and no grants out (a brief burst at most; grants of
+the old one are simply forgotten), which is acceptable for these limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
+import httpx
 import ray
 
-from actors.replica_setup import prepare_process
+from actors.replica_setup import RayMetrics, prepare_process
+from core import metric_catalogue as mc
 from core.settings import get_settings
+from pipeline.llm.provider.budget import STATE_VALUES, ProviderBudget, ProviderLimits
+from pipeline.llm.provider.credits import CreditPoller, KeyCredit, read_key_credit
+from pipeline.llm.provider.gate import Grant, ProviderBusy, ProviderPaused
 from pipeline.observability.tracing import context_from_carrier, current_carrier, tracer
 from pipeline.tenancy.rate_limiter import RateLimiter, shard_for
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "ai_agents"
 SHARDS = 4
@@ -75,3 +92,146 @@ class RayRateLimits:
         if wait > 0:
             await asyncio.sleep(wait)
         return wait
+
+
+GAUGE_REFRESH_S = 10.0
+ACTOR_GRACE_S = 10.0  # beyond the caller's own wait, for the actor to answer at all
+UNGATED = 0  # the grant of a call made without the budget (grant ids start at 1)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class ProviderBudgetActor:
+    def __init__(self) -> None:
+        settings = get_settings()
+        prepare_process(settings)
+        self._settings = settings
+        self._budget = ProviderBudget(ProviderLimits.from_settings(settings))
+        self._metrics = RayMetrics()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: httpx.AsyncClient | None = None
+        self._poller: CreditPoller | None = None
+
+    async def start(self) -> None:
+        """The gauges and the credit poller (idempotent; every Synthesizer replica asks)."""
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self._refresh_gauges()))
+        settings = self._settings
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        if key and settings.llm_credit_poll_s > 0:
+            http = self._http = httpx.AsyncClient()
+            self._poller = CreditPoller(
+                lambda: read_key_credit(http, settings.llm_base_url, key),
+                self._on_credit,
+                interval_s=settings.llm_credit_poll_s,
+            )
+            self._tasks.append(asyncio.create_task(self._poller.run()))
+
+    def _on_credit(self, reading: KeyCredit) -> None:
+        self._budget.note_credit(reading.remaining_usd)
+        self._export()
+
+    def _export(self) -> None:
+        self._metrics.set(mc.LLM_PROVIDER_STATE, STATE_VALUES[self._budget.state()], {})
+        self._metrics.set(mc.LLM_CREDIT_LOW, self._settings.llm_credit_low_usd, {})
+        reading = self._poller.last if self._poller else None
+        if reading is not None and reading.remaining_usd is not None:
+            self._metrics.set(mc.LLM_CREDIT_REMAINING, reading.remaining_usd, {})
+
+    async def _refresh_gauges(self) -> None:
+        """Re-set every few seconds: a gauge written once can age out of the export."""
+        while True:
+            try:
+                self._export()
+            except Exception:  # noqa: BLE001 - metrics never stop the budget
+                log.exception("provider budget gauges not exported")
+            await asyncio.sleep(GAUGE_REFRESH_S)
+
+    async def acquire(
+        self, tenant_id: str, tokens: int, weight: int, timeout_s: float
+    ) -> dict[str, Any]:
+        if not self._tasks:
+            await self.start()
+        try:
+            grant = await self._budget.acquire(
+                tenant_id, tokens=tokens, weight=weight, timeout_s=timeout_s
+            )
+        except ProviderPaused as exc:
+            return {"paused": exc.reason}
+        except ProviderBusy as exc:
+            return {"busy": str(exc)}
+        return {"grant": grant.id, "waited_s": grant.waited_s}
+
+    async def release(
+        self,
+        grant_id: int,
+        outcome: str,
+        tokens_used: int | None,
+        retry_after_s: float | None,
+        detail: str | None,
+    ) -> None:
+        before = self._budget.state()
+        self._budget.release_now(
+            grant_id,
+            outcome=outcome,
+            tokens_used=tokens_used,
+            retry_after_s=retry_after_s,
+            detail=detail,
+        )
+        if self._budget.state() != before:
+            self._export()
+
+    async def snapshot(self) -> dict[str, Any]:
+        return self._budget.snapshot()
+
+
+def provider_budget_actor() -> ray.actor.ActorHandle:
+    """The one budget of the provider key, on the head node like the rate limiters."""
+    return ProviderBudgetActor.options(  # type: ignore[attr-defined]
+        name="llm_provider_budget",
+        namespace=NAMESPACE,
+        lifetime="detached",
+        get_if_exists=True,
+        resources={HEAD_NODE_RESOURCE: 0.001},
+        max_concurrency=10_000,  # every call waiting for a grant is one coroutine
+    ).remote()
+
+
+class RayProviderBudget:
+    """``pipeline.llm.provider.gate.ProviderBudgetPort`` across replicas: the actor's handle.
+    A grant is given back without waiting for the actor's answer."""
+
+    def __init__(self) -> None:
+        self._handle: ray.actor.ActorHandle | None = None
+
+    def actor(self) -> ray.actor.ActorHandle:
+        if self._handle is None:
+            self._handle = provider_budget_actor()
+        return self._handle
+
+    async def acquire(self, tenant_id: str, *, tokens: int, weight: int, timeout_s: float) -> Grant:
+        """A grant; with the actor unreachable the call goes ahead ungated (``UNGATED``): the
+        provider still enforces its own limits, and a broken budget must not stop every note."""
+        try:
+            async with asyncio.timeout(timeout_s + ACTOR_GRACE_S):
+                answer = await self.actor().acquire.remote(tenant_id, tokens, weight, timeout_s)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            log.warning("LLM provider budget unreachable, calling ungated: %s", type(exc).__name__)
+            return Grant(UNGATED, 0.0)
+        if "paused" in answer:
+            raise ProviderPaused(answer["paused"])
+        if "busy" in answer:
+            raise ProviderBusy(answer["busy"])
+        return Grant(answer["grant"], answer["waited_s"])
+
+    async def release(
+        self,
+        grant_id: int,
+        *,
+        outcome: str,
+        tokens_used: int | None = None,
+        retry_after_s: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        if grant_id != UNGATED:
+            self.actor().release.remote(grant_id, outcome, tokens_used, retry_after_s, detail)

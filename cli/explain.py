@@ -57,6 +57,15 @@ def _candidates(console: Console, found: Explanation) -> None:
         console.print("IPs not in the inventory: " + ", ".join(candidates["unmatched_ips"]))
 
 
+def _billed(usage: list[dict[str, object]] | None) -> str:
+    """Every attempt the provider answered (and billed), as the usage ledger has them."""
+    if not usage:
+        return "-"
+    cost = sum(float(str(u.get("cost_usd") or 0)) for u in usage)
+    outcomes = ", ".join(str(u.get("outcome")) for u in usage)
+    return f"{len(usage)} ({outcomes}) / ${cost:.6f}"
+
+
 def _print(found: Explanation) -> None:
     console = Console()
     console.print(f"[bold]Enhancement {found.id}[/bold] — ticket #{escape(found.ticket_id)}")
@@ -71,6 +80,12 @@ def _print(found: Explanation) -> None:
             f"{found.prompt_tokens or 0} + {found.completion_tokens or 0} / "
             f"${found.cost_usd or 0:.6f}",
         ),
+        (
+            "redacted from the prompt",
+            ", ".join(f"{kind} {n}" for kind, n in sorted(found.redactions.items()))
+            or ("nothing" if found.explain_available else "-"),
+        ),
+        ("billed attempts", _billed((found.llm or {}).get("usage"))),
         ("trace id", found.trace_id or "-"),
         ("note id", found.note_id or "-"),
         (
@@ -111,7 +126,8 @@ def explain(
     as_json: bool = JsonOption,
 ) -> None:
     """Why a note says what it says: retrieval candidates with scores, the prompt as the LLM
-    saw it, its raw answer, fallbacks, stage timings, attempts, cost and the trace id.
+    saw it, what redaction took out of it (counts by kind), its raw answer, fallbacks, stage
+    timings, attempts (each billed one with its cost), cost and the trace id.
 
     Example: ai-agents explain 7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11 --json
     """

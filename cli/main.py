@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reenhance": ("cli.reenhance.command", "reenhance_app"),
     "reindex": ("cli.reindex.command", "reindex"),
     "explain": ("cli.explain", "explain"),
+    "usage": ("cli.usage", "usage"),
     "eval": ("cli.evaluate.command", "eval_app"),
     "health": ("cli.health.command", "health"),
     "kuberay": ("cli.kuberay", "kuberay_app"),

@@ -4,8 +4,9 @@ Two scrape targets (docs/operations/metrics.md):
 - Ray's metrics agent on each node (port 8080 on KubeRay): counters/histograms/gauges recorded
   inside replicas with ``ray.util.metrics``. Ray prefixes them with ``ray_`` and appends
   ``_total`` to counters.
-- The ingress ``GET /metrics``: gauges computed from PostgreSQL at scrape time (queue depth,
-  feedback), correct whatever the replica count, exported with their names unchanged.
+- The ingress ``GET /metrics``: gauges and counters computed from PostgreSQL at scrape time
+  (queue depth, feedback, LLM tokens and cost from the usage ledger, budgets), correct whatever
+  the replica count, exported with their names unchanged (counters with ``_total``).
 
 Alert rules and dashboards must only use ``exported`` names; a test scrapes a running system
 and checks each one exists.
@@ -35,9 +36,9 @@ class MetricSpec:
     @property
     def exported(self) -> str:
         """The base name Prometheus stores (histograms add _bucket/_sum/_count)."""
-        if self.target == "ingress":
-            return self.name
         suffix = "_total" if self.kind == "counter" else ""
+        if self.target == "ingress":
+            return f"{self.name}{suffix}"
         return f"ray_{self.name}{suffix}"
 
 
@@ -174,6 +175,32 @@ VECTOR_SEARCH_AVAILABLE = _ray(
     "full-text only (extension missing or embedding failing)",
 )
 
+REDACTIONS = _ray(
+    "ai_agents_redactions",
+    "counter",
+    ("tenant", "kind"),
+    "Placeholders put into LLM prompts by kind (secret, email, card, phone, requester_name, "
+    "requester_email); never the values",
+)
+LLM_PROVIDER_STATE = _ray(
+    "ai_agents_llm_provider_state",
+    "gauge",
+    (),
+    "The shared LLM provider budget: 0 ok, 1 slowed (a 429's Retry-After), 2 paused (no credit)",
+)
+LLM_CREDIT_REMAINING = _ray(
+    "ai_agents_llm_credit_remaining_usd",
+    "gauge",
+    (),
+    "The LLM key's remaining credit in USD (OpenRouter's limit_remaining), polled",
+)
+LLM_CREDIT_LOW = _ray(
+    "ai_agents_llm_credit_low_usd",
+    "gauge",
+    (),
+    "AI_AGENTS_LLM_CREDIT_LOW_USD: below this remaining credit LLMCreditsLow fires",
+)
+
 QUEUE_DEPTH = _db("ai_agents_queue_depth", ("tenant",), "Jobs queued in PostgreSQL")
 OLDEST_QUEUED_AGE = _db(
     "ai_agents_oldest_queued_age_seconds", ("tenant",), "Age of the oldest queued job"
@@ -194,6 +221,32 @@ SUGGESTION_HIT_RATIO = _db(
     "last 30 days (tenants with at least 5)",
 )
 DATABASE_UP = _db("ai_agents_database_up", (), "1 when the ingress reached PostgreSQL at scrape")
+LLM_TOKENS = MetricSpec(
+    "ai_agents_llm_tokens",
+    "counter",
+    "ingress",
+    ("tenant", "kind"),
+    "LLM tokens the provider billed, kind prompt or completion (the usage ledger: every answered "
+    "attempt)",
+)
+LLM_COST = MetricSpec(
+    "ai_agents_llm_cost_usd",
+    "counter",
+    "ingress",
+    ("tenant",),
+    "LLM cost in USD the provider billed (the usage ledger: every answered attempt)",
+)
+LLM_BUDGET_USED = _db(
+    "ai_agents_llm_budget_used_ratio",
+    ("tenant", "unit"),
+    "This month's LLM spend over the tenant's monthly budget (unit usd or tokens; 1: spent, "
+    "its notes are context-only)",
+)
+LLM_DEPLOYMENT_BUDGET_USED = _db(
+    "ai_agents_llm_deployment_budget_used_ratio",
+    (),
+    "This month's LLM spend of every tenant over AI_AGENTS_LLM_MONTHLY_BUDGET_USD",
+)
 
 ALL_METRICS: tuple[MetricSpec, ...] = tuple(
     v for v in globals().values() if isinstance(v, MetricSpec)

@@ -126,6 +126,54 @@ class Settings(BaseSettings):
     llm_breaker_recovery_s: float = Field(
         30.0, gt=0, description="seconds the open breaker waits before it lets one call try"
     )
+    # the provider key, shared by every tenant and replica (pipeline/llm/provider/)
+    llm_shared_budget: bool = Field(
+        True,
+        description="every LLM call takes a grant from one provider budget shared by all "
+        "replicas (fair between tenants; a 429 slows all, a 402 pauses all at once; only "
+        "outages count toward the breaker); false: each call meets the provider alone",
+    )
+    llm_provider_rpm: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="requests per minute the provider key allows, all tenants together; "
+        "unset: no limit of ours (a 429 still slows every call)",
+    )
+    llm_provider_tpm: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000_000,
+        description="tokens (prompt + max_tokens, corrected by the answer) per minute the key "
+        "allows; unset: no limit",
+    )
+    llm_provider_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="LLM calls in progress at once on the key, all replicas; unset: no limit",
+    )
+    llm_credit_poll_s: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="seconds between readings of the key's remaining credit (OpenRouter "
+        "`GET /key`); after a 402 one call retries this often; 0: never read",
+    )
+    llm_credit_low_usd: float = Field(
+        5.0,
+        ge=0,
+        le=100_000_000,
+        description="remaining credit (USD) below which the LLMCreditsLow alert fires",
+    )
+    llm_monthly_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        le=100_000_000,
+        description="LLM spend per calendar month (UTC) of every tenant together; past it every "
+        "note is context-only until the month ends; unset: none (tenants' own budgets still "
+        "apply)",
+    )
 
     # HTTP
     http_host: str = Field(

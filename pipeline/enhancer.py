@@ -10,6 +10,10 @@ tenant's jobs there; the LLM wait between them holds none.
 Exactly-once effect: before a re-run (a later attempt) posts, the ticket's notes are searched
 for this enhancement's marker, so a job re-run after a crash finds the note it already wrote
 instead of adding a second one; every row update is fenced by the lease token.
+
+LLM spend (``pipeline.llm.spend``): before the synthesis one read says whether a monthly
+budget is spent (then the note is context-only and says the AI summary is paused), and right
+after it every answered attempt goes into the usage ledger.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from core.fair_gate import FairGate
 from db.pool import tenant_transaction
 from db.repositories import enhancements as jobs
 from pipeline.dispatch.dispatcher import ClaimedJob, retry_delay_s
+from pipeline.llm.spend import LLMSpend
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.note.insight import explain_record, proposals
@@ -88,8 +93,10 @@ class Enhancer:
         metrics: Metrics | None = None,
         config: EnhancerConfig | None = None,
         feedback_links: FeedbackLinkSigner | None = None,
+        spend: LLMSpend | None = None,
     ) -> None:
         self._pool = pool
+        self._spend = spend or LLMSpend(pool)
         self._load_tenant = load_tenant
         self._gather = gather
         self._synthesize = synthesize
@@ -158,7 +165,13 @@ class Enhancer:
         try:
             started = time.perf_counter()
             with tracer().start_as_current_span("enhancement.synthesis") as span:
-                synthesis = await self._synthesize(job.tenant_id, context, tenant.settings)
+                paused = await self._spend.paused(job.tenant_id, tenant.settings)
+                synthesis = (
+                    SynthesisResult(mode="context_only", reason=paused, paused="budget")
+                    if paused
+                    else await self._synthesize(job.tenant_id, context, tenant.settings)
+                )
+                await self._spend.record(job.tenant_id, job.id, synthesis.usage)
                 span.set_attribute("llm.mode", synthesis.mode)
                 if synthesis.model:
                     span.set_attribute("llm.model", synthesis.model)

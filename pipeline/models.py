@@ -118,6 +118,22 @@ JobStatus = Literal["queued", "running", "completed", "failed"]
 JobOutcome = Literal[SynthesisMode, "skipped"]
 
 
+class AttemptUsage(BaseModel):
+    """What one LLM attempt the provider answered cost (its ``usage``), whether or not the answer
+    was usable: the provider bills every answered attempt, so the usage ledger counts each."""
+
+    model: str
+    outcome: str = Field(description="ok, invalid_output or error_body")
+    prompt_tokens: int = Field(0, ge=0)
+    completion_tokens: int = Field(0, ge=0)
+    cost_usd: float = Field(0.0, ge=0)
+
+
+# Why the AI summary is paused rather than unavailable: the tenant's (or the deployment's)
+# monthly LLM budget is spent, or the provider key's credit is.
+PausedFor = Literal["budget", "credits"]
+
+
 class SynthesisResult(BaseModel):
     mode: SynthesisMode
     enhancement: LLMEnhancement | None = None
@@ -131,3 +147,10 @@ class SynthesisResult(BaseModel):
     prompt_messages: list[dict[str, str]] | None = None
     raw_answer: str | None = None
     models_tried: list[str] = Field(default_factory=list)
+    usage: list[AttemptUsage] = Field(
+        default_factory=list, description="every answered attempt, billed or not usable"
+    )
+    redactions: dict[str, int] = Field(
+        default_factory=dict, description="placeholders put into the prompt, by kind"
+    )
+    paused: PausedFor | None = None

@@ -23,7 +23,15 @@ from serve_app.api_docs import install_offline_docs
 from serve_app.api_state import ApiState, DatabaseUnavailable
 from serve_app.guards.request_guard import RequestGuard, UnhandledErrors, route_label
 from serve_app.openapi_security import install_openapi_security
-from serve_app.routes import admin, enhancements, feedback, feedback_links, health, webhooks
+from serve_app.routes import (
+    admin,
+    enhancements,
+    feedback,
+    feedback_links,
+    health,
+    usage,
+    webhooks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +138,7 @@ def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
         admin.router,
         health.router,
         feedback_links.router,
+        usage.router,
     ):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]

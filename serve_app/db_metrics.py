@@ -1,21 +1,82 @@
-"""Gauges computed from PostgreSQL at scrape time, served on the ingress' /metrics.
+"""Gauges and counters computed from PostgreSQL at scrape time, served on the ingress' /metrics.
 
 Queue depth lives in the database, so it is read there: the answer is the same whichever
-ingress replica is scraped and however many Enhancer replicas exist.
+ingress replica is scraped and however many Enhancer replicas exist. The same holds for what
+tenants spent on the LLM: the counters (tokens, cost) are the usage ledger's totals, so they
+only ever grow and survive every restart; the budget gauges are this month's spend over each
+tenant's monthly budget and over the deployment's.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from core import metric_catalogue as mc
 from db.pool import system_fetch
+from db.repositories.llm_usage import spend_stats
 
 MIN_CHECKED_FOR_HIT_RATIO = 5
 
 
-async def render_db_metrics(pool: asyncpg.Pool | None) -> bytes:
+class _Families(Collector):
+    """Counter families built from one scrape's rows (no ``_created`` series: the totals are
+    the ledger's, not this process's)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+def _spend(
+    registry: CollectorRegistry,
+    rows: list[asyncpg.Record],
+    deployment_budget_usd: float | None,
+) -> None:
+    tokens = CounterMetricFamily(
+        mc.LLM_TOKENS.name, mc.LLM_TOKENS.description, labels=list(mc.LLM_TOKENS.labels)
+    )
+    cost = CounterMetricFamily(
+        mc.LLM_COST.name, mc.LLM_COST.description, labels=list(mc.LLM_COST.labels)
+    )
+    used = Gauge(
+        mc.LLM_BUDGET_USED.name,
+        mc.LLM_BUDGET_USED.description,
+        mc.LLM_BUDGET_USED.labels,
+        registry=registry,
+    )
+    month_cost = 0.0
+    for row in rows:
+        tenant = row["tenant_id"]
+        tokens.add_metric([tenant, "prompt"], row["prompt_tokens"])
+        tokens.add_metric([tenant, "completion"], row["completion_tokens"])
+        cost.add_metric([tenant], float(row["cost_usd"]))
+        month_cost += float(row["month_cost_usd"])
+        for unit, spent, budget in (
+            ("usd", row["month_cost_usd"], row["budget_usd"]),
+            ("tokens", row["month_tokens"], row["budget_tokens"]),
+        ):
+            if budget is not None:
+                ratio = float(spent) / float(budget) if budget > 0 else 1.0
+                used.labels(tenant, unit).set(ratio)
+    registry.register(_Families([tokens, cost]))
+    if deployment_budget_usd is not None:
+        Gauge(
+            mc.LLM_DEPLOYMENT_BUDGET_USED.name,
+            mc.LLM_DEPLOYMENT_BUDGET_USED.description,
+            registry=registry,
+        ).set(month_cost / deployment_budget_usd if deployment_budget_usd > 0 else 1.0)
+
+
+async def render_db_metrics(
+    pool: asyncpg.Pool | None, *, deployment_budget_usd: float | None = None
+) -> bytes:
     registry = CollectorRegistry()
 
     def gauge(spec: mc.MetricSpec) -> Gauge:
@@ -29,6 +90,7 @@ async def render_db_metrics(pool: asyncpg.Pool | None) -> bytes:
         queue = await system_fetch(pool, "SELECT * FROM app_queue_stats()")
         feedback = await system_fetch(pool, "SELECT * FROM app_feedback_stats(7)")
         suggestions = await system_fetch(pool, "SELECT * FROM app_suggestion_stats(30)")
+        spent = await spend_stats(pool, datetime.now(UTC).date().replace(day=1))
     except (OSError, asyncpg.PostgresError, TimeoutError):
         up.set(0)
         return generate_latest(registry)
@@ -51,4 +113,5 @@ async def render_db_metrics(pool: asyncpg.Pool | None) -> bytes:
     for row in suggestions:
         if row["checked"] >= MIN_CHECKED_FOR_HIT_RATIO:  # a ratio of two tickets is noise
             hit_ratio.labels(row["tenant_id"]).set(row["hit_ratio"])
+    _spend(registry, spent, deployment_budget_usd)
     return generate_latest(registry)

@@ -103,3 +103,18 @@ async def require_admin(request: Request, state: State, _scheme: DeclaredAdmin) 
 
 
 AdminActor = Annotated[str, Depends(require_admin)]
+
+
+async def tenant_or_admin(
+    request: Request, state: State, _tenant: Declared, _admin: DeclaredAdmin
+) -> str | None:
+    """Routes that answer both: the admin token reads every tenant (None), a tenant's API
+    token only its own (the tenant id), exactly as ``get_tenant_id`` decides it."""
+    token = _bearer(request)
+    expected = state.admin_token_hash
+    if expected is not None and hmac.compare_digest(hash_token(token), expected):
+        return None
+    return await get_tenant_id(request, state, None)
+
+
+TenantOrAdmin = Annotated[str | None, Depends(tenant_or_admin)]

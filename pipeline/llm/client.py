@@ -8,14 +8,19 @@ are invisible to metrics. Here every attempt is counted, reported to ``on_call``
 both ``max_attempts`` and an overall deadline. 400/401/402/403 are never retried: they will not
 get better by asking again (402 means the key is out of credits).
 
-Each attempt sends ``x-stainless-retry-count`` with our own attempt number, so a server (or the
-simulator) sees the same retry count it would from the stock client. Reading and classifying
-what came back lives in :mod:`pipeline.llm.contract`.
+With a ``gate`` (the tenant's view of the shared provider budget,
+:mod:`pipeline.llm.provider.budget`) every attempt first waits for a grant, within the deadline,
+and gives it back with what happened: a 429 then pauses the whole budget for its
+``Retry-After`` (the retry waits for its next grant rather than sleeping on its own), a 402
+refuses every tenant's calls at once (``LLMPaused``), and only an outage (server errors,
+timeouts, connection errors, error bodies) counts toward the circuit breaker, so one tenant's
+flood of 429s or its tickets that make the model answer nonsense never open it for the others.
+Without a gate every failed call counts, as it did before the budget.
 
-Every attempt is one client span with OpenTelemetry's GenAI semantic-convention attributes
-(``gen_ai.*``), so a tracing backend's LLM views (model, token usage, errors per attempt) work
-on our traces; ``gen_ai.system`` names the provider from the endpoint's host (``openrouter``,
-else ``openai``). The prompt and completion text are never recorded: they carry ticket contents.
+Every answered attempt's ``usage`` (tokens, cost; unusable answers too) is collected on the
+result or the error, for the usage ledger. Each attempt sends ``x-stainless-retry-count`` (our
+attempt number, as the stock client would). Reading what came back: :mod:`pipeline.llm.contract`;
+each attempt's span: :mod:`pipeline.observability.genai_span`.
 """
 
 from __future__ import annotations
@@ -26,19 +31,17 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import openai
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from pipeline.llm.circuit_breaker import CircuitBreaker
 from pipeline.llm.contract import AttemptFailed, LLMCallResult, classify_status, parse_body
-from pipeline.models import LLMEnhancement
-from pipeline.observability.tracing import tracer
+from pipeline.llm.provider.gate import Grant, ProviderBusy, ProviderPaused, TenantGate
+from pipeline.models import AttemptUsage, LLMEnhancement
+from pipeline.observability.genai_span import llm_attempt_span, record_failure, record_result
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +51,52 @@ ResponseFormat = Literal["json_object", "json_schema", "none"]
 
 # Outcome labels given to on_call (and used as the metrics "outcome" label).
 OUTCOMES = (
-    "ok",
-    "rate_limited",
-    "server_error",
-    "timeout",
-    "connection_error",
-    "error_body",
-    "invalid_output",
-    "rejected",
-    "circuit_open",
+    *("ok", "rate_limited", "server_error", "timeout", "connection_error", "error_body"),
+    *("invalid_output", "rejected", "circuit_open"),
 )
+# Failures that say the provider is down, the only ones the breaker counts when calls go
+# through the shared provider budget.
+OUTAGES = frozenset({"server_error", "timeout", "connection_error", "error_body"})
 
 
 class LLMError(Exception):
-    def __init__(self, reason: str, *, attempts: int = 0) -> None:
+    def __init__(
+        self, reason: str, *, attempts: int = 0, usage: Sequence[AttemptUsage] = ()
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts  # requests actually sent, for the enhancement record
+        self.usage = list(usage)  # what the answered attempts cost, for the usage ledger
 
 
 class LLMUnavailable(LLMError):
     """The LLM could not produce a usable answer in time: retries exhausted, deadline passed,
-    breaker open or output invalid. Falling back to a context-only note is the right answer."""
+    breaker open or output invalid. Falling back to a context-only note is the right answer.
+    ``outage``: the last failure said the provider is down (what the breaker counts)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        attempts: int = 0,
+        usage: Sequence[AttemptUsage] = (),
+        outage: bool = True,
+    ) -> None:
+        super().__init__(reason, attempts=attempts, usage=usage)
+        self.outage = outage
+
+
+class LLMPaused(LLMUnavailable):
+    """No call was made: the provider key's credit is used up (the shared budget says so)."""
 
 
 class LLMRejected(LLMError):
     """The endpoint refused the request (400/401/402/403…); retrying would not help."""
 
-    def __init__(self, reason: str, status: int, *, attempts: int = 0) -> None:
-        super().__init__(reason, attempts=attempts)
+    def __init__(
+        self, reason: str, status: int, *, attempts: int = 0, usage: Sequence[AttemptUsage] = ()
+    ) -> None:
+        super().__init__(reason, attempts=attempts, usage=usage)
         self.status = status
 
 
@@ -148,7 +168,11 @@ class LLMClient:
         await self._client.close()
 
     async def complete(
-        self, messages: list[dict[str, str]], *, before_call: BeforeCall | None = None
+        self,
+        messages: list[dict[str, str]],
+        *,
+        before_call: BeforeCall | None = None,
+        gate: TenantGate | None = None,
     ) -> LLMCallResult:
         """Return a validated enhancement or raise LLMUnavailable / LLMRejected."""
         if self.breaker is not None and not self.breaker.allow():
@@ -157,10 +181,15 @@ class LLMClient:
                 f"circuit breaker open; next probe in {self.breaker.retry_in_s():.0f}s"
             )
         try:
-            result = await self._complete_with_retries(messages, before_call or self._before_call)
-        except LLMUnavailable:
+            result = await self._complete_with_retries(
+                messages, before_call or self._before_call, gate
+            )
+        except LLMUnavailable as exc:
             if self.breaker is not None:
-                self.breaker.record_failure()
+                if exc.outage or gate is None:
+                    self.breaker.record_failure()
+                else:  # a rate limit, a paused budget or a bad answer: no verdict on the provider
+                    self.breaker.release()
             raise
         except LLMRejected:
             # The endpoint answered, so it is reachable; a refusal is not an outage.
@@ -176,7 +205,10 @@ class LLMClient:
         return result
 
     async def _complete_with_retries(
-        self, messages: list[dict[str, str]], before_call: BeforeCall | None
+        self,
+        messages: list[dict[str, str]],
+        before_call: BeforeCall | None,
+        gate: TenantGate | None,
     ) -> LLMCallResult:
         cfg = self.config
         models = list(cfg.models)
@@ -187,11 +219,17 @@ class LLMClient:
         fails_on_model = 0
         invalid_outputs = 0
         tried: list[str] = []
+        spent: list[AttemptUsage] = []
         last_reason = "no attempt made"
+        last_outcome: str | None = None
+        estimate = sum(len(m.get("content") or "") for m in messages) // 4 + (cfg.max_tokens or 0)
 
         def give_up(why: str) -> LLMUnavailable:
             return LLMUnavailable(
-                f"{why} after {attempts} attempt(s); last error: {last_reason}", attempts=attempts
+                f"{why} after {attempts} attempt(s); last error: {last_reason}",
+                attempts=attempts,
+                usage=spent,
+                outage=last_outcome in OUTAGES,
             )
 
         while True:
@@ -200,6 +238,21 @@ class LLMClient:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise give_up(f"deadline of {cfg.deadline_s:.0f}s exceeded")
+            grant = None
+            if gate is not None:
+                try:
+                    grant = await gate.acquire(estimate, remaining)
+                except ProviderPaused as exc:
+                    raise LLMPaused(
+                        exc.reason, attempts=attempts, usage=spent, outage=False
+                    ) from None
+                except ProviderBusy as exc:
+                    last_outcome = "provider_busy"
+                    raise give_up(str(exc)) from None
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    await gate.release(grant, outcome="unused")
+                    raise give_up(f"deadline of {cfg.deadline_s:.0f}s exceeded")
             attempts += 1
             model = models[model_idx]
             if model not in tried:
@@ -210,12 +263,16 @@ class LLMClient:
                     messages, models, model_idx, attempts, min(cfg.timeout_s, remaining)
                 )
             except AttemptFailed as failure:
+                if failure.usage is not None:
+                    spent.append(failure.usage)
+                await self._give_back(gate, grant, failure)
                 await self._emit(failure.outcome, self._clock() - t0)
                 last_reason = f"{model}: {failure.reason}"
+                last_outcome = failure.outcome
                 log.warning("LLM attempt %d failed: %s", attempts, last_reason)
                 if not failure.retryable:
                     raise LLMRejected(
-                        failure.reason, failure.status or 0, attempts=attempts
+                        failure.reason, failure.status or 0, attempts=attempts, usage=spent
                     ) from None
                 if failure.invalid_output:
                     invalid_outputs += 1
@@ -226,6 +283,7 @@ class LLMClient:
                 fails_on_model += 1
                 switch = model_idx + 1 < len(models) and fails_on_model >= cfg.attempts_per_model
                 delay = self._delay(failure, fails_on_model, switch)
+                paced = gate is not None and failure.outcome == "rate_limited"
                 remaining = deadline - self._clock()
                 if failure.retry_after is not None and (
                     delay > cfg.max_retry_after_s or delay >= remaining
@@ -237,14 +295,47 @@ class LLMClient:
                     fails_on_model = 0
                 if delay >= remaining:
                     raise give_up(f"deadline of {cfg.deadline_s:.0f}s exceeded") from None
-                if delay > 0:
+                if delay > 0 and not paced:  # paced: the budget holds every grant back instead
                     await self._sleep(delay)
                 continue
+            except BaseException:
+                await self._give_back(gate, grant, None)
+                raise
+            await self._give_back(gate, grant, None, result=result)
             await self._emit("ok", self._clock() - t0)
+            spent += result.usage
+            result.usage = spent
             result.attempts = attempts
             result.seconds = self._clock() - start
             result.models_tried = tried
             return result
+
+    async def _give_back(
+        self,
+        gate: TenantGate | None,
+        grant: Grant | None,
+        failure: AttemptFailed | None,
+        *,
+        result: LLMCallResult | None = None,
+    ) -> None:
+        """Return the attempt's grant with what the provider did (a lost grant is taken back
+        by the budget after a while, so trouble here never fails the call)."""
+        if gate is None or grant is None:
+            return
+        if result is not None:
+            outcome, tokens, retry_after, detail = "ok", _tokens(result.usage), None, None
+        elif failure is not None:
+            outcome = "no_credits" if failure.status == 402 else failure.outcome
+            tokens = _tokens([failure.usage] if failure.usage else [])
+            retry_after, detail = failure.retry_after, failure.reason
+        else:
+            outcome, tokens, retry_after, detail = "cancelled", None, None, None
+        try:
+            await gate.release(
+                grant, outcome=outcome, tokens_used=tokens, retry_after_s=retry_after, detail=detail
+            )
+        except Exception:  # noqa: BLE001 - the budget takes an unreturned grant back itself
+            log.warning("could not return an LLM provider grant", exc_info=True)
 
     def _delay(self, failure: AttemptFailed, fails_on_model: int, switch: bool) -> float:
         if failure.retry_after is not None:
@@ -275,9 +366,17 @@ class LLMClient:
             try:
                 result = await self._call(messages, models, model_idx, attempt_no, timeout_s)
             except AttemptFailed as failure:
-                record_failure(span, failure)
+                record_failure(
+                    span, error_type=failure.outcome, status=failure.status, reason=failure.reason
+                )
                 raise
-            record_result(span, result)
+            record_result(
+                span,
+                model=result.model,
+                input_tokens=result.prompt_tokens,
+                output_tokens=result.completion_tokens,
+                response_id=result.generation_id,
+            )
             return result
 
     async def _call(
@@ -345,54 +444,7 @@ class LLMClient:
             log.exception("on_call hook failed")
 
 
-def genai_system(base_url: str) -> str:
-    host = urlsplit(base_url).hostname or ""
-    return "openrouter" if host == "openrouter.ai" or host.endswith(".openrouter.ai") else "openai"
-
-
-@contextmanager
-def llm_attempt_span(
-    base_url: str, model: str, *, attempt: int, temperature: float | None, max_tokens: int | None
-) -> Iterator[Span]:
-    """``chat <model>`` around one attempt; the caller records the outcome with
-    :func:`record_result` or :func:`record_failure`."""
-    parts = urlsplit(base_url)
-    system = genai_system(base_url)
-    attributes: dict[str, str | int | float] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.system": system,
-        "gen_ai.provider.name": system,
-        "gen_ai.request.model": model,
-        "gen_ai.output.type": "json",
-        "llm.attempt": attempt,
-    }
-    if parts.hostname:
-        attributes["server.address"] = parts.hostname
-        attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
-    if temperature is not None:
-        attributes["gen_ai.request.temperature"] = temperature
-    if max_tokens is not None:
-        attributes["gen_ai.request.max_tokens"] = max_tokens
-    with tracer().start_as_current_span(
-        f"chat {model}",
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        yield span
-
-
-def record_result(span: Span, result: LLMCallResult) -> None:
-    span.set_attribute("gen_ai.response.model", result.model)
-    span.set_attribute("gen_ai.usage.input_tokens", result.prompt_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", result.completion_tokens)
-    if result.generation_id:
-        span.set_attribute("gen_ai.response.id", result.generation_id)
-
-
-def record_failure(span: Span, failure: AttemptFailed) -> None:
-    span.set_attribute("error.type", failure.outcome)
-    if failure.status:
-        span.set_attribute("http.response.status_code", failure.status)
-    span.set_status(Status(StatusCode.ERROR, failure.reason[:200]))
+def _tokens(usage: Sequence[AttemptUsage]) -> int | None:
+    if not usage:
+        return None
+    return sum(u.prompt_tokens + u.completion_tokens for u in usage)

@@ -47,7 +47,7 @@ from pydantic import ValidationError
 if TYPE_CHECKING:
     import openai
 
-from pipeline.models import LLMEnhancement, TicketContext
+from pipeline.models import AttemptUsage, LLMEnhancement, TicketContext
 
 PROMPT_VERSION = "2025-01-v1"
 TICKET_START = "<<<TICKET>>>"
@@ -271,6 +271,7 @@ class LLMCallResult:
     seconds: float = 0.0
     models_tried: list[str] = field(default_factory=list)
     raw_content: str = ""  # the model's answer as received, kept for `ai-agents explain`
+    usage: list[AttemptUsage] = field(default_factory=list)  # every answered attempt
 
 
 class AttemptFailed(Exception):
@@ -285,6 +286,7 @@ class AttemptFailed(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         invalid_output: bool = False,
+        usage: AttemptUsage | None = None,
     ) -> None:
         super().__init__(reason)
         self.outcome = outcome
@@ -293,6 +295,7 @@ class AttemptFailed(Exception):
         self.status = status
         self.retry_after = retry_after
         self.invalid_output = invalid_output
+        self.usage = usage  # what the answer said it cost, when it said
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -368,43 +371,75 @@ def classify_status(exc: openai.APIStatusError) -> AttemptFailed:
     return AttemptFailed("rejected", f"{reason} — {detail}", retryable=False, status=status)
 
 
+def _count(value: Any, cast: Callable[[Any], float]) -> float:
+    """A usage figure as a non-negative finite number; anything else counts 0."""
+    try:
+        number = cast(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return number if 0 <= number < float("inf") else 0
+
+
+def read_usage(body: Any, model: str, outcome: str) -> AttemptUsage | None:
+    """OpenRouter's ``usage`` (``prompt_tokens``, ``completion_tokens``, ``cost`` in credits,
+    i.e. USD) on an answered attempt; None when the answer carries none."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    return AttemptUsage(
+        model=str(body.get("model") or model)[:200],
+        outcome=outcome,
+        prompt_tokens=int(_count(usage.get("prompt_tokens"), int)),
+        completion_tokens=int(_count(usage.get("completion_tokens"), int)),
+        cost_usd=_count(usage.get("cost"), float),
+    )
+
+
 def parse_body(body: Any, headers: Mapping[str, str], model: str) -> LLMCallResult:
     """A 200 can still be a failure: an ``error`` object, ``finish_reason: error``, no
-    choices or empty content (OpenRouter's "no content generated")."""
+    choices or empty content (OpenRouter's "no content generated"). Whatever it was, the
+    usage it reports travels with it: the provider bills the attempt."""
     if not isinstance(body, dict):
         raise AttemptFailed("error_body", "response body is not an object")
     choices = body.get("choices") or []
     first = choices[0] if choices and isinstance(choices[0], dict) else {}
     error = body.get("error") or first.get("error")
+    spent = read_usage(body, model, "error_body")
     if error:
         code = error.get("code") if isinstance(error, dict) else None
         detail = f"error in 200 body: {_error_message({'error': error}) or error}"
         if code in (401, 402, 403):
-            raise AttemptFailed("rejected", detail, retryable=False, status=int(code))
-        raise AttemptFailed("error_body", detail)
+            raise AttemptFailed("rejected", detail, retryable=False, status=int(code), usage=spent)
+        raise AttemptFailed("error_body", detail, usage=spent)
     if not first:
-        raise AttemptFailed("error_body", "response has no choices")
+        raise AttemptFailed("error_body", "response has no choices", usage=spent)
     finish = first.get("finish_reason")
     if finish == "error":
-        raise AttemptFailed("error_body", "finish_reason is 'error'")
+        raise AttemptFailed("error_body", "finish_reason is 'error'", usage=spent)
     content = (first.get("message") or {}).get("content")
     if not isinstance(content, str) or not content.strip():
-        raise AttemptFailed("error_body", "empty content (no content generated)")
+        raise AttemptFailed("error_body", "empty content (no content generated)", usage=spent)
     try:
         enhancement = parse_enhancement(content)
     except ValueError as exc:
         reason = f"invalid output: {exc}"
         if finish == "length":
             reason += " (truncated: finish_reason=length)"
-        raise AttemptFailed("invalid_output", reason, invalid_output=True) from None
-    usage = body.get("usage") or {}
+        raise AttemptFailed(
+            "invalid_output",
+            reason,
+            invalid_output=True,
+            usage=read_usage(body, model, "invalid_output"),
+        ) from None
+    usage = read_usage(body, model, "ok") or AttemptUsage(model=model, outcome="ok")
     return LLMCallResult(
         enhancement=enhancement,
         model=str(body.get("model") or model),
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cost_usd=float(usage.get("cost") or 0.0),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=usage.cost_usd,
         generation_id=headers.get("x-generation-id") or body.get("id"),
         provider=body.get("provider"),
         raw_content=content,
+        usage=[usage],
     )

@@ -2,14 +2,21 @@
 
 LLM trouble never fails an enhancement: without a key, with the breaker open, after retries
 run out or when the endpoint refuses (e.g. 402, no credits) the result is
-``mode="context_only"`` with a reason, and the note is built from the context alone.
+``mode="context_only"`` with a reason, and the note is built from the context alone; when the
+provider key's credit is gone the result says the AI summary is *paused* (``paused="credits"``).
+
+What leaves for the LLM is redacted first unless the tenant opted out (``redact_pii``, on by
+default): a :class:`pipeline.text.redaction.Redactor` per prompt replaces secrets, contact
+details, card numbers and the ticket's requester, and the result carries its counts by kind.
+Every answered attempt's usage travels on the result too, for the usage ledger.
 
 Whatever the model says, only citations of sources we actually gave it survive: an id the
 context did not contain is removed (and a statement supported only by invented ids is removed
 with it), so no hallucinated ticket, article or asset reaches a technician.
 
 Ray-free so it is tested directly; the Synthesizer Serve deployment wraps one instance per
-replica (one circuit breaker per replica per base URL).
+replica (one circuit breaker per replica per base URL; with the shared provider budget only
+outages count toward it).
 """
 
 from __future__ import annotations
@@ -26,14 +33,17 @@ from pipeline.llm.client import (
     BeforeCall,
     LLMClient,
     LLMClientConfig,
+    LLMPaused,
     LLMRejected,
     LLMUnavailable,
     OnCall,
     ResponseFormat,
 )
 from pipeline.llm.contract import DEFAULT_BUDGET, PromptBudget, build_messages
+from pipeline.llm.provider.gate import TenantGate
 from pipeline.models import CitedStatement, LLMEnhancement, SynthesisResult, TicketContext
 from pipeline.note.citations import KINDS, normalise_citation
+from pipeline.text.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -155,25 +165,37 @@ class Synthesizer:
         self,
         context: TicketContext,
         *,
-        redact: bool = False,
+        redact: bool = True,
         redactor: Callable[[str], str] | None = None,
         before_llm_call: BeforeCall | None = None,
+        gate: TenantGate | None = None,
     ) -> SynthesisResult:
-        """Never raises for LLM trouble; ``context_only`` results carry the reason."""
+        """Never raises for LLM trouble; ``context_only`` results carry the reason.
+
+        ``redact``: run every piece of tenant text through ``redactor``, by default a
+        :class:`Redactor` that knows the ticket's requester. ``gate``: the tenant's view of
+        the shared provider budget (None: the call meets the provider on its own)."""
         if self._client is None:
             reason = "no LLM API key configured" if self.models else "no LLM model configured"
             return SynthesisResult(mode="context_only", reason=reason)
         if redact and redactor is None:
-            # Sending unredacted text would break the tenant's privacy setting; do not call.
-            return SynthesisResult(
-                mode="context_only", reason="redaction requested but no redactor available"
-            )
+            ticket = context.ticket
+            redactor = Redactor(ticket.requester_name, ticket.requester_email)
         messages = build_messages(
             context, redact=redactor if redact else None, budget=self.prompt_budget
         )
         sent = [dict(m) for m in messages]
+        counts = dict(getattr(redactor, "counts", {})) if redact else {}
         try:
-            call = await self._client.complete(messages, before_call=before_llm_call)
+            call = await self._client.complete(messages, before_call=before_llm_call, gate=gate)
+        except LLMPaused as exc:
+            return SynthesisResult(
+                mode="context_only",
+                reason=f"AI summary paused: the LLM provider's credit is used up ({exc.reason})",
+                paused="credits",
+                usage=exc.usage,
+                redactions=counts,
+            )
         except LLMRejected as exc:
             log.warning("LLM rejected the request (HTTP %s): %s", exc.status, exc.reason)
             return SynthesisResult(
@@ -181,6 +203,9 @@ class Synthesizer:
                 reason=f"LLM rejected: {exc.reason}",
                 llm_attempts=exc.attempts,
                 prompt_messages=sent,
+                usage=exc.usage,
+                redactions=counts,
+                paused="credits" if exc.status == 402 else None,
             )
         except LLMUnavailable as exc:
             log.warning("LLM unavailable: %s", exc.reason)
@@ -189,6 +214,8 @@ class Synthesizer:
                 reason=f"LLM unavailable: {exc.reason}",
                 llm_attempts=exc.attempts,
                 prompt_messages=sent,
+                usage=exc.usage,
+                redactions=counts,
             )
         enhancement, dropped = filter_citations(call.enhancement, context.citations())
         dropped_note = None
@@ -207,6 +234,8 @@ class Synthesizer:
             prompt_messages=sent,
             raw_answer=call.raw_content,
             models_tried=list(call.models_tried),
+            usage=list(call.usage),
+            redactions=counts,
         )
 
     async def close(self) -> None:

@@ -117,6 +117,10 @@ def explain_record(
             "models_tried": list(synthesis.models_tried),
             "attempts": synthesis.llm_attempts,
             "reason": synthesis.reason,
+            # counts by kind only: the values never leave the redactor
+            "redactions": dict(synthesis.redactions),
+            # every answered attempt, as the usage ledger has it
+            "usage": [u.model_dump() for u in synthesis.usage],
         }
     return _without_nul(
         {
@@ -228,6 +232,10 @@ class Explanation(BaseModel):
         None, description="the messages as sent to the LLM (redacted as it saw them)"
     )
     raw_answer: str | None = Field(None, description="the model's answer as received")
+    redactions: dict[str, int] = Field(
+        default_factory=dict,
+        description="placeholders put into the prompt, by kind (never the values)",
+    )
 
 
 def _fallbacks(row: asyncpg.Record, explain: dict[str, Any] | None) -> list[str]:
@@ -306,6 +314,7 @@ def build_explanation(row: asyncpg.Record, *, retention_days: float) -> Explanat
         llm=explain.get("llm"),
         prompt=explain.get("prompt"),
         raw_answer=explain.get("raw_answer"),
+        redactions=(explain.get("llm") or {}).get("redactions") or {},
     )
 
 

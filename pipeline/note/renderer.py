@@ -142,9 +142,11 @@ def _build_parts(
         short.append([("", f"Supersedes {earlier}.")])
     if enhancement is None:
         reason = plain_text(synthesis.reason) or "no reason recorded"
+        # paused (a budget or the provider's credit is spent) says so plainly, not "unavailable"
+        heading = "AI summary paused " if synthesis.paused else "AI summary unavailable "
         notices.append(
             [
-                ("b", "AI summary unavailable "),
+                ("b", heading),
                 (
                     "",
                     f"({reason}). This note is built from the gathered context only: "
@@ -153,7 +155,7 @@ def _build_parts(
                 ),
             ]
         )
-        short.append([("b", "AI summary unavailable "), ("", f"({reason}); context only.")])
+        short.append([("b", heading), ("", f"({reason}); context only.")])
     gaps = [
         f"{_SOURCE_LABELS.get(s.name, s.name)} ({s.status})"
         for s in context.sources

@@ -39,11 +39,28 @@ class TenantSettings(BaseModel):
     dispatch_weight: int = Field(
         1, ge=1, le=100, description="share of capacity when several tenants have backlog"
     )
-    redact_pii: bool = False
+    redact_pii: bool = Field(
+        True,
+        description="remove secrets, contact details, card numbers and the requester from the "
+        "LLM prompt",
+    )
     show_to_requester: bool = False
     note_max_words: int = Field(500, ge=50, le=5000)
     min_ticket_chars: int = Field(
         15, ge=0, le=100_000, description="Thinner tickets get a short note"
+    )
+    monthly_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="LLM spend per calendar month (UTC); past it the notes are context-only "
+        "until the month ends; None: no budget",
+    )
+    monthly_budget_tokens: int | None = Field(
+        None,
+        ge=0,
+        le=100_000_000_000,
+        description="LLM tokens (prompt + completion) per calendar month (UTC), likewise",
     )
 
     def sdp_rate(self, edition: Edition) -> int:

@@ -1,9 +1,18 @@
 """Remove personal data and secrets from ticket text before it leaves the tenant boundary.
 
-Two audiences: the LLM prompt (``redact_pii``: contact details, card numbers and secrets) and our
-own logs (``redact_secrets_only``: credentials must never be written down, while emails in logs
+Two audiences: the LLM prompt (``redact_pii``, or a :class:`Redactor` per prompt: contact
+details, card numbers and secrets, and the ticket's requester by name and e-mail) and our own
+logs (``redact_secrets_only``: credentials must never be written down, while emails in logs
 are still useful for support). Matches are replaced by typed placeholders so the model still
-knows *what* was there ("the user's [PHONE]") without seeing it.
+knows *what* was there ("the user's [PHONE]", "[REQUESTER] cannot log in") without seeing it;
+a :class:`Redactor` counts what it replaced by kind (never the values) for the metrics and
+``ai-agents explain``.
+
+The requester is named exactly by SDP's payload (``requester.name``, ``requester.email_id``):
+the e-mail is replaced wherever it appears (any case), the full name as written or as "Last,
+First" (any case, any spacing), and each part of the name of three letters or more where it
+stands capitalised as a word ("John", "SMITH"), unless the part is also a common English word
+("Will", "May", "Bill") that a ticket uses as one.
 
 False positives cost more than they seem: an IP address rewritten as ``[PHONE]`` breaks the
 asset cross-reference, and a ticket number rewritten as ``[CARD]`` breaks similar-ticket
@@ -15,6 +24,7 @@ as phone numbers after a word such as "phone" or "call".
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 
 from pipeline.text.ticket_text import iter_ip_mentions
@@ -23,6 +33,20 @@ EMAIL = "[EMAIL]"
 PHONE = "[PHONE]"
 CARD = "[CARD]"
 SECRET = "[SECRET]"
+REQUESTER = "[REQUESTER]"
+REQUESTER_EMAIL = "[REQUESTER_EMAIL]"
+# The kinds a Redactor counts (the ai_agents_redactions_total{kind} label values).
+KINDS = ("secret", "email", "card", "phone", "requester_name", "requester_email")
+# Name parts that are also everyday words: replaced only as part of the full name.
+# fmt: off
+_COMMON_WORDS = frozenset({
+    "will", "may", "june", "april", "august", "bill", "mark", "grant", "rich", "rose", "frank",
+    "joy", "hope", "guy", "page", "long", "young", "king", "lane", "hill", "dean", "case", "cook",
+    "price", "chase", "hunter", "baker", "summer", "wade", "bob", "art", "ray", "max", "pat",
+    "sue", "don", "jack", "gene", "sky", "drew", "new", "best", "brown", "green", "white",
+    "black", "gray", "grey", "can", "miles", "ford", "dell", "apple",
+})
+# fmt: on
 
 _PRIVATE_KEY_RE = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -123,6 +147,34 @@ _DATE_RES = [
 ]
 
 
+class Redactor:
+    """``redact_pii`` for one prompt, which also replaces the ticket's requester and counts
+    every placeholder it put in, by kind (``counts``)."""
+
+    def __init__(
+        self, requester_name: str | None = None, requester_email: str | None = None
+    ) -> None:
+        self.counts: Counter[str] = Counter()
+        self._email = _requester_email_re(requester_email)
+        self._names = _requester_name_res(requester_name)
+
+    def __call__(self, text: str) -> str:
+        counts = self.counts
+        text = _redact_secrets(text, counts)
+        if self._email is not None:
+            text, n = self._email.subn(REQUESTER_EMAIL, text)
+            counts.update({"requester_email": n} if n else {})
+        for pattern in self._names:
+            text, n = pattern.subn(REQUESTER, text)
+            counts.update({"requester_name": n} if n else {})
+        text, n = _EMAIL_RE.subn(EMAIL, text)
+        counts.update({"email": n} if n else {})
+        text = _sub_unprotected(_CARD_RE, text, _card_replacement, counts, "card")
+        for pattern in _PHONE_RES:
+            text = _sub_unprotected(pattern, text, _phone_replacement, counts, "phone")
+        return text
+
+
 def redact_pii(text: str) -> str:
     """Secrets, emails, card numbers and phone numbers replaced by typed placeholders.
 
@@ -130,23 +182,62 @@ def redact_pii(text: str) -> str:
     phones (a spaced card number contains phone-shaped groups), and IP addresses and dates are
     protected from the numeric patterns.
     """
-    text = redact_secrets_only(text)
-    text = _EMAIL_RE.sub(EMAIL, text)
-    text = _sub_unprotected(_CARD_RE, text, _card_replacement)
-    for pattern in _PHONE_RES:
-        text = _sub_unprotected(pattern, text, _phone_replacement)
-    return text
+    return Redactor()(text)
 
 
 def redact_secrets_only(text: str) -> str:
     """Credentials replaced by ``[SECRET]``; everything else (emails, IPs) kept, for logs."""
-    text = _PRIVATE_KEY_RE.sub(SECRET, text)
+    return _redact_secrets(text, None)
+
+
+def _redact_secrets(text: str, counts: Counter[str] | None) -> str:
+    found = 0
+    text, n = _PRIVATE_KEY_RE.subn(SECRET, text)
+    found += n
     for pattern in _TOKEN_RES:
-        text = pattern.sub(SECRET, text)
-    text = _AUTH_SCHEME_RE.sub(_keep_label, text)
-    text = _URL_CREDENTIALS_RE.sub(_keep_label, text)
-    text = _STRICT_ASSIGN_RE.sub(_keep_label, text)
-    return _LOOSE_ASSIGN_RE.sub(_keep_label_if_secretish, text)
+        text, n = pattern.subn(SECRET, text)
+        found += n
+    for pattern, replace in (
+        (_AUTH_SCHEME_RE, _keep_label),
+        (_URL_CREDENTIALS_RE, _keep_label),
+        (_STRICT_ASSIGN_RE, _keep_label),
+        (_LOOSE_ASSIGN_RE, _keep_label_if_secretish),
+    ):
+        before = text.count(SECRET)
+        text = pattern.sub(replace, text)
+        found += text.count(SECRET) - before
+    if counts is not None and found:
+        counts["secret"] += found
+    return text
+
+
+def _requester_email_re(email: str | None) -> re.Pattern[str] | None:
+    email = (email or "").strip()
+    if "@" not in email or len(email) > 254:
+        return None
+    return re.compile(rf"(?<![\w.+%'-]){re.escape(email)}(?![\w-]|\.\w)", re.IGNORECASE)
+
+
+def _requester_name_res(name: str | None) -> list[re.Pattern[str]]:
+    """The full name (and "Last, First") in any case, then each uncommon part as a word."""
+    parts = [p for p in re.split(r"[\s,]+", (name or "").strip()) if p][:6]
+    if not parts or len("".join(parts)) < 3 or len(name or "") > 200:
+        return []
+    patterns: list[re.Pattern[str]] = []
+    if len(parts) > 1:
+        full = r"\s+".join(re.escape(p) for p in parts)
+        reverse = re.escape(parts[-1]) + r",\s*" + r"\s+".join(re.escape(p) for p in parts[:-1])
+        patterns.append(re.compile(rf"\b(?:{full}|{reverse})\b", re.IGNORECASE))
+    words = {
+        form
+        for part in parts
+        if len(part) >= 3 and part.isalpha() and part.lower() not in _COMMON_WORDS
+        for form in (part[:1].upper() + part[1:].lower(), part.upper(), part)
+    }
+    if words:
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        patterns.append(re.compile(rf"\b(?:{alternatives})\b"))
+    return patterns
 
 
 def luhn_valid(digits: str) -> bool:
@@ -238,6 +329,8 @@ def _sub_unprotected(
     pattern: re.Pattern[str],
     text: str,
     replacement: Callable[[re.Match[str]], str | None],
+    counts: Counter[str],
+    kind: str,
 ) -> str:
     """Like ``pattern.sub`` but skips matches touching an IP address or a date."""
     spans = _protected_spans(text)
@@ -247,6 +340,9 @@ def _sub_unprotected(
         if any(start < s_end and s_start < end for s_start, s_end in spans):
             return match.group(0)
         result = replacement(match)
-        return match.group(0) if result is None else result
+        if result is None:
+            return match.group(0)
+        counts[kind] += 1
+        return result
 
     return pattern.sub(replace, text)

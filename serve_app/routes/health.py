@@ -109,11 +109,15 @@ async def ready(request: Request, state: State) -> JSONResponse:
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
 )
 async def metrics(state: State, _reader: MetricsReader) -> Response:
-    """Prometheus text: queue depth, oldest job, feedback — computed from PostgreSQL. Counters
+    """Prometheus text: queue depth, oldest job, feedback, LLM tokens and cost per tenant,
+    budgets — computed from PostgreSQL. Counters
     and histograms of the replicas are on Ray's metrics port (docs/operations/metrics.md). Needs
     `Authorization: Bearer <metrics token>`: the series name every tenant."""
     try:
         pool = await state.pool()
     except DatabaseUnavailable:
         pool = None
-    return Response(await render_db_metrics(pool), media_type=CONTENT_TYPE_LATEST)
+    body = await render_db_metrics(
+        pool, deployment_budget_usd=state.settings.llm_monthly_budget_usd
+    )
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

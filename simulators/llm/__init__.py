@@ -5,6 +5,7 @@ Standalone: ``python -m simulators.llm --port 8091`` and drive it through ``/_si
 """
 
 from simulators.llm.app import create_app
+from simulators.llm.key_account import KeyLimits
 from simulators.llm.state import FAULT_KINDS, Fault, LLMSimulatorState, RequestRecord
 
-__all__ = ["FAULT_KINDS", "Fault", "LLMSimulatorState", "RequestRecord", "create_app"]
+__all__ = ["FAULT_KINDS", "Fault", "KeyLimits", "LLMSimulatorState", "RequestRecord", "create_app"]

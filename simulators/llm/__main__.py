@@ -11,6 +11,7 @@ import argparse
 import uvicorn
 
 from simulators.llm.app import create_app
+from simulators.llm.key_account import KeyLimits
 from simulators.llm.state import LLMSimulatorState
 
 
@@ -30,11 +31,21 @@ def main(argv: list[str] | None = None) -> None:
         dest="api_keys",
         help="accepted bearer key (repeatable); default: any non-empty key",
     )
+    parser.add_argument("--rpm", type=int, default=None, help="requests per minute per key (429)")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="requests in progress per key (429)"
+    )
+    parser.add_argument("--credits", type=float, default=None, help="credit in USD (then 402)")
     parser.add_argument("--seed", type=int, default=0, help="seed for jitter and random faults")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     state = LLMSimulatorState(
         api_keys=args.api_keys, latency_s=args.latency, jitter_pct=args.jitter, seed=args.seed
+    )
+    state.keys.configure(
+        KeyLimits(
+            requests_per_minute=args.rpm, concurrency=args.concurrency, credits_usd=args.credits
+        )
     )
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level=args.log_level)
 

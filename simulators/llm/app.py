@@ -7,6 +7,11 @@ failure modes: error bodies ``{"error":{"code","message","metadata"}}`` with the
 equal to the code, ``Retry-After`` on 429/503, 402 for missing credits, and HTTP 200 responses
 that carry an ``error`` after generation started. Latency is an async sleep so one process can
 hold many slow calls at once, as a benchmark needs.
+
+Each key also has a rate limit and a credit (``simulators/llm/key_account.py``: 429 with
+``Retry-After`` beyond the key's requests per minute or concurrent requests, 402 once its credit
+is spent) and ``GET /api/v1/key`` reports what the key has left, as OpenRouter's does; set them
+with ``PUT /_sim/key-limits``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from simulators.llm.embeddings_route import register_embeddings
+from simulators.llm.key_account import KeyLimits
 from simulators.llm.responder import (
     MALFORMED,
     NOT_JSON,
@@ -57,6 +63,15 @@ class SimConfig(BaseModel):
     api_keys: list[str] | None = None
     any_key: bool = False  # true: accept any non-empty key (api_keys ignored)
     timeout_hang_s: float | None = Field(default=None, ge=0)
+
+
+class KeyLimitsSpec(BaseModel):
+    """The key's limits as a whole (an omitted field: no limit of that kind)."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    credits_usd: float | None = Field(default=None, ge=0)
+    key_limit_usd: float | None = Field(default=None, ge=0)
 
 
 def _error(
@@ -120,6 +135,7 @@ def _completion(
         prompt_tokens * state.prompt_price_per_mtok
         + completion_tokens * state.completion_price_per_mtok
     ) / 1_000_000
+    record.cost_usd = round(cost, 10)
     generation_id = f"gen-sim-{record.seq}"
     choice: dict[str, Any] = {
         "index": 0,
@@ -203,11 +219,15 @@ def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
     )
     app.state.sim = state
 
-    async def chat_completions(request: Request) -> Response:
-        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
+    def bearer(request: Request) -> tuple[str, str]:
         auth = request.headers.get("authorization", "")
         scheme, _, key = auth.partition(" ")
-        authorized = scheme.lower() == "bearer" and state.key_accepted(key.strip())
+        return auth, key.strip() if scheme.lower() == "bearer" else ""
+
+    async def chat_completions(request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
+        auth, key = bearer(request)
+        authorized = state.key_accepted(key)
         record = state.new_record(request.url.path, headers, authorized)
         retry = headers.get("x-stainless-retry-count", "")
         record.retry_count = int(retry) if retry.isdigit() else None
@@ -229,18 +249,39 @@ def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
         record.messages = body["messages"]
         record.body = {k: v for k, v in body.items() if k not in ("messages", "model", "models")}
         candidates = list(dict.fromkeys([body["model"], *(body.get("models") or [])]))
-        delay = state.sample_latency()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        fault, served = state.pick_fault(candidates)
-        record.fault = fault.kind if fault else None
-        record.served_model = served
-        response = await _apply(state, record, fault, served)
+        refusal = state.keys.admit(key)
+        if refusal is not None:
+            record.status = refusal.status
+            meta = {"limit_source": refusal.limit_source} if refusal.limit_source else None
+            return _error(
+                refusal.status, refusal.message, metadata=meta, headers=refusal.headers or None
+            )
+        try:
+            delay = state.sample_latency()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            fault, served = state.pick_fault(candidates)
+            record.fault = fault.kind if fault else None
+            record.served_model = served
+            response = await _apply(state, record, fault, served)
+        finally:
+            state.keys.finish(key, record.cost_usd)
         record.status = response.status_code
         return response
 
+    async def current_key(request: Request) -> Response:
+        """OpenRouter's ``GET /api/v1/key``: the calling key's limit, what is left, usage."""
+        auth, key = bearer(request)
+        if not state.key_accepted(key):
+            return _error(
+                401, "No auth credentials found" if not auth else "Invalid or disabled API key"
+            )
+        return JSONResponse(state.keys.key_info(key))
+
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/api/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_api_route("/v1/key", current_key, methods=["GET"])
+    app.add_api_route("/api/v1/key", current_key, methods=["GET"])
     register_embeddings(app, state)
 
     @app.get("/_sim/health")
@@ -305,6 +346,20 @@ def create_app(state: LLMSimulatorState | None = None) -> FastAPI:
         if cfg.timeout_hang_s is not None:
             state.timeout_hang_s = cfg.timeout_hang_s
         return config_view()
+
+    @app.get("/_sim/key-limits")
+    async def get_key_limits() -> dict[str, Any]:
+        return state.keys.limits.to_dict()
+
+    @app.put("/_sim/key-limits")
+    async def put_key_limits(spec: KeyLimitsSpec) -> dict[str, Any]:
+        state.keys.configure(KeyLimits(**spec.model_dump()))
+        return state.keys.limits.to_dict()
+
+    @app.get("/_sim/key-stats")
+    async def key_stats(key: str) -> dict[str, Any]:
+        """Requests admitted, refused with 429 / 402, in flight and spent, for one key."""
+        return state.keys.stats(key)
 
     @app.post("/_sim/reset")
     async def reset() -> dict[str, str]:

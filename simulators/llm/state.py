@@ -1,4 +1,5 @@
-"""Mutable state of the LLM simulator: accepted keys, latency, injected faults, request log.
+"""Mutable state of the LLM simulator: accepted keys, latency, injected faults, request log,
+and each key's rate limit and credit (``keys``).
 
 A test constructs one, hands it to ``create_app`` and keeps it to inject faults and read what
 the client sent. The server runs on its own thread (uvicorn) while the test thread changes the
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from simulators.llm.key_account import KeyAccounts
 
 FaultKind = Literal[
     "rate_limit",  # 429, optionally with Retry-After / retry-after-ms
@@ -77,6 +80,7 @@ class RequestRecord:
     served_model: str | None = None
     fault: str | None = None
     status: int | None = None
+    cost_usd: float = 0.0  # usage.cost of the answer, spent from the key's credit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +118,8 @@ class LLMSimulatorState:
         self._requests: list[RequestRecord] = []
         self._next_fault_id = 1
         self._next_seq = 1
+        # per-key rate limit and credit (simulators/llm/key_account.py)
+        self.keys = KeyAccounts()
 
     # -- configuration (test thread or control API) ------------------------------------------
 
@@ -150,11 +156,13 @@ class LLMSimulatorState:
         self.latency_s, self.jitter_pct = mean_s, jitter_pct
 
     def reset(self) -> None:
-        """Back to a healthy server with an empty log (keys and prices are kept)."""
+        """Back to a healthy server with an empty log and no key limits (keys and prices are
+        kept)."""
         with self._lock:
             self._faults.clear()
             self._requests.clear()
             self._rng = random.Random(self._seed)
+        self.keys.reset()
         self.latency_s = 0.0
         self.jitter_pct = 0.0
 

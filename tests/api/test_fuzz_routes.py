@@ -34,6 +34,7 @@ ROUTES = [
     ("POST", "/api/v1/feedback"),
     ("GET", "/api/v1/feedback"),
     ("GET", "/api/v1/feedback/stats"),
+    ("GET", "/api/v1/usage"),
     ("GET", "/admin/tenants"),
     ("POST", "/admin/tenants"),
     ("PATCH", "/admin/tenants/{tenant_id}"),

@@ -67,6 +67,36 @@ def test_fairness_measures_b_alone_and_under_flood(tmp_path: Path) -> None:
     assert capacity["alone_rate"] > 0 and capacity["shared_rate"] > 0 and capacity["share"] > 0
 
 
+def test_llm_share_measures_b_before_and_after_the_shared_budget(tmp_path: Path) -> None:
+    stdout, data = run(
+        "llm_share",
+        "--flood",
+        "16",
+        "--b-seconds",
+        "3",
+        "--b-rate",
+        "2",
+        "--key-rpm",
+        "600",
+        "--key-concurrency",
+        "2",
+        "--llm-latency",
+        "0.2",
+        "--jitter",
+        "0",
+        tmp_path=tmp_path,
+    )
+    assert "### One LLM key shared" in stdout
+    assert [r["mode"] for r in data["results"]] == ["before", "after"]
+    for result in data["results"]:
+        for phase in ("alone", "under"):
+            assert result[phase]["sent"] == result[phase]["accepted"] == 6
+            assert result[phase]["completed"] == 6
+        assert result["ratio"] is not None and result["key_capacity_per_s"] == 10.0
+    after = data["results"][1]
+    assert after["key_under_flood"]["rate_limited"] == 0  # the budget kept to the key
+
+
 def test_recovery_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     stdout, data = run(
         "recovery",

@@ -19,7 +19,7 @@ from pipeline.llm.synthesizer import Synthesizer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note.insight import explain_record
 from pipeline.tenancy.config import TenantSettings
-from pipeline.text.redaction import EMAIL, redact_pii
+from pipeline.text.redaction import EMAIL
 from serve_app.api import create_api
 from serve_app.api_state import ApiState
 from simulators.llm.app import create_app as create_llm_app
@@ -71,7 +71,7 @@ def _redacting_llm(llm_url: str):  # noqa: ANN202 - a SynthesisPort
     async def synthesize(
         tenant_id: str, context: TicketContext, settings: TenantSettings
     ) -> SynthesisResult:
-        return await synthesizer.synthesize(context, redact=True, redactor=redact_pii)
+        return await synthesizer.synthesize(context, redact=settings.redact_pii)
 
     return synthesize
 
@@ -120,6 +120,10 @@ async def test_explain_shows_candidates_redacted_prompt_and_raw_answer(
     assert {"context", "synthesis", "writeback", "total"} <= set(found["stage_timings"])
     assert found["prompt_tokens"] > 0 and found["cost_usd"] > 0 and found["fallbacks"] == []
     assert found["proposals"][0]["citation"] == "ticket:501"
+    assert found["redactions"] == {"email": 1}  # counts by kind, never the value
+    [billed] = found["llm"]["usage"]
+    assert billed["outcome"] == "ok"
+    assert billed["cost_usd"] == pytest.approx(found["cost_usd"], abs=1e-6)  # numeric(14, 6)
 
     other_view = await api.get(
         f"/api/v1/enhancements/{enhancement_id}/explain",
@@ -150,6 +154,9 @@ def _check_cli(cli_env: dict[str, str], enhancement_id: str, api_view: dict) -> 
         "raw model answer",
         "stage timings",
         EMAIL,
+        "redacted from the prompt",
+        "email 1",
+        "billed attempts",
     ):
         assert fragment in text.stdout, fragment
     assert "jane.doe@acme.example" not in text.stdout

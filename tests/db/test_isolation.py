@@ -7,6 +7,8 @@ import asyncpg
 import pytest
 
 from db.pool import TENANT_TABLES, UnsafeDatabaseRole, tenant_transaction, verify_service_role
+from db.repositories.llm_usage import record_attempts
+from pipeline.models import AttemptUsage
 
 
 async def _seed(pool: asyncpg.Pool, tenant_id: str) -> None:
@@ -47,6 +49,9 @@ async def _seed(pool: asyncpg.Pool, tenant_id: str) -> None:
                    dimensions, content_hash, embedding)
                VALUES ($1, 'd1', 0, 'b', 'm', 2, 'h', '{0.6,0.8}')""",
             tenant_id,
+        )
+        await record_attempts(
+            conn, tenant_id, enh, [AttemptUsage(model="m", outcome="ok", cost_usd=0.01)]
         )
     await pool.execute(
         "SELECT app_write_audit($1, 'test', 'seed', NULL, 'success', '{}')", tenant_id

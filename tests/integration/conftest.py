@@ -14,12 +14,15 @@ from local_stack.environment import apply_environment
 from local_stack.ray_serve import deploy_app, ray_init_kwargs, start_ray, start_serve, stop_ray
 from local_stack.simulators import Simulators
 from pipeline.tenancy.credential_cipher import new_secret
+from simulators.llm import KeyLimits
 from tests.integration.harness import TEST_LLM_KEY, System, test_environment
 
 
 @pytest.fixture(scope="session")
 def simulators() -> Iterator[Simulators]:
     sims = Simulators(seed=1, llm_api_keys=[TEST_LLM_KEY], llm_latency_s=0.05)
+    # a credit the key never exhausts here, so the polled credit gauge has a value to export
+    sims.llm.keys.configure(KeyLimits(credits_usd=1_000.0))
     yield sims
     sims.stop()
 

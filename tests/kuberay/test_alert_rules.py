@@ -30,6 +30,8 @@ EXPECTED_ALERTS = {
     "HighEnhancementLatency": "high-enhancement-latency",
     "LowFeedbackRating": "low-feedback-rating",
     "LowSuggestionHitRate": "low-suggestion-hit-rate",
+    "TenantBudgetNearlySpent": "tenant-budget-nearly-spent",
+    "LLMCreditsLow": "llm-credits-low",
 }
 
 
@@ -104,6 +106,8 @@ def test_support_guide_thresholds():
     assert by_name["LowFeedbackRating"]["for"] == "1h"
     assert by_name["LowSuggestionHitRate"]["expr"].endswith("< 0.3")
     assert by_name["CircuitBreakerOpen"]["expr"].endswith("== 2")
+    assert "ai_agents_llm_budget_used_ratio) >= 0.8" in by_name["TenantBudgetNearlySpent"]["expr"]
+    assert "< on () max(ray_ai_agents_llm_credit_low_usd)" in by_name["LLMCreditsLow"]["expr"]
     assert by_name["TenantIsolationViolation"]["labels"]["severity"] == "critical"
     assert by_name["DatabaseConnectionIssues"]["labels"]["severity"] == "critical"
 

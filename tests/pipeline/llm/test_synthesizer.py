@@ -256,12 +256,31 @@ async def test_redaction_happens_before_text_leaves(sim: Sim, make_synth: MakeSy
     assert "[asset:10.0.0.5]" in sent  # citation ids are never redacted away
 
 
-async def test_redaction_requested_without_redactor_sends_nothing(
+async def test_redaction_is_on_by_default_and_knows_the_requester(
     sim: Sim, make_synth: MakeSynth
 ) -> None:
-    result = await make_synth().synthesize(context(), redact=True)
-    assert result.mode == "context_only" and "redact" in (result.reason or "")
-    assert sim.state.request_count == 0
+    ctx = context("Ann Lee here (ann@example.com), call 555-123-4567; Ann can't connect")
+    ctx.ticket.requester_name = "Ann Lee"
+    ctx.similar_tickets[0].resolution = "Rekeyed for ann@example.com, mailed bob@corp.example"
+    result = await make_synth().synthesize(ctx)
+    assert result.mode == "llm"
+    sent = sim.state.requests[-1].messages[-1]["content"]
+    for value in ("Ann", "ann@example.com", "555-123-4567", "bob@corp.example"):
+        assert value not in sent
+    assert "[REQUESTER] here ([REQUESTER_EMAIL])" in sent and "[EMAIL]" in sent
+    assert result.redactions == {
+        "requester_name": 2,
+        "requester_email": 2,
+        "phone": 1,
+        "email": 1,
+    }
+    assert result.prompt_messages is not None and "Ann" not in str(result.prompt_messages)
+
+
+async def test_a_tenant_that_opts_out_sends_the_text_as_is(sim: Sim, make_synth: MakeSynth) -> None:
+    result = await make_synth().synthesize(context("Mail ann@example.com"), redact=False)
+    assert result.mode == "llm" and result.redactions == {}
+    assert "ann@example.com" in sim.state.requests[-1].messages[-1]["content"]
 
 
 async def test_before_llm_call_hook_runs_per_attempt(sim: Sim, make_synth: MakeSynth) -> None:
@@ -350,3 +369,29 @@ def test_filter_citations_normalises_and_drops() -> None:
     assert cleaned.related_tickets == ["ticket:123"]
     assert cleaned.related_assets == ["asset:10.0.0.5"]
     assert dropped == ["asset:1.2.3.4", "kb:NOPE", "ticket:5"]
+
+
+async def test_every_answered_attempt_is_on_the_result_for_the_ledger(
+    sim: Sim, make_synth: MakeSynth
+) -> None:
+    sim.state.add_fault("malformed")
+    result = await make_synth().synthesize(context())
+    assert result.mode == "llm" and [u.outcome for u in result.usage] == ["invalid_output", "ok"]
+    assert result.cost_usd == result.usage[-1].cost_usd  # the row keeps the answer's figures
+    sim.state.add_fault("not_json", count=5)
+    failed = await make_synth().synthesize(context())
+    assert failed.mode == "context_only" and len(failed.usage) == 2
+
+
+async def test_credit_gone_pauses_the_summary_and_says_so(sim: Sim, make_synth: MakeSynth) -> None:
+    from pipeline.llm.provider.budget import ProviderBudget
+    from pipeline.llm.provider.gate import TenantGate
+
+    budget = ProviderBudget()
+    sim.state.add_fault("no_credits")
+    first = await make_synth().synthesize(context(), gate=TenantGate(budget, "a"))
+    assert (first.mode, first.paused) == ("context_only", "credits")
+    later = await make_synth().synthesize(context(), gate=TenantGate(budget, "b"))
+    assert (later.mode, later.paused) == ("context_only", "credits")
+    assert later.reason is not None and later.reason.startswith("AI summary paused")
+    assert sim.state.request_count == 1  # the second tenant did not ask

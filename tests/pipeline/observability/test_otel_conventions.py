@@ -163,7 +163,7 @@ async def test_failed_attempts_are_error_spans(spans, llm_sim) -> None:
 
 
 def test_openrouter_endpoint_is_named_openrouter() -> None:
-    from pipeline.llm.client import genai_system
+    from pipeline.observability.genai_span import genai_system
 
     assert genai_system("https://openrouter.ai/api/v1") == "openrouter"
     assert genai_system("https://api.openai.com/v1") == "openai"
