@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes_validate import utils as k8s_validate
 
 from kuberay.capacity import capacity_problems, num_cpus_problems, worker_pod_cpus
 from kuberay.manifests.ray_dashboards import RAY_DASHBOARDS_ANNOTATION
@@ -136,6 +135,13 @@ def _check_raycluster(doc: dict[str, Any], report_notes: list[str]) -> list[Prob
 
 
 def _check_core(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
+    try:  # the `local` extra: an operator's machine has it, the service image does not
+        from kubernetes_validate import utils as k8s_validate
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            "validating Kubernetes objects needs kubernetes-validate: "
+            "pip install 'ai-agents[local]'"
+        ) from None
     try:
         k8s_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except k8s_validate.ValidationError as error:
