@@ -104,7 +104,7 @@ RAY_PORTS: tuple[RayPort, ...] = (
 )
 
 # Reached only by Prometheus (the monitoring namespace), never between the cluster's pods.
-MONITORING_ONLY = frozenset({"as-metrics", "dash-metrics"})
+MONITORING_ONLY = frozenset({"metrics", "as-metrics", "dash-metrics"})
 
 
 def start_params(*, head: bool) -> dict[str, str]:
