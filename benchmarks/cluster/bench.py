@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -287,6 +288,9 @@ def report(scenario: str, runs: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # a SIGTERM (``timeout``, CI cancelling) unwinds like an exception, so the cluster's
+    # context manager still tears every namespace and process down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args(argv)
     machine = machine_info()
     runs: list[dict[str, Any]] = []
