@@ -163,8 +163,9 @@ class Serve(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     enable_access_log: bool = True
     # proxy: Serve's proxy actor; haproxy: Ray 2.60's HAProxy + direct ingress and the
-    # throughput flags (core/ingress_mode.py), far less CPU per webhook.
-    ingress_mode: IngressMode = "proxy"
+    # throughput flags (core/ingress_mode.py), far less CPU per webhook; the default, measured
+    # across hosts in benchmarks/cluster (docs/operations/kuberay.md#ingress-mode).
+    ingress_mode: IngressMode = "haproxy"
     # Per-pool overrides, deep-merged onto actors/deployment_options.py; keys are Ray's own
     # deployment options and are checked against Ray's models like everything else.
     deployments: dict[str, dict[str, Any]] = {}

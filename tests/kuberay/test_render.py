@@ -339,7 +339,10 @@ def test_haproxy_ingress_mode_sets_the_flags_in_every_ray_container(default_rend
         containers = (t["spec"]["containers"][0] for t in pod_templates(rayservice(rendered)))
         return [{e["name"]: e.get("value") for e in c["env"] if "value" in e} for c in containers]
 
-    assert all("RAY_SERVE_ENABLE_HA_PROXY" not in env for env in plain_env(default_render))
+    proxy = render(values_from_dict({"serve": {"ingressMode": "proxy"}}))
+    assert all("RAY_SERVE_ENABLE_HA_PROXY" not in env for env in plain_env(proxy))
+    for env in plain_env(default_render):  # HAProxy is the default
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
     rendered = render(
         values_from_dict(
             {"serve": {"ingressMode": "haproxy"}, "env": {"RAY_SERVE_LOG_TO_STDERR": "0"}}

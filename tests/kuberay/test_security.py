@@ -126,12 +126,12 @@ def test_network_policies_deny_by_default_and_allow_exactly(default_render):
         "egress": [],
     }
     internal = found["ai-agents-ray-cluster"]["spec"]["ingress"][0]["ports"]
-    pinned = {(p.port, p.end_port) for p in cluster_ports(haproxy=False)}
+    pinned = {(p.port, p.end_port) for p in cluster_ports(haproxy=True)}  # the default mode
     assert {(p["port"], p.get("endPort")) for p in internal} == pinned
-    assert (30000, 31000) not in pinned  # direct ingress only in HAProxy mode
-    haproxy = policies(render(values_from_dict({"serve": {"ingressMode": "haproxy"}})))
-    ports = haproxy["ai-agents-ray-cluster"]["spec"]["ingress"][0]["ports"]
-    assert {"port": 30000, "endPort": 31000, "protocol": "TCP"} in ports
+    assert {"port": 30000, "endPort": 31000, "protocol": "TCP"} in internal
+    proxy = policies(render(values_from_dict({"serve": {"ingressMode": "proxy"}})))
+    ports = proxy["ai-agents-ray-cluster"]["spec"]["ingress"][0]["ports"]
+    assert {"port": 30000, "endPort": 31000, "protocol": "TCP"} not in ports  # HAProxy's only
     operator = found["ai-agents-kuberay-operator"]["spec"]
     assert operator["ingress"][0]["ports"] == [{"port": 8265, "protocol": "TCP"}]
     serve = found["ai-agents-serve"]["spec"]["ingress"][0]
