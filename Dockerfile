@@ -25,7 +25,8 @@ COPY --chown=1000:100 pipeline/ pipeline/
 COPY --chown=1000:100 scripts/ scripts/
 COPY --chown=1000:100 serve_app/ serve_app/
 COPY --chown=1000:100 simulators/ simulators/
-# Anything without a binary wheel is compiled here, so the final stage needs no compiler.
+# Anything without a binary wheel is compiled here, so the final stage needs no compiler. Only
+# the wheel's own requirements (no extras) are built: that is all the image installs.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /home/ray/dist . \
  && pip wheel --no-cache-dir --wheel-dir /home/ray/wheels -c constraints.txt \
         /home/ray/dist/ai_agents-*.whl
@@ -45,12 +46,14 @@ LABEL org.opencontainers.image.title="ai-agents" \
       org.opencontainers.image.vendor="AI Agents team" \
       org.opencontainers.image.base.name="rayproject/ray:2.60.0-py311"
 
-COPY --from=builder --chown=1000:100 /home/ray/wheels /tmp/wheels
-COPY --chown=1000:100 constraints.txt /tmp/constraints.txt
-# --no-index: only the wheels built above, each at its locked version.
-RUN pip install --no-cache-dir --no-index --find-links /tmp/wheels -c /tmp/constraints.txt \
+# --no-index: only the wheels built above, each at its locked version. They are bind-mounted
+# from the builder for this one step (BuildKit), never copied into a layer of the image: a
+# COPY followed by `rm` would still ship them in the COPY's layer. The project's dependencies
+# only: the `local` extra (the embedded PostgreSQL, Kubernetes' schemas) is not installed.
+RUN --mount=type=bind,from=builder,source=/home/ray/wheels,target=/tmp/wheels \
+    --mount=type=bind,source=constraints.txt,target=/tmp/constraints.txt \
+    pip install --no-cache-dir --no-index --find-links /tmp/wheels -c /tmp/constraints.txt \
         "ai-agents==${VERSION}" \
- && rm -rf /tmp/wheels /tmp/constraints.txt \
  && ai-agents --version
 
 # The base image lets its `ray` user sudo without a password; the service needs no root at all.

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import typer
+
 from cli.support import CommandError
 from pipeline.batch.reenhance_plan import (
     LOG_PREFIX,
@@ -26,9 +28,12 @@ from pipeline.batch.reenhance_plan import (
 )
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# `python` is the cluster's: a local `ai-agents serve`/`demo` puts its own interpreter first on
+# the PATH its Ray processes (and so every job's shell) inherit; a KubeRay pod's is the image's.
 ENTRYPOINT = ["python", "-m", "scripts.reenhance"]
 JOB_KIND = "reenhance"
 ERROR_PREFIX = f"{LOG_PREFIX} error: "
+LOG_TAIL_LINES = 12
 
 
 def jobs_address(address: str | None) -> str:
@@ -131,3 +136,24 @@ class JobLogView:
             if line.startswith(ERROR_PREFIX):
                 view.error = line[len(ERROR_PREFIX) :].strip()
         return view
+
+
+def log_tail(logs: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last non-empty lines of a job's log: where a crash (an import error, a traceback)
+    says what went wrong."""
+    return [line for line in logs.splitlines() if line.strip()][-lines:]
+
+
+def job_failure(client: Any, job_id: str, status: str, what: str) -> str:
+    """For a job that ended without saying why: print the last lines of its log on stderr
+    and return the one-line error (ending with the log's last line)."""
+    try:
+        tail = log_tail(client.get_job_logs(job_id))
+    except Exception:  # noqa: BLE001 - the logs are a courtesy; the status is the error
+        tail = []
+    if not tail:
+        return f"{what} ended {status} (its log is empty: `ray job logs {job_id}`)"
+    typer.echo(f"The last lines of {job_id}'s log:", err=True)
+    for line in tail:
+        typer.echo(f"  {line}", err=True)
+    return f"{what} ended {status}: {tail[-1].strip()}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -11,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.support import (
+    CommandError,
     DataDirOption,
     JsonOption,
     emit_json,
@@ -72,12 +75,45 @@ def _print_credentials(creds: TenantCredentials, as_json: bool) -> None:
     typer.echo("Store these now: they are not shown again.", err=True)
 
 
+def _sdp_key(value: str | None, source: str | None) -> str:
+    """The key from exactly one of --sdp-key and --sdp-key-file (a path, or - for stdin),
+    without the line break a file or a pipe ends with."""
+    if (value is None) == (source is None):
+        raise CommandError("give the SDP key with exactly one of --sdp-key-file and --sdp-key")
+    if value is not None:
+        return value
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(str(source)).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot read --sdp-key-file {source}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"--sdp-key-file {source} is not UTF-8 text") from None
+    key = text.strip()
+    if not key or "\n" in key:
+        what = "stdin" if source == "-" else source
+        raise CommandError(f"--sdp-key-file {what} must hold the key on one line")
+    return key
+
+
 @tenant_app.command("create")
 @one_line_errors
 def create(
     tenant_id: str = typer.Argument(..., help="Slug, e.g. acme"),
     sdp_url: str = typer.Option(..., "--sdp-url", help="ServiceDesk Plus base URL"),
-    sdp_key: str = typer.Option(..., "--sdp-key", help="SDP API key (on-prem) or OAuth token"),
+    sdp_key_file: str | None = typer.Option(
+        None,
+        "--sdp-key-file",
+        metavar="PATH|-",
+        help="File holding the SDP API key (on-prem) or OAuth token; - reads it from stdin",
+    ),
+    sdp_key: str | None = typer.Option(
+        None,
+        "--sdp-key",
+        help="The key itself (lands in shell history and `ps`; prefer --sdp-key-file)",
+    ),
     sdp_edition: Edition = typer.Option("onprem", "--sdp-edition"),
     webhook_auth: WebhookAuthMode = typer.Option("hmac", "--webhook-auth"),
     name: str | None = typer.Option(None, "--name"),
@@ -86,13 +122,13 @@ def create(
 ) -> None:
     """Create a tenant and print its id, webhook secret and API token once.
 
-    Example: ai-agents tenant create acme --sdp-url https://sdp.acme.example --sdp-key KEY
+    Example: ai-agents tenant create acme --sdp-url https://sdp.acme.example --sdp-key-file key.txt
     """
     spec = TenantCreate(
         id=tenant_id,
         name=name,
         sdp_url=sdp_url,
-        sdp_key=sdp_key,
+        sdp_key=_sdp_key(sdp_key, sdp_key_file),
         sdp_edition=sdp_edition,
         webhook_auth=webhook_auth,
     )

@@ -25,7 +25,13 @@ class EmbeddedDatabase:
 
 
 def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> EmbeddedDatabase:
-    import pgserver  # imported lazily: external-database deployments never need it
+    try:  # the `local` extra: external-database deployments (the image) never need it
+        import pgserver
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            "no AI_AGENTS_DATABASE_URL, and the embedded PostgreSQL is not installed "
+            "(pip install 'ai-agents[local]'); set AI_AGENTS_DATABASE_URL to your PostgreSQL"
+        ) from None
 
     pgdata = Path(data_dir) / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import yaml
 from kuberay.capacity import capacity_problems
 from kuberay.manifests import cluster as manifests
 from kuberay.manifests import monitoring
+from kuberay.manifests.network_policy import network_policies
 from kuberay.manifests.ray_dashboards import ray_dashboard_configmaps
 from kuberay.manifests.serve_config import build_serve_config
 from kuberay.problems import KubeRayConfigError, Problem
@@ -34,14 +35,34 @@ _HEADERS = {
 """,
     "secret-template.yaml": """\
 # TEMPLATE ONLY: the key names the pods read, with empty values. Fill it from your secret
-# manager, or create the Secret directly, e.g.
+# manager, or create the Secrets directly from files (never a secret on a command line), e.g.
 #   kubectl -n {ns} create secret generic {secret} \\
-#     --from-literal=AI_AGENTS_DATABASE_URL=... \\
-#     --from-literal=AI_AGENTS_MIGRATION_DATABASE_URL=... \\
-#     --from-literal=AI_AGENTS_ADMIN_TOKEN=... --from-literal=AI_AGENTS_ENCRYPTION_KEYS=... \\
-#     --from-literal=AI_AGENTS_LLM_API_KEY=... --from-literal=AI_AGENTS_METRICS_TOKEN=...
+#     --from-file=AI_AGENTS_DATABASE_URL=./database-url \\
+#     --from-file=AI_AGENTS_MIGRATION_DATABASE_URL=./migration-database-url \\
+#     --from-file=AI_AGENTS_ADMIN_TOKEN=./admin-token \\
+#     --from-file=AI_AGENTS_ENCRYPTION_KEYS=./encryption-keys \\
+#     --from-file=AI_AGENTS_LLM_API_KEY=./llm-api-key \\
+#     --from-file=AI_AGENTS_METRICS_TOKEN=./metrics-token
+#   kubectl -n {ns} create secret generic {name}-ray-token --from-file=auth_token=./ray-token
+# The pods read them as files under AI_AGENTS_SECRETS_DIR, never as environment variables.
 # Never `kubectl apply` this file over a populated Secret: it would blank every key.
 # AI_AGENTS_MIGRATION_DATABASE_URL (the owner role) is read only by the migration Job.
+""",
+    "networkpolicy.yaml": """\
+# Default deny for every pod of {name}, then exactly: Ray's pinned ports between the cluster's
+# pods, the dashboard from the KubeRay operator, the Serve port from the ingress controller and
+# monitoring namespaces, Ray's metrics ports from monitoring; egress to DNS, PostgreSQL, the
+# LLM, SDP, the OTLP collector (and Redis and the Kubernetes API from the head). Narrow the
+# egress blocks in values (networkPolicy.egress) to your addresses.
+#   kubectl apply -f networkpolicy.yaml
+""",
+    "serviceaccount.yaml": """\
+# The pods' ServiceAccount, without an automounted API token; only the autoscaler sidecar on
+# the head mounts one (KubeRay binds its Role to this account).
+""",
+    "poddisruptionbudget.yaml": """\
+# One PodDisruptionBudget per worker group: a node drain evicts at most maxUnavailable of the
+# group's pods at a time. The Ray autoscaler's scale-down deletes pods and is not held back.
 """,
     "service-ingress.yaml": """\
 # Public HTTPS entry: the Ingress routes only the listed path prefixes to the Serve service
@@ -148,13 +169,21 @@ def manifest_documents(values: Values) -> dict[str, list[dict[str, Any]]]:
         raise KubeRayConfigError("values", problems)
     files: dict[str, list[dict[str, Any]]] = {
         "rayservice.yaml": [manifests.rayservice(values, serve_config, dump_yaml(serve_config))],
-        "secret-template.yaml": [manifests.secret_template(values)],
+        "secret-template.yaml": manifests.secret_templates(values),
         "dashboard-service.yaml": [manifests.dashboard_service(values)],
         "rayjob-reenhance.yaml": [manifests.reenhance_rayjob(values)],
         "migration-job.yaml": [manifests.migration_job(values)],
     }
     if values.ingress.enabled:
         files["service-ingress.yaml"] = [manifests.ingress(values)]
+    if values.network_policy.enabled:
+        files["networkpolicy.yaml"] = network_policies(
+            values, manifests.labels(values, "network-policy")
+        )
+    if values.create_service_account:
+        files["serviceaccount.yaml"] = [manifests.service_account(values)]
+    if budgets := manifests.disruption_budgets(values):
+        files["poddisruptionbudget.yaml"] = budgets
     if values.monitoring.enabled:
         files["monitoring.yaml"] = [
             monitoring.pod_monitor(values, "head"),

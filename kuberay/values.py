@@ -24,6 +24,13 @@ from core.version import package_version
 from kuberay.capacity import advertised_cpus
 from kuberay.monitoring_values import Alerting, RayDashboard
 from kuberay.problems import Problem, format_loc, suggestion
+from kuberay.security_values import (
+    DisruptionBudget,
+    GcsFaultTolerance,
+    NetworkPolicyValues,
+    PodSecurity,
+    RayAuth,
+)
 
 DEFAULT_VALUES_FILE = Path(__file__).with_name("values.yaml")
 PRODUCTION_VALUES_FILE = Path(__file__).with_name("values.production.yaml")
@@ -157,8 +164,9 @@ class Serve(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     enable_access_log: bool = True
     # proxy: Serve's proxy actor; haproxy: Ray 2.60's HAProxy + direct ingress and the
-    # throughput flags (core/ingress_mode.py), far less CPU per webhook.
-    ingress_mode: IngressMode = "proxy"
+    # throughput flags (core/ingress_mode.py), far less CPU per webhook; the default, measured
+    # across hosts in benchmarks/cluster (docs/operations/kuberay.md#ingress-mode).
+    ingress_mode: IngressMode = "haproxy"
     # Per-pool overrides, deep-merged onto actors/deployment_options.py; keys are Ray's own
     # deployment options and are checked against Ray's models like everything else.
     deployments: dict[str, dict[str, Any]] = {}
@@ -260,7 +268,9 @@ class Values(_Model):
     labels: dict[str, str] = {}
     image: Image = Image()
     ray_version: str = Field(default_factory=installed_ray_version)
+    # The pods' ServiceAccount (null: <name>), rendered unless createServiceAccount is false.
     service_account_name: str | None = None
+    create_service_account: bool = True
     secret_name: str = "ai-agents-secrets"
     env: dict[str, str] = {
         "AI_AGENTS_LLM_BASE_URL": "https://openrouter.ai/api/v1",
@@ -278,6 +288,11 @@ class Values(_Model):
     monitoring: Monitoring = Monitoring()
     ray_dashboard: RayDashboard = RayDashboard()
     cluster_network: ClusterNetwork = ClusterNetwork()
+    ray_auth: RayAuth = RayAuth()
+    gcs_fault_tolerance: GcsFaultTolerance = GcsFaultTolerance()
+    network_policy: NetworkPolicyValues = NetworkPolicyValues()
+    pod_security: PodSecurity = PodSecurity()
+    pod_disruption_budget: DisruptionBudget = DisruptionBudget()
     reenhance: Reenhance = Reenhance()
     migration: Migration = Migration()
 
@@ -297,6 +312,18 @@ class Values(_Model):
         if not _DNS1123.match(v):
             raise ValueError("must be a DNS-1123 label")
         return v
+
+    @property
+    def service_account(self) -> str:
+        return self.service_account_name or self.name
+
+    @property
+    def ray_token_secret(self) -> str:
+        return self.ray_auth.secret_name or f"{self.name}-ray-token"
+
+    @property
+    def redis_password_secret(self) -> str:
+        return self.gcs_fault_tolerance.password_secret_name or self.secret_name
 
     @field_validator("ray_version")
     @classmethod

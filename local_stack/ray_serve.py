@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "RayServe",
     "deploy_app",
     "isolated_serve_env",
+    "own_interpreter_first_on_path",
     "ray_init_kwargs",
     "replica_pids",
     "serve_instance_details",
@@ -104,6 +106,19 @@ def _loopback_node() -> Iterator[None]:
                 os.environ[key] = value
 
 
+def own_interpreter_first_on_path() -> None:
+    """Put this interpreter's directory first on ``PATH`` before Ray starts.
+
+    A Ray Job's entrypoint (``python -m scripts.reenhance``) runs in a shell on the head with
+    the ``PATH`` Ray's processes inherit from the process that started Ray. Started as a
+    systemd unit starts it (``/opt/venv/bin/ai-agents serve``, the venv not activated), that
+    ``PATH`` finds the system's ``python``, which lacks this project's packages; with the
+    service's own interpreter first, jobs run where the service runs."""
+    bin_dir = os.path.dirname(sys.executable)
+    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != bin_dir]
+    os.environ["PATH"] = os.pathsep.join([bin_dir, *parts])
+
+
 def start_ray(**init_kwargs: Any) -> Any:
     """``ray.init(**init_kwargs)`` (see ``ray_init_kwargs``); its context.
 
@@ -119,6 +134,7 @@ def start_ray(**init_kwargs: Any) -> Any:
     from ray._private.worker import RayContext
 
     local = init_kwargs.get("address") == "local"
+    own_interpreter_first_on_path()
     with (
         _dashboard_agent_port(free_port()),
         _loopback_node() if local else contextlib.nullcontext(),

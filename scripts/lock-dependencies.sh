@@ -3,7 +3,7 @@
 # everything they pull in) for CPython 3.11 on linux x86_64 -- the interpreter and platform of
 # rayproject/ray:2.60.0-py311, the image the Dockerfile builds on.
 #
-# Run it after changing `dependencies` or `dev` in pyproject.toml. It keeps every pin already in
+# Run it after changing `dependencies`, `local` or `dev` in pyproject.toml. It keeps every pin already in
 # constraints.txt that still fits (uv treats the existing output file as preferences) and only
 # adds or moves what the change requires, so the diff stays reviewable.
 #   scripts/lock-dependencies.sh                          # after editing pyproject.toml
@@ -13,7 +13,7 @@
 #   pip install -c constraints.txt -e ".[dev]"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-uv pip compile pyproject.toml --extra dev \
+uv pip compile pyproject.toml --extra local --extra dev \
   --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
   --custom-compile-command "scripts/lock-dependencies.sh" \
   --output-file constraints.txt "$@"

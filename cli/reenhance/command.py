@@ -25,6 +25,7 @@ from cli.ray_jobs import (
     ENTRYPOINT,
     JOB_KIND,
     JobLogView,
+    job_failure,
     job_info,
     jobs_address,
     jobs_client,
@@ -294,9 +295,12 @@ def submit(
         fail(f"detached; {job_id} keeps running (ai-agents reenhance stop {batch_id})", 130)
     if dry_run:
         if job_status.value != "SUCCEEDED" or view.result is None:
-            fail(view.error or f"the dry run ended {job_status.value}")
+            fail(view.error or job_failure(client, job_id, job_status.value, "the dry run"))
         _print_plan(view.result, as_json)
         return
+    message = job_info(client, job_id).message
+    if job_status.value == "FAILED" and view.error is None and view.progress is None:
+        message = job_failure(client, job_id, job_status.value, f"re-enhancement {job_id}")
     _finish(
         batch_id,
         job_id,
@@ -304,7 +308,7 @@ def submit(
         job_status.value,
         view,
         as_json,
-        job_info(client, job_id).message,
+        message,
         fail_on_error,
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from cli.ray_jobs import jobs_address, jobs_client, submit_with_retry
+from cli.ray_jobs import job_failure, jobs_address, jobs_client, submit_with_retry
 from cli.support import CommandError, emit_json, progress_bar
 from pipeline.batch.reindex_run import (
     ERROR_PREFIX,
@@ -128,7 +128,9 @@ def run_as_ray_job(
         return {"job_id": job_id, "job_status": "PENDING", "tenant_id": tenant_id}
     status, view = watch(client, job_id, show_progress=show_progress)
     if status != "SUCCEEDED" or view.result is None:
-        raise CommandError(view.error or f"reindex job {job_id} ended {status}")
+        raise CommandError(
+            view.error or job_failure(client, job_id, status, f"reindex job {job_id}")
+        )
     return {**view.result, "job_id": job_id, "job_status": status}
 
 

@@ -1,6 +1,7 @@
 """Alertmanager routing for the alerts in kuberay/alerts.yaml (docs/operations/kuberay.md):
 critical → PagerDuty, warning → Slack, and every alert also into an e-mail digest; while
-``DatabaseConnectionIssues`` fires, the alerts that are only its symptoms are inhibited.
+``DatabaseConnectionIssues`` or ``ServeApplicationNotRunning`` fires, the alerts that are only
+its symptoms are inhibited, in the same namespace only.
 
 One route tree, written two ways by ``ai-agents kuberay render`` (``OUT/alertmanager/``):
 an ``AlertmanagerConfig`` for the Prometheus Operator (credentials as Secret key references)
@@ -29,6 +30,22 @@ DATABASE_SYMPTOMS = (
     "LowSuccessRate",
     "HighEnhancementLatency",
     "LowFeedbackRating",
+)
+# Alerts that follow from the Serve application not running at all.
+APPLICATION_DOWN_SYMPTOMS = (
+    "ServeDeploymentUnhealthy",
+    "MetricsNotScraped",
+    "HighQueueDepth",
+    "WorkerFailures",
+    "HighAPILatency",
+    "LowSuccessRate",
+    "HighEnhancementLatency",
+)
+# (source alert, the alerts it inhibits); only within one namespace (one deployment): an
+# outage of another deployment silences nothing here.
+INHIBITIONS = (
+    ("DatabaseConnectionIssues", DATABASE_SYMPTOMS),
+    ("ServeApplicationNotRunning", APPLICATION_DOWN_SYMPTOMS),
 )
 
 # (severity matcher or None for every alert, receiver, timing overrides, continue)
@@ -109,9 +126,11 @@ def plain_config(values: Values) -> dict[str, Any]:
         "route": {"receiver": "email-digest", **_ROOT_TIMING, "routes": routes},
         "inhibit_rules": [
             {
-                "source_matchers": ['alertname="DatabaseConnectionIssues"'],
-                "target_matchers": [f'alertname=~"{"|".join(DATABASE_SYMPTOMS)}"'],
+                "source_matchers": [f'alertname="{source}"'],
+                "target_matchers": [f'alertname=~"{"|".join(targets)}"'],
+                "equal": ["namespace"],
             }
+            for source, targets in INHIBITIONS
         ],
         "receivers": [
             {
@@ -169,7 +188,6 @@ def alertmanager_config(values: Values) -> dict[str, Any]:
     def ref(key: str) -> dict[str, str]:
         return {"name": alerting.secret_name, "key": key}
 
-    (inhibit,) = plain["inhibit_rules"]
     slack = plain["receivers"][1]["slack_configs"][0]
     return {
         "apiVersion": "monitoring.coreos.com/v1alpha1",
@@ -190,7 +208,9 @@ def alertmanager_config(values: Values) -> dict[str, Any]:
                 {
                     "sourceMatch": [_matcher(m) for m in inhibit["source_matchers"]],
                     "targetMatch": [_matcher(m) for m in inhibit["target_matchers"]],
+                    "equal": list(inhibit["equal"]),
                 }
+                for inhibit in plain["inhibit_rules"]
             ],
             "receivers": [
                 {

@@ -1,11 +1,12 @@
 """Builders of the RayService and its companions (Secret template, Ingress, dashboard Service,
 the re-enhancement RayJob, the migration Job), as plain dicts; the monitoring objects are in
-``kuberay.manifests.monitoring``.
+``kuberay.manifests.monitoring``, the NetworkPolicies in ``kuberay.manifests.network_policy``.
 
 Names and ports follow KubeRay v1.7 (``kuberay/crds/``): services ``<name>-head-svc`` and
 ``<name>-serve-svc``, ports gcs-server 6379, dashboard 8265, client 10001, serve 8000, metrics
 8080 (+ autoscaler 44217 and dashboard 44227 metrics on the head). Secrets reach pods only
-through ``env[].valueFrom.secretKeyRef``; nothing secret is ever in ``serveConfigV2``.
+as files (``kuberay.manifests.pod_security``); nothing secret is ever in ``serveConfigV2``.
+Every port a Ray node opens is pinned in ``rayStartParams`` (``kuberay.manifests.ray_ports``).
 """
 
 from __future__ import annotations
@@ -13,24 +14,39 @@ from __future__ import annotations
 from typing import Any
 
 from core.ingress_mode import HAPROXY_FLAGS
+from kuberay.manifests import pod_security
+from kuberay.manifests.ray_ports import (
+    AUTOSCALER_METRICS_PORT,
+    CLIENT_PORT,
+    DASHBOARD_AGENT_PORT,
+    DASHBOARD_METRICS_PORT,
+    DASHBOARD_PORT,
+    GCS_PORT,
+    METRICS_PORT,
+    start_params,
+)
 from kuberay.manifests.serve_config import SERVE_PORT, longest_graceful_shutdown_s
 from kuberay.values import (
     ALL_SECRET_KEYS,
     MIGRATION_SECRET_KEYS,
-    OPTIONAL_SECRET_KEYS,
     SERVICE_SECRET_KEYS,
     Resources,
     Scheduling,
     Values,
 )
 
-GCS_PORT = 6379
-DASHBOARD_PORT = 8265
-CLIENT_PORT = 10001
-METRICS_PORT = 8080
-AUTOSCALER_METRICS_PORT = 44217
-DASHBOARD_METRICS_PORT = 44227
-DASHBOARD_AGENT_PORT = 52365
+__all__ = [
+    "AUTOSCALER_METRICS_PORT",
+    "CLIENT_PORT",
+    "DASHBOARD_AGENT_PORT",
+    "DASHBOARD_METRICS_PORT",
+    "DASHBOARD_PORT",
+    "GCS_PORT",
+    "METRICS_PORT",
+    "SERVE_PORT",
+]
+# The Secret key KubeRay reads Ray's token from (authOptions.secretName).
+RAY_TOKEN_KEY = "auth_token"
 
 # KubeRay's own health checks (ray-operator/controllers/ray/common/pod.go): the raylet via the
 # dashboard agent, the GCS on the head, and the Serve proxy on RayService workers.
@@ -68,34 +84,18 @@ def _resources(res: Resources) -> dict[str, Any]:
     return res.model_dump(by_alias=True, exclude_none=True)
 
 
-def _secret_env(values: Values, keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": key,
-            "valueFrom": {
-                "secretKeyRef": {
-                    "name": values.secret_name,
-                    "key": key,
-                    "optional": key in OPTIONAL_SECRET_KEYS,
-                }
-            },
-        }
-        for key in keys
-    ]
-
-
 # The image's link to the console script `ai-agents-haproxy` (the Dockerfile makes it): Serve
 # runs HAProxy through it, which bounds the configuration Serve generates (core/network/haproxy.py).
 HAPROXY_LAUNCHER = "/usr/local/bin/ai-agents-haproxy"
 
 
-def container_env(values: Values, secret_keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Non-secret env from values, secrets by reference only; sorted by name."""
+def container_env(values: Values) -> list[dict[str, Any]]:
+    """Non-secret env from values and where the secrets' files are; sorted by name."""
     plain = dict(values.cluster_network.environment())
     if values.serve.ingress_mode == "haproxy":
         plain.update(HAPROXY_FLAGS, RAY_SERVE_HAPROXY_BINARY_PATH=HAPROXY_LAUNCHER)
-    env = [{"name": k, "value": v} for k, v in {**plain, **values.env}.items()]
-    env += _secret_env(values, secret_keys)
+    secrets_dir = {pod_security.SECRETS_DIR_VARIABLE: pod_security.SECRETS_DIR}
+    env = [{"name": k, "value": v} for k, v in {**plain, **values.env, **secrets_dir}.items()]
     return sorted(env, key=lambda e: e["name"])
 
 
@@ -151,15 +151,15 @@ def _ray_container(values: Values, node: str, resources: Resources) -> dict[str,
         "imagePullPolicy": values.image.pull_policy,
         "ports": ports,
         "env": sorted(
-            container_env(values, SERVICE_SECRET_KEYS)
-            + (ray_dashboard_env(values) if head else []),
+            container_env(values) + (ray_dashboard_env(values) if head else []),
             key=lambda e: e["name"],
         ),
         "resources": _resources(resources),
         "livenessProbe": liveness,
         "readinessProbe": readiness,
         "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": pod_security.container_security_context(),
+        "volumeMounts": [pod_security.secrets_mount(), pod_security.scratch_mount()],
     }
 
 
@@ -170,9 +170,11 @@ def termination_grace_period_s(values: Values, serve_config: dict[str, Any]) -> 
 
 
 def _pod_spec_extras(values: Values, scheduling: Scheduling) -> dict[str, Any]:
-    spec: dict[str, Any] = {}
-    if values.service_account_name:
-        spec["serviceAccountName"] = values.service_account_name
+    spec: dict[str, Any] = {
+        "serviceAccountName": values.service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security.pod_security_context(values),
+    }
     if values.image.pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in values.image.pull_secrets]
     if scheduling.node_selector:
@@ -185,11 +187,18 @@ def _pod_spec_extras(values: Values, scheduling: Scheduling) -> dict[str, Any]:
 def _pod_template(
     values: Values, node: str, scheduling: Scheduling, resources: Resources, grace_s: int
 ) -> dict[str, Any]:
+    volumes = [
+        pod_security.secrets_volume(values, SERVICE_SECRET_KEYS),
+        pod_security.scratch_volume(),
+    ]
+    if node == "head":
+        volumes.append(pod_security.api_token_volume())  # the autoscaler's only
     return {
         "metadata": {"labels": labels(values, f"ray-{node}")},
         "spec": {
             "containers": [_ray_container(values, node, resources)],
             "terminationGracePeriodSeconds": grace_s,
+            "volumes": volumes,
             **_pod_spec_extras(values, scheduling),
         },
     }
@@ -207,7 +216,7 @@ def rayservice(values: Values, serve_config: dict[str, Any], serve_config_yaml: 
             "replicas": group.replicas,
             "minReplicas": group.min_replicas,
             "maxReplicas": group.max_replicas,
-            "rayStartParams": {"metrics-export-port": str(METRICS_PORT)},
+            "rayStartParams": start_params(head=False),
             "template": _pod_template(values, "worker", group, group.resources, grace_s),
         }
         if group.idle_timeout_seconds is not None:
@@ -235,41 +244,73 @@ def rayservice(values: Values, serve_config: dict[str, Any], serve_config_yaml: 
                 },
             },
             "serveConfigV2": serve_config_yaml,
-            "rayClusterConfig": {
-                "rayVersion": values.ray_version,
-                "enableInTreeAutoscaling": True,
-                "autoscalerOptions": {
-                    "upscalingMode": values.autoscaler.upscaling_mode,
-                    "idleTimeoutSeconds": values.autoscaler.idle_timeout_seconds,
-                    "resources": _resources(values.autoscaler.resources),
-                },
-                "headGroupSpec": {
-                    "rayStartParams": {
-                        "num-cpus": "0",
-                        "dashboard-host": "0.0.0.0",
-                        "metrics-export-port": str(METRICS_PORT),
-                    },
-                    "template": _pod_template(
-                        values, "head", values.head, values.head.resources, grace_s
-                    ),
-                },
-                "workerGroupSpecs": workers,
-            },
+            "rayClusterConfig": _cluster_config(values, grace_s, workers),
         },
     }
+
+
+def _cluster_config(values: Values, grace_s: int, workers: list[dict[str, Any]]) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "rayVersion": values.ray_version,
+        "enableInTreeAutoscaling": True,
+        "autoscalerOptions": {
+            "upscalingMode": values.autoscaler.upscaling_mode,
+            "idleTimeoutSeconds": values.autoscaler.idle_timeout_seconds,
+            "resources": _resources(values.autoscaler.resources),
+            "securityContext": pod_security.container_security_context(),
+            "volumeMounts": [pod_security.api_token_mount()],
+        },
+        "headGroupSpec": {
+            "rayStartParams": {
+                "num-cpus": "0",
+                "dashboard-host": "0.0.0.0",
+                **start_params(head=True),
+            },
+            "template": _pod_template(values, "head", values.head, values.head.resources, grace_s),
+        },
+        "workerGroupSpecs": workers,
+    }
+    if values.ray_auth.enabled:
+        config["authOptions"] = {"mode": "token", "secretName": values.ray_token_secret}
+    ft = values.gcs_fault_tolerance
+    if ft.enabled:
+        options: dict[str, Any] = {
+            "redisAddress": ft.redis_address,
+            "redisPassword": {
+                "valueFrom": {
+                    "secretKeyRef": {"name": values.redis_password_secret, "key": ft.password_key}
+                }
+            },
+        }
+        if ft.external_storage_namespace:
+            options["externalStorageNamespace"] = ft.external_storage_namespace
+        config["gcsFaultToleranceOptions"] = options
+    return config
 
 
 # ---------------------------------------------------------------------------- companions
 
 
-def secret_template(values: Values) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(values, values.secret_name, "secrets"),
-        "type": "Opaque",
-        "stringData": {key: "" for key in ALL_SECRET_KEYS},
-    }
+def secret_templates(values: Values) -> list[dict[str, Any]]:
+    """The Secrets' key names with empty values: the service Secret, the Ray token's (KubeRay
+    reads the key ``auth_token``) and the Redis password's (if not in the service Secret)."""
+    keys: dict[str, set[str]] = {values.secret_name: set(ALL_SECRET_KEYS)}
+    if values.ray_auth.enabled:
+        keys.setdefault(values.ray_token_secret, set()).add(RAY_TOKEN_KEY)
+    if values.gcs_fault_tolerance.enabled:
+        keys.setdefault(values.redis_password_secret, set()).add(
+            values.gcs_fault_tolerance.password_key
+        )
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": metadata(values, name, "secrets"),
+            "type": "Opaque",
+            "stringData": dict.fromkeys(sorted(names), ""),
+        }
+        for name, names in keys.items()
+    ]
 
 
 def ingress(values: Values) -> dict[str, Any]:
@@ -334,6 +375,9 @@ def reenhance_rayjob(values: Values) -> dict[str, Any]:
         "metadata": meta,
         "spec": {
             "entrypoint": entrypoint,
+            # The operator submits through the head's dashboard (allowed by the NetworkPolicy
+            # and authenticated with the cluster's token); no submitter pod is created.
+            "submissionMode": "HTTPMode",
             # The RayService's current RayCluster (its name changes on every upgrade).
             "clusterSelector": {"ray.io/cluster": job.ray_cluster_name},
             # Never delete the cluster: it is the RayService's.
@@ -351,16 +395,21 @@ def migration_job(values: Values) -> dict[str, Any]:
         "image": values.image.reference,
         "imagePullPolicy": values.image.pull_policy,
         "command": ["ai-agents", "migrate"],
-        "env": container_env(values, MIGRATION_SECRET_KEYS),
+        "env": container_env(values),
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "500m", "memory": "512Mi"},
         },
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": pod_security.container_security_context(),
+        "volumeMounts": [pod_security.secrets_mount(), pod_security.scratch_mount()],
     }
     pod_spec = {
         "restartPolicy": "Never",
         "containers": [container],
+        "volumes": [
+            pod_security.secrets_volume(values, MIGRATION_SECRET_KEYS),
+            pod_security.scratch_volume(),
+        ],
         **_pod_spec_extras(values, Scheduling()),
     }
     return {
@@ -374,3 +423,13 @@ def migration_job(values: Values) -> dict[str, Any]:
             "template": {"metadata": {"labels": labels(values, "migration")}, "spec": pod_spec},
         },
     }
+
+
+def service_account(values: Values) -> dict[str, Any]:
+    return pod_security.service_account(
+        values, metadata(values, values.service_account, "service-account")
+    )
+
+
+def disruption_budgets(values: Values) -> list[dict[str, Any]]:
+    return pod_security.disruption_budgets(values, labels(values, "disruption-budget"))

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from kuberay.problems import Problem, join_path, suggestion
-from kuberay.validation.promql import unknown_metrics
+from kuberay.validation.promql import RAY_SERVE_STATUS_METRICS, unknown_metrics
 from kuberay.validation.strict_schemas import metadata_problems
 
 _SEVERITIES = {"critical", "warning", "info"}
@@ -99,7 +99,7 @@ def _rule_problems(rule: Any, at: str) -> list[Problem]:
     if not isinstance(expr, str) or not expr.strip():
         problems.append(Problem(join_path(at, "expr"), "required PromQL expression"))
     else:
-        unknown = unknown_metrics(expr)
+        unknown = unknown_metrics(expr, RAY_SERVE_STATUS_METRICS)
         if unknown:
             problems.append(
                 Problem(

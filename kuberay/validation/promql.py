@@ -1,9 +1,9 @@
 """Which metric names a PromQL expression uses, and which names may be used at all.
 
 Alert rules may only use names from ``core.metric_catalogue`` (as exported: ``ray_`` prefix
-and ``_total`` for counters from Ray's agent; ``_bucket/_sum/_count`` for histograms). The
-dashboards may also use the few Ray-native Serve metrics listed here (names as in
-Ray's own Serve Grafana panels).
+and ``_total`` for counters from Ray's agent; ``_bucket/_sum/_count`` for histograms) and Ray
+Serve's two status gauges. The dashboards may also use the few Ray-native Serve metrics listed
+here (names as in Ray's own Serve Grafana panels).
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ RAY_NATIVE_METRICS = frozenset(
         "ray_serve_deployment_queued_queries",
         "ray_serve_num_ongoing_requests_at_replicas",
     }
+)
+
+# Ray Serve's status gauges (exported by the Serve controller): the Serve alerts use them.
+RAY_SERVE_STATUS_METRICS = frozenset(
+    {"ray_serve_application_status", "ray_serve_deployment_status"}
 )
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

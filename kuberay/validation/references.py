@@ -12,7 +12,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kuberay.problems import Finding, join_path
+from kuberay.problems import Finding, Problem, join_path
+from kuberay.values import ALL_SECRET_KEYS
+
+
+def secret_env_problems(node: Any, path: str = "") -> list[Problem]:
+    """Secret keys passed by value anywhere in a manifest (env lists, env_vars maps)."""
+    problems: list[Problem] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            problems += secret_env_problems(value, join_path(path, str(key)))
+        if path.endswith("env_vars"):
+            problems += [
+                Problem(join_path(path, k), "secret passed by value; use the Secret")
+                for k in node
+                if k in ALL_SECRET_KEYS
+            ]
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            problems += secret_env_problems(item, f"{path}[{i}]")
+            if (
+                path.endswith("env")
+                and isinstance(item, dict)
+                and item.get("name") in ALL_SECRET_KEYS
+                and "value" in item
+            ):
+                problems.append(
+                    Problem(
+                        f"{path}[{i}].value", "secret passed by value; use valueFrom.secretKeyRef"
+                    )
+                )
+    return problems
 
 
 def pod_templates(cluster_spec: Mapping[str, Any], base: str):
@@ -62,6 +92,31 @@ def _selects(selector: Mapping[str, Any], label_sets: list[dict[str, str]]) -> b
     return any(wanted.items() <= labels.items() for labels in label_sets)
 
 
+# The key of authOptions.secretName that KubeRay reads Ray's token from.
+RAY_TOKEN_KEY = "auth_token"
+
+
+def _secret_refs(path: str, node: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(path, Secret, key) of every Secret key ``node`` refers to: ``secretKeyRef``, a secret
+    volume's or projected source's ``items``, KubeRay's ``authOptions.secretName``."""
+    refs = []
+    ref = node.get("secretKeyRef")
+    if isinstance(ref, dict):
+        refs.append((join_path(path, "secretKeyRef"), ref.get("name", ""), ref.get("key", "")))
+    volume = node.get("secret")
+    if isinstance(volume, dict) and isinstance(volume.get("items"), list):
+        secret = volume.get("secretName") or volume.get("name") or ""
+        for i, item in enumerate(volume["items"]):
+            if isinstance(item, dict):
+                at = join_path(path, "secret", "items", i, "key")
+                refs.append((at, secret, item.get("key", "")))
+    auth = node.get("authOptions")
+    if isinstance(auth, dict) and auth.get("mode") == "token" and auth.get("secretName"):
+        at = join_path(path, "authOptions", "secretName")
+        refs.append((at, auth["secretName"], RAY_TOKEN_KEY))
+    return refs
+
+
 def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Finding]:
     """Names and selectors that point at nothing among the validated manifests."""
     secrets: dict[tuple[str, str], set[str]] = {}
@@ -91,27 +146,15 @@ def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Fi
         kind = doc.get("kind")
         spec = v if isinstance(v := doc.get("spec"), dict) else {}
         for path, node in _walk(doc):
-            ref = node.get("secretKeyRef")
-            if secrets and isinstance(ref, dict):
-                keys = secrets.get((ns, ref.get("name", "")))
+            for at, secret, key in _secret_refs(path, node) if secrets else []:
+                keys = secrets.get((ns, secret))
                 if keys is None:
-                    findings.append(
-                        Finding(
-                            filename,
-                            name,
-                            join_path(path, "secretKeyRef"),
-                            f"Secret '{ref.get('name')}' is not among these manifests",
-                        )
-                    )
-                elif ref.get("key") not in keys:
-                    findings.append(
-                        Finding(
-                            filename,
-                            name,
-                            join_path(path, "secretKeyRef"),
-                            f"Secret '{ref.get('name')}' has no key '{ref.get('key')}'",
-                        )
-                    )
+                    problem = f"Secret '{secret}' is not among these manifests"
+                elif key not in keys:
+                    problem = f"Secret '{secret}' has no key '{key}'"
+                else:
+                    continue
+                findings.append(Finding(filename, name, at, problem))
             backend = node.get("service") if kind == "Ingress" and "service" in node else None
             if isinstance(backend, dict) and (ns, backend.get("name")) not in services:
                 findings.append(
@@ -122,7 +165,8 @@ def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Fi
                         f"no Service '{backend.get('name')}' is created by these manifests",
                     )
                 )
-        selector = (spec.get("selector") or {}) if kind in ("ServiceMonitor", "PodMonitor") else {}
+        monitors_or_budgets = ("ServiceMonitor", "PodMonitor", "PodDisruptionBudget")
+        selector = (spec.get("selector") or {}) if kind in monitors_or_budgets else {}
         match = selector.get("matchLabels") or {}
         if kind == "ServiceMonitor" and not any(
             match.items() <= labels.items() for (sns, _), labels in services.items() if sns == ns
@@ -136,9 +180,11 @@ def reference_findings(loaded: list[tuple[str, str, dict[str, Any]]]) -> list[Fi
                 )
             )
         pod_selector = (
-            match if kind == "PodMonitor" else (spec.get("selector") if kind == "Service" else None)
+            match
+            if kind in ("PodMonitor", "PodDisruptionBudget")
+            else (spec.get("selector") if kind == "Service" else None)
         )
         if pod_selector and pods.get(ns) and not _selects(pod_selector, pods[ns]):
-            at = "spec.selector.matchLabels" if kind == "PodMonitor" else "spec.selector"
+            at = "spec.selector" if kind == "Service" else "spec.selector.matchLabels"
             findings.append(Finding(filename, name, at, "selects no pods of these manifests"))
     return findings

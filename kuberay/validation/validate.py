@@ -11,8 +11,11 @@
 - PodMonitor, ServiceMonitor, PrometheusRule: structural checks; every alert rule needs
   alert/expr/for/labels.severity/annotations (runbook_url) and may only use catalogue metrics;
   ``promtool check rules`` also runs when promtool is installed.
-- Everywhere: secrets only by ``secretKeyRef``; the Secret template carries no values.
-- Across documents: Secret keys, Ingress backends and selectors must resolve.
+- Everywhere: secrets never by value; the Secret template carries no values; every pod
+  template meets the Pod Security "restricted" profile (``pod_security``).
+- Across documents: Secret keys, Ingress backends and selectors must resolve; every Ray port
+  is pinned and, with NetworkPolicies, reachable between the cluster's pods
+  (``network_checks``).
 
 This module dispatches per kind and builds the report; the strict CRD schemas live in
 ``kuberay.validation.strict_schemas``, the monitoring checks in
@@ -29,47 +32,27 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes_validate import utils as k8s_validate
 
 from kuberay.capacity import capacity_problems, num_cpus_problems, worker_pod_cpus
 from kuberay.manifests.ray_dashboards import RAY_DASHBOARDS_ANNOTATION
 from kuberay.manifests.serve_config import longest_graceful_shutdown_s, serve_config_problems
-from kuberay.problems import Finding, Problem, join_path, suggestion
+from kuberay.problems import Finding, Problem, join_path
+from kuberay.validation.network_checks import pinned_port_problems, policy_findings
+from kuberay.validation.pod_security import restricted_problems
 from kuberay.validation.prometheus_checks import check_monitoring
 from kuberay.validation.promql import RAY_NATIVE_METRICS, unknown_metrics
-from kuberay.validation.references import pod_templates, reference_findings
-from kuberay.validation.strict_schemas import crd_validator, metadata_problems, schema_problems
-from kuberay.values import ALL_SECRET_KEYS, installed_ray_version
+from kuberay.validation.rayjob import check_rayjob
+from kuberay.validation.references import (
+    pod_templates,
+    reference_findings,
+    secret_env_problems,
+)
+from kuberay.validation.strict_schemas import crd_validator, schema_problems
+from kuberay.values import installed_ray_version
 
 KUBERNETES_VERSION = "1.30"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 _MONITORING_API = "monitoring.coreos.com/v1"
-
-# RayJobSpec fields of KubeRay v1.7 (ray-operator/apis/ray/v1/rayjob_types.go).
-_RAYJOB_SPEC_FIELDS = frozenset(
-    {
-        "activeDeadlineSeconds",
-        "backoffLimit",
-        "clusterSelector",
-        "deletionStrategy",
-        "entrypoint",
-        "entrypointNumCpus",
-        "entrypointNumGpus",
-        "entrypointResources",
-        "jobId",
-        "managedBy",
-        "metadata",
-        "rayClusterSpec",
-        "runtimeEnvYAML",
-        "shutdownAfterJobFinishes",
-        "submissionMode",
-        "submitterConfig",
-        "submitterPodTemplate",
-        "suspend",
-        "ttlSecondsAfterFinished",
-    }
-)
-_SUBMISSION_MODES = {"K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"}
 
 
 @dataclass
@@ -91,39 +74,10 @@ class Report:
         }
 
 
-def _secret_env_problems(node: Any, path: str = "") -> list[Problem]:
-    """Secret keys passed by value anywhere in a manifest (env lists, env_vars maps)."""
-    problems: list[Problem] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            problems += _secret_env_problems(value, join_path(path, str(key)))
-        if path.endswith("env_vars"):
-            problems += [
-                Problem(join_path(path, k), "secret passed by value; use the Secret")
-                for k in node
-                if k in ALL_SECRET_KEYS
-            ]
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            problems += _secret_env_problems(item, f"{path}[{i}]")
-            if (
-                path.endswith("env")
-                and isinstance(item, dict)
-                and item.get("name") in ALL_SECRET_KEYS
-                and "value" in item
-            ):
-                problems.append(
-                    Problem(
-                        f"{path}[{i}].value", "secret passed by value; use valueFrom.secretKeyRef"
-                    )
-                )
-    return problems
-
-
 def _cluster_problems(cluster_spec: Any, base: str, longest_shutdown_s: float) -> list[Problem]:
     if not isinstance(cluster_spec, dict):
         return []
-    problems = num_cpus_problems(cluster_spec, base)
+    problems = num_cpus_problems(cluster_spec, base) + pinned_port_problems(cluster_spec, base)
     version = cluster_spec.get("rayVersion")
     if version is not None and version != installed_ray_version():
         problems.append(
@@ -162,7 +116,7 @@ def _check_rayservice(doc: dict[str, Any], report_notes: list[str]) -> list[Prob
             config = None
         if config is not None:
             problems += serve_config_problems(config, "spec.serveConfigV2")
-            problems += _secret_env_problems(config, "spec.serveConfigV2")
+            problems += secret_env_problems(config, "spec.serveConfigV2")
             if isinstance(config, dict):
                 longest = longest_graceful_shutdown_s(config)
     cluster = spec.get("rayClusterConfig")
@@ -180,96 +134,14 @@ def _check_raycluster(doc: dict[str, Any], report_notes: list[str]) -> list[Prob
     return problems + _cluster_problems(doc.get("spec"), "spec", 0.0)
 
 
-def _check_rayjob(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
-    report_notes.append(
-        "RayJob: no RayJob CRD is vendored (kuberay/crds holds RayService and RayCluster); "
-        "checked its spec field names and KubeRay's RayJob rules, and any embedded "
-        "rayClusterSpec/submitterPodTemplate against the RayCluster CRD"
-    )
-    problems = metadata_problems(doc)
-    spec = doc.get("spec")
-    if not isinstance(spec, dict):
-        return [*problems, Problem("spec", "required mapping is missing")]
-    for key in sorted(set(spec) - _RAYJOB_SPEC_FIELDS):
-        problems.append(
-            Problem(
-                join_path("spec", key),
-                "additional property not allowed" + suggestion(key, _RAYJOB_SPEC_FIELDS),
-            )
-        )
-    if not isinstance(spec.get("entrypoint"), str) or not spec["entrypoint"].strip():
-        problems.append(Problem("spec.entrypoint", "required: the command the job runs"))
-    selector = spec.get("clusterSelector")
-    if selector is not None and (
-        not isinstance(selector, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items())
-    ):
-        problems.append(Problem("spec.clusterSelector", "must map strings to strings"))
-        selector = None
-    has_cluster = "rayClusterSpec" in spec
-    if bool(selector) == has_cluster:
-        problems.append(Problem("spec", "set exactly one of rayClusterSpec and clusterSelector"))
-    if selector:
-        if not selector.get("ray.io/cluster"):
-            problems.append(
-                Problem(
-                    join_path("spec", "clusterSelector", "ray.io/cluster"),
-                    "required: the RayCluster's name",
-                )
-            )
-        if spec.get("suspend"):
-            problems.append(Problem("spec.suspend", "not supported with clusterSelector"))
-    for key in ("shutdownAfterJobFinishes", "suspend"):
-        if key in spec and not isinstance(spec[key], bool):
-            problems.append(Problem(join_path("spec", key), "must be a boolean"))
-    for key, minimum in (
-        ("activeDeadlineSeconds", 1),
-        ("backoffLimit", 0),
-        ("ttlSecondsAfterFinished", 0),
-    ):
-        value = spec.get(key)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < minimum
-        ):
-            problems.append(Problem(join_path("spec", key), f"must be an integer >= {minimum}"))
-    if spec.get("ttlSecondsAfterFinished") and not spec.get("shutdownAfterJobFinishes"):
-        problems.append(
-            Problem("spec.ttlSecondsAfterFinished", "needs shutdownAfterJobFinishes: true")
-        )
-    mode = spec.get("submissionMode")
-    if mode is not None and mode not in _SUBMISSION_MODES:
-        problems.append(
-            Problem("spec.submissionMode", f"must be one of {sorted(_SUBMISSION_MODES)}")
-        )
-    metadata = spec.get("metadata")
-    if metadata is not None and not (
-        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
-    ):
-        problems.append(Problem("spec.metadata", "must map strings to strings"))
-    runtime_env = spec.get("runtimeEnvYAML")
-    if runtime_env is not None:
-        try:
-            env = yaml.safe_load(runtime_env) if isinstance(runtime_env, str) else None
-        except yaml.YAMLError:
-            env = None
-        if not isinstance(env, dict):
-            problems.append(Problem("spec.runtimeEnvYAML", "must be a YAML mapping"))
-        else:
-            problems += _secret_env_problems(env, "spec.runtimeEnvYAML")
-    if has_cluster:
-        problems += schema_problems(
-            crd_validator("RayCluster", "spec").iter_errors(spec["rayClusterSpec"]),
-            "spec.rayClusterSpec",
-        )
-    if "submitterPodTemplate" in spec:
-        validator = crd_validator("RayCluster", "spec", "headGroupSpec", "template")
-        problems += schema_problems(
-            validator.iter_errors(spec["submitterPodTemplate"]), "spec.submitterPodTemplate"
-        )
-    return problems
-
-
 def _check_core(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
+    try:  # the `local` extra: an operator's machine has it, the service image does not
+        from kubernetes_validate import utils as k8s_validate
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            "validating Kubernetes objects needs kubernetes-validate: "
+            "pip install 'ai-agents[local]'"
+        ) from None
     try:
         k8s_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except k8s_validate.ValidationError as error:
@@ -344,7 +216,7 @@ def dashboard_expressions(board: Mapping[str, Any]) -> list[str]:
 _CHECKS = {
     ("ray.io/v1", "RayService"): _check_rayservice,
     ("ray.io/v1", "RayCluster"): _check_raycluster,
-    ("ray.io/v1", "RayJob"): _check_rayjob,
+    ("ray.io/v1", "RayJob"): check_rayjob,
     ("v1", "Secret"): _check_secret,
     ("v1", "ConfigMap"): _check_configmap,
     (_MONITORING_API, "PodMonitor"): check_monitoring,
@@ -366,7 +238,7 @@ def check_document(doc: Any, notes: list[str]) -> list[Problem]:
     if not doc.get("apiVersion") or not doc.get("kind"):
         return [Problem("", "apiVersion and kind are required")]
     check = _CHECKS.get((doc["apiVersion"], doc["kind"]), _check_core)
-    return check(doc, notes) + _secret_env_problems(doc)
+    return check(doc, notes) + secret_env_problems(doc) + restricted_problems(doc)
 
 
 def validate_files(files: Mapping[str, str]) -> Report:
@@ -414,7 +286,7 @@ def validate_files(files: Mapping[str, str]) -> Report:
                         )
                     )
                 seen[key] = filename
-    references = reference_findings(loaded)
+    references = reference_findings(loaded) + policy_findings(loaded)
     report.errors += references
     for doc_entry in report.documents:
         if any(

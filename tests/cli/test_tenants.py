@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
 
 from tests.cli_runner import assert_one_line_error, run
 
@@ -99,3 +101,61 @@ def test_serve_refuses_a_superuser_role(database, cli_env) -> None:
     )
     result = run(env, "serve", "--port", "1")
     assert_one_line_error(result, "superuser")
+
+
+async def _stored_keys(owner_url: str, keys: str, ids: list[str]) -> dict[str, str]:
+    import asyncpg
+
+    from pipeline.tenancy.credential_cipher import CredentialCipher
+
+    cipher = CredentialCipher.from_csv(keys)
+    conn = await asyncpg.connect(owner_url)
+    try:
+        rows = await conn.fetch("SELECT id, sdp_api_key_enc FROM tenants WHERE id = ANY($1)", ids)
+    finally:
+        await conn.close()
+    return {row["id"]: cipher.decrypt(bytes(row["sdp_api_key_enc"])) for row in rows}
+
+
+def test_sdp_key_from_a_file_or_stdin_never_the_command_line(
+    database, cli_env, data_dir, tmp_path
+) -> None:
+    """`tenant create --sdp-key-file PATH` and `--sdp-key-file -` (stdin) store exactly the
+    key the file or pipe holds, without its line break; the key is not in the arguments."""
+    from local_stack.runtime import LOCAL_SECRETS_FILE
+
+    key_file = tmp_path / "sdp-key"
+    key_file.write_text("key-from-a-file-42\n")
+    args = ["tenant", "create", "--sdp-url", "http://127.0.0.1:9", "--json"]
+    from_file = run(cli_env, *args[:2], "cli-keyfile", *args[2:], "--sdp-key-file", str(key_file))
+    assert from_file.returncode == 0, from_file.stderr
+    piped = subprocess.run(
+        ["ai-agents", *args[:2], "cli-keypipe", *args[2:], "--sdp-key-file", "-"],
+        env=cli_env,
+        input="key-from-stdin-7\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr
+    secrets = json.loads((data_dir / LOCAL_SECRETS_FILE).read_text())
+    stored = asyncio.run(
+        _stored_keys(database.owner_url, secrets["encryption_key"], ["cli-keyfile", "cli-keypipe"])
+    )
+    assert stored == {"cli-keyfile": "key-from-a-file-42", "cli-keypipe": "key-from-stdin-7"}
+
+    both = run(cli_env, *args[:2], "cli-k2", *args[2:], "--sdp-key", "k", "--sdp-key-file", "-")
+    assert_one_line_error(both, "exactly one of --sdp-key-file and --sdp-key")
+    assert_one_line_error(
+        run(cli_env, *args[:2], "cli-k3", *args[2:]), "exactly one of --sdp-key-file"
+    )
+    assert_one_line_error(
+        run(cli_env, *args[:2], "cli-k4", *args[2:], "--sdp-key-file", str(tmp_path / "none")),
+        "cannot read --sdp-key-file",
+    )
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    assert_one_line_error(
+        run(cli_env, *args[:2], "cli-k5", *args[2:], "--sdp-key-file", str(empty)),
+        "must hold the key on one line",
+    )

@@ -95,6 +95,9 @@ def _build_wheel_install(work: Path) -> None:
             "install",
             "-q",
             "--no-deps",
+            # into the venv even when the environment under it already has this version (an
+            # editable install of a checkout): pip would call it satisfied and install nothing
+            "--ignore-installed",
             str(wheel),
         ],
         capture_output=True,

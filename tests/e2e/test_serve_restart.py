@@ -1,10 +1,13 @@
 """`ai-agents serve` as an operator runs it: ready over HTTP behind HAProxy, restarted after a
 `kill -9` of its main process, used from a second terminal, and stopped cleanly by SIGTERM.
 
-The restart runs on the same data directory and the same HTTP port, as an operator (or
-systemd) would restart it. Then, as from a new shell (only PATH and HOME), `ai-agents health`
-finds the service through the live run's record in the data directory and `ai-agents
-reenhance` submits a Ray Job through the token-protected Jobs API.
+The restart runs on the same data directory and the same HTTP port, the way a systemd unit
+starts it: through its virtualenv's path (`<venv>/bin/ai-agents serve`), the venv not
+activated, with a PATH whose `python` is the system's (no asyncpg, none of our packages). Then,
+as from a new shell (only PATH and HOME), `ai-agents health` finds the service through the live
+run's record in the data directory and `ai-agents reenhance` submits a Ray Job through the
+token-protected Jobs API: the job's `python -m scripts.reenhance` must find the service's own
+interpreter, not the system's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +32,9 @@ from tests.e2e.serve_process import wait_until_ready
 pytestmark = pytest.mark.ray
 
 
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: none of this project's dependencies
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
@@ -36,16 +43,46 @@ def _cmdline(pid: int) -> str:
 
 
 def _new_shell(**extra: str) -> dict[str, str]:
-    """What a second terminal has: no AI_AGENTS_*, no RAY_* variables (but the checkout under
-    test: a worktree sets PYTHONPATH)."""
-    checkout = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
-    return {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **checkout, **extra}
+    """What a second terminal has: no AI_AGENTS_*, no RAY_* variables (the checkout under test
+    stays importable: a worktree sets PYTHONPATH)."""
+    shell = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]}
+    if os.environ.get("PYTHONPATH"):
+        shell["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return {**shell, **extra}
 
 
-def _start(data_dir: Path, port: int, dashboard_port: int) -> subprocess.Popen[str]:
+def _unit_like_venv(root: Path) -> tuple[Path, dict[str, str]]:
+    """``<venv>/bin/ai-agents`` (the console script pip would write) and the environment of a
+    systemd unit: a PATH whose ``python`` is the system's, lacking our packages."""
+    venv = root / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+        timeout=120,
+    )
+    script = venv / "bin" / "ai-agents"
+    script.write_text(
+        f"#!{venv}/bin/python\nimport sys\nfrom cli.main import main\nsys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    fake_bin = root / "system-bin"
+    fake_bin.mkdir()
+    (fake_bin / "python").symlink_to(SYSTEM_PYTHON)
+    check = subprocess.run([SYSTEM_PYTHON, "-c", "import asyncpg"], capture_output=True)
+    assert check.returncode != 0, "the system python must lack asyncpg for this test to mean it"
+    return script, _new_shell(PATH=f"{fake_bin}:/usr/bin:/bin")
+
+
+def _start(
+    data_dir: Path,
+    port: int,
+    dashboard_port: int,
+    executable: str = "ai-agents",
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
-            "ai-agents",
+            executable,
             "serve",
             "--port",
             str(port),
@@ -54,7 +91,7 @@ def _start(data_dir: Path, port: int, dashboard_port: int) -> subprocess.Popen[s
             "--data-dir",
             str(data_dir),
         ],
-        env=_new_shell(),
+        env=env or _new_shell(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -91,7 +128,8 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
         first.send_signal(signal.SIGKILL)  # the main process alone
         first.wait(30)
 
-        second = _start(data_dir, port, dashboard_port)
+        unit_script, unit_env = _unit_like_venv(data_dir)
+        second = _start(data_dir, port, dashboard_port, str(unit_script), unit_env)
         wait_until_ready(second, base)
         left = [ref for ref in record.processes if is_alive(ref)]  # nothing of run 1 left
         assert not left, [_cmdline(ref.pid) for ref in left]

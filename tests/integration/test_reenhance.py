@@ -350,3 +350,28 @@ async def test_bulk_ticket_import_runs_as_a_ray_job(system, owner_conn) -> None:
         )
         == 12
     )
+
+
+async def test_a_crashed_job_is_reported_with_the_end_of_its_log(system, capsys) -> None:
+    """A job that dies before it can say why (the entrypoint's interpreter lacks a package)
+    is reported by the CLI with the last lines of its log and that log's last line as the
+    error, not only "ended FAILED"."""
+    from cli.ray_jobs import job_failure
+
+    client = JobSubmissionClient(system.dashboard_url)
+    job_id = f"crash-{uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(
+        client.submit_job,
+        entrypoint="python -c 'import no_such_module_for_the_test'",
+        submission_id=job_id,
+    )
+    status = await wait_job(client, job_id)
+    assert status == JobStatus.FAILED
+    message = job_failure(client, job_id, status.value, "the dry run")
+    assert message == (
+        "the dry run ended FAILED: ModuleNotFoundError: No module named "
+        "'no_such_module_for_the_test'"
+    )
+    printed = capsys.readouterr().err
+    assert f"The last lines of {job_id}'s log:" in printed
+    assert "  Traceback (most recent call last):" in printed

@@ -20,6 +20,7 @@ import yaml
 from core.ports import free_port
 from kuberay.manifests import monitoring
 from kuberay.manifests.alerting import (
+    APPLICATION_DOWN_SYMPTOMS,
     DATABASE_SYMPTOMS,
     PAGERDUTY_KEY,
     SLACK_KEY,
@@ -98,7 +99,7 @@ def test_amtool_check_config_accepts_the_plain_config(amtool: str, alerting_dir:
         timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 inhibit rules" in result.stdout and "3 receivers" in result.stdout
+    assert "2 inhibit rules" in result.stdout and "3 receivers" in result.stdout
 
 
 @pytest.mark.parametrize(("alert", "severity"), ALERTS)
@@ -161,10 +162,14 @@ def test_alertmanagerconfig_routes_the_same_and_references_secrets(
         "name": secret,
         "key": SMTP_PASSWORD_KEY,
     }
-    (inhibit,) = crd["spec"]["inhibitRules"]
-    assert inhibit["sourceMatch"] == [
+    database, application = crd["spec"]["inhibitRules"]
+    assert database["sourceMatch"] == [
         {"name": "alertname", "value": "DatabaseConnectionIssues", "matchType": "="}
     ]
+    assert application["sourceMatch"] == [
+        {"name": "alertname", "value": "ServeApplicationNotRunning", "matchType": "="}
+    ]
+    assert database["equal"] == application["equal"] == ["namespace"]
 
 
 def test_rendered_alert_rules_carry_the_namespace_the_alertmanagerconfig_matches(
@@ -227,38 +232,58 @@ def running_alertmanager(alerting_dir: Path, tmp_path: Path):
         process.wait(timeout=15)
 
 
+def _post_and_settle(url: str, alerts: list[dict[str, Any]], inhibited: set[str]) -> dict:
+    """Post ``alerts``; their state once every key in ``inhibited`` is inhibited (keys are
+    ``alertname@namespace``)."""
+    response = httpx.post(f"{url}/api/v2/alerts", json=alerts, timeout=5)
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 20
+    while True:
+        listed = httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
+        state = {
+            f"{a['labels']['alertname']}@{a['labels']['namespace']}": a["status"] for a in listed
+        }
+        if len(state) == len(alerts) and all(state[k]["inhibitedBy"] for k in inhibited):
+            return state
+        assert time.monotonic() < deadline, json.dumps(state)
+        time.sleep(0.5)
+
+
+def _alert(name: str, namespace: str = "ai-agents-production") -> dict[str, Any]:
+    return {"labels": {"alertname": name, "severity": dict(ALERTS)[name], "namespace": namespace}}
+
+
 def test_database_outage_inhibits_its_symptoms_only(running_alertmanager: str):
-    severities = dict(ALERTS)
     names = [
         "DatabaseConnectionIssues",
         *DATABASE_SYMPTOMS,
         "TenantIsolationViolation",
         "CircuitBreakerOpen",
     ]
-    alerts = [
-        {
-            "labels": {
-                "alertname": name,
-                "severity": severities[name],
-                "namespace": "ai-agents-production",
-            }
-        }
-        for name in names
-    ]
-    response = httpx.post(f"{running_alertmanager}/api/v2/alerts", json=alerts, timeout=5)
-    assert response.status_code == 200, response.text
-    deadline = time.monotonic() + 20
-    while True:
-        listed = httpx.get(f"{running_alertmanager}/api/v2/alerts", timeout=5).json()
-        state = {a["labels"]["alertname"]: a["status"] for a in listed}
-        if len(state) == len(names) and all(state[n]["inhibitedBy"] for n in DATABASE_SYMPTOMS):
-            break
-        assert time.monotonic() < deadline, json.dumps(state)
-        time.sleep(0.5)
+    other = "HighQueueDepth@ai-agents-staging"  # another deployment's symptom
+    state = _post_and_settle(
+        running_alertmanager,
+        [_alert(n) for n in names] + [_alert("HighQueueDepth", "ai-agents-staging")],
+        {f"{n}@ai-agents-production" for n in DATABASE_SYMPTOMS},
+    )
     for name in DATABASE_SYMPTOMS:
-        assert state[name]["state"] == "suppressed", name
+        assert state[f"{name}@ai-agents-production"]["state"] == "suppressed", name
     for name in ("DatabaseConnectionIssues", "TenantIsolationViolation", "CircuitBreakerOpen"):
-        assert state[name]["state"] == "active" and not state[name]["inhibitedBy"], name
+        key = f"{name}@ai-agents-production"
+        assert state[key]["state"] == "active" and not state[key]["inhibitedBy"], name
+    assert state[other]["state"] == "active", "equal: [namespace] keeps other deployments apart"
+
+
+def test_application_down_inhibits_its_symptoms(running_alertmanager: str):
+    names = ["ServeApplicationNotRunning", *APPLICATION_DOWN_SYMPTOMS, "TenantIsolationViolation"]
+    state = _post_and_settle(
+        running_alertmanager,
+        [_alert(n) for n in names],
+        {f"{n}@ai-agents-production" for n in APPLICATION_DOWN_SYMPTOMS},
+    )
+    assert state["ServeApplicationNotRunning@ai-agents-production"]["state"] == "active"
+    assert state["TenantIsolationViolation@ai-agents-production"]["state"] == "active"
+    assert {"ServeDeploymentUnhealthy", "MetricsNotScraped"} <= set(APPLICATION_DOWN_SYMPTOMS)
 
 
 def test_misspelt_alerting_value_is_rejected_with_its_path():

@@ -37,10 +37,13 @@ EXPECTED_FILES = {
     "dashboard-service.yaml",
     "migration-job.yaml",
     "monitoring.yaml",
+    "networkpolicy.yaml",
+    "poddisruptionbudget.yaml",
     "rayjob-reenhance.yaml",
     "rayservice.yaml",
     "secret-template.yaml",
     "service-ingress.yaml",
+    "serviceaccount.yaml",
 }
 
 
@@ -337,7 +340,10 @@ def plain_env(rendered):
 
 
 def test_haproxy_ingress_mode_sets_the_flags_in_every_ray_container(default_render):
-    assert all("RAY_SERVE_ENABLE_HA_PROXY" not in env for env in plain_env(default_render))
+    proxy = render(values_from_dict({"serve": {"ingressMode": "proxy"}}))
+    assert all("RAY_SERVE_ENABLE_HA_PROXY" not in env for env in plain_env(proxy))
+    for env in plain_env(default_render):  # HAProxy is the default
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
     rendered = render(
         values_from_dict(
             {"serve": {"ingressMode": "haproxy"}, "env": {"RAY_SERVE_LOG_TO_STDERR": "0"}}
@@ -388,11 +394,26 @@ def test_rayservice_cluster_shape(default_render):
     assert cluster["enableInTreeAutoscaling"] is True
     assert cluster["autoscalerOptions"]["upscalingMode"] == "Default"
     assert cluster["autoscalerOptions"]["idleTimeoutSeconds"] == 60
+    pinned = {
+        "node-manager-port": "8077",
+        "object-manager-port": "8076",
+        "min-worker-port": "10002",
+        "max-worker-port": "19999",
+        "dashboard-agent-listen-port": "52365",
+        "dashboard-agent-grpc-port": "8078",
+        "metrics-export-port": "8080",
+        "runtime-env-agent-port": "8079",
+    }
     assert cluster["headGroupSpec"]["rayStartParams"] == {
         "num-cpus": "0",
         "dashboard-host": "0.0.0.0",
-        "metrics-export-port": "8080",
+        "dashboard-port": "8265",
+        "ray-client-server-port": "10001",
+        **pinned,
     }
+    assert cluster["workerGroupSpecs"][0]["rayStartParams"] == pinned
+    assert cluster["authOptions"] == {"mode": "token", "secretName": "ai-agents-ray-token"}
+    assert "gcsFaultToleranceOptions" not in cluster  # needs a Redis: off by default
     (group,) = cluster["workerGroupSpecs"]
     assert (group["minReplicas"], group["replicas"], group["maxReplicas"]) == (1, 1, 4)
     head, worker = (t["spec"]["containers"][0] for t in pod_templates(service))
@@ -430,24 +451,36 @@ def test_secrets_are_only_referenced_never_rendered(monkeypatch):
     rendered = render(load_values(PRODUCTION_VALUES_FILE))
     blob = "\n".join(rendered.values())
     assert "SENTINEL" not in blob
-    (secret,) = docs(rendered, "secret-template.yaml")
-    assert secret["stringData"] == {key: "" for key in ALL_SECRET_KEYS}
+    secret, token, *_ = docs(rendered, "secret-template.yaml")
+    assert secret["stringData"] == dict.fromkeys(sorted({*ALL_SECRET_KEYS, "REDIS_PASSWORD"}), "")
+    assert token["metadata"]["name"] == "ai-agents-ray-token"
+    assert token["stringData"] == {"auth_token": ""}
     service = rayservice(rendered)
     assert "runtime_env" not in service["spec"]["serveConfigV2"]
     for template in pod_templates(service):
-        env = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
-        assert {k for k in env if k in ALL_SECRET_KEYS} == set(SERVICE_SECRET_KEYS)
-        for key in SERVICE_SECRET_KEYS:
-            assert "value" not in env[key]
-            assert env[key]["valueFrom"]["secretKeyRef"] == {
-                "name": "ai-agents-secrets",
-                "key": key,
-                "optional": key in ("AI_AGENTS_LLM_API_KEY", "AI_AGENTS_METRICS_TOKEN"),
-            }
+        (container,) = template["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert not {k for k in env if k in ALL_SECRET_KEYS}, "secrets only as files"
+        assert all("valueFrom" not in e for e in env.values())
+        assert env["AI_AGENTS_SECRETS_DIR"]["value"] == "/etc/ai-agents/secrets"
+        assert {"name": "secrets", "mountPath": "/etc/ai-agents/secrets", "readOnly": True} in (
+            container["volumeMounts"]
+        )
+        (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "secrets"]
+        sources = [s["secret"] for s in volume["projected"]["sources"]]
+        assert {s["name"] for s in sources} == {"ai-agents-secrets"}
+        keys = {item["key"]: s.get("optional", False) for s in sources for item in s["items"]}
+        assert keys == {
+            key: key in ("AI_AGENTS_LLM_API_KEY", "AI_AGENTS_METRICS_TOKEN")
+            for key in SERVICE_SECRET_KEYS
+        }
+        assert volume["projected"]["defaultMode"] == 0o440
     (job,) = docs(rendered, "migration-job.yaml")
-    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert {k for k in env if k in ALL_SECRET_KEYS} == set(MIGRATION_SECRET_KEYS)
-    assert all("valueFrom" in env[k] for k in MIGRATION_SECRET_KEYS)
+    pod = job["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    keys = {item["key"] for s in volume["projected"]["sources"] for item in s["secret"]["items"]}
+    assert keys == set(MIGRATION_SECRET_KEYS)
+    assert not {e["name"] for e in pod["containers"][0]["env"]} & set(ALL_SECRET_KEYS)
 
 
 def test_companion_objects(production_render):
@@ -524,9 +557,23 @@ def test_monitoring_objects(production_render):
 
 def test_optional_files_can_be_disabled():
     rendered = render(
-        values_from_dict({"ingress": {"enabled": False}, "monitoring": {"enabled": False}})
+        values_from_dict(
+            {
+                "ingress": {"enabled": False},
+                "monitoring": {"enabled": False},
+                "networkPolicy": {"enabled": False},
+                "createServiceAccount": False,
+                "podDisruptionBudget": {"enabled": False},
+            }
+        )
     )
-    assert set(rendered) == EXPECTED_FILES - {"service-ingress.yaml", "monitoring.yaml"}
+    assert set(rendered) == EXPECTED_FILES - {
+        "service-ingress.yaml",
+        "monitoring.yaml",
+        "networkpolicy.yaml",
+        "serviceaccount.yaml",
+        "poddisruptionbudget.yaml",
+    }
 
 
 def test_serve_config_for_local_has_the_same_applications(default_render):

@@ -378,9 +378,16 @@ def test_cli_validate_bad_directory_is_one_line(tmp_path, make):
         ),
         (
             "migration-job.yaml",
-            "name: ai-agents-secrets",
-            "name: ai-agent-secrets",
-            "Secret 'ai-agent-secrets' is not among these manifests",
+            "key: AI_AGENTS_MIGRATION_DATABASE_URL",
+            "key: AI_AGENTS_MIGRATION_DATABASE_URLS",
+            "Secret 'ai-agents-secrets' has no key 'AI_AGENTS_MIGRATION_DATABASE_URLS'",
+        ),
+        (
+            "rayservice.yaml",
+            "secretName: ai-agents-ray-token",
+            "secretName: ai-agents-ray-tokens",
+            "spec.rayClusterConfig.authOptions.secretName: Secret 'ai-agents-ray-tokens' is "
+            "not among these manifests",
         ),
         (
             "monitoring.yaml",

@@ -60,6 +60,16 @@ def test_final_stage_installs_the_wheel_with_the_lock_as_non_root() -> None:
     } <= labels
 
 
+def test_the_wheels_are_bind_mounted_never_copied_into_a_layer() -> None:
+    """A COPY of the wheels followed by `rm` would still ship them in the COPY's layer."""
+    final = DOCKERFILE.split("\nFROM ${RAY_IMAGE}\n", 1)[1]
+    assert DOCKERFILE.startswith("# syntax=docker/dockerfile:1")  # RUN --mount needs BuildKit
+    assert not re.findall(r"^COPY\b", final, re.MULTILINE), "the final stage copies nothing"
+    assert "--mount=type=bind,from=builder,source=/home/ray/wheels,target=/tmp/wheels" in final
+    assert "--mount=type=bind,source=constraints.txt,target=/tmp/constraints.txt" in final
+    assert "[local]" not in final and "[dev]" not in final  # the service's dependencies only
+
+
 def test_every_packaged_directory_reaches_the_build_context() -> None:
     """A package pyproject.toml ships must be both COPY'd and let through .dockerignore."""
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][

@@ -14,12 +14,30 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
 def _declared() -> list[Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     specs = list(project["dependencies"])
     for extra in project.get("optional-dependencies", {}).values():
         specs.extend(extra)
-    return [Requirement(spec) for spec in specs]
+    # `dev` pulls in the `local` extra by naming the project itself
+    return [r for r in map(Requirement, specs) if canonicalize_name(r.name) != "ai-agents"]
+
+
+def test_the_image_leaves_out_what_only_a_local_run_needs() -> None:
+    """The service image installs `dependencies` only; the embedded PostgreSQL and the
+    Kubernetes schemas are the `local` extra, which `.[dev]` (the README's install) includes."""
+    project = _project()
+    runtime = {canonicalize_name(Requirement(s).name) for s in project["dependencies"]}
+    local = {
+        canonicalize_name(Requirement(s).name) for s in project["optional-dependencies"]["local"]
+    }
+    assert local == {"pgserver", "kubernetes-validate"}
+    assert not runtime & local
+    assert "ai-agents[local]" in project["optional-dependencies"]["dev"]
 
 
 def _locked() -> dict[str, str]:
