@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,19 @@ def default_render() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def production_render() -> dict[str, str]:
     return render(load_values(PRODUCTION_VALUES_FILE))
+
+
+@pytest.fixture(scope="session")
+def production_with_gcs_ft(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A values file an operator layers on the production values to turn GCS FT on."""
+    path = tmp_path_factory.mktemp("values") / "gcs-ft.yaml"
+    path.write_text("gcsFaultTolerance:\n  enabled: true\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def production_ft_render(production_with_gcs_ft: Path) -> dict[str, str]:
+    return render(load_values(PRODUCTION_VALUES_FILE, production_with_gcs_ft))
 
 
 @pytest.fixture(scope="session")

@@ -444,11 +444,11 @@ def test_rayservice_cluster_shape(default_render):
     assert spec["serveService"]["metadata"]["name"] == "ai-agents-serve-svc"
 
 
-def test_secrets_are_only_referenced_never_rendered(monkeypatch):
+def test_secrets_are_only_referenced_never_rendered(monkeypatch, production_with_gcs_ft):
     sentinels = {key: f"sk-or-v1-SENTINEL-{key}" for key in ALL_SECRET_KEYS}
     for key, value in sentinels.items():
         monkeypatch.setenv(key, value)
-    rendered = render(load_values(PRODUCTION_VALUES_FILE))
+    rendered = render(load_values(PRODUCTION_VALUES_FILE, production_with_gcs_ft))
     blob = "\n".join(rendered.values())
     assert "SENTINEL" not in blob
     secret, token, *_ = docs(rendered, "secret-template.yaml")

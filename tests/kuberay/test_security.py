@@ -92,7 +92,12 @@ def test_worker_groups_get_a_disruption_budget(production_render):
     }
 
 
-def test_gcs_fault_tolerance_takes_the_password_from_a_secret(production_render):
+def test_gcs_fault_tolerance_takes_the_password_from_a_secret(
+    production_render, production_ft_render
+):
+    (off,) = docs(production_render, "rayservice.yaml")
+    assert "gcsFaultToleranceOptions" not in cluster(off)  # off until a restarted head holds
+    production_render = production_ft_render
     (service,) = docs(production_render, "rayservice.yaml")
     assert cluster(service)["gcsFaultToleranceOptions"] == {
         "redisAddress": "redis-master.redis.svc:6379",
