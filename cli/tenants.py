@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cli.support import (
     DataDirOption,
@@ -21,6 +21,7 @@ from cli.support import (
 )
 from core.settings import Settings
 from core.tenant_types import Edition, WebhookAuthMode
+from pipeline.retention.purge import RetentionPolicy
 from pipeline.tenancy.admin import (
     SdpUrlRefused,
     TenantAdmin,
@@ -47,6 +48,7 @@ async def _with_admin(data_dir: str | None, action: Callable[[TenantAdmin], Awai
             CredentialCipher.from_csv(runtime.encryption_keys),
             secret_grace=timedelta(hours=settings.secret_grace_hours),
             url_policy=settings.sdp_url_policy,
+            retention=RetentionPolicy.from_settings(settings),
         )
         try:
             return await action(admin)
@@ -103,14 +105,31 @@ def create(
 @tenant_app.command("list")
 @one_line_errors
 def list_(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> None:
-    """List tenants (no secrets). Example: ai-agents tenant list --json"""
+    """List tenants (no secrets) and the days their data is kept.
+
+    The last column: days finished jobs, feedback and audit rows are kept (the tenant's
+    retention_days_* or the service's AI_AGENTS_RETENTION_DAYS_*).
+
+    Example: ai-agents tenant list --json
+    """
     tenants = run_async(_with_admin(data_dir, lambda a: a.list()))
     if as_json:
         emit_json([t.model_dump(mode="json") for t in tenants])
         return
-    table = Table("id", "name", "status", "edition", "webhook auth", "SDP URL")
+    table = Table(
+        "id",
+        "name",
+        "status",
+        "edition",
+        "webhook auth",
+        "SDP URL",
+        Column("days kept:\njobs/feedback/\naudit", no_wrap=True, min_width=14),
+    )
     for t in tenants:
-        table.add_row(t.id, t.name, t.status, t.sdp_edition, t.webhook_auth_mode, t.sdp_base_url)
+        kept = "/".join(f"{t.retention[k]:g}" for k in ("jobs", "feedback", "audit"))
+        table.add_row(
+            t.id, t.name, t.status, t.sdp_edition, t.webhook_auth_mode, t.sdp_base_url, kept
+        )
     Console().print(table)
 
 

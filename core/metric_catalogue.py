@@ -35,9 +35,9 @@ class MetricSpec:
     @property
     def exported(self) -> str:
         """The base name Prometheus stores (histograms add _bucket/_sum/_count)."""
-        if self.target == "ingress":
-            return self.name
         suffix = "_total" if self.kind == "counter" else ""
+        if self.target == "ingress":
+            return f"{self.name}{suffix}"
         return f"ray_{self.name}{suffix}"
 
 
@@ -194,6 +194,20 @@ SUGGESTION_HIT_RATIO = _db(
     "last 30 days (tenants with at least 5)",
 )
 DATABASE_UP = _db("ai_agents_database_up", (), "1 when the ingress reached PostgreSQL at scrape")
+# Retention, read from PostgreSQL at scrape: the purge runs in the Dispatcher and counts what it
+# deletes in the database, so the counter survives restarts and is the same on every ingress.
+RETENTION_PURGED = MetricSpec(
+    "ai_agents_retention_purged",
+    "counter",
+    "ingress",
+    ("table",),
+    "Rows deleted by retention (enhancements, enhancement_feedback, audit_log)",
+)
+OLDEST_ROW_AGE = _db(
+    "ai_agents_oldest_row_age_seconds",
+    ("table",),
+    "Age of the oldest row retention judges, per table (jobs by when they finished)",
+)
 
 ALL_METRICS: tuple[MetricSpec, ...] = tuple(
     v for v in globals().values() if isinstance(v, MetricSpec)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.tenant_types import Edition
+from core.tenant_types import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, Edition
 
 # Cloud SDP throttles at roughly 20 requests/minute per account; on-prem is the operator's call.
 DEFAULT_SDP_RATE = {"cloud": 20, "onprem": 120}
@@ -44,6 +44,25 @@ class TenantSettings(BaseModel):
     note_max_words: int = Field(500, ge=50, le=5000)
     min_ticket_chars: int = Field(
         15, ge=0, le=100_000, description="Thinner tickets get a short note"
+    )
+    retention_days_jobs: float | None = Field(
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days finished jobs and their enhancement records are kept; "
+        "None: AI_AGENTS_RETENTION_DAYS_JOBS",
+    )
+    retention_days_feedback: float | None = Field(
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days feedback is kept; None: AI_AGENTS_RETENTION_DAYS_FEEDBACK",
+    )
+    retention_days_audit: float | None = Field(
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days audit rows are kept; None: AI_AGENTS_RETENTION_DAYS_AUDIT",
     )
 
     def sdp_rate(self, edition: Edition) -> int:
