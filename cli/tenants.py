@@ -23,6 +23,8 @@ from core.settings import Settings
 from core.tenant_types import Edition, WebhookAuthMode
 from pipeline.retention.purge import RetentionPolicy
 from pipeline.tenancy.admin import (
+    ErasureReport,
+    ErasureRequest,
     SdpUrlRefused,
     TenantAdmin,
     TenantCreate,
@@ -170,3 +172,42 @@ def disable(
         emit_json(info)
     else:
         typer.echo(f"tenant {info.id} is {info.status}")
+
+
+@tenant_app.command("erase-requester")
+@one_line_errors
+def erase_requester(
+    email: str = typer.Argument(..., help="The requester's e-mail, as SDP sends it"),
+    tenant_id: str = typer.Option(..., "--tenant", help="The tenant the requester belongs to"),
+    names: list[str] = typer.Option(
+        [],
+        "--name",
+        help="Another name to erase besides those the requester's webhooks carried "
+        "(e.g. a first name alone); repeatable",
+    ),
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Erase everything this service stored about one requester (data-protection request).
+
+    Their resolved tickets (with embeddings and search terms) are deleted; their jobs lose
+    their texts, proposals and explain records; feedback comments on their tickets go; every
+    other mention of their e-mail or names becomes [erased]. The audit log records counts only.
+
+    Example: ai-agents tenant erase-requester --tenant acme dana@client.example --name Dana
+    """
+    request = ErasureRequest(email=email, names=names)
+    report: ErasureReport = run_async(
+        _with_admin(data_dir, lambda a: a.erase_requester(tenant_id, request, actor=ACTOR))
+    )
+    if as_json:
+        emit_json(report)
+        return
+    typer.echo(f"erasure {report.erasure_id} in tenant {report.tenant_id}")
+    typer.echo(f"tickets: {', '.join(report.tickets) or 'none found by e-mail'}")
+    for kind, n in report.counts.items():
+        typer.echo(f"  {kind}: {n}")
+    if report.counts.get("embeddings_deleted") or report.counts.get("kb_chunks_deleted"):
+        typer.echo(
+            "Run `ai-agents reindex` to re-embed the rewritten tickets and articles.", err=True
+        )

@@ -20,12 +20,15 @@ from core.tenant_types import Edition, WebhookAuthMode
 from db.repositories import tenants as repo
 from db.repositories.audit import write_audit
 from db.repositories.tenants import TenantExists, UnknownTenant
+from pipeline.retention.erasure import ErasureReport, ErasureRequest, erase_requester
 from pipeline.retention.purge import RetentionPolicy
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token, new_secret
 from pipeline.text.storable import CleanText
 
 __all__ = [
+    "ErasureReport",
+    "ErasureRequest",
     "TenantAdmin",
     "TenantCreate",
     "TenantUpdate",
@@ -240,6 +243,19 @@ class TenantAdmin:
     async def disable(self, tenant_id: str, *, actor: str) -> TenantInfo:
         row = await self._update(tenant_id, {"status": "disabled"}, actor, "tenant.disable")
         return _info(row, self._retention)
+
+    async def erase_requester(
+        self, tenant_id: str, request: ErasureRequest, *, actor: str
+    ) -> ErasureReport:
+        """Everything stored about one requester, removed or anonymised
+        (``pipeline.retention.erasure``); an unknown tenant is audited as denied."""
+        try:
+            return await erase_requester(self._pool, tenant_id, request, actor=actor)
+        except UnknownTenant:
+            await self._audit(
+                tenant_id, actor, "requester.erase", "denied", {"reason": "unknown tenant"}
+            )
+            raise
 
     async def rotate_secret(self, tenant_id: str, *, actor: str) -> TenantCredentials:
         current = await repo.fetch_tenant(self._pool, tenant_id)

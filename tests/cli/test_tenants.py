@@ -85,6 +85,7 @@ def test_every_command_has_help_with_example(cli_env) -> None:
         ["tenant", "rotate-secret"],
         ["tenant", "rotate-token"],
         ["tenant", "disable"],
+        ["tenant", "erase-requester"],
         ["migrate"],
     ):
         result = run(cli_env, *args, "--help")
@@ -103,3 +104,61 @@ def test_serve_refuses_a_superuser_role(database, cli_env) -> None:
     )
     result = run(env, "serve", "--port", "1")
     assert_one_line_error(result, "superuser")
+
+
+def test_erase_requester_answers_what_it_erased_and_refuses_bad_input(database, cli_env) -> None:
+    created = run(
+        cli_env,
+        "tenant",
+        "create",
+        "cli-erase",
+        "--sdp-url",
+        "http://127.0.0.1:9",
+        "--sdp-key",
+        "k",
+    )
+    assert created.returncode == 0, created.stderr
+    erased = run(
+        cli_env,
+        "tenant",
+        "erase-requester",
+        "--tenant",
+        "cli-erase",
+        "dana@client.example",
+        "--name",
+        "Dana Finance",
+        "--json",
+    )
+    assert erased.returncode == 0, erased.stderr
+    report = json.loads(erased.stdout)
+    assert report["tenant_id"] == "cli-erase" and report["tickets"] == []
+    assert report["names_searched"] == 1 and set(report["counts"]) >= {
+        "tickets",
+        "history_deleted",
+        "jobs_erased",
+        "feedback_scrubbed",
+        "audit_scrubbed",
+    }
+    plain = run(cli_env, "tenant", "erase-requester", "--tenant", "cli-erase", "x@client.example")
+    assert plain.returncode == 0 and "erasure " in plain.stdout and "x@client" not in plain.stdout
+    assert_one_line_error(
+        run(cli_env, "tenant", "erase-requester", "--tenant", "no-such-tenant", "a@b.example"),
+        "unknown tenant 'no-such-tenant'",
+    )
+    assert_one_line_error(
+        run(cli_env, "tenant", "erase-requester", "--tenant", "cli-erase", "not-an-email"),
+        "invalid email",
+    )
+    assert_one_line_error(
+        run(
+            cli_env,
+            "tenant",
+            "erase-requester",
+            "--tenant",
+            "cli-erase",
+            "a@b.example",
+            "--name",
+            "Al",
+        ),
+        "invalid names",
+    )
