@@ -87,13 +87,11 @@ class Soak:
         self.events: list[dict[str, Any]] = []
         self.start = 0.0
         self.pgdata = rig.db.data_dir / "postgres"
-        self._log_paths: list[Path] = [self.pgdata / "log"]
+        self._ray_logs: Path | None = None
 
     async def run(self) -> None:
         self.start = time.time()
-        logs = ray_logs_dir()
-        if logs is not None:
-            self._log_paths.append(logs)
+        self._ray_logs = ray_logs_dir()
         sampling = asyncio.create_task(self._sample_forever())
         faults = asyncio.create_task(self._inject_faults())
         try:
@@ -138,7 +136,10 @@ class Soak:
                 "t": round(t, 1),
                 "processes": processes,
                 "database": database,
-                "log_bytes": log_bytes(self._log_paths),
+                "log_bytes": {
+                    "ray": log_bytes(self._ray_logs),
+                    "postgres": log_bytes(self.pgdata / "log"),
+                },
                 "outstanding": len(self.load.outstanding),
             }
         )
@@ -204,7 +205,8 @@ class Soak:
             for w in self.load.webhooks
         ]
         finished = {k: asdict(v) for k, v in self.load.finished.items()}
-        jobs = analysis.job_latencies(list(finished.values()), self.faults, start)
+        margin = analysis.fault_margin_s(args.duration)
+        jobs = analysis.job_latencies(list(finished.values()), self.faults, start, margin)
         notes = self._notes_per_enhancement()
         within = [s for s in self.samples if s["t"] <= args.duration + args.sample_every / 2]
         retention_from = max(args.warmup, args.retention_minutes * 60 + 2 * args.retention_every)
@@ -219,10 +221,14 @@ class Soak:
             "faults": [f.to_dict() | {"label": f.label()} for f in self.faults],
             "events": self.events,
             "samples": self.samples,
-            "log_mb_h": analysis.per_hour(
-                [s["t"] for s in within if s["t"] >= args.warmup],
-                [s["log_bytes"] / 1e6 for s in within if s["t"] >= args.warmup],
-            ),
+            "fault_margin_s": margin,
+            "log_mb_h": {
+                source: analysis.per_hour(
+                    [s["t"] for s in within if s["t"] >= args.warmup],
+                    [s["log_bytes"][source] / 1e6 for s in within if s["t"] >= args.warmup],
+                )
+                for source in ("ray", "postgres")
+            },
         }
 
     def _notes_per_enhancement(self) -> dict[str, int]:

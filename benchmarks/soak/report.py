@@ -19,8 +19,12 @@ def _minutes(seconds: float) -> str:
 
 def verdicts(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     """(goal, what was measured, passed) for each goal of the soak."""
-    kinds = data["kinds"]
-    worst = max(kinds, key=lambda name: kinds[name]["rss_mb"]["growth_h"] or 0.0, default=None)
+    kinds = {name: k for name, k in data["kinds"].items() if k["judged_on"]}
+    worst = max(
+        kinds,
+        key=lambda name: kinds[name][kinds[name]["judged_on"]]["growth_h"] or 0.0,
+        default=None,
+    )
     rss_ok = all(k["rss_ok"] is not False for k in kinds.values()) if kinds else None
     not_flat = sorted(
         f"{name} ({'fds' if not k['fds_ok'] else 'threads'})"
@@ -32,8 +36,9 @@ def verdicts(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     d = data["deliveries"]
     return [
         (
-            f"RSS growth <= {RSS_GOAL_MB_H:g} MB/h per process kind, after the warm-up",
-            f"largest: {worst} {fmt(kinds[worst]['rss_mb']['growth_h'])} MB/h"
+            f"memory growth <= {RSS_GOAL_MB_H:g} MB/h per process kind after the warm-up "
+            "(RSS; PostgreSQL PSS)",
+            f"largest: {worst} {fmt(kinds[worst][kinds[worst]['judged_on']]['growth_h'])} MB/h"
             if worst
             else "no samples",
             rss_ok,
@@ -57,6 +62,54 @@ def verdicts(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         ),
         ("0 duplicate notes", f"{d['duplicate_notes']}", d["duplicate_notes"] == 0),
     ]
+
+
+def _by_memory(item: tuple[str, dict[str, Any]]) -> float:
+    return -float(item[1]["rss_mb"]["last"])
+
+
+def _kind_row(name: str, k: dict[str, Any]) -> list[str]:
+    memory = k["judged_on"] or "rss_mb"
+    n = fmt(k["n"], 0) if k["n_range"][0] == k["n_range"][1] else "{}-{}".format(*k["n_range"])
+    longest = k["longest"]
+    return [
+        name if k["judged_on"] else f"{name} (not the service)",
+        n,
+        fmt(k[memory]["first"], 0),
+        fmt(k[memory]["last"], 0),
+        fmt(k[memory]["growth_h"], 1),
+        fmt(k["rss_mb"]["growth_h"], 1),
+        fmt(k["pss_mb"]["growth_h"], 1),
+        fmt(longest["growth_h"], 1) if longest else "–",
+        fmt(k["fds"]["median"], 0),
+        fmt(k["fds"]["growth_h"], 1),
+        fmt(k["threads"]["median"], 0),
+        fmt(k["threads"]["growth_h"], 1),
+        _mark(k["rss_ok"]),
+        _mark(k["fds_ok"]),
+        _mark(k["threads_ok"]),
+    ]
+
+
+def retention_rows(data: dict[str, Any]) -> list[list[str]]:
+    """Per retained table at the end: rows, bytes, rows purged and the oldest row's age."""
+    last = next((s["database"] for s in reversed(data["samples"]) if s.get("database")), None)
+    if not last:
+        return []
+    rows = []
+    for table, figures in sorted((last.get("retention") or {}).items()):
+        size = last["tables"].get(table, {})
+        oldest = figures["oldest_s"]
+        rows.append(
+            [
+                table,
+                size.get("rows", "–"),
+                fmt(size.get("heap_mb", 0) + size.get("index_mb", 0), 2),
+                figures["purged"],
+                "–" if oldest is None else _minutes(oldest),
+            ]
+        )
+    return rows
 
 
 def report(data: dict[str, Any]) -> str:
@@ -97,7 +150,9 @@ def report(data: dict[str, Any]) -> str:
         s = samples.get(w["t"], {})
         db = s.get("database") or {}
         jobs = (db.get("tables") or {}).get("enhancements") or {}
+        purged = (db.get("retention") or {}).get("enhancements", {}).get("purged", "–")
         processes = s.get("processes") or {}
+        logs = s.get("log_bytes") or {}
         rows.append(
             [
                 _minutes(w["t"]),
@@ -112,8 +167,9 @@ def report(data: dict[str, Any]) -> str:
                 sum(k["fds"] for k in processes.values()),
                 db.get("connections", "–"),
                 jobs.get("rows", "–"),
+                purged,
                 fmt(db.get("database_mb"), 1),
-                fmt(s.get("log_bytes", 0) / 1e6, 1),
+                fmt(sum(logs.values()) / 1e6, 1),
                 ", ".join(sorted(set(w["faults"]))),
             ]
         )
@@ -132,6 +188,7 @@ def report(data: dict[str, Any]) -> str:
             "fds",
             "DB conns",
             "job rows",
+            "jobs purged",
             "DB MB",
             "logs MB",
             "faults",
@@ -139,44 +196,32 @@ def report(data: dict[str, Any]) -> str:
         rows,
     )
     text += print_table(
-        f"Growth per hour after the {_minutes(args['warmup'])}-minute warm-up, per process kind "
-        f"(flat: |growth| <= max({FLAT_COUNT_H:g}, {FLAT_SHARE_H:.0%} of the median) per hour)",
+        f"Growth per hour after the {_minutes(args['warmup'])}-minute warm-up, per process kind: "
+        "memory summed over the kind's processes (PostgreSQL's judged on PSS, the others on "
+        f"RSS); fds and threads per process, flat when |growth| <= max({FLAT_COUNT_H:g}, "
+        f"{FLAT_SHARE_H:.0%} of the median) per hour",
         [
             "process kind",
             "n",
-            "RSS MB first",
-            "RSS MB last",
+            "MB first",
+            "MB last",
+            "MB/h",
             "RSS MB/h",
             "PSS MB/h",
+            "longest-lived process MB/h",
             "fds",
             "fds/h",
             "threads",
             "threads/h",
-            "RSS",
+            "memory",
             "fds",
             "threads",
         ],
-        [
-            [
-                name,
-                fmt(k["n"], 0),
-                fmt(k["rss_mb"]["first"], 0),
-                fmt(k["rss_mb"]["last"], 0),
-                fmt(k["rss_mb"]["growth_h"], 1),
-                fmt(k["pss_mb"]["growth_h"], 1),
-                fmt(k["fds"]["median"], 0),
-                fmt(k["fds"]["growth_h"], 1),
-                fmt(k["threads"]["median"], 0),
-                fmt(k["threads"]["growth_h"], 1),
-                _mark(k["rss_ok"]),
-                _mark(k["fds_ok"]),
-                _mark(k["threads_ok"]),
-            ]
-            for name, k in sorted(data["kinds"].items(), key=lambda kv: -kv[1]["rss_mb"]["last"])
-        ],
+        [_kind_row(name, k) for name, k in sorted(data["kinds"].items(), key=_by_memory)],
     )
     text += print_table(
-        "End-to-end latency per quarter of the run, jobs no fault touched (by receipt)",
+        "End-to-end latency per quarter of the run, jobs no fault touched (received neither "
+        f"during a fault nor within {data['fault_margin_s']:.0f} s after it)",
         ["quarter", "jobs", "p50 s", "p95 s", "p95 vs first quarter", "within +-10 %"],
         [
             [
@@ -190,9 +235,11 @@ def report(data: dict[str, Any]) -> str:
             for q in data["quarters"]
         ],
     )
+    logs = data["log_mb_h"]
     text += print_table(
         f"Retained tables from {_minutes(data['tables_from_s'])} min (once retention applies); "
-        f"logs grew {fmt(data['log_mb_h'])} MB/h",
+        f"logs grew {fmt(logs['ray'])} MB/h (Ray) and {fmt(logs['postgres'], 2)} MB/h "
+        "(PostgreSQL)",
         ["table", "rows first", "rows last", "rows/h", "MB first", "MB last", "MB/h"],
         [
             [
@@ -206,6 +253,11 @@ def report(data: dict[str, Any]) -> str:
             ]
             for name, t in data["tables"].items()
         ],
+    )
+    text += print_table(
+        "Retention at the end of the run",
+        ["table", "rows", "MB", "rows purged", "oldest row, minutes"],
+        retention_rows(data),
     )
     text += print_table(
         "Faults",

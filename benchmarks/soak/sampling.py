@@ -3,7 +3,8 @@
 Per kind of process (the rig's ``classify``, with Ray's core split into raylet, GCS, the
 dashboard and its agents): how many, their resident and proportional memory, open file
 descriptors and threads. Per database: connections by state, and every table's rows, heap and
-index bytes. The logs: bytes in Ray's session log directory and PostgreSQL's log file.
+index bytes, and what retention purged and how old each retained table's oldest row is. The
+logs: bytes in Ray's session log directory and in PostgreSQL's log file.
 """
 
 from __future__ import annotations
@@ -46,12 +47,7 @@ def kind_of(proc: psutil.Process) -> str:
     if head.startswith("ray::HAProxyManager"):
         return "haproxy manager"
     kind = classify(proc)
-    if kind.startswith("replica:"):
-        return kind.split(":", 1)[1]
-    if kind == "postgres":
-        with contextlib.suppress(psutil.Error):
-            return "postgres backends" if "[local]" in joined else "postgres server"
-    return kind
+    return kind.split(":", 1)[1] if kind.startswith("replica:") else kind
 
 
 def process_sample(sampler: ProcessSampler) -> dict[str, dict[str, Any]]:
@@ -100,6 +96,10 @@ async def database_sample(owner_url: str) -> dict[str, Any]:
                ORDER BY c.relname"""
         )
         database_bytes = await conn.fetchval("SELECT pg_database_size(current_database())")
+        retention = await conn.fetch(
+            """SELECT table_name, purged, extract(epoch FROM now() - oldest_at) AS oldest_s
+               FROM app_retention_stats()"""
+        )
     finally:
         await conn.close()
     return {
@@ -116,18 +116,26 @@ async def database_sample(owner_url: str) -> dict[str, Any]:
             for r in tables
         },
         "database_mb": round(database_bytes / MB, 2),
+        "retention": {
+            r["table_name"]: {
+                "purged": int(r["purged"]),
+                "oldest_s": float(r["oldest_s"]) if r["oldest_s"] is not None else None,
+            }
+            for r in retention
+        },
     }
 
 
-def log_bytes(paths: list[Path]) -> int:
-    """Bytes in the log files under ``paths`` (files or directories), rotated ones included."""
+def log_bytes(path: Path | None) -> int:
+    """Bytes in the log file ``path`` or the files under it, rotated ones included."""
+    if path is None:
+        return 0
     total = 0
-    for path in paths:
-        files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
-        for file in files:
-            with contextlib.suppress(OSError):
-                if file.is_file():
-                    total += file.stat().st_size
+    files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+    for file in files:
+        with contextlib.suppress(OSError):
+            if file.is_file():
+                total += file.stat().st_size
     return total
 
 
