@@ -4,6 +4,10 @@ Every replica of every pool reaches the same buckets (``get_if_exists``), so a t
 SDP budgets are global, not per replica. The actor only books reservations; callers sleep in
 their own coroutine, so a throttled tenant never blocks another. A restarted actor starts with
 full buckets (a brief burst at most), which is acceptable for these limits.
+
+Task events are off for ``reserve`` (``enable_task_events=False``), as Serve turns them off for
+its own actors: every LLM and SDP call books here, and Ray's GCS keeps the events of the last
+100,000 task attempts (a few KB each) in memory, which a busy service reaches within hours.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class RateLimiterActor:
         prepare_process(get_settings())  # a pipeline-only process: lower priority too
         self._buckets = RateLimiter()
 
+    @ray.method(enable_task_events=False)
     def reserve(
         self, tenant_id: str, bucket: str, per_minute: int, carrier: dict[str, str] | None = None
     ) -> float:
