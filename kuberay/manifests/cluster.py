@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.ingress_mode import HAPROXY_FLAGS
+from core.ingress_mode import HAPROXY_FLAGS, LOG_ROTATION
 from kuberay.manifests.serve_config import SERVE_PORT, longest_graceful_shutdown_s
 from kuberay.values import (
     ALL_SECRET_KEYS,
@@ -85,8 +85,9 @@ def _secret_env(values: Values, keys: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 def container_env(values: Values, secret_keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Non-secret env from values, secrets by reference only; sorted by name."""
-    plain = HAPROXY_FLAGS if values.serve.ingress_mode == "haproxy" else {}
+    """Non-secret env (Ray's log rotation, the ingress mode's flags, then values.env, which
+    wins), secrets by reference only; sorted by name."""
+    plain = {**LOG_ROTATION, **(HAPROXY_FLAGS if values.serve.ingress_mode == "haproxy" else {})}
     env = [{"name": k, "value": v} for k, v in {**plain, **values.env}.items()]
     env += _secret_env(values, secret_keys)
     return sorted(env, key=lambda e: e["name"])
