@@ -73,7 +73,7 @@ class Soak:
     def __init__(self, args: argparse.Namespace, rig: Rig) -> None:
         self.args = args
         self.rig = rig
-        self.faults = fault_schedule(args.duration, burst=args.burst)
+        self.faults = fault_schedule(args.duration, burst=args.burst) if args.faults else []
         self.load = SoakLoad(
             rig.ray_serve.url,
             rig.sims,
@@ -267,6 +267,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retry-for", type=float, default=120.0, help="re-deliver this long")
     parser.add_argument("--feedback-every", type=int, default=10, help="0: no feedback")
     parser.add_argument("--burst", type=int, default=30, help="429 answers per LLM burst")
+    parser.add_argument(
+        "--faults",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-faults: the steady load alone (to tell growth from recovery)",
+    )
     parser.add_argument(
         "--retention-minutes", type=float, default=10.0, help="jobs, feedback, audit; 0: default"
     )
