@@ -270,3 +270,46 @@ async def test_a_failing_run_is_counted_and_the_task_keeps_going(database) -> No
     finally:
         await task.stop()
     assert not task.running
+
+
+async def test_webhook_intake_goes_on_while_a_large_purge_runs(
+    pool, owner_conn, make_tenant, tenant_admin
+) -> None:
+    tenant = await _tenant(make_tenant, tenant_admin, retention_days_jobs=1)
+    await owner_conn.execute(
+        """INSERT INTO enhancements (tenant_id, ticket_id, dedupe_key, status, payload,
+               received_at, finished_at)
+           SELECT $1, 'old-' || n, md5(random()::text || n), 'completed', '{}'::jsonb,
+                  now() - interval '3 days', now() - interval '2 days'
+           FROM generate_series(1, 3000) n""",
+        tenant,
+    )
+    task = RetentionTask(pool, CEILING, RetentionConfig(batch=200, max_batches=100, pause_s=0))
+    latencies: list[float] = []
+
+    async def intake() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(40):
+            started = loop.time()
+            async with pool.acquire() as conn:  # as the webhook route does: one statement
+                await enqueue(
+                    conn,
+                    tenant_id=tenant,
+                    ticket_id=uuid.uuid4().hex[:10],
+                    event="created",
+                    dedupe_key=uuid.uuid4().hex,
+                    payload={"ticket": {"ticket_id": "1"}},
+                    trace_context=None,
+                    trace_id=None,
+                    notify=False,
+                )
+            latencies.append(loop.time() - started)
+
+    run, _ = await asyncio.gather(task.run_once(), intake())
+
+    assert run.purged["enhancements"] >= 3000
+    assert len(latencies) == 40 and max(latencies) < 2.0, max(latencies)
+    left = await owner_conn.fetchval(
+        "SELECT count(*) FROM enhancements WHERE tenant_id = $1 AND status = 'queued'", tenant
+    )
+    assert left == 40  # every new job is there, none was taken for an expired one
