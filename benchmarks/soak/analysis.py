@@ -112,10 +112,12 @@ def _at_most(growth: float | None, limit: float) -> bool | None:
 
 
 def _flat(series: dict[str, Any]) -> bool | None:
+    """Not growing: a count that falls (a pool closing idle connections, a process letting
+    go of files) releases what it held and is no leak."""
     growth = series["growth_h"]
     if growth is None:
         return None
-    return abs(growth) <= max(FLAT_COUNT_H, FLAT_SHARE_H * series["median"])
+    return growth <= max(FLAT_COUNT_H, FLAT_SHARE_H * series["median"])
 
 
 def fault_margin_s(duration_s: float) -> float:
@@ -151,12 +153,16 @@ def job_latencies(
     return out
 
 
-def quarters(jobs: list[dict[str, Any]], duration_s: float) -> list[dict[str, Any]]:
-    """p50/p95 end-to-end per quarter of the run, over the jobs no fault touched (by receipt),
-    each compared with the first quarter."""
+def quarters(
+    jobs: list[dict[str, Any]], duration_s: float, warmup_s: float = 0.0
+) -> list[dict[str, Any]]:
+    """p50/p95 end-to-end per quarter of the run after the warm-up, over the jobs no fault
+    touched (by receipt), each compared with the first quarter. The warm-up is left out as it
+    is for growth: a cold start's first slow jobs would set the baseline the rest is judged by."""
     out = []
+    span = (duration_s - warmup_s) / 4
     for q in range(4):
-        lo, hi = q * duration_s / 4, (q + 1) * duration_s / 4
+        lo, hi = warmup_s + q * span, warmup_s + (q + 1) * span
         values = [j["e2e"] for j in jobs if lo <= j["received"] < hi and not j["touched"]]
         out.append(
             {

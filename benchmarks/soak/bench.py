@@ -213,7 +213,7 @@ class Soak:
         return {
             "windows": analysis.windows(within, webhooks, jobs, self.faults),
             "kinds": analysis.kind_growth(within, args.warmup),
-            "quarters": analysis.quarters(jobs, args.duration),
+            "quarters": analysis.quarters(jobs, args.duration, args.warmup),
             "tables": analysis.table_growth(within, retention_from, RETAINED),
             "tables_from_s": retention_from,
             "deliveries": analysis.deliveries(webhooks, finished, notes),

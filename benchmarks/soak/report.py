@@ -198,7 +198,7 @@ def report(data: dict[str, Any]) -> str:
     text += print_table(
         f"Growth per hour after the {_minutes(args['warmup'])}-minute warm-up, per process kind: "
         "memory summed over the kind's processes (PostgreSQL's judged on PSS, the others on "
-        f"RSS); fds and threads per process, flat when |growth| <= max({FLAT_COUNT_H:g}, "
+        f"RSS); fds and threads per process, flat when growth <= max({FLAT_COUNT_H:g}, "
         f"{FLAT_SHARE_H:.0%} of the median) per hour",
         [
             "process kind",
@@ -220,7 +220,8 @@ def report(data: dict[str, Any]) -> str:
         [_kind_row(name, k) for name, k in sorted(data["kinds"].items(), key=_by_memory)],
     )
     text += print_table(
-        "End-to-end latency per quarter of the run, jobs no fault touched (received neither "
+        f"End-to-end latency per quarter of the run after the {_minutes(args['warmup'])}-minute "
+        "warm-up, jobs no fault touched (received neither "
         f"during a fault nor within {data['fault_margin_s']:.0f} s after it)",
         ["quarter", "jobs", "p50 s", "p95 s", "p95 vs first quarter", "within +-10 %"],
         [

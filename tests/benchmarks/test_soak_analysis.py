@@ -70,6 +70,7 @@ def test_each_kind_is_judged_on_its_own_figure() -> None:
             Ingress=_kind(180 + minutes * 0.1),  # 6 MB/h: within the goal
             postgres=_kind(300 + minutes * 5, n=20, pss=80),  # RSS of shared buffers; PSS flat
             Synthesizer=_kind(200, fds=50 + minutes),  # one fd a minute
+            Dispatcher=_kind(180, fds=80 - minutes // 5),  # a pool closing idle connections
             **{"driver+simulators": _kind(200 + minutes * 5)},
         )
         for minutes in range(0, 61, 5)
@@ -80,6 +81,7 @@ def test_each_kind_is_judged_on_its_own_figure() -> None:
     assert kinds["Ingress"]["rss_ok"] is True
     assert kinds["postgres"]["judged_on"] == "pss_mb" and kinds["postgres"]["rss_ok"] is True
     assert kinds["Synthesizer"]["fds_ok"] is False and kinds["Synthesizer"]["threads_ok"] is True
+    assert kinds["Dispatcher"]["fds"]["growth_h"] < -2 and kinds["Dispatcher"]["fds_ok"] is True
     assert kinds["driver+simulators"]["judged_on"] is None  # not the service
     assert kinds["driver+simulators"]["rss_ok"] is None
     assert kinds["Enhancer"]["longest"]["growth_h"] == pytest.approx(30.0)
@@ -130,3 +132,17 @@ def test_the_verdict_fails_any_goal_that_failed() -> None:
         "deliveries": {"lost": 0, "refused": 0, "sent": 10, "duplicate_notes": 0},
     }
     assert [ok for _, _, ok in verdicts(data)] == [False, True, True, True, True]
+
+
+def test_latency_quarters_start_after_the_warm_up() -> None:
+    # a cold start: the first two minutes' jobs are slow, then steady at 1 s
+    finished = [
+        {"status": "completed", "outcome": "llm", "received": r, "finished": r + e2e}
+        for r, e2e in [(float(s), 8.0 if s < 120 else 1.0) for s in range(0, 1200, 2)]
+    ]
+    jobs = analysis.job_latencies(finished, [], start=0.0, margin_s=60.0)
+    cold = analysis.quarters(jobs, duration_s=1200)
+    assert cold[0]["p95"] == pytest.approx(8.0) and cold[1]["ok"] is False  # -87 % "degrades"
+    warm = analysis.quarters(jobs, duration_s=1200, warmup_s=200)
+    assert [q["jobs"] for q in warm] == [125, 125, 125, 125]
+    assert warm[0]["p95"] == pytest.approx(1.0) and all(q["ok"] for q in warm)
