@@ -1,10 +1,16 @@
-"""Dispatcher: the singleton that moves persisted jobs into the Enhancer pool.
+"""Dispatcher: the singleton that moves persisted jobs into the Enhancer pool, and hosts the
+retention task.
 
 Every reap tick it publishes the claimable backlog for the pools' autoscaling policy
 (``actors.backlog_policy``) and reads back how many Enhancer replicas run, which sizes its
 in-flight cap
 (``pipeline.dispatch.scaling.inflight_cap``). Both go through Ray's GCS, so a Dispatcher
 restarted on another node picks them up again; jobs it held are re-queued by lease recovery.
+
+Retention (``pipeline.retention.purge``) runs here because this deployment is the service's one
+singleton with a database pool and periodic work: one purge for the whole service, never two
+racing for the same rows, restarted with the replica. It runs as its own task in small
+batches, so it never delays a claim.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from actors.replica_setup import DatabasePool, replica_resources
 from db.pool import verify_service_role
 from pipeline.dispatch.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
 from pipeline.dispatch.scaling import BacklogReport
+from pipeline.retention.purge import RetentionConfig, RetentionPolicy, RetentionTask
 
 
 @serve.deployment(name=DISPATCHER, **pool_options(DISPATCHER))
@@ -58,6 +65,12 @@ class DispatcherDeployment:
             on_backlog=self._on_backlog,
         )
         await self._dispatcher.start()
+        self._retention = RetentionTask(
+            self._pool,
+            RetentionPolicy.from_settings(settings),
+            RetentionConfig(every_s=settings.retention_every_s, batch=settings.retention_batch),
+        )
+        self._retention.start()
 
     def _on_backlog(self, report: BacklogReport) -> None:
         """Publish the backlog for the policy; learn the Enhancer's running replicas."""
@@ -72,12 +85,16 @@ class DispatcherDeployment:
         return await self._enhancer.run.remote(job)
 
     def status(self) -> dict[str, Any]:
-        return self._dispatcher.status() | {"healthy": self._dispatcher.healthy()}
+        return self._dispatcher.status() | {
+            "healthy": self._dispatcher.healthy(),
+            "retention": self._retention.status(),
+        }
 
     def check_health(self) -> None:
         if not self._dispatcher.healthy():
             raise RuntimeError("dispatcher loop is not running")
 
     async def __del__(self) -> None:
+        await self._retention.stop()
         await self._dispatcher.stop()
         await self._pool.close()

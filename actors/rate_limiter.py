@@ -12,6 +12,11 @@
 
 A restarted actor starts with full buckets and no grants out (a brief burst at most; grants of
 the old one are simply forgotten), which is acceptable for these limits.
+
+Task events are off for ``reserve``, ``acquire`` and ``release`` (``enable_task_events=False``),
+as Serve turns them off for its own actors: every LLM and SDP call books here, and Ray's GCS
+keeps the events of the last 100,000 task attempts (a few KB each) in memory, which a busy
+service reaches within hours.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class RateLimiterActor:
         prepare_process(get_settings())  # a pipeline-only process: lower priority too
         self._buckets = RateLimiter()
 
+    @ray.method(enable_task_events=False)
     def reserve(
         self, tenant_id: str, bucket: str, per_minute: int, carrier: dict[str, str] | None = None
     ) -> float:
@@ -147,6 +153,7 @@ class ProviderBudgetActor:
                 log.exception("provider budget gauges not exported")
             await asyncio.sleep(GAUGE_REFRESH_S)
 
+    @ray.method(enable_task_events=False)
     async def acquire(
         self, tenant_id: str, tokens: int, weight: int, timeout_s: float
     ) -> dict[str, Any]:
@@ -162,6 +169,7 @@ class ProviderBudgetActor:
             return {"busy": str(exc)}
         return {"grant": grant.id, "waited_s": grant.waited_s}
 
+    @ray.method(enable_task_events=False)
     async def release(
         self,
         grant_id: int,

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cli.support import (
     CommandError,
@@ -24,7 +24,10 @@ from cli.support import (
 )
 from core.settings import Settings
 from core.tenant_types import Edition, WebhookAuthMode
+from pipeline.retention.purge import RetentionPolicy
 from pipeline.tenancy.admin import (
+    ErasureReport,
+    ErasureRequest,
     SdpUrlRefused,
     TenantAdmin,
     TenantCreate,
@@ -50,6 +53,7 @@ async def _with_admin(data_dir: str | None, action: Callable[[TenantAdmin], Awai
             CredentialCipher.from_csv(runtime.encryption_keys),
             secret_grace=timedelta(hours=settings.secret_grace_hours),
             url_policy=settings.sdp_url_policy,
+            retention=RetentionPolicy.from_settings(settings),
         )
         try:
             return await action(admin)
@@ -139,14 +143,31 @@ def create(
 @tenant_app.command("list")
 @one_line_errors
 def list_(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> None:
-    """List tenants (no secrets). Example: ai-agents tenant list --json"""
+    """List tenants (no secrets) and the days their data is kept.
+
+    The last column: days finished jobs, feedback and audit rows are kept (the tenant's
+    retention_days_* or the service's AI_AGENTS_RETENTION_DAYS_*).
+
+    Example: ai-agents tenant list --json
+    """
     tenants = run_async(_with_admin(data_dir, lambda a: a.list()))
     if as_json:
         emit_json([t.model_dump(mode="json") for t in tenants])
         return
-    table = Table("id", "name", "status", "edition", "webhook auth", "SDP URL")
+    table = Table(
+        "id",
+        "name",
+        "status",
+        "edition",
+        "webhook auth",
+        "SDP URL",
+        Column("days kept:\njobs/feedback/\naudit", no_wrap=True, min_width=14),
+    )
     for t in tenants:
-        table.add_row(t.id, t.name, t.status, t.sdp_edition, t.webhook_auth_mode, t.sdp_base_url)
+        kept = "/".join(f"{t.retention[k]:g}" for k in ("jobs", "feedback", "audit"))
+        table.add_row(
+            t.id, t.name, t.status, t.sdp_edition, t.webhook_auth_mode, t.sdp_base_url, kept
+        )
     Console().print(table)
 
 
@@ -187,3 +208,42 @@ def disable(
         emit_json(info)
     else:
         typer.echo(f"tenant {info.id} is {info.status}")
+
+
+@tenant_app.command("erase-requester")
+@one_line_errors
+def erase_requester(
+    email: str = typer.Argument(..., help="The requester's e-mail, as SDP sends it"),
+    tenant_id: str = typer.Option(..., "--tenant", help="The tenant the requester belongs to"),
+    names: list[str] = typer.Option(
+        [],
+        "--name",
+        help="Another name to erase besides those the requester's webhooks carried "
+        "(e.g. a first name alone); repeatable",
+    ),
+    data_dir: str | None = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Erase everything this service stored about one requester (data-protection request).
+
+    Their resolved tickets (with embeddings and search terms) are deleted; their jobs lose
+    their texts, proposals and explain records; feedback comments on their tickets go; every
+    other mention of their e-mail or names becomes [erased]. The audit log records counts only.
+
+    Example: ai-agents tenant erase-requester --tenant acme dana@client.example --name Dana
+    """
+    request = ErasureRequest(email=email, names=names)
+    report: ErasureReport = run_async(
+        _with_admin(data_dir, lambda a: a.erase_requester(tenant_id, request, actor=ACTOR))
+    )
+    if as_json:
+        emit_json(report)
+        return
+    typer.echo(f"erasure {report.erasure_id} in tenant {report.tenant_id}")
+    typer.echo(f"tickets: {', '.join(report.tickets) or 'none found by e-mail'}")
+    for kind, n in report.counts.items():
+        typer.echo(f"  {kind}: {n}")
+    if report.counts.get("embeddings_deleted") or report.counts.get("kb_chunks_deleted"):
+        typer.echo(
+            "Run `ai-agents reindex` to re-embed the rewritten tickets and articles.", err=True
+        )

@@ -1,4 +1,5 @@
-"""How HTTP reaches the Ingress replica, for the Ray instance this process starts itself.
+"""How HTTP reaches the Ingress replica, and how Ray's log files rotate, for the Ray instance
+this process starts itself (and, through the rendered manifests, for the KubeRay pods).
 
 ``proxy`` is Ray's default: Serve's proxy actor receives each request and forwards it to the
 replica over Ray RPC. ``haproxy`` (our default) is Ray 2.60's HAProxy front with direct ingress
@@ -38,6 +39,23 @@ HAPROXY_FLAGS = {
 }
 # Where HAProxy connects to the replicas from, locally: its X-Forwarded-For is believed.
 LOCAL_TRUSTED_PROXIES = "127.0.0.1/32,::1/128"
+
+
+# Ray rotates its own components' logs (raylet, GCS, dashboard) at 512 MiB x 5 by default, but a
+# worker's stdout/stderr (worker-*.out/.err, where a replica's JSON log lines go) only when
+# RAY_ROTATION_MAX_BYTES is set in the environment: without it those files grow for as long as
+# the replica lives. 64 MiB x 4 backups bounds each file to 320 MiB; at the soak's rate (5
+# webhooks/s, docs/operations/running-for-months.md) a replica's file fills in days, not hours.
+LOG_ROTATION = {
+    "RAY_ROTATION_MAX_BYTES": str(64 * 2**20),
+    "RAY_ROTATION_BACKUP_COUNT": "4",
+}
+
+
+def apply_log_rotation() -> None:
+    """Export the rotation variables; ones the operator already set win."""
+    for key, value in LOG_ROTATION.items():
+        os.environ.setdefault(key, value)
 
 
 def ingress_environment(mode: IngressMode, *, drain_s: float = 5.0) -> dict[str, str]:

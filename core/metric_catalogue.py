@@ -247,6 +247,20 @@ LLM_DEPLOYMENT_BUDGET_USED = _db(
     (),
     "This month's LLM spend of every tenant over AI_AGENTS_LLM_MONTHLY_BUDGET_USD",
 )
+# Retention, read from PostgreSQL at scrape: the purge runs in the Dispatcher and counts what it
+# deletes in the database, so the counter survives restarts and is the same on every ingress.
+RETENTION_PURGED = MetricSpec(
+    "ai_agents_retention_purged",
+    "counter",
+    "ingress",
+    ("table",),
+    "Rows deleted by retention (enhancements, enhancement_feedback, audit_log)",
+)
+OLDEST_ROW_AGE = _db(
+    "ai_agents_oldest_row_age_seconds",
+    ("table",),
+    "Age of the oldest row retention judges, per table (jobs by when they finished)",
+)
 
 ALL_METRICS: tuple[MetricSpec, ...] = tuple(
     v for v in globals().values() if isinstance(v, MetricSpec)

@@ -41,6 +41,7 @@ from pydantic_settings import (
 from core.ingress_mode import IngressMode
 from core.network.haproxy import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_S
 from core.sdp_url_policy import IPNetwork, SdpUrlPolicy, parse_networks
+from core.tenant_types import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN
 
 
 class Settings(BaseSettings):
@@ -337,6 +338,38 @@ class Settings(BaseSettings):
         ge=0,
         description="days each enhancement keeps its prompt and raw answer for `explain` "
         "(0: never stored)",
+    )
+    # retention: the Dispatcher purges what is older; a tenant's retention_days_* overrides
+    retention_days_jobs: float = Field(
+        90.0,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days a finished job is kept after it finished, with everything stored "
+        "with it (webhook payload, proposals, explain record), unless the tenant's "
+        "`retention_days_jobs` says otherwise",
+    )
+    retention_days_feedback: float = Field(
+        365.0,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days technicians' feedback is kept, unless the tenant's "
+        "`retention_days_feedback` says otherwise",
+    )
+    retention_days_audit: float = Field(
+        365.0,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days audit-log rows are kept, unless the tenant's `retention_days_audit` "
+        "says otherwise; rows of no tenant always",
+    )
+    retention_every_s: float = Field(
+        300.0, ge=5, le=86_400, description="seconds between the Dispatcher's retention runs"
+    )
+    retention_batch: int = Field(
+        500,
+        ge=10,
+        le=10_000,
+        description="rows deleted per statement, each its own short transaction",
     )
     pipeline_nice: int = Field(
         19,

@@ -20,6 +20,7 @@ from core.settings import Settings
 from db.pool import create_pool, verify_service_role
 from pipeline.note.feedback_links import FeedbackLinkSigner
 from pipeline.observability.metrics import InMemoryMetrics, Metrics
+from pipeline.retention.purge import RetentionPolicy
 from pipeline.tenancy.admin import TenantAdmin
 from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token
 from serve_app.guards.client_throttle import ClientThrottle
@@ -104,6 +105,7 @@ class ApiState:
             self.cipher,
             secret_grace=timedelta(hours=self.settings.secret_grace_hours),
             url_policy=self.settings.sdp_url_policy,
+            retention=RetentionPolicy.from_settings(self.settings),
         )
 
     async def close(self) -> None:

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from core import metric_catalogue as mc
 from db.pool import system_fetch
 from db.repositories.llm_usage import spend_stats
+from db.repositories.retention import retention_stats
 
 MIN_CHECKED_FOR_HIT_RATIO = 5
 
@@ -91,6 +92,7 @@ async def render_db_metrics(
         feedback = await system_fetch(pool, "SELECT * FROM app_feedback_stats(7)")
         suggestions = await system_fetch(pool, "SELECT * FROM app_suggestion_stats(30)")
         spent = await spend_stats(pool, datetime.now(UTC).date().replace(day=1))
+        retention = await retention_stats(pool)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         up.set(0)
         return generate_latest(registry)
@@ -114,4 +116,24 @@ async def render_db_metrics(
         if row["checked"] >= MIN_CHECKED_FOR_HIT_RATIO:  # a ratio of two tickets is noise
             hit_ratio.labels(row["tenant_id"]).set(row["hit_ratio"])
     _spend(registry, spent, deployment_budget_usd)
+    registry.register(_PurgedCounter(retention))
+    oldest_row = gauge(mc.OLDEST_ROW_AGE)
+    now = datetime.now(UTC)
+    for row in retention:
+        age = (now - row["oldest_at"]).total_seconds() if row["oldest_at"] else 0.0
+        oldest_row.labels(row["table_name"]).set(max(0.0, age))
     return generate_latest(registry)
+
+
+class _PurgedCounter(Collector):
+    """The retention purge's running total per table, as a counter (kept in PostgreSQL)."""
+
+    def __init__(self, rows: list[asyncpg.Record]) -> None:
+        self._rows = rows
+
+    def collect(self) -> list[CounterMetricFamily]:
+        spec = mc.RETENTION_PURGED
+        family = CounterMetricFamily(spec.name, spec.description, labels=spec.labels)
+        for row in self._rows:
+            family.add_metric([row["table_name"]], float(row["purged"]))
+        return [family]

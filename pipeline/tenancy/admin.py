@@ -20,11 +20,15 @@ from core.tenant_types import Edition, WebhookAuthMode
 from db.repositories import tenants as repo
 from db.repositories.audit import write_audit
 from db.repositories.tenants import TenantExists, UnknownTenant
+from pipeline.retention.erasure import ErasureReport, ErasureRequest, erase_requester
+from pipeline.retention.purge import RetentionPolicy
 from pipeline.tenancy.config import TenantSettings
 from pipeline.tenancy.credential_cipher import CredentialCipher, hash_token, new_secret
 from pipeline.text.storable import CleanText
 
 __all__ = [
+    "ErasureReport",
+    "ErasureRequest",
     "TenantAdmin",
     "TenantCreate",
     "TenantUpdate",
@@ -116,6 +120,11 @@ class TenantInfo(BaseModel):
     sdp_edition: str
     webhook_auth_mode: str
     settings: dict[str, Any]
+    retention: dict[str, float] = Field(
+        description="days kept, in effect: the tenant's retention_days_* or the service's "
+        "AI_AGENTS_RETENTION_DAYS_* (jobs, feedback, audit)",
+        examples=[{"jobs": 90.0, "feedback": 365.0, "audit": 365.0}],
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -138,8 +147,8 @@ def without_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
-def _info(row: asyncpg.Record) -> TenantInfo:
-    info = {k: row[k] for k in TenantInfo.model_fields}
+def _info(row: asyncpg.Record, retention: RetentionPolicy) -> TenantInfo:
+    info = {k: row[k] for k in TenantInfo.model_fields if k != "retention"}
     info["sdp_base_url"] = without_credentials(info["sdp_base_url"])
     if not isinstance(info.get("settings"), dict):
         # a value written behind the API's back (or before validation existed) must not make
@@ -149,7 +158,7 @@ def _info(row: asyncpg.Record) -> TenantInfo:
             extra={"tenant_id": info.get("id")},
         )
         info["settings"] = {}
-    return TenantInfo(**info)
+    return TenantInfo(**info, retention=retention.for_tenant(info["settings"]).as_dict())
 
 
 class TenantAdmin:
@@ -160,13 +169,16 @@ class TenantAdmin:
         *,
         secret_grace: timedelta = timedelta(hours=24),
         url_policy: SdpUrlPolicy | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         """``url_policy``: the operator's SSRF rules (``Settings.sdp_url_policy``); the
-        default is the strict one, which refuses loopback SDP URLs."""
+        default is the strict one, which refuses loopback SDP URLs. ``retention``: the
+        service's retention days (``Settings``), which tenants without their own inherit."""
         self._pool = pool
         self._cipher = cipher
         self._grace = secret_grace
         self._url_policy = url_policy or SdpUrlPolicy()
+        self._retention = retention or RetentionPolicy()
 
     async def create(self, spec: TenantCreate, *, actor: str) -> TenantCredentials:
         self._url_policy.check_url(str(spec.sdp_url))
@@ -199,10 +211,10 @@ class TenantAdmin:
         return TenantCredentials(tenant_id=spec.id, webhook_secret=secret, api_token=token)
 
     async def list(self) -> list[TenantInfo]:
-        return [_info(r) for r in await repo.list_tenants(self._pool)]
+        return [_info(r, self._retention) for r in await repo.list_tenants(self._pool)]
 
     async def get(self, tenant_id: str) -> TenantInfo:
-        return _info(await repo.fetch_tenant(self._pool, tenant_id))
+        return _info(await repo.fetch_tenant(self._pool, tenant_id), self._retention)
 
     async def update(self, tenant_id: str, change: TenantUpdate, *, actor: str) -> TenantInfo:
         fields: dict[str, Any] = {}
@@ -226,10 +238,24 @@ class TenantAdmin:
         if not fields:
             return await self.get(tenant_id)
         row = await self._update(tenant_id, fields, actor, "tenant.update")
-        return _info(row)
+        return _info(row, self._retention)
 
     async def disable(self, tenant_id: str, *, actor: str) -> TenantInfo:
-        return _info(await self._update(tenant_id, {"status": "disabled"}, actor, "tenant.disable"))
+        row = await self._update(tenant_id, {"status": "disabled"}, actor, "tenant.disable")
+        return _info(row, self._retention)
+
+    async def erase_requester(
+        self, tenant_id: str, request: ErasureRequest, *, actor: str
+    ) -> ErasureReport:
+        """Everything stored about one requester, removed or anonymised
+        (``pipeline.retention.erasure``); an unknown tenant is audited as denied."""
+        try:
+            return await erase_requester(self._pool, tenant_id, request, actor=actor)
+        except UnknownTenant:
+            await self._audit(
+                tenant_id, actor, "requester.erase", "denied", {"reason": "unknown tenant"}
+            )
+            raise
 
     async def rotate_secret(self, tenant_id: str, *, actor: str) -> TenantCredentials:
         current = await repo.fetch_tenant(self._pool, tenant_id)

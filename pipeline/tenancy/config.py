@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.tenant_types import Edition
+from core.tenant_types import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, Edition
 
 # Cloud SDP throttles at roughly 20 requests/minute per account; on-prem is the operator's call.
 DEFAULT_SDP_RATE = {"cloud": 20, "onprem": 120}
@@ -61,6 +61,25 @@ class TenantSettings(BaseModel):
         ge=0,
         le=100_000_000_000,
         description="LLM tokens (prompt + completion) per calendar month (UTC), likewise",
+    )
+    retention_days_jobs: float | None = Field(
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days finished jobs and their enhancement records are kept; "
+        "None: AI_AGENTS_RETENTION_DAYS_JOBS",
+    )
+    retention_days_feedback: float | None = Field(
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days feedback is kept; None: AI_AGENTS_RETENTION_DAYS_FEEDBACK",
+    )
+    retention_days_audit: float | None = Field(
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days audit rows are kept; None: AI_AGENTS_RETENTION_DAYS_AUDIT",
     )
 
     def sdp_rate(self, edition: Edition) -> int:

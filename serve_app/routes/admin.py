@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from pipeline.tenancy.admin import (
+    ErasureReport,
+    ErasureRequest,
     SdpUrlRefused,
     TenantCreate,
     TenantCredentials,
@@ -91,5 +93,20 @@ async def rotate_secret(tenant_id: str, actor: AdminActor, state: State) -> Tena
 async def rotate_token(tenant_id: str, actor: AdminActor, state: State) -> TenantCredentials:
     try:
         return await (await state.tenant_admin()).rotate_token(tenant_id, actor=actor)
+    except UnknownTenant:
+        raise _not_found(tenant_id) from None
+
+
+@router.post("/{tenant_id}/erase-requester", response_model=ErasureReport, responses=_ERRORS)
+async def erase_requester(
+    tenant_id: str, request: ErasureRequest, actor: AdminActor, state: State
+) -> ErasureReport:
+    """Remove or anonymise everything stored about one requester of the tenant: their
+    resolved tickets (with embeddings and search terms), their jobs' payloads, proposals and
+    explain records, feedback comments on their tickets, and every mention of their e-mail or
+    names elsewhere. The audit log gets the counts, never the e-mail; the e-mail travels in the
+    body, so no URL or access log carries it."""
+    try:
+        return await (await state.tenant_admin()).erase_requester(tenant_id, request, actor=actor)
     except UnknownTenant:
         raise _not_found(tenant_id) from None

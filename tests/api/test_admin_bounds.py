@@ -38,6 +38,11 @@ BAD_SETTINGS = [
     {"min_ticket_chars": -1},
     {"max_inflight": 2**62},
     {"unknown_setting": 1},
+    {"retention_days_jobs": 0},
+    {"retention_days_jobs": 3651},
+    {"retention_days_feedback": -1},
+    {"retention_days_audit": "forever"},
+    {"retention_days_audit": 1e308},
 ]
 
 
@@ -75,6 +80,8 @@ async def test_values_at_the_bounds_are_accepted(api_client) -> None:
             "llm_rate_per_minute": 1_000_000,
             "sdp_rate_per_minute": 1_000_000,
             "min_ticket_chars": 100_000,
+            "retention_days_jobs": 0.001,
+            "retention_days_feedback": 3650,
         },
     }
     answer = await api_client.http.patch(
@@ -82,10 +89,17 @@ async def test_values_at_the_bounds_are_accepted(api_client) -> None:
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["settings"]["max_inflight"] == 100_000
+    # the days in effect: the tenant's own, else the service's (AI_AGENTS_RETENTION_DAYS_AUDIT)
+    assert answer.json()["retention"] == {"jobs": 0.001, "feedback": 3650.0, "audit": 365.0}
 
 
 @pytest.mark.parametrize(
-    "name", [n for n, f in TenantSettings.model_fields.items() if f.annotation in (int, int | None)]
+    "name",
+    [
+        n
+        for n, f in TenantSettings.model_fields.items()
+        if f.annotation in (int, int | None, float, float | None)
+    ],
 )
 def test_every_numeric_tenant_setting_has_an_upper_bound(name: str) -> None:
     metadata = TenantSettings.model_fields[name].metadata

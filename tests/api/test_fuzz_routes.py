@@ -41,6 +41,7 @@ ROUTES = [
     ("POST", "/admin/tenants/{tenant_id}/disable"),
     ("POST", "/admin/tenants/{tenant_id}/rotate-secret"),
     ("POST", "/admin/tenants/{tenant_id}/rotate-token"),
+    ("POST", "/admin/tenants/{tenant_id}/erase-requester"),
     ("GET", "/health"),
     ("GET", "/api/v1/ready"),
     ("GET", "/metrics"),

@@ -10,6 +10,7 @@ ROUTES = [
     ("POST", "/disable", None),
     ("POST", "/rotate-secret", None),
     ("POST", "/rotate-token", None),
+    ("POST", "/erase-requester", {"email": "dana@client.example"}),
 ]
 
 

@@ -214,3 +214,39 @@ def test_intake_reports_bare_uvicorn_the_floor_and_the_product(tmp_path: Path) -
         assert result["accepted"] > 0 and result["errors"] == 0
         assert result["durable"], result  # every 202 is a committed job row
     assert results["floor"]["kind"] == "floor" and results["bare"]["kind"] == "bare"
+
+
+def test_soak_meets_every_fault_loses_nothing_and_purges(tmp_path: Path) -> None:
+    # three minutes of load: the one-hour schedule scaled down, every fault met once (five
+    # replica kills, one of each deployment), a retention short enough to purge within it
+    stdout, data = run(
+        "soak",
+        "--duration",
+        "180",
+        "--retention-minutes",
+        "1.5",
+        "--retention-every",
+        "15",
+        tmp_path=tmp_path,
+        timeout=420,
+    )
+    assert "### Timeline" in stdout and "### Verdict" in stdout
+    deliveries = data["deliveries"]
+    assert deliveries["sent"] == 900 and deliveries["accepted"] == 900
+    assert deliveries["lost"] == 0 and deliveries["duplicate_notes"] == 0
+    started = {(e["fault"]["kind"], e["fault"]["target"]) for e in data["events"]}
+    assert {kind for kind, _ in started} == {"kill", "llm_429", "llm_402", "sdp_5xx", "pg_restart"}
+    assert {target for kind, target in started if kind == "kill"} == {
+        "Enhancer",
+        "Ingress",
+        "Synthesizer",
+        "ContextGatherer",
+        "Dispatcher",
+    }
+    assert not [e for e in data["events"] if "error" in e], data["events"]
+    assert all(e.get("killed") for e in data["events"] if e["fault"]["kind"] == "kill")
+    last = next(s["database"] for s in reversed(data["samples"]) if s.get("database"))
+    assert last["retention"]["enhancements"]["purged"] > 0  # jobs older than 1.5 min went
+    kinds = data["kinds"]
+    assert {"Ingress", "Dispatcher", "Enhancer", "postgres", "raylet", "ray gcs"} <= set(kinds)
+    assert all(k["samples"] >= 10 for k in kinds.values() if k["judged_on"])

@@ -66,8 +66,12 @@ def test_tenant_lifecycle_and_errors(database, cli_env) -> None:
 
     listed = run(cli_env, "tenant", "list", "--json")
     assert listed.returncode == 0
-    ids = [t["id"] for t in json.loads(listed.stdout)]
-    assert "cli-acme" in ids
+    by_id = {t["id"]: t for t in json.loads(listed.stdout)}
+    assert "cli-acme" in by_id
+    # the days kept in effect: the service's defaults for a tenant without its own
+    assert by_id["cli-acme"]["retention"] == {"jobs": 90.0, "feedback": 365.0, "audit": 365.0}
+    table = run(cli_env, "tenant", "list")
+    assert table.returncode == 0 and "90/365/365" in table.stdout
     assert "webhook_secret" not in listed.stdout and creds["api_token"] not in listed.stdout
 
     rotated = json.loads(run(cli_env, "tenant", "rotate-token", "cli-acme", "--json").stdout)
@@ -83,6 +87,7 @@ def test_every_command_has_help_with_example(cli_env) -> None:
         ["tenant", "rotate-secret"],
         ["tenant", "rotate-token"],
         ["tenant", "disable"],
+        ["tenant", "erase-requester"],
         ["migrate"],
     ):
         result = run(cli_env, *args, "--help")
@@ -158,4 +163,62 @@ def test_sdp_key_from_a_file_or_stdin_never_the_command_line(
     assert_one_line_error(
         run(cli_env, *args[:2], "cli-k5", *args[2:], "--sdp-key-file", str(empty)),
         "must hold the key on one line",
+    )
+
+
+def test_erase_requester_answers_what_it_erased_and_refuses_bad_input(database, cli_env) -> None:
+    created = run(
+        cli_env,
+        "tenant",
+        "create",
+        "cli-erase",
+        "--sdp-url",
+        "http://127.0.0.1:9",
+        "--sdp-key",
+        "k",
+    )
+    assert created.returncode == 0, created.stderr
+    erased = run(
+        cli_env,
+        "tenant",
+        "erase-requester",
+        "--tenant",
+        "cli-erase",
+        "dana@client.example",
+        "--name",
+        "Dana Finance",
+        "--json",
+    )
+    assert erased.returncode == 0, erased.stderr
+    report = json.loads(erased.stdout)
+    assert report["tenant_id"] == "cli-erase" and report["tickets"] == []
+    assert report["names_searched"] == 1 and set(report["counts"]) >= {
+        "tickets",
+        "history_deleted",
+        "jobs_erased",
+        "feedback_scrubbed",
+        "audit_scrubbed",
+    }
+    plain = run(cli_env, "tenant", "erase-requester", "--tenant", "cli-erase", "x@client.example")
+    assert plain.returncode == 0 and "erasure " in plain.stdout and "x@client" not in plain.stdout
+    assert_one_line_error(
+        run(cli_env, "tenant", "erase-requester", "--tenant", "no-such-tenant", "a@b.example"),
+        "unknown tenant 'no-such-tenant'",
+    )
+    assert_one_line_error(
+        run(cli_env, "tenant", "erase-requester", "--tenant", "cli-erase", "not-an-email"),
+        "invalid email",
+    )
+    assert_one_line_error(
+        run(
+            cli_env,
+            "tenant",
+            "erase-requester",
+            "--tenant",
+            "cli-erase",
+            "a@b.example",
+            "--name",
+            "Al",
+        ),
+        "invalid names",
     )

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from actors import deployment_options as pool_options
 from cli.kuberay import kuberay_app
+from core.ingress_mode import LOG_ROTATION
 from kuberay.capacity import ReplicaDemand, replica_cpu_demand, unplaced_replicas
 from kuberay.manifests import monitoring
 from kuberay.manifests.serve_config import build_serve_config, serve_config_for_local
@@ -382,6 +383,18 @@ def test_the_clusters_own_ranges_are_refused_sdp_addresses_and_its_pods_trusted_
         assert env["AI_AGENTS_TRUSTED_PROXIES"] == "172.20.5.0/24"  # the operator's env wins
     with pytest.raises(KubeRayConfigError, match="CIDR"):
         values_from_dict({"clusterNetwork": {"podCidrs": ["10.244.0.0/33"]}})
+
+
+def test_every_ray_container_rotates_its_logs_and_the_operator_may_change_it(default_render):
+    def plain_env(rendered):
+        containers = (t["spec"]["containers"][0] for t in pod_templates(rayservice(rendered)))
+        return [{e["name"]: e.get("value") for e in c["env"] if "value" in e} for c in containers]
+
+    for env in plain_env(default_render):  # head and worker group: workers' logs rotate too
+        assert env["RAY_ROTATION_MAX_BYTES"] == LOG_ROTATION["RAY_ROTATION_MAX_BYTES"]
+        assert env["RAY_ROTATION_BACKUP_COUNT"] == LOG_ROTATION["RAY_ROTATION_BACKUP_COUNT"]
+    rendered = render(values_from_dict({"env": {"RAY_ROTATION_MAX_BYTES": "1048576"}}))
+    assert all(env["RAY_ROTATION_MAX_BYTES"] == "1048576" for env in plain_env(rendered))
 
 
 def test_rayservice_cluster_shape(default_render):
