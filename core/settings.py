@@ -43,6 +43,8 @@ from core.network.haproxy import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT
 from core.sdp_url_policy import IPNetwork, SdpUrlPolicy, parse_networks
 from core.tenant_types import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN
 
+RetentionDays = Annotated[float, Field(ge=RETENTION_DAYS_MIN, le=RETENTION_DAYS_MAX)]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AI_AGENTS_", extra="ignore")
@@ -340,25 +342,19 @@ class Settings(BaseSettings):
         "(0: never stored)",
     )
     # retention: the Dispatcher purges what is older; a tenant's retention_days_* overrides
-    retention_days_jobs: float = Field(
+    retention_days_jobs: RetentionDays = Field(
         90.0,
-        ge=RETENTION_DAYS_MIN,
-        le=RETENTION_DAYS_MAX,
         description="days a finished job is kept after it finished, with everything stored "
         "with it (webhook payload, proposals, explain record), unless the tenant's "
         "`retention_days_jobs` says otherwise",
     )
-    retention_days_feedback: float = Field(
+    retention_days_feedback: RetentionDays = Field(
         365.0,
-        ge=RETENTION_DAYS_MIN,
-        le=RETENTION_DAYS_MAX,
         description="days technicians' feedback is kept, unless the tenant's "
         "`retention_days_feedback` says otherwise",
     )
-    retention_days_audit: float = Field(
+    retention_days_audit: RetentionDays = Field(
         365.0,
-        ge=RETENTION_DAYS_MIN,
-        le=RETENTION_DAYS_MAX,
         description="days audit-log rows are kept, unless the tenant's `retention_days_audit` "
         "says otherwise; rows of no tenant always",
     )

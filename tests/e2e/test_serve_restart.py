@@ -130,6 +130,14 @@ def test_restart_after_kill_9_then_cli_from_a_second_terminal() -> None:
 
         unit_script, unit_env = _unit_like_venv(data_dir)
         second = _start(data_dir, port, dashboard_port, str(unit_script), unit_env)
+        # run 1's orphaned Ingress may answer /ready until run 2 has stopped it: wait for run 2's
+        # record (written after it stopped what run 1 left), then for run 2 to be ready
+        deadline = time.monotonic() + 120
+        while (now := RunRecord.load(data_dir / RUN_RECORD_FILE)) is None or (
+            now.owner.pid != second.pid
+        ):
+            assert second.poll() is None and time.monotonic() < deadline, "run 2 never took over"
+            time.sleep(0.5)
         wait_until_ready(second, base)
         left = [ref for ref in record.processes if is_alive(ref)]  # nothing of run 1 left
         assert not left, [_cmdline(ref.pid) for ref in left]
