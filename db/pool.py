@@ -37,6 +37,8 @@ TENANT_TABLES = (
     "ticket_embeddings",
     "kb_chunks",
     "ticket_terms",
+    "ranking_models",
+    "ranking_examples",
 )
 
 

@@ -31,11 +31,14 @@ from db.pool import tenant_transaction
 from db.repositories import enhancements as jobs
 from pipeline.dispatch.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.note.confidence import note_confidence
 from pipeline.note.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.note.insight import explain_record, proposals
-from pipeline.note.renderer import is_thin, note_has_marker, render_note, thin_ticket_note
+from pipeline.note.renderer import is_thin, note_has_marker, render_note
+from pipeline.note.thin_ticket import thin_ticket_note
 from pipeline.observability.metrics import InMemoryMetrics, Metrics
 from pipeline.observability.tracing import context_from_carrier, tracer
+from pipeline.retrieval.ranking.store import record_outcome_inputs
 from pipeline.sdp.fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
 from pipeline.sdp.wire import (
     SdpAuthError,
@@ -199,7 +202,9 @@ class Enhancer:
         """A ticket too thin to research: a short note asking for the details (no unrelated
         matches, no LLM call)."""
         await self._stage(job, "writeback")
-        thin = context.model_copy(update={"similar_tickets": [], "kb_articles": []})
+        thin = context.model_copy(
+            update={"similar_tickets": [], "kb_articles": [], "ranking": None}
+        )
         note_id = await self._write_note(job, row, tenant, thin, None)
         return await self._complete(
             job,
@@ -351,8 +356,9 @@ class Enhancer:
         outcome: str,
         note_id: str | None,
     ) -> None:
-        """Proposals and the explain record, in a savepoint: they must never cost the job its
-        completion (the note is already on the ticket)."""
+        """Proposals, the explain record and the ranking's examples with the stated confidence,
+        in a savepoint: they must never cost the job its completion (the note is already on the
+        ticket)."""
         try:
             async with conn.transaction():
                 await jobs.store_insight(
@@ -362,6 +368,21 @@ class Enhancer:
                     explain=explain_record(context, synthesis, outcome=outcome),
                     retention_days=self.config.explain_retention_days,
                 )
+                if note_id and outcome != "skipped":
+                    await record_outcome_inputs(
+                        conn,
+                        job.tenant_id,
+                        uuid.UUID(job.id),
+                        context.ranking,
+                        note_confidence(
+                            context.ranking,
+                            synthesis.enhancement.confidence
+                            if synthesis is not None
+                            and synthesis.mode == "llm"
+                            and synthesis.enhancement is not None
+                            else None,
+                        ),
+                    )
         except (asyncpg.PostgresError, ValueError) as exc:
             log.warning(
                 "enhancement %s: explain record not stored: %s",

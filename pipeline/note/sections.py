@@ -1,0 +1,210 @@
+"""The note's parts, each built from the context as plain spans: notices, precedents, KB
+articles, systems, cited statements, candidate steps and the confidence line.
+
+Everything here is untrusted text reduced to plain text (:func:`plain_text`); the layout escapes
+and sanitises it once more (:mod:`pipeline.note.layout`). A statement of the model is kept only
+with a source the note shows, or with none at all: a claim whose every citation points at
+something the note does not list (a hallucinated id, or a precedent the relevance bar left out)
+is dropped rather than shown uncited.
+
+**Notices** (:func:`notices`) are the lines above the summary that say how this note differs
+from a normal one (it supersedes an earlier note, it has no AI analysis, some context is
+missing). Each is a full form and a short form the word cap falls back to; a new notice is one
+more pair appended there.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pipeline.models import (
+    AssetMatch,
+    CitedStatement,
+    KBArticle,
+    SimilarTicket,
+    SourceOutcome,
+)
+from pipeline.note.confidence import NoteConfidence
+from pipeline.note.layout import ALLOWED_URL_SCHEMES, Item, Span
+from pipeline.text.ticket_text import plain_text
+
+_ONE_LINE_WORDS = 30
+_SOURCE_LABELS = {
+    "sdp_ticket": "ticket details",
+    "similar_tickets": "similar tickets",
+    "kb_articles": "knowledge base",
+    "ip_assets": "asset inventory",
+}
+
+
+def notices(
+    sources: list[SourceOutcome], context_only: str | None, supersedes: str | None
+) -> tuple[list[list[Span]], list[list[Span]]]:
+    """(full, short) notices, in display order; ``context_only`` is why the note has no AI
+    analysis (None: it has one)."""
+    full: list[list[Span]] = []
+    short: list[list[Span]] = []
+    if supersedes:
+        earlier = f"enhancement {plain_text(supersedes)}"
+        full.append(
+            [
+                ("b", "Updated analysis: "),
+                ("", f"this note supersedes the earlier note from {earlier}."),
+            ]
+        )
+        short.append([("", f"Supersedes {earlier}.")])
+    if context_only is not None:
+        reason = plain_text(context_only) or "no reason recorded"
+        full.append(
+            [
+                ("b", "AI summary unavailable "),
+                (
+                    "",
+                    f"({reason}). This note is built from the gathered context only: "
+                    "similar resolved tickets, knowledge-base articles and the asset "
+                    "inventory.",
+                ),
+            ]
+        )
+        short.append([("b", "AI summary unavailable "), ("", f"({reason}); context only.")])
+    gaps = [
+        f"{_SOURCE_LABELS.get(s.name, s.name)} ({s.status})"
+        for s in sources
+        if s.status in ("timeout", "error")
+    ]
+    if gaps:
+        full.append([("i", "Some context could not be gathered: " + ", ".join(gaps) + ".")])
+    return full, short
+
+
+class CitationBook:
+    """Turns citation ids into references a technician can read; unknown ids are dropped."""
+
+    def __init__(
+        self, tickets: list[SimilarTicket], articles: list[KBArticle], assets: list[AssetMatch]
+    ) -> None:
+        self._labels: dict[str, str] = {}
+        for t in tickets:
+            self._labels[t.citation] = f"ticket #{plain_text(t.ticket_id)}"
+        for a in articles:
+            self._labels[a.citation] = f"KB: {plain_text(a.title) or plain_text(a.article_id)}"
+        for m in assets:
+            self._labels[m.citation] = f"asset {plain_text(m.ip)} ({asset_name(m)})"
+
+    def labels(self, sources: list[str]) -> list[str]:
+        seen: list[str] = []
+        for source in sources:
+            label = self._labels.get(source.strip())
+            if label and label not in seen:
+                seen.append(label)
+        return seen
+
+
+def asset_name(match: AssetMatch) -> str:
+    if plain_text(match.hostname):
+        return plain_text(match.hostname)
+    return f"subnet {match.network}" if match.match == "subnet" else "no hostname"
+
+
+def statements(items: list[CitedStatement], refs: CitationBook) -> list[Item]:
+    out = []
+    for statement in items:
+        labels = refs.labels(statement.sources)
+        if statement.sources and not labels:
+            continue  # it cites only what the note does not show
+        spans: list[Span] = [("", plain_text(statement.text))]
+        if labels:
+            spans.append(("i", f" (sources: {'; '.join(labels)})"))
+        out.append(Item(spans))
+    return out
+
+
+def similar_item(ticket: SimilarTicket, *, with_resolution: bool) -> Item:
+    main: list[Span] = [
+        ("b", f"#{plain_text(ticket.ticket_id)}"),
+        ("", f" {plain_text(ticket.subject)}"),
+        ("i", f" ({_score(ticket)})"),
+    ]
+    detail: list[Span] = []
+    if with_resolution and plain_text(ticket.resolution):
+        detail = [("", f"Resolution: {one_line(ticket.resolution)}")]
+    return Item(main, detail)
+
+
+def _score(ticket: SimilarTicket) -> str:
+    if ticket.relevance is not None:
+        return f"{ticket.relevance:.0%} likely match"
+    score = ticket.score
+    return f"{score:.0%} match" if 0.0 <= score <= 1.0 else f"score {score:.2f}"
+
+
+def kb_item(article: KBArticle) -> Item:
+    title = plain_text(article.title) or plain_text(article.article_id)
+    url = (article.url or "").strip()
+    main: list[Span] = [(f"href:{url}", title) if safe_url(url) else ("b", title)]
+    excerpt = one_line(article.excerpt)
+    return Item(main, [("", excerpt)] if excerpt else [])
+
+
+def safe_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme.lower() in ALLOWED_URL_SCHEMES and bool(parts.netloc)
+
+
+def system_items(assets: list[AssetMatch], unmatched_ips: list[str]) -> list[Item]:
+    items = []
+    for match in assets:
+        labelled = (("role", match.role), ("owner", match.owner), ("location", match.location))
+        facts = [f"{label} {plain_text(value)}" for label, value in labelled if plain_text(value)]
+        how = "host match" if match.match == "host" else f"in subnet {match.network}"
+        spans: list[Span] = [("code", plain_text(match.ip))]
+        if match.hostname and plain_text(match.hostname):
+            spans.extend([("", " → "), ("b", plain_text(match.hostname))])
+        spans.append(("", " — " + "; ".join([*facts, how])))
+        items.append(Item(spans))
+    if unmatched_ips:
+        spans = [("", "Not in the asset inventory: ")]
+        for index, ip in enumerate(unmatched_ips):
+            spans.extend([("", ", ")] if index else [])
+            spans.append(("code", plain_text(ip)))
+        items.append(Item(spans))
+    return items
+
+
+def confidence_spans(confidence: NoteConfidence | None) -> tuple[list[Span], list[Span]]:
+    """(full, short) confidence line: the level and the calibrated percentage, and what it is
+    the probability of."""
+    if confidence is None:
+        line: list[Span] = [("", "Not assessed: this note's precedents were not ranked.")]
+        return line, line
+    head: list[Span] = [("b", f"{confidence.level} ({confidence.percent}%)")]
+    if confidence.first_ticket is not None and confidence.first_shown:
+        what = (
+            f" that the first precedent, ticket #{plain_text(confidence.first_ticket)}, "
+            "points to the fix (calibrated on resolved tickets)."
+        )
+    else:
+        what = ": no past ticket is close enough to show; treat the steps as general guidance."
+    return [*head, ("", what)], head
+
+
+def candidate_steps(
+    tickets: list[SimilarTicket], articles: list[KBArticle], refs: CitationBook
+) -> list[Item]:
+    steps = [
+        Item([("", one_line(t.resolution)), ("i", f" (sources: {refs.labels([t.citation])[0]})")])
+        for t in tickets
+        if plain_text(t.resolution)
+    ]
+    if not steps:
+        steps = [
+            Item([("", "Follow the knowledge-base article"), ("i", f" ({label})")])
+            for a in articles
+            for label in refs.labels([a.citation])
+        ]
+    return steps
+
+
+def one_line(value: str | None, limit: int = _ONE_LINE_WORDS) -> str:
+    words = plain_text(value).split()
+    return " ".join(words[:limit]) + ("…" if len(words) > limit else "")
