@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reindex": ("cli.reindex.command", "reindex"),
     "explain": ("cli.explain", "explain"),
     "eval": ("cli.evaluate.command", "eval_app"),
+    "ranking": ("cli.ranking", "ranking_app"),
     "health": ("cli.health.command", "health"),
     "kuberay": ("cli.kuberay", "kuberay_app"),
 }

@@ -260,6 +260,22 @@ class Settings(BaseSettings):
         description="days each enhancement keeps its prompt and raw answer for `explain` "
         "(0: never stored)",
     )
+
+    # the learned ranking of similar tickets (`ai-agents ranking fit`)
+    ranking_min_deployment_outcomes: int = Field(
+        50,
+        ge=5,
+        le=100_000,
+        description="notes with a known outcome (resolved, or voted down) the deployment's "
+        "ranking model is refitted from at the least; fewer keep the model in use",
+    )
+    ranking_min_tenant_outcomes: int = Field(
+        300,
+        ge=50,
+        le=1_000_000,
+        description="notes with a known outcome a tenant needs before it gets a ranking model "
+        "of its own; below that the deployment's model ranks its tickets",
+    )
     pipeline_nice: int = Field(
         19,
         ge=0,

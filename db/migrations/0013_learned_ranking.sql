@@ -40,7 +40,7 @@ CREATE INDEX ranking_examples_candidate_idx ON ranking_examples (tenant_id, cand
     WHERE label IS NOT NULL;
 
 ALTER TABLE enhancements
-    ADD COLUMN confidence real,
+    ADD COLUMN confidence double precision,
     ADD COLUMN confidence_inputs jsonb,
     ADD COLUMN confidence_outcome boolean;
 

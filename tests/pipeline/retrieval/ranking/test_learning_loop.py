@@ -19,6 +19,7 @@ from pipeline.retrieval.embeddings import WordLlamaEmbedder
 from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.ranking.features import FEATURE_NAMES
 from pipeline.retrieval.ranking.model import default_model
+from pipeline.retrieval.ranking.refit import refit
 from pipeline.retrieval.ranking.store import RankingModels, record_outcome_inputs
 from pipeline.retrieval.vector_index import reindex_tenant
 
@@ -169,3 +170,66 @@ async def test_which_model_ranks_a_tenant(pool, make_tenant, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         assert (await models.for_tenant(tenant)).scope == "deployment"  # the bad row is skipped
     assert "skipped" in caplog.text
+
+
+async def _notes(pool: asyncpg.Pool, tenant: str, count: int, *, right: bool) -> None:
+    """``count`` VPN tickets enhanced and resolved: with the first precedent's fix, or not."""
+    gatherer = ContextGatherer(
+        pool, embedder=WordLlamaEmbedder(), models=RankingModels(pool, ttl_s=0)
+    )
+    fix = HISTORY[0].resolution if right else "Replaced the laptop's network card."
+    for n in range(count):
+        ticket = NEW.model_copy(update={"ticket_id": f"{9200 + n}-{right}"})
+        context = await gatherer.gather(tenant, ticket)
+        enhancement = await _enhancement(pool, tenant, ticket.ticket_id)
+        async with tenant_transaction(pool, tenant) as conn:
+            await record_outcome_inputs(
+                conn, tenant, enhancement, context.ranking, note_confidence(context.ranking, None)
+            )
+            await store_resolved_ticket(
+                conn,
+                tenant,
+                ResolvedTicket(ticket.ticket_id, ticket.subject, "", fix, None, [], NOW),
+            )
+
+
+async def test_refit_installs_a_checked_model_per_tenant_and_says_why_not(
+    pool, make_tenant
+) -> None:
+    tenant = await _tenant(pool, make_tenant)
+    quiet = await _tenant(pool, make_tenant)
+    await _notes(pool, tenant, 12, right=True)
+    await _notes(pool, tenant, 4, right=False)
+    results = await refit(
+        pool,
+        tenants=[tenant, quiet],
+        min_deployment_outcomes=5,
+        min_tenant_outcomes=10,
+        deployment=False,
+    )
+    own, none = results
+    assert (own.tenant, own.notes, own.installed) == (tenant, 16, True)
+    assert own.reason.startswith("not checked")  # 20 % of 16 notes: fewer than 10 to check on
+    assert none.installed is False and none.notes == 0
+    assert none.reason.startswith("not enough outcomes: 0 notes, 10 needed")
+    model = await RankingModels(pool, ttl_s=0).for_tenant(tenant)
+    assert model.label == f"tenant #{own.model_id}"
+    async with tenant_transaction(pool, tenant) as conn:
+        stored = await repo.tenant_model(conn)
+    assert stored["report"]["queries"] == 16 and stored["examples"] > 16
+    # the other tenant still ranks with the deployment's (or the default) model
+    assert (await RankingModels(pool, ttl_s=0).for_tenant(quiet)).scope != "tenant"
+
+    # with enough notes to check on, a refit is scored against the model in use first
+    await _notes(pool, tenant, 40, right=True)
+    dry = await refit(
+        pool,
+        tenants=[tenant],
+        min_deployment_outcomes=5,
+        min_tenant_outcomes=10,
+        deployment=False,
+        dry_run=True,
+    )
+    assert dry[0].checked_notes == 12 and dry[0].before and dry[0].after
+    assert dry[0].reason.endswith("dry run, nothing stored") and dry[0].model_id is None
+    assert dry[0].after["log_loss"] is not None
