@@ -31,6 +31,7 @@ from pipeline.note.sections import (
     kb_item,
     notices,
     safe_url,
+    same_fix_groups,
     similar_item,
     statements,
     system_items,
@@ -136,8 +137,8 @@ def _build_parts(
         "similar": Section(
             "Similar resolved tickets",
             [
-                similar_item(t, with_resolution=enhancement is not None)
-                for t in context.similar_tickets
+                similar_item(group, with_resolution=enhancement is not None)
+                for group in same_fix_groups(context.similar_tickets)
             ],
         ),
         "kb": Section("Knowledge-base articles", [kb_item(a) for a in context.kb_articles]),

@@ -29,6 +29,7 @@ from pipeline.note.layout import ALLOWED_URL_SCHEMES, Item, Span
 from pipeline.text.ticket_text import plain_text
 
 _ONE_LINE_WORDS = 30
+_KB_EXCERPT_WORDS = 20
 _SOURCE_LABELS = {
     "sdp_ticket": "ticket details",
     "similar_tickets": "similar tickets",
@@ -119,11 +120,39 @@ def statements(items: list[CitedStatement], refs: CitationBook) -> list[Item]:
     return out
 
 
-def similar_item(ticket: SimilarTicket, *, with_resolution: bool) -> Item:
+SAME_FIX = 0.8  # word-set overlap above which two resolutions say the same fix
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,;:()'\"").lower() for w in plain_text(text).split()} - {""}
+
+
+def same_fix_groups(tickets: list[SimilarTicket]) -> list[list[SimilarTicket]]:
+    """Precedents grouped by fix, in the note's order: a history holds the same fix written up
+    many times, and a technician needs it once, with where else it worked."""
+    groups: list[tuple[set[str], list[SimilarTicket]]] = []
+    for ticket in tickets:
+        words = _words(ticket.resolution)
+        for seen, group in groups:
+            overlap = len(words & seen) / max(len(words | seen), 1)
+            if words and overlap >= SAME_FIX:
+                group.append(ticket)
+                break
+        else:
+            groups.append((words, [ticket]))
+    return [group for _, group in groups]
+
+
+def similar_item(group: list[SimilarTicket], *, with_resolution: bool) -> Item:
+    """The best precedent of a group; the others only by number ("same fix in")."""
+    ticket, others = group[0], group[1:]
+    note = _score(ticket)
+    if others:
+        note += "; same fix in " + ", ".join(f"#{plain_text(t.ticket_id)}" for t in others)
     main: list[Span] = [
         ("b", f"#{plain_text(ticket.ticket_id)}"),
         ("", f" {plain_text(ticket.subject)}"),
-        ("i", f" ({_score(ticket)})"),
+        ("i", f" ({note})"),
     ]
     detail: list[Span] = []
     if with_resolution and plain_text(ticket.resolution):
@@ -142,7 +171,7 @@ def kb_item(article: KBArticle) -> Item:
     title = plain_text(article.title) or plain_text(article.article_id)
     url = (article.url or "").strip()
     main: list[Span] = [(f"href:{url}", title) if safe_url(url) else ("b", title)]
-    excerpt = one_line(article.excerpt)
+    excerpt = one_line(article.excerpt, _KB_EXCERPT_WORDS)
     return Item(main, [("", excerpt)] if excerpt else [])
 
 
@@ -191,10 +220,16 @@ def confidence_spans(confidence: NoteConfidence | None) -> tuple[list[Span], lis
 def candidate_steps(
     tickets: list[SimilarTicket], articles: list[KBArticle], refs: CitationBook
 ) -> list[Item]:
+    """A context-only note's steps: each distinct fix of the shown precedents, citing every
+    precedent that had it."""
     steps = [
-        Item([("", one_line(t.resolution)), ("i", f" (sources: {refs.labels([t.citation])[0]})")])
-        for t in tickets
-        if plain_text(t.resolution)
+        Item(
+            [
+                ("", one_line(group[0].resolution)),
+                ("i", f" (sources: {'; '.join(refs.labels([t.citation for t in group]))})"),
+            ]
+        )
+        for group in same_fix_groups([t for t in tickets if plain_text(t.resolution)])
     ]
     if not steps:
         steps = [

@@ -115,7 +115,9 @@ def make_context(*, n_similar: int = 2, n_kb: int = 2, long: bool = False) -> Ti
         SimilarTicket(
             ticket_id=str(5000 + i),
             subject=f"Older VPN case {i}",
-            resolution=f"Resolution step {i} {filler}",
+            # each its own fix (precedents sharing a fix are listed once)
+            resolution=f"Resolution step {i} "
+            + " ".join(f"action{i}x{k}" for k in range(60 if long else 3)),
             score=0.3,
         )
         for i in range(max(0, n_similar - 2))
@@ -425,3 +427,24 @@ def test_a_statement_citing_only_what_the_note_does_not_show_is_dropped() -> Non
     text = render_note_text(enhancement_id="e", context=make_context(), synthesis=synthesis)
     assert "Reinstall the client" not in text
     assert "Call the user back" in text  # cited nothing: general advice, shown as such
+
+
+def test_precedents_with_the_same_fix_are_listed_once() -> None:
+    context = make_context()
+    context.similar_tickets.append(
+        SimilarTicket(
+            ticket_id="4799",
+            subject="VPN drops again",
+            resolution="Raised DPD interval on vpn-gw-01. Stable.",
+            score=0.5,
+        )
+    )
+    text = render_note_text(enhancement_id="e", context=context, synthesis=make_llm())
+    assert "#4711 VPN drops every 10 minutes (82% match; same fix in #4799)" in text
+    assert "VPN drops again" not in text and text.count("Raised DPD interval") == 1
+    context_only = SynthesisResult(mode="context_only", reason="no key")
+    text = render_note_text(enhancement_id="e", context=context, synthesis=context_only)
+    assert (
+        "1. Raised DPD interval on vpn-gw-01. Stable. (sources: ticket #4711; ticket #4799)" in text
+    )
+    assert "2. Lowered tunnel MTU to 1380. (sources: ticket #4712)" in text
