@@ -269,6 +269,13 @@ class Settings(BaseSettings):
         description="notes with a known outcome (resolved, or voted down) the deployment's "
         "ranking model is refitted from at the least; fewer keep the model in use",
     )
+    ranking_model_ttl_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="seconds a ContextGatherer replica keeps a tenant's ranking model before "
+        "reading it again: how long a refit takes to apply",
+    )
     ranking_min_tenant_outcomes: int = Field(
         300,
         ge=50,
