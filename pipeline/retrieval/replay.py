@@ -156,7 +156,9 @@ async def replay_history(
             item.ticket.description,
             vector=vector_of[item.ticket.ticket_id],
             embedding_model=embedder.model,
-            tags=item.ticket.tags,
+            # a resolved ticket carries the category it was closed with, which the service
+            # did not know when the ticket arrived: replayed tickets are asked without one
+            tags=(),
             as_of=moment,
         )
         async with tenant_transaction(pool, tenant) as conn:
