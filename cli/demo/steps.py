@@ -44,7 +44,7 @@ from pipeline.retrieval.embedder import service_embedder
 from pipeline.tenancy.admin import TenantCreate, TenantUpdate
 from pipeline.tenancy.credential_cipher import CredentialCipher
 from pipeline.tenancy.runtime import load_tenant_runtime
-from pipeline.text.ticket_text import html_to_text
+from pipeline.text.ticket_text import html_to_text, plain_text
 from simulators.demo_data import TENANTS, load_demo_dataset
 
 DEMO_TENANT_FILE = "demo-tenants.json"
@@ -277,7 +277,9 @@ async def poll_results(
                         "note_id": note.note_id,
                         "private": not note.show_to_requester,
                         "text": html_to_text(note.description),
-                        "words": len(html_to_text(note.description).split()),
+                        # counted as the note's word cap counts them (the text's list
+                        # bullets are not words)
+                        "words": len(plain_text(note.description).split()),
                         "feedback_links": feedback_links(note.description),
                         "expected_citations": sorted(links.citations) if links else [],
                     }
