@@ -107,24 +107,35 @@ def asset_name(match: AssetMatch) -> str:
     return f"subnet {match.network}" if match.match == "subnet" else "no hostname"
 
 
-def statements(items: list[CitedStatement], refs: CitationBook) -> list[Item]:
-    out = []
-    for statement in items:
-        labels = refs.labels(statement.sources)
-        if statement.sources and not labels:
-            continue  # it cites only what the note does not show
-        spans: list[Span] = [("", plain_text(statement.text))]
-        if labels:
-            spans.append(("i", f" (sources: {'; '.join(labels)})"))
-        out.append(Item(spans))
-    return out
-
-
 SAME_FIX = 0.8  # word-set overlap above which two resolutions say the same fix
 
 
 def _words(text: str) -> set[str]:
     return {w.strip(".,;:()'\"").lower() for w in plain_text(text).split()} - {""}
+
+
+def statements(items: list[CitedStatement], refs: CitationBook) -> list[Item]:
+    """The model's causes or steps, each with its sources. A statement that says what an
+    earlier one said (the same fix from another precedent) is listed once, citing both."""
+    kept: list[tuple[set[str], str, list[str]]] = []
+    for statement in items:
+        labels = refs.labels(statement.sources)
+        if statement.sources and not labels:
+            continue  # it cites only what the note does not show
+        words = _words(statement.text)
+        for seen, _text, seen_labels in kept:
+            if words and len(words & seen) / max(len(words | seen), 1) >= SAME_FIX:
+                seen_labels.extend(label for label in labels if label not in seen_labels)
+                break
+        else:
+            kept.append((words, plain_text(statement.text), list(labels)))
+    out = []
+    for _words_of, text, labels in kept:
+        spans: list[Span] = [("", text)]
+        if labels:
+            spans.append(("i", f" (sources: {'; '.join(labels)})"))
+        out.append(Item(spans))
+    return out
 
 
 def same_fix_groups(tickets: list[SimilarTicket]) -> list[list[SimilarTicket]]:

@@ -448,3 +448,27 @@ def test_precedents_with_the_same_fix_are_listed_once() -> None:
         "1. Raised DPD interval on vpn-gw-01. Stable. (sources: ticket #4711; ticket #4799)" in text
     )
     assert "2. Lowered tunnel MTU to 1380. (sources: ticket #4712)" in text
+
+
+def test_a_step_repeating_an_earlier_one_is_listed_once_citing_both() -> None:
+    context = make_context()
+    synthesis = make_llm()
+    assert synthesis.enhancement is not None
+    synthesis.enhancement.next_steps = [
+        CitedStatement(
+            text="Apply the fix from ticket 4711: raised the DPD interval on vpn-gw-01 to 60 s",
+            sources=["ticket:4711"],
+        ),
+        CitedStatement(text="Check the tunnel MTU", sources=["ticket:4712"]),
+        CitedStatement(
+            text="Apply the fix from ticket 4712: raised the DPD interval on vpn-gw-01 to 60 s",
+            sources=["ticket:4712", "kb:vpn-split-tunnel"],
+        ),
+    ]
+    text = render_note_text(enhancement_id="e", context=context, synthesis=synthesis)
+    assert text.count("raised the DPD interval on vpn-gw-01") == 1
+    assert (
+        "Apply the fix from ticket 4711: raised the DPD interval on vpn-gw-01 to 60 s "
+        "(sources: ticket #4711; ticket #4712; KB: VPN split tunnel guide)" in text
+    )
+    assert "Check the tunnel MTU (sources: ticket #4712)" in text
