@@ -12,6 +12,7 @@ from pipeline.models import Ticket, TicketContext
 from pipeline.observability.tracing import continued
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.retrieval.embedder import service_embedder
+from pipeline.retrieval.ranking.store import RankingModels
 from pipeline.sdp.fetcher import SdpCallPolicy, TicketFetcher
 from pipeline.tenancy.runtime import load_tenant_runtime
 
@@ -47,6 +48,7 @@ class ContextGathererDeployment:
             embedder=service_embedder(),
             metrics=replica.metrics,
             before_embed=before_embed,
+            models=RankingModels(self._pool, ttl_s=settings.ranking_model_ttl_s),
         )
 
     async def gather(

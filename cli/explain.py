@@ -66,6 +66,67 @@ def _billed(usage: list[dict[str, object]] | None) -> str:
     return f"{len(usage)} ({outcomes}) / ${cost:.6f}"
 
 
+def _ranking(console: Console, found: Explanation) -> None:
+    """The learned ranking: every ranked candidate, then each feature's contribution to the
+    first three candidates' logits (weight × value; with the intercept they add up to it)."""
+    ranking = found.ranking
+    if not ranking:
+        return
+    bar = ranking["bar"]
+    console.print(
+        f"[bold]Ranking[/bold] by {escape(ranking['model'])} of {ranking['candidates']} "
+        f"candidates; relevance bar ≥ {bar['absolute']:.2f} and ≥ {bar['relative']:.0%} of the "
+        "best"
+    )
+    table = Table("rank", "ticket", "probability", "shown")
+    for item in ranking["ranked"]:
+        table.add_row(
+            str(item["rank"]),
+            f"#{escape(item['ticket_id'])}",
+            f"{item['probability']:.1%}",
+            "yes" if item["shown"] else "no (under the bar)",
+        )
+    console.print(table)
+    first = ranking["ranked"][:3]
+    if not first:
+        return
+    console.print("Why they ranked so: each feature's contribution to the logit (its value)")
+    why = Table("feature", *(f"#{escape(i['ticket_id'])}" for i in first))
+    for name in ranking.get("feature_names") or first[0]["contributions"]:
+        why.add_row(
+            name,
+            *(f"{i['contributions'][name]:+.2f} ({i['values'][name]:.2f})" for i in first),
+        )
+    why.add_row("(intercept)", *(f"{ranking['intercept']:+.2f}" for _ in first))
+    why.add_row(
+        "= logit → probability",
+        *(
+            f"{sum(i['contributions'].values()) + ranking['intercept']:+.2f} → "
+            f"{i['probability']:.1%}"
+            for i in first
+        ),
+    )
+    console.print(why)
+
+
+def _confidence(found: Explanation) -> str:
+    if found.confidence is None:
+        return "not recorded"
+    inputs = found.confidence_inputs or {}
+    llm = inputs.get("llm_confidence")
+    outcome = (
+        "outcome not known yet"
+        if found.confidence_outcome is None
+        else ("came true" if found.confidence_outcome else "did not come true")
+    )
+    return (
+        f"{inputs.get('level', '')} {found.confidence:.0%} (first candidate "
+        f"{inputs.get('first_probability', 0):.0%}"
+        + (f", LLM's own {llm:.0%}" if isinstance(llm, int | float) else "")
+        + f"); {outcome}"
+    )
+
+
 def _print(found: Explanation) -> None:
     console = Console()
     console.print(f"[bold]Enhancement {found.id}[/bold] — ticket #{escape(found.ticket_id)}")
@@ -95,6 +156,7 @@ def _print(found: Explanation) -> None:
             else f"{found.suggestion_hit} (rank {found.suggestion_rank}, similarity "
             f"{found.suggestion_similarity})",
         ),
+        ("confidence", _confidence(found)),
     ]
     table = Table(show_header=False)
     for name, value in rows:
@@ -106,6 +168,7 @@ def _print(found: Explanation) -> None:
         console.print(f"[dim]No prompt or retrieval record: {found.explain_missing_reason}[/dim]")
         return
     _candidates(console, found)
+    _ranking(console, found)
     for message in found.prompt or []:
         console.rule(f"prompt: {message.get('role')}")
         console.print(escape(message.get("content", "")), soft_wrap=True)
@@ -125,8 +188,9 @@ def explain(
     data_dir: str | None = DataDirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Why a note says what it says: retrieval candidates with scores, the prompt as the LLM
-    saw it, what redaction took out of it (counts by kind), its raw answer, fallbacks, stage
+    """Why a note says what it says: retrieval candidates with scores, how the learned model
+    ranked them (each feature's contribution), the confidence and its inputs, the prompt as the
+    LLM saw it, what redaction took out of it (counts by kind), its raw answer, fallbacks, stage
     timings, attempts (each billed one with its cost), cost and the trace id.
 
     Example: ai-agents explain 7d1f6c1e-8a56-4c1b-9d0e-3b8f6f4d2a11 --json

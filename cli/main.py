@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("cli.explain", "explain"),
     "usage": ("cli.usage", "usage"),
     "eval": ("cli.evaluate.command", "eval_app"),
+    "ranking": ("cli.ranking", "ranking_app"),
     "health": ("cli.health.command", "health"),
     "kuberay": ("cli.kuberay", "kuberay_app"),
 }

@@ -220,6 +220,23 @@ SUGGESTION_HIT_RATIO = _db(
     "Share of resolved enhanced tickets whose note proposed the fix, "
     "last 30 days (tenants with at least 5)",
 )
+CONFIDENCE_CALIBRATION_ERROR = _db(
+    "ai_agents_confidence_calibration_error",
+    ("tenant",),
+    "Expected calibration error of the notes' stated confidence against whether the first "
+    "precedent was the fix, last 30 days (tenants with at least 20 such notes)",
+)
+CONFIDENCE_RELIABILITY = _db(
+    "ai_agents_confidence_reliability",
+    ("tenant", "bucket", "measure"),
+    "Per tenth of stated confidence: the mean stated (measure=stated) and the share that came "
+    "true (measure=observed), last 30 days (tenants with at least 20 such notes)",
+)
+CONFIDENCE_NOTES = _db(
+    "ai_agents_confidence_notes",
+    ("tenant", "bucket"),
+    "Notes whose confidence outcome is known, per tenth of stated confidence, last 30 days",
+)
 DATABASE_UP = _db("ai_agents_database_up", (), "1 when the ingress reached PostgreSQL at scrape")
 LLM_TOKENS = MetricSpec(
     "ai_agents_llm_tokens",

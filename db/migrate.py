@@ -138,6 +138,8 @@ async def ensure_service_role(conn: asyncpg.Connection, role: RoleCredentials) -
         f"ticket_history, kb_documents, assets, ticket_embeddings, kb_chunks TO {ident}",
         f"GRANT SELECT, INSERT, DELETE ON ticket_terms TO {ident}",
         f"GRANT SELECT, INSERT, UPDATE ON llm_usage, llm_usage_monthly TO {ident}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ranking_examples TO {ident}",
+        f"GRANT SELECT, INSERT ON ranking_models TO {ident}",
         f"GRANT SELECT, INSERT, UPDATE ON tenants TO {ident}",
         f"GRANT SELECT ON audit_log TO {ident}",
         f"GRANT SELECT ON schema_migrations TO {ident}",

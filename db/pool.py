@@ -39,6 +39,8 @@ TENANT_TABLES = (
     "ticket_terms",
     "llm_usage",
     "llm_usage_monthly",
+    "ranking_models",
+    "ranking_examples",
 )
 
 

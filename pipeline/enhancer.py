@@ -1,19 +1,16 @@
 """One enhancement job, from `running` to a note on the ticket and a finished row.
 
-Ray-free: the context gatherer, synthesizer and rate limiter arrive as plain async callables,
-which are Serve handles / actors in production and in-process objects in unit tests.
+Ray-free: the context gatherer, synthesizer and rate limiter arrive as plain async callables
+(Serve handles / actors in production, in-process objects in unit tests). Tenant-fair: the
+context and write-back stages each hold a place at the replica's ``FairGate``, so a quiet
+tenant's job does not queue behind a flooding tenant's there; the LLM wait holds none.
 
-Tenant-fair inside: the context and write-back stages each hold a place at the replica's
-``FairGate`` (``core.fair_gate``), so a quiet tenant's job does not queue behind a flooding
-tenant's jobs there; the LLM wait between them holds none.
+Exactly-once effect: before a re-run posts, the ticket's notes are searched for this
+enhancement's marker, so a job re-run after a crash finds the note it already wrote instead of
+adding a second one; every row update is fenced by the lease token.
 
-Exactly-once effect: before a re-run (a later attempt) posts, the ticket's notes are searched
-for this enhancement's marker, so a job re-run after a crash finds the note it already wrote
-instead of adding a second one; every row update is fenced by the lease token.
-
-LLM spend (``pipeline.llm.spend``): before the synthesis one read says whether a monthly
-budget is spent (then the note is context-only and says the AI summary is paused), and right
-after it every answered attempt goes into the usage ledger.
+LLM spend (``pipeline.llm.spend``): a monthly budget spent makes the note context-only, saying
+the AI summary is paused; every answered attempt goes into the usage ledger right after it.
 """
 
 from __future__ import annotations
@@ -36,11 +33,14 @@ from db.repositories import enhancements as jobs
 from pipeline.dispatch.dispatcher import ClaimedJob, retry_delay_s
 from pipeline.llm.spend import LLMSpend
 from pipeline.models import SynthesisResult, Ticket, TicketContext
+from pipeline.note.confidence import note_confidence
 from pipeline.note.feedback_links import ANSWER_LABELS, FeedbackLinkSigner
 from pipeline.note.insight import explain_record, proposals
-from pipeline.note.renderer import is_thin, note_has_marker, render_note, thin_ticket_note
+from pipeline.note.renderer import is_thin, note_has_marker, render_note
+from pipeline.note.thin_ticket import thin_ticket_note
 from pipeline.observability.metrics import InMemoryMetrics, Metrics
 from pipeline.observability.tracing import context_from_carrier, tracer
+from pipeline.retrieval.ranking.store import record_outcome_inputs
 from pipeline.sdp.fetcher import SdpCallPolicy, TenantLoader, TicketFetcher
 from pipeline.sdp.wire import (
     SdpAuthError,
@@ -212,7 +212,9 @@ class Enhancer:
         """A ticket too thin to research: a short note asking for the details (no unrelated
         matches, no LLM call)."""
         await self._stage(job, "writeback")
-        thin = context.model_copy(update={"similar_tickets": [], "kb_articles": []})
+        thin = context.model_copy(
+            update={"similar_tickets": [], "kb_articles": [], "ranking": None}
+        )
         note_id = await self._write_note(job, row, tenant, thin, None)
         return await self._complete(
             job,
@@ -364,8 +366,9 @@ class Enhancer:
         outcome: str,
         note_id: str | None,
     ) -> None:
-        """Proposals and the explain record, in a savepoint: they must never cost the job its
-        completion (the note is already on the ticket)."""
+        """Proposals, the explain record and the ranking's examples with the stated confidence,
+        in a savepoint: they must never cost the job its completion (the note is already on the
+        ticket)."""
         try:
             async with conn.transaction():
                 await jobs.store_insight(
@@ -375,6 +378,21 @@ class Enhancer:
                     explain=explain_record(context, synthesis, outcome=outcome),
                     retention_days=self.config.explain_retention_days,
                 )
+                if note_id and outcome != "skipped":
+                    await record_outcome_inputs(
+                        conn,
+                        job.tenant_id,
+                        uuid.UUID(job.id),
+                        context.ranking,
+                        note_confidence(
+                            context.ranking,
+                            synthesis.enhancement.confidence
+                            if synthesis is not None
+                            and synthesis.mode == "llm"
+                            and synthesis.enhancement is not None
+                            else None,
+                        ),
+                    )
         except (asyncpg.PostgresError, ValueError) as exc:
             log.warning(
                 "enhancement %s: explain record not stored: %s",

@@ -27,14 +27,18 @@ class Ticket(BaseModel):
     requester_name: str | None = None
     requester_email: str | None = None
     updated_at: datetime | None = None
+    # SDP's category, subcategory and item (and tags): a ranking feature against the history's
+    tags: list[str] = Field(default_factory=list, max_length=20)
 
 
 class SimilarTicket(BaseModel):
     ticket_id: str
     subject: str
     resolution: str
-    score: float
+    score: float  # the fused full-text + vector score, 0-1
     resolved_at: datetime | None = None
+    # the second stage's probability that this precedent is relevant (None: not ranked)
+    relevance: float | None = None
 
     @property
     def citation(self) -> str:
@@ -77,6 +81,37 @@ class SourceOutcome(BaseModel):
     error: str | None = None
 
 
+class RankedCandidate(BaseModel):
+    """One fused candidate as the second stage saw it; kept for explain and for learning."""
+
+    ticket_id: str
+    rank: int = Field(ge=1, description="1 = the ranker's first")
+    probability: float = Field(ge=0.0, le=1.0)
+    shown: bool
+    features: list[float]
+
+
+class RankingRecord(BaseModel):
+    """How the similar tickets were ranked and cut, and how the note's confidence is calibrated:
+    the model's parameters travel with the context so a note, its explanation and its training
+    examples all use the model that actually ranked it."""
+
+    model: str = Field(description="which fitted model ranked: default, deployment or tenant")
+    feature_names: list[str]
+    weights: list[float]
+    intercept: float
+    bar_absolute: float
+    bar_relative: float
+    # Platt scaling: slope on logit(first probability), weight of the LLM's own confidence
+    # (centred on 0.5; 0 when there is none), intercept
+    calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    candidates: list[RankedCandidate] = Field(default_factory=list)
+
+    @property
+    def top_probability(self) -> float:
+        return self.candidates[0].probability if self.candidates else 0.0
+
+
 class TicketContext(BaseModel):
     ticket: Ticket
     similar_tickets: list[SimilarTicket] = Field(default_factory=list)
@@ -84,6 +119,7 @@ class TicketContext(BaseModel):
     assets: list[AssetMatch] = Field(default_factory=list)
     unmatched_ips: list[str] = Field(default_factory=list)
     sources: list[SourceOutcome] = Field(default_factory=list)
+    ranking: RankingRecord | None = None
 
     def citations(self) -> set[str]:
         return (

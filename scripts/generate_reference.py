@@ -153,7 +153,7 @@ def settings_markdown() -> str:
     ]
     for name, field in Settings.model_fields.items():
         if not field.description:
-            raise ValueError(f"core/settings.py: {name} has no Field(description=...)")
+            raise ValueError(f"core/settings/model.py: {name} has no Field(description=...)")
         kind = _type_name(field.annotation)
         bounds = _bounds(field)
         lines.append(

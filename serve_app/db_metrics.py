@@ -9,6 +9,7 @@ tenant's monthly budget and over the deployment's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -18,10 +19,11 @@ from prometheus_client.registry import Collector
 
 from core import metric_catalogue as mc
 from db.pool import system_fetch
+from db.repositories.lifecycle.retention import retention_stats
 from db.repositories.llm_usage import spend_stats
-from db.repositories.retention import retention_stats
 
 MIN_CHECKED_FOR_HIT_RATIO = 5
+MIN_NOTES_FOR_CALIBRATION = 20  # a reliability table of fewer notes is noise
 
 
 class _Families(Collector):
@@ -93,6 +95,7 @@ async def render_db_metrics(
         suggestions = await system_fetch(pool, "SELECT * FROM app_suggestion_stats(30)")
         spent = await spend_stats(pool, datetime.now(UTC).date().replace(day=1))
         retention = await retention_stats(pool)
+        confidence = await system_fetch(pool, "SELECT * FROM app_confidence_stats(30)")
     except (OSError, asyncpg.PostgresError, TimeoutError):
         up.set(0)
         return generate_latest(registry)
@@ -122,6 +125,7 @@ async def render_db_metrics(
     for row in retention:
         age = (now - row["oldest_at"]).total_seconds() if row["oldest_at"] else 0.0
         oldest_row.labels(row["table_name"]).set(max(0.0, age))
+    _calibration(gauge, confidence)
     return generate_latest(registry)
 
 
@@ -137,3 +141,28 @@ class _PurgedCounter(Collector):
         for row in self._rows:
             family.add_metric([row["table_name"]], float(row["purged"]))
         return [family]
+
+
+def _calibration(gauge: Callable[[mc.MetricSpec], Gauge], rows: list[asyncpg.Record]) -> None:
+    """The live reliability table and ECE per tenant, from app_confidence_stats' deciles."""
+    error, reliability, notes = (
+        gauge(mc.CONFIDENCE_CALIBRATION_ERROR),
+        gauge(mc.CONFIDENCE_RELIABILITY),
+        gauge(mc.CONFIDENCE_NOTES),
+    )
+    by_tenant: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_tenant.setdefault(row["tenant_id"], []).append(row)
+    for tenant, buckets in by_tenant.items():
+        total = sum(r["notes"] for r in buckets)
+        if total < MIN_NOTES_FOR_CALIBRATION:
+            continue
+        ece = 0.0
+        for r in buckets:
+            label = f"{r['bucket'] / 10:.1f}-{(r['bucket'] + 1) / 10:.1f}"
+            observed = r["came_true"] / r["notes"]
+            reliability.labels(tenant, label, "stated").set(r["mean_confidence"])
+            reliability.labels(tenant, label, "observed").set(observed)
+            notes.labels(tenant, label).set(r["notes"])
+            ece += r["notes"] / total * abs(r["mean_confidence"] - observed)
+        error.labels(tenant).set(round(ece, 4))

@@ -148,12 +148,30 @@ class SuggestionStats(BaseModel):
     average_rank: float | None = Field(description="mean position of the matching proposal")
 
 
+class ReliabilityRow(BaseModel):
+    bin: str = Field(description="a tenth of stated confidence, e.g. 0.8-0.9")
+    notes: int
+    stated: float = Field(description="mean confidence the notes stated, 0-1")
+    observed: float = Field(description="share whose first precedent had the fix, 0-1")
+
+
+class CalibrationStats(BaseModel):
+    """Does the stated confidence mean what it says: docs/architecture/retrieval-quality.md."""
+
+    notes: int = Field(description="notes whose outcome is known (resolved or voted down)")
+    mean_confidence: float | None = Field(description="mean stated confidence, 0-1")
+    first_right: float | None = Field(description="share whose first precedent had the fix")
+    ece: float | None = Field(description="expected calibration error, 0-1 (0 is perfect)")
+    reliability: list[ReliabilityRow] = Field(default_factory=list)
+
+
 class FeedbackStats(BaseModel):
     total_feedback: int
     average_rating: float | None
     counts: dict[str, int]
     positive_percentage: float | None
     suggestions: SuggestionStats | None = None
+    calibration: CalibrationStats | None = None
     start_date: datetime | None
     end_date: datetime | None
 

@@ -1,21 +1,29 @@
-"""The demo's quality loop: the feedback links in a note, and resolving some demo tickets in
-the SDP simulator so every tenant gets a suggestion hit rate.
+"""The demo's quality loop: the feedback links in a note, resolving demo tickets in the SDP
+simulator so every tenant gets a suggestion hit rate, and learning from those resolutions.
 
 A resolved demo ticket gets the resolution of one of the past tickets of its own scenario,
 picked at random (seeded by the ticket id): like real life, it is often - not always - the fix
 a similar past ticket had. Whether the note proposed that fix is then judged by the service
-itself, through the ordinary resolved-ticket webhook.
+itself, through the ordinary resolved-ticket webhook, which also labels the note's ranked
+candidates. :func:`learn` refits the deployment's ranking from those outcomes (the same
+``refit`` as ``ai-agents ranking fit``) and :func:`phase_quality` measures a batch of notes:
+hit rate, how often the first precedent had the fix, the confidence stated and its ECE.
 """
 
 from __future__ import annotations
 
 import html
 import random
+import uuid
 from html.parser import HTMLParser
 from typing import Any
 
+import asyncpg
 import httpx
 
+from db.pool import tenant_transaction
+from pipeline.retrieval.ranking.quality import expected_calibration_error
+from pipeline.retrieval.ranking.refit import ScopeResult, refit
 from simulators.demo_data import load_demo_dataset
 from simulators.servicedesk.store import SimulatorState
 from simulators.servicedesk.webhook_sender import flat_payload, send_webhook_async
@@ -58,9 +66,9 @@ async def resolve_some(
     sdp: SimulatorState,
     creds: dict[str, dict[str, str]],
     enhancements: list[dict[str, Any]],
-    share: float = 0.5,
+    share: float = 1.0,
 ) -> dict[str, dict[str, Any]]:
-    """Resolve every other completed demo ticket of each tenant (``share`` of them) in the
+    """Resolve ``share`` of each tenant's completed demo tickets (every one by default) in the
     simulator and send SDP's resolved-ticket webhook; returns per tenant resolved, hits and
     hit rate."""
     step = max(1, round(1 / share))
@@ -100,3 +108,51 @@ async def resolve_some(
     for stats in per_tenant.values():
         stats["hit_rate"] = round(stats["hits"] / stats["resolved"], 3)
     return per_tenant
+
+
+DEMO_MIN_OUTCOMES = 3  # the demo's few resolved notes are enough to show a refit (not to trust)
+
+
+async def learn(pool: asyncpg.Pool) -> ScopeResult:
+    """Refit the deployment's ranking from the notes resolved so far."""
+    [result] = await refit(
+        pool,
+        tenants=[],
+        min_deployment_outcomes=DEMO_MIN_OUTCOMES,
+        min_tenant_outcomes=1_000_000,
+    )
+    return result
+
+
+async def phase_quality(
+    pool: asyncpg.Pool, enhancements: list[dict[str, Any]], notes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One batch of the demo's notes after their tickets were resolved: suggestion hit rate,
+    first precedent right, mean stated confidence and its ECE, precedents shown and words."""
+    rows = []
+    for item in enhancements:
+        async with tenant_transaction(pool, item["tenant"]) as conn:
+            row = await conn.fetchrow(
+                """SELECT suggestion_hit, confidence, confidence_outcome,
+                          (SELECT count(*) FROM ranking_examples r
+                           WHERE r.enhancement_id = e.id AND r.shown) AS shown,
+                          confidence_inputs->>'model' AS model
+                   FROM enhancements e WHERE id = $1""",
+                uuid.UUID(item["enhancement_id"]),
+            )
+        if row is not None and row["confidence_outcome"] is not None:
+            rows.append(row)
+    pairs = [(float(r["confidence"]), bool(r["confidence_outcome"])) for r in rows]
+    n = len(rows)
+    words = [note["words"] for note in notes]
+    return {
+        "notes": len(enhancements),
+        "resolved": n,
+        "hit_rate": round(sum(bool(r["suggestion_hit"]) for r in rows) / n, 3) if n else None,
+        "first_right": round(sum(ok for _, ok in pairs) / n, 3) if n else None,
+        "mean_confidence": round(sum(p for p, _ in pairs) / n, 3) if n else None,
+        "ece": expected_calibration_error(pairs) if n else None,
+        "shown_per_note": round(sum(r["shown"] for r in rows) / n, 2) if n else None,
+        "max_words": max(words) if words else None,
+        "models": sorted({r["model"] for r in rows if r["model"]}),
+    }

@@ -9,13 +9,13 @@ import contextlib
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.demo.quality import resolve_some
+from cli.demo.quality import learn, phase_quality, resolve_some
 from cli.demo.steps import (
     DemoOptions,
     DemoResult,
@@ -71,6 +71,8 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         )
     table.add_row("wall time", f"{summary['seconds']} s")
     out.print(table)
+    if result.learning:
+        out.print(_learning_table(result.learning))
     failed = [e for e in result.enhancements if e["status"] == "failed"]
     for item in failed[:5]:
         out.print(f"[red]failed[/red] {item['tenant']}/{item['ticket_id']}: {item['error']}")
@@ -92,6 +94,83 @@ def _print_result(result: DemoResult, imported: dict[str, dict[str, int]]) -> No
         f"{'':>14}  (the Ray dashboard is {DASHBOARD_TOKEN_HINT}; metrics need "
         f"Authorization: Bearer <metrics_token from local-secrets.json in the data dir>)"
     )
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _learning_table(learning: dict[str, Any]) -> Table:
+    """The notes before and after the ranking learned from the first batch's resolutions."""
+    phases = [(name, learning[name]) for name in ("before", "after") if name in learning]
+    table = Table(title="Learning from resolved tickets", show_header=True)
+    table.add_column("measure")
+    for name, phase in phases:
+        table.add_column(f"{name} ({phase['notes']} notes)", justify="right")
+    rows = (
+        ("tickets resolved", lambda p: str(p["resolved"])),
+        ("suggestion hit rate", lambda p: _percent(p["hit_rate"])),
+        ("first precedent had the fix", lambda p: _percent(p["first_right"])),
+        ("confidence stated (mean)", lambda p: _percent(p["mean_confidence"])),
+        ("calibration error (ECE)", lambda p: "-" if p["ece"] is None else f"{p['ece']:.2f}"),
+        ("precedents shown per note", lambda p: str(p["shown_per_note"] or "-")),
+        ("longest note (words)", lambda p: str(p["max_words"] or "-")),
+        ("ranked by", lambda p: ", ".join(p["models"]) or "-"),
+    )
+    for label, cell in rows:
+        table.add_row(label, *(cell(phase) for _, phase in phases))
+    refit = learning.get("refit")
+    if refit:
+        table.caption = (
+            f"refit between the batches: {'installed' if refit['installed'] else 'not installed'}"
+            f" — {refit['reason']} ({refit['notes']} notes)"
+        )
+    return table
+
+
+async def _batch(
+    pool: Any, base: str, sims: Any, creds: Any, count: int, start: int, progress: Any
+) -> DemoResult:
+    """Fire ``count`` webhooks from the ``start``-th demo ticket and wait for every note."""
+    sent = await fire_webhooks(base, sims, creds, count, start=start)
+    task = progress.add_task("enhancing", total=len(sent))
+    return await wait_for_all(pool, sent, sims, lambda done: progress.update(task, completed=done))
+
+
+async def _learning_demo(
+    pool: Any, base: str, sims: Any, creds: Any, tickets: int, as_json: bool, say: Any
+) -> DemoResult:
+    """Two batches of new tickets: the first is enhanced and resolved, the ranking refits
+    from those outcomes, then the second is enhanced and resolved the same way."""
+    first = (tickets + 1) // 2
+    with Progress(
+        TextColumn("enhancing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json,
+    ) as progress:
+        say(f"Firing {first} new-ticket webhooks from the SDP simulator…")
+        result = await _batch(pool, base, sims, creds, first, 0, progress)
+        say("Resolving them in the SDP simulator (resolved-ticket webhooks)…")
+        hits = await resolve_some(base, sims.sdp, creds, result.enhancements)
+        result.learning["before"] = await phase_quality(pool, result.enhancements, result.notes)
+        if tickets > first:
+            say("Refitting the ranking from those resolutions, then the next batch…")
+            result.learning["refit"] = (await learn(pool)).as_dict()
+            second = await _batch(pool, base, sims, creds, tickets - first, first, progress)
+            more = await resolve_some(base, sims.sdp, creds, second.enhancements)
+            result.learning["after"] = await phase_quality(pool, second.enhancements, second.notes)
+            result.enhancements += second.enhancements
+            result.notes += second.notes
+            for tenant, counts in more.items():
+                total = hits.setdefault(tenant, {"resolved": 0, "hits": 0})
+                total["resolved"] += counts["resolved"]
+                total["hits"] += counts["hits"]
+                total["hit_rate"] = round(total["hits"] / total["resolved"], 3)
+    result.suggestion_hits = hits
+    return result
 
 
 async def run_demo(
@@ -121,22 +200,7 @@ async def run_demo(
             await asyncio.to_thread(start_ray_and_serve, options)
             recorder.refresh()
             base = f"http://127.0.0.1:{options.http_port}"
-            say(f"Firing {options.tickets} new-ticket webhooks from the SDP simulator…")
-            sent = await fire_webhooks(base, sims, creds, options.tickets)
-            with Progress(
-                TextColumn("enhancing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                disable=as_json,
-            ) as progress:
-                task = progress.add_task("enhancing", total=len(sent))
-                result = await wait_for_all(
-                    pool, sent, sims, lambda done: progress.update(task, completed=done)
-                )
-            say("Resolving some demo tickets in the SDP simulator (resolved-ticket webhooks)…")
-            result.suggestion_hits = await resolve_some(base, sims.sdp, creds, result.enhancements)
+            result = await _learning_demo(pool, base, sims, creds, options.tickets, as_json, say)
         finally:
             await pool.close()
         result.seconds = time.monotonic() - started

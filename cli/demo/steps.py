@@ -44,7 +44,7 @@ from pipeline.retrieval.embedder import service_embedder
 from pipeline.tenancy.admin import TenantCreate, TenantUpdate
 from pipeline.tenancy.credential_cipher import CredentialCipher
 from pipeline.tenancy.runtime import load_tenant_runtime
-from pipeline.text.ticket_text import html_to_text
+from pipeline.text.ticket_text import html_to_text, plain_text
 from simulators.demo_data import TENANTS, load_demo_dataset
 
 DEMO_TENANT_FILE = "demo-tenants.json"
@@ -76,6 +76,8 @@ class DemoResult:
     seconds: float = 0.0
     # per tenant: demo tickets the SDP simulator resolved, and how many notes proposed the fix
     suggestion_hits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the notes before and after the ranking learned from the first batch's resolutions
+    learning: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(
@@ -92,6 +94,7 @@ class DemoResult:
             else None,
             "notes_written": len(self.notes),
             "suggestion_hits": self.suggestion_hits,
+            "learning": self.learning,
             "seconds": round(self.seconds, 1),
         }
 
@@ -187,27 +190,34 @@ async def import_demo_data(pool: asyncpg.Pool, runtime: Runtime) -> dict[str, di
     return counts
 
 
+def demo_ticket_order() -> list[tuple[str, dict[str, Any]]]:
+    """Every open demo ticket, tenants alternating: the order webhooks are fired in."""
+    queues = {t: list(load_demo_dataset(t).open_tickets) for t in TENANTS}
+    order: list[tuple[str, dict[str, Any]]] = []
+    while any(queues.values()):
+        for tenant in TENANTS:
+            if queues[tenant]:
+                order.append((tenant, queues[tenant].pop(0)))
+    return order
+
+
 async def fire_webhooks(
-    base_url: str, sims: Simulators, creds: dict[str, dict[str, str]], count: int
+    base_url: str,
+    sims: Simulators,
+    creds: dict[str, dict[str, str]],
+    count: int,
+    *,
+    start: int = 0,
 ) -> list[tuple[str, str, str]]:
-    """What configured SDP instances do: one signed webhook per new ticket, tenants alternating.
-    Returns (tenant, ticket id, enhancement id)."""
+    """What configured SDP instances do: one signed webhook per new ticket, tenants alternating,
+    from the ``start``-th ticket of that order. Returns (tenant, ticket id, enhancement id)."""
     import httpx
 
     from simulators.servicedesk.webhook_sender import send_webhook_async, v3_payload
 
-    queues = {t: list(load_demo_dataset(t).open_tickets) for t in TENANTS}
     sent: list[tuple[str, str, str]] = []
     async with httpx.AsyncClient(timeout=30) as http:
-        round_no = 0
-        while len(sent) < count:
-            tenant = list(TENANTS)[round_no % len(TENANTS)]
-            round_no += 1
-            if not queues[tenant]:
-                if not any(queues.values()):
-                    break
-                continue
-            ticket = queues[tenant].pop(0)
+        for tenant, ticket in demo_ticket_order()[start : start + count]:
             stored = sims.sdp.get_request(tenant, ticket["id"])
             # Each run is a fresh edit of the ticket (new version), so a re-run of the demo
             # enhances again instead of being answered as a duplicate delivery.
@@ -267,6 +277,9 @@ async def poll_results(
                         "note_id": note.note_id,
                         "private": not note.show_to_requester,
                         "text": html_to_text(note.description),
+                        # counted as the note's word cap counts them (the text's list
+                        # bullets are not words)
+                        "words": len(plain_text(note.description).split()),
                         "feedback_links": feedback_links(note.description),
                         "expected_citations": sorted(links.citations) if links else [],
                     }
@@ -298,6 +311,8 @@ def configure_demo_environment(runtime: Runtime, sims: Simulators, options: Demo
     # the notes' one-click feedback links point at this run's Serve app
     os.environ.setdefault("AI_AGENTS_PUBLIC_URL", f"http://127.0.0.1:{options.http_port}")
     env = dict(LOOPBACK_SDP)
+    # the demo refits the ranking between its two batches: replicas read the new model at once
+    env["AI_AGENTS_RANKING_MODEL_TTL_S"] = "0"
     if not options.use_configured_llm:
         env.update(simulated_llm_environment(sims.llm_url, "sk-or-v1-demo-simulator"))
         os.environ.pop("AI_AGENTS_LLM_FALLBACK_MODELS", None)

@@ -275,7 +275,8 @@ async def get_explain(conn: asyncpg.Connection, enhancement_id: uuid.UUID) -> as
                   received_at, started_at, finished_at, stage_timings, context_sources, model,
                   prompt_tokens, completion_tokens, cost_usd, note_id, error, trace_id,
                   supersedes, suggestions, suggestion_hit, suggestion_rank,
-                  suggestion_similarity, suggestion_checked_at, explain
+                  suggestion_similarity, suggestion_checked_at, explain, confidence,
+                  confidence_inputs, confidence_outcome
            FROM enhancements WHERE id = $1""",
         enhancement_id,
     )

@@ -6,7 +6,7 @@ Secret as files, the ServiceAccount without a token and the worker groups' disru
   (logs, sockets, spilled objects) under ``/tmp/ray`` and HAProxy its state under ``/tmp``:
   both are ``emptyDir`` volumes, so nothing depends on a writable image layer.
 - Secrets reach the containers as files under ``AI_AGENTS_SECRETS_DIR`` (one file per setting,
-  what ``core/settings.py`` reads), never as environment variables, which ``ps e``, crash dumps
+  what ``core.settings`` reads), never as environment variables, which ``ps e``, crash dumps
   and ``kubectl describe`` would show. Optional keys are projected with ``optional: true``, so a
   Secret without the LLM key still starts the pods (context-only notes).
 - The ServiceAccount mounts no API token (``automountServiceAccountToken: false``). Only
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.settings.sources import SECRETS_DIR_VARIABLE
 from kuberay.values import OPTIONAL_SECRET_KEYS, Values
 
 SECRETS_DIR = "/etc/ai-agents/secrets"
-SECRETS_DIR_VARIABLE = "AI_AGENTS_SECRETS_DIR"
+__all__ = ["SECRETS_DIR", "SECRETS_DIR_VARIABLE"]
 SECRETS_VOLUME = "secrets"
 TMP_VOLUME = "tmp"
 API_TOKEN_VOLUME = "kube-api-access"

@@ -18,7 +18,7 @@ Layout of the user message (the simulator parses exactly this, so keep them in s
     <<<END TICKET>>>
 
     SOURCES (cite only these ids):
-    [ticket:123] subject: ... | resolution: ... | score: 0.82
+    [ticket:123] subject: ... | resolution: ... | score: 0.82   (the ranker's probability)
     [kb:KB-7] title: ... | excerpt: ... | score: 0.55
     [asset:10.0.0.5] hostname: vpn01 | role: vpn | owner: ann | location: HQ | match: host 10.0.0.5
     IPs in the ticket with no known asset: 192.0.2.9
@@ -146,7 +146,7 @@ def source_lines(
             f"[ticket:{_tag_id(t.ticket_id)}] "
             f"subject: {_clean(t.subject, budget.subject_chars, redact)} | "
             f"resolution: {_clean(t.resolution, budget.resolution_chars, redact)} | "
-            f"score: {t.score:.2f}"
+            f"score: {t.relevance if t.relevance is not None else t.score:.2f}"
         )
     for a in context.kb_articles[: budget.max_kb_articles]:
         lines.append(

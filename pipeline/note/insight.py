@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from db.pool import system_fetch, tenant_transaction
 from db.repositories.enhancements import get_explain
-from pipeline.models import SynthesisResult, TicketContext
+from pipeline.models import RankingRecord, SimilarTicket, SynthesisResult, TicketContext
 from pipeline.note.citations import normalise_citation
 from pipeline.text.ticket_text import plain_text
 
@@ -52,12 +52,63 @@ def _cited(synthesis: SynthesisResult | None) -> dict[str, list[str]]:
 
 
 def _why(rank: int, total: int, score: float, used: list[str] | None) -> str:
-    found = f"full-text rank {rank} of {total} kept (score {score:.3f})"
+    found = f"fused rank {rank} of {total} kept (score {score:.3f})"
     return (
         f"{found}; cited by the model in {', '.join(used)}"
         if used
         else f"{found}; not cited by the model"
     )
+
+
+def _ticket_why(
+    ticket: SimilarTicket, ranking: RankingRecord | None, used: list[str] | None
+) -> str:
+    ranked = {c.ticket_id: c for c in ranking.candidates} if ranking else {}
+    candidate = ranked.get(ticket.ticket_id)
+    if candidate is None or ranking is None:
+        return _why(1, 1, ticket.score, used)
+    found = (
+        f"ranked {candidate.rank} of {len(ranking.candidates)} by the learned model "
+        f"({candidate.probability:.0%}, fused score {ticket.score:.3f}), past the relevance bar"
+    )
+    return (
+        f"{found}; cited by the model in {', '.join(used)}"
+        if used
+        else (f"{found}; not cited by the model")
+    )
+
+
+EXPLAINED_CANDIDATES = 10  # ranked candidates whose feature contributions explain keeps
+
+
+def _ranking(ranking: RankingRecord | None) -> dict[str, Any] | None:
+    """The second stage as explain shows it: the model, its bar and calibration, and for the
+    first candidates each feature's contribution to the logit (weight × value)."""
+    if ranking is None:
+        return None
+    weights = dict(zip(ranking.feature_names, ranking.weights, strict=False))
+    return {
+        "model": ranking.model,
+        "bar": {"absolute": ranking.bar_absolute, "relative": ranking.bar_relative},
+        "calibration": list(ranking.calibration),
+        "intercept": ranking.intercept,
+        "feature_names": list(ranking.feature_names),
+        "candidates": len(ranking.candidates),
+        "ranked": [
+            {
+                "rank": c.rank,
+                "ticket_id": c.ticket_id,
+                "probability": c.probability,
+                "shown": c.shown,
+                "contributions": {
+                    name: round(weights.get(name, 0.0) * value, 4)
+                    for name, value in zip(ranking.feature_names, c.features, strict=False)
+                },
+                "values": dict(zip(ranking.feature_names, c.features, strict=False)),
+            }
+            for c in ranking.candidates[:EXPLAINED_CANDIDATES]
+        ],
+    }
 
 
 def explain_record(
@@ -73,8 +124,9 @@ def explain_record(
                 "ticket_id": t.ticket_id,
                 "subject": t.subject,
                 "score": t.score,
+                "relevance": t.relevance,
                 "cited_in": cited.get(t.citation, []),
-                "why": _why(i, len(tickets), t.score, cited.get(t.citation)),
+                "why": _ticket_why(t, context.ranking, cited.get(t.citation)),
             }
             for i, t in enumerate(tickets, start=1)
         ],
@@ -127,6 +179,7 @@ def explain_record(
             "recorded_at": datetime.now(UTC).isoformat(),
             "outcome": outcome,
             "candidates": candidates,
+            "ranking": _ranking(context.ranking),
             "sources": [s.model_dump() for s in context.sources],
             "llm": llm,
             "prompt": synthesis.prompt_messages if synthesis else None,
@@ -217,6 +270,16 @@ class Explanation(BaseModel):
     suggestion_hit: bool | None = None
     suggestion_rank: int | None = None
     suggestion_similarity: float | None = None
+    confidence: float | None = Field(
+        None,
+        description="what the note stated: the calibrated probability its first precedent is right",
+    )
+    confidence_inputs: dict[str, Any] | None = Field(
+        None, description="the first candidate's probability, the LLM's own number, the model"
+    )
+    confidence_outcome: bool | None = Field(
+        None, description="whether the first precedent's fix was the fix (once resolved)"
+    )
     proposals: list[dict[str, Any]] = Field(
         default_factory=list, description="what the note proposed, best first"
     )
@@ -226,6 +289,11 @@ class Explanation(BaseModel):
     recorded_at: str | None = None
     candidates: dict[str, Any] | None = Field(
         None, description="per source: items with score, rank and why they were kept"
+    )
+    ranking: dict[str, Any] | None = Field(
+        None,
+        description="the learned ranking: model, relevance bar, calibration, and each feature's "
+        "contribution for the first candidates",
     )
     llm: dict[str, Any] | None = None
     prompt: list[dict[str, str]] | None = Field(
@@ -300,6 +368,9 @@ def build_explanation(row: asyncpg.Record, *, retention_days: float) -> Explanat
                 "suggestion_hit",
                 "suggestion_rank",
                 "suggestion_similarity",
+                "confidence",
+                "confidence_inputs",
+                "confidence_outcome",
             )
         },
         stage_timings=row["stage_timings"] or {},
@@ -311,6 +382,7 @@ def build_explanation(row: asyncpg.Record, *, retention_days: float) -> Explanat
         explain_missing_reason=missing,
         recorded_at=explain.get("recorded_at"),
         candidates=explain.get("candidates"),
+        ranking=explain.get("ranking"),
         llm=explain.get("llm"),
         prompt=explain.get("prompt"),
         raw_answer=explain.get("raw_answer"),

@@ -34,8 +34,8 @@ import asyncpg
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from db.pool import tenant_transaction
-from db.repositories import erasure as repo
 from db.repositories.audit import write_audit
+from db.repositories.lifecycle import erasure as repo
 from db.repositories.tenants import fetch_tenant
 from pipeline.text.storable import CleanText
 

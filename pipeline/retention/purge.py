@@ -28,7 +28,7 @@ import asyncpg
 from core.settings import Settings
 from core.tenant_types import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN
 from db.pool import tenant_transaction
-from db.repositories import retention as repo
+from db.repositories.lifecycle import retention as repo
 from db.repositories.tenants import list_tenants
 
 log = logging.getLogger(__name__)

@@ -5,13 +5,19 @@ failing source is recorded and the rest of the context is still used.
 Tickets and KB are retrieved by full-text and by meaning (embeddings in pgvector), fused into
 one ranking (:mod:`pipeline.retrieval.hybrid`). Without the ``vector`` extension, or while the
 embedder fails, retrieval is full-text only: a warning is logged (once per state change) and
-``ai_agents_vector_search_available`` reads 0."""
+``ai_agents_vector_search_available`` reads 0.
+
+Similar tickets then pass the second stage (:mod:`pipeline.retrieval.ranking`): the tenant's
+learned model ranks every fused candidate and its relevance bar decides which the note shows;
+KB articles pass the same model's bar on their fused score. The ranking travels with the
+context (``TicketContext.ranking``) for the note's confidence, explain and the next refit."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -22,6 +28,7 @@ from db.repositories import knowledge
 from pipeline.models import (
     AssetMatch,
     KBArticle,
+    RankingRecord,
     SimilarTicket,
     SourceName,
     SourceOutcome,
@@ -37,9 +44,19 @@ from pipeline.retrieval.hybrid import (
     RetrievalQuery,
     VectorAvailability,
 )
+from pipeline.retrieval.ranking.model import RankingModel
+from pipeline.retrieval.ranking.store import RankingModels
 from pipeline.text.ticket_text import extract_ips, salient_terms, tsquery_for
 
 FetchTicket = Callable[[str, str], Awaitable[Ticket]]  # (tenant_id, ticket_id) -> Ticket
+
+
+class _Found(list[SimilarTicket]):
+    """The shown similar tickets (a list, so the source counts them) and the whole ranking."""
+
+    def __init__(self, shown: list[SimilarTicket], record: RankingRecord) -> None:
+        super().__init__(shown)
+        self.record = record
 
 
 class ContextGatherer:
@@ -55,8 +72,10 @@ class ContextGatherer:
         retrieval: HybridRetrieval | None = None,
         metrics: Metrics | None = None,
         before_embed: BeforeEmbed | None = None,
+        models: RankingModels | None = None,
     ) -> None:
         self._pool = pool
+        self._models = models or RankingModels(pool)
         self._retrieval = retrieval or HybridRetrieval()
         self._metrics = metrics or InMemoryMetrics()
         self.vectors = VectorAvailability(pool, embedder, self._metrics, before_embed=before_embed)
@@ -81,15 +100,17 @@ class ContextGatherer:
                 ticket = _merge(ticket, fetched)
 
         terms = salient_terms(ticket.subject, ticket.description)
-        query = await self.vectors.query(tenant_id, tsquery_for(terms), ticket)
         ips = extract_ips(f"{ticket.subject}\n{ticket.description}")
+        query = await self.vectors.query(tenant_id, tsquery_for(terms), ticket)
+        query = replace(query, ips=tuple(ips), tags=tuple(ticket.tags))
+        model = await self._models.for_tenant(tenant_id)
         similar, kb, assets = await asyncio.gather(
             self._timed(
                 "similar_tickets",
-                self._similar(tenant_id, query, ticket.ticket_id),
+                self._similar(tenant_id, query, model),
                 tenant_id=tenant_id,
             ),
-            self._timed("kb_articles", self._kb(tenant_id, query), tenant_id=tenant_id),
+            self._timed("kb_articles", self._kb(tenant_id, query, model), tenant_id=tenant_id),
             self._timed("ip_assets", self._assets(tenant_id, ips), tenant_id=tenant_id),
         )
         sources += [similar[1], kb[1], assets[1]]
@@ -97,11 +118,12 @@ class ContextGatherer:
         found = {a.ip for a in matched}
         return TicketContext(
             ticket=ticket,
-            similar_tickets=similar[0] or [],
+            similar_tickets=list(similar[0] or []),
             kb_articles=kb[0] or [],
             assets=matched,
             unmatched_ips=[ip for ip in ips if ip not in found],
             sources=sources,
+            ranking=similar[0].record if isinstance(similar[0], _Found) else None,
         )
 
     async def _timed(
@@ -144,24 +166,39 @@ class ContextGatherer:
         )
 
     async def _similar(
-        self, tenant_id: str, query: RetrievalQuery, ticket_id: str
+        self, tenant_id: str, query: RetrievalQuery, model: RankingModel
     ) -> list[SimilarTicket]:
         if query.tsquery is None and query.vector is None:
-            return []
+            return _Found([], model.record([], [], set()))
         started = time.perf_counter()
         async with tenant_transaction(self._pool, tenant_id) as conn:
-            found = await self._retrieval.tickets(conn, query, limit=self._similar_limit)
+            ranked = await self._retrieval.ranked_tickets(
+                conn, query, model, limit=self._similar_limit
+            )
         self._metrics.observe(
             mc.RETRIEVAL_LATENCY, time.perf_counter() - started, {"source": "tickets"}
         )
-        return found
+        shown = [
+            SimilarTicket(
+                ticket_id=c.ticket_id,
+                subject=c.subject,
+                resolution=c.resolution,
+                score=c.fused,
+                resolved_at=c.resolved_at,
+                relevance=round(p, 4),
+            )
+            for c, p in ranked.shown
+        ]
+        return _Found(shown, ranked.record)
 
-    async def _kb(self, tenant_id: str, query: RetrievalQuery) -> list[KBArticle]:
+    async def _kb(
+        self, tenant_id: str, query: RetrievalQuery, model: RankingModel
+    ) -> list[KBArticle]:
         if query.tsquery is None and query.vector is None:
             return []
         started = time.perf_counter()
         async with tenant_transaction(self._pool, tenant_id) as conn:
-            found = await self._retrieval.kb(conn, query, limit=self._kb_limit)
+            found = await self._retrieval.kb(conn, query, limit=self._kb_limit, bar=model.kb_bar)
         self._metrics.observe(mc.RETRIEVAL_LATENCY, time.perf_counter() - started, {"source": "kb"})
         return found
 

@@ -3,10 +3,13 @@
 A set is JSON Lines, one new ticket per line::
 
     {"id": "eu-01", "tenant": "acme", "subject": "...", "description": "...",
-     "scenario": "vpn_drops", "wording": "end-user"}
+     "scenario": "vpn_drops", "wording": "end-user", "split": "holdout", "category": "VPN"}
 
 ``scenario`` names a demo-data scenario (every resolved ticket of that scenario in that
-tenant's history is a right answer); ``relevant`` (a list of ticket ids) may be given instead.
+tenant's history that records a fix is a right answer), or a list of them for a ticket about
+two problems at once (a precedent of either is right); ``relevant`` (a list of ticket ids) may
+be given instead. ``split`` is ``train`` (may be fitted on) or ``holdout`` (never fitted on;
+the default). ``category`` is the SDP category the requester picked, when they picked one.
 Recall@k is the share of cases with a right answer in the first k; MRR averages 1/rank of the
 first right answer (0 when none is in the first ``depth``).
 """
@@ -32,15 +35,24 @@ class EvalSetError(ValueError):
     """The set file cannot be used; the message names the line and the field."""
 
 
+SPLITS = ("train", "holdout")
+
+
 @dataclass(frozen=True)
 class EvalCase:
     case_id: str
     tenant: str
     subject: str
     description: str
-    scenario: str | None
+    scenarios: tuple[str, ...]
     relevant: tuple[str, ...]
     wording: str = "unspecified"
+    split: str = "holdout"
+    category: str | None = None
+
+    @property
+    def scenario(self) -> str | None:
+        return self.scenarios[0] if self.scenarios else None
 
 
 def load_eval_set(path: Path) -> list[EvalCase]:
@@ -66,17 +78,30 @@ def load_eval_set(path: Path) -> list[EvalCase]:
         if not isinstance(relevant, list) or not all(isinstance(i, str) for i in relevant):
             raise EvalSetError(f"line {number}: 'relevant' must be a list of ticket ids")
         scenario = row.get("scenario")
-        if not relevant and not isinstance(scenario, str):
+        scenarios = [scenario] if isinstance(scenario, str) else scenario
+        if scenarios is not None and (
+            not isinstance(scenarios, list) or not all(isinstance(s, str) and s for s in scenarios)
+        ):
+            raise EvalSetError(f"line {number}: 'scenario' must be a name or a list of names")
+        if not relevant and not scenarios:
             raise EvalSetError(f"line {number}: give 'scenario' or 'relevant'")
+        split = row.get("split", "holdout")
+        if split not in SPLITS:
+            raise EvalSetError(f"line {number}: 'split' must be one of {', '.join(SPLITS)}")
+        category = row.get("category")
+        if category is not None and not isinstance(category, str):
+            raise EvalSetError(f"line {number}: 'category' must be a string")
         cases.append(
             EvalCase(
                 case_id=str(row.get("id", number)),
                 tenant=row["tenant"],
                 subject=row["subject"],
                 description=html_to_text(str(row.get("description") or "")),
-                scenario=scenario,
+                scenarios=tuple(scenarios or ()),
                 relevant=tuple(relevant),
                 wording=str(row.get("wording", "unspecified")),
+                split=split,
+                category=category or None,
             )
         )
     if not cases:

@@ -4,7 +4,8 @@ The resolved-ticket webhook, the bulk importer, the local stack's demo seeding, 
 evaluation and its benchmark all store a resolved ticket through ``store_resolved_ticket``, so
 ``ticket_history`` (what the similar-ticket search reads) is written the same way everywhere.
 When the service had enhanced that ticket, the same transaction judges whether its note had
-proposed the fix (the suggestion hit).
+proposed the fix (the suggestion hit) and labels the note's ranked candidates, the learned
+ranking's training data (:mod:`pipeline.retrieval.ranking.store`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 import asyncpg
 
 from db.repositories.knowledge import upsert_resolved_ticket
+from db.repositories.ranking import latest_ranked_enhancement
 from pipeline.note.suggestion_quality import Verdict, assess_resolution
+from pipeline.retrieval.ranking.store import label_examples
 from pipeline.sdp.wire import map_sdp_request
 
 
@@ -68,5 +71,10 @@ async def store_resolved_ticket(
         tags=ticket.tags,
         resolved_at=ticket.resolved_at,
     )
-    verdict = await assess_resolution(conn, ticket.ticket_id, ticket.resolution) if assess else None
+    if not assess:
+        return Stored(created=bool(created), verdict=None)
+    verdict = await assess_resolution(conn, ticket.ticket_id, ticket.resolution)
+    ranked = await latest_ranked_enhancement(conn, ticket.ticket_id)
+    if ranked is not None:
+        await label_examples(conn, ranked, ticket.resolution)
     return Stored(created=bool(created), verdict=verdict)

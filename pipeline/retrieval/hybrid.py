@@ -35,17 +35,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
-import numpy as np
 
 from core import metric_catalogue as mc
-from db.repositories import knowledge, vectors
+from db.repositories import knowledge, ranking, vectors
 from db.repositories.vectors import vector_search_available
 from pipeline.models import KBArticle, SimilarTicket, Ticket
 from pipeline.observability.metrics import Metrics
 from pipeline.retrieval.embeddings import Embedder, ticket_text, with_rate_limit
+from pipeline.retrieval.ranking import ranker
+from pipeline.retrieval.ranking.features import Candidate, build_candidates
+from pipeline.retrieval.ranking.model import RankingModel, RelevanceBar
+from pipeline.retrieval.ranking.ranker import diversify
 from pipeline.text.ticket_text import html_to_text
 
 RRF_K = 60
@@ -60,12 +64,18 @@ class FusionWeights:
 
 @dataclass(frozen=True)
 class RetrievalQuery:
-    """One ticket's query in both forms; ``vector`` is None when vector search is off."""
+    """One ticket's query in both forms; ``vector`` is None when vector search is off.
+
+    ``ips``, ``tags`` and ``as_of`` feed the second stage's features (shared addresses, SDP's
+    category, a precedent's age and earlier outcomes as of that moment; now when None)."""
 
     tsquery: str | None
     vector: list[float] | None
     model: str | None
     exclude_ticket: str
+    ips: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    as_of: datetime | None = None
 
 
 Ranked = Sequence[tuple[str, float]]  # (id, the source's own score), best first
@@ -97,43 +107,6 @@ def fuse(
     return [(item, round(score / best, 4)) for item, score in ordered]
 
 
-def diversify(
-    fused: Sequence[tuple[str, float]],
-    vectors_by_id: Mapping[str, Sequence[float]],
-    *,
-    diversity: float,
-    limit: int,
-) -> list[tuple[str, float]]:
-    """Maximal marginal relevance over the fused list → the first ``limit``, scores unchanged.
-
-    Each pick maximises ``(1 - diversity) · fused score - diversity · max cosine to the picks
-    so far``; the first pick is the best fused item. Items without a vector (full-text only
-    candidates of a ticket not yet embedded) count as unlike every other item.
-    """
-    if diversity <= 0 or len(fused) <= 1 or limit <= 1:
-        return list(fused[: max(limit, 0)])
-    ids = [item for item, _ in fused]
-    dims = next((len(v) for v in vectors_by_id.values() if v), 0)
-    matrix: np.ndarray = np.zeros((len(ids), max(dims, 1)), dtype=np.float32)
-    for row, item in enumerate(ids):
-        vector = vectors_by_id.get(item)
-        if vector is not None and len(vector) == dims:
-            matrix[row] = vector
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix = matrix / np.where(norms == 0, 1.0, norms)
-    similarity = matrix @ matrix.T
-    relevance = np.array([score for _, score in fused], dtype=np.float32)
-    picked = [0]
-    closest = similarity[0].copy()  # each item's highest similarity to anything picked
-    while len(picked) < min(limit, len(ids)):
-        value = (1 - diversity) * relevance - diversity * closest
-        value[picked] = -np.inf
-        best = int(np.argmax(value))
-        picked.append(best)
-        closest = np.maximum(closest, similarity[best])
-    return [fused[i] for i in picked]
-
-
 @dataclass(frozen=True)
 class HybridRetrieval:
     candidates: int = 20
@@ -145,9 +118,10 @@ class HybridRetrieval:
     def _weights(self) -> dict[str, float]:
         return {"fulltext": self.weights.fulltext, "vector": self.weights.vector}
 
-    async def tickets(
-        self, conn: asyncpg.Connection, query: RetrievalQuery, *, limit: int
-    ) -> list[SimilarTicket]:
+    async def _first_stage(
+        self, conn: asyncpg.Connection, query: RetrievalQuery
+    ) -> tuple[list[tuple[str, float]], dict[str, asyncpg.Record]]:
+        """Both sources' candidates fused, best first, and their rows."""
         rows: dict[str, asyncpg.Record] = {}
         rankings: dict[str, list[tuple[str, float]]] = {}
         if query.tsquery is not None and self.weights.fulltext > 0:
@@ -172,7 +146,13 @@ class HybridRetrieval:
             rankings["vector"] = [(r["ticket_id"], float(r["score"])) for r in near]
             for r in near:
                 rows.setdefault(r["ticket_id"], r)
-        fused = fuse(rankings, self._weights(), method=self.method)
+        return fuse(rankings, self._weights(), method=self.method), rows
+
+    async def tickets(
+        self, conn: asyncpg.Connection, query: RetrievalQuery, *, limit: int
+    ) -> list[SimilarTicket]:
+        """The first stage alone: the fused order, spread, the first ``limit``."""
+        fused, rows = await self._first_stage(conn, query)
         embedded = {i: r["embedding"] for i, r in rows.items() if r["embedding"] is not None}
         return [
             SimilarTicket(
@@ -185,9 +165,50 @@ class HybridRetrieval:
             for i, score in diversify(fused, embedded, diversity=self.diversity, limit=limit)
         ]
 
+    async def ranking_candidates(
+        self, conn: asyncpg.Connection, query: RetrievalQuery
+    ) -> list[Candidate]:
+        """Every fused candidate with its second-stage features, in the fused order."""
+        fused, _ = await self._first_stage(conn, query)
+        as_of = query.as_of or datetime.now(UTC)
+        details = await ranking.candidate_details(
+            conn,
+            [i for i, _ in fused],
+            tsquery=query.tsquery,
+            ips=query.ips,
+            tags=query.tags,
+            as_of=as_of,
+            embedding_model=query.model if query.vector is not None else None,
+        )
+        return build_candidates(
+            fused,
+            {r["ticket_id"]: r for r in details},
+            query_vector=query.vector,
+            as_of=as_of,
+        )
+
+    async def ranked_tickets(
+        self,
+        conn: asyncpg.Connection,
+        query: RetrievalQuery,
+        model: RankingModel,
+        *,
+        limit: int,
+    ) -> ranker.Ranked:
+        """Both stages: every fused candidate gets the model's probability; those past the
+        relevance bar are spread and the first ``limit`` shown."""
+        found = await self.ranking_candidates(conn, query)
+        return ranker.rank(model, found, limit=limit, diversity=self.diversity)
+
     async def kb(
-        self, conn: asyncpg.Connection, query: RetrievalQuery, *, limit: int
+        self,
+        conn: asyncpg.Connection,
+        query: RetrievalQuery,
+        *,
+        limit: int,
+        bar: RelevanceBar | None = None,
     ) -> list[KBArticle]:
+        """KB articles by fused score; ``bar`` (on that score) leaves out the weak ones."""
         rows: dict[str, asyncpg.Record] = {}
         rankings: dict[str, list[tuple[str, float]]] = {}
         if query.tsquery is not None and self.weights.fulltext > 0:
@@ -213,8 +234,17 @@ class HybridRetrieval:
                 score=score,
                 url=rows[i]["url"],
             )
-            for i, score in fuse(rankings, self._weights(), method=self.method)[:limit]
+            for i, score in _past_bar(fuse(rankings, self._weights(), method=self.method), bar)[
+                :limit
+            ]
         ]
+
+
+def _past_bar(fused: list[tuple[str, float]], bar: RelevanceBar | None) -> list[tuple[str, float]]:
+    if bar is None:
+        return fused
+    keeps = bar.keeps([score for _, score in fused])
+    return [item for item, keep in zip(fused, keeps, strict=True) if keep]
 
 
 def _excerpt(text: str, words: int = 40) -> str:

@@ -82,6 +82,7 @@ class SdpRequest:
             requester_name=self.requester_name,
             requester_email=self.requester_email,
             updated_at=self.updated_at,
+            tags=self.tags,
         )
 
 
@@ -269,6 +270,7 @@ def parse_ticket_webhook(data: Any, raw_body: bytes) -> TicketWebhook:
         tags_source = data.get("tags") or ([data["category"]] if data.get("category") else [])
 
     tags = _tags(tags_source)
+    ticket = ticket.model_copy(update={"tags": tags})
     version = (
         updated.isoformat() if updated else "body:" + hashlib.sha256(raw_body).hexdigest()[:32]
     )

@@ -45,7 +45,9 @@ class TenantSettings(BaseModel):
         "LLM prompt",
     )
     show_to_requester: bool = False
-    note_max_words: int = Field(500, ge=50, le=5000)
+    note_max_words: int = Field(
+        250, ge=50, le=5000, description="Longer notes are trimmed, least useful parts first"
+    )
     min_ticket_chars: int = Field(
         15, ge=0, le=100_000, description="Thinner tickets get a short note"
     )

@@ -7,17 +7,20 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from db.pool import tenant_transaction
-from db.repositories import enhancements
+from db.repositories import enhancements, ranking
 from db.repositories import feedback as repo
 from db.repositories.audit import write_audit
+from pipeline.retrieval.ranking.quality import expected_calibration_error, reliability
 from serve_app.deps import Pool, TenantId
 from serve_app.guards.input_rules import UtcDatetime
 from serve_app.schemas import (
+    CalibrationStats,
     ErrorBody,
     Feedback,
     FeedbackIn,
     FeedbackList,
     FeedbackStats,
+    ReliabilityRow,
     SuggestionStats,
 )
 
@@ -108,6 +111,7 @@ async def feedback_stats(
     async with tenant_transaction(pool, tenant_id) as conn:
         row = await repo.feedback_stats(conn, start=start_date, end=end_date)
         hits = await enhancements.suggestion_stats(conn, start=start_date, end=end_date)
+        stated = await ranking.tenant_confidence_rows(conn, start=start_date, end=end_date)
     total = row["total"]
     checked = hits["checked"]
     suggestions = SuggestionStats(
@@ -126,6 +130,18 @@ async def feedback_stats(
         },
         positive_percentage=round(100.0 * row["positive"] / total, 2) if total else None,
         suggestions=suggestions,
+        calibration=_calibration([(r["confidence"], r["confidence_outcome"]) for r in stated]),
         start_date=start_date,
         end_date=end_date,
+    )
+
+
+def _calibration(pairs: list[tuple[float, bool]]) -> CalibrationStats:
+    n = len(pairs)
+    return CalibrationStats(
+        notes=n,
+        mean_confidence=round(sum(p for p, _ in pairs) / n, 4) if n else None,
+        first_right=round(sum(ok for _, ok in pairs) / n, 4) if n else None,
+        ece=expected_calibration_error(pairs) if n else None,
+        reliability=[ReliabilityRow(**row) for row in reliability(pairs)],
     )

@@ -47,6 +47,7 @@ class DemoDataset:
     sdp_api_key: str
     sdp_edition: str
     resolved_by_scenario: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scenario_of: dict[str, str] = field(default_factory=dict)
 
     def kb_files(self) -> list[Path]:
         return sorted(self.kb_dir.glob("*.md"))
@@ -78,6 +79,7 @@ def load_demo_dataset(tenant: str, *, now: datetime | None = None) -> DemoDatase
         sdp_api_key=profile.sdp_api_key,
         sdp_edition=profile.sdp_edition,
         resolved_by_scenario=tickets.resolved_by_scenario,
+        scenario_of=tickets.scenario_of,
     )
 
 

@@ -14,16 +14,30 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import scenarios_network, scenarios_operations, scenarios_workplace
+from . import scenarios_devices, scenarios_network, scenarios_operations, scenarios_workplace
 from .inventory import AssetRow, client_address, hosts_with_role
 from .scenario import Scenario
 from .tenants import TenantProfile
 
 SCENARIOS: tuple[Scenario, ...] = (
-    scenarios_network.SCENARIOS + scenarios_workplace.SCENARIOS + scenarios_operations.SCENARIOS
+    scenarios_network.SCENARIOS
+    + scenarios_workplace.SCENARIOS
+    + scenarios_operations.SCENARIOS
+    + scenarios_devices.SCENARIOS
 )
 HISTORY_DAYS = 120
 MIN_RESOLVED_PER_SCENARIO = 3
+# Real histories hold tickets closed without a fix: the same symptoms, a resolution that says
+# nothing about what fixed them. A share of the extra resolved tickets (never the first few of a
+# scenario) gets one; they are no right answer for the scenario (``resolved_by_scenario``).
+NO_FIX_SHARE = 0.08
+NO_FIX_RESOLUTIONS = (
+    "No response from the user after three reminders; closed.",
+    "Duplicate of an existing ticket, closed.",
+    "User reports it works again, closing.",
+    "Could not reproduce; the user will open a new ticket if it happens again.",
+    "Closed at the requester's request.",
+)
 # Hours from creation to resolution, by priority: urgent work is closed faster.
 _RESOLUTION_HOURS = {
     "Urgent": (0.5, 4.0),
@@ -64,8 +78,10 @@ class GeneratedTickets:
     resolved: list[dict[str, Any]]
     open: list[dict[str, Any]]
     expected_links: dict[str, ExpectedLinks]
-    # scenario key -> ids of its resolved tickets (labels for the retrieval evaluation)
+    # scenario key -> ids of its resolved tickets that record a fix (right answers)
     resolved_by_scenario: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # resolved ticket id -> its scenario (also for tickets closed without a fix)
+    scenario_of: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,14 +90,20 @@ class _Draft:
     created: datetime
     ticket: dict[str, Any]
     addresses: tuple[str, ...]
+    fixed: bool = True  # its resolution says what fixed it (not "closed, no response")
 
 
 def generate(
     profile: TenantProfile, assets: list[AssetRow], kb_dir: Path, anchor: datetime
 ) -> GeneratedTickets:
     rng = random.Random(profile.seed)
+    plan = _resolved_plan(rng, profile)
+    guaranteed = len(SCENARIOS) * MIN_RESOLVED_PER_SCENARIO
     resolved = _number(
-        [_resolved_draft(rng, profile, s, assets, anchor) for s in _resolved_plan(rng, profile)],
+        [
+            _resolved_draft(rng, profile, s, assets, anchor, may_be_unfixed=n >= guaranteed)
+            for n, s in enumerate(plan)
+        ],
         profile.resolved_id_base,
     )
     opened = _number(
@@ -90,7 +112,8 @@ def generate(
     )
     by_scenario: dict[str, list[str]] = {}
     for draft in resolved:
-        by_scenario.setdefault(draft.scenario.key, []).append(draft.ticket["id"])
+        if draft.fixed:
+            by_scenario.setdefault(draft.scenario.key, []).append(draft.ticket["id"])
     links = {}
     for draft in opened:
         kb = draft.scenario.kb
@@ -107,6 +130,7 @@ def generate(
         [d.ticket for d in opened],
         links,
         {key: tuple(ids) for key, ids in by_scenario.items()},
+        {d.ticket["id"]: d.scenario.key for d in resolved},
     )
 
 
@@ -136,6 +160,8 @@ def _resolved_draft(
     scenario: Scenario,
     assets: list[AssetRow],
     anchor: datetime,
+    *,
+    may_be_unfixed: bool,
 ) -> _Draft:
     values = _ticket_values(rng, profile, scenario, assets)
     body = rng.choice(scenario.bodies)
@@ -160,9 +186,11 @@ def _resolved_draft(
         status="Resolved",
     )
     ticket["resolved_time"] = _sdp_time(resolved_at)
-    resolution = rng.choice(scenario.resolutions).format_map(values)
+    fixed = not (may_be_unfixed and rng.random() < NO_FIX_SHARE)
+    templates = scenario.resolutions if fixed else NO_FIX_RESOLUTIONS
+    resolution = rng.choice(templates).format_map(values)
     ticket["resolution"] = {"content": html.escape(resolution, quote=False)}
-    return _Draft(scenario, created, ticket, _addresses(body, values))
+    return _Draft(scenario, created, ticket, _addresses(body, values), fixed)
 
 
 def _open_draft(

@@ -5,6 +5,7 @@ the tenant that owns the enhancement only; explain records expire with the reten
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -110,7 +111,16 @@ async def test_explain_shows_candidates_redacted_prompt_and_raw_answer(
     )
     [candidate] = found["candidates"]["similar_tickets"]
     assert candidate["ticket_id"] == "501" and candidate["score"] > 0
-    assert candidate["why"].startswith("full-text rank 1 of 1 kept")
+    assert candidate["why"].startswith("ranked 1 of 1 by the learned model (")
+    assert candidate["relevance"] > 0
+    ranking = found["ranking"]  # each feature's contribution: weight × value, per candidate
+    [first] = ranking["ranked"]
+    assert (first["ticket_id"], first["rank"], first["shown"]) == ("501", 1, True)
+    assert set(first["contributions"]) == set(first["values"]) and len(first["values"]) == 12
+    logit = sum(first["contributions"].values()) + ranking["intercept"]
+    assert first["probability"] == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-3)
+    assert found["confidence"] is not None and found["confidence_outcome"] is None
+    assert found["confidence_inputs"]["first_probability"] == first["probability"]
     prompt = "\n".join(m["content"] for m in found["prompt"])
     assert [m["role"] for m in found["prompt"]] == ["system", "user"]
     assert "jane.doe@acme.example" not in prompt and EMAIL in prompt  # as the LLM saw it
@@ -149,7 +159,11 @@ def _check_cli(cli_env: dict[str, str], enhancement_id: str, api_view: dict) -> 
     assert text.returncode == 0, text.stderr
     for fragment in (
         "Retrieval: similar_tickets",
-        "full-text rank 1 of 1",
+        "ranked 1 of 1 by the learned model",
+        "Why they ranked so: each feature's contribution",
+        "proved_right",
+        "= logit → probability",
+        "confidence",
         "prompt: user",
         "raw model answer",
         "stage timings",

@@ -53,9 +53,22 @@ async def _seed(pool: asyncpg.Pool, tenant_id: str) -> None:
         await record_attempts(
             conn, tenant_id, enh, [AttemptUsage(model="m", outcome="ok", cost_usd=0.01)]
         )
+        await conn.execute(
+            "INSERT INTO ranking_models (tenant_id, examples, model) VALUES ($1, 0, '{}')",
+            tenant_id,
+        )
+        await conn.execute(
+            """INSERT INTO ranking_examples (tenant_id, enhancement_id, candidate_id, rank, shown,
+                   probability, features, feature_names)
+               VALUES ($1, $2, 'R1', 1, true, 0.5, '{0.1}', '{fused}')""",
+            tenant_id,
+            enh,
+        )
     await pool.execute(
         "SELECT app_write_audit($1, 'test', 'seed', NULL, 'success', '{}')", tenant_id
     )
+    # the deployment's model (no tenant): no tenant sees it, only app_deployment_ranking_model
+    await pool.execute("SELECT app_store_deployment_ranking_model(0, '{}', '{}')")
 
 
 async def test_service_role_sees_only_its_tenant_in_every_table(pool, make_tenant) -> None:

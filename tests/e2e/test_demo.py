@@ -92,14 +92,29 @@ def test_demo_runs_end_to_end_and_notes_cite_demo_data() -> None:
                 "5",
             ]
             assert all(link["url"].startswith(f"http://127.0.0.1:{port}/f/v1.") for link in links)
-        # the SDP simulator resolved two tickets per tenant; the service judged each note
+        # the SDP simulator resolved every ticket (two batches of three, tenants alternating);
+        # the service judged each note
         hits = summary["suggestion_hits"]
-        assert {t: h["resolved"] for t, h in hits.items()} == {"acme": 2, "globex": 2}
+        assert {t: h["resolved"] for t, h in hits.items()} == {"acme": 3, "globex": 3}
         for tenant_hits in hits.values():
-            assert 0 <= tenant_hits["hits"] <= 2
-            assert tenant_hits["hit_rate"] == tenant_hits["hits"] / 2
+            assert 0 <= tenant_hits["hits"] <= 3
+            assert tenant_hits["hit_rate"] == round(tenant_hits["hits"] / 3, 3)
         judged = [e for e in report["enhancements"] if "suggestion_hit" in e]
-        assert len(judged) == 4 and all(isinstance(e["suggestion_hit"], bool) for e in judged)
+        assert len(judged) == 6 and all(isinstance(e["suggestion_hit"], bool) for e in judged)
+        # the first batch's resolutions refit the ranking; the second batch was ranked by it
+        learning = summary["learning"]
+        assert learning["refit"]["installed"] is True, learning["refit"]
+        before, after = learning["before"], learning["after"]
+        assert (before["notes"], before["resolved"], after["notes"], after["resolved"]) == (
+            3,
+            3,
+            3,
+            3,
+        )
+        assert after["models"] == [f"deployment #{learning['refit']['model_id']}"]
+        for phase in (before, after):
+            assert 0 <= phase["ece"] <= 1 and 0 <= phase["mean_confidence"] <= 1
+            assert phase["max_words"] <= 250  # the goal for the demo's notes
         assert (data_dir / "local-secrets.json").stat().st_mode & 0o777 == 0o600
 
         # the default ingress is Ray 2.60's HAProxy front with direct ingress

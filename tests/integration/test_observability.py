@@ -33,7 +33,8 @@ pytestmark = pytest.mark.ray
 # Recorded by `ai-agents reenhance` (a Ray Job), which this module does not run; only when a
 # tenant's claim fails; only while jobs wait (tests/integration/test_backlog_autoscaling.py);
 # the hit ratio appears once a tenant has 5 resolved enhanced tickets, which
-# tests/pipeline/note/test_suggestion_quality.py drives and scrapes from the same /metrics.
+# tests/pipeline/note/test_suggestion_quality.py drives and scrapes from the same /metrics;
+# the confidence's live calibration from 20 resolved notes (tests/serve_app/test_calibration.py).
 NOT_DRIVEN_HERE = {
     "ray_ai_agents_reenhance_items_total",
     "ray_ai_agents_dispatch_failures_total",
@@ -42,6 +43,9 @@ NOT_DRIVEN_HERE = {
     # only with a monthly budget set (tests/serve_app/test_usage_api.py drives them)
     "ai_agents_llm_budget_used_ratio",
     "ai_agents_llm_deployment_budget_used_ratio",
+    "ai_agents_confidence_calibration_error",
+    "ai_agents_confidence_reliability",
+    "ai_agents_confidence_notes",
 }
 
 

@@ -52,7 +52,7 @@ def test_unknown_tenant_is_rejected() -> None:
 def test_counts(dataset: DemoDataset) -> None:
     assert 150 <= len(dataset.resolved_tickets) <= 250
     assert 25 <= len(dataset.open_tickets) <= 35
-    assert 8 <= len(dataset.kb_files()) <= 12
+    assert 8 <= len(dataset.kb_files()) <= 14
     assert len(dataset.assets()) >= 20
 
 

@@ -15,6 +15,8 @@ from pipeline.models import (
     CitedStatement,
     KBArticle,
     LLMEnhancement,
+    RankedCandidate,
+    RankingRecord,
     SimilarTicket,
     SourceOutcome,
     SynthesisResult,
@@ -75,6 +77,24 @@ def visible_words(note_html: str) -> int:
     return len(html.unescape(re.sub(r"<[^>]+>", " ", note_html)).split())
 
 
+def make_ranking(first: float = 0.9, *, shown: bool = True) -> RankingRecord:
+    return RankingRecord(
+        model="default",
+        feature_names=["fused"],
+        weights=[1.0],
+        intercept=0.0,
+        bar_absolute=0.1,
+        bar_relative=0.3,
+        calibration=(1.0, 0.0, 0.0),  # the identity: the first probability as it is
+        candidates=[
+            RankedCandidate(
+                ticket_id="4711", rank=1, probability=first, shown=shown, features=[0.8]
+            ),
+            RankedCandidate(ticket_id="4712", rank=2, probability=0.4, shown=shown, features=[0.6]),
+        ],
+    )
+
+
 def make_context(*, n_similar: int = 2, n_kb: int = 2, long: bool = False) -> TicketContext:
     sentence = "then restarted the service and verified with the user"
     filler = " ".join([sentence] * (8 if long else 0))
@@ -95,7 +115,9 @@ def make_context(*, n_similar: int = 2, n_kb: int = 2, long: bool = False) -> Ti
         SimilarTicket(
             ticket_id=str(5000 + i),
             subject=f"Older VPN case {i}",
-            resolution=f"Resolution step {i} {filler}",
+            # each its own fix (precedents sharing a fix are listed once)
+            resolution=f"Resolution step {i} "
+            + " ".join(f"action{i}x{k}" for k in range(60 if long else 3)),
             score=0.3,
         )
         for i in range(max(0, n_similar - 2))
@@ -145,6 +167,7 @@ def make_context(*, n_similar: int = 2, n_kb: int = 2, long: bool = False) -> Ti
             ),
         ],
         unmatched_ips=["203.0.113.9"],
+        ranking=make_ranking(),
     )
 
 
@@ -186,11 +209,12 @@ def test_llm_note_has_every_section_with_readable_citations() -> None:
         "10.30.1.7 → PLANT-CLIENTS — role Wired client VLAN; owner Plant IT; location "
         "Shelbyville; in subnet 10.30.0.0/22",
         "Not in the asset inventory: 203.0.113.9",
-        "78% — two closely matching resolved tickets",
+        "High (90%) that the first precedent, ticket #4711, points to the fix",
         "AI-Agents enhancement enh-1 · model openai/gpt-4o-mini",
     ):
         assert expected in text, expected
     assert "404" not in text  # a citation the context cannot back is dropped
+    assert "78%" not in text  # the model's own number is an input, not what the note states
     assert (
         '<a href="https://kb.example/vpn" rel="noopener noreferrer">VPN split tunnel guide</a>'
         in note.html
@@ -291,7 +315,8 @@ def test_context_only_note_says_so_and_is_still_useful() -> None:
     assert "2. Lowered tunnel MTU to 1380. (sources: ticket #4712)" in text
     assert "Found 2 similar resolved tickets, 2 knowledge-base articles and 2 known systems" in text
     assert "10.20.0.15 → vpn-gw-01" in text
-    assert "Not assessed" in text
+    # a context-only note is calibrated too: on the ranking alone, without a model's number
+    assert "High (90%) that the first precedent, ticket #4711, points to the fix" in text
     assert text.endswith("AI-Agents enhancement enh-c · context only")
     assert_safe(note.html)
 
@@ -361,3 +386,89 @@ def test_marker_does_not_match_a_longer_id() -> None:
     assert not note_has_marker("AI-Agents enhancement enh-12-b", "enh-12")
     with pytest.raises(ValueError):
         note_marker(" ")
+
+
+def test_confidence_is_calibrated_levelled_and_says_what_it_is_about() -> None:
+    """The note states the calibrated probability with its level; with the model's weight the
+    LLM's own number moves it; no precedent shown, or no ranking at all, is said plainly."""
+    context = make_context()
+    for first, level in ((0.95, "High"), (0.6, "Medium"), (0.2, "Low")):
+        context.ranking = make_ranking(first)
+        text = render_note_text(enhancement_id="e", context=context, synthesis=make_llm())
+        assert f"{level} ({round(first * 100)}%) that the first precedent" in text, text
+    context.ranking = make_ranking(0.6).model_copy(update={"calibration": (1.0, 4.0, 0.0)})
+    text = render_note_text(enhancement_id="e", context=context, synthesis=make_llm())
+    assert "High (82%)" in text  # σ(logit 0.6 + 4·(0.78 − 0.5)) = 0.82
+    context.ranking = make_ranking(0.3, shown=False)
+    text = render_note_text(enhancement_id="e", context=context, synthesis=make_llm())
+    assert "Low (30%): no past ticket is close enough to show" in text
+    context.ranking = None
+    text = render_note_text(enhancement_id="e", context=context, synthesis=make_llm())
+    assert "Not assessed: this note's precedents were not ranked." in text
+
+
+def test_shown_precedents_state_their_learned_probability() -> None:
+    context = make_context()
+    context.similar_tickets[0].relevance = 0.87
+    text = render_note_text(enhancement_id="e", context=context, synthesis=make_llm())
+    assert "#4711 VPN drops every 10 minutes (87% likely match)" in text
+    assert "#4712 FortiClient disconnects (61% match)" in text  # unranked: the fused score
+
+
+def test_a_statement_citing_only_what_the_note_does_not_show_is_dropped() -> None:
+    """The relevance bar may leave a precedent out of the context that a stale or steered model
+    still cites; its claim must not appear uncited."""
+    synthesis = make_llm()
+    assert synthesis.enhancement is not None
+    synthesis.enhancement.next_steps.append(
+        CitedStatement(text="Reinstall the client from ticket 777", sources=["ticket:777"])
+    )
+    synthesis.enhancement.next_steps.append(CitedStatement(text="Call the user back"))
+    text = render_note_text(enhancement_id="e", context=make_context(), synthesis=synthesis)
+    assert "Reinstall the client" not in text
+    assert "Call the user back" in text  # cited nothing: general advice, shown as such
+
+
+def test_precedents_with_the_same_fix_are_listed_once() -> None:
+    context = make_context()
+    context.similar_tickets.append(
+        SimilarTicket(
+            ticket_id="4799",
+            subject="VPN drops again",
+            resolution="Raised DPD interval on vpn-gw-01. Stable.",
+            score=0.5,
+        )
+    )
+    text = render_note_text(enhancement_id="e", context=context, synthesis=make_llm())
+    assert "#4711 VPN drops every 10 minutes (82% match; same fix in #4799)" in text
+    assert "VPN drops again" not in text and text.count("Raised DPD interval") == 1
+    context_only = SynthesisResult(mode="context_only", reason="no key")
+    text = render_note_text(enhancement_id="e", context=context, synthesis=context_only)
+    assert (
+        "1. Raised DPD interval on vpn-gw-01. Stable. (sources: ticket #4711; ticket #4799)" in text
+    )
+    assert "2. Lowered tunnel MTU to 1380. (sources: ticket #4712)" in text
+
+
+def test_a_step_repeating_an_earlier_one_is_listed_once_citing_both() -> None:
+    context = make_context()
+    synthesis = make_llm()
+    assert synthesis.enhancement is not None
+    synthesis.enhancement.next_steps = [
+        CitedStatement(
+            text="Apply the fix from ticket 4711: raised the DPD interval on vpn-gw-01 to 60 s",
+            sources=["ticket:4711"],
+        ),
+        CitedStatement(text="Check the tunnel MTU", sources=["ticket:4712"]),
+        CitedStatement(
+            text="Apply the fix from ticket 4712: raised the DPD interval on vpn-gw-01 to 60 s",
+            sources=["ticket:4712", "kb:vpn-split-tunnel"],
+        ),
+    ]
+    text = render_note_text(enhancement_id="e", context=context, synthesis=synthesis)
+    assert text.count("raised the DPD interval on vpn-gw-01") == 1
+    assert (
+        "Apply the fix from ticket 4711: raised the DPD interval on vpn-gw-01 to 60 s "
+        "(sources: ticket #4711; ticket #4712; KB: VPN split tunnel guide)" in text
+    )
+    assert "Check the tunnel MTU (sources: ticket #4712)" in text

@@ -16,7 +16,7 @@ from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.dispatch.dispatcher import ClaimedJob
 from pipeline.enhancer import Enhancer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
-from pipeline.note.renderer import THIN_MAX_WORDS, is_thin, thin_ticket_note
+from pipeline.note.thin_ticket import THIN_MAX_WORDS, is_thin, thin_ticket_note
 from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.retrieval.embeddings import WordLlamaEmbedder
 from pipeline.retrieval.vector_index import reindex_tenant

@@ -20,7 +20,7 @@ from db.pool import tenant_transaction
 from db.repositories.audit import write_audit
 from db.repositories.enhancements import enqueue
 from db.repositories.feedback import insert_feedback
-from db.repositories.retention import retention_stats
+from db.repositories.lifecycle.retention import retention_stats
 from pipeline.retention.purge import RetentionConfig, RetentionPolicy, RetentionTask
 from pipeline.tenancy.admin import TenantAdmin, TenantUpdate
 from pipeline.tenancy.config import TenantSettings

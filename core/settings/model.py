@@ -1,27 +1,9 @@
-"""Service configuration (pydantic-settings, prefix ``AI_AGENTS_``).
-
-The `AI_AGENTS_*` names are a public contract (the docs, KubeRay values, operators' secrets):
-keep them. Values that are secrets are ``SecretStr`` so they never show up in a repr, a log line
-or an error body.
-
-Where settings come from, highest precedence first:
-
-1. arguments given in code (CLI options such as ``--data-dir``);
-2. environment variables ``AI_AGENTS_*``;
-3. a dotenv file: ``AI_AGENTS_ENV_FILE``, default ``.env`` in the working directory (ignored
-   when absent);
-4. a secrets directory, ``AI_AGENTS_SECRETS_DIR``: one file per setting, named like the
-   variable (``AI_AGENTS_DATABASE_URL``, ...), content = value — what Kubernetes writes when a
-   Secret is mounted as a volume, so the service reads secrets without an environment variable;
-5. the defaults below.
-
-The two locations are read when a ``Settings`` is created, not at import, so a process can set
-them before it builds its settings (tests do).
-"""
+"""The service's settings model: every ``AI_AGENTS_*`` setting with its default, bounds and
+description (the reference page is generated from it); see ``core.settings`` for where values
+come from."""
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -31,16 +13,15 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
-    DotEnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
-    SecretsSettingsSource,
     SettingsConfigDict,
 )
 
 from core.ingress_mode import IngressMode
 from core.network.haproxy import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT_S
 from core.sdp_url_policy import IPNetwork, SdpUrlPolicy, parse_networks
+from core.settings.sources import settings_sources
 from core.tenant_types import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN
 
 RetentionDays = Annotated[float, Field(ge=RETENTION_DAYS_MIN, le=RETENTION_DAYS_MAX)]
@@ -367,6 +348,29 @@ class Settings(BaseSettings):
         le=10_000,
         description="rows deleted per statement, each its own short transaction",
     )
+
+    # the learned ranking of similar tickets (`ai-agents ranking fit`)
+    ranking_min_deployment_outcomes: int = Field(
+        50,
+        ge=5,
+        le=100_000,
+        description="notes with a known outcome (resolved, or voted down) the deployment's "
+        "ranking model is refitted from at the least; fewer keep the model in use",
+    )
+    ranking_model_ttl_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="seconds a ContextGatherer replica keeps a tenant's ranking model before "
+        "reading it again: how long a refit takes to apply",
+    )
+    ranking_min_tenant_outcomes: int = Field(
+        300,
+        ge=50,
+        le=1_000_000,
+        description="notes with a known outcome a tenant needs before it gets a ranking model "
+        "of its own; below that the deployment's model ranks its tickets",
+    )
     pipeline_nice: int = Field(
         19,
         ge=0,
@@ -426,25 +430,3 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-ENV_FILE_VARIABLE = "AI_AGENTS_ENV_FILE"
-SECRETS_DIR_VARIABLE = "AI_AGENTS_SECRETS_DIR"
-
-
-def settings_sources(
-    settings_cls: type[BaseSettings],
-    init_settings: PydanticBaseSettingsSource,
-    env_settings: PydanticBaseSettingsSource,
-) -> tuple[PydanticBaseSettingsSource, ...]:
-    sources: list[PydanticBaseSettingsSource] = [
-        init_settings,
-        env_settings,
-        DotEnvSettingsSource(settings_cls, env_file=os.environ.get(ENV_FILE_VARIABLE, ".env")),
-    ]
-    secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
-    if secrets_dir:
-        if not os.path.isdir(secrets_dir):
-            raise ValueError(f"{SECRETS_DIR_VARIABLE}={secrets_dir}: not a directory")
-        sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
-    return tuple(sources)
