@@ -232,8 +232,8 @@ def test_a_port_the_policy_forgets_breaks_ray(cluster: HostCluster):
         counts = [firewall.dropped(cluster.host(h).namespace) for h in ("w1", "s1")]
         return sum(c.get("input", 0) + c.get("output", 0) for c in counts)
 
-    before = drops()
     cluster.apply_policy(forgetful)
+    before = drops()  # after applying: re-applied rules start with fresh counters
     try:
         broken = call()
         assert broken.returncode != 0 and "pong" not in broken.stdout
