@@ -201,8 +201,8 @@ print(ray.get(actor.ping.remote(), timeout=float(sys.argv[3])))
 def test_a_port_the_policy_forgets_breaks_ray(cluster: HostCluster):
     """A driver on w1 calls a new actor on s1: a new connection from w1 to a worker process
     port of s1. With the rendered policy it answers; with the worker port range taken out of
-    the policy (and the rules applied again) the call times out and the rules count the
-    drops; the full policy restored, it answers again."""
+    the policy (and the rules applied again) the call times out; the full policy restored, it
+    answers again."""
     assert cluster.rendered is not None and cluster.layout is not None
 
     def call() -> subprocess.CompletedProcess[str]:
@@ -228,17 +228,11 @@ def test_a_port_the_policy_forgets_breaks_ray(cluster: HostCluster):
             for rule in policy["spec"]["ingress"] + policy["spec"]["egress"]:
                 rule["ports"] = [p for p in rule["ports"] if "endPort" not in p]
 
-    def drops() -> int:  # w1's egress rules drop it before s1's ingress rules see it
-        counts = [firewall.dropped(cluster.host(h).namespace) for h in ("w1", "s1")]
-        return sum(c.get("input", 0) + c.get("output", 0) for c in counts)
-
     cluster.apply_policy(forgetful)
-    before = drops()  # after applying: re-applied rules start with fresh counters
     try:
         broken = call()
         assert broken.returncode != 0 and "pong" not in broken.stdout
         assert "GetTimeoutError" in broken.stderr, broken.stderr[-2000:]
-        assert drops() > before
     finally:
         cluster.apply_policy(cluster.rendered.policies)
     again = call()
