@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from serve_app.api_state import ApiState
 from simulators.servicedesk.webhook_sender import webhook_headers
 from simulators.serving import ServerHandle, run_in_thread
 from tests.ray_free_api import BASE_URL, RayFreeApi, ray_free_api, ray_free_settings
+from tests.slow_client import watch_slow_client
 
 METRICS_TOKEN = "met_red-team"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -366,35 +366,6 @@ def slow_body_server(database, encryption_keys, data_dir) -> Iterator[ServerHand
         yield server
 
 
-def _watch(port: int, head: bytes, drip: bytes, watch_s: float) -> tuple[float, bytes]:
-    """Send ``head``, then ``drip`` a byte a second; seconds until the server closed, and what
-    it answered (``watch_s`` if it never did)."""
-    started = time.monotonic()
-    answer = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=watch_s) as conn:
-        conn.settimeout(0.2)
-        conn.sendall(head)
-        sent = 0
-        next_byte = started
-        while time.monotonic() - started < watch_s:
-            if sent < len(drip) and time.monotonic() >= next_byte:
-                try:
-                    conn.sendall(drip[sent : sent + 1])
-                except OSError:
-                    break
-                sent, next_byte = sent + 1, next_byte + 1.0
-            try:
-                chunk = conn.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not chunk:
-                return time.monotonic() - started, answer
-            answer += chunk
-    return watch_s, answer
-
-
 def test_a_body_sent_a_byte_a_second_gets_408_and_the_connection_closed(
     slow_body_server: ServerHandle,
 ) -> None:
@@ -404,6 +375,6 @@ def test_a_body_sent_a_byte_a_second_gets_408_and_the_connection_closed(
         b"POST /webhook/servicedesk/rt-slow HTTP/1.1\r\nHost: t\r\n"
         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
     )
-    closed_after, answer = _watch(port, head, b" " * 99, watch_s=8.0)
+    closed_after, answer = watch_slow_client(port, head, b" " * 99, watch_s=8.0)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert closed_after < 4.0, closed_after

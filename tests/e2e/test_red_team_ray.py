@@ -46,6 +46,7 @@ from simulators.servicedesk.webhook_sender import v3_payload, webhook_headers
 from simulators.serving import run_in_thread
 from tests import lanes
 from tests.e2e.serve_process import wait_until_ready
+from tests.slow_client import watch_slow_client
 
 pytestmark = lanes.ray_side
 
@@ -195,34 +196,6 @@ def _non_loopback_address() -> str | None:
     return None if _loopback(address) else address
 
 
-def _watch(port: int, head: bytes, drip: bytes, watch_s: float) -> tuple[float, bytes]:
-    """Send ``head``, then ``drip`` a byte a second; seconds until the server closed the
-    connection and what it answered (``watch_s`` when it never closed)."""
-    started = time.monotonic()
-    answer = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=watch_s) as conn:
-        conn.settimeout(0.2)
-        conn.sendall(head)
-        sent, next_byte = 0, started
-        while time.monotonic() - started < watch_s:
-            if sent < len(drip) and time.monotonic() >= next_byte:
-                try:
-                    conn.sendall(drip[sent : sent + 1])
-                except OSError:
-                    break
-                sent, next_byte = sent + 1, next_byte + 1.0
-            try:
-                chunk = conn.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not chunk:
-                return time.monotonic() - started, answer
-            answer += chunk
-    return watch_s, answer
-
-
 def test_slow_clients_are_cut_and_early_refusals_close_the_connection(served: Served) -> None:
     post = b"POST /webhook/servicedesk/rt HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
     probes = {
@@ -233,7 +206,9 @@ def test_slow_clients_are_cut_and_early_refusals_close_the_connection(served: Se
     results: dict[str, tuple[float, bytes]] = {}
 
     def run(name: str) -> None:
-        results[name] = _watch(served.port, *probes[name], watch_s=REQUEST_TIMEOUT_S + 12)
+        results[name] = watch_slow_client(
+            served.port, *probes[name], watch_s=REQUEST_TIMEOUT_S + 12
+        )
 
     threads = [threading.Thread(target=run, args=(name,)) for name in probes]
     for thread in threads:
