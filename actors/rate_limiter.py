@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -103,6 +104,11 @@ class RayRateLimits:
 GAUGE_REFRESH_S = 10.0
 ACTOR_GRACE_S = 10.0  # beyond the caller's own wait, for the actor to answer at all
 UNGATED = 0  # the grant of a call made without the budget (grant ids start at 1)
+# After the budget actor failed to answer, calls go ahead ungated this long before one asks it
+# again (with a fresh lookup, which re-creates a killed actor): a dead or hung actor then costs
+# at most one failed call per replica per interval, not every call its wait.
+RETRY_ACTOR_S = 10.0
+WARN_EVERY_S = 60.0  # at most one "unreachable" warning per replica per minute
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -207,10 +213,21 @@ def provider_budget_actor() -> ray.actor.ActorHandle:
 
 class RayProviderBudget:
     """``pipeline.llm.provider.gate.ProviderBudgetPort`` across replicas: the actor's handle.
-    A grant is given back without waiting for the actor's answer."""
+    A grant is given back without waiting for the actor's answer.
 
-    def __init__(self) -> None:
+    With the actor unreachable (killed, its node gone, not answering) calls go ahead ungated
+    for ``retry_s``; the next call after that looks the actor up again (``get_if_exists``
+    re-creates it if it is gone), so gating resumes by itself. The warning is logged at most
+    once per ``warn_every_s``, with the number of ungated calls since the last one."""
+
+    def __init__(self, retry_s: float = RETRY_ACTOR_S, warn_every_s: float = WARN_EVERY_S) -> None:
         self._handle: ray.actor.ActorHandle | None = None
+        self._retry_s = retry_s
+        self._warn_every_s = warn_every_s
+        self._ungated_until = 0.0  # monotonic: until then, calls do not ask the actor
+        self._next_warning = 0.0
+        self._ungated_calls = 0  # since the last warning
+        self.ungated_total = 0
 
     def actor(self) -> ray.actor.ActorHandle:
         if self._handle is None:
@@ -220,17 +237,39 @@ class RayProviderBudget:
     async def acquire(self, tenant_id: str, *, tokens: int, weight: int, timeout_s: float) -> Grant:
         """A grant; with the actor unreachable the call goes ahead ungated (``UNGATED``): the
         provider still enforces its own limits, and a broken budget must not stop every note."""
+        if time.monotonic() < self._ungated_until:
+            return self._ungated(None)
         try:
             async with asyncio.timeout(timeout_s + ACTOR_GRACE_S):
                 answer = await self.actor().acquire.remote(tenant_id, tokens, weight, timeout_s)
         except (ray.exceptions.RayError, TimeoutError) as exc:
-            log.warning("LLM provider budget unreachable, calling ungated: %s", type(exc).__name__)
-            return Grant(UNGATED, 0.0)
+            self._handle = None  # look it up again next time: a killed actor is re-created
+            self._ungated_until = time.monotonic() + self._retry_s
+            return self._ungated(exc)
+        if self._ungated_until:
+            log.info("LLM provider budget reachable again; LLM calls are gated again")
+            self._ungated_until = 0.0
         if "paused" in answer:
             raise ProviderPaused(answer["paused"])
         if "busy" in answer:
             raise ProviderBusy(answer["busy"])
         return Grant(answer["grant"], answer["waited_s"])
+
+    def _ungated(self, error: BaseException | None) -> Grant:
+        self._ungated_calls += 1
+        self.ungated_total += 1
+        now = time.monotonic()
+        if error is not None and now >= self._next_warning:
+            log.warning(
+                "LLM provider budget unreachable (%s): LLM calls go ahead ungated, asking it "
+                "again every %g s (%d ungated calls since the last warning)",
+                type(error).__name__,
+                self._retry_s,
+                self._ungated_calls,
+            )
+            self._next_warning = now + self._warn_every_s
+            self._ungated_calls = 0
+        return Grant(UNGATED, 0.0)
 
     async def release(
         self,

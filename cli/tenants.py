@@ -145,8 +145,8 @@ def create(
 def list_(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> None:
     """List tenants (no secrets) and the days their data is kept.
 
-    The last column: days finished jobs, feedback and audit rows are kept (the tenant's
-    retention_days_* or the service's AI_AGENTS_RETENTION_DAYS_*).
+    The last column: days finished jobs, feedback, audit rows and LLM usage ledger rows are
+    kept (the tenant's retention_days_* or the service's AI_AGENTS_RETENTION_DAYS_*).
 
     Example: ai-agents tenant list --json
     """
@@ -161,10 +161,10 @@ def list_(data_dir: str | None = DataDirOption, as_json: bool = JsonOption) -> N
         "edition",
         "webhook auth",
         "SDP URL",
-        Column("days kept:\njobs/feedback/\naudit", no_wrap=True, min_width=14),
+        Column("days kept:\njobs/feedback/\naudit/LLM usage", no_wrap=True, min_width=14),
     )
     for t in tenants:
-        kept = "/".join(f"{t.retention[k]:g}" for k in ("jobs", "feedback", "audit"))
+        kept = "/".join(f"{t.retention[k]:g}" for k in ("jobs", "feedback", "audit", "llm_usage"))
         table.add_row(
             t.id, t.name, t.status, t.sdp_edition, t.webhook_auth_mode, t.sdp_base_url, kept
         )

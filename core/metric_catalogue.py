@@ -271,12 +271,13 @@ RETENTION_PURGED = MetricSpec(
     "counter",
     "ingress",
     ("table",),
-    "Rows deleted by retention (enhancements, enhancement_feedback, audit_log)",
+    "Rows deleted by retention (enhancements, enhancement_feedback, audit_log, llm_usage)",
 )
 OLDEST_ROW_AGE = _db(
     "ai_agents_oldest_row_age_seconds",
     ("table",),
-    "Age of the oldest row retention judges, per table (jobs by when they finished)",
+    "Age of the oldest row retention judges, per table (jobs by when they finished, LLM usage "
+    "by when the attempt was recorded)",
 )
 
 ALL_METRICS: tuple[MetricSpec, ...] = tuple(

@@ -17,6 +17,7 @@ from kuberay.capacity import capacity_problems
 from kuberay.manifests import cluster as manifests
 from kuberay.manifests import monitoring
 from kuberay.manifests.network_policy import network_policies
+from kuberay.manifests.ranking_cronjob import ranking_fit_cronjob
 from kuberay.manifests.ray_dashboards import ray_dashboard_configmaps
 from kuberay.manifests.serve_config import build_serve_config
 from kuberay.problems import KubeRayConfigError, Problem
@@ -98,6 +99,15 @@ _HEADERS = {
 # (from inside the cluster: --address http://{name}-head-svc.{ns}.svc:8265).
 # The job runs on the head pod, which already has the secrets; nothing is put in runtime_env.
 """,
+    "cronjob-ranking-fit.yaml": """\
+# `ai-agents ranking fit` on a schedule (values rankingFit; `enabled: false` renders nothing):
+# refits the learned ranking of similar tickets from the outcomes the service recorded and
+# installs a model only when it is no worse on the newest notes. The same image, the service
+# role's database URL from the Secret as files, no Ray; its pods reach only DNS and PostgreSQL
+# (networkpolicy.yaml). Run one now, and read what it checked and installed:
+#   kubectl -n {ns} create job --from=cronjob/{name}-ranking-fit {name}-ranking-fit-now
+#   kubectl -n {ns} logs -f job/{name}-ranking-fit-now
+""",
     "migration-job.yaml": """\
 # Database migrations (`ai-agents migrate`) as a one-off Job; run it before applying or
 # upgrading the RayService:
@@ -176,6 +186,8 @@ def manifest_documents(values: Values) -> dict[str, list[dict[str, Any]]]:
     }
     if values.ingress.enabled:
         files["service-ingress.yaml"] = [manifests.ingress(values)]
+    if values.ranking_fit.enabled:
+        files["cronjob-ranking-fit.yaml"] = [ranking_fit_cronjob(values)]
     if values.network_policy.enabled:
         files["networkpolicy.yaml"] = network_policies(
             values, manifests.labels(values, "network-policy")

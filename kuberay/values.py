@@ -24,6 +24,7 @@ from core.version import package_version
 from kuberay.capacity import advertised_cpus
 from kuberay.monitoring_values import Alerting, RayDashboard
 from kuberay.problems import Problem, format_loc, suggestion
+from kuberay.schedule_values import RankingFit
 from kuberay.security_values import (
     DisruptionBudget,
     GcsFaultTolerance,
@@ -295,6 +296,7 @@ class Values(_Model):
     pod_disruption_budget: DisruptionBudget = DisruptionBudget()
     reenhance: Reenhance = Reenhance()
     migration: Migration = Migration()
+    ranking_fit: RankingFit = RankingFit()
 
     @field_validator("name")
     @classmethod

@@ -339,6 +339,12 @@ class Settings(BaseSettings):
         description="days audit-log rows are kept, unless the tenant's `retention_days_audit` "
         "says otherwise; rows of no tenant always",
     )
+    retention_days_llm_usage: RetentionDays = Field(
+        400.0,
+        description="days the LLM usage ledger (what each LLM attempt cost, for billing) is "
+        "kept, unless the tenant's `retention_days_llm_usage` says otherwise; 400 covers a "
+        "year of monthly invoices and the month after to correct one",
+    )
     retention_every_s: float = Field(
         300.0, ge=5, le=86_400, description="seconds between the Dispatcher's retention runs"
     )

@@ -1,7 +1,8 @@
 """The NetworkPolicies of the deployment (``networkpolicy.yaml``).
 
 Every pod of the deployment (``app.kubernetes.io/instance: <name>``: the Ray head and workers,
-the migration Job) is denied all traffic by default, then allowed exactly:
+the migration Job, the ranking-fit CronJob) is denied all traffic by default, then allowed
+exactly:
 
 - ``<name>-ray-cluster``: Ray's ports (``ray_ports.cluster_ports``: all pinned) between the
   Ray pods of this deployment, both ways;

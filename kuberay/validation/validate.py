@@ -7,7 +7,8 @@
   ``kuberay.manifests.serve_config``.
 - RayJob: no RayJob CRD is vendored; its spec field names and KubeRay's own rules are checked,
   and an embedded ``rayClusterSpec``/``submitterPodTemplate`` against the RayCluster CRD.
-- Service, Ingress, Secret, Job, ConfigMap: ``kubernetes-validate`` (Kubernetes 1.30, strict).
+- Service, Ingress, Secret, Job, CronJob, ConfigMap: ``kubernetes-validate`` (Kubernetes 1.30,
+  strict); a CronJob's ``schedule`` also as Kubernetes' cron parser reads it.
 - PodMonitor, ServiceMonitor, PrometheusRule: structural checks; every alert rule needs
   alert/expr/for/labels.severity/annotations (runbook_url) and may only use catalogue metrics;
   ``promtool check rules`` also runs when promtool is installed.
@@ -37,6 +38,7 @@ from kuberay.capacity import capacity_problems, num_cpus_problems, worker_pod_cp
 from kuberay.manifests.ray_dashboards import RAY_DASHBOARDS_ANNOTATION
 from kuberay.manifests.serve_config import longest_graceful_shutdown_s, serve_config_problems
 from kuberay.problems import Finding, Problem, join_path
+from kuberay.schedule_values import cron_problem
 from kuberay.validation.network_checks import pinned_port_problems, policy_findings
 from kuberay.validation.pod_security import restricted_problems
 from kuberay.validation.prometheus_checks import check_monitoring
@@ -171,6 +173,14 @@ def _check_secret(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]
     return problems
 
 
+def _check_cronjob(doc: dict[str, Any], report_notes: list[str]) -> list[Problem]:
+    problems = _check_core(doc, report_notes)
+    schedule = (doc.get("spec") or {}).get("schedule")
+    if isinstance(schedule, str) and (problem := cron_problem(schedule)):
+        problems.append(Problem("spec.schedule", problem))
+    return problems
+
+
 def _json_problems(doc: dict[str, Any]) -> list[Problem]:
     problems = []
     for name, text in (doc.get("data") or {}).items():
@@ -218,6 +228,7 @@ _CHECKS = {
     ("ray.io/v1", "RayCluster"): _check_raycluster,
     ("ray.io/v1", "RayJob"): check_rayjob,
     ("v1", "Secret"): _check_secret,
+    ("batch/v1", "CronJob"): _check_cronjob,
     ("v1", "ConfigMap"): _check_configmap,
     (_MONITORING_API, "PodMonitor"): check_monitoring,
     (_MONITORING_API, "ServiceMonitor"): check_monitoring,

@@ -1,5 +1,8 @@
-"""Retention: finished jobs, feedback and audit rows deleted once they are older than their
-tenant's ``retention_days_*`` (or the service's ``AI_AGENTS_RETENTION_DAYS_*``).
+"""Retention: finished jobs, feedback, audit rows and LLM usage ledger rows deleted once they
+are older than their tenant's ``retention_days_*`` (or the service's
+``AI_AGENTS_RETENTION_DAYS_*``). The ledger is a billing record, so its default is the longest
+(400 days: a year of monthly invoices and the month after); its monthly sums, which the budgets
+and the spend counters read, are kept.
 
 ``RetentionTask`` runs every ``every_s`` inside the Dispatcher's replica, one deployment for the
 whole service, so no two purges compete for the same rows. Each run walks the tenants and, per
@@ -33,7 +36,7 @@ from db.repositories.tenants import list_tenants
 
 log = logging.getLogger(__name__)
 
-TABLES = ("enhancements", "enhancement_feedback", "audit_log")
+TABLES = ("enhancements", "enhancement_feedback", "audit_log", "llm_usage")
 DAY_S = 86_400.0
 
 
@@ -44,6 +47,7 @@ class RetentionPolicy:
     jobs: float = 90.0
     feedback: float = 365.0
     audit: float = 365.0
+    llm_usage: float = 400.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
@@ -52,15 +56,23 @@ class RetentionPolicy:
             jobs=settings.retention_days_jobs,
             feedback=settings.retention_days_feedback,
             audit=settings.retention_days_audit,
+            llm_usage=settings.retention_days_llm_usage,
         )
 
     def days(self, table: str) -> float:
-        return {"enhancements": self.jobs, "enhancement_feedback": self.feedback}.get(
-            table, self.audit
-        )
+        return {
+            "enhancements": self.jobs,
+            "enhancement_feedback": self.feedback,
+            "llm_usage": self.llm_usage,
+        }.get(table, self.audit)
 
     def as_dict(self) -> dict[str, float]:
-        return {"jobs": self.jobs, "feedback": self.feedback, "audit": self.audit}
+        return {
+            "jobs": self.jobs,
+            "feedback": self.feedback,
+            "audit": self.audit,
+            "llm_usage": self.llm_usage,
+        }
 
     def for_tenant(self, settings: Any) -> RetentionPolicy:
         """This policy with the tenant's own settings on top. Settings are read leniently: a
@@ -73,6 +85,7 @@ class RetentionPolicy:
             ("jobs", "retention_days_jobs"),
             ("feedback", "retention_days_feedback"),
             ("audit", "retention_days_audit"),
+            ("llm_usage", "retention_days_llm_usage"),
         ):
             value = settings.get(key)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -191,6 +204,8 @@ class RetentionTask:
         if table == "audit_log":
             return await repo.purge_audit(self._pool, tenant_id, older_than_s, batch)
         assert tenant_id is not None
+        if table == "llm_usage":
+            return await repo.purge_llm_usage(self._pool, tenant_id, older_than_s, batch)
         async with tenant_transaction(self._pool, tenant_id) as conn:
             if table == "enhancements":
                 return await repo.purge_jobs(conn, older_than_s, batch)

@@ -122,8 +122,8 @@ class TenantInfo(BaseModel):
     settings: dict[str, Any]
     retention: dict[str, float] = Field(
         description="days kept, in effect: the tenant's retention_days_* or the service's "
-        "AI_AGENTS_RETENTION_DAYS_* (jobs, feedback, audit)",
-        examples=[{"jobs": 90.0, "feedback": 365.0, "audit": 365.0}],
+        "AI_AGENTS_RETENTION_DAYS_* (jobs, feedback, audit, llm_usage)",
+        examples=[{"jobs": 90.0, "feedback": 365.0, "audit": 365.0, "llm_usage": 400.0}],
     )
     created_at: datetime
     updated_at: datetime

@@ -83,6 +83,12 @@ class TenantSettings(BaseModel):
         le=RETENTION_DAYS_MAX,
         description="days audit rows are kept; None: AI_AGENTS_RETENTION_DAYS_AUDIT",
     )
+    retention_days_llm_usage: float | None = Field(
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="days LLM usage ledger rows are kept; None: AI_AGENTS_RETENTION_DAYS_LLM_USAGE",
+    )
 
     def sdp_rate(self, edition: Edition) -> int:
         return self.sdp_rate_per_minute or DEFAULT_SDP_RATE[edition]

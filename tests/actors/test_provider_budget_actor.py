@@ -3,11 +3,14 @@ deployment: two replicas of ``SynthesizerDeployment`` against the LLM simulator 
 two calls at once. Through the one ``ProviderBudgetActor`` both replicas together never exceed
 the key (not one 429), the grants are split evenly between two tenants, a 402 met by one call
 pauses every tenant on every replica at once, and the polled credit lifts the pause after a
-top-up. Ray is started in this process and shut down at the end (the side lane)."""
+top-up. With the actor gone, LLM calls go ahead ungated with one warning, not one per call, and
+gating resumes by itself (the last test: it kills the actor). Ray is started in this process and
+shut down at the end (the side lane)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -140,3 +143,64 @@ async def test_a_402_pauses_every_tenant_on_every_replica_until_the_credit_is_ba
         await asyncio.sleep(0.5)
     again = await synthesize(serve_app, "b", 200)
     assert again.mode == "llm"
+
+
+async def _dead(handle: Any) -> None:
+    import ray
+
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                await handle.snapshot.remote()
+            except ray.exceptions.RayActorError:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def test_with_the_budget_actor_gone_calls_go_ahead_ungated_and_gating_resumes(
+    serve_app: Any, llm: tuple[LLMSimulatorState, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import ray
+
+    from actors.rate_limiter import UNGATED, RayProviderBudget
+
+    state, _ = llm
+    state.keys.reset()
+    state.keys.configure(KeyLimits(concurrency=2))
+    budget = RayProviderBudget(retry_s=2.0, warn_every_s=60.0)
+    gated = await budget.acquire("a", tokens=100, weight=1, timeout_s=5)
+    assert gated.id != UNGATED
+    await budget.release(gated.id, outcome="ok", tokens_used=100)
+
+    # a crash: Ray restarts the actor (max_restarts=-1) and the same handle is gated again
+    crashed = budget.actor()
+    ray.kill(crashed, no_restart=False)
+    after_crash = await budget.acquire("a", tokens=100, weight=1, timeout_s=5)
+    assert after_crash.id != UNGATED and budget.ungated_total == 0
+    await budget.release(after_crash.id, outcome="ok", tokens_used=100)
+
+    # gone for good: every call goes ahead ungated, with one warning for all of them
+    old = budget.actor()
+    ray.kill(old, no_restart=True)
+    await _dead(old)
+    caplog.set_level(logging.WARNING, logger="actors.rate_limiter")
+    started = time.monotonic()
+    grants = [await budget.acquire("a", tokens=100, weight=1, timeout_s=5) for _ in range(50)]
+    assert time.monotonic() - started < 1.5  # none waited for the dead actor
+    assert [g.id for g in grants] == [UNGATED] * 50
+    warnings = [r for r in caplog.records if "provider budget unreachable" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    # and through the Synthesizer replicas, whose handle is the dead actor's too: LLM notes
+    requests = state.keys.stats(KEY)["requests"]
+    notes = await asyncio.gather(*(synthesize(serve_app, "b", 300 + i) for i in range(4)))
+    assert [n.mode for n in notes] == ["llm"] * 4, [n.reason for n in notes]
+    assert state.keys.stats(KEY)["requests"] == requests + 4
+
+    # after retry_s the next call looks the actor up again, which re-creates it: gated again
+    await asyncio.sleep(2.1)
+    resumed = await budget.acquire("a", tokens=100, weight=1, timeout_s=5)
+    assert resumed.id != UNGATED
+    new = budget.actor()
+    assert new._actor_id != old._actor_id
+    assert (await new.snapshot.remote())["granted_by_tenant"].get("a", 0) >= 1
+    await budget.release(resumed.id, outcome="ok", tokens_used=100)

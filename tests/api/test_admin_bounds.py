@@ -43,6 +43,8 @@ BAD_SETTINGS = [
     {"retention_days_feedback": -1},
     {"retention_days_audit": "forever"},
     {"retention_days_audit": 1e308},
+    {"retention_days_llm_usage": 0},
+    {"retention_days_llm_usage": 3651},
 ]
 
 
@@ -82,6 +84,7 @@ async def test_values_at_the_bounds_are_accepted(api_client) -> None:
             "min_ticket_chars": 100_000,
             "retention_days_jobs": 0.001,
             "retention_days_feedback": 3650,
+            "retention_days_llm_usage": 31,
         },
     }
     answer = await api_client.http.patch(
@@ -90,7 +93,12 @@ async def test_values_at_the_bounds_are_accepted(api_client) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["settings"]["max_inflight"] == 100_000
     # the days in effect: the tenant's own, else the service's (AI_AGENTS_RETENTION_DAYS_AUDIT)
-    assert answer.json()["retention"] == {"jobs": 0.001, "feedback": 3650.0, "audit": 365.0}
+    assert answer.json()["retention"] == {
+        "jobs": 0.001,
+        "feedback": 3650.0,
+        "audit": 365.0,
+        "llm_usage": 31.0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -69,9 +69,14 @@ def test_tenant_lifecycle_and_errors(database, cli_env) -> None:
     by_id = {t["id"]: t for t in json.loads(listed.stdout)}
     assert "cli-acme" in by_id
     # the days kept in effect: the service's defaults for a tenant without its own
-    assert by_id["cli-acme"]["retention"] == {"jobs": 90.0, "feedback": 365.0, "audit": 365.0}
+    assert by_id["cli-acme"]["retention"] == {
+        "jobs": 90.0,
+        "feedback": 365.0,
+        "audit": 365.0,
+        "llm_usage": 400.0,
+    }
     table = run(cli_env, "tenant", "list")
-    assert table.returncode == 0 and "90/365/365" in table.stdout
+    assert table.returncode == 0 and "90/365/365/400" in table.stdout
     assert "webhook_secret" not in listed.stdout and creds["api_token"] not in listed.stdout
 
     rotated = json.loads(run(cli_env, "tenant", "rotate-token", "cli-acme", "--json").stdout)

@@ -35,6 +35,7 @@ from kuberay.values_files import load_values, values_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_FILES = {
+    "cronjob-ranking-fit.yaml",
     "dashboard-service.yaml",
     "migration-job.yaml",
     "monitoring.yaml",
@@ -577,10 +578,12 @@ def test_optional_files_can_be_disabled():
                 "networkPolicy": {"enabled": False},
                 "createServiceAccount": False,
                 "podDisruptionBudget": {"enabled": False},
+                "rankingFit": {"enabled": False},
             }
         )
     )
     assert set(rendered) == EXPECTED_FILES - {
+        "cronjob-ranking-fit.yaml",
         "service-ingress.yaml",
         "monitoring.yaml",
         "networkpolicy.yaml",

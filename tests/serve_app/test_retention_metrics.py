@@ -18,7 +18,7 @@ from pipeline.tenancy.config import TenantSettings
 from tests.ray_free_api import RayFreeApi, ray_free_api
 
 METRICS_TOKEN = "met_test-" + uuid.uuid4().hex
-TABLES = {"enhancements", "enhancement_feedback", "audit_log"}
+TABLES = {"enhancements", "enhancement_feedback", "audit_log", "llm_usage"}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ async def test_purged_rows_and_the_oldest_row_are_exported(
     assert set(before["ai_agents_oldest_row_age_seconds"]) == TABLES
     assert before["ai_agents_oldest_row_age_seconds"]["enhancements"] >= 2 * 86400 - 60
 
-    ceiling = RetentionPolicy(RETENTION_DAYS_MAX, RETENTION_DAYS_MAX, RETENTION_DAYS_MAX)
+    ceiling = RetentionPolicy(*[RETENTION_DAYS_MAX] * 4)
     await RetentionTask(pool, ceiling).run_once()
 
     after = await _scrape(api)

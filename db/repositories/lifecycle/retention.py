@@ -2,8 +2,10 @@
 
 Jobs and feedback are deleted inside the tenant's own transaction (row-level security scopes
 the statement to that tenant); audit rows, which the service role may only read, through
-``app_purge_audit``. Each batch takes the oldest rows first and skips rows another transaction
-holds (``SKIP LOCKED``), so a purge never waits on, or makes wait, the pipeline's own updates.
+``app_purge_audit``; LLM usage ledger rows, which it may only add, through
+``app_purge_llm_usage`` (one tenant's rows older than a time, nothing else). Each batch takes
+the oldest rows first and skips rows another transaction holds (``SKIP LOCKED``), so a purge
+never waits on, or makes wait, the pipeline's own updates.
 Every deleted row is counted in ``retention_purges`` (``app_count_purged``) in the same
 transaction.
 """
@@ -59,6 +61,21 @@ async def purge_audit(
     rows = await system_fetch(
         pool,
         "SELECT app_purge_audit($1, now() - make_interval(secs => $2), $3) AS n",
+        tenant_id,
+        older_than_s,
+        limit,
+    )
+    return int(rows[0]["n"])
+
+
+async def purge_llm_usage(
+    pool: asyncpg.Pool, tenant_id: str, older_than_s: float, limit: int
+) -> int:
+    """Delete up to ``limit`` of ``tenant_id``'s LLM usage ledger rows older than
+    ``older_than_s``, oldest first (the monthly sums stay)."""
+    rows = await system_fetch(
+        pool,
+        "SELECT app_purge_llm_usage($1, now() - make_interval(secs => $2), $3) AS n",
         tenant_id,
         older_than_s,
         limit,

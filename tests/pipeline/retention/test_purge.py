@@ -25,7 +25,7 @@ from pipeline.retention.purge import RetentionConfig, RetentionPolicy, Retention
 from pipeline.tenancy.admin import TenantAdmin, TenantUpdate
 from pipeline.tenancy.config import TenantSettings
 
-CEILING = RetentionPolicy(RETENTION_DAYS_MAX, RETENTION_DAYS_MAX, RETENTION_DAYS_MAX)
+CEILING = RetentionPolicy(*[RETENTION_DAYS_MAX] * 4)
 
 
 async def _tenant(make_tenant, tenant_admin: TenantAdmin, **retention: float) -> str:
@@ -232,7 +232,7 @@ async def test_the_oldest_row_is_reported_per_table(pool, owner_conn, make_tenan
     tenant = (await make_tenant("ret-age")).tenant_id
     await _job(pool, owner_conn, tenant, age_days=3000)
     stats = {r["table_name"]: r for r in await retention_stats(pool)}
-    assert set(stats) == {"enhancements", "enhancement_feedback", "audit_log"}
+    assert set(stats) == {"enhancements", "enhancement_feedback", "audit_log", "llm_usage"}
     oldest = await owner_conn.fetchval(
         "SELECT min(finished_at) FROM enhancements WHERE finished_at IS NOT NULL"
     )
