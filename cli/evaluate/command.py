@@ -73,6 +73,26 @@ def _print_part(name: str, part: dict[str, Any]) -> None:
         )
 
 
+def _contributions(candidate: dict[str, Any]) -> str:
+    top = sorted(candidate["contributions"].items(), key=lambda kv: -abs(kv[1]))[:6]
+    return " ".join(f"{name} {value:+.1f}" for name, value in top)
+
+
+def _print_misses(rows: list[dict[str, Any]]) -> None:
+    typer.echo(f"  misses ({len(rows)}): what ranked first, the best-ranked right precedent")
+    for row in rows:
+        typer.echo(f"  - {row['query']} [{row['wording']}] {row['subject']!r}")
+        for label, candidate in (("first", row["first"]), ("right", row["right"])):
+            if candidate is None:
+                typer.echo(f"      {label}: none (the first stage found no right precedent)")
+                continue
+            rank = f" at rank {row['right_rank']}" if label == "right" else ""
+            typer.echo(
+                f"      {label}{rank}: #{candidate['ticket_id']} {candidate['subject'][:60]!r} "
+                f"p={candidate['probability']:.2f}: {_contributions(candidate)}"
+            )
+
+
 @eval_app.command("retrieval")
 @one_line_errors
 def retrieval(
@@ -84,6 +104,11 @@ def retrieval(
         "--replay",
         help="Fit on the demo history created before this date (YYYY-MM-DD), score after it",
     ),
+    show_misses: bool = typer.Option(
+        False,
+        "--misses",
+        help="Print each scored query whose note does not show a right precedent first",
+    ),
     write_model: Path | None = typer.Option(
         None, "--write-model", help="Save the fitted model as JSON (the default model's form)"
     ),
@@ -94,6 +119,7 @@ def retrieval(
 
     Example: ai-agents eval retrieval --set simulators/demo_data/retrieval_eval.jsonl
     Example: ai-agents eval retrieval --replay 2025-12-01
+    Example: ai-agents eval retrieval --set simulators/demo_data/retrieval_eval.jsonl --misses
     """
     # the scratch database, the embedding model and the demo data: imported when it runs
     from cli.evaluate.run import run_eval
@@ -143,6 +169,8 @@ def retrieval(
     )
     for name, part in run.scored.items():
         _print_part(name, part)
+        if show_misses:
+            _print_misses(part["misses"])
 
 
 __all__ = ["eval_app"]

@@ -47,6 +47,7 @@ from pipeline.retrieval.replay import (
     HistoryItem,
     OutcomeRecord,
     collect,
+    misses,
     replay_history,
     retrieval_query,
     score_modes,
@@ -174,6 +175,7 @@ async def _case_queries(
                 relevant=set(case.relevant) or _relevant(data, case.scenarios),
                 kb=kb,
                 kb_relevant=_kb_ids(data, case.scenarios),
+                subject=case.subject,
             )
         )
     return out
@@ -247,5 +249,9 @@ async def run_eval(cases: list[EvalCase], *, replay: date | None = None) -> Eval
     )
     for name, queries in parts.items():
         if queries:
-            run.scored[name] = {"queries": len(queries), **score_modes(fitted.model, queries)}
+            run.scored[name] = {
+                "queries": len(queries),
+                **score_modes(fitted.model, queries),
+                "misses": misses(fitted.model, queries),
+            }
     return run

@@ -50,6 +50,7 @@ class EvalQuery:
     relevant: set[str]
     kb: list[tuple[str, float]] = field(default_factory=list)  # (article, fused score), best first
     kb_relevant: set[str] = field(default_factory=set)
+    subject: str = ""  # the new ticket's subject, to print a miss
 
     def labelled(self) -> LabelledQuery:
         return LabelledQuery(
@@ -171,6 +172,7 @@ async def replay_history(
                 tenant=tenant,
                 split=split_of(moment),
                 wording="history",
+                subject=item.ticket.subject,
                 as_of=moment,
                 candidates=candidates,
                 relevant=relevant,
@@ -279,6 +281,45 @@ def score_modes(
             "without_bar": _kb_summary(kb_open),
             "with_bar": _kb_summary(kb_barred),
         }
+    return out
+
+
+def _candidate(model: RankingModel, candidate: Candidate, probability: float) -> dict[str, Any]:
+    return {
+        "ticket_id": candidate.ticket_id,
+        "subject": candidate.subject,
+        "probability": round(probability, 4),
+        "contributions": model.contributions(candidate.features),
+    }
+
+
+def misses(
+    model: RankingModel, queries: Sequence[EvalQuery], *, diversity: float = 0.3
+) -> list[dict[str, Any]]:
+    """Each query whose note would not show a right precedent first: the ticket, what ranked
+    first, the best-ranked right candidate (its rank, or none when the first stage never found
+    one) and each feature's contribution to both, so a miss can be read as a technician would."""
+    out = []
+    for q in queries:
+        result = rank(model, q.candidates, limit=5, diversity=diversity)
+        if result.shown and result.shown[0][0].ticket_id in q.relevant:
+            continue
+        right = [
+            (position, c, p)
+            for position, (c, p) in enumerate(result.ordered, start=1)
+            if c.ticket_id in q.relevant
+        ]
+        out.append(
+            {
+                "query": q.query_id,
+                "wording": q.wording,
+                "subject": q.subject,
+                "shown": [c.ticket_id in q.relevant for c, _ in result.shown],
+                "first": _candidate(model, *result.ordered[0]) if result.ordered else None,
+                "right_rank": right[0][0] if right else None,
+                "right": _candidate(model, right[0][1], right[0][2]) if right else None,
+            }
+        )
     return out
 
 

@@ -73,8 +73,8 @@ def test_first_stage_figures_on_the_whole_set(evaluated: dict[str, Any]) -> None
 
 
 def test_the_learned_ranking_on_the_held_out_part(evaluated: dict[str, Any]) -> None:
-    """Measured on the 86 held-out cases: recall@1 83.7 → 88.4 %, precision of the shown
-    precedents 57.7 → 77.3 %, noise per note 2.12 → 1.03, recall@5 97.7 → 95.3 %, ECE 0.112."""
+    """Measured on the 86 held-out cases: recall@1 83.7 → 87.2 %, precision of the shown
+    precedents 57.7 → 78.6 %, noise per note 2.12 → 0.95, recall@5 97.7 → 94.2 %, ECE 0.087."""
     learned = evaluated["report"]["learned"]
     part = learned["scored"]["holdout"]
     assert part["queries"] == 86
@@ -83,11 +83,17 @@ def test_the_learned_ranking_on_the_held_out_part(evaluated: dict[str, Any]) -> 
     assert ranked["precision"] >= first["precision"] + 0.15
     assert ranked["noise_per_note"] <= first["noise_per_note"] / 1.8
     assert ranked["recall_at_5"] >= first["recall_at_5"] - 0.035
-    assert ranked["ece"] <= 0.13 and len(ranked["reliability"]) >= 5
+    assert ranked["ece"] <= 0.1 and len(ranked["reliability"]) >= 5
     kb = part["kb"]
     assert kb["with_bar"]["precision"] > kb["without_bar"]["precision"] + 0.15
     fit = learned["fit"]
     assert fit["bar_chosen"]["used"] and fit["queries"] > 300
+    # every miss is printed with what ranked first and the best-ranked right precedent
+    misses = part["misses"]
+    assert len(misses) == round(86 * (1 - ranked["recall_at_1"]))
+    for miss in misses:
+        assert miss["subject"] and miss["first"]["contributions"].keys() >= {"vector_vs_best"}
+        assert (miss["right"] is None) == (miss["right_rank"] is None)
 
 
 def test_the_shipped_default_model_is_this_fit(evaluated: dict[str, Any]) -> None:
@@ -110,7 +116,8 @@ def test_replay_fits_on_the_past_and_scores_the_future(tmp_path: Path) -> None:
     assert name == "history from 2025-12-01"
     fitted_on = report["learned"]["fit"]["queries"]
     assert fitted_on > 100 and part["queries"] > 100  # the two sides of the date, disjoint
-    # measured: recall@1 91.8 → 96.3 %, precision 61.6 → 93.1 %, ECE 0.057
+    # measured: recall@1 91.8 → 94.1 %, precision 61.6 → 90.2 %, ECE 0.061 (twelve features: 96.3 %,
+    # 93.1 %, 0.057)
     assert part["ranked"]["recall_at_1"] >= part["hybrid"]["recall_at_1"]
     assert part["ranked"]["precision"] >= 0.85 and part["ranked"]["ece"] <= 0.1
 

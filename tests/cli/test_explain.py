@@ -19,6 +19,7 @@ from db.repositories.knowledge import upsert_resolved_ticket
 from pipeline.llm.synthesizer import Synthesizer
 from pipeline.models import SynthesisResult, Ticket, TicketContext
 from pipeline.note.insight import explain_record
+from pipeline.retrieval.ranking.features import FEATURE_NAMES
 from pipeline.tenancy.config import TenantSettings
 from pipeline.text.redaction import EMAIL
 from serve_app.api import create_api
@@ -116,7 +117,7 @@ async def test_explain_shows_candidates_redacted_prompt_and_raw_answer(
     ranking = found["ranking"]  # each feature's contribution: weight × value, per candidate
     [first] = ranking["ranked"]
     assert (first["ticket_id"], first["rank"], first["shown"]) == ("501", 1, True)
-    assert set(first["contributions"]) == set(first["values"]) and len(first["values"]) == 12
+    assert set(first["contributions"]) == set(first["values"]) == set(FEATURE_NAMES)
     logit = sum(first["contributions"].values()) + ranking["intercept"]
     assert first["probability"] == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-3)
     assert found["confidence"] is not None and found["confidence_outcome"] is None

@@ -15,7 +15,17 @@ to judge a past ticket, each a number near 0..1 so a weight reads as its contrib
 ``real_fix``              0 when the resolution records no fix ("closed, no response")
 ``proved_right``          ``(right − wrong) / (shown + 2)`` over its earlier notes with a
                           known outcome: 0 without history, towards ±1 with it
+``vector_vs_best``        ``vector`` ÷ the highest ``vector`` among the query's candidates
+``fulltext_vs_best``      … ``fulltext`` …
+``subject_vs_best``       … ``subject`` …
+``description_vs_best``   … ``description`` …
+``resolution_vs_best``    … ``resolution`` …
 ========================  ===============================================================
+
+The ``…_vs_best`` features compare a candidate with the others found for the same ticket, as a
+technician reading the list does: a cosine of 0.6 is a strong match when nothing else reaches
+0.5 and a weak one next to a 0.9. They are derived from the other features
+(:func:`with_relative`), so a stored example is re-derived the same way when a refit reads it.
 
 Both scores are computed for every candidate, also for one only the other source proposed.
 """
@@ -25,7 +35,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +54,18 @@ FEATURE_NAMES: tuple[str, ...] = (
     "recency",
     "real_fix",
     "proved_right",
+    "vector_vs_best",
+    "fulltext_vs_best",
+    "subject_vs_best",
+    "description_vs_best",
+    "resolution_vs_best",
+)
+RELATIVE_TO: tuple[tuple[str, str], ...] = (
+    ("vector_vs_best", "vector"),
+    ("fulltext_vs_best", "fulltext"),
+    ("subject_vs_best", "subject"),
+    ("description_vs_best", "description"),
+    ("resolution_vs_best", "resolution"),
 )
 RECENCY_DAYS = 180.0
 _NO_FIX = re.compile(
@@ -92,6 +114,20 @@ def _share(hits: Any, total: int) -> float:
     return min(1.0, int(hits or 0) / total) if total else 0.0
 
 
+def with_relative(rows: Sequence[Sequence[float]]) -> list[tuple[float, ...]]:
+    """One query's candidate feature rows (``FEATURE_NAMES`` order) with the ``…_vs_best``
+    columns (re)computed from their base columns: value ÷ the query's highest (0 when that is
+    0)."""
+    if not rows:
+        return []
+    matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+    for name, base in RELATIVE_TO:
+        column = matrix[:, FEATURE_NAMES.index(base)]
+        best = float(column.max())
+        matrix[:, FEATURE_NAMES.index(name)] = column / best if best > 0 else 0.0
+    return [tuple(round(float(v), 6) for v in row) for row in matrix]
+
+
 def build_candidates(
     fused: Sequence[tuple[str, float]],
     details: Mapping[str, Mapping[str, Any]],
@@ -103,6 +139,7 @@ def build_candidates(
     since the search) are left out."""
     best = max((score for _, score in fused), default=0.0) or 1.0
     out: list[Candidate] = []
+    relative_columns = (0.0,) * len(RELATIVE_TO)  # filled in by with_relative below
     for ticket_id, score in fused:
         row = details.get(ticket_id)
         if row is None:
@@ -125,6 +162,7 @@ def build_candidates(
             math.exp(-age_days / RECENCY_DAYS) if age_days is not None else 0.0,
             resolution_is_fix(str(row["resolution"] or "")),
             (right - (shown - right)) / (shown + 2),
+            *relative_columns,
         )
         out.append(
             Candidate(
@@ -137,4 +175,5 @@ def build_candidates(
                 embedding=embedding,
             )
         )
-    return out
+    rows = with_relative([c.features for c in out])
+    return [replace(c, features=row) for c, row in zip(out, rows, strict=True)]

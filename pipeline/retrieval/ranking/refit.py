@@ -31,7 +31,7 @@ import numpy as np
 from db.pool import tenant_transaction
 from db.repositories import ranking
 from pipeline.note.confidence import calibrated
-from pipeline.retrieval.ranking.features import FEATURE_NAMES
+from pipeline.retrieval.ranking.features import FEATURE_NAMES, with_relative
 from pipeline.retrieval.ranking.fitting import FitSettings, LabelledQuery, fit_model
 from pipeline.retrieval.ranking.model import RankingModel, default_model
 from pipeline.retrieval.ranking.quality import Judged, summarise
@@ -60,7 +60,9 @@ class ScopeResult:
 
 
 def queries_from_rows(rows: Sequence[asyncpg.Record]) -> list[LabelledQuery]:
-    """One labelled query per note, oldest note first; features mapped by name."""
+    """One labelled query per note, oldest note first; features mapped by name, the
+    ``…_vs_best`` ones re-derived from the note's candidates (notes stored before they existed
+    get them too)."""
     grouped: dict[Any, dict[str, Any]] = {}
     for row in sorted(rows, key=lambda r: (r["received_at"], str(r["enhancement_id"]), r["rank"])):
         names = list(row["feature_names"])
@@ -77,7 +79,7 @@ def queries_from_rows(rows: Sequence[asyncpg.Record]) -> list[LabelledQuery]:
         out.append(
             LabelledQuery(
                 group=str(enhancement_id),
-                features=query["features"],
+                features=with_relative(query["features"]),
                 labels=query["labels"],
                 llm_confidence=float(llm) if isinstance(llm, int | float) else None,
             )

@@ -172,7 +172,10 @@ async def test_hybrid_finds_the_end_user_ticket_first_and_is_tenant_scoped(
     ids = [t.ticket_id for t in context.similar_tickets]
     assert ids[0] == "1001", ids
     assert "1001" not in [t.ticket_id for t in fulltext_only.similar_tickets]
-    assert context.similar_tickets[0].score > context.similar_tickets[-1].score
+    # the bar may leave the right precedent alone in the note; the ranking keeps the others below
+    assert context.ranking is not None and len(context.ranking.candidates) > 1
+    ranked = context.ranking.candidates
+    assert ranked[0].ticket_id == "1001" and ranked[0].probability > ranked[-1].probability
     assert [t.score for t in context.similar_tickets] == sorted(
         (t.score for t in context.similar_tickets), reverse=True
     )

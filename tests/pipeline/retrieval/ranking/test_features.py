@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.retrieval.ranking.features import FEATURE_NAMES, build_candidates, resolution_is_fix
+from pipeline.retrieval.ranking.features import (
+    FEATURE_NAMES,
+    build_candidates,
+    resolution_is_fix,
+    with_relative,
+)
 
 
 @pytest.mark.parametrize(
@@ -71,6 +76,12 @@ def test_build_candidates_computes_every_feature() -> None:
         "recency": round(math.exp(-0.5), 6),
         "real_fix": 1.0,
         "proved_right": 0.2,  # (2 right − 1 wrong) / (3 + 2)
+        # against the best of this query's candidates (here: a itself; no resolution matched)
+        "vector_vs_best": 1.0,
+        "fulltext_vs_best": 1.0,
+        "subject_vs_best": 1.0,
+        "description_vs_best": 1.0,
+        "resolution_vs_best": 0.0,
     }
     b = dict(zip(FEATURE_NAMES, candidates[1].features, strict=True))
     assert (b["relative"], b["vector"], b["subject"], b["recency"], b["real_fix"]) == (
@@ -81,3 +92,19 @@ def test_build_candidates_computes_every_feature() -> None:
         0.0,
     )
     assert candidates[0].feature("vector") == 0.6 and candidates[1].embedding is None
+
+
+def test_relative_features_compare_a_candidate_with_the_querys_best() -> None:
+    def row(**values: float) -> tuple[float, ...]:
+        return tuple(values.get(name, 0.0) for name in FEATURE_NAMES)
+
+    # stale or missing relative columns (a note stored before they existed) are re-derived
+    rows = with_relative(
+        [row(vector=0.8, subject=0.5, vector_vs_best=0.3), row(vector=0.4, subject=0.25)]
+    )
+    first, second = (dict(zip(FEATURE_NAMES, r, strict=True)) for r in rows)
+    assert (first["vector_vs_best"], second["vector_vs_best"]) == (1.0, 0.5)
+    assert (first["subject_vs_best"], second["subject_vs_best"]) == (1.0, 0.5)
+    assert first["fulltext_vs_best"] == second["fulltext_vs_best"] == 0.0  # none matched
+    assert second["vector"] == 0.4  # the base columns are kept
+    assert with_relative([]) == []
