@@ -32,6 +32,7 @@ from serve_app.routes import (
     usage,
     webhooks,
 )
+from serve_app.routes.webhook_fast_path import WebhookFastPath
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
 
-def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
+def create_api(state: ApiState, *, lean_webhooks: bool = True, **fastapi_kwargs: Any) -> FastAPI:
+    """The app. ``lean_webhooks=False`` leaves the webhooks to FastAPI's router (the declared
+    routes, the same endpoints): the comparison the fast path's tests make."""
     app = FastAPI(
         title="AI Agents",
         version=package_version(),
@@ -155,7 +158,10 @@ def create_api(state: ApiState, **fastapi_kwargs: Any) -> FastAPI:
         app.add_exception_handler(exc_type, _unavailable)
     app.add_exception_handler(asyncpg.DataError, _unrepresentable)
     app.add_exception_handler(Exception, _unexpected)
-    # added innermost first: metrics see every answer, including the guard's 4xx and 500s
+    # added innermost first: metrics see every answer, including the guard's 4xx and 500s;
+    # the webhook fast path runs after the guard and before FastAPI's router
+    if lean_webhooks:
+        app.add_middleware(WebhookFastPath, api=app, state=state)
     app.add_middleware(
         RequestGuard,
         max_body_bytes=state.settings.max_body_bytes,

@@ -1,4 +1,8 @@
-"""ServiceDesk Plus webhooks: authenticate the raw bytes, persist, then acknowledge."""
+"""ServiceDesk Plus webhooks: authenticate the raw bytes, persist, then acknowledge.
+
+The routes are declared here (what the OpenAPI document describes) and their endpoints are what
+answers; in the app ``create_api`` builds, ``serve_app.routes.webhook_fast_path`` calls them
+directly, ahead of FastAPI's routing and dependency resolution."""
 
 from __future__ import annotations
 
@@ -225,4 +229,8 @@ async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSO
     return JSONResponse(answer.model_dump(), status_code=202)
 
 
-__all__ = ["router"]
+# Served by ``serve_app.routes.webhook_fast_path`` ahead of FastAPI's router, which calls each
+# with its path parameters as keywords plus ``request`` and ``state``: keep that signature.
+FAST_PATH_ENDPOINTS = (ticket_created, ticket_resolved)
+
+__all__ = ["FAST_PATH_ENDPOINTS", "router"]
