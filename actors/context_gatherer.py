@@ -14,7 +14,9 @@ from pipeline.retrieval.context_gatherer import ContextGatherer
 from pipeline.retrieval.embedder import service_embedder
 from pipeline.retrieval.ranking.store import RankingModels
 from pipeline.sdp.fetcher import SdpCallPolicy, TicketFetcher
-from pipeline.tenancy.runtime import load_tenant_runtime
+from pipeline.tenancy.config import TenantRuntime
+from pipeline.tenancy.runtime import TENANT_CACHE_TTL_S, load_tenant_runtime
+from pipeline.tenancy.ttl_cache import TtlCache
 
 
 @serve.deployment(name=CONTEXT_GATHERER, **pool_options(CONTEXT_GATHERER))
@@ -26,9 +28,14 @@ class ContextGathererDeployment:
         self._pool = pool
         self._http = http
         limiter = RayRateLimits()
+        # one query and one decryption per tenant every few seconds, not per fetch or embedding
+        # (the staleness the Enhancer and the ingress already accept)
+        tenants: TtlCache[str, TenantRuntime | None] = TtlCache(
+            lambda t: load_tenant_runtime(self._pool, cipher, t), ttl_s=TENANT_CACHE_TTL_S
+        )
         # The SDP fetch shares the Enhancer's client code and per-tenant SDP limiter.
         fetcher = TicketFetcher(
-            load_tenant=lambda t: load_tenant_runtime(self._pool, cipher, t),
+            load_tenant=tenants.get,
             limiter=limiter,
             http=self._http,
             metrics=replica.metrics,
@@ -36,7 +43,7 @@ class ContextGathererDeployment:
         )
 
         async def before_embed(tenant_id: str) -> None:  # remote embeddings share the LLM limit
-            tenant = await load_tenant_runtime(self._pool, cipher, tenant_id)
+            tenant = await tenants.get(tenant_id)
             if tenant is None:
                 raise UnknownTenant(tenant_id)
             await limiter.acquire(tenant_id, "llm", tenant.settings.llm_rate_per_minute)

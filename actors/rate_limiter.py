@@ -2,8 +2,9 @@
 
 - ``RateLimiterActor`` (sharded): per-tenant token buckets. Every replica of every pool reaches
   the same buckets (``get_if_exists``), so a tenant's LLM and SDP budgets are global, not per
-  replica. The actor only books reservations; callers sleep in their own coroutine, so a
-  throttled tenant never blocks another.
+  replica. The actor only books reservations and leases small batches of tokens to replicas
+  (``RayRateLimits``); callers sleep in their own coroutine, so a throttled tenant never blocks
+  another.
 - ``ProviderBudgetActor`` (one): the LLM provider key's budget shared by every tenant and
   Synthesizer replica (``pipeline.llm.provider.budget``: fair grants, a 429 slowing all, a 402
   pausing all), and the poller of the key's remaining credit; it exports the provider's state
@@ -13,8 +14,9 @@
 A restarted actor starts with full buckets and no grants out (a brief burst at most; grants of
 the old one are simply forgotten), which is acceptable for these limits.
 
-Task events are off for ``reserve``, ``acquire`` and ``release`` (``enable_task_events=False``),
-as Serve turns them off for its own actors: every LLM and SDP call books here, and Ray's GCS
+Task events are off for ``reserve``, ``lease``, ``acquire`` and ``release``
+(``enable_task_events=False``), as Serve turns them off for its own actors: LLM and SDP calls
+book here, and Ray's GCS
 keeps the events of the last 100,000 task attempts (a few KB each) in memory, which a busy
 service reaches within hours.
 """
@@ -36,6 +38,7 @@ from pipeline.llm.provider.budget import STATE_VALUES, ProviderBudget, ProviderL
 from pipeline.llm.provider.credits import CreditPoller, KeyCredit, read_key_credit
 from pipeline.llm.provider.gate import Grant, ProviderBusy, ProviderPaused
 from pipeline.observability.tracing import context_from_carrier, current_carrier, tracer
+from pipeline.tenancy.rate_lease import LEASE_MAX_BATCH, LEASE_TTL_S, LeasedRateLimits
 from pipeline.tenancy.rate_limiter import RateLimiter, shard_for
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,28 @@ class RateLimiterActor:
         ):
             return self._buckets.reserve(tenant_id, bucket, per_minute)
 
+    @ray.method(enable_task_events=False)
+    def lease(
+        self,
+        tenant_id: str,
+        bucket: str,
+        per_minute: int,
+        want: int,
+        returned: int = 0,
+        carrier: dict[str, str] | None = None,
+    ) -> tuple[int, float]:
+        """A batch of tokens for one replica's allowance (``pipeline.tenancy.rate_lease``)."""
+        with tracer().start_as_current_span(
+            "rate_limit.lease",
+            context=context_from_carrier(carrier),
+            attributes={
+                "tenant.id": tenant_id,
+                "rate_limit.bucket": bucket,
+                "rate_limit.want": want,
+            },
+        ):
+            return self._buckets.lease(tenant_id, bucket, per_minute, want, returned)
+
 
 # Every node has its own "node:<ip>" resource; only the head has this one.
 HEAD_NODE_RESOURCE = "node:__internal_head__"
@@ -80,11 +105,26 @@ def limiter_actor(shard: int) -> ray.actor.ActorHandle:
 
 
 class RayRateLimits:
-    """The ``pipeline.tenancy.rate_limiter.RateLimits`` the pools use."""
+    """The ``pipeline.tenancy.rate_limiter.RateLimits`` the pools use: each replica spends
+    tokens leased from the tenant's shard in small batches (``LeasedRateLimits``: at most one
+    actor call per lease instead of one per LLM or SDP call; how far that can exceed a limit is
+    bounded in ``pipeline.tenancy.rate_lease``)."""
 
-    def __init__(self, shards: int = SHARDS) -> None:
+    def __init__(
+        self,
+        shards: int = SHARDS,
+        *,
+        ttl_s: float = LEASE_TTL_S,
+        max_batch: int = LEASE_MAX_BATCH,
+    ) -> None:
         self._shards = shards
         self._handles: dict[int, ray.actor.ActorHandle] = {}
+        self._leased = LeasedRateLimits(self._lease, ttl_s=ttl_s, max_batch=max_batch)
+
+    @property
+    def leases(self) -> int:
+        """Calls made to the actors so far."""
+        return self._leased.leases
 
     def _actor(self, tenant_id: str) -> ray.actor.ActorHandle:
         shard = shard_for(tenant_id, self._shards)
@@ -92,13 +132,16 @@ class RayRateLimits:
             self._handles[shard] = limiter_actor(shard)
         return self._handles[shard]
 
-    async def acquire(self, tenant_id: str, bucket: str, per_minute: int) -> float:
-        wait = await self._actor(tenant_id).reserve.remote(
-            tenant_id, bucket, per_minute, current_carrier()
+    async def _lease(
+        self, tenant_id: str, bucket: str, per_minute: int, want: int, returned: int
+    ) -> tuple[int, float]:
+        granted, wait = await self._actor(tenant_id).lease.remote(
+            tenant_id, bucket, per_minute, want, returned, current_carrier()
         )
-        if wait > 0:
-            await asyncio.sleep(wait)
-        return wait
+        return int(granted), float(wait)
+
+    async def acquire(self, tenant_id: str, bucket: str, per_minute: int) -> float:
+        return await self._leased.acquire(tenant_id, bucket, per_minute)
 
 
 GAUGE_REFRESH_S = 10.0

@@ -35,6 +35,7 @@ file cannot blow up token cost.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import re
 import time
@@ -192,7 +193,10 @@ def ticket_block(
     return "\n".join(lines)
 
 
+@functools.cache
 def response_schema_json() -> str:
+    """The reply's JSON schema, built once per process: it is fixed, and pydantic takes about a
+    millisecond to generate it."""
     return json.dumps(LLMEnhancement.model_json_schema(), separators=(",", ":"))
 
 

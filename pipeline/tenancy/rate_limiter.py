@@ -9,7 +9,8 @@ over-limit tenant never blocks another).
 
 ``RateLimiter`` holds one bucket per (tenant, budget); the sharded Ray actors of
 ``actors/rate_limiter.py`` (``RateLimiterActor``) wrap it so every replica shares the buckets.
-The stages hold a ``RateLimits``: ``RayRateLimits`` in the pools, ``LocalRateLimits`` in-process.
+The stages hold a ``RateLimits``: ``RayRateLimits`` in the pools (tokens leased from the actors
+in small batches, ``pipeline.tenancy.rate_lease``), ``LocalRateLimits`` in-process.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ class TokenBucket:
         self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate_per_s
 
+    def lease(self, now: float, want: int, returned: int = 0) -> tuple[int, float]:
+        """Give back ``returned`` unused tokens (up to capacity), then take up to ``want`` of
+        the whole tokens there now; with none there, book one ahead like ``reserve``:
+        (tokens taken, seconds to wait before using them)."""
+        self.refill(now)
+        if returned > 0:
+            self.tokens = min(self.capacity, self.tokens + returned)
+        if self.tokens >= 1.0:
+            taken = min(max(1, want), int(self.tokens))
+            self.tokens -= taken
+            return taken, 0.0
+        return 1, self.reserve(now)
+
 
 class RateLimiter:
     """One ``TokenBucket`` per (tenant, budget), sized from the tenant's current limit."""
@@ -68,6 +82,19 @@ class RateLimiter:
     ) -> float:
         """Take one token (possibly one not yet earned); seconds to wait before using it."""
         now = self._clock()
+        return self._bucket(tenant_id, bucket, per_minute, burst, now).reserve(now)
+
+    def lease(
+        self, tenant_id: str, bucket: str, per_minute: int, want: int, returned: int = 0
+    ) -> tuple[int, float]:
+        """A batch for a replica's local allowance (``pipeline.tenancy.rate_lease``)."""
+        now = self._clock()
+        return self._bucket(tenant_id, bucket, per_minute, None, now).lease(now, want, returned)
+
+    def _bucket(
+        self, tenant_id: str, bucket: str, per_minute: int, burst: int | None, now: float
+    ) -> TokenBucket:
+        """The (tenant, budget) bucket, resized when the tenant's limit changed."""
         rate = per_minute / 60.0
         capacity = float(burst if burst is not None else max(1, per_minute // 6))
         key = (tenant_id, bucket)
@@ -75,7 +102,7 @@ class RateLimiter:
         if state is None or state.rate_per_s != rate or state.capacity != capacity:
             tokens = capacity if state is None else min(state.tokens, capacity)
             state = self._buckets[key] = TokenBucket(rate, capacity, tokens, now)
-        return state.reserve(now)
+        return state
 
 
 class RateLimits(Protocol):

@@ -332,12 +332,15 @@ def _sub_unprotected(
     counts: Counter[str],
     kind: str,
 ) -> str:
-    """Like ``pattern.sub`` but skips matches touching an IP address or a date."""
-    spans = _protected_spans(text)
+    """Like ``pattern.sub`` but skips matches touching an IP address or a date (found in
+    ``text`` once, and only when the pattern matches at all: most text has no phone number)."""
+    found: list[list[tuple[int, int]]] = []
 
     def replace(match: re.Match[str]) -> str:
+        if not found:
+            found.append(_protected_spans(text))
         start, end = match.span()
-        if any(start < s_end and s_start < end for s_start, s_end in spans):
+        if any(start < s_end and s_start < end for s_start, s_end in found[0]):
             return match.group(0)
         result = replacement(match)
         if result is None:

@@ -210,7 +210,10 @@ def plain_text(value: str | None) -> str:
     """
     text = value or ""
     for _ in range(3):
-        visible = " ".join(parse_html(text, bullets=False).text.split())
+        if "<" in text or "&" in text:
+            visible = " ".join(parse_html(text, bullets=False).text.split())
+        else:  # no markup and no entity: the parser would only drop the inline marker
+            visible = " ".join(text.replace(_INLINE, "").split())
         visible = _DANGLING_TAG.sub("", visible).rstrip()
         if visible == text:
             break

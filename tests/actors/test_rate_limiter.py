@@ -9,3 +9,4 @@ from actors.rate_limiter import RateLimiterActor
 def test_reservations_record_no_task_events() -> None:
     actor_class = RateLimiterActor.__ray_actor_class__  # type: ignore[attr-defined]
     assert actor_class.reserve.__ray_enable_task_events__ is False
+    assert actor_class.lease.__ray_enable_task_events__ is False
