@@ -134,8 +134,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = item.get_closest_marker("xdist_group")
         if group is None:
             item.add_marker(pytest.mark.xdist_group(lanes.RAY if is_ray else lanes.RAY_FREE))
-        elif group.args[0] == lanes.RAY_SIDE and not is_ray:
-            raise pytest.UsageError(f"{item.nodeid} is in the Ray side lane but not marked `ray`")
+        elif group.args[0] in lanes.LATE and not is_ray:
+            raise pytest.UsageError(f"{item.nodeid} is in a Ray lane but not marked `ray`")
     # The side lane last: xdist hands out groups in the order they first appear, and gives a
     # worker its next group when it is almost done with its current one.
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] == lanes.RAY_SIDE)
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] in lanes.LATE)

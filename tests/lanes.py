@@ -18,6 +18,11 @@ import pytest
 RAY_FREE = "ray-free"
 RAY = "ray"
 RAY_SIDE = "ray-side"
+HOSTS = "hosts"
 
 # `pytestmark = ray_side` for a module whose Ray tests run in the side lane
 ray_side = [pytest.mark.ray, pytest.mark.xdist_group(RAY_SIDE)]
+# `pytestmark = hosts` for the cluster of real hosts (network namespaces): its own lane
+hosts = [pytest.mark.ray, pytest.mark.xdist_group(HOSTS)]
+# the lanes that go last, each to the first worker that is almost done with its own
+LATE = (RAY_SIDE, HOSTS)
