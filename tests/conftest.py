@@ -118,11 +118,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     - the fast lane (`-m "not ray"`) must not start Ray, so a test that uses the integration
       suite's Ray session (`system`) without the marker is refused here;
-    - `python -m pytest` runs the lanes side by side (`-n 2 --dist loadgroup`): each lane is one
+    - `python -m pytest` runs the lanes side by side (`-n 3 --dist loadgroup`): each lane is one
       xdist group, so one worker runs the Ray lane in collection order (the integration
-      session last) and the other the Ray-free lane, then the Ray side lane. Each worker is its
-      own session with its own embedded PostgreSQL, so the integration session's dispatcher
-      never sees the jobs the Ray-free tests leave queued.
+      session last), one the Ray side lane, one the Ray-free lane, then the hosts lane. Each
+      worker is its own session with its own embedded PostgreSQL, so the integration session's
+      dispatcher never sees the jobs the Ray-free tests leave queued.
     """
     for item in items:
         is_ray = item.get_closest_marker("ray") is not None
@@ -134,8 +134,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = item.get_closest_marker("xdist_group")
         if group is None:
             item.add_marker(pytest.mark.xdist_group(lanes.RAY if is_ray else lanes.RAY_FREE))
-        elif group.args[0] == lanes.RAY_SIDE and not is_ray:
-            raise pytest.UsageError(f"{item.nodeid} is in the Ray side lane but not marked `ray`")
-    # The side lane last: xdist hands out groups in the order they first appear, and gives a
+        elif group.args[0] in lanes.LATE and not is_ray:
+            raise pytest.UsageError(f"{item.nodeid} is in a Ray lane but not marked `ray`")
+    # The late lanes last: xdist hands out groups in the order they first appear, and gives a
     # worker its next group when it is almost done with its current one.
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] == lanes.RAY_SIDE)
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group").args[0] in lanes.LATE)

@@ -5,7 +5,9 @@ log file of the run, its environment given whole (nothing of the caller's leaks 
 session of its own. With ``restart`` it is started again after it exits, after a back-off
 like the kubelet's (doubling from ``backoff_s``, reset after ``reset_after_s`` of running),
 until ``stop``: that is what happens to a KubeRay pod's Ray container when ``ray start
---block`` returns because one of Ray's processes died.
+--block`` returns because one of Ray's processes died. With ``own_pids`` (the Ray hosts) it
+runs in a PID namespace of its own, as a pod does (``netns.pod_argv``): every process it
+started dies with it, and it cannot see another host's processes.
 
 Secrets reach a container as files (``AI_AGENTS_SECRETS_DIR``, ``RAY_AUTH_TOKEN_PATH``),
 never on its command line or in its environment.
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_stack.hosts.netns import exec_argv
+from local_stack.hosts.netns import exec_argv, pod_argv
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Container:
     env: Mapping[str, str]
     log_path: Path
     restart: bool = True
+    own_pids: bool = False
     backoff_s: float = 2.0
     max_backoff_s: float = 20.0
     reset_after_s: float = 30.0
@@ -62,7 +65,7 @@ class Container:
             out.write(f"--- start {self.starts + 1} at {time.time():.3f}\n".encode())
             out.flush()
             self._proc = subprocess.Popen(
-                exec_argv(self.namespace, self.argv),
+                (pod_argv if self.own_pids else exec_argv)(self.namespace, self.argv),
                 env=dict(self.env),
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -54,6 +54,20 @@ def exec_argv(namespace: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", namespace, *argv]
 
 
+def pod_argv(namespace: str, argv: list[str]) -> list[str]:
+    """``argv`` run as a pod's container runs: inside ``namespace`` and in a PID namespace of its
+    own (with its own ``/proc``), so it sees only its own processes and all of them die with
+    it. Ray looks for a running cluster by reading every raylet's command line it can see
+    (``ray start --head`` refuses an address another raylet names): on one machine without
+    this, the head would see the worker hosts' raylets, which with GCS fault tolerance keep
+    naming the head's address while they wait for it to come back. ``--kill-child``: when
+    ``unshare`` itself is signalled, its child (the namespace's init) and so every process of
+    the pod is killed."""
+    return exec_argv(
+        namespace, ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *argv]
+    )
+
+
 class NamespaceLoop:
     """An asyncio event loop on a thread living inside ``namespace``: coroutines submitted with
     ``run`` open their connections from that host."""

@@ -35,7 +35,7 @@ from ray.autoscaler.tags import (
     TAG_RAY_USER_NODE_TYPE,
 )
 
-from local_stack.hosts.netns import exec_argv
+from local_stack.hosts.netns import pod_argv
 from local_stack.hosts.network import kill_namespace_processes, namespace_pids
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class HostNodeProvider(NodeProvider):
                 Path(slot["log"]).parent.mkdir(parents=True, exist_ok=True)
                 with open(slot["log"], "ab") as out:
                     subprocess.Popen(
-                        exec_argv(slot["namespace"], slot["argv"]),
+                        pod_argv(slot["namespace"], slot["argv"]),
                         env=slot["env"],
                         stdin=subprocess.DEVNULL,
                         stdout=out,

@@ -138,6 +138,7 @@ class RayLayout:
             self._argv(host, group, "--head", *argv_extra),
             self.base_env(host, group, env),
             self.run_dir / "logs" / f"{host.name}.log",
+            own_pids=True,
         )
 
     def worker_spec(
@@ -176,6 +177,7 @@ class RayLayout:
             argv,
             env,
             self.run_dir / "logs" / f"{host.name}.log",
+            own_pids=True,
         )
 
 
