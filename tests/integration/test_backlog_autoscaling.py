@@ -104,7 +104,8 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
         lambda: (s := _dispatcher_status())["running_replicas"] == 1 and s,
         timeout_s=60,
     )
-    assert status["inflight_limit"] == 192
+    assert status["replica_cap"] == 192  # the adaptive admission limit may be lower
+    assert status["inflight_limit"] <= 192
     tenant = await system.tenant("scale", settings={"max_inflight": 1})
     system.llm.set_latency(0.5)
     try:
@@ -129,7 +130,7 @@ async def test_a_backlog_in_the_jobs_table_scales_the_enhancer_out_and_back_in(
             lambda: (s := _dispatcher_status())["running_replicas"] >= 3 and s,
             timeout_s=60,
         )
-        assert status["inflight_limit"] == 256
+        assert status["replica_cap"] == 256
         assert status["backlog"] > 100
         # what the policy used and asked for is exported (Ray adds the ray_ prefix)
         url = f"http://127.0.0.1:{metrics_port()}/metrics"
