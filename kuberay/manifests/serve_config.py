@@ -237,8 +237,11 @@ def worker_pod_cpus(values: Values) -> list[float]:
     ]
 
 
-def _applications(values: Values) -> list[dict[str, Any]]:
-    pools = deployment_options(values.serve.deployments, worker_pod_cpus(values))
+def _applications(values: Values, *, on_workers: bool = True) -> list[dict[str, Any]]:
+    """``on_workers``: sized to the worker groups (the RayService); else as declared (one
+    machine, whose CPUs the policy reads from Ray)."""
+    pod_cpus = worker_pod_cpus(values) if on_workers else None
+    pools = deployment_options(values.serve.deployments, pod_cpus)
     deployments = [{"name": name, **options} for name, options in pools.items()]
     return [
         {
@@ -296,7 +299,7 @@ def serve_config_for_local(
             "request_timeout_s": values.serve.request_timeout_s,
         },
         "logging_config": _logging_config(values),
-        "applications": _applications(values),
+        "applications": _applications(values, on_workers=False),
     }
     return _checked(config, "local serve config")
 

@@ -653,15 +653,35 @@ def test_optional_files_can_be_disabled():
     }
 
 
+def _unsized(applications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The applications without what sizing to the worker groups sets (max_replicas, and the
+    cluster's CPUs at its largest in the policy's arguments)."""
+    applications = json.loads(json.dumps(applications))
+    for app in applications:
+        for deployment in app["deployments"]:
+            autoscaling = deployment.get("autoscaling_config") or {}
+            autoscaling.pop("max_replicas", None)
+            kwargs = (autoscaling.get("policy") or {}).get("policy_kwargs") or {}
+            kwargs.pop("max_cluster_cpus", None)
+    return applications
+
+
 def test_serve_config_for_local_has_the_same_applications(default_render):
+    # the same applications, not sized to worker groups a single machine does not have: the
+    # policy reads that machine's CPUs from Ray and never asks past them
     local = serve_config_for_local()
     ServeDeploySchema.model_validate(local)
-    assert local["applications"] == serve_config(default_render)["applications"]
+    assert _unsized(local["applications"]) == _unsized(serve_config(default_render)["applications"])
+    (app,) = local["applications"]
+    assert all(
+        "max_cluster_cpus" not in d["autoscaling_config"]["policy"]["policy_kwargs"]
+        for d in app["deployments"]
+        if d.get("autoscaling_config")
+    )
     assert local["http_options"]["host"] == "127.0.0.1"
     values = load_values(PRODUCTION_VALUES_FILE)
-    assert (
-        serve_config_for_local(values)["applications"]
-        == serve_config(render(values))["applications"]
+    assert _unsized(serve_config_for_local(values)["applications"]) == _unsized(
+        serve_config(render(values))["applications"]
     )
 
 
