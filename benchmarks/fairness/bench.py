@@ -83,8 +83,7 @@ def deploy_with_cap(
     env = {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)} if isinstance(cap, int) else {}
     if isinstance(cap, str) and cap.startswith(LIMITED):  # fair share, a lower in-flight cap
         env = {"AI_AGENTS_DISPATCH_MAX_INFLIGHT": cap.removeprefix(LIMITED)}
-    if cap == FIXED:  # the in-flight cap as replicas x target only, not following completions
-        env = {"AI_AGENTS_DISPATCH_ADAPTIVE": "false"}
+    env = {"AI_AGENTS_DISPATCH_ADAPTIVE": "false"} if cap == FIXED else env  # no admission
     with_env(DISPATCHER, env)
     places = 0 if cap == NO_GATE else stage_places
     if places is not None:
