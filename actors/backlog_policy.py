@@ -15,6 +15,15 @@ in-flight cap. Each carries a time stamp, so a reader ignores a stale value (a d
 Without a fresh report the backlog counts as 0 and the pool scales on in-flight requests as
 Serve's default policy would; while intake has priority (a webhook storm) the pool holds its
 replica count.
+
+What it asks for never exceeds what can start (``pipeline.dispatch.scaling.placeable_replicas``):
+at the same poll interval it reads the free and total logical CPUs Ray reports, and a pool grows
+only by the replicas its ``cpus_per_replica`` (the pool's ``ray_actor_options.num_cpus``, passed
+as ``policy_kwargs``) fit into the free CPUs, plus, where the cluster can add nodes
+(``max_cluster_cpus``, set by ``kuberay render`` from the worker groups), into the CPUs new
+nodes would bring, which is how the Ray autoscaler learns that a node is needed. With
+``backlog=False`` (the Ingress) the durable backlog is not counted: in-flight requests only,
+still within capacity.
 """
 
 from __future__ import annotations
@@ -29,7 +38,13 @@ from ray.experimental import internal_kv
 
 from actors.deployment_options import ENHANCER
 from core import metric_catalogue as mc
-from pipeline.dispatch.scaling import BACKLOG_REPORT_MAX_AGE_S, BacklogReport, replicas_wanted
+from pipeline.dispatch.scaling import (
+    BACKLOG_REPORT_MAX_AGE_S,
+    BacklogReport,
+    ClusterCapacity,
+    placeable_replicas,
+    replicas_wanted,
+)
 
 # Not __name__ (the rule everywhere else): this runs inside the Serve controller, and Serve
 # writes its controller log file from the "ray.serve" logger, where an operator looks.
@@ -37,8 +52,18 @@ log = logging.getLogger("ray.serve")
 
 
 class BacklogPolicy:
-    def __init__(self, poll_interval_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        poll_interval_s: float = 2.0,
+        cpus_per_replica: float = 0.0,
+        max_cluster_cpus: float | None = None,
+        backlog: bool = True,
+    ) -> None:
         self._poll_interval_s = poll_interval_s
+        self._cpus_per_replica = float(cpus_per_replica)
+        self._max_cluster_cpus = None if max_cluster_cpus is None else float(max_cluster_cpus)
+        self._backlog = backlog
+        self._capacity: ClusterCapacity | None = None
         self._report: BacklogReport | None = None
         self._polled_at = 0.0
         self._published: tuple[int, float] | None = None  # (running replicas, when)
@@ -48,13 +73,31 @@ class BacklogPolicy:
         now = time.monotonic()
         if now - self._polled_at >= self._poll_interval_s:
             self._polled_at = now
+            self._capacity = self._read_capacity()
             try:
-                self._report = read_backlog()
+                self._report = read_backlog() if self._backlog else None
             except Exception as exc:  # noqa: BLE001 - never break Serve's control loop
                 log.warning("reading the backlog report failed: %s", exc)
                 self._report = None
         report = self._report
         return report if report is not None and report.is_fresh() else None
+
+    def _read_capacity(self) -> ClusterCapacity | None:
+        """Free and total logical CPUs now (two GCS reads, at the poll interval); None when
+        unreadable, and then the pool asks as Serve's own policy would."""
+        if self._cpus_per_replica <= 0:
+            return None
+        try:
+            import ray
+
+            return ClusterCapacity(
+                free_cpus=float(ray.available_resources().get("CPU", 0.0)),
+                total_cpus=float(ray.cluster_resources().get("CPU", 0.0)),
+                max_cpus=self._max_cluster_cpus,
+            )
+        except Exception as exc:  # noqa: BLE001 - never break Serve's control loop
+            log.warning("reading the cluster's CPUs failed: %s", exc)
+            return None
 
     def _publish_replicas(self, deployment: str, running: int, target: float) -> None:
         """At most every 10 s unless the count changed (a GCS write is a blocking RPC)."""
@@ -86,7 +129,9 @@ class BacklogPolicy:
     def __call__(self, ctx: Any) -> tuple[float, dict[str, Any]]:
         report = self._fresh_report()
         target = ctx.config.get_target_ongoing_requests()
-        desired = replicas_wanted(report, ctx.total_num_requests, target, ctx.current_num_replicas)
+        current = ctx.current_num_replicas
+        wanted = replicas_wanted(report, ctx.total_num_requests, target, current)
+        desired = placeable_replicas(wanted, current, self._cpus_per_replica, self._capacity)
         self._publish_replicas(ctx.deployment_name, ctx.current_num_replicas, target)
         self._record(
             ctx.deployment_name,
@@ -97,6 +142,7 @@ class BacklogPolicy:
         return desired, {
             "backlog_jobs": report.claimable if report else 0,
             "intake_priority": bool(report and report.intake_priority),
+            "free_cpus": self._capacity.free_cpus if self._capacity else None,
         }
 
 

@@ -3,9 +3,11 @@ retention task.
 
 Every reap tick it publishes the claimable backlog for the pools' autoscaling policy
 (``actors.backlog_policy``) and reads back how many Enhancer replicas run, which sizes its
-in-flight cap
-(``pipeline.dispatch.scaling.inflight_cap``). Both go through Ray's GCS, so a Dispatcher
-restarted on another node picks them up again; jobs it held are re-queued by lease recovery.
+in-flight cap (``pipeline.dispatch.scaling.inflight_cap``). With ``AI_AGENTS_DISPATCH_ADAPTIVE``
+(the default) the cap also follows what the pipeline completes (``pipeline.dispatch.admission``),
+between ``AI_AGENTS_DISPATCH_MIN_INFLIGHT`` and ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``. The backlog
+and the replica count go through Ray's GCS, so a Dispatcher restarted on another node picks them
+up again; jobs it held are re-queued by lease recovery.
 
 Retention (``pipeline.retention.purge``) runs here because this deployment is the service's one
 singleton with a database pool and periodic work: one purge for the whole service, never two
@@ -24,6 +26,7 @@ from actors.backlog_policy import publish_backlog, read_running_replicas
 from actors.deployment_options import DISPATCHER, ENHANCER, pool_options
 from actors.replica_setup import DatabasePool, replica_resources
 from db.pool import verify_service_role
+from pipeline.dispatch.admission import AdmissionConfig
 from pipeline.dispatch.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig
 from pipeline.dispatch.scaling import BacklogReport
 from pipeline.retention.purge import RetentionConfig, RetentionPolicy, RetentionTask
@@ -45,6 +48,12 @@ class DispatcherDeployment:
         self._pool = replica.pool
         await verify_service_role(self._pool)  # refuse to run with a role that bypasses RLS
         target = pool_options(ENHANCER)["autoscaling_config"]["target_ongoing_requests"]
+        upper = settings.dispatch_max_inflight
+        admission = AdmissionConfig(
+            floor=min(settings.dispatch_min_inflight, upper),
+            upper=upper,
+            initial=min(upper, max(settings.dispatch_min_inflight, 64)),
+        )
         self._dispatcher = Dispatcher(
             self._pool,
             self._submit,
@@ -60,6 +69,7 @@ class DispatcherDeployment:
                 intake_priority_rate=settings.intake_priority_rate,
                 intake_priority_inflight=settings.intake_priority_inflight,
                 intake_priority_hold_s=settings.intake_priority_hold_s,
+                admission=admission if settings.dispatch_adaptive else None,
             ),
             metrics=replica.metrics,
             on_backlog=self._on_backlog,

@@ -55,7 +55,7 @@ def serve(
 
     from actors.app import build_app
     from actors.deployment_options import APP_NAME
-    from local_stack.ray_serve import ray_init_kwargs, start_ray
+    from local_stack.ray_serve import cluster_cpus, machine_cpus, ray_init_kwargs, start_ray
     from local_stack.runtime import export_environment
 
     settings = settings_for(data_dir)
@@ -75,8 +75,9 @@ def serve(
         if joining:
             ray.init(namespace=APP_NAME, log_to_driver=False, logging_level=logging.WARNING)
         else:
+            cpus = machine_cpus(settings.ray_num_cpus)
             start_ray(
-                **ray_init_kwargs(num_cpus=None, dashboard=True, dashboard_port=dashboard_port)
+                **ray_init_kwargs(num_cpus=cpus, dashboard=True, dashboard_port=dashboard_port)
             )
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         ray_serve.start(http_options={"host": bind_host, "port": bind_port})
@@ -86,7 +87,8 @@ def serve(
         if not joining:
             recorder.record.dashboard_url = f"http://127.0.0.1:{dashboard_port}"
         recorder.refresh()
-        ray_serve.run(build_app(), name=APP_NAME, route_prefix="/")
+        # the pools' max_replicas sized to the cluster's CPUs (deployment_options.node_scale)
+        ray_serve.run(build_app(node_cpus=cluster_cpus()), name=APP_NAME, route_prefix="/")
         recorder.refresh()
         err.print(f"Serving on http://{bind_host}:{bind_port} (Ctrl-C stops)")
         if not joining:

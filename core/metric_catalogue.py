@@ -143,6 +143,12 @@ BACKLOG_JOBS = _ray(
     ("tenant",),
     "Claimable jobs (queued, due, tenant enabled) the autoscaling policy uses",
 )
+DISPATCH_INFLIGHT_LIMIT = _ray(
+    "ai_agents_dispatch_inflight_limit",
+    "gauge",
+    (),
+    "Jobs the Dispatcher lets into the pipeline at once (adaptive admission, within bounds)",
+)
 AUTOSCALE_DESIRED = _ray(
     "ai_agents_autoscale_desired_replicas",
     "gauge",

@@ -26,8 +26,10 @@ from local_stack.environment import apply_environment
 __all__ = [
     "APP_NAME",
     "RayServe",
+    "cluster_cpus",
     "deploy_app",
     "isolated_serve_env",
+    "machine_cpus",
     "own_interpreter_first_on_path",
     "ray_init_kwargs",
     "replica_pids",
@@ -159,12 +161,33 @@ def start_serve(http_port: int) -> None:
 
 
 def deploy_app(app: Any = None) -> None:
-    """Run ``app`` (default: the product's application graph) as the one Serve application."""
+    """Run ``app`` (default: the product's application graph, its pools sized to the cluster's
+    logical CPUs, ``cluster_cpus``) as the one Serve application."""
     from ray import serve
 
     from actors.app import build_app
 
-    serve.run(app if app is not None else build_app(), name=APP_NAME, route_prefix="/")
+    app = app if app is not None else build_app(node_cpus=cluster_cpus())
+    serve.run(app, name=APP_NAME, route_prefix="/")
+
+
+def cluster_cpus() -> float | None:
+    """The logical CPUs of the Ray cluster this process is connected to (None: unknown)."""
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU") if ray.is_initialized() else None
+    return float(cpus) if cpus else None
+
+
+def machine_cpus(override: int = 0) -> int:
+    """The CPUs an embedded Ray gets: ``override`` (``AI_AGENTS_RAY_NUM_CPUS``) when set, else
+    the CPUs this process may run on (what ``nproc`` prints: the affinity mask)."""
+    if override > 0:
+        return override
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def stop_ray(*, shutdown_serve: bool = False) -> None:

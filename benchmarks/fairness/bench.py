@@ -7,7 +7,9 @@ Tenant B sends 1 ticket/s for ``--b-seconds`` alone; then tenant A floods ``--fl
 B's p95 end-to-end under the flood <= 1.5 x its p95 alone. Both measured in the same run, for
 each dispatch setting in ``--caps``: ``fair`` is the product's default (work-conserving
 weighted fair share, no per-tenant cap), ``nogate`` the same with the Enhancer's tenant-fair
-stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fairdb`` / ``fifodb`` the same with
+stage gate off (``AI_AGENTS_ENHANCER_STAGE_PLACES=0``), ``fixed`` the same with the
+Dispatcher's adaptive admission off (``AI_AGENTS_DISPATCH_ADAPTIVE=false``: the in-flight cap
+is running Enhancers x their target), ``fairdb`` / ``fifodb`` the same with
 every pool's connections handed out tenant-fair / first come, first served
 (``AI_AGENTS_DB_TENANT_FAIR`` true / false, ``db.pool``), ``fair@N`` fair share with the
 Dispatcher's in-flight cap at most N (``AI_AGENTS_DISPATCH_MAX_INFLIGHT``), a number is a hard
@@ -52,6 +54,7 @@ NO_GATE = "nogate"  # fair share with the Enhancer's tenant-fair stage gate off
 FIFO_DB = "fifodb"  # fair share with the pools' connections first come, first served
 FAIR_DB = "fairdb"  # fair share with tenant-fair connections (AI_AGENTS_DB_TENANT_FAIR=true)
 LIMITED = "fair@"  # fair@N: fair share with AI_AGENTS_DISPATCH_MAX_INFLIGHT=N
+FIXED = "fixed"  # fair share with adaptive admission off (AI_AGENTS_DISPATCH_ADAPTIVE=false)
 
 
 def deploy_with_cap(
@@ -80,6 +83,7 @@ def deploy_with_cap(
     env = {"AI_AGENTS_PER_TENANT_INFLIGHT": str(cap)} if isinstance(cap, int) else {}
     if isinstance(cap, str) and cap.startswith(LIMITED):  # fair share, a lower in-flight cap
         env = {"AI_AGENTS_DISPATCH_MAX_INFLIGHT": cap.removeprefix(LIMITED)}
+    env = {"AI_AGENTS_DISPATCH_ADAPTIVE": "false"} if cap == FIXED else env  # no admission
     with_env(DISPATCHER, env)
     places = 0 if cap == NO_GATE else stage_places
     if places is not None:
@@ -399,7 +403,7 @@ def _parse_cap(cap: str) -> int | str | None:
     """One ``--caps`` entry: None for the default, a named setting as is, else a per-tenant cap."""
     if cap == "fair":
         return None
-    if cap in (NO_GATE, FIFO_DB, FAIR_DB) or cap.startswith(LIMITED):
+    if cap in (NO_GATE, FIFO_DB, FAIR_DB, FIXED) or cap.startswith(LIMITED):
         return cap
     return int(cap)
 
@@ -419,7 +423,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="dispatch settings to compare: fair (the default, no per-tenant cap), nogate "
         "(fair with the Enhancer's tenant-fair stage gate off), fairdb / fifodb (fair with "
         "database connections tenant-fair / first come, first served), fair@N (fair with the "
-        "Dispatcher's in-flight cap at most N) or a per-tenant cap",
+        "Dispatcher's in-flight cap at most N), fixed (fair with adaptive admission off) or a "
+        "per-tenant cap",
     )
     parser.add_argument(
         "--capacity-flood",

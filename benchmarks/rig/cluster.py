@@ -237,9 +237,20 @@ def scaled_app(
                 autoscaling_config=None,
                 max_ongoing_requests=args.per_replica,
             )
-        elif autoscaling:
+        else:
             config = pool_options(name)["autoscaling_config"]
-            options["autoscaling_config"] = {**config, **autoscaling}
+            options["autoscaling_config"] = {**config, **(autoscaling or {})}
+            policy = config.get("policy")
+            if isinstance(policy, dict):
+                # the policy asks only for replicas that can start: tell it this run's replica
+                # CPUs and the cluster's CPUs at its largest (the autoscaler may add nodes up to
+                # max(--replicas)), as `kuberay render` does for a RayService
+                kwargs = {
+                    **(policy.get("policy_kwargs") or {}),
+                    "cpus_per_replica": float(args.replica_cpus),
+                    "max_cluster_cpus": float(args.head_cpus + max(args.replicas) * args.node_cpus),
+                }
+                options["autoscaling_config"]["policy"] = {**policy, "policy_kwargs": kwargs}
         overrides[name] = options
     if replicas:
         dispatcher = pool_options(DISPATCHER)["ray_actor_options"]

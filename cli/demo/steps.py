@@ -29,6 +29,7 @@ from local_stack.environment import (
 from local_stack.ray_serve import (
     APP_NAME,
     deploy_app,
+    machine_cpus,
     ray_init_kwargs,
     start_ray,
     start_serve,
@@ -325,8 +326,11 @@ def start_ray_and_serve(options: DemoOptions) -> None:
     else:
         # the demo stops after its last note: nothing is left for direct ingress to drain
         apply_ingress_mode(options.ingress, drain_s=2.0)
+        from core.settings import get_settings
+
+        cpus = machine_cpus(get_settings().ray_num_cpus)
         start_ray(
-            **ray_init_kwargs(num_cpus=None, dashboard=True, dashboard_port=options.dashboard_port)
+            **ray_init_kwargs(num_cpus=cpus, dashboard=True, dashboard_port=options.dashboard_port)
         )
     start_serve(options.http_port)
     deploy_app()

@@ -187,6 +187,9 @@ class Settings(BaseSettings):
         "body (408 and closed after); HAProxy's launcher (core/network/haproxy.py) reads it, "
         "and AI_AGENTS_MAX_BODY_BYTES, from the environment only",
     )
+    ray_num_cpus: int = Field(
+        0, ge=0, le=4096, description="the embedded Ray's logical CPUs (serve, demo); 0: nproc"
+    )
     serve_ingress: IngressMode = Field(
         "haproxy", description="How HTTP reaches the Ingress when this process starts Ray"
     )
@@ -235,6 +238,12 @@ class Settings(BaseSettings):
         ge=1,
         description="upper bound of jobs in flight, all tenants; the cap in use is "
         "running Enhancer replicas x their target_ongoing_requests",
+    )
+    dispatch_adaptive: bool = Field(
+        True, description="the in-flight cap also follows measured completions (Little's law)"
+    )
+    dispatch_min_inflight: int = Field(
+        8, ge=1, le=100_000, description="floor of the adaptive cap: a quiet tenant's slot"
     )
     dispatch_batch: int = Field(64, ge=1, description="most jobs the Dispatcher claims at once")
     intake_priority_rate: float = Field(

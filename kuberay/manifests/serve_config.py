@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from ray.serve.schema import DeploymentSchema, ServeDeploySchema
 
 from actors import deployment_options as pool_options
+from kuberay.capacity import replica_demands, unplaced_replicas
 from kuberay.problems import KubeRayConfigError, Problem, format_loc, join_path, suggestion
 from kuberay.values import Values, deep_merge
 
@@ -186,23 +187,62 @@ def _one_override_problems(
     )
 
 
-def deployment_options(overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Every pool's options from ``actors.deployment_options``, the values' overrides applied."""
+def deployment_options(
+    overrides: Mapping[str, Any] | None = None, pod_cpus: list[float] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every pool's options from ``actors.deployment_options``, the values' overrides applied.
+
+    With ``pod_cpus`` (every worker pod at maxReplicas, ``worker_pod_cpus``) the pools'
+    max_replicas are sized to them: the largest ``scale`` (max_replicas = scale x min_replicas,
+    ``deployment_options.sized_pool_options``) at which every pool at max_replicas, overrides
+    applied, packs onto the pods (``kuberay.capacity.unplaced_replicas``); and each pool's
+    autoscaling policy learns the cluster's CPUs at its largest, so it asks past the free CPUs
+    (the Ray autoscaler then adds a pod) but never past what the groups can hold."""
     overrides = overrides or {}
     problems = override_problems(overrides)
     if problems:
         raise KubeRayConfigError("values", problems)
-    return {
-        name: deep_merge(options, overrides.get(name, {}), null_deletes=True)
-        for name, options in pool_options.all_pool_options().items()
-    }
+
+    def at(scale: int | None) -> dict[str, dict[str, Any]]:
+        if scale is None:
+            base = pool_options.all_pool_options()
+        else:
+            base = pool_options.sized_pool_options(scale, sum(pod_cpus or []))
+        merged = {
+            name: deep_merge(options, overrides.get(name, {}), null_deletes=True)
+            for name, options in base.items()
+        }
+        return pool_options.with_policy_cpus(merged, sum(pod_cpus) if pod_cpus else None)
+
+    if not pod_cpus:
+        return at(None)
+    scale = 1
+    while scale < pool_options.MAX_SCALE and _fits(at(scale + 1), pod_cpus):
+        scale += 1
+    return at(scale)
 
 
-def _applications(values: Values) -> list[dict[str, Any]]:
-    deployments = [
-        {"name": name, **options}
-        for name, options in deployment_options(values.serve.deployments).items()
+def _fits(pools: dict[str, dict[str, Any]], pod_cpus: list[float]) -> bool:
+    deployments = [{"name": name, **options} for name, options in pools.items()]
+    demands = replica_demands({"applications": [{"deployments": deployments}]})
+    return not unplaced_replicas(demands, pod_cpus)
+
+
+def worker_pod_cpus(values: Values) -> list[float]:
+    """The CPUs of every worker pod at maxReplicas (the in-tree autoscaler is always on)."""
+    return [
+        float(group.resources.cpus() or 0)
+        for group in values.worker_groups
+        for _ in range(group.max_replicas)
     ]
+
+
+def _applications(values: Values, *, on_workers: bool = True) -> list[dict[str, Any]]:
+    """``on_workers``: sized to the worker groups (the RayService); else as declared (one
+    machine, whose CPUs the policy reads from Ray)."""
+    pod_cpus = worker_pod_cpus(values) if on_workers else None
+    pools = deployment_options(values.serve.deployments, pod_cpus)
+    deployments = [{"name": name, **options} for name, options in pools.items()]
     return [
         {
             "name": pool_options.APP_NAME,
@@ -259,7 +299,7 @@ def serve_config_for_local(
             "request_timeout_s": values.serve.request_timeout_s,
         },
         "logging_config": _logging_config(values),
-        "applications": _applications(values),
+        "applications": _applications(values, on_workers=False),
     }
     return _checked(config, "local serve config")
 

@@ -7,7 +7,9 @@ sure nothing that was accepted is ever lost.
   ``pipeline.dispatch.claim_planner.ClaimPlanner``; this class runs the lifecycle around it.
 - How much may be in flight follows capacity: running Enhancer replicas x their per-replica
   target (``pipeline.dispatch.scaling.inflight_cap``), bounded by
-  ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``.
+  ``AI_AGENTS_DISPATCH_MAX_INFLIGHT``, and, with ``config.admission``, no more than what the
+  pipeline measurably completes (``pipeline.dispatch.admission``), so a CPU-bound pipeline's
+  excess waits in the durable queue under fair share instead of in Serve's queues.
 - Every reap tick: jobs of disabled tenants end ``skipped`` ("tenant disabled"), and the
   claimable backlog is measured and handed to ``on_backlog`` (metrics and autoscaling).
 - Woken by ``LISTEN ai_agents_jobs`` the moment a webhook commits; polls as a fallback. The
@@ -36,6 +38,7 @@ from core import metric_catalogue as mc
 from db.pool import tenant_transaction
 from db.repositories import dispatch as queue
 from db.repositories.enhancements import fail_or_retry
+from pipeline.dispatch.admission import AdaptiveLimit, AdmissionConfig
 from pipeline.dispatch.claim_planner import ClaimPlanner
 from pipeline.dispatch.intake_priority import IntakePriority
 from pipeline.dispatch.scaling import BacklogReport, inflight_cap
@@ -80,6 +83,7 @@ class DispatcherConfig:
     intake_priority_rate: float = 0.0  # webhooks/s above which intake comes first; 0: off
     intake_priority_inflight: int = 2  # the in-flight cap meanwhile
     intake_priority_hold_s: float = 3.0  # how long after the rate falls back
+    admission: AdmissionConfig | None = None  # adaptive admission; None: the replica cap only
 
 
 class Dispatcher:
@@ -114,6 +118,9 @@ class Dispatcher:
         self.backlog: BacklogReport | None = None
         self.skipped_disabled = 0
         self._reported_tenants: set[str] = set()
+        admission = self.config.admission
+        self.admission = AdaptiveLimit(admission) if admission is not None else None
+        self._recorded_limit: int | None = None
         self._planner = ClaimPlanner(
             pool,
             self.owner,
@@ -141,10 +148,25 @@ class Dispatcher:
         return self._planner.tenant_failures
 
     @property
-    def inflight_limit(self) -> int:
+    def replica_cap(self) -> int:
+        """Running Enhancer replicas x their target, within ``max_inflight``."""
         return inflight_cap(
             self.running_replicas, self.config.target_per_replica, self.config.max_inflight
         )
+
+    @property
+    def inflight_limit(self) -> int:
+        cap = self.replica_cap
+        return cap if self.admission is None else min(cap, self.admission.limit)
+
+    def _update_admission(self) -> None:
+        if self.admission is None:
+            return
+        self.admission.update()
+        limit = self.inflight_limit
+        if limit != self._recorded_limit:
+            self._metrics.set(mc.DISPATCH_INFLIGHT_LIMIT, limit, {})
+            self._recorded_limit = limit
 
     async def start(self) -> None:
         recovered = await queue.requeue_jobs(self._pool, self.owner, expired_only=False)
@@ -179,6 +201,8 @@ class Dispatcher:
             "owner": self.owner,
             "inflight": len(self._inflight),
             "inflight_limit": self.inflight_limit,
+            "replica_cap": self.replica_cap,
+            "admission": self.admission.status() if self.admission is not None else None,
             "running_replicas": self.running_replicas,
             "intake_priority": self.intake.active(),
             "intake_rate_per_s": round(self.intake.rate(), 1),
@@ -234,6 +258,7 @@ class Dispatcher:
         last_reap = 0.0
         while True:
             self.last_loop_at = time.monotonic()
+            self._update_admission()
             try:
                 if time.monotonic() - last_reap >= self.config.reap_every_s:
                     last_reap = time.monotonic()
@@ -337,11 +362,16 @@ class Dispatcher:
             self._inflight.add(task)
             self._inflight_by_tenant[job.tenant_id] += 1
         self.claimed_total += len(rows)
+        if self.admission is not None:
+            self.admission.inflight(len(self._inflight))
         return len(rows)
 
     async def _handle(self, job: ClaimedJob) -> None:
+        started = time.monotonic()
         try:
             await self._submit(job)
+            if self.admission is not None:
+                self.admission.completed(time.monotonic() - started)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - replica death, back-pressure, anything

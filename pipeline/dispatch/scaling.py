@@ -11,6 +11,10 @@ Interface (the backlog policy, the Dispatcher and its claim planner use it):
   downscale delays and the scaling factors, exactly as for its default policy.
 - ``replicas_wanted(report, ongoing, target_per_replica, current)``: the policy's answer —
   ``desired_replicas`` on a fresh report, held at ``current`` while intake has priority.
+- ``placeable_replicas(desired, current, cpus_per_replica, capacity)``: ``desired`` cut to the
+  replicas that can start: the running ones plus as many more as the free CPUs Ray reports
+  hold, plus, where the cluster can add nodes (``ClusterCapacity.max_cpus``), as many as the
+  CPUs it may still add hold. Asking beyond that would leave replicas pending.
 - ``inflight_cap(running_replicas, target_per_replica, upper_bound)`` -> int: the Dispatcher's
   in-flight limit: running Enhancer replicas x their ``target_ongoing_requests``, never above
   ``AI_AGENTS_DISPATCH_MAX_INFLIGHT`` and never below one replica's worth.
@@ -69,6 +73,42 @@ def inflight_cap(running_replicas: int | None, target_per_replica: float, upper_
         return upper
     per_replica = max(1, math.floor(target_per_replica))
     return min(upper, max(1, running_replicas) * per_replica)
+
+
+@dataclass(frozen=True)
+class ClusterCapacity:
+    """The cluster's logical CPUs as Ray reports them, and how far it may grow.
+
+    ``max_cpus`` is the most CPUs the cluster can have once its autoscaler has added every node
+    it may (KubeRay: the head plus every worker group at ``maxReplicas``); ``None`` when it
+    cannot add nodes (one machine), so the CPUs it has now are all there will be."""
+
+    free_cpus: float
+    total_cpus: float
+    max_cpus: float | None = None
+
+    def headroom_cpus(self) -> float:
+        """CPUs a new replica can still get: free now, plus what new nodes would bring."""
+        growth = 0.0 if self.max_cpus is None else max(0.0, self.max_cpus - self.total_cpus)
+        return max(0.0, self.free_cpus) + growth
+
+
+# Float noise in Ray's resource arithmetic (0.1 + 0.2 CPUs) must not cost a replica.
+_CPU_EPS = 1e-6
+
+
+def placeable_replicas(
+    desired: float, current: int, cpus_per_replica: float, capacity: ClusterCapacity | None
+) -> float:
+    """``desired`` replicas, never more than can start: the ``current`` ones (they hold their
+    CPUs already) plus as many as ``capacity.headroom_cpus()`` holds at ``cpus_per_replica``.
+
+    Scaling down is never cut. ``capacity`` None (not read yet, or unreadable) or a replica
+    that reserves no CPU: ``desired`` unchanged, as Serve's own policy would ask."""
+    if capacity is None or cpus_per_replica <= 0 or desired <= current:
+        return desired
+    more = math.floor((capacity.headroom_cpus() + _CPU_EPS) / cpus_per_replica)
+    return min(desired, float(max(0, current) + more))
 
 
 @dataclass(frozen=True)

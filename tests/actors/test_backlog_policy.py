@@ -11,7 +11,7 @@ from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
 from actors.backlog_policy import BacklogPolicy
 from actors.deployment_options import SYNTHESIZER
-from pipeline.dispatch.scaling import BacklogReport
+from pipeline.dispatch.scaling import BacklogReport, ClusterCapacity
 
 
 class SetBacklog(BacklogPolicy):
@@ -96,5 +96,28 @@ def test_the_pool_holds_while_intake_has_priority_and_scales_once_the_storm_is_o
     assert pool.state["intake_priority"] is True and pool.state["backlog_jobs"] == 700
     pool.policy.intake_priority = False  # the storm is over: the backlog counts again
     assert pool.tick() == 2
+    time.sleep(0.35)
+    assert pool.tick() == 4
+
+
+def test_the_pool_grows_only_into_the_free_cpus_ray_reports() -> None:
+    # 0.5 CPU per replica, 0.6 CPU free on a 2-CPU node: a 700-job backlog wants 4 replicas,
+    # but only one more can start, so the policy asks for 2, not for two that stay pending
+    pool = Pool(replicas=1)
+    pool.policy = SetBacklog(cpus_per_replica=0.5)
+    pool.policy._capacity = ClusterCapacity(free_cpus=0.6, total_cpus=2.0)
+    pool.decide = _apply_autoscaling_config(pool.policy)
+    pool.policy.backlog = 700
+    pool.tick()
+    time.sleep(0.35)
+    assert pool.tick() == 2
+    assert pool.state["free_cpus"] == 0.6
+    # the replica started and took its CPUs: no room left, so the pool holds at 2
+    pool.policy._capacity = ClusterCapacity(free_cpus=0.1, total_cpus=2.0)
+    time.sleep(0.35)
+    assert pool.tick() == 2
+    # a cluster whose autoscaler may add nodes: asking past the free CPUs is how it adds one
+    pool.policy._capacity = ClusterCapacity(free_cpus=0.1, total_cpus=2.0, max_cpus=6.0)
+    assert pool.tick() == 2  # not before the upscale delay
     time.sleep(0.35)
     assert pool.tick() == 4

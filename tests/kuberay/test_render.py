@@ -17,7 +17,12 @@ from typer.testing import CliRunner
 from actors import deployment_options as pool_options
 from cli.kuberay import kuberay_app
 from core.ingress_mode import LOG_ROTATION
-from kuberay.capacity import ReplicaDemand, replica_cpu_demand, unplaced_replicas
+from kuberay.capacity import (
+    ReplicaDemand,
+    replica_cpu_demand,
+    replica_demands,
+    unplaced_replicas,
+)
 from kuberay.manifests import monitoring
 from kuberay.manifests.serve_config import build_serve_config, serve_config_for_local
 from kuberay.problems import KubeRayConfigError
@@ -266,8 +271,11 @@ def test_serve_config_is_generated_from_pool_options(default_render):
     assert app["import_path"] == pool_options.IMPORT_PATH
     assert app["route_prefix"] == pool_options.ROUTE_PREFIX
     assert "runtime_env" not in app
+    # the default worker group: 2-CPU pods up to maxReplicas 4, 8 CPUs, every pool at 5 x
+    # min_replicas packs onto them (6 would not: 0.2 + 6 x 1.3 = 8.0 CPUs do not pack)
     assert deployments(default_render) == {
-        name: {"name": name, **options} for name, options in pool_options.all_pool_options().items()
+        name: {"name": name, **options}
+        for name, options in pool_options.sized_pool_options(5, 8.0).items()
     }
     assert config["proxy_location"] == "EveryNode"
     assert config["http_options"] == {
@@ -279,11 +287,62 @@ def test_serve_config_is_generated_from_pool_options(default_render):
     assert config["logging_config"]["encoding"] == "JSON"
 
 
-def test_every_pool_at_max_replicas_fits_the_reference_node():
-    # 0.25 CPU per I/O-bound replica once let a scaled-out Enhancer pool take every CPU slot
-    # of a 2-CPU node after a restart, so the other pools could never be placed.
-    demand = replica_cpu_demand(build_serve_config(Values()))
-    assert 0 < demand <= pool_options.REFERENCE_NODE_CPUS
+def test_one_replica_of_every_pool_fits_the_reference_node_and_does_not_scale_on_it():
+    # each replica reserves what it uses: one of each pool fits a 2-CPU node with room for
+    # Ray's own processes, and there the pools do not grow (more replicas on the same two
+    # cores add processes, not throughput)
+    at_min = pool_options.cpus_at_scale(1)
+    assert 1.0 <= at_min <= 0.8 * pool_options.REFERENCE_NODE_CPUS
+    assert pool_options.node_scale(pool_options.REFERENCE_NODE_CPUS) == 1
+    assert pool_options.node_scale(4) == 2 and pool_options.node_scale(16) == 12
+    assert pool_options.node_scale(1000) == pool_options.MAX_SCALE
+    for cpus in (2, 3, 4, 8, 16, 32):
+        scale = pool_options.node_scale(cpus)
+        assert pool_options.cpus_at_scale(scale) <= cpus or scale == 1
+        assert scale == pool_options.MAX_SCALE or pool_options.cpus_at_scale(scale + 1) > cpus
+
+
+@pytest.mark.parametrize(("pod_cpus", "max_pods"), [(2, 1), (2, 4), (4, 3), (8, 10)])
+def test_every_pool_at_max_replicas_fits_the_worker_groups_at_max_replicas(pod_cpus, max_pods):
+    # the rule now: render sizes max_replicas to the worker groups, the largest scale at which
+    # every pool at its max still packs onto the pods, each replica whole on one pod
+    values = values_from_dict(
+        {
+            "workerGroups": [
+                {
+                    "groupName": "workers",
+                    "replicas": 1,
+                    "minReplicas": 1,
+                    "maxReplicas": max_pods,
+                    "resources": {
+                        "requests": {"cpu": str(pod_cpus), "memory": "4Gi"},
+                        "limits": {"cpu": str(pod_cpus), "memory": "4Gi"},
+                    },
+                }
+            ]
+        }
+    )
+    config = build_serve_config(values)
+    pods = [float(pod_cpus)] * max_pods
+    (app,) = config["applications"]
+    demands = replica_demands(config)
+    assert not unplaced_replicas(demands, pods)
+    assert replica_cpu_demand(config) <= sum(pods)
+    for deployment in app["deployments"]:
+        policy = (deployment.get("autoscaling_config") or {}).get("policy")
+        if policy:  # the policy knows its replica's CPUs and the cluster's at its largest
+            assert (
+                policy["policy_kwargs"]["cpus_per_replica"]
+                == (deployment["ray_actor_options"]["num_cpus"])
+            )
+            assert policy["policy_kwargs"]["max_cluster_cpus"] == sum(pods)
+    scale = next(d for d in app["deployments"] if d["name"] == "Enhancer")
+    bigger = pool_options.sized_pool_options(scale["autoscaling_config"]["max_replicas"] + 1)
+    more = [{"name": n, **o} for n, o in bigger.items()]
+    too_many = replica_demands({"applications": [{"deployments": more}]})
+    assert unplaced_replicas(too_many, pods) or scale["autoscaling_config"]["max_replicas"] == (
+        pool_options.MAX_SCALE
+    )
 
 
 def test_changing_pool_options_changes_the_rendered_serve_config(monkeypatch):
@@ -291,12 +350,13 @@ def test_changing_pool_options_changes_the_rendered_serve_config(monkeypatch):
     monkeypatch.setitem(
         enhancer,
         "autoscaling_config",
-        {**enhancer["autoscaling_config"], "max_replicas": 12, "target_ongoing_requests": 8},
+        {**enhancer["autoscaling_config"], "min_replicas": 2, "target_ongoing_requests": 8},
     )
     monkeypatch.setitem(enhancer, "graceful_shutdown_timeout_s", 400)
     rendered = render()
     autoscaling = deployments(rendered)["Enhancer"]["autoscaling_config"]
-    assert autoscaling["max_replicas"] == 12
+    assert autoscaling["min_replicas"] == 2
+    assert autoscaling["max_replicas"] % 2 == 0  # sized as a multiple of min_replicas
     assert autoscaling["target_ongoing_requests"] == 8
     for template in pod_templates(rayservice(rendered)):
         assert template["spec"]["terminationGracePeriodSeconds"] == 430
@@ -320,7 +380,11 @@ def test_values_override_changes_one_pool_only(default_render):
     assert enhancer["autoscaling_config"]["max_replicas"] == 12
     assert enhancer["autoscaling_config"]["min_replicas"] == 1  # merged, not replaced
     assert enhancer["max_queued_requests"] == 512
-    assert deployments(rendered)["Synthesizer"] == deployments(default_render)["Synthesizer"]
+    synthesizer, before = deployments(rendered)["Synthesizer"], deployments(default_render)
+    # the Enhancer's 12 x 0.5 CPUs take the room: the other pools' max_replicas shrink to fit
+    assert synthesizer["autoscaling_config"].pop("max_replicas") == 2  # 5 without the override
+    before["Synthesizer"]["autoscaling_config"].pop("max_replicas")
+    assert synthesizer == before["Synthesizer"]
 
 
 def test_override_can_swap_autoscaling_for_fixed_replicas():
@@ -592,15 +656,35 @@ def test_optional_files_can_be_disabled():
     }
 
 
+def _unsized(applications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The applications without what sizing to the worker groups sets (max_replicas, and the
+    cluster's CPUs at its largest in the policy's arguments)."""
+    applications = json.loads(json.dumps(applications))
+    for app in applications:
+        for deployment in app["deployments"]:
+            autoscaling = deployment.get("autoscaling_config") or {}
+            autoscaling.pop("max_replicas", None)
+            kwargs = (autoscaling.get("policy") or {}).get("policy_kwargs") or {}
+            kwargs.pop("max_cluster_cpus", None)
+    return applications
+
+
 def test_serve_config_for_local_has_the_same_applications(default_render):
+    # the same applications, not sized to worker groups a single machine does not have: the
+    # policy reads that machine's CPUs from Ray and never asks past them
     local = serve_config_for_local()
     ServeDeploySchema.model_validate(local)
-    assert local["applications"] == serve_config(default_render)["applications"]
+    assert _unsized(local["applications"]) == _unsized(serve_config(default_render)["applications"])
+    (app,) = local["applications"]
+    assert all(
+        "max_cluster_cpus" not in d["autoscaling_config"]["policy"]["policy_kwargs"]
+        for d in app["deployments"]
+        if d.get("autoscaling_config")
+    )
     assert local["http_options"]["host"] == "127.0.0.1"
     values = load_values(PRODUCTION_VALUES_FILE)
-    assert (
-        serve_config_for_local(values)["applications"]
-        == serve_config(render(values))["applications"]
+    assert _unsized(serve_config_for_local(values)["applications"]) == _unsized(
+        serve_config(render(values))["applications"]
     )
 
 
@@ -699,7 +783,8 @@ def test_rerender_removes_generated_files_that_are_gone(tmp_path, default_render
 def test_production_pools_scale_on_the_backlog_and_need_added_pods(production_render):
     pools = deployments(production_render)
     for name in (pool_options.ENHANCER, pool_options.SYNTHESIZER, pool_options.CONTEXT_GATHERER):
-        assert pools[name]["autoscaling_config"]["policy"] == pool_options.BACKLOG_POLICY, name
+        policy = pools[name]["autoscaling_config"]["policy"]
+        assert policy["policy_function"] == pool_options.BACKLOG_POLICY["policy_function"], name
     cluster = rayservice(production_render)["spec"]["rayClusterConfig"]
     assert cluster["enableInTreeAutoscaling"] is True
     (group,) = cluster["workerGroupSpecs"]

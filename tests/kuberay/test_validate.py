@@ -53,12 +53,12 @@ def test_rendered_output_is_valid(default_render):
 
 
 def test_misspelt_rayservice_field_fails_with_its_json_path(default_render):
-    broken = mutate(
-        default_render, "rayservice.yaml", "enableInTreeAutoscaling:", "enableInTreeAutoscalng:"
-    )
+    # (not enableInTreeAutoscaling: without it the groups offer only their `replicas` pods, too
+    # few for the pools' max_replicas, which render sizes to maxReplicas: a second finding)
+    broken = mutate(default_render, "rayservice.yaml", "rayVersion:", "rayVersin:")
     assert only_error(validate_files(broken)) == (
-        "rayservice.yaml: RayService/ai-agents: spec.rayClusterConfig.enableInTreeAutoscalng: "
-        "additional property not allowed (did you mean 'enableInTreeAutoscaling'?)"
+        "rayservice.yaml: RayService/ai-agents: spec.rayClusterConfig.rayVersin: "
+        "additional property not allowed (did you mean 'rayVersion'?)"
     )
 
 
@@ -126,7 +126,7 @@ def test_misspelt_serve_option_inside_serve_config_fails(default_render):
 
 
 def test_invalid_autoscaling_inside_serve_config_fails(default_render):
-    broken = mutate(default_render, "rayservice.yaml", "max_replicas: 4", "max_replicas: 0")
+    broken = mutate(default_render, "rayservice.yaml", "max_replicas: 5", "max_replicas: 0")
     message = only_error(validate_files(broken))
     assert "spec.serveConfigV2.applications[0].deployments[0].autoscaling_config" in message
 
@@ -317,9 +317,7 @@ def test_dashboard_with_unknown_metric_fails(default_render):
 
 def test_cli_validate_reports_json_and_fails(tmp_path, default_render):
     write(
-        mutate(
-            default_render, "rayservice.yaml", "enableInTreeAutoscaling:", "enableInTreeAutoscalng:"
-        ),
+        mutate(default_render, "rayservice.yaml", "rayVersion:", "rayVersin:"),
         tmp_path,
     )
     result = CliRunner().invoke(kuberay_app, ["validate", str(tmp_path), "--json"])
@@ -330,8 +328,8 @@ def test_cli_validate_reports_json_and_fails(tmp_path, default_render):
         {
             "file": "rayservice.yaml",
             "document": "RayService/ai-agents",
-            "path": "spec.rayClusterConfig.enableInTreeAutoscalng",
-            "message": "additional property not allowed (did you mean 'enableInTreeAutoscaling'?)",
+            "path": "spec.rayClusterConfig.rayVersin",
+            "message": "additional property not allowed (did you mean 'rayVersion'?)",
         }
     ]
     assert any("RayJob" in note for note in report["notes"])
@@ -448,7 +446,7 @@ def test_unparseable_serve_config_fails(default_render):
 
 
 def test_hand_edited_workers_that_cannot_hold_every_replica_fail(default_render):
-    # 3 pods of 4 CPUs hold the 11.8 CPUs reserved in sum, but only two 1.5-CPU Enhancers fit
+    # 3 pods of 4 CPUs hold the 11.5 CPUs reserved in sum, but only two 1.5-CPU Enhancers fit
     # on a pod: the seventh would stay pending for ever.
     def change(doc):
         cluster = doc["spec"]["rayClusterConfig"]
@@ -457,6 +455,9 @@ def test_hand_edited_workers_that_cannot_hold_every_replica_fail(default_render)
         group["rayStartParams"]["num-cpus"] = "4"
         config = yaml.safe_load(doc["spec"]["serveConfigV2"])
         (app,) = config["applications"]
+        for deployment in app["deployments"]:
+            if "autoscaling_config" in deployment:
+                deployment["autoscaling_config"]["max_replicas"] = 1
         (enhancer,) = [d for d in app["deployments"] if d["name"] == "Enhancer"]
         enhancer["autoscaling_config"]["max_replicas"] = 7
         enhancer["ray_actor_options"]["num_cpus"] = 1.5

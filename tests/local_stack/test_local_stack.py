@@ -84,3 +84,10 @@ async def test_poll_until_reports_the_last_answer_and_whether_it_was_final() -> 
     assert await poll_until(probe, lambda n: n >= 3, timeout_s=5, interval_s=0) == (3, True)
     last, final = await poll_until(probe, lambda n: n > 100, timeout_s=0, interval_s=0)
     assert (last, final) == (4, False)
+
+
+def test_the_embedded_ray_gets_this_machines_cpus_unless_the_setting_says_otherwise() -> None:
+    from local_stack.ray_serve import machine_cpus
+
+    assert machine_cpus() == len(os.sched_getaffinity(0))  # what `nproc` prints
+    assert machine_cpus(override=3) == 3  # AI_AGENTS_RAY_NUM_CPUS

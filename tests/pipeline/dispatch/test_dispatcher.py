@@ -17,7 +17,9 @@ import asyncpg
 
 from db.pool import tenant_transaction
 from db.repositories.enhancements import enqueue
+from pipeline.dispatch.admission import AdmissionConfig
 from pipeline.dispatch.dispatcher import ClaimedJob, Dispatcher, DispatcherConfig, retry_delay_s
+from pipeline.observability.metrics import InMemoryMetrics
 from tests.pipeline.dispatch.test_dispatcher_isolation import (
     _complete,
     _enqueue,
@@ -241,3 +243,51 @@ async def test_stop_right_after_a_job_finishes_ends_the_loop(pool, database, mak
                 task.cancel()  # only if the bug is back: leave nothing running behind us
         assert stopping.done() and not stopping.cancelled(), f"stop() hung (round {round_})"
         assert not dispatcher.running, f"the loop outlived stop() (round {round_})"
+
+
+async def test_adaptive_admission_starts_low_grows_with_completions_and_reports_its_state(
+    pool, database, make_tenant
+) -> None:
+    # the hand-off is pure waiting (no CPU limit), so each window the limit is reached and jobs
+    # do not queue: the limit grows from its start, and the peak in flight follows it
+    tenant = (await make_tenant("admit")).tenant_id
+    await _enqueue(pool, tenant, 80)
+    work = Concurrency(pool, {tenant}, hold_s=0.2)
+    metrics = InMemoryMetrics()
+    admission = AdmissionConfig(floor=2, upper=64, initial=4, window_s=0.6, min_samples=3)
+    seen: list[tuple[int, int]] = []  # (jobs in flight with this one, the limit then)
+
+    async def submit(job: ClaimedJob) -> None:
+        seen.append((work.total_now + 1, dispatcher.inflight_limit))
+        await work.submit(job)
+
+    dispatcher = Dispatcher(
+        pool,
+        submit,
+        listen_url=database.service_url,
+        config=DispatcherConfig(poll_s=0.2, reap_every_s=0.3, admission=admission),
+        metrics=metrics,
+    )
+    assert dispatcher.inflight_limit == 4 and dispatcher.replica_cap == 256
+    await dispatcher.start()
+    try:
+
+        async def grown() -> bool:
+            return dispatcher.inflight_limit > 6
+
+        await _wait_for(grown)
+
+        async def done() -> bool:
+            return await _statuses(pool, tenant) == [("completed", "llm")] * 80
+
+        await _wait_for(done)
+    finally:
+        await dispatcher.stop()
+    status = dispatcher.status()["admission"]
+    assert status["decision"].startswith(("grow", "hold", "undo growth"))
+    assert status["completions_per_s"] > 0 and status["handoff_reference_s"] >= 0.2
+    assert seen[0][1] == 4
+    assert all(n <= 4 for n, limit in seen if limit == 4)  # the start value held, no more
+    assert work.total_peak > 4  # more were admitted once the limit grew
+    gauge = metrics.gauges[("ai_agents_dispatch_inflight_limit", ())]
+    assert gauge > 4

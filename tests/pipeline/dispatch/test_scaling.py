@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from pipeline.dispatch.scaling import BacklogReport, desired_replicas, inflight_cap
+from pipeline.dispatch.scaling import (
+    BacklogReport,
+    ClusterCapacity,
+    desired_replicas,
+    inflight_cap,
+    placeable_replicas,
+)
 
 
 def test_desired_replicas_counts_backlog_and_inflight_at_the_per_replica_target() -> None:
@@ -42,3 +48,33 @@ def test_backlog_report_round_trips_and_bad_input_reads_as_none() -> None:
     assert not BacklogReport(1, 0, {}, measured_at=time.time() - 3600).is_fresh()
     for bad in (None, b"", b"not json", b"[]", b'{"claimable": "x"}', b'{"running": 1}'):
         assert BacklogReport.from_json(bad) is None
+
+
+def test_placeable_replicas_stops_where_the_free_cpus_end_on_one_node() -> None:
+    # a 2-CPU node, 0.65 CPU free, 0.5 CPU per replica: one more replica starts, not three
+    node = ClusterCapacity(free_cpus=0.65, total_cpus=2.0)
+    assert placeable_replicas(4.0, 1, 0.5, node) == 2.0
+    assert placeable_replicas(1.5, 1, 0.5, node) == 1.5  # within room: unchanged
+    full = ClusterCapacity(free_cpus=0.0, total_cpus=2.0)
+    assert placeable_replicas(4.0, 1, 0.5, full) == 1.0  # a full node: hold, nothing pending
+    # 0.1 + 0.2 CPUs free is room for a 0.3-CPU replica despite float noise
+    assert placeable_replicas(3.0, 1, 0.3, ClusterCapacity(0.1 + 0.2, 2.0)) == 2.0
+
+
+def test_placeable_replicas_never_cuts_a_scale_down_and_trusts_serve_without_a_reading() -> None:
+    full = ClusterCapacity(free_cpus=0.0, total_cpus=2.0)
+    assert placeable_replicas(0.5, 3, 0.5, full) == 0.5
+    assert placeable_replicas(7.0, 1, 0.5, None) == 7.0
+    assert placeable_replicas(7.0, 1, 0.0, full) == 7.0  # a replica that reserves nothing
+
+
+def test_placeable_replicas_asks_past_the_free_cpus_up_to_what_the_autoscaler_may_add() -> None:
+    # KubeRay: 4 CPUs now (one worker), up to 16 (head 0 + 4 workers x 4): asking past the free
+    # CPUs is how the autoscaler learns a node is needed, but never past the groups' maximum
+    cluster = ClusterCapacity(free_cpus=0.5, total_cpus=4.0, max_cpus=16.0)
+    assert cluster.headroom_cpus() == 12.5
+    assert placeable_replicas(40.0, 2, 1.0, cluster) == 14.0
+    assert placeable_replicas(5.0, 2, 1.0, cluster) == 5.0
+    # at its maximum already: only the free CPUs count
+    grown = ClusterCapacity(free_cpus=1.0, total_cpus=16.0, max_cpus=16.0)
+    assert placeable_replicas(40.0, 10, 1.0, grown) == 11.0
