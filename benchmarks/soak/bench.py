@@ -114,8 +114,12 @@ class Soak:
             self.sampler.stop()
 
     async def _sample_forever(self) -> None:
+        """One sample every ``sample_every`` seconds on a fixed schedule: a slow sample (a busy
+        machine) does not push the later ones back, so a run has its number of samples."""
+        due = time.monotonic()
         while True:
-            await asyncio.sleep(self.args.sample_every)
+            due += self.args.sample_every
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             await self._sample()
 
     async def _sample(self) -> None:

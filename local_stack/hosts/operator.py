@@ -47,8 +47,25 @@ class Operator:
         with entered(self.namespace), self._client() as client:
             return client.request(method, path, **kwargs)
 
-    def submit(self) -> None:
-        response = self._call("PUT", APPLICATIONS, json=dict(self.serve_config))
+    def submit(self, deadline_s: float = 180.0) -> None:
+        """PUT the Serve config, again until ``deadline_s`` while the dashboard times out or
+        answers 5xx, as KubeRay's operator reconciles until it is accepted. The first PUT
+        starts Serve's controller, which on a busy node takes longer than one read timeout."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                response = self._call(
+                    "PUT", APPLICATIONS, json=dict(self.serve_config), timeout=60.0
+                )
+                if response.status_code < 500:
+                    break
+                problem = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                problem = type(exc).__name__
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Serve config was not accepted: {problem}")
+            log.warning("submitting the Serve config: %s; again in 2 s", problem)
+            time.sleep(2.0)
         response.raise_for_status()
         self.submissions.append(time.time())
         log.info("submitted the Serve config to %s", self.dashboard_url)
@@ -82,7 +99,7 @@ class Operator:
                     apps = self.applications()
                     if apps == {}:
                         log.warning("no Serve application on the head: submitting again")
-                        self.submit()
+                        self.submit(deadline_s=0)  # one try: this loop is the retry
                 except Exception:  # noqa: BLE001 - keep reconciling, as the operator does
                     log.exception("reconcile failed")
 

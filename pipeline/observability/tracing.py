@@ -242,3 +242,12 @@ def continued(carrier: dict[str, Any] | None) -> Iterator[None]:
 def trace_id_hex(span: trace.Span) -> str | None:
     ctx = span.get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def name_request_span(method: str, route: str) -> None:
+    """Name the current HTTP request's span after its route template, as FastAPI does when its
+    router picks a route: for a request a lean ASGI path answers without that router."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("http.route", route)
+        span.update_name(f"{method} {route}")

@@ -14,8 +14,9 @@ on the declared routes, which stay in the app for the OpenAPI document (``/opena
 ``/docs``) and for ``create_api(..., lean_webhooks=False)``.
 
 Everything else — other paths, and other methods on the webhook paths (FastAPI's 405) — goes on
-to FastAPI. The matched route is put in the scope as FastAPI's router puts it, so the request
-metrics and log lines name the route template, never the path. An exception no handler of the
+to FastAPI. The matched route is put in the scope as FastAPI's router puts it, and the
+request's trace span is named after it, so the request metrics, log lines and traces name the
+route template, never the path. An exception no handler of the
 app claims goes on up to ``UnhandledErrors`` (a logged 500), as it does from the router.
 """
 
@@ -31,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline.observability.tracing import name_request_span
 from serve_app.api_state import ApiState
 from serve_app.routes.webhooks import FAST_PATH_ENDPOINTS, router
 
@@ -58,6 +60,7 @@ class WebhookFastPath:
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
                     scope.update(child_scope)
+                    name_request_span(scope["method"], route.path)
                     await self._serve(route, scope, receive, send)
                     return
         await self.app(scope, receive, send)

@@ -249,4 +249,5 @@ def test_soak_meets_every_fault_loses_nothing_and_purges(tmp_path: Path) -> None
     assert last["retention"]["enhancements"]["purged"] > 0  # jobs older than 1.5 min went
     kinds = data["kinds"]
     assert {"Ingress", "Dispatcher", "Enhancer", "postgres", "raylet", "ray gcs"} <= set(kinds)
-    assert all(k["samples"] >= 10 for k in kinds.values() if k["judged_on"])
+    few = {name: k["samples"] for name, k in kinds.items() if k["judged_on"] and k["samples"] < 10}
+    assert not few, few
