@@ -128,9 +128,10 @@ def start_ray(**init_kwargs: Any) -> Any:
     loopback only (``LOOPBACK_NODE``). A cluster this starts gives its dashboard agent a free
     port instead of Ray's fixed 52365,
     so it starts and its Jobs API works while another Ray cluster runs on the machine (a second
-    `ai-agents serve`, a benchmark, the test suite's two Ray lanes). With ``_temp_dir`` the
-    cluster is also named in that temp dir, where a Ray Job's driver looks for the cluster to
-    join (else it joins any Ray cluster found running on the machine). Joining an existing
+    `ai-agents serve`, a benchmark, the test suite's Ray lanes). A cluster this starts is named
+    in its temp dir (``_temp_dir``, else Ray's default), as ``ray start`` names its own: that is
+    where a Ray Job's driver looks for the cluster to join, and without it the driver joins
+    any Ray cluster whose raylet runs on the machine. Joining an existing
     cluster (``RAY_ADDRESS``) starts no agent, and the port is then unused. Every log file of
     the cluster rotates (``core.ingress_mode.LOG_ROTATION``)."""
     import ray
@@ -145,7 +146,7 @@ def start_ray(**init_kwargs: Any) -> Any:
     ):
         context = ray.init(**init_kwargs)
     temp_dir = init_kwargs.get("_temp_dir")
-    if temp_dir is not None:
+    if local or temp_dir is not None:
         # a driver's context (no ray:// client here), which knows its cluster's GCS address
         assert isinstance(context, RayContext)
         gcs_address = context.address_info["gcs_address"]

@@ -111,6 +111,11 @@ class AdaptiveLimit:
                 self._raised_ref = None
         return max(min(self._p10s), self._raised_ref or 0.0)
 
+    @property
+    def window_started(self) -> float:
+        """When the current measurement window began (a new one every ``window_s``)."""
+        return self._window_start
+
     def update(self) -> int:
         """Close the window when it is due and adjust the limit; returns the limit."""
         now = self._clock()

@@ -162,9 +162,12 @@ class Dispatcher:
     def _update_admission(self) -> None:
         if self.admission is None:
             return
+        window_started = self.admission.window_started
         self.admission.update()
         limit = self.inflight_limit
-        if limit != self._recorded_limit:
+        # on a change, and again each admission window: a scrape long after the last change
+        # still finds the gauge
+        if limit != self._recorded_limit or self.admission.window_started != window_started:
             self._metrics.set(mc.DISPATCH_INFLIGHT_LIMIT, limit, {})
             self._recorded_limit = limit
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from actors.deployment_options import pool_options
 from core.ports import free_port
 from core.version import package_version
 from kuberay.manifests.serve_config import serve_config_for_local
@@ -183,6 +184,17 @@ def test_wheel_install_is_self_contained(wheel_install: Path, tmp_path: Path) ->
     assert "ray==2.60.0" in frozen
 
 
+def _unsized(apps: list[dict]) -> list[dict]:
+    """The applications without what follows the cluster's size."""
+    out = json.loads(json.dumps(apps))
+    for app in out:
+        for dep in app["deployments"]:
+            scaling = dep.get("autoscaling_config") or {}
+            scaling.pop("max_replicas", None)
+            ((scaling.get("policy") or {}).get("policy_kwargs") or {}).pop("max_cluster_cpus", None)
+    return out
+
+
 @pytest.mark.ray  # `serve run` starts Ray; the wheel test above does not
 @pytest.mark.xdist_group(lanes.RAY_SIDE)
 def test_rendered_serve_config_runs_with_serve_run(
@@ -192,7 +204,13 @@ def test_rendered_serve_config_runs_with_serve_run(
     cluster_apps = yaml.safe_load(rendered["spec"]["serveConfigV2"])["applications"]
     port = free_port()
     local = serve_config_for_local(port=port)
-    assert local["applications"] == cluster_apps  # one source of truth
+    # one source of truth, but for what follows the cluster's size: on KubeRay the pools'
+    # max_replicas and the policy's max_cluster_cpus come from the worker groups
+    assert _unsized(local["applications"]) == _unsized(cluster_apps)
+    for dep in local["applications"][0]["deployments"]:
+        if "autoscaling_config" in dep:  # one machine, no worker groups: the declared sizing
+            declared = pool_options(dep["name"])["autoscaling_config"]["max_replicas"]
+            assert dep["autoscaling_config"]["max_replicas"] == declared
     config_file = tmp_path / "serve_config.yaml"
     config_file.write_text(yaml.safe_dump(local))
 
