@@ -43,7 +43,12 @@ PROBES: dict[str, tuple[bytes, bytes]] = {
 }
 
 
-def probe(port: int, head: bytes, drip: bytes, watch_s: float) -> dict[str, Any]:
+def watch_slow_client(
+    port: int, head: bytes, drip: bytes, watch_s: float
+) -> tuple[float | None, float | None, bytes]:
+    """Send ``head``, then ``drip`` a byte a second, for at most ``watch_s``: seconds until the
+    server's first bytes and until it closed the connection (None: it did not) and what it
+    answered. The red-team tests use it too."""
     started = time.monotonic()
     answered_s: float | None = None
     answer = b""
@@ -65,14 +70,18 @@ def probe(port: int, head: bytes, drip: bytes, watch_s: float) -> dict[str, Any]
             except OSError:
                 break
             if not chunk:
-                return _result(answer, answered_s, time.monotonic() - started)
+                return answered_s, time.monotonic() - started, answer
             if answered_s is None:
                 answered_s = time.monotonic() - started
             answer += chunk
-    return _result(answer, answered_s, None)
+    return answered_s, None, answer
 
 
-def _result(answer: bytes, answered_s: float | None, closed_s: float | None) -> dict[str, Any]:
+def probe(port: int, head: bytes, drip: bytes, watch_s: float) -> dict[str, Any]:
+    return _result(*watch_slow_client(port, head, drip, watch_s))
+
+
+def _result(answered_s: float | None, closed_s: float | None, answer: bytes) -> dict[str, Any]:
     status = answer.split(b"\r\n", 1)[0].decode(errors="replace") if answer else "(nothing)"
     return {
         "answer": status,
