@@ -25,6 +25,9 @@ FLAT_SHARE_H = 0.02
 # three minutes in the one-hour schedule, scaled with the run like the schedule, never under 30 s.
 FAULT_MARGIN_H_S = 180.0
 NOT_THE_SERVICE = frozenset({"driver+simulators", "ray actor/worker", "ray core", "gone"})
+# A kind present in fewer than this share of the samples after the warm-up comes and goes (Ray
+# starts idle workers ahead of need and reaps them): its memory has no trend to judge.
+PRESENT_SHARE = 0.5
 
 
 def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -44,12 +47,13 @@ def per_hour(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return None if slope is None else slope * 3600.0
 
 
-def judged_on(kind: str) -> str | None:
+def judged_on(kind: str, present: float = 1.0) -> str | None:
     """Which memory figure a kind's RSS goal is judged on, or None when the kind is not part of
     the service (this driver with the simulators and the load, a worker that lived for one
-    sample). PostgreSQL's backends each map the shared buffers they touched, so their RSS sum
-    counts that memory once per backend; their PSS sum counts it once."""
-    if kind in NOT_THE_SERVICE or kind.startswith("other:"):
+    sample) or was present in under ``PRESENT_SHARE`` of the samples. PostgreSQL's backends
+    each map the shared buffers they touched, so their RSS sum counts that memory once per
+    backend; their PSS sum counts it once."""
+    if kind in NOT_THE_SERVICE or kind.startswith("other:") or present < PRESENT_SHARE:
         return None
     return "pss_mb" if kind == "postgres" else "rss_mb"
 
@@ -69,7 +73,7 @@ def kind_growth(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, dic
             "n": statistics.median(counts),
             "n_range": [min(counts), max(counts)],
             "samples": len(points),
-            "judged_on": judged_on(kind),
+            "judged_on": judged_on(kind, len(points) / len(after)),
         }
         for metric in ("rss_mb", "pss_mb", "fds", "threads"):
             per_process = metric in ("fds", "threads")

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.rig.report import fmt, print_table
-from benchmarks.soak.analysis import FLAT_COUNT_H, FLAT_SHARE_H, P95_TOLERANCE, RSS_GOAL_MB_H
+from benchmarks.soak.analysis import (
+    FLAT_COUNT_H,
+    FLAT_SHARE_H,
+    P95_TOLERANCE,
+    RSS_GOAL_MB_H,
+    judged_on,
+)
 
 
 def _mark(ok: bool | None) -> str:
@@ -68,12 +74,16 @@ def _by_memory(item: tuple[str, dict[str, Any]]) -> float:
     return -float(item[1]["rss_mb"]["last"])
 
 
+def _why_not_judged(name: str) -> str:
+    return "not the service" if judged_on(name) is None else "comes and goes"
+
+
 def _kind_row(name: str, k: dict[str, Any]) -> list[str]:
     memory = k["judged_on"] or "rss_mb"
     n = fmt(k["n"], 0) if k["n_range"][0] == k["n_range"][1] else "{}-{}".format(*k["n_range"])
     longest = k["longest"]
     return [
-        name if k["judged_on"] else f"{name} (not the service)",
+        name if k["judged_on"] else f"{name} ({_why_not_judged(name)})",
         n,
         fmt(k[memory]["first"], 0),
         fmt(k[memory]["last"], 0),

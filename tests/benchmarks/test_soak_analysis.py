@@ -72,6 +72,7 @@ def test_each_kind_is_judged_on_its_own_figure() -> None:
             Synthesizer=_kind(200, fds=50 + minutes),  # one fd a minute
             Dispatcher=_kind(180, fds=80 - minutes // 5),  # a pool closing idle connections
             **{"driver+simulators": _kind(200 + minutes * 5)},
+            **({"ray idle workers": _kind(60)} if minutes == 30 else {}),
         )
         for minutes in range(0, 61, 5)
     ]
@@ -84,6 +85,8 @@ def test_each_kind_is_judged_on_its_own_figure() -> None:
     assert kinds["Dispatcher"]["fds"]["growth_h"] < -2 and kinds["Dispatcher"]["fds_ok"] is True
     assert kinds["driver+simulators"]["judged_on"] is None  # not the service
     assert kinds["driver+simulators"]["rss_ok"] is None
+    assert kinds["ray idle workers"]["samples"] == 1
+    assert kinds["ray idle workers"]["judged_on"] is None  # came and went: no trend to judge
     assert kinds["Enhancer"]["longest"]["growth_h"] == pytest.approx(30.0)
 
 
