@@ -190,7 +190,10 @@ async def test_with_the_budget_actor_gone_calls_go_ahead_ungated_and_gating_resu
     assert [g.id for g in grants] == [UNGATED] * 50
     warnings = [r for r in caplog.records if "provider budget unreachable" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    # and through the Synthesizer replicas, whose handle is the dead actor's too: LLM notes
+    # and through the Synthesizer replicas, whose handle is the dead actor's too: LLM notes.
+    # Ungated, only the key limits them: it allows the four at once, so a slow machine's
+    # overlapping retries cannot turn them into 429s (over a 2-call key they could)
+    state.keys.configure(KeyLimits(concurrency=4))
     requests = state.keys.stats(KEY)["requests"]
     notes = await asyncio.gather(*(synthesize(serve_app, "b", 300 + i) for i in range(4)))
     assert [n.mode for n in notes] == ["llm"] * 4, [n.reason for n in notes]
