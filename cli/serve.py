@@ -55,7 +55,13 @@ def serve(
 
     from actors.app import build_app
     from actors.deployment_options import APP_NAME
-    from local_stack.ray_serve import cluster_cpus, machine_cpus, ray_init_kwargs, start_ray
+    from local_stack.ray_serve import (
+        cluster_cpus,
+        machine_cpus,
+        ray_init_kwargs,
+        start_ray,
+        stop_ray,
+    )
     from local_stack.runtime import export_environment
 
     settings = settings_for(data_dir)
@@ -97,7 +103,5 @@ def serve(
             while not stop.wait(0.5):
                 pass
     finally:
-        if ray.is_initialized():
-            ray_serve.shutdown()
-            ray.shutdown()
+        stop_ray(shutdown_serve=True)  # and takes back the cluster's name in its temp dir
         recorder.stop()

@@ -152,7 +152,27 @@ def start_ray(**init_kwargs: Any) -> Any:
         gcs_address = context.address_info["gcs_address"]
         assert gcs_address is not None
         ray._private.utils.write_ray_address(gcs_address, temp_dir)
+        _named.append((gcs_address, temp_dir))
     return context
+
+
+# The clusters ``start_ray`` named in a temp dir (GCS address, temp dir), for ``stop_ray`` to
+# take the name back.
+_named: list[tuple[str, str | None]] = []
+
+
+def _unname_stopped_clusters() -> None:
+    """Remove the address file of each cluster this process named and stopped, unless a newer
+    cluster has named itself there since: left behind, it sends the next ``ray.init()`` or
+    ``serve run`` without an address to a cluster that no longer exists (``ray stop`` removes
+    its own the same way)."""
+    from ray._private import utils
+
+    while _named:
+        gcs_address, temp_dir = _named.pop()
+        if utils.read_ray_address(temp_dir) == gcs_address:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(utils.get_ray_address_file(temp_dir))
 
 
 def start_serve(http_port: int) -> None:
@@ -201,6 +221,7 @@ def stop_ray(*, shutdown_serve: bool = False) -> None:
         if shutdown_serve:
             serve.shutdown()
         ray.shutdown()
+    _unname_stopped_clusters()
 
 
 def isolated_serve_env() -> dict[str, str]:
