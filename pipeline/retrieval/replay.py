@@ -24,7 +24,7 @@ import asyncpg
 
 from db.pool import tenant_transaction
 from pipeline.note.confidence import calibrated
-from pipeline.retrieval.embeddings import Embedder
+from pipeline.retrieval.embeddings import Embedder, ticket_text
 from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.hybrid import HybridRetrieval, RetrievalQuery
 from pipeline.retrieval.ranking.features import FEATURE_NAMES, Candidate
@@ -86,6 +86,7 @@ def retrieval_query(
         ips=tuple(extract_ips(f"{subject}\n{description}")),
         tags=tuple(tags),
         as_of=as_of,
+        text=ticket_text(subject, description),
     )
 
 
