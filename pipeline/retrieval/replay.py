@@ -24,7 +24,7 @@ import asyncpg
 
 from db.pool import tenant_transaction
 from pipeline.note.confidence import calibrated
-from pipeline.retrieval.embeddings import Embedder, ticket_text
+from pipeline.retrieval.embeddings import Embedder
 from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.hybrid import HybridRetrieval, RetrievalQuery
 from pipeline.retrieval.ranking.features import FEATURE_NAMES, Candidate
@@ -33,7 +33,7 @@ from pipeline.retrieval.ranking.model import RankingModel
 from pipeline.retrieval.ranking.quality import Judged, summarise
 from pipeline.retrieval.ranking.ranker import diversify, rank
 from pipeline.retrieval.vector_index import TicketText, store_ticket_vectors
-from pipeline.text.ticket_text import extract_ips, salient_terms, tsquery_for
+from pipeline.text.ticket_text import extract_ips, letter_trigrams, salient_terms, tsquery_for
 
 KB_SHOWN = 3
 KB_CANDIDATES = 20
@@ -86,7 +86,7 @@ def retrieval_query(
         ips=tuple(extract_ips(f"{subject}\n{description}")),
         tags=tuple(tags),
         as_of=as_of,
-        text=ticket_text(subject, description),
+        trigrams=letter_trigrams(f"{subject}\n{description}"),
     )
 
 

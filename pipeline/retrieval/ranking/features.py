@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.text.ticket_text import letter_trigrams
+
 FEATURE_NAMES: tuple[str, ...] = (
     "fused",
     "relative",
@@ -121,17 +123,6 @@ def _cosine(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
     return float(va @ vb / norm) if norm else 0.0
 
 
-_NOT_A_LETTER = re.compile(r"[\W_]+")
-
-
-def trigrams(text: str) -> frozenset[str]:
-    """The text's letter triples, lower-cased, words padded with one space each side."""
-    padded = f" {_NOT_A_LETTER.sub(' ', text.lower()).strip()} "
-    if not padded.strip():
-        return frozenset()
-    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
-
-
 def spelling_overlap(a: frozenset[str], b: frozenset[str]) -> float:
     """Dice coefficient of two trigram sets: 1 for the same letters, 0 for none shared."""
     return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
@@ -161,12 +152,12 @@ def build_candidates(
     *,
     query_vector: Sequence[float] | None,
     as_of: datetime,
-    query_text: str = "",
+    query_trigrams: frozenset[str] = frozenset(),
 ) -> list[Candidate]:
     """Features for each fused (id, score), in the fused order; ids without details (deleted
-    since the search) are left out. ``query_text``: the ticket's subject and description."""
+    since the search) are left out. ``query_trigrams``: the ticket's subject and description
+    as :func:`~pipeline.text.ticket_text.letter_trigrams`."""
     best = max((score for _, score in fused), default=0.0) or 1.0
-    query_trigrams = trigrams(query_text)
     out: list[Candidate] = []
     relative_columns = (0.0,) * len(RELATIVE_TO)  # filled in by with_relative below
     for ticket_id, score in fused:
@@ -193,7 +184,8 @@ def build_candidates(
             (right - (shown - right)) / (shown + 2),
             *relative_columns[:-1],
             spelling_overlap(
-                query_trigrams, trigrams(f"{row['subject']} {row.get('description') or ''}")
+                query_trigrams,
+                letter_trigrams(f"{row['subject']} {row.get('description') or ''}"),
             ),
             relative_columns[-1],
         )

@@ -12,9 +12,9 @@ from pipeline.retrieval.ranking.features import (
     build_candidates,
     resolution_is_fix,
     spelling_overlap,
-    trigrams,
     with_relative,
 )
+from pipeline.text.ticket_text import letter_trigrams as trigrams
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_build_candidates_computes_every_feature() -> None:
         {"a": row, "b": thin},
         query_vector=[1.0, 0.0],
         as_of=now,
-        query_text=query,
+        query_trigrams=trigrams(query),
     )
     spelling_a = spelling_overlap(
         trigrams(query), trigrams(f"{row['subject']} {row['description']}")
