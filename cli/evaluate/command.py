@@ -80,8 +80,14 @@ def _contributions(candidate: dict[str, Any]) -> str:
 
 def _print_misses(rows: list[dict[str, Any]]) -> None:
     typer.echo(f"  misses ({len(rows)}): what ranked first, the best-ranked right precedent")
+    causes: dict[str, int] = {}
     for row in rows:
-        typer.echo(f"  - {row['query']} [{row['wording']}] {row['subject']!r}")
+        causes[row["cause"]] = causes.get(row["cause"], 0) + 1
+    if causes:
+        typer.echo("  causes: " + ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items())))
+    for row in rows:
+        by = f", out-ranked by {', '.join(row['out_ranked_by'])}" if row["out_ranked_by"] else ""
+        typer.echo(f"  - {row['query']} [{row['wording']}] {row['subject']!r}: {row['cause']}{by}")
         for label, candidate in (("first", row["first"]), ("right", row["right"])):
             if candidate is None:
                 typer.echo(f"      {label}: none (the first stage found no right precedent)")
@@ -107,7 +113,7 @@ def retrieval(
     show_misses: bool = typer.Option(
         False,
         "--misses",
-        help="Print each scored query whose note does not show a right precedent first",
+        help="Print each scored query whose note does not show a right precedent first, and why",
     ),
     write_model: Path | None = typer.Option(
         None, "--write-model", help="Save the fitted model as JSON (the default model's form)"

@@ -12,7 +12,8 @@ Fitting and scoring never share a query:
 
 - without ``--replay``: the model is fitted on the replayed history and the set's ``train``
   part, and scored on its ``holdout`` part (the ``train`` part's scores are shown for
-  reference, marked as fitted on);
+  reference, marked as fitted on); the ``train`` part is also scored out-of-fold (five folds,
+  each by a model fitted without it), the figures a change is chosen on;
 - with ``--replay DATE``: fitted on the tickets created before DATE only, scored on those
   created from DATE on (and on the set's ``holdout`` part, when a set is given).
 """
@@ -48,6 +49,7 @@ from pipeline.retrieval.replay import (
     OutcomeRecord,
     collect,
     misses,
+    out_of_fold,
     replay_history,
     retrieval_query,
     score_modes,
@@ -254,4 +256,7 @@ async def run_eval(cases: list[EvalCase], *, replay: date | None = None) -> Eval
                 **score_modes(fitted.model, queries),
                 "misses": misses(fitted.model, queries),
             }
+    train_cases = [q for q in case_queries if q.split == "train"]
+    if replay is None and train_cases:
+        run.scored["train (out-of-fold)"] = out_of_fold(history, train_cases)
     return run

@@ -26,7 +26,7 @@ WITH q AS (
     SELECT CASE WHEN $2 = '' THEN NULL ELSE to_tsquery('english', $2) END AS tsq,
            tsvector_to_array(to_tsvector('english', $2)) AS lexemes
 )
-SELECT h.ticket_id, h.subject, h.resolution, h.resolved_at,
+SELECT h.ticket_id, h.subject, h.description, h.resolution, h.resolved_at,
        coalesce(ts_rank_cd(h.search, q.tsq, 32), 0) AS fulltext,
        cardinality(q.lexemes) AS query_terms,
        cardinality(ARRAY(SELECT unnest(tsvector_to_array(ts_filter(h.search, '{a}')))

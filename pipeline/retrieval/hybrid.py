@@ -50,7 +50,7 @@ from pipeline.retrieval.ranking import ranker
 from pipeline.retrieval.ranking.features import Candidate, build_candidates
 from pipeline.retrieval.ranking.model import RankingModel, RelevanceBar
 from pipeline.retrieval.ranking.ranker import diversify
-from pipeline.text.ticket_text import html_to_text
+from pipeline.text.ticket_text import html_to_text, letter_trigrams
 
 RRF_K = 60
 FusionMethod = Literal["rrf", "weighted"]
@@ -66,8 +66,9 @@ class FusionWeights:
 class RetrievalQuery:
     """One ticket's query in both forms; ``vector`` is None when vector search is off.
 
-    ``ips``, ``tags`` and ``as_of`` feed the second stage's features (shared addresses, SDP's
-    category, a precedent's age and earlier outcomes as of that moment; now when None)."""
+    ``ips``, ``tags``, ``trigrams`` and ``as_of`` feed the second stage's features (shared
+    addresses, SDP's category, the ticket's own words spelled as written, a precedent's age and
+    earlier outcomes as of that moment; now when None)."""
 
     tsquery: str | None
     vector: list[float] | None
@@ -76,6 +77,7 @@ class RetrievalQuery:
     ips: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     as_of: datetime | None = None
+    trigrams: frozenset[str] = frozenset()  # of subject and description (``spelling``)
 
 
 Ranked = Sequence[tuple[str, float]]  # (id, the source's own score), best first
@@ -185,6 +187,7 @@ class HybridRetrieval:
             {r["ticket_id"]: r for r in details},
             query_vector=query.vector,
             as_of=as_of,
+            query_trigrams=query.trigrams,
         )
 
     async def ranked_tickets(
@@ -312,6 +315,7 @@ class VectorAvailability:
             vector=vector,
             model=embedder.model if embedder else None,
             exclude_ticket=ticket.ticket_id,
+            trigrams=letter_trigrams(f"{ticket.subject}\n{ticket.description}"),
         )
 
     async def _embed(

@@ -28,12 +28,12 @@ from pipeline.retrieval.embeddings import Embedder
 from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.retrieval.hybrid import HybridRetrieval, RetrievalQuery
 from pipeline.retrieval.ranking.features import FEATURE_NAMES, Candidate
-from pipeline.retrieval.ranking.fitting import LabelledQuery
+from pipeline.retrieval.ranking.fitting import FitSettings, LabelledQuery, fit_model
 from pipeline.retrieval.ranking.model import RankingModel
 from pipeline.retrieval.ranking.quality import Judged, summarise
 from pipeline.retrieval.ranking.ranker import diversify, rank
 from pipeline.retrieval.vector_index import TicketText, store_ticket_vectors
-from pipeline.text.ticket_text import extract_ips, salient_terms, tsquery_for
+from pipeline.text.ticket_text import extract_ips, letter_trigrams, salient_terms, tsquery_for
 
 KB_SHOWN = 3
 KB_CANDIDATES = 20
@@ -86,6 +86,7 @@ def retrieval_query(
         ips=tuple(extract_ips(f"{subject}\n{description}")),
         tags=tuple(tags),
         as_of=as_of,
+        trigrams=letter_trigrams(f"{subject}\n{description}"),
     )
 
 
@@ -235,18 +236,23 @@ def _first_stage(query: EvalQuery, diversity: float) -> list[bool]:
     return [ticket_id in query.relevant for ticket_id, _ in picked]
 
 
-def score_modes(
+def judge_modes(
     model: RankingModel, queries: Sequence[EvalQuery], *, diversity: float = 0.3
-) -> dict[str, Any]:
-    """The same queries under the first stage and the second, with and without the bar."""
-    first, ranked, unbarred, kb_open, kb_barred = [], [], [], [], []
+) -> dict[str, list[Judged]]:
+    """The same queries under the first stage and the second, with and without the bar, and
+    the KB articles with and without the KB bar: one :class:`Judged` per query and mode."""
+    modes: dict[str, list[Judged]] = {
+        m: [] for m in ("hybrid", "ranked_no_bar", "ranked", "kb_open", "kb_barred")
+    }
     for q in queries:
         relevance = _first_stage(q, diversity)
-        first.append(Judged(q.query_id, relevance, shown=relevance[:5], wording=q.wording))
+        modes["hybrid"].append(
+            Judged(q.query_id, relevance, shown=relevance[:5], wording=q.wording)
+        )
         result = rank(model, q.candidates, limit=5, diversity=diversity)
         order = [c.ticket_id in q.relevant for c, _ in result.ordered]
         confidence = calibrated(model.calibration, result.record.top_probability, None)
-        ranked.append(
+        modes["ranked"].append(
             Judged(
                 q.query_id,
                 order,
@@ -257,7 +263,7 @@ def score_modes(
             )
         )
         open_result = rank(model, q.candidates, limit=5, diversity=diversity, apply_bar=False)
-        unbarred.append(
+        modes["ranked_no_bar"].append(
             Judged(
                 q.query_id,
                 order,
@@ -267,21 +273,59 @@ def score_modes(
         )
         if q.kb_relevant:
             kb = q.kb_judged()
-            kb_open.append(Judged(q.query_id, kb.relevant, shown=kb.relevant[:KB_SHOWN]))
+            modes["kb_open"].append(Judged(q.query_id, kb.relevant, shown=kb.relevant[:KB_SHOWN]))
             keeps = model.kb_bar.keeps(kb.probabilities)
             kept = [ok for ok, keep in zip(kb.relevant, keeps, strict=True) if keep]
-            kb_barred.append(Judged(q.query_id, kb.relevant, shown=kept[:KB_SHOWN]))
-    out: dict[str, Any] = {
-        "hybrid": summarise(first),
-        "ranked_no_bar": summarise(unbarred),
-        "ranked": summarise(ranked),
-    }
-    if kb_open:
+            modes["kb_barred"].append(Judged(q.query_id, kb.relevant, shown=kept[:KB_SHOWN]))
+    return modes
+
+
+def summarise_modes(modes: dict[str, list[Judged]]) -> dict[str, Any]:
+    out: dict[str, Any] = {m: summarise(modes[m]) for m in ("hybrid", "ranked_no_bar", "ranked")}
+    if modes["kb_open"]:
         out["kb"] = {
-            "without_bar": _kb_summary(kb_open),
-            "with_bar": _kb_summary(kb_barred),
+            "without_bar": _kb_summary(modes["kb_open"]),
+            "with_bar": _kb_summary(modes["kb_barred"]),
         }
     return out
+
+
+def score_modes(
+    model: RankingModel, queries: Sequence[EvalQuery], *, diversity: float = 0.3
+) -> dict[str, Any]:
+    """The same queries under the first stage and the second, with and without the bar."""
+    return summarise_modes(judge_modes(model, queries, diversity=diversity))
+
+
+def out_of_fold(
+    fixed: Sequence[EvalQuery],
+    folded: Sequence[EvalQuery],
+    *,
+    folds: int = 5,
+    settings: FitSettings = FitSettings(),
+    diversity: float = 0.3,
+) -> dict[str, Any]:
+    """``folded`` scored by cross-validation: each fold by a model fitted (weights, bar,
+    calibration, as :func:`~pipeline.retrieval.ranking.fitting.fit_model` does) on ``fixed``
+    and the other folds; the folds' judgements pooled into one summary, with each fold's
+    misses. What a choice made on training data is judged by, the held-out part untouched."""
+    pooled: dict[str, list[Judged]] = {}
+    missed: list[dict[str, Any]] = []
+    for fold in range(folds):
+        test = [q for i, q in enumerate(folded) if i % folds == fold]
+        rest = list(fixed) + [q for i, q in enumerate(folded) if i % folds != fold]
+        if not test:
+            continue
+        model = fit_model(
+            [q.labelled() for q in rest],
+            prior=None,
+            settings=settings,
+            kb=[q.kb_judged() for q in rest if q.kb_relevant],
+        ).model
+        for mode, judged in judge_modes(model, test, diversity=diversity).items():
+            pooled.setdefault(mode, []).extend(judged)
+        missed += misses(model, test, diversity=diversity)
+    return {"queries": len(folded), **summarise_modes(pooled), "misses": missed}
 
 
 def _candidate(model: RankingModel, candidate: Candidate, probability: float) -> dict[str, Any]:
@@ -293,12 +337,23 @@ def _candidate(model: RankingModel, candidate: Candidate, probability: float) ->
     }
 
 
+def _cause(right_rank: int | None) -> str:
+    """Why a note's first precedent is not right: ``not retrieved`` (no right candidate among
+    the fused ones), ``out-ranked`` (the learned order put another first) or ``cut by the bar``
+    (the order had a right one first, and the bar left it out: a note showing none)."""
+    if right_rank is None:
+        return "not retrieved"
+    return "out-ranked" if right_rank > 1 else "cut by the bar"
+
+
 def misses(
     model: RankingModel, queries: Sequence[EvalQuery], *, diversity: float = 0.3
 ) -> list[dict[str, Any]]:
     """Each query whose note would not show a right precedent first: the ticket, what ranked
     first, the best-ranked right candidate (its rank, or none when the first stage never found
-    one) and each feature's contribution to both, so a miss can be read as a technician would."""
+    one) and each feature's contribution to both, so a miss can be read as a technician would;
+    its ``cause`` (:func:`_cause`) and, when out-ranked, ``out_ranked_by``: the three features
+    whose contributions favour the first over the right one most."""
     out = []
     for q in queries:
         result = rank(model, q.candidates, limit=5, diversity=diversity)
@@ -309,15 +364,24 @@ def misses(
             for position, (c, p) in enumerate(result.ordered, start=1)
             if c.ticket_id in q.relevant
         ]
+        shown = [c.ticket_id in q.relevant for c, _ in result.shown]
+        first = _candidate(model, *result.ordered[0]) if result.ordered else None
+        best = _candidate(model, right[0][1], right[0][2]) if right else None
+        by: list[str] = []
+        if first is not None and best is not None and right[0][0] > 1:
+            gaps = {n: v - best["contributions"][n] for n, v in first["contributions"].items()}
+            by = [n for n, gap in sorted(gaps.items(), key=lambda kv: -kv[1])[:3] if gap > 0]
         out.append(
             {
                 "query": q.query_id,
                 "wording": q.wording,
                 "subject": q.subject,
-                "shown": [c.ticket_id in q.relevant for c, _ in result.shown],
-                "first": _candidate(model, *result.ordered[0]) if result.ordered else None,
+                "shown": shown,
+                "first": first,
                 "right_rank": right[0][0] if right else None,
-                "right": _candidate(model, right[0][1], right[0][2]) if right else None,
+                "right": best,
+                "cause": _cause(right[0][0] if right else None),
+                "out_ranked_by": by,
             }
         )
     return out

@@ -250,6 +250,18 @@ def salient_terms(subject: str, description: str, *, max_terms: int = 12) -> lis
     return terms
 
 
+_NOT_A_LETTER = re.compile(r"[\W_]+")
+
+
+def letter_trigrams(text: str) -> frozenset[str]:
+    """The text's letter triples, lower-cased, each word padded with one space: what the
+    ranking's ``spelling`` feature compares (a typo or a loan word keeps most of them)."""
+    padded = f" {_NOT_A_LETTER.sub(' ', text.lower()).strip()} "
+    if not padded.strip():
+        return frozenset()
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
 def tsquery_for(terms: list[str]) -> str | None:
     """An OR query for ``to_tsquery``; terms are already [a-z0-9] only, so nothing to escape."""
     return " | ".join(terms) if terms else None

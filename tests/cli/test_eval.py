@@ -73,16 +73,16 @@ def test_first_stage_figures_on_the_whole_set(evaluated: dict[str, Any]) -> None
 
 
 def test_the_learned_ranking_on_the_held_out_part(evaluated: dict[str, Any]) -> None:
-    """Measured on the 86 held-out cases: recall@1 83.7 → 87.2 %, precision of the shown
-    precedents 57.7 → 78.6 %, noise per note 2.12 → 0.95, recall@5 97.7 → 94.2 %, ECE 0.087."""
+    """Measured on the 86 held-out cases: recall@1 83.7 → 90.7 %, precision of the shown
+    precedents 57.7 → 80.2 %, noise per note 2.12 → 0.87, recall@5 97.7 → 95.4 %, ECE 0.099."""
     learned = evaluated["report"]["learned"]
     part = learned["scored"]["holdout"]
     assert part["queries"] == 86
     first, ranked = part["hybrid"], part["ranked"]
-    assert ranked["recall_at_1"] >= first["recall_at_1"] + 0.03
-    assert ranked["precision"] >= first["precision"] + 0.15
-    assert ranked["noise_per_note"] <= first["noise_per_note"] / 1.8
-    assert ranked["recall_at_5"] >= first["recall_at_5"] - 0.035
+    assert ranked["recall_at_1"] >= first["recall_at_1"] + 0.06
+    assert ranked["precision"] >= first["precision"] + 0.2
+    assert ranked["noise_per_note"] <= first["noise_per_note"] / 2
+    assert ranked["recall_at_5"] >= first["recall_at_5"] - 0.025
     assert ranked["ece"] <= 0.1 and len(ranked["reliability"]) >= 5
     kb = part["kb"]
     assert kb["with_bar"]["precision"] > kb["without_bar"]["precision"] + 0.15
@@ -92,8 +92,29 @@ def test_the_learned_ranking_on_the_held_out_part(evaluated: dict[str, Any]) -> 
     misses = part["misses"]
     assert len(misses) == round(86 * (1 - ranked["recall_at_1"]))
     for miss in misses:
-        assert miss["subject"] and miss["first"]["contributions"].keys() >= {"vector_vs_best"}
+        assert miss["subject"] and miss["first"]["contributions"].keys() >= {"spelling"}
         assert (miss["right"] is None) == (miss["right_rank"] is None)
+        assert miss["cause"] == (
+            "not retrieved"
+            if miss["right_rank"] is None
+            else "out-ranked"
+            if miss["right_rank"] > 1
+            else "cut by the bar"
+        )
+        assert bool(miss["out_ranked_by"]) == (miss["cause"] == "out-ranked")
+
+
+def test_the_training_part_out_of_fold(evaluated: dict[str, Any]) -> None:
+    """The figures a change is chosen on, the held-out part untouched: each training case scored
+    by a model fitted without its fold. Measured: recall@1 77.9 → 88.5 %, recall@5 96.5 % both,
+    precision 52.0 → 77.4 %, ECE 0.064."""
+    part = evaluated["report"]["learned"]["scored"]["train (out-of-fold)"]
+    assert part["queries"] == 113
+    first, ranked = part["hybrid"], part["ranked"]
+    assert ranked["recall_at_1"] >= first["recall_at_1"] + 0.06
+    assert ranked["recall_at_5"] >= first["recall_at_5"] - 0.01
+    assert ranked["precision"] >= first["precision"] + 0.2 and ranked["ece"] <= 0.1
+    assert len(part["misses"]) == round(113 * (1 - ranked["recall_at_1"]))
 
 
 def test_the_shipped_default_model_is_this_fit(evaluated: dict[str, Any]) -> None:

@@ -20,12 +20,20 @@ to judge a past ticket, each a number near 0..1 so a weight reads as its contrib
 ``subject_vs_best``       … ``subject`` …
 ``description_vs_best``   … ``description`` …
 ``resolution_vs_best``    … ``resolution`` …
+``spelling``              character-trigram overlap (Dice) of the ticket's subject and
+                          description with the candidate's, as written
+``spelling_vs_best``      … ``spelling`` …
 ========================  ===============================================================
 
 The ``…_vs_best`` features compare a candidate with the others found for the same ticket, as a
 technician reading the list does: a cosine of 0.6 is a strong match when nothing else reaches
 0.5 and a weak one next to a 0.9. They are derived from the other features
 (:func:`with_relative`), so a stored example is re-derived the same way when a refit reads it.
+
+``spelling`` reads the words the way a technician does when a user misspells or borrows them:
+"disconecting" and "disconnecting", "Netzwerk" and "network" share most of their letter
+triples, while full-text search (whole stemmed words) and the offline embedding (a vector per
+known word) see nothing in common.
 
 Both scores are computed for every candidate, also for one only the other source proposed.
 """
@@ -40,6 +48,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+
+from pipeline.text.ticket_text import letter_trigrams
 
 FEATURE_NAMES: tuple[str, ...] = (
     "fused",
@@ -59,6 +69,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "subject_vs_best",
     "description_vs_best",
     "resolution_vs_best",
+    "spelling",
+    "spelling_vs_best",
 )
 RELATIVE_TO: tuple[tuple[str, str], ...] = (
     ("vector_vs_best", "vector"),
@@ -66,6 +78,7 @@ RELATIVE_TO: tuple[tuple[str, str], ...] = (
     ("subject_vs_best", "subject"),
     ("description_vs_best", "description"),
     ("resolution_vs_best", "resolution"),
+    ("spelling_vs_best", "spelling"),
 )
 RECENCY_DAYS = 180.0
 _NO_FIX = re.compile(
@@ -110,6 +123,11 @@ def _cosine(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
     return float(va @ vb / norm) if norm else 0.0
 
 
+def spelling_overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """Dice coefficient of two trigram sets: 1 for the same letters, 0 for none shared."""
+    return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
+
+
 def _share(hits: Any, total: int) -> float:
     return min(1.0, int(hits or 0) / total) if total else 0.0
 
@@ -134,9 +152,11 @@ def build_candidates(
     *,
     query_vector: Sequence[float] | None,
     as_of: datetime,
+    query_trigrams: frozenset[str] = frozenset(),
 ) -> list[Candidate]:
     """Features for each fused (id, score), in the fused order; ids without details (deleted
-    since the search) are left out."""
+    since the search) are left out. ``query_trigrams``: the ticket's subject and description
+    as :func:`~pipeline.text.ticket_text.letter_trigrams`."""
     best = max((score for _, score in fused), default=0.0) or 1.0
     out: list[Candidate] = []
     relative_columns = (0.0,) * len(RELATIVE_TO)  # filled in by with_relative below
@@ -162,7 +182,12 @@ def build_candidates(
             math.exp(-age_days / RECENCY_DAYS) if age_days is not None else 0.0,
             resolution_is_fix(str(row["resolution"] or "")),
             (right - (shown - right)) / (shown + 2),
-            *relative_columns,
+            *relative_columns[:-1],
+            spelling_overlap(
+                query_trigrams,
+                letter_trigrams(f"{row['subject']} {row.get('description') or ''}"),
+            ),
+            relative_columns[-1],
         )
         out.append(
             Candidate(

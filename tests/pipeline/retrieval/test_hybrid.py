@@ -176,6 +176,10 @@ async def test_hybrid_finds_the_end_user_ticket_first_and_is_tenant_scoped(
     assert context.ranking is not None and len(context.ranking.candidates) > 1
     ranked = context.ranking.candidates
     assert ranked[0].ticket_id == "1001" and ranked[0].probability > ranked[-1].probability
+    # the live path hands the ticket's own text to the spelling feature
+    names = context.ranking.feature_names
+    spelling = [dict(zip(names, c.features, strict=True))["spelling"] for c in ranked]
+    assert all(value > 0 for value in spelling) and max(spelling) <= 1.0
     assert [t.score for t in context.similar_tickets] == sorted(
         (t.score for t in context.similar_tickets), reverse=True
     )

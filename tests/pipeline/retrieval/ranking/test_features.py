@@ -11,8 +11,10 @@ from pipeline.retrieval.ranking.features import (
     FEATURE_NAMES,
     build_candidates,
     resolution_is_fix,
+    spelling_overlap,
     with_relative,
 )
+from pipeline.text.ticket_text import letter_trigrams as trigrams
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,7 @@ def test_build_candidates_computes_every_feature() -> None:
     now = datetime(2026, 1, 15, tzinfo=UTC)
     row = {
         "subject": "VPN drops",
+        "description": "The tunnel disconnects every ten minutes.",
         "resolution": "Raised the DPD interval to 60 s on the gateway.",
         "resolved_at": now - timedelta(days=90),
         "fulltext": 0.4,
@@ -55,12 +58,19 @@ def test_build_candidates_computes_every_feature() -> None:
         "embedding": [0.6, 0.8],
     }
     thin = dict(row, embedding=None, resolved_at=None, query_terms=0, resolution="")
+    del thin["description"]  # a row without the column (older callers): the subject alone
+    query = "vpn keeps disconecting\nThe tunnel drops all the time"
     candidates = build_candidates(
         [("a", 0.5), ("gone", 0.45), ("b", 0.25)],
         {"a": row, "b": thin},
         query_vector=[1.0, 0.0],
         as_of=now,
+        query_trigrams=trigrams(query),
     )
+    spelling_a = spelling_overlap(
+        trigrams(query), trigrams(f"{row['subject']} {row['description']}")
+    )
+    spelling_b = spelling_overlap(trigrams(query), trigrams("VPN drops"))
     assert [c.ticket_id for c in candidates] == ["a", "b"]  # "gone" has no row any more
     a = dict(zip(FEATURE_NAMES, candidates[0].features, strict=True))
     assert a == {
@@ -82,6 +92,8 @@ def test_build_candidates_computes_every_feature() -> None:
         "subject_vs_best": 1.0,
         "description_vs_best": 1.0,
         "resolution_vs_best": 0.0,
+        "spelling": round(spelling_a, 6),
+        "spelling_vs_best": 1.0,
     }
     b = dict(zip(FEATURE_NAMES, candidates[1].features, strict=True))
     assert (b["relative"], b["vector"], b["subject"], b["recency"], b["real_fix"]) == (
@@ -92,6 +104,21 @@ def test_build_candidates_computes_every_feature() -> None:
         0.0,
     )
     assert candidates[0].feature("vector") == 0.6 and candidates[1].embedding is None
+    assert 0 < spelling_b < spelling_a
+    assert b["spelling"] == round(spelling_b, 6)
+    assert b["spelling_vs_best"] == pytest.approx(spelling_b / spelling_a, abs=1e-5)
+
+
+def test_spelling_overlap_reads_typos_and_loan_words() -> None:
+    def overlap(a: str, b: str) -> float:
+        return spelling_overlap(trigrams(a), trigrams(b))
+
+    assert overlap("VPN disconnecting", "vpn DISCONNECTING!") == 1.0  # case, punctuation
+    assert overlap("vpn keeps disconecting", "VPN keeps disconnecting") > 0.8  # a typo
+    assert overlap("Netzwerk down", "network down") > overlap("Netzwerk down", "printer jam")
+    assert overlap("Drucker offline", "Druckauftrag hängt") > 0.2  # loan words, umlauts kept
+    assert overlap("printer", "mailbox") == 0.0
+    assert overlap("", "anything") == overlap("!!", "anything") == 0.0
 
 
 def test_relative_features_compare_a_candidate_with_the_querys_best() -> None:
