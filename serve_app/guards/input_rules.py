@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -114,24 +113,6 @@ def decode_json(body: bytes) -> Any:
     ) > MAX_JSON_DEPTH:
         check_json_value(data)
     return data
-
-
-# Where the request guard leaves a JSON body it has decoded, so a route that needs the value
-# reuses it instead of decoding the same bytes again: (the raw body, its value).
-DECODED_JSON_KEY = "ai_agents.decoded_json"
-
-
-def remember_json(scope: MutableMapping[str, Any], body: bytes, value: Any) -> None:
-    scope[DECODED_JSON_KEY] = (body, value)
-
-
-def request_json(scope: Mapping[str, Any], body: bytes) -> Any:
-    """``decode_json(body)``, or the value the request guard decoded from these same bytes.
-    The value is shared: read it, never change it."""
-    remembered = scope.get(DECODED_JSON_KEY)
-    if remembered is not None and remembered[0] == body:
-        return remembered[1]
-    return decode_json(body)
 
 
 def check_form(body: bytes) -> None:

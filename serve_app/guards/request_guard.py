@@ -7,8 +7,7 @@ and query, and decodes JSON and URL-encoded form bodies under the rules of
 ``serve_app.guards.input_rules`` so that no route ever sees input that PostgreSQL or the JSON
 decoder would turn into a 500. A refusal is JSON ``{"detail"}``, or a small HTML page for a
 browser's form (``Accept: text/html``). The body it read is replayed to the app unchanged
-(webhook signatures cover the raw bytes), and a JSON body's decoded value is left in the scope
-(``input_rules.request_json``), so the webhook routes do not decode it a second time.
+(webhook signatures cover the raw bytes).
 
 ``UnhandledErrors`` turns an exception that escaped everything else into a logged 500 with the
 traceback, *without re-raising*: Starlette's own error middleware re-raises after answering,
@@ -27,13 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.text.storable import text_problem
 from serve_app.feedback_pages import refused_form_page
-from serve_app.guards.input_rules import (
-    BadInput,
-    check_form,
-    decode_json,
-    remember_json,
-    unicode_error,
-)
+from serve_app.guards.input_rules import BadInput, check_form, decode_json, unicode_error
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +163,7 @@ class RequestGuard:
                 return
             content_type = _header(scope, b"content-type")
             if body and _is_json(content_type):
-                remember_json(scope, body, decode_json(body))
+                decode_json(body)
             elif body and _is_form(content_type):
                 check_form(body)
         except BadInput as exc:

@@ -24,12 +24,7 @@ from pipeline.retrieval.history import ResolvedTicket, store_resolved_ticket
 from pipeline.sdp.wire import SdpFieldError, TicketWebhook, parse_ticket_webhook
 from pipeline.tenancy.admin import TENANT_ID_PATTERN
 from serve_app.deps import State
-from serve_app.guards.input_rules import (
-    BadInput,
-    check_datetime,
-    read_limited_body,
-    request_json,
-)
+from serve_app.guards.input_rules import BadInput, check_datetime, decode_json, read_limited_body
 from serve_app.schemas import ErrorBody, ResolvedAccepted, WebhookAccepted
 from serve_app.tenant_directory import TenantAuthView
 
@@ -88,12 +83,11 @@ async def _authenticate(
     return view, body
 
 
-def _parse(request: Request, state: State, tenant_id: str, body: bytes) -> TicketWebhook:
+def _parse(state: State, tenant_id: str, body: bytes) -> TicketWebhook:
     """The mapper's result, then the rules it does not own: dates PostgreSQL can store, and
-    any pydantic refusal of the mapped model as a 422 rather than a 500. The JSON value is the
-    one the request guard decoded from these bytes, when it did."""
+    any pydantic refusal of the mapped model as a 422 rather than a 500."""
     try:
-        webhook = parse_ticket_webhook(request_json(request.scope, body), body)
+        webhook = parse_ticket_webhook(decode_json(body), body)
         check_datetime(webhook.resolved_at, ["body", "resolved_at"])
         check_datetime(webhook.ticket.updated_at, ["body", "updated_at"])
         return webhook
@@ -152,7 +146,7 @@ async def ticket_created(tenant_id: str, request: Request, state: State) -> JSON
     resolved ticket (an event `resolved`/`closed`, a resolution or a resolution time) is a 422
     here: it belongs on `.../resolved`, so a signed body cannot be replayed across routes."""
     _, body = await _authenticate(request, state, tenant_id)
-    webhook = _parse(request, state, tenant_id, body)
+    webhook = _parse(state, tenant_id, body)
     _refuse_resolved(state, tenant_id, webhook)
     with tracer().start_as_current_span(
         "webhook.receive",
@@ -201,7 +195,7 @@ async def ticket_created(tenant_id: str, request: Request, state: State) -> JSON
 async def ticket_resolved(tenant_id: str, request: Request, state: State) -> JSONResponse:
     """A resolved ticket joins the tenant's history (the similar-ticket source)."""
     _, body = await _authenticate(request, state, tenant_id)
-    webhook = _parse(request, state, tenant_id, body)
+    webhook = _parse(state, tenant_id, body)
     if not webhook.resolution:
         raise HTTPException(
             422,
