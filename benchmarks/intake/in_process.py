@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import cProfile
 import io
 import os
 import pstats
+import shutil
 import tempfile
 import time
 import uuid
@@ -117,6 +119,8 @@ def _count_statements(counter: list[int]) -> None:
 
 async def measure(webhooks: int, profile: bool) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="aai-", dir="/tmp"))
+    # registered before the database starts, so it runs after the database's own stop at exit
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     db = start_embedded(data_dir, stop_on_exit=True)
     await migrate(db.owner_url, db.service_url)
     keys = new_encryption_key()
