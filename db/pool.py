@@ -5,6 +5,15 @@
   connection can never carry one tenant's context into another's work.
 - ``system_fetch``: the narrow cross-tenant SECURITY DEFINER functions (``app_*``).
 
+A released connection goes straight back to the pool, without asyncpg's reset statement
+(``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``: one more round trip and server
+work on every release, so on every webhook). That is safe because nothing run on a pooled
+connection keeps session state: the tenant is ``set_config(..., true)``, other settings are
+``SET LOCAL``, cursors live in transactions, LISTEN and the migrations' advisory lock use
+connections of their own. asyncpg still rolls back a transaction left open on release.
+``tests/db/test_pool_release.py`` proves that no tenant context survives a release and fails
+on code that would set session state; ``session_reset=True`` restores asyncpg's reset.
+
 Connections go to tenants fairly. asyncpg hands a busy pool's connections out first come,
 first served, so with one tenant's flood in flight another tenant's every query would wait
 behind the flood's. A pool made here carries a strict ``FairGate`` of its size:
@@ -68,6 +77,12 @@ class TenantFairPool(asyncpg.Pool):
         )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """The pools' release hook: nothing to send (see the module's docstring). asyncpg calls it
+    after its own client-side reset, which rolls back an open transaction and drops
+    listeners."""
+
+
 async def create_pool(
     url: str,
     *,
@@ -75,8 +90,10 @@ async def create_pool(
     max_size: int = 10,
     command_timeout: float = 30.0,
     tenant_fair: bool = True,
+    session_reset: bool = False,
 ) -> asyncpg.Pool:
-    """``tenant_fair=False``: no gate, asyncpg's first come, first served."""
+    """``tenant_fair=False``: no gate, asyncpg's first come, first served.
+    ``session_reset=True``: asyncpg's reset statement on every release."""
     # asyncpg.create_pool is `return Pool(...)` with these arguments; the subclass adds the gate
     pool = TenantFairPool(
         url,
@@ -91,7 +108,7 @@ async def create_pool(
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
         setup=None,
-        reset=None,
+        reset=None if session_reset else _keep_session,
         connect=None,
         loop=None,
     )

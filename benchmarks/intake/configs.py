@@ -129,6 +129,14 @@ CONFIGS = {
             backlog=True,
         ),
         Config(
+            "busy-pipeline-ingress-nice0",
+            "busy-pipeline, RAY_worker_niceness=0: the Ingress at the default priority",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "RAY_worker_niceness": "0"},
+            auth="token",
+            graph="full",
+            backlog=True,
+        ),
+        Config(
             "busy-pipeline-nopriority",
             "busy-pipeline, AI_AGENTS_INTAKE_PRIORITY_RATE=0: the Dispatcher never paces",
             env={

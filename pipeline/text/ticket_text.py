@@ -198,8 +198,15 @@ def parse_html(markup: str, *, bullets: bool = True) -> HtmlDocument:
 
 
 def html_to_text(markup: str | None) -> str:
-    """Reader-visible text of ``markup`` (HTML or plain text); ``<script>``/``<style>`` dropped."""
-    return parse_html(markup or "").text
+    """Reader-visible text of ``markup`` (HTML or plain text); ``<script>``/``<style>`` dropped.
+
+    Text without a ``<`` or an ``&`` (an empty field, a plain-text template's) skips the
+    parser, which would only drop the inline marker before the same tidying."""
+    if not markup:
+        return ""
+    if "<" not in markup and "&" not in markup:
+        return _tidy(markup.replace(_INLINE, ""))
+    return parse_html(markup).text
 
 
 def plain_text(value: str | None) -> str:

@@ -1,13 +1,14 @@
-"""``plain_text`` skips the HTML parser for text with no ``<`` and no ``&`` (most of what a
-note is built from, and every second pass): the answer must be the parser's, character for
-character, whatever the whitespace and however the private inline marker sneaks in."""
+"""``plain_text`` and ``html_to_text`` skip the HTML parser for text with no ``<`` and no ``&``
+(most of what a note is built from, every second pass, a webhook's empty resolution): the
+answer must be the parser's, character for character, whatever the whitespace and however the
+private inline marker sneaks in."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.text.ticket_text import _DANGLING_TAG, parse_html, plain_text
+from pipeline.text.ticket_text import _DANGLING_TAG, html_to_text, parse_html, plain_text
 
 
 def parsed(value: str | None) -> str:
@@ -47,3 +48,10 @@ def test_examples() -> None:
     assert plain_text("  VPN\u00a0drops \n\n hourly ") == "VPN drops hourly"
     assert plain_text("&lt;script&gt;alert(1)&lt;/script&gt; ok") == "ok"  # decoded, dropped
     assert plain_text(None) == ""
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(ALPHABET, max_size=60))
+def test_html_to_text_reads_text_without_markup_as_the_parser_does(value: str) -> None:
+    assert html_to_text(value) == parse_html(value).text
+    assert html_to_text(None) == html_to_text("") == parse_html("").text == ""
