@@ -176,7 +176,7 @@ def disruption_run(kind: str, ft: bool, args: argparse.Namespace) -> dict[str, A
         time.sleep(3)
         backlog_s = _backlog(cluster, sender, args.backlog)
         say(f"backlog of {args.backlog} acknowledged in {backlog_s} s")
-        restarts = {name: c.starts for name, c in cluster.containers.items()}
+        restarts = {name: c.starts for name, c in cluster.all_containers().items()}
         stream = loop.submit(sender.steady(cluster.tenants, args.rate, args.stream_s))
         time.sleep(args.kill_after)
         recovered: dict[str, float] = {}
@@ -225,7 +225,9 @@ def disruption_run(kind: str, ft: bool, args: argparse.Namespace) -> dict[str, A
             "app_running_again_s": recovered.get("app_running_again_s"),
             "drain_s": round(drained_at - stream_end, 1),
             "jobs": jobs,
-            "restarts": {n: c.starts - restarts.get(n, 0) for n, c in cluster.containers.items()},
+            "restarts": {
+                n: c.starts - restarts.get(n, 0) for n, c in cluster.all_containers().items()
+            },
             "serve_config_resubmitted": len(cluster.operator.submissions) - 1
             if cluster.operator
             else None,

@@ -239,14 +239,6 @@ def test_a_port_the_policy_forgets_breaks_ray(cluster: HostCluster):
     assert again.returncode == 0 and "pong" in again.stdout, again.stderr[-2000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="with GCS fault tolerance the head restarts once and stays up and every webhook is "
-    "acknowledged throughout, but the autoscaled worker's node is then DEAD while its host still "
-    "runs `ray start`, so the provider has no free host for a new one and the Enhancer (2 CPUs) "
-    "stays pending: the application stays DEPLOYING (2026-12-07 runs)",
-)
 def test_the_gcs_killed_mid_stream_loses_nothing(cluster: HostCluster, sender: Sender):
     """(a) of benchmarks/cluster, small: the head's GCS is killed while webhooks arrive at
     2/s; the head's container restarts and recovers the cluster from Redis."""
