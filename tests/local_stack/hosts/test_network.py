@@ -28,6 +28,7 @@ from local_stack.hosts.network import (
 )
 from local_stack.hosts.node_provider import HostNodeProvider, WorkerPods, write_state
 from local_stack.hosts.services import probe_from
+from local_stack.hosts.traffic import wait_until
 
 LISTEN = {"head": [6379, 8265, 8077, 44217], "w1": [8000, 8077, 12345, 8080], "db": [5432]}
 
@@ -189,6 +190,10 @@ def test_the_autoscalers_workers_are_pods_the_operator_runs(net: Network, tmp_pa
     write_state(state, net.hosts["head"].ip, {"spare": slot})
     config = {"state_path": str(state), "head_node_type": "head"}
     pods = WorkerPods(state)
+
+    def in_spare(pid: int | None) -> bool:  # ``ip netns exec`` enters it a moment after start
+        return bool(wait_until(lambda: pid in namespace_pids(spare.namespace), 10, 0.1))
+
     try:
         provider = HostNodeProvider(config, "c")
         provider.create_node({}, {TAG_RAY_USER_NODE_TYPE: "pools"}, 2)  # one spare host only
@@ -196,7 +201,7 @@ def test_the_autoscalers_workers_are_pods_the_operator_runs(net: Network, tmp_pa
         assert not namespace_pids(spare.namespace)  # the provider starts nothing itself
         pods.reconcile()
         first = pods.pods["spare"]
-        assert first.running() and first.pid in namespace_pids(spare.namespace)
+        assert first.running() and in_spare(first.pid)
 
         restarted = HostNodeProvider(config, "c")  # a new monitor: the head restarted
         assert restarted.non_terminated_nodes({}) == ["head", "spare"]
@@ -209,7 +214,7 @@ def test_the_autoscalers_workers_are_pods_the_operator_runs(net: Network, tmp_pa
         restarted.create_node({}, {}, 1)  # the host is free again: a new pod
         pods.reconcile()
         second = pods.pods["spare"]
-        assert not first.running() and second.running() and second.pid != first.pid
+        assert not first.running() and second.running() and in_spare(second.pid)
         assert first.pid not in namespace_pids(spare.namespace)
         restarted.terminate_node("spare")
         pods.reconcile()
