@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -271,8 +272,11 @@ def test_the_gcs_killed_mid_stream_loses_nothing(cluster: HostCluster, sender: S
             cluster.db.database.owner_url, [str(h.enhancement_id) for h in hooks])))  # fmt: skip
         print("restarts:", {n: c.starts for n, c in cluster.containers.items()})
     assert noted, "every acknowledged webhook gets its note"
-    outcome = account(sender, _notes(cluster))
-    assert outcome["acknowledged_then_lost"] == 0 and outcome["duplicate_notes"] == 0, outcome
+    # this test's tickets only: the reenhance test before it wrote a second note on two others
+    per_ticket = Counter((n.portal, str(n.request_id)) for n in _notes(cluster))
+    lost = [t for t in tickets if per_ticket[t] == 0]
+    duplicates = {t: per_ticket[t] for t in tickets if per_ticket[t] > 1}
+    assert not lost and not duplicates, (lost, duplicates)
     jobs = loop.run(
         unfinished_jobs(cluster.db.database.owner_url, [str(h.enhancement_id) for h in hooks])
     )
