@@ -164,6 +164,15 @@ def _watch_head(cluster: HostCluster, since: float, out: dict[str, float]) -> th
     return thread
 
 
+def _statuses(attempts: Any) -> dict[str, int]:
+    """Attempts per HTTP status: here the 4xx answers the sender does not retry (SDP would
+    not either), so a webhook that got one is never acknowledged."""
+    out: dict[str, int] = {}
+    for attempt in attempts:
+        out[str(attempt.status)] = out.get(str(attempt.status), 0) + 1
+    return out
+
+
 def disruption_run(kind: str, ft: bool, args: argparse.Namespace) -> dict[str, Any]:
     """One cluster: backlog, steady stream, then ``kind`` (gcs, head, link) mid-stream."""
     spec = ClusterSpec(workers=2, gcs_fault_tolerance=ft, llm_latency_s=args.llm_latency)
@@ -176,7 +185,7 @@ def disruption_run(kind: str, ft: bool, args: argparse.Namespace) -> dict[str, A
         time.sleep(3)
         backlog_s = _backlog(cluster, sender, args.backlog)
         say(f"backlog of {args.backlog} acknowledged in {backlog_s} s")
-        restarts = {name: c.starts for name, c in cluster.containers.items()}
+        restarts = {name: c.starts for name, c in cluster.all_containers().items()}
         stream = loop.submit(sender.steady(cluster.tenants, args.rate, args.stream_s))
         time.sleep(args.kill_after)
         recovered: dict[str, float] = {}
@@ -220,12 +229,15 @@ def disruption_run(kind: str, ft: bool, args: argparse.Namespace) -> dict[str, A
             "stream": len(stream_hooks),
             **account(sender, written),
             "refused_s": refused_seconds(sender.attempts, killed, stream_end),
+            "refused_for_good": _statuses(a for a in sender.attempts if 400 <= a.status < 500),
             "accepted_in_outage_window": accepted_by_target(sender.attempts, killed, outage_end),
             "note_gap_s": note_gap_s(written, killed - 1, stream_end),
             "app_running_again_s": recovered.get("app_running_again_s"),
             "drain_s": round(drained_at - stream_end, 1),
             "jobs": jobs,
-            "restarts": {n: c.starts - restarts.get(n, 0) for n, c in cluster.containers.items()},
+            "restarts": {
+                n: c.starts - restarts.get(n, 0) for n, c in cluster.all_containers().items()
+            },
             "serve_config_resubmitted": len(cluster.operator.submissions) - 1
             if cluster.operator
             else None,
@@ -273,11 +285,12 @@ def report(scenario: str, runs: list[dict[str, Any]]) -> None:
         return
     print_table(
         f"{scenario}: webhooks refused, notes stalled, nothing lost",
-        ["kind", "GCS FT", "refused s", "app back s", "note gap s", "acked", "lost",
+        ["kind", "GCS FT", "refused s", "app back s", "note gap s", "acked", "never acked", "lost",
          "dup notes", "jobs unfinished/failed", "head restarts", "worker restarts"],
         [
             [r["kind"], "on" if r["gcs_ft"] else "off", r["refused_s"], r["app_running_again_s"],
-             r["note_gap_s"], r["acknowledged"], r["acknowledged_then_lost"],
+             r["note_gap_s"], r["acknowledged"], r["never_acknowledged"],
+             r["acknowledged_then_lost"],
              r["duplicate_notes"], f"{r['jobs']['not_finished']}/{r['jobs']['failed']}",
              r["restarts"].get("head", 0),
              sum(v for k, v in r["restarts"].items() if k != "head")]

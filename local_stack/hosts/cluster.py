@@ -38,7 +38,7 @@ from local_stack.hosts import firewall
 from local_stack.hosts.containers import Container, write_secret
 from local_stack.hosts.netns import NamespaceLoop, exec_argv
 from local_stack.hosts.network import Host, Network, kill_namespace_processes, namespace_pids
-from local_stack.hosts.node_provider import write_state
+from local_stack.hosts.node_provider import WorkerPods, write_state
 from local_stack.hosts.operator import Operator
 from local_stack.hosts.ray_nodes import (
     REPO,
@@ -73,6 +73,7 @@ class HostCluster:
         self.db: NetworkDatabase | None = None
         self.redis: Redis | None = None
         self.operator: Operator | None = None
+        self.worker_pods: WorkerPods | None = None  # the autoscaler's workers
         self.loops: dict[str, NamespaceLoop] = {}
         self.tenants: list[Tenant] = []
         self.token = secrets.token_hex(32)
@@ -259,6 +260,7 @@ class HostCluster:
                     "log": str(self.run_dir / "logs" / f"{name}.log"),
                 }
             write_state(state, self.host("head").ip, slots)
+            self.worker_pods = WorkerPods(state).start()
             config_path = self.run_dir / "autoscaling.json"
             config_path.write_text(
                 json.dumps(
@@ -290,6 +292,11 @@ class HostCluster:
                 fault_tolerant=self.spec.gcs_fault_tolerance,
             )
             self.containers[name] = worker.start()
+
+    def all_containers(self) -> dict[str, Container]:
+        """The harness' own containers and the autoscaler's workers (by host) right now."""
+        pods = dict(self.worker_pods.pods) if self.worker_pods else {}
+        return {**self.containers, **pods}
 
     # ------------------------------------------------------------------ actions
 
@@ -362,6 +369,7 @@ class HostCluster:
         """Everything this cluster started, in any state; never raises."""
         steps: list[Any] = [
             *([self.operator.stop] if self.operator else []),
+            *([self.worker_pods.stop] if self.worker_pods else []),
             *[lambda c=c: c.stop(grace_s=3) for c in self.containers.values()],
             *([self.sims.stop] if self.sims else []),
             *([self.db.stop] if self.db else []),

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -239,14 +240,6 @@ def test_a_port_the_policy_forgets_breaks_ray(cluster: HostCluster):
     assert again.returncode == 0 and "pong" in again.stdout, again.stderr[-2000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="with GCS fault tolerance the head restarts once and stays up and every webhook is "
-    "acknowledged throughout, but the autoscaled worker's node is then DEAD while its host still "
-    "runs `ray start`, so the provider has no free host for a new one and the Enhancer (2 CPUs) "
-    "stays pending: the application stays DEPLOYING (2026-12-07 runs)",
-)
 def test_the_gcs_killed_mid_stream_loses_nothing(cluster: HostCluster, sender: Sender):
     """(a) of benchmarks/cluster, small: the head's GCS is killed while webhooks arrive at
     2/s; the head's container restarts and recovers the cluster from Redis."""
@@ -279,8 +272,11 @@ def test_the_gcs_killed_mid_stream_loses_nothing(cluster: HostCluster, sender: S
             cluster.db.database.owner_url, [str(h.enhancement_id) for h in hooks])))  # fmt: skip
         print("restarts:", {n: c.starts for n, c in cluster.containers.items()})
     assert noted, "every acknowledged webhook gets its note"
-    outcome = account(sender, _notes(cluster))
-    assert outcome["acknowledged_then_lost"] == 0 and outcome["duplicate_notes"] == 0, outcome
+    # this test's tickets only: the reenhance test before it wrote a second note on two others
+    per_ticket = Counter((n.portal, str(n.request_id)) for n in _notes(cluster))
+    lost = [t for t in tickets if per_ticket[t] == 0]
+    duplicates = {t: per_ticket[t] for t in tickets if per_ticket[t] > 1}
+    assert not lost and not duplicates, (lost, duplicates)
     jobs = loop.run(
         unfinished_jobs(cluster.db.database.owner_url, [str(h.enhancement_id) for h in hooks])
     )

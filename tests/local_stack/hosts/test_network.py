@@ -12,14 +12,23 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from ray.autoscaler.tags import TAG_RAY_NODE_KIND, TAG_RAY_USER_NODE_TYPE
 
 from kuberay.render import manifest_documents
 from kuberay.validation.network_rules import Endpoint
 from kuberay.values_files import values_from_dict
 from local_stack.hosts import firewall
 from local_stack.hosts.netns import NamespaceLoop, in_namespace
-from local_stack.hosts.network import STATE_DIR, Network, namespaces, sweep_stale
+from local_stack.hosts.network import (
+    STATE_DIR,
+    Network,
+    namespace_pids,
+    namespaces,
+    sweep_stale,
+)
+from local_stack.hosts.node_provider import HostNodeProvider, WorkerPods, write_state
 from local_stack.hosts.services import probe_from
+from local_stack.hosts.traffic import wait_until
 
 LISTEN = {"head": [6379, 8265, 8077, 44217], "w1": [8000, 8077, 12345, 8080], "db": [5432]}
 
@@ -167,6 +176,51 @@ def test_a_namespace_loop_talks_from_its_host(net: Network) -> None:
         assert loop.run(connect(), timeout_s=5)
     finally:
         loop.stop()
+
+
+def test_the_autoscalers_workers_are_pods_the_operator_runs(net: Network, tmp_path) -> None:
+    """The node provider (in the head's monitor) only records which spare hosts should run a
+    worker; ``WorkerPods`` (outside every host, as KubeRay's operator and the kubelet are)
+    starts and stops their containers. So a worker does not die with the head, a new monitor
+    (a restarted head) still lists it, and a terminated host is free for a new pod."""
+    spare = net.add_host("spare")
+    state = tmp_path / "autoscaler-state.json"
+    slot = {"ip": spare.ip, "namespace": spare.namespace, "argv": ["sleep", "300"],
+            "env": {"PATH": "/usr/bin:/bin"}, "log": str(tmp_path / "spare.log")}  # fmt: skip
+    write_state(state, net.hosts["head"].ip, {"spare": slot})
+    config = {"state_path": str(state), "head_node_type": "head"}
+    pods = WorkerPods(state)
+
+    def in_spare(pid: int | None) -> bool:  # ``ip netns exec`` enters it a moment after start
+        return bool(wait_until(lambda: pid in namespace_pids(spare.namespace), 10, 0.1))
+
+    try:
+        provider = HostNodeProvider(config, "c")
+        provider.create_node({}, {TAG_RAY_USER_NODE_TYPE: "pools"}, 2)  # one spare host only
+        assert provider.non_terminated_nodes({TAG_RAY_NODE_KIND: "worker"}) == ["spare"]
+        assert not namespace_pids(spare.namespace)  # the provider starts nothing itself
+        pods.reconcile()
+        first = pods.pods["spare"]
+        assert first.running() and in_spare(first.pid)
+
+        restarted = HostNodeProvider(config, "c")  # a new monitor: the head restarted
+        assert restarted.non_terminated_nodes({}) == ["head", "spare"]
+        restarted.create_node({}, {}, 1)  # no free host while the worker is wanted
+        pods.reconcile()
+        assert pods.pods["spare"] is first and first.running()  # the same pod, untouched
+
+        restarted.terminate_node("spare")  # e.g. no raylet heartbeat for 30 s
+        assert restarted.non_terminated_nodes({}) == ["head"]
+        restarted.create_node({}, {}, 1)  # the host is free again: a new pod
+        pods.reconcile()
+        second = pods.pods["spare"]
+        assert not first.running() and second.running() and in_spare(second.pid)
+        assert first.pid not in namespace_pids(spare.namespace)
+        restarted.terminate_node("spare")
+        pods.reconcile()
+        assert not namespace_pids(spare.namespace) and not pods.pods
+    finally:
+        pods.stop()
 
 
 def test_stale_runs_are_swept_and_live_ones_kept(net: Network) -> None:
