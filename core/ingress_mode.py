@@ -52,20 +52,9 @@ LOG_ROTATION = {
 }
 
 
-# Ray starts its worker processes, the Ingress and Dispatcher replicas included, at niceness 15
-# (RAY_worker_niceness), below PostgreSQL, the raylet and the GCS (0): on a busy node the Ingress,
-# which acknowledges webhooks, gets 36/1024 of the CPU weight of each of them. At 0 it competes
-# as their equal, while the pipeline-only processes still step back to AI_AGENTS_PIPELINE_NICE
-# themselves (pipeline/dispatch/process_priority.py).
-WORKER_PRIORITY = {"RAY_worker_niceness": "0"}
-# What every Ray node of ours starts with: `ai-agents serve`'s local cluster, the rendered pods.
-RAY_NODE_ENVIRONMENT = {**LOG_ROTATION, **WORKER_PRIORITY}
-
-
-def apply_ray_node_environment() -> None:
-    """Export ``RAY_NODE_ENVIRONMENT`` for the Ray this process starts; variables the operator
-    already set win."""
-    for key, value in RAY_NODE_ENVIRONMENT.items():
+def apply_log_rotation() -> None:
+    """Export the rotation variables; ones the operator already set win."""
+    for key, value in LOG_ROTATION.items():
         os.environ.setdefault(key, value)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from unittest import mock
 
 from actors.deployment_options import APP_NAME
-from core.ingress_mode import apply_ray_node_environment, haproxy_private_environment
+from core.ingress_mode import apply_log_rotation, haproxy_private_environment
 from core.ports import free_port
 from local_stack.environment import apply_environment
 
@@ -133,14 +133,13 @@ def start_ray(**init_kwargs: Any) -> Any:
     where a Ray Job's driver looks for the cluster to join, and without it the driver joins
     any Ray cluster whose raylet runs on the machine. Joining an existing
     cluster (``RAY_ADDRESS``) starts no agent, and the port is then unused. Every log file of
-    the cluster rotates and its workers start at the default priority
-    (``core.ingress_mode.RAY_NODE_ENVIRONMENT``)."""
+    the cluster rotates (``core.ingress_mode.LOG_ROTATION``)."""
     import ray
     from ray._private.worker import RayContext
 
     local = init_kwargs.get("address") == "local"
     own_interpreter_first_on_path()
-    apply_ray_node_environment()  # Ray's processes, replicas included, inherit it from here
+    apply_log_rotation()  # Ray's processes, replicas included, inherit it from here
     with (
         _dashboard_agent_port(free_port()),
         _loopback_node() if local else contextlib.nullcontext(),

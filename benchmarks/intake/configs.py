@@ -129,9 +129,9 @@ CONFIGS = {
             backlog=True,
         ),
         Config(
-            "busy-pipeline-ray-nice15",
-            "busy-pipeline, RAY_worker_niceness=15 (Ray's default): the Ingress below PostgreSQL",
-            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "RAY_worker_niceness": "15"},
+            "busy-pipeline-ingress-nice0",
+            "busy-pipeline, RAY_worker_niceness=0: the Ingress at the default priority",
+            env={**HA, **TPUT, "RAY_SERVE_LOG_TO_STDERR": "1", "RAY_worker_niceness": "0"},
             auth="token",
             graph="full",
             backlog=True,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.ingress_mode import HAPROXY_FLAGS, RAY_NODE_ENVIRONMENT
+from core.ingress_mode import HAPROXY_FLAGS, LOG_ROTATION
 from kuberay.manifests import pod_security
 from kuberay.manifests.ray_ports import (
     AUTOSCALER_METRICS_PORT,
@@ -92,7 +92,7 @@ HAPROXY_LAUNCHER = "/usr/local/bin/ai-agents-haproxy"
 def container_env(values: Values) -> list[dict[str, Any]]:
     """Non-secret env (Ray's log rotation, the cluster's networks, the ingress mode's flags, then
     values.env, which wins) and where the secrets' files are; sorted by name."""
-    plain = {**RAY_NODE_ENVIRONMENT, **values.cluster_network.environment()}
+    plain = {**LOG_ROTATION, **values.cluster_network.environment()}
     if values.serve.ingress_mode == "haproxy":
         plain.update(HAPROXY_FLAGS, RAY_SERVE_HAPROXY_BINARY_PATH=HAPROXY_LAUNCHER)
     secrets_dir = {pod_security.SECRETS_DIR_VARIABLE: pod_security.SECRETS_DIR}

@@ -8,11 +8,10 @@ per-tenant rate-limiter actors) raises its own niceness once, when it starts; th
 Dispatcher and PostgreSQL keep the default priority. When the CPU is idle, nice costs nothing:
 the kernel only prefers the Ingress when both want the same core.
 
-Our Ray nodes start their worker processes, the Ingress replicas included, at niceness 0
-(``RAY_worker_niceness``, ``core.ingress_mode.WORKER_PRIORITY``; Ray's own default is 15, which
-would put the Ingress below PostgreSQL and the raylet). ``AI_AGENTS_PIPELINE_NICE`` (0-19,
-default 19) puts the pipeline below that, so when both want a core the kernel gives the Ingress
-1024/15 = 68 times the share of each pipeline process (CFS weights). Niceness
+Ray starts every worker process, the Ingress replicas included, at niceness 15
+(``RAY_worker_niceness``); ``AI_AGENTS_PIPELINE_NICE`` (0-19, default 19; anything at or below
+15 changes nothing under Ray) puts the pipeline below that, so when both want a core the kernel
+gives the Ingress 36/15 = 2.4 times the share of each pipeline process (CFS weights). Niceness
 can only be raised without privileges, never lowered back, and applies to the whole process —
 this is why it is called from the constructors of pipeline-only deployments and actors and
 nowhere else.

@@ -1,6 +1,5 @@
 """Ray rotates a worker's stdout/stderr (where a replica's JSON log lines go) only when
-RAY_ROTATION_MAX_BYTES is in the environment of the process that starts Ray; its workers start at
-niceness 0 only when RAY_worker_niceness says so."""
+RAY_ROTATION_MAX_BYTES is in the environment of the process that starts Ray."""
 
 from __future__ import annotations
 
@@ -8,17 +7,15 @@ import os
 
 import pytest
 
-from core.ingress_mode import LOG_ROTATION, apply_ray_node_environment
+from core.ingress_mode import LOG_ROTATION, apply_log_rotation
 
 
 def test_rotation_is_exported_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RAY_ROTATION_MAX_BYTES", raising=False)
-    monkeypatch.delenv("RAY_worker_niceness", raising=False)
     monkeypatch.setenv("RAY_ROTATION_BACKUP_COUNT", "9")
-    apply_ray_node_environment()
+    apply_log_rotation()
     assert os.environ["RAY_ROTATION_MAX_BYTES"] == LOG_ROTATION["RAY_ROTATION_MAX_BYTES"]
     assert os.environ["RAY_ROTATION_BACKUP_COUNT"] == "9"  # the operator's value wins
-    assert os.environ["RAY_worker_niceness"] == "0"  # noqa: SIM112 - Ray's own spelling
     assert (
         int(LOG_ROTATION["RAY_ROTATION_MAX_BYTES"])
         * (1 + int(LOG_ROTATION["RAY_ROTATION_BACKUP_COUNT"]))

@@ -450,9 +450,7 @@ def test_the_clusters_own_ranges_are_refused_sdp_addresses_and_its_pods_trusted_
         values_from_dict({"clusterNetwork": {"podCidrs": ["10.244.0.0/33"]}})
 
 
-def test_every_ray_container_rotates_logs_runs_workers_at_nice_0_and_the_operator_may_change_it(
-    default_render,
-):
+def test_every_ray_container_rotates_its_logs_and_the_operator_may_change_it(default_render):
     def plain_env(rendered):
         containers = (t["spec"]["containers"][0] for t in pod_templates(rayservice(rendered)))
         return [{e["name"]: e.get("value") for e in c["env"] if "value" in e} for c in containers]
@@ -460,7 +458,6 @@ def test_every_ray_container_rotates_logs_runs_workers_at_nice_0_and_the_operato
     for env in plain_env(default_render):  # head and worker group: workers' logs rotate too
         assert env["RAY_ROTATION_MAX_BYTES"] == LOG_ROTATION["RAY_ROTATION_MAX_BYTES"]
         assert env["RAY_ROTATION_BACKUP_COUNT"] == LOG_ROTATION["RAY_ROTATION_BACKUP_COUNT"]
-        assert env["RAY_worker_niceness"] == "0"  # the Ingress as PostgreSQL's equal
     rendered = render(values_from_dict({"env": {"RAY_ROTATION_MAX_BYTES": "1048576"}}))
     assert all(env["RAY_ROTATION_MAX_BYTES"] == "1048576" for env in plain_env(rendered))
 
